@@ -1,0 +1,97 @@
+"""Configuration passed in by callers; nothing here reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rm_trainer.data import DEFAULT_STRENGTH_MARGINS
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fit a reward model.
+
+    ``tier`` "fast": the frozen ``backbone`` embeds each text once (cached by text hash under
+    ``embedding_cache_dir``), then an ensemble of ``ensemble_size`` small heads is refit, each
+    with its own seed and bootstrap sample. ``tier`` "full": the whole encoder is fine-tuned,
+    warm-started from ``warm_start`` (a previous full checkpoint folder) or from ``backbone``.
+    """
+
+    backbone: str  # a local folder with a transformers encoder
+    tier: str = "fast"  # "fast" | "full"
+    ensemble_size: int = 5
+    head_hidden: int = 256
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-2
+    full_epochs: int = 1
+    full_batch_size: int = 16
+    full_learning_rate: float = 2e-5
+    max_length: int = 256
+    validation_fraction: float = 0.1
+    seed: int = 0
+    strength_margins: tuple[float, float, float] = DEFAULT_STRENGTH_MARGINS
+    use_margin: bool = True
+    warm_start: str | None = None
+    embedding_cache_dir: str | None = None
+    device: str = "auto"
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tier not in ("fast", "full"):
+            raise ValueError(f"tier must be 'fast' or 'full', got {self.tier!r}")
+        if self.ensemble_size < 1:
+            raise ValueError("ensemble_size must be at least 1")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError("validation_fraction must be within [0, 1)")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How the policy samples candidate responses."""
+
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.1
+    batch_size: int = 8
+    max_prompt_tokens: int = 512
+    seed: int = 0
+    system_prompt: str = "You are a helpful, polite customer-service agent. Answer briefly and concretely."
+    device: str = "auto"
+    bf16: bool = True
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """How a DPO run fine-tunes the generator with LoRA adapters."""
+
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: int = 1
+    batch_size: int = 4
+    max_length: int = 384
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    eval_prompts: int = 16
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How to choose which pair of candidates to show raters."""
+
+    strategy: str = "uncertain"  # "uncertain" | "thompson" | "best_vs_worst" | "random"
+    diversity: float = 0.9  # max cosine similarity between pairs chosen in one batch
+    seed: int = 0
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("uncertain", "thompson", "best_vs_worst", "random"):
+            raise ValueError(f"unknown selection strategy {self.strategy!r}")

@@ -1,0 +1,99 @@
+"""Versioned, immutable checkpoint folders.
+
+A version is written under a temporary name inside its kind's folder and renamed into place
+once complete, so a reader sees either nothing or the whole folder. After the rename its files
+are made read-only; a version is never modified again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+MANIFEST = "manifest.json"
+
+
+class CheckpointStore:
+    """A folder of checkpoint versions, one sub-folder per kind ("reward", "policy", ...)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, kind: str, name: str) -> Path:
+        """Return the folder of version ``name`` of ``kind`` (which may not exist)."""
+        _check_name(kind)
+        _check_name(name)
+        return self.root / kind / name
+
+    def write(self, kind: str, name: str, manifest: dict[str, Any], write: Callable[[Path], None]) -> Path:
+        """Create version ``name``: ``write`` fills a temporary folder, which is then renamed.
+
+        Raise FileExistsError if the version exists; a failed ``write`` leaves nothing behind.
+        """
+        final = self.path(kind, name)
+        if final.exists():
+            raise FileExistsError(f"checkpoint {kind}/{name} already exists")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            write(tmp)
+            manifest_path = tmp / MANIFEST
+            manifest_path.write_text(json.dumps({"kind": kind, "name": name, **manifest}, indent=2, sort_keys=True, default=str))
+            for file in tmp.rglob("*"):
+                if file.is_file():
+                    _fsync(file)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _make_read_only(final)
+        return final
+
+    def manifest(self, kind: str, name: str) -> dict[str, Any]:
+        """Return the manifest of an existing version."""
+        return read_manifest(self.path(kind, name))
+
+    def names(self, kind: str) -> list[str]:
+        """Return the complete versions of ``kind``, sorted by name."""
+        folder = self.root / kind
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists())
+
+    def remove_partial(self, kind: str) -> int:
+        """Delete temporary folders left by writers that died; return how many."""
+        folder = self.root / kind
+        removed = 0
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name.startswith(".tmp-"):
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed += 1
+        return removed
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the manifest of the checkpoint in ``folder``."""
+    return json.loads((Path(folder) / MANIFEST).read_text())
+
+
+def _check_name(name: str) -> None:
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..",):
+        raise ValueError(f"invalid checkpoint name {name!r}")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _make_read_only(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
