@@ -1,0 +1,271 @@
+"""Django admin: every model, with search and filters, plus import and export pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from feedback_app import training_bridge
+from feedback_app.models import (
+    Assignment,
+    AuditEntry,
+    Comparison,
+    ImportBatch,
+    PolicyVersion,
+    PreferenceLabel,
+    Profile,
+    Prompt,
+    Response,
+    RewardModelVersion,
+    Role,
+    Tag,
+    TrainingRun,
+)
+from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
+from feedback_app.services.accounts import role_group_sync
+from feedback_app.services.import_parsing import ImportValidationError
+from feedback_app.services.imports import DuplicateImport, preferences_import, prompts_import
+from feedback_app.views.streaming import streaming_download
+
+User = get_user_model()
+admin.site.site_header = "Feedback studio administration"
+admin.site.site_title = "Feedback studio"
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    readonly_fields = ["pseudonym"]
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StudioUserAdmin(UserAdmin):
+    inlines = [ProfileInline]
+    list_display = ["username", "email", "role", "is_active", "last_login"]
+    list_filter = ["profile__role", "is_active", "is_staff"]
+
+    @admin.display(description="role", ordering="profile__role")
+    def role(self, user):
+        return getattr(getattr(user, "profile", None), "role", "superuser" if user.is_superuser else "")
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        profile = Profile.objects.filter(user=form.instance).first()
+        if profile is not None:
+            role_group_sync(user=form.instance, role=Role(profile.role))
+
+
+class ImportForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("prompts", "Prompts (with optional responses)"), ("preferences", "Labelled preferences (TRL or HH)")])
+    file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8.")
+    required_labels = forms.IntegerField(min_value=1, required=False, help_text="Labels each new comparison needs (prompts only).")
+    allow_duplicate = forms.BooleanField(required=False, help_text="Import a file whose content was imported before.")
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="trl")
+    date_from = forms.DateTimeField(required=False, help_text="YYYY-MM-DD [HH:MM]")
+    date_to = forms.DateTimeField(required=False)
+    rater = forms.CharField(required=False, help_text="Username or pseudonym.")
+    tags = forms.CharField(required=False, help_text="Comma-separated.")
+    exclude_flagged = forms.BooleanField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] >= data["date_to"]:
+            self.add_error("date_to", "must be after the start date")
+        return data
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "short_text", "source", "n_responses", "created_at"]
+    list_filter = ["source", "tags", "created_at"]
+    search_fields = ["text", "metadata"]
+    filter_horizontal = ["tags"]
+    readonly_fields = ["import_batch", "created_at"]
+    change_list_template = "admin/feedback_app/prompt/change_list.html"
+
+    @admin.display(description="text")
+    def short_text(self, prompt):
+        return str(prompt)
+
+    @admin.display(description="responses")
+    def n_responses(self, prompt):
+        return prompt.responses.count()
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="feedback_app_prompt_import"), *super().get_urls()]
+
+    def import_view(self, request):
+        if not user_has_role(user=request.user, roles=(Role.ADMIN,)):
+            raise PermissionDenied("only admins import")
+        form = ImportForm(request.POST or None, request.FILES or None)
+        errors = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            data = upload.read()
+            try:
+                if form.cleaned_data["kind"] == "prompts":
+                    batch = prompts_import(data=data, filename=upload.name, user=request.user, required_labels=form.cleaned_data["required_labels"],
+                                           allow_duplicate=form.cleaned_data["allow_duplicate"])
+                else:
+                    batch = preferences_import(data=data, filename=upload.name, user=request.user, split_hh=training_bridge.split_hh_dialogue,
+                                               allow_duplicate=form.cleaned_data["allow_duplicate"])
+            except ImportValidationError as exc:
+                errors = [str(e) for e in exc.errors]
+                messages.error(request, f"{upload.name}: {exc.total} problem(s); nothing was imported.")
+            except DuplicateImport as exc:
+                messages.error(request, str(exc))
+            else:
+                summary = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in batch.counts.items())
+                messages.success(request, f"Imported {upload.name}: {summary}.")
+                return redirect("admin:feedback_app_importbatch_change", batch.pk)
+        context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "errors": errors,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/feedback_app/import.html", context)
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt_id", "__str__", "policy_version", "created_at"]
+    list_filter = ["policy_version"]
+    search_fields = ["text"]
+    raw_id_fields = ["prompt"]
+
+
+class AssignmentInline(admin.TabularInline):
+    model = Assignment
+    extra = 0
+    readonly_fields = ["rater", "a_on_left", "status", "leased_at", "lease_expires_at", "finished_at"]
+    can_delete = False
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "status", "kind", "label_count", "required_labels", "is_gold", "selection_strategy", "created_at"]
+    list_filter = ["status", "kind", "is_gold", "selection_strategy", "policy_version", "reward_model_version"]
+    search_fields = ["prompt__text", "response_a__text", "response_b__text"]
+    raw_id_fields = ["prompt", "response_a", "response_b", "import_batch"]
+    readonly_fields = ["label_count", "created_at", "completed_at"]
+    inlines = [AssignmentInline]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison_id", "rater", "status", "a_on_left", "leased_at", "lease_expires_at"]
+    list_filter = ["status", "leased_at"]
+    search_fields = ["rater__username", "comparison__prompt__text"]
+    raw_id_fields = ["comparison", "rater"]
+
+
+@admin.register(PreferenceLabel)
+class PreferenceLabelAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison_id", "rater", "winner", "strength", "flag_list", "time_on_task_ms", "created_at"]
+    list_filter = ["winner", "strength", "created_at", "import_batch"]
+    search_fields = ["rater__username", "rater__profile__pseudonym", "rationale", "comparison__prompt__text"]
+    raw_id_fields = ["comparison", "rater", "assignment", "import_batch"]
+    readonly_fields = ["created_at"]
+    change_list_template = "admin/feedback_app/preferencelabel/change_list.html"
+
+    @admin.display(description="flags")
+    def flag_list(self, label):
+        return ", ".join(label.flags)
+
+    def get_urls(self):
+        return [path("export/", self.admin_site.admin_view(self.export_view), name="feedback_app_preferencelabel_export"), *super().get_urls()]
+
+    def export_view(self, request):
+        if not user_has_role(user=request.user, roles=(Role.RESEARCHER, Role.ADMIN)):
+            raise PermissionDenied("only researchers and admins export")
+        form = ExportForm(request.GET or None)
+        if request.GET and form.is_valid():
+            data = form.cleaned_data
+            filters = ExportFilters(
+                date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"].strip(),
+                tags=tuple(t.strip() for t in data["tags"].split(",") if t.strip()), exclude_flagged=data["exclude_flagged"],
+            )
+            fmt = data["format"]
+            filename = f"preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+            return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
+        context = {**self.admin_site.each_context(request), "title": "Export preferences", "form": form, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/feedback_app/export.html", context)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "filename", "created_by", "created_at", "counts"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["filename", "sha256"]
+    readonly_fields = ["kind", "filename", "sha256", "created_by", "created_at", "counts"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor", "action", "target"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["action", "target", "actor__username"]
+    readonly_fields = ["actor", "action", "target", "details", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class _VersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "parent", "accuracy", "created_at", "activated_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["name", "path"]
+    readonly_fields = ["name", "path", "parent", "metrics", "manifest", "created_at", "activated_at"]
+
+    @admin.display(description="val. accuracy")
+    def accuracy(self, version):
+        value = version.metrics.get("val_accuracy")
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+@admin.register(RewardModelVersion)
+class RewardModelVersionAdmin(_VersionAdmin):
+    list_display = ["name", "status", "tier", "parent", "accuracy", "created_at", "activated_at"]
+    list_filter = ["status", "tier", "created_at"]
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(_VersionAdmin):
+    list_display = ["name", "status", "selection_strategy", "parent", "created_at", "activated_at"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "trigger", "requested_by", "progress_summary", "created_at", "finished_at"]
+    list_filter = ["kind", "status", "trigger", "created_at"]
+    search_fields = ["error", "worker"]
+    readonly_fields = ["status", "progress", "metrics", "reward_model_version", "policy_version", "error", "worker",
+                       "created_at", "started_at", "heartbeat_at", "finished_at", "requested_by"]
+
+    @admin.display(description="progress")
+    def progress_summary(self, run):
+        p = run.progress or {}
+        if not p:
+            return "–"
+        parts = [f"step {p.get('step')}/{p.get('total_steps')}" if p.get("total_steps") else "", f"loss {p['loss']:.3f}" if isinstance(p.get("loss"), float) else ""]
+        return format_html("{}", " · ".join(x for x in parts if x) or p.get("phase", ""))

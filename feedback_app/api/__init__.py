@@ -1,0 +1,1 @@
+"""The JSON API (DRF), version 1."""

@@ -1,0 +1,129 @@
+"""Request and response shapes of the API."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from feedback_app.models import Assignment, PreferenceLabel
+from feedback_app.models.labels import winner_to_side
+from feedback_app.selectors.exports import FORMATS
+from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, LabelSubmission
+
+
+class ResponseSideSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class NextComparisonSerializer(serializers.Serializer):
+    """A leased comparison as the rater sees it."""
+
+    id = serializers.IntegerField()
+    prompt = serializers.CharField()
+    context = serializers.ListField(child=serializers.DictField())
+    left = ResponseSideSerializer()
+    right = ResponseSideSerializer()
+    lease_expires_at = serializers.DateTimeField()
+
+    @staticmethod
+    def from_assignment(assignment: Assignment) -> dict:
+        c = assignment.comparison
+        left, right = (c.response_a, c.response_b) if assignment.a_on_left else (c.response_b, c.response_a)
+        return {
+            "id": c.pk,
+            "prompt": c.prompt.text,
+            "context": c.prompt.context,
+            "left": {"id": left.pk, "text": left.text},
+            "right": {"id": right.pk, "text": right.text},
+            "lease_expires_at": assignment.lease_expires_at,
+        }
+
+
+class LabelRequestSerializer(serializers.Serializer):
+    choice = serializers.ChoiceField(choices=CHOICES)
+    strength = serializers.IntegerField(min_value=1, max_value=3, default=2)
+    criteria = serializers.DictField(child=serializers.ChoiceField(choices=CRITERION_CHOICES), required=False, default=dict)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="", trim_whitespace=True)
+    flags = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=10)
+    edited_text = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="", trim_whitespace=False)
+    time_on_task_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True, default=None)
+
+    def validate_criteria(self, value: dict) -> dict:
+        unknown = sorted(set(value) - set(settings.LABEL_CRITERIA))
+        if unknown:
+            raise serializers.ValidationError(f"unknown criteria {unknown}; expected some of {settings.LABEL_CRITERIA}")
+        return value
+
+    def validate_flags(self, value: list) -> list:
+        unknown = sorted(set(value) - set(settings.LABEL_FLAGS))
+        if unknown:
+            raise serializers.ValidationError(f"unknown flags {unknown}; expected some of {settings.LABEL_FLAGS}")
+        return value
+
+    def submission(self) -> LabelSubmission:
+        data = self.validated_data
+        return LabelSubmission(
+            choice=data["choice"], strength=data["strength"], criteria=data["criteria"], rationale=data["rationale"],
+            flags=tuple(data["flags"]), edited_text=data["edited_text"], time_on_task_ms=data["time_on_task_ms"],
+        )
+
+
+class LabelSerializer(serializers.Serializer):
+    """A stored label, in the terms of the side its rater saw."""
+
+    id = serializers.IntegerField()
+    comparison_id = serializers.IntegerField()
+    choice = serializers.CharField()
+    winner_response_id = serializers.IntegerField(allow_null=True)
+    strength = serializers.IntegerField()
+    criteria = serializers.DictField()
+    rationale = serializers.CharField()
+    flags = serializers.ListField(child=serializers.CharField())
+    time_on_task_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    @staticmethod
+    def from_label(label: PreferenceLabel) -> dict:
+        a_on_left = bool(label.a_on_left)
+        c = label.comparison
+        winner_id = {"a": c.response_a_id, "b": c.response_b_id}.get(label.winner)
+        return {
+            "id": label.pk,
+            "comparison_id": label.comparison_id,
+            "choice": winner_to_side(label.winner, a_on_left=a_on_left),
+            "winner_response_id": winner_id,
+            "strength": label.strength,
+            "criteria": {k: winner_to_side(v, a_on_left=a_on_left) for k, v in label.criteria.items()},
+            "rationale": label.rationale,
+            "flags": label.flags,
+            "time_on_task_ms": label.time_on_task_ms,
+            "created_at": label.created_at,
+        }
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=FORMATS, default="trl")
+    date_from = serializers.DateTimeField(required=False)
+    date_to = serializers.DateTimeField(required=False)
+    rater = serializers.CharField(required=False, default="")
+    tags = serializers.CharField(required=False, default="", help_text="Comma-separated tag names.")
+    exclude_flagged = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, data):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] >= data["date_to"]:
+            raise serializers.ValidationError({"date_to": "must be after date_from"})
+        return data
+
+
+class PromptInSerializer(serializers.Serializer):
+    """One prompt to import; the same shape as a line of an import file."""
+
+    prompt = serializers.CharField(trim_whitespace=False)
+    context = serializers.ListField(child=serializers.JSONField(), required=False)
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False)
+    metadata = serializers.DictField(required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ImportBatchSerializer(serializers.Serializer):
+    import_batch = serializers.IntegerField()
+    counts = serializers.DictField()

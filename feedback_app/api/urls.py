@@ -1,0 +1,17 @@
+"""API URLs, under /api/."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from feedback_app.api import views
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
+    path("v1/comparisons/<int:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
+    path("v1/comparisons/<int:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),
+    path("v1/export/preferences/", views.ExportPreferencesView.as_view(), name="api-export-preferences"),
+    path("v1/prompts/", views.PromptsBulkView.as_view(), name="api-prompts"),
+]

@@ -1,0 +1,153 @@
+"""API endpoints: check, call a service or selector, respond."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback_app.api.permissions import IsAdmin, IsLabeler, IsResearcher
+from feedback_app.api.serializers import (
+    ExportQuerySerializer,
+    ImportBatchSerializer,
+    LabelRequestSerializer,
+    LabelSerializer,
+    NextComparisonSerializer,
+    PromptInSerializer,
+)
+from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, ExportFilters, export_stream
+from feedback_app.services.import_parsing import ImportValidationError, parse_prompt_items
+from feedback_app.services.imports import DuplicateImport, prompt_records_import
+from feedback_app.services.labeling import (
+    ComparisonNotFound,
+    LabelConflict,
+    NotLeased,
+    assignment_lease_next,
+    assignment_skip,
+    label_record,
+)
+from feedback_app.views.streaming import streaming_download
+
+
+class NextComparisonView(APIView):
+    permission_classes = [IsLabeler]
+
+    @extend_schema(
+        summary="Lease the next comparison",
+        responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing is left for this rater.")},
+    )
+    def get(self, request: Request) -> Response:
+        assignment = assignment_lease_next(rater=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(NextComparisonSerializer.from_assignment(assignment))
+
+
+class LabelView(APIView):
+    permission_classes = [IsLabeler]
+
+    @extend_schema(
+        summary="Label a leased comparison",
+        request=LabelRequestSerializer,
+        responses={
+            201: LabelSerializer,
+            200: OpenApiResponse(LabelSerializer, description="The same label was submitted before; it is returned."),
+            400: OpenApiResponse(description="A field is invalid; the body names it."),
+            404: OpenApiResponse(description="No such comparison."),
+            409: OpenApiResponse(description="A different label exists, or the comparison is not leased to you."),
+        },
+    )
+    def post(self, request: Request, comparison_id: int) -> Response:
+        serializer = LabelRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            label, created = label_record(rater=request.user, comparison_id=comparison_id, submission=serializer.submission())
+        except ComparisonNotFound as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        except LabelConflict as exc:
+            return Response({"detail": str(exc), "label": LabelSerializer.from_label(exc.label)}, status=status.HTTP_409_CONFLICT)
+        except NotLeased as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(LabelSerializer.from_label(label), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipView(APIView):
+    permission_classes = [IsLabeler]
+
+    @extend_schema(summary="Give a leased comparison back", request=None, responses={204: None, 409: OpenApiResponse(description="Not leased to you.")})
+    def post(self, request: Request, comparison_id: int) -> Response:
+        try:
+            assignment_skip(rater=request.user, comparison_id=comparison_id)
+        except NotLeased as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExportPreferencesView(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(
+        summary="Download the collected preferences",
+        parameters=[ExportQuerySerializer],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request):
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        filters = ExportFilters(
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            rater=data["rater"],
+            tags=tuple(t.strip() for t in data["tags"].split(",") if t.strip()),
+            exclude_flagged=data["exclude_flagged"],
+        )
+        fmt = data["format"]
+        filename = f"preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+        return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
+
+
+class PromptsBulkView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        summary="Import prompts (bulk); all or nothing",
+        request=PromptInSerializer(many=True),
+        parameters=[
+            OpenApiParameter("required_labels", int, description="Labels each new comparison needs."),
+            OpenApiParameter("allow_duplicate", bool, description="Import a body identical to an earlier one again."),
+        ],
+        responses={201: ImportBatchSerializer, 400: OpenApiResponse(description="Errors, each naming the item and field."),
+                   409: OpenApiResponse(description="The same body was imported before.")},
+    )
+    def post(self, request: Request) -> Response:
+        items = request.data.get("prompts") if isinstance(request.data, dict) else request.data
+        if not isinstance(items, list):
+            return Response({"detail": "expected a JSON list of prompts (or {\"prompts\": [...]})"}, status=status.HTTP_400_BAD_REQUEST)
+        required = request.query_params.get("required_labels", "")
+        if required and (not required.isdigit() or int(required) < 1):
+            return Response({"required_labels": ["must be a whole number of at least 1"]}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            records = parse_prompt_items(items)
+            batch = prompt_records_import(
+                records=records,
+                filename="api",
+                sha256=hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest(),
+                user=request.user,
+                required_labels=int(required) if required else None,
+                source="api",
+                allow_duplicate=request.query_params.get("allow_duplicate") in ("1", "true"),
+            )
+        except ImportValidationError as exc:
+            return Response({"detail": f"{exc.total} problem(s); nothing was imported", "errors": [str(e) for e in exc.errors]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        except DuplicateImport as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"import_batch": batch.pk, "counts": batch.counts}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,65 @@
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from feedback_app.selectors.exports import FORMATS, ExportFilters, export_stream
+
+
+class Command(BaseCommand):
+    help = "Export preferences: trl (decided pairs), raw (every label), csv or parquet (raw rows). OUT '-' writes to stdout."
+
+    def add_arguments(self, parser):
+        parser.add_argument("out", help="Output file, or - for standard output.")
+        parser.add_argument("--format", dest="fmt", choices=FORMATS, default="trl")
+        parser.add_argument("--from", dest="date_from", help="Labels given at or after this date or datetime (ISO 8601).")
+        parser.add_argument("--to", dest="date_to", help="Labels given before this date or datetime (ISO 8601).")
+        parser.add_argument("--rater", default="", help="Only this rater (username or pseudonym).")
+        parser.add_argument("--tag", action="append", default=[], help="Only prompts with this tag; repeat for several.")
+        parser.add_argument("--exclude-flagged", action="store_true", help="Leave out labels flagged unsafe or private.")
+
+    def handle(self, *args, out: str, fmt: str, date_from, date_to, rater: str, tag: list[str], exclude_flagged: bool, **options):
+        filters = ExportFilters(
+            date_from=_when(date_from, "--from"), date_to=_when(date_to, "--to"), rater=rater,
+            tags=tuple(tag), exclude_flagged=exclude_flagged,
+        )
+        if out == "-":
+            for chunk in export_stream(fmt=fmt, filters=filters):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        path = Path(out)
+        tmp = path.with_name(f".{path.name}.partial")
+        written = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in export_stream(fmt=fmt, filters=filters):
+                    f.write(chunk)
+                    written += len(chunk)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.stderr.write(f"Wrote {written:,} bytes of {fmt} to {path}.")
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parse_datetime(value)
+        day = None if moment else parse_date(value)
+    except ValueError:
+        moment = day = None
+    if moment is None:
+        if day is None:
+            raise CommandError(f"{option} {value!r} is not an ISO 8601 date or datetime")
+        moment = datetime(day.year, day.month, day.day)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)

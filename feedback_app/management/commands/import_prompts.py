@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from feedback_app.services.import_parsing import ImportValidationError
+from feedback_app.services.imports import DuplicateImport, prompts_import
+
+
+class Command(BaseCommand):
+    help = "Import prompts (and any candidate responses) from a JSONL or CSV file; all of it or nothing."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--required-labels", type=int, default=None, help="Labels each comparison needs (default: LABELS_PER_COMPARISON).")
+        parser.add_argument("--allow-duplicate", action="store_true", help="Import a file whose content was imported before.")
+
+    def handle(self, *args, file: Path, required_labels: int | None, allow_duplicate: bool, **options):
+        if required_labels is not None and required_labels < 1:
+            raise CommandError("--required-labels must be at least 1")
+        data = _read(file)
+        try:
+            batch = prompts_import(data=data, filename=file.name, required_labels=required_labels, allow_duplicate=allow_duplicate)
+        except (ImportValidationError, DuplicateImport) as exc:
+            raise CommandError(f"{file}: nothing was imported. {exc}") from None
+        counts = batch.counts
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported {counts['prompts']} prompts, {counts['responses']} responses and {counts['comparisons']} comparisons "
+            f"from {file} (import batch {batch.pk}); {counts['awaiting_generation']} prompts await generated responses."
+        ))
+
+
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {file}: {exc.strerror}") from None

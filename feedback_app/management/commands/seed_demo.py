@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from feedback_app.models import ImportBatch, Role
+from feedback_app.services.imports import prompts_import
+from feedback_app.services.accounts import user_create
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "prompts.jsonl"
+DEMO_USERS = (("rater", Role.RATER), ("researcher", Role.RESEARCHER), ("admin", Role.ADMIN))
+
+
+class Command(BaseCommand):
+    help = "Create the demo users (passwords printed once) and import the demo prompts; does nothing twice."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        for username, role in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                continue
+            _, password, token = user_create(username=username, role=role)
+            self.stdout.write(self.style.WARNING(f"Demo {role.value:<10} user {username!r}  password: {password}  API token: {token}"))
+        data = DEMO_FILE.read_bytes()
+        if ImportBatch.objects.filter(filename=DEMO_FILE.name, kind=ImportBatch.Kind.PROMPTS, prompts__source="demo").exists():
+            return
+        batch = prompts_import(data=data, filename=DEMO_FILE.name, source="demo", allow_duplicate=True)
+        self.stdout.write(f"Imported the demo: {batch.counts['prompts']} prompts, {batch.counts['comparisons']} comparisons.")

@@ -1,0 +1,26 @@
+"""The data model, a module per domain."""
+
+from feedback_app.models.accounts import Profile, Role
+from feedback_app.models.audit import AuditEntry
+from feedback_app.models.comparisons import Assignment, Comparison
+from feedback_app.models.labels import PreferenceLabel, Winner
+from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
+from feedback_app.models.training import PolicyVersion, RewardModelVersion, TrainingRun, VersionStatus
+
+__all__ = [
+    "Assignment",
+    "AuditEntry",
+    "Comparison",
+    "ImportBatch",
+    "PolicyVersion",
+    "PreferenceLabel",
+    "Profile",
+    "Prompt",
+    "Response",
+    "RewardModelVersion",
+    "Role",
+    "Tag",
+    "TrainingRun",
+    "VersionStatus",
+    "Winner",
+]

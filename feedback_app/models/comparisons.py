@@ -1,0 +1,82 @@
+"""What raters are asked: a pair of responses, and who holds it for how long."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Comparison(models.Model):
+    """Two responses to one prompt, to be labelled by ``required_labels`` distinct raters."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETE = "complete", "Complete"
+        RETIRED = "retired", "Retired"
+
+    class Kind(models.TextChoices):
+        STANDARD = "standard", "Standard"
+        ARENA = "arena", "Arena (policy vs policy)"
+
+    prompt = models.ForeignKey("feedback_app.Prompt", on_delete=models.CASCADE, related_name="comparisons")
+    response_a = models.ForeignKey("feedback_app.Response", on_delete=models.CASCADE, related_name="+")
+    response_b = models.ForeignKey("feedback_app.Response", on_delete=models.CASCADE, related_name="+")
+    required_labels = models.PositiveSmallIntegerField(default=1)
+    # Kept equal to the number of PreferenceLabel rows from raters, under the row lock.
+    label_count = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
+    is_gold = models.BooleanField(default=False)
+    gold_winner = models.CharField(max_length=16, blank=True, default="")
+    # Provenance: what produced this pair.
+    policy_version = models.ForeignKey("feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reward_model_version = models.ForeignKey(
+        "feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    selection_strategy = models.CharField(max_length=32, blank=True, default="")
+    selection_score = models.FloatField(null=True, blank=True)
+    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["status", "id"], name="comparison_status_id")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_responses"),
+            models.CheckConstraint(condition=Q(label_count__lte=models.F("required_labels")), name="comparison_not_over_collected"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Comparison {self.pk} ({self.status}, {self.label_count}/{self.required_labels})"
+
+
+class Assignment(models.Model):
+    """A comparison leased to one rater, with the side each response was shown on.
+
+    A rater has at most one assignment per comparison, so nobody sees a comparison twice. A
+    lease that passed ``lease_expires_at`` without a label no longer holds a slot.
+    """
+
+    class Status(models.TextChoices):
+        LEASED = "leased", "Leased"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    a_on_left = models.BooleanField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
+    leased_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["comparison", "rater"], name="assignment_once_per_rater")]
+        indexes = [
+            models.Index(fields=["comparison", "status", "lease_expires_at"], name="assignment_slot"),
+            models.Index(fields=["rater", "status", "lease_expires_at"], name="assignment_rater_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.pk}: comparison {self.comparison_id} to {self.rater_id} ({self.status})"

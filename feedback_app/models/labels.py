@@ -1,0 +1,67 @@
+"""What raters said: one preference label per rater and comparison."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Winner(models.TextChoices):
+    """The verdict in terms of the underlying responses, never of the side they were shown on."""
+
+    A = "a", "Response A"
+    B = "b", "Response B"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+def side_to_winner(side: str, *, a_on_left: bool) -> str:
+    """Translate a choice made on screen ("left", "right", "tie", "both_bad") into response terms."""
+    if side == "left":
+        return Winner.A if a_on_left else Winner.B
+    if side == "right":
+        return Winner.B if a_on_left else Winner.A
+    return side
+
+
+def winner_to_side(winner: str, *, a_on_left: bool) -> str:
+    """Translate a verdict in response terms back into what the rater saw."""
+    if winner == Winner.A:
+        return "left" if a_on_left else "right"
+    if winner == Winner.B:
+        return "right" if a_on_left else "left"
+    return winner
+
+
+class PreferenceLabel(models.Model):
+    """A rater's judgement of a comparison.
+
+    Imported preferences have no rater and no assignment; they point at their import batch.
+    """
+
+    class Strength(models.IntegerChoices):
+        SLIGHTLY = 1, "Slightly better"
+        CLEARLY = 2, "Clearly better"
+        MUCH = 3, "Much better"
+
+    comparison = models.ForeignKey("feedback_app.Comparison", on_delete=models.CASCADE, related_name="labels")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
+    assignment = models.OneToOneField(
+        "feedback_app.Assignment", null=True, blank=True, on_delete=models.PROTECT, related_name="label"
+    )
+    winner = models.CharField(max_length=16, choices=Winner.choices)
+    strength = models.PositiveSmallIntegerField(choices=Strength.choices, default=Strength.CLEARLY)
+    # Per-criterion verdicts, also in terms of responses: {"helpfulness": "a", ...}.
+    criteria = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField(blank=True, default="")
+    flags = models.JSONField(default=list, blank=True)
+    edited_text = models.TextField(blank=True, default="")
+    a_on_left = models.BooleanField(null=True, blank=True)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["comparison", "rater"], name="label_once_per_rater")]
+
+    def __str__(self) -> str:
+        return f"Label {self.pk}: comparison {self.comparison_id} → {self.winner}"

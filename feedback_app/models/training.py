@@ -1,0 +1,93 @@
+"""The models the loop produces, and the runs that produce them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class VersionStatus(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class _Version(models.Model):
+    """An immutable checkpoint folder under MODEL_STORE, and what is known about it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    path = models.CharField(max_length=255, help_text="Folder relative to MODEL_STORE.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE, db_index=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+
+class RewardModelVersion(_Version):
+    tier = models.CharField(max_length=16, default="fast")
+    backbone = models.CharField(max_length=255, blank=True)
+    # The labels it learned from: {"first_label_id", "last_label_id", "n_pairs", ...}.
+    data_range = models.JSONField(default=dict, blank=True)
+
+    class Meta(_Version.Meta):
+        constraints = [models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_reward_model")]
+
+
+class PolicyVersion(_Version):
+    """A generator plus the reward model, sampling settings and pair-selection strategy it uses."""
+
+    generator = models.CharField(max_length=255, blank=True)
+    reward_model = models.ForeignKey(RewardModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sampling = models.JSONField(default=dict, blank=True)
+    selection_strategy = models.CharField(max_length=32, default="uncertain")
+
+    class Meta(_Version.Meta):
+        constraints = [models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_policy")]
+
+
+class TrainingRun(models.Model):
+    class Kind(models.TextChoices):
+        REWARD_FAST = "reward_fast", "Reward model, fast tier"
+        REWARD_FULL = "reward_full", "Reward model, full tier"
+        POLICY_DPO = "policy_dpo", "Policy, DPO"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual (admin)"
+        API = "api", "API"
+        CLI = "cli", "Command line"
+        AUTO = "auto", "Automatic (every N labels)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    reward_model_version = models.ForeignKey(RewardModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    policy_version = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} {self.kind} ({self.status})"

@@ -1,0 +1,3 @@
+"""Websocket URLs."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Reads: queries that views, the API and tasks share."""

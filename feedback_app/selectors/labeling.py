@@ -1,0 +1,62 @@
+"""What a rater can be given, and what they hold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from feedback_app.models import Assignment, Comparison, PreferenceLabel
+
+
+def _active_leases(now: datetime) -> QuerySet[Assignment]:
+    return Assignment.objects.filter(status=Assignment.Status.LEASED, lease_expires_at__gt=now)
+
+
+def active_lease_count(*, comparison_id: int, now: datetime) -> int:
+    """Return how many unexpired, unlabelled leases hold a slot of the comparison."""
+    return _active_leases(now).filter(comparison_id=comparison_id).count()
+
+
+def assignment_current_for_rater(*, rater, now: datetime) -> Assignment | None:
+    """Return the rater's oldest unexpired lease on an open comparison, if any."""
+    return (
+        _active_leases(now)
+        .filter(rater=rater, comparison__status=Comparison.Status.OPEN)
+        .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
+        .order_by("leased_at", "id")
+        .first()
+    )
+
+
+def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparison]:
+    """Return open comparisons the rater never held that still have a free slot, oldest first."""
+    leases = (
+        _active_leases(now)
+        .filter(comparison=OuterRef("pk"))
+        .order_by()
+        .values("comparison")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return (
+        Comparison.objects.filter(status=Comparison.Status.OPEN)
+        .exclude(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater)))
+        .annotate(leased=Coalesce(Subquery(leases, output_field=IntegerField()), Value(0)))
+        .filter(label_count__lt=F("required_labels") - F("leased"))
+        .order_by("id")
+    )
+
+
+def labels_today_count(*, rater) -> int:
+    """Return how many labels the rater gave since local midnight."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return PreferenceLabel.objects.filter(rater=rater, created_at__gte=start).count()
+
+
+def rater_has_undoable_label(*, rater, now: datetime, window_seconds: int) -> bool:
+    """Return whether the rater's last label may still be undone."""
+    last = PreferenceLabel.objects.filter(rater=rater).order_by("-created_at", "-id").values("created_at", "assignment_id").first()
+    return bool(last and last["assignment_id"] and (now - last["created_at"]).total_seconds() <= window_seconds)

@@ -1,0 +1,1 @@
+"""Writes: every change to the data goes through a function here."""

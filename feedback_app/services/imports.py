@@ -1,0 +1,166 @@
+"""Importing prompts, responses and already-labelled preferences; each file in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.db import transaction
+
+from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
+from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompts
+
+
+class DuplicateImport(Exception):
+    """The same file was imported before."""
+
+
+def comparison_pairs(n: int, *, seed: int = 0) -> list[tuple[int, int]]:
+    """Return which of ``n`` responses to pair: every pair up to 4 responses, else a shuffled cycle."""
+    if n < 2:
+        return []
+    if n <= 4:
+        return list(itertools.combinations(range(n), 2))
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [(order[i], order[(i + 1) % n]) for i in range(n)]
+
+
+def prompts_import(
+    *,
+    data: bytes,
+    filename: str,
+    user=None,
+    required_labels: int | None = None,
+    source: str | None = None,
+    allow_duplicate: bool = False,
+) -> ImportBatch:
+    """Import a prompts file (JSONL or CSV); all of it, or nothing and an ImportValidationError."""
+    records = parse_prompts(data, filename=filename)
+    return prompt_records_import(
+        records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user,
+        required_labels=required_labels, source=source or f"import:{filename}", allow_duplicate=allow_duplicate,
+    )
+
+
+@transaction.atomic
+def prompt_records_import(
+    *,
+    records: Sequence[PromptRecord],
+    filename: str,
+    sha256: str,
+    user=None,
+    required_labels: int | None = None,
+    source: str,
+    allow_duplicate: bool = False,
+) -> ImportBatch:
+    """Write validated prompt records, their responses and the comparisons between them."""
+    batch = _batch_create(kind=ImportBatch.Kind.PROMPTS, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    required = required_labels or settings.LABELS_PER_COMPARISON
+    prompts = Prompt.objects.bulk_create(
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source, import_batch=batch) for r in records]
+    )
+    _tags_attach(prompts, [r.tags for r in records])
+    responses = Response.objects.bulk_create(
+        [Response(prompt=p, text=text) for p, r in zip(prompts, records) for text in r.responses]
+    )
+    comparisons = []
+    offset = 0
+    for prompt, record in zip(prompts, records):
+        own = responses[offset : offset + len(record.responses)]
+        offset += len(record.responses)
+        for i, j in comparison_pairs(len(own), seed=prompt.pk):
+            comparisons.append(
+                Comparison(prompt=prompt, response_a=own[i], response_b=own[j], required_labels=required, import_batch=batch)
+            )
+    Comparison.objects.bulk_create(comparisons, batch_size=2000)
+    batch.counts = {"prompts": len(prompts), "responses": len(responses), "comparisons": len(comparisons),
+                    "awaiting_generation": sum(1 for r in records if not r.responses)}
+    batch.save(update_fields=["counts"])
+    return batch
+
+
+def preferences_import(*, data: bytes, filename: str, split_hh, user=None, allow_duplicate: bool = False) -> ImportBatch:
+    """Import labelled pairs (TRL or HH JSONL, or CSV); all of them, or nothing."""
+    records = parse_preferences(data, filename=filename, split_hh=split_hh)
+    return preference_records_import(
+        records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user, allow_duplicate=allow_duplicate
+    )
+
+
+@transaction.atomic
+def preference_records_import(
+    *, records: Sequence[PreferenceRecord], filename: str, sha256: str, user=None, allow_duplicate: bool = False
+) -> ImportBatch:
+    """Write each labelled pair as a complete comparison with one label that has no rater.
+
+    Which of the two responses is stored as "A" is drawn per pair, so no column of the data
+    always holds the winner. A margin, when given, becomes the nearest strength.
+    """
+    batch = _batch_create(kind=ImportBatch.Kind.PREFERENCES, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    prompts = Prompt.objects.bulk_create(
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}", import_batch=batch) for r in records]
+    )
+    _tags_attach(prompts, [r.tags for r in records])
+    rng = random.Random(sha256)
+    chosen_first = [rng.random() < 0.5 for _ in records]
+    responses = Response.objects.bulk_create(
+        [
+            Response(prompt=p, text=text)
+            for p, r, first in zip(prompts, records, chosen_first)
+            for text in ((r.chosen, r.rejected) if first else (r.rejected, r.chosen))
+        ]
+    )
+    comparisons = Comparison.objects.bulk_create(
+        [
+            Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=1,
+                       label_count=1, status=Comparison.Status.COMPLETE, import_batch=batch)
+            for i, p in enumerate(prompts)
+        ],
+        batch_size=2000,
+    )
+    PreferenceLabel.objects.bulk_create(
+        [
+            PreferenceLabel(comparison=c, winner=Winner.A if first else Winner.B, strength=_strength_for_margin(r.margin),
+                            import_batch=batch)
+            for c, r, first in zip(comparisons, records, chosen_first)
+        ],
+        batch_size=2000,
+    )
+    batch.counts = {"prompts": len(prompts), "comparisons": len(comparisons), "labels": len(comparisons)}
+    batch.save(update_fields=["counts"])
+    return batch
+
+
+def _batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool) -> ImportBatch:
+    if not allow_duplicate:
+        earlier = ImportBatch.objects.filter(kind=kind, sha256=sha256).first()
+        if earlier is not None:
+            raise DuplicateImport(
+                f"this file was imported already on {earlier.created_at:%Y-%m-%d %H:%M} as {earlier.filename!r} "
+                f"(import batch {earlier.pk}); import it again only on purpose (--allow-duplicate)"
+            )
+    return ImportBatch.objects.create(kind=kind, filename=filename[:255], sha256=sha256, created_by=user)
+
+
+def _tags_attach(prompts: Sequence[Prompt], tag_lists: Iterable[list[str]]) -> None:
+    tag_lists = list(tag_lists)
+    names = sorted({name for names in tag_lists for name in names})
+    if not names:
+        return
+    Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
+    ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
+    Through = Prompt.tags.through
+    Through.objects.bulk_create(
+        [Through(prompt_id=p.pk, tag_id=ids[name]) for p, tags in zip(prompts, tag_lists) for name in tags], batch_size=5000
+    )
+
+
+def _strength_for_margin(margin: float | None) -> int:
+    if margin is None:
+        return PreferenceLabel.Strength.CLEARLY
+    margins = settings.STRENGTH_MARGINS
+    return min(range(3), key=lambda i: abs(margins[i] - margin)) + 1

@@ -1,0 +1,241 @@
+"""Leasing comparisons to raters and recording their labels.
+
+Every function here is one transaction. The comparison row is the lock: leasing, labelling,
+skipping and undoing all take it (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every write
+transaction starts with BEGIN IMMEDIATE and so holds the database's write lock), so two
+raters never hold the same slot and no comparison collects more labels than it asked for.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from feedback_app import events
+from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel
+from feedback_app.models.labels import side_to_winner
+from feedback_app.selectors.labeling import active_lease_count, assignment_current_for_rater, comparisons_leasable_for_rater
+
+CHOICES = ("left", "right", "tie", "both_bad")
+CRITERION_CHOICES = ("left", "right", "tie")
+
+
+class LabelingError(Exception):
+    """A label or lease request that cannot be carried out; the message says why."""
+
+
+class ComparisonNotFound(LabelingError):
+    pass
+
+
+class NotLeased(LabelingError):
+    """The comparison is not (or no longer) leased to this rater."""
+
+
+class LabelConflict(LabelingError):
+    """The rater labelled this comparison already, differently."""
+
+    def __init__(self, message: str, label: PreferenceLabel) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+class NothingToUndo(LabelingError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabelSubmission:
+    """A rater's verdict as shown on screen: sides, not responses."""
+
+    choice: str  # one of CHOICES
+    strength: int = 2  # 1 slightly, 2 clearly, 3 much better
+    criteria: dict[str, str] = field(default_factory=dict)  # criterion -> one of CRITERION_CHOICES
+    rationale: str = ""
+    flags: tuple[str, ...] = ()
+    edited_text: str = ""
+    time_on_task_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.choice not in CHOICES:
+            raise ValueError(f"choice must be one of {', '.join(CHOICES)}")
+        if self.strength not in (1, 2, 3):
+            raise ValueError("strength must be 1, 2 or 3")
+        unknown = set(self.criteria) - set(settings.LABEL_CRITERIA)
+        if unknown:
+            raise ValueError(f"unknown criteria: {', '.join(sorted(unknown))}")
+        for name, value in self.criteria.items():
+            if value not in CRITERION_CHOICES:
+                raise ValueError(f"criterion {name!r} must be one of {', '.join(CRITERION_CHOICES)}")
+        unknown_flags = set(self.flags) - set(settings.LABEL_FLAGS)
+        if unknown_flags:
+            raise ValueError(f"unknown flags: {', '.join(sorted(unknown_flags))}")
+
+
+@transaction.atomic
+def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment | None:
+    """Return the rater's current lease, or lease them the next comparison; None when none is left."""
+    now = now or timezone.now()
+    current = assignment_current_for_rater(rater=rater, now=now)
+    if current is not None:
+        return current
+    comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)
+    if comparison is None:
+        # Rows that others hold locked for an instant were skipped; only a blocking pass can
+        # tell "nothing is free" from "everything free was busy".
+        comparison = _lock_leasable(rater=rater, now=now, skip_locked=False)
+    if comparison is None:
+        return None
+    assignment = Assignment.objects.create(
+        comparison_id=comparison.pk,
+        rater=rater,
+        a_on_left=random.random() < 0.5,
+        leased_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
+    )
+    return Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment.pk)
+
+
+def _lock_leasable(*, rater, now: datetime, skip_locked: bool) -> Comparison | None:
+    """Lock and return a comparison with a slot free for ``rater``; call inside a transaction."""
+    tried: list[int] = []
+    while True:
+        comparison = (
+            comparisons_leasable_for_rater(rater=rater, now=now)
+            .exclude(pk__in=tried)
+            .select_for_update(skip_locked=skip_locked, of=("self",))
+            .only("id", "label_count", "required_labels")
+            .first()
+        )
+        if comparison is None:
+            return None
+        # The filter ran before the lock was held; count again under it.
+        if comparison.label_count + active_lease_count(comparison_id=comparison.pk, now=now) < comparison.required_labels:
+            return comparison
+        tried.append(comparison.pk)
+
+
+@transaction.atomic
+def label_record(
+    *, rater, comparison_id: int, submission: LabelSubmission, now: datetime | None = None
+) -> tuple[PreferenceLabel, bool]:
+    """Store a rater's label once; return (label, created).
+
+    A repeated identical submission returns the stored label; a different one raises
+    LabelConflict. A lease that expired is still honoured while its slot is free.
+    """
+    now = now or timezone.now()
+    comparison = Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id).first()
+    if comparison is None:
+        raise ComparisonNotFound(f"comparison {comparison_id} does not exist")
+    assignment = Assignment.objects.filter(comparison=comparison, rater=rater).first()
+    if assignment is None:
+        raise NotLeased(f"comparison {comparison_id} is not leased to you")
+    existing = PreferenceLabel.objects.filter(comparison=comparison, rater=rater).first()
+    winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
+    criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
+    if existing is not None:
+        if _same_label(existing, winner=winner, criteria=criteria, submission=submission):
+            return existing, False
+        raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
+    if assignment.status != Assignment.Status.LEASED:
+        raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
+    if comparison.status != Comparison.Status.OPEN or comparison.label_count >= comparison.required_labels:
+        raise NotLeased(f"comparison {comparison_id} has all the labels it needs")
+    if assignment.lease_expires_at <= now:
+        others = active_lease_count(comparison_id=comparison.pk, now=now)
+        if comparison.label_count + others >= comparison.required_labels:
+            raise NotLeased(f"your lease on comparison {comparison_id} expired and its slot was taken")
+    time_on_task = submission.time_on_task_ms
+    if time_on_task is None or time_on_task < 0:
+        time_on_task = int((now - assignment.leased_at).total_seconds() * 1000)
+    label = PreferenceLabel.objects.create(
+        comparison=comparison,
+        rater=rater,
+        assignment=assignment,
+        winner=winner,
+        strength=submission.strength,
+        criteria=criteria,
+        rationale=submission.rationale,
+        flags=sorted(set(submission.flags)),
+        edited_text=submission.edited_text,
+        a_on_left=assignment.a_on_left,
+        time_on_task_ms=min(time_on_task, 2**31 - 1),
+    )
+    assignment.status = Assignment.Status.SUBMITTED
+    assignment.finished_at = now
+    assignment.save(update_fields=["status", "finished_at"])
+    comparison.label_count += 1
+    fields = ["label_count"]
+    if comparison.label_count >= comparison.required_labels:
+        comparison.status = Comparison.Status.COMPLETE
+        comparison.completed_at = now
+        fields += ["status", "completed_at"]
+    comparison.save(update_fields=fields)
+    events.label_recorded(label=label)
+    return label, True
+
+
+def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission) -> bool:
+    return (
+        label.winner == winner
+        and label.strength == submission.strength
+        and label.criteria == criteria
+        and label.rationale == submission.rationale
+        and sorted(label.flags) == sorted(set(submission.flags))
+        and label.edited_text == submission.edited_text
+    )
+
+
+@transaction.atomic
+def assignment_skip(*, rater, comparison_id: int, now: datetime | None = None) -> None:
+    """Give a leased comparison back to the pool; the rater is not shown it again."""
+    now = now or timezone.now()
+    Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id).first()
+    assignment = Assignment.objects.filter(comparison_id=comparison_id, rater=rater).first()
+    if assignment is None or assignment.status != Assignment.Status.LEASED:
+        raise NotLeased(f"comparison {comparison_id} is not leased to you")
+    assignment.status = Assignment.Status.SKIPPED
+    assignment.finished_at = now
+    assignment.save(update_fields=["status", "finished_at"])
+
+
+@transaction.atomic
+def label_undo_last(*, rater, now: datetime | None = None) -> Assignment:
+    """Withdraw the rater's most recent label and lease its comparison back to them.
+
+    Allowed while the comparison is still open to that rater: within LEASE_SECONDS of the
+    label, and not for a comparison that was retired since. Return the renewed assignment.
+    """
+    now = now or timezone.now()
+    label = PreferenceLabel.objects.filter(rater=rater).order_by("-created_at", "-id").first()
+    if label is None or label.assignment_id is None:
+        raise NothingToUndo("you have no label to undo")
+    comparison = Comparison.objects.select_for_update(of=("self",)).get(pk=label.comparison_id)
+    if comparison.status == Comparison.Status.RETIRED:
+        raise NothingToUndo("that comparison was retired; its label can no longer be undone")
+    if now - label.created_at > timedelta(seconds=settings.LEASE_SECONDS):
+        raise NothingToUndo("your last label is too old to undo")
+    assignment = label.assignment
+    AuditEntry.objects.create(
+        actor=rater,
+        action="label.undo",
+        target=f"comparison:{comparison.pk}",
+        details={"label_id": label.pk, "winner": label.winner, "strength": label.strength},
+    )
+    label.delete()
+    comparison.label_count -= 1
+    comparison.status = Comparison.Status.OPEN
+    comparison.completed_at = None
+    comparison.save(update_fields=["label_count", "status", "completed_at"])
+    assignment.status = Assignment.Status.LEASED
+    assignment.finished_at = None
+    assignment.leased_at = now
+    assignment.lease_expires_at = now + timedelta(seconds=settings.LEASE_SECONDS)
+    assignment.save(update_fields=["status", "finished_at", "leased_at", "lease_expires_at"])
+    return assignment

@@ -1,0 +1,1 @@
+"""HTML views: thin (check, call a service or selector, render)."""

@@ -1,0 +1,121 @@
+"""The rater's page: one comparison at a time.
+
+With htmx, a submit, skip or undo answers with the ``workspace`` partial, which replaces the
+current comparison in place; without JavaScript the same URLs take plain form posts and
+redirect back to the page.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from feedback_app.models import Assignment, Role
+from feedback_app.selectors.labeling import assignment_current_for_rater, labels_today_count, rater_has_undoable_label
+from feedback_app.services.labeling import (
+    LabelConflict,
+    LabelingError,
+    assignment_lease_next,
+    assignment_skip,
+    label_record,
+    label_undo_last,
+)
+from feedback_app.views.access import role_required
+from feedback_app.views.forms import LabelForm
+
+TEMPLATE = "feedback_app/label.html"
+
+
+def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "", status: int = 200) -> HttpResponse:
+    """Render the page, or only its workspace partial for htmx."""
+    now = timezone.now()
+    context = {
+        "assignment": assignment,
+        "comparison": assignment.comparison if assignment else None,
+        "form": form or LabelForm(),
+        "notice": notice,
+        "today_count": labels_today_count(rater=request.user),
+        "can_undo": rater_has_undoable_label(rater=request.user, now=now, window_seconds=settings.LEASE_SECONDS),
+    }
+    if assignment:
+        c = assignment.comparison
+        context["left"], context["right"] = (c.response_a, c.response_b) if assignment.a_on_left else (c.response_b, c.response_a)
+    template = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+def _held(request: HttpRequest) -> Assignment | None:
+    """Return the lease named by ?c=<comparison id> if the rater holds it, else the next one."""
+    now = timezone.now()
+    wanted = request.GET.get("c", "")
+    if wanted.isdigit():
+        held = (
+            Assignment.objects.filter(rater=request.user, comparison_id=int(wanted), status=Assignment.Status.LEASED, lease_expires_at__gt=now)
+            .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
+            .first()
+        )
+        if held:
+            return held
+    return assignment_lease_next(rater=request.user, now=now)
+
+
+@require_GET
+@role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
+def label_page(request: HttpRequest) -> HttpResponse:
+    return _workspace(request, assignment=_held(request))
+
+
+@require_POST
+@role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
+def label_submit(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    form = LabelForm(request.POST)
+    if not form.is_valid():
+        assignment = assignment_current_for_rater(rater=request.user, now=timezone.now())
+        if assignment is None or assignment.comparison_id != comparison_id:
+            assignment = _held(request)
+        return _workspace(request, assignment=assignment, form=form, status=200 if request.htmx else 400)
+    notice = ""
+    try:
+        label_record(rater=request.user, comparison_id=comparison_id, submission=form.submission())
+    except LabelConflict:
+        notice = "You had already labelled that comparison differently; your first answer stands."
+    except LabelingError as exc:
+        notice = f"That label was not saved: {exc}."
+    return _next(request, notice=notice)
+
+
+@require_POST
+@role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
+def label_skip(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    notice = ""
+    try:
+        assignment_skip(rater=request.user, comparison_id=comparison_id)
+    except LabelingError as exc:
+        notice = f"Could not skip: {exc}."
+    return _next(request, notice=notice)
+
+
+@require_POST
+@role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
+def label_undo(request: HttpRequest) -> HttpResponse:
+    try:
+        assignment = label_undo_last(rater=request.user)
+    except LabelingError as exc:
+        return _next(request, notice=f"Nothing undone: {exc}.")
+    if request.htmx:
+        assignment = Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment.pk)
+        return _workspace(request, assignment=assignment, notice="Your last label was withdrawn; label it again.")
+    messages.info(request, "Your last label was withdrawn; label it again.")
+    return redirect(f"{request.path.rsplit('/undo/', 1)[0]}/?c={assignment.comparison_id}")
+
+
+def _next(request: HttpRequest, *, notice: str) -> HttpResponse:
+    if request.htmx:
+        return _workspace(request, assignment=assignment_lease_next(rater=request.user), notice=notice)
+    if notice:
+        messages.warning(request, notice)
+    return redirect("label")
