@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from rm_trainer.data import DEFAULT_STRENGTH_MARGINS
 
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, polite customer-service agent. Answer briefly and concretely."
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -59,7 +61,7 @@ class GenerationConfig:
     batch_size: int = 8
     max_prompt_tokens: int = 512
     seed: int = 0
-    system_prompt: str = "You are a helpful, polite customer-service agent. Answer briefly and concretely."
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
     device: str = "auto"
     bf16: bool = True
 
@@ -81,6 +83,8 @@ class DPOConfig:
     seed: int = 0
     device: str = "auto"
     bf16: bool = True
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # must match the one the policy generates with
+    max_grad_norm: float = 1.0
 
 
 @dataclass(frozen=True)
