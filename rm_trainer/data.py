@@ -115,3 +115,25 @@ def split_pairs(pairs: Sequence[PreferencePair], fraction: float) -> tuple[list[
     for pair in pairs:
         (validation if is_validation(pair.pair_id, fraction) else train).append(pair)
     return train, validation
+
+
+HH_ASSISTANT = "\n\nAssistant:"
+
+
+def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """Return (prompt, chosen reply, rejected reply) of an HH-RLHF pair of whole dialogues.
+
+    The prompt is the shared prefix up to and including its last "\\n\\nAssistant:"; the
+    replies are the remainders, without their leading whitespace. Raise ValueError when the
+    two dialogues share no Assistant turn.
+    """
+    shared = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        shared += 1
+    end = chosen.rfind(HH_ASSISTANT, 0, shared)
+    if end < 0:
+        raise ValueError(f"the two dialogues share no {HH_ASSISTANT!r} turn, so there is no common prompt")
+    end += len(HH_ASSISTANT)
+    return chosen[:end], chosen[end:].lstrip(), rejected[end:].lstrip()
