@@ -1,0 +1,215 @@
+"""Embeddings of (prompt, response) pairs from a frozen encoder, and their shared disk cache.
+
+The fast tier embeds each pair once: ``EmbeddingCache`` keys a vector by the sha256 of the
+encoder's identity (a hash of its weights and vocabulary, so the same backbone installed at
+different paths on different machines shares entries), ``max_length`` and the two texts.
+
+Cache layout: ``<directory>/<namespace>/<uuid>.npz``, one namespace per (identity, max_length),
+each shard holding ``keys`` (uint8 [n, 32], the sha256 digests) and ``vectors`` (float32 [n, dim]).
+A writer saves a new shard under ``.tmp-<uuid>.npz`` and renames it; shards are never rewritten,
+so any number of processes on any number of machines may share the folder. Readers load shards
+as they appear and skip one they cannot read yet; two writers racing on the same text both
+write it, which is harmless. Compaction is left to an operator (merge shards into a new one,
+then delete the old ones; readers tolerate shards that vanish).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from rm_trainer.device import autocast, resolve_device
+from rm_trainer.reward_model import RewardModel, encode_pairs, load_tokenizer, pad_batch
+
+OnBatch = Callable[[int, int], None]
+
+
+class PairEncoder:
+    """Embed (prompt, response) pairs with a frozen reward-model encoder."""
+
+    def __init__(
+        self,
+        model: RewardModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: torch.device | str = "cpu",
+        bf16: bool = True,
+        batch_size: int = 64,
+    ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.bf16 = bf16
+        self.batch_size = batch_size
+        self._identity: str | None = None
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], *, device: str = "auto", bf16: bool = True) -> PairEncoder:
+        """Return the encoder and tokenizer saved in ``folder``."""
+        return cls(RewardModel.from_pretrained(folder), load_tokenizer(folder), device=device, bf16=bf16)
+
+    @property
+    def dim(self) -> int:
+        return self.model.hidden_size
+
+    @property
+    def identity(self) -> str:
+        """Return a sha256 of the encoder weights and the vocabulary, computed once."""
+        if self._identity is None:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.model.encoder.state_dict().items()):
+                digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
+            digest.update(type(self.tokenizer).__name__.encode() + vocab.encode())
+            self._identity = digest.hexdigest()
+        return self._identity
+
+    def embed(
+        self, prompts: Sequence[str], responses: Sequence[str], *, max_length: int, on_batch: OnBatch | None = None
+    ) -> np.ndarray:
+        """Return float32 embeddings [n, dim]; pairs are batched by length to cut padding."""
+        encodings = encode_pairs(self.tokenizer, prompts, responses, max_length)
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
+        out = np.empty((len(encodings), self.dim), dtype=np.float32)
+        with torch.inference_mode(), autocast(self.device, bf16=self.bf16):
+            for start in range(0, len(order), self.batch_size):
+                index = order[start : start + self.batch_size]
+                batch = pad_batch(self.tokenizer, [encodings[i] for i in index])
+                pooled = self.model.embed(**{k: v.to(self.device) for k, v in batch.items()})
+                out[index] = pooled.float().cpu().numpy()
+                if on_batch is not None:
+                    on_batch(start + len(index), len(order))
+        return out
+
+
+class EncoderCache:
+    """Loaded encoders by (folder, device), shared by the scorers of one process; the caller owns it.
+
+    Fast-tier versions on the same backbone then share one copy of it. The least recently used
+    encoder is dropped beyond ``capacity``.
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._encoders: OrderedDict[tuple[str, str, bool], PairEncoder] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, folder: str | os.PathLike[str], *, device: str = "auto", bf16: bool = True) -> PairEncoder:
+        """Return the encoder in ``folder``, loading it on first use."""
+        resolved = resolve_device(device)
+        key = (str(Path(folder).resolve()), str(resolved), bf16)
+        with self._lock:
+            if key in self._encoders:
+                self._encoders.move_to_end(key)
+                return self._encoders[key]
+            encoder = PairEncoder.load(folder, device=str(resolved), bf16=bf16)
+            self._encoders[key] = encoder
+            while len(self._encoders) > self.capacity:
+                self._encoders.popitem(last=False)
+            return encoder
+
+
+class EmbeddingCache:
+    """Embeddings of one encoder at one ``max_length``, in memory and (optionally) in shared shards."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None, *, identity: str, max_length: int) -> None:
+        self.identity = identity
+        self.max_length = max_length
+        namespace = hashlib.sha256(f"{identity}:{max_length}".encode()).hexdigest()[:24]
+        self.folder = None if directory is None else Path(directory) / namespace
+        self._vectors: dict[bytes, np.ndarray] = {}
+        self._read: set[str] = set()
+        self.shards_written = 0
+
+    def key(self, prompt: str, response: str) -> bytes:
+        """Return the sha256 digest that names the embedding of this pair."""
+        parts = (self.identity, str(self.max_length), prompt, response)
+        return hashlib.sha256("".join(f"{len(p)}:{p}" for p in parts).encode("utf-8")).digest()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        """Return the cached vector for ``key``, or None."""
+        return self._vectors.get(key)
+
+    def refresh(self) -> int:
+        """Read the shards that appeared since the last call; return how many were read."""
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        read = 0
+        for path in sorted(self.folder.glob("*.npz")):
+            if path.name.startswith(".") or path.name in self._read:
+                continue
+            try:
+                with np.load(path) as shard:
+                    keys, vectors = shard["keys"], shard["vectors"]
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+                continue  # vanished, or unreadable for now: try again on the next refresh
+            for key, vector in zip(keys, vectors):
+                self._vectors.setdefault(key.tobytes(), vector)
+            self._read.add(path.name)
+            read += 1
+        return read
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Remember the vectors and, with a directory, write them as one new shard."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for key, vector in zip(keys, vectors):
+            self._vectors.setdefault(key, vector)
+        if self.folder is None or not len(keys):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.npz"
+        tmp = self.folder / f".tmp-{name}"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32), vectors=vectors)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, self.folder / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._read.add(name)
+        self.shards_written += 1
+
+
+def embed_cached(
+    encoder: PairEncoder,
+    cache: EmbeddingCache,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    on_batch: OnBatch | None = None,
+) -> np.ndarray:
+    """Return embeddings [n, dim] of the pairs, running the encoder only on those not cached."""
+    if cache.identity != encoder.identity:
+        raise ValueError("the embedding cache belongs to another encoder")
+    cache.refresh()
+    keys = [cache.key(p, r) for p, r in zip(prompts, responses)]
+    missing: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if cache.get(key) is None and key not in missing:
+            missing[key] = i
+    if missing:
+        index = list(missing.values())
+        vectors = encoder.embed(
+            [prompts[i] for i in index], [responses[i] for i in index], max_length=cache.max_length, on_batch=on_batch
+        )
+        cache.put(list(missing), vectors)
+    if not keys:
+        return np.empty((0, encoder.dim), dtype=np.float32)
+    return np.stack([cache.get(key) for key in keys])
