@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from rm_trainer.config import FitConfig
+from rm_trainer.embeddings import EncoderCache
+from rm_trainer.scorer import RewardScorer
+from rm_trainer.store import CheckpointStore
+from rm_trainer.train import fit
+from tests.rm_trainer.conftest import synthetic_pairs
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_backbone, tmp_path_factory):
+    """Return the folders of two fast-tier versions and one full-tier version on the tiny backbone."""
+    store = CheckpointStore(tmp_path_factory.mktemp("store"))
+    pairs = synthetic_pairs(200)
+    config = FitConfig(backbone=tiny_backbone, max_length=32, epochs=10, head_hidden=32, ensemble_size=4, device="cpu")
+    full = FitConfig(**{**config.__dict__, "tier": "full", "full_learning_rate": 1e-3})
+    return {
+        "fast1": fit(pairs, config, store=store, name="fast1").path,
+        "fast2": fit(pairs[:150], config, store=store, name="fast2").path,
+        "full": fit(pairs, full, store=store, name="full").path,
+    }
+
+
+def test_score_member_rewards_and_embed(checkpoints):
+    """A scorer gives one reward per response, K member rewards each, and pooled embeddings."""
+    scorer = RewardScorer.load(checkpoints["fast1"], device="cpu")
+    responses = ["good1 good2 good3 word1", "bad1 bad2 bad3 word1", "word2"]
+    rewards = scorer.score("word5 word6", responses)
+    members = scorer.member_rewards("word5 word6", responses)
+    assert len(rewards) == 3 and members.shape == (4, 3)
+    np.testing.assert_allclose(rewards, members.mean(0), rtol=1e-6)
+    assert rewards[0] > rewards[1]
+    assert scorer.embed("word5 word6", responses).shape == (3, 32)
+
+
+def test_batch_matches_one_at_a_time(checkpoints):
+    """Scoring many items in one batch gives what scoring each alone gives."""
+    scorer = RewardScorer.load(checkpoints["fast1"], device="cpu")
+    items = [("word1", ["good1", "bad1 bad2"]), ("word2 word3", ["word4"]), ("word5", [])]
+    batched = scorer.score_batch(items)
+    assert [len(r) for r in batched] == [2, 1, 0]
+    for (prompt, responses), rewards in zip(items, batched):
+        np.testing.assert_allclose(rewards, scorer.score(prompt, responses), rtol=1e-5, atol=1e-5)
+    rewards, embeddings = scorer.rewards_and_embeddings_batch(items)
+    assert rewards[0].shape == (4, 2) and embeddings[0].shape == (2, 32)
+    assert scorer.score_batch([]) == []
+
+
+def test_fast_versions_share_one_backbone(checkpoints):
+    """Two fast-tier versions loaded through one EncoderCache share the backbone; a full version brings its own."""
+    encoders = EncoderCache()
+    first = RewardScorer.load(checkpoints["fast1"], device="cpu", encoders=encoders)
+    second = RewardScorer.load(checkpoints["fast2"], device="cpu", encoders=encoders)
+    full = RewardScorer.load(checkpoints["full"], device="cpu", encoders=encoders)
+    assert first.encoder is second.encoder
+    assert full.encoder is not first.encoder
+    assert first.score("word1", ["good1"]) != second.score("word1", ["good1"])
+
+
+def test_backbone_override(checkpoints, tiny_backbone, tmp_path):
+    """A fast version finds its backbone at another path when told."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_backbone, moved)
+    scorer = RewardScorer.load(checkpoints["fast1"], device="cpu", backbone=str(moved))
+    reference = RewardScorer.load(checkpoints["fast1"], device="cpu")
+    np.testing.assert_allclose(scorer.score("word1", ["good1"]), reference.score("word1", ["good1"]), rtol=1e-6)
