@@ -1,0 +1,165 @@
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from rm_trainer.config import DPOConfig, GenerationConfig
+from rm_trainer.data import PreferencePair
+from rm_trainer.dpo import DPOCancelled, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
+from rm_trainer.generator import Generator, load_causal_lm, materialise_base_policy
+from rm_trainer.store import CheckpointStore
+
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CONFIG = DPOConfig(
+    beta=0.5, learning_rate=3e-2, epochs=4, batch_size=4, max_length=64, lora_r=4, lora_alpha=8,
+    lora_dropout=0.0, device="cpu", system_prompt="",
+)
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """Return a byte-level tokenizer without merges: the 3 chat special tokens, then the 256 bytes."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(SPECIAL + alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(SPECIAL)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
+
+
+def tiny_model() -> LlamaForCausalLM:
+    """Return a 2-layer Llama of hidden size 32 over the tiny tokenizer's 259 ids."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.2, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def yes_over_no(n: int) -> list[PreferencePair]:
+    """Return pairs that prefer answering "yes" to answering "no", whatever the question."""
+    return [PreferencePair(f"q{k}", f"Is {k} fine?", "yes", "no") for k in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path_factory) -> CheckpointStore:
+    source = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model().save_pretrained(source)
+    tiny_tokenizer().save_pretrained(source)
+    store = CheckpointStore(tmp_path_factory.mktemp("store"))
+    materialise_base_policy(store, "p0", source)
+    return store
+
+
+def test_equal_log_ratios_give_loss_ln_2():
+    zero = torch.zeros(3)
+    loss, margins = dpo_loss(zero, zero, zero, zero, beta=0.1)
+    assert loss.item() == pytest.approx(math.log(2))
+    assert torch.equal(margins, zero)
+
+
+def test_dpo_loss_weights_pairs_and_scales_by_beta():
+    chosen, rejected, ref = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]), torch.zeros(2)
+    loss, margins = dpo_loss(chosen, rejected, ref, ref, beta=0.5, weight=torch.tensor([1.0, 0.0]))
+    assert margins.tolist() == [1.0, 0.0]
+    assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1))))
+
+
+def test_sequence_logps_count_response_tokens_only():
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    ids, mask = encode_response(tokenizer, [1, 70, 71], "ok", 2, max_length=64)
+    assert mask == [0, 0, 0, 1, 1, 1] and ids[-1] == 2
+    input_ids = torch.tensor([ids])
+    with torch.no_grad():
+        logps = sequence_logps(model, input_ids, torch.ones_like(input_ids), torch.tensor([mask], dtype=torch.float32))
+        every = model(input_ids).logits.log_softmax(-1)[0, :-1].gather(-1, input_ids[0, 1:, None]).squeeze(-1)
+    assert logps.item() == pytest.approx(every[2:].sum().item(), rel=1e-5)
+
+
+def test_encode_response_keeps_within_max_length():
+    ids, mask = encode_response(tiny_tokenizer(), list(range(3, 50)), "a long reply " * 10, 2, max_length=32)
+    assert len(ids) == len(mask) == 32 and mask.count(0) == 16
+
+
+def test_dpo_trains_the_adapter_and_writes_a_reloadable_version(store):
+    events = []
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(8), CONFIG, store=store, name="p1", progress=events.append)
+    assert result.parent == "p0" and result.n_pairs == 8 and result.steps == 8
+    assert [e["step"] for e in events] == list(range(1, 9)) and events[-1]["total_steps"] == 8
+    assert {"loss", "reward_margin", "reward_accuracy"} <= set(events[0])
+    history = result.metrics["loss_history"]
+    assert history[0] == pytest.approx(math.log(2), abs=1e-4)  # the adapter starts as the identity
+    assert result.metrics["loss"] < 0.6 * history[0]
+    manifest = store.manifest("policy", "p1")
+    assert manifest["format"] == "lora" and manifest["parent"] == "p0" and manifest["root"] == "p0"
+
+    adapter = load_file(f"{result.path}/adapter_model.safetensors")
+    assert adapter and all("lora_" in key for key in adapter)
+    assert any("lora_B" in key and value.abs().sum() > 0 for key, value in adapter.items())
+
+    parent, _ = load_causal_lm(store.path("policy", "p0"))
+    child, _ = load_causal_lm(result.path)
+    for (key, before), after in zip(parent.state_dict().items(), child.state_dict().values()):
+        changed = not torch.equal(before, after)
+        assert changed == any(m in key for m in ("q_proj", "k_proj", "v_proj", "o_proj")), key
+
+
+def test_the_new_policy_prefers_the_chosen_reply(store):
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(8), CONFIG, store=store, name="p1")
+    prompt = [PreferencePair("x", "Is 99 fine?", "yes", "no")]
+    gaps = []
+    for folder in (store.path("policy", "p0"), result.path):
+        model, tokenizer = load_causal_lm(folder)
+        gaps.append(_log_ratio(model, tokenizer, prompt[0]))
+    assert gaps[1] > gaps[0] + 1.0
+
+
+def test_a_version_can_build_on_a_lora_version(store):
+    train_dpo(store.path("policy", "p0"), yes_over_no(4), CONFIG, store=store, name="p1")
+    result = train_dpo(store.path("policy", "p1"), yes_over_no(4), CONFIG, store=store, name="p2")
+    assert store.manifest("policy", "p2")["root"] == "p0" and store.manifest("policy", "p2")["depth"] == 2
+    texts = Generator.load(result.path, device="cpu").generate(["Is 5 fine?"], 2, GenerationConfig(max_new_tokens=4, system_prompt=""))
+    assert len(texts) == 1
+
+
+def test_should_stop_cancels_and_writes_nothing(store):
+    with pytest.raises(DPOCancelled):
+        train_dpo(store.path("policy", "p0"), yes_over_no(8), CONFIG, store=store, name="p1", should_stop=lambda: True)
+    assert store.names("policy") == ["p0"]
+    assert not list((store.root / "policy").glob(".tmp-*"))
+
+
+def test_the_base_must_be_a_version_of_the_store(store, tmp_path):
+    with pytest.raises(ValueError):
+        train_dpo(store.path("policy", "p0"), yes_over_no(2), CONFIG, store=CheckpointStore(tmp_path), name="p1")
+    with pytest.raises(ValueError):
+        train_dpo(store.path("policy", "p0"), [PreferencePair("t", "q", "a", "b", tie=True)], CONFIG, store=store, name="p1")
+
+
+def test_policy_win_rate_counts_the_reward_models_verdicts(store):
+    generator = Generator.load(store.path("policy", "p0"), device="cpu")
+    config = GenerationConfig(max_new_tokens=6, system_prompt="")
+    same = policy_win_rate(generator, generator, ["a", "b", "c"], lambda p, rs: [0.0 for _ in rs], config)
+    assert (same.win_rate, same.ties, same.n) == (0.5, 3, 3)
+    first_wins = policy_win_rate(generator, generator, ["a", "b"], lambda p, rs: [1.0, 0.0], config)
+    assert (first_wins.win_rate, first_wins.wins, first_wins.losses, first_wins.mean_reward_gap) == (1.0, 2, 0, 1.0)
+
+
+def _log_ratio(model, tokenizer, pair: PreferencePair) -> float:
+    from rm_trainer.generator import PromptItem, chat_prompt_ids
+
+    prompt = chat_prompt_ids(tokenizer, PromptItem(pair.prompt), "")
+    values = []
+    for reply in (pair.chosen, pair.rejected):
+        ids, mask = encode_response(tokenizer, prompt, reply, 2, 64)
+        input_ids = torch.tensor([ids])
+        with torch.no_grad():
+            values.append(sequence_logps(model, input_ids, torch.ones_like(input_ids), torch.tensor([mask], dtype=torch.float32)).item())
+    return values[0] - values[1]
