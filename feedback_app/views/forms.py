@@ -13,7 +13,7 @@ FLAG_LABELS = {"unsafe": "Unsafe content", "private": "Private information"}
 
 class LabelForm(forms.Form):
     choice = forms.ChoiceField(choices=CHOICE_LABELS, widget=forms.RadioSelect, error_messages={"required": "Pick which response is better (keys 1–4)."})
-    strength = forms.TypedChoiceField(choices=STRENGTH_LABELS, coerce=int, initial=2, widget=forms.RadioSelect)
+    strength = forms.TypedChoiceField(choices=STRENGTH_LABELS, coerce=int, initial=2, required=False, empty_value=2, widget=forms.RadioSelect)
     rationale = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why? (optional)"}))
     flags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     time_on_task_ms = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)

@@ -1,0 +1,147 @@
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from feedback_app.models import Comparison, PreferenceLabel, Prompt, Role
+from tests.conftest import api_client_for
+
+pytestmark = pytest.mark.django_db
+
+NEXT = "/api/v1/comparisons/next/"
+
+
+def label_url(comparison_id: int) -> str:
+    return f"/api/v1/comparisons/{comparison_id}/label/"
+
+
+def test_next_then_label(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    body = client.get(NEXT).json()
+    assert set(body) == {"id", "prompt", "context", "left", "right", "lease_expires_at"}
+    assert body["id"] == comparison.pk and {body["left"]["id"], body["right"]["id"]} == {comparison.response_a_id, comparison.response_b_id}
+    submission = {"choice": "left", "strength": 3, "criteria": {"helpfulness": "left"}, "rationale": "kinder", "flags": []}
+    created = client.post(label_url(comparison.pk), submission, format="json")
+    assert created.status_code == 201
+    assert created.json()["choice"] == "left" and created.json()["winner_response_id"] == body["left"]["id"]
+    again = client.post(label_url(comparison.pk), submission, format="json")
+    assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
+    conflict = client.post(label_url(comparison.pk), {**submission, "choice": "right"}, format="json")
+    assert conflict.status_code == 409 and conflict.json()["label"]["id"] == created.json()["id"]
+    assert PreferenceLabel.objects.count() == 1
+    assert client.get(NEXT).status_code == 204
+
+
+def test_label_not_leased_is_a_conflict(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    response = api_client_for(rater).post(label_url(comparison.pk), {"choice": "tie"}, format="json")
+    assert response.status_code == 409 and "not leased to you" in response.json()["detail"]
+
+
+def test_label_unknown_comparison_is_404(rater):
+    assert api_client_for(rater).post(label_url(999), {"choice": "tie"}, format="json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "choice"),
+        ({"choice": "up"}, "choice"),
+        ({"choice": "left", "strength": 5}, "strength"),
+        ({"choice": "left", "strength": "much"}, "strength"),
+        ({"choice": "left", "criteria": {"style": "left"}}, "criteria"),
+        ({"choice": "left", "criteria": {"honesty": "best"}}, "criteria"),
+        ({"choice": "left", "flags": ["spam"]}, "flags"),
+        ({"choice": "left", "rationale": "x" * 5001}, "rationale"),
+    ],
+)
+def test_invalid_fields_are_named(rater, make_comparisons, body, field):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    response = client.post(label_url(comparison.pk), body, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_skip(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    assert client.post(f"/api/v1/comparisons/{comparison.pk}/skip/").status_code == 204
+    assert client.get(NEXT).status_code == 204
+    assert client.post(f"/api/v1/comparisons/{comparison.pk}/skip/").status_code == 409
+
+
+def test_anonymous_gets_401_everywhere(make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = APIClient()
+    for method, url in (("get", NEXT), ("post", label_url(comparison.pk)), ("get", "/api/v1/export/preferences/"), ("post", "/api/v1/prompts/")):
+        assert getattr(client, method)(url).status_code == 401, url
+
+
+def test_user_without_role_gets_403(django_user_model, make_comparisons):
+    nobody = django_user_model.objects.create_user("nobody", password="x")
+    client = api_client_for(nobody)
+    assert client.get(NEXT).status_code == 403
+
+
+def test_export_is_for_researchers_and_admins(make_user, rater):
+    assert api_client_for(rater).get("/api/v1/export/preferences/?format=raw").status_code == 403
+    for role in (Role.RESEARCHER, Role.ADMIN):
+        response = api_client_for(make_user(role)).get("/api/v1/export/preferences/?format=raw")
+        assert response.status_code == 200 and response["Content-Type"] == "application/x-ndjson"
+        assert "attachment" in response["Content-Disposition"]
+
+
+def test_export_streams_the_chosen_format(researcher, rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    client.post(label_url(comparison.pk), {"choice": "right"}, format="json")
+    response = api_client_for(researcher).get("/api/v1/export/preferences/", {"format": "trl"})
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 1 and set(json.loads(lines[0])) >= {"prompt", "chosen", "rejected", "margin"}
+    bad = api_client_for(researcher).get("/api/v1/export/preferences/", {"format": "xml"})
+    assert bad.status_code == 400 and "format" in bad.json()
+    bad_dates = api_client_for(researcher).get("/api/v1/export/preferences/", {"date_from": "2026-02-01", "date_to": "2026-01-01"})
+    assert bad_dates.status_code == 400 and "date_to" in bad_dates.json()
+
+
+def test_bulk_prompts_is_for_admins(rater, researcher, admin_user):
+    items = [{"prompt": "Where is my refund?", "responses": ["Soon.", "In 5 days."]}, {"prompt": "Open on Sunday?"}]
+    for user in (rater, researcher):
+        assert api_client_for(user).post("/api/v1/prompts/", items, format="json").status_code == 403
+    response = api_client_for(admin_user).post("/api/v1/prompts/?required_labels=2", items, format="json")
+    assert response.status_code == 201 and response.json()["counts"]["comparisons"] == 1
+    assert Comparison.objects.get().required_labels == 2
+    assert api_client_for(admin_user).post("/api/v1/prompts/", items, format="json").status_code == 409
+
+
+def test_bulk_prompts_errors_name_item_and_field(admin_user):
+    response = api_client_for(admin_user).post("/api/v1/prompts/", {"prompts": [{"prompt": "ok"}, {"prompt": "x", "responses": ["one"]}]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["item 2, field 'responses': a comparison needs at least 2 responses, got 1"]
+    assert not Prompt.objects.exists()
+    assert api_client_for(admin_user).post("/api/v1/prompts/", {"prompt": "not a list"}, format="json").status_code == 400
+
+
+def test_raters_see_only_their_own_assignment(make_user, make_comparisons):
+    """A rater can't label (or read) a comparison leased to someone else."""
+    (comparison,) = make_comparisons(1)
+    r1, r2 = make_user(), make_user()
+    api_client_for(r1).get(NEXT)
+    assert api_client_for(r2).get(NEXT).status_code == 204
+    assert api_client_for(r2).post(label_url(comparison.pk), {"choice": "left"}, format="json").status_code == 409
+
+
+def test_token_login_and_schema(rater):
+    client = APIClient()
+    token = client.post("/api/v1/auth/token/", {"username": rater.username, "password": "correct horse battery staple"}).json()["token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get(NEXT).status_code == 204
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    assert "/api/v1/comparisons/next/" in paths and "/api/v1/comparisons/{comparison_id}/label/" in paths

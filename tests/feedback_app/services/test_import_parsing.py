@@ -1,0 +1,141 @@
+import json
+
+import pytest
+
+from feedback_app import training_bridge
+from feedback_app.services.import_parsing import (
+    ImportValidationError,
+    hh_turns,
+    parse_preferences,
+    parse_prompt_items,
+    parse_prompts,
+)
+
+
+def jsonl(*rows) -> bytes:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows).encode()
+
+
+def errors_of(data: bytes, filename: str = "x.jsonl") -> list[str]:
+    with pytest.raises(ImportValidationError) as info:
+        parse_prompts(data, filename=filename)
+    return [str(e) for e in info.value.errors]
+
+
+def test_valid_prompt_lines():
+    records = parse_prompts(
+        jsonl(
+            {"prompt": "Where is my parcel?", "responses": ["Here.", "There."], "tags": ["Shipping", "urgent"], "metadata": {"k": 1}},
+            {"prompt": "Hi", "context": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi!"}]},
+            "",
+            {"prompt": "Bye", "context": ["first", "second"]},
+        ),
+        filename="p.jsonl",
+    )
+    assert [r.line for r in records] == [1, 2, 4]
+    assert records[0].tags == ["shipping", "urgent"] and records[0].responses == ["Here.", "There."]
+    assert records[1].responses == [] and records[1].context[1] == {"role": "assistant", "content": "hi!"}
+    assert records[2].context == [{"role": "user", "content": "first"}, {"role": "assistant", "content": "second"}]
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ({"responses": ["a", "b"]}, "line 1, field 'prompt': missing"),
+        ({"prompt": "   "}, "line 1, field 'prompt': is empty"),
+        ({"prompt": 5}, "line 1, field 'prompt': expected a string, got a number"),
+        ({"prompt": "p", "responses": ["only one"]}, "line 1, field 'responses': a comparison needs at least 2 responses, got 1"),
+        ({"prompt": "p", "responses": "a, b"}, "line 1, field 'responses': expected a list of strings, got a string"),
+        ({"prompt": "p", "responses": ["a", 2]}, "line 1, field 'responses[1]': expected a string, got a number"),
+        ({"prompt": "p", "responses": ["same", "same"]}, "line 1, field 'responses[1]': the same text as responses[0]"),
+        ({"prompt": "p", "respones": ["a", "b"]}, "line 1, field 'respones': unknown field"),
+        ({"prompt": "p", "context": [{"role": "bot", "content": "x"}]}, "line 1, field 'context[0].role': expected one of user, assistant, system"),
+        ({"prompt": "p", "metadata": []}, "line 1, field 'metadata': expected an object, got a list"),
+        ({"prompt": "p", "tags": "a"}, "line 1, field 'tags': expected a list of strings"),
+        ({"prompt": "x" * 20_001}, "line 1, field 'prompt': 20,001 characters, over the limit of 20,000"),
+        ([1, 2], "line 1: expected a JSON object, got a list"),
+    ],
+)
+def test_bad_prompt_lines_name_the_line_and_field(row, expected):
+    assert errors_of(jsonl(row))[0].startswith(expected)
+
+
+def test_too_many_responses(settings):
+    settings.IMPORT_MAX_RESPONSES = 3
+    assert "4 responses, over the limit of 3" in errors_of(jsonl({"prompt": "p", "responses": list("abcd")}))[0]
+
+
+def test_bad_json_and_encoding_are_reported_per_line():
+    data = b'{"prompt": "ok"}\n{"prompt": oops}\n{"prompt": "caf\xe9"}\n'
+    errors = errors_of(data)
+    assert errors[0].startswith("line 2: not valid JSON")
+    assert errors[1] == "line 3: not valid UTF-8 (byte 0xe9 at column 16)"
+
+
+def test_all_errors_are_counted_but_only_the_first_shown(settings):
+    settings.IMPORT_MAX_ERRORS_SHOWN = 2
+    with pytest.raises(ImportValidationError) as info:
+        parse_prompts(jsonl(*({"nope": i} for i in range(5))), filename="x.jsonl")
+    assert info.value.total == 5 and len(info.value.errors) == 2
+    assert "and 3 more" in str(info.value)
+
+
+def test_empty_file_is_an_error():
+    assert errors_of(b"\n\n") == ["there are no records to import"]
+
+
+def test_csv_with_response_columns_and_bom():
+    data = "\ufeffprompt,response_1,response_2,response_10,tags,metadata\nWhere?,Here,There,Nowhere,\"a, b\",\"{\"\"x\"\": 1}\"\n".encode()
+    (record,) = parse_prompts(data, filename="p.csv")
+    assert record.responses == ["Here", "There", "Nowhere"] and record.tags == ["a", "b"] and record.metadata == {"x": 1}
+
+
+def test_csv_errors_use_file_line_numbers():
+    data = b'prompt,responses\nok,"[""a"", ""b""]"\nbad,"[""a"""\n'
+    assert errors_of(data, "p.csv") == ["line 3, field 'responses': not valid JSON (Expecting ',' delimiter)"]
+
+
+def test_api_items_are_numbered_as_items():
+    with pytest.raises(ImportValidationError) as info:
+        parse_prompt_items([{"prompt": "ok"}, {"prompt": ""}])
+    assert str(info.value.errors[0]) == "item 2, field 'prompt': is empty"
+
+
+def test_preferences_in_trl_hh_and_conversational_form():
+    hh_chosen = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Refund please\n\nAssistant: Sure, here is how."
+    hh_rejected = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Refund please\n\nAssistant: No."
+    records = parse_preferences(
+        jsonl(
+            {"prompt": "Cancel my order", "chosen": "Done.", "rejected": "Can't.", "margin": 1.0},
+            {"chosen": hh_chosen, "rejected": hh_rejected},
+            {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": "A."}],
+             "rejected": [{"role": "assistant", "content": "B."}]},
+        ),
+        filename="prefs.jsonl",
+        split_hh=training_bridge.split_hh_dialogue,
+    )
+    assert (records[0].prompt, records[0].chosen, records[0].margin) == ("Cancel my order", "Done.", 1.0)
+    assert records[1].prompt == "Refund please" and records[1].chosen == "Sure, here is how." and records[1].rejected == "No."
+    assert records[1].context == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert (records[2].prompt, records[2].chosen, records[2].rejected) == ("Q?", "A.", "B.")
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ({"prompt": "p", "chosen": "a"}, "field 'rejected': missing"),
+        ({"prompt": "p", "chosen": "a", "rejected": "a"}, "field 'rejected': the same text as chosen"),
+        ({"chosen": "no dialogue", "rejected": "here"}, "field 'chosen': the two dialogues share no"),
+        ({"prompt": "p", "chosen": "a", "rejected": "b", "margin": "big"}, "field 'margin': expected a number"),
+    ],
+)
+def test_bad_preference_lines(row, expected):
+    with pytest.raises(ImportValidationError) as info:
+        parse_preferences(jsonl(row), filename="x.jsonl", split_hh=training_bridge.split_hh_dialogue)
+    assert expected in str(info.value.errors[0])
+
+
+def test_hh_turns():
+    assert hh_turns("\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:") == [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+    ]

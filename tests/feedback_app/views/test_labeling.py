@@ -1,0 +1,121 @@
+import re
+
+import pytest
+from django.test import Client
+
+from feedback_app.models import Assignment, PreferenceLabel
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery staple"
+
+
+def logged_in(user, *, csrf_checks: bool = False) -> Client:
+    client = Client(enforce_csrf_checks=csrf_checks)
+    client.force_login(user)
+    return client
+
+
+def csrf_token(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get("/label/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_login_page_and_login(client, rater):
+    assert client.get("/login/").status_code == 200
+    response = client.post("/login/", {"username": rater.username, "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/", follow=True).redirect_chain[-1][0] == "/label/"
+
+
+def test_page_shows_prompt_and_both_responses(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    html = logged_in(rater).get("/label/").content.decode()
+    assert comparison.prompt.text in html
+    assert comparison.response_a.text in html and comparison.response_b.text in html
+    for key in ("1", "2", "3", "4", "Q", "W", "E", "Enter", "S", "U"):
+        assert f"<kbd>{key}</kbd>" in html
+    assert 'hx-post="/label/%d/"' % comparison.pk in html and 'action="/label/%d/"' % comparison.pk in html
+
+
+def test_plain_form_post_without_javascript(rater, make_comparisons):
+    """The page works with plain form posts: post, redirect, next comparison."""
+    first, second = make_comparisons(2)
+    client = logged_in(rater, csrf_checks=True)
+    html = client.get("/label/").content.decode()
+    shown = first if f"/label/{first.pk}/" in html else second
+    response = client.post(f"/label/{shown.pk}/", {"csrfmiddlewaretoken": csrf_token(html), "choice": "right", "strength": "1",
+                                                   "criterion_honesty": "left", "rationale": " polite ", "flags": ["private"]})
+    assert response.status_code == 302 and response["Location"] == "/label/"
+    label = PreferenceLabel.objects.get()
+    assert label.comparison_id == shown.pk and label.strength == 1 and label.rationale == "polite" and label.flags == ["private"]
+    assert label.time_on_task_ms is not None
+    follow = client.get("/label/").content.decode()
+    other = second if shown == first else first
+    assert f"/label/{other.pk}/" in follow and "Today <strong id=\"today-count\">1</strong>" in follow
+
+
+def test_htmx_submit_swaps_in_the_next_comparison(rater, make_comparisons):
+    make_comparisons(2)
+    client = logged_in(rater)
+    client.get("/label/")
+    current = Assignment.objects.get(rater=rater)
+    response = client.post(f"/label/{current.comparison_id}/", {"choice": "left", "strength": "2", "time_on_task_ms": "4321"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<section id="workspace"') and "<html" not in html
+    assert PreferenceLabel.objects.get().time_on_task_ms == 4321
+    nxt = Assignment.objects.get(rater=rater, status="leased")
+    assert f'data-comparison="{nxt.comparison_id}"' in html
+
+
+def test_missing_choice_is_explained(rater, make_comparisons):
+    make_comparisons(1)
+    client = logged_in(rater)
+    client.get("/label/")
+    current = Assignment.objects.get(rater=rater)
+    response = client.post(f"/label/{current.comparison_id}/", {"strength": "2"}, HTTP_HX_REQUEST="true")
+    assert "Pick which response is better" in response.content.decode()
+    assert not PreferenceLabel.objects.exists()
+    plain = client.post(f"/label/{current.comparison_id}/", {"strength": "2"})
+    assert plain.status_code == 400
+
+
+def test_skip_and_undo(rater, make_comparisons):
+    first, second = make_comparisons(2)
+    client = logged_in(rater)
+    client.get("/label/")
+    held = Assignment.objects.get(rater=rater).comparison_id
+    client.post(f"/label/{held}/skip/", HTTP_HX_REQUEST="true")
+    other = Assignment.objects.get(rater=rater, status="leased").comparison_id
+    assert other != held
+    client.post(f"/label/{other}/", {"choice": "tie", "strength": "2"})
+    response = client.post("/label/undo/", HTTP_HX_REQUEST="true")
+    assert f'data-comparison="{other}"' in response.content.decode() and "withdrawn" in response.content.decode()
+    assert not PreferenceLabel.objects.exists()
+    empty = client.post("/label/undo/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Nothing undone" in empty
+
+
+def test_empty_queue_says_so(rater):
+    html = logged_in(rater).get("/label/").content.decode()
+    assert "All caught up" in html and 'hx-trigger="every 15s"' in html
+
+
+def test_htmx_post_without_csrf_token_is_refused(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = logged_in(rater, csrf_checks=True)
+    html = client.get("/label/").content.decode()
+    refused = client.post(f"/label/{comparison.pk}/", {"choice": "left"}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 403 and not PreferenceLabel.objects.exists()
+    # htmx sends the token in the X-CSRFToken header set on <body hx-headers=...>.
+    token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', html).group(1)
+    accepted = client.post(f"/label/{comparison.pk}/", {"choice": "left"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 200 and PreferenceLabel.objects.count() == 1
+
+
+def test_users_without_a_role_are_refused(django_user_model):
+    nobody = django_user_model.objects.create_user("nobody", password="x")
+    assert logged_in(nobody).get("/label/").status_code == 403

@@ -1,0 +1,77 @@
+"""End to end in a real headless Chromium: log in, label with the keyboard, export."""
+
+import json
+
+import pytest
+
+from feedback_app.models import PreferenceLabel, Role
+from feedback_app.services.accounts import user_create
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a long demo password"
+
+
+def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, browser, make_comparisons, tmp_path):
+    comparisons = make_comparisons(4)
+    rater, _, _ = user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
+
+    page = browser.new_page()
+    page.goto(f"{asgi_live_server}/label/")
+    page.fill("#id_username", "kim")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#label-form")
+
+    pressed = []
+    for keys in (("1", "q"), ("2", "e"), ("3", "w")):
+        shown = page.get_attribute("#workspace", "data-comparison")
+        left_text = page.inner_text("[data-testid=left-text]")
+        for key in keys:
+            page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+        pressed.append((int(shown), keys, left_text))
+    assert page.inner_text("#today-count") == "3"
+    page.screenshot(path=str(tmp_path / "label.png"))
+
+    # The swap happened in place: no full page load since the login.
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+    labels = {label.comparison_id: label for label in PreferenceLabel.objects.filter(rater=rater)}
+    assert len(labels) == 3
+    for comparison_id, (choice_key, strength_key), left_text in pressed:
+        label = labels[comparison_id]
+        comparison = next(c for c in comparisons if c.pk == comparison_id)
+        a_on_left = left_text.strip() == comparison.response_a.text
+        expected = {"1": "a" if a_on_left else "b", "2": "b" if a_on_left else "a", "3": "tie"}[choice_key]
+        assert (label.winner, label.strength, label.a_on_left) == (expected, {"q": 1, "w": 2, "e": 3}[strength_key], a_on_left)
+        assert label.time_on_task_ms is not None and label.time_on_task_ms > 0
+
+    # U brings the last comparison back; the label is withdrawn.
+    last = pressed[-1][0]
+    page.keyboard.press("u")
+    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison === '{last}'")
+    assert PreferenceLabel.objects.filter(rater=rater).count() == 2
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{last}'")
+    assert PreferenceLabel.objects.filter(rater=rater).count() == 3
+
+    # A researcher downloads the raw export from the admin.
+    researcher = browser.new_page()
+    researcher.goto(f"{asgi_live_server}/admin/feedback_app/preferencelabel/export/")
+    researcher.fill("#id_username", "rhea")
+    researcher.fill("#id_password", PASSWORD)
+    researcher.click("input[type=submit]")
+    researcher.select_option("#id_format", "raw")
+    with researcher.expect_download() as download:
+        researcher.click("input[type=submit]")
+    path = tmp_path / "export.jsonl"
+    download.value.save_as(path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(r["comparison_id"] for r in rows) == sorted(labels)
+    assert {r["rater"] for r in rows} == {rater.profile.pseudonym}
+    by_comparison = {r["comparison_id"]: r for r in rows}
+    for comparison_id, (choice_key, _), _ in pressed:
+        assert by_comparison[comparison_id]["choice"] == {"1": "left", "2": "right", "3": "tie"}[choice_key]
