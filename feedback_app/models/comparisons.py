@@ -72,7 +72,8 @@ class Assignment(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["comparison", "rater"], name="assignment_once_per_rater")]
+        # (rater, comparison): also the index behind "comparisons this rater never held".
+        constraints = [models.UniqueConstraint(fields=["rater", "comparison"], name="assignment_once_per_rater")]
         indexes = [
             models.Index(fields=["comparison", "status", "lease_expires_at"], name="assignment_slot"),
             models.Index(fields=["rater", "status", "lease_expires_at"], name="assignment_rater_open"),

@@ -91,25 +91,27 @@ def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment |
         comparison = _lock_leasable(rater=rater, now=now, skip_locked=False)
     if comparison is None:
         return None
-    assignment = Assignment.objects.create(
-        comparison_id=comparison.pk,
+    return Assignment.objects.create(
+        comparison=comparison,
         rater=rater,
         a_on_left=random.random() < 0.5,
         leased_at=now,
         lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
     )
-    return Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment.pk)
 
 
 def _lock_leasable(*, rater, now: datetime, skip_locked: bool) -> Comparison | None:
-    """Lock and return a comparison with a slot free for ``rater``; call inside a transaction."""
+    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in.
+
+    Call inside a transaction.
+    """
     tried: list[int] = []
     while True:
         comparison = (
             comparisons_leasable_for_rater(rater=rater, now=now)
             .exclude(pk__in=tried)
+            .select_related("prompt", "response_a", "response_b")
             .select_for_update(skip_locked=skip_locked, of=("self",))
-            .only("id", "label_count", "required_labels")
             .first()
         )
         if comparison is None:
@@ -133,10 +135,10 @@ def label_record(
     comparison = Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id).first()
     if comparison is None:
         raise ComparisonNotFound(f"comparison {comparison_id} does not exist")
-    assignment = Assignment.objects.filter(comparison=comparison, rater=rater).first()
+    assignment = Assignment.objects.select_related("label").filter(comparison=comparison, rater=rater).first()
     if assignment is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
-    existing = PreferenceLabel.objects.filter(comparison=comparison, rater=rater).first()
+    existing = getattr(assignment, "label", None)
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
     if existing is not None:

@@ -82,8 +82,8 @@ class Command(BaseCommand):
         finally:
             self._stop_all()
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent, env={**os.environ, **(env or {})})
         self.children.append((name, process))
         return process
 
@@ -99,12 +99,14 @@ class Command(BaseCommand):
             wait_for_port("127.0.0.1", redis_port, timeout=20, process=process)
             self.stdout.write(f"Embedded Redis on 127.0.0.1:{redis_port} (data in {data_dir})")
         if not no_workers:
+            # Celery's prefork children keep one persistent connection each; no pool there.
+            worker_env = {"DB_POOL": "0"}
             beat_schedule = settings.VAR_DIR / "celerybeat-schedule"
             self._spawn("worker default", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "default", "-n", "default@%h",
-                                           "--concurrency", str(default_concurrency), "--loglevel", "INFO"])
+                                           "--concurrency", str(default_concurrency), "--loglevel", "INFO"], worker_env)
             self._spawn("worker gpu", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu@%h",
-                                       "--concurrency", "1", "--loglevel", "INFO"])
-            self._spawn("beat", [python, "-m", "celery", "-A", "feedback_app", "beat", "--schedule", str(beat_schedule), "--loglevel", "WARNING"])
+                                       "--concurrency", "1", "--loglevel", "INFO"], worker_env)
+            self._spawn("beat", [python, "-m", "celery", "-A", "feedback_app", "beat", "--schedule", str(beat_schedule), "--loglevel", "WARNING"], worker_env)
         web = self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers", "feedback_app.asgi:application"])
         wait_for_port(host, port, timeout=60, process=web)
 

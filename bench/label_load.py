@@ -1,0 +1,235 @@
+"""Load test of the labeling API: N simulated raters loop next → label for T seconds.
+
+Usage (the server must use the same DATABASE_URL as this script, which sets up raters and
+comparisons in that database and audits it afterwards):
+
+    .venv/bin/python bench/label_load.py --url http://127.0.0.1:8000 --raters 50 --seconds 30
+    .venv/bin/python bench/label_load.py --serve uvicorn --web-workers 2   # starts a server itself
+
+Prints labels/s, p50/p95/p99 latency of each call, errors, and an audit: labels stored equal
+labels acknowledged, no comparison collected more labels than it asked for, no rater labelled
+a comparison twice. Exits non-zero when the audit fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
+
+
+def setup_django():
+    import django
+
+    django.setup()
+
+
+def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) -> dict[str, str]:
+    """Create the bench raters (with API tokens) and fresh open comparisons; return {username: token}."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from rest_framework.authtoken.models import Token
+
+    from feedback_app.models import Comparison, Prompt, Response, Role
+    from feedback_app.services.accounts import user_create
+
+    User = get_user_model()
+    tokens = {}
+    for i in range(raters):
+        name = f"bench-rater-{i:03d}"
+        user = User.objects.filter(username=name).first()
+        if user is None:
+            user, _, _ = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
+        tokens[name] = Token.objects.get_or_create(user=user)[0].key
+    with transaction.atomic():
+        prompts = Prompt.objects.bulk_create(
+            [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}") for i in range(comparisons)],
+            batch_size=5000,
+        )
+        responses = Response.objects.bulk_create(
+            [Response(prompt=p, text=f"Reply {side} to request {p.pk}.") for p in prompts for side in ("A", "B")], batch_size=5000
+        )
+        Comparison.objects.bulk_create(
+            [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=required_labels)
+             for i, p in enumerate(prompts)],
+            batch_size=5000,
+        )
+    return tokens
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str]) -> None:
+    headers = {"Authorization": f"Token {token}"}
+    i = 0
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            r = await client.get("/api/v1/comparisons/next/", headers=headers)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            stats["errors"][f"next: {type(exc).__name__}"] += 1
+            continue
+        stats["latency"]["next"].append(time.perf_counter() - t0)
+        if r.status_code == 204:
+            stats["empty"] += 1
+            await asyncio.sleep(0.2)
+            continue
+        if r.status_code != 200:
+            stats["errors"][f"next: HTTP {r.status_code}"] += 1
+            continue
+        comparison_id = r.json()["id"]
+        body = {"choice": choices[i % len(choices)], "strength": 1 + i % 3, "time_on_task_ms": 1000}
+        i += 1
+        # A label whose answer is lost (timeout, reset) is sent again: the API is idempotent.
+        for attempt in range(5):
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(f"/api/v1/comparisons/{comparison_id}/label/", json=body, headers=headers)
+            except Exception as exc:  # noqa: BLE001
+                stats["errors"][f"label: {type(exc).__name__}"] += 1
+                continue
+            stats["latency"]["label"].append(time.perf_counter() - t0)
+            if r.status_code == 201:
+                stats["acknowledged"].append((token, comparison_id))
+            elif r.status_code == 200:
+                stats["repeats"] += 1
+            else:
+                stats["errors"][f"label: HTTP {r.status_code}"] += 1
+            break
+
+
+async def run_load(*, url: str, tokens: dict[str, str], seconds: float) -> dict:
+    import httpx
+
+    stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
+    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
+        # Warm up: one call per rater (connections, server caches).
+        await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
+        started = time.monotonic()
+        deadline = started + seconds
+        choices = ["left", "right", "left", "tie", "right", "both_bad"]
+        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3]) for i, t in enumerate(tokens.values())))
+        stats["elapsed"] = time.monotonic() - started
+    return stats
+
+
+def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], tag: str) -> dict:
+    from django.db.models import Count, F
+
+    from feedback_app.models import Comparison, PreferenceLabel
+
+    stored = PreferenceLabel.objects.filter(rater__auth_token__key__in=list(tokens.values()), comparison__prompt__source=f"bench:{tag}")
+    stored_pairs = Counter(stored.values_list("rater__auth_token__key", "comparison_id"))
+    acked_pairs = Counter(acknowledged)
+    comparisons = Comparison.objects.filter(prompt__source=f"bench:{tag}")
+    over = comparisons.filter(label_count__gt=F("required_labels")).count()
+    mismatched = comparisons.annotate(n=Count("labels")).exclude(n=F("label_count")).count()
+    return {
+        "labels_acknowledged": sum(acked_pairs.values()),
+        "labels_stored": sum(stored_pairs.values()),
+        "acknowledged_but_missing": sum((acked_pairs - stored_pairs).values()),
+        "stored_but_not_acknowledged": sum((stored_pairs - acked_pairs).values()),
+        "duplicate_rater_comparison": sum(1 for n in stored_pairs.values() if n > 1) + sum(1 for n in acked_pairs.values() if n > 1),
+        "over_collected_comparisons": over,
+        "label_count_mismatches": mismatched,
+    }
+
+
+def start_server(kind: str, workers: int, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if kind == "daphne":
+        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    from feedback_app.management.commands.serve import wait_for_port
+
+    wait_for_port("127.0.0.1", port, timeout=60, process=process)
+    return process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--raters", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--comparisons", type=int, default=0, help="Fresh comparisons to create (default: enough for 1,000 labels/s).")
+    parser.add_argument("--required-labels", type=int, default=1)
+    parser.add_argument("--serve", choices=["daphne", "uvicorn"], help="Start this server for the run (else use --url).")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8077)
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    args = parser.parse_args()
+
+    setup_django()
+    from django.conf import settings
+    from django.db import connections
+
+    tag = secrets.token_hex(4)
+    comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
+    tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
+    connections.close_all()
+    server = None
+    url = args.url
+    if args.serve:
+        server = start_server(args.serve, args.web_workers, args.port)
+        url = f"http://127.0.0.1:{args.port}"
+    try:
+        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], tag=tag)
+    n = checks["labels_acknowledged"]
+    result = {
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "server": args.serve or url,
+        "web_workers": args.web_workers if args.serve == "uvicorn" else 1,
+        "raters": args.raters,
+        "seconds": round(stats["elapsed"], 1),
+        "labels_per_second": round(n / stats["elapsed"], 1),
+        "latency_ms": {
+            call: {f"p{q}": round(1000 * percentile(v, q), 1) for q in (50, 95, 99)} | {"n": len(v)}
+            for call, v in sorted(stats["latency"].items())
+        },
+        "errors": dict(stats["errors"]),
+        "repeated_label_answers": stats["repeats"],
+        "empty_queue_answers": stats["empty"],
+        "audit": checks,
+    }
+    ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
+          == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == 0)
+    result["audit_ok"] = ok
+    print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters, {result['seconds']} s")
+    print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
+    for call, figures in result["latency_ms"].items():
+        print(f"  {call:<6} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
+    print("audit:", "OK" if ok else "FAILED", json.dumps(checks))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
