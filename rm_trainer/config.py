@@ -23,7 +23,8 @@ class FitConfig:
     tier: str = "fast"  # "fast" | "full"
     ensemble_size: int = 5
     head_hidden: int = 256
-    epochs: int = 30
+    epochs: int = 30  # at most; members stop early on their out-of-bag loss
+    patience: int = 3  # epochs without out-of-bag improvement before the heads stop (0: never)
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2

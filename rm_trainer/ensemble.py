@@ -37,6 +37,7 @@ class RewardEnsemble(nn.Module):
         self.b2 = nn.Parameter(torch.zeros(members, 1, 1))
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_std", torch.ones(dim))
+        self.history: dict = {}  # how fit_ensemble trained it; not saved
         for k in range(members):
             generator = torch.Generator().manual_seed(seed * 1_000_003 + k)
             # The default init of nn.Linear: uniform within ±1/sqrt(fan_in).
@@ -87,6 +88,7 @@ def fit_ensemble(
     members: int = 5,
     hidden: int = 256,
     epochs: int = 30,
+    patience: int = 3,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     weight_decay: float = 1e-2,
@@ -98,8 +100,13 @@ def fit_ensemble(
     """Return an ensemble fitted to the pairwise loss on embeddings of chosen and rejected [N, dim].
 
     Member k draws its bootstrap sample and its batch order from seed ``seed + k``; every
-    step runs all members on their own batch at once. ``on_epoch(epoch, epochs, loss)`` is
-    called after each epoch and may raise to stop.
+    step runs all members on their own batch at once. Each member keeps the weights of its
+    epoch with the lowest loss on its out-of-bag pairs (those its bootstrap sample left out,
+    about 37%), and training ends once no member has improved for ``patience`` epochs
+    (0: run every epoch and keep the last weights), so the number of epochs adapts to the
+    amount of data.
+    ``on_epoch(epoch, epochs, loss)`` is called after each epoch and may raise to stop.
+    The ensemble's ``history`` records the epochs run and each member's best out-of-bag loss.
     """
     device = torch.device(device)
     chosen_t = torch.as_tensor(chosen, dtype=torch.float32, device=device)
@@ -116,10 +123,18 @@ def fit_ensemble(
     optimizer = torch.optim.AdamW(ensemble.parameters(), lr=learning_rate, weight_decay=weight_decay)
     rngs = [np.random.default_rng(seed * 1_000_003 + k) for k in range(members)]
     samples = [rng.integers(0, n, n) if bootstrap else np.arange(n) for rng in rngs]
+    out_of_bag = torch.ones(members, n, device=device)
+    for k, sample in enumerate(samples):
+        out_of_bag[k, torch.as_tensor(sample, device=device)] = 0.0
+    oob_weight = weight_t * out_of_bag  # [K, N]
+    has_oob = oob_weight.sum(1) > 0
+    best_loss = torch.full((members,), float("inf"), device=device)
+    best = {name: p.detach().clone() for name, p in ensemble.named_parameters()}
     batch_size = min(batch_size, n)
 
-    ensemble.train()
+    stale, epochs_run = 0, 0
     for epoch in range(epochs):
+        ensemble.train()
         order = torch.as_tensor(np.stack([s[rng.permutation(n)] for s, rng in zip(samples, rngs)]), device=device)
         total, steps = torch.zeros((), device=device), 0
         for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged last batch
@@ -132,9 +147,36 @@ def fit_ensemble(
             loss.backward()
             optimizer.step()
             total, steps = total + loss.detach(), steps + 1
+        epochs_run = epoch + 1
+
+        oob_loss = _member_losses(ensemble, chosen_t, rejected_t, margin_t, oob_weight, tie_t)
+        improved = (oob_loss < best_loss - 1e-4) | ~has_oob  # a member with no out-of-bag pair keeps its latest
+        best_loss = torch.where(improved & has_oob, oob_loss, best_loss)
+        for name, p in ensemble.named_parameters():
+            best[name][improved] = p.detach()[improved]
+        stale = 0 if (improved & has_oob).any() else stale + 1
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, total.item() / max(steps, 1))
+        if patience and bootstrap and has_oob.any() and stale >= patience:
+            break
+
+    if patience and bootstrap:
+        with torch.no_grad():
+            for name, p in ensemble.named_parameters():
+                p.copy_(best[name])
+    ensemble.history = {"epochs": epochs_run, "oob_loss": [round(x, 5) if math.isfinite(x) else None for x in best_loss.tolist()]}
     return ensemble.eval()
+
+
+@torch.no_grad()
+def _member_losses(ensemble: RewardEnsemble, chosen: Tensor, rejected: Tensor, margin: Tensor, weight: Tensor, tie: Tensor) -> Tensor:
+    """Return each member's weighted pairwise loss over all pairs, shape [K]; ``weight`` is [K, N]."""
+    ensemble.eval()
+    r_chosen = torch.as_tensor(ensemble.member_rewards(chosen), device=chosen.device)
+    r_rejected = torch.as_tensor(ensemble.member_rewards(rejected), device=chosen.device)
+    return torch.stack([
+        pairwise_loss(r_chosen[k], r_rejected[k], margin, weight[k], tie) for k in range(ensemble.members)
+    ])
 
 
 def _column(values, n: int, default, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:

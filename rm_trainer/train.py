@@ -99,7 +99,7 @@ def fit(
     ensemble = fit_ensemble(
         chosen[:n], rejected[:n],
         margin=_margins(train, config), weight=[p.weight for p in train], tie=[p.tie for p in train],
-        members=config.ensemble_size, hidden=config.head_hidden, epochs=config.epochs,
+        members=config.ensemble_size, hidden=config.head_hidden, epochs=config.epochs, patience=config.patience,
         batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, seed=config.seed, device=device,
         on_epoch=lambda epoch, epochs, loss: report("heads", epoch, epochs, loss),
@@ -116,6 +116,7 @@ def fit(
     report("evaluate", 1, 1, None)
 
     manifest = _manifest(pairs, train, validation, config, encoder, parent, baseline, metrics, baseline_metrics)
+    manifest["heads"] = ensemble.history
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     path = store.write("reward", name, manifest, lambda folder: _write_checkpoint(folder, ensemble, fine_tuned, encoder))
     return FitResult(

@@ -85,3 +85,22 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = RewardEnsemble.load(tmp_path)
     np.testing.assert_array_equal(ensemble.member_rewards(chosen), loaded.member_rewards(chosen))
     assert loaded.feature_mean.abs().mean() > 1
+
+
+def test_out_of_bag_early_stopping_ends_a_hopeless_fit():
+    """On random labels the out-of-bag loss stops improving, so training ends well before the last epoch."""
+    rng = np.random.default_rng(0)
+    chosen, rejected = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(300, 16)).astype(np.float32)
+    stopped = fit_ensemble(chosen, rejected, members=3, hidden=32, epochs=40, patience=2, batch_size=30)
+    assert stopped.history["epochs"] < 40 and all(loss is not None for loss in stopped.history["oob_loss"])
+    assert fit_ensemble(chosen, rejected, members=3, hidden=32, epochs=6, patience=0, batch_size=30).history["epochs"] == 6
+
+
+def test_early_stopping_keeps_each_members_best_epoch():
+    """The returned weights are those of each member's best out-of-bag epoch, not the last epoch's."""
+    rng = np.random.default_rng(1)
+    chosen, rejected = rng.normal(size=(200, 16)).astype(np.float32), rng.normal(size=(200, 16)).astype(np.float32)
+    ensemble = fit_ensemble(chosen, rejected, members=2, hidden=64, epochs=30, patience=30, batch_size=20, learning_rate=1e-2)
+    overfit = fit_ensemble(chosen, rejected, members=2, hidden=64, epochs=30, patience=0, batch_size=20, learning_rate=1e-2)
+    gap = lambda e: np.abs(e.member_rewards(chosen) - e.member_rewards(rejected)).mean()
+    assert gap(ensemble) < gap(overfit)
