@@ -30,7 +30,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rm_trainer.device import autocast, resolve_device
-from rm_trainer.reward_model import RewardModel, encode_pairs, load_tokenizer, pad_batch
+from rm_trainer.reward_model import POOLING, RewardModel, encode_pairs, load_tokenizer, pad_batch
 
 OnBatch = Callable[[int, int], None]
 
@@ -61,13 +61,13 @@ class PairEncoder:
 
     @property
     def dim(self) -> int:
-        return self.model.hidden_size
+        return self.model.embedding_dim
 
     @property
     def identity(self) -> str:
-        """Return a sha256 of the encoder weights and the vocabulary, computed once."""
+        """Return a sha256 of the pooling, the encoder weights and the vocabulary, computed once."""
         if self._identity is None:
-            digest = hashlib.sha256()
+            digest = hashlib.sha256(POOLING.encode())
             for name, tensor in sorted(self.model.encoder.state_dict().items()):
                 digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
                 digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())

@@ -27,7 +27,7 @@ def test_embed_keeps_input_order(tiny_backbone):
     encoder = PairEncoder.load(tiny_backbone, device="cpu")
     encoder.batch_size = 2
     together = encoder.embed(PROMPTS, RESPONSES, max_length=32)
-    assert together.shape == (3, 32) and together.dtype == np.float32
+    assert together.shape == (3, 64) and together.dtype == np.float32
     for i in range(3):
         alone = encoder.embed(PROMPTS[i : i + 1], RESPONSES[i : i + 1], max_length=32)
         np.testing.assert_allclose(together[i], alone[0], rtol=1e-5, atol=1e-5)

@@ -32,7 +32,7 @@ def test_score_member_rewards_and_embed(checkpoints):
     assert len(rewards) == 3 and members.shape == (4, 3)
     np.testing.assert_allclose(rewards, members.mean(0), rtol=1e-6)
     assert rewards[0] > rewards[1]
-    assert scorer.embed("word5 word6", responses).shape == (3, 32)
+    assert scorer.embed("word5 word6", responses).shape == (3, 64)
 
 
 def test_batch_matches_one_at_a_time(checkpoints):
@@ -44,7 +44,7 @@ def test_batch_matches_one_at_a_time(checkpoints):
     for (prompt, responses), rewards in zip(items, batched):
         np.testing.assert_allclose(rewards, scorer.score(prompt, responses), rtol=1e-5, atol=1e-5)
     rewards, embeddings = scorer.rewards_and_embeddings_batch(items)
-    assert rewards[0].shape == (4, 2) and embeddings[0].shape == (2, 32)
+    assert rewards[0].shape == (4, 2) and embeddings[0].shape == (2, 64)
     assert scorer.score_batch([]) == []
 
 
