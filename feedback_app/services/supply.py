@@ -1,0 +1,85 @@
+"""Keeping comparisons ready: the active policy writes candidates, the reward model picks a pair.
+
+One round: claim up to SUPPLY_BATCH_PROMPTS prompts that need a comparison (each claim is a
+lease on the prompt row, so two workers never generate for the same prompt), generate
+SUPPLY_CANDIDATES replies for each in one batched pass, score them with the active reward model,
+let the selection strategy choose the pair to show, and store the two replies and the
+comparison with its provenance (policy version, reward-model version, strategy, score).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from feedback_app import events, training_bridge
+from feedback_app.models import Comparison, PolicyVersion, Prompt, Response
+from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
+from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.training import policy_ensure_base
+
+logger = logging.getLogger(__name__)
+GENERATION_LEASE = timedelta(minutes=15)
+
+
+def comparisons_supply(*, now: datetime | None = None) -> int:
+    """Generate comparisons until SUPPLY_OPEN_TARGET are open (one round at most); return how many were made."""
+    missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count()
+    if missing <= 0:
+        return 0
+    now = now or timezone.now()
+    policy = policy_ensure_base()
+    prompts = prompts_claim_for_generation(policy=policy, limit=min(missing, settings.SUPPLY_BATCH_PROMPTS), now=now)
+    if not prompts:
+        return 0
+    try:
+        return _supply_round(policy=policy, prompts=prompts)
+    finally:
+        Prompt.objects.filter(pk__in=[p.pk for p in prompts]).update(generation_lease_until=None)
+
+
+@transaction.atomic
+def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: datetime) -> list[Prompt]:
+    """Lease up to ``limit`` prompts that need a comparison from ``policy`` to this worker."""
+    ids = list(
+        prompts_needing_comparisons(policy=policy, now=now)
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", flat=True)[:limit]
+    )
+    Prompt.objects.filter(pk__in=ids).update(generation_lease_until=now + GENERATION_LEASE)
+    return list(Prompt.objects.filter(pk__in=ids).order_by("id"))
+
+
+def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt]) -> int:
+    reward = reward_model_active()
+    seed = int(timezone.now().timestamp())
+    inputs = [(p.text, p.context) for p in prompts]
+    candidates = training_bridge.candidates_generate(
+        policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed
+    )
+    strategy = policy.selection_strategy if reward is not None else "random"
+    picks = training_bridge.pairs_choose(
+        reward_name=reward.name if reward else None, reward_path=reward.path if reward else None,
+        prompts=inputs, candidates=candidates, strategy=strategy, seed=seed,
+    )
+    made = 0
+    with transaction.atomic():
+        for prompt, texts, pick in zip(prompts, candidates, picks):
+            if pick is None:
+                logger.info("prompt %s: fewer than two distinct candidates; skipped this round", prompt.pk)
+                continue
+            i, j, score = pick
+            a = Response.objects.create(prompt=prompt, text=texts[i], policy_version=policy)
+            b = Response.objects.create(prompt=prompt, text=texts[j], policy_version=policy)
+            Comparison.objects.create(
+                prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
+                policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,
+            )
+            made += 1
+        if made:
+            events.comparisons_supplied(count=made)
+    return made

@@ -1,0 +1,51 @@
+"""Celery tasks: thin (ids in, a service call, idempotent), like views.
+
+torch is imported inside the services' bridge calls, never here, so importing this module (as
+every worker and the web process do) stays light.
+"""
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+
+@shared_task(bind=True, acks_late=True)
+def training_run_execute(self, run_id: int) -> None:
+    """Run one queued training run; a redelivered message does nothing."""
+    from feedback_app.services.training import training_run_execute
+
+    training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+
+
+@shared_task(acks_late=True)
+def comparisons_supply() -> int:
+    """Top up the open comparisons from the active policy; safe to run concurrently."""
+    from feedback_app.services.supply import comparisons_supply
+
+    return comparisons_supply()
+
+
+@shared_task
+def training_runs_reap() -> int:
+    """Fail runs whose worker stopped sending heartbeats."""
+    from feedback_app.services.training import training_runs_reap
+
+    return training_runs_reap()
+
+
+@shared_task(ignore_result=False)
+def reward_score(prompt: str, context: list, responses: list) -> dict:
+    """Return the active reward model's rewards for responses to a prompt, or {"error": why}."""
+    from feedback_app.services.scoring import NoActiveRewardModel, responses_score
+
+    try:
+        return responses_score(prompt=prompt, context=context, responses=responses)
+    except NoActiveRewardModel as exc:
+        return {"error": str(exc)}
+
+
+@worker_ready.connect
+def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
+    """A worker that starts under a name fails the runs an earlier process of that name left running."""
+    from feedback_app.services.training import training_runs_fail_orphaned
+
+    training_runs_fail_orphaned(worker=sender.hostname)
