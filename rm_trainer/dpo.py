@@ -37,7 +37,7 @@ from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.device import autocast, resolve_device
 from rm_trainer.generator import (
-    POLICY_KIND, Generator, PromptItem, chat_prompt_ids, load_causal_lm, policy_chain, runtime_dtype, stop_token_ids,
+    POLICY_KIND, Generator, PromptItem, chat_prompt_ids, load_causal_lm, policy_chain, runtime_dtype, seeded, stop_token_ids,
 )
 from rm_trainer.store import CheckpointStore, read_manifest
 
@@ -131,8 +131,7 @@ def train_dpo(
     if not usable:
         raise ValueError("DPO needs at least one pair that is not a tie and has a positive weight")
     device = resolve_device(config.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(config.seed)  # the LoRA init and dropout, without moving the caller's RNG
+    with seeded(device, config.seed):  # the LoRA init and dropout, without moving the caller's RNG
         model, tokenizer, examples = _prepare(base_policy_folder, usable, config, device)
         history = _train(model, examples, config, device, progress, should_stop)
 

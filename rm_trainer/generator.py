@@ -15,17 +15,18 @@ suppressing the other special tokens and the embedding rows past the tokenizer's
 (Qwen pads its embedding matrix; a sampled unused row decodes to nothing or to stray bytes);
 a repetition penalty over the generated tokens only (the model's own prompt, its ``<|im_end|>``
 turn ends and the left pads must not be penalised); float32 weights on CPU and bf16 weights on
-CUDA with float32 logits; and a private RNG seeded from the config, so a run never depends on,
-nor disturbs, the global torch RNG.
+CUDA with float32 logits; and the RNG seeded from the config inside a fork, so a run never
+depends on, nor disturbs, the caller's RNG state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from transformers import (
@@ -84,7 +85,6 @@ class Generator:
         self.dtype = runtime_dtype(self.device, bf16)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
         self.stop_ids = stop_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.suppressed_ids = suppressed_token_ids(tokenizer, model, self.stop_ids)
@@ -113,14 +113,14 @@ class Generator:
         """
         items = [PromptItem(item) if isinstance(item, str) else item for item in items]
         rows = [ids for ids in self.prompt_ids(items, config) for _ in range(n)]
-        rng = torch.Generator(device=self.device).manual_seed(config.seed)
         samples: list[str] = []
         new_tokens = 0
         start = time.perf_counter()
-        for begin in range(0, len(rows), config.batch_size):
-            texts, count = self._sample_batch(rows[begin:begin + config.batch_size], config, rng)
-            samples.extend(texts)
-            new_tokens += count
+        with seeded(self.device, config.seed):
+            for begin in range(0, len(rows), config.batch_size):
+                texts, count = self._sample_batch(rows[begin:begin + config.batch_size], config)
+                samples.extend(texts)
+                new_tokens += count
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
@@ -130,7 +130,7 @@ class Generator:
             prompt_tokens=sum(len(ids) for ids in rows), new_tokens=new_tokens, seconds=seconds,
         )
 
-    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig, rng: torch.Generator) -> tuple[list[str], int]:
+    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], int]:
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -140,13 +140,10 @@ class Generator:
         processors = LogitsProcessorList()
         if config.repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty, prompt_ignore_length=width))
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            # generate() draws from the global RNG; seed it from our own, inside a fork.
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=rng, device=self.device)))
-            output = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
-                generation_config=self._hf_config(config), logits_processor=processors,
-            )
+        output = self.model.generate(
+            input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+            generation_config=self._hf_config(config), logits_processor=processors,
+        )
         generated = output[:, width:].cpu()
         texts, count = [], 0
         for row in generated.tolist():
@@ -165,6 +162,15 @@ class Generator:
             top_k=config.top_k if sampled else 0, min_p=None, repetition_penalty=1.0,
             pad_token_id=self.pad_id, eos_token_id=list(self.stop_ids), suppress_tokens=self.suppressed_ids or None,
         )
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device, seed: int) -> Iterator[None]:
+    """Seed torch's global RNG for the block, then give the caller's RNG state back."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
 
 
 def runtime_dtype(device: torch.device, bf16: bool) -> torch.dtype:
