@@ -26,10 +26,12 @@ def comparisons_supply() -> int:
 
 @shared_task
 def training_runs_reap() -> int:
-    """Fail runs whose worker stopped sending heartbeats."""
-    from feedback_app.services.training import training_runs_reap
+    """Fail runs whose worker stopped sending heartbeats, and clear their half-written checkpoints."""
+    from feedback_app.services.training import checkpoints_remove_abandoned, training_runs_reap
 
-    return training_runs_reap()
+    failed = training_runs_reap()
+    checkpoints_remove_abandoned()
+    return failed
 
 
 @shared_task(ignore_result=False)
@@ -46,6 +48,7 @@ def reward_score(prompt: str, context: list, responses: list) -> dict:
 @worker_ready.connect
 def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
     """A worker that starts under a name fails the runs an earlier process of that name left running."""
-    from feedback_app.services.training import training_runs_fail_orphaned
+    from feedback_app.services.training import checkpoints_remove_abandoned, training_runs_fail_orphaned
 
     training_runs_fail_orphaned(worker=sender.hostname)
+    checkpoints_remove_abandoned()

@@ -289,6 +289,17 @@ def policy_materialise_base(*, name: str) -> tuple[str, dict]:
     return str(path.relative_to(store.root)), read_manifest(path)
 
 
+def checkpoint_partials() -> list[tuple[str, Path]]:
+    """Return (version name, folder) of unfinished checkpoint writes in MODEL_STORE."""
+    store = checkpoint_store()
+    return [item for kind in ("reward", "policy") for item in store.partials(kind)]
+
+
+def checkpoint_partial_remove(folder: Path) -> None:
+    """Delete the folder of an unfinished checkpoint write."""
+    checkpoint_store().remove_partial(folder)
+
+
 def is_held_out(key: str, fraction: float) -> bool:
     """Return whether ``key`` falls in the fixed held-out split (the trainer's validation rule)."""
     from rm_trainer.data import is_validation

@@ -66,16 +66,26 @@ class CheckpointStore:
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists())
 
-    def remove_partial(self, kind: str) -> int:
-        """Delete temporary folders left by writers that died; return how many."""
+    def partials(self, kind: str) -> list[tuple[str, Path]]:
+        """Return (version name, folder) of the temporary folders of unfinished writes of ``kind``.
+
+        A writer that died leaves one behind; so does a writer still at work (on this machine
+        or another sharing the store), so only the caller can tell which may go.
+        """
         folder = self.root / kind
-        removed = 0
-        if folder.is_dir():
-            for p in folder.iterdir():
-                if p.name.startswith(".tmp-"):
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed += 1
-        return removed
+        if not folder.is_dir():
+            return []
+        found = []
+        for p in folder.iterdir():
+            if p.name.startswith(".tmp-") and p.is_dir():
+                found.append((p.name[len(".tmp-"):].rsplit("-", 1)[0], p))
+        return sorted(found)
+
+    def remove_partial(self, folder: Path) -> None:
+        """Delete one temporary folder returned by ``partials``."""
+        if not folder.name.startswith(".tmp-") or folder.parent.parent != self.root:
+            raise ValueError(f"{folder} is not a temporary folder of this store")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:

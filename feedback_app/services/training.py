@@ -111,6 +111,18 @@ def training_runs_fail_orphaned(*, worker: str) -> int:
     return sum(training_run_fail(run_id=pk, error=f"the worker {worker} stopped while this run was training") for pk in ids)
 
 
+def checkpoints_remove_abandoned() -> int:
+    """Delete the half-written checkpoints of runs that are no longer running; return how many."""
+    running = {f"{prefix}-{pk:05d}" for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).values_list("pk", flat=True)
+               for prefix in ("rm", "policy")}
+    removed = 0
+    for name, folder in training_bridge.checkpoint_partials():
+        if name not in running:
+            training_bridge.checkpoint_partial_remove(folder)
+            removed += 1
+    return removed
+
+
 def training_runs_reap(*, now: datetime | None = None) -> int:
     """Fail running runs whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT."""
     now = now or timezone.now()

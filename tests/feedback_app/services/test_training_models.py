@@ -1,0 +1,68 @@
+"""Training runs with the real default models: all-MiniLM-L6-v2 and SmolLM2-135M-Instruct."""
+
+import os
+import stat
+
+import pytest
+
+from feedback_app import training_bridge
+from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
+from feedback_app.services.scoring import responses_score
+from feedback_app.services.training import policy_ensure_base, training_run_execute, training_run_request, version_activate
+
+pytestmark = [pytest.mark.models, pytest.mark.django_db]
+
+
+def run_now(kind):
+    run = training_run_request(kind=kind, trigger="cli")
+    training_run_execute(run_id=run.pk, worker="test")
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    return run
+
+
+def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_preferences, settings):
+    synthetic_preferences(60)
+    first = run_now("reward_fast").reward_model_version
+    assert first.status == "active" and first.tier == "fast"
+    assert first.metrics["val_accuracy"] >= 0.99 and first.metrics["n_validation"] > 0
+    assert first.metrics["calibration"] and first.manifest["backbone"]
+    folder = training_bridge.version_folder(first.path)
+    assert (folder / "manifest.json").exists()
+    assert all(not p.stat().st_mode & stat.S_IWUSR for p in folder.rglob("*") if p.is_file())
+
+    scored = responses_score(prompt="Customer: my blender arrived broken.", context=[],
+                             responses=["Not my problem. Sort out the blender yourself.",
+                                        "Thank you for reaching out about your blender! I'm sorry for the trouble. Here is exactly what to do next."])
+    assert scored["reward_model_version"] == first.name and scored["rewards"][1] > scored["rewards"][0]
+
+    second = run_now("reward_fast").reward_model_version
+    assert second.parent == first and second.metrics["baseline"]["val_accuracy"] is not None
+    assert responses_score(prompt="p", context=[], responses=["a"])["reward_model_version"] == second.name
+    version_activate(version=first, user=None, action="rollback")
+    assert responses_score(prompt="p", context=[], responses=["a"])["reward_model_version"] == first.name
+
+
+def test_supply_generates_english_candidates_and_records_provenance(db, settings, synthetic_preferences):
+    from feedback_app.models import Comparison, Prompt
+    from feedback_app.services.supply import comparisons_supply
+
+    settings.SUPPLY_OPEN_TARGET = 2
+    settings.SUPPLY_BATCH_PROMPTS = 2
+    settings.SUPPLY_CANDIDATES = 3
+    settings.GENERATION_MAX_NEW_TOKENS = 24
+    synthetic_preferences(12)
+    run_now("reward_fast")
+    Prompt.objects.create(text="My parcel never arrived. What can you do?", source="test")
+    Prompt.objects.create(text="How do I reset my online banking password?", source="test")
+    made = comparisons_supply()
+    assert made == 2
+    policy = PolicyVersion.objects.get(status="active")
+    assert policy.name == "policy-base"
+    for comparison in Comparison.objects.filter(policy_version=policy):
+        assert comparison.reward_model_version.status == "active"
+        assert comparison.selection_strategy == "uncertain" and comparison.selection_score is not None
+        for response in (comparison.response_a, comparison.response_b):
+            assert response.policy_version == policy and response.text.strip()
+            assert sum(c.isascii() for c in response.text) / len(response.text) > 0.9
+    assert comparisons_supply() == 0  # the target is met

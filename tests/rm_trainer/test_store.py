@@ -1,0 +1,61 @@
+import json
+import os
+
+import pytest
+
+from rm_trainer.store import CheckpointStore, read_manifest
+
+
+def test_write_renames_a_complete_folder_and_makes_it_read_only(tmp_path):
+    store = CheckpointStore(tmp_path)
+    path = store.write("reward", "rm-1", {"tier": "fast"}, lambda folder: (folder / "heads.pt").write_bytes(b"weights"))
+    assert path == tmp_path / "reward" / "rm-1"
+    assert read_manifest(path) == {"kind": "reward", "name": "rm-1", "tier": "fast"}
+    assert store.names("reward") == ["rm-1"] and store.manifest("reward", "rm-1")["tier"] == "fast"
+    assert not os.access(path / "heads.pt", os.W_OK) or os.geteuid() == 0  # root may write anyway
+    assert not (path / "heads.pt").stat().st_mode & 0o222
+
+
+def test_an_existing_version_is_never_overwritten(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.write("reward", "rm-1", {}, lambda folder: None)
+    with pytest.raises(FileExistsError):
+        store.write("reward", "rm-1", {}, lambda folder: None)
+
+
+def test_a_failing_write_leaves_nothing(tmp_path):
+    store = CheckpointStore(tmp_path)
+
+    def broken(folder):
+        (folder / "half.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        store.write("reward", "rm-2", {}, broken)
+    assert list((tmp_path / "reward").iterdir()) == []
+    assert store.names("reward") == []
+
+
+def test_partials_of_dead_writers_can_be_found_and_removed(tmp_path):
+    store = CheckpointStore(tmp_path)
+    (tmp_path / "policy").mkdir()
+    left = tmp_path / "policy" / ".tmp-policy-00007-1a2b3c4d"
+    left.mkdir()
+    (tmp_path / "policy" / "policy-00003").mkdir()  # no manifest: not a complete version either
+    assert store.partials("policy") == [("policy-00007", left)]
+    assert store.names("policy") == []
+    store.remove_partial(left)
+    assert store.partials("policy") == []
+    with pytest.raises(ValueError):
+        store.remove_partial(tmp_path / "policy")
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", ".."])
+def test_invalid_names_are_refused(tmp_path, name):
+    with pytest.raises(ValueError):
+        CheckpointStore(tmp_path).path("reward", name)
+
+
+def test_manifest_is_json_with_kind_and_name(tmp_path):
+    path = CheckpointStore(tmp_path).write("policy", "p-1", {"format": "full"}, lambda folder: None)
+    assert json.loads((path / "manifest.json").read_text())["name"] == "p-1"
