@@ -13,13 +13,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
-        parser.add_argument("--version", default=None, help="A reward version name (default: the active one).")
+        parser.add_argument("--reward-version", dest="reward_version", default=None, help="A reward version name (default: the active one).")
         parser.add_argument("--limit", type=int, default=None, help="Use only the first N pairs.")
 
-    def handle(self, *args, file: Path, version: str | None, limit: int | None, **options):
-        model = RewardModelVersion.objects.filter(name=version).first() if version else reward_model_active()
+    def handle(self, *args, file: Path, reward_version: str | None, limit: int | None, **options):
+        model = RewardModelVersion.objects.filter(name=reward_version).first() if reward_version else reward_model_active()
         if model is None:
-            raise CommandError(f"no reward version named {version!r}" if version else "no reward model is active yet; train one first")
+            raise CommandError(f"no reward version named {reward_version!r}" if reward_version else "no reward model is active yet; train one first")
         if not file.exists():
             raise CommandError(f"{file} does not exist")
         try:

@@ -1,0 +1,78 @@
+import pytest
+
+from feedback_app import tasks, training_bridge
+from feedback_app.models import AuditEntry, PolicyVersion, RewardModelVersion, TrainingRun
+from tests.conftest import api_client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_dispatch(monkeypatch):
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    return sent
+
+
+def test_researchers_queue_and_follow_runs(researcher, no_dispatch, django_capture_on_commit_callbacks):
+    client = api_client_for(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/training-runs/", {"kind": "reward_full"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["kind"] == "reward_full" and body["status"] == "queued" and body["trigger"] == "api"
+    assert no_dispatch == [body["id"]]
+    assert TrainingRun.objects.get().requested_by == researcher
+    assert client.get(f"/api/v1/training-runs/{body['id']}/").json()["status"] == "queued"
+    assert [r["id"] for r in client.get("/api/v1/training-runs/").json()] == [body["id"]]
+    assert client.get("/api/v1/training-runs/999/").status_code == 404
+    bad = client.post("/api/v1/training-runs/", {"kind": "reward_huge"}, format="json")
+    assert bad.status_code == 400 and "kind" in bad.json()
+
+
+def test_raters_cannot_train_or_score(rater, no_dispatch):
+    client = api_client_for(rater)
+    assert client.post("/api/v1/training-runs/", {"kind": "reward_fast"}, format="json").status_code == 403
+    assert client.post("/api/v1/score/", {"prompt": "p", "responses": ["a"]}, format="json").status_code == 403
+    assert client.post("/api/v1/reward-models/rm-1/activate/").status_code == 403
+
+
+def test_score_without_a_reward_model_is_503(researcher):
+    response = api_client_for(researcher).post("/api/v1/score/", {"prompt": "Where is my parcel?", "responses": ["Here.", "There."]}, format="json")
+    assert response.status_code == 503 and "no reward model is active" in response.json()["detail"]
+
+
+def test_score_answers_with_the_active_version(researcher, monkeypatch):
+    RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
+    seen = {}
+
+    def fake_scores(*, version_name, version_path, prompt, context, responses):
+        seen.update(version=version_name, context=context)
+        return [float(len(r)) for r in responses]
+
+    monkeypatch.setattr(training_bridge, "reward_scores", fake_scores)
+    response = api_client_for(researcher).post(
+        "/api/v1/score/", {"prompt": "Hi", "context": [{"role": "user", "content": "earlier"}], "responses": ["a", "abc"]}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"rewards": [1.0, 3.0], "reward_model_version": "rm-7"}
+    assert seen == {"version": "rm-7", "context": [{"role": "user", "content": "earlier"}]}
+
+
+@pytest.mark.parametrize("body, field", [({"responses": ["a"]}, "prompt"), ({"prompt": "p", "responses": []}, "responses"),
+                                         ({"prompt": "p", "responses": ["a"], "context": [{"who": "me"}]}, "context")])
+def test_score_validates_its_input(researcher, body, field):
+    response = api_client_for(researcher).post("/api/v1/score/", body, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_activate_promotes_and_rolls_back(researcher):
+    old = PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="retired")
+    PolicyVersion.objects.create(name="policy-2", path="policy/policy-2", status="active")
+    client = api_client_for(researcher)
+    response = client.post("/api/v1/policies/policy-1/activate/")
+    assert response.status_code == 200 and response.json()["action"] == "rollback"
+    old.refresh_from_db()
+    assert old.status == "active" and PolicyVersion.objects.get(name="policy-2").status == "retired"
+    assert AuditEntry.objects.get(action="policyversion.rollback").actor == researcher
+    assert client.post("/api/v1/policies/nope/activate/").status_code == 404
+    assert client.post("/api/v1/widgets/policy-1/activate/").status_code == 404
