@@ -7,6 +7,7 @@ import pytest
 
 from feedback_app import training_bridge
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
+from feedback_app.selectors.training import prompts_held_out
 from feedback_app.services.scoring import responses_score
 from feedback_app.services.training import policy_ensure_base, training_run_execute, training_run_request, version_activate
 
@@ -66,3 +67,31 @@ def test_supply_generates_english_candidates_and_records_provenance(db, settings
             assert response.policy_version == policy and response.text.strip()
             assert sum(c.isascii() for c in response.text) / len(response.text) > 0.9
     assert comparisons_supply() == 0  # the target is met
+
+
+def test_policy_dpo_run_produces_a_judged_policy_version(db, settings, synthetic_preferences):
+    settings.DPO_MAX_PAIRS = 8
+    settings.DPO_EVAL_PROMPTS = 2
+    settings.GENERATION_MAX_NEW_TOKENS = 16
+    synthetic_preferences(40)
+    reward = run_now("reward_fast").reward_model_version
+    run = run_now("policy_dpo")
+    version = run.policy_version
+    base = PolicyVersion.objects.get(name="policy-base")
+    assert version.parent == base and version.reward_model == reward and version.path == f"policy/{version.name}"
+    metrics = run.metrics
+    assert metrics["n_pairs"] == 8 and metrics["n_eval_prompts"] == 2 and metrics["judge"] == reward.name
+    assert 0.0 <= metrics["win_rate_vs_parent"] <= 1.0 and metrics["wins"] + metrics["ties"] + metrics["losses"] == 2
+    expected = "active" if metrics["win_rate_vs_parent"] > settings.POLICY_PROMOTION_WIN_RATE else "candidate"
+    assert version.status == expected and metrics["promoted"] == (expected == "active")
+    assert version.manifest["format"] == "lora" and version.manifest["parent"] == "policy-base"
+    held_out = {p.pk for p in prompts_held_out(limit=2)}
+    assert held_out and run.metrics["data_range"]["n_labels"] == 40 - len(held_out)
+
+
+def test_policy_dpo_needs_a_reward_model(db, synthetic_preferences):
+    synthetic_preferences(4)
+    run = training_run_request(kind="policy_dpo", trigger="cli")
+    training_run_execute(run_id=run.pk, worker="test")
+    run.refresh_from_db()
+    assert run.status == "failed" and "needs an active reward model" in run.error
