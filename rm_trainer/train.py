@@ -5,6 +5,8 @@
 with the pairwise loss first), embed every pair once, fit the ensemble heads on those
 embeddings, measure the new model and the baseline on the same validation pairs, and write
 the checkpoint. Both tiers end with the same heads on embeddings, so one scorer serves both.
+Validation figures are those of ``rm_trainer.evaluate``: tie pairs count in the loss but not
+in accuracy or calibration (a tie has no winner to get right).
 
 A checkpoint folder holds ``manifest.json`` (see ``_manifest``), ``heads.pt`` and
 ``heads.json`` (the ensemble), and for the full tier ``encoder/`` (the fine-tuned encoder, its
@@ -78,6 +80,8 @@ def fit(
     keep the frozen backbone loaded between fits. Raise FitCancelled when ``should_stop()``.
     """
     started = time.perf_counter()
+    if store.path("reward", name).exists():
+        raise FileExistsError(f"checkpoint reward/{name} already exists")  # fail before the work, not after
     report = _Reporter(progress, should_stop)
     train, validation = split_pairs(pairs, config.validation_fraction)
     if not train:
