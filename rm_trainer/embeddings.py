@@ -9,8 +9,9 @@ each shard holding ``keys`` (uint8 [n, 32], the sha256 digests) and ``vectors`` 
 A writer saves a new shard under ``.tmp-<uuid>.npz`` and renames it; shards are never rewritten,
 so any number of processes on any number of machines may share the folder. Readers load shards
 as they appear and skip one they cannot read yet; two writers racing on the same text both
-write it, which is harmless. Compaction is left to an operator (merge shards into a new one,
-then delete the old ones; readers tolerate shards that vanish).
+write it, which is harmless. Each write adds a shard, so call ``EmbeddingCache.compact`` now and
+then (a periodic task): it merges the shards into one and deletes the old ones, which readers
+tolerate.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import os
 import threading
 import uuid
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -122,15 +123,21 @@ class EncoderCache:
 
 
 class EmbeddingCache:
-    """Embeddings of one encoder at one ``max_length``, in memory and (optionally) in shared shards."""
+    """Embeddings of one encoder at one ``max_length``: an index in memory, the vectors in shards.
+
+    The index holds a key's shard and row (about 200 bytes a text); vectors are read from their
+    shards when asked for, so a long-lived process does not hold every vector ever cached. With
+    ``directory=None`` the vectors stay in memory instead (one process, one run).
+    """
 
     def __init__(self, directory: str | os.PathLike[str] | None, *, identity: str, max_length: int) -> None:
         self.identity = identity
         self.max_length = max_length
         namespace = hashlib.sha256(f"{identity}:{max_length}".encode()).hexdigest()[:24]
         self.folder = None if directory is None else Path(directory) / namespace
-        self._vectors: dict[bytes, np.ndarray] = {}
-        self._read: set[str] = set()
+        self._where: dict[bytes, tuple[str, int]] = {}  # key -> (shard name, row)
+        self._memory: dict[bytes, np.ndarray] = {}  # only without a directory
+        self._indexed: set[str] = set()
         self.shards_written = 0
 
     def key(self, prompt: str, response: str) -> bytes:
@@ -139,38 +146,86 @@ class EmbeddingCache:
         return hashlib.sha256("".join(f"{len(p)}:{p}" for p in parts).encode("utf-8")).digest()
 
     def __len__(self) -> int:
-        return len(self._vectors)
+        return len(self._where) + len(self._memory)
 
-    def get(self, key: bytes) -> np.ndarray | None:
-        """Return the cached vector for ``key``, or None."""
-        return self._vectors.get(key)
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._where or key in self._memory
 
     def refresh(self) -> int:
-        """Read the shards that appeared since the last call; return how many were read."""
+        """Index the shards that appeared since the last call and forget vanished ones; return how many were indexed."""
         if self.folder is None or not self.folder.is_dir():
             return 0
-        read = 0
-        for path in sorted(self.folder.glob("*.npz")):
-            if path.name.startswith(".") or path.name in self._read:
-                continue
+        names = {p.name for p in self.folder.glob("*.npz") if not p.name.startswith(".")}
+        self._forget(self._indexed - names)
+        indexed = 0
+        for name in sorted(names - self._indexed):
             try:
-                with np.load(path) as shard:
-                    keys, vectors = shard["keys"], shard["vectors"]
+                with np.load(self.folder / name) as shard:
+                    keys = shard["keys"]
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
                 continue  # vanished, or unreadable for now: try again on the next refresh
-            for key, vector in zip(keys, vectors):
-                self._vectors.setdefault(key.tobytes(), vector)
-            self._read.add(path.name)
-            read += 1
-        return read
+            for row, key in enumerate(keys):
+                self._where.setdefault(key.tobytes(), (name, row))
+            self._indexed.add(name)
+            indexed += 1
+        return indexed
+
+    def lookup(self, keys: Collection[bytes], *, retry: bool = True) -> dict[bytes, np.ndarray]:
+        """Return the cached vectors among ``keys``, reading each shard needed once."""
+        found = {key: self._memory[key] for key in keys if key in self._memory}
+        wanted: dict[str, list[tuple[bytes, int]]] = defaultdict(list)
+        for key in keys:
+            if key in self._where:
+                name, row = self._where[key]
+                wanted[name].append((key, row))
+        vanished = []
+        for name, rows in wanted.items():
+            try:
+                with np.load(self.folder / name) as shard:
+                    vectors = shard["vectors"]
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+                vanished.append(name)
+                continue
+            found.update((key, vectors[row]) for key, row in rows)
+        if vanished and retry:  # compacted away: its rows live on in a newer shard
+            self._forget(set(vanished))
+            self.refresh()
+            found.update(self.lookup([key for key in keys if key not in found], retry=False))
+        return found
 
     def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
-        """Remember the vectors and, with a directory, write them as one new shard."""
+        """Add the vectors: as one new shard with a directory, in memory without."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        for key, vector in zip(keys, vectors):
-            self._vectors.setdefault(key, vector)
-        if self.folder is None or not len(keys):
-            return
+        if self.folder is None:
+            self._memory.update(zip(keys, vectors))
+        elif len(keys):
+            name = self._write_shard(keys, vectors)
+            self._where.update((key, (name, row)) for row, key in enumerate(keys))
+            self._indexed.add(name)
+
+    def compact(self) -> int:
+        """Merge every shard into one new shard, delete the old ones, and return how many were merged.
+
+        Safe beside other readers and writers: a reader that loses a shard re-indexes and finds
+        the merged one; a shard written meanwhile is left alone.
+        """
+        self.refresh()
+        names = sorted(self._indexed)
+        if len(names) < 2:
+            return 0
+        merged: dict[bytes, np.ndarray] = {}
+        for name in names:
+            with np.load(self.folder / name) as shard:
+                for key, vector in zip(shard["keys"], shard["vectors"]):
+                    merged.setdefault(key.tobytes(), vector)
+        self.put(list(merged), np.stack(list(merged.values())))
+        for name in names:
+            (self.folder / name).unlink(missing_ok=True)
+        self._forget(set(names))
+        return len(names)
+
+    def _write_shard(self, keys: Sequence[bytes], vectors: np.ndarray) -> str:
+        """Write a new shard under a temporary name, rename it into place, and return its name."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.npz"
         tmp = self.folder / f".tmp-{name}"
@@ -183,8 +238,13 @@ class EmbeddingCache:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._read.add(name)
         self.shards_written += 1
+        return name
+
+    def _forget(self, names: set[str]) -> None:
+        if names:
+            self._where = {key: where for key, where in self._where.items() if where[0] not in names}
+            self._indexed -= names
 
 
 def embed_cached(
@@ -200,9 +260,10 @@ def embed_cached(
         raise ValueError("the embedding cache belongs to another encoder")
     cache.refresh()
     keys = [cache.key(p, r) for p, r in zip(prompts, responses)]
+    found = cache.lookup(set(keys))
     missing: dict[bytes, int] = {}
     for i, key in enumerate(keys):
-        if cache.get(key) is None and key not in missing:
+        if key not in found and key not in missing:
             missing[key] = i
     if missing:
         index = list(missing.values())
@@ -210,6 +271,7 @@ def embed_cached(
             [prompts[i] for i in index], [responses[i] for i in index], max_length=cache.max_length, on_batch=on_batch
         )
         cache.put(list(missing), vectors)
+        found.update(zip(missing, vectors))
     if not keys:
         return np.empty((0, encoder.dim), dtype=np.float32)
-    return np.stack([cache.get(key) for key in keys])
+    return np.stack([found[key] for key in keys])

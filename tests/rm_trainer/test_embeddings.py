@@ -119,3 +119,27 @@ def test_encoder_cache_loads_a_folder_once(tiny_backbone):
     """Asking twice for one folder returns the same loaded encoder."""
     encoders = EncoderCache()
     assert encoders.get(tiny_backbone, device="cpu") is encoders.get(tiny_backbone, device="cpu")
+
+
+def test_compaction_merges_shards_and_readers_follow(tiny_backbone, tmp_path):
+    """Compaction leaves one shard; a reader that indexed the old shards finds the vectors without re-embedding."""
+    encoder = PairEncoder.load(tiny_backbone, device="cpu")
+    writer = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    expected = np.concatenate([embed_cached(encoder, writer, PROMPTS[i : i + 1], RESPONSES[i : i + 1]) for i in range(3)])
+    reader = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    assert reader.refresh() == 3
+    assert EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32).compact() == 3
+    assert len(list(writer.folder.iterdir())) == 1
+    calls = counting(encoder)
+    np.testing.assert_array_equal(embed_cached(encoder, reader, PROMPTS, RESPONSES), expected)
+    assert calls == [] and len(reader) == 3
+
+
+def test_memory_only_cache(tiny_backbone):
+    """Without a directory the cache still saves repeated work within one process."""
+    encoder = PairEncoder.load(tiny_backbone, device="cpu")
+    cache = EmbeddingCache(None, identity=encoder.identity, max_length=32)
+    first = embed_cached(encoder, cache, PROMPTS, RESPONSES)
+    calls = counting(encoder)
+    np.testing.assert_array_equal(embed_cached(encoder, cache, PROMPTS, RESPONSES), first)
+    assert calls == [] and len(cache) == 3
