@@ -19,7 +19,7 @@ CHAT_TEMPLATE = (
 )
 CONFIG = DPOConfig(
     beta=0.5, learning_rate=3e-2, epochs=4, batch_size=4, max_length=64, lora_r=4, lora_alpha=8,
-    lora_dropout=0.0, device="cpu", system_prompt="",
+    lora_dropout=0.0, device="cpu", bf16=False, system_prompt="",
 )
 
 
@@ -125,7 +125,7 @@ def test_a_version_can_build_on_a_lora_version(store):
     train_dpo(store.path("policy", "p0"), yes_over_no(4), CONFIG, store=store, name="p1")
     result = train_dpo(store.path("policy", "p1"), yes_over_no(4), CONFIG, store=store, name="p2")
     assert store.manifest("policy", "p2")["root"] == "p0" and store.manifest("policy", "p2")["depth"] == 2
-    texts = Generator.load(result.path, device="cpu").generate(["Is 5 fine?"], 2, GenerationConfig(max_new_tokens=4, system_prompt=""))
+    texts = Generator.load(result.path, device="cpu", bf16=False).generate(["Is 5 fine?"], 2, GenerationConfig(max_new_tokens=4, system_prompt=""))
     assert len(texts) == 1
 
 
@@ -144,7 +144,7 @@ def test_the_base_must_be_a_version_of_the_store(store, tmp_path):
 
 
 def test_policy_win_rate_counts_the_reward_models_verdicts(store):
-    generator = Generator.load(store.path("policy", "p0"), device="cpu")
+    generator = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
     config = GenerationConfig(max_new_tokens=6, system_prompt="")
     same = policy_win_rate(generator, generator, ["a", "b", "c"], lambda p, rs: [0.0 for _ in rs], config)
     assert (same.win_rate, same.ties, same.n) == (0.5, 3, 3)

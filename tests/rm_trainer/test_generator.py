@@ -53,7 +53,7 @@ def tiny_folder(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_folder) -> Generator:
-    return Generator.load(tiny_folder, device="cpu")
+    return Generator.load(tiny_folder, device="cpu", bf16=False)
 
 
 PROMPTS = [PromptItem("Hi"), PromptItem("Where is my parcel? It has been two weeks."), PromptItem("Refund?")]
@@ -121,7 +121,7 @@ def test_materialised_policy_reloads_with_the_same_outputs(tiny, tiny_folder, tm
     manifest = store.manifest("policy", "p0")
     assert manifest["format"] == "full" and manifest["parent"] is None and manifest["note"] == "base"
     assert not (path / "model.safetensors").stat().st_mode & stat.S_IWUSR
-    reloaded = Generator.load(path, device="cpu")
+    reloaded = Generator.load(path, device="cpu", bf16=False)
     assert reloaded.generate_with_stats(PROMPTS, 1, GREEDY).raw == tiny.generate_with_stats(PROMPTS, 1, GREEDY).raw
 
 
