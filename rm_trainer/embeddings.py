@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from rm_trainer.device import autocast, resolve_device
+from rm_trainer.device import bf16_native, native_autocast, resolve_device
 from rm_trainer.reward_model import POOLING, RewardModel, encode_pairs, load_tokenizer, pad_batch
 
 OnBatch = Callable[[int, int], None]
@@ -66,9 +66,10 @@ class PairEncoder:
 
     @property
     def identity(self) -> str:
-        """Return a sha256 of the pooling, the encoder weights and the vocabulary, computed once."""
+        """Return a sha256 of the pooling, the precision, the encoder weights and the vocabulary, computed once."""
         if self._identity is None:
-            digest = hashlib.sha256(POOLING.encode())
+            precision = "bf16" if self.bf16 and bf16_native(self.device) else "float32"
+            digest = hashlib.sha256(f"{POOLING};{precision}".encode())
             for name, tensor in sorted(self.model.encoder.state_dict().items()):
                 digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
                 digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
@@ -84,7 +85,7 @@ class PairEncoder:
         encodings = encode_pairs(self.tokenizer, prompts, responses, max_length)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
         out = np.empty((len(encodings), self.dim), dtype=np.float32)
-        with torch.inference_mode(), autocast(self.device, bf16=self.bf16):
+        with torch.inference_mode(), native_autocast(self.device, bf16=self.bf16):
             for start in range(0, len(order), self.batch_size):
                 index = order[start : start + self.batch_size]
                 batch = pad_batch(self.tokenizer, [encodings[i] for i in index])

@@ -4,9 +4,11 @@ A (prompt, response) pair is encoded as a text pair. When it is too long, the st
 prompt is cut first (the latest turn matters most), so the response survives; a response too
 long to fit keeps its head and at least ``RESPONSE_SHARE`` of the token budget.
 
-The pooled embedding is [mean over all tokens, mean over the response's tokens], 2 x hidden
-wide: the first half keeps the prompt as context, the second keeps a long prompt from drowning
-out the response, which is what differs between the two sides of a comparison.
+The pooled embedding averages the outputs of every transformer layer (a frozen encoder's
+middle layers carry much of what a reward needs: on a dev split of HH-RLHF this beat the last
+layer alone clearly), then takes [mean over all tokens, mean over the response's tokens], 2 x
+hidden wide: the first half keeps the prompt as context, the second keeps a long prompt from
+drowning out the response, which is what differs between the two sides of a comparison.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 HEAD_FILE = "reward_head.pt"
-POOLING = "mean+response-mean"  # names the embedding; part of the embedding cache's key
+POOLING = "layer-mean;token-mean+response-mean"  # names the embedding; part of the embedding cache's key
 RESPONSE_SHARE = 0.75
 
 
@@ -69,12 +71,13 @@ class RewardModel(nn.Module):
         token_type_ids: Tensor | None = None,
         response_mask: Tensor | None = None,
     ) -> Tensor:
-        """Return [mean of all tokens, mean of response tokens] in float32, shape [batch, 2 x hidden].
+        """Return [mean of all tokens, mean of response tokens] of the layer-mean states, float32 [batch, 2 x hidden].
 
         Without ``response_mask`` both halves pool every token.
         """
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs).hidden_states
+        hidden = sum(h.float() for h in states[1:]) / (len(states) - 1)  # states[0] is the token embeddings
         response_mask = attention_mask if response_mask is None else response_mask * attention_mask
         return torch.cat([mean_pool(hidden, attention_mask), mean_pool(hidden, response_mask)], -1)
 

@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rm_trainer.config import FitConfig
 from rm_trainer.data import PreferencePair, split_pairs
-from rm_trainer.device import autocast, resolve_device
+from rm_trainer.device import native_autocast, resolve_device
 from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, embed_cached
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import evaluate_pairs, pairwise_metrics
@@ -171,7 +171,7 @@ def _fine_tune(
                 tokenizer, [p.prompt for p in batch] * 2, [p.chosen for p in batch] + [p.rejected for p in batch],
                 config.max_length,
             )
-            with autocast(device, bf16=config.bf16):
+            with native_autocast(device, bf16=config.bf16):
                 rewards = model(**{k: v.to(device) for k, v in inputs.items()})
             margin = torch.tensor(_margins(batch, config), device=device)
             weight = torch.tensor([p.weight for p in batch], device=device)

@@ -69,15 +69,16 @@ def test_a_training_step_changes_every_trained_parameter():
 
 
 def test_embedding_pools_all_tokens_and_the_response_apart():
-    """The embedding is [mean of all tokens, mean of the response's tokens]."""
+    """The embedding is [mean of all tokens, mean of the response's tokens] of the mean of the layer outputs."""
     model = RewardModel.from_config(tiny_config()).eval()
     tokenizer = tiny_tokenizer()
     (encoding,) = encode_pairs(tokenizer, ["word1 word2"], ["good1 good2 good3"], max_length=16)
     assert encoding["response_mask"] == [0, 0, 0, 0, 1, 1, 1, 0]
     batch = tokenize_pairs(tokenizer, ["word1 word2", "word3"], ["good1 good2 good3", "bad1"], max_length=16)
     with torch.no_grad():
-        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                               token_type_ids=batch["token_type_ids"]).last_hidden_state
+        states = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               token_type_ids=batch["token_type_ids"], output_hidden_states=True).hidden_states
+        hidden = torch.stack(states[1:]).mean(0)
         embedding = model.embed(**batch)
     assert embedding.shape == (2, 64)
     torch.testing.assert_close(embedding[0, :32], hidden[0].mean(0))
