@@ -159,7 +159,8 @@ def _prepare(
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, list[dict[str, Any]]]:
     model, tokenizer = load_causal_lm(folder)
     end_id = stop_token_ids(tokenizer, model)[0]
-    model = model.to(device=device, dtype=runtime_dtype(device, config.bf16))
+    # bf16 on CUDA only: on a CPU, a short run's log-ratios stay below bf16 rounding noise.
+    model = model.to(device=device, dtype=runtime_dtype(device, config.bf16 and device.type == "cuda"))
     lora = LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM",
