@@ -155,11 +155,12 @@ class Generator:
 
     def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
         sampled = config.temperature > 0
-        # Every field is set explicitly: generate() fills unset ones from the model's own defaults.
+        # Every sampling field is set: generate() fills unset ones from the model's generation_config
+        # (Qwen's brings its own temperature, top_p, top_k and repetition penalty).
         return HFGenerationConfig(
             max_new_tokens=config.max_new_tokens, do_sample=sampled, num_beams=1,
             temperature=config.temperature if sampled else 1.0, top_p=config.top_p if sampled else 1.0,
-            top_k=config.top_k if sampled else 0, min_p=None, repetition_penalty=1.0,
+            top_k=config.top_k if sampled else 0, repetition_penalty=1.0,
             pad_token_id=self.pad_id, eos_token_id=list(self.stop_ids), suppress_tokens=self.suppressed_ids or None,
         )
 
