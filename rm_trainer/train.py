@@ -157,6 +157,7 @@ def _fine_tune(
     """Return the encoder fine-tuned with the pairwise loss, warm-started when asked."""
     source = _encoder_folder(config.warm_start) if config.warm_start else Path(config.backbone)
     model = RewardModel.from_pretrained(source).to(device).train()
+    _disable_dropout(model)
     tokenizer = load_tokenizer(source)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.full_learning_rate, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -186,6 +187,17 @@ def _fine_tune(
             right = (rewards[:b] > rewards[b:])[~tie].float()
             report("fine_tune", step, total, loss.item(), right.mean().item() if len(right) else None)
     return model.eval(), tokenizer
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    """Turn dropout off, as TRL's reward trainer does.
+
+    The loss compares two forward passes, so dropout's noise lands in their difference; on a
+    CPU it also makes a MiniLM step about 2.5x slower.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
 
 
 def _length_grouped_batches(pairs: Sequence[PreferencePair], batch_size: int, rng: np.random.Generator) -> list[list[PreferencePair]]:
