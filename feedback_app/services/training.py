@@ -12,6 +12,7 @@ active version and loses no label.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -202,16 +203,22 @@ def _reward_run(run: TrainingRun, monitor: _RunMonitor) -> None:
 
 
 def reward_promotion_decision(*, new: dict, baseline: dict | None) -> tuple[bool, str]:
-    """Return (promote, why): not worse than the active model by more than PROMOTION_TOLERANCE."""
-    tolerance = settings.PROMOTION_TOLERANCE
+    """Return (promote, why): promote unless the new model is worse than the active one on the same pairs.
+
+    "Worse" means lower validation accuracy by more than PROMOTION_TOLERANCE or by more than
+    one standard error of that accuracy, whichever is larger: on a few dozen validation pairs
+    accuracy moves by several points from noise alone, and a gate tighter than the noise would
+    refuse good models at random.
+    """
     if baseline is None:
         return True, "no reward model was active"
-    new_acc, old_acc = new.get("accuracy"), baseline.get("accuracy")
-    if new_acc is None or old_acc is None:
+    new_acc, old_acc, n = new.get("accuracy"), baseline.get("accuracy"), baseline.get("n") or new.get("n") or 0
+    if new_acc is None or old_acc is None or not n:
         return False, "no validation pairs to compare on; kept as a candidate"
-    if new_acc >= old_acc - tolerance:
-        return True, f"validation accuracy {new_acc:.3f} vs active {old_acc:.3f} (tolerance {tolerance})"
-    return False, f"validation accuracy {new_acc:.3f} is worse than the active {old_acc:.3f} by more than {tolerance}"
+    allowed = max(settings.PROMOTION_TOLERANCE, math.sqrt(max(old_acc * (1 - old_acc), 0.0) / n))
+    if new_acc >= old_acc - allowed:
+        return True, f"validation accuracy {new_acc:.3f} vs active {old_acc:.3f} on {n} pairs (allowed drop {allowed:.3f})"
+    return False, f"validation accuracy {new_acc:.3f} is worse than the active {old_acc:.3f} on {n} pairs by more than {allowed:.3f}"
 
 
 def _policy_run(run: TrainingRun, monitor: _RunMonitor) -> None:

@@ -102,12 +102,13 @@ class Command(BaseCommand):
             # Celery's prefork children keep one persistent connection each; no pool there.
             worker_env = {"DB_POOL": "0"}
             beat_schedule = settings.VAR_DIR / "celerybeat-schedule"
+            shared_cores = {**worker_env, "TORCH_THREADS": os.environ.get("TORCH_THREADS", "1")}
             self._spawn("worker default", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "default", "-n", "default@%h",
-                                           "--concurrency", str(default_concurrency), "--loglevel", "INFO"], worker_env)
+                                           "--concurrency", str(default_concurrency), "--loglevel", "INFO"], shared_cores)
             self._spawn("worker gpu", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu@%h",
                                        "--concurrency", "1", "--loglevel", "INFO"], worker_env)
             self._spawn("worker score", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "score", "-n", "score@%h",
-                                         "--concurrency", "1", "--loglevel", "INFO"], worker_env)
+                                         "--concurrency", "1", "--loglevel", "INFO"], shared_cores)
             self._spawn("beat", [python, "-m", "celery", "-A", "feedback_app", "beat", "--schedule", str(beat_schedule), "--loglevel", "WARNING"], worker_env)
         web = self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers", "feedback_app.asgi:application"])
         wait_for_port(host, port, timeout=60, process=web)

@@ -43,7 +43,7 @@ class FakeFit:
 
         class Result:
             metrics = {"accuracy": self.accuracy, "loss": 0.5, "ece": 0.1, "bins": []}
-            baseline_metrics = None if self.baseline_accuracy is None else {"accuracy": self.baseline_accuracy, "loss": 0.6}
+            baseline_metrics = None if self.baseline_accuracy is None else {"accuracy": self.baseline_accuracy, "loss": 0.6, "n": 10_000}
             n_train, n_validation, seconds = len(pairs) - 1, 1, 0.1
             manifest = {"backbone": "test-backbone", "tier": tier}
 
@@ -116,9 +116,12 @@ def test_gate_keeps_a_worse_model_as_candidate(labelled, fake_fit):
 
 def test_promotion_decision():
     assert reward_promotion_decision(new={"accuracy": 0.7}, baseline=None)[0]
-    assert reward_promotion_decision(new={"accuracy": 0.70}, baseline={"accuracy": 0.71})[0]
-    assert not reward_promotion_decision(new={"accuracy": 0.60}, baseline={"accuracy": 0.71})[0]
-    assert not reward_promotion_decision(new={"accuracy": None}, baseline={"accuracy": 0.71})[0]
+    assert reward_promotion_decision(new={"accuracy": 0.70}, baseline={"accuracy": 0.71, "n": 10_000})[0]
+    assert not reward_promotion_decision(new={"accuracy": 0.60}, baseline={"accuracy": 0.71, "n": 10_000})[0]
+    assert not reward_promotion_decision(new={"accuracy": None}, baseline={"accuracy": 0.71, "n": 100})[0]
+    # On 25 pairs one standard error of 0.8 is 0.08: a drop to 0.74 is noise, to 0.70 is not.
+    assert reward_promotion_decision(new={"accuracy": 0.74}, baseline={"accuracy": 0.80, "n": 25})[0]
+    assert not reward_promotion_decision(new={"accuracy": 0.70}, baseline={"accuracy": 0.80, "n": 25})[0]
 
 
 def test_a_failing_fit_fails_the_run_and_changes_nothing(labelled, fake_fit):
