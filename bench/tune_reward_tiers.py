@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--backbone", default=None)
     parser.add_argument("--full-lrs", default="", help="comma-separated learning rates for full-tier fits")
+    parser.add_argument("--full-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -98,8 +99,10 @@ def tune_full(fit_pairs, dev_pairs, learning_rate: float, backbone: str, args) -
     from rm_trainer.store import CheckpointStore
     from rm_trainer.train import fit
 
-    config = FitConfig(backbone=backbone, tier="full", full_learning_rate=learning_rate, max_length=args.max_length,
-                       validation_fraction=0.0, seed=args.seed, device="cpu")
+    config = FitConfig(
+        backbone=backbone, tier="full", full_learning_rate=learning_rate, full_epochs=args.full_epochs,
+        max_length=args.max_length, validation_fraction=0.0, seed=args.seed, device="cpu",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         result = fit(fit_pairs, config, store=CheckpointStore(tmp), name="full")
@@ -115,7 +118,7 @@ def tune_full(fit_pairs, dev_pairs, learning_rate: float, backbone: str, args) -
                                            [p.chosen for p in batch] + [p.rejected for p in batch], args.max_length))
                 diffs += (r[: len(batch)] - r[len(batch) :]).tolist()
         scalar = pairwise_metrics(np.array(diffs))
-    print(f"full lr {learning_rate:g}: {seconds:.0f} s; dev heads accuracy {heads['accuracy']:.3f} loss {heads['loss']:.3f} "
+    print(f"full lr {learning_rate:g}, {args.full_epochs} epochs: {seconds:.0f} s; dev heads accuracy {heads['accuracy']:.3f} loss {heads['loss']:.3f} "
           f"ece {heads['ece']:.3f}; scalar head accuracy {scalar['accuracy']:.3f} loss {scalar['loss']:.3f} "
           f"ece {scalar['ece']:.3f}", flush=True)
 
