@@ -6,8 +6,36 @@ Functions here are called inside a service's transaction and only schedule work 
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
+DASHBOARD_THROTTLE_SECONDS = 2
+
+
+def broadcast(group: str, event_type: str, html: str) -> None:
+    """Send a fragment to a group of websockets now; a failure is logged, never raised (pushes are hints)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, {"type": event_type, "html": html})
+    except Exception as exc:  # Redis down, say: the next (re)connect reads the database anyway
+        logger.warning("push to %s failed: %s", group, exc)
+
+
+def _push_dashboard() -> None:
+    from feedback_app.views import live
+
+    broadcast("dashboard", "dashboard.update", live.dashboard_counters_html())
+
+
+def dashboard_refresh() -> None:
+    """Push the dashboard's counters now (the periodic task calls this)."""
+    _push_dashboard()
 
 
 def label_recorded(*, label) -> None:
@@ -19,6 +47,9 @@ def label_recorded(*, label) -> None:
     every = settings.REFIT_EVERY_N_LABELS
     if every and label.pk % max(1, every // 10) == 0:
         transaction.on_commit(_auto_refit)
+    # Dashboards hear of labels at most every DASHBOARD_THROTTLE_SECONDS from each process.
+    if cache.add("feedback_app:dashboard-push", True, DASHBOARD_THROTTLE_SECONDS):
+        transaction.on_commit(_push_dashboard)
 
 
 def _auto_refit() -> None:
@@ -35,22 +66,53 @@ def training_run_queued(*, run) -> None:
     transaction.on_commit(lambda: tasks.training_run_execute.delay(run_id))
 
 
+def _push_run(run_id: int) -> None:
+    from feedback_app.models import TrainingRun
+    from feedback_app.views import live
+
+    run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
+    if run is not None:
+        broadcast("dashboard", "run.progress", live.training_run_html(run))
+
+
 def training_run_changed(*, run) -> None:
-    """A run started, succeeded or failed."""
+    """A run started, succeeded or failed: dashboards show it once committed."""
+    run_id = run.pk
+    transaction.on_commit(lambda: _push_run(run_id))
 
 
 def training_run_progress(*, run_id: int, progress: dict) -> None:
-    """A running run reported progress (written outside any transaction)."""
+    """A running run reported progress (already written, outside any transaction)."""
+    _push_run(run_id)
 
 
 def version_activated(*, version, previous) -> None:
-    """A reward model or policy went live: new comparisons should come from it."""
+    """A reward model or policy went live: workers load it, raters and dashboards hear of it."""
     from feedback_app import tasks
     from feedback_app.models import PolicyVersion
 
-    if isinstance(version, PolicyVersion) and previous is not None:
-        transaction.on_commit(lambda: tasks.comparisons_supply.delay())
+    if isinstance(version, PolicyVersion):
+        name = version.name
+
+        def announce() -> None:
+            from feedback_app.views import live
+
+            broadcast("raters", "policy.swapped", live.policy_toast_html(name=name))
+            _push_dashboard()
+
+        transaction.on_commit(announce)
+        if previous is not None:
+            transaction.on_commit(lambda: tasks.comparisons_supply.delay())
+    else:
+        transaction.on_commit(lambda: (tasks.comparisons_rm_score.delay(), _push_dashboard()))
 
 
 def comparisons_supplied(*, count: int) -> None:
-    """New comparisons are open."""
+    """New comparisons are open: raters looking at an empty queue load one."""
+
+    def announce() -> None:
+        from feedback_app.views import live
+
+        broadcast("raters", "queue.changed", live.queue_notice_html())
+
+    transaction.on_commit(announce)

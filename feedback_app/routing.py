@@ -1,3 +1,10 @@
 """Websocket URLs."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from feedback_app import consumers
+
+websocket_urlpatterns = [
+    path("ws/dashboard/", consumers.DashboardConsumer.as_asgi()),
+    path("ws/rater/", consumers.RaterConsumer.as_asgi()),
+]

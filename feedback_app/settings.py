@@ -168,6 +168,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
     "feedback_app.tasks.reward_score": {"queue": "score"},
+    "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
 }
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -178,6 +179,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "comparisons-supply": {"task": "feedback_app.tasks.comparisons_supply", "schedule": 30.0},
     "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 60.0},
+    "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
+    "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
 }
 
 CHANNEL_LAYERS = {

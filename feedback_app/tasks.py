@@ -45,6 +45,22 @@ def reward_score(prompt: str, context: list, responses: list) -> dict:
         return {"error": str(exc)}
 
 
+@shared_task
+def comparisons_rm_score() -> int:
+    """Let the active reward model judge the labelled and arena comparisons it has not seen."""
+    from feedback_app.services.scoring import comparisons_rm_score
+
+    return comparisons_rm_score()
+
+
+@shared_task
+def dashboard_push() -> None:
+    """Push the dashboard counters, so rates decay on screen even when no label arrives."""
+    from feedback_app import events
+
+    events.dashboard_refresh()
+
+
 @worker_ready.connect
 def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
     """A worker that starts under a name fails the runs an earlier process of that name left running."""

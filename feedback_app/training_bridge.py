@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import itertools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,14 +49,17 @@ def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 
 def labels_aggregate(
-    labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None
+    labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None, verdict: str = "",
 ) -> PreferencePair | None:
     """Aggregate the labels of one comparison into the pair the trainer would learn from.
 
-    ``weights`` maps rater ids to trust in 0..1 (default 1; imported labels count 1).
+    ``weights`` maps rater ids to trust in 0..1 (default 1; imported labels count 1); labels of
+    raters weighted 0 are left out. An admin's ``verdict`` stands in for all the votes.
     """
     from rm_trainer.data import LabelVote, aggregate_votes
 
+    weights = weights or {}
+    labels = [label for label in labels if weights.get(label.rater_id, 1.0) > 0]
     if not labels:
         return None
     comparison = labels[0].comparison
@@ -69,19 +73,25 @@ def labels_aggregate(
             response_b=comparison.response_b.text,
             winner=label.winner,
             strength=label.strength,
-            weight=(weights or {}).get(label.rater_id, 1.0),
+            weight=weights.get(label.rater_id, 1.0),
         )
         for label in labels
     ]
+    if verdict:
+        votes = [LabelVote(comparison_id=str(comparison.pk), prompt=text, response_a=comparison.response_a.text,
+                           response_b=comparison.response_b.text, winner=verdict, strength=2, weight=1.0)]
     pairs = aggregate_votes(votes, strength_margins=tuple(margins))
     return pairs[0] if pairs else None
 
 
-def preference_pairs(labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None) -> list[PreferencePair]:
+def preference_pairs(
+    labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None, verdicts: dict[int, str] | None = None,
+) -> list[PreferencePair]:
     """Return the training pairs of labels ordered by comparison, one pair per decided comparison."""
     pairs = []
-    for _, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
-        pair = labels_aggregate(list(group), margins=settings.STRENGTH_MARGINS, weights=weights)
+    verdicts = verdicts or {}
+    for comparison_id, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
+        pair = labels_aggregate(list(group), margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""))
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -156,7 +166,8 @@ class ProcessModels:
             torch.set_num_threads(settings.TORCH_THREADS)
         self.encoders = EncoderCache()
         self._scorer: tuple[str, RewardScorer] | None = None
-        self._generator: tuple[str, Generator] | None = None
+        # Two generators at most: the active policy and, for arena comparisons, an earlier one.
+        self._generators: OrderedDict[str, Generator] = OrderedDict()
         self._lock = threading.Lock()
 
     def scorer(self, name: str, path: str) -> RewardScorer:
@@ -179,10 +190,13 @@ class ProcessModels:
         from rm_trainer.generator import Generator
 
         with self._lock:
-            if self._generator is None or self._generator[0] != name:
-                self._generator = None  # free the old weights before loading the new ones
-                self._generator = (name, Generator.load(version_folder(path), device=settings.TRAINING_DEVICE))
-            return self._generator[1]
+            if name in self._generators:
+                self._generators.move_to_end(name)
+                return self._generators[name]
+            while len(self._generators) >= 2:
+                self._generators.popitem(last=False)  # free old weights before loading new ones
+            self._generators[name] = Generator.load(version_folder(path), device=settings.TRAINING_DEVICE)
+            return self._generators[name]
 
 
 @functools.cache
@@ -234,6 +248,15 @@ def reward_scores(*, version_name: str, version_path: str, prompt: str, context:
     """Return the rewards of ``responses`` to a prompt under reward version ``version_name``."""
     scorer = process_models().scorer(version_name, version_path)
     return [float(r) for r in scorer.score(prompt_as_text(text=prompt, context=context), list(responses))]
+
+
+def comparisons_p_a(*, version_name: str, version_path: str, items: Sequence[tuple[str, Sequence[dict], str, str]]) -> list[float]:
+    """Return the reward model's probability that A beats B for each (prompt, context, a, b)."""
+    import math
+
+    scorer = process_models().scorer(version_name, version_path)
+    scored = scorer.score_batch([(prompt_as_text(text=text, context=context), [a, b]) for text, context, a, b in items])
+    return [1.0 / (1.0 + math.exp(-(ra - rb))) for ra, rb in scored]
 
 
 def pairs_evaluate(*, version_name: str, version_path: str, pairs: Sequence[PreferencePair]) -> dict:

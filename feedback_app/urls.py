@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from feedback_app.views import home, labeling
+from feedback_app.views import dashboard, home, labeling
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -14,6 +14,16 @@ urlpatterns = [
     path("label/<int:comparison_id>/", labeling.label_submit, name="label-submit"),
     path("label/<int:comparison_id>/skip/", labeling.label_skip, name="label-skip"),
     path("label/undo/", labeling.label_undo, name="label-undo"),
+    path("dashboard/", dashboard.overview, name="dashboard"),
+    path("dashboard/models/", dashboard.models, name="dashboard-models"),
+    path("dashboard/runs/", dashboard.run_request, name="dashboard-run-request"),
+    path("dashboard/<str:kind>/<str:name>/activate/", dashboard.version_activate_view, name="dashboard-version-activate"),
+    path("dashboard/quality/", dashboard.quality, name="dashboard-quality"),
+    path("dashboard/gold/promote/", dashboard.gold_promote, name="dashboard-gold-promote"),
+    path("dashboard/comparisons/<int:comparison_id>/gold/", dashboard.gold_mark, name="dashboard-gold-mark"),
+    path("dashboard/review/", dashboard.review, name="dashboard-review"),
+    path("dashboard/review/<int:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
+    path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
     path("admin/", admin.site.urls),
     path("api/", include("feedback_app.api.urls")),
 ]

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from feedback_app.api import training, views
+from feedback_app.api import stats, training, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -17,5 +17,7 @@ urlpatterns = [
     path("v1/training-runs/", training.TrainingRunsView.as_view(), name="api-training-runs"),
     path("v1/training-runs/<int:run_id>/", training.TrainingRunView.as_view(), name="api-training-run"),
     path("v1/score/", training.ScoreView.as_view(), name="api-score"),
+    path("v1/stats/", stats.StatsIndexView.as_view(), name="api-stats"),
+    path("v1/stats/<str:name>/", stats.StatsView.as_view(), name="api-stats-detail"),
     path("v1/<str:kind>/<str:name>/activate/", training.VersionActivateView.as_view(), name="api-version-activate"),
 ]

@@ -1,7 +1,7 @@
 """The data model, a module per domain."""
 
 from feedback_app.models.accounts import Profile, Role
-from feedback_app.models.audit import AuditEntry
+from feedback_app.models.audit import AuditEntry, StudioSettings
 from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.labels import PreferenceLabel, Winner
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
@@ -19,6 +19,7 @@ __all__ = [
     "Response",
     "RewardModelVersion",
     "Role",
+    "StudioSettings",
     "Tag",
     "TrainingRun",
     "VersionStatus",

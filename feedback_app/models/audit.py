@@ -17,3 +17,21 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.target}"
+
+
+class StudioSettings(models.Model):
+    """Campaign settings that researchers change while the studio runs (one row)."""
+
+    gold_rate = models.FloatField(default=0.1, help_text="Share of a rater's comparisons that are gold pairs, when any are left for them.")
+    arena_share = models.FloatField(default=0.2, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
+    weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
+    min_trust = models.FloatField(default=0.0, help_text="Leave out of training the labels of raters whose trust is below this.")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studio settings"
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="studio_settings_single_row")]
+
+    def __str__(self) -> str:
+        return "Studio settings"

@@ -37,13 +37,27 @@ class Comparison(models.Model):
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Review: an admin's final answer overrides the raters' votes in training; an excluded
+    # comparison is left out of training and marked in exports.
+    adjudicated_winner = models.CharField(max_length=16, blank=True, default="")
+    excluded = models.BooleanField(default=False)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True, default="")
+    # The reward model's probability that A beats B, and which version said so.
+    rm_p_a = models.FloatField(null=True, blank=True)
+    rm_p_a_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["status", "id"], name="comparison_status_id")]
+        indexes = [
+            models.Index(fields=["status", "id"], name="comparison_status_id"),
+            models.Index(fields=["is_gold", "status"], name="comparison_gold"),
+        ]
         constraints = [
             models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_responses"),
-            models.CheckConstraint(condition=Q(label_count__lte=models.F("required_labels")), name="comparison_not_over_collected"),
+            # Gold pairs are shown to every rater, so they collect as many labels as there are raters.
+            models.CheckConstraint(condition=Q(label_count__lte=models.F("required_labels")) | Q(is_gold=True), name="comparison_not_over_collected"),
         ]
 
     def __str__(self) -> str:

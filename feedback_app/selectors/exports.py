@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from feedback_app import training_bridge
 from feedback_app.models import PreferenceLabel
 from feedback_app.models.labels import winner_to_side
 from feedback_app.selectors.prompts import prompt_as_text
+from feedback_app.selectors.quality import rater_trust
 
 FORMATS = ("trl", "raw", "csv", "parquet")
 CONTENT_TYPES = {
@@ -43,6 +45,7 @@ RAW_COLUMNS = [
     "rationale", "flags", "edited_text", "time_on_task_ms", "labelled_at", "leased_at", "prompt", "context", "tags",
     "response_a_id", "response_a", "response_a_origin", "response_b_id", "response_b", "response_b_origin",
     "comparison_kind", "policy_version", "reward_model_version", "selection_strategy", "selection_score", "source",
+    "is_gold", "gold_winner", "gold_correct", "rater_trust", "comparison_labels", "agreement", "adjudicated_winner", "excluded",
 ]
 CHUNK = 2000
 
@@ -74,11 +77,18 @@ def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
         labels = labels.filter(flags=[])
     if not filters.include_imported:
         labels = labels.filter(rater__isnull=False)
+    same = PreferenceLabel.objects.filter(comparison=OuterRef("comparison"), winner=OuterRef("winner"), rater__isnull=False)
+    every = PreferenceLabel.objects.filter(comparison=OuterRef("comparison"), rater__isnull=False)
+    labels = labels.annotate(n_same=_count(same), n_rater_labels=_count(every))
     return labels.select_related(
         "rater__profile", "assignment", "comparison__prompt", "comparison__response_a__policy_version",
         "comparison__response_b__policy_version", "comparison__policy_version", "comparison__reward_model_version",
         "import_batch",
     ).prefetch_related("comparison__prompt__tags")
+
+
+def _count(queryset) -> Coalesce:
+    return Coalesce(Subquery(queryset.order_by().values("comparison").annotate(n=Count("id")).values("n"), output_field=IntegerField()), Value(0))
 
 
 def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
@@ -87,8 +97,9 @@ def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     labels = labels_for_export(filters=filters)
     if fmt == "trl":
-        return _trl_lines(labels.order_by("comparison_id", "id"))
-    rows = (raw_row(label) for label in labels.order_by("id").iterator(chunk_size=CHUNK))
+        return _trl_lines(labels.filter(comparison__excluded=False).order_by("comparison_id", "id"))
+    trust = rater_trust()
+    rows = (raw_row(label, trust=trust) for label in labels.order_by("id").iterator(chunk_size=CHUNK))
     if fmt == "raw":
         return (_json_line(row) for row in rows)
     if fmt == "csv":
@@ -96,8 +107,8 @@ def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
     return _parquet_chunks(rows)
 
 
-def raw_row(label: PreferenceLabel) -> dict:
-    """Return one label as an export row."""
+def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) -> dict:
+    """Return one label as an export row (``label`` annotated as by ``labels_for_export``)."""
     comparison = label.comparison
     prompt = comparison.prompt
     a_on_left = label.a_on_left
@@ -133,13 +144,21 @@ def raw_row(label: PreferenceLabel) -> dict:
         "selection_strategy": comparison.selection_strategy or None,
         "selection_score": comparison.selection_score,
         "source": prompt.source,
+        "is_gold": comparison.is_gold,
+        "gold_winner": comparison.gold_winner or None,
+        "gold_correct": (label.winner == comparison.gold_winner) if comparison.is_gold and comparison.gold_winner else None,
+        "rater_trust": (trust or {}).get(label.rater_id) if label.rater_id else None,
+        "comparison_labels": getattr(label, "n_rater_labels", None),
+        "agreement": round(label.n_same / label.n_rater_labels, 4) if getattr(label, "n_rater_labels", 0) and label.rater_id else None,
+        "adjudicated_winner": comparison.adjudicated_winner or None,
+        "excluded": comparison.excluded,
     }
 
 
 def _trl_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
     for _, group in itertools.groupby(labels.iterator(chunk_size=CHUNK), key=lambda label: label.comparison_id):
         group = list(group)
-        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS)
+        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS, verdict=group[0].comparison.adjudicated_winner)
         if pair is None or pair.tie:
             continue
         comparison = group[0].comparison
@@ -158,6 +177,7 @@ def _trl_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
             "policy_version": comparison.policy_version.name if comparison.policy_version_id else None,
             "reward_model_version": comparison.reward_model_version.name if comparison.reward_model_version_id else None,
             "source": prompt.source,
+            "adjudicated": bool(comparison.adjudicated_winner),
             "metadata": prompt.metadata,
         })
 
@@ -218,9 +238,11 @@ def _parquet_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id"}
+    int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id", "comparison_labels"}
+    float_columns = {"selection_score", "rater_trust", "agreement"}
+    bool_columns = {"is_gold", "gold_correct", "excluded"}
     schema = pa.schema([
-        (name, pa.int64() if name in int_columns else pa.float64() if name == "selection_score" else pa.string())
+        (name, pa.int64() if name in int_columns else pa.float64() if name in float_columns else pa.bool_() if name in bool_columns else pa.string())
         for name in RAW_COLUMNS
     ])
     sink = _ChunkSink()

@@ -42,12 +42,30 @@ def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparis
         .values("n")
     )
     return (
-        Comparison.objects.filter(status=Comparison.Status.OPEN)
+        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=False)
         .exclude(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater)))
         .annotate(leased=Coalesce(Subquery(leases, output_field=IntegerField()), Value(0)))
         .filter(label_count__lt=F("required_labels") - F("leased"))
         .order_by("id")
     )
+
+
+def comparisons_gold_for_rater(*, rater) -> QuerySet[Comparison]:
+    """Return the open gold pairs the rater never held, oldest first."""
+    return (
+        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=True)
+        .exclude(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater)))
+        .order_by("id")
+    )
+
+
+def studio_settings_cached():
+    """Return the campaign settings as this process saw them at most 10 seconds ago."""
+    from django.core.cache import cache
+
+    from feedback_app.selectors.quality import studio_settings
+
+    return cache.get_or_set("feedback_app:studio-settings", studio_settings, 10)
 
 
 def labels_today_count(*, rater) -> int:

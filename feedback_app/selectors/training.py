@@ -33,7 +33,7 @@ def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple
     The range is fixed first, so labels that arrive during the fit are left for the next one.
     """
     bounds = PreferenceLabel.objects.aggregate(first=Min("id"), last=Max("id"))
-    labels = PreferenceLabel.objects.filter(pk__lte=bounds["last"] or 0)
+    labels = PreferenceLabel.objects.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
     if exclude_prompt_ids:
         labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
     labels = labels.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").order_by("comparison_id", "id")
@@ -42,8 +42,17 @@ def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple
 
 
 def rater_weights() -> dict[int, float]:
-    """Return each rater's weight in training (1.0 for everyone not listed)."""
-    return {}
+    """Return each rater's weight in training (1.0 for everyone not listed); see selectors.quality."""
+    from feedback_app.selectors.quality import rater_weights as weights
+
+    return weights()
+
+
+def verdicts() -> dict[int, str]:
+    """Return the adjudicated answer of every comparison an admin decided, by comparison id."""
+    from feedback_app.models import Comparison
+
+    return dict(Comparison.objects.exclude(adjudicated_winner="").filter(excluded=False).values_list("pk", "adjudicated_winner"))
 
 
 def prompts_held_out(*, limit: int) -> list[Prompt]:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from django.conf import settings
 from django.db import transaction
 
+from feedback_app import events
+
 from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompts
 
@@ -77,6 +79,8 @@ def prompt_records_import(
                 Comparison(prompt=prompt, response_a=own[i], response_b=own[j], required_labels=required, import_batch=batch)
             )
     Comparison.objects.bulk_create(comparisons, batch_size=2000)
+    if comparisons:
+        events.comparisons_supplied(count=len(comparisons))
     batch.counts = {"prompts": len(prompts), "responses": len(responses), "comparisons": len(comparisons),
                     "awaiting_generation": sum(1 for r in records if not r.responses)}
     batch.save(update_fields=["counts"])

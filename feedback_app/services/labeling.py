@@ -19,7 +19,13 @@ from django.utils import timezone
 from feedback_app import events
 from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel
 from feedback_app.models.labels import side_to_winner
-from feedback_app.selectors.labeling import active_lease_count, assignment_current_for_rater, comparisons_leasable_for_rater
+from feedback_app.selectors.labeling import (
+    active_lease_count,
+    assignment_current_for_rater,
+    comparisons_gold_for_rater,
+    comparisons_leasable_for_rater,
+    studio_settings_cached,
+)
 
 CHOICES = ("left", "right", "tie", "both_bad")
 CRITERION_CHOICES = ("left", "right", "tie")
@@ -84,7 +90,11 @@ def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment |
     current = assignment_current_for_rater(rater=rater, now=now)
     if current is not None:
         return current
-    comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)
+    comparison = None
+    if random.random() < studio_settings_cached().gold_rate:
+        comparison = _lock_gold(rater=rater)
+    if comparison is None:
+        comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)
     if comparison is None:
         # Rows that others hold locked for an instant were skipped; only a blocking pass can
         # tell "nothing is free" from "everything free was busy".
@@ -97,6 +107,16 @@ def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment |
         a_on_left=random.random() < 0.5,
         leased_at=now,
         lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
+    )
+
+
+def _lock_gold(*, rater) -> Comparison | None:
+    """Lock and return a gold pair the rater has not seen; gold pairs have no slot limit."""
+    return (
+        comparisons_gold_for_rater(rater=rater)
+        .select_related("prompt", "response_a", "response_b")
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
     )
 
 
@@ -147,9 +167,10 @@ def label_record(
         raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
     if assignment.status != Assignment.Status.LEASED:
         raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
-    if comparison.status != Comparison.Status.OPEN or comparison.label_count >= comparison.required_labels:
+    full = not comparison.is_gold and comparison.label_count >= comparison.required_labels
+    if comparison.status != Comparison.Status.OPEN or full:
         raise NotLeased(f"comparison {comparison_id} has all the labels it needs")
-    if assignment.lease_expires_at <= now:
+    if assignment.lease_expires_at <= now and not comparison.is_gold:
         others = active_lease_count(comparison_id=comparison.pk, now=now)
         if comparison.label_count + others >= comparison.required_labels:
             raise NotLeased(f"your lease on comparison {comparison_id} expired and its slot was taken")
@@ -174,7 +195,7 @@ def label_record(
     assignment.save(update_fields=["status", "finished_at"])
     comparison.label_count += 1
     fields = ["label_count"]
-    if comparison.label_count >= comparison.required_labels:
+    if comparison.label_count >= comparison.required_labels and not comparison.is_gold:
         comparison.status = Comparison.Status.COMPLETE
         comparison.completed_at = now
         fields += ["status", "completed_at"]

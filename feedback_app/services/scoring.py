@@ -23,3 +23,37 @@ def responses_score(*, prompt: str, context: Sequence[dict], responses: Sequence
         raise NoActiveRewardModel("no reward model is active yet; train one first")
     rewards = training_bridge.reward_scores(version_name=version.name, version_path=version.path, prompt=prompt, context=context, responses=responses)
     return {"rewards": rewards, "reward_model_version": version.name}
+
+
+def comparisons_rm_score(*, batch: int = 256, limit: int = 4096) -> int:
+    """Record the active reward model's P(A beats B) on labelled and arena comparisons it has not judged.
+
+    Runs in a worker; returns how many comparisons were scored (0 without an active model).
+    """
+    from django.db.models import Q
+
+    from feedback_app.models import Comparison
+
+    version = reward_model_active()
+    if version is None:
+        return 0
+    pending = (
+        Comparison.objects.filter(Q(label_count__gt=0) | Q(kind=Comparison.Kind.ARENA))
+        .exclude(rm_p_a_version=version)
+        .select_related("prompt", "response_a", "response_b")
+        .order_by("-id")
+    )
+    done = 0
+    while done < limit:
+        chunk = list(pending[:batch])
+        if not chunk:
+            break
+        p_a = training_bridge.comparisons_p_a(
+            version_name=version.name, version_path=version.path,
+            items=[(c.prompt.text, c.prompt.context, c.response_a.text, c.response_b.text) for c in chunk],
+        )
+        for comparison, p in zip(chunk, p_a):
+            comparison.rm_p_a, comparison.rm_p_a_version = round(p, 6), version
+        Comparison.objects.bulk_update(chunk, ["rm_p_a", "rm_p_a_version"])
+        done += len(chunk)
+    return done

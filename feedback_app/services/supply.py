@@ -10,6 +10,7 @@ comparison with its provenance (policy version, reward-model version, strategy, 
 from __future__ import annotations
 
 import logging
+import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from feedback_app import events, training_bridge
 from feedback_app.models import Comparison, PolicyVersion, Prompt, Response
+from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.services.training import policy_ensure_base
@@ -55,8 +57,48 @@ def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: date
 
 
 def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt]) -> int:
-    reward = reward_model_active()
     seed = int(timezone.now().timestamp())
+    rng = random.Random(seed)
+    opponent = arena_opponent(policy=policy, rng=rng)
+    n_arena = round(len(prompts) * studio_settings().arena_share) if opponent else 0
+    rng.shuffle(prompts)
+    made = _arena_round(policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed) if n_arena else 0
+    return made + _standard_round(policy=policy, prompts=prompts[n_arena:], seed=seed)
+
+
+def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersion | None:
+    """Return an earlier policy to pit against ``policy``: its parent half the time, else any earlier one."""
+    earlier = list(PolicyVersion.objects.exclude(pk=policy.pk).filter(created_at__lte=policy.created_at).order_by("id"))
+    if not earlier:
+        return None
+    parent = next((v for v in earlier if v.pk == policy.parent_id), None)
+    return parent if parent is not None and rng.random() < 0.5 else rng.choice(earlier)
+
+
+def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int) -> int:
+    """One reply from each policy per prompt; raters see them in a random order, like any pair."""
+    inputs = [(p.text, p.context) for p in prompts]
+    new = training_bridge.candidates_generate(policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=1, seed=seed)
+    old = training_bridge.candidates_generate(policy_name=opponent.name, policy_path=opponent.path, prompts=inputs, n=1, seed=seed)
+    made = 0
+    with transaction.atomic():
+        for prompt, mine, theirs in zip(prompts, new, old):
+            if not mine or not theirs or mine[0] == theirs[0]:
+                continue
+            a = Response.objects.create(prompt=prompt, text=mine[0], policy_version=policy)
+            b = Response.objects.create(prompt=prompt, text=theirs[0], policy_version=opponent)
+            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
+                                      kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena")
+            made += 1
+        if made:
+            events.comparisons_supplied(count=made)
+    return made
+
+
+def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int) -> int:
+    if not prompts:
+        return 0
+    reward = reward_model_active()
     inputs = [(p.text, p.context) for p in prompts]
     candidates = training_bridge.candidates_generate(
         policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed

@@ -31,6 +31,7 @@ from feedback_app.selectors.training import (
     reward_model_active,
     reward_model_latest_full,
     rater_weights,
+    verdicts,
 )
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class _RunMonitor:
 def _reward_run(run: TrainingRun, monitor: _RunMonitor) -> None:
     tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
     labels, data_range = labels_for_training()
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights())
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts())
     if len(pairs) < 2:
         raise TrainingError(f"only {len(pairs)} decided comparison(s) so far; a reward model needs at least 2")
     active = reward_model_active()
@@ -228,7 +229,7 @@ def _policy_run(run: TrainingRun, monitor: _RunMonitor) -> None:
     base = policy_ensure_base()
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
-    pairs = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights()) if not p.tie][-settings.DPO_MAX_PAIRS:]
+    pairs = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts()) if not p.tie][-settings.DPO_MAX_PAIRS:]
     if not pairs:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
     if not held_out:

@@ -10,8 +10,8 @@ from feedback_app.selectors.accounts import user_role
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send raters to the labeling page and staff to their overview."""
+    """Send raters to the labeling page and staff to the dashboard."""
     role = user_role(user=request.user)
     if role in (Role.RESEARCHER, Role.ADMIN):
-        return redirect("admin:index")
+        return redirect("dashboard")
     return redirect("label")

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback_app.models import Assignment, Role
+from feedback_app.models import Assignment, PolicyVersion, Role, VersionStatus
 from feedback_app.selectors.labeling import assignment_current_for_rater, labels_today_count, rater_has_undoable_label
 from feedback_app.services.labeling import (
     LabelConflict,
@@ -40,6 +40,7 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
         "notice": notice,
         "today_count": labels_today_count(rater=request.user),
         "can_undo": rater_has_undoable_label(rater=request.user, now=now, window_seconds=settings.LEASE_SECONDS),
+        "policy_name": PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first(),
     }
     if assignment:
         c = assignment.comparison

@@ -101,7 +101,8 @@ def test_skip_and_undo(rater, make_comparisons):
 
 def test_empty_queue_says_so(rater):
     html = logged_in(rater).get("/label/").content.decode()
-    assert "All caught up" in html and 'hx-trigger="every 15s"' in html
+    assert "All caught up" in html and 'hx-trigger="every 60s"' in html and 'id="queue-notice"' in html
+    assert 'ws-connect="/ws/rater/"' in html
 
 
 def test_htmx_post_without_csrf_token_is_refused(rater, make_comparisons):

@@ -1,0 +1,82 @@
+"""Websocket consumers: they check who connects, join groups and relay pushed HTML fragments.
+
+Pushes are hints; the database is the truth. Every (re)connect first receives the current
+state, rendered from the database, so a lost message never leaves a stale screen.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.generic.websocket import WebsocketConsumer
+
+from feedback_app.models import Role
+from feedback_app.selectors.accounts import user_has_role
+from feedback_app.views import live
+
+DASHBOARD_GROUP = "dashboard"
+RATERS_GROUP = "raters"
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class _RelayConsumer(WebsocketConsumer):
+    roles: tuple[Role, ...] = ()
+
+    def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not user_has_role(user=user, roles=self.roles):
+            self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.joined = self.group_names(user)
+        for group in self.joined:
+            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+        self.accept()
+        self.send(text_data=self.current_state(user))
+
+    def disconnect(self, code) -> None:
+        for group in getattr(self, "joined", ()):
+            async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+
+    def group_names(self, user) -> list[str]:
+        raise NotImplementedError
+
+    def current_state(self, user) -> str:
+        raise NotImplementedError
+
+    # Event handlers: one per event type, each forwards the fragment it carries.
+    def dashboard_update(self, event) -> None:
+        self.send(text_data=event["html"])
+
+    def run_progress(self, event) -> None:
+        self.send(text_data=event["html"])
+
+    def policy_swapped(self, event) -> None:
+        self.send(text_data=event["html"])
+
+    def queue_changed(self, event) -> None:
+        self.send(text_data=event["html"])
+
+
+class DashboardConsumer(_RelayConsumer):
+    """``/ws/dashboard/``: researchers and admins."""
+
+    roles = (Role.RESEARCHER, Role.ADMIN)
+
+    def group_names(self, user) -> list[str]:
+        return [DASHBOARD_GROUP]
+
+    def current_state(self, user) -> str:
+        return live.dashboard_state_html()
+
+
+class RaterConsumer(_RelayConsumer):
+    """``/ws/rater/``: anyone who labels."""
+
+    roles = (Role.RATER, Role.RESEARCHER, Role.ADMIN)
+
+    def group_names(self, user) -> list[str]:
+        return [RATERS_GROUP, f"rater.{user.pk}"]
+
+    def current_state(self, user) -> str:
+        return live.rater_state_html(user=user)

@@ -1,0 +1,132 @@
+"""What the researcher cockpit shows: counters, series for the plots, the arena standings."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun, VersionStatus
+from feedback_app.selectors.quality import active_rater_count, labels_per_minute
+from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
+
+logger = logging.getLogger(__name__)
+QUEUES = ("default", "gpu", "score")
+ARENA_SCORES = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Return the messages waiting in each Celery queue (None when Redis does not answer)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return {queue: int(client.llen(queue)) for queue in QUEUES}
+    except (redis.RedisError, OSError) as exc:
+        logger.info("queue depths unavailable: %s", exc)
+        return {queue: None for queue in QUEUES}
+
+
+def overview_counters() -> dict:
+    """Return the live counters of the dashboard."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    active_rm = RewardModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first()
+    active_policy = PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first()
+    return {
+        "labels_per_minute": labels_per_minute(),
+        "labels_today": PreferenceLabel.objects.filter(created_at__gte=today, rater__isnull=False).count(),
+        "labels_total": PreferenceLabel.objects.count(),
+        "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN).count(),
+        "active_raters": active_rater_count(),
+        "queues": queue_depths(),
+        "reward_model": active_rm,
+        "policy": active_policy,
+    }
+
+
+def training_run_current() -> TrainingRun | None:
+    """Return the run training now, else the most recent one."""
+    runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")
+    return runs.filter(status=TrainingRun.Status.RUNNING).order_by("-id").first() or runs.order_by("-id").first()
+
+
+def labels_over_time(*, hours: int = 48) -> list[dict]:
+    """Return labels per hour over the last ``hours`` (hours without labels included, as 0)."""
+    now = timezone.now()
+    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    counts = dict(
+        PreferenceLabel.objects.filter(created_at__gte=start, rater__isnull=False)
+        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
+    )
+    series = []
+    hour = start
+    while hour <= now:
+        series.append({"hour": hour.isoformat(), "labels": counts.get(hour, 0)})
+        hour += timedelta(hours=1)
+    return series
+
+
+def reward_model_history() -> list[dict]:
+    """Return every reward version, oldest first, with its validation figures and the active one's then."""
+    rows = []
+    for v in RewardModelVersion.objects.select_related("parent").order_by("id"):
+        m = v.metrics or {}
+        baseline = m.get("baseline") or {}
+        rows.append({
+            "name": v.name, "status": v.status, "tier": v.tier, "parent": v.parent.name if v.parent else None,
+            "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"), "val_ece": m.get("val_ece"),
+            "baseline_accuracy": baseline.get("val_accuracy"), "n_train": m.get("n_train"), "n_validation": m.get("n_validation"),
+            "data_range": v.data_range, "gate": m.get("gate"), "created_at": v.created_at.isoformat(),
+            "activated_at": v.activated_at.isoformat() if v.activated_at else None,
+        })
+    return rows
+
+
+def calibration_active() -> dict | None:
+    """Return the active reward model's reliability bins on its validation pairs."""
+    v = RewardModelVersion.objects.filter(status=VersionStatus.ACTIVE).first()
+    if v is None:
+        return None
+    return {"name": v.name, "bins": (v.metrics or {}).get("calibration") or [], "ece": (v.metrics or {}).get("val_ece")}
+
+
+def arena_games() -> list[tuple[str, str, float]]:
+    """Return (policy of A, policy of B, score of A) for every human vote on an arena comparison.
+
+    A tie scores one half; so does "both bad", which says neither reply is better.
+    """
+    labels = PreferenceLabel.objects.filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
+        "comparison__response_a__policy_version__name", "comparison__response_b__policy_version__name", "winner")
+    return [(a, b, ARENA_SCORES[w]) for a, b, w in labels if a and b]
+
+
+def arena_standings(*, samples: int = 200) -> dict:
+    """Return Bradley-Terry ratings with bootstrap intervals, and each version's win rate vs its parent.
+
+    Win rates come from human votes on arena comparisons and, side by side, from the reward
+    model: its mean P(new beats parent) on the same comparisons, and the win rate its DPO run
+    measured on held-out prompts when the version was made.
+    """
+    games = arena_games()
+    players = list(PolicyVersion.objects.order_by("id").values_list("name", flat=True))
+    ratings = bradley_terry_bootstrap(games, players=players, samples=samples, seed=0) if games else {}
+    rm_p = defaultdict(list)
+    for a, b, p in Comparison.objects.filter(kind=Comparison.Kind.ARENA, rm_p_a__isnull=False).values_list(
+            "response_a__policy_version__name", "response_b__policy_version__name", "rm_p_a"):
+        rm_p[(a, b)].append(p)
+    versions = []
+    for v in PolicyVersion.objects.select_related("parent").order_by("id"):
+        row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {})}
+        if v.parent:
+            human = win_rate(games, player=v.name, opponent=v.parent.name)
+            row["human_win_rate_vs_parent"] = human
+            ps = rm_p.get((v.name, v.parent.name), []) + [1 - p for p in rm_p.get((v.parent.name, v.name), [])]
+            row["rm_win_rate_vs_parent"] = {"rate": round(sum(p > 0.5 for p in ps) / len(ps), 4), "n": len(ps)} if ps else None
+            row["rm_win_rate_at_training"] = (v.metrics or {}).get("win_rate_vs_parent")
+        versions.append(row)
+    return {"n_votes": len(games), "versions": versions}

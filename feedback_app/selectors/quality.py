@@ -1,0 +1,245 @@
+"""How trustworthy the labels are: gold accuracy, agreement, biases, trust.
+
+Per rater:
+- gold accuracy: labels on gold pairs that give the expected answer;
+- consensus agreement: labels on comparisons with overlap that match the majority of the
+  *other* raters (leave-one-out; no majority among the others, no verdict);
+- reward-model agreement: decisive labels (A or B) whose winner the active reward model also
+  prefers (once a worker has scored the comparison);
+- position bias: the share of decisive labels that picked the response shown on the left;
+- length bias: the share of decisive labels, among pairs of different lengths, that picked the
+  longer response;
+- median time on task;
+- trust: ``feedback_app.stats.ratings.trust_score`` of gold and consensus evidence.
+
+Rows that look wrong are flagged with the reason (see ``_warnings``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.db.models.functions import Length, TruncDay
+from django.utils import timezone
+
+from feedback_app.models import Comparison, PreferenceLabel, StudioSettings
+from feedback_app.stats.agreement import consensus_agreement, krippendorff_alpha, ordinal_value, pairwise_kappas, percent_agreement
+from feedback_app.stats.ratings import trust_score
+
+MIN_LABELS_FOR_WARNINGS = 20
+
+
+def studio_settings() -> StudioSettings:
+    """Return the campaign settings (the one row, made with defaults on first use)."""
+    return StudioSettings.objects.get_or_create(pk=1)[0]
+
+
+def _rater_label_rows(*, since=None) -> list[dict]:
+    labels = PreferenceLabel.objects.filter(rater__isnull=False)
+    if since is not None:
+        labels = labels.filter(created_at__gte=since)
+    return list(
+        labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
+            "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
+            "comparison__is_gold", "comparison__gold_winner", "comparison__rm_p_a", "comparison__label_count",
+        )
+    )
+
+
+def overlap_units(rows: list[dict], *, ordinal: bool = False) -> dict:
+    """Return {comparison: {rater: category or ordinal value}} for comparisons with 2+ rater labels."""
+    units: dict = defaultdict(dict)
+    for row in rows:
+        units[row["comparison_id"]][row["rater_id"]] = (
+            ordinal_value(winner=row["winner"], strength=row["strength"]) if ordinal else row["winner"]
+        )
+    return {unit: raters for unit, raters in units.items() if len(raters) >= 2}
+
+
+def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
+    """Return the quality figures of every rater who labelled, by user id."""
+    rows = _rater_label_rows() if rows is None else rows
+    consensus = consensus_agreement(overlap_units(rows))
+    per_rater: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        per_rater[row["rater_id"]].append(row)
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=per_rater).select_related("profile")}
+    result = {}
+    for rater_id, labels in per_rater.items():
+        decisive = [r for r in labels if r["winner"] in ("a", "b")]
+        gold = [r for r in labels if r["comparison__is_gold"] and r["comparison__gold_winner"]]
+        gold_correct = sum(r["winner"] == r["comparison__gold_winner"] for r in gold)
+        shown = [r for r in decisive if r["a_on_left"] is not None]
+        left = sum((r["winner"] == "a") == r["a_on_left"] for r in shown)
+        sized = [r for r in decisive if r["len_a"] != r["len_b"]]
+        longer = sum((r["winner"] == "a") == (r["len_a"] > r["len_b"]) for r in sized)
+        judged = [r for r in decisive if r["comparison__rm_p_a"] is not None and r["comparison__rm_p_a"] != 0.5]
+        rm_agree = sum((r["winner"] == "a") == (r["comparison__rm_p_a"] > 0.5) for r in judged)
+        times = [r["time_on_task_ms"] for r in labels if r["time_on_task_ms"] is not None]
+        agree = consensus.get(rater_id, {"agree": 0, "n": 0})
+        user = users.get(rater_id)
+        figures = {
+            "rater_id": rater_id,
+            "username": user.username if user else f"user {rater_id}",
+            "pseudonym": getattr(getattr(user, "profile", None), "pseudonym", f"u-{rater_id}"),
+            "n_labels": len(labels),
+            "gold_correct": gold_correct,
+            "gold_n": len(gold),
+            "gold_accuracy": _rate(gold_correct, len(gold)),
+            "consensus_agree": agree["agree"],
+            "consensus_n": agree["n"],
+            "consensus_rate": _rate(agree["agree"], agree["n"]),
+            "rm_agree": rm_agree,
+            "rm_n": len(judged),
+            "rm_rate": _rate(rm_agree, len(judged)),
+            "left_share": _rate(left, len(shown)),
+            "longer_share": _rate(longer, len(sized)),
+            "median_time_ms": int(statistics.median(times)) if times else None,
+            "trust": round(trust_score(gold_correct=gold_correct, gold_n=len(gold), consensus_agree=agree["agree"], consensus_n=agree["n"]), 4),
+        }
+        figures["warnings"] = _warnings(figures)
+        result[rater_id] = figures
+    return result
+
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, 4) if n else None
+
+
+def _warnings(f: dict) -> list[str]:
+    """Say why a rater's row looks wrong; quiet until they have MIN_LABELS_FOR_WARNINGS labels."""
+    if f["n_labels"] < MIN_LABELS_FOR_WARNINGS:
+        return []
+    warnings = []
+    if f["left_share"] is not None and not 0.3 <= f["left_share"] <= 0.7:
+        warnings.append(f"picks the {'left' if f['left_share'] > 0.5 else 'right'} side {max(f['left_share'], 1 - f['left_share']):.0%} of the time")
+    if f["longer_share"] is not None and f["longer_share"] > 0.85:
+        warnings.append(f"picks the longer reply {f['longer_share']:.0%} of the time")
+    if f["median_time_ms"] is not None and f["median_time_ms"] < 3000:
+        warnings.append(f"median time on task {f['median_time_ms'] / 1000:.1f} s")
+    if f["gold_accuracy"] is not None and f["gold_n"] >= 5 and f["gold_accuracy"] < 0.6:
+        warnings.append(f"gold accuracy {f['gold_accuracy']:.0%}")
+    if f["consensus_rate"] is not None and f["consensus_n"] >= 10 and f["consensus_rate"] < 0.5:
+        warnings.append(f"agrees with the others {f['consensus_rate']:.0%} of the time")
+    return warnings
+
+
+def agreement_summary(*, rows: list[dict] | None = None) -> dict:
+    """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs."""
+    rows = _rater_label_rows() if rows is None else rows
+    units = overlap_units(rows)
+    kappas = pairwise_kappas(units)
+    return {
+        "n_units": len(units),
+        "percent_agreement": percent_agreement(units),
+        "alpha_ordinal": krippendorff_alpha(overlap_units(rows, ordinal=True), level="ordinal"),
+        "alpha_nominal": krippendorff_alpha(units, level="nominal"),
+        "mean_kappa": round(statistics.mean(k["kappa"] for k in kappas if k["kappa"] is not None), 4)
+        if any(k["kappa"] is not None for k in kappas) else None,
+        "kappas": kappas,
+    }
+
+
+def agreement_over_time(*, days: int = 30) -> list[dict]:
+    """Return per day: percent agreement and ordinal α over comparisons with overlap completed that day."""
+    since = timezone.now() - timedelta(days=days)
+    completed = dict(
+        Comparison.objects.filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
+    )
+    rows = [r for r in _rater_label_rows() if r["comparison_id"] in completed]
+    by_day: dict = defaultdict(list)
+    for row in rows:
+        by_day[completed[row["comparison_id"]]].append(row)
+    return [
+        {"day": day.date().isoformat(), "n_units": len(overlap_units(day_rows)), "percent_agreement": percent_agreement(overlap_units(day_rows)),
+         "alpha_ordinal": krippendorff_alpha(overlap_units(day_rows, ordinal=True), level="ordinal")}
+        for day, day_rows in sorted(by_day.items())
+    ]
+
+
+def rater_trust() -> dict[int, float]:
+    """Return every rater's trust score, reading only gold counts and labels on comparisons with overlap.
+
+    The same figure as ``rater_quality()[id]["trust"]``, without loading every label (exports
+    and training runs call this).
+    """
+    gold = defaultdict(lambda: [0, 0])
+    for rater_id, winner, expected in PreferenceLabel.objects.filter(rater__isnull=False, comparison__is_gold=True).exclude(
+            comparison__gold_winner="").values_list("rater_id", "winner", "comparison__gold_winner"):
+        gold[rater_id][0] += winner == expected
+        gold[rater_id][1] += 1
+    overlap = PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
+    consensus = consensus_agreement(overlap_units(list(overlap)))
+    raters = set(gold) | set(consensus) | set(PreferenceLabel.objects.filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
+    return {
+        r: round(trust_score(gold_correct=gold[r][0], gold_n=gold[r][1], consensus_agree=consensus.get(r, {}).get("agree", 0),
+                             consensus_n=consensus.get(r, {}).get("n", 0)), 4)
+        for r in raters
+    }
+
+
+def rater_weights() -> dict[int, float]:
+    """Return each rater's weight in training, per the studio settings (1.0 for everyone not listed).
+
+    With trust weighting on, a label weighs its rater's trust; raters below ``min_trust`` weigh 0
+    (their labels are left out).
+    """
+    config = studio_settings()
+    if not config.weight_by_trust and config.min_trust <= 0:
+        return {}
+    weights = {}
+    for rater_id, trust in rater_trust().items():
+        weight = trust if config.weight_by_trust else 1.0
+        weights[rater_id] = 0.0 if trust < config.min_trust else weight
+    return weights
+
+
+def review_queue(*, limit: int = 100) -> dict[str, list]:
+    """Return the comparisons waiting for an admin: flagged by a rater, or disputed among raters."""
+    pending = Comparison.objects.filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
+    flagged = list(pending.filter(pk__in=PreferenceLabel.objects.exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
+    disputed = []
+    votes = defaultdict(list)
+    for cid, winner in PreferenceLabel.objects.filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
+        votes[cid].append(winner)
+    contested = [cid for cid, ws in votes.items() if len(ws) >= 2 and max(ws.count(w) for w in set(ws)) / len(ws) < 2 / 3]
+    if contested:
+        disputed = list(pending.filter(pk__in=contested).order_by("-id")[:limit])
+    return {"flagged": flagged, "disputed": disputed, "votes": {cid: votes[cid] for cid in contested}}
+
+
+def labels_per_minute(*, minutes: int = 5) -> float:
+    """Return the mean labels per minute over the last ``minutes``."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    return round(PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
+
+
+def active_rater_count(*, minutes: int = 10) -> int:
+    """Return how many raters labelled or held a lease in the last ``minutes``."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    return get_user_model().objects.filter(
+        Q(labels__created_at__gte=since) | Q(assignments__leased_at__gte=since)
+    ).distinct().count()
+
+
+def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
+    """Return, per comparison, its rater-label count and the share agreeing with the majority."""
+    votes = defaultdict(list)
+    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
+        votes[cid].append(winner)
+    return {cid: {"n": len(ws), "agreement": round(max(ws.count(w) for w in set(ws)) / len(ws), 4)} for cid, ws in votes.items()}
+
+
+def gold_candidates_count() -> int:
+    """Return how many complete comparisons have 2+ labels that all agree on A or B."""
+    return (
+        Comparison.objects.filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
+        .annotate(winners=Count("labels__winner", distinct=True))
+        .filter(winners=1)
+        .exclude(labels__winner__in=["tie", "both_bad"])
+        .count()
+    )

@@ -1,0 +1,175 @@
+"""The researcher cockpit: overview, model versions, label quality, review queue, arena.
+
+Pages are for researchers and admins; the actions that change data (promote, roll back,
+adjudicate, mark gold, change settings) go through services, which write the audit entries.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, Role, TrainingRun, Winner
+from feedback_app.selectors import dashboard as board
+from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.quality import agreement_over_time, agreement_summary, gold_candidates_count, rater_quality, review_queue, studio_settings
+from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
+from feedback_app.services.training import training_run_request, version_activate
+from feedback_app.views import live
+from feedback_app.views.access import role_required
+
+STAFF = (Role.RESEARCHER, Role.ADMIN)
+VERSION_MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
+
+
+class SettingsForm(forms.Form):
+    gold_rate = forms.FloatField(min_value=0, max_value=1, help_text="Share of each rater's comparisons that are gold pairs.")
+    arena_share = forms.FloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
+    weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
+    min_trust = forms.FloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
+
+
+class AdjudicationForm(forms.Form):
+    winner = forms.ChoiceField(choices=[("", "no verdict"), *Winner.choices], required=False)
+    exclude = forms.BooleanField(required=False, help_text="Leave this comparison out of training.")
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    return user_has_role(user=request.user, roles=(Role.ADMIN,))
+
+
+@require_GET
+@role_required(*STAFF)
+def overview(request: HttpRequest) -> HttpResponse:
+    charts = {
+        "labels_over_time": board.labels_over_time(),
+        "reward_models": board.reward_model_history(),
+        "agreement": agreement_over_time(),
+        "arena": board.arena_standings(samples=100)["versions"],
+        "calibration": board.calibration_active(),
+    }
+    context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "charts": charts, "section": "overview"}
+    return render(request, "feedback_app/dashboard/overview.html", context)
+
+
+@require_GET
+@role_required(*STAFF)
+def models(request: HttpRequest) -> HttpResponse:
+    context = {
+        "reward_models": board.reward_model_history()[::-1],
+        "policies": board.arena_standings(samples=100)["versions"][::-1],
+        "runs": TrainingRun.objects.select_related("reward_model_version", "policy_version", "requested_by")[:15],
+        "section": "models",
+    }
+    return render(request, "feedback_app/dashboard/models.html", context)
+
+
+@require_POST
+@role_required(*STAFF)
+def run_request(request: HttpRequest) -> HttpResponse:
+    kind = request.POST.get("kind", "")
+    if kind not in TrainingRun.Kind.values:
+        messages.error(request, f"Unknown kind of training run: {kind!r}.")
+        return redirect("dashboard-models")
+    run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+    messages.success(request, f"Queued training run {run.pk} ({run.get_kind_display()}).")
+    return redirect("dashboard-models")
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*STAFF)
+def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpResponse:
+    """GET: the confirmation page (the fallback without JavaScript); POST: promote or roll back."""
+    model = VERSION_MODELS.get(kind)
+    if model is None:
+        raise Http404(f"no kind of version {kind!r}")
+    version = get_object_or_404(model, name=name)
+    action = "rollback" if version.status == "retired" else "promote"
+    if request.method == "GET":
+        active = model.objects.filter(status="active").first()
+        return render(request, "feedback_app/dashboard/confirm.html", {"version": version, "active": active, "action": action, "kind": kind})
+    if version.status == "active":
+        messages.info(request, f"{version.name} is active already.")
+    else:
+        version_activate(version=version, user=request.user, action=action, reason="dashboard")
+        messages.success(request, f"{version.name} is now active ({action}).")
+    return redirect("dashboard-models")
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*STAFF)
+def quality(request: HttpRequest) -> HttpResponse:
+    config = studio_settings()
+    form = SettingsForm(request.POST or None, initial={f: getattr(config, f) for f in SettingsForm.base_fields})
+    if request.method == "POST":
+        if form.is_valid():
+            studio_settings_update(user=request.user, **form.cleaned_data)
+            messages.success(request, "Settings saved; they apply to the next leases and training runs.")
+            return redirect("dashboard-quality")
+    raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
+    context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
+               "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality"}
+    return render(request, "feedback_app/dashboard/quality.html", context)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def gold_promote(request: HttpRequest) -> HttpResponse:
+    n = comparisons_promote_unanimous_to_gold(user=request.user)
+    messages.success(request, f"{n} comparison(s) where every rater agreed are now gold pairs.")
+    return redirect("dashboard-quality")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_object_or_404(Comparison, pk=comparison_id)
+    try:
+        comparison_mark_gold(comparison=comparison, winner=request.POST.get("winner", ""), user=request.user)
+    except QualityError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Comparison {comparison.pk} is a gold pair.")
+    return redirect("dashboard-review")
+
+
+@require_GET
+@role_required(*STAFF)
+def review(request: HttpRequest) -> HttpResponse:
+    queue = review_queue()
+    ids = [c.pk for c in queue["flagged"] + queue["disputed"]]
+    labels = {}
+    for label in PreferenceLabel.objects.filter(comparison_id__in=ids).select_related("rater__profile").order_by("id"):
+        labels.setdefault(label.comparison_id, []).append(label)
+    context = {"queue": queue, "labels": labels, "form": AdjudicationForm(), "is_admin": _is_admin(request), "section": "review"}
+    return render(request, "feedback_app/dashboard/review.html", context)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_object_or_404(Comparison, pk=comparison_id)
+    form = AdjudicationForm(request.POST)
+    if not form.is_valid():
+        raise PermissionDenied("invalid adjudication")
+    try:
+        comparison_adjudicate(comparison=comparison, user=request.user, **form.cleaned_data)
+    except QualityError as exc:
+        messages.error(request, f"Comparison {comparison.pk}: {exc}.")
+    else:
+        messages.success(request, f"Comparison {comparison.pk} reviewed.")
+    return redirect("dashboard-review")
+
+
+@require_GET
+@role_required(*STAFF)
+def arena(request: HttpRequest) -> HttpResponse:
+    standings = board.arena_standings()
+    return render(request, "feedback_app/dashboard/arena.html", {"standings": standings, "chart": json.dumps(standings["versions"]), "section": "arena"})

@@ -1,0 +1,45 @@
+"""Server-rendered fragments that websockets push; htmx swaps each in by its id."""
+
+from __future__ import annotations
+
+import json
+
+from django.template.loader import render_to_string
+
+from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
+from feedback_app.selectors.labeling import labels_today_count
+from feedback_app.selectors.training import policy_active
+
+TEMPLATE = "feedback_app/live.html"
+
+
+def dashboard_counters_html() -> str:
+    """Return the counters, and the labels-per-hour series for the plot, as they are now."""
+    context = {"counters": overview_counters(), "series_json": json.dumps({"labels_over_time": labels_over_time()})}
+    return render_to_string(f"{TEMPLATE}#counters", context)
+
+
+def training_run_html(run=None) -> str:
+    """Return the panel of the running (or latest) training run."""
+    return render_to_string(f"{TEMPLATE}#training_run", {"run": run or training_run_current()})
+
+
+def dashboard_state_html() -> str:
+    """Return everything a dashboard shows live, for a client that just (re)connected."""
+    return dashboard_counters_html() + training_run_html()
+
+
+def rater_state_html(*, user) -> str:
+    """Return the rater's badge and count for today, for a client that just (re)connected."""
+    policy = policy_active()
+    return render_to_string(f"{TEMPLATE}#rater_state", {"policy": policy.name if policy else None, "today_count": labels_today_count(rater=user)})
+
+
+def policy_toast_html(*, name: str) -> str:
+    """Return the toast and the badge that announce a new policy."""
+    return render_to_string(f"{TEMPLATE}#policy_toast", {"policy": name})
+
+
+def queue_notice_html() -> str:
+    """Return the notice that replaces "all caught up" when new comparisons arrive."""
+    return render_to_string(f"{TEMPLATE}#queue_notice", {})
