@@ -169,6 +169,7 @@ CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
     "feedback_app.tasks.reward_score": {"queue": "score"},
     "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
+    "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -181,6 +182,7 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 60.0},
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
+    "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
 }
 
 CHANNEL_LAYERS = {

@@ -54,6 +54,17 @@ def comparisons_rm_score() -> int:
 
 
 @shared_task
+def embeddings_compact() -> int:
+    """Merge the embedding-cache shards of the active reward model's backbone (runs on the gpu queue,
+    beside the fits that write them)."""
+    from feedback_app import training_bridge
+    from feedback_app.selectors.training import reward_model_active
+
+    version = reward_model_active()
+    return training_bridge.embeddings_compact(manifest=version.manifest) if version else 0
+
+
+@shared_task
 def dashboard_push() -> None:
     """Push the dashboard counters, so rates decay on screen even when no label arrives."""
     from feedback_app import events

@@ -171,18 +171,16 @@ class ProcessModels:
         self._lock = threading.Lock()
 
     def scorer(self, name: str, path: str) -> RewardScorer:
-        """Return the scorer of reward version ``name``, loading it if this process has another."""
-        from rm_trainer.embeddings import EmbeddingCache
+        """Return the scorer of reward version ``name``, loading it if this process has another.
+
+        Serving scorers embed without the on-disk cache: most texts they see are new, and
+        every call would otherwise leave a small shard behind.
+        """
         from rm_trainer.scorer import RewardScorer
 
         with self._lock:
             if self._scorer is None or self._scorer[0] != name:
-                scorer = RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders)
-                if scorer.manifest.get("tier") == "fast":
-                    scorer.embedding_cache = EmbeddingCache(
-                        _embedding_cache_dir(), identity=scorer.encoder.identity, max_length=scorer.max_length
-                    )
-                self._scorer = (name, scorer)
+                self._scorer = (name, RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders))
             return self._scorer[1]
 
     def generator(self, name: str, path: str) -> Generator:
@@ -207,6 +205,22 @@ def process_models() -> ProcessModels:
 
 def _embedding_cache_dir() -> str:
     return str(Path(settings.MODEL_STORE) / "embeddings")
+
+
+def embeddings_compact(*, manifest: dict, min_shards: int = 16) -> int:
+    """Merge the embedding-cache shards of a fast-tier version's backbone once there are ``min_shards``.
+
+    Each fit adds one shard of newly seen texts; merging keeps the folder small. Return how
+    many shards were merged (0 when there were fewer).
+    """
+    from rm_trainer.embeddings import EmbeddingCache
+
+    identity = manifest.get("backbone_identity")
+    if not identity:
+        return 0
+    cache = EmbeddingCache(_embedding_cache_dir(), identity=identity, max_length=manifest["hyperparameters"]["max_length"])
+    shards = list(cache.folder.glob("*.npz")) if cache.folder.is_dir() else []
+    return cache.compact() if len(shards) >= min_shards else 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,9 +56,11 @@ def comparison_unmark_gold(*, comparison: Comparison, user) -> Comparison:
     """Return a gold pair to the ordinary pool (closed if it has the labels it needs)."""
     locked = Comparison.objects.select_for_update().get(pk=comparison.pk)
     locked.is_gold, locked.gold_winner = False, ""
+    # A gold pair may hold more labels than it asked for; they all stay.
+    locked.required_labels = max(locked.required_labels, locked.label_count)
     if locked.label_count >= locked.required_labels:
         locked.status, locked.completed_at = Comparison.Status.COMPLETE, timezone.now()
-    locked.save(update_fields=["is_gold", "gold_winner", "status", "completed_at"])
+    locked.save(update_fields=["is_gold", "gold_winner", "required_labels", "status", "completed_at"])
     AuditEntry.objects.create(actor=user, action="comparison.ungold", target=f"comparison:{locked.pk}")
     return locked
 

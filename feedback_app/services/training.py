@@ -53,6 +53,8 @@ def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
         raise ValueError(f"unknown training run kind {kind!r}; expected one of {', '.join(TrainingRun.Kind.values)}")
     with transaction.atomic():
         run = TrainingRun.objects.create(kind=kind, trigger=trigger, requested_by=user)
+        if user is not None:
+            AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}", details={"kind": kind, "trigger": trigger})
         events.training_run_queued(run=run)
     return run
 

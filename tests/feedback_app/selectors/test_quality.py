@@ -1,0 +1,57 @@
+import pytest
+
+from feedback_app.models import Comparison, PreferenceLabel, Prompt
+from feedback_app.selectors.quality import agreement_summary, rater_quality, rater_trust, review_queue
+
+pytestmark = pytest.mark.django_db
+
+
+def comparison(short: str = "short", long: str = "a much longer reply") -> Comparison:
+    prompt = Prompt.objects.create(text="q")
+    a, b = prompt.responses.create(text=short), prompt.responses.create(text=long)
+    return Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=3)
+
+
+def test_biases_are_measured_and_flagged(make_user):
+    lefty, careful = make_user(), make_user()
+    for i in range(24):
+        c = comparison()
+        a_on_left = i % 2 == 0
+        # lefty always picks the left side, fast; careful picks the shorter reply, slowly.
+        PreferenceLabel.objects.create(comparison=c, rater=lefty, winner="a" if a_on_left else "b", a_on_left=a_on_left, time_on_task_ms=800)
+        PreferenceLabel.objects.create(comparison=c, rater=careful, winner="a", a_on_left=a_on_left, time_on_task_ms=9000)
+    Comparison.objects.update(label_count=2)  # as the labeling service keeps it
+    quality = rater_quality()
+    assert quality[lefty.pk]["left_share"] == 1.0 and quality[careful.pk]["left_share"] == 0.5
+    assert quality[lefty.pk]["longer_share"] == 0.5 and quality[careful.pk]["longer_share"] == 0.0
+    assert quality[lefty.pk]["median_time_ms"] == 800
+    assert any("left side 100%" in w for w in quality[lefty.pk]["warnings"])
+    assert any("median time on task 0.8 s" in w for w in quality[lefty.pk]["warnings"])
+    assert quality[careful.pk]["warnings"] == []
+    assert {k: round(v, 4) for k, v in rater_trust().items()} == {k: q["trust"] for k, q in quality.items()}
+
+
+def test_agreement_summary_on_a_hand_worked_example(make_user):
+    r1, r2, r3 = make_user(), make_user(), make_user()
+    votes = [("a", "a", "a"), ("a", "b", "a"), ("tie", "tie", "b")]
+    for triple in votes:
+        c = comparison()
+        for rater, winner in zip((r1, r2, r3), triple):
+            PreferenceLabel.objects.create(comparison=c, rater=rater, winner=winner, strength=2)
+    summary = agreement_summary()
+    # Pairs per unit: 3 agreeing, 1 of 3, 1 of 3 → 5 of 9.
+    assert summary["n_units"] == 3 and summary["percent_agreement"] == pytest.approx(5 / 9)
+    assert summary["alpha_ordinal"] is not None and summary["alpha_nominal"] is not None
+
+
+def test_review_queue_lists_flagged_and_disputed(make_user):
+    flagged, disputed, calm = comparison(), comparison(), comparison()
+    r1, r2 = make_user(), make_user()
+    PreferenceLabel.objects.create(comparison=flagged, rater=r1, winner="a", flags=["private"])
+    for c, (w1, w2) in ((disputed, ("a", "b")), (calm, ("a", "a"))):
+        PreferenceLabel.objects.create(comparison=c, rater=r1, winner=w1)
+        PreferenceLabel.objects.create(comparison=c, rater=r2, winner=w2)
+    Comparison.objects.update(label_count=2)
+    queue = review_queue()
+    assert [c.pk for c in queue["flagged"]] == [flagged.pk]
+    assert [c.pk for c in queue["disputed"]] == [disputed.pk] and queue["votes"][disputed.pk] == ["a", "b"]

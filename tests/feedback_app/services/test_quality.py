@@ -1,0 +1,136 @@
+import pytest
+
+from feedback_app import training_bridge
+from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel
+from feedback_app.selectors.exports import ExportFilters, export_stream
+from feedback_app.selectors.quality import studio_settings
+from feedback_app.selectors.training import labels_for_training, verdicts
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.quality import (
+    QualityError,
+    comparison_adjudicate,
+    comparison_mark_gold,
+    comparison_unmark_gold,
+    comparisons_promote_unanimous_to_gold,
+    studio_settings_update,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def label(rater, comparison_id=None, choice="left", a_on_left=True, **kwargs):
+    assignment = assignment_lease_next(rater=rater)
+    assert comparison_id is None or assignment.comparison_id == comparison_id
+    Assignment.objects.filter(pk=assignment.pk).update(a_on_left=a_on_left)
+    return label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice=choice, **kwargs))[0]
+
+
+def test_settings_update_validates_and_is_audited(admin_user):
+    studio_settings_update(user=admin_user, gold_rate=0.25, weight_by_trust=True)
+    config = studio_settings()
+    assert config.gold_rate == 0.25 and config.weight_by_trust and config.updated_by == admin_user
+    entry = AuditEntry.objects.get(action="settings.update")
+    assert entry.details["before"] == {"gold_rate": 0.1, "weight_by_trust": False}
+    with pytest.raises(QualityError, match="gold_rate must be within 0 and 1"):
+        studio_settings_update(user=admin_user, gold_rate=2)
+    with pytest.raises(QualityError, match="unknown settings: color"):
+        studio_settings_update(user=admin_user, color="red")
+
+
+def test_gold_pairs_are_mixed_into_every_queue_and_score_the_rater(make_user, make_comparisons, admin_user, settings):
+    gold, plain = make_comparisons(2)
+    comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
+    studio_settings_update(user=admin_user, gold_rate=1.0)
+    from django.core.cache import cache
+
+    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    raters = [make_user() for _ in range(3)]
+    for rater in raters:  # required_labels is 1, but a gold pair goes to everyone
+        assert assignment_lease_next(rater=rater).comparison_id == gold.pk
+        label_record(rater=rater, comparison_id=gold.pk, submission=LabelSubmission(choice="left"))
+    gold.refresh_from_db()
+    assert gold.label_count == 3 and gold.status == "open"
+    assert assignment_lease_next(rater=raters[0]).comparison_id == plain.pk  # gold seen: the ordinary queue
+    from feedback_app.selectors.quality import rater_quality
+
+    quality = rater_quality()
+    correct = {r.pk: quality[r.pk]["gold_correct"] for r in raters}
+    expected = {r.pk: int(PreferenceLabel.objects.get(rater=r, comparison=gold).winner == "a") for r in raters}
+    assert correct == expected and all(quality[r.pk]["gold_n"] == 1 for r in raters)
+    comparison_unmark_gold(comparison=gold, user=admin_user)
+    gold.refresh_from_db()
+    assert not gold.is_gold and gold.status == "complete"
+
+
+def test_unanimous_comparisons_become_gold(make_user, make_comparisons, admin_user):
+    agreed, split = make_comparisons(2, required_labels=2)
+    r1, r2 = make_user(), make_user()
+    for r in (r1, r2):
+        label(r, agreed.pk, choice="left")
+    label(r1, split.pk, choice="left")
+    label(r2, split.pk, choice="right")
+    assert comparisons_promote_unanimous_to_gold(user=admin_user) == 1
+    agreed.refresh_from_db()
+    assert agreed.is_gold and agreed.gold_winner == "a"
+    assert AuditEntry.objects.filter(action="comparison.gold").count() == 1
+
+
+def test_adjudication_overrides_votes_and_exclusion_removes_from_training(make_user, make_comparisons, admin_user):
+    disputed, flagged, fine = make_comparisons(3, required_labels=2)
+    r1, r2 = make_user(), make_user()
+    for c in (disputed, flagged, fine):
+        label(r1, c.pk, choice="left", flags=("unsafe",) if c == flagged else ())
+        label(r2, c.pk, choice="right" if c == disputed else "left")
+    comparison_adjudicate(comparison=disputed, winner="b", exclude=False, note="B answers the question", user=admin_user)
+    comparison_adjudicate(comparison=flagged, winner="", exclude=True, note="contains a phone number", user=admin_user)
+    with pytest.raises(QualityError, match="give a verdict"):
+        comparison_adjudicate(comparison=fine, winner="", exclude=False, note="", user=admin_user)
+    labels, _ = labels_for_training()
+    pairs = {p.pair_id: p for p in training_bridge.preference_pairs(labels, verdicts=verdicts())}
+    assert set(pairs) == {str(disputed.pk), str(fine.pk)}
+    assert pairs[str(disputed.pk)].chosen == disputed.response_b.text and pairs[str(disputed.pk)].weight == 1.0
+    trl = b"".join(export_stream(fmt="trl", filters=ExportFilters())).decode()
+    assert f'"comparison_id": {flagged.pk}' not in trl and f'"comparison_id": {disputed.pk}' in trl
+    assert AuditEntry.objects.filter(action="comparison.adjudicate").count() == 2
+
+
+def test_trust_weights_and_threshold_shape_training(make_user, make_comparisons, admin_user):
+    from feedback_app.selectors.quality import rater_trust, rater_weights
+
+    c1, c2 = make_comparisons(2, required_labels=3)
+    good, also_good, contrarian = make_user(), make_user(), make_user()
+    for c in (c1, c2):
+        label(good, c.pk, choice="left")
+        label(also_good, c.pk, choice="left")
+        label(contrarian, c.pk, choice="right")
+    trust = rater_trust()
+    assert trust[good.pk] > trust[contrarian.pk]
+    assert rater_weights() == {}  # by default every label weighs 1
+    studio_settings_update(user=admin_user, weight_by_trust=True)
+    assert rater_weights()[good.pk] == trust[good.pk]
+    studio_settings_update(user=admin_user, weight_by_trust=False, min_trust=(trust[good.pk] + trust[contrarian.pk]) / 2)
+    weights = rater_weights()
+    assert weights[contrarian.pk] == 0.0 and weights[good.pk] == 1.0
+    labels, _ = labels_for_training()
+    (pair, _) = training_bridge.preference_pairs(labels, weights=weights)
+    assert pair.weight == 1.0  # the contrarian's vote no longer dilutes the pair
+
+
+def test_raw_export_carries_gold_trust_and_agreement(make_user, make_comparisons, admin_user):
+    import json
+
+    gold, c = make_comparisons(2, required_labels=2)
+    comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
+    studio_settings_update(user=admin_user, gold_rate=0.0)  # keep the gold pair out of these leases
+    from django.core.cache import cache
+
+    cache.clear()
+    r1, r2 = make_user(), make_user()
+    for r, choice in ((r1, "left"), (r2, "right")):
+        label(r, c.pk, choice=choice)
+    rows = [json.loads(line) for line in b"".join(export_stream(fmt="raw", filters=ExportFilters())).splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["comparison_labels"] == 2 and row["agreement"] == 0.5
+        assert row["is_gold"] is False and row["gold_correct"] is None and 0 < row["rater_trust"] <= 1
+        assert row["adjudicated_winner"] is None and row["excluded"] is False

@@ -1,0 +1,116 @@
+"""Websocket consumers through the whole ASGI stack: session cookie, origin check, roles, groups."""
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from feedback_app import events
+from feedback_app.asgi import application
+from feedback_app.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from feedback_app.models import PolicyVersion
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def headers_for(user=None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def connect(path: str, user=None) -> tuple[WebsocketCommunicator, bool, int | None]:
+    communicator = WebsocketCommunicator(application, path, headers=await sync_to_async(headers_for)(user))
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def test_anonymous_and_wrong_roles_are_refused(rater):
+    async def scenario():
+        for path in ("/ws/dashboard/", "/ws/rater/"):
+            communicator, connected, code = await connect(path)
+            assert not connected and code == CLOSE_UNAUTHENTICATED
+        communicator, connected, code = await connect("/ws/dashboard/", rater)
+        assert not connected and code == CLOSE_FORBIDDEN
+
+    async_to_sync(scenario)()
+
+
+def test_a_foreign_origin_is_refused(researcher):
+    async def scenario():
+        headers = [(b"origin", b"http://evil.example"), *[h for h in await sync_to_async(headers_for)(researcher) if h[0] != b"origin"]]
+        communicator = WebsocketCommunicator(application, "/ws/dashboard/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert not connected
+
+    async_to_sync(scenario)()
+
+
+def test_dashboard_gets_current_state_on_connect_and_events_after_commit(researcher, make_comparisons):
+    make_comparisons(3)
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/dashboard/", researcher)
+        assert connected
+        state = await communicator.receive_from(timeout=5)
+        assert 'id="counters"' in state and 'id="training-run"' in state
+        assert 'data-testid="open-comparisons">3<' in state
+        await sync_to_async(events.dashboard_refresh)()
+        pushed = await communicator.receive_from(timeout=5)
+        assert 'id="counters"' in pushed
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_policy_swap_reaches_raters_after_commit_and_a_reconnect_reads_the_database(rater, monkeypatch):
+    from django.db import transaction
+
+    from feedback_app import tasks
+    from feedback_app.services.training import version_activate
+
+    monkeypatch.setattr(tasks.comparisons_supply, "delay", lambda: None)
+    old = PolicyVersion.objects.create(name="policy-old", path="policy/policy-old", status="active")
+    new = PolicyVersion.objects.create(name="policy-new", path="policy/policy-new", parent=old)
+
+    def swap(rolled_back: bool):
+        with transaction.atomic():
+            version_activate(version=new, user=None, action="promote")
+            if rolled_back:
+                transaction.set_rollback(True)
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/rater/", rater)
+        assert connected
+        state = await communicator.receive_from(timeout=5)
+        assert "policy-old" in state and 'id="today-count"' in state
+        await sync_to_async(swap)(True)  # rolled back: nothing may be announced
+        assert await communicator.receive_nothing(timeout=0.5)
+        await sync_to_async(swap)(False)
+        toast = await communicator.receive_from(timeout=5)
+        assert 'data-testid="policy-toast"' in toast and "policy-new" in toast and 'id="policy-badge"' in toast
+        await communicator.disconnect()
+        # A client that missed the push (disconnected meanwhile) sees the truth when it comes back.
+        again, connected, _ = await connect("/ws/rater/", rater)
+        assert connected and "policy-new" in await again.receive_from(timeout=5)
+        await again.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_new_comparisons_notify_raters(rater, admin_user):
+    from feedback_app.services.imports import prompts_import
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/rater/", rater)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        await sync_to_async(prompts_import)(data=b'{"prompt": "Hi", "responses": ["a", "b"]}', filename="p.jsonl")
+        notice = await communicator.receive_from(timeout=5)
+        assert 'id="queue-notice"' in notice and 'hx-get="/label/"' in notice
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()

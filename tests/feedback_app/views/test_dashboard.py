@@ -1,0 +1,118 @@
+import pytest
+from django.test import Client
+
+from feedback_app.models import AuditEntry, Comparison, PolicyVersion, RewardModelVersion, StudioSettings, TrainingRun
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+pytestmark = pytest.mark.django_db
+PAGES = ["/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/"]
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def studio(make_user, make_comparisons):
+    """Versions, runs (with and without a version), overlapping labels, a flag and an arena vote."""
+    rm1 = RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="retired",
+                                            metrics={"val_accuracy": 0.6, "val_loss": 0.66, "calibration": [{"p_mean": 0.6, "accuracy": 0.6, "count": 9}]})
+    rm2 = RewardModelVersion.objects.create(name="rm-00002", path="reward/rm-00002", status="active", parent=rm1,
+                                            metrics={"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.05, "baseline": {"val_accuracy": 0.6},
+                                                     "calibration": [{"p_mean": 0.7, "accuracy": 0.72, "count": 20}]},
+                                            data_range={"first_label_id": 1, "last_label_id": 9, "n_pairs": 9})
+    base = PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="retired")
+    new = PolicyVersion.objects.create(name="policy-00003", path="policy/policy-00003", status="active", parent=base,
+                                       metrics={"win_rate_vs_parent": 0.62})
+    TrainingRun.objects.create(kind="reward_fast", status="succeeded", reward_model_version=rm2, metrics={"val_accuracy": 0.7})
+    TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "dpo", "step": 2, "total_steps": 8, "loss": 0.69})
+    TrainingRun.objects.create(kind="reward_full", status="failed", error="CUDA out of memory")
+    c1, c2 = make_comparisons(2, required_labels=2)
+    prompt = c1.prompt
+    a = prompt.responses.create(text="new policy reply", policy_version=new)
+    b = prompt.responses.create(text="old policy reply", policy_version=base)
+    arena = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, kind="arena", required_labels=2, rm_p_a=0.8)
+    raters = [make_user(), make_user()]
+    for i, r in enumerate(raters):
+        for _ in range(3):
+            assignment = assignment_lease_next(rater=r)
+            label_record(rater=r, comparison_id=assignment.comparison_id,
+                         submission=LabelSubmission(choice="left" if i == 0 else "right", flags=("unsafe",) if i == 0 else ()))
+    return {"rm": (rm1, rm2), "policies": (base, new), "arena": arena, "raters": raters}
+
+
+def test_pages_render_for_staff_and_refuse_raters(studio, researcher, rater):
+    client = logged_in(researcher)
+    for page in PAGES:
+        response = client.get(page)
+        assert response.status_code == 200, page
+    overview = client.get("/dashboard/").content.decode()
+    assert 'ws-connect="/ws/dashboard/"' in overview and 'id="chart-data"' in overview and "rm-00002" in overview
+    assert "step 2 / 8" in overview  # the running DPO run
+    models = client.get("/dashboard/models/").content.decode()
+    assert "CUDA out of memory" in models and "Roll back" in models and "policy-00003" in models
+    for page in PAGES:
+        assert logged_in(rater).get(page).status_code == 403
+        assert Client().get(page).status_code == 302
+
+
+def test_arena_page_rates_policies_from_votes(studio, researcher):
+    html = logged_in(researcher).get("/dashboard/arena/").content.decode()
+    assert "2 human votes" in html and "policy-00003" in html and "policy-base" in html
+
+
+def test_promote_and_roll_back_need_confirmation_and_are_audited(studio, researcher, monkeypatch):
+    from feedback_app import tasks
+
+    monkeypatch.setattr(tasks.comparisons_rm_score, "delay", lambda: None)
+    client = logged_in(researcher)
+    confirm = client.get("/dashboard/reward-models/rm-00001/activate/")
+    assert confirm.status_code == 200 and "Roll back to rm-00001?" in confirm.content.decode()
+    assert RewardModelVersion.objects.get(name="rm-00001").status == "retired"  # a GET changes nothing
+    assert client.post("/dashboard/reward-models/rm-00001/activate/").status_code == 302
+    assert RewardModelVersion.objects.get(name="rm-00001").status == "active"
+    assert AuditEntry.objects.get(action="rewardmodelversion.rollback").actor == researcher
+    assert client.post("/dashboard/widgets/x/activate/").status_code == 404
+    assert client.post("/dashboard/policies/nope/activate/").status_code == 404
+
+
+def test_retrain_button_queues_a_run(researcher, monkeypatch, django_capture_on_commit_callbacks):
+    from feedback_app import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in(researcher).post("/dashboard/runs/", {"kind": "reward_full"})
+    assert response.status_code == 302
+    run = TrainingRun.objects.get()
+    assert (run.kind, run.trigger, run.requested_by) == ("reward_full", "manual", researcher) and sent == [run.pk]
+    assert AuditEntry.objects.filter(action="training.request").exists()
+
+
+def test_settings_form(researcher):
+    client = logged_in(researcher)
+    response = client.post("/dashboard/quality/", {"gold_rate": "0.2", "arena_share": "0.5", "weight_by_trust": "on", "min_trust": "0.3"})
+    assert response.status_code == 302
+    config = StudioSettings.objects.get()
+    assert (config.gold_rate, config.arena_share, config.weight_by_trust, config.min_trust) == (0.2, 0.5, True, 0.3)
+    bad = client.post("/dashboard/quality/", {"gold_rate": "3", "arena_share": "0.5", "min_trust": "0"})
+    assert bad.status_code == 200 and "Ensure this value is less than or equal to 1" in bad.content.decode()
+
+
+def test_review_queue_and_adjudication_are_for_admins(studio, researcher, admin_user):
+    html = logged_in(researcher).get("/dashboard/review/").content.decode()
+    assert "Flagged unsafe or private" in html and "Raters disagree" in html and "Record verdict" not in html
+    flagged = Comparison.objects.exclude(kind="arena").order_by("id").first()  # rater 0 flagged every label
+    assert logged_in(researcher).post(f"/dashboard/review/{flagged.pk}/", {"winner": "a"}).status_code == 403
+    response = logged_in(admin_user).post(f"/dashboard/review/{flagged.pk}/", {"winner": "a", "note": "clear"})
+    assert response.status_code == 302
+    flagged.refresh_from_db()
+    assert flagged.adjudicated_winner == "a" and flagged.reviewed_by == admin_user
+    assert f"review-{flagged.pk}" not in logged_in(admin_user).get("/dashboard/review/").content.decode()
+
+
+def test_admins_promote_unanimous_comparisons_to_gold(studio, admin_user, researcher):
+    assert logged_in(researcher).post("/dashboard/gold/promote/").status_code == 403
+    assert logged_in(admin_user).post("/dashboard/gold/promote/").status_code == 302

@@ -1,0 +1,145 @@
+"""End to end in a real headless Chromium: live pushes reach open pages without a reload.
+
+Pushes cross processes (the daphne child serves the pages, the test process activates
+policies), so the channel layer is a real Redis both share.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, transaction
+
+from feedback_app import tasks
+from feedback_app.events import DASHBOARD_THROTTLE_SECONDS
+from feedback_app.models import PolicyVersion, PreferenceLabel, Role
+from feedback_app.services.accounts import user_create
+from feedback_app.services.training import version_activate
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a long demo password"
+TIMEOUT_MS = 10_000
+
+# Counts the websocket events htmx reports on each page, so a test can wait for a connection.
+WS_EVENTS = """
+window.wsEvents = {open: 0, message: 0, close: 0};
+document.addEventListener("htmx:wsOpen", () => window.wsEvents.open++);
+document.addEventListener("htmx:wsAfterMessage", () => window.wsEvents.message++);
+document.addEventListener("htmx:wsClose", () => window.wsEvents.close++);
+"""
+
+
+@pytest.fixture
+def redis_live_server(redis_channel_layer, asgi_live_server):
+    """The daphne server, forked after the channel layer was pointed at the shared Redis."""
+    return asgi_live_server
+
+
+@pytest.fixture
+def no_follow_up_tasks(monkeypatch):
+    """Keep a policy swap from generating comparisons or scoring them (Celery runs eagerly here)."""
+    monkeypatch.setattr(tasks.comparisons_supply, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tasks.comparisons_rm_score, "delay", lambda *args, **kwargs: None)
+
+
+def log_in(context, server: str, path: str, username: str):
+    page = context.new_page()
+    page.add_init_script(WS_EVENTS)
+    page.goto(f"{server}{path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_function("window.wsEvents && window.wsEvents.message > 0", timeout=TIMEOUT_MS)  # the state sent on connect
+    return page
+
+
+def label_one(page) -> None:
+    shown = page.get_attribute("#workspace", "data-comparison")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{shown}'", timeout=TIMEOUT_MS)
+
+
+def activate(version: PolicyVersion) -> None:
+    """Activate ``version`` and let its after-commit push run, from a thread of its own.
+
+    Playwright's sync API keeps an event loop running in the test's thread, where
+    async_to_sync refuses to run: the push would be logged and dropped.
+    """
+
+    def work() -> None:
+        try:
+            with transaction.atomic():
+                version_activate(version=version, user=None, action="promote", reason="browser test")
+        finally:
+            connection.close()
+
+    return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(work).result(timeout=30)
+
+
+def test_dashboard_counts_labels_live_while_a_rater_labels(redis_live_server, browser, make_comparisons):
+    """The researcher's counters and labels chart follow a rater's labels without a reload."""
+    make_comparisons(6)
+    user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
+
+    dashboard = log_in(browser.new_context(), redis_live_server, "/dashboard/", "rhea")
+    dashboard.wait_for_selector("#live-status[data-state=open]")
+    assert dashboard.inner_text("[data-testid=labels-today]") == "0"
+    rater = log_in(browser.new_context(), redis_live_server, "/label/", "kim")
+
+    label_one(rater)
+    dashboard.wait_for_function("document.querySelector('[data-testid=labels-today]').textContent === '1'", timeout=TIMEOUT_MS)
+
+    # Dashboards hear of labels at most once per throttle window from each process: labels
+    # inside the window wait for the next push, which a label after the window brings.
+    label_one(rater)
+    label_one(rater)
+    rater.wait_for_timeout(DASHBOARD_THROTTLE_SECONDS * 1000 + 200)
+    label_one(rater)
+    dashboard.wait_for_function("document.querySelector('[data-testid=labels-today]').textContent === '4'", timeout=TIMEOUT_MS)
+    assert PreferenceLabel.objects.filter(rater__username="kim").count() == 4
+    assert dashboard.inner_text("[data-testid=open-comparisons]") == "2"
+    assert dashboard.evaluate("Chart.getChart('chart-labels').data.datasets[0].data.reduce((a, b) => a + b, 0)") == 4
+
+    assert dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert dashboard.evaluate("window.wsEvents.open") == 1
+    assert rater.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(redis_live_server, browser, make_comparisons, no_follow_up_tasks):
+    """A swap shows a toast and a new badge in place; a client that was away reads the badge on reconnect."""
+    make_comparisons(2)
+    user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    first, second, third = (PolicyVersion.objects.create(name=name, path=f"/nowhere/{name}") for name in ("policy-v1", "policy-v2", "policy-v3"))
+    activate(first)
+
+    # Every rater websocket passes through this route, so the test can cut one as a network would.
+    routes = []
+
+    def relay(ws):
+        routes.append((ws, ws.connect_to_server()))
+
+    context = browser.new_context()
+    context.route_web_socket("**/ws/rater/", relay)
+    page = log_in(context, redis_live_server, "/label/", "kim")
+    assert page.inner_text("#policy-badge strong") == "policy-v1"
+    assert page.locator("[data-testid=policy-toast]").count() == 0
+
+    activate(second)
+    toast = page.locator("[data-testid=policy-toast]")
+    toast.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert "policy-v2" in toast.inner_text()
+    assert page.inner_text("#policy-badge strong") == "policy-v2"
+    assert "changed" in page.get_attribute("#policy-badge", "class")
+
+    # The connection drops (1012: the server restarts); the swap happens while the page is away.
+    ws, server = routes[-1]
+    server.close()
+    ws.close(code=1012, reason="service restart")
+    activate(third)
+    page.wait_for_function("document.querySelector('#policy-badge strong').textContent === 'policy-v3'", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.wsEvents") == {"open": 2, "message": 3, "close": 1}
+    assert toast.count() == 1  # the toast was missed; the badge came with the state sent on connect
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
