@@ -42,4 +42,4 @@ var/secret_key:
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 clean:
-	rm -rf $(VENV) var/static var/test_db.sqlite3*
+	rm -rf $(VENV) var/static var/test_db.*
