@@ -22,6 +22,9 @@ def _isolated_services(settings, tmp_path):
     settings.MODEL_STORE = tmp_path / "models"
     settings.REFIT_EVERY_N_LABELS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from django.core.cache import cache
+
+    cache.clear()  # the studio settings are cached per process
 
 
 _names = itertools.count(1)
@@ -149,12 +152,16 @@ def synthetic_preferences(db):
     from feedback_app.services.imports import preference_records_import
 
     def make(n: int = 60):
+        """Import pairs 0..n-1 that are not there yet."""
+        from feedback_app.models import ImportBatch
+
+        start = sum(batch.counts.get("labels", 0) for batch in ImportBatch.objects.filter(filename="synthetic.jsonl"))
         records = [
             PreferenceRecord(line=i + 1, prompt=f"Customer {i}: I need help with my {TOPICS[i % len(TOPICS)]}, order {4000 + i}.",
                              chosen=POLITE.format(topic=TOPICS[i % len(TOPICS)]), rejected=RUDE.format(topic=TOPICS[i % len(TOPICS)]))
-            for i in range(n)
+            for i in range(start, n)
         ]
-        return preference_records_import(records=records, filename="synthetic.jsonl", sha256=f"synthetic-{n}")
+        return preference_records_import(records=records, filename="synthetic.jsonl", sha256=f"synthetic-{start}-{n}")
 
     return make
 
@@ -192,3 +199,15 @@ def child_database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
     return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def redis_channel_layer(settings, redis_url):
+    """Point the channel layer (and REDIS_URL) at a real Redis that every process of the test shares.
+
+    Request it before ``asgi_live_server``: the server is forked with the settings of that moment.
+    Channels drops its cached layers when CHANNEL_LAYERS changes, so the new one takes effect at once.
+    """
+    settings.REDIS_URL = redis_url
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    return redis_url

@@ -37,8 +37,12 @@ def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_prefer
                                         "Thank you for reaching out about your blender! I'm sorry for the trouble. Here is exactly what to do next."])
     assert scored["reward_model_version"] == first.name and scored["rewards"][1] > scored["rewards"][0]
 
+    synthetic_preferences(70)  # 10 new pairs: the next fit embeds only their texts, into a new shard
     second = run_now("reward_fast").reward_model_version
     assert second.parent == first and second.metrics["baseline"]["val_accuracy"] is not None
+    shards = lambda: list((settings.MODEL_STORE / "embeddings").rglob("*.npz"))  # noqa: E731
+    assert len(shards()) == 2
+    assert training_bridge.embeddings_compact(manifest=second.manifest, min_shards=2) == 2 and len(shards()) == 1
     assert responses_score(prompt="p", context=[], responses=["a"])["reward_model_version"] == second.name
     version_activate(version=first, user=None, action="rollback")
     assert responses_score(prompt="p", context=[], responses=["a"])["reward_model_version"] == first.name
