@@ -3,44 +3,18 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.dpo import DPOCancelled, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
 from rm_trainer.generator import Generator, load_causal_lm, materialise_base_policy
 from rm_trainer.store import CheckpointStore
+from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 CONFIG = DPOConfig(
     beta=0.5, learning_rate=3e-2, epochs=4, batch_size=4, max_length=64, lora_r=4, lora_alpha=8,
     lora_dropout=0.0, device="cpu", bf16=False, system_prompt="",
 )
-
-
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Return a byte-level tokenizer without merges: the 3 chat special tokens, then the 256 bytes."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(SPECIAL + alphabet)}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(SPECIAL)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
-
-
-def tiny_model() -> LlamaForCausalLM:
-    """Return a 2-layer Llama of hidden size 32 over the tiny tokenizer's 259 ids."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.2, bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def yes_over_no(n: int) -> list[PreferencePair]:
@@ -51,7 +25,7 @@ def yes_over_no(n: int) -> list[PreferencePair]:
 @pytest.fixture
 def store(tmp_path_factory) -> CheckpointStore:
     source = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model().save_pretrained(source)
+    tiny_llama().save_pretrained(source)
     tiny_tokenizer().save_pretrained(source)
     store = CheckpointStore(tmp_path_factory.mktemp("store"))
     materialise_base_policy(store, "p0", source)
@@ -73,7 +47,7 @@ def test_dpo_loss_weights_pairs_and_scales_by_beta():
 
 
 def test_sequence_logps_count_response_tokens_only():
-    model, tokenizer = tiny_model(), tiny_tokenizer()
+    model, tokenizer = tiny_llama(), tiny_tokenizer()
     ids, mask = encode_response(tokenizer, [1, 70, 71], "ok", 2, max_length=64)
     assert mask == [0, 0, 0, 1, 1, 1] and ids[-1] == 2
     input_ids = torch.tensor([ids])

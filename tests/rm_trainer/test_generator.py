@@ -3,50 +3,23 @@ import stat
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from rm_trainer.config import GenerationConfig
 from rm_trainer.generator import (
     Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
 )
 from rm_trainer.store import CheckpointStore
+from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY = GenerationConfig(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0, system_prompt="Be brief.", batch_size=8)
 SAMPLED = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, system_prompt="Be brief.", batch_size=8)
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Return a byte-level tokenizer without merges: the 3 chat special tokens, then the 256 bytes."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(SPECIAL + alphabet)}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(SPECIAL)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
-
-
-def tiny_model() -> LlamaForCausalLM:
-    """Return a 2-layer Llama of hidden size 32 whose embedding has 5 rows past the tokenizer's 259."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=264, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2, tie_word_embeddings=True,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    return LlamaForCausalLM(config).eval()
-
-
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model().save_pretrained(folder)
+    tiny_llama(extra_rows=5, max_positions=512, tie=True).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return str(folder)
 
