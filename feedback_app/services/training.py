@@ -64,6 +64,9 @@ def training_auto_refit_if_due() -> TrainingRun | None:
     every = settings.REFIT_EVERY_N_LABELS
     if not every:
         return None
+    pending = TrainingRun.objects.filter(trigger=TrainingRun.Trigger.AUTO, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+    if pending.exists():
+        return None  # the next refit is on its way; it will take these labels too
     newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
     last = newest.get("last_label_id") or 0
     if PreferenceLabel.objects.filter(pk__gt=last).count() < every:
@@ -72,7 +75,7 @@ def training_auto_refit_if_due() -> TrainingRun | None:
         with transaction.atomic():
             return training_run_request(kind=TrainingRun.Kind.REWARD_FAST, trigger=TrainingRun.Trigger.AUTO)
     except IntegrityError:
-        return None  # an automatic run is already waiting or running
+        return None  # another process queued it a moment ago
 
 
 def training_run_execute(*, run_id: int, worker: str = "") -> None:
