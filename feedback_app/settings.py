@@ -144,6 +144,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_
     # Under ASGI every request runs its sync code on a fresh thread, so Django's per-thread
     # persistent connections are never reused; a pool spares each request a new backend.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Health checks make the pool test a connection as it leaves, so one the server ended (a
+    # restart, an administrator) is replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": _env_int("DB_POOL_MIN", 2, 0),
         "max_size": _env_int("DB_POOL_MAX", 20, 1),

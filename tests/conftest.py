@@ -30,6 +30,24 @@ def _isolated_services(settings, tmp_path):
 _names = itertools.count(1)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with what tests left connected ended before it is dropped.
+
+    Child processes (servers, workers) and connections this process opened under another
+    context (Playwright's event loop) may still hold sessions on PostgreSQL at the end.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        _close_pools()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            _close_pools()
+
+
 @pytest.fixture
 def make_user(db):
     from feedback_app.services.accounts import user_create
@@ -88,6 +106,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+LIVE_SERVER_APPLICATION_NAME = "feedback-test-live-server"
+
+
 @pytest.fixture
 def asgi_live_server(transactional_db):
     """Serve the site with daphne (the real ASGI stack) in a child process, on the test database."""
@@ -96,29 +117,50 @@ def asgi_live_server(transactional_db):
     from channels.testing.live import make_application
     from daphne.testing import DaphneProcess
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-    from django.db import connections
+    from django.db import connection
 
-    # The server is forked from this process, whose settings already name the test database;
-    # close our connections first so the child does not inherit (and share) an open socket.
-    connections.close_all()
+    # The server is forked from this process, whose settings already name the test database.
+    # Close our connections (and pool) first so the child does not inherit an open socket, and
+    # name the child's PostgreSQL sessions so that the teardown can end those and only those.
+    _close_pools()
+    options = connection.settings_dict["OPTIONS"]
+    if connection.vendor == "postgresql":
+        options["application_name"] = LIVE_SERVER_APPLICATION_NAME
     process = DaphneProcess("127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler))
-    process.start()
+    try:
+        process.start()
+    finally:
+        options.pop("application_name", None)
     if not process.ready.wait(timeout=60):
         process.terminate()
         raise RuntimeError("the live server did not start in 60 s")
     yield f"http://127.0.0.1:{process.port.value}"
     process.terminate()
     process.join(timeout=10)
-    _drop_other_sessions()
+    _end_live_server_sessions()
 
 
-def _drop_other_sessions() -> None:
-    """End database sessions a killed child left behind, so the test database can be dropped."""
+def _close_pools() -> None:
+    """Close this process's connections and, on PostgreSQL, its connection pool.
+
+    A forked child would otherwise inherit the pool's open sockets and share them with us.
+    """
+    from django.db import connections
+
+    connections.close_all()
+    for conn in connections.all():
+        if conn.vendor == "postgresql" and conn.pool is not None:
+            conn.close_pool()
+
+
+def _end_live_server_sessions() -> None:
+    """End database sessions a killed server child left behind, so the test database can be dropped."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+                           [LIVE_SERVER_APPLICATION_NAME])
 
 
 @pytest.fixture
