@@ -70,11 +70,14 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Return the q-th percentile (0..100) by linear interpolation between closest ranks; NaN for none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str]) -> None:

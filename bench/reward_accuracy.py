@@ -21,19 +21,17 @@ the test set is timed apart.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from rm_trainer.config import FitConfig
-from rm_trainer.data import PreferencePair, split_hh_dialogue
+from rm_trainer.data import PreferencePair, read_preference_file
 from rm_trainer.device import bf16_native, native_autocast, resolve_device
 from rm_trainer.embeddings import EncoderCache
 from rm_trainer.evaluate import evaluate_pairs, length_baseline, pairwise_metrics
@@ -43,37 +41,9 @@ from rm_trainer.store import CheckpointStore
 from rm_trainer.train import fit
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield the rows of a .jsonl or .jsonl.gz file."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
 def read_pairs(path: str | Path) -> tuple[list[PreferencePair], int]:
-    """Return the pairs of an HH-style ({"chosen", "rejected"}) or TRL-style file, and how many rows were skipped."""
-    pairs, skipped = [], 0
-    for i, row in enumerate(read_jsonl(path)):
-        try:
-            if "prompt" in row:
-                prompt, chosen, rejected = _text(row["prompt"]), _text(row["chosen"]), _text(row["rejected"])
-            else:
-                prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
-        except (ValueError, KeyError, TypeError):
-            skipped += 1
-            continue
-        pairs.append(PreferencePair(str(i), prompt, chosen, rejected))
-    return pairs, skipped
-
-
-def _text(value: Any) -> str:
-    """Return a TRL field as text; a conversational list of messages becomes HH-style turns."""
-    if isinstance(value, str):
-        return value
-    names = {"user": "Human", "assistant": "Assistant"}
-    return "".join(f"\n\n{names.get(m['role'], m['role'])}: {m['content']}" for m in value)
+    """Return the pairs of an HH-style or TRL-style file, and how many rows were skipped."""
+    return read_preference_file(path, skip_bad=True)
 
 
 def split(pairs: list[PreferencePair], train_size: int, test_size: int, seed: int) -> tuple[list, list]:

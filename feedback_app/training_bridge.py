@@ -282,29 +282,9 @@ def pairs_evaluate(*, version_name: str, version_path: str, pairs: Sequence[Pref
 
 def read_preference_file(path: Path) -> list[PreferencePair]:
     """Read a TRL or HH JSONL file (optionally .gz) into pairs, raising ValueError naming the line."""
-    import gzip
-    import json
+    from rm_trainer.data import read_preference_file
 
-    from rm_trainer.data import PreferencePair, split_hh_dialogue
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    pairs = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if "prompt" in row:
-                    prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
-                else:
-                    prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
-                if not all(isinstance(x, str) for x in (prompt, chosen, rejected)):
-                    raise ValueError("prompt, chosen and rejected must be strings")
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"line {number}: {exc}") from None
-            pairs.append(PreferencePair(pair_id=str(number), prompt=prompt, chosen=chosen, rejected=rejected))
-    return pairs
+    return read_preference_file(path)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,9 +19,12 @@ votes on each comparison into at most one ``PreferencePair``:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 WINNERS = ("a", "b", "tie", "both_bad")
@@ -137,3 +140,41 @@ def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
         raise ValueError(f"the two dialogues share no {HH_ASSISTANT!r} turn, so there is no common prompt")
     end += len(HH_ASSISTANT)
     return chosen[:end], chosen[end:].lstrip(), rejected[end:].lstrip()
+
+
+def read_preference_file(path: str | Path, *, skip_bad: bool = False) -> tuple[list[PreferencePair], int]:
+    """Read a TRL (``prompt``/``chosen``/``rejected``) or HH (``chosen``/``rejected`` dialogues) JSONL file.
+
+    ``.gz`` files are read compressed; TRL's conversational form (lists of ``{"role", "content"}``)
+    becomes HH-style turns. A pair's id is its 0-based line number. A bad line raises ValueError
+    naming it, or with ``skip_bad`` is counted and skipped; returns (pairs, skipped lines).
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    pairs, skipped = [], 0
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if "prompt" in row:
+                    prompt, chosen, rejected = (_turns_text(row[key]) for key in ("prompt", "chosen", "rejected"))
+                else:
+                    prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+            except (ValueError, KeyError, TypeError) as exc:
+                if not skip_bad:
+                    raise ValueError(f"line {number}: {exc!s} ({type(exc).__name__})") from None
+                skipped += 1
+                continue
+            pairs.append(PreferencePair(pair_id=str(number - 1), prompt=prompt, chosen=chosen, rejected=rejected))
+    return pairs, skipped
+
+
+def _turns_text(value: object) -> str:
+    """Return a TRL field as text: a string as it is, a list of messages as HH-style turns."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value):
+        names = {"user": "Human", "assistant": "Assistant"}
+        return "".join(f"\n\n{names.get(m.get('role'), m.get('role'))}: {m['content']}" for m in value)
+    raise TypeError("prompt, chosen and rejected must be strings or lists of {role, content} messages")

