@@ -15,7 +15,6 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings

@@ -1,15 +1,14 @@
 """Training runs with the real default models: all-MiniLM-L6-v2 and SmolLM2-135M-Instruct."""
 
-import os
 import stat
 
 import pytest
 
 from feedback_app import training_bridge
-from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
+from feedback_app.models import PolicyVersion
 from feedback_app.selectors.training import prompts_held_out
 from feedback_app.services.scoring import responses_score
-from feedback_app.services.training import policy_ensure_base, training_run_execute, training_run_request, version_activate
+from feedback_app.services.training import training_run_execute, training_run_request, version_activate
 
 pytestmark = [pytest.mark.models, pytest.mark.django_db]
 
