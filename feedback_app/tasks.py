@@ -7,6 +7,8 @@ every worker and the web process do) stays light.
 from celery import shared_task
 from celery.signals import worker_ready
 
+RM_SCORE_CHUNK = 256  # comparisons the reward model judges per task
+
 
 @shared_task(bind=True, acks_late=True)
 def training_run_execute(self, run_id: int) -> None:
@@ -47,10 +49,17 @@ def reward_score(prompt: str, context: list, responses: list) -> dict:
 
 @shared_task
 def comparisons_rm_score() -> int:
-    """Let the active reward model judge the labelled and arena comparisons it has not seen."""
-    from feedback_app.services.scoring import comparisons_rm_score
+    """Let the active reward model judge the labelled and arena comparisons it has not seen.
 
-    return comparisons_rm_score()
+    One chunk per task, then the task queues itself again while there are more: it shares the
+    "score" queue with the API's scoring requests, which thus wait for a chunk, never a backlog.
+    """
+    from feedback_app.services import scoring
+
+    done = scoring.comparisons_rm_score(batch=RM_SCORE_CHUNK, limit=RM_SCORE_CHUNK)
+    if done >= RM_SCORE_CHUNK:
+        comparisons_rm_score.delay()
+    return done
 
 
 @shared_task

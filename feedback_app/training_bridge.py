@@ -27,6 +27,7 @@ from feedback_app.selectors.prompts import prompt_as_text
 
 if TYPE_CHECKING:
     from rm_trainer.data import PreferencePair
+    from rm_trainer.embeddings import EmbeddingCache
     from rm_trainer.generator import Generator
     from rm_trainer.scorer import RewardScorer
     from rm_trainer.store import CheckpointStore
@@ -165,6 +166,7 @@ class ProcessModels:
             torch.set_num_threads(settings.TORCH_THREADS)
         self.encoders = EncoderCache()
         self._scorer: tuple[str, RewardScorer] | None = None
+        self._embedding_caches: dict[tuple[str, int], EmbeddingCache] = {}
         # Two generators at most: the active policy and, for arena comparisons, an earlier one.
         self._generators: OrderedDict[str, Generator] = OrderedDict()
         self._lock = threading.Lock()
@@ -181,6 +183,21 @@ class ProcessModels:
             if self._scorer is None or self._scorer[0] != name:
                 self._scorer = (name, RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders))
             return self._scorer[1]
+
+    def batch_scorer(self, name: str, path: str) -> RewardScorer:
+        """Return ``scorer(name, path)`` reading and filling the on-disk embedding cache.
+
+        For batch jobs over texts the fits see too (labelled and arena comparisons): the fits
+        embedded most of them already, and the ones embedded here the next fit reuses.
+        """
+        from rm_trainer.embeddings import EmbeddingCache
+
+        scorer = self.scorer(name, path)
+        key = (scorer.encoder.identity, scorer.max_length)
+        with self._lock:
+            if key not in self._embedding_caches:  # one index per process, refreshed on each use
+                self._embedding_caches[key] = EmbeddingCache(_embedding_cache_dir(), identity=key[0], max_length=key[1])
+            return scorer.with_embedding_cache(self._embedding_caches[key])
 
     def generator(self, name: str, path: str) -> Generator:
         """Return the generator of policy version ``name``, loading it if this process has another."""
@@ -267,7 +284,7 @@ def comparisons_p_a(*, version_name: str, version_path: str, items: Sequence[tup
     """Return the reward model's probability that A beats B for each (prompt, context, a, b)."""
     import math
 
-    scorer = process_models().scorer(version_name, version_path)
+    scorer = process_models().batch_scorer(version_name, version_path)
     scored = scorer.score_batch([(prompt_as_text(text=text, context=context), [a, b]) for text, context, a, b in items])
     return [1.0 / (1.0 + math.exp(-(ra - rb))) for ra, rb in scored]
 

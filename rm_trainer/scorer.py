@@ -7,6 +7,7 @@ that swapping between fast-tier versions on the same backbone loads only their s
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,6 +68,16 @@ class RewardScorer:
     @property
     def name(self) -> str | None:
         return self.manifest.get("name")
+
+    def with_embedding_cache(self, cache: EmbeddingCache | None) -> RewardScorer:
+        """Return this scorer (same encoder and heads, nothing copied) reading and filling ``cache``.
+
+        Only a fast-tier scorer embeds like the fits do (the frozen backbone); a fine-tuned
+        encoder would fill the cache with vectors no fit reads, so it gets no cache.
+        """
+        scorer = copy.copy(self)
+        scorer.embedding_cache = cache if self.manifest.get("tier") != "full" else None
+        return scorer
 
     @property
     def members(self) -> int:

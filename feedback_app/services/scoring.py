@@ -25,10 +25,12 @@ def responses_score(*, prompt: str, context: Sequence[dict], responses: Sequence
     return {"rewards": rewards, "reward_model_version": version.name}
 
 
-def comparisons_rm_score(*, batch: int = 256, limit: int = 4096) -> int:
+def comparisons_rm_score(*, batch: int = 256, limit: int = 256) -> int:
     """Record the active reward model's P(A beats B) on labelled and arena comparisons it has not judged.
 
-    Runs in a worker; returns how many comparisons were scored (0 without an active model).
+    Runs in a worker, newest comparisons first, at most ``limit`` per call; returns how many
+    were scored (0 without an active model). Texts go through the embedding cache, which the
+    fits have filled with most of them.
     """
     from django.db.models import Q
 

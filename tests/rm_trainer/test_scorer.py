@@ -68,3 +68,29 @@ def test_backbone_override(checkpoints, tiny_backbone, tmp_path):
     scorer = RewardScorer.load(checkpoints["fast1"], device="cpu", backbone=str(moved))
     reference = RewardScorer.load(checkpoints["fast1"], device="cpu")
     np.testing.assert_allclose(scorer.score("word1", ["good1"]), reference.score("word1", ["good1"]), rtol=1e-6)
+
+
+def test_a_fast_scorer_with_the_embedding_cache_reuses_cached_vectors(checkpoints, tmp_path, monkeypatch):
+    """With a cache, a fast-tier scorer embeds each text once; the scorer it came from is unchanged; a full one gets no cache."""
+    from rm_trainer.embeddings import EmbeddingCache
+
+    scorer = RewardScorer.load(checkpoints["fast1"], device="cpu", bf16=False)
+    cache = EmbeddingCache(tmp_path, identity=scorer.encoder.identity, max_length=scorer.max_length)
+    cached = scorer.with_embedding_cache(cache)
+    assert cached.encoder is scorer.encoder and cached.ensemble is scorer.ensemble and scorer.embedding_cache is None
+    items = [("word1", ["good1", "bad1 bad2"]), ("word2", ["word4"])]
+    first = cached.score_batch(items)
+    assert len(cache) == 3 and cache.shards_written == 1
+
+    calls = []
+    embed = scorer.encoder.embed
+    monkeypatch.setattr(scorer.encoder, "embed", lambda *a, **k: calls.append(len(a[0])) or embed(*a, **k))
+    for again, expected in zip(cached.score_batch(items), first):
+        np.testing.assert_allclose(again, expected, rtol=1e-6)
+    assert calls == []  # every vector came from the cache
+    for plain, expected in zip(scorer.score_batch(items), first):  # the plain scorer still embeds
+        np.testing.assert_allclose(plain, expected, rtol=1e-5, atol=1e-5)
+    assert calls == [3]
+
+    full = RewardScorer.load(checkpoints["full"], device="cpu")
+    assert full.with_embedding_cache(cache).embedding_cache is None
