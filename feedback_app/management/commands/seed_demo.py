@@ -1,11 +1,12 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from feedback_app.models import ImportBatch, Role
-from feedback_app.services.imports import prompts_import
 from feedback_app.services.accounts import user_create
+from feedback_app.services.imports import prompts_import
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "prompts.jsonl"
 DEMO_USERS = (("rater", Role.RATER), ("researcher", Role.RESEARCHER), ("admin", Role.ADMIN))
@@ -15,6 +16,9 @@ class Command(BaseCommand):
     help = "Create the demo users (passwords printed once) and import the demo prompts; does nothing twice."
 
     def handle(self, *args, **options):
+        # `make run` seeds before `serve` starts Redis and the web server, so no browser can be
+        # listening yet: keep the import's pushes in this process instead of failing to send them.
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
         User = get_user_model()
         for username, role in DEMO_USERS:
             if User.objects.filter(username=username).exists():
