@@ -60,23 +60,16 @@ def labels_aggregate(
     if not labels:
         return None
     comparison = labels[0].comparison
-    prompt = comparison.prompt
-    text = prompt_as_text(text=prompt.text, context=prompt.context)
-    votes = [
-        LabelVote(
-            comparison_id=str(comparison.pk),
-            prompt=text,
-            response_a=comparison.response_a.text,
-            response_b=comparison.response_b.text,
-            winner=label.winner,
-            strength=label.strength,
-            weight=weights.get(label.rater_id, 1.0),
-        )
-        for label in labels
-    ]
+    text = prompt_as_text(text=comparison.prompt.text, context=comparison.prompt.context)
+
+    def vote(winner: str, strength: int, weight: float) -> LabelVote:
+        return LabelVote(comparison_id=str(comparison.pk), prompt=text, response_a=comparison.response_a.text,
+                         response_b=comparison.response_b.text, winner=winner, strength=strength, weight=weight)
+
     if verdict:
-        votes = [LabelVote(comparison_id=str(comparison.pk), prompt=text, response_a=comparison.response_a.text,
-                           response_b=comparison.response_b.text, winner=verdict, strength=2, weight=1.0)]
+        votes = [vote(verdict, 2, 1.0)]
+    else:
+        votes = [vote(label.winner, label.strength, weights.get(label.rater_id, 1.0)) for label in labels]
     pairs = aggregate_votes(votes, strength_margins=tuple(margins))
     return pairs[0] if pairs else None
 
@@ -224,19 +217,15 @@ def _embedding_cache_dir() -> str:
 
 
 def embeddings_compact(*, manifest: dict, min_shards: int = 16) -> int:
-    """Merge the embedding-cache shards of a fast-tier version's backbone once there are ``min_shards``.
-
-    Each fit adds one shard of newly seen texts; merging keeps the folder small. Return how
-    many shards were merged (0 when there were fewer).
-    """
+    """Merge the embedding-cache shards of a fast-tier version's backbone once there are ``min_shards``
+    (each fit adds one, of the texts it saw first); return how many were merged."""
     from rm_trainer.embeddings import EmbeddingCache
 
     identity = manifest.get("backbone_identity")
     if not identity:
         return 0
     cache = EmbeddingCache(_embedding_cache_dir(), identity=identity, max_length=manifest["hyperparameters"]["max_length"])
-    shards = list(cache.folder.glob("*.npz")) if cache.folder.is_dir() else []
-    return cache.compact() if len(shards) >= min_shards else 0
+    return cache.compact(min_shards=min_shards)
 
 
 # ---------------------------------------------------------------------------------------------

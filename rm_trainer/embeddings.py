@@ -204,15 +204,15 @@ class EmbeddingCache:
             self._where.update((key, (name, row)) for row, key in enumerate(keys))
             self._indexed.add(name)
 
-    def compact(self) -> int:
-        """Merge every shard into one new shard, delete the old ones, and return how many were merged.
+    def compact(self, min_shards: int = 2) -> int:
+        """Merge every shard into one new shard once there are ``min_shards``; return how many were merged.
 
         Safe beside other readers and writers: a reader that loses a shard re-indexes and finds
         the merged one; a shard written meanwhile is left alone.
         """
         self.refresh()
         names = sorted(self._indexed)
-        if len(names) < 2:
+        if len(names) < max(2, min_shards):
             return 0
         merged: dict[bytes, np.ndarray] = {}
         for name in names:

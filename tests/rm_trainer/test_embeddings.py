@@ -128,6 +128,7 @@ def test_compaction_merges_shards_and_readers_follow(tiny_backbone, tmp_path):
     expected = np.concatenate([embed_cached(encoder, writer, PROMPTS[i : i + 1], RESPONSES[i : i + 1]) for i in range(3)])
     reader = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
     assert reader.refresh() == 3
+    assert EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32).compact(min_shards=4) == 0  # too few yet
     assert EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32).compact() == 3
     assert len(list(writer.folder.iterdir())) == 1
     calls = counting(encoder)
