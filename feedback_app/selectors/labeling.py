@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -31,6 +31,16 @@ def assignment_current_for_rater(*, rater, now: datetime) -> Assignment | None:
     )
 
 
+def _held_by(rater) -> QuerySet:
+    """The ids of every comparison the rater ever held, as a subquery.
+
+    ``NOT IN`` this set reads the rater's own assignments once (PostgreSQL hashes them); a
+    correlated ``NOT EXISTS`` let the planner walk every rater's assignments of older
+    comparisons instead, a cost that grew with the whole history.
+    """
+    return Assignment.objects.filter(rater=rater).values("comparison_id")
+
+
 def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparison]:
     """Return open comparisons the rater never held that still have a free slot, oldest first."""
     leases = (
@@ -43,7 +53,7 @@ def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparis
     )
     return (
         Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=False)
-        .exclude(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater)))
+        .exclude(pk__in=_held_by(rater))
         .annotate(leased=Coalesce(Subquery(leases, output_field=IntegerField()), Value(0)))
         .filter(label_count__lt=F("required_labels") - F("leased"))
         .order_by("id")
@@ -54,7 +64,7 @@ def comparisons_gold_for_rater(*, rater) -> QuerySet[Comparison]:
     """Return the open gold pairs the rater never held, oldest first."""
     return (
         Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=True)
-        .exclude(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater)))
+        .exclude(pk__in=_held_by(rater))
         .order_by("id")
     )
 
