@@ -161,16 +161,6 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]]) -> dic
     }
 
 
-def start_redis(scratch: Path) -> tuple[subprocess.Popen, str]:
-    """Start the embedded Redis, as `make run` does, on a free port; return it and its URL."""
-    from feedback_app.management.commands.serve import free_port, redis_server_command, wait_for_port
-
-    port = free_port()
-    process = subprocess.Popen(redis_server_command(port=port, data_dir=scratch) + ["--save", ""], stdout=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port("127.0.0.1", port, timeout=20, process=process)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
 def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"} | ({"REDIS_URL": redis_url} if redis_url else {})
     if kind == "daphne":
@@ -215,7 +205,9 @@ def main() -> int:
             # without REDIS_URL, start the embedded one as `make run` does.
             redis_url = os.environ.get("REDIS_URL")
             if not redis_url:
-                redis, redis_url = start_redis(scratch)
+                from feedback_app.management.commands.serve import scratch_redis_start
+
+                redis, redis_url = scratch_redis_start(scratch)
                 children.append(redis)
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             url = f"http://127.0.0.1:{args.port}"

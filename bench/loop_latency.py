@@ -78,18 +78,11 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="loop-latency-"))
     sys.path.insert(0, str(ROOT))
-    import socket
+    from feedback_app.management.commands.serve import scratch_redis_start
 
-    from feedback_app.management.commands.serve import redis_server_command, wait_for_port
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    (scratch / "redis").mkdir()
-    redis = subprocess.Popen(redis_server_command(port=port, data_dir=scratch / "redis") + ["--save", ""], stdout=subprocess.DEVNULL)
-    wait_for_port("127.0.0.1", port, timeout=20, process=redis)
+    redis, redis_url = scratch_redis_start(scratch / "redis")
     (scratch / "secret_key").write_text("bench-only-secret-key-" + os.urandom(8).hex())
-    env = {**os.environ, "VAR_DIR": str(scratch), "MODEL_STORE": str(scratch / "models"), "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    env = {**os.environ, "VAR_DIR": str(scratch), "MODEL_STORE": str(scratch / "models"), "REDIS_URL": redis_url,
            "REFIT_EVERY_N_LABELS": str(args.every), "CELERY_TASK_ALWAYS_EAGER": "0", "SUPPLY_OPEN_TARGET": "0", "LOG_LEVEL": "WARNING",
            "DJANGO_SETTINGS_MODULE": "feedback_app.settings"}
     env.pop("DATABASE_URL", None)

