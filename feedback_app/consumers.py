@@ -6,7 +6,9 @@ state, rendered from the database, so a lost message never leaves a stale screen
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import WebsocketConsumer
+from django.contrib.auth import get_user_model
 
+from feedback_app.events import user_group
 from feedback_app.models import Role
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.views import live
@@ -28,7 +30,7 @@ class _RelayConsumer(WebsocketConsumer):
         if not user_has_role(user=user, roles=self.roles):
             self.close(code=CLOSE_FORBIDDEN)
             return
-        self.joined = self.group_names(user)
+        self.joined = [*self.group_names(user), user_group(user.pk)]
         for group in self.joined:
             async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
         self.accept()
@@ -43,6 +45,19 @@ class _RelayConsumer(WebsocketConsumer):
 
     def current_state(self, user) -> str:
         raise NotImplementedError
+
+    def access_changed(self, event) -> None:
+        """Close when this socket's session ended, or when its user lost the role it needs."""
+        session = self.scope.get("session")
+        if event.get("session_key") is not None:
+            if session is not None and session.session_key == event["session_key"]:
+                self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        if user is None:
+            self.close(code=CLOSE_UNAUTHENTICATED)
+        elif not user_has_role(user=user, roles=self.roles):
+            self.close(code=CLOSE_FORBIDDEN)
 
     # Event handlers: one per event type, each forwards the fragment it carries.
     def dashboard_update(self, event) -> None:

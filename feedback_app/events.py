@@ -18,13 +18,29 @@ DASHBOARD_THROTTLE_SECONDS = 2
 
 def broadcast(group: str, event_type: str, html: str) -> None:
     """Send a fragment to a group of websockets now; a failure is logged, never raised (pushes are hints)."""
+    _group_send(group, {"type": event_type, "html": html})
+
+
+def _group_send(group: str, message: dict) -> None:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": event_type, "html": html})
+        async_to_sync(get_channel_layer().group_send)(group, message)
     except Exception as exc:  # Redis down, say: the next (re)connect reads the database anyway
         logger.warning("push to %s failed: %s", group, exc)
+
+
+def user_group(user_id: int) -> str:
+    """Return the group of every websocket a user holds (told when their access changes)."""
+    return f"user.{user_id}"
+
+
+def user_access_changed(*, user_id: int, session_key: str | None = None) -> None:
+    """A user's role or active flag changed, or one of their sessions ended (``session_key``):
+    once committed, their open websockets check again and close when they no longer qualify."""
+    message = {"type": "access.changed", "session_key": session_key}
+    transaction.on_commit(lambda: _group_send(user_group(user_id), message))
 
 
 def _push_dashboard() -> None:

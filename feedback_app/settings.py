@@ -190,10 +190,14 @@ CELERY_BEAT_SCHEDULE = {
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
 }
 
+# channels-redis waits for messages with a blocking pop of 5 s; the Redis client's socket
+# timeout (5 s by default since redis-py 8) must be longer, or every idle websocket's read times
+# out and the socket closes with 1011. Keepalive lets a dead Redis connection be noticed.
+CHANNEL_LAYER_REDIS_OPTIONS = {"socket_timeout": 30, "socket_connect_timeout": 5, "socket_keepalive": True}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, **CHANNEL_LAYER_REDIS_OPTIONS}]},
     }
 }
 

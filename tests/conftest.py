@@ -237,5 +237,5 @@ def redis_channel_layer(settings, redis_url):
     Channels drops its cached layers when CHANNEL_LAYERS changes, so the new one takes effect at once.
     """
     settings.REDIS_URL = redis_url
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [{"address": redis_url, **settings.CHANNEL_LAYER_REDIS_OPTIONS}]}}}
     return redis_url

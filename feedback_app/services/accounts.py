@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from feedback_app import events
 from feedback_app.models import Profile, Role
 
 # What each staff role may see and do in the Django admin. Raters never enter the admin.
@@ -32,6 +33,7 @@ def role_group_sync(*, user, role: Role) -> None:
         user.groups.add(researchers)
     else:
         user.groups.remove(researchers)
+    events.user_access_changed(user_id=user.pk)
 
 
 def _researcher_group() -> Group:

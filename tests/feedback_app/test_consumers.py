@@ -114,3 +114,67 @@ def test_new_comparisons_notify_raters(rater, admin_user):
         await communicator.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_an_idle_socket_outlives_the_redis_timeouts(rater, redis_channel_layer):
+    """A socket idle past the layer's blocking-pop timeout and the Redis client's socket timeout
+    stays open and still gets the next push."""
+    from channels_redis.core import RedisChannelLayer
+
+    idle = RedisChannelLayer.brpop_timeout + 7
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/rater/", rater)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        assert await communicator.receive_nothing(timeout=idle)
+        await sync_to_async(events.broadcast)("raters", "queue.changed", '<div id="queue-notice">new</div>')
+        assert "queue-notice" in await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_socket_closes_when_its_session_logs_out(rater):
+    """Logging out closes that session's sockets; the user's other sessions keep theirs."""
+    async def scenario():
+        client = await sync_to_async(Client)()
+        await sync_to_async(client.force_login)(rater)
+        cookie = client.cookies["sessionid"].value
+        base = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+        mine = WebsocketCommunicator(application, "/ws/rater/", headers=[*base, (b"cookie", f"sessionid={cookie}".encode())])
+        assert (await mine.connect())[0]
+        await mine.receive_from(timeout=5)
+        other, connected, _ = await connect("/ws/rater/", rater)
+        assert connected
+        await other.receive_from(timeout=5)
+        await sync_to_async(client.post)("/logout/")
+        assert (await mine.receive_output(timeout=5)) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+        assert await other.receive_nothing(timeout=0.5)
+        await other.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_socket_closes_when_its_user_loses_the_role(researcher):
+    """A researcher demoted to rater loses the dashboard socket at once, and the rater socket stays."""
+    from feedback_app.models import Profile, Role
+    from feedback_app.services.accounts import role_group_sync
+
+    def demote():
+        Profile.objects.filter(user=researcher).update(role=Role.RATER)
+        role_group_sync(user=researcher, role=Role.RATER)
+
+    async def scenario():
+        dashboard, connected, _ = await connect("/ws/dashboard/", researcher)
+        assert connected
+        await dashboard.receive_from(timeout=5)
+        rater_socket, connected, _ = await connect("/ws/rater/", researcher)
+        assert connected
+        await rater_socket.receive_from(timeout=5)
+        await sync_to_async(demote)()
+        assert (await dashboard.receive_output(timeout=5)) == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+        assert await rater_socket.receive_nothing(timeout=0.5)
+        await rater_socket.disconnect()
+
+    async_to_sync(scenario)()
