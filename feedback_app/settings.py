@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "feedback_app.middleware.DiskFullMiddleware",
 ]
 
 ROOT_URLCONF = "feedback_app.urls"

