@@ -24,7 +24,13 @@ class UserExists(Exception):
 
 
 def role_group_sync(*, user, role: Role) -> None:
-    """Give ``user`` the staff flags and admin permissions that ``role`` carries."""
+    """Give ``user`` the staff flags and admin permissions that ``role`` carries; their open
+    websockets check again once this commits."""
+    _role_apply(user=user, role=role)
+    events.user_access_changed(user_id=user.pk)
+
+
+def _role_apply(*, user, role: Role) -> None:
     user.is_staff = role in (Role.RESEARCHER, Role.ADMIN)
     user.is_superuser = role == Role.ADMIN
     user.save(update_fields=["is_staff", "is_superuser"])
@@ -33,7 +39,6 @@ def role_group_sync(*, user, role: Role) -> None:
         user.groups.add(researchers)
     else:
         user.groups.remove(researchers)
-    events.user_access_changed(user_id=user.pk)
 
 
 def _researcher_group() -> Group:
@@ -56,6 +61,6 @@ def user_create(*, username: str, role: Role, password: str | None = None, email
     password = password or secrets.token_urlsafe(12)
     user = User.objects.create_user(username=username, email=email, password=password)
     Profile.objects.create(user=user, role=role)
-    role_group_sync(user=user, role=role)
+    _role_apply(user=user, role=role)  # a new user has no websockets to tell
     token = Token.objects.create(user=user)
     return user, password, token.key
