@@ -15,7 +15,7 @@ def client(settings, redis_url):
     """A Celery client on a real Redis, which the look-up reads too."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = redis_url
-    app = Celery(broker=redis_url)
+    app = Celery(broker=redis_url, set_as_current=False)
     yield app
     app.close()
 

@@ -45,7 +45,7 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
     labels_before = PreferenceLabel.objects.count()
 
     run = TrainingRun.objects.create(kind="reward_full", trigger="cli")
-    client = Celery(broker=redis_url)
+    client = Celery(broker=redis_url, set_as_current=False)
     client.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="gpu")
     log = open(tmp_path / "worker.log", "wb")
     worker = start_worker(redis_url, "gpu@killtest", log)

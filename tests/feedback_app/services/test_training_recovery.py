@@ -158,7 +158,7 @@ def real_broker(settings, redis_url):
     """Point the broker look-up at a real Redis; messages are put there by a Celery client of its own."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = redis_url
-    client = Celery(broker=redis_url)
+    client = Celery(broker=redis_url, set_as_current=False)
     yield client
     client.close()
 
