@@ -82,6 +82,13 @@ def training_run_queued(*, run) -> None:
     transaction.on_commit(lambda: tasks.training_run_execute.delay(run_id))
 
 
+def training_run_resend(*, run_id: int) -> None:
+    """Send a queued run's message again now (its first was lost); raise what the broker raises."""
+    from feedback_app import tasks
+
+    tasks.training_run_execute.delay(run_id)
+
+
 def _push_run(run_id: int) -> None:
     from feedback_app.models import TrainingRun
     from feedback_app.views import live

@@ -278,6 +278,10 @@ PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse 
 REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
 REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier: from the last full checkpoint
 TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # a silent run is failed after this
+# A queued run whose message is not in the broker this long after it was sent is sent again; one
+# that cannot be sent for TRAINING_RESEND_GIVE_UP seconds is failed (services.training_recovery).
+TRAINING_RESEND_AFTER = _env_int("TRAINING_RESEND_AFTER", 120, 10)
+TRAINING_RESEND_GIVE_UP = _env_int("TRAINING_RESEND_GIVE_UP", 3600, 60)
 # Comparison supply: keep SUPPLY_OPEN_TARGET open comparisons; each round generates
 # SUPPLY_CANDIDATES replies for up to SUPPLY_BATCH_PROMPTS prompts and keeps the chosen pair.
 SUPPLY_OPEN_TARGET = _env_int("SUPPLY_OPEN_TARGET", 20, 0)

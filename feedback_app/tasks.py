@@ -27,13 +27,11 @@ def comparisons_supply() -> int:
 
 
 @shared_task
-def training_runs_reap() -> int:
-    """Fail runs whose worker stopped sending heartbeats, and clear their half-written checkpoints."""
-    from feedback_app.services.training import checkpoints_remove_abandoned, training_runs_reap
+def training_runs_reap() -> dict:
+    """Fail runs whose worker went silent, re-send lost messages, and queue a refit that is due."""
+    from feedback_app.services.training_recovery import training_loop_heal
 
-    failed = training_runs_reap()
-    checkpoints_remove_abandoned()
-    return failed
+    return training_loop_heal()
 
 
 @shared_task(ignore_result=False)
@@ -53,11 +51,14 @@ def comparisons_rm_score() -> int:
 
     One chunk per task, then the task queues itself again while there are more: it shares the
     "score" queue with the API's scoring requests, which thus wait for a chunk, never a backlog.
+    A lost link ends the chain; the beat entry (every 2 minutes) starts it again where it stopped.
+    A link is queued only when none waits already, so the beat's runs merge into one chain.
     """
+    from feedback_app import broker
     from feedback_app.services import scoring
 
     done = scoring.comparisons_rm_score(batch=RM_SCORE_CHUNK, limit=RM_SCORE_CHUNK)
-    if done >= RM_SCORE_CHUNK:
+    if done >= RM_SCORE_CHUNK and not broker.task_message_waiting(task=comparisons_rm_score.name):
         comparisons_rm_score.delay()
     return done
 

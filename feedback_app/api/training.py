@@ -13,7 +13,7 @@ from feedback_app import tasks
 from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
-from feedback_app.services.training import training_run_request, version_activate
+from feedback_app.services.training import training_run_get_or_request, version_activate
 
 SCORE_TIMEOUT_SECONDS = 60
 
@@ -26,12 +26,16 @@ class TrainingRunsView(APIView):
         runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")[:50]
         return Response([TrainingRunSerializer.from_run(run) for run in runs])
 
-    @extend_schema(summary="Queue a training run", request=TrainingRunRequestSerializer, responses={201: TrainingRunSerializer})
+    @extend_schema(
+        summary="Queue a training run, or return the one of that kind already queued",
+        request=TrainingRunRequestSerializer,
+        responses={201: TrainingRunSerializer, 200: OpenApiResponse(TrainingRunSerializer, description="A run of that kind was queued already: that run.")},
+    )
     def post(self, request: Request) -> Response:
         serializer = TrainingRunRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = training_run_request(kind=serializer.validated_data["kind"], trigger=TrainingRun.Trigger.API, user=request.user)
-        return Response(TrainingRunSerializer.from_run(run), status=status.HTTP_201_CREATED)
+        run, created = training_run_get_or_request(kind=serializer.validated_data["kind"], trigger=TrainingRun.Trigger.API, user=request.user)
+        return Response(TrainingRunSerializer.from_run(run), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class TrainingRunView(APIView):

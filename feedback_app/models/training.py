@@ -85,13 +85,21 @@ class TrainingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Its message to the workers: when it was last sent (or tried), how many times, and since when
+    # sending fails. The reaper re-sends a queued run whose message was lost (services.training).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueue_count = models.PositiveIntegerField(default=0)
+    enqueue_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # At most one automatic run waiting or running: the every-N-labels trigger may fire
-            # from several web processes at once.
-            models.UniqueConstraint(fields=["trigger"], condition=Q(trigger="auto", status__in=["queued", "running"]), name="one_pending_auto_run"),
+            # At most one automatic run of a kind waiting or running: the every-N-labels trigger may
+            # fire from several web processes at once.
+            models.UniqueConstraint(fields=["trigger", "kind"], condition=Q(trigger="auto", status__in=["queued", "running"]),
+                                    name="one_pending_auto_run_per_kind"),
+            # A second request for a kind already waiting gets the waiting run (services.training).
+            models.UniqueConstraint(fields=["kind"], condition=Q(status="queued"), name="one_queued_run_per_kind"),
         ]
 
     def __str__(self) -> str:

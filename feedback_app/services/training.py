@@ -6,7 +6,9 @@ nothing), reports progress on the row as it goes, and finishes it with one trans
 records the new version and, when the promotion gate allows, makes it the active one. A run
 whose worker dies is failed by the next worker that starts on that host, or by the periodic
 reaper once its heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT. A failed run changes no
-active version and loses no label.
+active version and loses no label. At most one run of a kind is queued: asking again returns it.
+A queued run whose message was lost (a broker restart, say) is sent again by the reaper; the
+claim makes a duplicate harmless. Waiting behind a long run never fails a run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
@@ -47,15 +50,30 @@ class RunStopped(Exception):
 
 
 def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
-    """Queue a training run; it is sent to the "gpu" queue once this transaction commits."""
+    """Return the queued run of ``kind``, or queue one; it is sent to the "gpu" queue once this transaction commits."""
+    return training_run_get_or_request(kind=kind, trigger=trigger, user=user)[0]
+
+
+def training_run_get_or_request(*, kind: str, trigger: str, user=None) -> tuple[TrainingRun, bool]:
+    """Return (the queued run of ``kind``, False), or queue a new one and return (it, True)."""
     if kind not in TrainingRun.Kind.values:
         raise ValueError(f"unknown training run kind {kind!r}; expected one of {', '.join(TrainingRun.Kind.values)}")
-    with transaction.atomic():
-        run = TrainingRun.objects.create(kind=kind, trigger=trigger, requested_by=user)
-        if user is not None:
-            AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}", details={"kind": kind, "trigger": trigger})
-        events.training_run_queued(run=run)
-    return run
+    waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
+    if waiting is not None:
+        return waiting, False
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(kind=kind, trigger=trigger, requested_by=user, enqueued_at=timezone.now(), enqueue_count=1)
+            if user is not None:
+                AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}", details={"kind": kind, "trigger": trigger})
+            events.training_run_queued(run=run)
+    except IntegrityError:
+        # Another process queued one a moment ago (one_queued_run_per_kind): that is the answer.
+        waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
+        if waiting is None:
+            raise
+        return waiting, False
+    return run, True
 
 
 def training_auto_refit_if_due() -> TrainingRun | None:
@@ -63,8 +81,9 @@ def training_auto_refit_if_due() -> TrainingRun | None:
     every = settings.REFIT_EVERY_N_LABELS
     if not every:
         return None
-    pending = TrainingRun.objects.filter(trigger=TrainingRun.Trigger.AUTO, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
-    if pending.exists():
+    kind = TrainingRun.Kind.REWARD_FAST
+    pending = TrainingRun.objects.filter(kind=kind, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+    if pending.filter(Q(trigger=TrainingRun.Trigger.AUTO) | Q(status=TrainingRun.Status.QUEUED)).exists():
         return None  # the next refit is on its way; it will take these labels too
     newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
     last = newest.get("last_label_id") or 0
@@ -72,9 +91,10 @@ def training_auto_refit_if_due() -> TrainingRun | None:
         return None
     try:
         with transaction.atomic():
-            return training_run_request(kind=TrainingRun.Kind.REWARD_FAST, trigger=TrainingRun.Trigger.AUTO)
+            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO)
     except IntegrityError:
         return None  # another process queued it a moment ago
+    return run if created else None
 
 
 def training_run_execute(*, run_id: int, worker: str = "") -> None:

@@ -10,11 +10,10 @@ import pytest
 from celery import Celery
 from django.conf import settings
 
-from feedback_app.models import PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app import broker, tasks, training_bridge
+from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.training import training_run_execute, training_run_request
 from tests.conftest import child_database_url
-
-pytestmark = [pytest.mark.models, pytest.mark.django_db(transaction=True)]
 
 
 def start_worker(redis_url: str, name: str, log) -> subprocess.Popen:
@@ -36,6 +35,8 @@ def wait_until(predicate, *, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@pytest.mark.models
+@pytest.mark.django_db(transaction=True)
 def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_preferences, tmp_path):
     synthetic_preferences(160)
     first = training_run_request(kind="reward_fast", trigger="cli")
@@ -44,7 +45,7 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
     labels_before = PreferenceLabel.objects.count()
 
     run = TrainingRun.objects.create(kind="reward_full", trigger="cli")
-    client = Celery(broker=redis_url)
+    client = Celery(broker=redis_url, set_as_current=False)
     client.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="gpu")
     log = open(tmp_path / "worker.log", "wb")
     worker = start_worker(redis_url, "gpu@killtest", log)
@@ -75,3 +76,54 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
         log.close()
     output = (tmp_path / "worker.log").read_text(errors="replace")
     assert "is not queued (missing, or claimed before): nothing to do" in output, output[-3000:]
+
+
+@pytest.fixture
+def scored_backlog(monkeypatch, make_comparisons, rater):
+    """Five labelled comparisons, an active reward model (a test double), chunks of two."""
+    monkeypatch.setattr(training_bridge, "comparisons_p_a", lambda *, version_name, version_path, items: [0.75] * len(items))
+    monkeypatch.setattr(tasks, "RM_SCORE_CHUNK", 2)
+    for c in make_comparisons(5):
+        PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a", strength=2)
+        Comparison.objects.filter(pk=c.pk).update(label_count=1)
+    return RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="active")
+
+
+@pytest.mark.django_db
+def test_a_lost_score_link_is_restarted_by_beat_where_it_stopped(scored_backlog, monkeypatch):
+    links = []
+    monkeypatch.setattr(tasks.comparisons_rm_score, "delay", lambda: links.append("lost"))  # the broker drops it
+    assert tasks.comparisons_rm_score() == 2 and links == ["lost"]
+    beat = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert beat["feedback_app.tasks.comparisons_rm_score"] <= 120
+    assert tasks.comparisons_rm_score() == 2  # the beat's run: the next chunk, not the first again
+    assert tasks.comparisons_rm_score() == 1
+    assert Comparison.objects.filter(rm_p_a_version=scored_backlog).count() == 5
+
+
+@pytest.mark.django_db
+def test_a_score_link_is_not_queued_twice(scored_backlog, monkeypatch):
+    """When a link waits in the queue already (the beat's, say), the running chain ends: chains merge, never pile up."""
+    links = []
+    monkeypatch.setattr(tasks.comparisons_rm_score, "delay", lambda: links.append("queued"))
+    monkeypatch.setattr(broker, "task_message_waiting", lambda *, task, args=(): task == tasks.comparisons_rm_score.name)
+    assert tasks.comparisons_rm_score() == 2 and links == []
+    monkeypatch.setattr(broker, "task_message_waiting", lambda *, task, args=(): False)
+    assert tasks.comparisons_rm_score() == 2 and links == ["queued"]
+
+
+def test_every_self_scheduling_loop_has_a_beat_entry():
+    """Supply, the reaper (which re-sends runs and refits) and the score chain come back by themselves while beat runs."""
+    beat = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert beat["feedback_app.tasks.comparisons_supply"] <= 30
+    assert beat["feedback_app.tasks.training_runs_reap"] <= 60
+    assert beat["feedback_app.tasks.comparisons_rm_score"] <= 120
+
+
+@pytest.mark.django_db
+def test_the_reap_task_sends_a_lost_run_again(monkeypatch):
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    run = TrainingRun.objects.create(kind="reward_fast")  # queued, its message never sent
+    assert tasks.training_runs_reap.delay().get()["resent"] == 1
+    assert sent == [run.pk]

@@ -30,6 +30,22 @@ def test_researchers_queue_and_follow_runs(researcher, no_dispatch, django_captu
     assert bad.status_code == 400 and "kind" in bad.json()
 
 
+def test_a_kind_already_queued_returns_the_queued_run(researcher, admin_user, no_dispatch, django_capture_on_commit_callbacks):
+    """201 with a new run; 200 with the same run while it waits; 201 again once a worker took it."""
+    client = api_client_for(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post("/api/v1/training-runs/", {"kind": "reward_fast"}, format="json")
+        again = api_client_for(admin_user).post("/api/v1/training-runs/", {"kind": "reward_fast"}, format="json")
+        other = client.post("/api/v1/training-runs/", {"kind": "policy_dpo"}, format="json")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
+    assert again.json()["id"] == first.json()["id"] and again.json()["status"] == "queued"
+    assert no_dispatch == [first.json()["id"], other.json()["id"]]  # the repeat sent nothing
+    TrainingRun.objects.filter(pk=first.json()["id"]).update(status="running")
+    later = client.post("/api/v1/training-runs/", {"kind": "reward_fast"}, format="json")
+    assert later.status_code == 201 and later.json()["id"] != first.json()["id"]
+    assert TrainingRun.objects.count() == 3
+
+
 def test_raters_cannot_train_or_score(rater, no_dispatch):
     client = api_client_for(rater)
     assert client.post("/api/v1/training-runs/", {"kind": "reward_fast"}, format="json").status_code == 403

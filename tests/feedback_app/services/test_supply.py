@@ -1,5 +1,7 @@
 """The comparison supply with a stand-in generator (the real one runs in test_training_models.py)."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -71,3 +73,18 @@ def test_claimed_prompts_are_not_claimed_twice(policies):
     first = prompts_claim_for_generation(policy=new, limit=2, now=now)
     second = prompts_claim_for_generation(policy=new, limit=5, now=now)
     assert len(first) == 2 and len(second) == 1 and not {p.pk for p in first} & {p.pk for p in second}
+
+
+def test_a_lease_left_by_a_killed_worker_expires(settings, fake_generation, policies):
+    """A worker killed mid-round never releases its leases; after GENERATION_LEASE the prompts are supplied again."""
+    from feedback_app.services.supply import GENERATION_LEASE
+
+    settings.SUPPLY_OPEN_TARGET = 5
+    prompt = Prompt.objects.create(text="question")
+    now = timezone.now()
+    assert [p.pk for p in prompts_claim_for_generation(policy=policies[1], limit=1, now=now)] == [prompt.pk]  # then the worker dies
+    assert comparisons_supply(now=now + GENERATION_LEASE / 2) == 0  # still leased to the dead worker
+    assert comparisons_supply(now=now + GENERATION_LEASE + timedelta(seconds=1)) == 1
+    assert Comparison.objects.get().prompt == prompt
+    prompt.refresh_from_db()
+    assert prompt.generation_lease_until is None

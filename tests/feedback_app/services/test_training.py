@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from feedback_app import training_bridge
@@ -17,6 +19,7 @@ from feedback_app.services.training import (
     reward_promotion_decision,
     training_auto_refit_if_due,
     training_run_execute,
+    training_run_get_or_request,
     training_run_request,
     training_runs_fail_orphaned,
     training_runs_reap,
@@ -214,3 +217,57 @@ def test_labels_trigger_the_refit_after_commit(settings, make_user, make_compari
             a = assignment_lease_next(rater=rater)
             label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
     assert len(sent) == 1 and TrainingRun.objects.get().trigger == "auto"
+
+
+def test_one_queued_run_per_kind(admin_user):
+    """A second request for a kind already queued returns the queued run; another kind, or after the claim, queues anew."""
+    first, created = training_run_get_or_request(kind="reward_fast", trigger="api", user=admin_user)
+    again, created_again = training_run_get_or_request(kind="reward_fast", trigger="cli")
+    assert created and not created_again and again.pk == first.pk
+    assert training_run_request(kind="reward_fast", trigger="manual").pk == first.pk
+    other, other_created = training_run_get_or_request(kind="reward_full", trigger="api")
+    assert other_created and other.pk != first.pk
+    TrainingRun.objects.filter(pk=first.pk).update(status="running")  # a worker claimed it
+    later, later_created = training_run_get_or_request(kind="reward_fast", trigger="api")
+    assert later_created and later.pk != first.pk
+    assert AuditEntry.objects.filter(action="training.request").count() == 1  # only the request that queued a run
+
+
+def test_the_database_keeps_one_queued_run_per_kind(db):
+    TrainingRun.objects.create(kind="reward_fast")
+    TrainingRun.objects.create(kind="reward_fast", status="failed")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(kind="reward_fast")
+
+
+def test_a_request_racing_another_gets_the_run_the_other_queued(db, monkeypatch):
+    """The lookup misses a run another process queued a moment later; the constraint refuses the second row."""
+    other = TrainingRun.objects.create(kind="reward_fast", trigger="api")
+    real_first, missed = QuerySet.first, []
+
+    def first_misses_once(queryset):
+        if queryset.model is TrainingRun and not missed:
+            missed.append(True)
+            return None
+        return real_first(queryset)
+
+    monkeypatch.setattr(QuerySet, "first", first_misses_once)
+    run, created = training_run_get_or_request(kind="reward_fast", trigger="cli")
+    assert (run.pk, created) == (other.pk, False) and missed
+    assert TrainingRun.objects.count() == 1
+
+
+def test_the_automatic_rule_is_one_pending_run_per_kind(settings, labelled, monkeypatch):
+    """An automatic run of another kind does not hold back a refit; a queued refit of any trigger does."""
+    from feedback_app import tasks
+
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    settings.REFIT_EVERY_N_LABELS = 5
+    TrainingRun.objects.create(kind="policy_dpo", trigger="auto", status="running")
+    manual = TrainingRun.objects.create(kind="reward_fast", trigger="manual")
+    assert training_auto_refit_if_due() is None  # the queued manual refit takes these labels
+    TrainingRun.objects.filter(pk=manual.pk).update(status="running")
+    run = training_auto_refit_if_due()
+    assert run.kind == "reward_fast" and run.trigger == "auto"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(kind="reward_fast", trigger="auto", status="running")

@@ -1,0 +1,55 @@
+"""Asking a real Redis broker whether a task's message still waits."""
+
+import json
+
+import pytest
+from celery import Celery
+
+from feedback_app.broker import task_message_waiting, task_queue
+
+RUN_TASK = "feedback_app.tasks.training_run_execute"
+
+
+@pytest.fixture
+def client(settings, redis_url):
+    """A Celery client on a real Redis, which the look-up reads too."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = redis_url
+    app = Celery(broker=redis_url, set_as_current=False)
+    yield app
+    app.close()
+
+
+def test_a_waiting_message_is_found_by_task_and_arguments(client):
+    client.send_task(RUN_TASK, args=[5], queue="gpu")
+    client.send_task(RUN_TASK, args=[7], queue="gpu", priority=6)
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is True
+    assert task_message_waiting(task=RUN_TASK, args=(7,)) is True  # in the list of its priority step
+    assert task_message_waiting(task=RUN_TASK, args=(6,)) is False
+    assert task_message_waiting(task="feedback_app.tasks.comparisons_rm_score") is False
+
+
+def test_a_message_a_worker_holds_unacknowledged_counts_as_waiting(client):
+    """A worker took it and may die: the message returns to the queue after the visibility timeout."""
+    client.send_task(RUN_TASK, args=[5], queue="gpu")
+    redis = client.connection_for_write().default_channel.client
+    message = json.loads(redis.rpop("gpu"))
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is False
+    redis.hset("unacked", "tag-1", json.dumps([message, "", "gpu"]))
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is True
+
+
+def test_without_an_answering_redis_the_broker_cannot_tell(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is None
+    settings.CELERY_BROKER_URL = "amqp://guest@127.0.0.1//"
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is None
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert task_message_waiting(task=RUN_TASK, args=(5,)) is None
+
+
+def test_tasks_are_looked_for_in_their_routed_queue():
+    assert task_queue(RUN_TASK) == "gpu"
+    assert task_queue("feedback_app.tasks.comparisons_rm_score") == "score"
+    assert task_queue("feedback_app.tasks.comparisons_supply") == "default"
