@@ -74,12 +74,22 @@ def _auto_refit() -> None:
     training_auto_refit_if_due()
 
 
+def _enqueue(task, *args) -> None:
+    """Send a task now; a broker that is down is logged, never raised to the request that wrote
+    (what was committed stays, and the periodic tasks find the work again: the reaper re-sends
+    queued runs, beat restarts supply and scoring)."""
+    try:
+        task.delay(*args)
+    except Exception as exc:  # kombu's OperationalError, a refused connection, a timeout
+        logger.warning("could not send %s%r to the broker (%s); the periodic tasks will pick it up", task.name, args, exc)
+
+
 def training_run_queued(*, run) -> None:
     """Send a queued run to the workers once it has committed."""
     from feedback_app import tasks
 
     run_id = run.pk
-    transaction.on_commit(lambda: tasks.training_run_execute.delay(run_id))
+    transaction.on_commit(lambda: _enqueue(tasks.training_run_execute, run_id))
 
 
 def training_run_resend(*, run_id: int) -> None:
@@ -125,9 +135,9 @@ def version_activated(*, version, previous) -> None:
 
         transaction.on_commit(announce)
         if previous is not None:
-            transaction.on_commit(lambda: tasks.comparisons_supply.delay())
+            transaction.on_commit(lambda: _enqueue(tasks.comparisons_supply))
     else:
-        transaction.on_commit(lambda: (tasks.comparisons_rm_score.delay(), _push_dashboard()))
+        transaction.on_commit(lambda: (_enqueue(tasks.comparisons_rm_score), _push_dashboard()))
 
 
 def comparisons_supplied(*, count: int) -> None:
