@@ -345,3 +345,5 @@ class TrainingRunAdmin(admin.ModelAdmin):
         run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
         self.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
         return redirect("admin:feedback_app_trainingrun_changelist")
+
+from feedback_app import admin_tokens  # noqa: E402,F401  (registers the API token admin)
