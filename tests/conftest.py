@@ -107,6 +107,18 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def csp_watch(page) -> list[str]:
+    """Record the Content-Security-Policy violations ``page`` reports, as events and as console errors."""
+    seen: list[str] = []
+    page.add_init_script(
+        'document.addEventListener("securitypolicyviolation", (e) => console.error('
+        '"CSP violation: " + e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));'
+    )
+    page.on("console", lambda message: seen.append(message.text) if message.type == "error" and (
+        "CSP violation" in message.text or "Content Security Policy" in message.text) else None)
+    return seen
+
+
 LIVE_SERVER_APPLICATION_NAME = "feedback-test-live-server"
 
 
