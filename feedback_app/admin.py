@@ -13,6 +13,7 @@ from django.urls import path
 from django.utils import timezone
 
 from feedback_app import training_bridge
+from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
 from feedback_app.models import (
     Assignment,
     AuditEntry,
@@ -53,6 +54,7 @@ admin.site.unregister(User)
 @admin.register(User)
 class StudioUserAdmin(UserAdmin):
     inlines = [ProfileInline]
+    actions = [issue_api_tokens]
     list_display = ["username", "email", "role", "is_active", "last_login"]
     list_filter = ["profile__role", "is_active", "is_staff"]
 
@@ -345,5 +347,3 @@ class TrainingRunAdmin(admin.ModelAdmin):
         run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
         self.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
         return redirect("admin:feedback_app_trainingrun_changelist")
-
-from feedback_app import admin_tokens  # noqa: E402,F401  (registers the API token admin)

@@ -14,6 +14,19 @@ def revoke_tokens(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Revoked {revoked} token(s); they stop working from the next request.", messages.SUCCESS)
 
 
+@admin.action(description="Issue a new API token to each selected user (keys shown once)")
+def issue_api_tokens(modeladmin, request, queryset):
+    for user in queryset:
+        _, key = api_token_issue(user=user)
+        _show_key_once(modeladmin, request, user, key)
+
+
+def _show_key_once(modeladmin, request, user, key: str) -> None:
+    modeladmin.message_user(
+        request, f"New API token for {user}: {key} — copy it now; it is stored only hashed and not shown again.", messages.WARNING
+    )
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["prefix", "user", "created_at", "last_used_at", "revoked_at"]
@@ -35,6 +48,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
         issued, key = api_token_issue(user=obj.user)
         obj.pk, obj.digest, obj.prefix, obj.created_at = issued.pk, issued.digest, issued.prefix, issued.created_at
         obj._state.adding = False
-        self.message_user(
-            request, f"New API token for {obj.user}: {key} — copy it now; it is stored only hashed and not shown again.", messages.WARNING
-        )
+        _show_key_once(self, request, obj.user, key)

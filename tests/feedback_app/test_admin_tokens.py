@@ -52,3 +52,14 @@ def test_the_revoke_action_takes_effect_at_once(admin_user, rater):
 
 def test_researchers_cannot_see_tokens(researcher):
     assert logged_in(researcher).get(reverse("admin:feedback_app_apitoken_changelist")).status_code == 403
+
+
+def test_the_user_list_action_issues_a_token_per_user_shown_once(admin_user, rater, researcher):
+    response = logged_in(admin_user).post(
+        reverse("admin:auth_user_changelist"), {"action": "issue_api_tokens", "_selected_action": [rater.pk, researcher.pk]}, follow=True
+    )
+    shown = [str(m) for m in response.context["messages"] if "New API token" in str(m)]
+    assert len(shown) == 2
+    keys = [re.search(r"New API token for \S+: (\w+)", message).group(1) for message in shown]
+    digests = [hashlib.sha256(key.encode()).hexdigest() for key in keys]
+    assert {token.user for token in ApiToken.objects.filter(digest__in=digests)} == {rater, researcher}
