@@ -10,14 +10,14 @@ from feedback_app.services.accounts import api_token_issue, api_token_revoke
 
 @admin.action(description="Revoke the selected tokens")
 def revoke_tokens(modeladmin, request, queryset):
-    revoked = sum(api_token_revoke(token=token) for token in queryset)
+    revoked = sum(api_token_revoke(token=token, actor=request.user) for token in queryset.select_related("user"))
     modeladmin.message_user(request, f"Revoked {revoked} token(s); they stop working from the next request.", messages.SUCCESS)
 
 
 @admin.action(description="Issue a new API token to each selected user (keys shown once)")
 def issue_api_tokens(modeladmin, request, queryset):
     for user in queryset:
-        _, key = api_token_issue(user=user)
+        _, key = api_token_issue(user=user, actor=request.user)
         _show_key_once(modeladmin, request, user, key)
 
 
@@ -45,7 +45,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         """Issue a new token through the service and show its key, once."""
         if change:
             return
-        issued, key = api_token_issue(user=obj.user)
+        issued, key = api_token_issue(user=obj.user, actor=request.user)
         obj.pk, obj.digest, obj.prefix, obj.created_at = issued.pk, issued.digest, issued.prefix, issued.created_at
         obj._state.adding = False
         _show_key_once(self, request, obj.user, key)

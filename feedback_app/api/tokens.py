@@ -40,7 +40,7 @@ class TokenView(APIView):
         user = authenticate(request=request._request, username=data.validated_data["username"], password=data.validated_data["password"])
         if user is None:
             raise exceptions.ValidationError({"non_field_errors": ["Unable to log in with the username and password given."]})
-        token, key = api_token_issue(user=user)
+        token, key = api_token_issue(user=user, actor=user)
         body = IssuedTokenSerializer({"token": key, "prefix": token.prefix, "created_at": token.created_at}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -49,5 +49,5 @@ class TokenView(APIView):
         """Revoke the token this request is authenticated with."""
         if not isinstance(request.auth, ApiToken):
             raise exceptions.ValidationError({"authorization": ["Send the token to revoke as `Authorization: Token <key>`."]})
-        api_token_revoke(token=request.auth)
+        api_token_revoke(token=request.auth, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from feedback_app.models import ApiToken, Profile, Role
+from feedback_app.models import ApiToken, AuditEntry, Profile, Role
 from feedback_app.models.accounts import api_token_digest
 
 # What each staff role may see and do in the Django admin. Raters never enter the admin.
@@ -66,17 +66,22 @@ def user_create(*, username: str, role: Role, password: str | None = None, email
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def api_token_issue(*, user) -> tuple[ApiToken, str]:
+@transaction.atomic
+def api_token_issue(*, user, actor=None) -> tuple[ApiToken, str]:
     """Make a new API token for ``user``; return it and its key, which is stored only hashed."""
     key = secrets.token_hex(20)
     token = ApiToken.objects.create(user=user, digest=api_token_digest(key), prefix=key[: ApiToken.PREFIX_LENGTH])
+    AuditEntry.objects.create(actor=actor, action="token.issue", target=f"token:{token.prefix}", details={"user": user.get_username()})
     return token, key
 
 
-def api_token_revoke(*, token: ApiToken) -> bool:
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor=None) -> bool:
     """Revoke ``token`` from the next request on; return whether it was still active."""
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        AuditEntry.objects.create(actor=actor, action="token.revoke", target=f"token:{token.prefix}", details={"user": token.user.get_username()})
     return bool(revoked)
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from feedback_app.models import ApiToken, Role
+from feedback_app.models import ApiToken, AuditEntry, Role
 from feedback_app.services.accounts import api_token_issue, api_token_revoke, api_token_touch, user_create
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +53,13 @@ def test_touch_writes_last_used_at_most_once_a_minute(rater):
     token.last_used_at = timezone.now() - timedelta(minutes=2)
     api_token_touch(token=token)
     assert ApiToken.objects.get(pk=token.pk).last_used_at > first
+
+
+def test_issue_and_revoke_are_audited_by_prefix(rater, admin_user):
+    """The audit log names the token by prefix and who acted; never the key."""
+    token, key = api_token_issue(user=rater, actor=admin_user)
+    api_token_revoke(token=token, actor=admin_user)
+    api_token_revoke(token=token, actor=admin_user)  # already revoked: no second entry
+    entries = list(AuditEntry.objects.filter(target=f"token:{token.prefix}").order_by("id").values_list("action", "actor", "details"))
+    assert entries == [("token.issue", admin_user.pk, {"user": rater.username}), ("token.revoke", admin_user.pk, {"user": rater.username})]
+    assert not AuditEntry.objects.filter(details__icontains=key).exists()
