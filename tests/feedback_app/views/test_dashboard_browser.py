@@ -14,6 +14,7 @@ from feedback_app.events import DASHBOARD_THROTTLE_SECONDS
 from feedback_app.models import PolicyVersion, PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
 from feedback_app.services.training import version_activate
+from tests.conftest import csp_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
@@ -43,6 +44,7 @@ def no_follow_up_tasks(monkeypatch):
 
 def log_in(context, server: str, path: str, username: str):
     page = context.new_page()
+    page.csp_violations = csp_watch(page)
     page.add_init_script(WS_EVENTS)
     page.goto(f"{server}{path}")
     page.fill("#id_username", username)
@@ -105,6 +107,7 @@ def test_dashboard_counts_labels_live_while_a_rater_labels(redis_live_server, br
     assert dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert dashboard.evaluate("window.wsEvents.open") == 1
     assert rater.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert dashboard.csp_violations == [] and rater.csp_violations == []  # pushed partials and charts included
 
 
 def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(redis_live_server, browser, make_comparisons, no_follow_up_tasks):
@@ -142,6 +145,7 @@ def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(re
     assert page.evaluate("window.wsEvents") == {"open": 2, "message": 3, "close": 1}
     assert toast.count() == 1  # the toast was missed; the badge came with the state sent on connect
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.csp_violations == []
 
 
 CSP_PAGES = [
@@ -155,7 +159,6 @@ CSP_PAGES = [
 def test_dashboard_admin_and_api_pages_pass_the_content_security_policy(asgi_live_server, browser, make_comparisons):
     """Every researcher page (charts, a running run's progress bar, the admin, the browsable API) has no CSP violation."""
     from feedback_app.models import Comparison, TrainingRun
-    from tests.conftest import csp_watch
 
     make_comparisons(3)
     TrainingRun.objects.create(kind="reward_fast", status="running", progress={"phase": "heads", "step": 2, "total_steps": 8, "loss": 0.6})

@@ -6,6 +6,7 @@ import pytest
 
 from feedback_app.models import PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
+from tests.conftest import csp_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
@@ -79,8 +80,6 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
 
 def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server, browser, make_comparisons):
     """No inline script, style or eval: the pages load, label and swap with no CSP violation."""
-    from tests.conftest import csp_watch
-
     make_comparisons(3)
     user_create(username="kim", role=Role.RATER, password=PASSWORD)
     page = browser.new_page()
