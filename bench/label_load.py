@@ -47,7 +47,6 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
     comparisons (this run's, or ones an earlier run left open) the server gave them.
     """
     from django.db import transaction
-    from rest_framework.authtoken.models import Token
 
     from feedback_app.models import Comparison, Prompt, Response, Role
     from feedback_app.services.accounts import user_create
@@ -55,8 +54,7 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
     tokens = {}
     for i in range(raters):
         name = f"bench-{tag}-{i:03d}"
-        user, _, _ = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
-        tokens[name] = Token.objects.get_or_create(user=user)[0].key
+        _, _, tokens[name] = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
     with transaction.atomic():
         prompts = Prompt.objects.bulk_create(
             [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}") for i in range(comparisons)],

@@ -347,7 +347,7 @@ def shoot(server: str, out: Path, width: int) -> None:
             researcher.screenshot(path=str(out / f"{section}.png"), full_page=True)
 
         rater = logged_in("kim", "/label/")
-        rater.wait_for_function("document.querySelector('#label-form')")
+        rater.wait_for_function("() => document.querySelector('#label-form')")
         better_on_left = rater.inner_text("[data-testid=left-text]").startswith("I'm sorry")
         rater.keyboard.press("1" if better_on_left else "2")
         rater.keyboard.press("w")

@@ -13,6 +13,7 @@ from django.urls import path
 from django.utils import timezone
 
 from feedback_app import training_bridge
+from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
 from feedback_app.models import (
     Assignment,
     AuditEntry,
@@ -53,6 +54,7 @@ admin.site.unregister(User)
 @admin.register(User)
 class StudioUserAdmin(UserAdmin):
     inlines = [ProfileInline]
+    actions = [issue_api_tokens]
     list_display = ["username", "email", "role", "is_active", "last_login"]
     list_filter = ["profile__role", "is_active", "is_staff"]
 

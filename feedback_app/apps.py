@@ -10,7 +10,11 @@ class FeedbackAppConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
+        from django.db.backends.signals import connection_created
 
+        from feedback_app.file_modes import on_connection_created
+
+        connection_created.connect(on_connection_created, dispatch_uid="feedback_app.file_modes")
         user_logged_out.connect(_session_ended, dispatch_uid="feedback_app.session_ended")
 
 

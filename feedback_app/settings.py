@@ -82,7 +82,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "django_htmx",
@@ -92,6 +91,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "feedback_app.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,7 +100,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "feedback_app.middleware.DiskFullMiddleware",
+    "feedback_app.middleware.disk_full.DiskFullMiddleware",
 ]
 
 ROOT_URLCONF = "feedback_app.urls"
@@ -210,6 +210,29 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Served over HTTPS (HTTPS=1; usually a TLS proxy in front): cookies only over HTTPS, HSTS, and
+# the proxy's X-Forwarded-Proto believed. Off by default, for plain http on one machine.
+HTTPS = _env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES", HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HSTS is sent only on HTTPS responses; a browser then refuses plain http for this long.
+SECURE_HSTS_SECONDS = _env_int("HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+# Only behind a proxy that sets (and strips what clients send of) X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("TRUST_X_FORWARDED_PROTO", HTTPS) else None
+
+# Content-Security-Policy: every script and style comes from a static file. The browsable API
+# (DRF's templates) uses style attributes, so /api/ alone allows inline styles; the Django admin
+# passes the strict policy. CSP_REPORT_ONLY=1 reports violations in the console without blocking.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+CONTENT_SECURITY_POLICY_OVERRIDES = {
+    "/api/": CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"),
+}
+CONTENT_SECURITY_POLICY_REPORT_ONLY = _env_bool("CSP_REPORT_ONLY", False)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")

@@ -93,17 +93,30 @@ def make_comparisons(db):
 
 
 def api_client_for(user):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from feedback_app.services.accounts import api_token_issue
+
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_issue(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def csp_watch(page) -> list[str]:
+    """Record the Content-Security-Policy violations ``page`` reports, as events and as console errors."""
+    seen: list[str] = []
+    page.add_init_script(
+        'document.addEventListener("securitypolicyviolation", (e) => console.error('
+        '"CSP violation: " + e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));'
+    )
+    page.on("console", lambda message: seen.append(message.text) if message.type == "error" and (
+        "CSP violation" in message.text or "Content Security Policy" in message.text) else None)
+    return seen
 
 
 LIVE_SERVER_APPLICATION_NAME = "feedback-test-live-server"

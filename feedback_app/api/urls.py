@@ -2,13 +2,12 @@
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 
-from feedback_app.api import stats, training, views
+from feedback_app.api import stats, tokens, training, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("v1/auth/token/", tokens.TokenView.as_view(), name="api-token"),
     path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
     path("v1/comparisons/<int:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
     path("v1/comparisons/<int:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),

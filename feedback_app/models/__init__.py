@@ -1,6 +1,6 @@
 """The data model, a module per domain."""
 
-from feedback_app.models.accounts import Profile, Role
+from feedback_app.models.accounts import ApiToken, Profile, Role
 from feedback_app.models.audit import AuditEntry, StudioSettings
 from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.labels import PreferenceLabel, Winner
@@ -8,6 +8,7 @@ from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
 from feedback_app.models.training import PolicyVersion, RewardModelVersion, TrainingRun, VersionStatus
 
 __all__ = [
+    "ApiToken",
     "Assignment",
     "AuditEntry",
     "Comparison",

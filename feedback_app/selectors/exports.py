@@ -7,7 +7,11 @@ Formats:
   whose votes decide nothing (all "both bad", or a tie) is left out.
 - ``raw``: one JSON line per label, with everything known about it.
 - ``csv`` and ``parquet``: the raw rows as a table; nested values (criteria, flags, context,
-  tags) are JSON strings.
+  tags) are JSON strings. In ``csv`` a text cell that starts with ``=``, ``+``, ``-``, ``@``, a
+  tab or a carriage return gets a leading ``'`` so that a spreadsheet shows it as text instead of
+  running it as a formula (OWASP "CSV injection"); numbers stay numbers, and a text cell such as
+  ``"-5"`` is text all the same. ``parquet`` keeps every value as it is: it is read by programs,
+  not spreadsheets, and is typed.
 
 Rows are read in chunks and written as they come, so memory stays flat however many labels.
 """
@@ -196,13 +200,23 @@ def _flat(row: dict) -> dict:
     return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()}
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """Return ``value`` as a CSV cell that no spreadsheet runs as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=RAW_COLUMNS)
     writer.writeheader()
     for batch in _batched(rows, 500):
         for row in batch:
-            writer.writerow(_flat(row))
+            writer.writerow({k: csv_cell(v) for k, v in _flat(row).items()})
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()

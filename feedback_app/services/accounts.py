@@ -1,14 +1,16 @@
 """Users and their roles."""
 
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Profile, Role
+from feedback_app.models import ApiToken, AuditEntry, Profile, Role
+from feedback_app.models.accounts import api_token_digest
 
 # What each staff role may see and do in the Django admin. Raters never enter the admin.
 _RESEARCHER_PERMISSIONS = {
@@ -62,5 +64,36 @@ def user_create(*, username: str, role: Role, password: str | None = None, email
     user = User.objects.create_user(username=username, email=email, password=password)
     Profile.objects.create(user=user, role=role)
     _role_apply(user=user, role=role)  # a new user has no websockets to tell
-    token = Token.objects.create(user=user)
-    return user, password, token.key
+    _, key = api_token_issue(user=user)
+    return user, password, key
+
+
+# How stale ``last_used_at`` may get: writing it on every request would make each API call a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@transaction.atomic
+def api_token_issue(*, user, actor=None) -> tuple[ApiToken, str]:
+    """Make a new API token for ``user``; return it and its key, which is stored only hashed."""
+    key = secrets.token_hex(20)
+    token = ApiToken.objects.create(user=user, digest=api_token_digest(key), prefix=key[: ApiToken.PREFIX_LENGTH])
+    AuditEntry.objects.create(actor=actor, action="token.issue", target=f"token:{token.prefix}", details={"user": user.get_username()})
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor=None) -> bool:
+    """Revoke ``token`` from the next request on; return whether it was still active."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        AuditEntry.objects.create(actor=actor, action="token.revoke", target=f"token:{token.prefix}", details={"user": token.user.get_username()})
+    return bool(revoked)
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Record that ``token`` was used, at most once a minute."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= _LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

@@ -5,7 +5,7 @@ from feedback_app.services.accounts import UserExists, user_create
 
 
 class Command(BaseCommand):
-    help = "Create a user in a role and print their password and API token."
+    help = "Create a user in a role and print their password and API token (shown once; stored only hashed)."
 
     def add_arguments(self, parser):
         parser.add_argument("username")

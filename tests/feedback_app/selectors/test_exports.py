@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from feedback_app.models import Assignment, PreferenceLabel
-from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters, export_stream
+from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters, csv_cell, export_stream
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +103,29 @@ def test_exports_of_nothing_are_valid_files(db):
 def test_unknown_format_is_refused(db):
     with pytest.raises(ValueError, match="unknown export format 'xml'"):
         export_stream(fmt="xml", filters=ExportFilters())
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-5", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_cell_quotes_formula_looking_text(text):
+    """A text cell that a spreadsheet would run as a formula starts with a quote."""
+    assert csv_cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("value", ["plain", "", " =not first", "{\"a\": 1}", 5, -5, -0.5, True, None])
+def test_csv_cell_keeps_other_values(value):
+    """Numbers, booleans, empty cells and ordinary text are untouched."""
+    assert csv_cell(value) == value
+
+
+def test_csv_export_neutralises_formulas_and_parquet_keeps_them_raw(labelled):
+    """The rationale "=1+1" is quoted in the CSV, raw in parquet; numbers stay numbers in both."""
+    import pyarrow.parquet as pq
+
+    label = PreferenceLabel.objects.order_by("id").first()
+    PreferenceLabel.objects.filter(pk=label.pk).update(rationale="=1+1", edited_text="-5")
+    rows = {int(r["label_id"]): r for r in csv.DictReader(io.StringIO(export("csv").decode()))}
+    assert rows[label.pk]["rationale"] == "'=1+1" and rows[label.pk]["edited_text"] == "'-5"
+    assert rows[label.pk]["strength"] == str(label.strength)
+    table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
+    raw = next(r for r in table if r["label_id"] == label.pk)
+    assert raw["rationale"] == "=1+1" and raw["edited_text"] == "-5"

@@ -14,6 +14,7 @@ from feedback_app.events import DASHBOARD_THROTTLE_SECONDS
 from feedback_app.models import PolicyVersion, PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
 from feedback_app.services.training import version_activate
+from tests.conftest import csp_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
@@ -43,12 +44,13 @@ def no_follow_up_tasks(monkeypatch):
 
 def log_in(context, server: str, path: str, username: str):
     page = context.new_page()
+    page.csp_violations = csp_watch(page)
     page.add_init_script(WS_EVENTS)
     page.goto(f"{server}{path}")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_function("window.wsEvents && window.wsEvents.message > 0", timeout=TIMEOUT_MS)  # the state sent on connect
+    page.wait_for_function("() => window.wsEvents && window.wsEvents.message > 0", timeout=TIMEOUT_MS)  # the state sent on connect
     return page
 
 
@@ -56,7 +58,7 @@ def label_one(page) -> None:
     shown = page.get_attribute("#workspace", "data-comparison")
     page.keyboard.press("1")
     page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{shown}'", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'", timeout=TIMEOUT_MS)
 
 
 def activate(version: PolicyVersion) -> None:
@@ -89,7 +91,7 @@ def test_dashboard_counts_labels_live_while_a_rater_labels(redis_live_server, br
     rater = log_in(browser.new_context(), redis_live_server, "/label/", "kim")
 
     label_one(rater)
-    dashboard.wait_for_function("document.querySelector('[data-testid=labels-today]').textContent === '1'", timeout=TIMEOUT_MS)
+    dashboard.wait_for_function("() => document.querySelector('[data-testid=labels-today]').textContent === '1'", timeout=TIMEOUT_MS)
 
     # Dashboards hear of labels at most once per throttle window from each process: labels
     # inside the window wait for the next push, which a label after the window brings.
@@ -97,7 +99,7 @@ def test_dashboard_counts_labels_live_while_a_rater_labels(redis_live_server, br
     label_one(rater)
     rater.wait_for_timeout(DASHBOARD_THROTTLE_SECONDS * 1000 + 200)
     label_one(rater)
-    dashboard.wait_for_function("document.querySelector('[data-testid=labels-today]').textContent === '4'", timeout=TIMEOUT_MS)
+    dashboard.wait_for_function("() => document.querySelector('[data-testid=labels-today]').textContent === '4'", timeout=TIMEOUT_MS)
     assert PreferenceLabel.objects.filter(rater__username="kim").count() == 4
     assert dashboard.inner_text("[data-testid=open-comparisons]") == "2"
     assert dashboard.evaluate("Chart.getChart('chart-labels').data.datasets[0].data.reduce((a, b) => a + b, 0)") == 4
@@ -105,6 +107,7 @@ def test_dashboard_counts_labels_live_while_a_rater_labels(redis_live_server, br
     assert dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert dashboard.evaluate("window.wsEvents.open") == 1
     assert rater.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert dashboard.csp_violations == [] and rater.csp_violations == []  # pushed partials and charts included
 
 
 def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(redis_live_server, browser, make_comparisons, no_follow_up_tasks):
@@ -138,7 +141,42 @@ def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(re
     server.close()
     ws.close(code=1012, reason="service restart")
     activate(third)
-    page.wait_for_function("document.querySelector('#policy-badge strong').textContent === 'policy-v3'", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelector('#policy-badge strong').textContent === 'policy-v3'", timeout=TIMEOUT_MS)
     assert page.evaluate("window.wsEvents") == {"open": 2, "message": 3, "close": 1}
     assert toast.count() == 1  # the toast was missed; the badge came with the state sent on connect
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.csp_violations == []
+
+
+CSP_PAGES = [
+    "/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/",
+    "/admin/", "/admin/feedback_app/trainingrun/", "/admin/feedback_app/prompt/", "/admin/feedback_app/prompt/import/",
+    "/admin/feedback_app/preferencelabel/", "/admin/feedback_app/preferencelabel/export/", "/admin/feedback_app/apitoken/add/",
+    "/admin/auth/user/", "/admin/feedback_app/comparison/1/change/", "/api/v1/stats/",
+]
+
+
+def test_dashboard_admin_and_api_pages_pass_the_content_security_policy(asgi_live_server, browser, make_comparisons):
+    """Every researcher page (charts, a running run's progress bar, the admin, the browsable API) has no CSP violation."""
+    from feedback_app.models import Comparison, TrainingRun
+
+    make_comparisons(3)
+    TrainingRun.objects.create(kind="reward_fast", status="running", progress={"phase": "heads", "step": 2, "total_steps": 8, "loss": 0.6})
+    user_create(username="ada", role=Role.ADMIN, password=PASSWORD)
+    page = browser.new_context().new_page()
+    violations = csp_watch(page)
+    page.goto(f"{asgi_live_server}/login/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    first = Comparison.objects.order_by("pk").first().pk
+    for path in CSP_PAGES:
+        response = page.goto(f"{asgi_live_server}{path.replace('/1/', f'/{first}/')}")
+        assert response.status == 200, path
+        page.wait_for_load_state("networkidle")
+        assert violations == [], path
+    page.goto(f"{asgi_live_server}/dashboard/")
+    page.wait_for_selector("#training-run progress")
+    assert page.evaluate("Chart.getChart('chart-labels') !== undefined")
+    assert violations == []

@@ -6,6 +6,7 @@ import pytest
 
 from feedback_app.models import PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
+from tests.conftest import csp_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
@@ -30,7 +31,7 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
         for key in keys:
             page.keyboard.press(key)
         page.keyboard.press("Enter")
-        page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+        page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
         pressed.append((int(shown), keys, left_text))
     assert page.inner_text("#today-count") == "3"
     page.screenshot(path=str(tmp_path / "label.png"))
@@ -51,11 +52,11 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
     # U brings the last comparison back; the label is withdrawn.
     last = pressed[-1][0]
     page.keyboard.press("u")
-    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison === '{last}'")
+    page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison === '{last}'")
     assert PreferenceLabel.objects.filter(rater=rater).count() == 2
     page.keyboard.press("3")
     page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('#workspace').dataset.comparison !== '{last}'")
+    page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{last}'")
     assert PreferenceLabel.objects.filter(rater=rater).count() == 3
 
     # A researcher downloads the raw export from the admin.
@@ -75,3 +76,23 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
     by_comparison = {r["comparison_id"]: r for r in rows}
     for comparison_id, (choice_key, _), _ in pressed:
         assert by_comparison[comparison_id]["choice"] == {"1": "left", "2": "right", "3": "tie"}[choice_key]
+
+
+def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server, browser, make_comparisons):
+    """No inline script, style or eval: the pages load, label and swap with no CSP violation."""
+    make_comparisons(3)
+    user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    page = browser.new_page()
+    violations = csp_watch(page)
+    page.goto(f"{asgi_live_server}/label/")
+    page.fill("#id_username", "kim")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#label-form")
+    assert page.evaluate("document.documentElement.className") == "js"  # js-on.js ran
+    shown = page.get_attribute("#workspace", "data-comparison")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+    page.wait_for_load_state("networkidle")
+    assert violations == []

@@ -1,5 +1,7 @@
 import gzip
+import hashlib
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -16,6 +18,8 @@ def test_add_user_prints_password_and_token(capsys):
     assert "Created researcher 'carol'" in out and "password: " in out and "API token: " in out
     profile = Profile.objects.get(user__username="carol")
     assert profile.role == Role.RESEARCHER and profile.user.is_staff and not profile.user.is_superuser
+    key = re.search(r"API token: (\w+)", out).group(1)
+    assert profile.user.api_tokens.get().digest == hashlib.sha256(key.encode()).hexdigest()  # stored only hashed
     with pytest.raises(CommandError, match="exists already"):
         call_command("add_user", "carol", "--role", "rater")
 

@@ -18,9 +18,9 @@ import pytest
 from django.db import OperationalError
 from django.test import RequestFactory
 
-from feedback_app.middleware import DISK_FULL_MESSAGE, DiskFullMiddleware, is_disk_full
+from feedback_app.middleware.disk_full import DISK_FULL_MESSAGE, DiskFullMiddleware, is_disk_full
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_disk_full_errors_are_recognised_through_their_causes():
