@@ -55,12 +55,15 @@ def postgres_commands(path: Path, *, db: dict | None = None) -> tuple[str, str]:
 def database_backup(*, out: Path) -> Path:
     """Write a consistent copy of the SQLite database to ``out`` (which must not exist); return it."""
     if not database_is_sqlite():
-        raise BackupError("the database is PostgreSQL; back it up with pg_dump:\n  " + "\n  ".join(postgres_commands(out)))
+        raise BackupError("the database is PostgreSQL: back it up with pg_dump, and restore that with pg_restore "
+                          "(the password from PGPASSWORD or ~/.pgpass):\n  " + "\n  ".join(postgres_commands(out)))
     out = Path(out)
     if out.exists():
         raise BackupError(f"{out} exists already; name a new file")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent} is not a folder")
+    if not _database_path().is_file():
+        raise BackupError(f"there is no database at {_database_path()} to back up; run `manage.py migrate` first")
     with _private_partial(out) as partial:
         source = sqlite3.connect(_database_path(), timeout=30)
         target = sqlite3.connect(partial)
@@ -99,12 +102,16 @@ def database_restore(*, source: Path) -> Path:
     Refused while a studio holds VAR_DIR/serve.lock; holds that lock itself meanwhile, so none starts.
     """
     if not database_is_sqlite():
-        raise BackupError("the database is PostgreSQL; restore it with pg_restore:\n  " + postgres_commands(Path(source))[1])
+        raise BackupError("the database is PostgreSQL: restore it with pg_restore (the password from PGPASSWORD or "
+                          "~/.pgpass):\n  " + postgres_commands(Path(source))[1])
     source = Path(source)
     if not source.is_file():
         raise BackupError(f"{source} is not a file")
-    _check_backup(source)
     current = _database_path()
+    if current.exists() and source.resolve() == current.resolve():
+        raise BackupError(f"{source} is the database itself; name a backup file")
+    _check_backup(source)
+    current.parent.mkdir(parents=True, exist_ok=True)
     with _studio_stopped():
         connections.close_all()
         if current.exists():

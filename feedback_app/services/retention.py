@@ -54,14 +54,14 @@ def versions_retained(*, keep_last: int) -> tuple[set[int], set[int]]:
     """Return the ids of the (reward versions, policy versions) whose folders must stay."""
     labelled = Comparison.objects.filter(pk__in=PreferenceLabel.objects.values("comparison_id"))
     reward = _ids(RewardModelVersion.objects.filter(status__in=[VersionStatus.ACTIVE, VersionStatus.CANDIDATE]))
-    for tier in RewardModelVersion.objects.values_list("tier", flat=True).distinct():
+    for tier in RewardModelVersion.objects.order_by().values_list("tier", flat=True).distinct():
         reward |= _ids(RewardModelVersion.objects.filter(tier=tier).order_by("-id")[:keep_last])
-    reward |= set(labelled.exclude(reward_model_version=None).values_list("reward_model_version_id", flat=True).distinct())
+    reward |= set(labelled.exclude(reward_model_version=None).order_by().values_list("reward_model_version_id", flat=True).distinct())
 
     policy = _ids(PolicyVersion.objects.filter(Q(status__in=[VersionStatus.ACTIVE, VersionStatus.CANDIDATE]) | Q(name=BASE_POLICY)))
     policy |= _ids(PolicyVersion.objects.order_by("-id")[:keep_last])
     for column in ("policy_version_id", "response_a__policy_version_id", "response_b__policy_version_id"):
-        policy |= set(labelled.exclude(**{column: None}).values_list(column, flat=True).distinct())
+        policy |= set(labelled.exclude(**{column: None}).order_by().values_list(column, flat=True).distinct())
     parents = dict(PolicyVersion.objects.values_list("pk", "parent_id"))
     for pk in list(policy):
         while parents.get(pk) is not None and parents[pk] not in policy:

@@ -95,6 +95,13 @@ def test_a_backup_never_overwrites(tmp_path, db):
 
 
 @sqlite_only
+def test_restore_refuses_the_database_itself(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    with pytest.raises(BackupError, match="is the database itself"):
+        database_restore(source=Path(connection.settings_dict["NAME"]))
+
+
+@sqlite_only
 def test_restore_refuses_while_the_studio_runs(tmp_path, settings):
     """A held VAR_DIR/serve.lock (a running `serve`) stops a restore before it touches the database."""
     settings.VAR_DIR = tmp_path

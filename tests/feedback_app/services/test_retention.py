@@ -142,3 +142,15 @@ def test_the_embedding_cache_keeps_the_backbones_of_kept_versions(settings):
         os.utime(shard, (time.time() - 7200, time.time() - 7200))
     assert model_store_prune().embedding_shards == 1
     assert kept.exists() and not dropped.exists()
+
+
+def test_a_version_rolled_back_while_the_prune_runs_keeps_its_folder(settings):
+    """The status changes only from retired: a version made active after the plan was made is left whole."""
+    from feedback_app.services.retention import _version_prune
+
+    stale = reward("rm-old")
+    reward("rm-active", ACTIVE)
+    version_activate(version=RewardModelVersion.objects.get(name="rm-old"), user=None, action="rollback")
+    assert _version_prune(stale) is False  # the plan still saw it retired
+    assert RewardModelVersion.objects.get(name="rm-old").status == ACTIVE
+    assert training_bridge.version_folder("reward/rm-old").is_dir()
