@@ -89,10 +89,11 @@ class CheckpointStore:
         leaves a ``.removing-`` folder, which the next removal of that kind clears.
         """
         final = self.path(kind, name)
-        existed = final.is_dir()
-        if existed:
-            doomed = final.parent / f".removing-{name}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, doomed)
+        try:
+            os.rename(final, final.parent / f".removing-{name}-{uuid.uuid4().hex[:8]}")
+            existed = True
+        except FileNotFoundError:
+            existed = False  # never there, or another process is removing it
         for doomed in (self.root / kind).glob(".removing-*"):
             try:
                 _make_writable(doomed)
