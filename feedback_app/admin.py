@@ -32,9 +32,10 @@ from feedback_app.models import (
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
 from feedback_app.services.accounts import role_group_sync
-from feedback_app.services.training import training_run_request, version_activate
+from feedback_app.services.training import VersionPruned, training_run_request, version_activate
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, preferences_import, prompts_import
+from feedback_app.services.retention import model_store_prune
 from feedback_app.views.streaming import streaming_download
 
 User = get_user_model()
@@ -256,9 +257,20 @@ def make_active(modeladmin, request, queryset):
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/feedback_app/confirm_activate.html", context)
     action = "rollback" if version.status == "retired" else "promote"
-    version_activate(version=version, user=request.user, action=action, reason="admin")
+    try:
+        version_activate(version=version, user=request.user, action=action, reason="admin")
+    except VersionPruned as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return None
     modeladmin.message_user(request, f"{version.name} is now active ({action}).", messages.SUCCESS)
     return None
+
+
+@admin.action(description="Prune model store now")
+def prune_model_store(modeladmin, request, queryset):
+    """Apply retention to the whole store (the selection does not matter: retention decides what stays)."""
+    report = model_store_prune(user=request.user)
+    modeladmin.message_user(request, "Model store pruned. " + "; ".join(report.lines()), messages.SUCCESS)
 
 
 class _VersionAdmin(admin.ModelAdmin):
@@ -266,6 +278,7 @@ class _VersionAdmin(admin.ModelAdmin):
     list_filter = ["status", "created_at"]
     search_fields = ["name", "path"]
     readonly_fields = ["name", "path", "parent", "metrics", "manifest", "created_at", "activated_at"]
+    readonly_fields += ["pruned_at"]
     actions = [make_active]
 
     @admin.display(description="val. accuracy")
@@ -282,6 +295,7 @@ class RewardModelVersionAdmin(_VersionAdmin):
     list_display = ["name", "status", "tier", "parent", "accuracy", "baseline_accuracy", "n_pairs", "created_at", "activated_at"]
     list_filter = ["status", "tier", "created_at"]
     actions = [make_active, _retrain("reward_fast", "Retrain now (fast tier)"), _retrain("reward_full", "Retrain now (full tier)")]
+    actions += [prune_model_store]
 
     @admin.display(description="active's accuracy then")
     def baseline_accuracy(self, version):
@@ -297,6 +311,7 @@ class RewardModelVersionAdmin(_VersionAdmin):
 class PolicyVersionAdmin(_VersionAdmin):
     list_display = ["name", "status", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
     actions = [make_active, _retrain("policy_dpo", "Improve the policy now (DPO)")]
+    actions += [prune_model_store]
 
     @admin.display(description="RM win rate vs parent")
     def win_rate(self, version):

@@ -176,6 +176,7 @@ CELERY_TASK_ROUTES = {
     "feedback_app.tasks.reward_score": {"queue": "score"},
     "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
     "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
+    "feedback_app.tasks.model_store_prune": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -189,6 +190,7 @@ CELERY_BEAT_SCHEDULE = {
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
+    "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},
 }
 
 # channels-redis waits for messages with a blocking pop of 5 s; the Redis client's socket
@@ -305,6 +307,11 @@ TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # 
 # that cannot be sent for TRAINING_RESEND_GIVE_UP seconds is failed (services.training_recovery).
 TRAINING_RESEND_AFTER = _env_int("TRAINING_RESEND_AFTER", 120, 10)
 TRAINING_RESEND_GIVE_UP = _env_int("TRAINING_RESEND_GIVE_UP", 3600, 60)
+# Retention (daily, and "Prune model store now" in the admin): besides the active, candidate and
+# provenance-named versions, keep the newest MODEL_RETENTION_KEEP of each line; hold the
+# embedding cache under EMBEDDING_CACHE_MAX_MB.
+MODEL_RETENTION_KEEP = _env_int("MODEL_RETENTION_KEEP", 5, 1)
+EMBEDDING_CACHE_MAX_MB = _env_int("EMBEDDING_CACHE_MAX_MB", 2048, 0)
 # Comparison supply: keep SUPPLY_OPEN_TARGET open comparisons; each round generates
 # SUPPLY_CANDIDATES replies for up to SUPPLY_BATCH_PROMPTS prompts and keeps the chosen pair.
 SUPPLY_OPEN_TARGET = _env_int("SUPPLY_OPEN_TARGET", 20, 0)

@@ -75,6 +75,16 @@ def embeddings_compact() -> int:
 
 
 @shared_task
+def model_store_prune() -> int:
+    """Apply retention to MODEL_STORE and bound the embedding cache (daily, on the gpu queue beside
+    the fits that write them); return how many versions were pruned."""
+    from feedback_app.services.retention import model_store_prune
+
+    report = model_store_prune()
+    return len(report.reward_models) + len(report.policies)
+
+
+@shared_task
 def dashboard_push() -> None:
     """Push the dashboard counters, so rates decay on screen even when no label arrives."""
     from feedback_app import events

@@ -326,6 +326,23 @@ def checkpoint_partial_remove(folder: Path) -> None:
     checkpoint_store().remove_partial(folder)
 
 
+def checkpoint_remove(path: str) -> bool:
+    """Delete the checkpoint folder of a version whose ``path`` is "<kind>/<name>" under MODEL_STORE; return whether it existed."""
+    kind, _, name = path.partition("/")
+    if not name or "/" in name:
+        raise ValueError(f"{path!r} is not a checkpoint folder of MODEL_STORE (expected kind/name)")
+    return checkpoint_store().remove(kind, name)
+
+
+def embeddings_prune(*, manifests: Iterable[dict], max_bytes: int, dry_run: bool = False) -> list[Path]:
+    """Bound the embedding cache to ``max_bytes``, keeping the backbones of the fast-tier versions
+    whose ``manifests`` are given longest; return the shards removed (or, with ``dry_run``, that would be)."""
+    from rm_trainer.embeddings import cache_bound, cache_namespace
+
+    keep = {cache_namespace(m["backbone_identity"], m["hyperparameters"]["max_length"]) for m in manifests if m.get("backbone_identity")}
+    return cache_bound(_embedding_cache_dir(), keep=keep, max_bytes=max_bytes, dry_run=dry_run)
+
+
 def is_held_out(key: str, fraction: float) -> bool:
     """Return whether ``key`` falls in the fixed held-out split (the trainer's validation rule)."""
     from rm_trainer.data import is_validation

@@ -11,7 +11,9 @@ so any number of processes on any number of machines may share the folder. Reade
 as they appear and skip one they cannot read yet; two writers racing on the same text both
 write it, which is harmless. Each write adds a shard, so call ``EmbeddingCache.compact`` now and
 then (a periodic task): it merges the shards into one and deletes the old ones, which readers
-tolerate.
+tolerate. ``cache_bound`` keeps the folder under a size: it drops the namespaces nobody keeps,
+then the shards read longest ago (a read sets a shard's access time); a dropped vector is
+simply computed again.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 import zipfile
 from collections import OrderedDict, defaultdict
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -134,8 +137,7 @@ class EmbeddingCache:
     def __init__(self, directory: str | os.PathLike[str] | None, *, identity: str, max_length: int) -> None:
         self.identity = identity
         self.max_length = max_length
-        namespace = hashlib.sha256(f"{identity}:{max_length}".encode()).hexdigest()[:24]
-        self.folder = None if directory is None else Path(directory) / namespace
+        self.folder = None if directory is None else Path(directory) / cache_namespace(identity, max_length)
         self._where: dict[bytes, tuple[str, int]] = {}  # key -> (shard name, row)
         self._memory: dict[bytes, np.ndarray] = {}  # only without a directory
         self._indexed: set[str] = set()
@@ -188,6 +190,7 @@ class EmbeddingCache:
                 vanished.append(name)
                 continue
             found.update((key, vectors[row]) for key, row in rows)
+            _mark_read(self.folder / name)
         if vanished and retry:  # compacted away: its rows live on in a newer shard
             self._forget(set(vanished))
             self.refresh()
@@ -246,6 +249,70 @@ class EmbeddingCache:
         if names:
             self._where = {key: where for key, where in self._where.items() if where[0] not in names}
             self._indexed -= names
+
+
+def cache_namespace(identity: str, max_length: int) -> str:
+    """Return the sub-folder of the cache that holds one encoder's vectors at ``max_length``."""
+    return hashlib.sha256(f"{identity}:{max_length}".encode()).hexdigest()[:24]
+
+
+def cache_bound(
+    directory: str | os.PathLike[str], *, keep: Collection[str], max_bytes: int, grace_seconds: float = 3600.0,
+    dry_run: bool = False,
+) -> list[Path]:
+    """Delete shards until the cache in ``directory`` holds at most ``max_bytes``; return the shards deleted.
+
+    Namespaces outside ``keep`` (see ``cache_namespace``) go first, whole, except the shards
+    written in the last ``grace_seconds``: a fit on a new backbone may be filling them. Then
+    the shards read longest ago go, across the kept namespaces, until the rest fit. Readers
+    tolerate a vanished shard, so this is safe beside them.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    now = time.time()
+    shards = [shard for namespace in root.iterdir() if namespace.is_dir() for shard in _shards(namespace, kept=namespace.name in keep)]
+    doomed = [s for s in shards if not s.kept and now - s.written_at > grace_seconds]
+    rest = sorted((s for s in shards if s not in doomed), key=lambda s: s.read_at)
+    total = sum(s.size for s in rest)
+    for shard in rest:
+        if total <= max_bytes:
+            break
+        doomed.append(shard)
+        total -= shard.size
+    if not dry_run:
+        for shard in doomed:
+            shard.path.unlink(missing_ok=True)
+    return [s.path for s in doomed]
+
+
+class _Shard(NamedTuple):
+    path: Path
+    size: int
+    written_at: float
+    read_at: float  # the last read, or the write when never read
+    kept: bool
+
+
+def _shards(namespace: Path, *, kept: bool) -> list[_Shard]:
+    found = []
+    for path in namespace.glob("*.npz"):
+        if path.name.startswith("."):
+            continue  # a shard being written
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue  # compacted away meanwhile
+        found.append(_Shard(path, st.st_size, st.st_mtime, max(st.st_atime, st.st_mtime), kept))
+    return found
+
+
+def _mark_read(path: Path) -> None:
+    """Set the shard's access time to now (mounts with noatime or relatime would not), its content untouched."""
+    try:
+        os.utime(path, (time.time(), path.stat().st_mtime))
+    except OSError:
+        pass  # a read-only cache, or the shard was compacted away meanwhile
 
 
 def embed_cached(

@@ -81,6 +81,27 @@ class CheckpointStore:
                 found.append((p.name[len(".tmp-"):].rsplit("-", 1)[0], p))
         return sorted(found)
 
+    def remove(self, kind: str, name: str) -> bool:
+        """Delete version ``name`` of ``kind``; return whether it existed.
+
+        The folder is first renamed out of sight (readers then see the whole version or none of
+        it), made writable again (versions are read-only) and deleted. A removal cut short
+        leaves a ``.removing-`` folder, which the next removal of that kind clears.
+        """
+        final = self.path(kind, name)
+        try:
+            os.rename(final, final.parent / f".removing-{name}-{uuid.uuid4().hex[:8]}")
+            existed = True
+        except FileNotFoundError:
+            existed = False  # never there, or another process is removing it
+        for doomed in (self.root / kind).glob(".removing-*"):
+            try:
+                _make_writable(doomed)
+            except FileNotFoundError:
+                continue  # another process is removing it
+            shutil.rmtree(doomed, ignore_errors=True)
+        return existed
+
     def remove_partial(self, folder: Path) -> None:
         """Delete one temporary folder returned by ``partials``."""
         if not folder.name.startswith(".tmp-") or folder.parent.parent != self.root:
@@ -101,6 +122,12 @@ def _check_name(name: str) -> None:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def _make_writable(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
 
 
 def _make_read_only(folder: Path) -> None:

@@ -13,7 +13,7 @@ from feedback_app import tasks
 from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
-from feedback_app.services.training import training_run_get_or_request, version_activate
+from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
 
 SCORE_TIMEOUT_SECONDS = 60
 
@@ -76,12 +76,15 @@ class VersionActivateView(APIView):
     MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
 
     @extend_schema(summary="Make a version the active one (promote a candidate or roll back)", request=None,
-                   responses={200: None, 404: None})
+                   responses={200: None, 404: None, 409: None})
     def post(self, request: Request, kind: str, name: str) -> Response:
         model = self.MODELS.get(kind)
         version = model.objects.filter(name=name).first() if model else None
         if version is None:
             return Response({"detail": f"no {kind} version named {name!r}"}, status=status.HTTP_404_NOT_FOUND)
         action = "rollback" if version.status == "retired" else "promote"
-        version_activate(version=version, user=request.user, action=action, reason="API request")
+        try:
+            version_activate(version=version, user=request.user, action=action, reason="API request")
+        except VersionPruned as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"name": version.name, "status": "active", "action": action})

@@ -9,6 +9,7 @@ class VersionStatus(models.TextChoices):
     CANDIDATE = "candidate", "Candidate"
     ACTIVE = "active", "Active"
     RETIRED = "retired", "Retired"
+    PRUNED = "pruned", "Pruned (folder removed)"
 
 
 class _Version(models.Model):
@@ -22,6 +23,8 @@ class _Version(models.Model):
     manifest = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Retention removes the folder of an old version but keeps the row, for its metrics and history.
+    pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

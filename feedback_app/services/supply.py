@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
-from feedback_app.models import Comparison, PolicyVersion, Prompt, Response
+from feedback_app.models import Comparison, PolicyVersion, Prompt, Response, VersionStatus
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
@@ -68,7 +68,8 @@ def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt]) -> int:
 
 def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersion | None:
     """Return an earlier policy to pit against ``policy``: its parent half the time, else any earlier one."""
-    earlier = list(PolicyVersion.objects.exclude(pk=policy.pk).filter(created_at__lte=policy.created_at).order_by("id"))
+    earlier = list(PolicyVersion.objects.exclude(pk=policy.pk).filter(created_at__lte=policy.created_at).order_by("id")
+                   .exclude(status=VersionStatus.PRUNED))  # retention removed their weights
     if not earlier:
         return None
     parent = next((v for v in earlier if v.pk == policy.parent_id), None)

@@ -49,6 +49,10 @@ class RunStopped(Exception):
     """The run was failed or cancelled by someone else while it trained."""
 
 
+class VersionPruned(Exception):
+    """The version's checkpoint folder was removed by retention; it cannot become active again."""
+
+
 def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
     """Return the queued run of ``kind``, or queue one; it is sent to the "gpu" queue once this transaction commits."""
     return training_run_get_or_request(kind=kind, trigger=trigger, user=user)[0]
@@ -311,9 +315,12 @@ def version_activate(*, version: RewardModelVersion | PolicyVersion, user, actio
     """Make ``version`` the one active version of its kind, in one transaction, with an audit entry.
 
     ``action`` is "promote" (a candidate goes live) or "rollback" (an earlier version returns).
+    Raise VersionPruned for a version whose folder retention removed.
     """
     model = type(version)
     locked = model.objects.select_for_update().get(pk=version.pk)
+    if locked.status == VersionStatus.PRUNED:
+        raise VersionPruned(f"{locked.name} was pruned from the model store (its checkpoint folder is gone) and cannot be made active")
     previous = model.objects.select_for_update().filter(status=VersionStatus.ACTIVE).exclude(pk=version.pk).first()
     if previous is not None:
         previous.status = VersionStatus.RETIRED

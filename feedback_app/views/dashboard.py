@@ -20,7 +20,7 @@ from feedback_app.selectors import dashboard as board
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, gold_candidates_count, rater_quality, review_queue, studio_settings
 from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
-from feedback_app.services.training import training_run_request, version_activate
+from feedback_app.services.training import VersionPruned, training_run_request, version_activate
 from feedback_app.views import live
 from feedback_app.views.access import role_required
 
@@ -98,8 +98,11 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
     if version.status == "active":
         messages.info(request, f"{version.name} is active already.")
     else:
-        version_activate(version=version, user=request.user, action=action, reason="dashboard")
-        messages.success(request, f"{version.name} is now active ({action}).")
+        try:
+            version_activate(version=version, user=request.user, action=action, reason="dashboard")
+            messages.success(request, f"{version.name} is now active ({action}).")
+        except VersionPruned as exc:
+            messages.error(request, str(exc))
     return redirect("dashboard-models")
 
 

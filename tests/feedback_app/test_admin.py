@@ -62,3 +62,23 @@ def test_admin_export_download(researcher, rater, make_comparisons):
     assert response.status_code == 200 and response["Content-Type"] == "text/csv"
     assert b"".join(response.streaming_content).startswith(b"label_id,comparison_id")
     assert logged_in(rater).get(reverse("admin:feedback_app_preferencelabel_export")).status_code == 302
+
+
+def test_prune_model_store_action_and_a_pruned_version_refused(admin_user, settings):
+    """"Prune model store now" applies retention; "make active" on the pruned version says why it cannot."""
+    from feedback_app import training_bridge
+    from feedback_app.models import RewardModelVersion
+
+    settings.MODEL_RETENTION_KEEP = 1
+    for name, status in (("rm-old", "retired"), ("rm-new", "active")):
+        training_bridge.checkpoint_store().write("reward", name, {}, lambda tmp: (tmp / "heads.pt").write_bytes(b"w"))
+        RewardModelVersion.objects.create(name=name, path=f"reward/{name}", status=status)
+    client = logged_in(admin_user)
+    url = reverse("admin:feedback_app_rewardmodelversion_changelist")
+    old = RewardModelVersion.objects.get(name="rm-old")
+    response = client.post(url, {"action": "prune_model_store", "_selected_action": [old.pk]}, follow=True)
+    assert "removed 1: rm-old" in response.content.decode()
+    assert RewardModelVersion.objects.get(name="rm-old").status == "pruned"
+    response = client.post(url, {"action": "make_active", "_selected_action": [old.pk], "confirmed": "yes"}, follow=True)
+    assert "m-old was pruned from the model store" in response.content.decode()  # the admin capitalises messages
+    assert RewardModelVersion.objects.get(name="rm-new").status == "active"

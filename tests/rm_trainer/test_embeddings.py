@@ -1,9 +1,11 @@
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 
-from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, embed_cached
+from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, cache_bound, cache_namespace, embed_cached
 
 PROMPTS = ["word1 word2", "word3", "word4 word5 word6 word7 word8"]
 RESPONSES = ["good1", "bad1 bad2 word9", "good2 word10"]
@@ -144,3 +146,71 @@ def test_memory_only_cache(tiny_backbone):
     calls = counting(encoder)
     np.testing.assert_array_equal(embed_cached(encoder, cache, PROMPTS, RESPONSES), first)
     assert calls == [] and len(cache) == 3
+
+
+def _age(path, *, written: float, read: float) -> None:
+    """Pretend ``path`` was written ``written`` and last read ``read`` seconds ago."""
+    now = time.time()
+    os.utime(path, (now - read, now - written))
+
+
+def one_shard_per_pair(encoder, cache) -> list:
+    """Embed each pair on its own, so each lands in its own shard; return the shards in pair order."""
+    shards = []
+    for i in range(3):
+        embed_cached(encoder, cache, PROMPTS[i : i + 1], RESPONSES[i : i + 1])
+        shards.append(next(p for p in cache.folder.iterdir() if p not in shards))
+    return shards
+
+
+def test_a_lookup_marks_the_shards_it_read(tiny_backbone, tmp_path):
+    """Reading a vector sets its shard's access time, leaving its bytes and write time alone."""
+    encoder = PairEncoder.load(tiny_backbone, device="cpu")
+    cache = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    shards = one_shard_per_pair(encoder, cache)
+    reader = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    reader.refresh()
+    before = shards[1].read_bytes()
+    # Read after written and within a day: a relatime mount would not update it on its own.
+    _age(shards[1], written=7200, read=3600)
+    aged = shards[1].stat()
+    reader.lookup([reader.key(PROMPTS[1], RESPONSES[1])])
+    after = shards[1].stat()
+    assert after.st_atime > aged.st_atime + 1800 and after.st_mtime == aged.st_mtime
+    assert shards[1].read_bytes() == before
+
+
+def test_bound_drops_unused_namespaces_then_the_least_recently_read_shards(tiny_backbone, tmp_path):
+    """Shards of an encoder nobody keeps go first; then the oldest-read, until the rest fit."""
+    encoder = PairEncoder.load(tiny_backbone, device="cpu")
+    kept = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    shards = one_shard_per_pair(encoder, kept)
+    unused = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=16)  # another namespace
+    embed_cached(encoder, unused, PROMPTS, RESPONSES)
+    (old,) = list(unused.folder.iterdir())
+    _age(old, written=7200, read=7200)
+    for shard, read in zip(shards, (100, 300, 200)):
+        _age(shard, written=7200, read=read)
+    size = shards[0].stat().st_size
+    keep = {cache_namespace(encoder.identity, 32)}
+    assert kept.folder.name in keep and unused.folder.name not in keep
+
+    assert cache_bound(tmp_path, keep=keep, max_bytes=2 * size + size // 2, dry_run=True) == [old, shards[1]]
+    assert old.exists() and all(p.exists() for p in shards)
+    assert cache_bound(tmp_path, keep=keep, max_bytes=2 * size + size // 2) == [old, shards[1]]
+    assert not old.exists() and [p.exists() for p in shards] == [True, False, True]
+
+    calls = counting(encoder)
+    embed_cached(encoder, kept, PROMPTS, RESPONSES)  # only a cache: the dropped vector is computed again
+    assert calls == [1]
+
+
+def test_bound_spares_fresh_shards_of_a_namespace_not_yet_kept(tiny_backbone, tmp_path):
+    """A fit on a new backbone fills a namespace no version names yet; its recent shards stay."""
+    encoder = PairEncoder.load(tiny_backbone, device="cpu")
+    cache = EmbeddingCache(tmp_path, identity=encoder.identity, max_length=32)
+    embed_cached(encoder, cache, PROMPTS, RESPONSES)
+    (shard,) = list(cache.folder.iterdir())
+    _age(shard, written=60, read=60)
+    assert cache_bound(tmp_path, keep=set(), max_bytes=10**9, grace_seconds=3600) == []
+    assert cache_bound(tmp_path, keep=set(), max_bytes=0, grace_seconds=3600) == [shard]

@@ -59,3 +59,24 @@ def test_invalid_names_are_refused(tmp_path, name):
 def test_manifest_is_json_with_kind_and_name(tmp_path):
     path = CheckpointStore(tmp_path).write("policy", "p-1", {"format": "full"}, lambda folder: None)
     assert json.loads((path / "manifest.json").read_text())["name"] == "p-1"
+
+
+def test_remove_deletes_a_read_only_version_and_leaves_the_others(tmp_path):
+    """A removed version is gone from the store and its folder; its neighbours stay whole."""
+    store = CheckpointStore(tmp_path)
+    for name in ("v1", "v2"):
+        store.write("reward", name, {}, lambda tmp: (tmp / "sub").mkdir() or (tmp / "sub" / "w.bin").write_bytes(b"x"))
+    assert store.remove("reward", "v1") is True
+    assert store.names("reward") == ["v2"] and not store.path("reward", "v1").exists()
+    assert [p.name for p in (tmp_path / "reward").iterdir()] == ["v2"]
+    assert store.remove("reward", "v1") is False
+    assert (store.path("reward", "v2") / "sub" / "w.bin").read_bytes() == b"x"
+
+
+def test_remove_finishes_a_removal_cut_short(tmp_path):
+    """A ``.removing-`` folder left by an interrupted removal is cleared by the next one."""
+    store = CheckpointStore(tmp_path)
+    store.write("policy", "p1", {}, lambda tmp: (tmp / "w.bin").write_bytes(b"x"))
+    store.path("policy", "p1").rename(tmp_path / "policy" / ".removing-p1-0000")
+    assert store.remove("policy", "p2") is False
+    assert list((tmp_path / "policy").iterdir()) == []

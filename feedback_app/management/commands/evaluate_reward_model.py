@@ -20,6 +20,8 @@ class Command(BaseCommand):
         model = RewardModelVersion.objects.filter(name=reward_version).first() if reward_version else reward_model_active()
         if model is None:
             raise CommandError(f"no reward version named {reward_version!r}" if reward_version else "no reward model is active yet; train one first")
+        if model.status == "pruned":
+            raise CommandError(f"{model.name} was pruned from the model store (its checkpoint folder is gone)")
         if not file.exists():
             raise CommandError(f"{file} does not exist")
         try:

@@ -92,3 +92,12 @@ def test_activate_promotes_and_rolls_back(researcher):
     assert AuditEntry.objects.get(action="policyversion.rollback").actor == researcher
     assert client.post("/api/v1/policies/nope/activate/").status_code == 404
     assert client.post("/api/v1/widgets/policy-1/activate/").status_code == 404
+
+
+def test_activating_a_pruned_version_is_a_conflict_naming_it(researcher):
+    """A version whose folder retention removed cannot come back: 409 with the reason, nothing changes."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="pruned")
+    PolicyVersion.objects.create(name="policy-2", path="policy/policy-2", status="active")
+    response = api_client_for(researcher).post("/api/v1/policies/policy-1/activate/")
+    assert response.status_code == 409 and "policy-1 was pruned" in response.json()["detail"]
+    assert PolicyVersion.objects.get(name="policy-2").status == "active"

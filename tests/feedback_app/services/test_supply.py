@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from feedback_app import training_bridge
 from feedback_app.models import Comparison, PolicyVersion, Prompt
-from feedback_app.services.supply import comparisons_supply, prompts_claim_for_generation
+from feedback_app.services.supply import arena_opponent, comparisons_supply, prompts_claim_for_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +88,14 @@ def test_a_lease_left_by_a_killed_worker_expires(settings, fake_generation, poli
     assert Comparison.objects.get().prompt == prompt
     prompt.refresh_from_db()
     assert prompt.generation_lease_until is None
+
+
+def test_a_pruned_policy_is_never_an_arena_opponent(db):
+    """Retention removed a pruned policy's weights, so the arena draws only from the others."""
+    import random
+
+    PolicyVersion.objects.create(name="policy-gone", path="policy/policy-gone", status="pruned")
+    kept = PolicyVersion.objects.create(name="policy-kept", path="policy/policy-kept", status="retired")
+    new = PolicyVersion.objects.create(name="policy-new", path="policy/policy-new", status="active")
+    rng = random.Random(0)
+    assert {arena_opponent(policy=new, rng=rng) for _ in range(20)} == {kept}

@@ -116,3 +116,11 @@ def test_review_queue_and_adjudication_are_for_admins(studio, researcher, admin_
 def test_admins_promote_unanimous_comparisons_to_gold(studio, admin_user, researcher):
     assert logged_in(researcher).post("/dashboard/gold/promote/").status_code == 403
     assert logged_in(admin_user).post("/dashboard/gold/promote/").status_code == 302
+
+
+def test_activating_a_pruned_version_shows_why_it_cannot(researcher):
+    """The dashboard refuses to roll back to a pruned version with a message, not an error page."""
+    RewardModelVersion.objects.create(name="rm-gone", path="reward/rm-gone", status="pruned")
+    response = logged_in(researcher).post("/dashboard/reward-models/rm-gone/activate/", follow=True)
+    assert response.status_code == 200 and "rm-gone was pruned" in response.content.decode()
+    assert RewardModelVersion.objects.get(name="rm-gone").status == "pruned"

@@ -59,3 +59,9 @@ def test_evaluate_reward_model_bad_input(tmp_path):
         call_command("evaluate_reward_model", str(bad))
     with pytest.raises(CommandError, match="no reward version named 'rm-9'"):
         call_command("evaluate_reward_model", str(bad), "--reward-version", "rm-9")
+
+
+def test_evaluate_reward_model_refuses_a_pruned_version(tmp_path):
+    RewardModelVersion.objects.create(name="rm-gone", path="reward/rm-gone", status="pruned")
+    with pytest.raises(CommandError, match="rm-gone was pruned"):
+        call_command("evaluate_reward_model", str(tmp_path / "x.jsonl"), "--reward-version", "rm-gone")
