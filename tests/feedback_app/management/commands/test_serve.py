@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
 from feedback_app.management.commands.serve import DAPHNE_APPLICATION_CLOSE_TIMEOUT, free_port, studio_children
+from feedback_app.models import Role
 from feedback_app.runtime import runtime_read, runtime_write, studio_id, studio_lock
 from tests.conftest import child_database_url
 
@@ -133,7 +134,7 @@ def test_the_studio_is_one_per_var_dir_survives_a_crash_and_stops_cleanly_with_c
     assert "redis exited with status -9 (SIGKILL)" in (studio["var_dir"] / "logs" / "serve.log").read_text()
 
     client = Client()
-    client.force_login(make_user(username="watcher", role="researcher"))
+    client.force_login(make_user(username="watcher", role=Role.RESEARCHER))
     headers = {"Cookie": f"sessionid={client.cookies['sessionid'].value}", "Origin": base}
     with connect(f"ws://127.0.0.1:{studio['port']}/ws/dashboard/", additional_headers=headers, open_timeout=30) as ws:
         assert 'id="counters"' in ws.recv(timeout=30)
