@@ -37,7 +37,9 @@ def runtime_write(var_dir: Path, data: dict) -> None:
     """Replace the runtime file in one rename, so a reader never sees half of it."""
     path = Path(var_dir) / RUNTIME_FILE
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+    # Owner only: an external REDIS_URL may carry a password.
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        json.dump(data, file, indent=1, sort_keys=True)
     os.replace(partial, path)
 
 

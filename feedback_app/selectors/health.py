@@ -61,9 +61,10 @@ def studio_readiness() -> dict:
         }
         for queue, beat in beats.items()
     }
-    report = {"database": {"ok": database_ok()}, "redis": {"ok": redis_ok}, "queues": report_queues}
+    database = database_ok()
+    report = {"ok": database and redis_ok and all(q["ok"] for q in report_queues.values()), "database": {"ok": database},
+              "redis": {"ok": redis_ok}, "queues": report_queues}
     processes = studio_processes()
     if processes is not None:
         report["processes"] = processes
-    report["ok"] = report["database"]["ok"] and redis_ok and all(q["ok"] for q in report_queues.values())
     return report

@@ -19,6 +19,7 @@ def test_runtime_file_round_trip(tmp_path):
     assert runtime_read(tmp_path) is None and runtime_redis_url(tmp_path) is None
     runtime_write(tmp_path, {"pid": 1, "redis_url": "redis://127.0.0.1:7001/0"})
     assert runtime_read(tmp_path) == {"pid": 1, "redis_url": "redis://127.0.0.1:7001/0"}
+    assert (tmp_path / "studio.json").stat().st_mode & 0o077 == 0  # may hold a Redis password
     assert runtime_redis_url(tmp_path) == "redis://127.0.0.1:7001/0"
     (tmp_path / "studio.json").write_text("{not json")
     assert runtime_read(tmp_path) is None
