@@ -149,7 +149,8 @@ class Command(BaseCommand):
                 supervisor.start()
             except ChildFailedToStart as exc:
                 raise CommandError(str(exc)) from None
-            self.stdout.write(self.style.SUCCESS(f"Feedback studio is running on http://{host}:{port}/  (Ctrl-C stops everything; logs in {var_dir / 'logs'})"))
+            self.stdout.write(self.style.SUCCESS(f"Feedback studio is running on http://{host}:{port}/  (Ctrl-C stops everything)"))
+            self.stdout.write(f"Logs of every process in {var_dir / 'logs'}")
             if redis_port:
                 self.stdout.write(f"Embedded Redis on 127.0.0.1:{redis_port} (data in {var_dir / 'redis'})")
             supervisor.run(lambda: stopping)
