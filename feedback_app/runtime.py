@@ -33,6 +33,22 @@ def runtime_read(var_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def runtime_live(var_dir: Path) -> dict | None:
+    """Return the runtime file if the studio that wrote it still runs; a supervisor that was killed
+    (SIGKILL, a crash of the machine) leaves its file behind."""
+    data = runtime_read(var_dir)
+    pid = (data or {}).get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, under another user
+    return data
+
+
 def runtime_write(var_dir: Path, data: dict) -> None:
     """Replace the runtime file in one rename, so a reader never sees half of it."""
     path = Path(var_dir) / RUNTIME_FILE
@@ -50,7 +66,7 @@ def runtime_remove(var_dir: Path) -> None:
 
 def runtime_redis_url(var_dir: Path) -> str | None:
     """Return the Redis URL the running studio uses, if it wrote one."""
-    url = (runtime_read(var_dir) or {}).get("redis_url")
+    url = (runtime_live(var_dir) or {}).get("redis_url")
     return url if isinstance(url, str) and url else None
 
 

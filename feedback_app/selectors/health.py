@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from feedback_app.runtime import runtime_read
+from feedback_app.runtime import runtime_live
 from feedback_app.services.health import HEARTBEAT_KEY
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def queue_heartbeats(queues: list[str]) -> tuple[bool, dict[str, float | None]]:
 
 def studio_processes() -> dict[str, dict] | None:
     """Return what the supervisor (`serve`) recorded about its children, or None when it runs none."""
-    processes = (runtime_read(settings.VAR_DIR) or {}).get("processes")
+    processes = (runtime_live(settings.VAR_DIR) or {}).get("processes")
     if not isinstance(processes, dict):
         return None
     # No pids or command lines: the endpoints that show this are unauthenticated.

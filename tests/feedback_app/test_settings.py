@@ -23,16 +23,25 @@ def settings_of(env: dict[str, str]) -> list[str]:
 
 def test_commands_use_the_redis_the_running_studio_wrote(tmp_path):
     """With REDIS_URL unset, settings take the studio's Redis from VAR_DIR/studio.json, whatever port the shell exports."""
-    runtime_write(tmp_path, {"redis_url": "redis://127.0.0.1:7123/0"})
+    runtime_write(tmp_path, {"pid": os.getpid(), "redis_url": "redis://127.0.0.1:7123/0"})
     env = {"VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, "REDIS_URL": None, "EMBEDDED_REDIS_PORT": "6999"}
     assert settings_of(env) == ["redis://127.0.0.1:7123/0", str(tmp_path)]
+
+
+def test_a_dead_studio_s_runtime_file_is_ignored(tmp_path):
+    """A file left by a supervisor that was killed names a Redis nobody runs: settings fall back to EMBEDDED_REDIS_PORT."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runtime_write(tmp_path, {"pid": gone.pid, "redis_url": "redis://127.0.0.1:7123/0"})
+    env = {"VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, "REDIS_URL": None, "EMBEDDED_REDIS_PORT": "6999"}
+    assert settings_of(env)[0] == "redis://127.0.0.1:6999/0"
 
 
 def test_redis_url_in_the_environment_wins_and_without_a_studio_the_embedded_port_counts(tmp_path):
     """REDIS_URL beats the runtime file; with neither, EMBEDDED_REDIS_PORT names the embedded Redis."""
     env = {"VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, "REDIS_URL": None, "EMBEDDED_REDIS_PORT": "6999"}
     assert settings_of(env)[0] == "redis://127.0.0.1:6999/0"
-    runtime_write(tmp_path, {"redis_url": "redis://127.0.0.1:7123/0"})
+    runtime_write(tmp_path, {"pid": os.getpid(), "redis_url": "redis://127.0.0.1:7123/0"})
     assert settings_of({**env, "REDIS_URL": "redis://cache.internal:6379/2"})[0] == "redis://cache.internal:6379/2"
 
 

@@ -1,3 +1,4 @@
+import os
 import time
 
 import pytest
@@ -48,7 +49,7 @@ def test_redis_down_is_reported_not_raised(healthy):
 
 def test_supervised_processes_are_reported_without_pids(healthy, tmp_path):
     """What serve recorded about its children shows, less the pids."""
-    runtime_write(tmp_path, {"pid": 1, "processes": {"worker gpu": {"pid": 77, "running": True, "restarts": 2, "last_exit": -9,
+    runtime_write(tmp_path, {"pid": os.getpid(), "processes": {"worker gpu": {"pid": 77, "running": True, "restarts": 2, "last_exit": -9,
                                                                     "last_exit_at": "2026-01-01T00:00:00+00:00", "last_restart_at": "x"}}})
     processes = studio_readiness()["processes"]
     assert processes == {"worker gpu": {"running": True, "restarts": 2, "last_exit": -9, "last_exit_at": "2026-01-01T00:00:00+00:00",

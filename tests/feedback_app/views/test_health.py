@@ -1,3 +1,4 @@
+import os
 import time
 
 import pytest
@@ -41,7 +42,7 @@ def test_readyz_is_200_when_all_is_well_and_503_when_a_queue_is_silent(client, b
 @pytest.mark.django_db
 def test_dashboard_shows_queues_and_restarted_processes(make_user, beating, tmp_path):
     """Staff see each queue's worker and each supervised process with its restarts; raters do not."""
-    runtime_write(tmp_path, {"processes": {"worker gpu": {"pid": 5, "running": True, "restarts": 2, "last_exit": -9,
+    runtime_write(tmp_path, {"pid": os.getpid(), "processes": {"worker gpu": {"pid": 5, "running": True, "restarts": 2, "last_exit": -9,
                                                           "last_exit_at": "2026-12-02T01:00:00+00:00", "last_restart_at": None}}})
     queue_heartbeat_record(queues=["score"], at=time.time() - 3600)
     staff = Client()
