@@ -256,8 +256,9 @@ LOGGING = {
 # Under `serve`, each child's output also goes to VAR_DIR/logs/<child>.log, rotated at this size.
 LOG_MAX_BYTES = _env_int("LOG_MAX_BYTES", 10 * 1024 * 1024, 1024)
 LOG_BACKUPS = _env_int("LOG_BACKUPS", 5, 0)
-# `serve` gives its children this long to stop after SIGTERM before it kills them.
-SERVE_GRACE_SECONDS = _env_int("SERVE_GRACE_SECONDS", 20, 1)
+# `serve` gives its children this long to stop after SIGTERM before it kills them; at least 10 s,
+# since daphne itself waits up to 5 s for the websocket consumers it cancels.
+SERVE_GRACE_SECONDS = _env_int("SERVE_GRACE_SECONDS", 20, 10)
 # /readyz: the queues that need a worker, and how old a worker's last heartbeat may be.
 HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu"])
 HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
