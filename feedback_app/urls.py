@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from feedback_app.views import dashboard, home, labeling
+from feedback_app.views import dashboard, health, home, labeling
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -24,6 +24,9 @@ urlpatterns = [
     path("dashboard/review/", dashboard.review, name="dashboard-review"),
     path("dashboard/review/<int:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
     path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
+    path("dashboard/processes/", health.processes_panel, name="dashboard-processes"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", include("feedback_app.api.urls")),
 ]

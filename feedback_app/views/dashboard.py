@@ -55,7 +55,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "arena": board.arena_standings(samples=100)["versions"],
         "calibration": board.calibration_active(),
     }
-    context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "charts": charts, "section": "overview"}
+    context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "health_html": live.health_html(),
+               "charts": charts, "section": "overview"}
     return render(request, "feedback_app/dashboard/overview.html", context)
 
 

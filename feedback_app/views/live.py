@@ -24,6 +24,13 @@ def training_run_html(run=None) -> str:
     return render_to_string(f"{TEMPLATE}#training_run", {"run": run or training_run_current()})
 
 
+def health_html() -> str:
+    """Return the panel of queue heartbeats and supervised processes, as they are now."""
+    from feedback_app.selectors.health import studio_readiness
+
+    return render_to_string(f"{TEMPLATE}#health", {"health": studio_readiness()})
+
+
 def dashboard_state_html() -> str:
     """Return everything a dashboard shows live, for a client that just (re)connected."""
     return dashboard_counters_html() + training_run_html()

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-PR_SET_PDEATHSIG = 1
+from feedback_app.runtime import StudioAlreadyRunning, runtime_remove, runtime_write, studio_id, studio_lock
+from feedback_app.supervisor import Backoff, ChildFailedToStart, ChildSpec, Supervisor
+from feedback_app.supervisor import wait_for_port as _wait_for_port
 
-
-def _die_with_parent() -> None:
-    """Ask Linux to stop this child when the supervisor dies, however it dies."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+# Daphne cancels its open websocket consumers at SIGTERM and waits this long for them, well inside
+# the grace period, so a shutdown with connected clients ends without killing the web server.
+DAPHNE_APPLICATION_CLOSE_TIMEOUT = 5
 
 
 def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
@@ -58,21 +55,55 @@ def scratch_redis_start(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Return once something accepts connections on host:port; raise if it never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise CommandError(f"{process.args[0]} exited with status {process.returncode} before listening on {host}:{port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise CommandError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+    """Return once something accepts connections on host:port; raise CommandError if it never does."""
+    try:
+        _wait_for_port(host, port, timeout=timeout, process=process)
+    except ChildFailedToStart as exc:
+        raise CommandError(str(exc)) from None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Return whether something already listens on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: str, var_dir: Path, workers: bool,
+                    default_concurrency: int) -> list[ChildSpec]:
+    """Return the studio's processes in start order: Redis (when embedded), workers, beat, web."""
+    python = sys.executable
+    # Every child talks to this studio's Redis and VAR_DIR, whatever the shell exported.
+    common = {"REDIS_URL": redis_url, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+    children = []
+    if redis_port is not None:
+        data_dir = var_dir / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        children.append(ChildSpec("redis", redis_server_command(port=redis_port, data_dir=data_dir), listens=("127.0.0.1", redis_port),
+                                  listen_timeout=20, stop_last=True))
+    if workers:
+        # Celery's prefork children keep one persistent connection each; no pool there.
+        worker_env = {**common, "DB_POOL": "0"}
+        shared_cores = {**worker_env, "TORCH_THREADS": os.environ.get("TORCH_THREADS", "1")}
+        # Names unique per studio and stable across its restarts: a restarted worker fails the runs
+        # its predecessor of the same name left running, and never those of another studio.
+        suffix = studio_id(var_dir)
+        celery = [python, "-m", "celery", "-A", "feedback_app"]
+        for queue, concurrency, env in (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("score", 1, shared_cores)):
+            children.append(ChildSpec(f"worker {queue}", celery + ["worker", "-Q", queue, "-n", f"{queue}@%h.{suffix}",
+                                                                     "--concurrency", str(concurrency), "--loglevel", "INFO"], env))
+        children.append(ChildSpec("beat", celery + ["beat", "--schedule", str(var_dir / "celerybeat-schedule"), "--loglevel", "WARNING"], worker_env))
+    children.append(ChildSpec("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers",
+                                      "--application-close-timeout", str(DAPHNE_APPLICATION_CLOSE_TIMEOUT), "feedback_app.asgi:application"],
+                              common, listens=(host, port)))
+    return children
 
 
 class Command(BaseCommand):
-    help = "Start the web server (ASGI), the Celery workers and beat, and an embedded Redis when REDIS_URL is unset. Ctrl-C stops them all."
+    help = ("Start the web server (ASGI), the Celery workers and beat, and an embedded Redis when REDIS_URL is unset; "
+            "restart any of them that crashes. Ctrl-C stops them all.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -81,7 +112,34 @@ class Command(BaseCommand):
         parser.add_argument("--default-concurrency", type=int, default=2, help="Processes of the worker on the 'default' queue.")
 
     def handle(self, *args, host: str, port: int, no_workers: bool, default_concurrency: int, **options):
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        var_dir = settings.VAR_DIR
+        try:
+            lock = studio_lock(var_dir)
+        except StudioAlreadyRunning as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            self._serve(var_dir=var_dir, host=host, port=port, workers=not no_workers, default_concurrency=default_concurrency)
+        finally:
+            runtime_remove(var_dir)
+            os.close(lock)
+
+    def _serve(self, *, var_dir: Path, host: str, port: int, workers: bool, default_concurrency: int) -> None:
+        # Holding the lock, any runtime file left here is a dead studio's: the URL comes from the environment.
+        redis_port = settings.EMBEDDED_REDIS_PORT if settings.REDIS_EMBEDDED else None
+        redis_url = f"redis://127.0.0.1:{redis_port}/0" if redis_port else settings.REDIS_URL
+        busy = [(h, p, name) for h, p, name in ((host, port, "PORT"), ("127.0.0.1", redis_port, "EMBEDDED_REDIS_PORT")) if p and port_in_use(h, p)]
+        if busy:
+            raise CommandError("; ".join(f"{h}:{p} is in use already (another studio?); choose another with {name}" for h, p, name in busy))
+        runtime = {"pid": os.getpid(), "host": host, "port": port, "redis_url": redis_url, "studio_id": studio_id(var_dir),
+                   "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        runtime_write(var_dir, runtime)
+        supervisor = Supervisor(
+            studio_children(host=host, port=port, redis_port=redis_port, redis_url=redis_url, var_dir=var_dir, workers=workers,
+                            default_concurrency=default_concurrency),
+            log_dir=var_dir / "logs", log_max_bytes=settings.LOG_MAX_BYTES, log_backups=settings.LOG_BACKUPS,
+            grace=settings.SERVE_GRACE_SECONDS, backoff=Backoff(), console=self.stdout._out,
+            on_change=lambda processes: runtime_write(var_dir, {**runtime, "processes": processes}),
+        )
         stopping = False
 
         def stop(signum, frame):
@@ -91,62 +149,14 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            self._start_all(host=host, port=port, no_workers=no_workers, default_concurrency=default_concurrency)
+            try:
+                supervisor.start()
+            except ChildFailedToStart as exc:
+                raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(f"Feedback studio is running on http://{host}:{port}/  (Ctrl-C stops everything)"))
-            while not stopping:
-                for name, process in self.children:
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {process.returncode}; stopping the rest.")
-                        stopping = True
-                        break
-                time.sleep(0.5)
+            self.stdout.write(f"Logs of every process in {var_dir / 'logs'}")
+            if redis_port:
+                self.stdout.write(f"Embedded Redis on 127.0.0.1:{redis_port} (data in {var_dir / 'redis'})")
+            supervisor.run(lambda: stopping)
         finally:
-            self._stop_all()
-
-    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent, env={**os.environ, **(env or {})})
-        self.children.append((name, process))
-        return process
-
-    def _start_all(self, *, host: str, port: int, no_workers: bool, default_concurrency: int) -> None:
-        python = sys.executable
-        if settings.REDIS_EMBEDDED:
-            from urllib.parse import urlparse
-
-            redis_port = urlparse(settings.REDIS_URL).port or 6379
-            data_dir = settings.VAR_DIR / "redis"
-            data_dir.mkdir(parents=True, exist_ok=True)
-            process = self._spawn("redis", redis_server_command(port=redis_port, data_dir=data_dir))
-            wait_for_port("127.0.0.1", redis_port, timeout=20, process=process)
-            self.stdout.write(f"Embedded Redis on 127.0.0.1:{redis_port} (data in {data_dir})")
-        if not no_workers:
-            # Celery's prefork children keep one persistent connection each; no pool there.
-            worker_env = {"DB_POOL": "0"}
-            beat_schedule = settings.VAR_DIR / "celerybeat-schedule"
-            shared_cores = {**worker_env, "TORCH_THREADS": os.environ.get("TORCH_THREADS", "1")}
-            self._spawn("worker default", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "default", "-n", "default@%h",
-                                           "--concurrency", str(default_concurrency), "--loglevel", "INFO"], shared_cores)
-            self._spawn("worker gpu", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu@%h",
-                                       "--concurrency", "1", "--loglevel", "INFO"], worker_env)
-            self._spawn("worker score", [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "score", "-n", "score@%h",
-                                         "--concurrency", "1", "--loglevel", "INFO"], shared_cores)
-            self._spawn("beat", [python, "-m", "celery", "-A", "feedback_app", "beat", "--schedule", str(beat_schedule), "--loglevel", "WARNING"], worker_env)
-        web = self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers", "feedback_app.asgi:application"])
-        wait_for_port(host, port, timeout=60, process=web)
-
-    def _stop_all(self) -> None:
-        # Everything but Redis at once (web, workers, beat), then Redis, which they need to finish cleanly.
-        others = [(n, p) for n, p in self.children if n != "redis"]
-        redis = [(n, p) for n, p in self.children if n == "redis"]
-        for group in (others, redis):
-            for _, process in group:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            for name, process in group:
-                while process.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if process.poll() is None:
-                    self.stderr.write(f"{name} did not stop in 20 s; killing it.")
-                    process.kill()
-                    process.wait()
+            supervisor.stop()
