@@ -88,3 +88,11 @@ def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
 
     training_runs_fail_orphaned(worker=sender.hostname)
     checkpoints_remove_abandoned()
+
+
+@shared_task(acks_late=True)
+def import_job_execute(job_id: int) -> None:
+    """Import one uploaded file in chunks; a redelivered message does nothing (the job is claimed)."""
+    from feedback_app.services.import_jobs import import_job_execute
+
+    import_job_execute(job_id=job_id)
