@@ -260,7 +260,11 @@ IMPORT_MAX_RESPONSES = _env_int("IMPORT_MAX_RESPONSES", 16, 2)
 IMPORT_MAX_ERRORS_SHOWN = 50
 # Uploaded files wait here for their background import job; each is removed when its job ends.
 IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
-IMPORT_CHUNK_ROWS = _env_int("IMPORT_CHUNK_ROWS", 500, 1)
+# A background import writes this many records (a prompt, its responses, comparisons and tags:
+# ~5 rows each) per transaction, and pauses between chunks so that raters waiting for SQLite's
+# write lock get it (SQLite's busy handler retries every 100 ms at most; PostgreSQL needs no pause).
+IMPORT_CHUNK_RECORDS = _env_int("IMPORT_CHUNK_RECORDS", 100, 1)
+IMPORT_CHUNK_PAUSE_SECONDS = _env_float("IMPORT_CHUNK_PAUSE_SECONDS", 0.1)
 
 # The learning loop.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))

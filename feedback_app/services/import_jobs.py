@@ -1,10 +1,11 @@
 """Importing a file in the background: parse all of it, stage it in short chunks, publish it at once.
 
 A big import used to hold the write lock for as long as it took to write every row, and raters
-labelling meanwhile got "database is locked". Here each chunk of ``IMPORT_CHUNK_ROWS`` records is
-its own short transaction, written as an unpublished batch that raters, supply, stats and exports
-do not see (comparisons "staged", prompts under an unpublished batch); publishing flips them in
-one short transaction. A failure anywhere deletes what was staged, so nothing is half-published.
+labelling meanwhile got "database is locked". Here each chunk of ``IMPORT_CHUNK_RECORDS`` records
+is its own short transaction, with a pause (``IMPORT_CHUNK_PAUSE_SECONDS``) between chunks. The
+rows are written under an unpublished batch that raters, supply, stats and exports do not see
+(comparisons "staged", prompts of an unpublished batch); publishing flips them in one short
+transaction. A failure anywhere deletes what was staged, so nothing is half-published.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -121,7 +123,7 @@ def import_file(
 
 def _prompts_stage_and_publish(*, batch: ImportBatch, records: Sequence, required_labels: int | None, source: str, progress: Progress) -> None:
     counts = {"prompts": 0, "responses": 0, "comparisons": 0, "awaiting_generation": 0}
-    for chunk in _chunks(records):
+    for chunk in _paced(_chunks(records)):
         with transaction.atomic():
             written = prompt_rows_write(batch=batch, records=chunk, required_labels=required_labels, source=source,
                                         status=Comparison.Status.STAGED)
@@ -138,8 +140,9 @@ def _prompts_stage_and_publish(*, batch: ImportBatch, records: Sequence, require
 def _preferences_stage_and_publish(*, batch: ImportBatch, records: Sequence, sha256: str, filename: str, progress: Progress) -> None:
     chosen_first = chosen_first_draw(sha256=sha256, n=len(records))
     comparison_ids: list[int] = []
-    for start in range(0, len(records), settings.IMPORT_CHUNK_ROWS):
-        end = start + settings.IMPORT_CHUNK_ROWS
+    size = settings.IMPORT_CHUNK_RECORDS
+    for start in _paced(range(0, len(records), size)):
+        end = start + size
         with transaction.atomic():
             staged = preference_pairs_write(batch=batch, records=records[start:end], chosen_first=chosen_first[start:end],
                                             filename=filename, staged=True)
@@ -173,8 +176,16 @@ def staged_remove(*, batch_id: int) -> None:
 
 
 def _chunks(items: Sequence) -> list[Sequence]:
-    size = settings.IMPORT_CHUNK_ROWS
+    size = settings.IMPORT_CHUNK_RECORDS
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _paced(items: Sequence) -> Iterator:
+    """Yield the items, pausing between them, so others waiting for the write lock get a turn."""
+    for i, item in enumerate(items):
+        if i and settings.IMPORT_CHUNK_PAUSE_SECONDS:
+            time.sleep(settings.IMPORT_CHUNK_PAUSE_SECONDS)
+        yield item
 
 
 def _job_progress(job_id: int, status: str, progress: dict) -> None:

@@ -20,7 +20,8 @@ HH_TEST = Path(__file__).resolve().parents[3] / "../shared/data/hh-rlhf/harmless
 
 @pytest.fixture(autouse=True)
 def small_chunks(settings, tmp_path):
-    settings.IMPORT_CHUNK_ROWS = 2
+    settings.IMPORT_CHUNK_RECORDS = 2
+    settings.IMPORT_CHUNK_PAUSE_SECONDS = 0
     settings.IMPORT_DIR = tmp_path / "imports"
 
 
