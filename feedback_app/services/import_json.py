@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = 32  # containers inside containers, the outermost counted
 _INT64 = (-(2**63), 2**63 - 1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -35,7 +35,7 @@ def strict_json_loads(text: str, *, field_name: str = "") -> Any:
         value = json.loads(text, parse_constant=_NotANumber)
     except RecursionError:  # the C scanner's own limit, far past MAX_JSON_DEPTH
         raise UnsafeJson(field_name, f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    _check_json(value, field_name)
+    check_json_value(value, field_name)
     return value
 
 
@@ -43,12 +43,13 @@ class _NotANumber(str):
     """What the parser returns for NaN/Infinity, so the check below can name the field."""
 
 
-def _check_json(value: Any, field_name: str) -> None:
+def check_json_value(value: Any, field_name: str) -> None:
+    """Raise UnsafeJson for a value inside ``value`` (already parsed) that the studio refuses."""
     # Iterative, so a deep value cannot raise RecursionError here either.
-    stack = [(value, field_name, 0)]
+    stack = [(value, field_name, 1)]  # depth: how many containers hold the item, itself included
     while stack:
         item, where, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
+        if depth > MAX_JSON_DEPTH and isinstance(item, (dict, list)):
             top = re.split(r"[.\[]", where, maxsplit=1)[0]  # the full path would be as deep as the value
             raise UnsafeJson(top, f"nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, _NotANumber):

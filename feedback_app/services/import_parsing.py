@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 from django.conf import settings
 from django.utils.text import slugify
 
-from feedback_app.services.import_json import MAX_JSON_DEPTH, UnsafeJson, no_surrogates, strict_json_loads
+from feedback_app.services.import_json import UnsafeJson, check_json_value, no_surrogates, strict_json_loads
 
 PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
 PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
@@ -335,7 +335,10 @@ def _checked_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
         raise _Invalid(name, f"{len(value):,} characters, over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,}")
     if "\x00" in value:
         raise _Invalid(name, "contains a NUL character")
-    return value
+    try:
+        return no_surrogates(value, name)  # items posted to the API were parsed elsewhere
+    except UnsafeJson as problem:
+        raise _Invalid(problem.field, problem.message) from None
 
 
 def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]:
@@ -362,6 +365,10 @@ def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]
 def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid("metadata", f"expected an object, got {_type_name(value)}")
+    try:
+        check_json_value(value, "metadata")  # again for items posted to the API, parsed elsewhere
+    except UnsafeJson as problem:
+        raise _Invalid(problem.field, problem.message) from None
     if len(json.dumps(value)) > settings.IMPORT_MAX_TEXT_CHARS:
         raise _Invalid("metadata", f"over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,} characters as JSON")
     return value

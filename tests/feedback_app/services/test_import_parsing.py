@@ -190,3 +190,15 @@ def test_skipping_still_fails_a_file_with_nothing_valid():
         parse_preferences(jsonl({"prompt": "p", "chosen": "a", "rejected": "a"}), filename="x.jsonl",
                           split_hh=training_bridge.split_hh_dialogue, skipped=[])
     assert [str(e) for e in info.value.errors] == ["line 1, field 'rejected': the same text as chosen"]
+
+
+def test_items_posted_to_the_api_get_the_same_checks():
+    """The API parses its own JSON, so texts and metadata are checked again here."""
+    with pytest.raises(ImportValidationError) as info:
+        parse_prompt_items([{"prompt": "ok", "responses": ["a", "b\udc80"]}, {"prompt": "p", "metadata": {"n": 2**64}},
+                            {"prompt": "q", "metadata": {"x": float("nan")}}])
+    assert [str(e) for e in info.value.errors] == [
+        "item 1, field 'responses[1]': contains a lone UTF-16 surrogate (U+DC80 at character 2)",
+        "item 2, field 'metadata.n': an integer past the 64-bit range (-2^63 .. 2^63-1)",
+        "item 3, field 'metadata.x': a number too large to store",
+    ]
