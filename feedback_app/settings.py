@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE = {
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
+    "import-jobs-reap": {"task": "feedback_app.tasks.import_jobs_reap", "schedule": 300.0},
 }
 
 CHANNEL_LAYERS = {
@@ -265,6 +266,7 @@ IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
 # write lock get it (SQLite's busy handler retries every 100 ms at most; PostgreSQL needs no pause).
 IMPORT_CHUNK_RECORDS = _env_int("IMPORT_CHUNK_RECORDS", 100, 1)
 IMPORT_CHUNK_PAUSE_SECONDS = _env_float("IMPORT_CHUNK_PAUSE_SECONDS", 0.1)
+IMPORT_STALE_SECONDS = _env_int("IMPORT_STALE_SECONDS", 600, 30)  # a running import silent this long is failed
 
 # The learning loop.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))

@@ -96,3 +96,11 @@ def import_job_execute(job_id: int) -> None:
     from feedback_app.services.import_jobs import import_job_execute
 
     import_job_execute(job_id=job_id)
+
+
+@shared_task
+def import_jobs_reap() -> int:
+    """Fail imports whose worker died, re-send lost ones, and remove what abandoned imports staged."""
+    from feedback_app.services.import_jobs import import_jobs_reap
+
+    return import_jobs_reap()

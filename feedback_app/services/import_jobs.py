@@ -16,9 +16,12 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
@@ -60,8 +63,9 @@ def import_job_create(
 
 def import_job_execute(*, job_id: int) -> None:
     """Run one queued import job to done or failed; a redelivered message, or a missing job, does nothing."""
+    now = timezone.now()
     if not ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.PARSING, started_at=timezone.now()
+        status=ImportJob.Status.PARSING, started_at=now, heartbeat_at=now
     ):
         return
     job = ImportJob.objects.get(pk=job_id)
@@ -162,6 +166,29 @@ def _batch_publish(*, batch: ImportBatch, counts: dict[str, int]) -> None:
     batch.save(update_fields=["published", "counts"])
 
 
+def import_jobs_reap(*, now: datetime | None = None) -> int:
+    """Fail jobs whose worker went silent, re-send ones still queued, remove abandoned staging; return jobs failed.
+
+    A job claimed by a worker that died stays "staging" forever otherwise, and its staged rows,
+    unseen but kept, with it. Re-sending a queued job is harmless: a worker claims it once.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    running = (ImportJob.Status.PARSING, ImportJob.Status.STAGING, ImportJob.Status.PUBLISHING)
+    stale = list(ImportJob.objects.filter(status__in=running, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    for job_id in stale:
+        _job_finish(job_id, status=ImportJob.Status.FAILED, error_total=1,
+                    errors=["the worker importing this file stopped (it died or was restarted); nothing was imported: upload the file again"])
+        (Path(settings.IMPORT_DIR) / str(job_id)).unlink(missing_ok=True)
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
+        events.import_job_queued(job_id=job_id)
+    abandoned = (ImportBatch.objects.filter(published=False, created_at__lt=cutoff).annotate(last=Max("prompts__created_at"))
+                 .filter(Q(last__isnull=True) | Q(last__lt=cutoff)).values_list("pk", flat=True))
+    for batch_id in list(abandoned):
+        staged_remove(batch_id=batch_id)
+    return len(stale)
+
+
 def staged_remove(*, batch_id: int) -> None:
     """Delete what an unpublished import staged, a chunk per transaction, then its batch; a published one stays."""
     if not ImportBatch.objects.filter(pk=batch_id, published=False).exists():
@@ -189,7 +216,7 @@ def _paced(items: Sequence) -> Iterator:
 
 
 def _job_progress(job_id: int, status: str, progress: dict) -> None:
-    ImportJob.objects.filter(pk=job_id).update(status=status, progress=progress)
+    ImportJob.objects.filter(pk=job_id).update(status=status, progress=progress, heartbeat_at=timezone.now())
 
 
 def _job_finish(job_id: int, *, status: str, errors: list[str] = (), error_total: int = 0, skipped: list[str] = (),

@@ -176,3 +176,34 @@ def test_duplicate_check_still_applies():
     import_file(kind="prompts", data=prompts(1), filename="p.jsonl")
     with pytest.raises(DuplicateImport):
         import_file(kind="prompts", data=prompts(1), filename="again.jsonl")
+
+
+def test_reap_fails_silent_jobs_resends_lost_ones_and_removes_abandoned_staging(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.services.import_jobs import import_jobs_reap
+    from feedback_app.services.import_parsing import parse_prompts
+    from feedback_app.services.imports import batch_create, prompt_rows_write
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    dead = import_job_create(kind="prompts", data=prompts(2), filename="dead.jsonl")
+    ImportJob.objects.filter(pk=dead.pk).update(status=ImportJob.Status.STAGING, heartbeat_at=long_ago)
+    alive = import_job_create(kind="prompts", data=prompts(2), filename="alive.jsonl")
+    ImportJob.objects.filter(pk=alive.pk).update(status=ImportJob.Status.STAGING, heartbeat_at=timezone.now())
+    lost = import_job_create(kind="prompts", data=prompts(3), filename="lost.jsonl")
+    ImportJob.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    batch = batch_create(kind="prompts", filename="dead.jsonl", sha256="x", user=None, allow_duplicate=False, published=False)
+    prompt_rows_write(batch=batch, records=parse_prompts(prompts(2), filename="dead.jsonl"), required_labels=None, source="s",
+                      status=Comparison.Status.STAGED)
+    ImportBatch.objects.filter(pk=batch.pk).update(created_at=long_ago)
+    Prompt.objects.filter(import_batch=batch).update(created_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_jobs_reap() == 1
+    statuses = dict(ImportJob.objects.values_list("filename", "status"))
+    assert statuses == {"dead.jsonl": "failed", "alive.jsonl": "staging", "lost.jsonl": "done"}
+    assert not ImportBatch.objects.filter(pk=batch.pk).exists() and not Comparison.objects.filter(status=Comparison.Status.STAGED).exists()
+    assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 3  # the lost job, re-sent, ran
+    assert not dead.path.exists() and alive.path.exists()
