@@ -81,7 +81,7 @@ def prompt_rows_write(
     """
     required = required_labels or settings.LABELS_PER_COMPARISON
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source, import_batch=batch) for r in records]
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source[:64], import_batch=batch) for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
     responses = Response.objects.bulk_create(
@@ -141,7 +141,8 @@ def preference_pairs_write(
     Call inside a transaction.
     """
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}", import_batch=batch) for r in records]
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}"[:64], import_batch=batch)
+         for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
     responses = Response.objects.bulk_create(

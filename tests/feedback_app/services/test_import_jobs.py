@@ -207,3 +207,10 @@ def test_reap_fails_silent_jobs_resends_lost_ones_and_removes_abandoned_staging(
     assert not ImportBatch.objects.filter(pk=batch.pk).exists() and not Comparison.objects.filter(status=Comparison.Status.STAGED).exists()
     assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 3  # the lost job, re-sent, ran
     assert not dead.path.exists() and alive.path.exists()
+
+
+def test_a_long_file_name_still_fits_the_source_column():
+    name = "a-very-long-export-name-from-some-labelling-vendor-2026-12-01-final-v3.jsonl"
+    import_file(kind="prompts", data=prompts(1), filename=name)
+    import_file(kind="preferences", data=jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}), filename=name)
+    assert sorted(Prompt.objects.values_list("source", flat=True)) == [f"import:{name}"[:64], f"preferences:{name}"[:64]]
