@@ -7,18 +7,19 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from feedback_app import training_bridge
 from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
 from feedback_app.models import (
     Assignment,
     AuditEntry,
     Comparison,
     ImportBatch,
+    ImportJob,
     PolicyVersion,
     PreferenceLabel,
     Profile,
@@ -30,12 +31,12 @@ from feedback_app.models import (
     TrainingRun,
 )
 from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.imports import import_job_get
 from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
 from feedback_app.services.accounts import role_group_sync
-from feedback_app.services.training import VersionPruned, training_run_request, version_activate
-from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport, preferences_import, prompts_import
+from feedback_app.services.import_jobs import import_job_create
 from feedback_app.services.retention import model_store_prune
+from feedback_app.services.training import VersionPruned, training_run_request, version_activate
 from feedback_app.views.streaming import streaming_download
 
 User = get_user_model()
@@ -75,6 +76,7 @@ class ImportForm(forms.Form):
     file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8.")
     required_labels = forms.IntegerField(min_value=1, required=False, help_text="Labels each new comparison needs (prompts only).")
     allow_duplicate = forms.BooleanField(required=False, help_text="Import a file whose content was imported before.")
+    skip_invalid = forms.BooleanField(required=False, help_text="Import the valid rows and list every skipped one with its reason.")
 
 
 class ExportForm(forms.Form):
@@ -110,35 +112,33 @@ class PromptAdmin(admin.ModelAdmin):
         return prompt.responses.count()
 
     def get_urls(self):
-        return [path("import/", self.admin_site.admin_view(self.import_view), name="feedback_app_prompt_import"), *super().get_urls()]
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="feedback_app_prompt_import"),
+                path("import/<int:job_id>/", self.admin_site.admin_view(self.import_job_view), name="feedback_app_prompt_import_job"),
+                *super().get_urls()]
 
     def import_view(self, request):
+        """Keep the upload and queue its import; the job page follows it."""
         if not user_has_role(user=request.user, roles=(Role.ADMIN,)):
             raise PermissionDenied("only admins import")
         form = ImportForm(request.POST or None, request.FILES or None)
-        errors = []
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            data = upload.read()
-            try:
-                if form.cleaned_data["kind"] == "prompts":
-                    batch = prompts_import(data=data, filename=upload.name, user=request.user, required_labels=form.cleaned_data["required_labels"],
-                                           allow_duplicate=form.cleaned_data["allow_duplicate"])
-                else:
-                    batch = preferences_import(data=data, filename=upload.name, user=request.user, split_hh=training_bridge.split_hh_dialogue,
-                                               allow_duplicate=form.cleaned_data["allow_duplicate"])
-            except ImportValidationError as exc:
-                errors = [str(e) for e in exc.errors]
-                messages.error(request, f"{upload.name}: {exc.total} problem(s); nothing was imported.")
-            except DuplicateImport as exc:
-                messages.error(request, str(exc))
-            else:
-                summary = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in batch.counts.items())
-                messages.success(request, f"Imported {upload.name}: {summary}.")
-                return redirect("admin:feedback_app_importbatch_change", batch.pk)
-        context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "errors": errors,
-                   "opts": self.model._meta}
+            data = form.cleaned_data
+            job = import_job_create(kind=data["kind"], data=data["file"].read(), filename=data["file"].name, user=request.user,
+                                    required_labels=data["required_labels"], allow_duplicate=data["allow_duplicate"],
+                                    skip_invalid=data["skip_invalid"])
+            return redirect("admin:feedback_app_prompt_import_job", job.pk)
+        context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/feedback_app/import.html", context)
+
+    def import_job_view(self, request, job_id: int):
+        """Show how far an import job got, and its errors or result; the page reloads itself until it ends."""
+        if not user_has_role(user=request.user, roles=(Role.ADMIN,)):
+            raise PermissionDenied("only admins import")
+        job = import_job_get(job_id=job_id)
+        if job is None:
+            raise Http404(f"no import job {job_id}")
+        context = {**self.admin_site.each_context(request), "title": f"Import of {job.filename}", "job": job, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/feedback_app/import_job.html", context)
 
 
 @admin.register(Response)
@@ -217,7 +217,19 @@ class ImportBatchAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "filename", "created_by", "created_at", "counts"]
     list_filter = ["kind", "created_at"]
     search_fields = ["filename", "sha256"]
-    readonly_fields = ["kind", "filename", "sha256", "created_by", "created_at", "counts"]
+    readonly_fields = ["kind", "filename", "sha256", "created_by", "created_at", "counts", "published"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "filename", "status", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["kind", "status", "created_at"]
+    search_fields = ["filename"]
+    readonly_fields = ["kind", "filename", "options", "status", "progress", "errors", "error_total", "skipped", "import_batch",
+                       "created_by", "created_at", "started_at", "finished_at"]
+
+    def has_add_permission(self, request):
+        return False  # jobs come from the import page
 
 
 @admin.register(AuditEntry)

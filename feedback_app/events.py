@@ -149,3 +149,10 @@ def comparisons_supplied(*, count: int) -> None:
         broadcast("raters", "queue.changed", live.queue_notice_html())
 
     transaction.on_commit(announce)
+
+
+def import_job_queued(*, job_id: int) -> None:
+    """An uploaded file waits to be imported: a worker on the default queue takes it after commit."""
+    from feedback_app import tasks
+
+    transaction.on_commit(lambda: tasks.import_job_execute.delay(job_id))

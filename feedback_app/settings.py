@@ -197,6 +197,7 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},
+    "import-jobs-reap": {"task": "feedback_app.tasks.import_jobs_reap", "schedule": 300.0},
 }
 
 # channels-redis waits for messages with a blocking pop of 5 s; the Redis client's socket
@@ -303,6 +304,14 @@ STRENGTH_MARGINS = (1 / 3, 2 / 3, 1.0)
 IMPORT_MAX_TEXT_CHARS = _env_int("IMPORT_MAX_TEXT_CHARS", 20_000, 1)
 IMPORT_MAX_RESPONSES = _env_int("IMPORT_MAX_RESPONSES", 16, 2)
 IMPORT_MAX_ERRORS_SHOWN = 50
+# Uploaded files wait here for their background import job; each is removed when its job ends.
+IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
+# A background import writes this many records (a prompt, its responses, comparisons and tags:
+# ~5 rows each) per transaction, and pauses between chunks so that raters waiting for SQLite's
+# write lock get it (SQLite's busy handler retries every 100 ms at most; PostgreSQL needs no pause).
+IMPORT_CHUNK_RECORDS = _env_int("IMPORT_CHUNK_RECORDS", 100, 1)
+IMPORT_CHUNK_PAUSE_SECONDS = _env_float("IMPORT_CHUNK_PAUSE_SECONDS", 0.1)
+IMPORT_STALE_SECONDS = _env_int("IMPORT_STALE_SECONDS", 600, 30)  # a running import silent this long is failed
 
 # The learning loop.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))

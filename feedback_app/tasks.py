@@ -99,3 +99,19 @@ def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
 
     training_runs_fail_orphaned(worker=sender.hostname)
     checkpoints_remove_abandoned()
+
+
+@shared_task(acks_late=True)
+def import_job_execute(job_id: int) -> None:
+    """Import one uploaded file in chunks; a redelivered message does nothing (the job is claimed)."""
+    from feedback_app.services.import_jobs import import_job_execute
+
+    import_job_execute(job_id=job_id)
+
+
+@shared_task
+def import_jobs_reap() -> int:
+    """Fail imports whose worker died, re-send lost ones, and remove what abandoned imports staged."""
+    from feedback_app.services.import_jobs import import_jobs_reap
+
+    return import_jobs_reap()

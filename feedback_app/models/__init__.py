@@ -3,6 +3,7 @@
 from feedback_app.models.accounts import ApiToken, Profile, Role
 from feedback_app.models.audit import AuditEntry, StudioSettings
 from feedback_app.models.comparisons import Assignment, Comparison
+from feedback_app.models.imports import ImportJob
 from feedback_app.models.labels import PreferenceLabel, Winner
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
 from feedback_app.models.training import PolicyVersion, RewardModelVersion, TrainingRun, VersionStatus
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEntry",
     "Comparison",
     "ImportBatch",
+    "ImportJob",
     "PolicyVersion",
     "PreferenceLabel",
     "Profile",

@@ -12,6 +12,8 @@ class Comparison(models.Model):
         OPEN = "open", "Open"
         COMPLETE = "complete", "Complete"
         RETIRED = "retired", "Retired"
+        # Written by an import that has not published yet: no lease, supply, stat or export sees it.
+        STAGED = "staged", "Staged (import in progress)"
 
     class Kind(models.TextChoices):
         STANDARD = "standard", "Standard"

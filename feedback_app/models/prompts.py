@@ -27,6 +27,9 @@ class ImportBatch(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     counts = models.JSONField(default=dict, blank=True)
+    # A background import stages its rows under an unpublished batch (its comparisons "staged",
+    # its prompts left out of supply) and publishes them all in one short transaction.
+    published = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -28,6 +28,7 @@ def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> Quer
     per_prompt = Comparison.objects.filter(prompt=OuterRef("pk"))
     return (
         Prompt.objects.exclude(Exists(per_prompt.filter(status=Comparison.Status.OPEN)))
+        .exclude(import_batch__published=False)  # an import still staging
         .filter(Q(generation_lease_until__isnull=True) | Q(generation_lease_until__lt=now))
         .annotate(from_policy=count(per_prompt.filter(policy_version=policy)), served=count(per_prompt))
         .filter(from_policy__lt=settings.SUPPLY_PER_PROMPT_PER_POLICY)

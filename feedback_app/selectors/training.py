@@ -58,7 +58,7 @@ def verdicts() -> dict[int, str]:
 def prompts_held_out(*, limit: int) -> list[Prompt]:
     """Return up to ``limit`` prompts of the fixed held-out split, on which policies are compared."""
     chosen = []
-    for pk in Prompt.objects.order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000):
+    for pk in Prompt.objects.exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000):
         if training_bridge.is_held_out(f"prompt-{pk}", HELD_OUT_FRACTION):
             chosen.append(pk)
             if len(chosen) >= limit:

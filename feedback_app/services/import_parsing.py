@@ -11,7 +11,10 @@ Two file kinds, each as JSON Lines or CSV:
   messages), or Anthropic HH's ``{"chosen", "rejected"}`` whole dialogues whose shared prefix
   is the prompt.
 
-Every problem is reported with its line and field; a file with any problem imports nothing.
+Every problem is reported with its line and field; a file with any problem imports nothing,
+unless the caller asks to skip invalid rows (then each skipped row is listed with its reason).
+JSON is read strictly: NaN/Infinity, numbers that overflow, integers past 64 bits, lone UTF-16
+surrogates and nesting deeper than ``MAX_JSON_DEPTH`` (see import_json) are problems, not values.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.utils.text import slugify
+
+from feedback_app.services.import_json import UnsafeJson, check_json_value, no_surrogates, strict_json_loads
 
 PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
 PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
@@ -82,9 +88,12 @@ class _Invalid(Exception):
         self.message = message
 
 
-def parse_prompts(data: bytes, *, filename: str) -> list[PromptRecord]:
-    """Return the prompt records of an import file, or raise ImportValidationError."""
-    return _parse(_file_rows(data, filename), keys=PROMPT_KEYS, build=_prompt_record)
+def parse_prompts(data: bytes, *, filename: str, skipped: list[LineError] | None = None) -> list[PromptRecord]:
+    """Return the prompt records of an import file, or raise ImportValidationError.
+
+    With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
+    """
+    return _parse(_file_rows(data, filename), keys=PROMPT_KEYS, build=_prompt_record, skipped=skipped)
 
 
 def parse_prompt_items(items: list) -> list[PromptRecord]:
@@ -92,19 +101,26 @@ def parse_prompt_items(items: list) -> list[PromptRecord]:
     return _parse(enumerate(items, start=1), keys=PROMPT_KEYS, build=_prompt_record, unit="item")
 
 
-def parse_preferences(data: bytes, *, filename: str, split_hh: Callable[[str, str], tuple[str, str, str]]) -> list[PreferenceRecord]:
+def parse_preferences(
+    data: bytes, *, filename: str, split_hh: Callable[[str, str], tuple[str, str, str]], skipped: list[LineError] | None = None
+) -> list[PreferenceRecord]:
     """Return the labelled pairs of an import file, or raise ImportValidationError.
 
-    ``split_hh(chosen, rejected)`` splits two HH dialogues into (prompt, chosen, rejected).
+    ``split_hh(chosen, rejected)`` splits two HH dialogues into (prompt, chosen, rejected). With a
+    ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
     """
-    return _parse(_file_rows(data, filename), keys=PREFERENCE_KEYS, build=lambda line, row: _preference_record(line, row, split_hh))
+    return _parse(_file_rows(data, filename), keys=PREFERENCE_KEYS, build=lambda line, row: _preference_record(line, row, split_hh),
+                  skipped=skipped)
 
 
 def _file_rows(data: bytes, filename: str) -> Iterator[tuple[int, Any]]:
     return _csv_rows(data) if filename.lower().endswith(".csv") else _jsonl_rows(data)
 
 
-def _parse(rows: Iterable[tuple[int, Any]], *, keys: set[str], build: Callable[[int, dict], Any], unit: str = "line") -> list:
+def _parse(
+    rows: Iterable[tuple[int, Any]], *, keys: set[str], build: Callable[[int, dict], Any], unit: str = "line",
+    skipped: list[LineError] | None = None,
+) -> list:
     errors: list[LineError] = []
     total = 0
     records = []
@@ -120,12 +136,15 @@ def _parse(rows: Iterable[tuple[int, Any]], *, keys: set[str], build: Callable[[
             records.append(build(line, row))
         except _Invalid as problem:
             total += 1
+            error = LineError(line, problem.field, problem.message, unit)
+            if skipped is not None:
+                skipped.append(error)  # every one: the caller lists what was left out
             if len(errors) < settings.IMPORT_MAX_ERRORS_SHOWN:
-                errors.append(LineError(line, problem.field, problem.message, unit))
+                errors.append(error)
     if not records and not total:
         total = 1
         errors.append(LineError(0, "", "there are no records to import", unit))
-    if total:
+    if total and (skipped is None or not records):
         raise ImportValidationError(errors, total)
     return records
 
@@ -148,9 +167,11 @@ def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
+            yield number, strict_json_loads(text)
         except json.JSONDecodeError as exc:
             yield number, LineError(number, "", f"not valid JSON ({exc.msg} at column {exc.colno})")
+        except UnsafeJson as problem:
+            yield number, LineError(number, problem.field, problem.message)
 
 
 def _csv_rows(data: bytes) -> Iterator[tuple[int, Any]]:
@@ -179,20 +200,27 @@ def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict
     for key, value in row.items():
         if key in response_columns or value is None or value == "":
             continue
-        if key in ("context", "responses", "metadata"):
+        if key in ("context", "responses", "metadata") or (key == "tags" and value.lstrip().startswith("[")):
             try:
-                record[key] = json.loads(value)
+                record[key] = strict_json_loads(value, field_name=key)
             except json.JSONDecodeError as exc:
                 raise _Invalid(key, f"not valid JSON ({exc.msg})") from None
+            except UnsafeJson as problem:
+                raise _Invalid(problem.field, problem.message) from None
         elif key == "tags":
-            record[key] = json.loads(value) if value.lstrip().startswith("[") else [t.strip() for t in value.split(",") if t.strip()]
+            record[key] = [t.strip() for t in value.split(",") if t.strip()]
         elif key == "margin":
             try:
                 record[key] = float(value)
             except ValueError:
                 raise _Invalid(key, f"expected a number, got {value!r}") from None
+            if not math.isfinite(record[key]):
+                raise _Invalid(key, f"expected a finite number, got {value!r}")
         else:
-            record[key] = value
+            try:
+                record[key] = no_surrogates(value, key)
+            except UnsafeJson as problem:
+                raise _Invalid(problem.field, problem.message) from None
     if response_columns:
         if "responses" in record:
             raise _Invalid("responses", "give responses either as a JSON list or in response_N columns, not both")
@@ -253,9 +281,11 @@ def _preference_record(line: int, row: dict[str, Any], split_hh: Callable[[str, 
             if turns and turns[-1]["role"] == "user":
                 prompt, context = turns[-1]["content"], turns[:-1]
         context = _context(context) if context else context
-    chosen, rejected = _checked_text(chosen, "chosen").strip(), _checked_text(rejected, "rejected").strip()
+    # An empty reply is a reply: in harmless data saying nothing is sometimes what was preferred.
+    chosen = _checked_text(chosen, "chosen", allow_empty=True).strip()
+    rejected = _checked_text(rejected, "rejected", allow_empty=True).strip()
     if chosen == rejected:
-        raise _Invalid("rejected", "the same text as chosen")
+        raise _Invalid("rejected", "the same text as chosen" + (" (both are empty)" if not chosen else ""))
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))):
         raise _Invalid("margin", f"expected a number, got {_type_name(margin)}")
@@ -284,7 +314,7 @@ def _assistant_reply(value: Any, name: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) and value[0].get("role") == "assistant":
-        return _checked_text(value[0].get("content"), f"{name}[0].content")
+        return _checked_text(value[0].get("content"), f"{name}[0].content", allow_empty=True)
     raise _Invalid(name, "expected a string or a list with one assistant message")
 
 
@@ -305,7 +335,10 @@ def _checked_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
         raise _Invalid(name, f"{len(value):,} characters, over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,}")
     if "\x00" in value:
         raise _Invalid(name, "contains a NUL character")
-    return value
+    try:
+        return no_surrogates(value, name)  # items posted to the API were parsed elsewhere
+    except UnsafeJson as problem:
+        raise _Invalid(problem.field, problem.message) from None
 
 
 def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]:
@@ -332,6 +365,10 @@ def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]
 def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid("metadata", f"expected an object, got {_type_name(value)}")
+    try:
+        check_json_value(value, "metadata")  # again for items posted to the API, parsed elsewhere
+    except UnsafeJson as problem:
+        raise _Invalid(problem.field, problem.message) from None
     if len(json.dumps(value)) > settings.IMPORT_MAX_TEXT_CHARS:
         raise _Invalid("metadata", f"over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,} characters as JSON")
     return value

@@ -1,4 +1,7 @@
-"""Importing prompts, responses and already-labelled preferences; each file in one transaction."""
+"""Importing prompts, responses and already-labelled preferences; each file in one transaction.
+
+The row writers here are shared with import_jobs, which stages big files in chunks instead.
+"""
 
 from __future__ import annotations
 
@@ -60,10 +63,25 @@ def prompt_records_import(
     allow_duplicate: bool = False,
 ) -> ImportBatch:
     """Write validated prompt records, their responses and the comparisons between them."""
-    batch = _batch_create(kind=ImportBatch.Kind.PROMPTS, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    batch = batch_create(kind=ImportBatch.Kind.PROMPTS, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    batch.counts = prompt_rows_write(batch=batch, records=records, required_labels=required_labels, source=source,
+                                     status=Comparison.Status.OPEN)
+    if batch.counts["comparisons"]:
+        events.comparisons_supplied(count=batch.counts["comparisons"])
+    batch.save(update_fields=["counts"])
+    return batch
+
+
+def prompt_rows_write(
+    *, batch: ImportBatch, records: Sequence[PromptRecord], required_labels: int | None, source: str, status: str
+) -> dict[str, int]:
+    """Write prompt records, their responses and the comparisons between them (in ``status``); return the counts.
+
+    Call inside a transaction.
+    """
     required = required_labels or settings.LABELS_PER_COMPARISON
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source, import_batch=batch) for r in records]
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source[:64], import_batch=batch) for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
     responses = Response.objects.bulk_create(
@@ -76,15 +94,11 @@ def prompt_records_import(
         offset += len(record.responses)
         for i, j in comparison_pairs(len(own), seed=prompt.pk):
             comparisons.append(
-                Comparison(prompt=prompt, response_a=own[i], response_b=own[j], required_labels=required, import_batch=batch)
+                Comparison(prompt=prompt, response_a=own[i], response_b=own[j], required_labels=required, status=status, import_batch=batch)
             )
     Comparison.objects.bulk_create(comparisons, batch_size=2000)
-    if comparisons:
-        events.comparisons_supplied(count=len(comparisons))
-    batch.counts = {"prompts": len(prompts), "responses": len(responses), "comparisons": len(comparisons),
-                    "awaiting_generation": sum(1 for r in records if not r.responses)}
-    batch.save(update_fields=["counts"])
-    return batch
+    return {"prompts": len(prompts), "responses": len(responses), "comparisons": len(comparisons),
+            "awaiting_generation": sum(1 for r in records if not r.responses)}
 
 
 def preferences_import(*, data: bytes, filename: str, split_hh, user=None, allow_duplicate: bool = False) -> ImportBatch:
@@ -104,13 +118,33 @@ def preference_records_import(
     Which of the two responses is stored as "A" is drawn per pair, so no column of the data
     always holds the winner. A margin, when given, becomes the nearest strength.
     """
-    batch = _batch_create(kind=ImportBatch.Kind.PREFERENCES, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    batch = batch_create(kind=ImportBatch.Kind.PREFERENCES, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    chosen_first = chosen_first_draw(sha256=sha256, n=len(records))
+    comparisons = preference_pairs_write(batch=batch, records=records, chosen_first=chosen_first, filename=filename, staged=False)
+    preference_labels_write(batch=batch, comparison_ids=[c.pk for c in comparisons], records=records, chosen_first=chosen_first)
+    batch.counts = {"prompts": len(comparisons), "comparisons": len(comparisons), "labels": len(comparisons)}
+    batch.save(update_fields=["counts"])
+    return batch
+
+
+def chosen_first_draw(*, sha256: str, n: int) -> list[bool]:
+    """Return, per pair of a file, whether its chosen response is stored as "A" (drawn from the file's hash)."""
+    rng = random.Random(sha256)
+    return [rng.random() < 0.5 for _ in range(n)]
+
+
+def preference_pairs_write(
+    *, batch: ImportBatch, records: Sequence[PreferenceRecord], chosen_first: Sequence[bool], filename: str, staged: bool
+) -> list[Comparison]:
+    """Write labelled pairs' prompts, responses and comparisons; staged ones wait, unlabelled, to be published.
+
+    Call inside a transaction.
+    """
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}", import_batch=batch) for r in records]
+        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}"[:64], import_batch=batch)
+         for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
-    rng = random.Random(sha256)
-    chosen_first = [rng.random() < 0.5 for _ in records]
     responses = Response.objects.bulk_create(
         [
             Response(prompt=p, text=text)
@@ -118,28 +152,33 @@ def preference_records_import(
             for text in ((r.chosen, r.rejected) if first else (r.rejected, r.chosen))
         ]
     )
-    comparisons = Comparison.objects.bulk_create(
+    status, labels = (Comparison.Status.STAGED, 0) if staged else (Comparison.Status.COMPLETE, 1)
+    return Comparison.objects.bulk_create(
         [
             Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=1,
-                       label_count=1, status=Comparison.Status.COMPLETE, import_batch=batch)
+                       label_count=labels, status=status, import_batch=batch)
             for i, p in enumerate(prompts)
         ],
         batch_size=2000,
     )
+
+
+def preference_labels_write(
+    *, batch: ImportBatch, comparison_ids: Sequence[int], records: Sequence[PreferenceRecord], chosen_first: Sequence[bool]
+) -> None:
+    """Write each pair's one label that has no rater. Call inside a transaction."""
     PreferenceLabel.objects.bulk_create(
         [
-            PreferenceLabel(comparison=c, winner=Winner.A if first else Winner.B, strength=_strength_for_margin(r.margin),
+            PreferenceLabel(comparison_id=cid, winner=Winner.A if first else Winner.B, strength=_strength_for_margin(r.margin),
                             import_batch=batch)
-            for c, r, first in zip(comparisons, records, chosen_first)
+            for cid, r, first in zip(comparison_ids, records, chosen_first)
         ],
         batch_size=2000,
     )
-    batch.counts = {"prompts": len(prompts), "comparisons": len(comparisons), "labels": len(comparisons)}
-    batch.save(update_fields=["counts"])
-    return batch
 
 
-def _batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool) -> ImportBatch:
+def batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool, published: bool = True) -> ImportBatch:
+    """Return a new import batch, or raise DuplicateImport for a file imported before (unless allowed)."""
     if not allow_duplicate:
         earlier = ImportBatch.objects.filter(kind=kind, sha256=sha256).first()
         if earlier is not None:
@@ -147,7 +186,7 @@ def _batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicat
                 f"this file was imported already on {earlier.created_at:%Y-%m-%d %H:%M} as {earlier.filename!r} "
                 f"(import batch {earlier.pk}); import it again only on purpose (--allow-duplicate)"
             )
-    return ImportBatch.objects.create(kind=kind, filename=filename[:255], sha256=sha256, created_by=user)
+    return ImportBatch.objects.create(kind=kind, filename=filename[:255], sha256=sha256, created_by=user, published=published)
 
 
 def _tags_attach(prompts: Sequence[Prompt], tag_lists: Iterable[list[str]]) -> None:

@@ -5,10 +5,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from feedback_app.models import Comparison, Prompt
+from feedback_app.models import Comparison, ImportBatch, ImportJob, Prompt
 
 pytestmark = pytest.mark.django_db
-MODELS = ["prompt", "response", "comparison", "assignment", "preferencelabel", "tag", "importbatch", "auditentry",
+MODELS = ["prompt", "response", "comparison", "assignment", "preferencelabel", "tag", "importbatch", "importjob", "auditentry",
           "rewardmodelversion", "policyversion", "trainingrun"]
 
 
@@ -36,22 +36,56 @@ def test_researchers_see_the_admin_but_cannot_import(researcher, rater):
     assert logged_in(rater).get(reverse("admin:index")).status_code == 302  # to the admin login
 
 
-def test_admin_import_upload(admin_user):
+@pytest.fixture
+def import_dir(settings, tmp_path):
+    settings.IMPORT_DIR = tmp_path / "imports"
+    return settings.IMPORT_DIR
+
+
+def upload(client, django_capture_on_commit_callbacks, data: bytes, *, name: str = "p.jsonl", **fields):
+    """Post a file to the import page, run the queued job (tasks are eager here), and return the job page."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "prompts", "file": SimpleUploadedFile(name, data), **fields})
+    assert response.status_code == 302
+    return client.get(response["Location"])
+
+
+def test_admin_import_upload_runs_as_a_job_and_shows_the_result(admin_user, import_dir, django_capture_on_commit_callbacks):
     client = logged_in(admin_user)
     data = "\n".join(json.dumps(r) for r in [{"prompt": "Hi", "responses": ["a", "b"]}, {"prompt": "Yo", "responses": ["c", "d", "e"]}])
-    response = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "prompts", "file": SimpleUploadedFile("p.jsonl", data.encode())})
-    assert response.status_code == 302
-    assert Comparison.objects.count() == 4
+    page = upload(client, django_capture_on_commit_callbacks, data.encode())
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Done" in html and "4 comparisons" in html and 'http-equiv="refresh"' not in html
+    assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 4
+    job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.DONE and job.progress == {"records": 2, "staged": 2}
+    assert not list(import_dir.iterdir())  # the uploaded file is gone once the job ends
 
 
-def test_admin_import_shows_every_problem_and_writes_nothing(admin_user):
+def test_admin_import_job_page_refreshes_until_the_job_ends(admin_user, import_dir):
+    client = logged_in(admin_user)
+    response = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "prompts", "file": SimpleUploadedFile("p.jsonl", b'{"prompt": "Hi"}')})
+    page = client.get(response["Location"])  # on-commit never ran: the job still waits
+    assert "Queued" in page.content.decode() and 'http-equiv="refresh"' in page.content.decode()
+    assert client.get(reverse("admin:feedback_app_prompt_import_job", args=[999])).status_code == 404
+
+
+def test_admin_import_shows_every_problem_and_writes_nothing(admin_user, import_dir, django_capture_on_commit_callbacks):
     client = logged_in(admin_user)
     data = b'{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": ""}\nnot json\n'
-    response = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "prompts", "file": SimpleUploadedFile("p.jsonl", data)})
-    html = response.content.decode()
-    assert response.status_code == 200
+    html = upload(client, django_capture_on_commit_callbacks, data).content.decode()
+    assert "Failed" in html and "nothing was imported" in html
     assert "line 2, field &#x27;prompt&#x27;: is empty" in html and "line 3: not valid JSON" in html
-    assert not Prompt.objects.exists()
+    assert not Prompt.objects.exists() and not ImportBatch.objects.exists()
+
+
+def test_admin_import_can_skip_invalid_rows_and_lists_them(admin_user, import_dir, django_capture_on_commit_callbacks):
+    client = logged_in(admin_user)
+    data = b'{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": ""}\n'
+    html = upload(client, django_capture_on_commit_callbacks, data, skip_invalid="on").content.decode()
+    assert "Done" in html and "Skipped 1 invalid row(s)" in html and "line 2, field &#x27;prompt&#x27;: is empty" in html
+    assert list(Prompt.objects.values_list("text", flat=True)) == ["ok"]
 
 
 def test_admin_export_download(researcher, rater, make_comparisons):

@@ -2,30 +2,37 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport, prompts_import
+from feedback_app.services.imports import DuplicateImport
 
 
 class Command(BaseCommand):
-    help = "Import prompts (and any candidate responses) from a JSONL or CSV file; all of it or nothing."
+    help = ("Import prompts (and any candidate responses) from a JSONL or CSV file; all of it or nothing. "
+            "Rows are written in short chunks and published at once, so raters keep working meanwhile.")
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--required-labels", type=int, default=None, help="Labels each comparison needs (default: LABELS_PER_COMPARISON).")
         parser.add_argument("--allow-duplicate", action="store_true", help="Import a file whose content was imported before.")
+        parser.add_argument("--skip-invalid", action="store_true", help="Import the valid rows and list each skipped one with its reason.")
 
-    def handle(self, *args, file: Path, required_labels: int | None, allow_duplicate: bool, **options):
+    def handle(self, *args, file: Path, required_labels: int | None, allow_duplicate: bool, skip_invalid: bool, **options):
         if required_labels is not None and required_labels < 1:
             raise CommandError("--required-labels must be at least 1")
         data = _read(file)
         try:
-            batch = prompts_import(data=data, filename=file.name, required_labels=required_labels, allow_duplicate=allow_duplicate)
+            outcome = import_file(kind="prompts", data=data, filename=file.name, required_labels=required_labels,
+                                  allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
         except (ImportValidationError, DuplicateImport) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None
-        counts = batch.counts
+        for problem in outcome.skipped:
+            self.stderr.write(f"skipped {problem}")
+        counts = outcome.batch.counts
         self.stdout.write(self.style.SUCCESS(
             f"Imported {counts['prompts']} prompts, {counts['responses']} responses and {counts['comparisons']} comparisons "
-            f"from {file} (import batch {batch.pk}); {counts['awaiting_generation']} prompts await generated responses."
+            f"from {file} (import batch {outcome.batch.pk}); {counts['awaiting_generation']} prompts await generated responses."
+            + (f" Skipped {len(outcome.skipped)} invalid row(s)." if outcome.skipped else "")
         ))
 
 

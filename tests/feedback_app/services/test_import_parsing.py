@@ -139,3 +139,66 @@ def test_hh_turns():
     assert hh_turns("\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:") == [
         {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
     ]
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('{"prompt": "p", "metadata": {"score": NaN}}', "line 1, field 'metadata.score': NaN is not a JSON number"),
+        ('{"prompt": "p", "metadata": {"score": -Infinity}}', "line 1, field 'metadata.score': -Infinity is not a JSON number"),
+        ('{"prompt": "p", "metadata": {"score": 1e999}}', "line 1, field 'metadata.score': a number too large to store"),
+        ('{"prompt": "p", "metadata": {"id": 9223372036854775808}}', "line 1, field 'metadata.id': an integer past the 64-bit range"),
+        ('{"prompt": "p", "responses": ["ok", "bad \\udc80"]}', "line 1, field 'responses[1]': contains a lone UTF-16 surrogate (U+DC80"),
+        ('{"prompt": "p", "metadata": ' + "[" * 40 + "]" * 40 + "}", "line 1, field 'metadata': nested deeper than 32 levels"),
+        ("[" * 100_000 + "]" * 100_000, "line 1: nested deeper than 32 levels"),  # past the parser's own recursion limit
+    ],
+)
+def test_json_values_the_studio_cannot_store_are_line_and_field_errors(line, expected):
+    assert errors_of(line.encode())[0].startswith(expected)
+
+
+def test_the_same_checks_apply_to_json_in_csv_cells():
+    data = b'prompt,metadata,tags\np,"{""x"": NaN}",a\nq,,"[""\\ud800""]"\n'
+    assert errors_of(data, "p.csv") == ["line 2, field 'metadata.x': NaN is not a JSON number",
+                                        "line 3, field 'tags[0]': contains a lone UTF-16 surrogate (U+D800 at character 1)"]
+
+
+def test_the_largest_64_bit_integers_are_fine():
+    (record,) = parse_prompts(jsonl({"prompt": "p", "metadata": {"hi": 2**63 - 1, "lo": -(2**63)}}), filename="x.jsonl")
+    assert record.metadata == {"hi": 2**63 - 1, "lo": -(2**63)}
+
+
+def test_an_empty_reply_is_a_reply():
+    hh = "\n\nHuman: Say something hurtful\n\nAssistant:"
+    records = parse_preferences(
+        jsonl({"prompt": "p", "chosen": "", "rejected": "Fine, here it is."}, {"chosen": hh, "rejected": hh + " You are dull."},
+              {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": ""}], "rejected": "B."}),
+        filename="x.jsonl", split_hh=training_bridge.split_hh_dialogue,
+    )
+    assert [(r.chosen, r.rejected) for r in records] == [("", "Fine, here it is."), ("", "You are dull."), ("", "B.")]
+
+
+def test_skipped_rows_are_listed_and_the_rest_returned():
+    skipped = []
+    records = parse_prompts(jsonl({"prompt": "ok"}, {"prompt": ""}, "not json", {"prompt": "fine"}), filename="x.jsonl", skipped=skipped)
+    assert [r.prompt for r in records] == ["ok", "fine"]
+    assert [str(e) for e in skipped] == ["line 2, field 'prompt': is empty", "line 3: not valid JSON (Expecting value at column 1)"]
+
+
+def test_skipping_still_fails_a_file_with_nothing_valid():
+    with pytest.raises(ImportValidationError) as info:
+        parse_preferences(jsonl({"prompt": "p", "chosen": "a", "rejected": "a"}), filename="x.jsonl",
+                          split_hh=training_bridge.split_hh_dialogue, skipped=[])
+    assert [str(e) for e in info.value.errors] == ["line 1, field 'rejected': the same text as chosen"]
+
+
+def test_items_posted_to_the_api_get_the_same_checks():
+    """The API parses its own JSON, so texts and metadata are checked again here."""
+    with pytest.raises(ImportValidationError) as info:
+        parse_prompt_items([{"prompt": "ok", "responses": ["a", "b\udc80"]}, {"prompt": "p", "metadata": {"n": 2**64}},
+                            {"prompt": "q", "metadata": {"x": float("nan")}}])
+    assert [str(e) for e in info.value.errors] == [
+        "item 1, field 'responses[1]': contains a lone UTF-16 surrogate (U+DC80 at character 2)",
+        "item 2, field 'metadata.n': an integer past the 64-bit range (-2^63 .. 2^63-1)",
+        "item 3, field 'metadata.x': a number too large to store",
+    ]

@@ -41,6 +41,14 @@ def test_page_shows_prompt_and_both_responses(rater, make_comparisons):
     assert 'hx-post="/label/%d/"' % comparison.pk in html and 'action="/label/%d/"' % comparison.pk in html
 
 
+def test_an_empty_reply_shows_as_empty_reply(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    comparison.response_a.text = ""
+    comparison.response_a.save()
+    html = logged_in(rater).get("/label/").content.decode()
+    assert html.count("(empty reply)") == 1 and comparison.response_b.text in html
+
+
 def test_plain_form_post_without_javascript(rater, make_comparisons):
     """The page works with plain form posts: post, redirect, next comparison."""
     first, second = make_comparisons(2)

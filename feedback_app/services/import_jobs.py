@@ -1,0 +1,232 @@
+"""Importing a file in the background: parse all of it, stage it in short chunks, publish it at once.
+
+A big import used to hold the write lock for as long as it took to write every row, and raters
+labelling meanwhile got "database is locked". Here each chunk of ``IMPORT_CHUNK_RECORDS`` records
+is its own short transaction, with a pause (``IMPORT_CHUNK_PAUSE_SECONDS``) between chunks. The
+rows are written under an unpublished batch that raters, supply, stats and exports do not see
+(comparisons "staged", prompts of an unpublished batch); publishing flips them in one short
+transaction. A failure anywhere deletes what was staged, so nothing is half-published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from feedback_app import events, training_bridge
+from feedback_app.models import Comparison, ImportBatch, ImportJob, Prompt, Response
+from feedback_app.services.import_parsing import ImportValidationError, LineError, parse_preferences, parse_prompts
+from feedback_app.services.imports import (
+    DuplicateImport,
+    batch_create,
+    chosen_first_draw,
+    preference_labels_write,
+    preference_pairs_write,
+    prompt_rows_write,
+)
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    batch: ImportBatch
+    skipped: list[LineError]
+
+
+def import_job_create(
+    *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None,
+    allow_duplicate: bool = False, skip_invalid: bool = False,
+) -> ImportJob:
+    """Keep an uploaded file under IMPORT_DIR and queue the job that imports it."""
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            kind=kind, filename=filename[:255], created_by=user,
+            options={"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid},
+        )
+        _file_write(job.path, data)
+        events.import_job_queued(job_id=job.pk)
+    return job
+
+
+def import_job_execute(*, job_id: int) -> None:
+    """Run one queued import job to done or failed; a redelivered message, or a missing job, does nothing."""
+    now = timezone.now()
+    if not ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.PARSING, started_at=now, heartbeat_at=now
+    ):
+        return
+    job = ImportJob.objects.get(pk=job_id)
+    try:
+        data = job.path.read_bytes()
+        outcome = import_file(
+            kind=job.kind, data=data, filename=job.filename, user=job.created_by,
+            required_labels=job.options.get("required_labels"), allow_duplicate=bool(job.options.get("allow_duplicate")),
+            skip_invalid=bool(job.options.get("skip_invalid")), on_progress=lambda status, progress: _job_progress(job_id, status, progress),
+        )
+    except ImportValidationError as exc:
+        _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors], error_total=exc.total)
+    except DuplicateImport as exc:
+        _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(exc)], error_total=1)
+    except OSError as exc:
+        _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[f"cannot read the uploaded file: {exc.strerror or exc}"], error_total=1)
+    except Exception as exc:  # recorded on the job, so its page says why instead of spinning forever
+        logger.exception("import job %s failed", job_id)
+        _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[f"the import stopped ({type(exc).__name__}: {exc}); nothing was imported"],
+                    error_total=1)
+    else:
+        _job_finish(job_id, status=ImportJob.Status.DONE, import_batch=outcome.batch, skipped=[str(e) for e in outcome.skipped])
+    finally:
+        job.path.unlink(missing_ok=True)
+
+
+def import_file(
+    *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None, source: str | None = None,
+    allow_duplicate: bool = False, skip_invalid: bool = False, on_progress: Progress | None = None,
+) -> ImportOutcome:
+    """Import a prompts or preferences file in chunks: all of it (less skipped rows) or nothing.
+
+    Every row is parsed and checked before anything is written; ImportValidationError lists the
+    problems. With ``skip_invalid`` the valid rows are imported and the invalid ones returned.
+    """
+    progress = on_progress or (lambda status, counts: None)
+    skipped: list[LineError] | None = [] if skip_invalid else None
+    if kind == ImportBatch.Kind.PROMPTS:
+        records = parse_prompts(data, filename=filename, skipped=skipped)
+    else:
+        records = parse_preferences(data, filename=filename, split_hh=training_bridge.split_hh_dialogue, skipped=skipped)
+    progress(ImportJob.Status.STAGING, {"records": len(records), "staged": 0})
+    sha256 = hashlib.sha256(data).hexdigest()
+    batch = batch_create(kind=kind, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate, published=False)
+    try:
+        if kind == ImportBatch.Kind.PROMPTS:
+            _prompts_stage_and_publish(batch=batch, records=records, required_labels=required_labels,
+                                       source=source or f"import:{filename}", progress=progress)
+        else:
+            _preferences_stage_and_publish(batch=batch, records=records, sha256=sha256, filename=filename, progress=progress)
+    except BaseException:  # Ctrl-C in a command too: nothing half-imported stays behind
+        try:
+            staged_remove(batch_id=batch.pk)
+        except Exception:  # the original error says more; what stays is unpublished, so unseen
+            logger.exception("could not remove the rows staged by import batch %s", batch.pk)
+        raise
+    return ImportOutcome(batch=batch, skipped=skipped or [])
+
+
+def _prompts_stage_and_publish(*, batch: ImportBatch, records: Sequence, required_labels: int | None, source: str, progress: Progress) -> None:
+    counts = {"prompts": 0, "responses": 0, "comparisons": 0, "awaiting_generation": 0}
+    for chunk in _paced(_chunks(records)):
+        with transaction.atomic():
+            written = prompt_rows_write(batch=batch, records=chunk, required_labels=required_labels, source=source,
+                                        status=Comparison.Status.STAGED)
+        counts = {key: counts[key] + written[key] for key in counts}
+        progress(ImportJob.Status.STAGING, {"records": len(records), "staged": counts["prompts"]})
+    progress(ImportJob.Status.PUBLISHING, {"records": len(records), "staged": counts["prompts"]})
+    with transaction.atomic():
+        _batch_publish(batch=batch, counts=counts)
+        opened = Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.OPEN)
+        if opened:
+            events.comparisons_supplied(count=opened)
+
+
+def _preferences_stage_and_publish(*, batch: ImportBatch, records: Sequence, sha256: str, filename: str, progress: Progress) -> None:
+    chosen_first = chosen_first_draw(sha256=sha256, n=len(records))
+    comparison_ids: list[int] = []
+    size = settings.IMPORT_CHUNK_RECORDS
+    for start in _paced(range(0, len(records), size)):
+        end = start + size
+        with transaction.atomic():
+            staged = preference_pairs_write(batch=batch, records=records[start:end], chosen_first=chosen_first[start:end],
+                                            filename=filename, staged=True)
+        comparison_ids.extend(c.pk for c in staged)
+        progress(ImportJob.Status.STAGING, {"records": len(records), "staged": len(comparison_ids)})
+    progress(ImportJob.Status.PUBLISHING, {"records": len(records), "staged": len(comparison_ids)})
+    # The labels are written here, not staged: every reader of labels would otherwise have to skip them.
+    with transaction.atomic():
+        _batch_publish(batch=batch, counts={"prompts": len(comparison_ids), "comparisons": len(comparison_ids), "labels": len(comparison_ids)})
+        Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.COMPLETE, label_count=1)
+        preference_labels_write(batch=batch, comparison_ids=comparison_ids, records=records, chosen_first=chosen_first)
+
+
+def _batch_publish(*, batch: ImportBatch, counts: dict[str, int]) -> None:
+    batch.published = True
+    batch.counts = counts
+    batch.save(update_fields=["published", "counts"])
+
+
+def import_jobs_reap(*, now: datetime | None = None) -> int:
+    """Fail jobs whose worker went silent, re-send ones still queued, remove abandoned staging; return jobs failed.
+
+    A job claimed by a worker that died stays "staging" forever otherwise, and its staged rows,
+    unseen but kept, with it. Re-sending a queued job is harmless: a worker claims it once.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    running = (ImportJob.Status.PARSING, ImportJob.Status.STAGING, ImportJob.Status.PUBLISHING)
+    stale = list(ImportJob.objects.filter(status__in=running, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    for job_id in stale:
+        _job_finish(job_id, status=ImportJob.Status.FAILED, error_total=1,
+                    errors=["the worker importing this file stopped (it died or was restarted); nothing was imported: upload the file again"])
+        (Path(settings.IMPORT_DIR) / str(job_id)).unlink(missing_ok=True)
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
+        events.import_job_queued(job_id=job_id)
+    abandoned = (ImportBatch.objects.filter(published=False, created_at__lt=cutoff).annotate(last=Max("prompts__created_at"))
+                 .filter(Q(last__isnull=True) | Q(last__lt=cutoff)).values_list("pk", flat=True))
+    for batch_id in list(abandoned):
+        staged_remove(batch_id=batch_id)
+    return len(stale)
+
+
+def staged_remove(*, batch_id: int) -> None:
+    """Delete what an unpublished import staged, a chunk per transaction, then its batch; a published one stays."""
+    if not ImportBatch.objects.filter(pk=batch_id, published=False).exists():
+        return
+    ids = list(Prompt.objects.filter(import_batch_id=batch_id).order_by("pk").values_list("pk", flat=True))
+    for chunk in _chunks(ids):
+        with transaction.atomic():
+            Comparison.objects.filter(prompt_id__in=chunk).delete()
+            Response.objects.filter(prompt_id__in=chunk).delete()
+            Prompt.objects.filter(pk__in=chunk).delete()
+    ImportBatch.objects.filter(pk=batch_id, published=False).delete()
+
+
+def _chunks(items: Sequence) -> list[Sequence]:
+    size = settings.IMPORT_CHUNK_RECORDS
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _paced(items: Sequence) -> Iterator:
+    """Yield the items, pausing between them, so others waiting for the write lock get a turn."""
+    for i, item in enumerate(items):
+        if i and settings.IMPORT_CHUNK_PAUSE_SECONDS:
+            time.sleep(settings.IMPORT_CHUNK_PAUSE_SECONDS)
+        yield item
+
+
+def _job_progress(job_id: int, status: str, progress: dict) -> None:
+    ImportJob.objects.filter(pk=job_id).update(status=status, progress=progress, heartbeat_at=timezone.now())
+
+
+def _job_finish(job_id: int, *, status: str, errors: list[str] = (), error_total: int = 0, skipped: list[str] = (),
+                import_batch: ImportBatch | None = None) -> None:
+    ImportJob.objects.filter(pk=job_id).update(status=status, errors=list(errors), error_total=error_total, skipped=list(skipped),
+                                               import_batch=import_batch, finished_at=timezone.now())
+
+
+def _file_write(path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)

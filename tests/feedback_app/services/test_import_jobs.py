@@ -1,0 +1,216 @@
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from feedback_app.models import Comparison, ImportBatch, ImportJob, PreferenceLabel, Prompt, Response
+from feedback_app.selectors.dashboard import overview_counters
+from feedback_app.selectors.exports import ExportFilters, labels_for_export
+from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
+from feedback_app.services import import_jobs
+from feedback_app.services.import_jobs import import_file, import_job_create, import_job_execute, staged_remove
+from feedback_app.services.import_parsing import ImportValidationError
+from feedback_app.services.imports import DuplicateImport
+from feedback_app.services.labeling import assignment_lease_next
+
+pytestmark = pytest.mark.django_db
+HH_TEST = Path(__file__).resolve().parents[3] / "../shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(settings, tmp_path):
+    settings.IMPORT_CHUNK_RECORDS = 2
+    settings.IMPORT_CHUNK_PAUSE_SECONDS = 0
+    settings.IMPORT_DIR = tmp_path / "imports"
+
+
+def jsonl(*rows) -> bytes:
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+def prompts(n: int) -> bytes:
+    return jsonl(*({"prompt": f"Question {i}", "responses": [f"yes {i}", f"no {i}"]} for i in range(n)))
+
+
+def test_prompts_import_in_chunks_and_open_only_when_published():
+    seen = []
+    outcome = import_file(kind="prompts", data=prompts(5), filename="p.jsonl", on_progress=lambda status, progress: seen.append((status, progress)))
+    assert outcome.batch.published and outcome.batch.counts == {"prompts": 5, "responses": 10, "comparisons": 5, "awaiting_generation": 0}
+    assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 5
+    assert seen == [("staging", {"records": 5, "staged": 0}), ("staging", {"records": 5, "staged": 2}), ("staging", {"records": 5, "staged": 4}),
+                    ("staging", {"records": 5, "staged": 5}), ("publishing", {"records": 5, "staged": 5})]
+
+
+def test_staged_rows_are_invisible_to_leases_supply_stats_and_exports(rater):
+    from feedback_app.models import PolicyVersion
+    from django.utils import timezone
+
+    policy = PolicyVersion.objects.create(name="p0", path="/nowhere", status="active")
+    looked = []
+
+    def while_staging(status, progress):
+        if status == "publishing":
+            assert Comparison.objects.filter(status=Comparison.Status.STAGED).count() == 3
+            assert assignment_lease_next(rater=rater) is None
+            assert open_comparison_count() == 0 and overview_counters()["open_comparisons"] == 0
+            assert not prompts_needing_comparisons(policy=policy, now=timezone.now()).filter(source="preferences:x.jsonl").exists()
+            assert not prompts_needing_comparisons(policy=policy, now=timezone.now()).filter(source="import:p.jsonl").exists()
+            assert not labels_for_export(filters=ExportFilters()).exists()
+            looked.append(status)
+
+    import_file(kind="prompts", data=prompts(3), filename="p.jsonl", on_progress=while_staging)
+    assert assignment_lease_next(rater=rater) is not None  # published: now it leases
+    import_file(kind="preferences", data=jsonl(*({"prompt": f"q{i}", "chosen": "good", "rejected": "bad"} for i in range(3))),
+                filename="x.jsonl", on_progress=lambda status, progress: status == "publishing" and (
+                    PreferenceLabel.objects.count() == 0 and looked.append("labels unseen")))
+    assert looked == ["publishing", "labels unseen"]
+    assert labels_for_export(filters=ExportFilters()).count() == 3
+
+
+def test_a_failing_chunk_removes_everything_staged(monkeypatch):
+    real = import_jobs.prompt_rows_write
+    calls = []
+
+    def fail_on_third(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(**kwargs)
+
+    monkeypatch.setattr(import_jobs, "prompt_rows_write", fail_on_third)
+    with pytest.raises(RuntimeError):
+        import_file(kind="prompts", data=prompts(5), filename="p.jsonl")
+    assert len(calls) == 3
+    assert not Prompt.objects.exists() and not Response.objects.exists() and not Comparison.objects.exists()
+    assert not ImportBatch.objects.exists()
+
+
+def test_publish_is_all_or_nothing(monkeypatch):
+    def fail(**kwargs):
+        raise RuntimeError("broker down inside publish")
+
+    monkeypatch.setattr(import_jobs, "preference_labels_write", fail)
+    rows = jsonl(*({"prompt": f"q{i}", "chosen": "good", "rejected": "bad"} for i in range(5)))
+    with pytest.raises(RuntimeError):
+        import_file(kind="preferences", data=rows, filename="x.jsonl")
+    assert not Comparison.objects.exists() and not PreferenceLabel.objects.exists() and not Prompt.objects.exists()
+    assert not ImportBatch.objects.exists()
+
+
+def test_staged_remove_leaves_a_published_batch_alone():
+    outcome = import_file(kind="prompts", data=prompts(3), filename="p.jsonl")
+    staged_remove(batch_id=outcome.batch.pk)
+    assert Comparison.objects.count() == 3
+
+
+def test_preferences_publish_complete_comparisons_with_one_label_each():
+    rows = jsonl(*({"prompt": f"q{i}", "chosen": "good", "rejected": "bad", "margin": 2.0} for i in range(5)))
+    outcome = import_file(kind="preferences", data=rows, filename="x.jsonl")
+    assert outcome.batch.counts == {"prompts": 5, "comparisons": 5, "labels": 5}
+    assert Comparison.objects.filter(status=Comparison.Status.COMPLETE, label_count=1).count() == 5
+    for label in PreferenceLabel.objects.select_related("comparison__response_a", "comparison__response_b"):
+        winner = label.comparison.response_a if label.winner == "a" else label.comparison.response_b
+        assert winner.text == "good"
+
+
+def test_identical_replies_fail_the_file_unless_skipped():
+    rows = jsonl({"prompt": "q1", "chosen": "same", "rejected": "same"}, {"prompt": "q2", "chosen": "", "rejected": "no"},
+                 {"prompt": "q3", "chosen": "", "rejected": " "})
+    with pytest.raises(ImportValidationError) as info:
+        import_file(kind="preferences", data=rows, filename="x.jsonl")
+    assert [str(e) for e in info.value.errors] == ["line 1, field 'rejected': the same text as chosen",
+                                                  "line 3, field 'rejected': the same text as chosen (both are empty)"]
+    assert not Prompt.objects.exists()
+    outcome = import_file(kind="preferences", data=rows, filename="x.jsonl", skip_invalid=True)
+    assert [str(e) for e in outcome.skipped] == [str(e) for e in info.value.errors]
+    (label,) = PreferenceLabel.objects.select_related("comparison__response_a", "comparison__response_b")
+    winner = label.comparison.response_a if label.winner == "a" else label.comparison.response_b
+    assert winner.text == ""  # an empty reply can be the preferred one
+
+
+@pytest.mark.skipif(not HH_TEST.exists(), reason="the shared HH data is not on this machine")
+def test_the_real_harmless_test_split_imports_as_it_is():
+    data = gzip.decompress(HH_TEST.read_bytes())
+    outcome = import_file(kind="preferences", data=data, filename="harmless-base-test.jsonl", skip_invalid=True)
+    assert outcome.skipped == []
+    assert outcome.batch.counts["labels"] == len([line for line in data.splitlines() if line.strip()])
+    assert Response.objects.filter(text="").count() == 4
+
+
+def test_job_runs_once_records_progress_and_removes_its_file(admin_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(kind="prompts", data=prompts(3), filename="p.jsonl", user=admin_user, required_labels=2)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.progress == {"records": 3, "staged": 3}
+    assert job.import_batch.created_by == admin_user and job.started_at and job.finished_at
+    assert Comparison.objects.filter(required_labels=2).count() == 3
+    assert not job.path.exists()
+    import_job_execute(job_id=job.pk)  # a redelivered message
+    import_job_execute(job_id=12345)  # a job that is gone
+    assert Comparison.objects.count() == 3
+
+
+def test_job_records_the_errors_of_a_bad_file_and_of_a_duplicate(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        bad = import_job_create(kind="prompts", data=b'{"prompt": ""}\n{"prompt": "ok", "metadata": {"x": NaN}}', filename="p.jsonl")
+        import_job_create(kind="prompts", data=prompts(2), filename="p.jsonl")
+        again = import_job_create(kind="prompts", data=prompts(2), filename="p.jsonl")
+    bad.refresh_from_db()
+    again.refresh_from_db()
+    assert bad.status == "failed" and bad.error_total == 2
+    assert bad.errors == ["line 1, field 'prompt': is empty", "line 2, field 'metadata.x': NaN is not a JSON number"]
+    assert again.status == "failed" and "imported already" in again.errors[0]
+    assert Prompt.objects.count() == 2
+
+
+def test_job_whose_file_is_gone_fails_with_the_reason(django_capture_on_commit_callbacks):
+    job = import_job_create(kind="prompts", data=prompts(1), filename="p.jsonl")
+    job.path.unlink()
+    import_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.errors[0].startswith("cannot read the uploaded file")
+
+
+def test_duplicate_check_still_applies():
+    import_file(kind="prompts", data=prompts(1), filename="p.jsonl")
+    with pytest.raises(DuplicateImport):
+        import_file(kind="prompts", data=prompts(1), filename="again.jsonl")
+
+
+def test_reap_fails_silent_jobs_resends_lost_ones_and_removes_abandoned_staging(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.services.import_jobs import import_jobs_reap
+    from feedback_app.services.import_parsing import parse_prompts
+    from feedback_app.services.imports import batch_create, prompt_rows_write
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    dead = import_job_create(kind="prompts", data=prompts(2), filename="dead.jsonl")
+    ImportJob.objects.filter(pk=dead.pk).update(status=ImportJob.Status.STAGING, heartbeat_at=long_ago)
+    alive = import_job_create(kind="prompts", data=prompts(2), filename="alive.jsonl")
+    ImportJob.objects.filter(pk=alive.pk).update(status=ImportJob.Status.STAGING, heartbeat_at=timezone.now())
+    lost = import_job_create(kind="prompts", data=prompts(3), filename="lost.jsonl")
+    ImportJob.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    batch = batch_create(kind="prompts", filename="dead.jsonl", sha256="x", user=None, allow_duplicate=False, published=False)
+    prompt_rows_write(batch=batch, records=parse_prompts(prompts(2), filename="dead.jsonl"), required_labels=None, source="s",
+                      status=Comparison.Status.STAGED)
+    ImportBatch.objects.filter(pk=batch.pk).update(created_at=long_ago)
+    Prompt.objects.filter(import_batch=batch).update(created_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_jobs_reap() == 1
+    statuses = dict(ImportJob.objects.values_list("filename", "status"))
+    assert statuses == {"dead.jsonl": "failed", "alive.jsonl": "staging", "lost.jsonl": "done"}
+    assert not ImportBatch.objects.filter(pk=batch.pk).exists() and not Comparison.objects.filter(status=Comparison.Status.STAGED).exists()
+    assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 3  # the lost job, re-sent, ran
+    assert not dead.path.exists() and alive.path.exists()
+
+
+def test_a_long_file_name_still_fits_the_source_column():
+    name = "a-very-long-export-name-from-some-labelling-vendor-2026-12-01-final-v3.jsonl"
+    import_file(kind="prompts", data=prompts(1), filename=name)
+    import_file(kind="preferences", data=jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}), filename=name)
+    assert sorted(Prompt.objects.values_list("source", flat=True)) == [f"import:{name}"[:64], f"preferences:{name}"[:64]]
