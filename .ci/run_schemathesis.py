@@ -111,7 +111,7 @@ def main() -> int:
                 failures.append(f"{role}: no time left in the {BUDGET_SECONDS} s budget")
                 continue
             print(f"== schemathesis as {role} ({left} s left)", flush=True)
-            command = ["timeout", str(left), PYTHON, "-m", "schemathesis.cli", "run", schema, "--header", f"Authorization: Token {token}",
+            command = ["timeout", str(left), PYTHON, "-m", "schemathesis.cli", "--config-file", str(ROOT / ".ci" / "schemathesis.toml"), "run", schema, "--header", f"Authorization: Token {token}",
                        "--max-examples", MAX_EXAMPLES, "--workers", "1", "--no-color"]
             code = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
             if code:

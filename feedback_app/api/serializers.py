@@ -154,8 +154,8 @@ class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="trl")
     date_from = serializers.DateTimeField(required=False)
     date_to = serializers.DateTimeField(required=False)
-    rater = serializers.CharField(required=False, default="")
-    tags = serializers.CharField(required=False, default="", help_text="Comma-separated tag names.")
+    rater = serializers.CharField(required=False, default="", allow_blank=True, help_text="A username or a pseudonym.")
+    tags = serializers.CharField(required=False, default="", allow_blank=True, help_text="Comma-separated tag names.")
     exclude_flagged = serializers.BooleanField(required=False, default=False)
 
     def validate(self, data):
@@ -238,16 +238,18 @@ class TrainingRunSerializer(serializers.Serializer):
         }
 
 
+class ContextTurnSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant", "system"])
+    content = StrictCharField(trim_whitespace=False, allow_blank=True, max_length=20000)
+
+
 class ScoreRequestSerializer(serializers.Serializer):
-    prompt = serializers.CharField(trim_whitespace=False, max_length=20000)
-    context = serializers.ListField(child=serializers.DictField(child=serializers.CharField()), required=False, default=list)
-    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False, max_length=20000), min_length=1, max_length=64)
+    prompt = StrictCharField(trim_whitespace=False, min_length=1, max_length=20000)
+    context = serializers.ListField(child=ContextTurnSerializer(), required=False, default=list)
+    responses = serializers.ListField(child=StrictCharField(trim_whitespace=False, min_length=1, max_length=20000), min_length=1, max_length=64)
 
     def validate_context(self, value):
-        for i, turn in enumerate(value):
-            if set(turn) != {"role", "content"} or turn["role"] not in ("user", "assistant", "system"):
-                raise serializers.ValidationError(f"turn {i}: expected {{'role': user|assistant|system, 'content': ...}}")
-        return value
+        return [dict(turn) for turn in value]
 
 
 class ScoreSerializer(serializers.Serializer):
