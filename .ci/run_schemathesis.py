@@ -33,6 +33,16 @@ print(f"cancelled {sum(training_run_fail(run_id=pk, error='cancelled: queued by 
 """
 
 
+def preferences_write(path: Path, n: int = 40) -> Path:
+    """Write ``n`` labelled pairs, enough for a first fast reward model (so /api/v1/score/ has one to use)."""
+    import json
+
+    lines = [json.dumps({"prompt": f"Where is my order #{1000 + i}?", "chosen": f"Your order #{1000 + i} ships tomorrow; here is the tracking link.",
+                         "rejected": "Please wait."}) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 now."""
     with socket.socket() as sock:
@@ -92,6 +102,8 @@ def main() -> int:
         "MODEL_STORE": str(var_dir / "models"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
         # Keep the CPU for the fuzzer: no generation rounds and no automatic refits while it runs.
         "SUPPLY_OPEN_TARGET": "0", "REFIT_EVERY_N_LABELS": "0", "TORCH_THREADS": "1",
+        # The throttles are tested by the test suite; here they would only hide the logic behind them.
+        **{f"THROTTLE_{scope}_RATE": "100000/minute" for scope in ("LABEL", "WRITE", "SCORE", "IMPORT")},
     })
     studio = None
     failures = []
@@ -104,6 +116,8 @@ def main() -> int:
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         schema = f"http://127.0.0.1:{port}/api/schema/"
         wait_for_schema(schema, studio)
+        manage(env, "import_preferences", str(preferences_write(var_dir / "preferences.jsonl")))
+        manage(env, "train_reward_model", "--wait", "--timeout", "300")  # on the studio's gpu worker
         deadline = time.monotonic() + BUDGET_SECONDS
         for role, token in tokens.items():
             left = int(deadline - time.monotonic())
@@ -113,7 +127,7 @@ def main() -> int:
             print(f"== schemathesis as {role} ({left} s left)", flush=True)
             command = ["timeout", str(left), PYTHON, "-m", "schemathesis.cli", "--config-file", str(ROOT / ".ci" / "schemathesis.toml"), "run", schema, "--header", f"Authorization: Token {token}",
                        "--max-examples", MAX_EXAMPLES, "--workers", "1", "--no-color"]
-            code = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+            code = subprocess.run(command, cwd=var_dir, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
             if code:
                 failures.append(f"{role}: schemathesis exited with {code}" + (" (timed out)" if code == 124 else ""))
         print(manage(env, "shell", "-c", CANCEL_RUNS).strip())

@@ -62,7 +62,8 @@ class StatsView(APIView):
         compute = STATS.get(name)
         if compute is None:
             return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(STATS)}"}, status=404)
-        query = StatsQuerySerializer(data=request.query_params)
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = StatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response({"name": name, "generated_at": timezone.now(), "data": compute(query.validated_data)})
 

@@ -104,7 +104,8 @@ class ExportPreferencesView(APIView):
         responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.BINARY, **errors(400, 401, 403)},
     )
     def get(self, request: Request):
-        query = ExportQuerySerializer(data=request.query_params)
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = ExportQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = query.validated_data
         filters = ExportFilters(
@@ -131,7 +132,8 @@ class PromptsBulkView(APIView):
                    409: OpenApiResponse(description="The same body was imported before.")},
     )
     def post(self, request: Request) -> Response:
-        query = ImportQuerySerializer(data=request.query_params)
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = ImportQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         items = request.data.get("prompts") if isinstance(request.data, dict) else request.data
         if not isinstance(items, list):

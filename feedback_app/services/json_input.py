@@ -60,8 +60,6 @@ def _check_text(text: str, path: list) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise JSONInputError(f"{_where(path)}: holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
-    if "\x00" in text:  # PostgreSQL stores no NUL in text or jsonb
-        raise JSONInputError(f"{_where(path)}: holds a NUL character (\\u0000)")
 
 
 def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
@@ -88,7 +86,7 @@ def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
 
 def json_loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text, refusing NaN/Infinity, numbers beyond 64 bits, lone surrogates, NUL and deep nesting."""
+    """Parse JSON text, refusing NaN/Infinity, numbers beyond 64 bits, lone surrogates and deep nesting."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
