@@ -126,7 +126,7 @@ class PromptsBulkView(APIView):
 
     @extend_schema(
         summary="Import prompts (bulk); all or nothing",
-        request=PromptInSerializer(many=True),
+        request=PromptInSerializer(many=True, min_length=1),
         parameters=[ImportQuerySerializer],
         responses={201: ImportBatchSerializer, **errors(400, 401, 403, 429, e400="Errors, each naming the item and field."),
                    409: OpenApiResponse(description="The same body was imported before.")},

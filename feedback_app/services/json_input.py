@@ -1,8 +1,9 @@
 """Load JSON from outside (request bodies, import files) into values every layer below can store.
 
-Python's ``json`` accepts NaN and Infinity, numbers no database column holds, lone surrogates
-that no UTF-8 encoder writes, and nesting deep enough to exhaust the stack; each of these would
-fail later, far from the input, as a server error. Here they fail at once, naming where.
+Python's ``json`` accepts NaN and Infinity, numbers that become infinity (1e400) or that int()
+refuses to read (over 4,300 digits), lone surrogates that no UTF-8 encoder writes, and nesting deep
+enough to exhaust the stack; each of these would fail later, far from the input, as a server error.
+Here they fail at once, naming where. Whether a number fits a column is each field's check.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 MAX_DEPTH = 64
 # A signed 64-bit integer: the widest an id or counter column holds on SQLite and PostgreSQL.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-MAX_NUMBER_CHARS = 40
+MAX_INT_DIGITS = 1000  # well below int()'s own limit of 4,300, which raises ValueError
 
 
 class JSONInputError(ValueError):
@@ -33,15 +34,15 @@ def _constant(name: str) -> _Refused:
 
 
 def _integer(text: str) -> int | _Refused:
-    if len(text) > MAX_NUMBER_CHARS or not INT_MIN <= int(text) <= INT_MAX:
-        return _Refused(f"the number {text[:MAX_NUMBER_CHARS]} is out of range ({INT_MIN} to {INT_MAX})")
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return _Refused(f"the number {text[:20]}... has {len(text.lstrip('-')):,} digits, more than {MAX_INT_DIGITS:,}")
     return int(text)
 
 
 def _float(text: str) -> float | _Refused:
-    value = float(text) if len(text) <= MAX_NUMBER_CHARS else math.inf
+    value = float(text)
     if not math.isfinite(value):
-        return _Refused(f"the number {text[:MAX_NUMBER_CHARS]} is out of range")
+        return _Refused(f"the number {text[:40]} is out of range (it would be infinite)")
     return value
 
 
@@ -63,7 +64,7 @@ def _check_text(text: str, path: list) -> None:
 
 
 def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """Raise JSONInputError if ``value`` nests deeper than ``max_depth``, or holds a refused number or a string no column stores."""
+    """Raise JSONInputError if ``value`` nests deeper than ``max_depth``, or holds a non-finite number or a lone surrogate."""
     stack: list[tuple[Any, list, int]] = [(value, [], 0)]
     while stack:  # a loop, not recursion: the depth is what is being checked
         item, path, depth = stack.pop()
@@ -81,12 +82,10 @@ def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
             raise JSONInputError(f"{_where(path)}: {item.reason}")
         elif isinstance(item, float) and not math.isfinite(item):
             raise JSONInputError(f"{_where(path)}: {item} is not a finite number")
-        elif isinstance(item, int) and not isinstance(item, bool) and not INT_MIN <= item <= INT_MAX:
-            raise JSONInputError(f"{_where(path)}: the number is out of range (at most {INT_MAX})")
 
 
 def json_loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text, refusing NaN/Infinity, numbers beyond 64 bits, lone surrogates and deep nesting."""
+    """Parse JSON text, refusing NaN/Infinity, numbers too big to read or store, lone surrogates and deep nesting."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
