@@ -116,7 +116,8 @@ def quality(request: HttpRequest) -> HttpResponse:
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
     context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality"}
-    return render(request, "feedback_app/dashboard/quality.html", context)
+    refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
+    return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 
 
 @require_POST
