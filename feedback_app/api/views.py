@@ -101,7 +101,7 @@ class ExportPreferencesView(APIView):
     @extend_schema(
         summary="Download the collected preferences",
         parameters=[ExportQuerySerializer],
-        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.BINARY, **errors(400, 401, 403)},
+        responses={**{(200, content_type): OpenApiTypes.BINARY for content_type in sorted(set(CONTENT_TYPES.values()))}, **errors(400, 401, 403)},
     )
     def get(self, request: Request):
         # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
