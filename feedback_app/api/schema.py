@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 
@@ -22,3 +23,13 @@ def errors(*codes: int, **descriptions: str) -> dict[int, OpenApiResponse]:
 
 
 AUTHENTICATED = (400, 401, 403)  # 400: every endpoint parses a JSON body or parameters it may get
+
+
+class NonEmptyListBodySchema(AutoSchema):
+    """A view's schema whose JSON list body must hold at least one item (drf-spectacular cannot say it of many=True)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body:
+            body["content"]["application/json"]["schema"]["minItems"] = 1
+        return body

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback_app.api.permissions import IsAdmin, IsLabeler, IsResearcher
-from feedback_app.api.schema import errors
+from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
     ExportQuerySerializer,
     ImportBatchSerializer,
@@ -123,10 +123,11 @@ class ExportPreferencesView(APIView):
 class PromptsBulkView(APIView):
     permission_classes = [IsAdmin]
     throttle_scope = "import"
+    schema = NonEmptyListBodySchema()
 
     @extend_schema(
         summary="Import prompts (bulk); all or nothing",
-        request=PromptInSerializer(many=True, min_length=1),
+        request=PromptInSerializer(many=True),
         parameters=[ImportQuerySerializer],
         responses={201: ImportBatchSerializer, **errors(400, 401, 403, 429, e400="Errors, each naming the item and field."),
                    409: OpenApiResponse(description="The same body was imported before.")},
