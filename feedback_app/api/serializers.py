@@ -179,6 +179,10 @@ class PromptInSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), required=False)
 
 
+# One character that Python's str.strip() keeps (what import_parsing calls "not empty"); ECMA's \S is not the same set.
+NOT_ONLY_SPACE = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 class PromptInSchema(OpenApiSerializerExtension):
     """Document what services.import_parsing accepts, which does the checking (the schema must not promise more)."""
 
@@ -187,7 +191,7 @@ class PromptInSchema(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema, direction):
         from feedback_app.services.import_parsing import ROLES
 
-        text = {"type": "string", "pattern": r"\S", "maxLength": settings.IMPORT_MAX_TEXT_CHARS}
+        text = {"type": "string", "pattern": NOT_ONLY_SPACE, "maxLength": settings.IMPORT_MAX_TEXT_CHARS}
         turn = {"oneOf": [text, {"type": "object", "required": ["role", "content"], "additionalProperties": False,
                                  "properties": {"role": {"type": "string", "enum": list(ROLES)}, "content": text}}]}
         return {
