@@ -218,7 +218,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "feedback_app.views.lockout.login_locked_out"
-AXES_IPWARE_PROXY_COUNT = _env_int("PROXY_COUNT", 0, 0)  # proxies in front that append to X-Forwarded-For
+# The address is REMOTE_ADDR: `serve` runs daphne with --proxy-headers, so behind a proxy it is the client's.
 AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
