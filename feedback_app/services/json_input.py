@@ -1,8 +1,9 @@
 """Load JSON from outside (request bodies, import files) into values every layer below can store.
 
 Python's ``json`` accepts NaN and Infinity, numbers that become infinity (1e400) or that int()
-refuses to read (over 4,300 digits), lone surrogates that no UTF-8 encoder writes, and nesting deep
-enough to exhaust the stack; each of these would fail later, far from the input, as a server error.
+refuses to read (over 4,300 digits), lone surrogates that no UTF-8 encoder writes, NUL characters
+that PostgreSQL cannot store, and nesting deep enough to exhaust the stack; each of these would
+fail later, far from the input, as a server error.
 Here they fail at once, naming where. Whether a number fits a column is each field's check.
 """
 
@@ -51,7 +52,7 @@ def _where(path: list) -> str:
     out = ""
     for part in path:
         if isinstance(part, str):  # the message must itself be text a response can carry
-            part = part.encode("utf-8", "backslashreplace").decode("utf-8")
+            part = part.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "the document"
 
@@ -61,10 +62,12 @@ def _check_text(text: str, path: list) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise JSONInputError(f"{_where(path)}: holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
+    if "\x00" in text:  # PostgreSQL stores no NUL in text or jsonb ("unsupported Unicode escape sequence")
+        raise JSONInputError(f"{_where(path)}: holds a NUL character (\\u0000), which the database cannot store")
 
 
 def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """Raise JSONInputError if ``value`` nests deeper than ``max_depth``, or holds a non-finite number or a lone surrogate."""
+    """Raise JSONInputError if ``value`` nests deeper than ``max_depth``, or holds a non-finite number, a lone surrogate or a NUL."""
     stack: list[tuple[Any, list, int]] = [(value, [], 0)]
     while stack:  # a loop, not recursion: the depth is what is being checked
         item, path, depth = stack.pop()
@@ -85,7 +88,7 @@ def json_value_check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
 
 def json_loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text, refusing NaN/Infinity, numbers too big to read or store, lone surrogates and deep nesting."""
+    """Parse JSON text, refusing NaN/Infinity, numbers too big to read or store, lone surrogates, NUL and deep nesting."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")

@@ -14,6 +14,7 @@ BAD_BODIES = {
     "huge float": ('{"prompt": "p", "metadata": {"score": 1e999}}', "metadata.score: the number 1e999 is out of range"),
     "huge int": ('{"prompt": "p", "metadata": {"n": ' + "9" * 5000 + "}}", "metadata.n: the number"),
     "lone surrogate": ('{"prompt": "\\udc80"}', "prompt: holds a lone surrogate"),
+    "nul": ('{"prompt": "p", "metadata": {"note": "a\\u0000b"}}', "metadata.note: holds a NUL character"),
     "not utf-8": (b'{"prompt": "\xc3("}', "not utf-8 text"),
     "blank": ("  \n", "the body is empty"),
 }

@@ -16,6 +16,8 @@ from feedback_app.services.json_input import JSONInputError, json_loads_strict, 
         ('{"prompt": "\\ud800"}', "prompt: holds a lone surrogate"),
         ('{"tags": ["ok", "\\udfff"]}', "tags[1]: holds a lone surrogate"),
         ('{"\\ud83d": 1}', "\\ud83d: holds a lone surrogate"),
+        ('{"metadata": {"note": "a\\u0000b"}}', "metadata.note: holds a NUL character"),
+        ('{"metadata": {"a\\u0000": 1}}', "metadata.a\\u0000: holds a NUL character"),
         ("{", "Expecting property name"),
     ],
 )
