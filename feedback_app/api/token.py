@@ -14,11 +14,12 @@ from rest_framework.views import APIView
 
 from feedback_app.api.parsers import StrictJSONParser
 from feedback_app.api.schema import errors
+from feedback_app.api.serializers import StrictCharField
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(min_length=1, max_length=150, trim_whitespace=False)
-    password = serializers.CharField(min_length=1, max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    username = StrictCharField(min_length=1, max_length=150, trim_whitespace=False)
+    password = StrictCharField(min_length=1, max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
 class TokenSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from django.utils import timezone
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"
-LOGIN_PAGES = ["/login/", "/admin/login/"]
+LOGIN_PAGES = ["/login/", "/admin/login/"]  # /api/v1/auth/token/: tests/feedback_app/api/test_token.py
 
 
 def _fail(client, url, username, *, times, address="10.0.0.1"):
@@ -59,20 +59,6 @@ def test_a_success_resets_the_count(client, make_user, settings):
     client.logout()
     _fail(client, "/login/", user.username, times=settings.AXES_FAILURE_LIMIT - 1)
     assert client.post("/login/", {"username": user.username, "password": PASSWORD}, REMOTE_ADDR="10.0.0.1").status_code == 302
-
-
-def test_the_api_token_endpoint_is_locked_with_a_json_answer(make_user, settings):
-    from rest_framework.test import APIClient
-
-    from feedback_app.models import Role
-
-    user = make_user(Role.RESEARCHER)
-    client = APIClient()
-    _fail(client, "/api/v1/auth/token/", user.username, times=settings.AXES_FAILURE_LIMIT)
-    locked = client.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.3")
-    assert locked.status_code == 429 and "Too many failed logins" in locked.json()["detail"] and locked["Retry-After"]
-    _expire_lockouts()
-    assert client.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}, format="json").json()["token"]
 
 
 def test_force_login_is_not_throttled(client, rater):
