@@ -94,19 +94,13 @@ class LabelRequestSerializer(serializers.Serializer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Read here, not at import: the schema then lists the flags and criteria this studio has.
+        # Read here, not at import: the schema then lists the flags this studio has (criteria: CriteriaFieldSchema).
         self.fields["flags"].child.choices = settings.LABEL_FLAGS
 
     def validate_criteria(self, value: dict) -> dict:
         unknown = sorted(set(value) - set(settings.LABEL_CRITERIA))
         if unknown:
             raise serializers.ValidationError(f"unknown criteria {unknown}; expected some of {settings.LABEL_CRITERIA}")
-        return value
-
-    def validate_flags(self, value: list) -> list:
-        unknown = sorted(set(value) - set(settings.LABEL_FLAGS))
-        if unknown:
-            raise serializers.ValidationError(f"unknown flags {unknown}; expected some of {settings.LABEL_FLAGS}")
         return value
 
     def submission(self) -> LabelSubmission:
