@@ -5,6 +5,7 @@ the whole product on one machine: SQLite (WAL) and an embedded Redis that ``make
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "feedback_app",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +106,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "feedback_app.middleware.disk_full.DiskFullMiddleware",
+    "feedback_app.views.params.PathIdsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "feedback_app.urls"
@@ -216,6 +221,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes) on /login/, /admin/login/ and /api/v1/auth/token/: after
+# LOGIN_FAILURE_LIMIT failures, the account and, separately, the address are refused (429)
+# until LOGIN_LOCKOUT_SECONDS have passed since the last failure; a success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = _env_bool("LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 10, 1)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_int("LOGIN_LOCKOUT_SECONDS", 900, 1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "feedback_app.views.lockout.login_locked_out"
+# The address is REMOTE_ADDR: `serve` runs daphne with --proxy-headers, so behind a proxy it is the client's.
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -268,12 +286,25 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # "format" is an export parameter here, not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
+    # JSON only (the schema then promises one body type), parsed by the strict parser.
+    "DEFAULT_PARSER_CLASSES": ["feedback_app.api.parsers.StrictJSONParser"],
+    "EXCEPTION_HANDLER": "feedback_app.api.exceptions.api_exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Write endpoints carry a throttle_scope; the counts live in the cache of each web process.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "label": os.environ.get("THROTTLE_LABEL_RATE", "1200/minute"),  # a rater at full speed is far below this
+        "write": os.environ.get("THROTTLE_WRITE_RATE", "600/minute"),
+        "score": os.environ.get("THROTTLE_SCORE_RATE", "120/minute"),
+        "import": os.environ.get("THROTTLE_IMPORT_RATE", "60/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Feedback studio API",
     "DESCRIPTION": "Lease comparisons, record preference labels, export datasets, run training.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 
 LOGGING = {

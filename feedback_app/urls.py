@@ -2,17 +2,20 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from feedback_app.views import dashboard, health, home, labeling
+from feedback_app.views.params import IdConverter
+
+register_converter(IdConverter, "id")  # before any route here or in api.urls uses <id:...>
 
 urlpatterns = [
     path("", home.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("label/", labeling.label_page, name="label"),
-    path("label/<int:comparison_id>/", labeling.label_submit, name="label-submit"),
-    path("label/<int:comparison_id>/skip/", labeling.label_skip, name="label-skip"),
+    path("label/<id:comparison_id>/", labeling.label_submit, name="label-submit"),
+    path("label/<id:comparison_id>/skip/", labeling.label_skip, name="label-skip"),
     path("label/undo/", labeling.label_undo, name="label-undo"),
     path("dashboard/", dashboard.overview, name="dashboard"),
     path("dashboard/models/", dashboard.models, name="dashboard-models"),
@@ -20,9 +23,9 @@ urlpatterns = [
     path("dashboard/<str:kind>/<str:name>/activate/", dashboard.version_activate_view, name="dashboard-version-activate"),
     path("dashboard/quality/", dashboard.quality, name="dashboard-quality"),
     path("dashboard/gold/promote/", dashboard.gold_promote, name="dashboard-gold-promote"),
-    path("dashboard/comparisons/<int:comparison_id>/gold/", dashboard.gold_mark, name="dashboard-gold-mark"),
+    path("dashboard/comparisons/<id:comparison_id>/gold/", dashboard.gold_mark, name="dashboard-gold-mark"),
     path("dashboard/review/", dashboard.review, name="dashboard-review"),
-    path("dashboard/review/<int:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
+    path("dashboard/review/<id:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
     path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
     path("dashboard/processes/", health.processes_panel, name="dashboard-processes"),
     path("healthz", health.healthz, name="healthz"),
@@ -30,3 +33,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("feedback_app.api.urls")),
 ]
+
+handler404 = "feedback_app.api.exceptions.api_not_found"

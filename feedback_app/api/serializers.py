@@ -1,12 +1,45 @@
 """Request and response shapes of the API."""
 
+import re
+
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from feedback_app.models import Assignment, PreferenceLabel
 from feedback_app.models.labels import winner_to_side
 from feedback_app.selectors.exports import FORMATS
+from feedback_app.services.json_input import INT_MAX, INT_MIN
 from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, LabelSubmission
+
+PG_INTEGER_MAX = 2**31 - 1  # an IntegerField column on PostgreSQL
+_ASCII_INT = re.compile(r"-?[0-9]{1,19}")
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that fits its column; in a query string, ASCII digits only (int() would take "٣")."""
+
+    def __init__(self, *, strings: bool = False, **kwargs) -> None:
+        kwargs.setdefault("min_value", INT_MIN)
+        kwargs.setdefault("max_value", INT_MAX)
+        self.strings = strings  # query parameters arrive as text; JSON bodies must send a number
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        if isinstance(data, str) and not (self.strings and _ASCII_INT.fullmatch(data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans (DRF's CharField turns 1 into "1")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ResponseSideSerializer(serializers.Serializer):
@@ -38,25 +71,36 @@ class NextComparisonSerializer(serializers.Serializer):
         }
 
 
+class CriteriaField(serializers.DictField):
+    """Criterion name -> side; the names are settings.LABEL_CRITERIA (the schema lists them)."""
+
+
+class CriteriaFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = CriteriaField
+
+    def map_serializer_field(self, auto_schema, direction):
+        side = {"type": "string", "enum": list(CRITERION_CHOICES)}
+        return {"type": "object", "properties": {name: side for name in settings.LABEL_CRITERIA}, "additionalProperties": False}
+
+
 class LabelRequestSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=CHOICES)
-    strength = serializers.IntegerField(min_value=1, max_value=3, default=2)
-    criteria = serializers.DictField(child=serializers.ChoiceField(choices=CRITERION_CHOICES), required=False, default=dict)
-    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="", trim_whitespace=True)
-    flags = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=10)
-    edited_text = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="", trim_whitespace=False)
-    time_on_task_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True, default=None)
+    strength = StrictIntegerField(min_value=1, max_value=3, default=2)
+    criteria = CriteriaField(child=serializers.ChoiceField(choices=CRITERION_CHOICES), required=False, default=dict)
+    rationale = StrictCharField(required=False, allow_blank=True, max_length=5000, default="", trim_whitespace=True)
+    flags = serializers.ListField(child=serializers.ChoiceField(choices=[]), required=False, default=list, max_length=10)
+    edited_text = StrictCharField(required=False, allow_blank=True, max_length=20000, default="", trim_whitespace=False)
+    time_on_task_ms = StrictIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, allow_null=True, default=None)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read here, not at import: the schema then lists the flags this studio has (criteria: CriteriaFieldSchema).
+        self.fields["flags"].child.choices = settings.LABEL_FLAGS
 
     def validate_criteria(self, value: dict) -> dict:
         unknown = sorted(set(value) - set(settings.LABEL_CRITERIA))
         if unknown:
             raise serializers.ValidationError(f"unknown criteria {unknown}; expected some of {settings.LABEL_CRITERIA}")
-        return value
-
-    def validate_flags(self, value: list) -> list:
-        unknown = sorted(set(value) - set(settings.LABEL_FLAGS))
-        if unknown:
-            raise serializers.ValidationError(f"unknown flags {unknown}; expected some of {settings.LABEL_FLAGS}")
         return value
 
     def submission(self) -> LabelSubmission:
@@ -104,14 +148,19 @@ class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="trl")
     date_from = serializers.DateTimeField(required=False)
     date_to = serializers.DateTimeField(required=False)
-    rater = serializers.CharField(required=False, default="")
-    tags = serializers.CharField(required=False, default="", help_text="Comma-separated tag names.")
+    rater = serializers.CharField(required=False, default="", allow_blank=True, help_text="A username or a pseudonym.")
+    tags = serializers.CharField(required=False, default="", allow_blank=True, help_text="Comma-separated tag names.")
     exclude_flagged = serializers.BooleanField(required=False, default=False)
 
     def validate(self, data):
         if data.get("date_from") and data.get("date_to") and data["date_from"] >= data["date_to"]:
             raise serializers.ValidationError({"date_to": "must be after date_from"})
         return data
+
+
+class ImportQuerySerializer(serializers.Serializer):
+    required_labels = StrictIntegerField(strings=True, required=False, min_value=1, max_value=1000, help_text="Labels each new comparison needs.")
+    allow_duplicate = serializers.BooleanField(required=False, default=False, help_text="Import a body identical to an earlier one again.")
 
 
 class PromptInSerializer(serializers.Serializer):
@@ -122,6 +171,35 @@ class PromptInSerializer(serializers.Serializer):
     responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False)
     metadata = serializers.DictField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+# One character that Python's str.strip() keeps (what import_parsing calls "not empty"); ECMA's \S is not the same set.
+NOT_ONLY_SPACE = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+class PromptInSchema(OpenApiSerializerExtension):
+    """Document what services.import_parsing accepts, which does the checking (the schema must not promise more)."""
+
+    target_class = PromptInSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        from feedback_app.services.import_parsing import ROLES
+
+        text = {"type": "string", "pattern": NOT_ONLY_SPACE, "maxLength": settings.IMPORT_MAX_TEXT_CHARS}
+        turn = {"oneOf": [text, {"type": "object", "required": ["role", "content"], "additionalProperties": False,
+                                 "properties": {"role": {"type": "string", "enum": list(ROLES)}, "content": text}}]}
+        return {
+            "type": "object", "required": ["prompt"], "additionalProperties": False,
+            "properties": {
+                "prompt": text,
+                "context": {"type": "array", "items": turn},
+                "responses": {"type": "array", "items": text, "uniqueItems": True, "maxItems": settings.IMPORT_MAX_RESPONSES,
+                              "anyOf": [{"maxItems": 0}, {"minItems": 2}],
+                              "description": "None, or at least 2 different texts: every pair becomes a comparison."},
+                "metadata": {"type": "object", "additionalProperties": True},
+                "tags": {"type": "array", "items": {"type": "string", "pattern": "[A-Za-z0-9]", "maxLength": 64}},
+            },
+        }
 
 
 class ImportBatchSerializer(serializers.Serializer):
@@ -158,16 +236,18 @@ class TrainingRunSerializer(serializers.Serializer):
         }
 
 
+class ContextTurnSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant", "system"])
+    content = StrictCharField(trim_whitespace=False, allow_blank=True, max_length=20000)
+
+
 class ScoreRequestSerializer(serializers.Serializer):
-    prompt = serializers.CharField(trim_whitespace=False, max_length=20000)
-    context = serializers.ListField(child=serializers.DictField(child=serializers.CharField()), required=False, default=list)
-    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False, max_length=20000), min_length=1, max_length=64)
+    prompt = StrictCharField(trim_whitespace=False, min_length=1, max_length=20000)
+    context = serializers.ListField(child=ContextTurnSerializer(), required=False, default=list)
+    responses = serializers.ListField(child=StrictCharField(trim_whitespace=False, min_length=1, max_length=20000), min_length=1, max_length=64)
 
     def validate_context(self, value):
-        for i, turn in enumerate(value):
-            if set(turn) != {"role", "content"} or turn["role"] not in ("user", "assistant", "system"):
-                raise serializers.ValidationError(f"turn {i}: expected {{'role': user|assistant|system, 'content': ...}}")
-        return value
+        return [dict(turn) for turn in value]
 
 
 class ScoreSerializer(serializers.Serializer):

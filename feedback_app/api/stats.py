@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback_app.api.permissions import IsResearcher
+from feedback_app.api.schema import errors
+from feedback_app.api.serializers import StrictIntegerField
 from feedback_app.selectors import dashboard as board
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, rater_quality, review_queue
 
@@ -24,20 +27,20 @@ def _raters() -> list[dict]:
 
 
 STATS = {
-    "overview": lambda request: {**board.overview_counters(), "training_run": _run(board.training_run_current())},
-    "labels": lambda request: board.labels_over_time(hours=_int(request, "hours", 48, 1, 24 * 90)),
-    "reward-models": lambda request: board.reward_model_history(),
-    "calibration": lambda request: board.calibration_active(),
-    "agreement": lambda request: {**agreement_summary(), "over_time": agreement_over_time(days=_int(request, "days", 30, 1, 365))},
-    "raters": lambda request: _raters(),
-    "arena": lambda request: board.arena_standings(),
-    "review": lambda request: _review(),
+    "overview": lambda query: {**board.overview_counters(), "training_run": _run(board.training_run_current())},
+    "labels": lambda query: board.labels_over_time(hours=query["hours"]),
+    "reward-models": lambda query: board.reward_model_history(),
+    "calibration": lambda query: board.calibration_active(),
+    "agreement": lambda query: {**agreement_summary(), "over_time": agreement_over_time(days=query["days"])},
+    "raters": lambda query: _raters(),
+    "arena": lambda query: board.arena_standings(),
+    "review": lambda query: _review(),
 }
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    value = request.query_params.get(name, "")
-    return min(high, max(low, int(value))) if value.isdigit() else default
+class StatsQuerySerializer(serializers.Serializer):
+    hours = StrictIntegerField(strings=True, required=False, default=48, min_value=1, max_value=24 * 90, help_text="labels: hours back")
+    days = StrictIntegerField(strings=True, required=False, default=30, min_value=1, max_value=365, help_text="agreement: days back")
 
 
 def _run(run) -> dict | None:
@@ -52,20 +55,22 @@ class StatsView(APIView):
 
     @extend_schema(
         summary="Dashboard figures as JSON",
-        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(STATS)),
-                    OpenApiParameter("hours", int, description="labels: hours back"), OpenApiParameter("days", int, description="agreement: days back")],
-        responses={200: OpenApiTypes.OBJECT, 404: None},
+        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(STATS)), StatsQuerySerializer],
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, e404="No statistics of that name.")},
     )
     def get(self, request: Request, name: str) -> Response:
         compute = STATS.get(name)
         if compute is None:
             return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(STATS)}"}, status=404)
-        return Response({"name": name, "generated_at": timezone.now(), "data": compute(request)})
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = StatsQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return Response({"name": name, "generated_at": timezone.now(), "data": compute(query.validated_data)})
 
 
 class StatsIndexView(APIView):
     permission_classes = [IsResearcher]
 
-    @extend_schema(summary="The statistics available", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(summary="The statistics available", operation_id="v1_stats_index", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request: Request) -> Response:
         return Response({name: request.build_absolute_uri(f"{name}/") for name in STATS})

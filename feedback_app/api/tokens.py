@@ -5,19 +5,23 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback_app.api.authentication import TokenAuthentication
+from feedback_app.api.parsers import StrictJSONParser
+from feedback_app.api.schema import errors
+from feedback_app.api.serializers import StrictCharField
 from feedback_app.models import ApiToken
 from feedback_app.services.accounts import api_token_issue, api_token_revoke
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    username = StrictCharField(min_length=1, max_length=150, trim_whitespace=False)
+    password = StrictCharField(min_length=1, max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
 class IssuedTokenSerializer(serializers.Serializer):
@@ -28,23 +32,32 @@ class IssuedTokenSerializer(serializers.Serializer):
 
 class TokenView(APIView):
     authentication_classes = [TokenAuthentication]
+    parser_classes = [StrictJSONParser, FormParser]
 
     def get_permissions(self):
         return [IsAuthenticated()] if self.request.method == "DELETE" else [AllowAny()]
 
-    @extend_schema(request=TokenRequestSerializer, responses={201: IssuedTokenSerializer, 400: OpenApiResponse(description="Missing fields or wrong credentials.")})
+    @extend_schema(
+        summary="Issue a new API token for an account (shown once)",
+        request=TokenRequestSerializer,
+        responses={201: IssuedTokenSerializer, **errors(400, 429, e429="Too many failed logins for this account or address; Retry-After says when to try again."),
+                   401: OpenApiResponse(description="The username and password do not match an active account.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Issue a new token for the user whose username and password these are."""
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request=request._request, username=data.validated_data["username"], password=data.validated_data["password"])
+        # The Django request, not DRF's wrapper: django-axes marks a lockout on it for its middleware.
+        user = authenticate(request._request, username=data.validated_data["username"], password=data.validated_data["password"])
         if user is None:
-            raise exceptions.ValidationError({"non_field_errors": ["Unable to log in with the username and password given."]})
+            return Response({"detail": "unable to log in with that username and password"}, status=status.HTTP_401_UNAUTHORIZED)
         token, key = api_token_issue(user=user, actor=user)
         body = IssuedTokenSerializer({"token": key, "prefix": token.prefix, "created_at": token.created_at}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
-    @extend_schema(request=None, responses={204: None, 400: OpenApiResponse(description="Not authenticated by a token.")})
+    @extend_schema(summary="Revoke the token this request is authenticated with", request=None,
+                   responses={204: None, **errors(400, 401, 403, e400="Not authenticated by a token.")})
     def delete(self, request: Request) -> Response:
         """Revoke the token this request is authenticated with."""
         if not isinstance(request.auth, ApiToken):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from feedback_app import tasks
 from feedback_app.api.permissions import IsResearcher
+from feedback_app.api.schema import errors
 from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
 from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
@@ -20,8 +22,12 @@ SCORE_TIMEOUT_SECONDS = 60
 
 class TrainingRunsView(APIView):
     permission_classes = [IsResearcher]
+    throttle_scope = "write"
 
-    @extend_schema(summary="List recent training runs", responses=TrainingRunSerializer(many=True))
+    def get_throttles(self):
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(summary="List recent training runs", responses={200: TrainingRunSerializer(many=True), **errors(401, 403)})
     def get(self, request: Request) -> Response:
         runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")[:50]
         return Response([TrainingRunSerializer.from_run(run) for run in runs])
@@ -29,7 +35,8 @@ class TrainingRunsView(APIView):
     @extend_schema(
         summary="Queue a training run, or return the one of that kind already queued",
         request=TrainingRunRequestSerializer,
-        responses={201: TrainingRunSerializer, 200: OpenApiResponse(TrainingRunSerializer, description="A run of that kind was queued already: that run.")},
+        responses={201: TrainingRunSerializer, 200: OpenApiResponse(TrainingRunSerializer, description="A run of that kind was queued already: that run."),
+                   **errors(400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
         serializer = TrainingRunRequestSerializer(data=request.data)
@@ -41,7 +48,7 @@ class TrainingRunsView(APIView):
 class TrainingRunView(APIView):
     permission_classes = [IsResearcher]
 
-    @extend_schema(summary="A training run, with its progress", responses={200: TrainingRunSerializer, 404: None})
+    @extend_schema(summary="A training run, with its progress", responses={200: TrainingRunSerializer, **errors(400, 401, 403, 404, e400="run_id is out of range.")})
     def get(self, request: Request, run_id: int) -> Response:
         run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
         if run is None:
@@ -51,11 +58,13 @@ class TrainingRunView(APIView):
 
 class ScoreView(APIView):
     permission_classes = [IsResearcher]
+    throttle_scope = "score"
 
     @extend_schema(
         summary="Score responses with the active reward model",
         request=ScoreRequestSerializer,
-        responses={200: ScoreSerializer, 503: OpenApiResponse(description="No reward model is active, or no scoring worker answered.")},
+        responses={200: ScoreSerializer, **errors(400, 401, 403, 429),
+                   503: OpenApiResponse(description="No reward model is active, or no scoring worker answered.")},
     )
     def post(self, request: Request) -> Response:
         serializer = ScoreRequestSerializer(data=request.data)
@@ -73,10 +82,13 @@ class ScoreView(APIView):
 
 class VersionActivateView(APIView):
     permission_classes = [IsResearcher]
+    throttle_scope = "write"
     MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
 
     @extend_schema(summary="Make a version the active one (promote a candidate or roll back)", request=None,
-                   responses={200: None, 404: None, 409: None})
+                   parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(MODELS))],
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The version is active."),
+                              **errors(401, 403, 404, 409, 429, e404="No version of that kind and name.", e409="The version was pruned: its weights are gone.")})
     def post(self, request: Request, kind: str, name: str) -> Response:
         model = self.MODELS.get(kind)
         version = model.objects.filter(name=name).first() if model else None

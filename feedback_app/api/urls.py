@@ -1,4 +1,4 @@
-"""API URLs, under /api/."""
+"""API URLs, under /api/ (feedback_app.urls registers the <id:...> converter before it includes these)."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
@@ -9,12 +9,12 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1/auth/token/", tokens.TokenView.as_view(), name="api-token"),
     path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
-    path("v1/comparisons/<int:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
-    path("v1/comparisons/<int:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),
+    path("v1/comparisons/<id:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
+    path("v1/comparisons/<id:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),
     path("v1/export/preferences/", views.ExportPreferencesView.as_view(), name="api-export-preferences"),
     path("v1/prompts/", views.PromptsBulkView.as_view(), name="api-prompts"),
     path("v1/training-runs/", training.TrainingRunsView.as_view(), name="api-training-runs"),
-    path("v1/training-runs/<int:run_id>/", training.TrainingRunView.as_view(), name="api-training-run"),
+    path("v1/training-runs/<id:run_id>/", training.TrainingRunView.as_view(), name="api-training-run"),
     path("v1/score/", training.ScoreView.as_view(), name="api-score"),
     path("v1/stats/", stats.StatsIndexView.as_view(), name="api-stats"),
     path("v1/stats/<str:name>/", stats.StatsView.as_view(), name="api-stats-detail"),

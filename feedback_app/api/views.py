@@ -7,16 +7,18 @@ import json
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback_app.api.permissions import IsAdmin, IsLabeler, IsResearcher
+from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
     ExportQuerySerializer,
     ImportBatchSerializer,
+    ImportQuerySerializer,
     LabelRequestSerializer,
     LabelSerializer,
     NextComparisonSerializer,
@@ -41,7 +43,7 @@ class NextComparisonView(APIView):
 
     @extend_schema(
         summary="Lease the next comparison",
-        responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing is left for this rater.")},
+        responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing is left for this rater."), **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
         assignment = assignment_lease_next(rater=request.user)
@@ -52,6 +54,7 @@ class NextComparisonView(APIView):
 
 class LabelView(APIView):
     permission_classes = [IsLabeler]
+    throttle_scope = "label"
 
     @extend_schema(
         summary="Label a leased comparison",
@@ -59,8 +62,7 @@ class LabelView(APIView):
         responses={
             201: LabelSerializer,
             200: OpenApiResponse(LabelSerializer, description="The same label was submitted before; it is returned."),
-            400: OpenApiResponse(description="A field is invalid; the body names it."),
-            404: OpenApiResponse(description="No such comparison."),
+            **errors(400, 401, 403, 404, 429, e404="No such comparison."),
             409: OpenApiResponse(description="A different label exists, or the comparison is not leased to you."),
         },
     )
@@ -80,8 +82,11 @@ class LabelView(APIView):
 
 class SkipView(APIView):
     permission_classes = [IsLabeler]
+    throttle_scope = "label"
 
-    @extend_schema(summary="Give a leased comparison back", request=None, responses={204: None, 409: OpenApiResponse(description="Not leased to you.")})
+    @extend_schema(summary="Give a leased comparison back", request=None,
+                   responses={204: None, **errors(400, 401, 403, 404, 429, e400="comparison_id is out of range.", e404="No such URL."),
+                              409: OpenApiResponse(description="Not leased to you (or no such comparison).")})
     def post(self, request: Request, comparison_id: int) -> Response:
         try:
             assignment_skip(rater=request.user, comparison_id=comparison_id)
@@ -96,10 +101,11 @@ class ExportPreferencesView(APIView):
     @extend_schema(
         summary="Download the collected preferences",
         parameters=[ExportQuerySerializer],
-        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.BINARY},
+        responses={**{(200, content_type): OpenApiTypes.BINARY for content_type in sorted(set(CONTENT_TYPES.values()))}, **errors(400, 401, 403)},
     )
     def get(self, request: Request):
-        query = ExportQuerySerializer(data=request.query_params)
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = ExportQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = query.validated_data
         filters = ExportFilters(
@@ -116,24 +122,23 @@ class ExportPreferencesView(APIView):
 
 class PromptsBulkView(APIView):
     permission_classes = [IsAdmin]
+    throttle_scope = "import"
+    schema = NonEmptyListBodySchema()
 
     @extend_schema(
         summary="Import prompts (bulk); all or nothing",
         request=PromptInSerializer(many=True),
-        parameters=[
-            OpenApiParameter("required_labels", int, description="Labels each new comparison needs."),
-            OpenApiParameter("allow_duplicate", bool, description="Import a body identical to an earlier one again."),
-        ],
-        responses={201: ImportBatchSerializer, 400: OpenApiResponse(description="Errors, each naming the item and field."),
+        parameters=[ImportQuerySerializer],
+        responses={201: ImportBatchSerializer, **errors(400, 401, 403, 429, e400="Errors, each naming the item and field."),
                    409: OpenApiResponse(description="The same body was imported before.")},
     )
     def post(self, request: Request) -> Response:
+        # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
+        query = ImportQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
         items = request.data.get("prompts") if isinstance(request.data, dict) else request.data
         if not isinstance(items, list):
             return Response({"detail": "expected a JSON list of prompts (or {\"prompts\": [...]})"}, status=status.HTTP_400_BAD_REQUEST)
-        required = request.query_params.get("required_labels", "")
-        if required and (not required.isdigit() or int(required) < 1):
-            return Response({"required_labels": ["must be a whole number of at least 1"]}, status=status.HTTP_400_BAD_REQUEST)
         try:
             records = parse_prompt_items(items)
             batch = prompt_records_import(
@@ -141,9 +146,9 @@ class PromptsBulkView(APIView):
                 filename="api",
                 sha256=hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest(),
                 user=request.user,
-                required_labels=int(required) if required else None,
+                required_labels=query.validated_data.get("required_labels"),
                 source="api",
-                allow_duplicate=request.query_params.get("allow_duplicate") in ("1", "true"),
+                allow_duplicate=query.validated_data["allow_duplicate"],
             )
         except ImportValidationError as exc:
             return Response({"detail": f"{exc.total} problem(s); nothing was imported", "errors": [str(e) for e in exc.errors]},

@@ -10,8 +10,7 @@ import json
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -23,16 +22,17 @@ from feedback_app.services.quality import QualityError, comparison_adjudicate, c
 from feedback_app.services.training import VersionPruned, training_run_request, version_activate
 from feedback_app.views import live
 from feedback_app.views.access import role_required
+from feedback_app.views.forms import AsciiFloatField
 
 STAFF = (Role.RESEARCHER, Role.ADMIN)
 VERSION_MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
 
 
 class SettingsForm(forms.Form):
-    gold_rate = forms.FloatField(min_value=0, max_value=1, help_text="Share of each rater's comparisons that are gold pairs.")
-    arena_share = forms.FloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
+    gold_rate = AsciiFloatField(min_value=0, max_value=1, help_text="Share of each rater's comparisons that are gold pairs.")
+    arena_share = AsciiFloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
-    min_trust = forms.FloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
+    min_trust = AsciiFloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
 
 
 class AdjudicationForm(forms.Form):
@@ -120,7 +120,8 @@ def quality(request: HttpRequest) -> HttpResponse:
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
     context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality"}
-    return render(request, "feedback_app/dashboard/quality.html", context)
+    refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
+    return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 
 
 @require_POST
@@ -162,7 +163,8 @@ def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_object_or_404(Comparison, pk=comparison_id)
     form = AdjudicationForm(request.POST)
     if not form.is_valid():
-        raise PermissionDenied("invalid adjudication")
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponseBadRequest(f"Invalid adjudication ({problems}).", content_type="text/plain; charset=utf-8")
     try:
         comparison_adjudicate(comparison=comparison, user=request.user, **form.cleaned_data)
     except QualityError as exc:

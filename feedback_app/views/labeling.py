@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +26,7 @@ from feedback_app.services.labeling import (
 )
 from feedback_app.views.access import role_required
 from feedback_app.views.forms import LabelForm
+from feedback_app.views.params import ParamError, ascii_int
 
 TEMPLATE = "feedback_app/label.html"
 
@@ -50,12 +51,12 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
 
 
 def _held(request: HttpRequest) -> Assignment | None:
-    """Return the lease named by ?c=<comparison id> if the rater holds it, else the next one."""
+    """Return the lease named by ?c=<comparison id> if the rater holds it, else the next one; raise ParamError for a bad ?c."""
     now = timezone.now()
     wanted = request.GET.get("c", "")
-    if wanted.isdigit():
+    if wanted:
         held = (
-            Assignment.objects.filter(rater=request.user, comparison_id=int(wanted), status=Assignment.Status.LEASED, lease_expires_at__gt=now)
+            Assignment.objects.filter(rater=request.user, comparison_id=ascii_int(wanted, name="c"), status=Assignment.Status.LEASED, lease_expires_at__gt=now)
             .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
             .first()
         )
@@ -67,7 +68,10 @@ def _held(request: HttpRequest) -> Assignment | None:
 @require_GET
 @role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
 def label_page(request: HttpRequest) -> HttpResponse:
-    return _workspace(request, assignment=_held(request))
+    try:
+        return _workspace(request, assignment=_held(request))
+    except ParamError as exc:
+        return HttpResponseBadRequest(f"{exc.name} {exc.message}.", content_type="text/plain; charset=utf-8")
 
 
 @require_POST
@@ -77,7 +81,7 @@ def label_submit(request: HttpRequest, comparison_id: int) -> HttpResponse:
     if not form.is_valid():
         assignment = assignment_current_for_rater(rater=request.user, now=timezone.now())
         if assignment is None or assignment.comparison_id != comparison_id:
-            assignment = _held(request)
+            assignment = assignment_lease_next(rater=request.user)
         return _workspace(request, assignment=assignment, form=form, status=200 if request.htmx else 400)
     notice = ""
     try:

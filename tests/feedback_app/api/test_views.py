@@ -145,3 +145,67 @@ def test_token_login_and_schema(rater):
     assert schema.status_code == 200
     paths = json.loads(schema.content)["paths"]
     assert "/api/v1/comparisons/next/" in paths and "/api/v1/comparisons/{comparison_id}/label/" in paths
+
+
+HUGE = "99999999999999999999"  # past 2**63
+
+
+@pytest.mark.parametrize("url", [f"/api/v1/comparisons/{HUGE}/label/", f"/api/v1/comparisons/{HUGE}/skip/"])
+def test_path_ids_past_64_bits_are_a_400_naming_them(rater, url):
+    response = api_client_for(rater).post(url, {"choice": "tie"}, format="json")
+    assert response.status_code == 400 and "comparison_id" in response.json()
+
+
+def test_unicode_digits_in_a_path_are_not_an_id(rater):
+    """'٣' is a digit to Python, not to the URL: no such endpoint, answered in JSON."""
+    response = api_client_for(rater).post("/api/v1/comparisons/٣/label/", {"choice": "tie"}, format="json")
+    assert response.status_code == 404 and "no API endpoint" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("strength", "٣"), ("strength", "²"), ("strength", 2**64), ("strength", 2.5), ("strength", True),
+     ("time_on_task_ms", 2**40), ("time_on_task_ms", "12"), ("time_on_task_ms", -1), ("rationale", 7)],
+)
+def test_label_fields_take_only_what_fits(rater, make_comparisons, field, value):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    response = client.post(label_url(comparison.pk), {"choice": "left", field: value}, format="json")
+    assert response.status_code == 400 and field in response.content.decode()  # a field error, or the parser naming it
+    assert PreferenceLabel.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["²", "٣", HUGE, "0", "-1", "1.5"])
+def test_import_query_parameters_are_ascii_whole_numbers(admin_user, value):
+    response = api_client_for(admin_user).post(f"/api/v1/prompts/?required_labels={value}", [{"prompt": "p"}], format="json")
+    assert response.status_code == 400 and "required_labels" in response.json()
+    assert not Prompt.objects.exists()
+
+
+@pytest.mark.parametrize("query", ["date_from=yesterday", "date_to=2026-13-45", "format=xlsx", "exclude_flagged=perhaps"])
+def test_bad_export_parameters_are_a_400_naming_them(researcher, query):
+    response = api_client_for(researcher).get(f"/api/v1/export/preferences/?{query}")
+    assert response.status_code == 400 and query.split("=")[0] in response.json()
+
+
+def test_label_submits_are_throttled_with_retry_after(rater, make_comparisons, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "label": "2/minute"})
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    statuses = [client.post(label_url(comparison.pk), {"choice": "left"}, format="json").status_code for _ in range(3)]
+    assert statuses[:2] == [201, 200] and statuses[2] == 429
+    throttled = client.post(label_url(comparison.pk), {"choice": "left"}, format="json")
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0 and "throttled" in throttled.json()["detail"].lower()
+    assert client.get(NEXT).status_code in (200, 204), "reads are not throttled"
+
+
+def test_the_default_label_rate_lets_a_fast_rater_through(settings):
+    """At least 10 labels a second per rater, as a setting."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    count, seconds = ScopedRateThrottle.parse_rate(None, settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["label"])
+    assert count / seconds >= 10

@@ -98,7 +98,26 @@ def test_settings_form(researcher):
     config = StudioSettings.objects.get()
     assert (config.gold_rate, config.arena_share, config.weight_by_trust, config.min_trust) == (0.2, 0.5, True, 0.3)
     bad = client.post("/dashboard/quality/", {"gold_rate": "3", "arena_share": "0.5", "min_trust": "0"})
-    assert bad.status_code == 200 and "Ensure this value is less than or equal to 1" in bad.content.decode()
+    assert bad.status_code == 400 and "Ensure this value is less than or equal to 1" in bad.content.decode()
+
+
+@pytest.mark.parametrize("value", ["٠.٥", "nan", "inf", "1e999", "0x1"])
+def test_settings_form_takes_ascii_finite_numbers(researcher, value):
+    response = logged_in(researcher).post("/dashboard/quality/", {"gold_rate": value, "arena_share": "0.5", "min_trust": "0"})
+    assert response.status_code == 400 and "Enter a number" in response.content.decode()
+    assert not StudioSettings.objects.filter(gold_rate__gt=0.9).exists()
+
+
+def test_a_bad_adjudication_is_a_400_naming_the_field(admin_user, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    response = logged_in(admin_user).post(f"/dashboard/review/{comparison.pk}/", {"winner": "nobody"})
+    assert response.status_code == 400 and "winner" in response.content.decode()
+
+
+@pytest.mark.parametrize("url", ["/dashboard/review/99999999999999999999/", "/dashboard/comparisons/99999999999999999999/gold/"])
+def test_path_ids_past_64_bits_are_a_400(admin_user, url):
+    response = logged_in(admin_user).post(url, {"winner": "a"})
+    assert response.status_code == 400 and "comparison_id" in response.content.decode()
 
 
 def test_review_queue_and_adjudication_are_for_admins(studio, researcher, admin_user):

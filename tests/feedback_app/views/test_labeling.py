@@ -128,3 +128,40 @@ def test_htmx_post_without_csrf_token_is_refused(rater, make_comparisons):
 def test_users_without_a_role_are_refused(django_user_model):
     nobody = django_user_model.objects.create_user("nobody", password="x")
     assert logged_in(nobody).get("/label/").status_code == 403
+
+
+HUGE = "99999999999999999999"  # past 2**63
+
+
+@pytest.mark.parametrize(("field", "value"), [("time_on_task_ms", "٣"), ("time_on_task_ms", "²"), ("time_on_task_ms", HUGE),
+                                              ("time_on_task_ms", "1e3"), ("strength", "٣"), ("strength", HUGE)])
+def test_a_bad_form_field_is_a_400_naming_it(rater, make_comparisons, field, value):
+    (comparison,) = make_comparisons(1)
+    client = logged_in(rater)
+    client.get("/label/")
+    response = client.post(f"/label/{comparison.pk}/", {"choice": "left", field: value})
+    assert response.status_code == 400
+    assert 'class="errorlist' in response.content.decode() or "error" in response.content.decode()
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_a_lone_surrogate_in_a_form_post_is_a_400(rater, make_comparisons):
+    """UTF-8 for U+DC80 is not valid UTF-8; it reads as replacement characters, which no choice is."""
+    (comparison,) = make_comparisons(1)
+    client = logged_in(rater)
+    client.get("/label/")
+    response = client.post(f"/label/{comparison.pk}/", b"choice=%ED%B2%80&rationale=%ED%A0%80", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and not PreferenceLabel.objects.exists()
+
+
+@pytest.mark.parametrize("url", [f"/label/{HUGE}/", f"/label/{HUGE}/skip/"])
+def test_path_ids_past_64_bits_are_a_400_naming_them(rater, url):
+    response = logged_in(rater).post(url, {"choice": "left"})
+    assert response.status_code == 400 and "comparison_id" in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ["²", "٣", HUGE, "-1", "x"])
+def test_a_bad_lease_parameter_is_a_400_naming_it(rater, make_comparisons, value):
+    make_comparisons(1)
+    response = logged_in(rater).get("/label/", {"c": value})
+    assert response.status_code == 400 and response.content.decode().startswith("c must be a whole number")

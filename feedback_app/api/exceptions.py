@@ -1,0 +1,23 @@
+"""The API's error answers: every refusal of input is a 400 naming the field, and every 404 is JSON."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
+from rest_framework.exceptions import ValidationError
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def api_exception_handler(exc, context):
+    """Answer like DRF does, and turn a model or service ValidationError into a 400 naming its fields."""
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+    return drf_exception_handler(exc, context)
+
+
+def api_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """Answer a URL no route matches with JSON under /api/, and with the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no API endpoint at {request.path}"}, status=404)
+    return page_not_found(request, exception)

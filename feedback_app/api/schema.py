@@ -1,0 +1,35 @@
+"""The error answers each documented operation lists, so that the schema says what can come back."""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+
+DESCRIPTIONS = {
+    400: "A field or parameter is invalid (or the body is not acceptable JSON); the body names it.",
+    401: "No credentials, or a token or session that is not valid.",
+    403: "Your role does not allow this.",
+    404: "No such object.",
+    409: "The request conflicts with the current state; the body says how.",
+    429: "Too many requests; Retry-After says how many seconds to wait.",
+    503: "A worker this needs did not answer.",
+}
+
+
+def errors(*codes: int, **descriptions: str) -> dict[int, OpenApiResponse]:
+    """Return extend_schema responses for ``codes``; ``e404="..."`` overrides one description."""
+    return {code: OpenApiResponse(OpenApiTypes.OBJECT, description=descriptions.get(f"e{code}", DESCRIPTIONS[code])) for code in codes}
+
+
+AUTHENTICATED = (400, 401, 403)  # 400: every endpoint parses a JSON body or parameters it may get
+
+
+class NonEmptyListBodySchema(AutoSchema):
+    """A view's schema whose JSON list body must hold at least one item (drf-spectacular cannot say it of many=True)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body:
+            body["content"]["application/json"]["schema"]["minItems"] = 1
+        return body

@@ -1,0 +1,34 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operations(client):
+    schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    return {(method.upper(), path): op for path, item in schema["paths"].items() for method, op in item.items()}
+
+
+def test_every_operation_lists_the_errors_it_can_return(operations):
+    for (method, path), op in operations.items():
+        codes = set(op["responses"])
+        if path != "/api/v1/auth/token/":
+            assert {"401", "403"} <= codes, (method, path)
+        if "{" in path:
+            assert "404" in codes, (method, path)
+        if method == "POST" and path != "/api/v1/auth/token/" and "activate" not in path:
+            assert "429" in codes, (method, path)
+        if op.get("requestBody") or any(p["in"] == "query" for p in op.get("parameters", [])):
+            assert "400" in codes, (method, path)
+
+
+def test_path_ids_are_bounded_integers(operations):
+    params = operations[("POST", "/api/v1/comparisons/{comparison_id}/label/")]["parameters"]
+    (comparison_id,) = [p for p in params if p["name"] == "comparison_id"]
+    assert comparison_id["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+
+
+def test_bodies_are_json_only(operations):
+    for (method, path), op in operations.items():
+        if "requestBody" in op and path != "/api/v1/auth/token/":
+            assert set(op["requestBody"]["content"]) == {"application/json"}, (method, path)
