@@ -13,8 +13,8 @@ Two file kinds, each as JSON Lines or CSV:
 
 Every problem is reported with its line and field; a file with any problem imports nothing,
 unless the caller asks to skip invalid rows (then each skipped row is listed with its reason).
-JSON is read strictly: NaN/Infinity, numbers that overflow, integers past 64 bits, lone UTF-16
-surrogates and nesting deeper than ``MAX_JSON_DEPTH`` (see import_json) are problems, not values.
+JSON is read strictly (services.json_input, the API's checks): NaN/Infinity, numbers that overflow,
+integers past 64 bits, lone surrogates, NUL and nesting deeper than ``MAX_DEPTH`` are problems, not values.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 from django.conf import settings
 from django.utils.text import slugify
 
-from feedback_app.services.import_json import UnsafeJson, check_json_value, no_surrogates, strict_json_loads
+from feedback_app.services.json_input import JSONInputError, JSONSyntaxError, json_loads_strict, json_text_check, json_value_check
 
 PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
 PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
@@ -167,10 +167,10 @@ def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
         if not text.strip():
             continue
         try:
-            yield number, strict_json_loads(text)
-        except json.JSONDecodeError as exc:
+            yield number, json_loads_strict(text, int64=True)
+        except JSONSyntaxError as exc:
             yield number, LineError(number, "", f"not valid JSON ({exc.msg} at column {exc.colno})")
-        except UnsafeJson as problem:
+        except JSONInputError as problem:
             yield number, LineError(number, problem.field, problem.message)
 
 
@@ -202,10 +202,10 @@ def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict
             continue
         if key in ("context", "responses", "metadata") or (key == "tags" and value.lstrip().startswith("[")):
             try:
-                record[key] = strict_json_loads(value, field_name=key)
-            except json.JSONDecodeError as exc:
+                record[key] = json_loads_strict(value, where=key, int64=True)
+            except JSONSyntaxError as exc:
                 raise _Invalid(key, f"not valid JSON ({exc.msg})") from None
-            except UnsafeJson as problem:
+            except JSONInputError as problem:
                 raise _Invalid(problem.field, problem.message) from None
         elif key == "tags":
             record[key] = [t.strip() for t in value.split(",") if t.strip()]
@@ -218,8 +218,8 @@ def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict
                 raise _Invalid(key, f"expected a finite number, got {value!r}")
         else:
             try:
-                record[key] = no_surrogates(value, key)
-            except UnsafeJson as problem:
+                record[key] = json_text_check(value, where=key)
+            except JSONInputError as problem:
                 raise _Invalid(problem.field, problem.message) from None
     if response_columns:
         if "responses" in record:
@@ -333,11 +333,9 @@ def _checked_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
         raise _Invalid(name, "is empty")
     if len(value) > settings.IMPORT_MAX_TEXT_CHARS:
         raise _Invalid(name, f"{len(value):,} characters, over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,}")
-    if "\x00" in value:
-        raise _Invalid(name, "contains a NUL character")
     try:
-        return no_surrogates(value, name)  # items posted to the API were parsed elsewhere
-    except UnsafeJson as problem:
+        return json_text_check(value, where=name)  # items posted to the API were parsed elsewhere
+    except JSONInputError as problem:
         raise _Invalid(problem.field, problem.message) from None
 
 
@@ -366,8 +364,8 @@ def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid("metadata", f"expected an object, got {_type_name(value)}")
     try:
-        check_json_value(value, "metadata")  # again for items posted to the API, parsed elsewhere
-    except UnsafeJson as problem:
+        json_value_check(value, where="metadata", int64=True)  # again for items posted to the API, parsed elsewhere
+    except JSONInputError as problem:
         raise _Invalid(problem.field, problem.message) from None
     if len(json.dumps(value)) > settings.IMPORT_MAX_TEXT_CHARS:
         raise _Invalid("metadata", f"over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,} characters as JSON")

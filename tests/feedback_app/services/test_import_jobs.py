@@ -159,7 +159,7 @@ def test_job_records_the_errors_of_a_bad_file_and_of_a_duplicate(django_capture_
     bad.refresh_from_db()
     again.refresh_from_db()
     assert bad.status == "failed" and bad.error_total == 2
-    assert bad.errors == ["line 1, field 'prompt': is empty", "line 2, field 'metadata.x': NaN is not a JSON number"]
+    assert bad.errors == ["line 1, field 'prompt': is empty", "line 2, field 'metadata.x': NaN is not a number JSON allows; use a finite number or null"]
     assert again.status == "failed" and "imported already" in again.errors[0]
     assert Prompt.objects.count() == 2
 

@@ -144,13 +144,16 @@ def test_hh_turns():
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ('{"prompt": "p", "metadata": {"score": NaN}}', "line 1, field 'metadata.score': NaN is not a JSON number"),
-        ('{"prompt": "p", "metadata": {"score": -Infinity}}', "line 1, field 'metadata.score': -Infinity is not a JSON number"),
-        ('{"prompt": "p", "metadata": {"score": 1e999}}', "line 1, field 'metadata.score': a number too large to store"),
-        ('{"prompt": "p", "metadata": {"id": 9223372036854775808}}', "line 1, field 'metadata.id': an integer past the 64-bit range"),
-        ('{"prompt": "p", "responses": ["ok", "bad \\udc80"]}', "line 1, field 'responses[1]': contains a lone UTF-16 surrogate (U+DC80"),
-        ('{"prompt": "p", "metadata": ' + "[" * 40 + "]" * 40 + "}", "line 1, field 'metadata': nested deeper than 32 levels"),
-        ("[" * 100_000 + "]" * 100_000, "line 1: nested deeper than 32 levels"),  # past the parser's own recursion limit
+        ('{"prompt": "p", "metadata": {"score": NaN}}', "line 1, field 'metadata.score': NaN is not a number JSON allows"),
+        ('{"prompt": "p", "metadata": {"score": -Infinity}}', "line 1, field 'metadata.score': -Infinity is not a number JSON allows"),
+        ('{"prompt": "p", "metadata": {"score": 1e999}}', "line 1, field 'metadata.score': the number 1e999 is out of range"),
+        ('{"prompt": "p", "metadata": {"id": 9223372036854775808}}',
+         "line 1, field 'metadata.id': the number 9223372036854775808 is out of range (a 64-bit integer is -2^63 .. 2^63-1)"),
+        ('{"prompt": "p", "metadata": {"id": ' + "9" * 5000 + "}}", "line 1, field 'metadata.id': the number 99999999999999999999... has 5,000"),
+        ('{"prompt": "p", "responses": ["ok", "bad \\udc80"]}', "line 1, field 'responses[1]': holds a lone surrogate (U+DC80"),
+        ('{"prompt": "a\\u0000b"}', "line 1, field 'prompt': holds a NUL character"),
+        ('{"prompt": "p", "metadata": ' + "[" * 70 + "]" * 70 + "}", "line 1, field 'metadata': nested more than 64 levels deep"),
+        ("[" * 100_000 + "]" * 100_000, "line 1: nested more than 64 levels deep"),  # past the parser's own recursion limit
     ],
 )
 def test_json_values_the_studio_cannot_store_are_line_and_field_errors(line, expected):
@@ -159,8 +162,8 @@ def test_json_values_the_studio_cannot_store_are_line_and_field_errors(line, exp
 
 def test_the_same_checks_apply_to_json_in_csv_cells():
     data = b'prompt,metadata,tags\np,"{""x"": NaN}",a\nq,,"[""\\ud800""]"\n'
-    assert errors_of(data, "p.csv") == ["line 2, field 'metadata.x': NaN is not a JSON number",
-                                        "line 3, field 'tags[0]': contains a lone UTF-16 surrogate (U+D800 at character 1)"]
+    assert errors_of(data, "p.csv") == ["line 2, field 'metadata.x': NaN is not a number JSON allows; use a finite number or null",
+                                        "line 3, field 'tags[0]': holds a lone surrogate (U+D800 at character 1), which is not text"]
 
 
 def test_the_largest_64_bit_integers_are_fine():
@@ -198,7 +201,7 @@ def test_items_posted_to_the_api_get_the_same_checks():
         parse_prompt_items([{"prompt": "ok", "responses": ["a", "b\udc80"]}, {"prompt": "p", "metadata": {"n": 2**64}},
                             {"prompt": "q", "metadata": {"x": float("nan")}}])
     assert [str(e) for e in info.value.errors] == [
-        "item 1, field 'responses[1]': contains a lone UTF-16 surrogate (U+DC80 at character 2)",
-        "item 2, field 'metadata.n': an integer past the 64-bit range (-2^63 .. 2^63-1)",
-        "item 3, field 'metadata.x': a number too large to store",
+        "item 1, field 'responses[1]': holds a lone surrogate (U+DC80 at character 2), which is not text",
+        "item 2, field 'metadata.n': the number 18446744073709551616 is out of range (a 64-bit integer is -2^63 .. 2^63-1)",
+        "item 3, field 'metadata.x': NaN is not a number JSON allows; use a finite number or null",
     ]

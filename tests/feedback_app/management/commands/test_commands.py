@@ -91,7 +91,7 @@ def test_import_prompts_skip_invalid(tmp_path, capsys):
     path.write_text('{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": "x", "metadata": {"n": NaN}}\n')
     call_command("import_prompts", str(path), "--skip-invalid")
     out = capsys.readouterr()
-    assert "Imported 1 prompts" in out.out and out.err.strip() == "skipped line 2, field 'metadata.n': NaN is not a JSON number"
+    assert "Imported 1 prompts" in out.out and out.err.strip() == "skipped line 2, field 'metadata.n': NaN is not a number JSON allows; use a finite number or null"
     assert Comparison.objects.filter(status="open").count() == 1
 
 

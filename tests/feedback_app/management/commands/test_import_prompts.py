@@ -16,8 +16,6 @@ BAD_LINES = {
 }
 
 
-@pytest.mark.xfail(reason="passes once services/import_parsing.py reads JSON with services.json_input.json_loads_strict "
-                          "(its owner's change); today these lines raise RecursionError, ValueError or UnicodeEncodeError", strict=False)
 @pytest.mark.parametrize("case", sorted(BAD_LINES))
 def test_a_hostile_line_is_a_command_error_naming_it(tmp_path, case):
     line, expected = BAD_LINES[case]
