@@ -36,7 +36,7 @@ from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, E
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.import_jobs import import_job_create
 from feedback_app.services.retention import model_store_prune
-from feedback_app.services.training import VersionPruned, training_run_request, version_activate
+from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
 from feedback_app.views.streaming import streaming_download
 
 User = get_user_model()
@@ -249,8 +249,8 @@ class AuditEntryAdmin(admin.ModelAdmin):
 def _retrain(kind: str, label: str):
     @admin.action(description=label)
     def action(modeladmin, request, queryset):
-        run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
-        modeladmin.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
+        run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        modeladmin.message_user(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
 
     action.__name__ = f"retrain_{kind}"
     return action
@@ -371,6 +371,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
             raise PermissionDenied("queue runs with the buttons on the training runs page")
         if kind not in TrainingRun.Kind.values:
             raise PermissionDenied(f"unknown kind {kind!r}")
-        run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
-        self.message_user(request, f"Queued training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
+        run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        self.message_user(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
         return redirect("admin:feedback_app_trainingrun_changelist")

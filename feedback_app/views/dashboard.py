@@ -19,7 +19,7 @@ from feedback_app.selectors import dashboard as board
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, gold_candidates_count, rater_quality, review_queue, studio_settings
 from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
-from feedback_app.services.training import VersionPruned, training_run_request, version_activate
+from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
 from feedback_app.views import live
 from feedback_app.views.access import role_required
 from feedback_app.views.forms import AsciiFloatField
@@ -79,8 +79,8 @@ def run_request(request: HttpRequest) -> HttpResponse:
     if kind not in TrainingRun.Kind.values:
         messages.error(request, f"Unknown kind of training run: {kind!r}.")
         return redirect("dashboard-models")
-    run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
-    messages.success(request, f"Queued training run {run.pk} ({run.get_kind_display()}).")
+    run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+    messages.success(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).")
     return redirect("dashboard-models")
 
 

@@ -91,6 +91,17 @@ def test_retrain_button_queues_a_run(researcher, monkeypatch, django_capture_on_
     assert AuditEntry.objects.filter(action="training.request").exists()
 
 
+def test_retrain_button_twice_names_the_run_already_queued(researcher, monkeypatch):
+    from feedback_app import tasks
+
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    client = logged_in(researcher)
+    client.post("/dashboard/runs/", {"kind": "reward_fast"})
+    response = client.post("/dashboard/runs/", {"kind": "reward_fast"}, follow=True)
+    run = TrainingRun.objects.get()
+    assert f"Already queued: training run {run.pk}" in response.content.decode()
+
+
 def test_settings_form(researcher):
     client = logged_in(researcher)
     response = client.post("/dashboard/quality/", {"gold_rate": "0.2", "arena_share": "0.5", "weight_by_trust": "on", "min_trust": "0.3"})
