@@ -58,8 +58,7 @@ class Raters:
         self.lock = threading.Lock()
         self.acknowledged: set[tuple[str, int]] = set()
         self.statuses: dict[str, int] = {}
-        self.failing_since: float | None = None
-        self.last_success = time.monotonic()
+        self.events: list[tuple[float, bool]] = []  # (monotonic time, the call succeeded)
         self.rng = random.Random(seed)
         self.threads = [threading.Thread(target=self._run, args=rater, daemon=True) for rater in raters]
 
@@ -98,8 +97,7 @@ class Raters:
                 self._count("connection error")
                 ok = False
             with self.lock:
-                if ok:
-                    self.last_success = time.monotonic()
+                self.events.append((time.monotonic(), ok))
             self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
@@ -154,7 +152,8 @@ class Studio:
                  for row, other in zip(paired, paired[1:] + paired[:1]) if other["response"] != row["response"]]
         lines += [json.dumps({"prompt": row["instruction"], "tags": [row["intent"]]})
                   for row in rows[self.args.comparisons: self.args.comparisons + self.args.prompts]]
-        prompts_import(data="\n".join(lines).encode(), filename="bitext-faults.jsonl")
+        # Two labels per comparison, so the raters never run dry while the supply (slow on a CPU) catches up.
+        prompts_import(data="\n".join(lines).encode(), filename="bitext-faults.jsonl", required_labels=2)
         from django.db import connections
 
         connections.close_all()
@@ -232,7 +231,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raters", type=int, default=4)
     parser.add_argument("--rate", type=float, default=1.0, help="Labels per second per rater (an upper bound).")
-    parser.add_argument("--comparisons", type=int, default=2000, help="Imported comparisons (two replies each).")
+    parser.add_argument("--comparisons", type=int, default=3500, help="Imported comparisons (two replies each, two labels each).")
     parser.add_argument("--prompts", type=int, default=400, help="Imported prompts that wait for the generator.")
     parser.add_argument("--refit-every", type=int, default=25)
     parser.add_argument("--disk-mb", type=int, default=96, help="Size of the tmpfs that holds VAR_DIR.")
@@ -319,21 +318,32 @@ def inject(fault: str, *, studio: Studio, raters: Raters, researcher: str, args)
     else:
         raise SystemExit(f"unknown fault {fault!r}")
     back: dict[str, float | None] = {loop: None for loop in LOOPS}
-    outage_start = None
+    outage = None
     while time.monotonic() - started < args.recovery_timeout and any(v is None for v in back.values()):
         time.sleep(2)
-        with raters.lock:
-            since_success = time.monotonic() - raters.last_success
-        if since_success > 3 and outage_start is None:
-            outage_start = time.monotonic() - since_success
-        if back["web"] is None and since_success < 2 and time.monotonic() - started > 2:
-            back["web"] = time.monotonic() - started
+        if back["web"] is None:
+            outage, back["web"] = web_outage(raters, since=started)
         waiting = [loop for loop in ("refit", "supply", "score") if back[loop] is None]
         for loop, ok in loops_since(t0, base=studio.base, researcher=researcher, need=waiting).items():
             if ok and back[loop] is None:
                 back[loop] = time.monotonic() - started
-    outage = 0.0 if outage_start is None else max(0.0, (back["web"] or args.recovery_timeout) - (outage_start - started))
+    if outage is None:  # the web never answered again
+        outage = time.monotonic() - started
     return {"fault": fault, "web_outage_s": round(outage, 1), "back_after_s": {k: (round(v, 1) if v is not None else None) for k, v in back.items()}}
+
+
+def web_outage(raters: Raters, *, since: float) -> tuple[float | None, float | None]:
+    """Return (how long the raters' calls failed, when they succeeded again after ``since``), or
+    (None, None) while they still fail: the outage runs from the first failed call to the next
+    call that succeeded."""
+    with raters.lock:
+        events = [(t, ok) for t, ok in raters.events if t >= since]
+    first_failure = next((t for t, ok in events if not ok), None)
+    if first_failure is None:
+        first_success = next((t for t, ok in events if ok), None)
+        return (0.0, first_success - since) if first_success is not None else (None, None)
+    recovered = next((t for t, ok in events if ok and t > first_failure), None)
+    return (recovered - first_failure, recovered - since) if recovered is not None else (None, None)
 
 
 def audit_labels(raters: Raters) -> dict:

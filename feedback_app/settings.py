@@ -197,7 +197,9 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "comparisons-supply": {"task": "feedback_app.tasks.comparisons_supply", "schedule": 30.0},
-    "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 60.0},
+    # Every 30 s, so a run whose message Redis lost (a restart from an older snapshot, a flush) is
+    # sent again within TRAINING_RESEND_AFTER + 30 s: the loop is back within two minutes.
+    "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 30.0},
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
@@ -360,7 +362,7 @@ REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier:
 TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # a silent run is failed after this
 # A queued run whose message is not in the broker this long after it was sent is sent again; one
 # that cannot be sent for TRAINING_RESEND_GIVE_UP seconds is failed (services.training_recovery).
-TRAINING_RESEND_AFTER = _env_int("TRAINING_RESEND_AFTER", 120, 10)
+TRAINING_RESEND_AFTER = _env_int("TRAINING_RESEND_AFTER", 30, 10)
 TRAINING_RESEND_GIVE_UP = _env_int("TRAINING_RESEND_GIVE_UP", 3600, 60)
 # Retention (daily, and "Prune model store now" in the admin): besides the active, candidate and
 # provenance-named versions, keep the newest MODEL_RETENTION_KEEP of each line; hold the

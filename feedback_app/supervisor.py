@@ -36,6 +36,33 @@ def _die_with_parent() -> None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class _LogFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that, when it cannot be written (a full disk), says so once on stderr
+    and carries on with the console alone, instead of a traceback for every line; it reopens the
+    file on the next line, so it is written again once there is space."""
+
+    failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failed_before, self._written = self.failing, True
+        super().emit(record)  # calls handleError, which clears _written, when the write fails
+        if failed_before and self._written:
+            self.failing = False
+            sys.stderr.write(f"log file {self.baseFilename} is written again\n")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._written = False
+        if not self.failing:
+            self.failing = True
+            sys.stderr.write(f"cannot write the log file {self.baseFilename} ({sys.exc_info()[1]}); the console has every line meanwhile\n")
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None
+
+
 class ChildFailedToStart(RuntimeError):
     """A child exited, or never listened, during the first start."""
 
@@ -128,7 +155,7 @@ class Supervisor:
     def _logger(self, name: str, *, console_format: str) -> logging.Logger:
         # A logger of its own (not in logging's registry): two supervisors in one process share nothing.
         logger = logging.Logger(f"studio.{name}", logging.INFO)
-        file_handler = logging.handlers.RotatingFileHandler(self.log_dir / f"{name.replace(' ', '-')}.log", **self._rotation)
+        file_handler = _LogFileHandler(self.log_dir / f"{name.replace(' ', '-')}.log", **self._rotation)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(file_handler)
         console = logging.StreamHandler(self._console.stream)

@@ -109,3 +109,33 @@ def test_a_child_that_never_listens_fails_the_start(make_supervisor):
     supervisor = make_supervisor([ChildSpec("web", [sys.executable, "-c", "raise SystemExit(2)"], listens=("127.0.0.1", 1), listen_timeout=10)])
     with pytest.raises(ChildFailedToStart, match="exited with status 2 before listening on 127.0.0.1:1"):
         supervisor.start()
+
+
+def test_a_log_file_that_cannot_be_written_says_so_once_and_recovers(tmp_path, capsys):
+    """A full disk makes the log file fail: one line on stderr (no traceback per line), and the
+    file is written again once it can be."""
+    import errno
+    import logging
+
+    from feedback_app.supervisor import _LogFileHandler
+
+    handler = _LogFileHandler(tmp_path / "web.log", maxBytes=1 << 20, backupCount=1)
+    logger = logging.Logger("studio.test", logging.INFO)
+    logger.addHandler(handler)
+    logger.info("before")
+    real_open = handler._open
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    handler.stream.close()
+    handler.stream = None
+    handler._open = full
+    for i in range(5):
+        logger.info("lost %d", i)
+    handler._open = real_open
+    logger.info("after")
+    handler.close()
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file") == 1 and "Traceback" not in err and "is written again" in err
+    assert (tmp_path / "web.log").read_text().splitlines() == ["before", "after"]

@@ -93,7 +93,10 @@ def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: 
         celery = [python, "-m", "celery", "-A", "feedback_app"]
         for queue, concurrency, env in (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("score", 1, shared_cores)):
             children.append(ChildSpec(f"worker {queue}", celery + ["worker", "-Q", queue, "-n", f"{queue}@%h.{suffix}",
-                                                                     "--concurrency", str(concurrency), "--loglevel", "INFO"], env))
+                                                                     "--concurrency", str(concurrency), "--loglevel", "INFO",
+                                                                     # Nothing here uses worker gossip or mingle, and gossip
+                                                                     # logged an error on every reconnect after a Redis restart.
+                                                                     "--without-gossip", "--without-mingle"], env))
         children.append(ChildSpec("beat", celery + ["beat", "--schedule", str(var_dir / "celerybeat-schedule"), "--loglevel", "WARNING"], worker_env))
     children.append(ChildSpec("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "--proxy-headers",
                                       "--application-close-timeout", str(DAPHNE_APPLICATION_CLOSE_TIMEOUT), "feedback_app.asgi:application"],
