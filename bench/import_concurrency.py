@@ -27,6 +27,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.label_load import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("parcel refund order account invoice delivery address password card subscription billing warranty "
          "store manager weekend tracking number missing broken replace cancel upgrade plan fee charge twice "
@@ -110,13 +112,6 @@ def prepare(*, raters: int, comparisons: int) -> list[str]:
     return names
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    low = int(k)
-    return ordered[low] + (ordered[min(low + 1, len(ordered) - 1)] - ordered[low]) * (k - low)
 
 
 def main() -> None:

@@ -12,31 +12,13 @@ from celery import Celery
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from feedback_app import broker, events, tasks, training_bridge
+from feedback_app import broker, events, tasks
 from feedback_app.models import RewardModelVersion, TrainingRun
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 from feedback_app.services.training import training_auto_refit_if_due
 from feedback_app.services.training_recovery import _training_run_resend, training_loop_heal, training_runs_resend_lost
-from tests.feedback_app.services.test_training import FakeFit
+from tests.feedback_app.services.test_training import FakeFit, fake_fit, labelled  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def labelled(make_user, make_comparisons):
-    rater = make_user()
-    make_comparisons(6)
-    for i in range(6):
-        a = assignment_lease_next(rater=rater)
-        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left" if i % 2 else "right"))
-    return rater
-
-
-@pytest.fixture
-def fake_fit(monkeypatch):
-    fake = FakeFit()
-    monkeypatch.setattr(training_bridge, "reward_fit", fake)
-    return fake
 
 
 @pytest.fixture
@@ -85,8 +67,9 @@ def test_the_reaper_queues_a_refit_whose_trigger_was_lost(settings, labelled, se
     assert training_loop_heal()["refits_queued"] == 0  # one pending automatic run of a kind
 
 
-def test_a_run_waiting_behind_a_long_run_is_never_failed(broker_says, sent):
+def test_a_run_waiting_behind_a_long_run_is_never_failed(broker_says, sent, settings):
     """A day behind a running run: its message waits in the queue, so nothing is sent; when the broker cannot tell, a few are."""
+    settings.TRAINING_RESEND_AFTER = 120  # blind re-sends double from this, capped at 64 times it
     start = timezone.now()
     long_run = TrainingRun.objects.create(kind="reward_full", status="running", worker="gpu@a", heartbeat_at=start)
     waiting = TrainingRun.objects.create(kind="reward_fast", enqueued_at=start, enqueue_count=1)
