@@ -14,8 +14,9 @@ another: kill -9 of the web server, of each worker (the gpu worker while a refit
 beat and Redis; a FLUSHALL of Redis (the broker's queues and every message in them lost); the
 disk filled for ``--full-seconds`` and then freed. After each fault it waits (at most
 ``--recovery-timeout`` s) until the web answers again and every automatic loop has worked once
-more with no one touching it: a refit succeeded, the supply made a comparison, the score worker
-answered a scoring request. At the end it stops the studio with Ctrl-C, as a person would, and
+more with no one touching it: an automatic refit whose message was sent after the fault (queued
+then, or re-sent by the reaper) succeeded, the supply made a comparison, the score worker answered
+a scoring request. At the end it stops the studio with Ctrl-C, as a person would, and
 checks the labels: every acknowledged label stored, none twice.
 """
 
@@ -211,9 +212,11 @@ def loops_since(t0, *, base: str, researcher: str, need=("refit", "supply", "sco
     from feedback_app.models import Comparison, TrainingRun
 
     state = {}
-    if "refit" in need:
-        state["refit"] = TrainingRun.objects.filter(trigger=TrainingRun.Trigger.AUTO, status=TrainingRun.Status.SUCCEEDED,
-                                                    finished_at__gt=t0).exists()
+    if "refit" in need:  # an automatic refit whose message was sent after the fault (queued or re-sent then), done
+        from django.db.models import Q
+
+        state["refit"] = TrainingRun.objects.filter(Q(created_at__gt=t0) | Q(enqueued_at__gt=t0), trigger=TrainingRun.Trigger.AUTO,
+                                                    status=TrainingRun.Status.SUCCEEDED).exists()
     if "supply" in need:
         state["supply"] = Comparison.objects.filter(policy_version__isnull=False, created_at__gt=t0).exists()
     connections.close_all()
