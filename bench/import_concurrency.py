@@ -103,7 +103,8 @@ def prepare(*, raters: int, comparisons: int) -> list[str]:
     from feedback_app.services.accounts import user_create
 
     call_command("migrate", verbosity=0)
-    names = [user_create(username=f"rater{i}", role=Role.RATER, password=secrets.token_urlsafe(12))[0].username for i in range(raters)]
+    users = [user_create(username=f"rater{i}", role=Role.RATER, password=secrets.token_urlsafe(12)) for i in range(raters)]
+    names = [(user.username, token) for user, _, token in users]
     with transaction.atomic():
         prompts = Prompt.objects.bulk_create([Prompt(text=f"Warm-up request {i}", source="bench") for i in range(comparisons)], batch_size=5000)
         responses = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {s} {p.pk}") for p in prompts for s in "AB"], batch_size=5000)
@@ -114,12 +115,45 @@ def prepare(*, raters: int, comparisons: int) -> list[str]:
 
 
 
+def http_rater(base: str, token: str, ready, stop, results) -> None:
+    """As ``rater_loop``, through the HTTP API of the studio's web process (next, then label)."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    samples: list[tuple[float, float]] = []
+    errors: Counter = Counter()
+    ready.put(token)
+    while not stop.is_set():
+        start = time.time()
+        try:
+            lease = session.get(f"{base}/api/v1/comparisons/next/", timeout=60)
+            if lease.status_code == 204:
+                time.sleep(0.05)
+                continue
+            if lease.status_code != 200:
+                errors[f"next {lease.status_code}"] += 1
+                continue
+            label = session.post(f"{base}/api/v1/comparisons/{lease.json()['id']}/label/", json={"choice": "left"}, timeout=60)
+            if label.status_code != 201:
+                errors[f"label {label.status_code}"] += 1
+                continue
+        except requests.RequestException as exc:
+            errors[type(exc).__name__] += 1
+            continue
+        samples.append((start, time.time() - start))
+    results.put((samples, dict(errors)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=10.0)
     parser.add_argument("--raters", type=int, default=4)
     parser.add_argument("--comparisons", type=int, default=20_000, help="open comparisons for the raters")
     parser.add_argument("--mode", choices=["chunked", "single"], default="chunked")
+    parser.add_argument("--http", action="store_true",
+                        help="Raters label through the HTTP API of one daphne (the studio's shape: one web process, "
+                             "the import in another) instead of each in a process of its own calling the services.")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="import-bench-"))
@@ -130,14 +164,32 @@ def main() -> None:
     source = scratch / "prompts.jsonl"
     lines = write_prompts_file(source, megabytes=args.mb)
     names = prepare(raters=args.raters, comparisons=args.comparisons)
-    print(f"file: {source.stat().st_size / 1e6:.1f} MB, {lines} prompts; {args.raters} raters; mode {args.mode}")
+    print(f"file: {source.stat().st_size / 1e6:.1f} MB, {lines} prompts; {args.raters} raters{' over HTTP (one daphne)' if args.http else ''}; mode {args.mode}")
 
     from django.db import connections
 
     connections.close_all()  # children open their own
-    ctx = mp.get_context("spawn")
-    ready, stop, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=rater_loop, args=(name, ready, stop, results)) for name in names]
+    servers = []
+    if args.http:
+        import subprocess
+        import threading
+        from queue import Queue
+
+        from feedback_app.management.commands.serve import free_port, scratch_redis_start, wait_for_port
+
+        redis, redis_url = scratch_redis_start(scratch / "redis")
+        port = free_port()
+        web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"],
+                               cwd=ROOT, env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        servers = [web, redis]
+        wait_for_port("127.0.0.1", port, timeout=60, process=web)
+        ready, stop, results = Queue(), threading.Event(), Queue()
+        workers = [threading.Thread(target=http_rater, args=(f"http://127.0.0.1:{port}", token, ready, stop, results), daemon=True)
+                   for _, token in names]
+    else:
+        ctx = mp.get_context("spawn")
+        ready, stop, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+        workers = [ctx.Process(target=rater_loop, args=(name, ready, stop, results)) for name, _ in names]
     for w in workers:
         w.start()
     for _ in workers:
@@ -163,6 +215,9 @@ def main() -> None:
     collected = [results.get(timeout=60) for _ in workers]
     for w in workers:
         w.join(timeout=30)
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=30)
 
     during = [s for samples, _ in collected for start, s in samples if began <= start <= ended]
     before = [s for samples, _ in collected for start, s in samples if start < began]
