@@ -167,7 +167,7 @@ def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
         if not text.strip():
             continue
         try:
-            yield number, json_loads_strict(text, int64=True)
+            yield number, json_loads_strict(text)
         except JSONSyntaxError as exc:
             yield number, LineError(number, "", f"not valid JSON ({exc.msg} at column {exc.colno})")
         except JSONInputError as problem:
@@ -202,7 +202,7 @@ def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict
             continue
         if key in ("context", "responses", "metadata") or (key == "tags" and value.lstrip().startswith("[")):
             try:
-                record[key] = json_loads_strict(value, where=key, int64=True)
+                record[key] = json_loads_strict(value, where=key)
             except JSONSyntaxError as exc:
                 raise _Invalid(key, f"not valid JSON ({exc.msg})") from None
             except JSONInputError as problem:
@@ -364,7 +364,7 @@ def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid("metadata", f"expected an object, got {_type_name(value)}")
     try:
-        json_value_check(value, where="metadata", int64=True)  # again for items posted to the API, parsed elsewhere
+        json_value_check(value, where="metadata")  # again for items posted to the API, parsed elsewhere
     except JSONInputError as problem:
         raise _Invalid(problem.field, problem.message) from None
     if len(json.dumps(value)) > settings.IMPORT_MAX_TEXT_CHARS:

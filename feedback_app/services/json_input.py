@@ -5,8 +5,8 @@ refuses to read (over 4,300 digits), lone surrogates that no UTF-8 encoder write
 that PostgreSQL cannot store, and nesting deep enough to exhaust the stack; each of these would
 fail later, far from the input, as a server error.
 Here they fail at once as a JSONInputError whose ``field`` names where ("metadata.scores[2]").
-The API and the importer share the checks and the wording; only the importer asks (``int64=True``)
-for integers to fit 64 bits, since in the API whether a number fits is each field's check.
+The API and the importer share the checks and the wording. An integer that can be read is kept
+exactly (JSON columns store it as it is); whether a number fits a column is that field's check.
 """
 
 from __future__ import annotations
@@ -97,22 +97,16 @@ def json_text_check(text: str, *, where: str = "") -> str:
     return text
 
 
-def _number_problem(item: Any, int64: bool) -> str | None:
-    if isinstance(item, bool):
-        return None
-    if int64 and isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
-        digits = str(item) if abs(item) < 10**40 else f"{str(item)[:20]}..."
-        return f"the number {digits} is out of range (a 64-bit integer is -2^63 .. 2^63-1)"
+def _number_problem(item: Any) -> str | None:
     if isinstance(item, float) and not math.isfinite(item):  # parsed elsewhere, e.g. float("nan")
         return _not_a_number(_JSON_SPELLING[str(item)])
     return None
 
 
-def json_value_check(value: Any, *, where: str = "", max_depth: int = MAX_DEPTH, int64: bool = False) -> None:
+def json_value_check(value: Any, *, where: str = "", max_depth: int = MAX_DEPTH) -> None:
     """Raise JSONInputError for a value inside ``value`` the studio refuses, naming its place below ``where``.
 
-    Refused: nesting deeper than ``max_depth``, a non-finite number, a lone surrogate or a NUL, and
-    with ``int64`` an integer outside the signed 64-bit range.
+    Refused: nesting deeper than ``max_depth``, a non-finite number, a lone surrogate or a NUL.
     """
     stack: list[tuple[Any, list, int]] = [(value, [where] if where else [], 0)]
     while stack:  # a loop, not recursion: the depth is what is being checked
@@ -128,16 +122,16 @@ def json_value_check(value: Any, *, where: str = "", max_depth: int = MAX_DEPTH,
                 stack.append((child, path + [key], depth + 1))
             continue
         problem = (_text_problem(item) if isinstance(item, str) else item.reason if isinstance(item, _Refused)
-                   else _number_problem(item, int64))
+                   else _number_problem(item))
         if problem:
             raise JSONInputError(_where(path), problem)
 
 
-def json_loads_strict(data: str | bytes, *, where: str = "", max_depth: int = MAX_DEPTH, int64: bool = False) -> Any:
+def json_loads_strict(data: str | bytes, *, where: str = "", max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text, refusing NaN/Infinity, numbers too big to read, lone surrogates, NUL and deep nesting.
 
-    ``where`` names the text's own place (a CSV column) in messages; with ``int64`` integers must
-    also fit 64 bits. Text that is not JSON raises JSONSyntaxError.
+    ``where`` names the text's own place (a CSV column) in messages. Text that is not JSON raises
+    JSONSyntaxError.
     """
     if isinstance(data, bytes):
         try:
@@ -152,5 +146,5 @@ def json_loads_strict(data: str | bytes, *, where: str = "", max_depth: int = MA
         raise JSONSyntaxError(exc) from None
     except ValueError as exc:  # anything else json itself refuses: a clear error, not a 500
         raise JSONInputError(where, str(exc)) from None
-    json_value_check(value, where=where, max_depth=max_depth, int64=int64)
+    json_value_check(value, where=where, max_depth=max_depth)
     return value

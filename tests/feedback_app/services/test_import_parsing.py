@@ -147,8 +147,6 @@ def test_hh_turns():
         ('{"prompt": "p", "metadata": {"score": NaN}}', "line 1, field 'metadata.score': NaN is not a number JSON allows"),
         ('{"prompt": "p", "metadata": {"score": -Infinity}}', "line 1, field 'metadata.score': -Infinity is not a number JSON allows"),
         ('{"prompt": "p", "metadata": {"score": 1e999}}', "line 1, field 'metadata.score': the number 1e999 is out of range"),
-        ('{"prompt": "p", "metadata": {"id": 9223372036854775808}}',
-         "line 1, field 'metadata.id': the number 9223372036854775808 is out of range (a 64-bit integer is -2^63 .. 2^63-1)"),
         ('{"prompt": "p", "metadata": {"id": ' + "9" * 5000 + "}}", "line 1, field 'metadata.id': the number 99999999999999999999... has 5,000"),
         ('{"prompt": "p", "responses": ["ok", "bad \\udc80"]}', "line 1, field 'responses[1]': holds a lone surrogate (U+DC80"),
         ('{"prompt": "a\\u0000b"}', "line 1, field 'prompt': holds a NUL character"),
@@ -198,10 +196,10 @@ def test_skipping_still_fails_a_file_with_nothing_valid():
 def test_items_posted_to_the_api_get_the_same_checks():
     """The API parses its own JSON, so texts and metadata are checked again here."""
     with pytest.raises(ImportValidationError) as info:
-        parse_prompt_items([{"prompt": "ok", "responses": ["a", "b\udc80"]}, {"prompt": "p", "metadata": {"n": 2**64}},
+        parse_prompt_items([{"prompt": "ok", "responses": ["a", "b\udc80"]}, {"prompt": "p", "metadata": {"n": [float("inf")]}},
                             {"prompt": "q", "metadata": {"x": float("nan")}}])
     assert [str(e) for e in info.value.errors] == [
         "item 1, field 'responses[1]': holds a lone surrogate (U+DC80 at character 2), which is not text",
-        "item 2, field 'metadata.n': the number 18446744073709551616 is out of range (a 64-bit integer is -2^63 .. 2^63-1)",
+        "item 2, field 'metadata.n[0]': Infinity is not a number JSON allows; use a finite number or null",
         "item 3, field 'metadata.x': NaN is not a number JSON allows; use a finite number or null",
     ]
