@@ -24,13 +24,22 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from feedback_app.selectors.prompts import prompt_as_text
+from feedback_app.training_bridge.store import (  # noqa: F401  (the bridge's one door: callers use training_bridge.<name>)
+    checkpoint_partial_remove,
+    checkpoint_partials,
+    checkpoint_remove,
+    checkpoint_store,
+    embedding_cache_dir,
+    embeddings_compact,
+    embeddings_prune,
+    version_folder,
+)
 
 if TYPE_CHECKING:
     from rm_trainer.data import PreferencePair
     from rm_trainer.embeddings import EmbeddingCache
     from rm_trainer.generator import Generator
     from rm_trainer.scorer import RewardScorer
-    from rm_trainer.store import CheckpointStore
 
     from feedback_app.models import PreferenceLabel
 
@@ -119,18 +128,6 @@ def generator_source() -> tuple[str, str | None]:
         raise ImproperlyConfigured(f"GENERATOR_MODEL is unset and {exc}") from None
 
 
-def checkpoint_store() -> CheckpointStore:
-    """Return the store of versioned checkpoints under MODEL_STORE."""
-    from rm_trainer.store import CheckpointStore
-
-    return CheckpointStore(settings.MODEL_STORE)
-
-
-def version_folder(path: str) -> Path:
-    """Return the absolute folder of a version whose ``path`` is relative to MODEL_STORE."""
-    return Path(settings.MODEL_STORE) / path
-
-
 def generation_config(**overrides: Any):
     from rm_trainer.config import GenerationConfig
 
@@ -189,7 +186,7 @@ class ProcessModels:
         key = (scorer.encoder.identity, scorer.max_length)
         with self._lock:
             if key not in self._embedding_caches:  # one index per process, refreshed on each use
-                self._embedding_caches[key] = EmbeddingCache(_embedding_cache_dir(), identity=key[0], max_length=key[1])
+                self._embedding_caches[key] = EmbeddingCache(embedding_cache_dir(), identity=key[0], max_length=key[1])
             return scorer.with_embedding_cache(self._embedding_caches[key])
 
     def generator(self, name: str, path: str) -> Generator:
@@ -210,22 +207,6 @@ class ProcessModels:
 def process_models() -> ProcessModels:
     """Return this process's model holder, made on first use (never in a web process)."""
     return ProcessModels()
-
-
-def _embedding_cache_dir() -> str:
-    return str(Path(settings.MODEL_STORE) / "embeddings")
-
-
-def embeddings_compact(*, manifest: dict, min_shards: int = 16) -> int:
-    """Merge the embedding-cache shards of a fast-tier version's backbone once there are ``min_shards``
-    (each fit adds one, of the texts it saw first); return how many were merged."""
-    from rm_trainer.embeddings import EmbeddingCache
-
-    identity = manifest.get("backbone_identity")
-    if not identity:
-        return 0
-    cache = EmbeddingCache(_embedding_cache_dir(), identity=identity, max_length=manifest["hyperparameters"]["max_length"])
-    return cache.compact(min_shards=min_shards)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +234,7 @@ def reward_fit(
         ensemble_size=settings.REWARD_ENSEMBLE_SIZE,
         strength_margins=tuple(settings.STRENGTH_MARGINS),
         warm_start=str(version_folder(warm_start_path) / "encoder") if warm_start_path else None,
-        embedding_cache_dir=_embedding_cache_dir(),
+        embedding_cache_dir=embedding_cache_dir(),
         device=settings.TRAINING_DEVICE,
     )
     return fit(
@@ -313,34 +294,6 @@ def policy_materialise_base(*, name: str) -> tuple[str, dict]:
         except FileExistsError:
             pass
     return str(path.relative_to(store.root)), read_manifest(path)
-
-
-def checkpoint_partials() -> list[tuple[str, Path]]:
-    """Return (version name, folder) of unfinished checkpoint writes in MODEL_STORE."""
-    store = checkpoint_store()
-    return [item for kind in ("reward", "policy") for item in store.partials(kind)]
-
-
-def checkpoint_partial_remove(folder: Path) -> None:
-    """Delete the folder of an unfinished checkpoint write."""
-    checkpoint_store().remove_partial(folder)
-
-
-def checkpoint_remove(path: str) -> bool:
-    """Delete the checkpoint folder of a version whose ``path`` is "<kind>/<name>" under MODEL_STORE; return whether it existed."""
-    kind, _, name = path.partition("/")
-    if not name or "/" in name:
-        raise ValueError(f"{path!r} is not a checkpoint folder of MODEL_STORE (expected kind/name)")
-    return checkpoint_store().remove(kind, name)
-
-
-def embeddings_prune(*, manifests: Iterable[dict], max_bytes: int, dry_run: bool = False) -> list[Path]:
-    """Bound the embedding cache to ``max_bytes``, keeping the backbones of the fast-tier versions
-    whose ``manifests`` are given longest; return the shards removed (or, with ``dry_run``, that would be)."""
-    from rm_trainer.embeddings import cache_bound, cache_namespace
-
-    keep = {cache_namespace(m["backbone_identity"], m["hyperparameters"]["max_length"]) for m in manifests if m.get("backbone_identity")}
-    return cache_bound(_embedding_cache_dir(), keep=keep, max_bytes=max_bytes, dry_run=dry_run)
 
 
 def is_held_out(key: str, fraction: float) -> bool:
