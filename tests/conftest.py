@@ -232,6 +232,18 @@ def redis_url(tmp_path):
     process.wait(timeout=10)
 
 
+@pytest.fixture
+def broker_client(settings, redis_url):
+    """A Celery client of its own on a real Redis, which the site's broker look-ups read too."""
+    from celery import Celery
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = redis_url
+    app = Celery(broker=redis_url, set_as_current=False)  # not current: the project's app stays eager for later tests
+    yield app
+    app.close()
+
+
 def child_database_url() -> str:
     """Return a DATABASE_URL that points a child process at the test database."""
     from django.db import connection

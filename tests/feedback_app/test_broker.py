@@ -3,36 +3,25 @@
 import json
 
 import pytest
-from celery import Celery
 
 from feedback_app.broker import task_message_waiting, task_queue
 
 RUN_TASK = "feedback_app.tasks.training_run_execute"
 
 
-@pytest.fixture
-def client(settings, redis_url):
-    """A Celery client on a real Redis, which the look-up reads too."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = redis_url
-    app = Celery(broker=redis_url, set_as_current=False)
-    yield app
-    app.close()
-
-
-def test_a_waiting_message_is_found_by_task_and_arguments(client):
-    client.send_task(RUN_TASK, args=[5], queue="gpu")
-    client.send_task(RUN_TASK, args=[7], queue="gpu", priority=6)
+def test_a_waiting_message_is_found_by_task_and_arguments(broker_client):
+    broker_client.send_task(RUN_TASK, args=[5], queue="gpu")
+    broker_client.send_task(RUN_TASK, args=[7], queue="gpu", priority=6)
     assert task_message_waiting(task=RUN_TASK, args=(5,)) is True
     assert task_message_waiting(task=RUN_TASK, args=(7,)) is True  # in the list of its priority step
     assert task_message_waiting(task=RUN_TASK, args=(6,)) is False
     assert task_message_waiting(task="feedback_app.tasks.comparisons_rm_score") is False
 
 
-def test_a_message_a_worker_holds_unacknowledged_counts_as_waiting(client):
+def test_a_message_a_worker_holds_unacknowledged_counts_as_waiting(broker_client):
     """A worker took it and may die: the message returns to the queue after the visibility timeout."""
-    client.send_task(RUN_TASK, args=[5], queue="gpu")
-    redis = client.connection_for_write().default_channel.client
+    broker_client.send_task(RUN_TASK, args=[5], queue="gpu")
+    redis = broker_client.connection_for_write().default_channel.client
     message = json.loads(redis.rpop("gpu"))
     assert task_message_waiting(task=RUN_TASK, args=(5,)) is False
     redis.hset("unacked", "tag-1", json.dumps([message, "", "gpu"]))

@@ -8,7 +8,6 @@ which ask a real Redis.
 from datetime import timedelta
 
 import pytest
-from celery import Celery
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -136,23 +135,13 @@ def test_a_fresh_run_is_not_resent_before_its_first_message_could_arrive(broker_
     assert training_runs_resend_lost(now=now) == 0 and sent == []
 
 
-@pytest.fixture
-def real_broker(settings, redis_url):
-    """Point the broker look-up at a real Redis; messages are put there by a Celery client of its own."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = redis_url
-    client = Celery(broker=redis_url, set_as_current=False)
-    yield client
-    client.close()
-
-
-def test_the_reaper_reads_the_real_queue(real_broker, monkeypatch):
+def test_the_reaper_reads_the_real_queue(broker_client, monkeypatch):
     """With its message in the Redis list of the gpu queue the run is left alone; once the list is emptied, it is sent."""
     resent = []
     monkeypatch.setattr(events, "training_run_resend", lambda *, run_id: resent.append(run_id))
     now = timezone.now()
     run = TrainingRun.objects.create(kind="reward_fast", enqueued_at=now - timedelta(hours=5), enqueue_count=1)
-    real_broker.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="gpu")
+    broker_client.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="gpu")
     assert training_runs_resend_lost(now=now) == 0 and resent == []
-    real_broker.connection_for_write().default_channel.client.delete("gpu")  # Redis restarted without its data
+    broker_client.connection_for_write().default_channel.client.delete("gpu")  # Redis restarted without its data
     assert training_runs_resend_lost(now=now) == 1 and resent == [run.pk]
