@@ -24,7 +24,8 @@ from typing import Any, Iterator
 import torch
 
 from rm_trainer.config import DPOConfig, default_generator_source
-from rm_trainer.data import PreferencePair, split_hh_dialogue
+from rm_trainer.data import PreferencePair
+from rm_trainer.transcript import split_dialogues
 from rm_trainer.dpo import train_dpo
 from rm_trainer.generator import materialise_base_policy
 from rm_trainer.store import CheckpointStore
@@ -38,7 +39,7 @@ def single_turn_pairs(path: str, limit: int) -> Iterator[PreferencePair]:
         for line_number, line in enumerate(f):
             row = json.loads(line)
             try:
-                prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+                prompt, chosen, rejected = split_dialogues(row["chosen"], row["rejected"])
             except ValueError:
                 continue
             if prompt.count("\n\nHuman:") != 1 or not chosen or not rejected or chosen == rejected:

@@ -39,14 +39,14 @@ DATA = ROOT.parent / "shared" / "data"
 def real_pairs(n: int, seed: int) -> list[tuple[str, str, str]]:
     """Return n (prompt, chosen, rejected) from HH harmless-base, then Bitext requests."""
     sys.path.insert(0, str(ROOT))
-    from rm_trainer.data import split_hh_dialogue
+    from rm_trainer.transcript import split_dialogues
 
     pairs = []
     with gzip.open(DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz", "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             try:
-                prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+                prompt, chosen, rejected = split_dialogues(row["chosen"], row["rejected"])
             except ValueError:
                 continue
             if chosen.strip() and rejected.strip() and chosen.strip() != rejected.strip():
@@ -112,13 +112,14 @@ def run(args, env: dict, scratch: Path, workers: list) -> dict:
     from feedback_app import tasks
     from feedback_app.models import Role, TrainingRun
     from feedback_app.services.accounts import user_create
-    from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, hh_turns
+    from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord
+    from rm_trainer.transcript import text_as_turns
     from feedback_app.services.imports import preference_records_import, prompt_records_import
     from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
-    from feedback_app.services.training import training_run_request
+    from feedback_app.services.training_runs import training_run_request
 
     def as_prompt(text: str) -> tuple[str, list]:
-        turns = hh_turns(text) if text.startswith("\n\nHuman:") else []
+        turns = text_as_turns(text) if text.startswith("\n\nHuman:") else []
         return (turns[-1]["content"], turns[:-1]) if turns and turns[-1]["role"] == "user" else (text, [])
 
     pairs = [(*as_prompt(p), c, r) for p, c, r in real_pairs(args.labels + args.every * args.rounds, args.seed)]

@@ -247,7 +247,7 @@ def _activate(name: str) -> None:
     from django.db import connection, transaction
 
     from feedback_app.models import PolicyVersion
-    from feedback_app.services.training import version_activate
+    from feedback_app.services.versions import version_activate
 
     try:
         with transaction.atomic():

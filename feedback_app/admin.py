@@ -32,11 +32,13 @@ from feedback_app.models import (
 )
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.imports import import_job_get
+from feedback_app.selectors.training import version_active
 from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.import_jobs import import_job_create
 from feedback_app.services.retention import model_store_prune
-from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
+from feedback_app.services.training_runs import training_run_get_or_request
+from feedback_app.services.versions import VersionPruned, version_make_active
 from feedback_app.views.streaming import streaming_download
 
 User = get_user_model()
@@ -265,12 +267,11 @@ def make_active(modeladmin, request, queryset):
     version = queryset.get()
     if request.POST.get("confirmed") != "yes":
         context = {**modeladmin.admin_site.each_context(request), "title": f"Make {version.name} active?", "version": version,
-                   "active": queryset.model.objects.filter(status="active").first(), "opts": modeladmin.model._meta,
+                   "active": version_active(model=queryset.model), "opts": modeladmin.model._meta,
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/feedback_app/confirm_activate.html", context)
-    action = "rollback" if version.status == "retired" else "promote"
     try:
-        version_activate(version=version, user=request.user, action=action, reason="admin")
+        action = version_make_active(version=version, user=request.user, reason="admin")
     except VersionPruned as exc:
         modeladmin.message_user(request, str(exc), messages.ERROR)
         return None

@@ -8,10 +8,10 @@ from asgiref.sync import async_to_sync
 from channels.generic.websocket import WebsocketConsumer
 from django.contrib.auth import get_user_model
 
+from feedback_app import live
 from feedback_app.events import user_group
 from feedback_app.models import Role
 from feedback_app.selectors.accounts import user_has_role
-from feedback_app.views import live
 
 DASHBOARD_GROUP = "dashboard"
 RATERS_GROUP = "raters"

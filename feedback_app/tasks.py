@@ -1,29 +1,65 @@
 """Celery tasks: thin (ids in, a service call, idempotent), like views.
 
 torch is imported inside the services' bridge calls, never here, so importing this module (as
-every worker and the web process do) stays light.
+every worker and the web process do) stays light. Tasks that use models share one holder per
+worker process (``ModelTask``), so a swap loads new weights once and old ones are dropped.
 """
 
-from celery import shared_task
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from celery import Task, shared_task
 from celery.signals import worker_ready
+
+if TYPE_CHECKING:
+    from feedback_app.training_bridge import ModelHolder
 
 RM_SCORE_CHUNK = 256  # comparisons the reward model judges per task
 
 
-@shared_task(bind=True, acks_late=True)
+class ModelTask(Task):
+    """A task that uses models: ``self.models`` is this worker process's one ModelHolder, made on first use.
+
+    Celery makes one instance of each task per process (its guide's way to keep a resource
+    between calls); the holder is kept on this base class, so every model task of a process
+    shares it.
+    """
+
+    abstract = True
+    _holder: ClassVar[ModelHolder | None] = None
+
+    @property
+    def models(self) -> ModelHolder:
+        if ModelTask._holder is None:
+            from feedback_app.training_bridge import ModelHolder
+
+            ModelTask._holder = ModelHolder()
+        return ModelTask._holder
+
+
+@shared_task(bind=True, base=ModelTask, acks_late=True)
 def training_run_execute(self, run_id: int) -> None:
     """Run one queued training run; a redelivered message does nothing."""
     from feedback_app.services.training import training_run_execute
 
-    training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+    training_run_execute(run_id=run_id, worker=self.request.hostname or "", models=self.models)
 
 
-@shared_task(acks_late=True)
-def comparisons_supply() -> int:
+@shared_task
+def training_auto_refit() -> bool:
+    """Queue a fast refit if REFIT_EVERY_N_LABELS labels arrived since the last one's data; return whether one was queued."""
+    from feedback_app.services.auto_refit import training_auto_refit_if_due
+
+    return training_auto_refit_if_due() is not None
+
+
+@shared_task(bind=True, base=ModelTask, acks_late=True)
+def comparisons_supply(self) -> int:
     """Top up the open comparisons from the active policy; safe to run concurrently."""
     from feedback_app.services.supply import comparisons_supply
 
-    return comparisons_supply()
+    return comparisons_supply(models=self.models)
 
 
 @shared_task
@@ -34,19 +70,19 @@ def training_runs_reap() -> dict:
     return training_loop_heal()
 
 
-@shared_task(ignore_result=False)
-def reward_score(prompt: str, context: list, responses: list) -> dict:
+@shared_task(bind=True, base=ModelTask, ignore_result=False)
+def reward_score(self, prompt: str, context: list, responses: list) -> dict:
     """Return the active reward model's rewards for responses to a prompt, or {"error": why}."""
     from feedback_app.services.scoring import NoActiveRewardModel, responses_score
 
     try:
-        return responses_score(prompt=prompt, context=context, responses=responses)
+        return responses_score(prompt=prompt, context=context, responses=responses, models=self.models)
     except NoActiveRewardModel as exc:
         return {"error": str(exc)}
 
 
-@shared_task
-def comparisons_rm_score() -> int:
+@shared_task(bind=True, base=ModelTask)
+def comparisons_rm_score(self) -> int:
     """Let the active reward model judge the labelled and arena comparisons it has not seen.
 
     One chunk per task, then the task queues itself again while there are more: it shares the
@@ -57,7 +93,7 @@ def comparisons_rm_score() -> int:
     from feedback_app import broker
     from feedback_app.services import scoring
 
-    done = scoring.comparisons_rm_score(batch=RM_SCORE_CHUNK, limit=RM_SCORE_CHUNK)
+    done = scoring.comparisons_rm_score(batch=RM_SCORE_CHUNK, limit=RM_SCORE_CHUNK, models=self.models)
     if done >= RM_SCORE_CHUNK and not broker.task_message_waiting(task=comparisons_rm_score.name):
         comparisons_rm_score.delay()
     return done
@@ -67,11 +103,9 @@ def comparisons_rm_score() -> int:
 def embeddings_compact() -> int:
     """Merge the embedding-cache shards of the active reward model's backbone (runs on the gpu queue,
     beside the fits that write them)."""
-    from feedback_app import training_bridge
-    from feedback_app.selectors.training import reward_model_active
+    from feedback_app.services.retention import embeddings_compact
 
-    version = reward_model_active()
-    return training_bridge.embeddings_compact(manifest=version.manifest) if version else 0
+    return embeddings_compact()
 
 
 @shared_task
@@ -89,13 +123,13 @@ def dashboard_push() -> None:
     """Push the dashboard counters, so rates decay on screen even when no label arrives."""
     from feedback_app import events
 
-    events.dashboard_refresh()
+    events.dashboard_push()
 
 
 @worker_ready.connect
 def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
     """A worker that starts under a name fails the runs an earlier process of that name left running."""
-    from feedback_app.services.training import checkpoints_remove_abandoned, training_runs_fail_orphaned
+    from feedback_app.services.training_runs import checkpoints_remove_abandoned, training_runs_fail_orphaned
 
     training_runs_fail_orphaned(worker=sender.hostname)
     checkpoints_remove_abandoned()

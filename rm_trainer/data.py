@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from rm_trainer.transcript import split_dialogues, turns_as_text
+
 WINNERS = ("a", "b", "tie", "both_bad")
 # Reward-gap margins for strengths 1 (slightly), 2 (clearly) and 3 (much better).
 DEFAULT_STRENGTH_MARGINS: tuple[float, float, float] = (1 / 3, 2 / 3, 1.0)
@@ -120,28 +122,6 @@ def split_pairs(pairs: Sequence[PreferencePair], fraction: float) -> tuple[list[
     return train, validation
 
 
-HH_ASSISTANT = "\n\nAssistant:"
-
-
-def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
-    """Return (prompt, chosen reply, rejected reply) of an HH-RLHF pair of whole dialogues.
-
-    The prompt is the shared prefix up to and including its last "\\n\\nAssistant:"; the
-    replies are the remainders, without their leading whitespace. Raise ValueError when the
-    two dialogues share no Assistant turn.
-    """
-    shared = 0
-    for a, b in zip(chosen, rejected):
-        if a != b:
-            break
-        shared += 1
-    end = chosen.rfind(HH_ASSISTANT, 0, shared)
-    if end < 0:
-        raise ValueError(f"the two dialogues share no {HH_ASSISTANT!r} turn, so there is no common prompt")
-    end += len(HH_ASSISTANT)
-    return chosen[:end], chosen[end:].lstrip(), rejected[end:].lstrip()
-
-
 def read_preference_file(path: str | Path, *, skip_bad: bool = False) -> tuple[list[PreferencePair], int]:
     """Read a TRL (``prompt``/``chosen``/``rejected``) or HH (``chosen``/``rejected`` dialogues) JSONL file.
 
@@ -160,7 +140,7 @@ def read_preference_file(path: str | Path, *, skip_bad: bool = False) -> tuple[l
                 if "prompt" in row:
                     prompt, chosen, rejected = (_turns_text(row[key]) for key in ("prompt", "chosen", "rejected"))
                 else:
-                    prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+                    prompt, chosen, rejected = split_dialogues(row["chosen"], row["rejected"])
             except (ValueError, KeyError, TypeError) as exc:
                 if not skip_bad:
                     raise ValueError(f"line {number}: {exc!s} ({type(exc).__name__})") from None
@@ -174,7 +154,6 @@ def _turns_text(value: object) -> str:
     """Return a TRL field as text: a string as it is, a list of messages as HH-style turns."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value):
-        names = {"user": "Human", "assistant": "Assistant"}
-        return "".join(f"\n\n{names.get(m.get('role'), m.get('role'))}: {m['content']}" for m in value)
+    if isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in value):
+        return turns_as_text(value)
     raise TypeError("prompt, chosen and rejected must be strings or lists of {role, content} messages")

@@ -15,7 +15,9 @@ from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
-from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
+from feedback_app.selectors.training import version_by_name
+from feedback_app.services.training_runs import training_run_get_or_request
+from feedback_app.services.versions import VersionPruned, version_make_active
 
 SCORE_TIMEOUT_SECONDS = 60
 
@@ -91,12 +93,11 @@ class VersionActivateView(APIView):
                               **errors(401, 403, 404, 409, 429, e404="No version of that kind and name.", e409="The version was pruned: its weights are gone.")})
     def post(self, request: Request, kind: str, name: str) -> Response:
         model = self.MODELS.get(kind)
-        version = model.objects.filter(name=name).first() if model else None
+        version = version_by_name(model=model, name=name) if model else None
         if version is None:
             return Response({"detail": f"no {kind} version named {name!r}"}, status=status.HTTP_404_NOT_FOUND)
-        action = "rollback" if version.status == "retired" else "promote"
         try:
-            version_activate(version=version, user=request.user, action=action, reason="API request")
+            action = version_make_active(version=version, user=request.user, reason="API request")
         except VersionPruned as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"name": version.name, "status": "active", "action": action})

@@ -47,8 +47,8 @@ class Comparison(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True, default="")
     # The reward model's probability that A beats B, and which version said so.
-    rm_p_a = models.FloatField(null=True, blank=True)
-    rm_p_a_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rm_prob_a_wins = models.FloatField(null=True, blank=True)
+    rm_prob_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["id"]

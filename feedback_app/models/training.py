@@ -12,8 +12,16 @@ class VersionStatus(models.TextChoices):
     PRUNED = "pruned", "Pruned (folder removed)"
 
 
+class VersionQuerySet(models.QuerySet):
+    def active(self) -> models.QuerySet:
+        """Return the active version (at most one: a database constraint), as a queryset."""
+        return self.filter(status=VersionStatus.ACTIVE)
+
+
 class _Version(models.Model):
     """An immutable checkpoint folder under MODEL_STORE, and what is known about it."""
+
+    objects = VersionQuerySet.as_manager()
 
     name = models.CharField(max_length=64, unique=True)
     path = models.CharField(max_length=255, help_text="Folder relative to MODEL_STORE.")

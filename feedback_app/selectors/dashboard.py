@@ -116,8 +116,8 @@ def arena_standings(*, samples: int = 200) -> dict:
     players = list(PolicyVersion.objects.order_by("id").values_list("name", flat=True))
     ratings = bradley_terry_bootstrap(games, players=players, samples=samples, seed=0) if games else {}
     rm_p = defaultdict(list)
-    for a, b, p in Comparison.objects.filter(kind=Comparison.Kind.ARENA, rm_p_a__isnull=False).values_list(
-            "response_a__policy_version__name", "response_b__policy_version__name", "rm_p_a"):
+    for a, b, p in Comparison.objects.filter(kind=Comparison.Kind.ARENA, rm_prob_a_wins__isnull=False).values_list(
+            "response_a__policy_version__name", "response_b__policy_version__name", "rm_prob_a_wins"):
         rm_p[(a, b)].append(p)
     versions = []
     for v in PolicyVersion.objects.select_related("parent").order_by("id"):

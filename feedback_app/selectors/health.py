@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from feedback_app.runtime import runtime_live
-from feedback_app.services.health import HEARTBEAT_KEY
 
 logger = logging.getLogger(__name__)
+HEARTBEAT_KEY = "studio:heartbeat:{queue}"  # a Redis key per queue; services.health writes it
 PROCESS_FIELDS = ("running", "restarts", "last_exit", "last_exit_at", "last_restart_at")
 
 

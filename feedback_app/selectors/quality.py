@@ -45,7 +45,7 @@ def _rater_label_rows(*, since=None) -> list[dict]:
     return list(
         labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
             "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
-            "comparison__is_gold", "comparison__gold_winner", "comparison__rm_p_a", "comparison__label_count",
+            "comparison__is_gold", "comparison__gold_winner", "comparison__rm_prob_a_wins", "comparison__label_count",
         )
     )
 
@@ -77,8 +77,8 @@ def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
         left = sum((r["winner"] == "a") == r["a_on_left"] for r in shown)
         sized = [r for r in decisive if r["len_a"] != r["len_b"]]
         longer = sum((r["winner"] == "a") == (r["len_a"] > r["len_b"]) for r in sized)
-        judged = [r for r in decisive if r["comparison__rm_p_a"] is not None and r["comparison__rm_p_a"] != 0.5]
-        rm_agree = sum((r["winner"] == "a") == (r["comparison__rm_p_a"] > 0.5) for r in judged)
+        judged = [r for r in decisive if r["comparison__rm_prob_a_wins"] is not None and r["comparison__rm_prob_a_wins"] != 0.5]
+        rm_agree = sum((r["winner"] == "a") == (r["comparison__rm_prob_a_wins"] > 0.5) for r in judged)
         times = [r["time_on_task_ms"] for r in labels if r["time_on_task_ms"] is not None]
         agree = consensus.get(rater_id, {"agree": 0, "n": 0})
         user = users.get(rater_id)

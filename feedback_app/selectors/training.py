@@ -1,4 +1,4 @@
-"""What the trainer reads: labels, versions, held-out prompts."""
+"""What training reads: the active versions, the labels up to now, verdicts, and the prompts to hold out from."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ from collections.abc import Iterator
 
 from django.db.models import Max, Min
 
-from feedback_app import training_bridge
-from feedback_app.models import PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion
 
-HELD_OUT_FRACTION = 0.2
+
+def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion]) -> RewardModelVersion | PolicyVersion | None:
+    """Return the active version of a kind (``RewardModelVersion`` or ``PolicyVersion``), if any."""
+    return model.objects.active().first()
+
+
+def version_by_name(*, model: type[RewardModelVersion] | type[PolicyVersion], name: str) -> RewardModelVersion | PolicyVersion | None:
+    """Return the version of a kind named ``name``, if any."""
+    return model.objects.filter(name=name).first()
 
 
 def reward_model_active() -> RewardModelVersion | None:
     """Return the active reward model, if any."""
-    return RewardModelVersion.objects.filter(status=VersionStatus.ACTIVE).first()
+    return version_active(model=RewardModelVersion)
 
 
 def policy_active() -> PolicyVersion | None:
     """Return the active policy, if any."""
-    return PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).first()
+    return version_active(model=PolicyVersion)
 
 
 def reward_model_latest_full() -> RewardModelVersion | None:
@@ -41,26 +48,11 @@ def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple
     return labels.iterator(chunk_size=2000), data_range
 
 
-def rater_weights() -> dict[int, float]:
-    """Return each rater's weight in training (1.0 for everyone not listed); see selectors.quality."""
-    from feedback_app.selectors.quality import rater_weights as weights
-
-    return weights()
-
-
 def verdicts() -> dict[int, str]:
     """Return the adjudicated answer of every comparison an admin decided, by comparison id."""
-    from feedback_app.models import Comparison
-
     return dict(Comparison.objects.exclude(adjudicated_winner="").filter(excluded=False).values_list("pk", "adjudicated_winner"))
 
 
-def prompts_held_out(*, limit: int) -> list[Prompt]:
-    """Return up to ``limit`` prompts of the fixed held-out split, on which policies are compared."""
-    chosen = []
-    for pk in Prompt.objects.exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000):
-        if training_bridge.is_held_out(f"prompt-{pk}", HELD_OUT_FRACTION):
-            chosen.append(pk)
-            if len(chosen) >= limit:
-                break
-    return list(Prompt.objects.filter(pk__in=chosen).order_by("id"))
+def prompt_ids_published() -> Iterator[int]:
+    """Return the ids of the prompts raters can see (not staged by an unfinished import), in id order, streamed."""
+    return Prompt.objects.exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000)

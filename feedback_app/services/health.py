@@ -8,8 +8,9 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from feedback_app.selectors.health import HEARTBEAT_KEY
+
 logger = logging.getLogger(__name__)
-HEARTBEAT_KEY = "studio:heartbeat:{queue}"
 HEARTBEAT_INTERVAL = 10.0  # seconds; HEALTH_HEARTBEAT_MAX_AGE must be a few of these
 HEARTBEAT_KEEP = 24 * 3600  # a queue nobody serves any more drops out after a day
 

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from feedback_app import events, training_bridge
+from feedback_app import events
 from feedback_app.models import Comparison, ImportBatch, ImportJob, Prompt, Response
 from feedback_app.services.import_parsing import ImportValidationError, LineError, parse_preferences, parse_prompts
 from feedback_app.services.imports import (
@@ -106,7 +106,7 @@ def import_file(
     if kind == ImportBatch.Kind.PROMPTS:
         records = parse_prompts(data, filename=filename, skipped=skipped)
     else:
-        records = parse_preferences(data, filename=filename, split_hh=training_bridge.split_hh_dialogue, skipped=skipped)
+        records = parse_preferences(data, filename=filename, skipped=skipped)
     progress(ImportJob.Status.STAGING, {"records": len(records), "staged": 0})
     sha256 = hashlib.sha256(data).hexdigest()
     batch = batch_create(kind=kind, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate, published=False)

@@ -30,14 +30,12 @@ from typing import Any, Callable, Iterable, Iterator
 from django.conf import settings
 from django.utils.text import slugify
 
+from feedback_app import training_bridge
 from feedback_app.services.json_input import JSONInputError, JSONSyntaxError, json_loads_strict, json_text_check, json_value_check
 
 PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
 PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
 ROLES = ("user", "assistant", "system")
-_HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
-
-
 @dataclass(frozen=True)
 class LineError:
     line: int
@@ -101,16 +99,13 @@ def parse_prompt_items(items: list) -> list[PromptRecord]:
     return _parse(enumerate(items, start=1), keys=PROMPT_KEYS, build=_prompt_record, unit="item")
 
 
-def parse_preferences(
-    data: bytes, *, filename: str, split_hh: Callable[[str, str], tuple[str, str, str]], skipped: list[LineError] | None = None
-) -> list[PreferenceRecord]:
+def parse_preferences(data: bytes, *, filename: str, skipped: list[LineError] | None = None) -> list[PreferenceRecord]:
     """Return the labelled pairs of an import file, or raise ImportValidationError.
 
-    ``split_hh(chosen, rejected)`` splits two HH dialogues into (prompt, chosen, rejected). With a
-    ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
+    HH rows (two whole dialogues) are split by rm_trainer's transcript format, through the bridge.
+    With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
     """
-    return _parse(_file_rows(data, filename), keys=PREFERENCE_KEYS, build=lambda line, row: _preference_record(line, row, split_hh),
-                  skipped=skipped)
+    return _parse(_file_rows(data, filename), keys=PREFERENCE_KEYS, build=_preference_record, skipped=skipped)
 
 
 def _file_rows(data: bytes, filename: str) -> Iterator[tuple[int, Any]]:
@@ -253,7 +248,7 @@ def _prompt_record(line: int, row: dict[str, Any]) -> PromptRecord:
     )
 
 
-def _preference_record(line: int, row: dict[str, Any], split_hh: Callable[[str, str], tuple[str, str, str]]) -> PreferenceRecord:
+def _preference_record(line: int, row: dict[str, Any]) -> PreferenceRecord:
     for key in ("chosen", "rejected"):
         if key not in row:
             raise _Invalid(key, "missing")
@@ -267,17 +262,17 @@ def _preference_record(line: int, row: dict[str, Any], split_hh: Callable[[str, 
     elif prompt is None:  # HH: two whole dialogues that share everything but the last reply
         chosen, rejected = _checked_text(chosen, "chosen", allow_empty=True), _checked_text(rejected, "rejected", allow_empty=True)
         try:
-            prefix, chosen, rejected = split_hh(chosen, rejected)
+            prefix, chosen, rejected = training_bridge.split_dialogues(chosen, rejected)
         except ValueError as exc:
             raise _Invalid("chosen", str(exc)) from None
-        turns = hh_turns(prefix)
+        turns = training_bridge.text_as_turns(prefix)
         if not turns or turns[-1]["role"] != "user":
             raise _Invalid("chosen", "the shared dialogue does not end with a Human turn")
         prompt, context = turns[-1]["content"], turns[:-1]
     else:
         prompt = _text(row, "prompt", required=True)
         if prompt.startswith("\n\nHuman: ") or prompt.startswith("Human: "):
-            turns = hh_turns(prompt if prompt.startswith("\n\n") else "\n\n" + prompt)
+            turns = training_bridge.text_as_turns(prompt if prompt.startswith("\n\n") else "\n\n" + prompt)
             if turns and turns[-1]["role"] == "user":
                 prompt, context = turns[-1]["content"], turns[:-1]
         context = _context(context) if context else context
@@ -294,20 +289,6 @@ def _preference_record(line: int, row: dict[str, Any], split_hh: Callable[[str, 
         margin=float(margin) if margin is not None else None,
         metadata=_metadata(row.get("metadata", {})), tags=_tags(row.get("tags", [])),
     )
-
-
-def hh_turns(dialogue: str) -> list[dict[str, str]]:
-    """Split an HH transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") into role/content turns.
-
-    A trailing empty "Assistant:" (the reply still to be written) is dropped.
-    """
-    parts = _HH_TURN.split(dialogue if dialogue.endswith(" ") or not dialogue.endswith(":") else dialogue + " ")
-    turns = []
-    for speaker, content in zip(parts[1::2], parts[2::2]):
-        turns.append({"role": "user" if speaker == "Human" else "assistant", "content": content.strip()})
-    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
-        turns.pop()
-    return turns
 
 
 def _assistant_reply(value: Any, name: str) -> str:

@@ -101,9 +101,9 @@ def prompt_rows_write(
             "awaiting_generation": sum(1 for r in records if not r.responses)}
 
 
-def preferences_import(*, data: bytes, filename: str, split_hh, user=None, allow_duplicate: bool = False) -> ImportBatch:
+def preferences_import(*, data: bytes, filename: str, user=None, allow_duplicate: bool = False) -> ImportBatch:
     """Import labelled pairs (TRL or HH JSONL, or CSV); all of them, or nothing."""
-    records = parse_preferences(data, filename=filename, split_hh=split_hh)
+    records = parse_preferences(data, filename=filename)
     return preference_records_import(
         records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user, allow_duplicate=allow_duplicate
     )

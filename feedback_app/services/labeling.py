@@ -26,6 +26,7 @@ from feedback_app.selectors.labeling import (
     comparisons_leasable_for_rater,
     studio_settings_cached,
 )
+from feedback_app.services.auto_refit import refit_check_due
 
 CHOICES = ("left", "right", "tie", "both_bad")
 CRITERION_CHOICES = ("left", "right", "tie")
@@ -200,7 +201,7 @@ def label_record(
         comparison.completed_at = now
         fields += ["status", "completed_at"]
     comparison.save(update_fields=fields)
-    events.label_recorded(label=label)
+    events.label_recorded(refit_check=refit_check_due(label_id=label.pk))
     return label, True
 
 

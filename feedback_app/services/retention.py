@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from feedback_app import training_bridge
 from feedback_app.models import AuditEntry, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, VersionStatus
-from feedback_app.services.training import BASE_POLICY
+from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.versions import BASE_POLICY
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +120,9 @@ def _folder_remove(version) -> None:
 def _ids(queryset) -> set[int]:
     return set(queryset.values_list("pk", flat=True))
 
+
+
+def embeddings_compact() -> int:
+    """Merge the embedding-cache shards of the active reward model's backbone once there are enough; return how many were merged."""
+    version = reward_model_active()
+    return training_bridge.embeddings_compact(manifest=version.manifest) if version else 0

@@ -12,20 +12,26 @@ class NoActiveRewardModel(Exception):
     pass
 
 
-def responses_score(*, prompt: str, context: Sequence[dict], responses: Sequence[str]) -> dict:
+def responses_score(
+    *, prompt: str, context: Sequence[dict], responses: Sequence[str], models: training_bridge.ModelHolder | None = None,
+) -> dict:
     """Return {"rewards", "reward_model_version"} from the reward model active right now.
 
     The active version is read for every call, so a swap is picked up by the next request;
-    a request already holding the old scorer finishes with it.
+    a request already holding the old scorer finishes with it. ``models`` is the worker's holder
+    of loaded models; without one, the call loads its own.
     """
     version = reward_model_active()
     if version is None:
         raise NoActiveRewardModel("no reward model is active yet; train one first")
-    rewards = training_bridge.reward_scores(version_name=version.name, version_path=version.path, prompt=prompt, context=context, responses=responses)
+    rewards = training_bridge.reward_scores(
+        version_name=version.name, version_path=version.path, prompt=prompt, context=context, responses=responses,
+        models=models or training_bridge.ModelHolder(),
+    )
     return {"rewards": rewards, "reward_model_version": version.name}
 
 
-def comparisons_rm_score(*, batch: int = 256, limit: int = 256) -> int:
+def comparisons_rm_score(*, batch: int = 256, limit: int = 256, models: training_bridge.ModelHolder | None = None) -> int:
     """Record the active reward model's P(A beats B) on labelled and arena comparisons it has not judged.
 
     Runs in a worker, newest comparisons first, at most ``limit`` per call; returns how many
@@ -41,21 +47,22 @@ def comparisons_rm_score(*, batch: int = 256, limit: int = 256) -> int:
         return 0
     pending = (
         Comparison.objects.filter(Q(label_count__gt=0) | Q(kind=Comparison.Kind.ARENA))
-        .exclude(rm_p_a_version=version)
+        .exclude(rm_prob_version=version)
         .select_related("prompt", "response_a", "response_b")
         .order_by("-id")
     )
+    models = models or training_bridge.ModelHolder()
     done = 0
     while done < limit:
         chunk = list(pending[:batch])
         if not chunk:
             break
-        p_a = training_bridge.comparisons_p_a(
+        prob_a_wins = training_bridge.comparisons_prob_a_wins(
             version_name=version.name, version_path=version.path,
-            items=[(c.prompt.text, c.prompt.context, c.response_a.text, c.response_b.text) for c in chunk],
+            items=[(c.prompt.text, c.prompt.context, c.response_a.text, c.response_b.text) for c in chunk], models=models,
         )
-        for comparison, p in zip(chunk, p_a):
-            comparison.rm_p_a, comparison.rm_p_a_version = round(p, 6), version
-        Comparison.objects.bulk_update(chunk, ["rm_p_a", "rm_p_a_version"])
+        for comparison, p in zip(chunk, prob_a_wins):
+            comparison.rm_prob_a_wins, comparison.rm_prob_version = round(p, 6), version
+        Comparison.objects.bulk_update(chunk, ["rm_prob_a_wins", "rm_prob_version"])
         done += len(chunk)
     return done

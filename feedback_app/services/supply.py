@@ -22,24 +22,27 @@ from feedback_app.models import Comparison, PolicyVersion, Prompt, Response, Ver
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
-from feedback_app.services.training import policy_ensure_base
+from feedback_app.services.versions import policy_active_or_base
 
 logger = logging.getLogger(__name__)
 GENERATION_LEASE = timedelta(minutes=15)
 
 
-def comparisons_supply(*, now: datetime | None = None) -> int:
-    """Generate comparisons until SUPPLY_OPEN_TARGET are open (one round at most); return how many were made."""
+def comparisons_supply(*, now: datetime | None = None, models: training_bridge.ModelHolder | None = None) -> int:
+    """Generate comparisons until SUPPLY_OPEN_TARGET are open (one round at most); return how many were made.
+
+    ``models`` is the worker's holder of loaded models; without one, the round loads its own.
+    """
     missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count()
     if missing <= 0:
         return 0
     now = now or timezone.now()
-    policy = policy_ensure_base()
+    policy = policy_active_or_base()
     prompts = prompts_claim_for_generation(policy=policy, limit=min(missing, settings.SUPPLY_BATCH_PROMPTS), now=now)
     if not prompts:
         return 0
     try:
-        return _supply_round(policy=policy, prompts=prompts)
+        return _supply_round(policy=policy, prompts=prompts, models=models or training_bridge.ModelHolder())
     finally:
         Prompt.objects.filter(pk__in=[p.pk for p in prompts]).update(generation_lease_until=None)
 
@@ -56,14 +59,14 @@ def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: date
     return list(Prompt.objects.filter(pk__in=ids).order_by("id"))
 
 
-def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt]) -> int:
+def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt], models: training_bridge.ModelHolder) -> int:
     seed = int(timezone.now().timestamp())
     rng = random.Random(seed)
     opponent = arena_opponent(policy=policy, rng=rng)
     n_arena = round(len(prompts) * studio_settings().arena_share) if opponent else 0
     rng.shuffle(prompts)
-    made = _arena_round(policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed) if n_arena else 0
-    return made + _standard_round(policy=policy, prompts=prompts[n_arena:], seed=seed)
+    made = _arena_round(policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models) if n_arena else 0
+    return made + _standard_round(policy=policy, prompts=prompts[n_arena:], seed=seed, models=models)
 
 
 def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersion | None:
@@ -76,11 +79,11 @@ def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersio
     return parent if parent is not None and rng.random() < 0.5 else rng.choice(earlier)
 
 
-def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int) -> int:
+def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
     """One reply from each policy per prompt; raters see them in a random order, like any pair."""
     inputs = [(p.text, p.context) for p in prompts]
-    new = training_bridge.candidates_generate(policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=1, seed=seed)
-    old = training_bridge.candidates_generate(policy_name=opponent.name, policy_path=opponent.path, prompts=inputs, n=1, seed=seed)
+    new = training_bridge.candidates_generate(policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=1, seed=seed, models=models)
+    old = training_bridge.candidates_generate(policy_name=opponent.name, policy_path=opponent.path, prompts=inputs, n=1, seed=seed, models=models)
     made = 0
     with transaction.atomic():
         for prompt, mine, theirs in zip(prompts, new, old):
@@ -96,18 +99,18 @@ def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: lis
     return made
 
 
-def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int) -> int:
+def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
     if not prompts:
         return 0
     reward = reward_model_active()
     inputs = [(p.text, p.context) for p in prompts]
     candidates = training_bridge.candidates_generate(
-        policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed
+        policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed, models=models,
     )
     strategy = policy.selection_strategy if reward is not None else "random"
     picks = training_bridge.pairs_choose(
         reward_name=reward.name if reward else None, reward_path=reward.path if reward else None,
-        prompts=inputs, candidates=candidates, strategy=strategy, seed=seed,
+        prompts=inputs, candidates=candidates, strategy=strategy, seed=seed, models=models,
     )
     made = 0
     with transaction.atomic():

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from feedback_app import broker, events
 from feedback_app.models import TrainingRun
-from feedback_app.services.training import checkpoints_remove_abandoned, training_auto_refit_if_due, training_run_fail, training_runs_reap
+from feedback_app.services.auto_refit import training_auto_refit_if_due
+from feedback_app.services.training_runs import checkpoints_remove_abandoned, training_run_fail, training_runs_reap
 
 logger = logging.getLogger(__name__)
 RUN_TASK = "feedback_app.tasks.training_run_execute"

@@ -28,6 +28,7 @@ def version_folder(path: str) -> Path:
 
 
 def embedding_cache_dir() -> str:
+    """Return the folder of the embedding cache, shared by the fits and the batch scorers."""
     return str(Path(settings.MODEL_STORE) / "embeddings")
 
 

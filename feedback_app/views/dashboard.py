@@ -14,13 +14,15 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, Role, TrainingRun, Winner
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors import dashboard as board
 from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.training import version_active, version_by_name
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, gold_candidates_count, rater_quality, review_queue, studio_settings
 from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
-from feedback_app.services.training import VersionPruned, training_run_get_or_request, version_activate
-from feedback_app.views import live
+from feedback_app.services.training_runs import training_run_get_or_request
+from feedback_app.services.versions import VersionPruned, version_activation_action, version_make_active
+from feedback_app import live
 from feedback_app.views.access import role_required
 from feedback_app.views.forms import AsciiFloatField
 
@@ -91,16 +93,17 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
     model = VERSION_MODELS.get(kind)
     if model is None:
         raise Http404(f"no kind of version {kind!r}")
-    version = get_object_or_404(model, name=name)
-    action = "rollback" if version.status == "retired" else "promote"
+    version = version_by_name(model=model, name=name)
+    if version is None:
+        raise Http404(f"no {kind} version named {name!r}")
     if request.method == "GET":
-        active = model.objects.filter(status="active").first()
-        return render(request, "feedback_app/dashboard/confirm.html", {"version": version, "active": active, "action": action, "kind": kind})
-    if version.status == "active":
+        context = {"version": version, "active": version_active(model=model), "action": version_activation_action(version=version), "kind": kind}
+        return render(request, "feedback_app/dashboard/confirm.html", context)
+    if version.status == VersionStatus.ACTIVE:
         messages.info(request, f"{version.name} is active already.")
     else:
         try:
-            version_activate(version=version, user=request.user, action=action, reason="dashboard")
+            action = version_make_active(version=version, user=request.user, reason="dashboard")
             messages.success(request, f"{version.name} is now active ({action}).")
         except VersionPruned as exc:
             messages.error(request, str(exc))

@@ -70,7 +70,7 @@ def test_a_policy_swap_reaches_raters_after_commit_and_a_reconnect_reads_the_dat
     from django.db import transaction
 
     from feedback_app import tasks
-    from feedback_app.services.training import version_activate
+    from feedback_app.services.versions import version_activate
 
     monkeypatch.setattr(tasks.comparisons_supply, "delay", lambda: None)
     old = PolicyVersion.objects.create(name="policy-old", path="policy/policy-old", status="active")

@@ -5,7 +5,7 @@ from kombu.exceptions import OperationalError
 
 from feedback_app import tasks
 from feedback_app.models import TrainingRun
-from feedback_app.services.training import training_run_request
+from feedback_app.services.training_runs import training_run_request
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ from django.conf import settings
 
 from feedback_app import broker, tasks, training_bridge
 from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion, TrainingRun
-from feedback_app.services.training import training_run_execute, training_run_request
+from feedback_app.services.training import training_run_execute
+from feedback_app.services.training_runs import training_run_request
 from tests.conftest import child_database_url
 
 
@@ -81,7 +82,7 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
 @pytest.fixture
 def scored_backlog(monkeypatch, make_comparisons, rater):
     """Five labelled comparisons, an active reward model (a test double), chunks of two."""
-    monkeypatch.setattr(training_bridge, "comparisons_p_a", lambda *, version_name, version_path, items: [0.75] * len(items))
+    monkeypatch.setattr(training_bridge, "comparisons_prob_a_wins", lambda *, version_name, version_path, items, models: [0.75] * len(items))
     monkeypatch.setattr(tasks, "RM_SCORE_CHUNK", 2)
     for c in make_comparisons(5):
         PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a", strength=2)
@@ -98,7 +99,7 @@ def test_a_lost_score_link_is_restarted_by_beat_where_it_stopped(scored_backlog,
     assert beat["feedback_app.tasks.comparisons_rm_score"] <= 120
     assert tasks.comparisons_rm_score() == 2  # the beat's run: the next chunk, not the first again
     assert tasks.comparisons_rm_score() == 1
-    assert Comparison.objects.filter(rm_p_a_version=scored_backlog).count() == 5
+    assert Comparison.objects.filter(rm_prob_version=scored_backlog).count() == 5
 
 
 @pytest.mark.django_db

@@ -3,9 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback_app import training_bridge
-from feedback_app.models import RewardModelVersion
-from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.evaluation import EvaluationError, reward_model_evaluate_file
 
 
 class Command(BaseCommand):
@@ -17,20 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="Use only the first N pairs.")
 
     def handle(self, *args, file: Path, reward_version: str | None, limit: int | None, **options):
-        model = RewardModelVersion.objects.filter(name=reward_version).first() if reward_version else reward_model_active()
-        if model is None:
-            raise CommandError(f"no reward version named {reward_version!r}" if reward_version else "no reward model is active yet; train one first")
-        if model.status == "pruned":
-            raise CommandError(f"{model.name} was pruned from the model store (its checkpoint folder is gone)")
-        if not file.exists():
-            raise CommandError(f"{file} does not exist")
         try:
-            pairs = training_bridge.read_preference_file(file)
-        except (ValueError, OSError, EOFError) as exc:
-            raise CommandError(f"{file}: {exc}") from None
-        pairs = pairs[:limit] if limit else pairs
-        if not pairs:
-            raise CommandError(f"{file} holds no pairs")
-        metrics = training_bridge.pairs_evaluate(version_name=model.name, version_path=model.path, pairs=pairs)
-        self.stdout.write(json.dumps({"accuracy": metrics["accuracy"], "n": metrics["n"], "version": model.name,
-                                      "loss": metrics.get("loss"), "ece": metrics.get("ece")}, indent=2))
+            result = reward_model_evaluate_file(file=file, reward_version=reward_version, limit=limit)
+        except EvaluationError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(json.dumps(result, indent=2))

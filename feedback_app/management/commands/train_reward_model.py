@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from feedback_app.management.commands._runs import wait_for_run
 from feedback_app.models import TrainingRun
-from feedback_app.services.training import training_run_request
+from feedback_app.services.training_runs import training_run_request
 
 
 class Command(BaseCommand):

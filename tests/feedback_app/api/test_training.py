@@ -62,7 +62,7 @@ def test_score_answers_with_the_active_version(researcher, monkeypatch):
     RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
     seen = {}
 
-    def fake_scores(*, version_name, version_path, prompt, context, responses):
+    def fake_scores(*, version_name, version_path, prompt, context, responses, models):
         seen.update(version=version_name, context=context)
         return [float(len(r)) for r in responses]
 

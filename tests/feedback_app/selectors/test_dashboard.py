@@ -15,7 +15,7 @@ def test_arena_standings_from_human_votes_and_the_reward_model(make_user):
         b = prompt.responses.create(text="old", policy_version=base)
         # Half the comparisons show the new policy as B, as supply may after a rollback.
         first, second = (a, b) if i % 2 == 0 else (b, a)
-        c = Comparison.objects.create(prompt=prompt, response_a=first, response_b=second, kind="arena", rm_p_a=0.9 if first == a else 0.2)
+        c = Comparison.objects.create(prompt=prompt, response_a=first, response_b=second, kind="arena", rm_prob_a_wins=0.9 if first == a else 0.2)
         flipped = {"a": "b", "b": "a"}.get(winner, winner) if first == b else winner
         PreferenceLabel.objects.create(comparison=c, rater=make_user(), winner=flipped)
     games = arena_games()

@@ -2,10 +2,8 @@ import json
 
 import pytest
 
-from feedback_app import training_bridge
 from feedback_app.services.import_parsing import (
     ImportValidationError,
-    hh_turns,
     parse_preferences,
     parse_prompt_items,
     parse_prompts,
@@ -112,7 +110,6 @@ def test_preferences_in_trl_hh_and_conversational_form():
              "rejected": [{"role": "assistant", "content": "B."}]},
         ),
         filename="prefs.jsonl",
-        split_hh=training_bridge.split_hh_dialogue,
     )
     assert (records[0].prompt, records[0].chosen, records[0].margin) == ("Cancel my order", "Done.", 1.0)
     assert records[1].prompt == "Refund please" and records[1].chosen == "Sure, here is how." and records[1].rejected == "No."
@@ -131,14 +128,8 @@ def test_preferences_in_trl_hh_and_conversational_form():
 )
 def test_bad_preference_lines(row, expected):
     with pytest.raises(ImportValidationError) as info:
-        parse_preferences(jsonl(row), filename="x.jsonl", split_hh=training_bridge.split_hh_dialogue)
+        parse_preferences(jsonl(row), filename="x.jsonl")
     assert expected in str(info.value.errors[0])
-
-
-def test_hh_turns():
-    assert hh_turns("\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:") == [
-        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
-    ]
 
 
 @pytest.mark.parametrize(
@@ -174,7 +165,7 @@ def test_an_empty_reply_is_a_reply():
     records = parse_preferences(
         jsonl({"prompt": "p", "chosen": "", "rejected": "Fine, here it is."}, {"chosen": hh, "rejected": hh + " You are dull."},
               {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": ""}], "rejected": "B."}),
-        filename="x.jsonl", split_hh=training_bridge.split_hh_dialogue,
+        filename="x.jsonl",
     )
     assert [(r.chosen, r.rejected) for r in records] == [("", "Fine, here it is."), ("", "You are dull."), ("", "B.")]
 
@@ -188,8 +179,7 @@ def test_skipped_rows_are_listed_and_the_rest_returned():
 
 def test_skipping_still_fails_a_file_with_nothing_valid():
     with pytest.raises(ImportValidationError) as info:
-        parse_preferences(jsonl({"prompt": "p", "chosen": "a", "rejected": "a"}), filename="x.jsonl",
-                          split_hh=training_bridge.split_hh_dialogue, skipped=[])
+        parse_preferences(jsonl({"prompt": "p", "chosen": "a", "rejected": "a"}), filename="x.jsonl", skipped=[])
     assert [str(e) for e in info.value.errors] == ["line 1, field 'rejected': the same text as chosen"]
 
 

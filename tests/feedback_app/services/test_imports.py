@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from feedback_app import training_bridge
 from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, comparison_pairs, preferences_import, prompts_import
@@ -68,7 +67,7 @@ def test_comparison_pairs():
 
 def test_preferences_become_complete_labelled_comparisons():
     rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "margin": 1.0} for i in range(40)]
-    batch = preferences_import(data=jsonl(*rows), filename="trl.jsonl", split_hh=training_bridge.split_hh_dialogue)
+    batch = preferences_import(data=jsonl(*rows), filename="trl.jsonl")
     assert batch.counts["labels"] == 40
     assert Comparison.objects.filter(status="complete", label_count=1).count() == 40
     winners = set()

@@ -6,7 +6,7 @@ import pytest
 from feedback_app import training_bridge
 from feedback_app.models import AuditEntry, PolicyVersion, PreferenceLabel, RewardModelVersion, VersionStatus
 from feedback_app.services.retention import model_store_prune, versions_retained
-from feedback_app.services.training import VersionPruned, version_activate
+from feedback_app.services.versions import VersionPruned, version_activate
 
 pytestmark = pytest.mark.django_db
 

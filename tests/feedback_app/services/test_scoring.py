@@ -14,11 +14,11 @@ def judged(monkeypatch):
     """Replace the model: P(A beats B) is 0.75 for every item; record the size of each call."""
     calls = []
 
-    def p_a(*, version_name, version_path, items):
+    def p_a(*, version_name, version_path, items, models):
         calls.append(len(items))
         return [0.75] * len(items)
 
-    monkeypatch.setattr(training_bridge, "comparisons_p_a", p_a)
+    monkeypatch.setattr(training_bridge, "comparisons_prob_a_wins", p_a)
     return calls
 
 
@@ -44,6 +44,6 @@ def test_the_task_scores_a_chunk_at_a_time_until_none_is_left(make_comparisons, 
 
     assert tasks.comparisons_rm_score.delay().get() == 2
     assert judged == [2, 2, 1]
-    scored = Comparison.objects.filter(rm_p_a_version=version)
-    assert scored.count() == 5 and set(scored.values_list("rm_p_a", flat=True)) == {0.75}
+    scored = Comparison.objects.filter(rm_prob_version=version)
+    assert scored.count() == 5 and set(scored.values_list("rm_prob_a_wins", flat=True)) == {0.75}
     assert comparisons_rm_score() == 0  # judged once per version

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def fake_generation(monkeypatch):
     calls = []
 
-    def generate(*, policy_name, policy_path, prompts, n, seed):
+    def generate(*, policy_name, policy_path, prompts, n, seed, models):
         calls.append((policy_name, len(prompts), n))
         return [[f"{policy_name} reply {k} to {text}" for k in range(n)] for text, _ in prompts]
 

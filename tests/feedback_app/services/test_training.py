@@ -15,16 +15,11 @@ from django.utils import timezone
 from feedback_app import training_bridge
 from feedback_app.models import AuditEntry, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
-from feedback_app.services.training import (
-    reward_promotion_decision,
-    training_auto_refit_if_due,
-    training_run_execute,
-    training_run_get_or_request,
-    training_run_request,
-    training_runs_fail_orphaned,
-    training_runs_reap,
-    version_activate,
-)
+from feedback_app.services.auto_refit import training_auto_refit_if_due
+from feedback_app.services.reward_refit import reward_promotion_decision
+from feedback_app.services.training import training_run_execute
+from feedback_app.services.training_runs import training_run_get_or_request, training_run_request, training_runs_fail_orphaned, training_runs_reap
+from feedback_app.services.versions import version_activate
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +31,13 @@ class FakeFit:
     calls: list = field(default_factory=list)
     fail: Exception | None = None
 
-    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop):
+    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models):
         self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path})
         progress({"phase": "heads", "step": 1, "total_steps": 2, "loss": 0.5})
         if self.fail:
             raise self.fail
         if should_stop():
-            raise type("FitCancelled", (Exception,), {})("stopped")
+            raise training_bridge.RunStopped("the run was stopped while it trained")
 
         class Result:
             metrics = {"accuracy": self.accuracy, "loss": 0.5, "ece": 0.1, "bins": []}
@@ -158,7 +153,7 @@ def test_a_run_failed_while_training_stops_and_writes_no_version(labelled, monke
 
         time.sleep(1.05)
         assert should_stop()
-        raise type("FitCancelled", (Exception,), {})("stopped")
+        raise training_bridge.RunStopped("the run was stopped while it trained")
 
     monkeypatch.setattr(training_bridge, "reward_fit", fit_that_gets_cancelled)
     run = run_now()

@@ -6,9 +6,11 @@ import pytest
 
 from feedback_app import training_bridge
 from feedback_app.models import PolicyVersion
-from feedback_app.selectors.training import prompts_held_out
+from feedback_app.services.policy_update import prompts_held_out
 from feedback_app.services.scoring import responses_score
-from feedback_app.services.training import training_run_execute, training_run_request, version_activate
+from feedback_app.services.training import training_run_execute
+from feedback_app.services.training_runs import training_run_request
+from feedback_app.services.versions import version_activate
 
 pytestmark = [pytest.mark.models, pytest.mark.django_db]
 

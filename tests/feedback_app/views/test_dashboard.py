@@ -33,7 +33,7 @@ def studio(make_user, make_comparisons):
     prompt = c1.prompt
     a = prompt.responses.create(text="new policy reply", policy_version=new)
     b = prompt.responses.create(text="old policy reply", policy_version=base)
-    arena = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, kind="arena", required_labels=2, rm_p_a=0.8)
+    arena = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, kind="arena", required_labels=2, rm_prob_a_wins=0.8)
     raters = [make_user(), make_user()]
     for i, r in enumerate(raters):
         for _ in range(3):

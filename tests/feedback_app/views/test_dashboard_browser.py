@@ -13,7 +13,7 @@ from feedback_app import tasks
 from feedback_app.events import DASHBOARD_THROTTLE_SECONDS
 from feedback_app.models import PolicyVersion, PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
-from feedback_app.services.training import version_activate
+from feedback_app.services.versions import version_activate
 from tests.conftest import csp_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

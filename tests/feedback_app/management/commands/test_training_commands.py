@@ -36,7 +36,7 @@ def test_evaluate_reward_model_prints_json(tmp_path, capsys, monkeypatch):
     path.write_text('{"prompt": "p", "chosen": "good", "rejected": "bad"}\n{"chosen": "\\n\\nHuman: q\\n\\nAssistant: yes", "rejected": "\\n\\nHuman: q\\n\\nAssistant: no"}\n')
     seen = {}
 
-    def fake_evaluate(*, version_name, version_path, pairs):
+    def fake_evaluate(*, version_name, version_path, pairs, models):
         seen["pairs"] = [(p.prompt, p.chosen, p.rejected) for p in pairs]
         return {"accuracy": 0.5, "n": len(pairs), "loss": 0.7, "ece": 0.1}
 

@@ -1,4 +1,8 @@
-"""Server-rendered fragments that websockets push; htmx swaps each in by its id."""
+"""Server-rendered fragments that websockets push; htmx swaps each in by its id.
+
+Below events (which push them) and beside the views (which render the same fragments in full
+pages); it reads through selectors only.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,14 @@ def dashboard_counters_html() -> str:
 def training_run_html(run=None) -> str:
     """Return the panel of the running (or latest) training run."""
     return render_to_string(f"{TEMPLATE}#training_run", {"run": run or training_run_current()})
+
+
+def training_run_html_by_id(run_id: int) -> str | None:
+    """Return the panel of training run ``run_id``; None when it is gone."""
+    from feedback_app.models import TrainingRun
+
+    run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
+    return None if run is None else training_run_html(run)
 
 
 def health_html() -> str:

@@ -1,0 +1,47 @@
+"""When a reward refit is due by itself: every REFIT_EVERY_N_LABELS labels since the last version's data.
+
+The labeling service asks ``refit_check_due`` as a label is recorded (cheap: no query); when it
+says yes, events send ``tasks.training_auto_refit`` after commit, which asks
+``training_auto_refit_if_due`` (one count). The reaper asks the same question periodically,
+so a trigger whose message was lost comes back.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from feedback_app.models import PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.services.training_runs import training_run_get_or_request
+
+
+def refit_check_due(*, label_id: int) -> bool:
+    """Return whether the count of new labels should be checked after label ``label_id``.
+
+    It is checked on every tenth of REFIT_EVERY_N_LABELS labels, so the trigger costs one query
+    per N/10 labels and fires at most N/10 labels late.
+    """
+    every = settings.REFIT_EVERY_N_LABELS
+    return bool(every) and label_id % max(1, every // 10) == 0
+
+
+def training_auto_refit_if_due() -> TrainingRun | None:
+    """Queue a fast refit when REFIT_EVERY_N_LABELS labels arrived since the last reward version's data."""
+    every = settings.REFIT_EVERY_N_LABELS
+    if not every:
+        return None
+    kind = TrainingRun.Kind.REWARD_FAST
+    pending = TrainingRun.objects.filter(kind=kind, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+    if pending.filter(Q(trigger=TrainingRun.Trigger.AUTO) | Q(status=TrainingRun.Status.QUEUED)).exists():
+        return None  # the next refit is on its way; it will take these labels too
+    newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
+    last = newest.get("last_label_id") or 0
+    if PreferenceLabel.objects.filter(pk__gt=last).count() < every:
+        return None
+    try:
+        with transaction.atomic():
+            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO)
+    except IntegrityError:
+        return None  # another process queued it a moment ago
+    return run if created else None

@@ -1,0 +1,61 @@
+"""A reward refit: fit on the labels so far, gate against the active model on the same pairs, record the version."""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.db import transaction
+
+from feedback_app import training_bridge
+from feedback_app.models import RewardModelVersion, TrainingRun
+from feedback_app.selectors.quality import rater_weights
+from feedback_app.selectors.training import labels_for_training, reward_model_active, reward_model_latest_full, verdicts
+from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
+from feedback_app.services.versions import version_activate
+
+
+def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_bridge.ModelHolder) -> None:
+    """Carry out a claimed reward run; the new version goes live when ``reward_promotion_decision`` allows."""
+    tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
+    labels, data_range = labels_for_training()
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts())
+    if len(pairs) < 2:
+        raise TrainingError(f"only {len(pairs)} decided comparison(s) so far; a reward model needs at least 2")
+    active = reward_model_active()
+    warm = reward_model_latest_full() if tier == "full" and settings.REWARD_FULL_WARM_START else None
+    name = f"rm-{run.pk:05d}"
+    result = training_bridge.reward_fit(
+        pairs=pairs, tier=tier, name=name, parent=active.name if active else None,
+        baseline_path=active.path if active else None, warm_start_path=warm.path if warm else None,
+        progress=monitor.progress, should_stop=monitor.should_stop, models=models,
+    )
+    promote, reason = reward_promotion_decision(new=result.metrics, baseline=result.baseline_metrics)
+    metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason}
+    with transaction.atomic():
+        version = RewardModelVersion.objects.create(
+            name=name, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),
+            metrics=metrics, manifest=result.manifest, data_range={**data_range, "n_pairs": len(pairs)},
+        )
+        if promote:
+            version_activate(version=version, user=None, action="promote", reason=f"training run {run.pk}: {reason}")
+        training_run_succeed(run=run, metrics=metrics, reward_model_version=version)
+
+
+def reward_promotion_decision(*, new: dict, baseline: dict | None) -> tuple[bool, str]:
+    """Return (promote, why): promote unless the new model is worse than the active one on the same pairs.
+
+    "Worse" means lower validation accuracy by more than PROMOTION_TOLERANCE or by more than
+    one standard error of that accuracy, whichever is larger: on a few dozen validation pairs
+    accuracy moves by several points from noise alone, and a gate tighter than the noise would
+    refuse good models at random.
+    """
+    if baseline is None:
+        return True, "no reward model was active"
+    new_acc, old_acc, n = new.get("accuracy"), baseline.get("accuracy"), baseline.get("n") or new.get("n") or 0
+    if new_acc is None or old_acc is None or not n:
+        return False, "no validation pairs to compare on; kept as a candidate"
+    allowed = max(settings.PROMOTION_TOLERANCE, math.sqrt(max(old_acc * (1 - old_acc), 0.0) / n))
+    if new_acc >= old_acc - allowed:
+        return True, f"validation accuracy {new_acc:.3f} vs active {old_acc:.3f} on {n} pairs (allowed drop {allowed:.3f})"
+    return False, f"validation accuracy {new_acc:.3f} is worse than the active {old_acc:.3f} on {n} pairs by more than {allowed:.3f}"

@@ -1,0 +1,157 @@
+"""The life of a training run: request, claim, progress, succeed, fail, and the reaping of lost ones.
+
+A run is queued in one transaction and enqueued after it commits. A worker claims it by
+updating its status from "queued" to "running" (a redelivered message finds it claimed and does
+nothing), reports progress on the row as it goes, and finishes it with one transaction that
+records the new version. A run whose worker dies is failed by the next worker that starts on
+that host, or by the periodic reaper once its heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT.
+A failed run changes no active version and loses no label. At most one run of a kind is queued:
+asking again returns it. A queued run whose message was lost (a broker restart, say) is sent
+again by the reaper (services.training_recovery); the claim makes a duplicate harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from feedback_app import events, training_bridge
+from feedback_app.models import AuditEntry, TrainingRun
+from feedback_app.training_bridge import RunStopped  # noqa: F401  (the bridge raises it for rm_trainer's cancellations)
+
+REWARD_KINDS = (TrainingRun.Kind.REWARD_FAST, TrainingRun.Kind.REWARD_FULL)
+
+
+class TrainingError(Exception):
+    """A run that cannot proceed; the message says why and becomes the run's error."""
+
+
+def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
+    """Return the queued run of ``kind``, or queue one; it is sent to the "gpu" queue once this transaction commits."""
+    return training_run_get_or_request(kind=kind, trigger=trigger, user=user)[0]
+
+
+def training_run_get_or_request(*, kind: str, trigger: str, user=None) -> tuple[TrainingRun, bool]:
+    """Return (the queued run of ``kind``, False), or queue a new one and return (it, True)."""
+    if kind not in TrainingRun.Kind.values:
+        raise ValueError(f"unknown training run kind {kind!r}; expected one of {', '.join(TrainingRun.Kind.values)}")
+    waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
+    if waiting is not None:
+        return waiting, False
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(kind=kind, trigger=trigger, requested_by=user, enqueued_at=timezone.now(), enqueue_count=1)
+            if user is not None:
+                AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}", details={"kind": kind, "trigger": trigger})
+            events.training_run_queued(run=run)
+    except IntegrityError:
+        # Another process queued one a moment ago (one_queued_run_per_kind): that is the answer.
+        waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
+        if waiting is None:
+            raise
+        return waiting, False
+    return run, True
+
+
+def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
+    """Mark a queued run running on ``worker`` and return it; None when it is not queued (any more)."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:255]
+    )
+    if not claimed:
+        return None
+    run = TrainingRun.objects.get(pk=run_id)
+    events.training_run_changed(run=run)
+    return run
+
+
+def training_run_succeed(*, run: TrainingRun, metrics: dict, reward_model_version=None, policy_version=None) -> None:
+    """Record a running run's result (call inside the transaction that records its version); raise RunStopped
+    when someone failed or cancelled it meanwhile, which rolls the version back too."""
+    progress = TrainingRun.objects.values_list("progress", flat=True).get(pk=run.pk) or {}
+    updated = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+        status=TrainingRun.Status.SUCCEEDED, metrics=metrics, finished_at=timezone.now(),
+        reward_model_version=reward_model_version, policy_version=policy_version, progress={**progress, "phase": "done"},
+    )
+    if not updated:
+        raise RunStopped("the run was failed or cancelled before it could finish")
+    events.training_run_changed(run=TrainingRun.objects.get(pk=run.pk))
+
+
+def training_run_fail(*, run_id: int, error: str) -> bool:
+    """Mark a queued or running run failed; return whether it was."""
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).update(
+            status=TrainingRun.Status.FAILED, error=error[:20000], finished_at=timezone.now()
+        )
+        if updated:
+            events.training_run_changed(run=TrainingRun.objects.get(pk=run_id))
+    return bool(updated)
+
+
+def training_runs_fail_orphaned(*, worker: str) -> int:
+    """Fail the runs a worker of this name left running when it died (call as it starts)."""
+    ids = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker).values_list("pk", flat=True))
+    return sum(training_run_fail(run_id=pk, error=f"the worker {worker} stopped while this run was training") for pk in ids)
+
+
+def checkpoints_remove_abandoned() -> int:
+    """Delete the half-written checkpoints of runs that are no longer running; return how many."""
+    running = {f"{prefix}-{pk:05d}" for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).values_list("pk", flat=True)
+               for prefix in ("rm", "policy")}
+    removed = 0
+    for name, folder in training_bridge.checkpoint_partials():
+        if name not in running:
+            training_bridge.checkpoint_partial_remove(folder)
+            removed += 1
+    return removed
+
+
+def training_runs_reap(*, now: datetime | None = None) -> int:
+    """Fail running runs whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", "worker")
+    return sum(
+        training_run_fail(run_id=pk, error=f"no heartbeat from {worker or 'its worker'} for {settings.TRAINING_HEARTBEAT_TIMEOUT} s; the worker was lost")
+        for pk, worker in list(stale)
+    )
+
+
+class RunMonitor:
+    """Write progress and a heartbeat on the run row at most once a second; notice a cancel."""
+
+    def __init__(self, run_id: int, interval: float = 1.0) -> None:
+        self.run_id = run_id
+        self.interval = interval
+        self.last_write = 0.0
+        self.last_check = 0.0
+        self.stopped = False
+
+    def progress(self, event: dict) -> None:
+        """Record a progress event from rm_trainer (the final step always; others once per interval)."""
+        now = time.monotonic()
+        final = event.get("step") == event.get("total_steps")
+        if now - self.last_write < self.interval and not final:
+            return
+        self.last_write = self.last_check = now
+        clean = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in event.items() if not isinstance(v, (list, dict))}
+        updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).update(
+            progress=clean, heartbeat_at=timezone.now()
+        )
+        self.stopped = not updated
+        if updated:
+            events.training_run_progress(run_id=self.run_id)
+
+    def should_stop(self) -> bool:
+        """Return whether the run is no longer running (failed or cancelled by someone else); checked once per interval."""
+        now = time.monotonic()
+        if now - self.last_check >= self.interval:
+            self.last_check = now
+            self.stopped = not TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).exists()
+        return self.stopped

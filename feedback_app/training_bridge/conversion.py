@@ -1,0 +1,97 @@
+"""Data across the boundary: ORM rows to rm_trainer's dataclasses, prompts to text, results to site metrics.
+
+rm_trainer's modules used here (data, transcript) import no torch, so a web process may call these.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from rm_trainer.data import is_validation  # noqa: F401  (re-exported: the split rule of both packages)
+from rm_trainer.transcript import prompt_as_text, split_dialogues, text_as_turns  # noqa: F401  (the one HH format)
+
+if TYPE_CHECKING:
+    from feedback_app.models import PreferenceLabel
+    from rm_trainer.data import PreferencePair
+    from rm_trainer.dpo import DPOResult, WinRate
+    from rm_trainer.train import FitResult
+
+
+def labels_aggregate(
+    labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None, verdict: str = "",
+) -> PreferencePair | None:
+    """Aggregate the labels of one comparison into the pair the trainer would learn from.
+
+    ``weights`` maps rater ids to trust in 0..1 (default 1; imported labels count 1); labels of
+    raters weighted 0 are left out. An admin's ``verdict`` stands in for all the votes.
+    """
+    from rm_trainer.data import LabelVote, aggregate_votes
+
+    weights = weights or {}
+    labels = [label for label in labels if weights.get(label.rater_id, 1.0) > 0]
+    if not labels:
+        return None
+    comparison = labels[0].comparison
+    text = prompt_as_text(text=comparison.prompt.text, context=comparison.prompt.context)
+
+    def vote(winner: str, strength: int, weight: float) -> LabelVote:
+        return LabelVote(comparison_id=str(comparison.pk), prompt=text, response_a=comparison.response_a.text,
+                         response_b=comparison.response_b.text, winner=winner, strength=strength, weight=weight)
+
+    if verdict:
+        votes = [vote(verdict, 2, 1.0)]
+    else:
+        votes = [vote(label.winner, label.strength, weights.get(label.rater_id, 1.0)) for label in labels]
+    pairs = aggregate_votes(votes, strength_margins=tuple(margins))
+    return pairs[0] if pairs else None
+
+
+def preference_pairs(
+    labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None, verdicts: dict[int, str] | None = None,
+) -> list[PreferencePair]:
+    """Return the training pairs of labels ordered by comparison, one pair per decided comparison."""
+    pairs = []
+    verdicts = verdicts or {}
+    for comparison_id, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
+        pair = labels_aggregate(list(group), margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""))
+        if pair is not None:
+            pairs.append(pair)
+    return pairs
+
+
+def read_preference_file(path: Path) -> list[PreferencePair]:
+    """Read a TRL or HH JSONL file (optionally .gz) into pairs, raising ValueError naming the line."""
+    from rm_trainer.data import read_preference_file
+
+    return read_preference_file(path)[0]
+
+
+def validation_summary(metrics: dict | None) -> dict | None:
+    """Return rm_trainer's validation figures under the site's names (None stays None)."""
+    if metrics is None:
+        return None
+    return {"val_accuracy": metrics.get("accuracy"), "val_loss": metrics.get("loss"), "val_ece": metrics.get("ece"), "n": metrics.get("n")}
+
+
+def reward_fit_metrics(result: FitResult) -> dict:
+    """Return a fit's figures as a reward version and its run record them (the gate's verdict is added by the caller)."""
+    return {
+        "val_accuracy": result.metrics.get("accuracy"), "val_loss": result.metrics.get("loss"), "val_ece": result.metrics.get("ece"),
+        "calibration": result.metrics.get("bins"), "n_train": result.n_train, "n_validation": result.n_validation,
+        "seconds": round(result.seconds, 2), "baseline": validation_summary(result.baseline_metrics),
+    }
+
+
+def policy_update_metrics(result: DPOResult, win: WinRate) -> dict:
+    """Return a DPO run's figures and its win rate as a policy version and its run record them."""
+    return {
+        "win_rate_vs_parent": win.win_rate, "wins": win.wins, "ties": win.ties, "losses": win.losses, "n_eval_prompts": win.n,
+        "mean_reward_gap": win.mean_reward_gap, "dpo_loss": result.metrics.get("loss"),
+        "dpo_reward_accuracy": result.metrics.get("reward_accuracy"), "n_pairs": result.n_pairs, "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+    }

@@ -1,0 +1,102 @@
+"""Policy operations: the base policy, candidate replies, the pair to show, DPO updates and their win rate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from feedback_app.training_bridge.conversion import prompt_as_text
+from feedback_app.training_bridge.errors import RunStopped
+from feedback_app.training_bridge.holder import ModelHolder
+from feedback_app.training_bridge.sources import dpo_config, generation_config, generator_source
+from feedback_app.training_bridge.store import checkpoint_store, version_folder
+
+if TYPE_CHECKING:
+    from rm_trainer.data import PreferencePair
+    from rm_trainer.dpo import DPOResult, WinRate
+
+
+def policy_materialise_base(*, name: str) -> tuple[str, dict]:
+    """Write the base generator as policy version ``name``; return (path relative to MODEL_STORE, manifest).
+
+    A version of that name already in the store (another worker wrote it) is used as it is.
+    """
+    from rm_trainer.generator import POLICY_KIND, materialise_base_policy
+    from rm_trainer.store import read_manifest
+
+    folder, gguf_file = generator_source()
+    store = checkpoint_store()
+    path = store.path(POLICY_KIND, name)
+    if not path.exists():
+        try:
+            path = materialise_base_policy(store, name, folder, gguf_file)
+        except FileExistsError:
+            pass
+    return str(path.relative_to(store.root)), read_manifest(path)
+
+
+def candidates_generate(
+    *, policy_name: str, policy_path: str, prompts: Sequence[tuple[str, Sequence[dict]]], n: int, seed: int, models: ModelHolder,
+) -> list[list[str]]:
+    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass."""
+    from rm_trainer.generator import PromptItem
+
+    generator = models.generator(policy_name, policy_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    return generator.generate(items, n, generation_config(seed=seed))
+
+
+def pairs_choose(
+    *, reward_name: str | None, reward_path: str | None, prompts: Sequence[tuple[str, Sequence[dict]]],
+    candidates: Sequence[Sequence[str]], strategy: str, seed: int, models: ModelHolder,
+) -> list[tuple[int, int, float] | None]:
+    """Return, per prompt, the (i, j, score) of the candidate pair to show, or None.
+
+    Without a reward model yet, pairs are drawn at random and carry no score.
+    """
+    import numpy as np
+
+    from rm_trainer.config import SelectionConfig
+    from rm_trainer.selection import select_pairs
+
+    if reward_name is None:
+        rewards = [np.zeros((1, len(c))) for c in candidates]
+        chosen = select_pairs(rewards, SelectionConfig(strategy="random", seed=seed))
+        return [None if p is None else (p.i, p.j, None) for p in chosen]
+    scorer = models.scorer(reward_name, reward_path)
+    items = [(prompt_as_text(text=text, context=context), list(c)) for (text, context), c in zip(prompts, candidates)]
+    rewards, embeddings = scorer.rewards_and_embeddings_batch(items)
+    chosen = select_pairs(rewards, SelectionConfig(strategy=strategy, seed=seed), embeddings)
+    return [None if p is None else (p.i, p.j, float(p.score)) for p in chosen]
+
+
+def dpo_train(
+    *, base_name: str, base_path: str, name: str, pairs: Sequence[PreferencePair],
+    progress: Callable[[dict], None], should_stop: Callable[[], bool],
+) -> DPOResult:
+    """Fine-tune policy ``base_name`` with DPO into policy version ``name``; raise RunStopped when ``should_stop`` stopped it."""
+    from rm_trainer.dpo import DPOCancelled, train_dpo
+
+    try:
+        return train_dpo(version_folder(base_path), pairs, dpo_config(), store=checkpoint_store(), name=name, parent=base_name,
+                         progress=progress, should_stop=should_stop)
+    except DPOCancelled:
+        raise RunStopped("the run was stopped while it trained") from None
+
+
+def policy_win_rate(
+    *, new_path: str, old_name: str, old_path: str, reward_name: str, reward_path: str,
+    prompts: Sequence[tuple[str, Sequence[dict]]], seed: int, models: ModelHolder,
+) -> WinRate:
+    """Return rm_trainer's WinRate of the policy at ``new_path`` over policy ``old_name``, judged by the reward model."""
+    from rm_trainer.dpo import policy_win_rate as win_rate
+    from rm_trainer.generator import PromptItem
+
+    new = models.generator_unkept(new_path)
+    old = models.generator(old_name, old_path)
+    scorer = models.scorer(reward_name, reward_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    # The generators see the conversation as chat turns; the reward model reads it as one text.
+    as_text = {text: prompt_as_text(text=text, context=context) for text, context in prompts}
+    return win_rate(new, old, items, lambda prompt, responses: scorer.score(as_text.get(prompt, prompt), list(responses)),
+                    generation_config(seed=seed))

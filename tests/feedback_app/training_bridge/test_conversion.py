@@ -1,0 +1,36 @@
+"""Rows to rm_trainer's pairs, and rm_trainer's results to the site's metrics."""
+
+import pytest
+
+from feedback_app import training_bridge
+
+
+@pytest.mark.django_db
+def test_preference_pairs_aggregate_per_comparison(make_user, make_comparisons):
+    from feedback_app.models import PreferenceLabel
+    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+    (comparison,) = make_comparisons(1, required_labels=3)
+    for choice in ("left", "left", "left"):
+        rater = make_user()
+        a = assignment_lease_next(rater=rater)
+        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice=choice, strength=3))
+    labels = PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").order_by("comparison_id")
+    (pair,) = training_bridge.preference_pairs(labels)
+    assert pair.pair_id == str(comparison.pk) and pair.prompt == comparison.prompt.text
+    assert {pair.chosen, pair.rejected} == {comparison.response_a.text, comparison.response_b.text}
+
+
+def test_fit_results_become_the_site_s_metric_names():
+    """A FitResult's validation figures are recorded as val_*, with the baseline under the same names."""
+    from rm_trainer.train import FitResult
+
+    from feedback_app.training_bridge import reward_fit_metrics, validation_summary
+
+    result = FitResult(name="rm-1", path="/store/reward/rm-1", tier="fast", metrics={"accuracy": 0.75, "loss": 0.5, "ece": 0.1, "bins": [1], "n": 8},
+                       baseline_metrics={"accuracy": 0.7, "loss": 0.6, "ece": 0.2, "n": 8}, n_train=32, n_validation=8, seconds=1.234,
+                       manifest={})
+    metrics = reward_fit_metrics(result)
+    assert metrics == {"val_accuracy": 0.75, "val_loss": 0.5, "val_ece": 0.1, "calibration": [1], "n_train": 32, "n_validation": 8,
+                       "seconds": 1.23, "baseline": {"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.2, "n": 8}}
+    assert validation_summary(None) is None
