@@ -59,3 +59,28 @@ def comparisons_rm_score(*, batch: int = 256, limit: int = 256) -> int:
         Comparison.objects.bulk_update(chunk, ["rm_p_a", "rm_p_a_version"])
         done += len(chunk)
     return done
+
+
+class ScoringUnavailable(Exception):
+    """No score could be had: no worker answered in time, or the worker had no active model."""
+
+
+def responses_score_remote(*, prompt: str, context: Sequence[dict], responses: Sequence[str], timeout: float) -> dict:
+    """Return ``responses_score``'s answer as computed by a worker on the 'score' queue.
+
+    Waits at most ``timeout`` seconds; raises ScoringUnavailable when no worker answered in
+    time or the worker had no active reward model. Called from web processes, which never load
+    a model themselves.
+    """
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    # Lazy: tasks call this module's responses_score, so a top-level import would be a cycle.
+    from feedback_app import tasks
+
+    try:
+        result = tasks.reward_score.delay(prompt, context, responses).get(timeout=timeout)
+    except CeleryTimeout:
+        raise ScoringUnavailable(f"no scoring worker answered within {timeout:g} s (queue 'score')") from None
+    if "error" in result:
+        raise ScoringUnavailable(result["error"])
+    return result
