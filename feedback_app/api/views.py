@@ -21,7 +21,8 @@ from feedback_app.api.serializers import (
     NextComparisonSerializer,
     PromptInSerializer,
 )
-from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, ExportFilters, export_stream
+from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
+from feedback_app.services.exports import export_stream
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, prompts_import_api
 from feedback_app.services.labeling import (
@@ -105,15 +106,10 @@ class ExportPreferencesView(APIView):
         query = ExportQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        filters = ExportFilters(
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            rater=data["rater"],
-            tags=tuple(t.strip() for t in data["tags"].split(",") if t.strip()),
-            exclude_flagged=data["exclude_flagged"],
-        )
+        filters = ExportFilters.from_query(date_from=data.get("date_from"), date_to=data.get("date_to"), rater=data["rater"],
+                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"])
         fmt = data["format"]
-        filename = f"preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+        filename = export_filename(fmt=fmt, now=timezone.now())
         return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
 
 
