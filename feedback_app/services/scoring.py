@@ -1,4 +1,4 @@
-"""Scoring responses with the active reward model (runs in a worker, never in a web process)."""
+"""Scoring responses with the active reward model: in a worker, or asked of a worker from the web (which never loads one)."""
 
 from __future__ import annotations
 
