@@ -50,7 +50,8 @@ def populate(n: int, start: int) -> None:
 
 
 def measure(fmt: str) -> dict:
-    from feedback_app.selectors.exports import ExportFilters, export_stream
+    from feedback_app.selectors.exports import ExportFilters
+    from feedback_app.services.exports import export_stream
 
     tracemalloc.start()
     started = time.perf_counter()

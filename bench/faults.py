@@ -112,7 +112,7 @@ class Studio:
         self.var.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.disk_mb}m,mode=0700", "tmpfs", str(self.var)], check=True)
         sys.path.insert(0, str(ROOT))
-        from feedback_app.management.commands.serve import free_port
+        from feedback_app.devsupport import free_port
 
         self.port, redis_port = free_port(), free_port()
         (self.var / "secret_key").write_text("faults-bench-" + os.urandom(8).hex())

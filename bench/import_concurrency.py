@@ -175,7 +175,7 @@ def main() -> None:
         import threading
         from queue import Queue
 
-        from feedback_app.management.commands.serve import free_port, scratch_redis_start, wait_for_port
+        from feedback_app.devsupport import free_port, scratch_redis_start, wait_for_port
 
         redis, redis_url = scratch_redis_start(scratch / "redis")
         port = free_port()

@@ -167,7 +167,7 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
         cmd = [sys.executable, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    from feedback_app.management.commands.serve import wait_for_port
+    from feedback_app.devsupport import wait_for_port
 
     wait_for_port("127.0.0.1", port, timeout=60, process=process)
     return process
@@ -203,7 +203,7 @@ def main() -> int:
             # without REDIS_URL, start the embedded one as `make run` does.
             redis_url = os.environ.get("REDIS_URL")
             if not redis_url:
-                from feedback_app.management.commands.serve import scratch_redis_start
+                from feedback_app.devsupport import scratch_redis_start
 
                 redis, redis_url = scratch_redis_start(scratch)
                 children.append(redis)

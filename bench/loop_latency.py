@@ -78,7 +78,7 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="loop-latency-"))
     sys.path.insert(0, str(ROOT))
-    from feedback_app.management.commands.serve import scratch_redis_start
+    from feedback_app.devsupport import scratch_redis_start
 
     redis, redis_url = scratch_redis_start(scratch / "redis")
     (scratch / "secret_key").write_text("bench-only-secret-key-" + os.urandom(8).hex())

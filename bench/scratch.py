@@ -26,7 +26,7 @@ class ScratchStudio:
 
     def __enter__(self) -> ScratchStudio:
         sys.path.insert(0, str(ROOT))
-        from feedback_app.management.commands.serve import scratch_redis_start
+        from feedback_app.devsupport import scratch_redis_start
 
         self.scratch = Path(tempfile.mkdtemp(prefix=self.prefix))
         try:
@@ -52,7 +52,7 @@ class ScratchStudio:
 
     def start_web(self) -> str:
         """Serve the studio with daphne; return its base URL once it listens."""
-        from feedback_app.management.commands.serve import free_port, wait_for_port
+        from feedback_app.devsupport import free_port, wait_for_port
 
         port = free_port()
         self._start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"],

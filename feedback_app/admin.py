@@ -32,9 +32,10 @@ from feedback_app.models import (
 )
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.imports import import_job_get
+from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, ExportFilters, export_filename
 from feedback_app.selectors.training import version_active
-from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportFilters, export_stream
 from feedback_app.services.accounts import role_group_sync
+from feedback_app.services.exports import export_stream
 from feedback_app.services.import_jobs import import_job_create
 from feedback_app.services.retention import model_store_prune
 from feedback_app.services.training_runs import training_run_get_or_request
@@ -198,12 +199,10 @@ class PreferenceLabelAdmin(admin.ModelAdmin):
         form = ExportForm(request.GET or None)
         if request.GET and form.is_valid():
             data = form.cleaned_data
-            filters = ExportFilters(
-                date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"].strip(),
-                tags=tuple(t.strip() for t in data["tags"].split(",") if t.strip()), exclude_flagged=data["exclude_flagged"],
-            )
+            filters = ExportFilters.from_query(date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"],
+                                               tags=data["tags"], exclude_flagged=data["exclude_flagged"])
             fmt = data["format"]
-            filename = f"preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+            filename = export_filename(fmt=fmt, now=timezone.now())
             return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
         context = {**self.admin_site.each_context(request), "title": "Export preferences", "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/feedback_app/export.html", context)

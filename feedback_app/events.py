@@ -95,6 +95,11 @@ def training_run_resend(*, run_id: int) -> None:
     _tasks().training_run_execute.delay(run_id)
 
 
+def reward_score_requested(*, prompt: str, context: list, responses: list):
+    """Send a scoring request to the "score" queue now and return its AsyncResult (the caller waits on it)."""
+    return _tasks().reward_score.delay(prompt, context, responses)
+
+
 def _training_run_push(run_id: int) -> None:
     html = live.training_run_html_by_id(run_id)
     if html is not None:

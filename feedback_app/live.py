@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
 from feedback_app.selectors.labeling import labels_today_count
 from feedback_app.selectors.training import policy_active
+from feedback_app.selectors.training_runs import training_run_get
 
 TEMPLATE = "feedback_app/live.html"
 
@@ -30,9 +31,7 @@ def training_run_html(run=None) -> str:
 
 def training_run_html_by_id(run_id: int) -> str | None:
     """Return the panel of training run ``run_id``; None when it is gone."""
-    from feedback_app.models import TrainingRun
-
-    run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
+    run = training_run_get(run_id=run_id)
     return None if run is None else training_run_html(run)
 
 

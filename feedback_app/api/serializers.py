@@ -10,7 +10,7 @@ from feedback_app.models import Assignment, PreferenceLabel
 from feedback_app.models.labels import winner_to_side
 from feedback_app.selectors.exports import FORMATS
 from feedback_app.services.json_input import INT_MAX, INT_MIN
-from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, LabelSubmission
+from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, DEFAULT_STRENGTH, STRENGTHS, InvalidSubmission, LabelSubmission
 
 PG_INTEGER_MAX = 2**31 - 1  # an IntegerField column on PostgreSQL
 _ASCII_INT = re.compile(r"-?[0-9]{1,19}")
@@ -72,7 +72,7 @@ class NextComparisonSerializer(serializers.Serializer):
 
 
 class CriteriaField(serializers.DictField):
-    """Criterion name -> side; the names are settings.LABEL_CRITERIA (the schema lists them)."""
+    """Criterion name -> side; the names are LabelSubmission.criterion_names() (the schema lists them)."""
 
 
 class CriteriaFieldSchema(OpenApiSerializerFieldExtension):
@@ -80,12 +80,14 @@ class CriteriaFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         side = {"type": "string", "enum": list(CRITERION_CHOICES)}
-        return {"type": "object", "properties": {name: side for name in settings.LABEL_CRITERIA}, "additionalProperties": False}
+        return {"type": "object", "properties": {name: side for name in LabelSubmission.criterion_names()}, "additionalProperties": False}
 
 
+# A label as posted. LabelSubmission holds the rules; its refusal is reported as an error of the
+# field at fault. (No docstring: it would become the schema's description.)
 class LabelRequestSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=CHOICES)
-    strength = StrictIntegerField(min_value=1, max_value=3, default=2)
+    strength = StrictIntegerField(min_value=min(STRENGTHS), max_value=max(STRENGTHS), default=DEFAULT_STRENGTH)
     criteria = CriteriaField(child=serializers.ChoiceField(choices=CRITERION_CHOICES), required=False, default=dict)
     rationale = StrictCharField(required=False, allow_blank=True, max_length=5000, default="", trim_whitespace=True)
     flags = serializers.ListField(child=serializers.ChoiceField(choices=[]), required=False, default=list, max_length=10)
@@ -95,20 +97,21 @@ class LabelRequestSerializer(serializers.Serializer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Read here, not at import: the schema then lists the flags this studio has (criteria: CriteriaFieldSchema).
-        self.fields["flags"].child.choices = settings.LABEL_FLAGS
+        self.fields["flags"].child.choices = LabelSubmission.flag_names()
 
-    def validate_criteria(self, value: dict) -> dict:
-        unknown = sorted(set(value) - set(settings.LABEL_CRITERIA))
-        if unknown:
-            raise serializers.ValidationError(f"unknown criteria {unknown}; expected some of {settings.LABEL_CRITERIA}")
-        return value
+    def validate(self, data: dict) -> dict:
+        try:
+            self._submission = LabelSubmission(
+                choice=data["choice"], strength=data["strength"], criteria=data["criteria"], rationale=data["rationale"],
+                flags=tuple(data["flags"]), edited_text=data["edited_text"], time_on_task_ms=data["time_on_task_ms"],
+            )
+        except InvalidSubmission as exc:
+            raise serializers.ValidationError({exc.field: [str(exc)]}) from None
+        return data
 
     def submission(self) -> LabelSubmission:
-        data = self.validated_data
-        return LabelSubmission(
-            choice=data["choice"], strength=data["strength"], criteria=data["criteria"], rationale=data["rationale"],
-            flags=tuple(data["flags"]), edited_text=data["edited_text"], time_on_task_ms=data["time_on_task_ms"],
-        )
+        """Return the submission the valid data make (call after is_valid)."""
+        return self._submission
 
 
 class LabelSerializer(serializers.Serializer):

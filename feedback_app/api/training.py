@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from celery.exceptions import TimeoutError as CeleryTimeout
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -10,12 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback_app import tasks
 from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
 from feedback_app.selectors.training import version_by_name
+from feedback_app.selectors.training_runs import training_run_get, training_runs_recent
+from feedback_app.services.scoring import ScoringUnavailable, responses_score_remote
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_make_active
 
@@ -31,8 +31,7 @@ class TrainingRunsView(APIView):
 
     @extend_schema(summary="List recent training runs", responses={200: TrainingRunSerializer(many=True), **errors(401, 403)})
     def get(self, request: Request) -> Response:
-        runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")[:50]
-        return Response([TrainingRunSerializer.from_run(run) for run in runs])
+        return Response([TrainingRunSerializer.from_run(run) for run in training_runs_recent(limit=50)])
 
     @extend_schema(
         summary="Queue a training run, or return the one of that kind already queued",
@@ -52,7 +51,7 @@ class TrainingRunView(APIView):
 
     @extend_schema(summary="A training run, with its progress", responses={200: TrainingRunSerializer, **errors(400, 401, 403, 404, e400="run_id is out of range.")})
     def get(self, request: Request, run_id: int) -> Response:
-        run = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(pk=run_id).first()
+        run = training_run_get(run_id=run_id)
         if run is None:
             return Response({"detail": f"training run {run_id} does not exist"}, status=status.HTTP_404_NOT_FOUND)
         return Response(TrainingRunSerializer.from_run(run))
@@ -73,12 +72,9 @@ class ScoreView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            result = tasks.reward_score.delay(data["prompt"], data["context"], data["responses"]).get(timeout=SCORE_TIMEOUT_SECONDS)
-        except CeleryTimeout:
-            return Response({"detail": f"no scoring worker answered within {SCORE_TIMEOUT_SECONDS} s (queue 'score')"},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        if "error" in result:
-            return Response({"detail": result["error"]}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            result = responses_score_remote(prompt=data["prompt"], context=data["context"], responses=data["responses"], timeout=SCORE_TIMEOUT_SECONDS)
+        except ScoringUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(result)
 
 

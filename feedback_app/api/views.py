@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -24,9 +21,10 @@ from feedback_app.api.serializers import (
     NextComparisonSerializer,
     PromptInSerializer,
 )
-from feedback_app.selectors.exports import CONTENT_TYPES, EXTENSIONS, ExportFilters, export_stream
-from feedback_app.services.import_parsing import ImportValidationError, parse_prompt_items
-from feedback_app.services.imports import DuplicateImport, prompt_records_import
+from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
+from feedback_app.services.exports import export_stream
+from feedback_app.services.import_parsing import ImportValidationError
+from feedback_app.services.imports import DuplicateImport, prompts_import_api
 from feedback_app.services.labeling import (
     ComparisonNotFound,
     LabelConflict,
@@ -108,15 +106,10 @@ class ExportPreferencesView(APIView):
         query = ExportQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        filters = ExportFilters(
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            rater=data["rater"],
-            tags=tuple(t.strip() for t in data["tags"].split(",") if t.strip()),
-            exclude_flagged=data["exclude_flagged"],
-        )
+        filters = ExportFilters.from_query(date_from=data.get("date_from"), date_to=data.get("date_to"), rater=data["rater"],
+                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"])
         fmt = data["format"]
-        filename = f"preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+        filename = export_filename(fmt=fmt, now=timezone.now())
         return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
 
 
@@ -140,16 +133,8 @@ class PromptsBulkView(APIView):
         if not isinstance(items, list):
             return Response({"detail": "expected a JSON list of prompts (or {\"prompts\": [...]})"}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            records = parse_prompt_items(items)
-            batch = prompt_records_import(
-                records=records,
-                filename="api",
-                sha256=hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest(),
-                user=request.user,
-                required_labels=query.validated_data.get("required_labels"),
-                source="api",
-                allow_duplicate=query.validated_data["allow_duplicate"],
-            )
+            batch = prompts_import_api(items=items, user=request.user, required_labels=query.validated_data.get("required_labels"),
+                                       allow_duplicate=query.validated_data["allow_duplicate"])
         except ImportValidationError as exc:
             return Response({"detail": f"{exc.total} problem(s); nothing was imported", "errors": [str(e) for e in exc.errors]},
                             status=status.HTTP_400_BAD_REQUEST)

@@ -11,8 +11,9 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun, VersionStatus
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
+from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ def queue_depths() -> dict[str, int | None]:
 def overview_counters() -> dict:
     """Return the live counters of the dashboard."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    active_rm = RewardModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first()
-    active_policy = PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first()
+    active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
+    active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
     return {
         "labels_per_minute": labels_per_minute(),
         "labels_today": PreferenceLabel.objects.filter(created_at__gte=today, rater__isnull=False).count(),
@@ -89,7 +90,7 @@ def reward_model_history() -> list[dict]:
 
 def calibration_active() -> dict | None:
     """Return the active reward model's reliability bins on its validation pairs."""
-    v = RewardModelVersion.objects.filter(status=VersionStatus.ACTIVE).first()
+    v = reward_model_active()
     if v is None:
         return None
     return {"name": v.name, "bins": (v.metrics or {}).get("calibration") or [], "ece": (v.metrics or {}).get("val_ece")}

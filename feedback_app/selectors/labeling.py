@@ -88,3 +88,18 @@ def rater_has_undoable_label(*, rater, now: datetime, window_seconds: int) -> bo
     """Return whether the rater's last label may still be undone."""
     last = PreferenceLabel.objects.filter(rater=rater).order_by("-created_at", "-id").values("created_at", "assignment_id").first()
     return bool(last and last["assignment_id"] and (now - last["created_at"]).total_seconds() <= window_seconds)
+
+
+def assignment_held_by_rater(*, rater, comparison_id: int, now: datetime) -> Assignment | None:
+    """Return the rater's unexpired lease on the comparison, with what the page shows joined in; None if not held."""
+    return (
+        _active_leases(now)
+        .filter(rater=rater, comparison_id=comparison_id)
+        .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
+        .first()
+    )
+
+
+def assignment_with_comparison(*, assignment_id: int) -> Assignment:
+    """Return the assignment with its comparison, prompt and responses joined in."""
+    return Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment_id)

@@ -243,3 +243,16 @@ def gold_candidates_count() -> int:
         .exclude(labels__winner__in=["tie", "both_bad"])
         .count()
     )
+
+
+def labels_by_comparison(*, comparison_ids: list[int]) -> dict[int, list[PreferenceLabel]]:
+    """Return the labels of each comparison (with rater and profile), oldest first; comparisons without labels are left out."""
+    labels: dict[int, list[PreferenceLabel]] = {}
+    for label in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
+        labels.setdefault(label.comparison_id, []).append(label)
+    return labels
+
+
+def comparison_get(*, comparison_id: int) -> Comparison | None:
+    """Return the comparison ``comparison_id``, or None if there is none."""
+    return Comparison.objects.filter(pk=comparison_id).first()

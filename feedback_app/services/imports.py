@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import random
 from collections.abc import Iterable, Sequence
 
@@ -16,7 +17,7 @@ from django.db import transaction
 from feedback_app import events
 
 from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
-from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompts
+from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
 
 
 class DuplicateImport(Exception):
@@ -48,6 +49,18 @@ def prompts_import(
     return prompt_records_import(
         records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user,
         required_labels=required_labels, source=source or f"import:{filename}", allow_duplicate=allow_duplicate,
+    )
+
+
+def prompts_import_api(*, items: list, user=None, required_labels: int | None = None, allow_duplicate: bool = False) -> ImportBatch:
+    """Import a list of prompts posted to the API; all of it, or nothing and an ImportValidationError.
+
+    The same items (keys in any order) count as the same import: DuplicateImport unless ``allow_duplicate``.
+    """
+    records = parse_prompt_items(items)
+    return prompt_records_import(
+        records=records, filename="api", sha256=hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest(), user=user,
+        required_labels=required_labels, source="api", allow_duplicate=allow_duplicate,
     )
 
 

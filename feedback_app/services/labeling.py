@@ -28,8 +28,10 @@ from feedback_app.selectors.labeling import (
 )
 from feedback_app.services.auto_refit import refit_check_due
 
-CHOICES = ("left", "right", "tie", "both_bad")
+CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
 CRITERION_CHOICES = ("left", "right", "tie")
+STRENGTHS = (1, 2, 3)  # slightly, clearly, much better
+DEFAULT_STRENGTH = 2
 
 
 class LabelingError(Exception):
@@ -56,32 +58,55 @@ class NothingToUndo(LabelingError):
     pass
 
 
+class InvalidSubmission(ValueError):
+    """A label that breaks a rule of LabelSubmission; ``field`` names the part at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class LabelSubmission:
-    """A rater's verdict as shown on screen: sides, not responses."""
+    """A rater's verdict as shown on screen: sides, not responses.
+
+    The one declaration of what a label may hold; the rater's form and the API's serializer take
+    their choices from here and report an InvalidSubmission as an error of its field.
+    """
 
     choice: str  # one of CHOICES
-    strength: int = 2  # 1 slightly, 2 clearly, 3 much better
-    criteria: dict[str, str] = field(default_factory=dict)  # criterion -> one of CRITERION_CHOICES
+    strength: int = DEFAULT_STRENGTH  # one of STRENGTHS
+    criteria: dict[str, str] = field(default_factory=dict)  # criterion (one of criterion_names()) -> one of CRITERION_CHOICES
     rationale: str = ""
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # some of flag_names()
     edited_text: str = ""
     time_on_task_ms: int | None = None
 
+    @staticmethod
+    def criterion_names() -> list[str]:
+        """Return the criteria a rater may judge separately, as this studio configures them."""
+        return list(settings.LABEL_CRITERIA)
+
+    @staticmethod
+    def flag_names() -> list[str]:
+        """Return the flags a rater may raise, as this studio configures them."""
+        return list(settings.LABEL_FLAGS)
+
     def __post_init__(self) -> None:
         if self.choice not in CHOICES:
-            raise ValueError(f"choice must be one of {', '.join(CHOICES)}")
-        if self.strength not in (1, 2, 3):
-            raise ValueError("strength must be 1, 2 or 3")
-        unknown = set(self.criteria) - set(settings.LABEL_CRITERIA)
+            raise InvalidSubmission(f"choice must be one of {', '.join(CHOICES)}", field="choice")
+        if self.strength not in STRENGTHS:
+            raise InvalidSubmission(f"strength must be {', '.join(map(str, STRENGTHS[:-1]))} or {STRENGTHS[-1]}", field="strength")
+        criteria = self.criterion_names()
+        unknown = sorted(set(self.criteria) - set(criteria))
         if unknown:
-            raise ValueError(f"unknown criteria: {', '.join(sorted(unknown))}")
+            raise InvalidSubmission(f"unknown criteria {unknown}; expected some of {criteria}", field="criteria")
         for name, value in self.criteria.items():
             if value not in CRITERION_CHOICES:
-                raise ValueError(f"criterion {name!r} must be one of {', '.join(CRITERION_CHOICES)}")
-        unknown_flags = set(self.flags) - set(settings.LABEL_FLAGS)
+                raise InvalidSubmission(f"criterion {name!r} must be one of {', '.join(CRITERION_CHOICES)}", field="criteria")
+        unknown_flags = set(self.flags) - set(self.flag_names())
         if unknown_flags:
-            raise ValueError(f"unknown flags: {', '.join(sorted(unknown_flags))}")
+            raise InvalidSubmission(f"unknown flags: {', '.join(sorted(unknown_flags))}", field="flags")
 
 
 @transaction.atomic

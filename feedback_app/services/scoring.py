@@ -1,10 +1,10 @@
-"""Scoring responses with the active reward model (runs in a worker, never in a web process)."""
+"""Scoring responses with the active reward model: in a worker, or asked of a worker from the web (which never loads one)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from feedback_app import training_bridge
+from feedback_app import events, training_bridge
 from feedback_app.selectors.training import reward_model_active
 
 
@@ -66,3 +66,25 @@ def comparisons_rm_score(*, batch: int = 256, limit: int = 256, models: training
         Comparison.objects.bulk_update(chunk, ["rm_prob_a_wins", "rm_prob_version"])
         done += len(chunk)
     return done
+
+
+class ScoringUnavailable(Exception):
+    """No score could be had: no worker answered in time, or the worker had no active model."""
+
+
+def responses_score_remote(*, prompt: str, context: Sequence[dict], responses: Sequence[str], timeout: float) -> dict:
+    """Return ``responses_score``'s answer as computed by a worker on the 'score' queue.
+
+    Waits at most ``timeout`` seconds; raises ScoringUnavailable when no worker answered in
+    time or the worker had no active reward model. Called from web processes, which never load
+    a model themselves.
+    """
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    try:
+        result = events.reward_score_requested(prompt=prompt, context=list(context), responses=list(responses)).get(timeout=timeout)
+    except CeleryTimeout:
+        raise ScoringUnavailable(f"no scoring worker answered within {timeout:g} s (queue 'score')") from None
+    if "error" in result:
+        raise ScoringUnavailable(result["error"])
+    return result

@@ -11,14 +11,24 @@ import json
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
-from feedback_app.selectors import dashboard as board
+from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.dashboard import arena_standings, calibration_active, labels_over_time, reward_model_history
+from feedback_app.selectors.quality import (
+    agreement_over_time,
+    agreement_summary,
+    comparison_get,
+    gold_candidates_count,
+    labels_by_comparison,
+    rater_quality,
+    review_queue,
+    studio_settings,
+)
 from feedback_app.selectors.training import version_active, version_by_name
-from feedback_app.selectors.quality import agreement_over_time, agreement_summary, gold_candidates_count, rater_quality, review_queue, studio_settings
+from feedback_app.selectors.training_runs import training_runs_recent
 from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_activation_action, version_make_active
@@ -43,6 +53,13 @@ class AdjudicationForm(forms.Form):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+def _comparison_or_404(comparison_id: int) -> Comparison:
+    comparison = comparison_get(comparison_id=comparison_id)
+    if comparison is None:
+        raise Http404("No Comparison matches the given query.")
+    return comparison
+
+
 def _is_admin(request: HttpRequest) -> bool:
     return user_has_role(user=request.user, roles=(Role.ADMIN,))
 
@@ -51,11 +68,11 @@ def _is_admin(request: HttpRequest) -> bool:
 @role_required(*STAFF)
 def overview(request: HttpRequest) -> HttpResponse:
     charts = {
-        "labels_over_time": board.labels_over_time(),
-        "reward_models": board.reward_model_history(),
+        "labels_over_time": labels_over_time(),
+        "reward_models": reward_model_history(),
         "agreement": agreement_over_time(),
-        "arena": board.arena_standings(samples=100)["versions"],
-        "calibration": board.calibration_active(),
+        "arena": arena_standings(samples=100)["versions"],
+        "calibration": calibration_active(),
     }
     context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "health_html": live.health_html(),
                "charts": charts, "section": "overview"}
@@ -66,9 +83,9 @@ def overview(request: HttpRequest) -> HttpResponse:
 @role_required(*STAFF)
 def models(request: HttpRequest) -> HttpResponse:
     context = {
-        "reward_models": board.reward_model_history()[::-1],
-        "policies": board.arena_standings(samples=100)["versions"][::-1],
-        "runs": TrainingRun.objects.select_related("reward_model_version", "policy_version", "requested_by")[:15],
+        "reward_models": reward_model_history()[::-1],
+        "policies": arena_standings(samples=100)["versions"][::-1],
+        "runs": training_runs_recent(limit=15),
         "section": "models",
     }
     return render(request, "feedback_app/dashboard/models.html", context)
@@ -138,7 +155,7 @@ def gold_promote(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.ADMIN)
 def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
-    comparison = get_object_or_404(Comparison, pk=comparison_id)
+    comparison = _comparison_or_404(comparison_id)
     try:
         comparison_mark_gold(comparison=comparison, winner=request.POST.get("winner", ""), user=request.user)
     except QualityError as exc:
@@ -153,17 +170,14 @@ def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
 def review(request: HttpRequest) -> HttpResponse:
     queue = review_queue()
     ids = [c.pk for c in queue["flagged"] + queue["disputed"]]
-    labels = {}
-    for label in PreferenceLabel.objects.filter(comparison_id__in=ids).select_related("rater__profile").order_by("id"):
-        labels.setdefault(label.comparison_id, []).append(label)
-    context = {"queue": queue, "labels": labels, "form": AdjudicationForm(), "is_admin": _is_admin(request), "section": "review"}
+    context = {"queue": queue, "labels": labels_by_comparison(comparison_ids=ids), "form": AdjudicationForm(), "is_admin": _is_admin(request), "section": "review"}
     return render(request, "feedback_app/dashboard/review.html", context)
 
 
 @require_POST
 @role_required(Role.ADMIN)
 def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
-    comparison = get_object_or_404(Comparison, pk=comparison_id)
+    comparison = _comparison_or_404(comparison_id)
     form = AdjudicationForm(request.POST)
     if not form.is_valid():
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
@@ -180,5 +194,5 @@ def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
 @require_GET
 @role_required(*STAFF)
 def arena(request: HttpRequest) -> HttpResponse:
-    standings = board.arena_standings()
+    standings = arena_standings()
     return render(request, "feedback_app/dashboard/arena.html", {"standings": standings, "chart": json.dumps(standings["versions"]), "section": "arena"})

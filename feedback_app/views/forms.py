@@ -3,9 +3,7 @@
 import re
 
 from django import forms
-from django.conf import settings
-
-from feedback_app.services.labeling import LabelSubmission
+from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, DEFAULT_STRENGTH, STRENGTHS, InvalidSubmission, LabelSubmission
 
 PG_INTEGER_MAX = 2**31 - 1  # an IntegerField column on PostgreSQL
 
@@ -28,38 +26,57 @@ class AsciiFloatField(forms.FloatField):
         return super().to_python(value)
 
 
-CHOICE_LABELS = [("left", "Left is better"), ("right", "Right is better"), ("tie", "Tie"), ("both_bad", "Both bad")]
-STRENGTH_LABELS = [(1, "Slightly"), (2, "Clearly"), (3, "Much")]
-CRITERION_LABELS = [("left", "Left"), ("tie", "Same"), ("right", "Right")]
+# What the rater reads for each value of LabelSubmission's choices.
+CHOICE_LABELS = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both bad"}
+STRENGTH_LABELS = {1: "Slightly", 2: "Clearly", 3: "Much"}
+CRITERION_LABELS = {"left": "Left", "tie": "Same", "right": "Right"}  # in this order on screen: "Same" between the sides
 FLAG_LABELS = {"unsafe": "Unsafe content", "private": "Private information"}
 
 
+def _criterion_choices() -> list[tuple[str, str]]:
+    return [(side, CRITERION_LABELS[side]) for side in sorted(CRITERION_CHOICES, key=list(CRITERION_LABELS).index)]
+
+
 class LabelForm(forms.Form):
-    choice = forms.ChoiceField(choices=CHOICE_LABELS, widget=forms.RadioSelect, error_messages={"required": "Pick which response is better (keys 1–4)."})
-    strength = forms.TypedChoiceField(choices=STRENGTH_LABELS, coerce=int, initial=2, required=False, empty_value=2, widget=forms.RadioSelect)
+    """A label as the rater posts it; LabelSubmission holds the rules, and its refusal is reported as an error of the field at fault."""
+
+    choice = forms.ChoiceField(choices=[(c, CHOICE_LABELS[c]) for c in CHOICES], widget=forms.RadioSelect,
+                               error_messages={"required": "Pick which response is better (keys 1–4)."})
+    strength = forms.TypedChoiceField(choices=[(s, STRENGTH_LABELS[s]) for s in STRENGTHS], coerce=int, initial=DEFAULT_STRENGTH, required=False,
+                                      empty_value=DEFAULT_STRENGTH, widget=forms.RadioSelect)
     rationale = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why? (optional)"}))
     flags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     time_on_task_ms = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["flags"].choices = [(f, FLAG_LABELS.get(f, f.title())) for f in settings.LABEL_FLAGS]
-        for name in settings.LABEL_CRITERIA:
+        self.fields["flags"].choices = [(f, FLAG_LABELS.get(f, f.title())) for f in LabelSubmission.flag_names()]
+        for name in LabelSubmission.criterion_names():
             self.fields[f"criterion_{name}"] = forms.ChoiceField(
-                choices=CRITERION_LABELS, required=False, widget=forms.RadioSelect, label=name.title()
+                choices=_criterion_choices(), required=False, widget=forms.RadioSelect, label=name.title()
             )
 
     def criterion_fields(self):
-        return [self[f"criterion_{name}"] for name in settings.LABEL_CRITERIA]
+        return [self[f"criterion_{name}"] for name in LabelSubmission.criterion_names()]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        criteria = {name: data[f"criterion_{name}"] for name in LabelSubmission.criterion_names() if data.get(f"criterion_{name}")}
+        try:
+            self._submission = LabelSubmission(
+                choice=data["choice"],
+                strength=data["strength"],
+                criteria=criteria,
+                rationale=data["rationale"].strip(),
+                flags=tuple(data["flags"]),
+                time_on_task_ms=data.get("time_on_task_ms"),
+            )
+        except InvalidSubmission as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+        return data
 
     def submission(self) -> LabelSubmission:
-        data = self.cleaned_data
-        criteria = {name: data[f"criterion_{name}"] for name in settings.LABEL_CRITERIA if data.get(f"criterion_{name}")}
-        return LabelSubmission(
-            choice=data["choice"],
-            strength=data["strength"],
-            criteria=criteria,
-            rationale=data["rationale"].strip(),
-            flags=tuple(data["flags"]),
-            time_on_task_ms=data.get("time_on_task_ms"),
-        )
+        """Return the submission the valid form makes (call after is_valid)."""
+        return self._submission

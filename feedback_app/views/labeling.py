@@ -14,8 +14,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback_app.models import Assignment, PolicyVersion, Role, VersionStatus
-from feedback_app.selectors.labeling import assignment_current_for_rater, labels_today_count, rater_has_undoable_label
+from feedback_app.models import Assignment, Role
+from feedback_app.selectors.labeling import (
+    assignment_current_for_rater,
+    assignment_held_by_rater,
+    assignment_with_comparison,
+    labels_today_count,
+    rater_has_undoable_label,
+)
+from feedback_app.selectors.training import policy_active
 from feedback_app.services.labeling import (
     LabelConflict,
     LabelingError,
@@ -34,6 +41,7 @@ TEMPLATE = "feedback_app/label.html"
 def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "", status: int = 200) -> HttpResponse:
     """Render the page, or only its workspace partial for htmx."""
     now = timezone.now()
+    policy = policy_active()
     context = {
         "assignment": assignment,
         "comparison": assignment.comparison if assignment else None,
@@ -41,7 +49,7 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
         "notice": notice,
         "today_count": labels_today_count(rater=request.user),
         "can_undo": rater_has_undoable_label(rater=request.user, now=now, window_seconds=settings.LEASE_SECONDS),
-        "policy_name": PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("name", flat=True).first(),
+        "policy_name": policy.name if policy else None,
     }
     if assignment:
         c = assignment.comparison
@@ -55,11 +63,7 @@ def _held(request: HttpRequest) -> Assignment | None:
     now = timezone.now()
     wanted = request.GET.get("c", "")
     if wanted:
-        held = (
-            Assignment.objects.filter(rater=request.user, comparison_id=ascii_int(wanted, name="c"), status=Assignment.Status.LEASED, lease_expires_at__gt=now)
-            .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
-            .first()
-        )
+        held = assignment_held_by_rater(rater=request.user, comparison_id=ascii_int(wanted, name="c"), now=now)
         if held:
             return held
     return assignment_lease_next(rater=request.user, now=now)
@@ -112,7 +116,7 @@ def label_undo(request: HttpRequest) -> HttpResponse:
     except LabelingError as exc:
         return _next(request, notice=f"Nothing undone: {exc}.")
     if request.htmx:
-        assignment = Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment.pk)
+        assignment = assignment_with_comparison(assignment_id=assignment.pk)
         return _workspace(request, assignment=assignment, notice="Your last label was withdrawn; label it again.")
     messages.info(request, "Your last label was withdrawn; label it again.")
     return redirect(f"{request.path.rsplit('/undo/', 1)[0]}/?c={assignment.comparison_id}")

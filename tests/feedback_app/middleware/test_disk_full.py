@@ -103,7 +103,7 @@ def _fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_answers_503_loses_nothing_and_recovers_without_a_restart(small_disk, redis_url):
-    from feedback_app.management.commands.serve import free_port, wait_for_port
+    from feedback_app.devsupport import free_port, wait_for_port
 
     env = {**os.environ, "VAR_DIR": str(small_disk), "SECRET_KEY": "disk-full-test", "REDIS_URL": redis_url,
            "REFIT_EVERY_N_LABELS": "0", "DJANGO_SETTINGS_MODULE": "feedback_app.settings"}

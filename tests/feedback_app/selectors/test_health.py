@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from feedback_app.management.commands.serve import free_port
+from feedback_app.devsupport import free_port
 from feedback_app.runtime import runtime_write
 from feedback_app.selectors.health import studio_readiness
 from feedback_app.services.health import queue_heartbeat_record

@@ -1,7 +1,7 @@
 import pytest
 
 from feedback_app.models import Comparison, PreferenceLabel, Prompt
-from feedback_app.selectors.quality import agreement_summary, rater_quality, rater_trust, review_queue
+from feedback_app.selectors.quality import agreement_summary, comparison_get, labels_by_comparison, rater_quality, rater_trust, review_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +55,22 @@ def test_review_queue_lists_flagged_and_disputed(make_user):
     queue = review_queue()
     assert [c.pk for c in queue["flagged"]] == [flagged.pk]
     assert [c.pk for c in queue["disputed"]] == [disputed.pk] and queue["votes"][disputed.pk] == ["a", "b"]
+
+
+def test_labels_by_comparison_groups_labels_oldest_first(make_user):
+    """Each asked-for comparison maps to its labels in the order given; others and unlabelled ones are absent."""
+    first, second, other, unlabelled = comparison(), comparison(), comparison(), comparison()
+    raters = [make_user() for _ in range(3)]
+    early = PreferenceLabel.objects.create(comparison=first, rater=raters[0], winner="a")
+    PreferenceLabel.objects.create(comparison=other, rater=raters[0], winner="b")
+    late = PreferenceLabel.objects.create(comparison=first, rater=raters[1], winner="b")
+    only = PreferenceLabel.objects.create(comparison=second, rater=raters[2], winner="tie")
+    labels = labels_by_comparison(comparison_ids=[first.pk, second.pk, unlabelled.pk])
+    assert {cid: [label.pk for label in group] for cid, group in labels.items()} == {first.pk: [early.pk, late.pk], second.pk: [only.pk]}
+    assert labels[second.pk][0].rater.profile.pseudonym == raters[2].profile.pseudonym
+
+
+def test_comparison_get_returns_the_comparison_or_none():
+    c = comparison()
+    assert comparison_get(comparison_id=c.pk) == c
+    assert comparison_get(comparison_id=c.pk + 1) is None

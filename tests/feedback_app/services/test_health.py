@@ -18,7 +18,7 @@ def test_heartbeat_is_stored_per_queue(settings, redis_url):
 
 def test_heartbeat_without_redis_logs_and_goes_on(settings, caplog):
     """Redis down: the worker's event loop is not interrupted, the miss is logged."""
-    from feedback_app.management.commands.serve import free_port
+    from feedback_app.devsupport import free_port
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     with caplog.at_level(logging.WARNING, logger="feedback_app.services.health"):

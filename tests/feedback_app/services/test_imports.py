@@ -1,10 +1,11 @@
+import hashlib
 import json
 
 import pytest
 
 from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response
 from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport, comparison_pairs, preferences_import, prompts_import
+from feedback_app.services.imports import DuplicateImport, comparison_pairs, preferences_import, prompts_import, prompts_import_api
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,33 @@ def test_the_same_file_twice_is_refused_unless_asked():
         prompts_import(data=data, filename="renamed.jsonl")
     prompts_import(data=data, filename="p.jsonl", allow_duplicate=True)
     assert Prompt.objects.count() == 2
+
+
+def test_prompts_posted_to_the_api_become_comparisons(admin_user):
+    """Posted items are imported as from a file named "api", their hash taken over the JSON with sorted keys."""
+    items = [{"prompt": "Two", "responses": ["a", "b"]}, {"responses": ["x", "y", "z"], "prompt": "Three"}]
+    batch = prompts_import_api(items=items, user=admin_user, required_labels=2)
+    assert batch.counts == {"prompts": 2, "responses": 5, "comparisons": 4, "awaiting_generation": 0}
+    assert (batch.filename, batch.created_by, batch.sha256) == ("api", admin_user, hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest())
+    assert set(Prompt.objects.values_list("source", flat=True)) == {"api"}
+    assert set(Comparison.objects.values_list("required_labels", flat=True)) == {2}
+
+
+def test_the_same_items_posted_twice_are_refused_unless_asked():
+    """Keys in another order are the same import."""
+    prompts_import_api(items=[{"prompt": "once", "responses": ["a", "b"]}])
+    with pytest.raises(DuplicateImport, match="imported already"):
+        prompts_import_api(items=[{"responses": ["a", "b"], "prompt": "once"}])
+    prompts_import_api(items=[{"prompt": "once", "responses": ["a", "b"]}], allow_duplicate=True)
+    assert Prompt.objects.count() == 2
+
+
+def test_a_bad_posted_item_imports_nothing():
+    """Errors name the item, numbered from 1."""
+    with pytest.raises(ImportValidationError) as refused:
+        prompts_import_api(items=[{"prompt": "fine", "responses": ["a", "b"]}, {"prompt": "bad", "responses": ["a"]}])
+    assert "item 2" in str(refused.value.errors[0])
+    assert not Prompt.objects.exists() and not ImportBatch.objects.exists()
 
 
 def test_comparison_pairs():

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Role
 from feedback_app.services.labeling import (
+    InvalidSubmission,
     LabelConflict,
     LabelSubmission,
     NotLeased,
@@ -163,6 +164,29 @@ def test_time_on_task_defaults_to_time_since_lease(rater, make_comparisons):
 def test_submission_validates_its_fields(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LabelSubmission(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, message",
+    [
+        ({"choice": "up"}, "choice", "choice must be one of left, right, tie, both_bad"),
+        ({"choice": "left", "strength": 0}, "strength", "strength must be 1, 2 or 3"),
+        ({"choice": "left", "criteria": {"style": "left"}}, "criteria", "unknown criteria ['style']; expected some of ['helpfulness', 'harmlessness', 'honesty']"),
+        ({"choice": "left", "criteria": {"honesty": "a"}}, "criteria", "criterion 'honesty' must be one of left, right, tie"),
+        ({"choice": "left", "flags": ("spam", "ads")}, "flags", "unknown flags: ads, spam"),
+    ],
+)
+def test_a_refused_submission_names_the_field_at_fault(kwargs, field, message, settings):
+    settings.LABEL_CRITERIA = ["helpfulness", "harmlessness", "honesty"]
+    with pytest.raises(InvalidSubmission) as refused:
+        LabelSubmission(**kwargs)
+    assert (refused.value.field, str(refused.value)) == (field, message)
+
+
+def test_the_submissions_criteria_and_flags_are_the_studios(settings):
+    settings.LABEL_CRITERIA, settings.LABEL_FLAGS = ["tone"], ["spam"]
+    assert (LabelSubmission.criterion_names(), LabelSubmission.flag_names()) == (["tone"], ["spam"])
+    assert LabelSubmission(choice="tie", criteria={"tone": "tie"}, flags=("spam",)).strength == 2
 
 
 def test_roles_do_not_change_labeling(make_user, make_comparisons):

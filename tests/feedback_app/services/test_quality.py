@@ -2,7 +2,8 @@ import pytest
 
 from feedback_app import training_bridge
 from feedback_app.models import Assignment, AuditEntry, PreferenceLabel
-from feedback_app.selectors.exports import ExportFilters, export_stream
+from feedback_app.selectors.exports import ExportFilters
+from feedback_app.services.exports import export_stream
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.training import labels_for_training, verdicts
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record

@@ -4,7 +4,7 @@ import pytest
 
 from feedback_app import tasks, training_bridge
 from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion
-from feedback_app.services.scoring import comparisons_rm_score
+from feedback_app.services.scoring import ScoringUnavailable, comparisons_rm_score, responses_score_remote
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +47,30 @@ def test_the_task_scores_a_chunk_at_a_time_until_none_is_left(make_comparisons, 
     scored = Comparison.objects.filter(rm_prob_version=version)
     assert scored.count() == 5 and set(scored.values_list("rm_prob_a_wins", flat=True)) == {0.75}
     assert comparisons_rm_score() == 0  # judged once per version
+
+
+def test_remote_scoring_answers_with_the_active_version(monkeypatch):
+    """The worker's answer (eager here) comes back as it is: the rewards and the version that gave them."""
+    RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
+    monkeypatch.setattr(training_bridge, "reward_scores", lambda *, responses, **_: [float(len(r)) for r in responses])
+    result = responses_score_remote(prompt="Hi", context=[], responses=["a", "abc"], timeout=5)
+    assert result == {"rewards": [1.0, 3.0], "reward_model_version": "rm-7"}
+
+
+def test_remote_scoring_without_an_active_model_is_unavailable():
+    """The worker's {"error": ...} becomes ScoringUnavailable with the same message."""
+    with pytest.raises(ScoringUnavailable, match="^no reward model is active yet; train one first$"):
+        responses_score_remote(prompt="Hi", context=[], responses=["a"], timeout=5)
+
+
+def test_remote_scoring_that_no_worker_answers_is_unavailable(monkeypatch):
+    """A wait that times out names the timeout and the queue."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    class Unanswered:
+        def get(self, *, timeout):
+            raise CeleryTimeout(f"waited {timeout}")
+
+    monkeypatch.setattr(tasks.reward_score, "delay", lambda *args: Unanswered())
+    with pytest.raises(ScoringUnavailable, match=r"^no scoring worker answered within 60 s \(queue 'score'\)$"):
+        responses_score_remote(prompt="Hi", context=[], responses=["a"], timeout=60)

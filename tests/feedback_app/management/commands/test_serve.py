@@ -14,7 +14,8 @@ import requests
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
-from feedback_app.management.commands.serve import DAPHNE_APPLICATION_CLOSE_TIMEOUT, free_port, studio_children
+from feedback_app.devsupport import free_port
+from feedback_app.management.commands.serve import DAPHNE_APPLICATION_CLOSE_TIMEOUT, studio_children
 from feedback_app.models import Role
 from feedback_app.runtime import runtime_read, runtime_write, studio_id, studio_lock
 from tests.conftest import child_database_url

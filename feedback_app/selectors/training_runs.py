@@ -1,0 +1,21 @@
+"""Reading training runs: the recent ones and one by id, with their versions and requester."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from feedback_app.models import TrainingRun
+
+
+def _runs() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related("reward_model_version", "policy_version", "requested_by")
+
+
+def training_runs_recent(*, limit: int) -> list[TrainingRun]:
+    """Return the ``limit`` newest training runs, newest first."""
+    return list(_runs().order_by("-id")[:limit])
+
+
+def training_run_get(*, run_id: int) -> TrainingRun | None:
+    """Return the training run ``run_id``, or None if there is none."""
+    return _runs().filter(pk=run_id).first()
