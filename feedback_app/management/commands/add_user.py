@@ -1,3 +1,5 @@
+"""manage.py add_user: create a user in a role, with their password and API token shown once."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback_app.models import Role

@@ -1,3 +1,5 @@
+"""manage.py backup: copy the SQLite database consistently while the studio runs."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError

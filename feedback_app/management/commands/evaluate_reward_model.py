@@ -1,3 +1,5 @@
+"""manage.py evaluate_reward_model: a reward version's accuracy on a file of labelled pairs, as JSON."""
+
 import json
 from pathlib import Path
 

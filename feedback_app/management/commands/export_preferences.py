@@ -1,3 +1,5 @@
+"""manage.py export_preferences: the collected preferences in one of the four export formats, to a file or stdout."""
+
 import os
 import sys
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""manage.py import_preferences: import already-labelled pairs (TRL, HH or CSV)."""
+
 import gzip
 import zlib
 from pathlib import Path

@@ -1,3 +1,5 @@
+"""manage.py import_prompts: import prompts and any candidate responses from JSONL or CSV, all or nothing."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError

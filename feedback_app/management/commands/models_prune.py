@@ -1,3 +1,5 @@
+"""manage.py models_prune: apply retention to MODEL_STORE now."""
+
 from django.core.management.base import BaseCommand
 
 from feedback_app.services.retention import model_store_prune

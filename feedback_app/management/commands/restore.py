@@ -1,3 +1,5 @@
+"""manage.py restore: replace the SQLite database with a backup (the studio stopped)."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,3 +1,5 @@
+"""manage.py seed_demo: the demo users and prompts, once."""
+
 from pathlib import Path
 
 from django.conf import settings

@@ -1,3 +1,5 @@
+"""manage.py train_policy: queue a DPO policy update, and optionally follow it."""
+
 import json
 
 from django.core.management.base import BaseCommand

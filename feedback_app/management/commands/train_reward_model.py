@@ -1,3 +1,5 @@
+"""manage.py train_reward_model: queue a reward refit, and optionally follow it."""
+
 import json
 
 from django.core.management.base import BaseCommand
