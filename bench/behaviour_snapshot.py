@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import gzip
 import hashlib
 import io
 import json
 import os
 import random
-import re
 import secrets
 import shutil
 import sys
@@ -45,6 +43,10 @@ import tempfile
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from snapshot_compare import checksums, compare, json_text, placeholders, strip_timing  # noqa: E402  (beside this file)
+from snapshot_pins import SeededSecrets, StepClock, environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -77,66 +79,10 @@ def internal_imports():
         label_record,
         label_undo_last,
     )
-    from feedback_app.services.training import training_run_execute, training_run_request  # noqa: F401
+    from feedback_app.services.training import training_run_execute  # noqa: F401
+    from feedback_app.services.training_runs import training_run_request  # noqa: F401
 
     return dict(locals())
-
-
-# --------------------------------------------------------------------------------------------
-# Determinism: a clock that moves only when told, seeded secrets and random.
-
-
-class StepClock:
-    """``timezone.now`` for the whole process: constant between ticks, so how often the code
-    asks does not matter, only the steps the script takes."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-        self.step = 0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> None:
-        self.step += 1
-        self.now += timedelta(seconds=seconds)
-        random.seed(f"snapshot-step-{self.step}")  # the display order of a lease, the gold draw
-
-
-class SeededSecrets:
-    """``secrets.token_hex``: one seeded stream per length, so pseudonyms (6 bytes) and API keys
-    (20 bytes) do not shift each other if a refactor reorders the calls."""
-
-    def __init__(self) -> None:
-        self.streams: dict[int, random.Random] = {}
-
-    def token_hex(self, nbytes: int | None = None) -> str:
-        n = 32 if nbytes is None else nbytes
-        rng = self.streams.setdefault(n, random.Random(f"snapshot-secrets-{n}"))
-        return rng.getrandbits(8 * n).to_bytes(n, "big").hex() if n else ""
-
-
-def environment(scratch: Path) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "feedback_app.settings",
-        "VAR_DIR": str(scratch / "var"),
-        "MODEL_STORE": str(scratch / "models"),
-        "SECRET_KEY": "behaviour-snapshot-fixed-secret-key-not-for-production",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "REDIS_URL": "redis://127.0.0.1:9/0",  # nothing connects in eager mode with in-memory channels
-        "REFIT_EVERY_N_LABELS": "0",
-        "SUPPLY_OPEN_TARGET": "0",
-        "LABELS_PER_COMPARISON": "1",
-        "TORCH_THREADS": "1",
-        "TRAINING_DEVICE": "cpu",
-        "TIME_ZONE": "UTC",
-        "LOG_LEVEL": "ERROR",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +236,7 @@ class Snapshot:
         n["training_run_execute"](run_id=run.pk)  # a queued run runs now; one that ran already is left alone
         run.refresh_from_db()
         version = run.reward_model_version
-        metrics = strip_timing(run.metrics)
+        metrics = strip_timing(run.metrics, clock_year=T0.year)
         return {
             "when": when, "run_id": run.pk, "status_after_request": status_after_request, "status": run.status, "error": run.error,
             "metrics": metrics,
@@ -381,103 +327,7 @@ class Snapshot:
         stdout = io.StringIO()
         call_command("dumpdata", "feedback_app", "--indent", "1", "--all", stdout=stdout)
         rows = json.loads(stdout.getvalue())
-        self.write("db.json", [strip_timing(row) for row in rows])
-
-
-ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-SECRET_KEYS = {"token", "prefix"}
-
-
-def placeholders(value, key: str = ""):
-    """Replace what differs between otherwise equal sessions: timestamps and token strings."""
-    if isinstance(value, dict):
-        return {k: placeholders(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [placeholders(v, key) for v in value]
-    if isinstance(value, str):
-        if key in SECRET_KEYS:
-            return "<token>"
-        if ISO_DATETIME.match(value):
-            return "<datetime>"
-    if key in ("seconds",) and isinstance(value, (int, float)):
-        return "<seconds>"
-    return value
-
-
-def strip_timing(value):
-    """Drop wall-clock durations (``seconds``, ``*_seconds``) wherever they sit, and mark the
-    timestamps that did not come from the step clock (rm_trainer's manifests read the real
-    one: it never imports Django): they are the only ones not in T0's year."""
-    if isinstance(value, dict):
-        return {k: strip_timing(v) for k, v in value.items() if not (k == "seconds" or k.endswith("_seconds"))}
-    if isinstance(value, list):
-        return [strip_timing(v) for v in value]
-    if isinstance(value, str) and ISO_DATETIME.match(value) and not value.startswith(f"{T0.year}-"):
-        return "<wall-clock time>"
-    return value
-
-
-def json_text(value) -> str:
-    return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Checksums and comparison.
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def binary_difference(a: Path, b: Path) -> str:
-    """Say where two parquet files differ (the first row and column), or just that two binary files do."""
-    if a.suffix != ".parquet":
-        return "(binary file)"
-    try:
-        import pyarrow.parquet as pq
-
-        left, right = pq.read_table(a), pq.read_table(b)
-    except Exception as exc:  # not readable as parquet: say so
-        return f"(binary file; not readable as parquet: {exc})"
-    if left.schema != right.schema:
-        return f"parquet schemas differ:\n{left.schema}\n---\n{right.schema}"
-    if left.num_rows != right.num_rows:
-        return f"parquet row counts differ: {left.num_rows} vs {right.num_rows}"
-    for name in left.column_names:
-        x, y = left.column(name).to_pylist(), right.column(name).to_pylist()
-        for row, (u, v) in enumerate(zip(x, y)):
-            if u != v:
-                return f"parquet column {name!r} row {row}: {str(u)[:200]!r} vs {str(v)[:200]!r}"
-    return "parquet tables are equal; the bytes differ (writer metadata or encoding)"
-
-
-def compare(a: Path, b: Path) -> int:
-    left, right = checksums(a), checksums(b)
-    differing = []
-    for name in sorted(set(left) | set(right)):
-        if name not in left or name not in right:
-            differing.append(name)
-            print(f"DIFFERS {name}: only in {a if name in left else b}")
-            continue
-        if left[name] == right[name]:
-            continue
-        differing.append(name)
-        print(f"DIFFERS {name}")
-        try:
-            text_a, text_b = (folder.joinpath(name).read_text(encoding="utf-8").splitlines() for folder in (a, b))
-        except UnicodeDecodeError:
-            print("  " + binary_difference(a / name, b / name))
-            continue
-        diff = list(difflib.unified_diff(text_a, text_b, str(a / name), str(b / name), n=1, lineterm=""))
-        for line in diff[:20]:
-            print("  " + (line if len(line) < 400 else line[:400] + " ..."))
-        if len(diff) > 20:
-            print(f"  ... {len(diff) - 20} more diff lines")
-    if differing:
-        print(f"{len(differing)} file(s) differ: {', '.join(differing)}")
-        return 1
-    print(f"identical: {len(left)} files in {a} and {b}")
-    return 0
+        self.write("db.json", [strip_timing(row, clock_year=T0.year) for row in rows])
 
 
 def main() -> int:

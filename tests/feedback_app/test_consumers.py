@@ -58,7 +58,7 @@ def test_dashboard_gets_current_state_on_connect_and_events_after_commit(researc
         state = await communicator.receive_from(timeout=5)
         assert 'id="counters"' in state and 'id="training-run"' in state
         assert 'data-testid="open-comparisons">3<' in state
-        await sync_to_async(events.dashboard_refresh)()
+        await sync_to_async(events.dashboard_push)()
         pushed = await communicator.receive_from(timeout=5)
         assert 'id="counters"' in pushed
         await communicator.disconnect()
