@@ -30,7 +30,7 @@ from feedback_app.models import (
     Tag,
     TrainingRun,
 )
-from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.accounts import user_has_role, user_role_stored
 from feedback_app.selectors.imports import import_job_get
 from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, ExportFilters, export_filename
 from feedback_app.selectors.training import version_active
@@ -69,9 +69,9 @@ class StudioUserAdmin(UserAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        profile = Profile.objects.filter(user=form.instance).first()
-        if profile is not None:
-            role_group_sync(user=form.instance, role=Role(profile.role))
+        role = user_role_stored(user=form.instance)
+        if role is not None:
+            role_group_sync(user=form.instance, role=role)
 
 
 class ImportForm(forms.Form):

@@ -6,12 +6,11 @@ state, rendered from the database, so a lost message never leaves a stale screen
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import WebsocketConsumer
-from django.contrib.auth import get_user_model
 
 from feedback_app import live
 from feedback_app.events import user_group
 from feedback_app.models import Role
-from feedback_app.selectors.accounts import user_has_role
+from feedback_app.selectors.accounts import user_active_get, user_has_role
 
 DASHBOARD_GROUP = "dashboard"
 RATERS_GROUP = "raters"
@@ -53,7 +52,7 @@ class _RelayConsumer(WebsocketConsumer):
             if session is not None and session.session_key == event["session_key"]:
                 self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        user = user_active_get(user_id=self.scope["user"].pk)
         if user is None:
             self.close(code=CLOSE_UNAUTHENTICATED)
         elif not user_has_role(user=user, roles=self.roles):

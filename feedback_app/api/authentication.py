@@ -3,7 +3,7 @@
 from rest_framework import authentication, exceptions
 
 from feedback_app.models import ApiToken
-from feedback_app.models.accounts import api_token_digest
+from feedback_app.selectors.accounts import api_token_valid
 from feedback_app.services.accounts import api_token_touch
 
 
@@ -14,11 +14,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
     model = ApiToken
 
     def authenticate_credentials(self, key):
-        token = (
-            ApiToken.objects.select_related("user__profile")
-            .filter(digest=api_token_digest(key), revoked_at__isnull=True)
-            .first()
-        )
+        token = api_token_valid(key=key)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         if not token.user.is_active:

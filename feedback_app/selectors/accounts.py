@@ -1,8 +1,10 @@
 """Who a user is to the studio."""
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from feedback_app.models import Profile, Role
+from feedback_app.models import ApiToken, Profile, Role
+from feedback_app.models.accounts import api_token_digest
 
 
 def user_role(*, user: AbstractBaseUser | AnonymousUser) -> Role | None:
@@ -28,3 +30,24 @@ def user_pseudonym(*, user_id: int | None) -> str:
         return ""
     profile = Profile.objects.filter(user_id=user_id).only("pseudonym").first()
     return profile.pseudonym if profile else f"u-{user_id}"
+
+
+def user_active_get(*, user_id: int) -> AbstractBaseUser | None:
+    """Return the user ``user_id`` if they exist and are active, read afresh."""
+    return get_user_model().objects.filter(pk=user_id, is_active=True).first()
+
+
+def user_exists(*, username: str) -> bool:
+    """Return whether a user named ``username`` exists."""
+    return get_user_model().objects.filter(username=username).exists()
+
+
+def user_role_stored(*, user: AbstractBaseUser) -> Role | None:
+    """Return the role on the user's profile as stored (None without a profile)."""
+    profile = Profile.objects.filter(user=user).first()
+    return Role(profile.role) if profile is not None else None
+
+
+def api_token_valid(*, key: str) -> ApiToken | None:
+    """Return the unrevoked token whose digest ``key`` has, with its user and role joined in (one query)."""
+    return ApiToken.objects.select_related("user__profile").filter(digest=api_token_digest(key), revoked_at__isnull=True).first()

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from feedback_app.models import ImportBatch, Role
+from feedback_app.selectors.accounts import user_exists
+from feedback_app.selectors.imports import import_batch_exists
 from feedback_app.services.accounts import user_create
 from feedback_app.services.imports import prompts_import
 
@@ -21,14 +22,13 @@ class Command(BaseCommand):
         # `make run` seeds before `serve` starts Redis and the web server, so no browser can be
         # listening yet: keep the import's pushes in this process instead of failing to send them.
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-        User = get_user_model()
         for username, role in DEMO_USERS:
-            if User.objects.filter(username=username).exists():
+            if user_exists(username=username):
                 continue
             _, password, token = user_create(username=username, role=role)
             self.stdout.write(self.style.WARNING(f"Demo {role.value:<10} user {username!r}  password: {password}  API token: {token}"))
         data = DEMO_FILE.read_bytes()
-        if ImportBatch.objects.filter(filename=DEMO_FILE.name, kind=ImportBatch.Kind.PROMPTS, prompts__source="demo").exists():
+        if import_batch_exists(filename=DEMO_FILE.name, kind=ImportBatch.Kind.PROMPTS, source="demo"):
             return
         batch = prompts_import(data=data, filename=DEMO_FILE.name, source="demo", allow_duplicate=True)
         self.stdout.write(f"Imported the demo: {batch.counts['prompts']} prompts, {batch.counts['comparisons']} comparisons.")
