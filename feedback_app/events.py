@@ -74,12 +74,8 @@ def dashboard_push() -> None:
     broadcast("dashboard", "dashboard.update", live.dashboard_counters_html())
 
 
-def label_recorded(*, refit_check: bool) -> None:
-    """A label was recorded: dashboards hear of it (at most every DASHBOARD_THROTTLE_SECONDS from each
-    process) and, when the labeling service says the count is worth checking, a worker checks
-    whether a refit is due."""
-    if refit_check:
-        transaction.on_commit(lambda: _enqueue("training_auto_refit"))
+def label_recorded() -> None:
+    """A label was recorded: dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process."""
     if cache.add("feedback_app:dashboard-push", True, DASHBOARD_THROTTLE_SECONDS):
         transaction.on_commit(dashboard_push)
 

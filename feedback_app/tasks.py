@@ -46,14 +46,6 @@ def training_run_execute(self, run_id: int) -> None:
     training_run_execute(run_id=run_id, worker=self.request.hostname or "", models=self.models)
 
 
-@shared_task
-def training_auto_refit() -> bool:
-    """Queue a fast refit if REFIT_EVERY_N_LABELS labels arrived since the last one's data; return whether one was queued."""
-    from feedback_app.services.auto_refit import training_auto_refit_if_due
-
-    return training_auto_refit_if_due() is not None
-
-
 @shared_task(bind=True, base=ModelTask, acks_late=True)
 def comparisons_supply(self) -> int:
     """Top up the open comparisons from the active policy; safe to run concurrently."""

@@ -1,9 +1,9 @@
 """When a reward refit is due by itself: every REFIT_EVERY_N_LABELS labels since the last version's data.
 
-The labeling service asks ``refit_check_due`` as a label is recorded (cheap: no query); when it
-says yes, events send ``tasks.training_auto_refit`` after commit, which asks
-``training_auto_refit_if_due`` (one count). The reaper asks the same question periodically,
-so a trigger whose message was lost comes back.
+The labeling service calls ``refit_ask_after_commit`` as it records a label: on every tenth of
+N labels (no query to decide) it asks ``training_auto_refit_if_due`` once the label commits, in
+the same process (one count query, no task: a task would wait behind generation on the default
+queue). The reaper asks the same question periodically, so a trigger lost with a process comes back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ def refit_check_due(*, label_id: int) -> bool:
     """
     every = settings.REFIT_EVERY_N_LABELS
     return bool(every) and label_id % max(1, every // 10) == 0
+
+
+def refit_ask_after_commit(*, label_id: int) -> None:
+    """Call inside the transaction that records label ``label_id``: when ``refit_check_due``, ask
+    ``training_auto_refit_if_due`` once it commits (a failure there is logged; the label stays)."""
+    if refit_check_due(label_id=label_id):
+        transaction.on_commit(training_auto_refit_if_due, robust=True)
 
 
 def training_auto_refit_if_due() -> TrainingRun | None:

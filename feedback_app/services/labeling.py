@@ -26,7 +26,7 @@ from feedback_app.selectors.labeling import (
     comparisons_leasable_for_rater,
     studio_settings_cached,
 )
-from feedback_app.services.auto_refit import refit_check_due
+from feedback_app.services.auto_refit import refit_ask_after_commit
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
 CRITERION_CHOICES = ("left", "right", "tie")
@@ -226,7 +226,8 @@ def label_record(
         comparison.completed_at = now
         fields += ["status", "completed_at"]
     comparison.save(update_fields=fields)
-    events.label_recorded(refit_check=refit_check_due(label_id=label.pk))
+    events.label_recorded()
+    refit_ask_after_commit(label_id=label.pk)
     return label, True
 
 
