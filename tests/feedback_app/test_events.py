@@ -1,6 +1,7 @@
-"""After-commit events: a broker that is down never fails the write that triggered them."""
+"""After-commit events: each schedules its tasks and pushes for the commit, nothing on a rollback; a broker that is down never fails the write."""
 
 import pytest
+from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from feedback_app import tasks
@@ -19,3 +20,144 @@ def test_a_run_requested_while_the_broker_is_down_is_saved_and_the_request_does_
         run = training_run_request(kind=TrainingRun.Kind.REWARD_FAST, trigger=TrainingRun.Trigger.MANUAL)
     assert TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.QUEUED
     assert "could not send feedback_app.tasks.training_run_execute" in caplog.text
+
+
+TASKS = ["training_auto_refit", "training_run_execute", "comparisons_supply", "comparisons_rm_score", "import_job_execute"]
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def heard(monkeypatch):
+    """Record the tasks events send (by name, with their arguments) and the pushes (group, message type)."""
+    from feedback_app import events
+
+    log = []
+    for name in TASKS:
+        monkeypatch.setattr(getattr(tasks, name), "delay", lambda *args, name=name: log.append(("task", name, args)))
+    monkeypatch.setattr(events, "_group_send", lambda group, message: log.append(("push", group, message["type"])))
+    return log
+
+
+def _run(pk=None):
+    return TrainingRun.objects.create(kind=TrainingRun.Kind.REWARD_FAST) if pk is None else TrainingRun.objects.get(pk=pk)
+
+
+def _policy(previous: bool):
+    from feedback_app.models import PolicyVersion
+
+    old = PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="retired") if previous else None
+    return PolicyVersion.objects.create(name="policy-2", path="policy/policy-2", status="active"), old
+
+
+def _reward():
+    from feedback_app.models import RewardModelVersion
+
+    return RewardModelVersion.objects.create(name="rm-1", path="reward/rm-1", status="active"), None
+
+
+def _cases():
+    """Each event, called with what it needs, and what it should do once the write commits."""
+    from feedback_app import events
+
+    def label(refit_check):
+        return lambda: events.label_recorded(refit_check=refit_check)
+
+    def queued():
+        run = _run()
+        events.training_run_queued(run=run)
+        return [("task", "training_run_execute", (run.pk,))]
+
+    def changed():
+        events.training_run_changed(run=_run())
+
+    def activated(make):
+        def call():
+            version, previous = make()
+            events.version_activated(version=version, previous=previous)
+        return call
+
+    return {
+        "label_recorded with the refit check": (label(True), [("task", "training_auto_refit", ()), ("push", "dashboard", "dashboard.update")]),
+        "label_recorded without it": (label(False), [("push", "dashboard", "dashboard.update")]),
+        "training_run_queued": (queued, None),
+        "training_run_changed": (changed, [("push", "dashboard", "run.progress")]),
+        "a policy replaces another": (activated(lambda: _policy(True)),
+                                      [("push", "raters", "policy.swapped"), ("push", "dashboard", "dashboard.update"), ("task", "comparisons_supply", ())]),
+        "the first policy": (activated(lambda: _policy(False)), [("push", "raters", "policy.swapped"), ("push", "dashboard", "dashboard.update")]),
+        "a reward model": (activated(_reward), [("task", "comparisons_rm_score", ()), ("push", "dashboard", "dashboard.update")]),
+        "comparisons_supplied": (lambda: events.comparisons_supplied(count=3), [("push", "raters", "queue.changed")]),
+        "import_job_queued": (lambda: events.import_job_queued(job_id=41), [("task", "import_job_execute", (41,))]),
+        "user_access_changed": (lambda: events.user_access_changed(user_id=7, session_key="s"), [("push", "user.7", "access.changed")]),
+    }
+
+
+CASES = ["label_recorded with the refit check", "label_recorded without it", "training_run_queued", "training_run_changed",
+         "a policy replaces another", "the first policy", "a reward model", "comparisons_supplied", "import_job_queued", "user_access_changed"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_event_schedules_its_work_for_the_commit(case, heard, django_capture_on_commit_callbacks):
+    """Nothing is sent while the transaction is open; once it commits, exactly the event's tasks and pushes."""
+    call, expected = _cases()[case]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            returned = call()
+            assert heard == []
+    assert callbacks and heard == (returned if expected is None else expected)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_event_in_a_rolled_back_write_does_nothing(case, heard, django_capture_on_commit_callbacks):
+    call, _ = _cases()[case]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(Boom), transaction.atomic():
+            call()
+            raise Boom
+    assert callbacks == [] and heard == []
+
+
+def test_the_dashboard_push_of_labels_is_throttled(heard, django_capture_on_commit_callbacks):
+    """Many labels within DASHBOARD_THROTTLE_SECONDS push the dashboard once; when the throttle lapses, once more."""
+    from django.core.cache import cache
+
+    from feedback_app import events
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            events.label_recorded(refit_check=False)
+    assert heard == [("push", "dashboard", "dashboard.update")]
+    cache.delete("feedback_app:dashboard-push")  # what the cache does after DASHBOARD_THROTTLE_SECONDS
+    with django_capture_on_commit_callbacks(execute=True):
+        events.label_recorded(refit_check=True)
+        events.label_recorded(refit_check=True)
+    assert sorted(heard[1:]) == [("push", "dashboard", "dashboard.update"), ("task", "training_auto_refit", ()), ("task", "training_auto_refit", ())]
+
+
+def test_a_refit_check_while_the_broker_is_down_is_logged_not_raised(monkeypatch, django_capture_on_commit_callbacks, caplog):
+    from feedback_app import events
+
+    def broker_down(*args):
+        raise OperationalError("Connection refused.")
+
+    monkeypatch.setattr(tasks.training_auto_refit, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        events.label_recorded(refit_check=True)
+    assert "could not send feedback_app.tasks.training_auto_refit" in caplog.text
+
+
+def test_a_push_that_fails_is_logged_not_raised(monkeypatch, caplog):
+    """Pushes are hints: a channel layer that is down costs a warning."""
+    from channels import layers
+
+    from feedback_app import events
+
+    class Down:
+        async def group_send(self, group, message):
+            raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(layers, "get_channel_layer", lambda *args: Down())
+    events.broadcast("dashboard", "dashboard.update", "<p>")
+    assert "push to dashboard failed: Redis is down" in caplog.text

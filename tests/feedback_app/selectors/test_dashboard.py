@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, Prompt
@@ -30,9 +32,21 @@ def test_arena_standings_from_human_votes_and_the_reward_model(make_user):
     assert new_row["low"] <= new_row["rating"] <= new_row["high"]
 
 
-def test_labels_over_time_has_every_hour():
+def test_labels_over_time_counts_raters_labels_per_hour_with_every_hour_present(monkeypatch, make_comparisons, make_user):
+    """At 14:25, six hours are 09:00 to 14:00: three labels at 12, two at 14, none elsewhere;
+    a label before 09:00 and an imported one (no rater) are not counted."""
+    from django.utils import timezone
+
+    now = datetime(2026, 3, 10, 14, 25, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    at = {"12:05": 1, "12:30": 1, "12:59": 1, "14:00": 1, "14:20": 1, "08:59": 1, "13:30": None}
+    for (hhmm, rater), comparison in zip(at.items(), make_comparisons(len(at)), strict=True):
+        hour, minute = map(int, hhmm.split(":"))
+        label = PreferenceLabel.objects.create(comparison=comparison, rater=make_user() if rater else None, winner="a")
+        PreferenceLabel.objects.filter(pk=label.pk).update(created_at=now.replace(hour=hour, minute=minute))
     series = labels_over_time(hours=6)
-    assert len(series) in (6, 7) and all(point["labels"] == 0 for point in series)
+    assert series == [{"hour": now.replace(hour=h, minute=0).isoformat(), "labels": n}
+                      for h, n in [(9, 0), (10, 0), (11, 0), (12, 3), (13, 0), (14, 2)]]
 
 
 def test_queue_depths_without_redis_say_unknown(settings):

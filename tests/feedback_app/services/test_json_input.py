@@ -62,7 +62,10 @@ def test_plain_json_reads_as_json():
 def test_nesting_up_to_the_limit_is_fine_and_one_more_is_not():
     """MAX_DEPTH containers, the outermost counted, pass; one more is refused naming the outermost field."""
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
-    assert json_loads_strict(deep) is not None
+    expected = []
+    for _ in range(MAX_DEPTH - 1):
+        expected = [expected]
+    assert json_loads_strict(deep) == expected
     with pytest.raises(JSONInputError, match="nested more than 64 levels deep"):
         json_loads_strict("[" + deep + "]")
     with pytest.raises(JSONInputError) as caught:

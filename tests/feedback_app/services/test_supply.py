@@ -1,4 +1,4 @@
-"""The comparison supply with a stand-in generator (the real one runs in test_training_models.py)."""
+"""The comparison supply with a stand-in generator (the real one runs in tests/scenarios/test_loop_with_real_models.py)."""
 
 from datetime import timedelta
 

@@ -15,7 +15,6 @@ from feedback_app import broker, events, tasks
 from feedback_app.models import RewardModelVersion, TrainingRun
 from feedback_app.services.auto_refit import training_auto_refit_if_due
 from feedback_app.services.training_recovery import _training_run_resend, training_loop_heal, training_runs_resend_lost
-from tests.feedback_app.services.test_training import FakeFit, fake_fit, labelled  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"
-LOGIN_PAGES = ["/login/", "/admin/login/"]  # /api/v1/auth/token/: tests/feedback_app/api/test_token.py
+LOGIN_PAGES = ["/login/", "/admin/login/"]  # /api/v1/auth/token/: tests/feedback_app/api/test_tokens.py
 
 
 def _fail(client, url, username, *, times, address="10.0.0.1"):

@@ -93,10 +93,3 @@ def test_policy_dpo_run_produces_a_judged_policy_version(db, settings, synthetic
     held_out = {p.pk for p in prompts_held_out(limit=2)}
     assert held_out and run.metrics["data_range"]["n_labels"] == 40 - len(held_out)
 
-
-def test_policy_dpo_needs_a_reward_model(db, synthetic_preferences):
-    synthetic_preferences(4)
-    run = training_run_request(kind="policy_dpo", trigger="cli")
-    training_run_execute(run_id=run.pk, worker="test")
-    run.refresh_from_db()
-    assert run.status == "failed" and "needs an active reward model" in run.error

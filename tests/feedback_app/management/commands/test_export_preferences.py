@@ -1,0 +1,41 @@
+"""manage.py export_preferences: every format and filter to a file, bad input a CommandError, no partial file left."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_export_round_trip_of_hh_data(tmp_path):
+    """HH pairs imported then exported as TRL keep their prompt, chosen and rejected."""
+    rows = [{"chosen": "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Refund?\n\nAssistant: Yes, here is how.",
+             "rejected": "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Refund?\n\nAssistant: No."}]
+    source = tmp_path / "hh.jsonl"
+    source.write_text(json.dumps(rows[0]))
+    call_command("import_preferences", str(source))
+    out = tmp_path / "out.jsonl"
+    call_command("export_preferences", str(out), "--format", "trl")
+    (line,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert line["prompt"] == "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Refund?\n\nAssistant:"
+    assert (line["chosen"], line["rejected"]) == ("Yes, here is how.", "No.")
+
+
+def test_export_command_formats_filters_and_bad_input(tmp_path, rater, make_comparisons):
+    make_comparisons(2, tags=("billing",))
+    for _ in range(2):
+        a = assignment_lease_next(rater=rater)
+        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+    for fmt in ("trl", "raw", "csv", "parquet"):
+        out = tmp_path / f"out.{fmt}"
+        call_command("export_preferences", str(out), "--format", fmt, "--tag", "billing", "--from", "2000-01-01")
+        assert out.stat().st_size > 0
+    assert len((tmp_path / "out.raw").read_text().splitlines()) == 2
+    with pytest.raises(CommandError, match="--from '2026-13-01' is not an ISO 8601 date"):
+        call_command("export_preferences", str(tmp_path / "x"), "--from", "2026-13-01")
+    with pytest.raises(CommandError, match="cannot write"):
+        call_command("export_preferences", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert not list(tmp_path.glob(".*partial"))

@@ -1,0 +1,76 @@
+"""What training reads: the active version of a kind, labels up to now, verdicts, and the published prompts."""
+
+import pytest
+
+from feedback_app.models import Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion
+from feedback_app.selectors.training import (
+    labels_for_training,
+    policy_active,
+    prompt_ids_published,
+    reward_model_active,
+    verdicts,
+    version_active,
+    version_by_name,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _label(comparison, rater, winner="a"):
+    return PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner=winner, strength=2)
+
+
+def test_the_range_is_fixed_before_the_labels_are_read(make_comparisons, make_user):
+    """A label written after the call (during the fit) is not read, and the range ends before it."""
+    first, second = make_comparisons(2)
+    raters = [make_user() for _ in range(3)]
+    labels = [_label(second, raters[0]), _label(first, raters[1]), _label(second, raters[2], "b")]
+    rows, data_range = labels_for_training()
+    late = _label(first, raters[0])
+    read = list(rows)
+    assert [label.pk for label in read] == [labels[1].pk, labels[0].pk, labels[2].pk]  # by comparison, then id
+    assert late.pk not in {label.pk for label in read}
+    assert data_range == {"first_label_id": labels[0].pk, "last_label_id": labels[2].pk, "n_labels": 3}
+
+
+def test_excluded_comparisons_and_given_prompts_are_left_out(make_comparisons, rater):
+    kept, excluded, held_out = make_comparisons(3)
+    for comparison in (kept, excluded, held_out):
+        _label(comparison, rater)
+    Comparison.objects.filter(pk=excluded.pk).update(excluded=True)
+    rows, data_range = labels_for_training(exclude_prompt_ids=[held_out.prompt_id])
+    assert [label.comparison_id for label in rows] == [kept.pk]
+    assert data_range["n_labels"] == 1 and data_range["last_label_id"] == PreferenceLabel.objects.latest("id").pk
+
+
+def test_no_labels_is_an_empty_range():
+    rows, data_range = labels_for_training()
+    assert list(rows) == [] and data_range == {"first_label_id": None, "last_label_id": None, "n_labels": 0}
+
+
+def test_verdicts_are_the_adjudicated_answers_of_comparisons_still_in(make_comparisons):
+    decided, undecided, excluded = make_comparisons(3)
+    Comparison.objects.filter(pk=decided.pk).update(adjudicated_winner="b")
+    Comparison.objects.filter(pk=excluded.pk).update(adjudicated_winner="a", excluded=True)
+    assert verdicts() == {decided.pk: "b"}
+
+
+@pytest.mark.parametrize("model", [RewardModelVersion, PolicyVersion])
+def test_the_active_version_and_a_version_by_name(model):
+    assert version_active(model=model) is None
+    model.objects.create(name="v1", path="v/1", status="retired")
+    live = model.objects.create(name="v2", path="v/2", status="active")
+    model.objects.create(name="v3", path="v/3", status="candidate")
+    assert version_active(model=model).pk == live.pk
+    assert version_by_name(model=model, name="v3").status == "candidate" and version_by_name(model=model, name="v9") is None
+    assert (reward_model_active() if model is RewardModelVersion else policy_active()).pk == live.pk
+    assert (policy_active() if model is RewardModelVersion else reward_model_active()) is None  # kinds do not mix
+
+
+def test_published_prompts_leave_out_staged_imports():
+    done = ImportBatch.objects.create(kind="prompts", filename="done.jsonl", sha256="done", published=True)
+    staged = ImportBatch.objects.create(kind="prompts", filename="staged.jsonl", sha256="staged", published=False)
+    loose = Prompt.objects.create(text="typed in", source="test")
+    imported = Prompt.objects.create(text="imported", source="test", import_batch=done)
+    Prompt.objects.create(text="staged", source="test", import_batch=staged)
+    assert list(prompt_ids_published()) == [loose.pk, imported.pk]

@@ -1,0 +1,69 @@
+"""Fixtures the training services' tests share: a stand-in for the bridge's ``reward_fit`` and six labels."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from feedback_app import training_bridge
+from feedback_app.models import TrainingRun
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+
+@dataclass
+class FakeFit:
+    """The bridge's ``reward_fit`` without a model: it records each call and returns the metrics it is set to."""
+
+    accuracy: float = 0.8
+    baseline_accuracy: float | None = None
+    calls: list = field(default_factory=list)
+    fail: Exception | None = None
+
+    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models):
+        self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path})
+        progress({"phase": "heads", "step": 1, "total_steps": 2, "loss": 0.5})
+        if self.fail:
+            raise self.fail
+        if should_stop():
+            raise training_bridge.RunStopped("the run was stopped while it trained")
+
+        class Result:
+            metrics = {"accuracy": self.accuracy, "loss": 0.5, "ece": 0.1, "bins": []}
+            baseline_metrics = None if self.baseline_accuracy is None else {"accuracy": self.baseline_accuracy, "loss": 0.6, "n": 10_000}
+            n_train, n_validation, seconds = len(pairs) - 1, 1, 0.1
+            manifest = {"backbone": "test-backbone", "tier": tier}
+
+        return Result()
+
+
+@pytest.fixture
+def labelled(make_user, make_comparisons):
+    """Six comparisons labelled by one rater."""
+    rater = make_user()
+    make_comparisons(6)
+    for i in range(6):
+        a = assignment_lease_next(rater=rater)
+        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left" if i % 2 else "right"))
+    return rater
+
+
+@pytest.fixture
+def fake_fit(monkeypatch):
+    """Replace the bridge's ``reward_fit`` with a FakeFit and return it."""
+    fake = FakeFit()
+    monkeypatch.setattr(training_bridge, "reward_fit", fake)
+    return fake
+
+
+@pytest.fixture
+def run_now(db):
+    """Return a function that queues a run of a kind, carries it out on worker "w1", and returns it reloaded."""
+    from feedback_app.services.training import training_run_execute
+    from feedback_app.services.training_runs import training_run_request
+
+    def run(kind: str = "reward_fast") -> TrainingRun:
+        queued = training_run_request(kind=kind, trigger=TrainingRun.Trigger.CLI)
+        training_run_execute(run_id=queued.pk, worker="w1")
+        queued.refresh_from_db()
+        return queued
+
+    return run

@@ -1,0 +1,54 @@
+"""When a reward refit is due by itself: the cheap check per label, then the count a task makes."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from feedback_app.models import TrainingRun
+from feedback_app.services.auto_refit import refit_check_due, training_auto_refit_if_due
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    from feedback_app import tasks
+
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+
+
+def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):
+    """Off at 0; every label below 10 (5 → every 1); every N/10 labels above (50 → every 5)."""
+    settings.REFIT_EVERY_N_LABELS = 0
+    assert not any(refit_check_due(label_id=i) for i in range(1, 101))
+    settings.REFIT_EVERY_N_LABELS = 5
+    assert all(refit_check_due(label_id=i) for i in range(1, 101))
+    settings.REFIT_EVERY_N_LABELS = 50
+    assert [i for i in range(1, 31) if refit_check_due(label_id=i)] == [5, 10, 15, 20, 25, 30]
+
+
+def test_automatic_refit_every_n_labels(settings, labelled, no_broker):
+    settings.REFIT_EVERY_N_LABELS = 10
+    assert training_auto_refit_if_due() is None  # 6 labels so far
+    settings.REFIT_EVERY_N_LABELS = 5
+    run = training_auto_refit_if_due()
+    assert run.trigger == "auto" and run.kind == "reward_fast"
+    assert training_auto_refit_if_due() is None  # one automatic run pending at a time
+    assert TrainingRun.objects.filter(trigger="auto").count() == 1
+
+
+def test_no_refit_when_switched_off(settings, labelled, no_broker):
+    settings.REFIT_EVERY_N_LABELS = 0
+    assert training_auto_refit_if_due() is None and not TrainingRun.objects.exists()
+
+
+def test_the_automatic_rule_is_one_pending_run_per_kind(settings, labelled, no_broker):
+    """An automatic run of another kind does not hold back a refit; a queued refit of any trigger does."""
+    settings.REFIT_EVERY_N_LABELS = 5
+    TrainingRun.objects.create(kind="policy_dpo", trigger="auto", status="running")
+    manual = TrainingRun.objects.create(kind="reward_fast", trigger="manual")
+    assert training_auto_refit_if_due() is None  # the queued manual refit takes these labels
+    TrainingRun.objects.filter(pk=manual.pk).update(status="running")
+    run = training_auto_refit_if_due()
+    assert run.kind == "reward_fast" and run.trigger == "auto"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(kind="reward_fast", trigger="auto", status="running")

@@ -1,0 +1,52 @@
+"""A reward refit: the first version goes live, later ones pass the promotion gate or stay candidates.
+
+The trainer is the FakeFit of conftest.py; the real one runs in tests/scenarios/test_loop_with_real_models.py.
+"""
+
+import pytest
+
+from feedback_app.models import AuditEntry, PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.services.reward_refit import reward_promotion_decision
+
+pytestmark = pytest.mark.django_db
+
+
+def test_first_version_is_promoted(labelled, fake_fit, run_now):
+    run = run_now()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    version = run.reward_model_version
+    assert version.status == "active" and version.name == f"rm-{run.pk:05d}" and version.path == f"reward/{version.name}"
+    assert version.data_range["n_pairs"] == 6 and version.data_range["last_label_id"] == PreferenceLabel.objects.latest("id").pk
+    assert run.metrics["val_accuracy"] == 0.8 and run.metrics["promoted"] and "no reward model was active" in run.metrics["gate"]
+    assert run.progress["phase"] == "done" and run.worker == "w1" and run.finished_at
+    assert AuditEntry.objects.filter(action="rewardmodelversion.promote", target=version.name).exists()
+
+
+def test_gate_keeps_a_worse_model_as_candidate(labelled, fake_fit, run_now):
+    first = run_now().reward_model_version
+    fake_fit.accuracy, fake_fit.baseline_accuracy = 0.6, 0.8
+    second = run_now()
+    assert fake_fit.calls[-1]["baseline"] == first.path and fake_fit.calls[-1]["parent"] == first.name
+    assert second.reward_model_version.status == "candidate" and not second.metrics["promoted"]
+    first.refresh_from_db()
+    assert first.status == "active"
+    fake_fit.accuracy = 0.79  # within the tolerance of 0.02
+    assert run_now().reward_model_version.status == "active"
+    first.refresh_from_db()
+    assert first.status == "retired"
+    assert RewardModelVersion.objects.filter(status="active").count() == 1
+
+
+def test_promotion_decision():
+    assert reward_promotion_decision(new={"accuracy": 0.7}, baseline=None)[0]
+    assert reward_promotion_decision(new={"accuracy": 0.70}, baseline={"accuracy": 0.71, "n": 10_000})[0]
+    assert not reward_promotion_decision(new={"accuracy": 0.60}, baseline={"accuracy": 0.71, "n": 10_000})[0]
+    assert not reward_promotion_decision(new={"accuracy": None}, baseline={"accuracy": 0.71, "n": 100})[0]
+    # On 25 pairs one standard error of 0.8 is 0.08: a drop to 0.74 is noise, to 0.70 is not.
+    assert reward_promotion_decision(new={"accuracy": 0.74}, baseline={"accuracy": 0.80, "n": 25})[0]
+    assert not reward_promotion_decision(new={"accuracy": 0.70}, baseline={"accuracy": 0.80, "n": 25})[0]
+
+
+def test_too_few_labels_is_a_clear_failure(fake_fit, run_now):
+    run = run_now()
+    assert run.status == TrainingRun.Status.FAILED and "only 0 decided comparison(s)" in run.error and not fake_fit.calls

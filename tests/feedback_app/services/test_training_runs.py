@@ -1,0 +1,130 @@
+"""The life of a training run: request, claim, succeed, fail, reap, and the monitor that writes progress."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from feedback_app.models import AuditEntry, TrainingRun
+from feedback_app.services.training_runs import (
+    RunMonitor,
+    RunStopped,
+    training_run_claim,
+    training_run_fail,
+    training_run_get_or_request,
+    training_run_request,
+    training_run_succeed,
+    training_runs_fail_orphaned,
+    training_runs_reap,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_request_enqueues_after_commit(monkeypatch, django_capture_on_commit_callbacks):
+    from feedback_app import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_run_request(kind="reward_fast", trigger="api")
+        assert sent == []  # not before the commit
+    assert sent == [run.pk] and run.status == TrainingRun.Status.QUEUED
+    with pytest.raises(ValueError, match="unknown training run kind"):
+        training_run_request(kind="reward_huge", trigger="api")
+
+
+def test_a_run_is_claimed_once():
+    """The first claim marks the run running on its worker; a second claim, or one of a missing run, gets None."""
+    run = TrainingRun.objects.create(kind="reward_fast")
+    claimed = training_run_claim(run_id=run.pk, worker="gpu@a")
+    assert (claimed.pk, claimed.status, claimed.worker) == (run.pk, "running", "gpu@a") and claimed.started_at and claimed.heartbeat_at
+    assert training_run_claim(run_id=run.pk, worker="gpu@b") is None
+    assert training_run_claim(run_id=999_999, worker="gpu@b") is None
+    assert TrainingRun.objects.get(pk=run.pk).worker == "gpu@a"
+
+
+def test_succeeding_a_run_someone_failed_raises_run_stopped():
+    """A run failed while it trained stays failed; its result is refused (and the caller's transaction rolls back)."""
+    run = TrainingRun.objects.create(kind="reward_fast", status="running")
+    assert training_run_fail(run_id=run.pk, error="cancelled by an admin")
+    assert not training_run_fail(run_id=run.pk, error="a second reason")  # only queued or running runs fail
+    with pytest.raises(RunStopped):
+        training_run_succeed(run=run, metrics={"val_accuracy": 0.9})
+    run.refresh_from_db()
+    assert (run.status, run.error, run.metrics) == ("failed", "cancelled by an admin", {})
+
+
+def test_succeeding_a_running_run_records_its_metrics_and_keeps_its_progress():
+    run = TrainingRun.objects.create(kind="reward_fast", status="running", progress={"phase": "heads", "step": 2})
+    training_run_succeed(run=run, metrics={"val_accuracy": 0.9})
+    run.refresh_from_db()
+    assert (run.status, run.metrics, run.progress) == ("succeeded", {"val_accuracy": 0.9}, {"phase": "done", "step": 2})
+    assert run.finished_at
+
+
+def test_the_monitor_writes_progress_and_notices_a_cancel():
+    """Progress lands on the running row (lists and dicts left out, floats rounded); once the run is failed the monitor says stop."""
+    run = TrainingRun.objects.create(kind="reward_fast", status="running")
+    monitor = RunMonitor(run.pk, interval=0)
+    monitor.progress({"phase": "heads", "step": 1, "total_steps": 3, "loss": 0.123456789, "bins": [1, 2]})
+    run.refresh_from_db()
+    assert run.progress == {"phase": "heads", "step": 1, "total_steps": 3, "loss": 0.12346} and not monitor.should_stop()
+    TrainingRun.objects.filter(pk=run.pk).update(status="failed", error="cancelled by an admin")
+    assert monitor.should_stop()
+    monitor.progress({"phase": "heads", "step": 2, "total_steps": 3})
+    run.refresh_from_db()
+    assert run.progress["step"] == 1  # a stopped run's row is not written again
+
+
+def test_orphaned_and_stale_runs_are_failed():
+    now = timezone.now()
+    mine = TrainingRun.objects.create(kind="reward_fast", status="running", worker="gpu@a", heartbeat_at=now)
+    other = TrainingRun.objects.create(kind="reward_fast", status="running", worker="gpu@b", heartbeat_at=now)
+    stale = TrainingRun.objects.create(kind="reward_full", status="running", worker="gpu@c", heartbeat_at=now - timedelta(hours=1))
+    assert training_runs_fail_orphaned(worker="gpu@a") == 1
+    assert training_runs_reap(now=now) == 1
+    states = {r.pk: (r.status, r.error) for r in TrainingRun.objects.all()}
+    assert states[mine.pk][0] == "failed" and "gpu@a stopped" in states[mine.pk][1]
+    assert states[other.pk][0] == "running"
+    assert states[stale.pk][0] == "failed" and "no heartbeat" in states[stale.pk][1]
+
+
+def test_one_queued_run_per_kind(admin_user):
+    """A second request for a kind already queued returns the queued run; another kind, or after the claim, queues anew."""
+    first, created = training_run_get_or_request(kind="reward_fast", trigger="api", user=admin_user)
+    again, created_again = training_run_get_or_request(kind="reward_fast", trigger="cli")
+    assert created and not created_again and again.pk == first.pk
+    assert training_run_request(kind="reward_fast", trigger="manual").pk == first.pk
+    other, other_created = training_run_get_or_request(kind="reward_full", trigger="api")
+    assert other_created and other.pk != first.pk
+    TrainingRun.objects.filter(pk=first.pk).update(status="running")  # a worker claimed it
+    later, later_created = training_run_get_or_request(kind="reward_fast", trigger="api")
+    assert later_created and later.pk != first.pk
+    assert AuditEntry.objects.filter(action="training.request").count() == 1  # only the request that queued a run
+
+
+def test_the_database_keeps_one_queued_run_per_kind():
+    TrainingRun.objects.create(kind="reward_fast")
+    TrainingRun.objects.create(kind="reward_fast", status="failed")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(kind="reward_fast")
+
+
+def test_a_request_racing_another_gets_the_run_the_other_queued(monkeypatch):
+    """The lookup misses a run another process queued a moment later; the constraint refuses the second row."""
+    other = TrainingRun.objects.create(kind="reward_fast", trigger="api")
+    real_first, missed = QuerySet.first, []
+
+    def first_misses_once(queryset):
+        if queryset.model is TrainingRun and not missed:
+            missed.append(True)
+            return None
+        return real_first(queryset)
+
+    monkeypatch.setattr(QuerySet, "first", first_misses_once)
+    run, created = training_run_get_or_request(kind="reward_fast", trigger="cli")
+    assert (run.pk, created) == (other.pk, False) and missed
+    assert TrainingRun.objects.count() == 1

@@ -1,0 +1,28 @@
+"""A label, once committed, queues a refit when REFIT_EVERY_N_LABELS arrived.
+
+labeling.label_record → events.label_recorded → (on commit) tasks.training_auto_refit →
+auto_refit.training_auto_refit_if_due → training_runs.training_run_get_or_request → (on commit)
+tasks.training_run_execute.
+"""
+
+import pytest
+
+from feedback_app.models import TrainingRun
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_labels_trigger_the_refit_after_commit(settings, make_user, make_comparisons, monkeypatch, django_capture_on_commit_callbacks):
+    from feedback_app import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    settings.REFIT_EVERY_N_LABELS = 3
+    rater = make_user()
+    make_comparisons(4)
+    for _ in range(4):
+        with django_capture_on_commit_callbacks(execute=True):
+            a = assignment_lease_next(rater=rater)
+            label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+    assert len(sent) == 1 and TrainingRun.objects.get().trigger == "auto"
