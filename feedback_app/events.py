@@ -137,5 +137,6 @@ def comparisons_supplied(*, count: int) -> None:
 
 
 def import_job_queued(*, job_id: int) -> None:
-    """An uploaded file waits to be imported: a worker on the default queue takes it after commit."""
-    transaction.on_commit(lambda: _tasks().import_job_execute.delay(job_id))
+    """An uploaded file waits to be imported: a worker on the default queue takes it after commit
+    (a broker that is down is logged; the import reaper sends the job again)."""
+    transaction.on_commit(lambda: _enqueue("import_job_execute", job_id))

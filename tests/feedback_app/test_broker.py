@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from feedback_app.broker import task_message_waiting, task_queue
 

@@ -22,7 +22,7 @@ def test_a_run_requested_while_the_broker_is_down_is_saved_and_the_request_does_
     assert "could not send feedback_app.tasks.training_run_execute" in caplog.text
 
 
-TASKS = ["training_auto_refit", "training_run_execute", "comparisons_supply", "comparisons_rm_score", "import_job_execute"]
+TASKS = ["training_run_execute", "comparisons_supply", "comparisons_rm_score", "import_job_execute"]
 
 
 class Boom(Exception):
@@ -62,9 +62,6 @@ def _cases():
     """Each event, called with what it needs, and what it should do once the write commits."""
     from feedback_app import events
 
-    def label(refit_check):
-        return lambda: events.label_recorded(refit_check=refit_check)
-
     def queued():
         run = _run()
         events.training_run_queued(run=run)
@@ -80,8 +77,7 @@ def _cases():
         return call
 
     return {
-        "label_recorded with the refit check": (label(True), [("task", "training_auto_refit", ()), ("push", "dashboard", "dashboard.update")]),
-        "label_recorded without it": (label(False), [("push", "dashboard", "dashboard.update")]),
+        "label_recorded": (events.label_recorded, [("push", "dashboard", "dashboard.update")]),
         "training_run_queued": (queued, None),
         "training_run_changed": (changed, [("push", "dashboard", "run.progress")]),
         "a policy replaces another": (activated(lambda: _policy(True)),
@@ -94,7 +90,7 @@ def _cases():
     }
 
 
-CASES = ["label_recorded with the refit check", "label_recorded without it", "training_run_queued", "training_run_changed",
+CASES = ["label_recorded", "training_run_queued", "training_run_changed",
          "a policy replaces another", "the first policy", "a reward model", "comparisons_supplied", "import_job_queued", "user_access_changed"]
 
 
@@ -127,25 +123,26 @@ def test_the_dashboard_push_of_labels_is_throttled(heard, django_capture_on_comm
 
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(5):
-            events.label_recorded(refit_check=False)
+            events.label_recorded()
     assert heard == [("push", "dashboard", "dashboard.update")]
     cache.delete("feedback_app:dashboard-push")  # what the cache does after DASHBOARD_THROTTLE_SECONDS
     with django_capture_on_commit_callbacks(execute=True):
-        events.label_recorded(refit_check=True)
-        events.label_recorded(refit_check=True)
-    assert sorted(heard[1:]) == [("push", "dashboard", "dashboard.update"), ("task", "training_auto_refit", ()), ("task", "training_auto_refit", ())]
+        events.label_recorded()
+        events.label_recorded()
+    assert heard[1:] == [("push", "dashboard", "dashboard.update")]
 
 
-def test_a_refit_check_while_the_broker_is_down_is_logged_not_raised(monkeypatch, django_capture_on_commit_callbacks, caplog):
+def test_an_import_queued_while_the_broker_is_down_is_logged_not_raised(monkeypatch, django_capture_on_commit_callbacks, caplog):
+    """The job stays queued for the import reaper to send again; the upload's request does not fail."""
     from feedback_app import events
 
     def broker_down(*args):
         raise OperationalError("Connection refused.")
 
-    monkeypatch.setattr(tasks.training_auto_refit, "delay", broker_down)
+    monkeypatch.setattr(tasks.import_job_execute, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        events.label_recorded(refit_check=True)
-    assert "could not send feedback_app.tasks.training_auto_refit" in caplog.text
+        events.import_job_queued(job_id=41)
+    assert "could not send feedback_app.tasks.import_job_execute" in caplog.text
 
 
 def test_a_push_that_fails_is_logged_not_raised(monkeypatch, caplog):

@@ -139,23 +139,3 @@ def test_the_model_tasks_of_a_process_share_one_holder(monkeypatch):
     holders = {id(task.models) for task in model_tasks}
     assert len(holders) == 1 and isinstance(tasks.training_run_execute.models, ModelHolder)
     assert tasks.ModelTask._holder is tasks.comparisons_supply.models
-
-
-@pytest.mark.django_db
-def test_the_auto_refit_task_returns_whether_it_queued(settings, rater, make_comparisons, monkeypatch):
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
-    settings.REFIT_EVERY_N_LABELS = 2
-    for c in make_comparisons(2):
-        PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a", strength=2)
-    assert tasks.training_auto_refit.delay().get() is True
-    assert tasks.training_auto_refit.delay().get() is False  # the refit it queued is pending
-    assert TrainingRun.objects.get().trigger == "auto"
-
-
-def test_the_auto_refit_check_runs_on_the_default_queue_not_behind_the_fits():
-    """The check is one count: it must not wait on the gpu queue behind the fit it would queue."""
-    from feedback_app.celery import app
-
-    route = app.amqp.router.route({}, tasks.training_auto_refit.name)
-    assert route["queue"].name == "default"
-    assert app.amqp.router.route({}, tasks.training_run_execute.name)["queue"].name == "gpu"

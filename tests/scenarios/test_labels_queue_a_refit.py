@@ -1,8 +1,7 @@
 """A label, once committed, queues a refit when REFIT_EVERY_N_LABELS arrived.
 
-labeling.label_record → events.label_recorded → (on commit) tasks.training_auto_refit →
-auto_refit.training_auto_refit_if_due → training_runs.training_run_get_or_request → (on commit)
-tasks.training_run_execute.
+labeling.label_record → auto_refit.refit_ask_after_commit → (on commit) auto_refit.training_auto_refit_if_due →
+training_runs.training_run_get_or_request → events.training_run_queued → (on commit) tasks.training_run_execute.
 """
 
 import pytest

@@ -13,7 +13,7 @@ def test_legacy_drf_tokens_keep_working_and_lose_their_plaintext(rater):
     """A key from DRF's authtoken table still authenticates after the migration; the table is emptied."""
     key = "0123456789abcdef0123456789abcdef01234567"
     with connection.schema_editor() as editor:
-        editor.execute(f'CREATE TABLE authtoken_token ("key" varchar(40) PRIMARY KEY, created timestamp with time zone NOT NULL, user_id bigint NOT NULL)'
+        editor.execute('CREATE TABLE authtoken_token ("key" varchar(40) PRIMARY KEY, created timestamp with time zone NOT NULL, user_id bigint NOT NULL)'
                        if connection.vendor == "postgresql" else
                        'CREATE TABLE authtoken_token ("key" varchar(40) PRIMARY KEY, created datetime NOT NULL, user_id bigint NOT NULL)')
     try:

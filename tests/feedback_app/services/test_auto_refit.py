@@ -1,10 +1,10 @@
-"""When a reward refit is due by itself: the cheap check per label, then the count a task makes."""
+"""When a reward refit is due by itself: the cheap check per label, then the count after the label commits."""
 
 import pytest
 from django.db import IntegrityError, transaction
 
 from feedback_app.models import TrainingRun
-from feedback_app.services.auto_refit import refit_check_due, training_auto_refit_if_due
+from feedback_app.services.auto_refit import refit_ask_after_commit, refit_check_due, training_auto_refit_if_due
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +24,20 @@ def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):
     assert all(refit_check_due(label_id=i) for i in range(1, 101))
     settings.REFIT_EVERY_N_LABELS = 50
     assert [i for i in range(1, 31) if refit_check_due(label_id=i)] == [5, 10, 15, 20, 25, 30]
+
+
+def test_the_question_is_asked_once_the_label_commits_and_only_when_due(settings, labelled, no_broker, django_capture_on_commit_callbacks):
+    """Nothing is counted inside the label's transaction, nor on a label the check skips; a rolled-back label asks nothing."""
+    settings.REFIT_EVERY_N_LABELS = 50  # checked on label ids divisible by 5
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        refit_ask_after_commit(label_id=7)
+    assert callbacks == []
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refit_ask_after_commit(label_id=10)
+    assert len(callbacks) == 1 and not TrainingRun.objects.exists()
+    settings.REFIT_EVERY_N_LABELS = 5  # 6 labels exist: due
+    callbacks[0]()
+    assert TrainingRun.objects.get().trigger == "auto"
 
 
 def test_automatic_refit_every_n_labels(settings, labelled, no_broker):

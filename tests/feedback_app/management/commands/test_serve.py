@@ -1,6 +1,5 @@
 """`manage.py serve`: one studio per VAR_DIR, children restarted, clean shutdown with clients connected."""
 
-import json
 import os
 import signal
 import socket
