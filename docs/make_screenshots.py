@@ -260,7 +260,7 @@ def sample_reward_scores(rng: random.Random, better: dict[int, str], rm) -> None
         confident = rng.uniform(0.6, 0.95)
         right = rng.random() < 0.76
         p_a = confident if (side == "a") == right else 1 - confident
-        Comparison.objects.filter(pk=cid).update(rm_p_a=round(p_a, 3), rm_p_a_version=rm)
+        Comparison.objects.filter(pk=cid).update(rm_prob_a_wins=round(p_a, 3), rm_prob_version=rm)
 
 
 def showcase_and_queue(rng: random.Random, kim) -> None:
@@ -306,7 +306,7 @@ def activate_policy(name: str) -> None:
     from django.db import connection, transaction
 
     from feedback_app.models import PolicyVersion, VersionStatus
-    from feedback_app.services.training import version_activate
+    from feedback_app.services.versions import version_activate
 
     def work() -> None:
         try:
