@@ -28,6 +28,8 @@ urlpatterns = [
     path("dashboard/review/<id:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
     path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
     path("dashboard/processes/", health.processes_panel, name="dashboard-processes"),
+    # Browsers ask for /favicon.ico where a page names no icon (the admin, a JSON answer).
+    path("favicon.ico", home.favicon),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -1,8 +1,10 @@
-"""Where a user lands."""
+"""Where a user lands (and where a browser finds the icon)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
+from django.templatetags.static import static
+from django.views.decorators.http import require_safe
 
 from feedback_app.models import Role
 from feedback_app.selectors.accounts import user_role
@@ -15,3 +17,9 @@ def home(request: HttpRequest) -> HttpResponse:
     if role in (Role.RESEARCHER, Role.ADMIN):
         return redirect("dashboard")
     return redirect("label")
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Send browsers that ask for /favicon.ico (pages that name no icon: the admin, JSON answers) to the studio's icon."""
+    return HttpResponsePermanentRedirect(static("feedback_app/favicon.svg"))
