@@ -25,8 +25,14 @@ def task_queue(task: str) -> str:
     return settings.CELERY_TASK_ROUTES.get(task, {}).get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
-def task_message_waiting(*, task: str, args: tuple = ()) -> bool | None:
-    """Return whether a message of ``task`` with ``args`` waits in its queue or is held by a worker; None if the broker cannot tell."""
+def training_run_queue(kind: str) -> str:
+    """Return the queue a training run of ``kind`` is sent to: TRAINING_RUN_QUEUES, else the task's route ("gpu")."""
+    return settings.TRAINING_RUN_QUEUES.get(kind) or task_queue("feedback_app.tasks.training_run_execute")
+
+
+def task_message_waiting(*, task: str, args: tuple = (), queue: str | None = None) -> bool | None:
+    """Return whether a message of ``task`` with ``args`` waits in ``queue`` (default: the task's route)
+    or is held by a worker; None if the broker cannot tell."""
     url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
         return None
@@ -34,7 +40,7 @@ def task_message_waiting(*, task: str, args: tuple = ()) -> bool | None:
 
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     prefix = options.get("global_keyprefix", "")
-    queue = task_queue(task)
+    queue = queue or task_queue(task)
     names = [prefix + (f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue) for step in PRIORITY_STEPS]
     try:
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

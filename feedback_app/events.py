@@ -14,7 +14,7 @@ import logging
 from django.core.cache import cache
 from django.db import transaction
 
-from feedback_app import live
+from feedback_app import broker, live
 
 logger = logging.getLogger(__name__)
 DASHBOARD_THROTTLE_SECONDS = 2
@@ -31,13 +31,16 @@ def _tasks():
     return tasks
 
 
-def _enqueue(task_name: str, *args) -> None:
-    """Send a task now; a broker that is down is logged, never raised to the request that wrote
-    (what was committed stays, and the periodic tasks find the work again: the reaper re-sends
-    queued runs, beat restarts supply and scoring)."""
+def _enqueue(task_name: str, *args, queue: str | None = None) -> None:
+    """Send a task now (to ``queue`` when given, else to its route); a broker that is down is logged,
+    never raised to the request that wrote (what was committed stays, and the periodic tasks find
+    the work again: the reaper re-sends queued runs, beat restarts supply and scoring)."""
     task = getattr(_tasks(), task_name)
     try:
-        task.delay(*args)
+        if queue is None:
+            task.delay(*args)
+        else:
+            task.apply_async(args, queue=queue)
     except Exception as exc:  # kombu's OperationalError, a refused connection, a timeout
         logger.warning("could not send %s%r to the broker (%s); the periodic tasks will pick it up", task.name, args, exc)
 
@@ -81,14 +84,14 @@ def label_recorded() -> None:
 
 
 def training_run_queued(*, run) -> None:
-    """Send a queued run to the workers once it has committed."""
-    run_id = run.pk
-    transaction.on_commit(lambda: _enqueue("training_run_execute", run_id))
+    """Send a queued run to the workers of its kind's queue (``broker.training_run_queue``) once it has committed."""
+    run_id, queue = run.pk, broker.training_run_queue(run.kind)
+    transaction.on_commit(lambda: _enqueue("training_run_execute", run_id, queue=queue))
 
 
-def training_run_resend(*, run_id: int) -> None:
-    """Send a queued run's message again now (its first was lost); raise what the broker raises."""
-    _tasks().training_run_execute.delay(run_id)
+def training_run_resend(*, run_id: int, kind: str) -> None:
+    """Send a queued run's message again now, to its kind's queue (its first was lost); raise what the broker raises."""
+    _tasks().training_run_execute.apply_async((run_id,), queue=broker.training_run_queue(kind))
 
 
 def reward_score_requested(*, prompt: str, context: list, responses: list):

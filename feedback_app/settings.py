@@ -179,8 +179,9 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_RESULT_EXPIRES = 300
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Three queues: "default" (generation, pair selection), "gpu" (training; one worker per GPU
-# machine, concurrency 1) and "score" (reward scoring for the API, so web processes never load
+# Four queues: "default" (generation, pair selection), "gpu" (reward refits; one worker per GPU
+# machine, concurrency 1), "policy" (policy updates, DPO: their own worker, so a long DPO run never
+# holds up a reward refit) and "score" (reward scoring for the API, so web processes never load
 # torch and a request never waits behind a generation batch).
 CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
@@ -189,6 +190,9 @@ CELERY_TASK_ROUTES = {
     "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
     "feedback_app.tasks.model_store_prune": {"queue": "gpu"},
 }
+# training_run_execute goes to the queue of its run's kind (events.training_run_queued); kinds not
+# named here go to the task's route above ("gpu").
+TRAINING_RUN_QUEUES = {"policy_dpo": "policy"}
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600, 5)}
@@ -324,7 +328,7 @@ LOG_BACKUPS = _env_int("LOG_BACKUPS", 5, 0)
 # since daphne itself waits up to 5 s for the websocket consumers it cancels.
 SERVE_GRACE_SECONDS = _env_int("SERVE_GRACE_SECONDS", 20, 10)
 # /readyz: the queues that need a worker, and how old a worker's last heartbeat may be.
-HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu"])
+HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu", "policy"])
 HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
 # The labeling workflow.
@@ -386,3 +390,11 @@ GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
 POLICY_PROMOTION_WIN_RATE = _env_float("POLICY_PROMOTION_WIN_RATE", 0.5)
 DPO_EVAL_PROMPTS = _env_int("DPO_EVAL_PROMPTS", 16, 1)
 DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)
+# Policy updates by themselves: a DPO run every POLICY_EVERY_N_LABELS labels since the last policy
+# run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
+POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)
+POLICY_AFTER_REWARD_PROMOTION = _env_bool("POLICY_AFTER_REWARD_PROMOTION", False)
+# The second promotion gate: the active policy is rolled back to its parent when, over at least
+# ARENA_MIN_VOTES decisive human arena votes against it, the 95% Wilson interval of its win rate
+# lies entirely below 0.5 (services.arena_gate).
+ARENA_MIN_VOTES = _env_int("ARENA_MIN_VOTES", 20, 1)

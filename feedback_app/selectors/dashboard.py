@@ -17,7 +17,7 @@ from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
 
 logger = logging.getLogger(__name__)
-QUEUES = ("default", "gpu", "score")
+QUEUES = ("default", "gpu", "policy", "score")
 ARENA_SCORES = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 

@@ -36,7 +36,7 @@ def training_runs_resend_lost(*, now: datetime | None = None) -> int:
     due = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - after))
     sent = 0
     for run in list(due.order_by("id")):
-        waiting = broker.task_message_waiting(task=RUN_TASK, args=(run.pk,))
+        waiting = broker.task_message_waiting(task=RUN_TASK, args=(run.pk,), queue=broker.training_run_queue(run.kind))
         if waiting:
             continue
         if waiting is None and run.enqueued_at and now - run.enqueued_at < after * 2 ** min(max(run.enqueue_count - 1, 0), 6):
@@ -53,7 +53,7 @@ def _training_run_resend(run: TrainingRun, *, now: datetime) -> int:
     if not claimed:
         return 0
     try:
-        events.training_run_resend(run_id=run.pk)
+        events.training_run_resend(run_id=run.pk, kind=run.kind)
     except Exception as exc:  # the broker refuses or is unreachable: try again on the next reap
         failing_since = run.enqueue_failed_at or now
         TrainingRun.objects.filter(pk=run.pk, enqueue_failed_at__isnull=True).update(enqueue_failed_at=failing_since)

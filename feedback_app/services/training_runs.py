@@ -31,7 +31,7 @@ class TrainingError(Exception):
 
 
 def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
-    """Return the queued run of ``kind``, or queue one; it is sent to the "gpu" queue once this transaction commits."""
+    """Return the queued run of ``kind``, or queue one; it is sent to its kind's queue ("gpu", or "policy" for DPO) once this transaction commits."""
     return training_run_get_or_request(kind=kind, trigger=trigger, user=user)[0]
 
 

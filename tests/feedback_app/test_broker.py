@@ -3,7 +3,7 @@
 import json
 
 
-from feedback_app.broker import task_message_waiting, task_queue
+from feedback_app.broker import task_message_waiting, task_queue, training_run_queue
 
 RUN_TASK = "feedback_app.tasks.training_run_execute"
 
@@ -15,6 +15,18 @@ def test_a_waiting_message_is_found_by_task_and_arguments(broker_client):
     assert task_message_waiting(task=RUN_TASK, args=(7,)) is True  # in the list of its priority step
     assert task_message_waiting(task=RUN_TASK, args=(6,)) is False
     assert task_message_waiting(task="feedback_app.tasks.comparisons_rm_score") is False
+
+
+def test_policy_runs_have_their_own_queue_and_reward_runs_keep_the_gpu_queue():
+    assert training_run_queue("policy_dpo") == "policy"
+    assert training_run_queue("reward_fast") == training_run_queue("reward_full") == "gpu"
+
+
+def test_a_message_is_looked_for_in_the_queue_asked_about(broker_client):
+    """A policy run's message waits in the "policy" list: found there, not in the task's route ("gpu")."""
+    broker_client.send_task(RUN_TASK, args=[8], queue="policy")
+    assert task_message_waiting(task=RUN_TASK, args=(8,), queue="policy") is True
+    assert task_message_waiting(task=RUN_TASK, args=(8,)) is False
 
 
 def test_a_message_a_worker_holds_unacknowledged_counts_as_waiting(broker_client):

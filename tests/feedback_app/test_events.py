@@ -15,7 +15,7 @@ def test_a_run_requested_while_the_broker_is_down_is_saved_and_the_request_does_
     def broker_down(*args):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", broker_down)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: broker_down(*args))
     with django_capture_on_commit_callbacks(execute=True):
         run = training_run_request(kind=TrainingRun.Kind.REWARD_FAST, trigger=TrainingRun.Trigger.MANUAL)
     assert TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.QUEUED
@@ -37,6 +37,7 @@ def heard(monkeypatch):
     log = []
     for name in TASKS:
         monkeypatch.setattr(getattr(tasks, name), "delay", lambda *args, name=name: log.append(("task", name, args)))
+        monkeypatch.setattr(getattr(tasks, name), "apply_async", lambda args, name=name, **kw: log.append(("task", name, tuple(args))))
     monkeypatch.setattr(events, "_group_send", lambda group, message: log.append(("push", group, message["type"])))
     return log
 
@@ -158,3 +159,23 @@ def test_a_push_that_fails_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.setattr(layers, "get_channel_layer", lambda *args: Down())
     events.broadcast("dashboard", "dashboard.update", "<p>")
     assert "push to dashboard failed: Redis is down" in caplog.text
+
+
+@pytest.mark.parametrize(("kind", "queue"), [("policy_dpo", "policy"), ("reward_fast", "gpu"), ("reward_full", "gpu")])
+def test_a_queued_run_is_sent_to_the_queue_of_its_kind(kind, queue, monkeypatch, django_capture_on_commit_callbacks):
+    """DPO runs go to the "policy" worker, reward runs to "gpu": a long DPO run never holds up a refit."""
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append((tuple(args), kw.get("queue"))))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_run_request(kind=kind, trigger=TrainingRun.Trigger.CLI)
+    assert sent == [((run.pk,), queue)]
+
+
+@pytest.mark.parametrize(("kind", "queue"), [("policy_dpo", "policy"), ("reward_fast", "gpu")])
+def test_a_resent_run_goes_to_the_same_queue_as_its_first_message(kind, queue, monkeypatch):
+    from feedback_app import events
+
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append((tuple(args), kw.get("queue"))))
+    events.training_run_resend(run_id=12, kind=kind)
+    assert sent == [((12,), queue)]

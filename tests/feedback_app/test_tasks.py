@@ -53,7 +53,7 @@ def test_every_self_scheduling_loop_has_a_beat_entry():
 @pytest.mark.django_db
 def test_the_reap_task_sends_a_lost_run_again(monkeypatch):
     sent = []
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append(args[0]))
     run = TrainingRun.objects.create(kind="reward_fast")  # queued, its message never sent
     assert tasks.training_runs_reap.delay().get()["resent"] == 1
     assert sent == [run.pk]

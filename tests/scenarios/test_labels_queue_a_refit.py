@@ -16,7 +16,7 @@ def test_labels_trigger_the_refit_after_commit(settings, make_user, make_compari
     from feedback_app import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append(args[0]))
     settings.REFIT_EVERY_N_LABELS = 3
     rater = make_user()
     make_comparisons(4)

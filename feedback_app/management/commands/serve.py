@@ -50,7 +50,11 @@ def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: 
         # its predecessor of the same name left running, and never those of another studio.
         suffix = studio_id(var_dir)
         celery = [python, "-m", "celery", "-A", "feedback_app"]
-        for queue, concurrency, env in (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("score", 1, shared_cores)):
+        # Policy updates (DPO) have their own worker, so a long DPO run never holds up a reward
+        # refit; it shares the cores (one torch thread unless TORCH_THREADS says otherwise).
+        queues = (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("policy", 1, shared_cores),
+                  ("score", 1, shared_cores))
+        for queue, concurrency, env in queues:
             children.append(ChildSpec(f"worker {queue}", celery + ["worker", "-Q", queue, "-n", f"{queue}@%h.{suffix}",
                                                                      "--concurrency", str(concurrency), "--loglevel", "INFO",
                                                                      # Nothing here uses worker gossip or mingle, and gossip

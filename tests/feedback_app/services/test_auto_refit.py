@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def no_broker(monkeypatch):
     from feedback_app import tasks
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
 
 
 def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):

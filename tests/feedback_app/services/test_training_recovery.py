@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def broker_says(monkeypatch):
     """Set what the broker answers to "is this run's message waiting?" (None: it cannot tell)."""
     answer = {"value": None}
-    monkeypatch.setattr(broker, "task_message_waiting", lambda *, task, args=(): answer["value"])
+    monkeypatch.setattr(broker, "task_message_waiting", lambda *, task, args=(), queue=None: answer["value"])
     return answer
 
 
@@ -31,7 +31,7 @@ def broker_says(monkeypatch):
 def sent(monkeypatch):
     """Record the runs sent to the workers instead of running them."""
     ids = []
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: ids.append(run_id))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: ids.append(args[0]))
     return ids
 
 
@@ -41,7 +41,7 @@ def test_a_lost_automatic_refit_is_sent_again_and_runs(settings, labelled, fake_
     settings.REFIT_EVERY_N_LABELS = 5
     dropped = []
     with monkeypatch.context() as m:
-        m.setattr(tasks.training_run_execute, "delay", lambda run_id: dropped.append(run_id))  # the broker lost it
+        m.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: dropped.append(args[0]))  # the broker lost it
         with django_capture_on_commit_callbacks(execute=True):
             run = training_auto_refit_if_due()
     assert dropped == [run.pk] and training_auto_refit_if_due() is None  # the rule waits for the lost run
@@ -89,7 +89,7 @@ def test_a_run_that_cannot_be_sent_for_long_is_failed(settings, broker_says, mon
     start = timezone.now()
     run = TrainingRun.objects.create(kind="reward_fast", enqueued_at=start - timedelta(hours=1), enqueue_count=1)
 
-    def broker_down(*, run_id):
+    def broker_down(*, run_id, kind):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
     monkeypatch.setattr(events, "training_run_resend", broker_down)
@@ -137,10 +137,22 @@ def test_a_fresh_run_is_not_resent_before_its_first_message_could_arrive(broker_
 def test_the_reaper_reads_the_real_queue(broker_client, monkeypatch):
     """With its message in the Redis list of the gpu queue the run is left alone; once the list is emptied, it is sent."""
     resent = []
-    monkeypatch.setattr(events, "training_run_resend", lambda *, run_id: resent.append(run_id))
+    monkeypatch.setattr(events, "training_run_resend", lambda *, run_id, kind: resent.append(run_id))
     now = timezone.now()
     run = TrainingRun.objects.create(kind="reward_fast", enqueued_at=now - timedelta(hours=5), enqueue_count=1)
     broker_client.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="gpu")
     assert training_runs_resend_lost(now=now) == 0 and resent == []
     broker_client.connection_for_write().default_channel.client.delete("gpu")  # Redis restarted without its data
     assert training_runs_resend_lost(now=now) == 1 and resent == [run.pk]
+
+
+def test_the_reaper_looks_for_a_policy_run_in_the_policy_queue_and_resends_it_there(broker_client, monkeypatch):
+    """A DPO run's message waits in the "policy" list: left alone there; once lost, it is sent again to "policy"."""
+    sent = []
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append((tuple(args), kw.get("queue"))))
+    now = timezone.now()
+    run = TrainingRun.objects.create(kind="policy_dpo", enqueued_at=now - timedelta(hours=5), enqueue_count=1)
+    broker_client.send_task("feedback_app.tasks.training_run_execute", args=[run.pk], queue="policy")
+    assert training_runs_resend_lost(now=now) == 0 and sent == []
+    broker_client.connection_for_write().default_channel.client.delete("policy")
+    assert training_runs_resend_lost(now=now) == 1 and sent == [((run.pk,), "policy")]

@@ -27,7 +27,7 @@ def test_request_enqueues_after_commit(monkeypatch, django_capture_on_commit_cal
     from feedback_app import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         run = training_run_request(kind="reward_fast", trigger="api")
         assert sent == []  # not before the commit

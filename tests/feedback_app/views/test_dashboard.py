@@ -82,7 +82,7 @@ def test_retrain_button_queues_a_run(researcher, monkeypatch, django_capture_on_
     from feedback_app import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.training_run_execute, "delay", sent.append)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         response = logged_in(researcher).post("/dashboard/runs/", {"kind": "reward_full"})
     assert response.status_code == 302
@@ -94,7 +94,7 @@ def test_retrain_button_queues_a_run(researcher, monkeypatch, django_capture_on_
 def test_retrain_button_twice_names_the_run_already_queued(researcher, monkeypatch):
     from feedback_app import tasks
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
     client = logged_in(researcher)
     client.post("/dashboard/runs/", {"kind": "reward_fast"})
     response = client.post("/dashboard/runs/", {"kind": "reward_fast"}, follow=True)

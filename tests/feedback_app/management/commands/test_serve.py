@@ -66,13 +66,24 @@ def test_worker_names_are_unique_per_studio_and_stable_across_restarts(tmp_path)
 
     first, again, other = children(tmp_path / "a"), children(tmp_path / "a"), children(tmp_path / "b")
     names = {spec.name: spec.command[spec.command.index("-n") + 1] for spec in first if "-n" in spec.command}
-    assert names == {f"worker {q}": f"{q}@%h.{studio_id(tmp_path / 'a')}" for q in ("default", "gpu", "score")}
+    assert names == {f"worker {q}": f"{q}@%h.{studio_id(tmp_path / 'a')}" for q in ("default", "gpu", "policy", "score")}
     assert [spec.command for spec in first] == [spec.command for spec in again]
     assert not set(names.values()) & {spec.command[spec.command.index("-n") + 1] for spec in other if "-n" in spec.command}
     assert all(spec.env["REDIS_URL"] == "redis://127.0.0.1:6391/0" and spec.env["VAR_DIR"] == str(tmp_path / "a") for spec in first if spec.name != "redis")
     web = next(spec for spec in first if spec.name == "web")
     assert web.command[web.command.index("--application-close-timeout") + 1] == str(DAPHNE_APPLICATION_CLOSE_TIMEOUT)
     assert DAPHNE_APPLICATION_CLOSE_TIMEOUT < django_settings.SERVE_GRACE_SECONDS
+
+
+def test_policy_updates_have_their_own_worker_of_one_process(tmp_path):
+    """serve starts a worker on the "policy" queue (concurrency 1, beside the "gpu" one), so a DPO run never holds up a refit."""
+    specs = studio_children(host="127.0.0.1", port=8000, redis_port=None, redis_url="redis://127.0.0.1:6391/0", var_dir=tmp_path,
+                            workers=True, default_concurrency=2)
+    by_name = {spec.name: spec for spec in specs}
+    policy, gpu = by_name["worker policy"].command, by_name["worker gpu"].command
+    assert policy[policy.index("-Q") + 1] == "policy" and policy[policy.index("--concurrency") + 1] == "1"
+    assert gpu[gpu.index("-Q") + 1] == "gpu"
+    assert by_name["worker policy"].env["TORCH_THREADS"] == os.environ.get("TORCH_THREADS", "1")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 def test_train_policy_queues_a_dpo_run(capsys, monkeypatch):
     from feedback_app import tasks
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
     call_command("train_policy")
     run = TrainingRun.objects.get()
     assert (run.kind, run.trigger, run.status) == ("policy_dpo", "cli", "queued")
@@ -23,7 +23,7 @@ def test_train_policy_wait_reports_a_failure(monkeypatch):
     from feedback_app import tasks
     from feedback_app.services.training import training_run_execute
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: training_run_execute(run_id=run_id, worker="cli"))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: training_run_execute(run_id=args[0], worker="cli"))
     monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: func())
     with pytest.raises(CommandError, match="failed: a DPO run needs an active reward model"):
         call_command("train_policy", "--wait", "--timeout", "30")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 def test_train_reward_model_queues_a_run(capsys, monkeypatch):
     from feedback_app import tasks
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: None)
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
     call_command("train_reward_model", "--tier", "full")
     assert "Queued training run" in capsys.readouterr().out
     run = TrainingRun.objects.get()
@@ -23,7 +23,7 @@ def test_train_reward_model_wait_reports_a_failure(monkeypatch):
     from feedback_app import tasks
     from feedback_app.services.training import training_run_execute
 
-    monkeypatch.setattr(tasks.training_run_execute, "delay", lambda run_id: training_run_execute(run_id=run_id, worker="cli"))
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: training_run_execute(run_id=args[0], worker="cli"))
     monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: func())
     with pytest.raises(CommandError, match="failed: only 0 decided comparison"):
         call_command("train_reward_model", "--wait", "--timeout", "30")
