@@ -21,6 +21,7 @@ def _isolated_services(settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.MODEL_STORE = tmp_path / "models"
     settings.REFIT_EVERY_N_LABELS = 0
+    settings.POLICY_EVERY_N_LABELS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from django.core.cache import cache
 

@@ -26,7 +26,9 @@ from feedback_app.selectors.labeling import (
     comparisons_leasable_for_rater,
     studio_settings_cached,
 )
+from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
+from feedback_app.services.policy_cadence import policy_ask_after_commit
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
 CRITERION_CHOICES = ("left", "right", "tie")
@@ -228,6 +230,9 @@ def label_record(
     comparison.save(update_fields=fields)
     events.label_recorded()
     refit_ask_after_commit(label_id=label.pk)
+    policy_ask_after_commit(label_id=label.pk)
+    if comparison.kind == Comparison.Kind.ARENA:
+        arena_ask_after_commit()
     return label, True
 
 

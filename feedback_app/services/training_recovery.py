@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from feedback_app import broker, events
 from feedback_app.models import TrainingRun
+from feedback_app.services.arena_gate import policy_arena_check
 from feedback_app.services.auto_refit import training_auto_refit_if_due
+from feedback_app.services.policy_cadence import policy_auto_update_if_due
 from feedback_app.services.training_runs import checkpoints_remove_abandoned, training_run_fail, training_runs_reap
 
 logger = logging.getLogger(__name__)
@@ -68,11 +70,15 @@ def _training_run_resend(run: TrainingRun, *, now: datetime) -> int:
 
 
 def training_loop_heal(*, now: datetime | None = None) -> dict[str, int]:
-    """Fail lost runs, re-send lost messages, clear half-written checkpoints and queue a refit that is due."""
+    """Fail lost runs, re-send lost messages, clear half-written checkpoints, queue a refit or policy update
+    that is due, and apply the arena gate to the active policy."""
     now = now or timezone.now()
     failed = training_runs_reap(now=now)
     resent = training_runs_resend_lost(now=now)
     removed = checkpoints_remove_abandoned()
     # Labels trigger refits after they commit; a trigger lost with a broker comes back from here.
     refit = training_auto_refit_if_due()
-    return {"failed": failed, "resent": resent, "checkpoints_removed": removed, "refits_queued": int(refit is not None)}
+    policy = policy_auto_update_if_due()
+    rolled_back = policy_arena_check()
+    return {"failed": failed, "resent": resent, "checkpoints_removed": removed, "refits_queued": int(refit is not None),
+            "policy_updates_queued": int(policy is not None), "policies_rolled_back": int(rolled_back is not None)}

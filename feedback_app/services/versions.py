@@ -9,6 +9,7 @@ from django.utils import timezone
 from feedback_app import events, training_bridge
 from feedback_app.models import AuditEntry, PolicyVersion, RewardModelVersion, VersionStatus
 from feedback_app.selectors.training import policy_active
+from feedback_app.services.policy_cadence import policy_ask_after_reward_promotion
 
 BASE_POLICY = "policy-base"
 
@@ -55,6 +56,8 @@ def version_activate(*, version: RewardModelVersion | PolicyVersion, user, actio
         details={"previous": previous.name if previous else None, "reason": reason},
     )
     events.version_activated(version=locked, previous=previous)
+    if model is RewardModelVersion and action == "promote":
+        policy_ask_after_reward_promotion()
 
 
 def policy_active_or_base() -> PolicyVersion:

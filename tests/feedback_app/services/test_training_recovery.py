@@ -156,3 +156,12 @@ def test_the_reaper_looks_for_a_policy_run_in_the_policy_queue_and_resends_it_th
     assert training_runs_resend_lost(now=now) == 0 and sent == []
     broker_client.connection_for_write().default_channel.client.delete("policy")
     assert training_runs_resend_lost(now=now) == 1 and sent == [((run.pk,), "policy")]
+
+
+def test_the_reaper_queues_a_policy_update_that_is_due(settings, labelled, sent):
+    """A lost label trigger for a policy update comes back from the reaper, like a refit's."""
+    settings.POLICY_EVERY_N_LABELS = 6
+    result = training_loop_heal()
+    assert result["policy_updates_queued"] == 1 and result["policies_rolled_back"] == 0
+    assert TrainingRun.objects.get(kind="policy_dpo").trigger == "auto"
+    assert training_loop_heal()["policy_updates_queued"] == 0
