@@ -122,7 +122,8 @@ def arena_standings(*, samples: int = 200) -> dict:
         rm_p[(a, b)].append(p)
     versions = []
     for v in PolicyVersion.objects.select_related("parent").order_by("id"):
-        row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {})}
+        row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {}),
+               "rolled_back": (v.metrics or {}).get("rolled_back")}  # the arena gate's record (services.arena_gate)
         if v.parent:
             human = win_rate(games, player=v.name, opponent=v.parent.name)
             row["human_win_rate_vs_parent"] = human
@@ -130,4 +131,4 @@ def arena_standings(*, samples: int = 200) -> dict:
             row["rm_win_rate_vs_parent"] = {"rate": round(sum(p > 0.5 for p in ps) / len(ps), 4), "n": len(ps)} if ps else None
             row["rm_win_rate_at_training"] = (v.metrics or {}).get("win_rate_vs_parent")
         versions.append(row)
-    return {"n_votes": len(games), "versions": versions}
+    return {"n_votes": len(games), "versions": versions, "arena_min_votes": settings.ARENA_MIN_VOTES}

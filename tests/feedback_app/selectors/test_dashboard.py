@@ -51,4 +51,4 @@ def test_labels_over_time_counts_raters_labels_per_hour_with_every_hour_present(
 
 def test_queue_depths_without_redis_say_unknown(settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    assert queue_depths() == {"default": None, "gpu": None, "score": None}
+    assert queue_depths() == {"default": None, "gpu": None, "policy": None, "score": None}

@@ -63,6 +63,16 @@ def test_arena_page_rates_policies_from_votes(studio, researcher):
     assert "2 human votes" in html and "policy-00003" in html and "policy-base" in html
 
 
+def test_a_policy_the_arena_gate_rolled_back_says_why_on_the_arena_and_models_pages(studio, researcher):
+    reason = "human arena votes against its parent policy-base: 6 wins, 24 losses"
+    PolicyVersion.objects.filter(name="policy-00003").update(metrics={"rolled_back": {
+        "to": "policy-base", "at": "2025-01-02T03:04:05+00:00", "reason": reason, "wins": 6, "losses": 24, "interval": [0.1, 0.37]}})
+    client = logged_in(researcher)
+    for page in ("/dashboard/arena/", "/dashboard/models/"):
+        html = client.get(page).content.decode()
+        assert 'data-testid="rolled-back-policy-00003"' in html and reason in html and "by the arena gate" in html
+
+
 def test_promote_and_roll_back_need_confirmation_and_are_audited(studio, researcher, monkeypatch):
     from feedback_app import tasks
 
