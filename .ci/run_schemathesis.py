@@ -105,7 +105,7 @@ def main() -> int:
         # Keep the CPU for the fuzzer: no generation rounds and no automatic refits while it runs.
         "SUPPLY_OPEN_TARGET": "0", "REFIT_EVERY_N_LABELS": "0", "TORCH_THREADS": "1",
         # The throttles are tested by the test suite; here they would only hide the logic behind them.
-        **{f"THROTTLE_{scope}_RATE": "100000/minute" for scope in ("LABEL", "WRITE", "SCORE", "IMPORT")},
+        **{f"THROTTLE_{scope}_RATE": "100000/minute" for scope in ("LABEL", "WRITE", "SCORE", "IMPORT", "GENERATE")},
     })
     studio = None
     failures = []
