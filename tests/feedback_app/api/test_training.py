@@ -132,6 +132,7 @@ def test_generate_answers_one_reply_per_prompt_in_order(researcher, fake_replies
 
 
 def test_generate_passes_the_options_asked_for(admin_user, fake_replies):
+    """Admins may ask too; seed, token budget and temperature (0: greedy) reach the policy as sent."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
     body = {"prompts": [{"prompt": "Hi"}], "seed": 7, "max_new_tokens": 20, "temperature": 0}
     assert api_client_for(admin_user).post(GENERATE, body, format="json").status_code == 200
@@ -139,12 +140,14 @@ def test_generate_passes_the_options_asked_for(admin_user, fake_replies):
 
 
 def test_generate_is_for_researchers_and_admins_only(rater, fake_replies):
+    """A rater is refused (403) and no model runs."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
     assert api_client_for(rater).post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json").status_code == 403
     assert fake_replies == []
 
 
 def test_generate_from_an_unknown_policy_is_404_and_from_a_pruned_one_409(researcher, fake_replies):
+    """Both are answered by the web process with the reason, before any worker is asked."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="pruned")
     client = api_client_for(researcher)
     missing = client.post("/api/v1/policies/nope/generate/", {"prompts": [{"prompt": "Hi"}]}, format="json")
@@ -155,6 +158,7 @@ def test_generate_from_an_unknown_policy_is_404_and_from_a_pruned_one_409(resear
 
 
 def test_generate_that_no_worker_answers_is_503(researcher, monkeypatch):
+    """A wait that times out is a 503 whose detail says no worker answered."""
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     class Unanswered:
@@ -176,6 +180,7 @@ def test_generate_that_no_worker_answers_is_503(researcher, monkeypatch):
     ({"prompts": [{"prompt": "Hi"}], "temperature": 2.5}, "temperature"), ({"prompts": [{"prompt": "Hi"}], "temperature": True}, "temperature"),
 ])
 def test_generate_validates_its_input(researcher, fake_replies, body, field):
+    """1..16 prompts, a non-empty prompt, well-formed turns, a non-negative integer seed, bounded tokens and temperature: else 400 naming the field."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
     response = api_client_for(researcher).post(GENERATE, body, format="json")
     assert response.status_code == 400 and field in response.json()
@@ -183,6 +188,7 @@ def test_generate_validates_its_input(researcher, fake_replies, body, field):
 
 
 def test_generate_is_throttled_in_its_own_scope(researcher, fake_replies, monkeypatch):
+    """The "generate" scope limits calls per user: past it, 429 with Retry-After."""
     from rest_framework.throttling import ScopedRateThrottle
 
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "generate": "1/minute"})

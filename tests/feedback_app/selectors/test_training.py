@@ -79,6 +79,7 @@ def test_published_prompts_leave_out_staged_imports():
 
 @pytest.mark.django_db
 def test_policy_names_with_weights_leave_out_pruned_versions_newest_first():
+    """The versions the samples form offers: every status but pruned, newest first."""
     for name, status in [("policy-base", "retired"), ("policy-2", "pruned"), ("policy-3", "active"), ("policy-4", "candidate")]:
         PolicyVersion.objects.create(name=name, path=f"policy/{name}", status=status)
     assert policy_names_with_weights() == ["policy-4", "policy-3", "policy-base"]

@@ -36,6 +36,7 @@ def policy():
 
 
 def test_options_default_to_seed_0_and_the_sites_sampling_settings(settings):
+    """Options left out take seed 0 and GENERATION_MAX_NEW_TOKENS / GENERATION_TEMPERATURE; given ones are kept."""
     settings.GENERATION_MAX_NEW_TOKENS, settings.GENERATION_TEMPERATURE = 40, 0.9
     assert generation_options() == {"seed": 0, "max_new_tokens": 40, "temperature": 0.9}
     assert generation_options(seed=5, max_new_tokens=8, temperature=0.0) == {"seed": 5, "max_new_tokens": 8, "temperature": 0.0}
@@ -52,6 +53,7 @@ def test_replies_come_one_per_prompt_in_order_with_their_context(policy, fake_re
 
 
 def test_unknown_and_pruned_policies_are_refused_before_any_model_runs(fake_replies):
+    """An unknown name is PolicyNotFound; a pruned version (its weights are gone) is PolicyPruned, on the web side already."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="pruned")
     with pytest.raises(PolicyNotFound, match="no policy version named 'nope'"):
         policy_replies(policy_name="nope", prompts=[{"prompt": "a"}])
@@ -94,6 +96,7 @@ def test_replies_that_no_worker_answers_are_unavailable(policy, monkeypatch):
 
 
 def test_a_worker_that_fails_makes_replies_unavailable_with_its_error(policy, monkeypatch):
+    """An exception in the worker comes back as GenerationUnavailable naming it."""
     def broken(**kwargs):
         raise OSError("policy/policy-3 is not a model folder")
 

@@ -187,6 +187,7 @@ def test_the_versions_page_offers_sample_replies_of_each_version_with_weights(re
 
 
 def test_without_js_the_samples_form_renders_the_whole_page_with_the_replies(researcher, fake_replies):
+    """A plain POST answers with the versions page, the 3 replies of the chosen version and seed in its samples panel."""
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
     response = logged_in(researcher).post(SAMPLES, {"prompt": "Where is my parcel?", "version": "policy-base", "seed": "4"})
     html = response.content.decode()
@@ -211,6 +212,7 @@ def test_with_htmx_the_samples_form_answers_with_its_panel_only(researcher, fake
 
 
 def test_samples_that_no_worker_answers_say_so(researcher, monkeypatch):
+    """No worker in time: the panel says so and names the queue; the page without JS is a 503."""
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     from feedback_app import tasks
@@ -229,6 +231,7 @@ def test_samples_that_no_worker_answers_say_so(researcher, monkeypatch):
 
 
 def test_sample_replies_are_for_staff_only(rater, fake_replies):
+    """Raters are refused (403) and no model runs."""
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
     assert logged_in(rater).post(SAMPLES, {"prompt": "Hi", "version": "policy-base"}).status_code == 403
     assert fake_replies == []
