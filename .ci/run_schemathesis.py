@@ -104,8 +104,11 @@ def main() -> int:
         "MODEL_STORE": str(var_dir / "models"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
         # Keep the CPU for the fuzzer: no generation rounds and no automatic refits while it runs.
         "SUPPLY_OPEN_TARGET": "0", "REFIT_EVERY_N_LABELS": "0", "TORCH_THREADS": "1",
+        # A generate call that names a real version (policy-base appears once a DPO run the fuzzer
+        # queued starts) runs SmolLM2 on the CPU: short replies keep it well inside its timeout.
+        "GENERATE_MAX_NEW_TOKENS": "16",
         # The throttles are tested by the test suite; here they would only hide the logic behind them.
-        **{f"THROTTLE_{scope}_RATE": "100000/minute" for scope in ("LABEL", "WRITE", "SCORE", "IMPORT")},
+        **{f"THROTTLE_{scope}_RATE": "100000/minute" for scope in ("LABEL", "WRITE", "SCORE", "IMPORT", "GENERATE")},
     })
     studio = None
     failures = []

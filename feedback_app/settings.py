@@ -181,12 +181,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Four queues: "default" (generation, pair selection), "gpu" (reward refits; one worker per GPU
 # machine, concurrency 1), "policy" (policy updates, DPO: their own worker, so a long DPO run never
-# holds up a reward refit) and "score" (reward scoring for the API, so web processes never load
-# torch and a request never waits behind a generation batch).
+# holds up a reward refit) and "score" (what the API waits on: reward scoring and sample replies,
+# so web processes never load torch and a request never waits behind the supply's generation).
 CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
     "feedback_app.tasks.reward_score": {"queue": "score"},
     "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
+    "feedback_app.tasks.policy_generate": {"queue": "score"},
     "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
     "feedback_app.tasks.model_store_prune": {"queue": "gpu"},
 }
@@ -302,6 +303,7 @@ REST_FRAMEWORK = {
         "label": os.environ.get("THROTTLE_LABEL_RATE", "1200/minute"),  # a rater at full speed is far below this
         "write": os.environ.get("THROTTLE_WRITE_RATE", "600/minute"),
         "score": os.environ.get("THROTTLE_SCORE_RATE", "120/minute"),
+        "generate": os.environ.get("THROTTLE_GENERATE_RATE", "30/minute"),  # each call runs the policy in a worker
         "import": os.environ.get("THROTTLE_IMPORT_RATE", "60/minute"),
     },
 }
@@ -385,6 +387,10 @@ if SELECTION_STRATEGY not in ("uncertain", "thompson", "best_vs_worst", "random"
 GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 96, 8)
 GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
 GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
+# The most new tokens a researcher may ask of POST /api/v1/policies/<name>/generate/ per reply.
+GENERATE_MAX_NEW_TOKENS = _env_int("GENERATE_MAX_NEW_TOKENS", 512, 8)
+# How long the generate endpoint and the versions page's samples wait for a worker's replies.
+GENERATE_TIMEOUT_SECONDS = _env_int("GENERATE_TIMEOUT_SECONDS", 120, 1)
 # Policy improvement: the DPO run's candidate becomes active when the reward model prefers its
 # replies on held-out prompts more often than this.
 POLICY_PROMOTION_WIN_RATE = _env_float("POLICY_PROMOTION_WIN_RATE", 0.5)

@@ -73,6 +73,15 @@ def reward_score(self, prompt: str, context: list, responses: list) -> dict:
         return {"error": str(exc)}
 
 
+@shared_task(bind=True, base=ModelTask, ignore_result=False)
+def policy_generate(self, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float) -> dict:
+    """Return {"policy", "replies"}: one sample reply per prompt from a policy version, or {"error": why, "code": ...}."""
+    from feedback_app.services.generation import policy_replies_or_error
+
+    return policy_replies_or_error(policy_name=policy_name, prompts=prompts, seed=seed, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, models=self.models)
+
+
 @shared_task(bind=True, base=ModelTask)
 def comparisons_rm_score(self) -> int:
     """Let the active reward model judge the labelled and arena comparisons it has not seen.

@@ -20,6 +20,7 @@ urlpatterns = [
     path("dashboard/", dashboard.overview, name="dashboard"),
     path("dashboard/models/", dashboard.models, name="dashboard-models"),
     path("dashboard/runs/", dashboard.run_request, name="dashboard-run-request"),
+    path("dashboard/policies/samples/", dashboard.policy_samples, name="dashboard-policy-samples"),
     path("dashboard/<str:kind>/<str:name>/activate/", dashboard.version_activate_view, name="dashboard-version-activate"),
     path("dashboard/quality/", dashboard.quality, name="dashboard-quality"),
     path("dashboard/gold/promote/", dashboard.gold_promote, name="dashboard-gold-promote"),

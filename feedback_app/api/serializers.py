@@ -42,6 +42,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictFloatField(serializers.FloatField):
+    """A number that is a JSON number: no booleans and no strings (DRF's FloatField takes True and "1.5")."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, str)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ResponseSideSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     text = serializers.CharField()
@@ -256,3 +265,24 @@ class ScoreRequestSerializer(serializers.Serializer):
 class ScoreSerializer(serializers.Serializer):
     rewards = serializers.ListField(child=serializers.FloatField())
     reward_model_version = serializers.CharField()
+
+
+class GeneratePromptSerializer(serializers.Serializer):
+    prompt = StrictCharField(trim_whitespace=False, min_length=1, max_length=20000)
+    context = serializers.ListField(child=ContextTurnSerializer(), required=False, default=list, max_length=64)
+
+    def validate_context(self, value):
+        return [dict(turn) for turn in value]
+
+
+class GenerateRequestSerializer(serializers.Serializer):
+    prompts = serializers.ListField(child=GeneratePromptSerializer(), min_length=1, max_length=16)
+    seed = StrictIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Sampling seed (default 0): the same seed gives the same replies.")
+    max_new_tokens = StrictIntegerField(required=False, min_value=1, max_value=settings.GENERATE_MAX_NEW_TOKENS,
+                                        help_text="New tokens per reply at most (default GENERATION_MAX_NEW_TOKENS).")
+    temperature = StrictFloatField(required=False, min_value=0.0, max_value=2.0, help_text="Sampling temperature; 0 decodes greedily (default GENERATION_TEMPERATURE).")
+
+
+class GenerateSerializer(serializers.Serializer):
+    policy = serializers.CharField()
+    replies = serializers.ListField(child=serializers.CharField(allow_blank=True))

@@ -1,7 +1,8 @@
-"""API endpoints of the learning loop: training runs, scoring, version activation."""
+"""API endpoints of the learning loop: training runs, scoring, sample replies, version activation."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,10 +12,18 @@ from rest_framework.views import APIView
 
 from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.schema import errors
-from feedback_app.api.serializers import ScoreRequestSerializer, ScoreSerializer, TrainingRunRequestSerializer, TrainingRunSerializer
+from feedback_app.api.serializers import (
+    GenerateRequestSerializer,
+    GenerateSerializer,
+    ScoreRequestSerializer,
+    ScoreSerializer,
+    TrainingRunRequestSerializer,
+    TrainingRunSerializer,
+)
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
 from feedback_app.selectors.training import version_by_name
 from feedback_app.selectors.training_runs import training_run_get, training_runs_recent
+from feedback_app.services.generation import GenerationUnavailable, PolicyNotFound, PolicyPruned, policy_replies_remote
 from feedback_app.services.scoring import ScoringUnavailable, responses_score_remote
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_make_active
@@ -74,6 +83,31 @@ class ScoreView(APIView):
         try:
             result = responses_score_remote(prompt=data["prompt"], context=data["context"], responses=data["responses"], timeout=SCORE_TIMEOUT_SECONDS)
         except ScoringUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(result)
+
+
+class PolicyGenerateView(APIView):
+    permission_classes = [IsResearcher]
+    throttle_scope = "generate"
+
+    @extend_schema(
+        summary="Sample one reply per prompt from a policy version (nothing is stored)",
+        request=GenerateRequestSerializer,
+        responses={200: GenerateSerializer, **errors(400, 401, 403, 404, 409, 429, e404="No policy version of that name.",
+                                                     e409="The version was pruned: its weights are gone."),
+                   503: OpenApiResponse(description="No generation worker answered in time (queue 'score').")},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        serializer = GenerateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = policy_replies_remote(policy_name=name, **serializer.validated_data, timeout=settings.GENERATE_TIMEOUT_SECONDS)
+        except PolicyNotFound as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        except PolicyPruned as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except GenerationUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(result)
 

@@ -18,5 +18,6 @@ urlpatterns = [
     path("v1/score/", training.ScoreView.as_view(), name="api-score"),
     path("v1/stats/", stats.StatsIndexView.as_view(), name="api-stats"),
     path("v1/stats/<str:name>/", stats.StatsView.as_view(), name="api-stats-detail"),
+    path("v1/policies/<str:name>/generate/", training.PolicyGenerateView.as_view(), name="api-policy-generate"),
     path("v1/<str:kind>/<str:name>/activate/", training.VersionActivateView.as_view(), name="api-version-activate"),
 ]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from django.db.models import Max, Min
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
 
 
 def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion]) -> RewardModelVersion | PolicyVersion | None:
@@ -27,6 +27,11 @@ def reward_model_active() -> RewardModelVersion | None:
 def policy_active() -> PolicyVersion | None:
     """Return the active policy, if any."""
     return version_active(model=PolicyVersion)
+
+
+def policy_names_with_weights() -> list[str]:
+    """Return the names of the policy versions that still have their weights (not pruned), newest first."""
+    return list(PolicyVersion.objects.exclude(status=VersionStatus.PRUNED).order_by("-id").values_list("name", flat=True))
 
 
 def reward_model_latest_full() -> RewardModelVersion | None:

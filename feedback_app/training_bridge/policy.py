@@ -1,4 +1,4 @@
-"""Policy operations: the base policy, candidate replies, the pair to show, DPO updates and their win rate."""
+"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates and their win rate."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ def candidates_generate(
     generator = models.generator(policy_name, policy_path)
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
     return generator.generate(items, n, generation_config(seed=seed))
+
+
+def replies_generate(
+    *, policy_name: str, policy_path: str, prompts: Sequence[tuple[str, Sequence[dict]]], seed: int,
+    max_new_tokens: int, temperature: float, models: ModelHolder,
+) -> list[str]:
+    """Return one sampled reply per (prompt, context) from policy ``policy_name``, in order ("" where the sample was empty)."""
+    from rm_trainer.generator import PromptItem
+
+    generator = models.generator(policy_name, policy_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    config = generation_config(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature)
+    return [samples[0] if samples else "" for samples in generator.generate_with_stats(items, 1, config).raw]
 
 
 def pairs_choose(

@@ -1,4 +1,4 @@
-"""The researcher cockpit: overview, model versions, label quality, review queue, arena.
+"""The researcher cockpit: overview, model versions (with sample replies), label quality, review queue, arena.
 
 Pages are for researchers and admins; the actions that change data (promote, roll back,
 adjudicate, mark gold, change settings) go through services, which write the audit entries.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -27,14 +28,15 @@ from feedback_app.selectors.quality import (
     review_queue,
     studio_settings,
 )
-from feedback_app.selectors.training import version_active, version_by_name
+from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name
 from feedback_app.selectors.training_runs import training_runs_recent
+from feedback_app.services.generation import GenerationRefused, GenerationUnavailable, policy_replies_remote
 from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_activation_action, version_make_active
 from feedback_app import live
 from feedback_app.views.access import role_required
-from feedback_app.views.forms import AsciiFloatField
+from feedback_app.views.forms import PG_INTEGER_MAX, AsciiFloatField, AsciiIntegerField
 
 STAFF = (Role.RESEARCHER, Role.ADMIN)
 VERSION_MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
@@ -51,6 +53,19 @@ class AdjudicationForm(forms.Form):
     winner = forms.ChoiceField(choices=[("", "no verdict"), *Winner.choices], required=False)
     exclude = forms.BooleanField(required=False, help_text="Leave this comparison out of training.")
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+SAMPLE_REPLIES = 3  # replies per sample request: enough to see how a version's answers vary
+
+
+class SamplesForm(forms.Form):
+    prompt = forms.CharField(max_length=20000, widget=forms.Textarea(attrs={"rows": 2}), help_text="A customer message to answer.")
+    version = forms.ChoiceField(choices=(), help_text="The policy version that answers.")
+    seed = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="The same seed gives the same replies (default 0).")
+
+    def __init__(self, *args, versions: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [(name, name) for name in versions]
 
 
 def _comparison_or_404(comparison_id: int) -> Comparison:
@@ -79,16 +94,47 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "feedback_app/dashboard/overview.html", context)
 
 
+def _models_context(**extra) -> dict:
+    policies = arena_standings(samples=100)["versions"][::-1]
+    return {
+        "reward_models": reward_model_history()[::-1],
+        "policies": policies,
+        "runs": training_runs_recent(limit=15),
+        "section": "models",
+        "sample_count": SAMPLE_REPLIES,
+        **extra,
+    }
+
+
 @require_GET
 @role_required(*STAFF)
 def models(request: HttpRequest) -> HttpResponse:
-    context = {
-        "reward_models": reward_model_history()[::-1],
-        "policies": arena_standings(samples=100)["versions"][::-1],
-        "runs": training_runs_recent(limit=15),
-        "section": "models",
-    }
-    return render(request, "feedback_app/dashboard/models.html", context)
+    active = policy_active()
+    form = SamplesForm(versions=policy_names_with_weights(), initial={"version": active.name if active else None})
+    return render(request, "feedback_app/dashboard/models.html", _models_context(samples_form=form))
+
+
+@require_POST
+@role_required(*STAFF)
+def policy_samples(request: HttpRequest) -> HttpResponse:
+    """Sample replies of one policy version to a prompt: the samples panel for htmx, else the whole versions page."""
+    form = SamplesForm(request.POST, versions=policy_names_with_weights())
+    samples, problem, status = None, "", 200
+    if not form.is_valid():
+        status = 400
+    else:
+        data = form.cleaned_data
+        try:
+            samples = policy_replies_remote(policy_name=data["version"], prompts=[{"prompt": data["prompt"]}] * SAMPLE_REPLIES,
+                                            seed=data["seed"], timeout=settings.GENERATE_TIMEOUT_SECONDS)
+        except GenerationRefused as exc:
+            problem, status = str(exc), 409
+        except GenerationUnavailable as exc:
+            problem, status = f"No sample replies: {exc}. Is a worker on the 'score' queue running?", 503
+    context = {"samples_form": form, "samples": samples, "samples_problem": problem, "sample_count": SAMPLE_REPLIES}
+    if request.htmx:  # htmx swaps only 2xx answers in
+        return render(request, "feedback_app/dashboard/models.html#samples", context)
+    return render(request, "feedback_app/dashboard/models.html", _models_context(**context), status=status)
 
 
 @require_POST

@@ -64,7 +64,21 @@ def test_the_model_tasks_of_a_process_share_one_holder(monkeypatch):
     from feedback_app.training_bridge import ModelHolder
 
     monkeypatch.setattr(tasks.ModelTask, "_holder", None)
-    model_tasks = [tasks.training_run_execute, tasks.comparisons_supply, tasks.reward_score, tasks.comparisons_rm_score]
+    model_tasks = [tasks.training_run_execute, tasks.comparisons_supply, tasks.reward_score, tasks.comparisons_rm_score, tasks.policy_generate]
     holders = {id(task.models) for task in model_tasks}
     assert len(holders) == 1 and isinstance(tasks.training_run_execute.models, ModelHolder)
     assert tasks.ModelTask._holder is tasks.comparisons_supply.models
+
+
+@pytest.mark.django_db
+def test_sample_replies_run_on_the_score_queue_and_keep_their_result(monkeypatch):
+    """policy_generate answers a waiting request: routed to "score" beside API scoring, its result kept; a refusal comes back by code."""
+    from feedback_app.models import PolicyVersion
+
+    assert settings.CELERY_TASK_ROUTES["feedback_app.tasks.policy_generate"] == {"queue": "score"}
+    assert tasks.policy_generate.ignore_result is False
+    monkeypatch.setattr(training_bridge, "replies_generate", lambda *, prompts, models, **_: [f"re: {text}" for text, _ in prompts])
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    prompts = [{"prompt": "Hi", "context": []}]
+    assert tasks.policy_generate.delay("policy-1", prompts, 0, 16, 0.7).get() == {"policy": "policy-1", "replies": ["re: Hi"]}
+    assert tasks.policy_generate.delay("nope", prompts, 0, 16, 0.7).get() == {"error": "no policy version named 'nope'", "code": "not_found"}

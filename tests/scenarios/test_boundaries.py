@@ -25,7 +25,7 @@ def test_the_web_side_never_loads_torch():
     code = (
         "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'feedback_app.settings'); django.setup(); "
         "import feedback_app.urls, feedback_app.asgi, feedback_app.admin, feedback_app.tasks, feedback_app.events, "
-        "feedback_app.services.training, feedback_app.services.supply, feedback_app.services.scoring, feedback_app.training_bridge; "
+        "feedback_app.services.training, feedback_app.services.supply, feedback_app.services.scoring, feedback_app.services.generation, feedback_app.training_bridge; "
         "from django.test import Client; Client().get('/login/'); "
         "loaded = [m for m in ('torch', 'transformers', 'rm_trainer.train') if m in sys.modules]; "
         "assert not loaded, loaded"

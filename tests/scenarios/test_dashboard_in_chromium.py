@@ -180,3 +180,31 @@ def test_dashboard_admin_and_api_pages_pass_the_content_security_policy(asgi_liv
     page.wait_for_selector("#training-run progress")
     assert page.evaluate("Chart.getChart('chart-labels') !== undefined")
     assert violations == []
+
+
+@pytest.fixture
+def echo_policy(monkeypatch):
+    """Replace the policy before the live server forks (the child inherits it): each reply echoes its prompt."""
+    from feedback_app import training_bridge
+
+    monkeypatch.setattr(training_bridge, "replies_generate", lambda *, prompts, **_: [f"echo {k}: {text}" for k, (text, _) in enumerate(prompts)])
+
+
+def test_sample_replies_arrive_in_the_versions_page_without_a_reload(echo_policy, asgi_live_server, browser):
+    """The samples form posts with htmx: the panel is replaced in place, the page stays, nothing breaks the CSP."""
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
+    user_create(username="ada", role=Role.RESEARCHER, password=PASSWORD)
+    page = browser.new_context().new_page()
+    violations = csp_watch(page)
+    page.goto(f"{asgi_live_server}/login/?next=/dashboard/models/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#samples form")
+    page.evaluate("window.samePage = true")
+    page.fill("#id_prompt", "Where is my parcel?")
+    page.click("#samples button[type=submit]")
+    page.wait_for_selector("[data-testid=sample-replies] li >> nth=2", timeout=TIMEOUT_MS)
+    assert "echo 2: Where is my parcel?" in page.inner_text("[data-testid=sample-replies]")
+    assert page.evaluate("window.samePage === true")
+    assert violations == []

@@ -101,3 +101,99 @@ def test_activating_a_pruned_version_is_a_conflict_naming_it(researcher):
     response = api_client_for(researcher).post("/api/v1/policies/policy-1/activate/")
     assert response.status_code == 409 and "policy-1 was pruned" in response.json()["detail"]
     assert PolicyVersion.objects.get(name="policy-2").status == "active"
+
+
+GENERATE = "/api/v1/policies/policy-1/generate/"
+
+
+@pytest.fixture
+def fake_replies(monkeypatch):
+    """Replace the policy: each reply names the version, the prompt and the options it was asked with."""
+    calls = []
+
+    def replies(*, policy_name, policy_path, prompts, seed, max_new_tokens, temperature, models):
+        calls.append({"path": policy_path, "prompts": prompts, "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature})
+        return [f"{policy_name}: {text} ({len(context)} turns)" for text, context in prompts]
+
+    monkeypatch.setattr(training_bridge, "replies_generate", replies)
+    return calls
+
+
+def test_generate_answers_one_reply_per_prompt_in_order(researcher, fake_replies, settings):
+    """Defaults: seed 0, the site's token budget and temperature; the context reaches the policy; nothing is stored."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="retired")
+    body = {"prompts": [{"prompt": "Where is my parcel?"}, {"prompt": "And now?", "context": [{"role": "user", "content": "Hi"}]}]}
+    response = api_client_for(researcher).post(GENERATE, body, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"policy": "policy-1", "replies": ["policy-1: Where is my parcel? (0 turns)", "policy-1: And now? (1 turns)"]}
+    assert fake_replies == [{"path": "policy/policy-1", "prompts": [("Where is my parcel?", []), ("And now?", [{"role": "user", "content": "Hi"}])],
+                             "seed": 0, "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS, "temperature": settings.GENERATION_TEMPERATURE}]
+    assert PolicyVersion.objects.count() == 1
+
+
+def test_generate_passes_the_options_asked_for(admin_user, fake_replies):
+    """Admins may ask too; seed, token budget and temperature (0: greedy) reach the policy as sent."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    body = {"prompts": [{"prompt": "Hi"}], "seed": 7, "max_new_tokens": 20, "temperature": 0}
+    assert api_client_for(admin_user).post(GENERATE, body, format="json").status_code == 200
+    assert (fake_replies[0]["seed"], fake_replies[0]["max_new_tokens"], fake_replies[0]["temperature"]) == (7, 20, 0.0)
+
+
+def test_generate_is_for_researchers_and_admins_only(rater, fake_replies):
+    """A rater is refused (403) and no model runs."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    assert api_client_for(rater).post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json").status_code == 403
+    assert fake_replies == []
+
+
+def test_generate_from_an_unknown_policy_is_404_and_from_a_pruned_one_409(researcher, fake_replies):
+    """Both are answered by the web process with the reason, before any worker is asked."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="pruned")
+    client = api_client_for(researcher)
+    missing = client.post("/api/v1/policies/nope/generate/", {"prompts": [{"prompt": "Hi"}]}, format="json")
+    assert missing.status_code == 404 and "no policy version named 'nope'" in missing.json()["detail"]
+    pruned = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json")
+    assert pruned.status_code == 409 and "policy-1 was pruned" in pruned.json()["detail"]
+    assert fake_replies == []
+
+
+def test_generate_that_no_worker_answers_is_503(researcher, monkeypatch):
+    """A wait that times out is a 503 whose detail says no worker answered."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    class Unanswered:
+        def get(self, *, timeout):
+            raise CeleryTimeout(f"waited {timeout}")
+
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    monkeypatch.setattr(tasks.policy_generate, "delay", lambda *args: Unanswered())
+    response = api_client_for(researcher).post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json")
+    assert response.status_code == 503 and "no worker answered within" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "prompts"), ({"prompts": []}, "prompts"), ({"prompts": [{"prompt": "Hi"}] * 17}, "prompts"),
+    ({"prompts": [{"prompt": ""}]}, "prompts"), ({"prompts": [{"prompt": "Hi", "context": [{"who": "me"}]}]}, "prompts"),
+    ({"prompts": [{"prompt": "Hi"}], "seed": -1}, "seed"), ({"prompts": [{"prompt": "Hi"}], "seed": "1"}, "seed"),
+    ({"prompts": [{"prompt": "Hi"}], "max_new_tokens": 0}, "max_new_tokens"),
+    ({"prompts": [{"prompt": "Hi"}], "max_new_tokens": 100000}, "max_new_tokens"),
+    ({"prompts": [{"prompt": "Hi"}], "temperature": 2.5}, "temperature"), ({"prompts": [{"prompt": "Hi"}], "temperature": True}, "temperature"),
+])
+def test_generate_validates_its_input(researcher, fake_replies, body, field):
+    """1..16 prompts, a non-empty prompt, well-formed turns, a non-negative integer seed, bounded tokens and temperature: else 400 naming the field."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    response = api_client_for(researcher).post(GENERATE, body, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert fake_replies == []
+
+
+def test_generate_is_throttled_in_its_own_scope(researcher, fake_replies, monkeypatch):
+    """The "generate" scope limits calls per user: past it, 429 with Retry-After."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "generate": "1/minute"})
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
+    client = api_client_for(researcher)
+    assert client.post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json").status_code == 200
+    throttled = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json")
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0

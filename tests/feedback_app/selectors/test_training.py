@@ -6,6 +6,7 @@ from feedback_app.models import Comparison, ImportBatch, PolicyVersion, Preferen
 from feedback_app.selectors.training import (
     labels_for_training,
     policy_active,
+    policy_names_with_weights,
     prompt_ids_published,
     reward_model_active,
     verdicts,
@@ -74,3 +75,11 @@ def test_published_prompts_leave_out_staged_imports():
     imported = Prompt.objects.create(text="imported", source="test", import_batch=done)
     Prompt.objects.create(text="staged", source="test", import_batch=staged)
     assert list(prompt_ids_published()) == [loose.pk, imported.pk]
+
+
+@pytest.mark.django_db
+def test_policy_names_with_weights_leave_out_pruned_versions_newest_first():
+    """The versions the samples form offers: every status but pruned, newest first."""
+    for name, status in [("policy-base", "retired"), ("policy-2", "pruned"), ("policy-3", "active"), ("policy-4", "candidate")]:
+        PolicyVersion.objects.create(name=name, path=f"policy/{name}", status=status)
+    assert policy_names_with_weights() == ["policy-4", "policy-3", "policy-base"]

@@ -2,7 +2,7 @@ import pytest
 
 from feedback_app.training_bridge import RunStopped
 from feedback_app.training_bridge.holder import ModelHolder
-from feedback_app.training_bridge.policy import dpo_train, pairs_choose
+from feedback_app.training_bridge.policy import dpo_train, pairs_choose, replies_generate
 
 
 def test_a_cancelled_dpo_run_becomes_run_stopped(monkeypatch, settings, tmp_path):
@@ -26,3 +26,32 @@ def test_without_a_reward_model_pairs_are_drawn_at_random_without_a_score():
                          strategy="uncertain", seed=1, models=ModelHolder())
     (i, j, score), none = picks
     assert i != j and {i, j} <= {0, 1, 2} and score is None and none is None
+
+
+class TinyHolder(ModelHolder):
+    """A holder whose every policy is the tiny offline Llama; it records the versions asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = []
+
+    def generator(self, name, path):
+        from rm_trainer.generator import Generator
+        from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
+
+        self.asked.append((name, path))
+        return Generator(tiny_llama(), tiny_tokenizer(), device="cpu", bf16=False)
+
+
+def test_replies_are_one_per_prompt_seeded_and_within_the_token_budget(settings):
+    """Each prompt gets exactly one reply (possibly empty), the same seed gives the same replies, greedy ignores the seed."""
+    settings.TRAINING_DEVICE = "cpu"
+    holder = TinyHolder()
+    prompts = [("Hi", []), ("Where is my parcel?", [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}]), ("Refund?", [])]
+    kwargs = {"policy_name": "policy-2", "policy_path": "policy/policy-2", "prompts": prompts, "max_new_tokens": 6, "models": holder}
+    sampled = replies_generate(seed=3, temperature=1.0, **kwargs)
+    assert len(sampled) == 3 and all(isinstance(reply, str) for reply in sampled)
+    assert all(len(reply) <= 6 for reply in sampled)  # one token per byte, and a stray byte decodes to one U+FFFD
+    assert replies_generate(seed=3, temperature=1.0, **kwargs) == sampled
+    assert replies_generate(seed=1, temperature=0.0, **kwargs) == replies_generate(seed=2, temperature=0.0, **kwargs)
+    assert holder.asked[0] == ("policy-2", "policy/policy-2")

@@ -164,3 +164,84 @@ def test_activating_a_pruned_version_shows_why_it_cannot(researcher):
     response = logged_in(researcher).post("/dashboard/reward-models/rm-gone/activate/", follow=True)
     assert response.status_code == 200 and "rm-gone was pruned" in response.content.decode()
     assert RewardModelVersion.objects.get(name="rm-gone").status == "pruned"
+
+
+SAMPLES = "/dashboard/policies/samples/"
+
+
+@pytest.fixture
+def fake_replies(monkeypatch):
+    """Replace the policy: reply k to a prompt names the version, the prompt and the seed."""
+    from feedback_app import training_bridge
+
+    calls = []
+
+    def replies(*, policy_name, prompts, seed, **_):
+        calls.append({"name": policy_name, "prompts": prompts, "seed": seed})
+        return [f"{policy_name} #{k} (seed {seed}): {text}" for k, (text, _) in enumerate(prompts)]
+
+    monkeypatch.setattr(training_bridge, "replies_generate", replies)
+    return calls
+
+
+def test_the_versions_page_offers_sample_replies_of_each_version_with_weights(researcher):
+    """The form lists the versions newest first, pruned ones left out, the active one chosen."""
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="retired")
+    PolicyVersion.objects.create(name="policy-gone", path="policy/policy-gone", status="pruned")
+    PolicyVersion.objects.create(name="policy-00003", path="policy/policy-00003", status="active")
+    html = logged_in(researcher).get("/dashboard/models/").content.decode()
+    assert 'id="samples"' in html and f'action="{SAMPLES}"' in html and f'hx-post="{SAMPLES}"' in html
+    assert '<option value="policy-00003" selected>' in html and html.index("policy-00003</option>") < html.index("policy-base</option>")
+    assert '<option value="policy-gone"' not in html
+    assert "<script>" not in html and "style=" not in html
+
+
+def test_without_js_the_samples_form_renders_the_whole_page_with_the_replies(researcher, fake_replies):
+    """A plain POST answers with the versions page, the 3 replies of the chosen version and seed in its samples panel."""
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
+    response = logged_in(researcher).post(SAMPLES, {"prompt": "Where is my parcel?", "version": "policy-base", "seed": "4"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "<h2>Reward models</h2>" in html
+    assert "policy-base #0 (seed 4): Where is my parcel?" in html and "policy-base #2 (seed 4)" in html
+    assert fake_replies == [{"name": "policy-base", "prompts": [("Where is my parcel?", [])] * 3, "seed": 4}]
+
+
+def test_with_htmx_the_samples_form_answers_with_its_panel_only(researcher, fake_replies):
+    """htmx gets the panel, 200 even when the form is invalid (it swaps only 2xx answers in); without htmx that is a 400."""
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
+    client = logged_in(researcher)
+    response = client.post(SAMPLES, {"prompt": "Hi", "version": "policy-base"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<section class="panel" id="samples"')
+    assert "<h2>Reward models</h2>" not in html and "policy-base #1 (seed 0): Hi" in html
+    invalid = client.post(SAMPLES, {"prompt": "", "version": "nope"}, HTTP_HX_REQUEST="true")
+    assert invalid.status_code == 200 and "This field is required." in invalid.content.decode()
+    assert "Select a valid choice." in invalid.content.decode()
+    assert client.post(SAMPLES, {"prompt": "", "version": "policy-base"}).status_code == 400
+    assert len(fake_replies) == 1
+
+
+def test_samples_that_no_worker_answers_say_so(researcher, monkeypatch):
+    """No worker in time: the panel says so and names the queue; the page without JS is a 503."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from feedback_app import tasks
+
+    class Unanswered:
+        def get(self, *, timeout):
+            raise CeleryTimeout(f"waited {timeout}")
+
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
+    monkeypatch.setattr(tasks.policy_generate, "delay", lambda *args: Unanswered())
+    client = logged_in(researcher)
+    partial = client.post(SAMPLES, {"prompt": "Hi", "version": "policy-base"}, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and "No sample replies: no worker answered within" in partial.content.decode()
+    page = client.post(SAMPLES, {"prompt": "Hi", "version": "policy-base"})
+    assert page.status_code == 503 and "the &#x27;score&#x27; queue running?" in page.content.decode()
+
+
+def test_sample_replies_are_for_staff_only(rater, fake_replies):
+    """Raters are refused (403) and no model runs."""
+    PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
+    assert logged_in(rater).post(SAMPLES, {"prompt": "Hi", "version": "policy-base"}).status_code == 403
+    assert fake_replies == []
