@@ -9,7 +9,9 @@ for each batch score the pair under the policy (adapter on) and minimise the DPO
 
 where log π(y) sums the log-probabilities of the response tokens only (the prompt is context).
 The reference never changes during a run, so one pass before training serves every epoch; β
-(``DPOConfig.beta``) is the KL strength and ``max_steps`` caps the optimizer steps.
+(``DPOConfig.beta``) is the KL strength and ``max_steps`` caps the optimizer steps; the batches
+are planned first (``batch_schedule``), so a capped run scores under the reference only the
+pairs it will visit.
 Each pair counts by its ``weight``; ties are skipped (DPO has no notion of "equally good") and
 the pair's ``margin`` is not used. The on-policy pairs come from ``rm_trainer.online``.
 
@@ -135,11 +137,13 @@ def train_dpo(
     device = resolve_device(config.device)
     with seeded(device, config.seed):  # the LoRA init and dropout, without moving the caller's RNG
         model, tokenizer, examples = _prepare(base_policy_folder, usable, config, device)
+        schedule = batch_schedule(len(examples), config)
+        seen = sorted({k for _, batch in schedule for k in batch})  # a capped run scores only the pairs it visits
         reference_start = time.perf_counter()
-        reference_logps(model, examples, config, device, progress, should_stop)
+        reference_logps(model, [examples[k] for k in seen], config, device, progress, should_stop)
         reference_seconds = time.perf_counter() - reference_start
         train_start = time.perf_counter()
-        history = _train(model, examples, config, device, progress, should_stop)
+        history = _train(model, examples, schedule, config, device, progress, should_stop)
         train_seconds = time.perf_counter() - train_start
 
     steps = len(history["loss"])
@@ -150,7 +154,7 @@ def train_dpo(
         "reward_accuracy": float(np.mean(history["reward_accuracy"][-last_epoch:])),
         "loss_history": history["loss"],
         "beta": config.beta, "steps": steps, "seconds_per_step": train_seconds / steps,
-        "reference_seconds": reference_seconds,
+        "reference_seconds": reference_seconds, "n_pairs_seen": len(seen),
     }
     chain = policy_chain(base_policy_folder)
     manifest = {
@@ -211,47 +215,49 @@ def reference_logps(
                 progress({"phase": "reference", "step": step, "total_steps": total})
 
 
+def batch_schedule(n: int, config: DPOConfig) -> list[tuple[int, list[int]]]:
+    """Return the run's batches in order, as (epoch, example indices): a seeded shuffle per epoch, at most ``max_steps``."""
+    rng = np.random.default_rng(config.seed)
+    schedule = []
+    for epoch in range(config.epochs):
+        order = rng.permutation(n).tolist()
+        schedule += [(epoch, order[begin:begin + config.batch_size]) for begin in range(0, n, config.batch_size)]
+    return schedule[:config.max_steps] if config.max_steps > 0 else schedule
+
+
 def _train(
-    model: PeftModel, examples: list[dict[str, Any]], config: DPOConfig, device: torch.device,
-    progress: Progress | None, should_stop: Callable[[], bool] | None,
+    model: PeftModel, examples: list[dict[str, Any]], schedule: list[tuple[int, list[int]]], config: DPOConfig,
+    device: torch.device, progress: Progress | None, should_stop: Callable[[], bool] | None,
 ) -> dict[str, list[float]]:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng(config.seed)
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps > 0:
-        total_steps = min(total_steps, config.max_steps)
+    total_steps = len(schedule)
     history: dict[str, list[float]] = {"loss": [], "reward_margin": [], "reward_accuracy": []}
     model.train()
-    for epoch in range(config.epochs):
-        order = rng.permutation(len(examples))
-        for begin in range(0, len(examples), config.batch_size):
-            if len(history["loss"]) >= total_steps:
-                break
-            if should_stop is not None and should_stop():
-                raise DPOCancelled(f"stopped after {len(history['loss'])} of {total_steps} steps")
-            batch = [examples[k] for k in order[begin:begin + config.batch_size]]
-            input_ids, attention_mask, response_mask = _collate([e["chosen"] for e in batch] + [e["rejected"] for e in batch], device)
-            weight = torch.tensor([e["weight"] for e in batch], dtype=torch.float32, device=device)
-            ref = torch.tensor([e["ref"][0] for e in batch] + [e["ref"][1] for e in batch], dtype=torch.float32, device=device)
-            with autocast(device, bf16=config.bf16):
-                policy = sequence_logps(model, input_ids, attention_mask, response_mask)
-            half = len(batch)
-            loss, margins = dpo_loss(policy[:half], policy[half:], ref[:half], ref[half:], beta=config.beta, weight=weight)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            history["loss"].append(loss.item())
-            history["reward_margin"].append(margins.mean().item())
-            history["reward_accuracy"].append((margins > 0).float().mean().item())
-            if progress is not None:
-                progress({
-                    "phase": "dpo", "step": len(history["loss"]), "total_steps": total_steps, "epoch": epoch + 1,
-                    "loss": history["loss"][-1], "reward_margin": history["reward_margin"][-1],
-                    "reward_accuracy": history["reward_accuracy"][-1],
-                })
+    for epoch, indices in schedule:
+        if should_stop is not None and should_stop():
+            raise DPOCancelled(f"stopped after {len(history['loss'])} of {total_steps} steps")
+        batch = [examples[k] for k in indices]
+        input_ids, attention_mask, response_mask = _collate([e["chosen"] for e in batch] + [e["rejected"] for e in batch], device)
+        weight = torch.tensor([e["weight"] for e in batch], dtype=torch.float32, device=device)
+        ref = torch.tensor([e["ref"][0] for e in batch] + [e["ref"][1] for e in batch], dtype=torch.float32, device=device)
+        with autocast(device, bf16=config.bf16):
+            policy = sequence_logps(model, input_ids, attention_mask, response_mask)
+        half = len(batch)
+        loss, margins = dpo_loss(policy[:half], policy[half:], ref[:half], ref[half:], beta=config.beta, weight=weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history["loss"].append(loss.item())
+        history["reward_margin"].append(margins.mean().item())
+        history["reward_accuracy"].append((margins > 0).float().mean().item())
+        if progress is not None:
+            progress({
+                "phase": "dpo", "step": len(history["loss"]), "total_steps": total_steps, "epoch": epoch + 1,
+                "loss": history["loss"][-1], "reward_margin": history["reward_margin"][-1],
+                "reward_accuracy": history["reward_accuracy"][-1],
+            })
     model.eval()
     return history
 

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
-from rm_trainer.dpo import DPOCancelled, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
+from rm_trainer.dpo import DPOCancelled, batch_schedule, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
 from rm_trainer.generator import Generator, load_causal_lm, materialise_base_policy
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
@@ -133,7 +133,23 @@ def test_max_steps_caps_the_steps_across_epochs(store):
     steps = [e for e in events if e["phase"] == "dpo"]
     assert result.steps == result.metrics["steps"] == len(result.metrics["loss_history"]) == 3
     assert [e["step"] for e in steps] == [1, 2, 3] and steps[-1]["total_steps"] == 3
-    assert store.manifest("policy", "p1")["steps"] == 3
+    assert store.manifest("policy", "p1")["steps"] == 3 and result.metrics["n_pairs_seen"] == 8
+
+
+def test_a_capped_run_scores_only_the_pairs_it_visits_under_the_reference(store):
+    """One step of 4 pairs out of 8: the reference pass covers those 4, in one batch."""
+    events = []
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(8), dataclasses.replace(CONFIG, max_steps=1), store=store, name="p1",
+                       progress=events.append)
+    assert result.steps == 1 and result.metrics["n_pairs_seen"] == 4
+    assert [(e["step"], e["total_steps"]) for e in events if e["phase"] == "reference"] == [(1, 1)]
+
+
+def test_the_batch_schedule_shuffles_each_epoch_and_stops_at_max_steps():
+    schedule = batch_schedule(6, dataclasses.replace(CONFIG, epochs=2, batch_size=4))
+    assert [(epoch, len(batch)) for epoch, batch in schedule] == [(0, 4), (0, 2), (1, 4), (1, 2)]
+    assert sorted(schedule[0][1] + schedule[1][1]) == sorted(schedule[2][1] + schedule[3][1]) == list(range(6))
+    assert batch_schedule(6, dataclasses.replace(CONFIG, epochs=2, batch_size=4, max_steps=3)) == schedule[:3]
 
 
 def test_beta_reaches_the_loss(store, monkeypatch):
