@@ -127,6 +127,7 @@ def test_the_reference_log_probabilities_are_computed_once_per_run(store, monkey
 
 
 def test_max_steps_caps_the_steps_across_epochs(store):
+    """4 epochs of 2 steps, capped at 3: three steps run, and progress counts to 3."""
     events = []
     result = train_dpo(store.path("policy", "p0"), yes_over_no(8), dataclasses.replace(CONFIG, max_steps=3), store=store, name="p1",
                        progress=events.append)
@@ -146,6 +147,7 @@ def test_a_capped_run_scores_only_the_pairs_it_visits_under_the_reference(store)
 
 
 def test_the_batch_schedule_shuffles_each_epoch_and_stops_at_max_steps():
+    """Each epoch visits every pair once, in batches of batch_size; max_steps keeps the first steps."""
     schedule = batch_schedule(6, dataclasses.replace(CONFIG, epochs=2, batch_size=4))
     assert [(epoch, len(batch)) for epoch, batch in schedule] == [(0, 4), (0, 2), (1, 4), (1, 2)]
     assert sorted(schedule[0][1] + schedule[1][1]) == sorted(schedule[2][1] + schedule[3][1]) == list(range(6))
@@ -153,6 +155,7 @@ def test_the_batch_schedule_shuffles_each_epoch_and_stops_at_max_steps():
 
 
 def test_beta_reaches_the_loss(store, monkeypatch):
+    """Every step's loss uses DPOConfig.beta, and the run records it."""
     import rm_trainer.dpo as dpo
 
     real, betas = dpo.dpo_loss, []

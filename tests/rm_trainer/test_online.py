@@ -26,6 +26,7 @@ def by_length(item, replies):
 
 
 def test_the_best_and_worst_reply_by_the_scorer_make_the_pair():
+    """Chosen is the top-scored reply, rejected the bottom one, the margin their gap; all n samples are asked for in one call."""
     generator = FakeGenerator({"q1": ["ok", "a full answer", "fine", "a"], "q2": ["yes", "no thanks"]})
     pairs = on_policy_pairs(generator, [PromptItem("q1"), PromptItem("q2")], by_length, CONFIG, n=4, min_gap=0.5)
     assert [(p.prompt, p.chosen, p.rejected, p.margin) for p in pairs] == [("q1", "a full answer", "a", 12.0), ("q2", "no thanks", "yes", 6.0)]
@@ -42,6 +43,7 @@ def test_near_ties_and_prompts_with_one_reply_give_no_pair():
 
 
 def test_prompt_text_gives_the_pairs_prompt_and_the_scorer_sees_the_item():
+    """The scorer gets the prompt with its context; the pair's prompt is the caller's text form of it."""
     seen = []
 
     def scorer(item, replies):
@@ -55,6 +57,7 @@ def test_prompt_text_gives_the_pairs_prompt_and_the_scorer_sees_the_item():
 
 
 def test_prompts_are_sampled_in_chunks_with_progress_and_can_be_stopped():
+    """Prompts go to the generator a chunk at a time, with progress after each; should_stop raises DPOCancelled; n < 2 is refused."""
     replies = {f"q{k}": ["a", "abc"] for k in range(5)}
     generator, events = FakeGenerator(replies), []
     pairs = on_policy_pairs(generator, [PromptItem(p) for p in replies], by_length, CONFIG, n=2, min_gap=0.0, chunk=2, progress=events.append)

@@ -1,4 +1,4 @@
-"""A policy update's gates and its held-out prompts (the DPO run itself runs in tests/scenarios/test_loop_with_real_models.py)."""
+"""A policy update: its gates, its held-out prompts, and the human and on-policy pairs it trains on (the DPO run itself runs in tests/scenarios/test_loop_with_real_models.py)."""
 
 import pytest
 
@@ -101,6 +101,7 @@ def test_on_policy_pairs_never_use_held_out_prompts(synthetic_preferences, run_n
 
 
 def test_no_online_prompts_trains_on_the_human_pairs_alone(synthetic_preferences, run_now, fake_bridge, settings):
+    """DPO_ONLINE_PROMPTS 0 samples nothing: the run learns from the human pairs only."""
     settings.DPO_ONLINE_PROMPTS = 0
     synthetic_preferences(20)
     run = run_now("policy_dpo")
