@@ -8,7 +8,9 @@ Run from the project root:
 Takes the first ``--pairs`` single-turn HH-RLHF pairs (one Human turn; the prompt is that turn,
 the replies are the two Assistant answers), materialises SmolLM2-135M-Instruct from its GGUF
 file into a temporary store (timed apart), then times ``train_dpo`` on them with the default
-``DPOConfig`` except ``--max-length`` and ``--batch-size``. The data is read here only.
+``DPOConfig`` except ``--max-length``, ``--batch-size``, ``--beta`` and ``--max-steps``. It
+reports the one reference pass (the parent's log-probabilities of every pair, computed once
+per run) apart from the seconds per optimizer step. The data is read here only.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     pairs = list(single_turn_pairs(args.data, args.pairs))
     config = DPOConfig(max_length=args.max_length, batch_size=args.batch_size, epochs=args.epochs, device=args.device,
-                       bf16=not args.no_bf16)
+                       bf16=not args.no_bf16, beta=args.beta, max_steps=args.max_steps)
     folder, gguf_file = default_generator_source()
     with tempfile.TemporaryDirectory() as root:
         store = CheckpointStore(root)
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         materialise_seconds = time.perf_counter() - start
 
         def progress(event: dict[str, Any]) -> None:
+            if event["phase"] != "dpo":
+                return
             print(f"step {event['step']}/{event['total_steps']} loss {event['loss']:.4f} margin {event['reward_margin']:+.4f}", flush=True)
 
         result = train_dpo(base, pairs, config, store=store, name="dpo-1", progress=progress)
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pairs": len(pairs), "steps": result.steps, "device": result.manifest["device"], "torch_threads": torch.get_num_threads(),
         "bf16": config.bf16 and result.manifest["device"].startswith("cuda"), "max_length": args.max_length, "batch_size": args.batch_size, "epochs": args.epochs,
         "materialise_seconds": round(materialise_seconds, 1), "dpo_seconds": round(result.seconds, 1),
-        "seconds_per_step": round(result.seconds / result.steps, 2),
+        "reference_pass_seconds": round(result.metrics["reference_seconds"], 2),
+        "seconds_per_step": round(result.metrics["seconds_per_step"], 2), "beta": config.beta,
         "loss_first": round(result.metrics["loss_history"][0], 4), "loss_last_epoch": round(result.metrics["loss"], 4),
         "reward_margin": round(result.metrics["reward_margin"], 4), "reward_accuracy": round(result.metrics["reward_accuracy"], 3),
         "checkpoint_mb": round(adapter_bytes / 2**20, 2), "base_checkpoint_mb": round(base_bytes / 2**20, 1),
@@ -95,6 +100,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--beta", type=float, default=DPOConfig.beta)
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on optimizer steps (0: none)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-bf16", action="store_true", help="float32 on CUDA too (a CPU always trains in float32)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -395,7 +395,18 @@ GENERATE_TIMEOUT_SECONDS = _env_int("GENERATE_TIMEOUT_SECONDS", 120, 1)
 # replies on held-out prompts more often than this.
 POLICY_PROMOTION_WIN_RATE = _env_float("POLICY_PROMOTION_WIN_RATE", 0.5)
 DPO_EVAL_PROMPTS = _env_int("DPO_EVAL_PROMPTS", 16, 1)
-DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)
+DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)  # the newest human-labelled pairs a run learns from
+# Online, iterative DPO: a run trains from the active policy (DPO_FROM_BASE: from the base policy,
+# on all the data), on the human pairs plus on-policy pairs: DPO_ONLINE_SAMPLES replies of the
+# policy being improved to each of up to DPO_ONLINE_PROMPTS training prompts, best vs worst by the
+# active reward model when their reward gap exceeds DPO_ONLINE_MIN_GAP. DPO_BETA is the KL strength;
+# DPO_MAX_STEPS caps the optimizer steps (0: one pass over the pairs).
+DPO_FROM_BASE = _env_bool("DPO_FROM_BASE", False)
+DPO_ONLINE_PROMPTS = _env_int("DPO_ONLINE_PROMPTS", 32, 0)
+DPO_ONLINE_SAMPLES = _env_int("DPO_ONLINE_SAMPLES", 4, 2)
+DPO_ONLINE_MIN_GAP = _env_float("DPO_ONLINE_MIN_GAP", 0.2)
+DPO_BETA = _env_float("DPO_BETA", 0.1)
+DPO_MAX_STEPS = _env_int("DPO_MAX_STEPS", 64, 0)
 # Policy updates by themselves: a DPO run every POLICY_EVERY_N_LABELS labels since the last policy
 # run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
 POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)

@@ -93,9 +93,10 @@ class GenerationConfig:
 class DPOConfig:
     """How a DPO run fine-tunes the generator with LoRA adapters."""
 
-    beta: float = 0.1
+    beta: float = 0.1  # the KL strength: how far the policy may move from the reference (its parent)
     learning_rate: float = 5e-5
     epochs: int = 1
+    max_steps: int = 0  # a cap on optimizer steps across the epochs; 0: no cap
     batch_size: int = 4
     max_length: int = 384
     lora_r: int = 8
@@ -108,6 +109,8 @@ class DPOConfig:
     bf16: bool = True
     system_prompt: str = DEFAULT_SYSTEM_PROMPT  # must match the one the policy generates with
     max_grad_norm: float = 1.0
+    online_samples: int = 4  # on-policy pairs: replies sampled per prompt, best vs worst by the reward model
+    online_min_gap: float = 0.2  # ... kept only when their reward gap exceeds this (near-ties say nothing)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,19 @@
 """Improve the policy with DPO on preference pairs, through a LoRA adapter.
 
 ``train_dpo`` reads top to bottom: load the parent policy (its LoRA chain merged), wrap it in a
-fresh LoRA adapter, and for each batch score the chosen and rejected responses under the policy
-(adapter on) and the reference (the same model with the adapter off, i.e. the parent), then
-minimise the DPO loss
+fresh LoRA adapter, score every chosen and rejected response once under the reference (the same
+model with the adapter off, i.e. the parent) and keep those log-probabilities in memory, then
+for each batch score the pair under the policy (adapter on) and minimise the DPO loss
 
     -log σ(β [(log π(c) - log π_ref(c)) - (log π(r) - log π_ref(r))])
 
 where log π(y) sums the log-probabilities of the response tokens only (the prompt is context).
+The reference never changes during a run, so one pass before training serves every epoch; β
+(``DPOConfig.beta``) is the KL strength and ``max_steps`` caps the optimizer steps; the batches
+are planned first (``batch_schedule``), so a capped run scores under the reference only the
+pairs it will visit.
 Each pair counts by its ``weight``; ties are skipped (DPO has no notion of "equally good") and
-the pair's ``margin`` is not used.
+the pair's ``margin`` is not used. The on-policy pairs come from ``rm_trainer.online``.
 
 A version is written as "lora": the adapter alone (a few MB) and a manifest naming its parent.
 A full copy of the weights per version would cost 270 MB (SmolLM2) to 1 GB (Qwen2.5-0.5B) each;
@@ -133,24 +137,34 @@ def train_dpo(
     device = resolve_device(config.device)
     with seeded(device, config.seed):  # the LoRA init and dropout, without moving the caller's RNG
         model, tokenizer, examples = _prepare(base_policy_folder, usable, config, device)
-        history = _train(model, examples, config, device, progress, should_stop)
+        schedule = batch_schedule(len(examples), config)
+        seen = sorted({k for _, batch in schedule for k in batch})  # a capped run scores only the pairs it visits
+        reference_start = time.perf_counter()
+        reference_logps(model, [examples[k] for k in seen], config, device, progress, should_stop)
+        reference_seconds = time.perf_counter() - reference_start
+        train_start = time.perf_counter()
+        history = _train(model, examples, schedule, config, device, progress, should_stop)
+        train_seconds = time.perf_counter() - train_start
 
-    last_epoch = math.ceil(len(examples) / config.batch_size)
-    metrics = {  # the means over the last epoch, and the loss at every step
+    steps = len(history["loss"])
+    last_epoch = min(math.ceil(len(examples) / config.batch_size), steps)
+    metrics = {  # the means over the last epoch (or the steps run, when capped), and the loss at every step
         "loss": float(np.mean(history["loss"][-last_epoch:])),
         "reward_margin": float(np.mean(history["reward_margin"][-last_epoch:])),
         "reward_accuracy": float(np.mean(history["reward_accuracy"][-last_epoch:])),
         "loss_history": history["loss"],
+        "beta": config.beta, "steps": steps, "seconds_per_step": train_seconds / steps,
+        "reference_seconds": reference_seconds, "n_pairs_seen": len(seen),
     }
     chain = policy_chain(base_policy_folder)
     manifest = {
         "format": "lora", "parent": parent, "root": chain[0].name, "depth": len(chain),
         "config": dataclasses.asdict(config), "metrics": metrics, "n_pairs": len(usable),
-        "steps": len(history["loss"]), "device": str(device),
+        "steps": steps, "device": str(device),
     }
     path = store.write(POLICY_KIND, name, manifest, lambda tmp: model.save_pretrained(tmp))
     seconds = time.perf_counter() - start
-    return DPOResult(name=name, path=str(path), parent=parent, n_pairs=len(usable), steps=len(history["loss"]),
+    return DPOResult(name=name, path=str(path), parent=parent, n_pairs=len(usable), steps=steps,
                      metrics=metrics, seconds=seconds, manifest=read_manifest(path))
 
 
@@ -175,44 +189,75 @@ def _prepare(
     return model, tokenizer, examples
 
 
-def _train(
+@torch.no_grad()
+def reference_logps(
     model: PeftModel, examples: list[dict[str, Any]], config: DPOConfig, device: torch.device,
-    progress: Progress | None, should_stop: Callable[[], bool] | None,
+    progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Set each example's "ref" to the reference's (log π_ref(chosen), log π_ref(rejected)), in one pass.
+
+    The reference is ``model`` with its adapter off (the parent policy, frozen), so its values hold
+    for the whole run. Examples are batched by length, ``config.batch_size`` pairs at a time.
+    """
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda k: max(len(examples[k]["chosen"][0]), len(examples[k]["rejected"][0])))
+    total = math.ceil(len(order) / config.batch_size)
+    with model.disable_adapter(), autocast(device, bf16=config.bf16):
+        for step, begin in enumerate(range(0, len(order), config.batch_size), start=1):
+            if should_stop is not None and should_stop():
+                raise DPOCancelled(f"stopped in the reference pass, after {step - 1} of {total} batches")
+            batch = [examples[k] for k in order[begin:begin + config.batch_size]]
+            rows = [e["chosen"] for e in batch] + [e["rejected"] for e in batch]
+            ref = sequence_logps(model, *_collate(rows, device)).float().cpu()
+            for e, chosen, rejected in zip(batch, ref[:len(batch)].tolist(), ref[len(batch):].tolist()):
+                e["ref"] = (chosen, rejected)
+            if progress is not None:
+                progress({"phase": "reference", "step": step, "total_steps": total})
+
+
+def batch_schedule(n: int, config: DPOConfig) -> list[tuple[int, list[int]]]:
+    """Return the run's batches in order, as (epoch, example indices): a seeded shuffle per epoch, at most ``max_steps``."""
+    rng = np.random.default_rng(config.seed)
+    schedule = []
+    for epoch in range(config.epochs):
+        order = rng.permutation(n).tolist()
+        schedule += [(epoch, order[begin:begin + config.batch_size]) for begin in range(0, n, config.batch_size)]
+    return schedule[:config.max_steps] if config.max_steps > 0 else schedule
+
+
+def _train(
+    model: PeftModel, examples: list[dict[str, Any]], schedule: list[tuple[int, list[int]]], config: DPOConfig,
+    device: torch.device, progress: Progress | None, should_stop: Callable[[], bool] | None,
 ) -> dict[str, list[float]]:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng(config.seed)
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = len(schedule)
     history: dict[str, list[float]] = {"loss": [], "reward_margin": [], "reward_accuracy": []}
     model.train()
-    for epoch in range(config.epochs):
-        order = rng.permutation(len(examples))
-        for begin in range(0, len(examples), config.batch_size):
-            if should_stop is not None and should_stop():
-                raise DPOCancelled(f"stopped after {len(history['loss'])} of {total_steps} steps")
-            batch = [examples[k] for k in order[begin:begin + config.batch_size]]
-            input_ids, attention_mask, response_mask = _collate([e["chosen"] for e in batch] + [e["rejected"] for e in batch], device)
-            weight = torch.tensor([e["weight"] for e in batch], dtype=torch.float32, device=device)
-            with torch.no_grad(), model.disable_adapter(), autocast(device, bf16=config.bf16):
-                ref = sequence_logps(model, input_ids, attention_mask, response_mask)
-            with autocast(device, bf16=config.bf16):
-                policy = sequence_logps(model, input_ids, attention_mask, response_mask)
-            half = len(batch)
-            loss, margins = dpo_loss(policy[:half], policy[half:], ref[:half], ref[half:], config.beta, weight)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            history["loss"].append(loss.item())
-            history["reward_margin"].append(margins.mean().item())
-            history["reward_accuracy"].append((margins > 0).float().mean().item())
-            if progress is not None:
-                progress({
-                    "phase": "dpo", "step": len(history["loss"]), "total_steps": total_steps, "epoch": epoch + 1,
-                    "loss": history["loss"][-1], "reward_margin": history["reward_margin"][-1],
-                    "reward_accuracy": history["reward_accuracy"][-1],
-                })
+    for epoch, indices in schedule:
+        if should_stop is not None and should_stop():
+            raise DPOCancelled(f"stopped after {len(history['loss'])} of {total_steps} steps")
+        batch = [examples[k] for k in indices]
+        input_ids, attention_mask, response_mask = _collate([e["chosen"] for e in batch] + [e["rejected"] for e in batch], device)
+        weight = torch.tensor([e["weight"] for e in batch], dtype=torch.float32, device=device)
+        ref = torch.tensor([e["ref"][0] for e in batch] + [e["ref"][1] for e in batch], dtype=torch.float32, device=device)
+        with autocast(device, bf16=config.bf16):
+            policy = sequence_logps(model, input_ids, attention_mask, response_mask)
+        half = len(batch)
+        loss, margins = dpo_loss(policy[:half], policy[half:], ref[:half], ref[half:], beta=config.beta, weight=weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history["loss"].append(loss.item())
+        history["reward_margin"].append(margins.mean().item())
+        history["reward_accuracy"].append((margins > 0).float().mean().item())
+        if progress is not None:
+            progress({
+                "phase": "dpo", "step": len(history["loss"]), "total_steps": total_steps, "epoch": epoch + 1,
+                "loss": history["loss"][-1], "reward_margin": history["reward_margin"][-1],
+                "reward_accuracy": history["reward_accuracy"][-1],
+            })
     model.eval()
     return history
 

@@ -1,6 +1,15 @@
-"""A policy update: DPO from the active policy on the decided pairs, gated by its reward-model win rate on held-out prompts."""
+"""A policy update: online, iterative DPO from the active policy, gated by its reward-model win rate on held-out prompts.
+
+A run learns from the human-labelled pairs (held-out prompts left out) plus on-policy pairs: the
+policy being improved answers training prompts DPO_ONLINE_SAMPLES times and the active reward
+model's best and worst reply make a pair (``rm_trainer.online``). It trains from the active policy,
+or with DPO_FROM_BASE from the base policy on all the data; either way the new version is judged
+against the active policy, the one it would replace.
+"""
 
 from __future__ import annotations
+
+import random
 
 from django.conf import settings
 from django.db import transaction
@@ -10,41 +19,50 @@ from feedback_app.models import PolicyVersion, Prompt, TrainingRun
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, prompt_ids_published, reward_model_active, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
-from feedback_app.services.versions import policy_active_or_base, version_activate
+from feedback_app.services.versions import BASE_POLICY, policy_active_or_base, version_activate
 
 HELD_OUT_FRACTION = 0.2
 
 
 def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training_bridge.ModelHolder) -> None:
-    """Carry out a claimed DPO run; the new policy goes live when it beats its parent by POLICY_PROMOTION_WIN_RATE."""
+    """Carry out a claimed DPO run; the new policy goes live when it beats the active one by POLICY_PROMOTION_WIN_RATE."""
     reward = reward_model_active()
     if reward is None:
         raise TrainingError("a DPO run needs an active reward model to judge the new policy; train one first")
-    base = policy_active_or_base()
+    active = policy_active_or_base()
+    parent = PolicyVersion.objects.get(name=BASE_POLICY) if settings.DPO_FROM_BASE else active
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
-    pairs = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts()) if not p.tie][-settings.DPO_MAX_PAIRS:]
-    if not pairs:
+    human = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts()) if not p.tie][-settings.DPO_MAX_PAIRS:]
+    if not human:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
     if not held_out:
         raise TrainingError("no held-out prompts to evaluate the new policy on; import more prompts")
+    online = []
+    if settings.DPO_ONLINE_PROMPTS:
+        online = training_bridge.online_pairs(
+            policy_name=parent.name, policy_path=parent.path, reward_name=reward.name, reward_path=reward.path,
+            prompts=[(p.text, p.context) for p in prompts_for_online_pairs(limit=settings.DPO_ONLINE_PROMPTS, seed=run.pk)],
+            seed=run.pk, models=models, progress=monitor.progress, should_stop=monitor.should_stop,
+        )
     name = f"policy-{run.pk:05d}"
-    result = training_bridge.dpo_train(base_name=base.name, base_path=base.path, name=name, pairs=pairs,
+    result = training_bridge.dpo_train(base_name=parent.name, base_path=parent.path, name=name, pairs=human + online,
                                        progress=monitor.progress, should_stop=monitor.should_stop)
     monitor.progress({"phase": "evaluate", "step": 0, "total_steps": 1})
     win = training_bridge.policy_win_rate(
-        new_path=f"policy/{name}", old_name=base.name, old_path=base.path, reward_name=reward.name, reward_path=reward.path,
+        new_path=f"policy/{name}", old_name=active.name, old_path=active.path, reward_name=reward.name, reward_path=reward.path,
         prompts=[(p.text, p.context) for p in held_out], seed=run.pk, models=models,
     )
     promote = win.win_rate > settings.POLICY_PROMOTION_WIN_RATE
     metrics = {
         **training_bridge.policy_update_metrics(result, win), "judge": reward.name, "promoted": promote,
-        "gate": f"reward-model win rate {win.win_rate:.3f} vs parent (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
+        "n_human_pairs": len(human), "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
+        "gate": f"reward-model win rate {win.win_rate:.3f} vs {active.name} (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
     }
     with transaction.atomic():
         version = PolicyVersion.objects.create(
-            name=name, path=f"policy/{name}", parent=base, generator=base.generator, reward_model=reward,
-            sampling=base.sampling, selection_strategy=settings.SELECTION_STRATEGY, metrics=metrics, manifest=result.manifest,
+            name=name, path=f"policy/{name}", parent=parent, generator=parent.generator, reward_model=reward,
+            sampling=parent.sampling, selection_strategy=settings.SELECTION_STRATEGY, metrics=metrics, manifest=result.manifest,
         )
         if promote:
             version_activate(version=version, user=None, action="promote", reason=f"training run {run.pk}: {metrics['gate']}")
@@ -59,4 +77,14 @@ def prompts_held_out(*, limit: int) -> list[Prompt]:
             chosen.append(pk)
             if len(chosen) >= limit:
                 break
+    return list(Prompt.objects.filter(pk__in=chosen).order_by("id"))
+
+
+def prompts_for_online_pairs(*, limit: int, seed: int) -> list[Prompt]:
+    """Return up to ``limit`` published prompts outside the whole held-out split, drawn at random by ``seed``, in id order.
+
+    Each run draws afresh (its seed is the run's id), so successive runs explore different prompts.
+    """
+    training = [pk for pk in prompt_ids_published() if not training_bridge.is_validation(f"prompt-{pk}", HELD_OUT_FRACTION)]
+    chosen = random.Random(seed).sample(training, min(limit, len(training)))
     return list(Prompt.objects.filter(pk__in=chosen).order_by("id"))

@@ -25,6 +25,7 @@ from feedback_app.training_bridge.holder import ModelHolder
 from feedback_app.training_bridge.policy import (
     candidates_generate,
     dpo_train,
+    online_pairs,
     pairs_choose,
     policy_materialise_base,
     policy_win_rate,
@@ -46,7 +47,7 @@ from feedback_app.training_bridge.store import (
 __all__ = [
     "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
-    "generation_config", "generator_source", "is_validation", "labels_aggregate", "pairs_choose", "pairs_evaluate",
+    "generation_config", "generator_source", "is_validation", "labels_aggregate", "online_pairs", "pairs_choose", "pairs_evaluate",
     "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
     "read_preference_file", "replies_generate", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "split_dialogues",
     "text_as_turns", "validation_summary", "version_folder",

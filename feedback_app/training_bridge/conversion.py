@@ -93,5 +93,10 @@ def policy_update_metrics(result: DPOResult, win: WinRate) -> dict:
         "win_rate_vs_parent": win.win_rate, "wins": win.wins, "ties": win.ties, "losses": win.losses, "n_eval_prompts": win.n,
         "mean_reward_gap": win.mean_reward_gap, "dpo_loss": result.metrics.get("loss"),
         "dpo_reward_accuracy": result.metrics.get("reward_accuracy"), "n_pairs": result.n_pairs, "steps": result.steps,
-        "seconds": round(result.seconds, 2),
+        "beta": result.metrics.get("beta"), "seconds_per_step": _rounded(result.metrics.get("seconds_per_step"), 3),
+        "reference_seconds": _rounded(result.metrics.get("reference_seconds"), 2), "seconds": round(result.seconds, 2),
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,4 +1,4 @@
-"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates and their win rate."""
+"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates (with on-policy pairs) and their win rate."""
 
 from __future__ import annotations
 
@@ -81,6 +81,34 @@ def pairs_choose(
     rewards, embeddings = scorer.rewards_and_embeddings_batch(items)
     chosen = select_pairs(rewards, SelectionConfig(strategy=strategy, seed=seed), embeddings)
     return [None if p is None else (p.i, p.j, float(p.score)) for p in chosen]
+
+
+def online_pairs(
+    *, policy_name: str, policy_path: str, reward_name: str, reward_path: str, prompts: Sequence[tuple[str, Sequence[dict]]],
+    seed: int, models: ModelHolder, progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+) -> list[PreferencePair]:
+    """Return on-policy pairs for (prompt, context)s: DPO_ONLINE_SAMPLES replies of policy ``policy_name`` each, best vs worst
+    by reward model ``reward_name`` when their gap exceeds DPO_ONLINE_MIN_GAP (see ``rm_trainer.online``); raise
+    RunStopped when ``should_stop`` stopped it."""
+    from rm_trainer.dpo import DPOCancelled
+    from rm_trainer.generator import PromptItem
+    from rm_trainer.online import on_policy_pairs
+
+    config = dpo_config()
+    generator = models.generator(policy_name, policy_path)
+    scorer = models.scorer(reward_name, reward_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+
+    def as_text(item: PromptItem) -> str:  # the form the human pairs' prompts take, and the reward model reads
+        return prompt_as_text(text=item.prompt, context=item.context)
+
+    try:
+        return on_policy_pairs(
+            generator, items, lambda item, replies: scorer.score(as_text(item), list(replies)), generation_config(seed=seed),
+            n=config.online_samples, min_gap=config.online_min_gap, prompt_text=as_text, progress=progress, should_stop=should_stop,
+        )
+    except DPOCancelled:
+        raise RunStopped("the run was stopped while it sampled on-policy pairs") from None
 
 
 def dpo_train(

@@ -73,4 +73,7 @@ def dpo_config() -> DPOConfig:
     """Return the DPO run's settings."""
     from rm_trainer.config import DPOConfig
 
-    return DPOConfig(device=settings.TRAINING_DEVICE, eval_prompts=settings.DPO_EVAL_PROMPTS)
+    return DPOConfig(
+        device=settings.TRAINING_DEVICE, eval_prompts=settings.DPO_EVAL_PROMPTS, beta=settings.DPO_BETA, max_steps=settings.DPO_MAX_STEPS,
+        online_samples=settings.DPO_ONLINE_SAMPLES, online_min_gap=settings.DPO_ONLINE_MIN_GAP,
+    )

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -6,7 +7,7 @@ from safetensors.torch import load_file
 
 from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
-from rm_trainer.dpo import DPOCancelled, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
+from rm_trainer.dpo import DPOCancelled, batch_schedule, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
 from rm_trainer.generator import Generator, load_causal_lm, materialise_base_policy
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
@@ -66,8 +67,11 @@ def test_dpo_trains_the_adapter_and_writes_a_reloadable_version(store):
     events = []
     result = train_dpo(store.path("policy", "p0"), yes_over_no(8), CONFIG, store=store, name="p1", progress=events.append)
     assert result.parent == "p0" and result.n_pairs == 8 and result.steps == 8
-    assert [e["step"] for e in events] == list(range(1, 9)) and events[-1]["total_steps"] == 8
-    assert {"loss", "reward_margin", "reward_accuracy"} <= set(events[0])
+    steps = [e for e in events if e["phase"] == "dpo"]
+    assert [e["step"] for e in steps] == list(range(1, 9)) and steps[-1]["total_steps"] == 8
+    assert {"loss", "reward_margin", "reward_accuracy"} <= set(steps[0])
+    assert [(e["step"], e["total_steps"]) for e in events if e["phase"] == "reference"] == [(1, 2), (2, 2)]
+    assert result.metrics["steps"] == 8 and result.metrics["seconds_per_step"] > 0 and result.metrics["reference_seconds"] > 0
     history = result.metrics["loss_history"]
     assert history[0] == pytest.approx(math.log(2), abs=1e-4)  # the adapter starts as the identity
     assert result.metrics["loss"] < 0.6 * history[0]
@@ -93,6 +97,76 @@ def test_the_new_policy_prefers_the_chosen_reply(store):
         model, tokenizer = load_causal_lm(folder)
         gaps.append(_log_ratio(model, tokenizer, prompt[0]))
     assert gaps[1] > gaps[0] + 1.0
+
+
+def test_the_reference_log_probabilities_are_computed_once_per_run(store, monkeypatch):
+    """One pass of the reference (adapter off, no gradients) over all pairs before training, whatever the epochs."""
+    import rm_trainer.dpo as dpo
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    real = dpo.sequence_logps
+    calls = []
+
+    def counted(model, input_ids, *args):
+        adapters_off = [m.disable_adapters for m in model.modules() if isinstance(m, BaseTunerLayer)]
+        assert adapters_off and len(set(adapters_off)) == 1
+        calls.append({"reference": adapters_off[0], "grad": torch.is_grad_enabled(), "rows": input_ids.shape[0]})
+        return real(model, input_ids, *args)
+
+    monkeypatch.setattr(dpo, "sequence_logps", counted)
+    for epochs in (1, 4):
+        calls.clear()
+        result = train_dpo(store.path("policy", "p0"), yes_over_no(8), dataclasses.replace(CONFIG, epochs=epochs),
+                           store=store, name=f"p-{epochs}")
+        reference = [c for c in calls if c["reference"]]
+        assert [c["rows"] for c in reference] == [8, 8]  # 8 pairs, 4 a batch: chosen and rejected rows
+        assert not any(c["grad"] for c in reference) and all(c["grad"] for c in calls if not c["reference"])
+        assert calls[:2] == reference  # before the first step
+        assert len(calls) - len(reference) == result.steps == 2 * epochs
+    assert result.metrics["loss_history"][0] == pytest.approx(math.log(2), abs=1e-4)  # cached values match the policy at step 0
+
+
+def test_max_steps_caps_the_steps_across_epochs(store):
+    """4 epochs of 2 steps, capped at 3: three steps run, and progress counts to 3."""
+    events = []
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(8), dataclasses.replace(CONFIG, max_steps=3), store=store, name="p1",
+                       progress=events.append)
+    steps = [e for e in events if e["phase"] == "dpo"]
+    assert result.steps == result.metrics["steps"] == len(result.metrics["loss_history"]) == 3
+    assert [e["step"] for e in steps] == [1, 2, 3] and steps[-1]["total_steps"] == 3
+    assert store.manifest("policy", "p1")["steps"] == 3 and result.metrics["n_pairs_seen"] == 8
+
+
+def test_a_capped_run_scores_only_the_pairs_it_visits_under_the_reference(store):
+    """One step of 4 pairs out of 8: the reference pass covers those 4, in one batch."""
+    events = []
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(8), dataclasses.replace(CONFIG, max_steps=1), store=store, name="p1",
+                       progress=events.append)
+    assert result.steps == 1 and result.metrics["n_pairs_seen"] == 4
+    assert [(e["step"], e["total_steps"]) for e in events if e["phase"] == "reference"] == [(1, 1)]
+
+
+def test_the_batch_schedule_shuffles_each_epoch_and_stops_at_max_steps():
+    """Each epoch visits every pair once, in batches of batch_size; max_steps keeps the first steps."""
+    schedule = batch_schedule(6, dataclasses.replace(CONFIG, epochs=2, batch_size=4))
+    assert [(epoch, len(batch)) for epoch, batch in schedule] == [(0, 4), (0, 2), (1, 4), (1, 2)]
+    assert sorted(schedule[0][1] + schedule[1][1]) == sorted(schedule[2][1] + schedule[3][1]) == list(range(6))
+    assert batch_schedule(6, dataclasses.replace(CONFIG, epochs=2, batch_size=4, max_steps=3)) == schedule[:3]
+
+
+def test_beta_reaches_the_loss(store, monkeypatch):
+    """Every step's loss uses DPOConfig.beta, and the run records it."""
+    import rm_trainer.dpo as dpo
+
+    real, betas = dpo.dpo_loss, []
+
+    def recorded(*args, beta, **kwargs):
+        betas.append(beta)
+        return real(*args, beta=beta, **kwargs)
+
+    monkeypatch.setattr(dpo, "dpo_loss", recorded)
+    result = train_dpo(store.path("policy", "p0"), yes_over_no(4), dataclasses.replace(CONFIG, beta=0.37, epochs=2), store=store, name="p1")
+    assert betas == [0.37, 0.37] and result.metrics["beta"] == 0.37
 
 
 def test_a_version_can_build_on_a_lora_version(store):

@@ -77,6 +77,8 @@ def test_supply_generates_english_candidates_and_records_provenance(db, settings
 def test_policy_dpo_run_produces_a_judged_policy_version(db, settings, synthetic_preferences):
     settings.DPO_MAX_PAIRS = 8
     settings.DPO_EVAL_PROMPTS = 2
+    settings.DPO_ONLINE_PROMPTS = 3
+    settings.DPO_ONLINE_MIN_GAP = 0.0
     settings.GENERATION_MAX_NEW_TOKENS = 16
     synthetic_preferences(40)
     reward = run_now("reward_fast").reward_model_version
@@ -85,7 +87,9 @@ def test_policy_dpo_run_produces_a_judged_policy_version(db, settings, synthetic
     base = PolicyVersion.objects.get(name="policy-base")
     assert version.parent == base and version.reward_model == reward and version.path == f"policy/{version.name}"
     metrics = run.metrics
-    assert metrics["n_pairs"] == 8 and metrics["n_eval_prompts"] == 2 and metrics["judge"] == reward.name
+    assert metrics["n_human_pairs"] == 8 and metrics["n_eval_prompts"] == 2 and metrics["judge"] == reward.name
+    assert 0 < metrics["n_online_pairs"] <= 3 and metrics["n_pairs"] == 8 + metrics["n_online_pairs"]
+    assert metrics["steps"] == metrics["n_pairs"] // 4 + (metrics["n_pairs"] % 4 > 0) and metrics["beta"] == settings.DPO_BETA
     assert 0.0 <= metrics["win_rate_vs_parent"] <= 1.0 and metrics["wins"] + metrics["ties"] + metrics["losses"] == 2
     expected = "active" if metrics["win_rate_vs_parent"] > settings.POLICY_PROMOTION_WIN_RATE else "candidate"
     assert version.status == expected and metrics["promoted"] == (expected == "active")

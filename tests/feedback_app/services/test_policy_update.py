@@ -1,4 +1,4 @@
-"""A policy update's gates and its held-out prompts (the DPO run itself runs in tests/scenarios/test_loop_with_real_models.py)."""
+"""A policy update: its gates, its held-out prompts, and the human and on-policy pairs it trains on (the DPO run itself runs in tests/scenarios/test_loop_with_real_models.py)."""
 
 import pytest
 
@@ -37,3 +37,93 @@ def test_policy_dpo_needs_held_out_prompts(synthetic_preferences, run_now, monke
     monkeypatch.setattr(training_bridge, "dpo_train", lambda **kwargs: pytest.fail("trained without held-out prompts"))
     run = run_now("policy_dpo")
     assert run.status == "failed" and "no held-out prompts" in run.error
+
+
+@pytest.fixture
+def fake_bridge(monkeypatch):
+    """Replace the bridge's model work by fakes that record what the service passed them; return the records."""
+    from types import SimpleNamespace
+
+    from rm_trainer.data import PreferencePair
+
+    calls = {}
+
+    def online_pairs(**kwargs):
+        calls["online"] = kwargs
+        return [PreferencePair(f"online-{k}", text, "best", "worst", margin=1.0) for k, (text, _) in enumerate(kwargs["prompts"])]
+
+    def dpo_train(**kwargs):
+        calls["train"] = kwargs
+        metrics = {"loss": 0.6, "reward_accuracy": 0.7, "beta": 0.1, "steps": 2, "seconds_per_step": 1.5, "reference_seconds": 0.5}
+        return SimpleNamespace(n_pairs=len(kwargs["pairs"]), steps=2, seconds=3.0, metrics=metrics, manifest={"format": "lora"})
+
+    def policy_win_rate(**kwargs):
+        calls["judge"] = kwargs
+        return SimpleNamespace(win_rate=0.75, wins=3, ties=0, losses=1, n=4, mean_reward_gap=0.2)
+
+    monkeypatch.setattr(training_bridge, "policy_materialise_base", lambda *, name: (f"policy/{name}", {}))
+    monkeypatch.setattr(training_bridge, "generator_source", lambda: ("models/gen", None))
+    monkeypatch.setattr(training_bridge, "online_pairs", online_pairs)
+    monkeypatch.setattr(training_bridge, "dpo_train", dpo_train)
+    monkeypatch.setattr(training_bridge, "policy_win_rate", policy_win_rate)
+    RewardModelVersion.objects.create(name="rm-1", path="reward/rm-1", status="active")
+    return calls
+
+
+def test_human_and_on_policy_pairs_reach_dpo_and_the_run_records_their_counts(synthetic_preferences, run_now, fake_bridge, settings):
+    """The human pairs (held-out prompts left out) and the on-policy pairs train together; the run records beta, steps and s/step."""
+    settings.DPO_ONLINE_PROMPTS = 5
+    synthetic_preferences(40)
+    run = run_now("policy_dpo")
+    assert run.status == "succeeded", run.error
+    online = fake_bridge["online"]
+    assert online["reward_name"] == "rm-1" and online["policy_name"] == "policy-base" and len(online["prompts"]) == 5
+    pairs = fake_bridge["train"]["pairs"]
+    human = [p for p in pairs if not p.pair_id.startswith("online-")]
+    held_out = {p.text for p in prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)}
+    assert len(pairs) == len(human) + 5 and human and not {p.prompt for p in human} & held_out
+    metrics = run.metrics
+    assert (metrics["n_human_pairs"], metrics["n_online_pairs"], metrics["n_pairs"]) == (len(human), 5, len(pairs))
+    assert (metrics["beta"], metrics["steps"], metrics["seconds_per_step"]) == (0.1, 2, 1.5)
+    assert run.policy_version.status == "active" and run.policy_version.parent.name == "policy-base"
+
+
+def test_on_policy_pairs_never_use_held_out_prompts(synthetic_preferences, run_now, fake_bridge, settings):
+    """Online prompts come from the training side of the whole validation split, however large DPO_ONLINE_PROMPTS is."""
+    settings.DPO_ONLINE_PROMPTS = 1000
+    settings.DPO_EVAL_PROMPTS = 1
+    synthetic_preferences(60)
+    assert run_now("policy_dpo").status == "succeeded"
+    used = {text for text, _ in fake_bridge["online"]["prompts"]}
+    validation = {p.text for p in Prompt.objects.all() if training_bridge.is_validation(f"prompt-{p.pk}", HELD_OUT_FRACTION)}
+    assert validation and used and not used & validation
+    assert len(used) == Prompt.objects.count() - len(validation)
+
+
+def test_no_online_prompts_trains_on_the_human_pairs_alone(synthetic_preferences, run_now, fake_bridge, settings):
+    """DPO_ONLINE_PROMPTS 0 samples nothing: the run learns from the human pairs only."""
+    settings.DPO_ONLINE_PROMPTS = 0
+    synthetic_preferences(20)
+    run = run_now("policy_dpo")
+    assert "online" not in fake_bridge and run.metrics["n_online_pairs"] == 0
+    assert run.metrics["n_human_pairs"] == len(fake_bridge["train"]["pairs"]) > 0
+
+
+def test_dpo_from_base_trains_from_the_base_and_is_judged_against_the_active_policy(synthetic_preferences, run_now, fake_bridge, settings):
+    """With DPO_FROM_BASE the base policy is the parent, samples the on-policy pairs and is the reference; the gate still compares with the active policy."""
+    from feedback_app.models import PolicyVersion
+
+    synthetic_preferences(20)
+    first = run_now("policy_dpo").policy_version
+    assert first.status == "active" and fake_bridge["train"]["base_name"] == "policy-base"
+
+    settings.DPO_FROM_BASE = False
+    second = run_now("policy_dpo").policy_version
+    assert second.parent == first and fake_bridge["online"]["policy_name"] == first.name
+
+    settings.DPO_FROM_BASE = True
+    run = run_now("policy_dpo")
+    assert run.policy_version.parent == PolicyVersion.objects.get(name="policy-base")
+    assert fake_bridge["train"]["base_name"] == fake_bridge["online"]["policy_name"] == "policy-base"
+    assert fake_bridge["judge"]["old_name"] == second.name == run.metrics["compared_with"]
+    assert run.metrics["trained_from"] == "policy-base"
