@@ -32,8 +32,8 @@ class PoolSpec:
     """Everything that decides a pool's content."""
 
     data: str = DEFAULT_DATA
-    train_prompts: int = 48
-    heldout_prompts: int = 32
+    train_prompts: int = 40
+    heldout_prompts: int = 24
     candidates: int = 4
     max_new_tokens: int = 128
     temperature: float = 0.8

@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sim = Simulation(pool, x, judge, args, config)
     calibration = judge_calibration(sim, judge)
+    owner = getattr(sim.prefer, "__self__", None)
+    if args.calibrate and isinstance(owner, BitextJudge):
+        before = owner.temperature
+        owner.temperature = round(calibration["calibrated_temperature"], 4)
+        calibration = {**judge_calibration(sim, judge), "temperature_before": before,
+                       "measured_self_agreement_before": calibration["measured_self_agreement"]}
     print(f"judge self-agreement on {calibration['pairs']} real train candidate pairs: measured "
           f"{calibration['measured_self_agreement']:.3f}" + (f", expected {calibration['expected_self_agreement']:.3f} at T "
           f"{calibration['temperature']}, this pool calibrates to T {calibration['calibrated_temperature']:.4f}"
@@ -332,13 +338,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--judge", default="bench.judges:judge", help="module:callable, found on PYTHONPATH")
     parser.add_argument("--data", default=DEFAULT_DATA, help="the Bitext CSV the requests come from")
-    parser.add_argument("--quick", action="store_true", help="48 train / 32 held-out prompts, 150 labels in rounds of 25")
+    parser.add_argument("--quick", action="store_true", help="40 train / 24 held-out prompts, 150 labels in rounds of 25")
     parser.add_argument("--labels", type=int, default=None, help="label budget (default 500; --quick 150)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-size", type=int, default=None, help="random labels before the first choice (default: one round)")
     parser.add_argument("--round-size", type=int, default=None, help="labels per round (default 50; --quick 25)")
-    parser.add_argument("--train-prompts", type=int, default=None, help="default 160; --quick 48")
-    parser.add_argument("--heldout-prompts", type=int, default=None, help="default 64; --quick 32")
+    parser.add_argument("--train-prompts", type=int, default=None, help="default 160; --quick 40")
+    parser.add_argument("--heldout-prompts", type=int, default=None, help="default 64; --quick 24")
     parser.add_argument("--candidates", type=int, default=4, help="samples per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -346,9 +352,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated; random is always run")
     parser.add_argument("--device", default="auto", help="generation device")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="refit the Bitext judge's temperature to 72.5%% self-agreement on this pool's train pairs first")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    quick = {"labels": 150, "round_size": 25, "train_prompts": 48, "heldout_prompts": 32}
+    quick = {"labels": 150, "round_size": 25, "train_prompts": 40, "heldout_prompts": 24}
     full = {"labels": 500, "round_size": 50, "train_prompts": 160, "heldout_prompts": 64}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
