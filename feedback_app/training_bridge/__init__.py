@@ -22,7 +22,7 @@ from feedback_app.training_bridge.conversion import (
 )
 from feedback_app.training_bridge.errors import RunStopped
 from feedback_app.training_bridge.holder import ModelHolder
-from feedback_app.training_bridge.policy import candidates_generate, dpo_train, pairs_choose, policy_materialise_base, policy_win_rate
+from feedback_app.training_bridge.policy import Candidates, candidates_generate, dpo_train, pairs_choose, policy_materialise_base, policy_win_rate
 from feedback_app.training_bridge.reward import comparisons_prob_a_wins, pairs_evaluate, reward_fit, reward_scores
 from feedback_app.training_bridge.sources import generation_config, generator_source, reward_backbone
 from feedback_app.training_bridge.store import (
@@ -37,7 +37,7 @@ from feedback_app.training_bridge.store import (
 )
 
 __all__ = [
-    "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
+    "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "labels_aggregate", "pairs_choose", "pairs_evaluate",
     "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
