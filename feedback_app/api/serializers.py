@@ -45,6 +45,7 @@ class StrictCharField(serializers.CharField):
 class ResponseSideSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     text = serializers.CharField()
+    truncated = serializers.BooleanField(help_text="The reply hit the generation token budget and is cut off.")
 
 
 class NextComparisonSerializer(serializers.Serializer):
@@ -65,8 +66,8 @@ class NextComparisonSerializer(serializers.Serializer):
             "id": c.pk,
             "prompt": c.prompt.text,
             "context": c.prompt.context,
-            "left": {"id": left.pk, "text": left.text},
-            "right": {"id": right.pk, "text": right.text},
+            "left": {"id": left.pk, "text": left.text, "truncated": left.truncated},
+            "right": {"id": right.pk, "text": right.text, "truncated": right.truncated},
             "lease_expires_at": assignment.lease_expires_at,
         }
 
