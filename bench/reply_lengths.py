@@ -7,11 +7,14 @@ Run from the project root:
 
 It samples ``--n`` replies (the supply's SUPPLY_CANDIDATES) to ``--prompts`` Bitext customer
 requests (``../shared/data/bitext-customer-support/customer_support_sample.csv``, drawn with
-``--seed``) with the studio's sampling settings, once per budget, and prints per budget: the
+``--seed``) with the studio's sampling settings, once, at the largest budget (one seed draws
+the same tokens whatever the budget, so that run tells what each smaller one cuts off), and
+prints per budget: the
 share of replies cut off by the budget (no stop token before it), the share of *shown* replies
 cut off when the supply prefers complete candidates (a pair from the complete ones when at least
 two are complete, else a random pair of all, counted in expectation), the mean reply length in
-tokens, the tokens/s and the seconds per reply. ``--system-prompt`` tries another system prompt.
+tokens, the tokens/s and the seconds per reply (measured at the largest budget; at a smaller one
+estimated from the run's seconds per decoding step). ``--system-prompt`` tries another one.
 """
 
 from __future__ import annotations
@@ -56,21 +59,50 @@ def shown_truncated_share(truncated: Sequence[Sequence[bool]]) -> float:
     return cut / shown if shown else 0.0
 
 
-def measure(generator: Generator, items: list[PromptItem], n: int, config: GenerationConfig) -> dict[str, Any]:
-    """Return the figures of one budget."""
+def at_budget(lengths: Sequence[Sequence[int]], truncated: Sequence[Sequence[bool]], run_budget: int, budget: int) -> list[list[bool]]:
+    """Return per raw sample whether it would be cut off at ``budget`` (at most the budget it was sampled with).
+
+    Sampling with one seed draws the same tokens whatever the budget, so a run at the largest budget
+    answers every smaller one: a reply of L tokens (its stop token included) is cut off at b < L.
+    """
+    if budget > run_budget:
+        raise ValueError(f"a run at {run_budget} tokens cannot tell what {budget} would cut off")
+    if budget == run_budget:
+        return [list(row) for row in truncated]
+    return [[length > budget for length in row] for row in lengths]
+
+
+def batch_steps(lengths: Sequence[int], batch_size: int, budget: int) -> int:
+    """Return the decoding steps of the rows in batches: each batch runs until its longest row stops or the budget."""
+    return sum(min(budget, max(lengths[k:k + batch_size])) for k in range(0, len(lengths), batch_size))
+
+
+def measure(generator: Generator, items: list[PromptItem], n: int, config: GenerationConfig, budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """Sample once at ``config.max_new_tokens`` and return the figures of every budget up to it.
+
+    Seconds at a smaller budget are estimated: the run's seconds per decoding step times the steps
+    the smaller budget's batches would run.
+    """
     result = generator.generate_with_stats(items, n, config)
-    flags = [f for row in result.raw_truncated for f in row]
-    replies = len(flags)
-    return {
-        "max_new_tokens": config.max_new_tokens,
-        "replies": replies,
-        "truncated_share": sum(flags) / replies,
-        "shown_truncated_share": shown_truncated_share(result.truncated),
-        "mean_reply_tokens": result.new_tokens / replies,
-        "tokens_per_second": result.tokens_per_second,
-        "seconds_per_reply": result.seconds / replies,
-        "seconds": result.seconds,
-    }
+    flat = [length for row in result.raw_lengths for length in row]
+    per_step = result.seconds / batch_steps(flat, config.batch_size, config.max_new_tokens)
+    rows = []
+    for budget in budgets:
+        cut = at_budget(result.raw_lengths, result.raw_truncated, config.max_new_tokens, budget)
+        flags = [f for row in cut for f in row]
+        seconds = result.seconds if budget == config.max_new_tokens else per_step * batch_steps(flat, config.batch_size, budget)
+        tokens = sum(min(length, budget) for length in flat)
+        rows.append({
+            "max_new_tokens": budget,
+            "replies": len(flags),
+            "truncated_share": sum(flags) / len(flags),
+            "shown_truncated_share": shown_truncated_share(cut),
+            "mean_reply_tokens": tokens / len(flags),
+            "tokens_per_second": tokens / seconds,
+            "seconds_per_reply": seconds / len(flags),
+            "measured": budget == config.max_new_tokens,
+        })
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -83,15 +115,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         folder, gguf_file = default_generator_source()
     generator = Generator.load(folder, gguf_file, device=args.device)
     items = [PromptItem(text) for text in bitext_requests(args.data, args.prompts, args.seed)]
-    rows = []
-    for budget in args.budgets:
-        config = GenerationConfig(max_new_tokens=budget, temperature=args.temperature, batch_size=args.batch_size,
-                                  seed=args.seed, system_prompt=args.system_prompt, device=args.device)
-        rows.append(measure(generator, items, args.n, config))
-        r = rows[-1]
+    config = GenerationConfig(max_new_tokens=max(args.budgets), temperature=args.temperature, batch_size=args.batch_size,
+                              seed=args.seed, system_prompt=args.system_prompt, device=args.device)
+    rows = measure(generator, items, args.n, config, sorted(args.budgets))
+    for r in rows:
+        budget = r["max_new_tokens"]
         print(f"budget {budget:4d}: cut off {r['truncated_share']:6.1%} of replies, {r['shown_truncated_share']:6.1%} of shown; "
               f"mean {r['mean_reply_tokens']:5.1f} tokens; {r['tokens_per_second']:6.1f} tokens/s; "
-              f"{r['seconds_per_reply']:.2f} s/reply", flush=True)
+              f"{r['seconds_per_reply']:.2f} s/reply" + ("" if r["measured"] else " (estimated)"), flush=True)
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads(),
                     "device": str(generator.device), "dtype": str(generator.dtype)},

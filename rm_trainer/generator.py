@@ -72,6 +72,7 @@ class GenerationResult:
     seconds: float
     truncated: list[list[bool]] = field(default_factory=list)  # per text: no stop token within the budget
     raw_truncated: list[list[bool]] = field(default_factory=list)  # per raw sample, the same
+    raw_lengths: list[list[int]] = field(default_factory=list)  # per raw sample: its tokens, the stop token included
 
     @property
     def tokens_per_second(self) -> float:
@@ -117,14 +118,16 @@ class Generator:
         rows = [ids for ids in self.prompt_ids(items, config) for _ in range(n)]
         samples: list[str] = []
         cut: list[bool] = []
+        lengths: list[int] = []
         new_tokens = 0
         start = time.perf_counter()
         with seeded(self.device, config.seed):
             for begin in range(0, len(rows), config.batch_size):
-                texts, flags, count = self._sample_batch(rows[begin:begin + config.batch_size], config)
+                texts, flags, sizes = self._sample_batch(rows[begin:begin + config.batch_size], config)
                 samples.extend(texts)
                 cut.extend(flags)
-                new_tokens += count
+                lengths.extend(sizes)
+                new_tokens += sum(sizes)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
@@ -135,9 +138,10 @@ class Generator:
             texts=[list(kept) for kept in cleaned], raw=raw,
             prompt_tokens=sum(len(ids) for ids in rows), new_tokens=new_tokens, seconds=seconds,
             truncated=[list(kept.values()) for kept in cleaned], raw_truncated=raw_truncated,
+            raw_lengths=[lengths[k * n:(k + 1) * n] for k in range(len(items))],
         )
 
-    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], list[bool], int]:
+    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], list[bool], list[int]]:
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -152,14 +156,14 @@ class Generator:
             generation_config=self._hf_config(config), logits_processor=processors,
         )
         generated = output[:, width:].cpu()
-        texts, flags, count = [], [], 0
+        texts, flags, sizes = [], [], []
         for row in generated.tolist():
             stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
             kept = row if stop is None else row[:stop]
-            count += len(row) if stop is None else stop + 1
+            sizes.append(len(row) if stop is None else stop + 1)
             texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
             flags.append(stop is None)  # the budget ran out before the reply ended
-        return texts, flags, count
+        return texts, flags, sizes
 
     def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
         sampled = config.temperature > 0

@@ -107,6 +107,7 @@ def test_a_reply_that_hits_the_budget_is_marked_truncated():
     assert result.texts == [["a"], ["a"]]
     assert result.truncated == [[True], [True]]
     assert result.raw_truncated == [[True, True], [True, True]]
+    assert result.raw_lengths == [[1, 1], [1, 1]]
 
 
 def test_a_reply_that_ends_with_a_stop_token_is_not_truncated():
@@ -117,7 +118,8 @@ def test_a_reply_that_ends_with_a_stop_token_is_not_truncated():
     assert result.texts == [["a"], ["a"]]
     assert result.truncated == [[False], [False]]
     assert result.raw_truncated == [[False, False], [False, False]]
-    assert result.new_tokens == 4 * 2  # "a" and its stop token, per row
+    assert result.raw_lengths == [[2, 2], [2, 2]]  # "a" and its stop token
+    assert result.new_tokens == 4 * 2
 
 
 def test_truncated_flags_line_up_with_the_cleaned_texts(tiny):
