@@ -384,7 +384,8 @@ SUPPLY_PER_PROMPT_PER_POLICY = _env_int("SUPPLY_PER_PROMPT_PER_POLICY", 1, 1)
 SELECTION_STRATEGY = os.environ.get("SELECTION_STRATEGY", "uncertain")
 if SELECTION_STRATEGY not in ("uncertain", "thompson", "best_vs_worst", "random"):
     raise ImproperlyConfigured(f"SELECTION_STRATEGY must be uncertain, thompson, best_vs_worst or random, got {SELECTION_STRATEGY!r}")
-GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 96, 8)
+# 192: no measured reply of the default policy reached it (bench/README.md, reply lengths); one that does is marked truncated.
+GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 192, 8)
 GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
 GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
 # The most new tokens a researcher may ask of POST /api/v1/policies/<name>/generate/ per reply.

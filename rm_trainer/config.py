@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from rm_trainer.data import DEFAULT_STRENGTH_MARGINS
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful, polite customer-service agent. Answer briefly and concretely."
+# "at most four sentences" keeps SmolLM2-135M's replies inside the token budget (bench/README.md, reply lengths).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, polite customer-service agent. Answer briefly and concretely, in at most four sentences."
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -76,7 +77,7 @@ class FitConfig:
 class GenerationConfig:
     """How the policy samples candidate responses."""
 
-    max_new_tokens: int = 96
+    max_new_tokens: int = 192  # a whole customer-service reply; a reply that reaches it is marked truncated
     temperature: float = 0.7
     top_p: float = 0.9
     top_k: int = 50

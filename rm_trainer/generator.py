@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -70,6 +70,9 @@ class GenerationResult:
     prompt_tokens: int
     new_tokens: int  # generated tokens up to and including each row's stop token
     seconds: float
+    truncated: list[list[bool]] = field(default_factory=list)  # per text: no stop token within the budget
+    raw_truncated: list[list[bool]] = field(default_factory=list)  # per raw sample, the same
+    raw_lengths: list[list[int]] = field(default_factory=list)  # per raw sample: its tokens, the stop token included
 
     @property
     def tokens_per_second(self) -> float:
@@ -114,23 +117,31 @@ class Generator:
         items = [PromptItem(item) if isinstance(item, str) else item for item in items]
         rows = [ids for ids in self.prompt_ids(items, config) for _ in range(n)]
         samples: list[str] = []
+        cut: list[bool] = []
+        lengths: list[int] = []
         new_tokens = 0
         start = time.perf_counter()
         with seeded(self.device, config.seed):
             for begin in range(0, len(rows), config.batch_size):
-                texts, count = self._sample_batch(rows[begin:begin + config.batch_size], config)
+                texts, flags, sizes = self._sample_batch(rows[begin:begin + config.batch_size], config)
                 samples.extend(texts)
-                new_tokens += count
+                cut.extend(flags)
+                lengths.extend(sizes)
+                new_tokens += sum(sizes)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
         raw = [samples[k * n:(k + 1) * n] for k in range(len(items))]
+        raw_truncated = [cut[k * n:(k + 1) * n] for k in range(len(items))]
+        cleaned = [_clean(group, flags) for group, flags in zip(raw, raw_truncated)]
         return GenerationResult(
-            texts=[_clean(group) for group in raw], raw=raw,
+            texts=[list(kept) for kept in cleaned], raw=raw,
             prompt_tokens=sum(len(ids) for ids in rows), new_tokens=new_tokens, seconds=seconds,
+            truncated=[list(kept.values()) for kept in cleaned], raw_truncated=raw_truncated,
+            raw_lengths=[lengths[k * n:(k + 1) * n] for k in range(len(items))],
         )
 
-    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], int]:
+    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], list[bool], list[int]]:
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -145,13 +156,14 @@ class Generator:
             generation_config=self._hf_config(config), logits_processor=processors,
         )
         generated = output[:, width:].cpu()
-        texts, count = [], 0
+        texts, flags, sizes = [], [], []
         for row in generated.tolist():
             stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
             kept = row if stop is None else row[:stop]
-            count += len(row) if stop is None else stop + 1
+            sizes.append(len(row) if stop is None else stop + 1)
             texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
-        return texts, count
+            flags.append(stop is None)  # the budget ran out before the reply ended
+        return texts, flags, sizes
 
     def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
         sampled = config.temperature > 0
@@ -293,5 +305,10 @@ def _plain_copy(model: PreTrainedModel) -> PreTrainedModel:
     return plain.eval()
 
 
-def _clean(samples: list[str]) -> list[str]:
-    return list(dict.fromkeys(text for text in samples if text))
+def _clean(samples: list[str], truncated: list[bool]) -> dict[str, bool]:
+    """Return each distinct non-empty sample, in order, with the truncated flag of its first copy."""
+    kept: dict[str, bool] = {}
+    for text, cut in zip(samples, truncated):
+        if text and text not in kept:
+            kept[text] = cut
+    return kept

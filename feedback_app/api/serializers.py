@@ -54,6 +54,7 @@ class StrictFloatField(serializers.FloatField):
 class ResponseSideSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     text = serializers.CharField()
+    truncated = serializers.BooleanField(help_text="The reply hit the generation token budget and is cut off.")
 
 
 class NextComparisonSerializer(serializers.Serializer):
@@ -74,8 +75,8 @@ class NextComparisonSerializer(serializers.Serializer):
             "id": c.pk,
             "prompt": c.prompt.text,
             "context": c.prompt.context,
-            "left": {"id": left.pk, "text": left.text},
-            "right": {"id": right.pk, "text": right.text},
+            "left": {"id": left.pk, "text": left.text, "truncated": left.truncated},
+            "right": {"id": right.pk, "text": right.text, "truncated": right.truncated},
             "lease_expires_at": assignment.lease_expires_at,
         }
 

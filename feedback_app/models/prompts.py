@@ -67,6 +67,7 @@ class Response(models.Model):
     policy_version = models.ForeignKey(
         "feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="responses"
     )
+    truncated = models.BooleanField(default=False)  # generated, and the token budget ran out before the reply ended
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

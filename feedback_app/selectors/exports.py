@@ -30,6 +30,7 @@ RAW_COLUMNS = [
     "response_a_id", "response_a", "response_a_origin", "response_b_id", "response_b", "response_b_origin",
     "comparison_kind", "policy_version", "reward_model_version", "selection_strategy", "selection_score", "source",
     "is_gold", "gold_winner", "gold_correct", "rater_trust", "comparison_labels", "agreement", "adjudicated_winner", "excluded",
+    "truncated_a", "truncated_b",
 ]
 CHUNK = 2000
 
@@ -137,4 +138,6 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "agreement": round(label.n_same / label.n_rater_labels, 4) if getattr(label, "n_rater_labels", 0) and label.rater_id else None,
         "adjudicated_winner": comparison.adjudicated_winner or None,
         "excluded": comparison.excluded,
+        "truncated_a": comparison.response_a.truncated,
+        "truncated_b": comparison.response_b.truncated,
     }

@@ -144,7 +144,7 @@ def _parquet_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
 
     int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id", "comparison_labels"}
     float_columns = {"selection_score", "rater_trust", "agreement"}
-    bool_columns = {"is_gold", "gold_correct", "excluded"}
+    bool_columns = {"is_gold", "gold_correct", "excluded", "truncated_a", "truncated_b"}
     schema = pa.schema([
         (name, pa.int64() if name in int_columns else pa.float64() if name in float_columns else pa.bool_() if name in bool_columns else pa.string())
         for name in RAW_COLUMNS

@@ -3,8 +3,10 @@
 One round: claim up to SUPPLY_BATCH_PROMPTS prompts that need a comparison (each claim is a
 lease on the prompt row, so two workers never generate for the same prompt), generate
 SUPPLY_CANDIDATES replies for each in one batched pass, score them with the active reward model,
-let the selection strategy choose the pair to show, and store the two replies and the
-comparison with its provenance (policy version, reward-model version, strategy, score).
+let the selection strategy choose the pair to show (among the complete replies when at least two
+are complete: a reply that hit the token budget is cut off mid-sentence), and store the two replies and the
+comparison with its provenance (policy version, reward-model version, strategy, score); each
+stored reply says whether it was truncated.
 """
 
 from __future__ import annotations
@@ -86,11 +88,11 @@ def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: lis
     old = training_bridge.candidates_generate(policy_name=opponent.name, policy_path=opponent.path, prompts=inputs, n=1, seed=seed, models=models)
     made = 0
     with transaction.atomic():
-        for prompt, mine, theirs in zip(prompts, new, old):
+        for prompt, mine, mine_cut, theirs, theirs_cut in zip(prompts, *new, *old):
             if not mine or not theirs or mine[0] == theirs[0]:
                 continue
-            a = Response.objects.create(prompt=prompt, text=mine[0], policy_version=policy)
-            b = Response.objects.create(prompt=prompt, text=theirs[0], policy_version=opponent)
+            a = Response.objects.create(prompt=prompt, text=mine[0], policy_version=policy, truncated=mine_cut[0])
+            b = Response.objects.create(prompt=prompt, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
             Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
                                       kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena")
             made += 1
@@ -104,23 +106,25 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
         return 0
     reward = reward_model_active()
     inputs = [(p.text, p.context) for p in prompts]
-    candidates = training_bridge.candidates_generate(
+    generated = training_bridge.candidates_generate(
         policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed, models=models,
     )
+    pools = [candidate_pool(flags) for flags in generated.truncated]
     strategy = policy.selection_strategy if reward is not None else "random"
     picks = training_bridge.pairs_choose(
         reward_name=reward.name if reward else None, reward_path=reward.path if reward else None,
-        prompts=inputs, candidates=candidates, strategy=strategy, seed=seed, models=models,
+        prompts=inputs, candidates=[[texts[k] for k in pool] for texts, pool in zip(generated.texts, pools)],
+        strategy=strategy, seed=seed, models=models,
     )
     made = 0
     with transaction.atomic():
-        for prompt, texts, pick in zip(prompts, candidates, picks):
+        for prompt, texts, flags, pool, pick in zip(prompts, generated.texts, generated.truncated, pools, picks):
             if pick is None:
                 logger.info("prompt %s: fewer than two distinct candidates; skipped this round", prompt.pk)
                 continue
-            i, j, score = pick
-            a = Response.objects.create(prompt=prompt, text=texts[i], policy_version=policy)
-            b = Response.objects.create(prompt=prompt, text=texts[j], policy_version=policy)
+            i, j, score = pool[pick[0]], pool[pick[1]], pick[2]
+            a = Response.objects.create(prompt=prompt, text=texts[i], policy_version=policy, truncated=flags[i])
+            b = Response.objects.create(prompt=prompt, text=texts[j], policy_version=policy, truncated=flags[j])
             Comparison.objects.create(
                 prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
                 policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,
@@ -129,3 +133,9 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
         if made:
             events.comparisons_supplied(count=made)
     return made
+
+
+def candidate_pool(truncated: list[bool]) -> list[int]:
+    """Return the indices the pair is chosen from: the complete candidates when at least two are, else all."""
+    complete = [k for k, cut in enumerate(truncated) if not cut]
+    return complete if len(complete) >= 2 else list(range(len(truncated)))

@@ -23,6 +23,7 @@ from feedback_app.training_bridge.conversion import (
 from feedback_app.training_bridge.errors import RunStopped
 from feedback_app.training_bridge.holder import ModelHolder
 from feedback_app.training_bridge.policy import (
+    Candidates,
     candidates_generate,
     dpo_train,
     online_pairs,
@@ -45,7 +46,7 @@ from feedback_app.training_bridge.store import (
 )
 
 __all__ = [
-    "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
+    "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "labels_aggregate", "online_pairs", "pairs_choose", "pairs_evaluate",
     "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",

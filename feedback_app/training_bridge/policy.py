@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from feedback_app.training_bridge.conversion import prompt_as_text
 from feedback_app.training_bridge.errors import RunStopped
@@ -35,15 +35,23 @@ def policy_materialise_base(*, name: str) -> tuple[str, dict]:
     return str(path.relative_to(store.root)), read_manifest(path)
 
 
+class Candidates(NamedTuple):
+    """Candidate replies per prompt and, aligned with them, whether each hit the token budget."""
+
+    texts: list[list[str]]
+    truncated: list[list[bool]]
+
+
 def candidates_generate(
     *, policy_name: str, policy_path: str, prompts: Sequence[tuple[str, Sequence[dict]]], n: int, seed: int, models: ModelHolder,
-) -> list[list[str]]:
-    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass."""
+) -> Candidates:
+    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass, with their truncated flags."""
     from rm_trainer.generator import PromptItem
 
     generator = models.generator(policy_name, policy_path)
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
-    return generator.generate(items, n, generation_config(seed=seed))
+    result = generator.generate_with_stats(items, n, generation_config(seed=seed))
+    return Candidates(texts=result.texts, truncated=result.truncated)
 
 
 def replies_generate(

@@ -86,6 +86,49 @@ def test_replies_stop_at_end_of_turn_and_never_use_unused_rows(tiny):
     assert suppressed_token_ids(tiny.tokenizer, tiny.model, (2, 0, 1)) == [259, 260, 261, 262, 263]
 
 
+def _say_a_then_stop() -> Generator:
+    """A tiny model that prefers "a", then (once the repetition penalty bites) <|im_end|>."""
+    model = tiny_llama()
+    tokenizer = tiny_tokenizer()
+    model.lm_head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[tokenizer.convert_tokens_to_ids("a")] = 10.0
+        model.lm_head.bias[tokenizer.convert_tokens_to_ids("<|im_end|>")] = 9.5
+    return Generator(model, tokenizer, device="cpu", bf16=False)
+
+
+def test_a_reply_that_hits_the_budget_is_marked_truncated():
+    """No stop token within max_new_tokens: the reply is cut off, and says so per text and per raw sample."""
+    generator = _say_a_then_stop()
+    config = GenerationConfig(max_new_tokens=1, temperature=0.0, repetition_penalty=1.1, system_prompt="")
+    result = generator.generate_with_stats(PROMPTS[:2], 2, config)
+    assert result.texts == [["a"], ["a"]]
+    assert result.truncated == [[True], [True]]
+    assert result.raw_truncated == [[True, True], [True, True]]
+    assert result.raw_lengths == [[1, 1], [1, 1]]
+
+
+def test_a_reply_that_ends_with_a_stop_token_is_not_truncated():
+    """The same reply with room for its <|im_end|> is complete."""
+    generator = _say_a_then_stop()
+    config = GenerationConfig(max_new_tokens=4, temperature=0.0, repetition_penalty=1.1, system_prompt="")
+    result = generator.generate_with_stats(PROMPTS[:2], 2, config)
+    assert result.texts == [["a"], ["a"]]
+    assert result.truncated == [[False], [False]]
+    assert result.raw_truncated == [[False, False], [False, False]]
+    assert result.raw_lengths == [[2, 2], [2, 2]]  # "a" and its stop token
+    assert result.new_tokens == 4 * 2
+
+
+def test_truncated_flags_line_up_with_the_cleaned_texts(tiny):
+    """Dropping empties and duplicates drops their flags too."""
+    result = tiny.generate_with_stats(PROMPTS, 3, SAMPLED)
+    assert [len(flags) for flags in result.truncated] == [len(texts) for texts in result.texts]
+    assert [len(flags) for flags in result.raw_truncated] == [3, 3, 3]
+
+
 def test_materialised_policy_reloads_with_the_same_outputs(tiny, tiny_folder, tmp_path):
     store = CheckpointStore(tmp_path)
     path = materialise_base_policy(store, "p0", tiny_folder, manifest={"note": "base"})

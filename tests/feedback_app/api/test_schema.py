@@ -32,3 +32,10 @@ def test_bodies_are_json_only(operations):
     for (method, path), op in operations.items():
         if "requestBody" in op and path != "/api/v1/auth/token/":
             assert set(op["requestBody"]["content"]) == {"application/json"}, (method, path)
+
+
+def test_a_comparison_side_documents_its_truncated_flag(client):
+    """The next comparison's left and right say, as a required boolean, whether the reply was cut off."""
+    schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    side = schema["components"]["schemas"]["ResponseSide"]
+    assert side["properties"]["truncated"]["type"] == "boolean" and "truncated" in side["required"]

@@ -33,6 +33,17 @@ def test_next_then_label(rater, make_comparisons):
     assert client.get(NEXT).status_code == 204
 
 
+def test_next_says_which_side_was_cut_off(rater, make_comparisons):
+    """left and right each carry their reply's truncated flag, whichever side response A is shown on."""
+    (comparison,) = make_comparisons(1)
+    comparison.response_b.truncated = True
+    comparison.response_b.save()
+    body = api_client_for(rater).get(NEXT).json()
+    sides = {body[side]["id"]: body[side]["truncated"] for side in ("left", "right")}
+    assert sides == {comparison.response_a_id: False, comparison.response_b_id: True}
+    assert set(body["left"]) == {"id", "text", "truncated"}
+
+
 def test_label_not_leased_is_a_conflict(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     response = api_client_for(rater).post(label_url(comparison.pk), {"choice": "tie"}, format="json")

@@ -66,3 +66,14 @@ def test_raw_row_has_every_column_and_the_agreement_of_its_comparison(two_labels
     assert list(row) == RAW_COLUMNS
     assert (row["rater"], row["winner"], row["choice"], row["displayed_order"]) == (first.profile.pseudonym, "a", "left", "a_left")
     assert (row["comparison_labels"], row["agreement"], row["rater_trust"], row["flags"]) == (2, 1.0, 0.9, [])
+
+
+@pytest.mark.django_db
+def test_raw_row_ends_with_whether_each_reply_was_cut_off(two_labels):
+    """truncated_a and truncated_b come last, so the columns before them keep their places."""
+    plain, _, first, _ = two_labels
+    plain.response_b.truncated = True
+    plain.response_b.save()
+    row = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
+    assert RAW_COLUMNS[-2:] == ["truncated_a", "truncated_b"]
+    assert (row["truncated_a"], row["truncated_b"]) == (False, True)

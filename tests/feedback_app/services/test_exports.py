@@ -132,3 +132,20 @@ def test_csv_export_neutralises_formulas_and_parquet_keeps_them_raw(labelled):
     table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
     raw = next(r for r in table if r["label_id"] == label.pk)
     assert raw["rationale"] == "=1+1" and raw["edited_text"] == "-5"
+
+
+def test_every_table_format_says_which_reply_was_cut_off(labelled):
+    """raw and parquet keep the truncated flags as booleans; csv writes them as text, last in the row."""
+    import pyarrow.parquet as pq
+
+    c1 = labelled[0]
+    c1.response_a.truncated = True
+    c1.response_a.save()
+    raw = [json.loads(line) for line in export("raw").decode().splitlines()]
+    assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw} == {
+        (c1.pk, True, False), (labelled[1].pk, False, False), (labelled[2].pk, False, False)}
+    rows = list(csv.DictReader(io.StringIO(export("csv").decode())))
+    assert list(rows[0])[-2:] == ["truncated_a", "truncated_b"]
+    assert {(int(r["comparison_id"]), r["truncated_a"]) for r in rows} == {(c1.pk, "True"), (labelled[1].pk, "False"), (labelled[2].pk, "False")}
+    table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
+    assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in table} == {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw}

@@ -7,21 +7,36 @@ from django.utils import timezone
 
 from feedback_app import training_bridge
 from feedback_app.models import Comparison, PolicyVersion, Prompt
-from feedback_app.services.supply import arena_opponent, comparisons_supply, prompts_claim_for_generation
+from feedback_app.services.supply import arena_opponent, candidate_pool, comparisons_supply, prompts_claim_for_generation
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def fake_generation(monkeypatch):
+def cut_off():
+    """Which candidates the stand-in generator marks truncated: a set of (policy name, candidate index)."""
+    return set()
+
+
+@pytest.fixture
+def fake_generation(monkeypatch, cut_off):
     calls = []
 
     def generate(*, policy_name, policy_path, prompts, n, seed, models):
         calls.append((policy_name, len(prompts), n))
-        return [[f"{policy_name} reply {k} to {text}" for k in range(n)] for text, _ in prompts]
+        texts = [[f"{policy_name} reply {k} to {text}" for k in range(n)] for text, _ in prompts]
+        return training_bridge.Candidates(texts=texts, truncated=[[(policy_name, k) in cut_off for k in range(n)] for _ in prompts])
 
     monkeypatch.setattr(training_bridge, "candidates_generate", generate)
     return calls
+
+
+def _standard_only():
+    from feedback_app.selectors.quality import studio_settings
+
+    config = studio_settings()
+    config.arena_share = 0.0
+    config.save()
 
 
 @pytest.fixture
@@ -63,6 +78,55 @@ def test_arena_share_pits_the_new_policy_against_an_earlier_one(settings, fake_g
         assert c.kind == "arena" and c.selection_strategy == "arena"
         assert c.response_a.policy_version == new and c.response_b.policy_version == base
     assert {(name, n) for name, _, n in fake_generation} == {("policy-00002", 1), ("policy-base", 1)}
+
+
+def test_the_pair_is_chosen_among_complete_candidates_when_two_are_complete(settings, fake_generation, cut_off, policies):
+    """Candidates 0 and 1 hit the token budget; every pair shown is 2 vs 3, both complete."""
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 6, 8, 4
+    cut_off.update({("policy-00002", 0), ("policy-00002", 1)})
+    for i in range(6):
+        Prompt.objects.create(text=f"question {i}")
+    _standard_only()
+    assert comparisons_supply() == 6
+    for c in Comparison.objects.all():
+        assert {c.response_a.text.split()[2], c.response_b.text.split()[2]} == {"2", "3"}
+        assert not c.response_a.truncated and not c.response_b.truncated
+
+
+def test_with_fewer_than_two_complete_candidates_the_pair_comes_from_all_and_keeps_its_flags(settings, fake_generation, cut_off, policies):
+    """One complete reply of two: the pair is still made, and its truncated reply is marked."""
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 3, 8, 2
+    cut_off.add(("policy-00002", 1))
+    for i in range(3):
+        Prompt.objects.create(text=f"question {i}")
+    _standard_only()
+    assert comparisons_supply() == 3
+    for c in Comparison.objects.all():
+        flags = {c.response_a.text.split()[2]: c.response_a.truncated, c.response_b.text.split()[2]: c.response_b.truncated}
+        assert flags == {"0": False, "1": True}
+
+
+def test_candidate_pool_prefers_complete_replies():
+    assert candidate_pool([True, False, True, False]) == [1, 3]
+    assert candidate_pool([True, False, True]) == [0, 1, 2]
+    assert candidate_pool([True, True]) == [0, 1]
+    assert candidate_pool([]) == []
+
+
+def test_arena_replies_carry_their_truncated_flags(settings, fake_generation, cut_off, policies):
+    """The base policy's arena reply hit the budget; the new policy's did not."""
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS = 2, 2
+    cut_off.add(("policy-base", 0))
+    for i in range(2):
+        Prompt.objects.create(text=f"question {i}")
+    from feedback_app.selectors.quality import studio_settings
+
+    config = studio_settings()
+    config.arena_share = 1.0
+    config.save()
+    assert comparisons_supply() == 2
+    for c in Comparison.objects.all():
+        assert (c.response_a.truncated, c.response_b.truncated) == (False, True)
 
 
 def test_claimed_prompts_are_not_claimed_twice(policies):

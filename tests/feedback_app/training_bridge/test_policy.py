@@ -55,3 +55,24 @@ def test_replies_are_one_per_prompt_seeded_and_within_the_token_budget(settings)
     assert replies_generate(seed=3, temperature=1.0, **kwargs) == sampled
     assert replies_generate(seed=1, temperature=0.0, **kwargs) == replies_generate(seed=2, temperature=0.0, **kwargs)
     assert holder.asked[0] == ("policy-2", "policy/policy-2")
+
+
+def test_candidates_generate_returns_texts_with_their_truncated_flags(settings):
+    """Each candidate text comes with whether it hit the token budget, aligned one to one."""
+    from rm_trainer.generator import Generator
+    from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
+
+    from feedback_app.training_bridge.policy import Candidates, candidates_generate
+
+    settings.GENERATION_MAX_NEW_TOKENS, settings.GENERATION_TEMPERATURE, settings.TRAINING_DEVICE = 8, 1.0, "cpu"
+    tiny = Generator(tiny_llama(), tiny_tokenizer(), device="cpu", bf16=False)
+
+    class Holder:
+        def generator(self, name, path):
+            return tiny
+
+    result = candidates_generate(policy_name="p", policy_path="policy/p", prompts=[("Hi", []), ("Refund?", [])], n=3, seed=0, models=Holder())
+    assert isinstance(result, Candidates)
+    texts, truncated = result
+    assert [len(flags) for flags in truncated] == [len(t) for t in texts] and all(t for t in texts)
+    assert all(isinstance(flag, bool) for flags in truncated for flag in flags)

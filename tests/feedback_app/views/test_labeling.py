@@ -165,3 +165,21 @@ def test_a_bad_lease_parameter_is_a_400_naming_it(rater, make_comparisons, value
     make_comparisons(1)
     response = logged_in(rater).get("/label/", {"c": value})
     assert response.status_code == 400 and response.content.decode().startswith("c must be a whole number")
+
+
+def test_a_cut_off_reply_is_marked_on_its_side(rater, make_comparisons):
+    """A truncated reply gets a "cut off" mark on the side it is shown on; a complete one gets none."""
+    (comparison,) = make_comparisons(1)
+    comparison.response_a.truncated = True
+    comparison.response_a.save()
+    client = logged_in(rater)
+    html = client.get("/label/").content.decode()
+    side = "left" if Assignment.objects.get(rater=rater).a_on_left else "right"
+    other = "right" if side == "left" else "left"
+    assert f'data-testid="{side}-cut-off"' in html and f'data-testid="{other}-cut-off"' not in html
+    assert html.count(">cut off</span>") == 1
+
+
+def test_no_cut_off_mark_when_both_replies_are_complete(rater, make_comparisons):
+    make_comparisons(1)
+    assert "cut-off" not in logged_in(rater).get("/label/").content.decode()
