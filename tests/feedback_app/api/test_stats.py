@@ -16,7 +16,7 @@ def test_every_statistic_is_served_to_researchers(researcher, make_comparisons):
         assert response.status_code == 200, name
         assert response.json()["name"] == name and "data" in response.json()
     overview = client.get("/api/v1/stats/overview/").json()["data"]
-    assert overview["open_comparisons"] == 2 and set(overview["queues"]) == {"default", "gpu", "score"}
+    assert overview["open_comparisons"] == 2 and set(overview["queues"]) == {"default", "gpu", "policy", "score"}
     assert len(client.get("/api/v1/stats/labels/?hours=5").json()["data"]) in (5, 6)
     assert client.get("/api/v1/stats/nope/").status_code == 404
 

