@@ -24,7 +24,9 @@ def run_now(kind):
 
 
 def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_preferences, settings):
-    synthetic_preferences(60)
+    # 120 pairs: the fixed 10% validation split keys on comparison ids, which PostgreSQL's sequences
+    # carry over from earlier tests; 60 pairs left it empty about once in 550 runs (0.9 ** 60).
+    synthetic_preferences(120)
     first = run_now("reward_fast").reward_model_version
     assert first.status == "active" and first.tier == "fast"
     assert first.metrics["val_accuracy"] >= 0.99 and first.metrics["n_validation"] > 0
@@ -38,7 +40,7 @@ def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_prefer
                                         "Thank you for reaching out about your blender! I'm sorry for the trouble. Here is exactly what to do next."])
     assert scored["reward_model_version"] == first.name and scored["rewards"][1] > scored["rewards"][0]
 
-    synthetic_preferences(70)  # 10 new pairs: the next fit embeds only their texts, into a new shard
+    synthetic_preferences(130)  # 10 new pairs: the next fit embeds only their texts, into a new shard
     second = run_now("reward_fast").reward_model_version
     assert second.parent == first and second.metrics["baseline"]["val_accuracy"] is not None
     shards = lambda: list((settings.MODEL_STORE / "embeddings").rglob("*.npz"))  # noqa: E731
