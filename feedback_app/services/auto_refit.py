@@ -9,21 +9,16 @@ queue). The reaper asks the same question periodically, so a trigger lost with a
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from feedback_app.models import PreferenceLabel, RewardModelVersion, TrainingRun
-from feedback_app.services.training_runs import training_run_get_or_request
+from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
 
 
 def refit_check_due(*, label_id: int) -> bool:
-    """Return whether the count of new labels should be checked after label ``label_id``.
-
-    It is checked on every tenth of REFIT_EVERY_N_LABELS labels, so the trigger costs one query
-    per N/10 labels and fires at most N/10 labels late.
-    """
-    every = settings.REFIT_EVERY_N_LABELS
-    return bool(every) and label_id % max(1, every // 10) == 0
+    """Return whether the count of new labels should be checked after label ``label_id`` (every tenth of REFIT_EVERY_N_LABELS)."""
+    return every_tenth_label(label_id=label_id, every=settings.REFIT_EVERY_N_LABELS)
 
 
 def refit_ask_after_commit(*, label_id: int) -> None:
@@ -46,9 +41,4 @@ def training_auto_refit_if_due() -> TrainingRun | None:
     last = newest.get("last_label_id") or 0
     if PreferenceLabel.objects.filter(pk__gt=last).count() < every:
         return None
-    try:
-        with transaction.atomic():
-            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO)
-    except IntegrityError:
-        return None  # another process queued it a moment ago
-    return run if created else None
+    return training_run_request_auto(kind=kind)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from feedback_app.models import PreferenceLabel, TrainingRun
-from feedback_app.services.training_runs import training_run_get_or_request
+from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
 KIND = TrainingRun.Kind.POLICY_DPO
@@ -26,8 +26,7 @@ KIND = TrainingRun.Kind.POLICY_DPO
 
 def policy_check_due(*, label_id: int) -> bool:
     """Return whether the count of new labels should be checked after label ``label_id`` (every tenth of N)."""
-    every = settings.POLICY_EVERY_N_LABELS
-    return bool(every) and label_id % max(1, every // 10) == 0
+    return every_tenth_label(label_id=label_id, every=settings.POLICY_EVERY_N_LABELS)
 
 
 def policy_ask_after_commit(*, label_id: int) -> None:
@@ -74,11 +73,7 @@ def policy_auto_update_queue(*, reason: str) -> TrainingRun | None:
     """Queue an automatic DPO run unless one is queued or running; return it, or None."""
     if policy_update_pending():
         return None
-    try:
-        with transaction.atomic():
-            run, created = training_run_get_or_request(kind=KIND, trigger=TrainingRun.Trigger.AUTO)
-    except IntegrityError:
-        return None  # another process queued it a moment ago
-    if created:
+    run = training_run_request_auto(kind=KIND)
+    if run is not None:
         logger.info("policy update queued automatically (run %s): %s", run.pk, reason)
-    return run if created else None
+    return run

@@ -57,6 +57,24 @@ def training_run_get_or_request(*, kind: str, trigger: str, user=None) -> tuple[
     return run, True
 
 
+def training_run_request_auto(*, kind: str) -> TrainingRun | None:
+    """Queue an automatic run of ``kind`` and return it; None when a run of that kind was queued already
+    (by this or another process: the constraints one_queued_run_per_kind and one_pending_auto_run_per_kind)."""
+    try:
+        with transaction.atomic():
+            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO)
+    except IntegrityError:
+        return None  # another process queued it a moment ago
+    return run if created else None
+
+
+def every_tenth_label(*, label_id: int, every: int) -> bool:
+    """Return whether a rule that acts every ``every`` labels should count after label ``label_id``: on every
+    tenth of ``every`` labels (never when 0), so the count costs one query per every/10 labels and acts at
+    most every/10 labels late."""
+    return bool(every) and label_id % max(1, every // 10) == 0
+
+
 def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
     """Mark a queued run running on ``worker`` and return it; None when it is not queued (any more)."""
     now = timezone.now()

@@ -128,3 +128,24 @@ def test_a_request_racing_another_gets_the_run_the_other_queued(monkeypatch):
     run, created = training_run_get_or_request(kind="reward_fast", trigger="cli")
     assert (run.pk, created) == (other.pk, False) and missed
     assert TrainingRun.objects.count() == 1
+
+
+def test_every_tenth_label_counts_on_a_tenth_of_n_and_never_at_zero():
+    """Off at 0; every label below 10; every N/10 labels above."""
+    from feedback_app.services.training_runs import every_tenth_label
+
+    assert not any(every_tenth_label(label_id=i, every=0) for i in range(1, 50))
+    assert all(every_tenth_label(label_id=i, every=7) for i in range(1, 50))
+    assert [i for i in range(1, 61) if every_tenth_label(label_id=i, every=200)] == [20, 40, 60]
+
+
+def test_an_automatic_request_queues_once_per_kind(db, monkeypatch):
+    """The first automatic request of a kind queues a run; while it waits, a second returns None."""
+    from feedback_app import tasks
+    from feedback_app.services.training_runs import training_run_request_auto
+
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda *args, **kwargs: None)
+    first = training_run_request_auto(kind="reward_fast")
+    assert first.trigger == "auto" and first.status == "queued"
+    assert training_run_request_auto(kind="reward_fast") is None
+    assert training_run_request_auto(kind="policy_dpo").kind == "policy_dpo"
