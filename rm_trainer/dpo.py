@@ -77,6 +77,10 @@ class WinRate:
     losses: int
     n: int
     mean_reward_gap: float  # mean of score(new) - score(old)
+    mean_reply_tokens: float = 0.0  # the new policy's replies: generated tokens, the stop token included
+    mean_reply_chars: float = 0.0  # the new policy's replies: characters of the stripped text
+    old_mean_reply_tokens: float = 0.0  # the same two figures for the old policy's replies
+    old_mean_reply_chars: float = 0.0
 
 
 def dpo_loss(
@@ -278,10 +282,11 @@ def _collate(rows: list[tuple[list[int], list[int]]], device: torch.device) -> t
 def policy_win_rate(
     new: Generator, old: Generator, prompts: Sequence[PromptItem | str], score_fn: ScoreFn, config: GenerationConfig,
 ) -> WinRate:
-    """Return how often ``score_fn`` prefers ``new``'s reply to each prompt over ``old``'s (one each)."""
+    """Return how often ``score_fn`` prefers ``new``'s reply to each prompt over ``old``'s (one each), and both replies' mean lengths."""
     items = [PromptItem(p) if isinstance(p, str) else p for p in prompts]
-    new_replies = new.generate_with_stats(items, 1, config).raw
-    old_replies = old.generate_with_stats(items, 1, config).raw
+    new_result = new.generate_with_stats(items, 1, config)
+    old_result = old.generate_with_stats(items, 1, config)
+    new_replies, old_replies = new_result.raw, old_result.raw
     wins = ties = 0
     gaps = []
     for item, (new_reply,), (old_reply,) in zip(items, new_replies, old_replies):
@@ -292,4 +297,11 @@ def policy_win_rate(
     n = len(items)
     losses = n - wins - ties
     return WinRate(win_rate=(wins + ties / 2) / n if n else 0.0, wins=int(wins), ties=int(ties), losses=int(losses),
-                   n=n, mean_reward_gap=float(np.mean(gaps)) if gaps else 0.0)
+                   n=n, mean_reward_gap=float(np.mean(gaps)) if gaps else 0.0,
+                   mean_reply_tokens=_mean(sum(new_result.raw_lengths, [])), mean_reply_chars=_mean([len(r) for r in sum(new_replies, [])]),
+                   old_mean_reply_tokens=_mean(sum(old_result.raw_lengths, [])),
+                   old_mean_reply_chars=_mean([len(r) for r in sum(old_replies, [])]))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else 0.0

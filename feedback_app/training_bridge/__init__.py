@@ -28,6 +28,7 @@ from feedback_app.training_bridge.policy import (
     dpo_train,
     online_pairs,
     pairs_choose,
+    policy_export,
     policy_materialise_base,
     policy_win_rate,
     replies_generate,
@@ -49,7 +50,7 @@ __all__ = [
     "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "labels_aggregate", "online_pairs", "pairs_choose", "pairs_evaluate",
-    "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
+    "policy_export", "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
     "read_preference_file", "replies_generate", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "split_dialogues",
     "text_as_turns", "validation_summary", "version_folder",
 ]

@@ -88,13 +88,18 @@ def reward_fit_metrics(result: FitResult) -> dict:
 
 
 def policy_update_metrics(result: DPOResult, win: WinRate) -> dict:
-    """Return a DPO run's figures and its win rate as a policy version and its run record them."""
+    """Return a DPO run's figures, its win rate and the mean reply lengths behind it as a policy version and its run record them."""
     return {
         "win_rate_vs_parent": win.win_rate, "wins": win.wins, "ties": win.ties, "losses": win.losses, "n_eval_prompts": win.n,
         "mean_reward_gap": win.mean_reward_gap, "dpo_loss": result.metrics.get("loss"),
         "dpo_reward_accuracy": result.metrics.get("reward_accuracy"), "n_pairs": result.n_pairs, "steps": result.steps,
         "beta": result.metrics.get("beta"), "seconds_per_step": _rounded(result.metrics.get("seconds_per_step"), 3),
         "reference_seconds": _rounded(result.metrics.get("reference_seconds"), 2), "seconds": round(result.seconds, 2),
+        # the replies judged on the held-out prompts: the new version's, and its parent's for comparison
+        "mean_reply_tokens": _rounded(getattr(win, "mean_reply_tokens", None), 1),
+        "mean_reply_chars": _rounded(getattr(win, "mean_reply_chars", None), 1),
+        "parent_mean_reply_tokens": _rounded(getattr(win, "old_mean_reply_tokens", None), 1),
+        "parent_mean_reply_chars": _rounded(getattr(win, "old_mean_reply_chars", None), 1),
     }
 
 

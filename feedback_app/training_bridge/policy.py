@@ -1,8 +1,9 @@
-"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates (with on-policy pairs) and their win rate."""
+"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates (with on-policy pairs), their win rate, export."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from feedback_app.training_bridge.conversion import prompt_as_text
@@ -149,3 +150,11 @@ def policy_win_rate(
     as_text = {text: prompt_as_text(text=text, context=context) for text, context in prompts}
     return win_rate(new, old, items, lambda prompt, responses: scorer.score(as_text.get(prompt, prompt), list(responses)),
                     generation_config(seed=seed))
+
+
+def policy_export(*, policy_path: str, out: str) -> Path:
+    """Write the merged model and tokenizer of the policy version at ``policy_path`` (relative to MODEL_STORE) into the new
+    folder ``out``, loadable by transformers as it is; raise FileExistsError when ``out`` exists and is not empty."""
+    from rm_trainer.export import export_merged
+
+    return export_merged(version_folder(policy_path), out)

@@ -200,6 +200,19 @@ def test_policy_win_rate_counts_the_reward_models_verdicts(store):
     assert (first_wins.win_rate, first_wins.wins, first_wins.losses, first_wins.mean_reward_gap) == (1.0, 2, 0, 1.0)
 
 
+def test_policy_win_rate_reports_the_mean_reply_lengths_of_both_policies(store):
+    """The mean tokens (stop token included, within the budget) and characters of each policy's replies come back."""
+    generator = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    config = GenerationConfig(max_new_tokens=6, system_prompt="")
+    prompts = ["a", "b", "c"]
+    result = policy_win_rate(generator, generator, prompts, lambda p, rs: [0.0 for _ in rs], config)
+    replies = generator.generate_with_stats(prompts, 1, config)
+    tokens = [n for (n,) in replies.raw_lengths]
+    assert 0 < result.mean_reply_tokens == pytest.approx(sum(tokens) / 3) and max(tokens) <= 6
+    assert result.mean_reply_chars == pytest.approx(sum(len(r) for (r,) in replies.raw) / 3)
+    assert (result.old_mean_reply_tokens, result.old_mean_reply_chars) == (result.mean_reply_tokens, result.mean_reply_chars)
+
+
 def _log_ratio(model, tokenizer, pair: PreferencePair) -> float:
     from rm_trainer.generator import PromptItem, chat_prompt_ids
 

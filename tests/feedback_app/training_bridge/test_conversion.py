@@ -34,3 +34,17 @@ def test_fit_results_become_the_site_s_metric_names():
     assert metrics == {"val_accuracy": 0.75, "val_loss": 0.5, "val_ece": 0.1, "calibration": [1], "n_train": 32, "n_validation": 8,
                        "seconds": 1.23, "baseline": {"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.2, "n": 8}}
     assert validation_summary(None) is None
+
+
+def test_policy_update_metrics_record_the_mean_reply_lengths_of_both_policies():
+    """The new version's mean reply tokens and characters are recorded, with its parent's beside them."""
+    from rm_trainer.dpo import DPOResult, WinRate
+
+    result = DPOResult(name="p1", path="/s/policy/p1", parent="p0", n_pairs=4, steps=2, seconds=3.0, manifest={},
+                       metrics={"loss": 0.6, "reward_accuracy": 0.7, "beta": 0.1, "seconds_per_step": 1.5, "reference_seconds": 0.5})
+    win = WinRate(win_rate=0.75, wins=3, ties=0, losses=1, n=4, mean_reward_gap=0.2, mean_reply_tokens=41.25,
+                  mean_reply_chars=180.0, old_mean_reply_tokens=63.0, old_mean_reply_chars=270.5)
+    metrics = training_bridge.policy_update_metrics(result, win)
+    assert (metrics["mean_reply_tokens"], metrics["mean_reply_chars"]) == (41.2, 180.0)
+    assert (metrics["parent_mean_reply_tokens"], metrics["parent_mean_reply_chars"]) == (63.0, 270.5)
+    assert metrics["win_rate_vs_parent"] == 0.75

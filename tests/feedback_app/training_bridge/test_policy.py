@@ -2,7 +2,7 @@ import pytest
 
 from feedback_app.training_bridge import RunStopped
 from feedback_app.training_bridge.holder import ModelHolder
-from feedback_app.training_bridge.policy import dpo_train, pairs_choose, replies_generate
+from feedback_app.training_bridge.policy import dpo_train, pairs_choose, policy_export, replies_generate
 
 
 def test_a_cancelled_dpo_run_becomes_run_stopped(monkeypatch, settings, tmp_path):
@@ -18,6 +18,15 @@ def test_a_cancelled_dpo_run_becomes_run_stopped(monkeypatch, settings, tmp_path
     with pytest.raises(RunStopped, match="stopped while it trained"):
         dpo_train(base_name="policy-base", base_path="policy/policy-base", name="policy-00002", pairs=[],
                   progress=lambda event: None, should_stop=lambda: True)
+
+
+def test_policy_export_reads_the_version_under_model_store(monkeypatch, settings, tmp_path):
+    """The version's relative path is resolved under MODEL_STORE before rm_trainer exports it."""
+    from rm_trainer import export
+
+    settings.MODEL_STORE = str(tmp_path)
+    monkeypatch.setattr(export, "export_merged", lambda folder, out: (folder, out))
+    assert policy_export(policy_path="policy/policy-00001", out="/tmp/x") == (tmp_path / "policy/policy-00001", "/tmp/x")
 
 
 def test_without_a_reward_model_pairs_are_drawn_at_random_without_a_score():
