@@ -241,6 +241,23 @@ def judge(prompt: str, reply_a: str, reply_b: str, rng: random.Random) -> tuple[
     return default_judge()(prompt, reply_a, reply_b, rng)
 
 
+def noiseless(judge: Callable) -> Callable[[str, str, str], str]:
+    """Return the judge's noiseless preference: its ``preference`` if it has one, else the majority of 15 draws."""
+    target = getattr(judge, "wrapped", judge)
+    if hasattr(target, "preference"):
+        return target.preference
+    if getattr(target, "__module__", None) == "bench.judges" and getattr(target, "__name__", None) == "judge":
+        return default_judge().preference
+
+    def majority(prompt: str, a: str, b: str) -> str:
+        rng = random.Random(0)
+        votes = [judge(prompt, a, b, rng)[0] for _ in range(15)]
+        wins_a, wins_b = votes.count("a"), votes.count("b")
+        return "a" if wins_a > wins_b else "b" if wins_b > wins_a else "tie"
+
+    return majority
+
+
 def load_judge(spec: str) -> Judge:
     """Return the callable named by ``"module:callable"`` (the module found on PYTHONPATH), checked on each call."""
     module_name, sep, attribute = spec.partition(":")

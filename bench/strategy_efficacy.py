@@ -48,7 +48,7 @@ import torch
 
 from bench.active_learning import cpu_name
 from bench.candidate_pool import DEFAULT_DATA, OUT_DIR, PoolSpec, load_or_generate
-from bench.judges import BitextJudge, calibrate_temperature, default_judge, expected_self_agreement, load_judge, measured_self_agreement
+from bench.judges import BitextJudge, calibrate_temperature, expected_self_agreement, load_judge, measured_self_agreement, noiseless
 from rm_trainer.config import FitConfig, SelectionConfig, default_reward_backbone
 from rm_trainer.data import DEFAULT_STRENGTH_MARGINS
 from rm_trainer.embeddings import EmbeddingCache, PairEncoder, embed_cached
@@ -58,23 +58,6 @@ from rm_trainer.selection import select_pairs
 STRATEGIES = ("random", "uncertain", "thompson")
 GOAL_FRACTION = 0.67
 METRICS = ("win_rate_vs_base", "rm_judge_agreement")
-
-
-def noiseless(judge: Callable) -> Callable[[str, str, str], str]:
-    """Return the judge's noiseless preference: its ``preference`` if it has one, else the majority of 15 draws."""
-    target = getattr(judge, "wrapped", judge)
-    if hasattr(target, "preference"):
-        return target.preference
-    if getattr(target, "__module__", None) == "bench.judges" and getattr(target, "__name__", None) == "judge":
-        return default_judge().preference
-
-    def majority(prompt: str, a: str, b: str) -> str:
-        rng = random.Random(0)
-        votes = [judge(prompt, a, b, rng)[0] for _ in range(15)]
-        wins_a, wins_b = votes.count("a"), votes.count("b")
-        return "a" if wins_a > wins_b else "b" if wins_b > wins_a else "tie"
-
-    return majority
 
 
 def heldout_pairs(groups: list[dict], prefer: Callable) -> list[tuple[int, int, int, int]]:

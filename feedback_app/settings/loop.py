@@ -79,13 +79,15 @@ DPO_MAX_PAIRS = _env_int("DPO_MAX_PAIRS", 256, 1)  # the newest human-labelled p
 # on all the data), on the human pairs plus on-policy pairs: DPO_ONLINE_SAMPLES replies of the
 # policy being improved to each of up to DPO_ONLINE_PROMPTS training prompts, best vs worst by the
 # active reward model when their reward gap exceeds DPO_ONLINE_MIN_GAP. DPO_BETA is the KL strength;
-# DPO_MAX_STEPS caps the optimizer steps (0: one pass over the pairs).
+# DPO_MAX_STEPS caps the optimizer steps (0: one pass over the pairs); DPO_LEARNING_RATE is the
+# LoRA adapter's (a short capped run on a CPU moves the policy little at the default).
 DPO_FROM_BASE = _env_bool("DPO_FROM_BASE", False)
 DPO_ONLINE_PROMPTS = _env_int("DPO_ONLINE_PROMPTS", 32, 0)
 DPO_ONLINE_SAMPLES = _env_int("DPO_ONLINE_SAMPLES", 4, 2)
 DPO_ONLINE_MIN_GAP = _env_float("DPO_ONLINE_MIN_GAP", 0.2)
 DPO_BETA = _env_float("DPO_BETA", 0.1)
 DPO_MAX_STEPS = _env_int("DPO_MAX_STEPS", 64, 0)
+DPO_LEARNING_RATE = _env_float("DPO_LEARNING_RATE", 5e-5)
 # Policy updates by themselves: a DPO run every POLICY_EVERY_N_LABELS labels since the last policy
 # run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
 POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)

@@ -75,5 +75,6 @@ def dpo_config() -> DPOConfig:
 
     return DPOConfig(
         device=settings.TRAINING_DEVICE, eval_prompts=settings.DPO_EVAL_PROMPTS, beta=settings.DPO_BETA, max_steps=settings.DPO_MAX_STEPS,
+        learning_rate=settings.DPO_LEARNING_RATE,
         online_samples=settings.DPO_ONLINE_SAMPLES, online_min_gap=settings.DPO_ONLINE_MIN_GAP,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bench.strategy_efficacy import heldout_pairs, mean_interval, noiseless, summarise
+from bench.judges import noiseless
+from bench.strategy_efficacy import heldout_pairs, mean_interval, summarise
 
 
 def _run(wins: list[float], agree: list[float]) -> list[dict]:
