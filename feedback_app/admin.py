@@ -38,6 +38,7 @@ from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_jobs import import_job_create
 from feedback_app.services.retention import model_store_prune
+from feedback_app.services.serving import version_serving_mode_set
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_make_active
 from feedback_app.views.streaming import streaming_download
@@ -278,6 +279,16 @@ def make_active(modeladmin, request, queryset):
     return None
 
 
+def _serve_in(mode: str, label: str):
+    @admin.action(description=label)
+    def action(modeladmin, request, queryset):
+        changed = [v.name for v in queryset if version_serving_mode_set(version=v, mode=mode, user=request.user, reason="admin")]
+        modeladmin.message_user(request, f"Serving in mode {mode!r} now: {', '.join(changed) or 'none changed'}.", messages.SUCCESS)
+
+    action.__name__ = f"serve_{mode}"
+    return action
+
+
 @admin.action(description="Prune model store now")
 def prune_model_store(modeladmin, request, queryset):
     """Apply retention to the whole store (the selection does not matter: retention decides what stays)."""
@@ -321,9 +332,10 @@ class RewardModelVersionAdmin(_VersionAdmin):
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(_VersionAdmin):
-    list_display = ["name", "status", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
-    actions = [make_active, _retrain("policy_dpo", "Improve the policy now (DPO)")]
-    actions += [prune_model_store]
+    list_display = ["name", "status", "serving_mode", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
+    readonly_fields = [*_VersionAdmin.readonly_fields, "serving_mode"]  # changed by the actions, which write the audit entry
+    actions = [make_active, _retrain("policy_dpo", "Improve the policy now (DPO)"), prune_model_store]
+    actions += [_serve_in("rerank", "Serve by rerank (best of n by the active reward model)"), _serve_in("sample", "Serve by sampling one reply")]
 
     @admin.display(description="RM win rate vs parent")
     def win_rate(self, version):

@@ -99,9 +99,9 @@ def reward_score_requested(*, prompt: str, context: list, responses: list):
     return _tasks().reward_score.delay(prompt, context, responses)
 
 
-def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float):
-    """Send a request for sample replies to the "score" queue now and return its AsyncResult (the caller waits on it)."""
-    return _tasks().policy_generate.delay(policy_name, prompts, seed, max_new_tokens, temperature)
+def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float, mode: str | None = None):
+    """Send a request for replies to the "score" queue now and return its AsyncResult (the caller waits on it)."""
+    return _tasks().policy_generate.delay(policy_name, prompts, seed, max_new_tokens, temperature, mode)
 
 
 def _training_run_push(run_id: int) -> None:

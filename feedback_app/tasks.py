@@ -74,11 +74,12 @@ def reward_score(self, prompt: str, context: list, responses: list) -> dict:
 
 
 @shared_task(bind=True, base=ModelTask, ignore_result=False)
-def policy_generate(self, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float) -> dict:
-    """Return {"policy", "replies"}: one sample reply per prompt from a policy version, or {"error": why, "code": ...}."""
+def policy_generate(self, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float, mode: str | None = None) -> dict:
+    """Return {"policy", "mode", "reward_model", "replies"}: one reply per prompt from a policy version (``mode`` None: in its
+    serving mode), or {"error": why, "code": ...}."""
     from feedback_app.services.generation import policy_replies_or_error
 
-    return policy_replies_or_error(policy_name=policy_name, prompts=prompts, seed=seed, max_new_tokens=max_new_tokens,
+    return policy_replies_or_error(policy_name=policy_name, prompts=prompts, mode=mode, seed=seed, max_new_tokens=max_new_tokens,
                                    temperature=temperature, models=self.models)
 
 

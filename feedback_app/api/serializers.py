@@ -6,7 +6,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from feedback_app.models import Assignment, PreferenceLabel
+from feedback_app.models import Assignment, PreferenceLabel, ServingMode
 from feedback_app.models.labels import winner_to_side
 from feedback_app.selectors.exports import FORMATS
 from feedback_app.services.json_input import INT_MAX, INT_MIN
@@ -282,8 +282,13 @@ class GenerateRequestSerializer(serializers.Serializer):
     max_new_tokens = StrictIntegerField(required=False, min_value=1, max_value=settings.GENERATE_MAX_NEW_TOKENS,
                                         help_text="New tokens per reply at most (default GENERATION_MAX_NEW_TOKENS).")
     temperature = StrictFloatField(required=False, min_value=0.0, max_value=2.0, help_text="Sampling temperature; 0 decodes greedily (default GENERATION_TEMPERATURE).")
+    mode = serializers.ChoiceField(choices=ServingMode.choices, required=False,
+                                   help_text="How the version answers: one sampled reply, or the best of RERANK_SAMPLES by the active reward model "
+                                             "(default: the version's serving mode; its rerank samples while no reward model is active).")
 
 
 class GenerateSerializer(serializers.Serializer):
     policy = serializers.CharField()
+    mode = serializers.ChoiceField(choices=ServingMode.choices, help_text="The mode the replies were made in.")
+    reward_model = serializers.CharField(allow_null=True, help_text="The reward model that reranked the replies; null when sampled.")
     replies = serializers.ListField(child=serializers.CharField(allow_blank=True))

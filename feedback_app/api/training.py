@@ -23,7 +23,7 @@ from feedback_app.api.serializers import (
 from feedback_app.models import PolicyVersion, RewardModelVersion, TrainingRun
 from feedback_app.selectors.training import version_by_name
 from feedback_app.selectors.training_runs import training_run_get, training_runs_recent
-from feedback_app.services.generation import GenerationUnavailable, PolicyNotFound, PolicyPruned, policy_replies_remote
+from feedback_app.services.generation import GenerationUnavailable, NoRewardModel, PolicyNotFound, PolicyPruned, policy_replies_remote
 from feedback_app.services.scoring import ScoringUnavailable, responses_score_remote
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_make_active
@@ -92,10 +92,11 @@ class PolicyGenerateView(APIView):
     throttle_scope = "generate"
 
     @extend_schema(
-        summary="Sample one reply per prompt from a policy version (nothing is stored)",
+        summary="One reply per prompt from a policy version, sampled or reranked (nothing is stored)",
         request=GenerateRequestSerializer,
         responses={200: GenerateSerializer, **errors(400, 401, 403, 404, 409, 429, e404="No policy version of that name.",
-                                                     e409="The version was pruned: its weights are gone."),
+                                                     e409="The version was pruned (its weights are gone), or rerank was asked for "
+                                                          "and no reward model is active."),
                    503: OpenApiResponse(description="No generation worker answered in time (queue 'score').")},
     )
     def post(self, request: Request, name: str) -> Response:
@@ -105,7 +106,7 @@ class PolicyGenerateView(APIView):
             result = policy_replies_remote(policy_name=name, **serializer.validated_data, timeout=settings.GENERATE_TIMEOUT_SECONDS)
         except PolicyNotFound as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        except PolicyPruned as exc:
+        except (PolicyPruned, NoRewardModel) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except GenerationUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -6,7 +6,7 @@ from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.imports import ImportJob
 from feedback_app.models.labels import PreferenceLabel, Winner
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
-from feedback_app.models.training import PolicyVersion, RewardModelVersion, TrainingRun, VersionStatus
+from feedback_app.models.training import PolicyVersion, RewardModelVersion, ServingMode, TrainingRun, VersionStatus
 
 __all__ = [
     "ApiToken",
@@ -22,6 +22,7 @@ __all__ = [
     "Response",
     "RewardModelVersion",
     "Role",
+    "ServingMode",
     "StudioSettings",
     "Tag",
     "TrainingRun",

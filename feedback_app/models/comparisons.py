@@ -35,6 +35,8 @@ class Comparison(models.Model):
         "feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     selection_strategy = models.CharField(max_length=32, blank=True, default="")
+    # Arena comparisons: the serving mode the policy_version side answered in (ServingMode); "" for others.
+    policy_mode = models.CharField(max_length=16, blank=True, default="")
     selection_score = models.FloatField(null=True, blank=True)
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

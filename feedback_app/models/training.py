@@ -12,6 +12,13 @@ class VersionStatus(models.TextChoices):
     PRUNED = "pruned", "Pruned (folder removed)"
 
 
+class ServingMode(models.TextChoices):
+    """How a policy version answers: the two policy tiers' way of serving (a trained version is served in either)."""
+
+    SAMPLE = "sample", "Sample (one reply)"
+    RERANK = "rerank", "Rerank (best of n by the active reward model)"
+
+
 class VersionQuerySet(models.QuerySet):
     def active(self) -> models.QuerySet:
         """Return the active version (at most one: a database constraint), as a queryset."""
@@ -59,6 +66,9 @@ class PolicyVersion(_Version):
     reward_model = models.ForeignKey(RewardModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     sampling = models.JSONField(default=dict, blank=True)
     selection_strategy = models.CharField(max_length=32, default="uncertain")
+    # Rerank re-points at each promoted reward model without a new version, so arena votes
+    # accumulate per trained version whichever reward model reranked its replies.
+    serving_mode = models.CharField(max_length=16, choices=ServingMode.choices, default=ServingMode.SAMPLE)
 
     class Meta(_Version.Meta):
         constraints = [models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_policy")]

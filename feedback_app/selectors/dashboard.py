@@ -11,7 +11,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
+from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -106,12 +107,19 @@ def arena_games() -> list[tuple[str, str, float]]:
     return [(a, b, ARENA_SCORES[w]) for a, b, w in labels if a and b]
 
 
+def arena_records_by_mode(*, player: str, opponent: str) -> list[dict]:
+    """Return {"mode", "wins", "losses", "ties", "both_bad"} of ``player`` against ``opponent`` per serving mode with votes
+    (the mode its arena comparisons were served in), sample first."""
+    records = [{"mode": mode, **arena_record(player=player, opponent=opponent, mode=mode)} for mode in ServingMode.values]
+    return [r for r in records if r["wins"] + r["losses"] + r["ties"] + r["both_bad"]]
+
+
 def arena_standings(*, samples: int = 200) -> dict:
     """Return Bradley-Terry ratings with bootstrap intervals, and each version's win rate vs its parent.
 
-    Win rates come from human votes on arena comparisons and, side by side, from the reward
-    model: its mean P(new beats parent) on the same comparisons, and the win rate its DPO run
-    measured on held-out prompts when the version was made.
+    Win rates come from human votes on arena comparisons (in all, and per serving mode) and, side
+    by side, from the reward model: its mean P(new beats parent) on the same comparisons, and the
+    win rate its DPO run measured on held-out prompts when the version was made.
     """
     games = arena_games()
     players = list(PolicyVersion.objects.order_by("id").values_list("name", flat=True))
@@ -123,10 +131,11 @@ def arena_standings(*, samples: int = 200) -> dict:
     versions = []
     for v in PolicyVersion.objects.select_related("parent").order_by("id"):
         row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {}),
-               "rolled_back": (v.metrics or {}).get("rolled_back")}  # the arena gate's record (services.arena_gate)
+               "serving_mode": v.serving_mode, "rolled_back": (v.metrics or {}).get("rolled_back")}  # the arena gate's record (services.arena_gate)
         if v.parent:
             human = win_rate(games, player=v.name, opponent=v.parent.name)
             row["human_win_rate_vs_parent"] = human
+            row["human_vs_parent_by_mode"] = arena_records_by_mode(player=v.name, opponent=v.parent.name)
             ps = rm_p.get((v.name, v.parent.name), []) + [1 - p for p in rm_p.get((v.parent.name, v.name), [])]
             row["rm_win_rate_vs_parent"] = {"rate": round(sum(p > 0.5 for p in ps) / len(ps), 4), "n": len(ps)} if ps else None
             row["rm_win_rate_at_training"] = (v.metrics or {}).get("win_rate_vs_parent")

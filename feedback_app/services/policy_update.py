@@ -4,7 +4,8 @@ A run learns from the human-labelled pairs (held-out prompts left out) plus on-p
 policy being improved answers training prompts DPO_ONLINE_SAMPLES times and the active reward
 model's best and worst reply make a pair (``rm_trainer.online``). It trains from the active policy,
 or with DPO_FROM_BASE from the base policy on all the data; either way the new version is judged
-against the active policy, the one it would replace.
+against the active policy, the one it would replace. The new version is served in
+POLICY_SERVING_MODE (rerank: the best of RERANK_SAMPLES by the active reward model; see services.serving).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     with transaction.atomic():
         version = PolicyVersion.objects.create(
             name=name, path=f"policy/{name}", parent=parent, generator=parent.generator, reward_model=reward,
-            sampling=parent.sampling, selection_strategy=settings.SELECTION_STRATEGY, metrics=metrics, manifest=result.manifest,
+            sampling=parent.sampling, selection_strategy=settings.SELECTION_STRATEGY, serving_mode=settings.POLICY_SERVING_MODE,
+            metrics=metrics, manifest=result.manifest,
         )
         if promote:
             version_activate(version=version, user=None, action="promote", reason=f"training run {run.pk}: {metrics['gate']}")

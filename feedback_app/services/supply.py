@@ -6,7 +6,9 @@ SUPPLY_CANDIDATES replies for each in one batched pass, score them with the acti
 let the selection strategy choose the pair to show (among the complete replies when at least two
 are complete: a reply that hit the token budget is cut off mid-sentence), and store the two replies and the
 comparison with its provenance (policy version, reward-model version, strategy, score); each
-stored reply says whether it was truncated.
+stored reply says whether it was truncated. A share of the prompts (the studio's arena_share) goes
+to the arena instead: the active policy against an earlier one, one reply each, served in the
+active policy's serving mode (services.serving).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from feedback_app.models import Comparison, PolicyVersion, Prompt, Response, Ver
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.serving import Serving, policy_serving
 from feedback_app.services.versions import policy_active_or_base
 
 logger = logging.getLogger(__name__)
@@ -82,23 +85,40 @@ def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersio
 
 
 def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
-    """One reply from each policy per prompt; raters see them in a random order, like any pair."""
+    """One reply from each policy per prompt, both in the active policy's serving mode; raters see them in a random order.
+
+    The opponent answers in the same mode, reranked by the same reward model, so a vote compares
+    the two versions' weights, not the tiers (a reranked child against a sampled parent would hide
+    a worse DPO step from the rollback gate). Each comparison records that mode (policy_mode) and
+    the reward model that reranked (reward_model_version).
+    """
+    serving = policy_serving(version=policy)
     inputs = [(p.text, p.context) for p in prompts]
-    new = training_bridge.candidates_generate(policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=1, seed=seed, models=models)
-    old = training_bridge.candidates_generate(policy_name=opponent.name, policy_path=opponent.path, prompts=inputs, n=1, seed=seed, models=models)
+    new, old = (_arena_replies(version=v, serving=serving, inputs=inputs, seed=seed, models=models) for v in (policy, opponent))
     made = 0
     with transaction.atomic():
         for prompt, mine, mine_cut, theirs, theirs_cut in zip(prompts, *new, *old):
-            if not mine or not theirs or mine[0] == theirs[0]:
+            if not mine or not theirs or not mine[0] or not theirs[0] or mine[0] == theirs[0]:
                 continue
             a = Response.objects.create(prompt=prompt, text=mine[0], policy_version=policy, truncated=mine_cut[0])
             b = Response.objects.create(prompt=prompt, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
             Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
-                                      kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena")
+                                      kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena",
+                                      policy_mode=serving.mode, reward_model_version=serving.reward)
             made += 1
         if made:
             events.comparisons_supplied(count=made)
     return made
+
+
+def _arena_replies(*, version: PolicyVersion, serving: Serving, inputs: list, seed: int, models: training_bridge.ModelHolder) -> training_bridge.Candidates:
+    if serving.reward is None:
+        return training_bridge.candidates_generate(policy_name=version.name, policy_path=version.path, prompts=inputs, n=1, seed=seed, models=models)
+    return training_bridge.replies_rerank(
+        policy_name=version.name, policy_path=version.path, reward_name=serving.reward.name, reward_path=serving.reward.path, prompts=inputs,
+        n=settings.RERANK_SAMPLES, seed=seed, max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS, temperature=settings.GENERATION_TEMPERATURE,
+        models=models,
+    )
 
 
 def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:

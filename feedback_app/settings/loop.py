@@ -92,6 +92,14 @@ DPO_LEARNING_RATE = _env_float("DPO_LEARNING_RATE", 5e-5)
 # run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
 POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)
 POLICY_AFTER_REWARD_PROMOTION = _env_bool("POLICY_AFTER_REWARD_PROMOTION", False)
+# The two policy tiers: a trained version (DPO) is served by sampling one reply, or by rerank: the
+# best of RERANK_SAMPLES replies by the active reward model (re-pointed at each promoted one, with
+# no new version). New trained versions get POLICY_SERVING_MODE; the base policy samples. Arena
+# comparisons record the mode they were served in.
+POLICY_SERVING_MODE = os.environ.get("POLICY_SERVING_MODE", "rerank")
+if POLICY_SERVING_MODE not in ("sample", "rerank"):
+    raise ImproperlyConfigured(f"POLICY_SERVING_MODE must be sample or rerank, got {POLICY_SERVING_MODE!r}")
+RERANK_SAMPLES = _env_int("RERANK_SAMPLES", 4, 2)
 # The second promotion gate: the active policy is rolled back to its parent when, over at least
 # ARENA_MIN_VOTES decisive human arena votes against it, the 95% Wilson interval of its win rate
 # lies entirely below 0.5 (services.arena_gate).

@@ -1,4 +1,4 @@
-"""Policy operations: the base policy, candidate and sample replies, the pair to show, DPO updates (with on-policy pairs), their win rate, export."""
+"""Policy operations: the base policy, candidate, sample and best-of-n replies, the pair to show, DPO updates (with on-policy pairs), their win rate, export."""
 
 from __future__ import annotations
 
@@ -66,6 +66,25 @@ def replies_generate(
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
     config = generation_config(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature)
     return [samples[0] if samples else "" for samples in generator.generate_with_stats(items, 1, config).raw]
+
+
+def replies_rerank(
+    *, policy_name: str, policy_path: str, reward_name: str, reward_path: str, prompts: Sequence[tuple[str, Sequence[dict]]],
+    n: int, seed: int, max_new_tokens: int, temperature: float, models: ModelHolder,
+) -> Candidates:
+    """Return, per (prompt, context) in order, the best of ``n`` sampled replies of policy ``policy_name`` by reward model
+    ``reward_name`` (the rerank tier; see ``rm_trainer.rerank``), one text and one truncated flag each ("" where no sample was usable)."""
+    from rm_trainer.generator import PromptItem
+    from rm_trainer.rerank import best_of_n
+
+    generator = models.generator(policy_name, policy_path)
+    scorer = models.scorer(reward_name, reward_path)
+    items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
+    config = generation_config(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature)
+    # The generator sees the conversation as chat turns; the reward model reads it as one text.
+    chosen = best_of_n(generator, items, n, lambda item, replies: scorer.score(prompt_as_text(text=item.prompt, context=item.context),
+                                                                               list(replies)), config)
+    return Candidates(texts=[[best.text] for best in chosen], truncated=[[best.truncated] for best in chosen])
 
 
 def pairs_choose(

@@ -116,3 +116,21 @@ def test_prune_model_store_action_and_a_pruned_version_refused(admin_user, setti
     response = client.post(url, {"action": "make_active", "_selected_action": [old.pk], "confirmed": "yes"}, follow=True)
     assert "m-old was pruned from the model store" in response.content.decode()  # the admin capitalises messages
     assert RewardModelVersion.objects.get(name="rm-new").status == "active"
+
+
+def test_a_researcher_changes_a_policys_serving_mode_with_an_admin_action_and_it_is_audited(researcher):
+    """The field is read-only in the form; the actions change it through the service, which writes the audit entry."""
+    from feedback_app.models import AuditEntry, PolicyVersion
+
+    policy = PolicyVersion.objects.create(name="policy-00002", path="policy/policy-00002", serving_mode="sample")
+    client = logged_in(researcher)
+    url = reverse("admin:feedback_app_policyversion_changelist")
+    response = client.post(url, {"action": "serve_rerank", "_selected_action": [policy.pk]}, follow=True)
+    assert "Serving in mode &#x27;rerank&#x27; now: policy-00002." in response.content.decode()
+    assert PolicyVersion.objects.get(pk=policy.pk).serving_mode == "rerank"
+    again = client.post(url, {"action": "serve_rerank", "_selected_action": [policy.pk]}, follow=True)
+    assert "none changed" in again.content.decode()
+    entry = AuditEntry.objects.get(action="policyversion.serving_mode")
+    assert (entry.actor, entry.target, entry.details["previous"], entry.details["mode"]) == (researcher, "policy-00002", "sample", "rerank")
+    change = client.get(reverse("admin:feedback_app_policyversion_change", args=[policy.pk])).content.decode()
+    assert 'name="serving_mode"' not in change

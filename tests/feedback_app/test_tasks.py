@@ -80,5 +80,5 @@ def test_sample_replies_run_on_the_score_queue_and_keep_their_result(monkeypatch
     monkeypatch.setattr(training_bridge, "replies_generate", lambda *, prompts, models, **_: [f"re: {text}" for text, _ in prompts])
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
     prompts = [{"prompt": "Hi", "context": []}]
-    assert tasks.policy_generate.delay("policy-1", prompts, 0, 16, 0.7).get() == {"policy": "policy-1", "replies": ["re: Hi"]}
+    assert tasks.policy_generate.delay("policy-1", prompts, 0, 16, 0.7).get() == {"policy": "policy-1", "mode": "sample", "reward_model": None, "replies": ["re: Hi"]}
     assert tasks.policy_generate.delay("nope", prompts, 0, 16, 0.7).get() == {"error": "no policy version named 'nope'", "code": "not_found"}

@@ -39,3 +39,15 @@ def test_a_comparison_side_documents_its_truncated_flag(client):
     schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     side = schema["components"]["schemas"]["ResponseSide"]
     assert side["properties"]["truncated"]["type"] == "boolean" and "truncated" in side["required"]
+
+
+def test_generate_documents_the_mode_asked_for_and_the_mode_and_reward_model_used(client):
+    """The request's mode is optional (sample or rerank); the answer's mode is required and its reward model may be null."""
+    schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    request, answer = components["GenerateRequest"], components["Generate"]
+    assert "mode" in request["properties"] and "mode" not in request.get("required", [])
+    assert {"policy", "mode", "reward_model", "replies"} <= set(answer["required"])
+    assert answer["properties"]["reward_model"]["nullable"] is True
+    (enum,) = {ref["$ref"] for ref in answer["properties"]["mode"]["allOf"]}
+    assert components[enum.rsplit("/", 1)[1]]["enum"] == ["sample", "rerank"]

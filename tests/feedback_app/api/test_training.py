@@ -125,7 +125,8 @@ def test_generate_answers_one_reply_per_prompt_in_order(researcher, fake_replies
     body = {"prompts": [{"prompt": "Where is my parcel?"}, {"prompt": "And now?", "context": [{"role": "user", "content": "Hi"}]}]}
     response = api_client_for(researcher).post(GENERATE, body, format="json")
     assert response.status_code == 200
-    assert response.json() == {"policy": "policy-1", "replies": ["policy-1: Where is my parcel? (0 turns)", "policy-1: And now? (1 turns)"]}
+    assert response.json() == {"policy": "policy-1", "mode": "sample", "reward_model": None,
+                               "replies": ["policy-1: Where is my parcel? (0 turns)", "policy-1: And now? (1 turns)"]}
     assert fake_replies == [{"path": "policy/policy-1", "prompts": [("Where is my parcel?", []), ("And now?", [{"role": "user", "content": "Hi"}])],
                              "seed": 0, "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS, "temperature": settings.GENERATION_TEMPERATURE}]
     assert PolicyVersion.objects.count() == 1
@@ -178,13 +179,54 @@ def test_generate_that_no_worker_answers_is_503(researcher, monkeypatch):
     ({"prompts": [{"prompt": "Hi"}], "max_new_tokens": 0}, "max_new_tokens"),
     ({"prompts": [{"prompt": "Hi"}], "max_new_tokens": 100000}, "max_new_tokens"),
     ({"prompts": [{"prompt": "Hi"}], "temperature": 2.5}, "temperature"), ({"prompts": [{"prompt": "Hi"}], "temperature": True}, "temperature"),
+    ({"prompts": [{"prompt": "Hi"}], "mode": "best"}, "mode"), ({"prompts": [{"prompt": "Hi"}], "mode": None}, "mode"),
 ])
 def test_generate_validates_its_input(researcher, fake_replies, body, field):
-    """1..16 prompts, a non-empty prompt, well-formed turns, a non-negative integer seed, bounded tokens and temperature: else 400 naming the field."""
+    """1..16 prompts, a non-empty prompt, well-formed turns, a non-negative integer seed, bounded tokens and temperature, a known mode:
+    else 400 naming the field."""
     PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active")
     response = api_client_for(researcher).post(GENERATE, body, format="json")
     assert response.status_code == 400 and field in response.json()
     assert fake_replies == []
+
+
+@pytest.fixture
+def fake_rerank(monkeypatch):
+    """Replace the bridge's best of n: each reply names the reward model and n."""
+    calls = []
+
+    def rerank(*, policy_name, policy_path, reward_name, reward_path, prompts, n, seed, max_new_tokens, temperature, models):
+        calls.append({"reward": reward_name, "n": n, "seed": seed})
+        return training_bridge.Candidates(texts=[[f"{policy_name}, best of {n} by {reward_name}: {text}"] for text, _ in prompts],
+                                          truncated=[[False] for _ in prompts])
+
+    monkeypatch.setattr(training_bridge, "replies_rerank", rerank)
+    return calls
+
+
+def test_generate_answers_in_the_versions_serving_mode_or_the_one_asked_for(researcher, fake_replies, fake_rerank, settings):
+    """A rerank version answers with the best of RERANK_SAMPLES by the active reward model, named in the answer; "sample" samples it."""
+    settings.RERANK_SAMPLES = 3
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active", serving_mode="rerank")
+    RewardModelVersion.objects.create(name="rm-2", path="reward/rm-2", status="active")
+    client = api_client_for(researcher)
+    reranked = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}], "seed": 4}, format="json")
+    assert reranked.status_code == 200
+    assert reranked.json() == {"policy": "policy-1", "mode": "rerank", "reward_model": "rm-2", "replies": ["policy-1, best of 3 by rm-2: Hi"]}
+    assert fake_rerank == [{"reward": "rm-2", "n": 3, "seed": 4}] and fake_replies == []
+    sampled = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}], "mode": "sample"}, format="json").json()
+    assert (sampled["mode"], sampled["reward_model"], sampled["replies"]) == ("sample", None, ["policy-1: Hi (0 turns)"])
+
+
+def test_generate_rerank_without_an_active_reward_model_is_409(researcher, fake_replies, fake_rerank):
+    """Asked for explicitly, rerank is refused with the reason; the version's own rerank mode samples instead and says so."""
+    PolicyVersion.objects.create(name="policy-1", path="policy/policy-1", status="active", serving_mode="rerank")
+    client = api_client_for(researcher)
+    refused = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}], "mode": "rerank"}, format="json")
+    assert refused.status_code == 409 and "rerank needs an active reward model" in refused.json()["detail"]
+    assert fake_replies == fake_rerank == []
+    fallback = client.post(GENERATE, {"prompts": [{"prompt": "Hi"}]}, format="json")
+    assert fallback.status_code == 200 and (fallback.json()["mode"], fallback.json()["reward_model"]) == ("sample", None)
 
 
 def test_generate_is_throttled_in_its_own_scope(researcher, fake_replies, monkeypatch):

@@ -154,3 +154,17 @@ def test_the_ask_schedules_the_check_for_the_commit(monkeypatch, django_capture_
     with django_capture_on_commit_callbacks(execute=True):
         arena_ask_after_commit()
     assert asked == [True]
+
+
+def test_the_gate_counts_the_votes_of_every_serving_mode_together(settings, lineage, rater):
+    """Rerank re-points at each reward model without a new version: votes served sampled and reranked add up for the version."""
+    from feedback_app.selectors.arena import arena_record
+
+    settings.ARENA_MIN_VOTES = 20
+    base, child = lineage
+    votes(rater, child, base, wins=3, losses=12)
+    Comparison.objects.update(policy_mode="sample")
+    votes(rater, child, base, wins=3, losses=12)
+    Comparison.objects.filter(policy_mode="").update(policy_mode="rerank")
+    assert arena_record(player=child.name, opponent=base.name, mode="rerank") == {"wins": 3, "losses": 12, "ties": 0, "both_bad": 0}
+    assert policy_arena_check() == base  # 6 wins, 24 losses in all; neither mode alone has 20 decisive votes

@@ -127,3 +127,15 @@ def test_dpo_from_base_trains_from_the_base_and_is_judged_against_the_active_pol
     assert fake_bridge["train"]["base_name"] == fake_bridge["online"]["policy_name"] == "policy-base"
     assert fake_bridge["judge"]["old_name"] == second.name == run.metrics["compared_with"]
     assert run.metrics["trained_from"] == "policy-base"
+
+
+def test_a_trained_version_is_served_in_policy_serving_mode_and_the_base_policy_samples(synthetic_preferences, run_now, fake_bridge, settings):
+    """The two tiers: a new DPO version takes POLICY_SERVING_MODE; the base generator stays a sampling policy."""
+    from feedback_app.models import PolicyVersion
+
+    synthetic_preferences(20)
+    settings.POLICY_SERVING_MODE = "rerank"
+    assert run_now("policy_dpo").policy_version.serving_mode == "rerank"
+    settings.POLICY_SERVING_MODE = "sample"
+    assert run_now("policy_dpo").policy_version.serving_mode == "sample"
+    assert PolicyVersion.objects.get(name="policy-base").serving_mode == "sample"

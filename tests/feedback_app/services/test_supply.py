@@ -163,3 +163,73 @@ def test_a_pruned_policy_is_never_an_arena_opponent(db):
     new = PolicyVersion.objects.create(name="policy-new", path="policy/policy-new", status="active")
     rng = random.Random(0)
     assert {arena_opponent(policy=new, rng=rng) for _ in range(20)} == {kept}
+
+
+@pytest.fixture
+def fake_rerank(monkeypatch):
+    """Replace the bridge's best of n: each reply names its policy, n and the reward model; policy-base's hit the budget."""
+    calls = []
+
+    def rerank(*, policy_name, policy_path, reward_name, reward_path, prompts, n, seed, max_new_tokens, temperature, models):
+        calls.append((policy_name, reward_name, n))
+        texts = [[f"{policy_name} best of {n} by {reward_name} for {text}"] for text, _ in prompts]
+        return training_bridge.Candidates(texts=texts, truncated=[[policy_name == "policy-base"] for _ in prompts])
+
+    monkeypatch.setattr(training_bridge, "replies_rerank", rerank)
+    return calls
+
+
+def _arena_only(settings, n):
+    from feedback_app.selectors.quality import studio_settings
+
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS = n, n
+    for i in range(n):
+        Prompt.objects.create(text=f"question {i}")
+    config = studio_settings()
+    config.arena_share = 1.0
+    config.save()
+
+
+def test_a_rerank_policy_and_its_opponent_answer_with_the_best_of_n_by_the_active_reward_model(settings, fake_generation, fake_rerank, policies):
+    """Both sides are reranked by the same reward model (the votes compare weights, not tiers); each comparison records
+    the mode and the reward model; nothing is sampled singly."""
+    from feedback_app.models import RewardModelVersion
+
+    base, new = policies
+    new.serving_mode = "rerank"
+    new.save()
+    rm = RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
+    settings.RERANK_SAMPLES = 3
+    _arena_only(settings, 2)
+    assert comparisons_supply() == 2
+    assert sorted(set(fake_rerank)) == [("policy-00002", "rm-7", 3), ("policy-base", "rm-7", 3)] and fake_generation == []
+    for c in Comparison.objects.all():
+        assert (c.kind, c.policy_mode, c.reward_model_version, c.policy_version) == ("arena", "rerank", rm, new)
+        assert c.response_a.text.startswith("policy-00002 best of 3 by rm-7") and c.response_b.policy_version == base
+        assert (c.response_a.truncated, c.response_b.truncated) == (False, True)
+
+
+def test_a_rerank_policy_samples_while_no_reward_model_is_active_and_says_so(settings, fake_generation, fake_rerank, policies):
+    _, new = policies
+    new.serving_mode = "rerank"
+    new.save()
+    _arena_only(settings, 2)
+    assert comparisons_supply() == 2 and fake_rerank == []
+    assert {(c.policy_mode, c.reward_model_version) for c in Comparison.objects.all()} == {("sample", None)}
+
+
+def test_a_sampling_policy_records_sample_on_its_arena_comparisons_and_standard_ones_record_no_mode(
+        settings, fake_generation, fake_rerank, policies, monkeypatch):
+    """A reward model being active changes nothing for a "sample" policy's arena replies; standard pairs keep policy_mode ""."""
+    from feedback_app.models import RewardModelVersion
+
+    RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
+    _arena_only(settings, 2)
+    assert comparisons_supply() == 2 and fake_rerank == []
+    assert {(c.policy_mode, c.reward_model_version_id) for c in Comparison.objects.all()} == {("sample", None)}
+    Comparison.objects.all().delete()
+    _standard_only()
+    settings.SUPPLY_CANDIDATES = 2
+    monkeypatch.setattr(training_bridge, "pairs_choose", lambda **kwargs: [(0, 1, 0.5)] * len(kwargs["candidates"]))
+    assert comparisons_supply() == 2
+    assert {c.policy_mode for c in Comparison.objects.all()} == {""}

@@ -85,3 +85,35 @@ def test_candidates_generate_returns_texts_with_their_truncated_flags(settings):
     texts, truncated = result
     assert [len(flags) for flags in truncated] == [len(t) for t in texts] and all(t for t in texts)
     assert all(isinstance(flag, bool) for flags in truncated for flag in flags)
+
+
+def test_replies_rerank_answers_each_prompt_with_one_of_the_samples_the_reward_model_scored(settings):
+    """One reply per prompt, one of the samples the reward model scored (rm_trainer's tests check which); it reads the conversation as one text."""
+    from feedback_app.training_bridge.conversion import prompt_as_text
+    from feedback_app.training_bridge.policy import Candidates, replies_rerank
+
+    settings.TRAINING_DEVICE = "cpu"
+    seen = []
+
+    class LongestScorer:
+        def score(self, prompt, responses):
+            seen.append((prompt, list(responses)))
+            return [float(len(r)) for r in responses]
+
+    class Holder(TinyHolder):
+        def scorer(self, name, path):
+            self.asked.append((name, path))
+            return LongestScorer()
+
+    holder = Holder()
+    context = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}]
+    prompts = [("Hi", []), ("Where is my parcel?", context)]
+    result = replies_rerank(policy_name="policy-2", policy_path="policy/policy-2", reward_name="rm-1", reward_path="reward/rm-1",
+                            prompts=prompts, n=4, seed=3, max_new_tokens=6, temperature=1.0, models=holder)
+    assert isinstance(result, Candidates) and [len(t) for t in result.texts] == [1, 1] and [len(f) for f in result.truncated] == [1, 1]
+    assert ("rm-1", "reward/rm-1") in holder.asked
+    as_text = [prompt_as_text(text=t, context=c) for t, c in prompts]
+    scored = dict(seen)
+    assert set(scored) <= set(as_text)
+    for text, (best,) in zip(as_text, result.texts):
+        assert best in scored[text] if text in scored else best == ""  # a prompt with no usable sample is not scored

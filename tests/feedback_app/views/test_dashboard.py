@@ -73,6 +73,17 @@ def test_a_policy_the_arena_gate_rolled_back_says_why_on_the_arena_and_models_pa
         assert 'data-testid="rolled-back-policy-00003"' in html and reason in html and "by the arena gate" in html
 
 
+def test_both_pages_show_each_policys_serving_mode_and_its_record_vs_parent_per_mode(studio, researcher):
+    """The arena comparison of the studio was served reranked; its votes show under the total as rerank: wins–ties–losses."""
+    PolicyVersion.objects.filter(name="policy-00003").update(serving_mode="rerank")
+    Comparison.objects.filter(pk=studio["arena"].pk).update(policy_mode="rerank")
+    client = logged_in(researcher)
+    for page in ("/dashboard/arena/", "/dashboard/models/"):
+        html = client.get(page).content.decode()
+        assert ">rerank</td>" in html and ">sample</td>" in html, page
+        assert 'data-testid="by-mode-policy-00003-rerank"' in html and 'data-testid="by-mode-policy-00003-sample"' not in html, page
+
+
 def test_promote_and_roll_back_need_confirmation_and_are_audited(studio, researcher, monkeypatch):
     from feedback_app import tasks
 
