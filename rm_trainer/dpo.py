@@ -41,7 +41,7 @@ from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.device import autocast, resolve_device
 from rm_trainer.generator import (
-    POLICY_KIND, Generator, PromptItem, chat_prompt_ids, load_causal_lm, policy_chain, runtime_dtype, seeded, stop_token_ids,
+    POLICY_KIND, GenerationResult, Generator, PromptItem, chat_prompt_ids, load_causal_lm, policy_chain, runtime_dtype, seeded, stop_token_ids,
 )
 from rm_trainer.store import CheckpointStore, read_manifest
 
@@ -81,6 +81,8 @@ class WinRate:
     mean_reply_chars: float = 0.0  # the new policy's replies: characters of the stripped text
     old_mean_reply_tokens: float = 0.0  # the same two figures for the old policy's replies
     old_mean_reply_chars: float = 0.0
+    kl_to_base: float | None = None  # nats per reply: the new policy's estimated KL to the base (None: no base given)
+    kl_to_base_per_token: float | None = None  # the same, per reply token (the stop token included)
 
 
 def dpo_loss(
@@ -101,6 +103,18 @@ def sequence_logps(model: torch.nn.Module, input_ids: Tensor, attention_mask: Te
     targets = input_ids[:, 1:]
     token_logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
     return (token_logps * response_mask[:, 1:]).sum(-1)
+
+
+@torch.no_grad()
+def reply_logps(
+    model: torch.nn.Module, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]], device: torch.device, batch_size: int,
+) -> list[float]:
+    """Return log p(reply | prompt) under ``model`` as it is (temperature 1, nothing filtered), summed over each reply's tokens."""
+    rows = [(prompt + reply, [0] * len(prompt) + [1] * len(reply)) for prompt, reply in zip(prompt_ids, reply_ids)]
+    logps: list[float] = []
+    for begin in range(0, len(rows), batch_size):
+        logps += sequence_logps(model, *_collate(rows[begin:begin + batch_size], device)).float().cpu().tolist()
+    return logps
 
 
 def encode_response(
@@ -281,11 +295,16 @@ def _collate(rows: list[tuple[list[int], list[int]]], device: torch.device) -> t
 
 def policy_win_rate(
     new: Generator, old: Generator, prompts: Sequence[PromptItem | str], score_fn: ScoreFn, config: GenerationConfig,
+    base: Generator | None = None,
 ) -> WinRate:
-    """Return how often ``score_fn`` prefers ``new``'s reply to each prompt over ``old``'s (one each), and both replies' mean lengths."""
+    """Return how often ``score_fn`` prefers ``new``'s reply to each prompt over ``old``'s (one each), and both replies' mean lengths.
+
+    Given the ``base`` policy, the new one's replies also estimate its KL to the base (see ``kl_to_base``).
+    """
     items = [PromptItem(p) if isinstance(p, str) else p for p in prompts]
     new_result = new.generate_with_stats(items, 1, config)
     old_result = old.generate_with_stats(items, 1, config)
+    kl, kl_per_token = kl_to_base(new, base, items, new_result, config) if base is not None else (None, None)
     new_replies, old_replies = new_result.raw, old_result.raw
     wins = ties = 0
     gaps = []
@@ -300,7 +319,32 @@ def policy_win_rate(
                    n=n, mean_reward_gap=float(np.mean(gaps)) if gaps else 0.0,
                    mean_reply_tokens=_mean(sum(new_result.raw_lengths, [])), mean_reply_chars=_mean([len(r) for r in sum(new_replies, [])]),
                    old_mean_reply_tokens=_mean(sum(old_result.raw_lengths, [])),
-                   old_mean_reply_chars=_mean([len(r) for r in sum(old_replies, [])]))
+                   old_mean_reply_chars=_mean([len(r) for r in sum(old_replies, [])]),
+                   kl_to_base=kl, kl_to_base_per_token=kl_per_token)
+
+
+def kl_to_base(
+    new: Generator, base: Generator, items: Sequence[PromptItem], result: GenerationResult, config: GenerationConfig,
+) -> tuple[float, float]:
+    """Return the KL of ``new`` to ``base`` estimated from ``new``'s samples in ``result``: (nats per reply, nats per token).
+
+    Each sample y of prompt x adds log π(y|x) - log π_base(y|x), summed over its tokens (the stop
+    token included), with the chat prompt the samples were drawn from; its mean over the samples
+    estimates KL(π || π_base), as TRL's online DPO reports it ("objective/kl"). Both log-probs are
+    the raw models' at temperature 1. The samples were drawn with ``config``'s temperature, top-p,
+    top-k, repetition penalty and suppressed tokens, so they follow a sharpened π: the figure is the
+    KL of the models, estimated from samples of the sampling distribution, not that distribution's
+    own KL (at temperature 0, the mean log-ratio of the greedy replies). ``base`` must share
+    ``new``'s tokenizer, as every version of one policy chain does.
+    """
+    prompts = [ids for ids, samples in zip(new.prompt_ids(items, config), result.raw_ids) for _ in samples]
+    replies = [reply for samples in result.raw_ids for reply in samples]
+    if not replies:
+        return 0.0, 0.0
+    new_logps = reply_logps(new.model, prompts, replies, new.device, config.batch_size)
+    base_logps = reply_logps(base.model, prompts, replies, base.device, config.batch_size)
+    ratios = [a - b for a, b in zip(new_logps, base_logps)]
+    return float(np.mean(ratios)), float(sum(ratios) / sum(len(reply) for reply in replies))
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -73,6 +73,7 @@ class GenerationResult:
     truncated: list[list[bool]] = field(default_factory=list)  # per text: no stop token within the budget
     raw_truncated: list[list[bool]] = field(default_factory=list)  # per raw sample, the same
     raw_lengths: list[list[int]] = field(default_factory=list)  # per raw sample: its tokens, the stop token included
+    raw_ids: list[list[list[int]]] = field(default_factory=list)  # per raw sample: those token ids, as sampled
 
     @property
     def tokens_per_second(self) -> float:
@@ -119,12 +120,14 @@ class Generator:
         samples: list[str] = []
         cut: list[bool] = []
         lengths: list[int] = []
+        ids: list[list[int]] = []
         new_tokens = 0
         start = time.perf_counter()
         with seeded(self.device, config.seed):
             for begin in range(0, len(rows), config.batch_size):
-                texts, flags, sizes = self._sample_batch(rows[begin:begin + config.batch_size], config)
+                texts, flags, sizes, tokens = self._sample_batch(rows[begin:begin + config.batch_size], config)
                 samples.extend(texts)
+                ids.extend(tokens)
                 cut.extend(flags)
                 lengths.extend(sizes)
                 new_tokens += sum(sizes)
@@ -139,9 +142,12 @@ class Generator:
             prompt_tokens=sum(len(ids) for ids in rows), new_tokens=new_tokens, seconds=seconds,
             truncated=[list(kept.values()) for kept in cleaned], raw_truncated=raw_truncated,
             raw_lengths=[lengths[k * n:(k + 1) * n] for k in range(len(items))],
+            raw_ids=[ids[k * n:(k + 1) * n] for k in range(len(items))],
         )
 
-    def _sample_batch(self, rows: list[list[int]], config: GenerationConfig) -> tuple[list[str], list[bool], list[int]]:
+    def _sample_batch(
+        self, rows: list[list[int]], config: GenerationConfig,
+    ) -> tuple[list[str], list[bool], list[int], list[list[int]]]:
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -156,14 +162,15 @@ class Generator:
             generation_config=self._hf_config(config), logits_processor=processors,
         )
         generated = output[:, width:].cpu()
-        texts, flags, sizes = [], [], []
+        texts, flags, sizes, tokens = [], [], [], []
         for row in generated.tolist():
             stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
             kept = row if stop is None else row[:stop]
             sizes.append(len(row) if stop is None else stop + 1)
+            tokens.append(row[:sizes[-1]])
             texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
             flags.append(stop is None)  # the budget ran out before the reply ended
-        return texts, flags, sizes
+        return texts, flags, sizes, tokens
 
     def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
         sampled = config.temperature > 0

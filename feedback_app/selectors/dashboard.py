@@ -119,7 +119,8 @@ def arena_standings(*, samples: int = 200) -> dict:
 
     Win rates come from human votes on arena comparisons (in all, and per serving mode) and, side
     by side, from the reward model: its mean P(new beats parent) on the same comparisons, and the
-    win rate its DPO run measured on held-out prompts when the version was made.
+    win rate its DPO run measured on held-out prompts when the version was made, with its replies'
+    mean length and its KL to the base there.
     """
     games = arena_games()
     players = list(PolicyVersion.objects.order_by("id").values_list("name", flat=True))
@@ -130,14 +131,18 @@ def arena_standings(*, samples: int = 200) -> dict:
         rm_p[(a, b)].append(p)
     versions = []
     for v in PolicyVersion.objects.select_related("parent").order_by("id"):
+        metrics = v.metrics or {}
         row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {}),
-               "serving_mode": v.serving_mode, "rolled_back": (v.metrics or {}).get("rolled_back")}  # the arena gate's record (services.arena_gate)
+               "serving_mode": v.serving_mode, "rolled_back": metrics.get("rolled_back"),  # the arena gate's record (services.arena_gate)
+               # what its DPO run measured on the held-out prompts: its replies' mean length, its KL to the base policy
+               "mean_reply_tokens": metrics.get("mean_reply_tokens"), "kl_to_base": metrics.get("kl_to_base"),
+               "kl_to_base_per_token": metrics.get("kl_to_base_per_token")}
         if v.parent:
             human = win_rate(games, player=v.name, opponent=v.parent.name)
             row["human_win_rate_vs_parent"] = human
             row["human_vs_parent_by_mode"] = arena_records_by_mode(player=v.name, opponent=v.parent.name)
             ps = rm_p.get((v.name, v.parent.name), []) + [1 - p for p in rm_p.get((v.parent.name, v.name), [])]
             row["rm_win_rate_vs_parent"] = {"rate": round(sum(p > 0.5 for p in ps) / len(ps), 4), "n": len(ps)} if ps else None
-            row["rm_win_rate_at_training"] = (v.metrics or {}).get("win_rate_vs_parent")
+            row["rm_win_rate_at_training"] = metrics.get("win_rate_vs_parent")
         versions.append(row)
     return {"n_votes": len(games), "versions": versions, "arena_min_votes": settings.ARENA_MIN_VOTES}

@@ -31,7 +31,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     if reward is None:
         raise TrainingError("a DPO run needs an active reward model to judge the new policy; train one first")
     active = policy_active_or_base()
-    parent = PolicyVersion.objects.get(name=BASE_POLICY) if settings.DPO_FROM_BASE else active
+    base = PolicyVersion.objects.get(name=BASE_POLICY)  # written with the first active policy; every KL is measured to it
+    parent = base if settings.DPO_FROM_BASE else active
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
     human = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts()) if not p.tie][-settings.DPO_MAX_PAIRS:]
@@ -52,7 +53,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     monitor.progress({"phase": "evaluate", "step": 0, "total_steps": 1})
     win = training_bridge.policy_win_rate(
         new_path=f"policy/{name}", old_name=active.name, old_path=active.path, reward_name=reward.name, reward_path=reward.path,
-        prompts=[(p.text, p.context) for p in held_out], seed=run.pk, models=models,
+        prompts=[(p.text, p.context) for p in held_out], seed=run.pk, models=models, base_name=base.name, base_path=base.path,
     )
     promote = win.win_rate > settings.POLICY_PROMOTION_WIN_RATE
     metrics = {

@@ -88,7 +88,8 @@ def reward_fit_metrics(result: FitResult) -> dict:
 
 
 def policy_update_metrics(result: DPOResult, win: WinRate) -> dict:
-    """Return a DPO run's figures, its win rate and the mean reply lengths behind it as a policy version and its run record them."""
+    """Return a DPO run's figures, its win rate, the mean reply lengths behind it and its KL to the base as a policy version and its
+    run record them."""
     return {
         "win_rate_vs_parent": win.win_rate, "wins": win.wins, "ties": win.ties, "losses": win.losses, "n_eval_prompts": win.n,
         "mean_reward_gap": win.mean_reward_gap, "dpo_loss": result.metrics.get("loss"),
@@ -100,6 +101,9 @@ def policy_update_metrics(result: DPOResult, win: WinRate) -> dict:
         "mean_reply_chars": _rounded(getattr(win, "mean_reply_chars", None), 1),
         "parent_mean_reply_tokens": _rounded(getattr(win, "old_mean_reply_tokens", None), 1),
         "parent_mean_reply_chars": _rounded(getattr(win, "old_mean_reply_chars", None), 1),
+        # the new version's KL to the base policy, from its own replies there (None when no base was given)
+        "kl_to_base": _rounded(getattr(win, "kl_to_base", None), 4),
+        "kl_to_base_per_token": _rounded(getattr(win, "kl_to_base_per_token", None), 4),
     }
 
 

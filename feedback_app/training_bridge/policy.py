@@ -156,19 +156,22 @@ def dpo_train(
 def policy_win_rate(
     *, new_path: str, old_name: str, old_path: str, reward_name: str, reward_path: str,
     prompts: Sequence[tuple[str, Sequence[dict]]], seed: int, models: ModelHolder,
+    base_name: str | None = None, base_path: str | None = None,
 ) -> WinRate:
-    """Return rm_trainer's WinRate of the policy at ``new_path`` over policy ``old_name``, judged by the reward model."""
+    """Return rm_trainer's WinRate of the policy at ``new_path`` over policy ``old_name``, judged by the reward model,
+    with the new policy's KL to policy ``base_name`` when given (the holder's generator: the old one, when that is the base)."""
     from rm_trainer.dpo import policy_win_rate as win_rate
     from rm_trainer.generator import PromptItem
 
     new = models.generator_unkept(new_path)
     old = models.generator(old_name, old_path)
+    base = models.generator(base_name, base_path) if base_name is not None and base_path is not None else None
     scorer = models.scorer(reward_name, reward_path)
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
     # The generators see the conversation as chat turns; the reward model reads it as one text.
     as_text = {text: prompt_as_text(text=text, context=context) for text, context in prompts}
     return win_rate(new, old, items, lambda prompt, responses: scorer.score(as_text.get(prompt, prompt), list(responses)),
-                    generation_config(seed=seed))
+                    generation_config(seed=seed), base=base)
 
 
 def policy_export(*, policy_path: str, out: str) -> Path:

@@ -7,8 +7,10 @@ from safetensors.torch import load_file
 
 from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
-from rm_trainer.dpo import DPOCancelled, batch_schedule, dpo_loss, encode_response, policy_win_rate, sequence_logps, train_dpo
-from rm_trainer.generator import Generator, load_causal_lm, materialise_base_policy
+from rm_trainer.dpo import (
+    DPOCancelled, batch_schedule, dpo_loss, encode_response, policy_win_rate, reply_logps, sequence_logps, train_dpo,
+)
+from rm_trainer.generator import Generator, PromptItem, load_causal_lm, materialise_base_policy
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
 
@@ -211,6 +213,58 @@ def test_policy_win_rate_reports_the_mean_reply_lengths_of_both_policies(store):
     assert 0 < result.mean_reply_tokens == pytest.approx(sum(tokens) / 3) and max(tokens) <= 6
     assert result.mean_reply_chars == pytest.approx(sum(len(r) for (r,) in replies.raw) / 3)
     assert (result.old_mean_reply_tokens, result.old_mean_reply_chars) == (result.mean_reply_tokens, result.mean_reply_chars)
+
+
+def test_the_kl_of_a_policy_to_itself_is_zero(store):
+    """A separately loaded copy of the same weights scores the new policy's samples alike: KL 0, per reply and per token."""
+    new = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    base = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    config = GenerationConfig(max_new_tokens=8, batch_size=2, system_prompt="")
+    result = policy_win_rate(new, new, ["a", "b", "c"], lambda p, rs: [0.0 for _ in rs], config, base=base)
+    assert result.kl_to_base == pytest.approx(0.0, abs=1e-5)
+    assert result.kl_to_base_per_token == pytest.approx(0.0, abs=1e-5)
+
+
+def test_the_kl_to_a_perturbed_base_is_positive(store):
+    """Noise on the base's weights makes the new policy's own samples likelier under it than under the base."""
+    new = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    base = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(1)
+        for parameter in base.model.parameters():
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    config = GenerationConfig(max_new_tokens=12, system_prompt="")
+    prompts = [f"question {k}" for k in range(8)]
+    result = policy_win_rate(new, new, prompts, lambda p, rs: [0.0 for _ in rs], config, base=base)
+    assert result.kl_to_base > 0.5
+    assert result.kl_to_base_per_token == pytest.approx(result.kl_to_base / result.mean_reply_tokens, rel=1e-6)
+
+
+def test_the_kl_sums_the_log_ratios_of_the_sampled_tokens(store):
+    """The estimate is the mean over replies of log π(y|x) - log π_base(y|x), the sampled ids scored after the chat prompt."""
+    new = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    base = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    with torch.no_grad():
+        base.model.lm_head.weight.mul_(0.5)
+    config = GenerationConfig(max_new_tokens=6, system_prompt="")
+    prompts = ["a", "b"]
+    result = policy_win_rate(new, new, prompts, lambda p, rs: [0.0 for _ in rs], config, base=base)
+    samples = new.generate_with_stats(prompts, 1, config)
+    ratios = []
+    for prompt_ids, (reply,) in zip(new.prompt_ids([PromptItem(p) for p in prompts], config), samples.raw_ids):
+        ids = torch.tensor([prompt_ids + reply])
+        with torch.no_grad():
+            logps = [m(ids).logits.log_softmax(-1)[0, len(prompt_ids) - 1:-1].gather(-1, torch.tensor(reply)[:, None]).sum().item()
+                     for m in (new.model, base.model)]
+        ratios.append(logps[0] - logps[1])
+    assert result.kl_to_base == pytest.approx(sum(ratios) / 2, rel=1e-4)
+    assert reply_logps(new.model, [[1, 70]], [[71, 2]], new.device, 1)[0] < 0
+
+
+def test_without_a_base_no_kl_is_estimated(store):
+    generator = Generator.load(store.path("policy", "p0"), device="cpu", bf16=False)
+    result = policy_win_rate(generator, generator, ["a"], lambda p, rs: [0.0 for _ in rs], GenerationConfig(max_new_tokens=4, system_prompt=""))
+    assert (result.kl_to_base, result.kl_to_base_per_token) == (None, None)
 
 
 def _log_ratio(model, tokenizer, pair: PreferencePair) -> float:

@@ -108,6 +108,8 @@ def test_a_reply_that_hits_the_budget_is_marked_truncated():
     assert result.truncated == [[True], [True]]
     assert result.raw_truncated == [[True, True], [True, True]]
     assert result.raw_lengths == [[1, 1], [1, 1]]
+    a = generator.tokenizer.convert_tokens_to_ids("a")
+    assert result.raw_ids == [[[a], [a]], [[a], [a]]]  # no stop token to keep
 
 
 def test_a_reply_that_ends_with_a_stop_token_is_not_truncated():
@@ -119,6 +121,8 @@ def test_a_reply_that_ends_with_a_stop_token_is_not_truncated():
     assert result.truncated == [[False], [False]]
     assert result.raw_truncated == [[False, False], [False, False]]
     assert result.raw_lengths == [[2, 2], [2, 2]]  # "a" and its stop token
+    a, end = generator.tokenizer.convert_tokens_to_ids(["a", "<|im_end|>"])
+    assert result.raw_ids == [[[a, end], [a, end]], [[a, end], [a, end]]]  # the ids as sampled, the stop token kept
     assert result.new_tokens == 4 * 2
 
 

@@ -93,6 +93,9 @@ def test_policy_dpo_run_produces_a_judged_policy_version(db, settings, synthetic
     assert 0 < metrics["n_online_pairs"] <= 3 and metrics["n_pairs"] == 8 + metrics["n_online_pairs"]
     assert metrics["steps"] == metrics["n_pairs"] // 4 + (metrics["n_pairs"] % 4 > 0) and metrics["beta"] == settings.DPO_BETA
     assert 0.0 <= metrics["win_rate_vs_parent"] <= 1.0 and metrics["wins"] + metrics["ties"] + metrics["losses"] == 2
+    # a short run from the base: its KL to it, from 2 samples, is small (a single-sample estimate may dip below 0)
+    assert abs(metrics["kl_to_base"]) < 20 and metrics["kl_to_base_per_token"] == pytest.approx(
+        metrics["kl_to_base"] / metrics["mean_reply_tokens"], rel=1e-2, abs=1e-3)
     expected = "active" if metrics["win_rate_vs_parent"] > settings.POLICY_PROMOTION_WIN_RATE else "candidate"
     assert version.status == expected and metrics["promoted"] == (expected == "active")
     assert version.manifest["format"] == "lora" and version.manifest["parent"] == "policy-base"

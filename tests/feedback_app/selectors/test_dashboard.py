@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db
 
 def test_arena_standings_from_human_votes_and_the_reward_model(make_user):
     base = PolicyVersion.objects.create(name="policy-base", path="p/b")
-    new = PolicyVersion.objects.create(name="policy-new", path="p/n", parent=base, metrics={"win_rate_vs_parent": 0.7})
+    measured = {"win_rate_vs_parent": 0.7, "mean_reply_tokens": 41.2, "kl_to_base": 1.2346, "kl_to_base_per_token": 0.0299}
+    new = PolicyVersion.objects.create(name="policy-new", path="p/n", parent=base, metrics=measured)
     for i, winner in enumerate(["a", "a", "a", "b", "tie", "both_bad"]):
         prompt = Prompt.objects.create(text=f"q{i}")
         a = prompt.responses.create(text="new", policy_version=new)
@@ -28,6 +29,8 @@ def test_arena_standings_from_human_votes_and_the_reward_model(make_user):
     assert new_row["human_win_rate_vs_parent"]["rate"] == pytest.approx(4 / 6)
     assert new_row["rm_win_rate_vs_parent"] == {"rate": 1.0, "n": 6}
     assert new_row["rm_win_rate_at_training"] == 0.7
+    assert (new_row["mean_reply_tokens"], new_row["kl_to_base"], new_row["kl_to_base_per_token"]) == (41.2, 1.2346, 0.0299)
+    assert standings["policy-base"]["kl_to_base"] is None  # the base was never trained, so measured nothing
     assert new_row["rating"] > standings["policy-base"]["rating"]
     assert new_row["low"] <= new_row["rating"] <= new_row["high"]
 

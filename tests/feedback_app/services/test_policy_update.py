@@ -59,7 +59,8 @@ def fake_bridge(monkeypatch):
 
     def policy_win_rate(**kwargs):
         calls["judge"] = kwargs
-        return SimpleNamespace(win_rate=0.75, wins=3, ties=0, losses=1, n=4, mean_reward_gap=0.2)
+        return SimpleNamespace(win_rate=0.75, wins=3, ties=0, losses=1, n=4, mean_reward_gap=0.2, mean_reply_tokens=41.25,
+                               kl_to_base=1.234567, kl_to_base_per_token=0.0299289)
 
     monkeypatch.setattr(training_bridge, "policy_materialise_base", lambda *, name: (f"policy/{name}", {}))
     monkeypatch.setattr(training_bridge, "generator_source", lambda: ("models/gen", None))
@@ -86,6 +87,17 @@ def test_human_and_on_policy_pairs_reach_dpo_and_the_run_records_their_counts(sy
     assert (metrics["n_human_pairs"], metrics["n_online_pairs"], metrics["n_pairs"]) == (len(human), 5, len(pairs))
     assert (metrics["beta"], metrics["steps"], metrics["seconds_per_step"]) == (0.1, 2, 1.5)
     assert run.policy_version.status == "active" and run.policy_version.parent.name == "policy-base"
+
+
+def test_the_new_version_records_its_kl_to_the_base_policy(synthetic_preferences, run_now, fake_bridge, settings):
+    """The judge gets the base policy beside the active one; the version records its reply length and KL to the base."""
+    synthetic_preferences(20)
+    first = run_now("policy_dpo").policy_version
+    assert (fake_bridge["judge"]["base_name"], fake_bridge["judge"]["base_path"]) == ("policy-base", "policy/policy-base")
+    assert (first.metrics["mean_reply_tokens"], first.metrics["kl_to_base"], first.metrics["kl_to_base_per_token"]) == (41.2, 1.2346, 0.0299)
+    second = run_now("policy_dpo").policy_version  # trained from, and judged against, the first: the KL is still to the base
+    assert second.parent == first and fake_bridge["judge"]["old_name"] == first.name
+    assert fake_bridge["judge"]["base_name"] == "policy-base"
 
 
 def test_on_policy_pairs_never_use_held_out_prompts(synthetic_preferences, run_now, fake_bridge, settings):

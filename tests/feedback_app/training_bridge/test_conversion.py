@@ -48,3 +48,16 @@ def test_policy_update_metrics_record_the_mean_reply_lengths_of_both_policies():
     assert (metrics["mean_reply_tokens"], metrics["mean_reply_chars"]) == (41.2, 180.0)
     assert (metrics["parent_mean_reply_tokens"], metrics["parent_mean_reply_chars"]) == (63.0, 270.5)
     assert metrics["win_rate_vs_parent"] == 0.75
+
+
+def test_policy_update_metrics_record_the_kl_to_the_base_rounded_to_4_digits():
+    """The new version's KL to the base, per reply and per token, is recorded; without a base it stays None."""
+    from rm_trainer.dpo import DPOResult, WinRate
+
+    result = DPOResult(name="p1", path="/s/policy/p1", parent="p0", n_pairs=4, steps=2, seconds=3.0, manifest={}, metrics={})
+    win = WinRate(win_rate=0.75, wins=3, ties=0, losses=1, n=4, mean_reward_gap=0.2, mean_reply_tokens=41.25,
+                  kl_to_base=1.234567, kl_to_base_per_token=0.0299289)
+    metrics = training_bridge.policy_update_metrics(result, win)
+    assert (metrics["kl_to_base"], metrics["kl_to_base_per_token"]) == (1.2346, 0.0299)
+    no_base = training_bridge.policy_update_metrics(result, WinRate(win_rate=0.5, wins=0, ties=2, losses=0, n=2, mean_reward_gap=0.0))
+    assert (no_base["kl_to_base"], no_base["kl_to_base_per_token"]) == (None, None)

@@ -25,7 +25,8 @@ def studio(make_user, make_comparisons):
                                             data_range={"first_label_id": 1, "last_label_id": 9, "n_pairs": 9})
     base = PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="retired")
     new = PolicyVersion.objects.create(name="policy-00003", path="policy/policy-00003", status="active", parent=base,
-                                       metrics={"win_rate_vs_parent": 0.62})
+                                       metrics={"win_rate_vs_parent": 0.62, "mean_reply_tokens": 41.2, "kl_to_base": 1.2346,
+                                                "kl_to_base_per_token": 0.0299})
     TrainingRun.objects.create(kind="reward_fast", status="succeeded", reward_model_version=rm2, metrics={"val_accuracy": 0.7})
     TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "dpo", "step": 2, "total_steps": 8, "loss": 0.69})
     TrainingRun.objects.create(kind="reward_full", status="failed", error="CUDA out of memory")
@@ -53,6 +54,7 @@ def test_pages_render_for_staff_and_refuse_raters(studio, researcher, rater):
     assert "step 2 / 8" in overview  # the running DPO run
     models = client.get("/dashboard/models/").content.decode()
     assert "CUDA out of memory" in models and "Roll back" in models and "policy-00003" in models
+    assert "41.2" in models and "1.235 (0.0299/token)" in models  # the version's reply length and KL to the base
     for page in PAGES:
         assert logged_in(rater).get(page).status_code == 403
         assert Client().get(page).status_code == 302
