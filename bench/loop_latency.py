@@ -14,6 +14,11 @@ when the last of those labels commits and stops when a scoring request, served b
 worker, answers with the new version: the automatic trigger, the queue, the refit (warm:
 only new texts are embedded), the promotion gate and the swap in another process, all in.
 Then it reports the generator's tokens/s at batch 1 and batched (bench.generation_throughput).
+
+With ``--during-dpo`` a worker for the "policy" queue starts too and, after the cold fit, a DPO
+run (sized by ``--dpo-steps`` and ``--dpo-online-prompts``) trains through the timed rounds: each
+round reports the run's phase as it began and ended, and a round during which it was not running
+all along is marked so, not counted as one during DPO. The run is stopped when the rounds end.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._workers import dpo_env, dpo_env_now, dpo_start, dpo_state, dpo_stop, policy_worker_env, worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -74,6 +81,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--during-dpo", action="store_true", help="Time the rounds while a DPO run trains on its own worker.")
+    parser.add_argument("--dpo-steps", type=int, default=8, help="DPO_MAX_STEPS of that run (size it to outlast the rounds).")
+    parser.add_argument("--dpo-online-prompts", type=int, default=8, help="DPO_ONLINE_PROMPTS of that run.")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="loop-latency-"))
@@ -84,7 +94,7 @@ def main() -> int:
     (scratch / "secret_key").write_text("bench-only-secret-key-" + os.urandom(8).hex())
     env = {**os.environ, "VAR_DIR": str(scratch), "MODEL_STORE": str(scratch / "models"), "REDIS_URL": redis_url,
            "REFIT_EVERY_N_LABELS": str(args.every), "CELERY_TASK_ALWAYS_EAGER": "0", "SUPPLY_OPEN_TARGET": "0", "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "feedback_app.settings"}
+           "DJANGO_SETTINGS_MODULE": "feedback_app.settings", **(dpo_env(args.dpo_steps, args.dpo_online_prompts) if args.during_dpo else {})}
     env.pop("DATABASE_URL", None)
     os.environ.update(env)
     import django
@@ -93,14 +103,21 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    workers = []
+    print(f"scratch folder (worker logs, kept): {scratch}", flush=True)
+    workers, dpo = [], []
     try:
-        result = run(args, env, scratch, workers)
+        result = run(args, env, scratch, workers, dpo)
     finally:
+        if dpo:
+            print(f"DPO run {dpo[0]} at the end: {dpo_stop(dpo[0])}", flush=True)
         for w in workers:
             os.killpg(w.pid, signal.SIGTERM)
         for w in workers:
-            w.wait(timeout=30)
+            try:
+                w.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+                w.wait()
         redis.terminate()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +125,7 @@ def main() -> int:
     return 0
 
 
-def run(args, env: dict, scratch: Path, workers: list) -> dict:
+def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
     from feedback_app import tasks
     from feedback_app.models import Role, TrainingRun
     from feedback_app.services.accounts import user_create
@@ -132,9 +149,8 @@ def run(args, env: dict, scratch: Path, workers: list) -> dict:
     print(f"imported {len(history)} labelled pairs and {len(fresh)} open comparisons in {time.perf_counter() - t:.1f} s", flush=True)
 
     python = sys.executable
-    for queue in ("gpu", "score"):
-        workers.append(start([python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", queue, "-n", f"{queue}@bench", "--pool", "solo",
-                              "--loglevel", "WARNING"], env, scratch / f"{queue}.log"))
+    for queue in ("gpu", "score", *(("policy",) if args.during_dpo else ())):
+        workers.append(start(worker_command(python, queue), policy_worker_env(env) if queue == "policy" else env, scratch / f"{queue}.log"))
 
     def serving() -> str | None:
         answer = tasks.reward_score.delay("Where is my parcel?", [], ["It ships today."]).get(timeout=300)
@@ -151,9 +167,14 @@ def run(args, env: dict, scratch: Path, workers: list) -> dict:
     current = serving()
     print(f"cold fit on {len(history)} labels: {cold_seconds:.1f} s wall (fit {run.metrics['seconds']} s), serving {current}", flush=True)
 
+    if args.during_dpo:
+        dpo.append(dpo_start())
     rater, _, _ = user_create(username="bench-rater", role=Role.RATER)
     rounds = []
     for round_ in range(args.rounds):
+        dpo_before = dpo_state(dpo[0]) if dpo else None
+        if dpo_before is not None:
+            print(f"round {round_ + 1} begins; DPO run {dpo[0]}: {dpo_before[1]}", flush=True)
         for _ in range(args.every):
             assignment = assignment_lease_next(rater=rater)
             label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
@@ -170,11 +191,18 @@ def run(args, env: dict, scratch: Path, workers: list) -> dict:
             time.sleep(0.2)
         latency = time.perf_counter() - t0
         run = TrainingRun.objects.filter(trigger="auto").order_by("-id").first()
-        print(f"round {round_ + 1}: label {args.labels + round_ * args.every} → {current} serving after {latency:.1f} s "
-              f"(fit {run.metrics.get('seconds')} s, val. accuracy {run.metrics.get('val_accuracy'):.3f})", flush=True)
-        rounds.append({"labels": args.labels + round_ * args.every, "seconds_label_to_serving": round(latency, 2),
-                       "fit_seconds": run.metrics.get("seconds"), "val_accuracy": run.metrics.get("val_accuracy"),
-                       "n_train": run.metrics.get("n_train"), "version": current})
+        fit, share = run.metrics.get("seconds"), (run.metrics.get("seconds") or 0) / latency
+        row = {"labels": args.labels + round_ * args.every, "seconds_label_to_serving": round(latency, 2),
+               "fit_seconds": fit, "refit_share": round(share, 3), "val_accuracy": run.metrics.get("val_accuracy"),
+               "n_train": run.metrics.get("n_train"), "version": current}
+        note = ""
+        if dpo_before is not None:
+            dpo_after = dpo_state(dpo[0])
+            row.update(during_dpo=dpo_before[0] and dpo_after[0], dpo_at_start=dpo_before[1], dpo_at_end=dpo_after[1])
+            note = f"; DPO {dpo_before[1]} → {dpo_after[1]}" + ("" if row["during_dpo"] else " — NOT a round during a DPO run")
+        print(f"round {round_ + 1}: label {row['labels']} → {current} serving after {latency:.1f} s "
+              f"(fit {fit} s, {share:.0%} of it; val. accuracy {run.metrics.get('val_accuracy'):.3f}){note}", flush=True)
+        rounds.append(row)
         if round_ + 1 < args.rounds:
             from feedback_app.services.imports import prompt_records_import as more
 
@@ -185,8 +213,10 @@ def run(args, env: dict, scratch: Path, workers: list) -> dict:
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "labels": args.labels, "every": args.every,
         "cold_fit_seconds": round(cold_seconds, 2), "rounds": rounds,
-        "goal_label_to_serving_seconds": 30,
+        "goal_label_to_serving_seconds": 30, "load_average": os.getloadavg(),
     }
+    if dpo:
+        result["dpo"] = {"run": dpo[0], **dpo_env_now(), "rounds_during_dpo": sum(r["during_dpo"] for r in rounds)}
     if not args.skip_generation:
         from bench import generation_throughput
 

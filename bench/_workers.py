@@ -1,0 +1,89 @@
+"""The loop bench's Celery workers and its DPO load: the command line of a bench worker, a DPO run
+started on the "policy" queue, its state in a line, and its end when the bench is over.
+
+The policy worker gets what ``manage.py serve`` gives it: one torch thread unless TORCH_THREADS
+says otherwise, since it shares the cores with the refits.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def worker_command(python: str, queue: str) -> list[str]:
+    """Return the command line of a bench worker on ``queue``: one process (solo pool), named ``<queue>@bench``."""
+    return [python, "-m", "celery", "-A", "feedback_app", "worker", "-Q", queue, "-n", f"{queue}@bench", "--pool", "solo",
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+
+
+def policy_worker_env(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` as ``manage.py serve`` adjusts it for the policy worker (TORCH_THREADS 1 unless set)."""
+    return {**env, "TORCH_THREADS": env.get("TORCH_THREADS") or "1"}
+
+
+def dpo_env(steps: int, online_prompts: int) -> dict[str, str]:
+    """Return the settings that size the bench's DPO run, and stop the cadence from queueing another."""
+    return {"DPO_MAX_STEPS": str(steps), "DPO_ONLINE_PROMPTS": str(online_prompts), "POLICY_EVERY_N_LABELS": "0"}
+
+
+def dpo_describe(status: str, progress: dict | None) -> str:
+    """Return a run's state in a few words: its status, and its phase and step when it reported one."""
+    progress = progress or {}
+    phase = progress.get("phase")
+    if not phase:
+        return status
+    step, total = progress.get("step"), progress.get("total_steps")
+    where = f"{phase} {step}/{total}" if step is not None and total else phase
+    return f"{status}, {where}"
+
+
+def dpo_start(*, timeout: float = 600) -> int:
+    """Write the base policy if needed, queue a DPO run and return its id once the policy worker runs it.
+
+    Call once an active reward model exists (a DPO run judges its policy with it).
+    """
+    from feedback_app.models import TrainingRun
+    from feedback_app.services.training_runs import training_run_request
+    from feedback_app.services.versions import policy_active_or_base
+
+    t = time.perf_counter()
+    policy = policy_active_or_base()
+    print(f"policy {policy.name} ready in {time.perf_counter() - t:.1f} s", flush=True)
+    run = training_run_request(kind=TrainingRun.Kind.POLICY_DPO, trigger=TrainingRun.Trigger.CLI)
+    deadline = time.perf_counter() + timeout
+    while run.status == TrainingRun.Status.QUEUED:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"the policy worker did not claim DPO run {run.pk} within {timeout:.0f} s")
+        time.sleep(0.5)
+        run.refresh_from_db()
+    if run.status != TrainingRun.Status.RUNNING:
+        raise SystemExit(f"DPO run {run.pk} ended before the rounds began: {run.status} {run.error}")
+    print(f"DPO run {run.pk} ({', '.join(f'{k} {v}' for k, v in sorted(dpo_env_now().items()))}): {dpo_state(run.pk)[1]}", flush=True)
+    return run.pk
+
+
+def dpo_env_now() -> dict[str, int]:
+    """Return the DPO sizing this process's settings hold."""
+    from django.conf import settings
+
+    return {name: getattr(settings, name) for name in ("DPO_MAX_STEPS", "DPO_ONLINE_PROMPTS", "DPO_MAX_PAIRS", "DPO_EVAL_PROMPTS")}
+
+
+def dpo_state(run_id: int) -> tuple[bool, str]:
+    """Return (whether the run is running, its state in a few words)."""
+    from feedback_app.models import TrainingRun
+
+    run = TrainingRun.objects.get(pk=run_id)
+    text = dpo_describe(run.status, run.progress)
+    if run.status == TrainingRun.Status.FAILED:
+        text += f" ({run.error.strip().splitlines()[-1][:200] if run.error.strip() else 'no error'})"
+    return run.status == TrainingRun.Status.RUNNING, text
+
+
+def dpo_stop(run_id: int) -> str:
+    """Fail the run if it still runs (its worker notices within a second and stops); return its final state."""
+    from feedback_app.services.training_runs import training_run_fail
+
+    training_run_fail(run_id=run_id, error="stopped by bench.loop_latency: the timed rounds are over")
+    return dpo_state(run_id)[1]
+

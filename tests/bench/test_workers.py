@@ -1,0 +1,33 @@
+"""The loop bench's worker and DPO helpers: command lines, the policy worker's environment, a run's state in words."""
+
+from bench._workers import dpo_describe, dpo_env, policy_worker_env, worker_command
+
+
+def test_a_bench_worker_serves_one_queue_in_one_named_process():
+    command = worker_command("python", "policy")
+    assert command[:5] == ["python", "-m", "celery", "-A", "feedback_app"]
+    assert command[command.index("-Q") + 1] == "policy" and command[command.index("-n") + 1] == "policy@bench"
+    assert command[command.index("--pool") + 1] == "solo"
+
+
+def test_the_policy_worker_gets_one_torch_thread_unless_told_otherwise():
+    """As manage.py serve starts it: it shares the cores with the refits."""
+    assert policy_worker_env({"A": "1"}) == {"A": "1", "TORCH_THREADS": "1"}
+    assert policy_worker_env({"TORCH_THREADS": "2"})["TORCH_THREADS"] == "2"
+    assert policy_worker_env({"TORCH_THREADS": ""})["TORCH_THREADS"] == "1"
+
+
+def test_the_dpo_sizing_also_turns_the_policy_cadence_off():
+    assert dpo_env(8, 4) == {"DPO_MAX_STEPS": "8", "DPO_ONLINE_PROMPTS": "4", "POLICY_EVERY_N_LABELS": "0"}
+
+
+def test_a_run_is_described_by_its_status_phase_and_step():
+    assert dpo_describe("running", {"phase": "dpo", "step": 3, "total_steps": 8, "loss": 0.69}) == "running, dpo 3/8"
+    assert dpo_describe("running", {"phase": "evaluate", "step": 0, "total_steps": 1}) == "running, evaluate 0/1"
+    assert dpo_describe("succeeded", {"phase": "done"}) == "succeeded, done"
+
+
+def test_a_run_without_progress_is_described_by_its_status():
+    assert dpo_describe("running", {}) == "running"
+    assert dpo_describe("queued", None) == "queued"
+    assert dpo_describe("running", {"phase": "online pairs"}) == "running, online pairs"
