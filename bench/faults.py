@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import psutil
 import requests
+
+from bench.served import serve_start, serve_stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -161,20 +162,7 @@ class Studio:
         return tokens, researcher
 
     def start(self) -> None:
-        self.log = open(self.scratch / "serve.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.base}/login/", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                raise SystemExit(f"serve exited with {self.process.returncode}; see {self.scratch / 'serve.log'}")
-            time.sleep(1)
-        raise SystemExit("the studio did not answer within 180 s")
+        self.process = serve_start(port=self.port, env=self.env, log_path=self.scratch / "serve.log")
 
     def child(self, role: str) -> psutil.Process | None:
         """Return the supervisor's direct child that plays ``role``."""
@@ -189,15 +177,7 @@ class Studio:
         return None
 
     def stop(self) -> float:
-        started = time.monotonic()
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return time.monotonic() - started
+        return serve_stop(self.process)
 
     def cleanup(self) -> None:
         subprocess.run(["umount", "-l", str(self.var)], check=False)

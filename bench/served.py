@@ -74,19 +74,7 @@ class ServedStudio:
 
         connections.close_all()  # the studio's processes own the database from here
         self.log_path = self.scratch / "serve.log"
-        self.process = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(self.port), *self.serve_args], cwd=ROOT,
-                                        env=self.env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.base}/login/", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                raise SystemExit(f"serve exited with {self.process.returncode}; see {self.log_path}")
-            time.sleep(1)
-        raise SystemExit(f"the studio did not answer within {timeout:g} s; see {self.log_path}")
+        self.process = serve_start(port=self.port, env=self.env, log_path=self.log_path, args=self.serve_args, timeout=timeout)
 
     def tracebacks(self) -> list[str]:
         """Return the lines of the studio's logs that start a Python traceback."""
@@ -97,17 +85,42 @@ class ServedStudio:
         return found
 
     def __exit__(self, *exc_info) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        serve_stop(self.process)
         if self.keep:
             print(f"scratch folder kept: {self.scratch}")
         else:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def serve_start(*, port: int, env: dict[str, str], log_path: Path, args: list[str] = (), timeout: float = 180) -> subprocess.Popen:
+    """Start ``manage.py serve`` on ``port`` with ``env``, its output in ``log_path``; return it once its login page answers."""
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), *args], cwd=ROOT, env=env,
+                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/login/", timeout=2).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"serve exited with {process.returncode}; see {log_path}")
+        time.sleep(1)
+    raise SystemExit(f"the studio did not answer within {timeout:g} s; see {log_path}")
+
+
+def serve_stop(process: subprocess.Popen | None) -> float:
+    """Stop a ``serve`` the way Ctrl-C does (SIGKILL to its group after 120 s); return the seconds it took."""
+    started = time.monotonic()
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return time.monotonic() - started
 
 
 class ApiError(RuntimeError):
