@@ -2,7 +2,7 @@
 started on the "policy" queue, its state in a line, and its end when the bench is over.
 
 The policy worker gets what ``manage.py serve`` gives it: one torch thread unless TORCH_THREADS
-says otherwise, since it shares the cores with the refits.
+says otherwise, and a lower priority (POLICY_WORKER_NICE), since it shares the cores with the refits.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ def worker_command(python: str, queue: str) -> list[str]:
 
 
 def policy_worker_env(env: dict[str, str]) -> dict[str, str]:
-    """Return ``env`` as ``manage.py serve`` adjusts it for the policy worker (TORCH_THREADS 1 unless set)."""
-    return {**env, "TORCH_THREADS": env.get("TORCH_THREADS") or "1"}
+    """Return ``env`` as ``manage.py serve`` adjusts it for the policy worker (TORCH_THREADS 1 unless set, WORKER_NICE)."""
+    from feedback_app.management.commands.serve import policy_worker_env as serve_policy_env
+
+    return serve_policy_env(env)
 
 
 def dpo_env(steps: int, online_prompts: int) -> dict[str, str]:
@@ -34,7 +36,7 @@ def dpo_describe(status: str, progress: dict | None) -> str:
         return status
     step, total = progress.get("step"), progress.get("total_steps")
     where = f"{phase} {step}/{total}" if step is not None and total else phase
-    return f"{status}, {where}"
+    return f"{status}, {where}" + (", paused for a refit" if progress.get("paused") else "")
 
 
 def dpo_start(*, timeout: float = 600) -> int:

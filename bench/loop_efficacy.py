@@ -251,7 +251,8 @@ class LoopRun:
                              "version": run["policy_version"] or run["reward_model_version"],
                              "metrics": {k: run["metrics"].get(k) for k in ("win_rate_vs_parent", "n_human_pairs", "n_online_pairs", "steps",
                                                                              "seconds_per_step", "dpo_loss", "mean_reply_tokens",
-                                                                             "kl_to_base", "val_accuracy", "n_train", "gate") if k in run["metrics"]}})
+                                                                             "kl_to_base", "val_accuracy", "n_train", "gate", "paused_for_refits")
+                                                    if k in run["metrics"]}})
         return finished
 
     def agreement(self) -> tuple[float | None, str | None]:

@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
@@ -39,3 +39,14 @@ class QueueHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(QueueHeartbeat)
+
+
+@signals.worker_init.connect
+def worker_priority(**kwargs):
+    """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
+    from django.conf import settings
+
+    from feedback_app.runtime import priority_lower
+
+    if settings.WORKER_NICE:
+        priority_lower(settings.WORKER_NICE)

@@ -92,3 +92,21 @@ def _running_message(var_dir: Path) -> str:
         f"The studio of {var_dir} is already running{pid} on {web}. Stop it first, or give a second "
         "studio its own VAR_DIR, PORT and EMBEDDED_REDIS_PORT."
     )
+
+
+def priority_lower(nice: int) -> int:
+    """Lower this process's CPU priority to niceness ``nice`` (never raise it) and return the niceness now.
+
+    Also sets the niceness of the process's scheduler autogroup where Linux has one: `serve`
+    starts each child in a session of its own, and with autogroups the kernel shares the CPU
+    between sessions first, so a process's own niceness alone would not yield to another child.
+    """
+    current = os.nice(0)
+    if nice > current:
+        current = os.nice(nice - current)
+    try:
+        with open("/proc/self/autogroup", "w") as file:
+            file.write(str(current))
+    except OSError:  # no autogroups on this kernel, or not allowed: the process's niceness still applies
+        pass
+    return current

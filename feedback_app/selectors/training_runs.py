@@ -19,3 +19,9 @@ def training_runs_recent(*, limit: int) -> list[TrainingRun]:
 def training_run_get(*, run_id: int) -> TrainingRun | None:
     """Return the training run ``run_id``, or None if there is none."""
     return _runs().filter(pk=run_id).first()
+
+
+def reward_run_running() -> bool:
+    """Return whether a reward refit (either tier) is running now."""
+    return TrainingRun.objects.filter(kind__in=(TrainingRun.Kind.REWARD_FAST, TrainingRun.Kind.REWARD_FULL),
+                                      status=TrainingRun.Status.RUNNING).exists()

@@ -60,6 +60,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
         **training_bridge.policy_update_metrics(result, win), "judge": reward.name, "promoted": promote,
         "n_human_pairs": len(human), "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
         "gate": f"reward-model win rate {win.win_rate:.3f} vs {active.name} (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
+        "paused_for_refits": {"pauses": monitor.pauses, "seconds": round(monitor.paused_seconds, 1)},
     }
     with transaction.atomic():
         version = PolicyVersion.objects.create(

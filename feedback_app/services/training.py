@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import traceback
 
+from django.conf import settings
+
 from feedback_app import training_bridge
+from feedback_app.selectors.training_runs import reward_run_running
 from feedback_app.services.policy_update import policy_update_run
 from feedback_app.services.reward_refit import reward_refit_run
 from feedback_app.services.training_runs import REWARD_KINDS, RunMonitor, RunStopped, TrainingError, training_run_claim, training_run_fail
@@ -26,7 +29,8 @@ def training_run_execute(*, run_id: int, worker: str = "", models: training_brid
     if run is None:
         logger.info("training run %s is not queued (missing, or claimed before): nothing to do", run_id)
         return
-    monitor = RunMonitor(run_id)
+    yields = run.kind not in REWARD_KINDS and settings.POLICY_YIELD_TO_REFITS  # a DPO run leaves the cores to refits
+    monitor = RunMonitor(run_id, yield_to=reward_run_running if yields else None, yield_max=settings.POLICY_YIELD_MAX_SECONDS)
     body = reward_refit_run if run.kind in REWARD_KINDS else policy_update_run
     try:
         body(run=run, monitor=monitor, models=models or training_bridge.ModelHolder())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from typing import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -142,14 +143,23 @@ def training_runs_reap(*, now: datetime | None = None) -> int:
 
 
 class RunMonitor:
-    """Write progress and a heartbeat on the run row at most once a second; notice a cancel."""
+    """Write progress and a heartbeat on the run row at most once a second; notice a cancel.
 
-    def __init__(self, run_id: int, interval: float = 1.0) -> None:
+    With ``yield_to``, ``should_stop`` (called between a run's steps) pauses the run while
+    ``yield_to()`` answers True, up to ``yield_max`` seconds a pause, keeping its heartbeat and
+    showing the pause as its progress: how a DPO run leaves the cores to a reward refit.
+    """
+
+    def __init__(self, run_id: int, interval: float = 1.0, *, yield_to: Callable[[], bool] | None = None, yield_max: float = 600.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.run_id = run_id
         self.interval = interval
         self.last_write = 0.0
         self.last_check = 0.0
         self.stopped = False
+        self.yield_to, self.yield_max, self.sleep = yield_to, yield_max, sleep
+        self.paused_seconds = 0.0
+        self.pauses = 0
 
     def progress(self, event: dict) -> None:
         """Record a progress event from rm_trainer (the final step always; others once per interval)."""
@@ -158,9 +168,11 @@ class RunMonitor:
         if now - self.last_write < self.interval and not final:
             return
         self.last_write = self.last_check = now
-        clean = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in event.items() if not isinstance(v, (list, dict))}
+        self._write({k: (round(v, 5) if isinstance(v, float) else v) for k, v in event.items() if not isinstance(v, (list, dict))})
+
+    def _write(self, progress: dict) -> None:
         updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).update(
-            progress=clean, heartbeat_at=timezone.now()
+            progress=progress, heartbeat_at=timezone.now()
         )
         self.stopped = not updated
         if updated:
@@ -172,4 +184,22 @@ class RunMonitor:
         if now - self.last_check >= self.interval:
             self.last_check = now
             self.stopped = not TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).exists()
+            if not self.stopped and self.yield_to is not None and self.yield_to():
+                self._pause()
         return self.stopped
+
+    def _pause(self) -> None:
+        """Wait while ``yield_to()`` answers True (at most ``yield_max`` s), the heartbeat kept; then the run's progress resumes."""
+        before = TrainingRun.objects.filter(pk=self.run_id).values_list("progress", flat=True).first() or {}
+        started = time.monotonic()
+        self.pauses += 1
+        self._write({**before, "paused": "waiting for a reward refit to finish"})
+        while not self.stopped and time.monotonic() - started < self.yield_max:
+            self.sleep(max(self.interval, 0.05))
+            if not self.yield_to():
+                break
+            self._write({**before, "paused": "waiting for a reward refit to finish"})
+        self.paused_seconds += time.monotonic() - started
+        if not self.stopped:
+            self._write(before)
+        self.last_check = time.monotonic()

@@ -92,6 +92,17 @@ DPO_LEARNING_RATE = _env_float("DPO_LEARNING_RATE", 5e-5)
 # run was queued (0: off), and after each promoted reward model (POLICY_AFTER_REWARD_PROMOTION).
 POLICY_EVERY_N_LABELS = _env_int("POLICY_EVERY_N_LABELS", 200, 0)
 POLICY_AFTER_REWARD_PROMOTION = _env_bool("POLICY_AFTER_REWARD_PROMOTION", False)
+# A DPO run yields the cores to reward refits, so label → serving reward model stays fast while
+# one trains: the policy worker runs at POLICY_WORKER_NICE (0-19; `serve` passes it to that worker
+# as WORKER_NICE, which any worker applies to itself when it starts), and between steps a DPO run
+# pauses while a reward refit runs (POLICY_YIELD_TO_REFITS), up to POLICY_YIELD_MAX_SECONDS a pause.
+POLICY_WORKER_NICE = _env_int("POLICY_WORKER_NICE", 10, 0)
+WORKER_NICE = _env_int("WORKER_NICE", 0, 0)
+for _name, _nice in (("POLICY_WORKER_NICE", POLICY_WORKER_NICE), ("WORKER_NICE", WORKER_NICE)):
+    if _nice > 19:
+        raise ImproperlyConfigured(f"{_name} must be a niceness from 0 to 19, got {_nice}")
+POLICY_YIELD_TO_REFITS = _env_bool("POLICY_YIELD_TO_REFITS", True)
+POLICY_YIELD_MAX_SECONDS = _env_float("POLICY_YIELD_MAX_SECONDS", 600.0)
 # The two policy tiers: a trained version (DPO) is served by sampling one reply, or by rerank: the
 # best of RERANK_SAMPLES replies by the active reward model (re-pointed at each promoted one, with
 # no new version). New trained versions get POLICY_SERVING_MODE; the base policy samples. Arena

@@ -10,9 +10,11 @@ def test_a_bench_worker_serves_one_queue_in_one_named_process():
     assert command[command.index("--pool") + 1] == "solo"
 
 
-def test_the_policy_worker_gets_one_torch_thread_unless_told_otherwise():
+def test_the_policy_worker_gets_one_torch_thread_unless_told_otherwise_and_a_lower_priority(monkeypatch, settings):
     """As manage.py serve starts it: it shares the cores with the refits."""
-    assert policy_worker_env({"A": "1"}) == {"A": "1", "TORCH_THREADS": "1"}
+    monkeypatch.delenv("TORCH_THREADS", raising=False)
+    settings.POLICY_WORKER_NICE = 10
+    assert policy_worker_env({"A": "1"}) == {"A": "1", "TORCH_THREADS": "1", "WORKER_NICE": "10"}
     assert policy_worker_env({"TORCH_THREADS": "2"})["TORCH_THREADS"] == "2"
     assert policy_worker_env({"TORCH_THREADS": ""})["TORCH_THREADS"] == "1"
 
@@ -25,6 +27,7 @@ def test_a_run_is_described_by_its_status_phase_and_step():
     assert dpo_describe("running", {"phase": "dpo", "step": 3, "total_steps": 8, "loss": 0.69}) == "running, dpo 3/8"
     assert dpo_describe("running", {"phase": "evaluate", "step": 0, "total_steps": 1}) == "running, evaluate 0/1"
     assert dpo_describe("succeeded", {"phase": "done"}) == "succeeded, done"
+    assert dpo_describe("running", {"phase": "dpo", "step": 3, "total_steps": 8, "paused": "waiting"}) == "running, dpo 3/8, paused for a refit"
 
 
 def test_a_run_without_progress_is_described_by_its_status():

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,14 @@ def test_a_second_lock_on_the_same_var_dir_refuses_naming_the_running_studio(tmp
         studio_lock(tmp_path)
     os.close(fd)
     os.close(studio_lock(tmp_path))  # free again once the holder let go
+
+
+def test_priority_lower_lowers_a_process_and_its_autogroup_and_never_raises_it():
+    """In a child process (the test's own priority stays): niceness 0 → 5, then asking for 3 leaves 5; the autogroup follows."""
+    code = ("import os; from feedback_app.runtime import priority_lower; a = priority_lower(5); b = priority_lower(3); "
+            "g = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else 'none'; "
+            "print(a, b, os.nice(0), g)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, start_new_session=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out[:3] == ["5", "5", "5"]
+    assert out[3] in ("none", "5")  # "nice 5" where the kernel has autogroups

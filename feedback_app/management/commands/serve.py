@@ -50,9 +50,7 @@ def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: 
         # its predecessor of the same name left running, and never those of another studio.
         suffix = studio_id(var_dir)
         celery = [python, "-m", "celery", "-A", "feedback_app"]
-        # Policy updates (DPO) have their own worker, so a long DPO run never holds up a reward
-        # refit; it shares the cores (one torch thread unless TORCH_THREADS says otherwise).
-        queues = (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("policy", 1, shared_cores),
+        queues = (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("policy", 1, policy_worker_env(worker_env)),
                   ("score", 1, shared_cores))
         for queue, concurrency, env in queues:
             children.append(ChildSpec(f"worker {queue}", celery + ["worker", "-Q", queue, "-n", f"{queue}@%h.{suffix}",
@@ -65,6 +63,16 @@ def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: 
                                       "--application-close-timeout", str(DAPHNE_APPLICATION_CLOSE_TIMEOUT), "feedback_app.asgi:application"],
                               common, listens=(host, port)))
     return children
+
+
+def policy_worker_env(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` for the policy worker: one torch thread unless TORCH_THREADS says otherwise, at POLICY_WORKER_NICE.
+
+    Policy updates (DPO) have their own worker, so a long DPO run never holds up a reward refit in
+    a queue; it shares the cores, so it runs at a lower priority and pauses while a refit runs.
+    """
+    return {**env, "TORCH_THREADS": env.get("TORCH_THREADS") or os.environ.get("TORCH_THREADS") or "1",
+            "WORKER_NICE": str(settings.POLICY_WORKER_NICE)}
 
 
 class Command(BaseCommand):

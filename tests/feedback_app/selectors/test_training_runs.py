@@ -32,3 +32,15 @@ def test_run_get_returns_the_run_or_none(researcher):
         assert found.pk == run.pk and found.requested_by == researcher
     assert len(queries) == 1
     assert training_run_get(run_id=run.pk + 1) is None
+
+
+def test_reward_run_running_sees_running_refits_of_either_tier_only():
+    from feedback_app.selectors.training_runs import reward_run_running
+
+    assert not reward_run_running()
+    TrainingRun.objects.create(kind="policy_dpo", status="running")
+    TrainingRun.objects.create(kind="reward_fast", status="queued")
+    TrainingRun.objects.create(kind="reward_full", status="succeeded")
+    assert not reward_run_running()
+    TrainingRun.objects.create(kind="reward_full", status="running")
+    assert reward_run_running()

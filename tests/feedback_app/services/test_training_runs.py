@@ -79,6 +79,61 @@ def test_the_monitor_writes_progress_and_notices_a_cancel():
     assert run.progress["step"] == 1  # a stopped run's row is not written again
 
 
+def test_the_monitor_pauses_while_a_refit_runs_then_the_run_goes_on():
+    """With ``yield_to``, a step boundary waits while it answers True: the heartbeat stays fresh, the progress says why, then comes back."""
+    run = TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "dpo", "step": 3, "total_steps": 8})
+    answers = iter([True, True, True, False])
+    seen = []
+
+    def sleep(seconds):
+        seen.append(TrainingRun.objects.get(pk=run.pk).progress)
+
+    monitor = RunMonitor(run.pk, interval=0, yield_to=lambda: next(answers), sleep=sleep)
+    assert not monitor.should_stop()
+    assert seen and all(p == {"phase": "dpo", "step": 3, "total_steps": 8, "paused": "waiting for a reward refit to finish"} for p in seen)
+    run.refresh_from_db()
+    assert run.progress == {"phase": "dpo", "step": 3, "total_steps": 8} and run.heartbeat_at
+    assert monitor.pauses == 1 and len(seen) == 3
+
+
+def test_a_run_cancelled_during_its_pause_stops():
+    run = TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "reference"})
+
+    def sleep(seconds):
+        TrainingRun.objects.filter(pk=run.pk).update(status="failed", error="cancelled by an admin")
+
+    monitor = RunMonitor(run.pk, interval=0, yield_to=lambda: True, sleep=sleep)
+    assert monitor.should_stop()
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", "cancelled by an admin")
+
+
+def test_a_pause_lasts_at_most_yield_max_seconds():
+    """A refit that never ends does not starve the run: after ``yield_max`` it takes its next step (and may pause again)."""
+    run = TrainingRun.objects.create(kind="policy_dpo", status="running")
+    monitor = RunMonitor(run.pk, interval=0, yield_to=lambda: True, yield_max=0.2, sleep=lambda s: None)
+    assert not monitor.should_stop()
+    assert 0.2 <= monitor.paused_seconds < 5 and monitor.pauses == 1
+
+
+@pytest.mark.parametrize(("kind", "yields"), [("policy_dpo", True), ("reward_fast", False), ("reward_full", False)])
+def test_policy_runs_yield_to_running_refits_and_reward_runs_do_not(monkeypatch, settings, kind, yields):
+    """training_run_execute gives a DPO run a monitor that pauses while a reward refit runs (POLICY_YIELD_TO_REFITS); a refit never pauses."""
+    from feedback_app.services import training
+
+    settings.POLICY_YIELD_TO_REFITS = True
+    monitors = []
+    monkeypatch.setattr(training, "policy_update_run", lambda *, run, monitor, models: monitors.append(monitor))
+    monkeypatch.setattr(training, "reward_refit_run", lambda *, run, monitor, models: monitors.append(monitor))
+    run = TrainingRun.objects.create(kind=kind, status="queued")
+    training.training_run_execute(run_id=run.pk, models=object())
+    assert (monitors[0].yield_to is not None) == yields
+    settings.POLICY_YIELD_TO_REFITS = False
+    run = TrainingRun.objects.create(kind=kind, status="queued")
+    training.training_run_execute(run_id=run.pk, models=object())
+    assert monitors[1].yield_to is None
+
+
 def test_orphaned_and_stale_runs_are_failed():
     now = timezone.now()
     mine = TrainingRun.objects.create(kind="reward_fast", status="running", worker="gpu@a", heartbeat_at=now)

@@ -1,4 +1,4 @@
-"""Settings of the learning loop read from the environment, each case in a fresh process: the policy's serving mode."""
+"""Settings of the learning loop read from the environment, each case in a fresh process: the policy's serving mode, the workers' priority."""
 
 import json
 import os
@@ -24,6 +24,8 @@ def test_trained_versions_rerank_the_best_of_4_by_default_and_both_can_be_set():
 @pytest.mark.parametrize("env, message", [
     ({"POLICY_SERVING_MODE": "best"}, "POLICY_SERVING_MODE must be sample or rerank, got 'best'"),
     ({"RERANK_SAMPLES": "1"}, "RERANK_SAMPLES must be at least 2, got 1"),
+    ({"POLICY_WORKER_NICE": "20"}, "POLICY_WORKER_NICE must be a niceness from 0 to 19, got 20"),
+    ({"WORKER_NICE": "-1"}, "WORKER_NICE must be at least 0, got -1"),
 ])
 def test_a_bad_value_names_the_variable(env, message):
     with pytest.raises(subprocess.CalledProcessError) as failure:

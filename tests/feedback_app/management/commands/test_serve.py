@@ -83,7 +83,17 @@ def test_policy_updates_have_their_own_worker_of_one_process(tmp_path):
     policy, gpu = by_name["worker policy"].command, by_name["worker gpu"].command
     assert policy[policy.index("-Q") + 1] == "policy" and policy[policy.index("--concurrency") + 1] == "1"
     assert gpu[gpu.index("-Q") + 1] == "gpu"
-    assert by_name["worker policy"].env["TORCH_THREADS"] == os.environ.get("TORCH_THREADS", "1")
+    assert by_name["worker policy"].env["TORCH_THREADS"] == (os.environ.get("TORCH_THREADS") or "1")
+
+
+def test_the_policy_worker_runs_at_a_lower_priority_and_the_others_do_not(tmp_path, settings):
+    """Only the policy worker gets WORKER_NICE (POLICY_WORKER_NICE), so a DPO run yields the cores to the refits and the web."""
+    settings.POLICY_WORKER_NICE = 7
+    specs = studio_children(host="127.0.0.1", port=8000, redis_port=None, redis_url="redis://127.0.0.1:6391/0", var_dir=tmp_path,
+                            workers=True, default_concurrency=2)
+    nice = {spec.name: spec.env.get("WORKER_NICE") for spec in specs}
+    assert nice.pop("worker policy") == "7"
+    assert set(nice.values()) == {None}
 
 
 @pytest.fixture
