@@ -62,6 +62,8 @@ class SamplesForm(forms.Form):
     prompt = forms.CharField(max_length=20000, widget=forms.Textarea(attrs={"rows": 2}), help_text="A customer message to answer.")
     version = forms.ChoiceField(choices=(), help_text="The policy version that answers.")
     seed = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="The same seed gives the same replies (default 0).")
+    mode = forms.ChoiceField(required=False, choices=(("", "as served"), ("sample", "sample"), ("rerank", "rerank")),
+                             help_text="As the version is served, one sampled reply, or the best of several by the active reward model.")
 
     def __init__(self, *args, versions: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -126,7 +128,7 @@ def policy_samples(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             samples = policy_replies_remote(policy_name=data["version"], prompts=[{"prompt": data["prompt"]}] * SAMPLE_REPLIES,
-                                            seed=data["seed"], timeout=settings.GENERATE_TIMEOUT_SECONDS)
+                                            mode=data["mode"] or None, seed=data["seed"], timeout=settings.GENERATE_TIMEOUT_SECONDS)
         except GenerationRefused as exc:
             problem, status = str(exc), 409
         except GenerationUnavailable as exc:

@@ -258,3 +258,18 @@ def test_sample_replies_are_for_staff_only(rater, fake_replies):
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
     assert logged_in(rater).post(SAMPLES, {"prompt": "Hi", "version": "policy-base"}).status_code == 403
     assert fake_replies == []
+
+
+def test_the_samples_form_asks_for_a_serving_mode_or_the_version_s_own(researcher, fake_replies):
+    """"as served" keeps the version's mode (a rerank version with no reward model samples); "rerank" asked for with none is a 409
+    that says why; a mode outside the three is a form error."""
+    PolicyVersion.objects.create(name="policy-00003", path="policy/policy-00003", status="active", serving_mode="rerank")
+    client = logged_in(researcher)
+    assert '<option value="rerank">rerank</option>' in client.get("/dashboard/models/").content.decode()
+    for mode in ("", "sample"):
+        response = client.post(SAMPLES, {"prompt": "Hi", "version": "policy-00003", "mode": mode})
+        assert response.status_code == 200 and "policy-00003 #0 (seed 0): Hi" in response.content.decode()
+    refused = client.post(SAMPLES, {"prompt": "Hi", "version": "policy-00003", "mode": "rerank"})
+    assert refused.status_code == 409 and "reward model" in refused.content.decode()
+    assert client.post(SAMPLES, {"prompt": "Hi", "version": "policy-00003", "mode": "best"}).status_code == 400
+    assert len(fake_replies) == 2
