@@ -266,3 +266,14 @@ def test_a_bad_rewrite_is_a_400_naming_its_field(rater, make_comparisons, body, 
     response = client.post(label_url(comparison.pk), body, format="json")
     assert response.status_code == 400 and field in response.json()
     assert not PreferenceLabel.objects.exists() and not Response.objects.filter(source="human_edit").exists()
+
+
+def test_export_sft_streams_the_rewrites(researcher, rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    client.post(label_url(comparison.pk), {"choice": "both_bad", "edited_text": "It ships Monday."}, format="json")
+    response = api_client_for(researcher).get("/api/v1/export/preferences/", {"format": "sft"})
+    assert response.status_code == 200 and "preferences-sft-" in response["Content-Disposition"]
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert lines == [{"prompt": comparison.prompt.text, "completion": "It ships Monday."}]
