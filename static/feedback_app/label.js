@@ -31,7 +31,11 @@
     choice = choice ? choice.value : "";
     from = from ? from.value : "";
     if (choice === "left" || choice === "right") { return choice; }
-    if (choice === "tie" && !from) { check("edited_from", "left"); return "left"; }
+    if (choice === "tie" && !from) {  // a tie needs a start: say left on screen, where the rater can change it
+      var left = f.querySelector('input[name="edited_from"][value="left"]');
+      if (left) { left.checked = true; }
+      return "left";
+    }
     return from;
   }
 
