@@ -66,6 +66,9 @@ class PreferencePair:
     margin: float = 0.0
     weight: float = 1.0
     tie: bool = False  # True: the two are equally good; fitted with a target of 0.5
+    # Pairs with the same key fall on the same side of the validation split (default: the pair's own id),
+    # so a pair implied by another (a rater's rewrite of a compared reply) never validates what it trained.
+    split_key: str = ""
 
 
 def aggregate_votes(
@@ -115,10 +118,10 @@ def is_validation(pair_id: str, fraction: float) -> bool:
 
 
 def split_pairs(pairs: Sequence[PreferencePair], fraction: float) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """Return (train, validation) by ``is_validation``."""
+    """Return (train, validation) by ``is_validation`` of each pair's split key (or its id)."""
     train, validation = [], []
     for pair in pairs:
-        (validation if is_validation(pair.pair_id, fraction) else train).append(pair)
+        (validation if is_validation(pair.split_key or pair.pair_id, fraction) else train).append(pair)
     return train, validation
 
 

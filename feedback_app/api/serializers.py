@@ -10,7 +10,16 @@ from feedback_app.models import Assignment, PreferenceLabel, ServingMode
 from feedback_app.models.labels import winner_to_side
 from feedback_app.selectors.exports import FORMATS
 from feedback_app.services.json_input import INT_MAX, INT_MIN
-from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, DEFAULT_STRENGTH, STRENGTHS, InvalidSubmission, LabelSubmission
+from feedback_app.services.labeling import (
+    CHOICES,
+    CRITERION_CHOICES,
+    DEFAULT_STRENGTH,
+    EDITED_FROM_CHOICES,
+    EDITED_TEXT_MAX_CHARS,
+    STRENGTHS,
+    InvalidSubmission,
+    LabelSubmission,
+)
 
 PG_INTEGER_MAX = 2**31 - 1  # an IntegerField column on PostgreSQL
 _ASCII_INT = re.compile(r"-?[0-9]{1,19}")
@@ -101,7 +110,17 @@ class LabelRequestSerializer(serializers.Serializer):
     criteria = CriteriaField(child=serializers.ChoiceField(choices=CRITERION_CHOICES), required=False, default=dict)
     rationale = StrictCharField(required=False, allow_blank=True, max_length=5000, default="", trim_whitespace=True)
     flags = serializers.ListField(child=serializers.ChoiceField(choices=[]), required=False, default=list, max_length=10)
-    edited_text = StrictCharField(required=False, allow_blank=True, max_length=20000, default="", trim_whitespace=False)
+    edited_text = StrictCharField(
+        required=False, allow_blank=True, max_length=EDITED_TEXT_MAX_CHARS, default="", trim_whitespace=False,
+        help_text="A rewrite of the better reply, as the rater would have written it; absent or empty for none. It is stored as a "
+                  "response (source human_edit) that counts as better than both replies. White space alone is refused; a text the "
+                  "same as one of the replies is no rewrite (the label is stored without one).",
+    )
+    edited_from = serializers.ChoiceField(
+        choices=EDITED_FROM_CHOICES, required=False, allow_blank=True, default="",
+        help_text="The reply the rewrite started from, as shown. Left or right better: empty or that side. Tie: required with a "
+                  "rewrite. Both bad: empty (written from scratch) or either side.",
+    )
     time_on_task_ms = StrictIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, allow_null=True, default=None)
 
     def __init__(self, *args, **kwargs) -> None:
@@ -113,7 +132,7 @@ class LabelRequestSerializer(serializers.Serializer):
         try:
             self._submission = LabelSubmission(
                 choice=data["choice"], strength=data["strength"], criteria=data["criteria"], rationale=data["rationale"],
-                flags=tuple(data["flags"]), edited_text=data["edited_text"], time_on_task_ms=data["time_on_task_ms"],
+                flags=tuple(data["flags"]), edited_text=data["edited_text"], edited_from=data["edited_from"], time_on_task_ms=data["time_on_task_ms"],
             )
         except InvalidSubmission as exc:
             raise serializers.ValidationError({exc.field: [str(exc)]}) from None
@@ -136,6 +155,7 @@ class LabelSerializer(serializers.Serializer):
     rationale = serializers.CharField()
     flags = serializers.ListField(child=serializers.CharField())
     time_on_task_ms = serializers.IntegerField(allow_null=True)
+    rewrite_response_id = serializers.IntegerField(allow_null=True, help_text="The response the label's rewrite was stored as; null for none.")
     created_at = serializers.DateTimeField()
 
     @staticmethod
@@ -153,6 +173,7 @@ class LabelSerializer(serializers.Serializer):
             "rationale": label.rationale,
             "flags": label.flags,
             "time_on_task_ms": label.time_on_task_ms,
+            "rewrite_response_id": label.rewrite_id,
             "created_at": label.created_at,
         }
 

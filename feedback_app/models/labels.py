@@ -53,7 +53,9 @@ class PreferenceLabel(models.Model):
     criteria = models.JSONField(default=dict, blank=True)
     rationale = models.TextField(blank=True, default="")
     flags = models.JSONField(default=list, blank=True)
-    edited_text = models.TextField(blank=True, default="")
+    edited_text = models.TextField(blank=True, default="")  # as submitted; ``rewrite`` is the response it made, if any
+    # PROTECT: a rewrite belongs to its label; it goes when the label is undone (services.labeling).
+    rewrite = models.OneToOneField("feedback_app.Response", null=True, blank=True, on_delete=models.PROTECT, related_name="rewrite_label")
     a_on_left = models.BooleanField(null=True, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")

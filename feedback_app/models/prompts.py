@@ -60,7 +60,12 @@ class Prompt(models.Model):
 
 
 class Response(models.Model):
-    """A candidate answer to a prompt, imported or produced by a policy version."""
+    """A candidate answer to a prompt: imported, produced by a policy version, or a rater's rewrite of another."""
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        POLICY = "policy", "Policy"
+        HUMAN_EDIT = "human_edit", "Rater's rewrite"
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
     text = models.TextField()
@@ -68,6 +73,11 @@ class Response(models.Model):
         "feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="responses"
     )
     truncated = models.BooleanField(default=False)  # generated, and the token budget ran out before the reply ended
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORTED, db_index=True)
+    # A rewrite's starting point; None for a reply that is not a rewrite, or one written from scratch.
+    # PROTECT: the rewrite's meaning (better than this reply, by so many edits) needs it; a prompt's
+    # deletion still removes both, as they go together.
+    edited_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="rewrites")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,7 +85,7 @@ class Response(models.Model):
 
     @property
     def origin(self) -> str:
-        return self.policy_version.name if self.policy_version_id else "imported"
+        return self.policy_version.name if self.policy_version_id else self.source
 
     def __str__(self) -> str:
         return self.text if len(self.text) <= 80 else self.text[:77] + "..."

@@ -6,9 +6,12 @@ and the command build their filters and file names; ``services.exports`` writes 
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from difflib import SequenceMatcher
 
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -16,14 +19,15 @@ from django.db.models.functions import Coalesce
 from feedback_app.models import PreferenceLabel
 from feedback_app.models.labels import winner_to_side
 
-FORMATS = ("trl", "raw", "csv", "parquet")
+FORMATS = ("trl", "raw", "csv", "parquet", "sft")
 CONTENT_TYPES = {
     "trl": "application/x-ndjson",
+    "sft": "application/x-ndjson",
     "raw": "application/x-ndjson",
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
 }
-EXTENSIONS = {"trl": "jsonl", "raw": "jsonl", "csv": "csv", "parquet": "parquet"}
+EXTENSIONS = {"trl": "jsonl", "raw": "jsonl", "csv": "csv", "parquet": "parquet", "sft": "jsonl"}
 RAW_COLUMNS = [
     "label_id", "comparison_id", "prompt_id", "rater", "winner", "choice", "displayed_order", "strength", "criteria",
     "rationale", "flags", "edited_text", "time_on_task_ms", "labelled_at", "leased_at", "prompt", "context", "tags",
@@ -31,8 +35,12 @@ RAW_COLUMNS = [
     "comparison_kind", "policy_version", "reward_model_version", "selection_strategy", "selection_score", "source",
     "is_gold", "gold_winner", "gold_correct", "rater_trust", "comparison_labels", "agreement", "adjudicated_winner", "excluded",
     "truncated_a", "truncated_b",
+    # added with rewrites, at the end: consumers read columns by name, and old ones keep their places
+    "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
 ]
 CHUNK = 2000
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+EXACT_DIFF_CELLS = 1_000_000  # above this product of lengths difflib's quadratic search takes seconds; its heuristic is used
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
     every = PreferenceLabel.objects.filter(comparison=OuterRef("comparison"), rater__isnull=False)
     labels = labels.annotate(n_same=_count(same), n_rater_labels=_count(every))
     return labels.select_related(
-        "rater__profile", "assignment", "comparison__prompt", "comparison__response_a__policy_version",
+        "rater__profile", "assignment", "comparison__prompt", "rewrite", "comparison__response_a__policy_version",
         "comparison__response_b__policy_version", "comparison__policy_version", "comparison__reward_model_version",
         "import_batch",
     ).prefetch_related("comparison__prompt__tags")
@@ -91,6 +99,38 @@ def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
 
 def _count(queryset) -> Coalesce:
     return Coalesce(Subquery(queryset.order_by().values("comparison").annotate(n=Count("id")).values("n"), output_field=IntegerField()), Value(0))
+
+
+def rewrite_diff_chars(original: str, rewrite: str) -> int:
+    """Return how many characters a rewrite inserted plus deleted against the reply it started from ("" from scratch).
+
+    difflib aligns the words (the common start and end set aside first), then the characters
+    within each changed run; a change too large for the exact search is measured by difflib's
+    junk heuristic, which may count a little more.
+    """
+    head = len(os.path.commonprefix([original, rewrite]))
+    tail = len(os.path.commonprefix([original[head:][::-1], rewrite[head:][::-1]]))
+    a, b = _TOKEN.findall(original[head:len(original) - tail]), _TOKEN.findall(rewrite[head:len(rewrite) - tail])
+    total = 0
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=len(a) * len(b) > EXACT_DIFF_CELLS).get_opcodes():
+        if tag == "equal":
+            continue
+        x, y = "".join(a[i1:i2]), "".join(b[j1:j2])
+        same = 0
+        if tag == "replace" and len(x) * len(y) <= EXACT_DIFF_CELLS:
+            same = sum(block.size for block in SequenceMatcher(None, x, y, autojunk=False).get_matching_blocks())
+        total += len(x) + len(y) - 2 * same
+    return total
+
+
+def _rewrite_columns(label: PreferenceLabel) -> dict:
+    rewrite = label.rewrite if label.rewrite_id else None
+    if rewrite is None:
+        return {"rewrite_id": None, "rewrite": None, "rewrite_from": None, "rewrite_diff_chars": None}
+    comparison = label.comparison
+    start = {comparison.response_a_id: "a", comparison.response_b_id: "b"}.get(rewrite.edited_from_id)
+    original = {"a": comparison.response_a, "b": comparison.response_b}[start].text if start else ""
+    return {"rewrite_id": rewrite.pk, "rewrite": rewrite.text, "rewrite_from": start, "rewrite_diff_chars": rewrite_diff_chars(original, rewrite.text)}
 
 
 def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) -> dict:
@@ -140,4 +180,5 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "excluded": comparison.excluded,
         "truncated_a": comparison.response_a.truncated,
         "truncated_b": comparison.response_b.truncated,
+        **_rewrite_columns(label),
     }

@@ -48,7 +48,7 @@ def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple
     labels = PreferenceLabel.objects.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
     if exclude_prompt_ids:
         labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
-    labels = labels.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").order_by("comparison_id", "id")
+    labels = labels.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite").order_by("comparison_id", "id")
     data_range = {"first_label_id": bounds["first"], "last_label_id": bounds["last"], "n_labels": labels.count()}
     return labels.iterator(chunk_size=2000), data_range
 

@@ -1,11 +1,15 @@
-"""Writing exports of the collected preferences, streamed in four formats.
+"""Writing exports of the collected preferences, streamed in five formats.
 
 Formats:
 - ``trl``: one JSON line per decided comparison, ``{"prompt", "chosen", "rejected", "margin", ...}``,
   the form TRL's reward trainer and ``datasets.load_dataset("json", ...)`` read. Votes are
   aggregated as the trainer aggregates them (``rm_trainer.data.aggregate_votes``); a comparison
-  whose votes decide nothing (all "both bad", or a tie) is left out.
-- ``raw``: one JSON line per label, with everything known about it.
+  whose votes decide nothing (all "both bad", or a tie) is left out. After it come the pairs its
+  labels' rewrites imply (the rewrite over each reply, as training learns them), marked
+  ``"implied": "rewrite"`` with the ``label_id`` that made them; other lines have ``"implied": null``.
+- ``raw``: one JSON line per label, with everything known about it, its rewrite and the rewrite's
+  size of change against the reply it started from (``rewrite_diff_chars``) included.
+- ``sft``: one JSON line per rewrite, ``{"prompt", "completion"}``, for supervised fine-tuning.
 - ``csv`` and ``parquet``: the raw rows as a table; nested values (criteria, flags, context,
   tags) are JSON strings. In ``csv`` a text cell that starts with ``=``, ``+``, ``-``, ``@``, a
   tab or a carriage return gets a leading ``'`` so that a spreadsheet shows it as text instead of
@@ -40,6 +44,8 @@ def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
     labels = labels_for_export(filters=filters)
     if fmt == "trl":
         return _trl_lines(labels.filter(comparison__excluded=False).order_by("comparison_id", "id"))
+    if fmt == "sft":
+        return _sft_lines(labels.filter(comparison__excluded=False, rewrite__isnull=False).order_by("id"))
     trust = rater_trust()
     rows = (raw_row(label, trust=trust) for label in labels.order_by("id").iterator(chunk_size=CHUNK))
     if fmt == "raw":
@@ -52,28 +58,43 @@ def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
 def _trl_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
     for _, group in itertools.groupby(labels.iterator(chunk_size=CHUNK), key=lambda label: label.comparison_id):
         group = list(group)
-        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS, verdict=group[0].comparison.adjudicated_winner)
-        if pair is None or pair.tie:
-            continue
         comparison = group[0].comparison
-        prompt = comparison.prompt
-        winner = "a" if pair.chosen == comparison.response_a.text else "b"
-        yield _json_line({
-            "prompt": training_bridge.prompt_as_text(text=prompt.text, context=prompt.context),
-            "chosen": pair.chosen,
-            "rejected": pair.rejected,
-            "margin": round(pair.margin, 4),
-            "comparison_id": comparison.pk,
-            "prompt_id": prompt.pk,
-            "n_labels": len(group),
-            "agreement": round(sum(1 for label in group if label.winner == winner) / len(group), 4),
-            "tags": [t.name for t in prompt.tags.all()],
-            "policy_version": comparison.policy_version.name if comparison.policy_version_id else None,
-            "reward_model_version": comparison.reward_model_version.name if comparison.reward_model_version_id else None,
-            "source": prompt.source,
-            "adjudicated": bool(comparison.adjudicated_winner),
-            "metadata": prompt.metadata,
-        })
+        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS, verdict=comparison.adjudicated_winner)
+        if pair is not None and not pair.tie:
+            winner = "a" if pair.chosen == comparison.response_a.text else "b"
+            agreement = round(sum(1 for label in group if label.winner == winner) / len(group), 4)
+            yield _json_line(_trl_row(comparison, pair, n_labels=len(group), agreement=agreement))
+        for label in group:
+            for implied in training_bridge.rewrite_pairs(label, margins=settings.STRENGTH_MARGINS):
+                yield _json_line(_trl_row(comparison, implied, n_labels=1, agreement=None, implied="rewrite", label_id=label.pk))
+
+
+def _trl_row(comparison, pair, *, n_labels: int, agreement: float | None, implied: str | None = None, label_id: int | None = None) -> dict:
+    prompt = comparison.prompt
+    return {
+        "prompt": pair.prompt,
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "margin": round(pair.margin, 4),
+        "comparison_id": comparison.pk,
+        "prompt_id": prompt.pk,
+        "n_labels": n_labels,
+        "agreement": agreement,
+        "tags": [t.name for t in prompt.tags.all()],
+        "policy_version": comparison.policy_version.name if comparison.policy_version_id else None,
+        "reward_model_version": comparison.reward_model_version.name if comparison.reward_model_version_id else None,
+        "source": prompt.source,
+        "adjudicated": bool(comparison.adjudicated_winner),
+        "metadata": prompt.metadata,
+        "implied": implied,
+        "label_id": label_id,
+    }
+
+
+def _sft_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
+    for label in labels.iterator(chunk_size=CHUNK):
+        prompt = label.comparison.prompt
+        yield _json_line({"prompt": training_bridge.prompt_as_text(text=prompt.text, context=prompt.context), "completion": label.rewrite.text})
 
 
 def _batched(items: Iterator, size: int) -> Iterator[list]:
@@ -142,7 +163,8 @@ def _parquet_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id", "comparison_labels"}
+    int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id", "comparison_labels",
+                   "rewrite_id", "rewrite_diff_chars"}
     float_columns = {"selection_score", "rater_trust", "agreement"}
     bool_columns = {"is_gold", "gold_correct", "excluded", "truncated_a", "truncated_b"}
     schema = pa.schema([

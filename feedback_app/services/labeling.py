@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel
+from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Response
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
@@ -29,11 +29,14 @@ from feedback_app.selectors.labeling import (
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
+from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
 CRITERION_CHOICES = ("left", "right", "tie")
 STRENGTHS = (1, 2, 3)  # slightly, clearly, much better
 DEFAULT_STRENGTH = 2
+EDITED_FROM_CHOICES = ("left", "right")  # the reply a rewrite started from, as shown; "" for the chosen one, or from scratch
+EDITED_TEXT_MAX_CHARS = 20000
 
 
 class LabelingError(Exception):
@@ -81,7 +84,8 @@ class LabelSubmission:
     criteria: dict[str, str] = field(default_factory=dict)  # criterion (one of criterion_names()) -> one of CRITERION_CHOICES
     rationale: str = ""
     flags: tuple[str, ...] = ()  # some of flag_names()
-    edited_text: str = ""
+    edited_text: str = ""  # a rewrite of the better reply; "" for none
+    edited_from: str = ""  # "" or one of EDITED_FROM_CHOICES: which reply the rewrite started from (needed for a tie)
     time_on_task_ms: int | None = None
 
     @staticmethod
@@ -109,6 +113,21 @@ class LabelSubmission:
         unknown_flags = set(self.flags) - set(self.flag_names())
         if unknown_flags:
             raise InvalidSubmission(f"unknown flags: {', '.join(sorted(unknown_flags))}", field="flags")
+        self._check_rewrite()
+
+    def _check_rewrite(self) -> None:
+        if self.edited_from and self.edited_from not in EDITED_FROM_CHOICES:
+            raise InvalidSubmission(f"edited_from must be empty or one of {', '.join(EDITED_FROM_CHOICES)}", field="edited_from")
+        if len(self.edited_text) > EDITED_TEXT_MAX_CHARS:
+            raise InvalidSubmission(f"the rewrite is longer than {EDITED_TEXT_MAX_CHARS} characters", field="edited_text")
+        if not self.edited_text:
+            return
+        if not self.edited_text.strip():
+            raise InvalidSubmission("the rewrite is only white space: leave it empty for no rewrite, or write one", field="edited_text")
+        if self.choice == "tie" and not self.edited_from:
+            raise InvalidSubmission("with a tie, say which reply the rewrite started from (left or right)", field="edited_from")
+        if self.choice in EDITED_FROM_CHOICES and self.edited_from not in ("", self.choice):
+            raise InvalidSubmission(f"a rewrite starts from the better reply; you chose {self.choice}", field="edited_from")
 
 
 @transaction.atomic
@@ -189,8 +208,10 @@ def label_record(
     existing = getattr(assignment, "label", None)
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
+    edited_from = side_to_winner(submission.edited_from, a_on_left=assignment.a_on_left) if submission.edited_from else ""
+    start = rewrite_start(comparison=comparison, winner=winner, edited_from=edited_from) if submission.edited_text else None
     if existing is not None:
-        if _same_label(existing, winner=winner, criteria=criteria, submission=submission):
+        if _same_label(existing, winner=winner, criteria=criteria, submission=submission, start=start):
             return existing, False
         raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
     if assignment.status != Assignment.Status.LEASED:
@@ -215,6 +236,7 @@ def label_record(
         rationale=submission.rationale,
         flags=sorted(set(submission.flags)),
         edited_text=submission.edited_text,
+        rewrite=rewrite_create(comparison=comparison, text=submission.edited_text, start=start) if submission.edited_text else None,
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
     )
@@ -236,7 +258,7 @@ def label_record(
     return label, True
 
 
-def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission) -> bool:
+def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission, start: Response | None) -> bool:
     return (
         label.winner == winner
         and label.strength == submission.strength
@@ -244,6 +266,7 @@ def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submissi
         and label.rationale == submission.rationale
         and sorted(label.flags) == sorted(set(submission.flags))
         and label.edited_text == submission.edited_text
+        and (label.rewrite_id is None or label.rewrite.edited_from_id == (start.pk if start else None))
     )
 
 
@@ -281,9 +304,11 @@ def label_undo_last(*, rater, now: datetime | None = None) -> Assignment:
         actor=rater,
         action="label.undo",
         target=f"comparison:{comparison.pk}",
-        details={"label_id": label.pk, "winner": label.winner, "strength": label.strength},
+        details={"label_id": label.pk, "winner": label.winner, "strength": label.strength, "rewrite_id": label.rewrite_id},
     )
+    rewrite_id = label.rewrite_id
     label.delete()
+    rewrite_delete(response_id=rewrite_id)
     comparison.label_count -= 1
     comparison.status = Comparison.Status.OPEN
     comparison.completed_at = None

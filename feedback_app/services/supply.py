@@ -100,8 +100,8 @@ def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: lis
         for prompt, mine, mine_cut, theirs, theirs_cut in zip(prompts, *new, *old):
             if not mine or not theirs or not mine[0] or not theirs[0] or mine[0] == theirs[0]:
                 continue
-            a = Response.objects.create(prompt=prompt, text=mine[0], policy_version=policy, truncated=mine_cut[0])
-            b = Response.objects.create(prompt=prompt, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
+            a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=mine[0], policy_version=policy, truncated=mine_cut[0])
+            b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
             Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
                                       kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena",
                                       policy_mode=serving.mode, reward_model_version=serving.reward)
@@ -143,8 +143,8 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
                 logger.info("prompt %s: fewer than two distinct candidates; skipped this round", prompt.pk)
                 continue
             i, j, score = pool[pick[0]], pool[pick[1]], pick[2]
-            a = Response.objects.create(prompt=prompt, text=texts[i], policy_version=policy, truncated=flags[i])
-            b = Response.objects.create(prompt=prompt, text=texts[j], policy_version=policy, truncated=flags[j])
+            a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[i], policy_version=policy, truncated=flags[i])
+            b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[j], policy_version=policy, truncated=flags[j])
             Comparison.objects.create(
                 prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
                 policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,

@@ -16,6 +16,7 @@ from feedback_app.training_bridge.conversion import (
     prompt_as_text,
     read_preference_file,
     reward_fit_metrics,
+    rewrite_pairs,
     split_dialogues,
     text_as_turns,
     validation_summary,
@@ -52,6 +53,6 @@ __all__ = [
     "checkpoint_store", "comparisons_prob_a_wins", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "labels_aggregate", "online_pairs", "pairs_choose", "pairs_evaluate",
     "policy_export", "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
-    "read_preference_file", "replies_generate", "replies_rerank", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "split_dialogues",
+    "read_preference_file", "replies_generate", "replies_rerank", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "rewrite_pairs", "split_dialogues",
     "text_as_turns", "validation_summary", "version_folder",
 ]

@@ -51,16 +51,44 @@ def labels_aggregate(
     return pairs[0] if pairs else None
 
 
+def rewrite_pairs(label: PreferenceLabel, *, margins: Sequence[float], weight: float = 1.0) -> list[PreferencePair]:
+    """Return the pairs a label's rewrite implies: the rewrite better than each of the comparison's two replies.
+
+    Against the reply the rater chose against (a or b) the margin is the label's strength's, as the
+    rewrite is at least as good as the reply that beat it; against the chosen reply, and after a
+    tie or both bad, how much better is not known, so there is none. ``weight`` is the rater's
+    trust, as for the label's own vote. The pairs share their comparison's side of the validation
+    split, so a rewrite never trains what its comparison validates.
+    """
+    from rm_trainer.data import PreferencePair
+
+    if label.rewrite_id is None or weight <= 0:
+        return []
+    comparison = label.comparison
+    text = prompt_as_text(text=comparison.prompt.text, context=comparison.prompt.context)
+    pairs = []
+    for side, reply in (("a", comparison.response_a), ("b", comparison.response_b)):
+        beaten = label.winner in ("a", "b") and side != label.winner
+        pairs.append(PreferencePair(
+            pair_id=f"{comparison.pk}-rewrite-{label.pk}-{side}", prompt=text, chosen=label.rewrite.text, rejected=reply.text,
+            margin=margins[label.strength - 1] if beaten else 0.0, weight=weight, split_key=str(comparison.pk),
+        ))
+    return pairs
+
+
 def preference_pairs(
     labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None, verdicts: dict[int, str] | None = None,
 ) -> list[PreferencePair]:
-    """Return the training pairs of labels ordered by comparison, one pair per decided comparison."""
+    """Return the training pairs of labels ordered by comparison: one per decided comparison, then those its rewrites imply."""
     pairs = []
-    verdicts = verdicts or {}
+    weights, verdicts = weights or {}, verdicts or {}
     for comparison_id, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
-        pair = labels_aggregate(list(group), margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""))
+        group = list(group)
+        pair = labels_aggregate(group, margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""))
         if pair is not None:
             pairs.append(pair)
+        for label in group:
+            pairs += rewrite_pairs(label, margins=settings.STRENGTH_MARGINS, weight=weights.get(label.rater_id, 1.0))
     return pairs
 
 

@@ -3,7 +3,16 @@
 import re
 
 from django import forms
-from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, DEFAULT_STRENGTH, STRENGTHS, InvalidSubmission, LabelSubmission
+from feedback_app.services.labeling import (
+    CHOICES,
+    CRITERION_CHOICES,
+    DEFAULT_STRENGTH,
+    EDITED_FROM_CHOICES,
+    EDITED_TEXT_MAX_CHARS,
+    STRENGTHS,
+    InvalidSubmission,
+    LabelSubmission,
+)
 
 PG_INTEGER_MAX = 2**31 - 1  # an IntegerField column on PostgreSQL
 
@@ -26,11 +35,20 @@ class AsciiFloatField(forms.FloatField):
         return super().to_python(value)
 
 
+class TextareaField(forms.CharField):
+    """A textarea's text with its newlines as "\\n" (a browser posts CRLF), so its length is counted as the browser counts it."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 # What the rater reads for each value of LabelSubmission's choices.
 CHOICE_LABELS = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both bad"}
 STRENGTH_LABELS = {1: "Slightly", 2: "Clearly", 3: "Much"}
 CRITERION_LABELS = {"left": "Left", "tie": "Same", "right": "Right"}  # in this order on screen: "Same" between the sides
 FLAG_LABELS = {"unsafe": "Unsafe content", "private": "Private information"}
+EDITED_FROM_LABELS = {"": "The better reply (both bad: from scratch)", "left": "Left reply", "right": "Right reply"}
 
 
 def _criterion_choices() -> list[tuple[str, str]]:
@@ -46,6 +64,11 @@ class LabelForm(forms.Form):
                                       empty_value=DEFAULT_STRENGTH, widget=forms.RadioSelect)
     rationale = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why? (optional)"}))
     flags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    # strip=False: white space alone must reach LabelSubmission, which refuses it rather than store no rewrite silently.
+    edited_text = TextareaField(required=False, strip=False, max_length=EDITED_TEXT_MAX_CHARS, label="Your rewrite",
+                                  widget=forms.Textarea(attrs={"rows": 6, "placeholder": "The better reply as you would have written it (optional)"}))
+    edited_from = forms.ChoiceField(choices=[(c, EDITED_FROM_LABELS[c]) for c in ("", *EDITED_FROM_CHOICES)], required=False,
+                                    initial="", widget=forms.RadioSelect, label="Started from")
     time_on_task_ms = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
@@ -71,6 +94,8 @@ class LabelForm(forms.Form):
                 criteria=criteria,
                 rationale=data["rationale"].strip(),
                 flags=tuple(data["flags"]),
+                edited_text=data["edited_text"],
+                edited_from=data["edited_from"],
                 time_on_task_ms=data.get("time_on_task_ms"),
             )
         except InvalidSubmission as exc:

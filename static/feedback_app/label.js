@@ -18,6 +18,47 @@
     if (button && !button.disabled) { button.click(); }
   }
 
+  // The rewrite box starts as the reply the rewrite starts from: the chosen one; with a tie the one
+  // named under "Started from" (left unless the rater says otherwise); with both bad, that one or none.
+  function replyText(side) {
+    var text = document.querySelector('[data-testid="' + side + '-text"]');
+    return text ? (text.dataset.text || "").replace(/\r\n?/g, "\n") : "";
+  }
+
+  function rewriteStart(f) {
+    var choice = f.querySelector('input[name="choice"]:checked');
+    var from = f.querySelector('input[name="edited_from"]:checked');
+    choice = choice ? choice.value : "";
+    from = from ? from.value : "";
+    if (choice === "left" || choice === "right") { return choice; }
+    if (choice === "tie" && !from) {  // a tie needs a start: say left on screen, where the rater can change it
+      var left = f.querySelector('input[name="edited_from"][value="left"]');
+      if (left) { left.checked = true; }
+      return "left";
+    }
+    return from;
+  }
+
+  function prefill() {
+    var f = form();
+    var box = f && f.querySelector('textarea[name="edited_text"]');
+    var rewrite = document.getElementById("rewrite");
+    if (!box || !rewrite || !rewrite.open) { return; }
+    if (box.value !== "" && box.value !== box.dataset.prefilled) { return; }  // the rater's own text stays
+    var start = rewriteStart(f);
+    box.value = start ? replyText(start) : "";
+    box.dataset.prefilled = box.value;
+  }
+
+  function rewrite() {
+    var details = document.getElementById("rewrite");
+    if (!details) { return; }
+    details.open = true;
+    prefill();
+    var box = details.querySelector("textarea");
+    if (box) { box.focus(); }
+  }
+
   function submit() {
     var f = form();
     if (!f) { return; }
@@ -43,6 +84,7 @@
     else if (key === "Enter") { submit(); }
     else if (key === "s") { click("skip-button"); }
     else if (key === "u") { click("undo-button"); }
+    else if (key === "t") { rewrite(); }
     else if (key === "r") {
       var more = document.querySelector("details.more");
       if (more) { more.open = true; }
@@ -51,6 +93,18 @@
     }
     else { return; }
     event.preventDefault();
+  });
+
+  document.addEventListener("toggle", function (event) {
+    if (event.target.id === "rewrite") { prefill(); }
+  }, true);
+  document.addEventListener("change", function (event) {
+    var name = event.target.name;
+    if (name === "choice" && (event.target.value === "left" || event.target.value === "right")) {
+      var better = form() && form().querySelector('input[name="edited_from"][value=""]');
+      if (better && !better.checked) { better.checked = true; }
+    }
+    if (name === "choice" || name === "edited_from") { prefill(); }
   });
 
   // Record how long the comparison was on screen, just before the form's values are read.

@@ -48,3 +48,15 @@ def test_read_preference_file_names_the_bad_line_or_skips_it(tmp_path):
         read_preference_file(path)
     pairs, skipped = read_preference_file(path, skip_bad=True)
     assert ([p.pair_id for p in pairs], skipped) == (["0", "3"], 2)
+
+
+def test_pairs_sharing_a_split_key_fall_on_the_same_side():
+    """A pair's split key, when it has one, decides its side of the split; without one its id does."""
+    from rm_trainer.data import PreferencePair, is_validation, split_pairs
+
+    keys = [str(k) for k in range(200)]
+    implied = [PreferencePair(pair_id=f"{k}-rewrite-a", prompt="p", chosen="c", rejected="r", split_key=k) for k in keys]
+    train, validation = split_pairs(implied, 0.3)
+    assert {p.split_key for p in validation} == {k for k in keys if is_validation(k, 0.3)} and validation and train
+    plain = PreferencePair(pair_id="7", prompt="p", chosen="c", rejected="r")
+    assert (plain in split_pairs([plain], 0.3)[1]) == is_validation("7", 0.3)

@@ -1,4 +1,4 @@
-"""manage.py export_preferences: the collected preferences in one of the four export formats, to a file or stdout."""
+"""manage.py export_preferences: the collected preferences in one of the export formats, to a file or stdout."""
 
 import os
 import sys
@@ -14,7 +14,7 @@ from feedback_app.services.exports import export_stream
 
 
 class Command(BaseCommand):
-    help = "Export preferences: trl (decided pairs), raw (every label), csv or parquet (raw rows). OUT '-' writes to stdout."
+    help = "Export preferences: trl (decided pairs and the pairs rewrites imply), raw (every label), csv or parquet (raw rows), sft (rewrites as prompt and completion). OUT '-' writes to stdout."
 
     def add_arguments(self, parser):
         parser.add_argument("out", help="Output file, or - for standard output.")

@@ -51,3 +51,14 @@ def test_generate_documents_the_mode_asked_for_and_the_mode_and_reward_model_use
     assert answer["properties"]["reward_model"]["nullable"] is True
     (enum,) = {ref["$ref"] for ref in answer["properties"]["mode"]["allOf"]}
     assert components[enum.rsplit("/", 1)[1]]["enum"] == ["sample", "rerank"]
+
+
+def test_the_label_request_documents_the_rewrite(client):
+    """edited_text and edited_from are optional and described; the stored label names its rewrite response."""
+    schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    request = components["LabelRequest"]
+    assert {"edited_text", "edited_from"} <= set(request["properties"]) and not {"edited_text", "edited_from"} & set(request.get("required", []))
+    assert request["properties"]["edited_text"]["maxLength"] == 20000 and "human_edit" in request["properties"]["edited_text"]["description"]
+    assert "Tie" in request["properties"]["edited_from"]["description"]
+    assert components["Label"]["properties"]["rewrite_response_id"]["nullable"] is True

@@ -220,3 +220,60 @@ def test_the_default_label_rate_lets_a_fast_rater_through(settings):
 
     count, seconds = ScopedRateThrottle.parse_rate(None, settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["label"])
     assert count / seconds >= 10
+
+
+def test_a_label_with_edited_text_stores_a_rewrite_once(rater, make_comparisons):
+    """edited_text on the label call makes a human_edit response; a retry returns the same label and rewrite."""
+    from feedback_app.models import Response
+
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    body = client.get(NEXT).json()
+    submission = {"choice": "tie", "edited_text": "It ships tomorrow by 9am.", "edited_from": "right"}
+    created = client.post(label_url(comparison.pk), submission, format="json")
+    assert created.status_code == 201
+    rewrite = Response.objects.get(pk=created.json()["rewrite_response_id"])
+    assert rewrite.source == "human_edit" and rewrite.edited_from_id == body["right"]["id"]
+    again = client.post(label_url(comparison.pk), submission, format="json")
+    assert again.status_code == 200 and again.json()["rewrite_response_id"] == rewrite.pk
+    assert Response.objects.filter(source="human_edit").count() == 1
+
+
+@pytest.mark.parametrize("edited_text", ["", None])
+def test_absent_or_empty_edited_text_is_no_rewrite(rater, make_comparisons, edited_text):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    body = {"choice": "left"} if edited_text is None else {"choice": "left", "edited_text": edited_text}
+    response = client.post(label_url(comparison.pk), body, format="json")
+    assert response.status_code == 201 and response.json()["rewrite_response_id"] is None
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"choice": "left", "edited_text": " \n "}, "edited_text"),
+    ({"choice": "left", "edited_text": "x" * 20001}, "edited_text"),
+    ({"choice": "left", "edited_text": 5}, "edited_text"),
+    ({"choice": "tie", "edited_text": "Better."}, "edited_from"),
+    ({"choice": "left", "edited_text": "Better.", "edited_from": "right"}, "edited_from"),
+    ({"choice": "left", "edited_text": "Better.", "edited_from": "a"}, "edited_from"),
+])
+def test_a_bad_rewrite_is_a_400_naming_its_field(rater, make_comparisons, body, field):
+    from feedback_app.models import Response
+
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    response = client.post(label_url(comparison.pk), body, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert not PreferenceLabel.objects.exists() and not Response.objects.filter(source="human_edit").exists()
+
+
+def test_export_sft_streams_the_rewrites(researcher, rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    client.post(label_url(comparison.pk), {"choice": "both_bad", "edited_text": "It ships Monday."}, format="json")
+    response = api_client_for(researcher).get("/api/v1/export/preferences/", {"format": "sft"})
+    assert response.status_code == 200 and "preferences-sft-" in response["Content-Disposition"]
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert lines == [{"prompt": comparison.prompt.text, "completion": "It ships Monday."}]

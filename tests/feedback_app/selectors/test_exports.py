@@ -70,10 +70,50 @@ def test_raw_row_has_every_column_and_the_agreement_of_its_comparison(two_labels
 
 @pytest.mark.django_db
 def test_raw_row_ends_with_whether_each_reply_was_cut_off(two_labels):
-    """truncated_a and truncated_b come last, so the columns before them keep their places."""
+    """truncated_a and truncated_b come after the columns before them, which keep their places; only the rewrite's follow."""
     plain, _, first, _ = two_labels
     plain.response_b.truncated = True
     plain.response_b.save()
     row = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
-    assert RAW_COLUMNS[-2:] == ["truncated_a", "truncated_b"]
+    assert RAW_COLUMNS[-6:] == ["truncated_a", "truncated_b", "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars"]
     assert (row["truncated_a"], row["truncated_b"]) == (False, True)
+
+
+@pytest.mark.parametrize(("original", "rewrite", "size"), [
+    ("It ships tomorrow.", "It ships tomorrow.", 0),
+    ("", "It ships Monday.", 16),  # from scratch: every character is new
+    ("It ships tomorrow.", "It ships on Monday.", 13),
+    ("Please wait.", "Please wait. We will email you.", 19),
+    ("Sorry, no refunds.", "No refunds.", 9),  # "Sorry, n" out, "N" in
+])
+def test_rewrite_diff_chars_counts_the_characters_inserted_and_deleted(original, rewrite, size):
+    from feedback_app.selectors.exports import rewrite_diff_chars
+
+    assert rewrite_diff_chars(original, rewrite) == size
+
+
+def test_rewrite_diff_chars_stays_fast_on_long_unrelated_texts():
+    """Two unrelated 20,000-character texts take difflib's heuristic, not its quadratic search."""
+    import random
+    import time
+
+    from feedback_app.selectors.exports import rewrite_diff_chars
+
+    rng = random.Random(0)
+    words = "the order ships tomorrow and you will get an email with tracking".split()
+    a, b = (" ".join(rng.choice(words) for _ in range(3000)) for _ in range(2))
+    started = time.perf_counter()
+    assert 0 < rewrite_diff_chars(a, b) <= len(a) + len(b)
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.django_db
+def test_raw_row_shows_the_rewrite_its_start_and_its_size_of_change(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    assignment = assignment_lease_next(rater=rater)
+    Assignment.objects.filter(pk=assignment.pk).update(a_on_left=False)  # left is B
+    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
+        choice="left", edited_text=comparison.response_b.text + " We will email you."))
+    row = raw_row(labels_for_export(filters=ExportFilters()).get())
+    assert (row["rewrite_id"], row["rewrite_from"], row["rewrite_diff_chars"]) == (label.rewrite_id, "b", len(" We will email you."))
+    assert row["rewrite"] == label.rewrite.text

@@ -1,4 +1,4 @@
-"""The four export formats as written: TRL pairs, raw rows, CSV without formulas, typed parquet."""
+"""The export formats as written: TRL pairs (with those rewrites imply), raw rows, CSV without formulas, typed parquet, SFT rewrites."""
 
 import csv
 import io
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from feedback_app.models import Assignment, PreferenceLabel
+from feedback_app.models import Assignment, Comparison, PreferenceLabel
 from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters
 from feedback_app.services.exports import csv_cell, export_stream
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
@@ -135,7 +135,7 @@ def test_csv_export_neutralises_formulas_and_parquet_keeps_them_raw(labelled):
 
 
 def test_every_table_format_says_which_reply_was_cut_off(labelled):
-    """raw and parquet keep the truncated flags as booleans; csv writes them as text, last in the row."""
+    """raw and parquet keep the truncated flags as booleans; csv writes them as text, after the columns before them, before the rewrite's."""
     import pyarrow.parquet as pq
 
     c1 = labelled[0]
@@ -145,7 +145,68 @@ def test_every_table_format_says_which_reply_was_cut_off(labelled):
     assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw} == {
         (c1.pk, True, False), (labelled[1].pk, False, False), (labelled[2].pk, False, False)}
     rows = list(csv.DictReader(io.StringIO(export("csv").decode())))
-    assert list(rows[0])[-2:] == ["truncated_a", "truncated_b"]
+    assert list(rows[0])[-6:-4] == ["truncated_a", "truncated_b"]
     assert {(int(r["comparison_id"]), r["truncated_a"]) for r in rows} == {(c1.pk, "True"), (labelled[1].pk, "False"), (labelled[2].pk, "False")}
     table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
     assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in table} == {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw}
+
+
+def _rewrite(make_comparisons, rater, *, choice: str, text: str, edited_from: str = "", tags=()):
+    (comparison,) = make_comparisons(1, tags=tags)
+    assignment = assignment_lease_next(rater=rater)
+    assert assignment.comparison_id == comparison.pk
+    Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)
+    label, _ = label_record(rater=rater, comparison_id=comparison.pk,
+                            submission=LabelSubmission(choice=choice, edited_text=text, edited_from=edited_from))
+    return comparison, label
+
+
+def test_trl_export_adds_the_pairs_a_rewrite_implies_marked_so(labelled, make_comparisons):
+    """A tie decides no pair of its own, but its rewrite adds two, rewrite over each reply, marked implied: rewrite."""
+    c1, _, c3, (r1, _, _) = labelled
+    c4, label = _rewrite(make_comparisons, r1, choice="tie", text="It ships Monday; we will email you.", edited_from="left")
+    lines = [json.loads(line) for line in export("trl").splitlines()]
+    assert [(line["comparison_id"], line["implied"]) for line in lines] == [(c1.pk, None), (c3.pk, None), (c4.pk, "rewrite"), (c4.pk, "rewrite")]
+    implied = [line for line in lines if line["implied"]]
+    assert {line["chosen"] for line in implied} == {label.rewrite.text} and all(line["label_id"] == label.pk for line in implied)
+    assert {line["rejected"] for line in implied} == {c4.response_a.text, c4.response_b.text}
+    assert lines[0]["label_id"] is None
+
+
+def test_raw_export_shows_the_rewrite_and_its_size_of_change_in_every_table(labelled, make_comparisons):
+    """raw, csv and parquet carry the rewrite, its start and its diff length in the last columns."""
+    import pyarrow.parquet as pq
+
+    _, _, _, (r1, _, _) = labelled
+    c4, label = _rewrite(make_comparisons, r1, choice="left", text="It ships tomorrow (order 0). Tracking follows.")
+    raw = {row["label_id"]: row for row in map(json.loads, export("raw").splitlines())}
+    assert (raw[label.pk]["rewrite"], raw[label.pk]["rewrite_from"], raw[label.pk]["rewrite_diff_chars"]) == (
+        label.rewrite.text, "a", len(" Tracking follows."))
+    assert sum(1 for row in raw.values() if row["rewrite"] is None) == len(raw) - 1
+    rows = list(csv.DictReader(io.StringIO(export("csv").decode())))
+    assert list(rows[0])[-4:] == ["rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars"]
+    assert [(r["rewrite_from"], r["rewrite_diff_chars"]) for r in rows if r["rewrite"]] == [("a", str(len(" Tracking follows.")))]
+    table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
+    assert [(r["rewrite_id"], r["rewrite_diff_chars"]) for r in table if r["rewrite_id"]] == [(label.rewrite_id, len(" Tracking follows."))]
+
+
+def test_sft_export_writes_each_rewrite_as_prompt_and_completion_under_the_filters(labelled, make_comparisons, make_user):
+    """One {"prompt", "completion"} line per rewrite; rater, tag, flag and date filters apply as to every format."""
+    _, _, _, (r1, r2, _) = labelled
+    _, first = _rewrite(make_comparisons, r1, choice="left", text="First rewrite.", tags=("billing",))
+    c5, second = _rewrite(make_comparisons, r2, choice="both_bad", text="Second rewrite.")
+    lines = [json.loads(line) for line in export("sft").splitlines()]
+    assert [set(line) for line in lines] == [{"prompt", "completion"}] * 2
+    assert [line["completion"] for line in lines] == ["First rewrite.", "Second rewrite."]
+    assert lines[1]["prompt"] == c5.prompt.text
+
+    def completions(**filters):
+        return [json.loads(line)["completion"] for line in export("sft", **filters).splitlines()]
+
+    assert completions(rater=r2.username) == ["Second rewrite."]
+    assert completions(tags=("billing",)) == ["First rewrite."]
+    PreferenceLabel.objects.filter(pk=second.pk).update(flags=["unsafe"])
+    assert completions(exclude_flagged=True) == ["First rewrite."]
+    assert completions(date_from=timezone.now() + timedelta(days=1)) == []
+    Comparison.objects.filter(pk=c5.pk).update(excluded=True)  # an admin left it out of training
+    assert completions() == ["First rewrite."]

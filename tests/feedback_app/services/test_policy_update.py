@@ -151,3 +151,18 @@ def test_a_trained_version_is_served_in_policy_serving_mode_and_the_base_policy_
     settings.POLICY_SERVING_MODE = "sample"
     assert run_now("policy_dpo").policy_version.serving_mode == "sample"
     assert PolicyVersion.objects.get(name="policy-base").serving_mode == "sample"
+
+
+def test_a_rater_s_rewrite_trains_dpo_as_better_than_both_replies(synthetic_preferences, run_now, fake_bridge, make_comparisons, rater, monkeypatch):
+    """The pairs a rewrite implies (rewrite over A, over B) reach DPO with the human pairs."""
+    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+    synthetic_preferences(20)
+    (comparison,) = make_comparisons(1)
+    split = training_bridge.is_validation
+    monkeypatch.setattr(training_bridge, "is_validation", lambda key, fraction: key != f"prompt-{comparison.prompt_id}" and split(key, fraction))
+    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
+    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="both_bad", edited_text="It ships on Monday."))
+    assert run_now("policy_dpo").status == "succeeded"
+    rejected = {p.rejected for p in fake_bridge["train"]["pairs"] if p.chosen == "It ships on Monday."}
+    assert rejected == {comparison.response_a.text, comparison.response_b.text}

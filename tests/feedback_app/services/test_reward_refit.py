@@ -50,3 +50,16 @@ def test_promotion_decision():
 def test_too_few_labels_is_a_clear_failure(fake_fit, run_now):
     run = run_now()
     assert run.status == TrainingRun.Status.FAILED and "only 0 decided comparison(s)" in run.error and not fake_fit.calls
+
+
+def test_a_refit_learns_the_pairs_a_rewrite_implies(labelled, fake_fit, run_now, make_comparisons, make_user):
+    """Six decided comparisons and one more with a rewrite: 7 pairs, and 2 more for the rewrite over each reply."""
+    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+    (comparison,) = make_comparisons(1)
+    rater = make_user()
+    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
+    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="It ships on Monday."))
+    run = run_now()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert fake_fit.calls[-1]["n"] == 9 and run.reward_model_version.data_range["n_pairs"] == 9

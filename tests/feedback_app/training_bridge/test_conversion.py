@@ -61,3 +61,43 @@ def test_policy_update_metrics_record_the_kl_to_the_base_rounded_to_4_digits():
     assert (metrics["kl_to_base"], metrics["kl_to_base_per_token"]) == (1.2346, 0.0299)
     no_base = training_bridge.policy_update_metrics(result, WinRate(win_rate=0.5, wins=0, ties=2, losses=0, n=2, mean_reward_gap=0.0))
     assert (no_base["kl_to_base"], no_base["kl_to_base_per_token"]) == (None, None)
+
+
+def _rewritten(make_user, make_comparisons, *, choice: str, strength: int = 3, edited_from: str = ""):
+    from feedback_app.models import Assignment, PreferenceLabel
+    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+    (comparison,) = make_comparisons(1)
+    rater = make_user()
+    assignment = assignment_lease_next(rater=rater)
+    Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)  # left is A
+    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
+        choice=choice, strength=strength, edited_text="It ships tomorrow; tracking follows by email.", edited_from=edited_from))
+    labels = PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite")
+    return comparison, rater, list(labels)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("choice", "edited_from", "margins"), [
+    ("left", "", {"a": 0.0, "b": 1.0}),  # better than the chosen A (no margin known), than the beaten B by the label's
+    ("right", "", {"a": 1.0, "b": 0.0}),
+    ("tie", "left", {"a": 0.0, "b": 0.0}),
+    ("both_bad", "", {"a": 0.0, "b": 0.0}),
+])
+def test_a_rewrite_implies_it_beats_both_replies(make_user, make_comparisons, choice, edited_from, margins):
+    """Each choice gives two more pairs, rewrite over A and over B, on the comparison's side of the split."""
+    comparison, _, labels = _rewritten(make_user, make_comparisons, choice=choice, edited_from=edited_from)
+    pairs = training_bridge.preference_pairs(labels)
+    implied = [p for p in pairs if p.chosen == labels[0].rewrite.text]
+    assert len(pairs) == len(implied) + (choice in ("left", "right", "tie"))  # both bad decides nothing by itself
+    by_rejected = {p.rejected: p for p in implied}
+    assert set(by_rejected) == {comparison.response_a.text, comparison.response_b.text}
+    assert by_rejected[comparison.response_a.text].margin == margins["a"] and by_rejected[comparison.response_b.text].margin == margins["b"]
+    assert {p.split_key for p in implied} == {str(comparison.pk)} and all(not p.tie and p.weight == 1.0 for p in implied)
+
+
+@pytest.mark.django_db
+def test_rewrite_pairs_carry_the_rater_s_weight_and_none_for_an_untrusted_rater(make_user, make_comparisons):
+    _, rater, labels = _rewritten(make_user, make_comparisons, choice="left")
+    assert {p.weight for p in training_bridge.rewrite_pairs(labels[0], margins=(0.1, 0.2, 0.3), weight=0.5)} == {0.5}
+    assert training_bridge.preference_pairs(labels, weights={rater.pk: 0.0}) == []

@@ -36,3 +36,13 @@ def test_field_errors_are_reported_without_building_a_submission():
     form = LabelForm({"strength": "2"})
     assert not form.is_valid()
     assert form.errors == {"choice": ["Pick which response is better (keys 1–4)."]}
+
+
+def test_a_rewrite_s_newlines_count_as_the_browser_counts_them():
+    """A browser posts a textarea's newlines as CRLF; the rewrite is read with "\\n" and its length checked after."""
+    from feedback_app.services.labeling import EDITED_TEXT_MAX_CHARS
+
+    text = "a\r\n" * (EDITED_TEXT_MAX_CHARS // 2)
+    form = LabelForm({"choice": "left", "edited_text": text})
+    assert form.is_valid(), form.errors
+    assert form.submission().edited_text == "a\n" * (EDITED_TEXT_MAX_CHARS // 2)

@@ -183,3 +183,44 @@ def test_a_cut_off_reply_is_marked_on_its_side(rater, make_comparisons):
 def test_no_cut_off_mark_when_both_replies_are_complete(rater, make_comparisons):
     make_comparisons(1)
     assert "cut-off" not in logged_in(rater).get("/label/").content.decode()
+
+
+def test_page_offers_a_rewrite_with_its_key_and_works_without_javascript(rater, make_comparisons):
+    """The rewrite control and its key are on screen; the textarea is in the form itself, empty until the rater writes."""
+    make_comparisons(1)
+    html = logged_in(rater).get("/label/").content.decode()
+    assert 'id="rewrite-button"' in html and "Rewrite <kbd>T</kbd>" in html and "<kbd>T</kbd> rewrite" in html
+    start = html.index('<form id="label-form"')
+    form = html[start:html.index("</form>", start)]
+    assert re.search(r'<textarea name="edited_text"[^>]*maxlength="20000"[^>]*>\s*</textarea>', form)
+    assert 'name="edited_from" value="left"' in form and 'name="edited_from" value="right"' in form
+    assert "<script>" not in html and " onclick=" not in html  # the strict CSP allows no inline script
+
+
+def test_plain_form_post_with_a_rewrite_stores_it(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = logged_in(rater, csrf_checks=True)
+    html = client.get("/label/").content.decode()
+    response = client.post(f"/label/{comparison.pk}/", {"csrfmiddlewaretoken": csrf_token(html), "choice": "tie", "edited_from": "left",
+                                                        "edited_text": "It ships tomorrow;\r\nyou will get an email."})
+    assert response.status_code == 302
+    label = PreferenceLabel.objects.get()
+    left = comparison.response_a if Assignment.objects.get().a_on_left else comparison.response_b
+    assert label.rewrite.text == "It ships tomorrow;\nyou will get an email." and label.rewrite.edited_from_id == left.pk
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"choice": "left", "edited_text": "  \r\n "}, "only white space"),
+    ({"choice": "tie", "edited_text": "Better."}, "which reply the rewrite started from"),
+    ({"choice": "left", "edited_text": "x" * 20001}, "at most 20000 characters"),
+])
+def test_a_bad_rewrite_is_a_400_that_keeps_the_text(rater, make_comparisons, fields, message):
+    """Without htmx the form comes back with a 400 and the error; with htmx, 200 and the same; nothing is stored."""
+    (comparison,) = make_comparisons(1)
+    client = logged_in(rater)
+    client.get("/label/")
+    response = client.post(f"/label/{comparison.pk}/", fields)
+    html = response.content.decode()
+    assert response.status_code == 400 and message in html and 'id="rewrite" open' in html
+    assert client.post(f"/label/{comparison.pk}/", fields, HTTP_HX_REQUEST="true").status_code == 200
+    assert not PreferenceLabel.objects.exists()

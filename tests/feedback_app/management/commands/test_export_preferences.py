@@ -39,3 +39,16 @@ def test_export_command_formats_filters_and_bad_input(tmp_path, rater, make_comp
     with pytest.raises(CommandError, match="cannot write"):
         call_command("export_preferences", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_export_sft_writes_the_rewrites_of_the_filtered_labels(tmp_path, make_user, make_comparisons):
+    """--format sft: one {"prompt", "completion"} line per rewrite, with --rater applied."""
+    make_comparisons(2)
+    raters = [make_user(), make_user()]
+    for rater, text in zip(raters, ("Rewrite one.", "Rewrite two.")):
+        a = assignment_lease_next(rater=rater)
+        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="both_bad", edited_text=text))
+    out = tmp_path / "sft.jsonl"
+    call_command("export_preferences", str(out), "--format", "sft", "--rater", raters[1].username)
+    (line,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert set(line) == {"prompt", "completion"} and line["completion"] == "Rewrite two." and line["prompt"].startswith("Where is my order")
