@@ -78,6 +78,37 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
         assert by_comparison[comparison_id]["choice"] == {"1": "left", "2": "right", "3": "tie"}[choice_key]
 
 
+def test_rater_rewrites_the_better_reply_with_the_keyboard(asgi_live_server, browser, make_comparisons):
+    """1 then T opens the rewrite box filled with the left reply; the rater edits it and Enter (after Escape) stores a human_edit
+    response started from that reply, and the label with it."""
+    from feedback_app.models import Response
+
+    make_comparisons(2)
+    rater, _, _ = user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    page = browser.new_page()
+    page.goto(f"{asgi_live_server}/label/")
+    page.fill("#id_username", "kim")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#label-form")
+    shown = page.get_attribute("#workspace", "data-comparison")
+    left_text = page.get_attribute("[data-testid=left-text]", "data-text")
+    assert page.is_visible("[data-testid=rewrite-button]") and "rewrite" in page.inner_text("footer, .keys").lower()
+    page.keyboard.press("1")
+    page.keyboard.press("t")
+    box = page.locator("textarea[name=edited_text]")
+    assert box.input_value() == left_text.replace("\r\n", "\n")
+    box.fill(left_text + " I have also refunded the shipping fee.")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+    label = PreferenceLabel.objects.get(rater=rater)
+    assert label.rewrite is not None and label.rewrite.source == Response.Source.HUMAN_EDIT
+    assert label.rewrite.text.endswith("I have also refunded the shipping fee.")
+    assert label.rewrite.edited_from.text == left_text
+    assert page.locator("textarea[name=edited_text]").input_value() == ""  # the next comparison starts without a rewrite
+
+
 def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server, browser, make_comparisons):
     """No inline script, style or eval: the pages load, label and swap with no CSP violation."""
     make_comparisons(3)
