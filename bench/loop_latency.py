@@ -19,6 +19,9 @@ With ``--during-dpo`` a worker for the "policy" queue starts too and, after the 
 run (sized by ``--dpo-steps`` and ``--dpo-online-prompts``) trains through the timed rounds: each
 round reports the run's phase as it began and ended, and a round during which it was not running
 all along is marked so, not counted as one during DPO. The run is stopped when the rounds end.
+The timed rounds begin once the run reports a phase (its reference pass or its steps), not
+while it is still loading. ``--baseline-rounds K`` times K rounds first, before the DPO run
+starts, in the same studio under the same load, and reports the two medians and their ratio.
 """
 
 from __future__ import annotations
@@ -69,6 +72,32 @@ def real_pairs(n: int, seed: int) -> list[tuple[str, str, str]]:
     return pairs[:n]
 
 
+def side_by_side(rounds: list[dict]) -> dict | None:
+    """Return the median label → serving seconds of the rounds before the DPO run and of those during it, and their ratio."""
+    import statistics
+
+    before = [r["seconds_label_to_serving"] for r in rounds if "during_dpo" not in r]
+    during = [r["seconds_label_to_serving"] for r in rounds if r.get("during_dpo")]
+    if not before or not during:
+        return None
+    a, b = statistics.median(before), statistics.median(during)
+    return {"median_without_dpo": a, "median_during_dpo": b, "ratio": round(b / a, 2), "rounds": [len(before), len(during)]}
+
+
+def dpo_wait_for_steps(run_id: int, *, timeout: float) -> None:
+    """Wait until the DPO run reports a phase (its reference pass or its steps), so the timed rounds overlap its training."""
+    from feedback_app.models import TrainingRun
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        run = TrainingRun.objects.get(pk=run_id)
+        if run.status != TrainingRun.Status.RUNNING or (run.progress or {}).get("phase"):
+            print(f"DPO run {run_id} is training: {dpo_state(run_id)[1]}", flush=True)
+            return
+        time.sleep(1)
+    raise SystemExit(f"DPO run {run_id} reported no phase within {timeout:.0f} s")
+
+
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -82,6 +111,8 @@ def main() -> int:
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--during-dpo", action="store_true", help="Time the rounds while a DPO run trains on its own worker.")
+    parser.add_argument("--baseline-rounds", type=int, default=0,
+                        help="With --during-dpo: rounds timed before the DPO run starts, for a ratio measured side by side in one run.")
     parser.add_argument("--dpo-steps", type=int, default=8, help="DPO_MAX_STEPS of that run (size it to outlast the rounds).")
     parser.add_argument("--dpo-online-prompts", type=int, default=8, help="DPO_ONLINE_PROMPTS of that run.")
     args = parser.parse_args()
@@ -139,7 +170,8 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
         turns = text_as_turns(text) if text.startswith("\n\nHuman:") else []
         return (turns[-1]["content"], turns[:-1]) if turns and turns[-1]["role"] == "user" else (text, [])
 
-    pairs = [(*as_prompt(p), c, r) for p, c, r in real_pairs(args.labels + args.every * args.rounds, args.seed)]
+    total_rounds = args.baseline_rounds + args.rounds
+    pairs = [(*as_prompt(p), c, r) for p, c, r in real_pairs(args.labels + args.every * total_rounds, args.seed)]
     history, fresh = pairs[: args.labels - args.every], pairs[args.labels - args.every : args.labels]
     t = time.perf_counter()
     preference_records_import(records=[PreferenceRecord(line=i, prompt=p, context=x, chosen=c, rejected=r)
@@ -167,11 +199,12 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
     current = serving()
     print(f"cold fit on {len(history)} labels: {cold_seconds:.1f} s wall (fit {run.metrics['seconds']} s), serving {current}", flush=True)
 
-    if args.during_dpo:
-        dpo.append(dpo_start())
     rater, _, _ = user_create(username="bench-rater", role=Role.RATER)
     rounds = []
-    for round_ in range(args.rounds):
+    for round_ in range(total_rounds):
+        if args.during_dpo and round_ == args.baseline_rounds:
+            dpo.append(dpo_start())
+            dpo_wait_for_steps(dpo[0], timeout=1800)
         dpo_before = dpo_state(dpo[0]) if dpo else None
         if dpo_before is not None:
             print(f"round {round_ + 1} begins; DPO run {dpo[0]}: {dpo_before[1]}", flush=True)
@@ -203,7 +236,7 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
         print(f"round {round_ + 1}: label {row['labels']} → {current} serving after {latency:.1f} s "
               f"(fit {fit} s, {share:.0%} of it; val. accuracy {run.metrics.get('val_accuracy'):.3f}){note}", flush=True)
         rounds.append(row)
-        if round_ + 1 < args.rounds:
+        if round_ + 1 < total_rounds:
             from feedback_app.services.imports import prompt_records_import as more
 
             extra = pairs[args.labels + round_ * args.every : args.labels + (round_ + 1) * args.every]
@@ -216,7 +249,10 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
         "goal_label_to_serving_seconds": 30, "load_average": os.getloadavg(),
     }
     if dpo:
-        result["dpo"] = {"run": dpo[0], **dpo_env_now(), "rounds_during_dpo": sum(r["during_dpo"] for r in rounds)}
+        result["dpo"] = {"run": dpo[0], **dpo_env_now(), "rounds_during_dpo": sum(r.get("during_dpo", False) for r in rounds)}
+        result["side_by_side"] = side_by_side(rounds)
+        if result["side_by_side"]:
+            print(f"side by side in this run: {result['side_by_side']}", flush=True)
     if not args.skip_generation:
         from bench import generation_throughput
 
