@@ -142,6 +142,20 @@ class Simulation:
                 "win_rate_ci": [rate - half, rate + half], "win_rate_noiseless": float(np.mean(noiseless_outcomes)),
                 "mean_judge_score": float(np.mean(scores)) if scores else None}
 
+    def ceiling(self, seed: int, *, noisy: bool) -> dict[str, Any]:
+        """Return the held-out figures of the fast tier fit on every train pair, labelled once by the noisy judge or by its noiseless preference."""
+        rng, labels = random.Random(f"ceiling-{seed}"), []
+        for g in self.train:
+            texts = [r["text"] for r in g["replies"]]
+            for i in range(len(texts)):
+                for j in range(i + 1, len(texts)):
+                    if noisy:
+                        labels.append(self.label(g, i, j, rng))
+                    else:
+                        choice = self.prefer(g["prompt"], texts[i], texts[j])
+                        labels.append({"group": id(g), "i": i, "j": j, "choice": choice, "strength": 2, "truncated": 0})
+        return {"labels": len(labels), **self.measure(self.fit(labels, seed), random.Random(f"eval-{seed}-ceiling"))}
+
     def run(self, strategy: str, seed: int) -> list[dict[str, Any]]:
         """Simulate one strategy from the seed labels to the budget; return a row per refit."""
         args = self.args
@@ -264,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
                   + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     seconds["simulation"] = round(time.perf_counter() - started, 1)
     summary = summarise(curves)
+    if args.ceiling:  # what the fast tier's features can learn of this judge at all
+        summary["ceiling"] = {kind: {metric: float(np.mean([row[metric] for row in rows])) for metric in ("labels", "rm_judge_agreement", "win_rate_noiseless")}
+                              for kind, rows in (("noisy", [sim.ceiling(seed, noisy=True) for seed in range(args.seeds)]),
+                                                 ("noiseless", [sim.ceiling(seed, noisy=False) for seed in range(args.seeds)]))}
+        print(f"ceiling, every train pair labelled once: {summary['ceiling']}", flush=True)
     truncated = [r["truncated"] for g in pool["groups"] for r in g["replies"]]
     header = [
         "", f"pool {pool_path.name}: {len(sim.train)} train prompts × {spec.candidates} candidates, {len(sim.heldout)} held-out "
@@ -329,7 +348,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-prompts", type=int, default=None, help="default 160; --quick 40")
     parser.add_argument("--heldout-prompts", type=int, default=None, help="default 64; --quick 24")
     parser.add_argument("--candidates", type=int, default=4, help="samples per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=int, default=192, help="the studio's GENERATION_MAX_NEW_TOKENS")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--draws", type=int, default=4, help="noisy judge draws per held-out prompt for the win rate")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated; random is always run")
@@ -337,6 +356,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--calibrate", action="store_true",
                         help="refit the Bitext judge's temperature to 72.5%% self-agreement on this pool's train pairs first")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also fit the fast tier on every train pair (noisy and noiseless labels): what its features can learn of the judge")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     quick = {"labels": 150, "round_size": 25, "train_prompts": 40, "heldout_prompts": 24}

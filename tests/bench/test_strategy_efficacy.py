@@ -42,3 +42,32 @@ def test_a_judge_without_a_preference_gets_the_majority_of_its_draws():
     assert prefer("p", "long reply", "short") == "a" and prefer("p", "x", "xy") == "b"
     groups = [{"prompt": "p", "replies": [{"text": "aaa"}, {"text": "a"}, {"text": "bbb"}]}]
     assert heldout_pairs(groups, prefer) == [(0, 0, 1, 1), (0, 1, 2, -1)]
+
+
+def test_the_ceiling_fits_every_train_pair_and_learns_a_judge_its_features_can_see():
+    """With one feature the judge reads (the length), every train pair labelled by the noiseless preference teaches the
+    fast tier to agree on nearly every held-out pair and to pick the longest candidate, as the judge's own best of 4 would."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from bench.strategy_efficacy import Simulation
+    from rm_trainer.config import FitConfig
+
+    def longer(prompt, a, b, rng):
+        return ("a" if len(a) > len(b) else "b" if len(b) > len(a) else "tie"), 2
+
+    rng = random.Random(0)
+    groups = []
+    for split, n in (("train", 30), ("heldout", 10)):
+        for k in range(n):
+            sizes = rng.sample(range(1, 60), 5 if split == "heldout" else 4)
+            groups.append({"split": split, "prompt": f"p{k}", "replies": [{"text": "x" * size, "truncated": False} for size in sizes]})
+    x = {id(g): np.array([[len(r["text"]) / 60.0, 1.0] for r in g["replies"]], dtype=np.float32) for g in groups}
+    pool = {"groups": groups, "spec": {"candidates": 4}}
+    sim = Simulation(pool, x, longer, SimpleNamespace(draws=2), FitConfig(backbone="unused", ensemble_size=2, epochs=200, patience=200))
+    ceiling = sim.ceiling(0, noisy=False)
+    assert ceiling["labels"] == 30 * 6
+    best_of_4 = [max(len(r["text"]) for r in g["replies"][:4]) > len(g["replies"][4]["text"]) for g in groups if g["split"] == "heldout"]
+    assert ceiling["rm_judge_agreement"] > 0.9 and ceiling["win_rate_noiseless"] == sum(best_of_4) / len(best_of_4)
