@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from feedback_app.admin_judges import enable_remote_judges  # noqa: F401  (registers the judges' admin)
 from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
 from feedback_app.models import (
     Assignment,

@@ -294,3 +294,4 @@ HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu", "policy"]
 HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
 from feedback_app.settings.loop import *  # noqa: E402,F401,F403  (the labeling workflow and the learning loop)
+from feedback_app.settings.ai import *  # noqa: E402,F401,F403  (AI feedback: judges, trust, endpoints)
