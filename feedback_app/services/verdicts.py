@@ -1,5 +1,8 @@
 """Asking a judge about comparisons: one verdict per judge version and comparison, cached by (version, prompt, replies).
 
+A remote judge is asked through ``judge_remote`` with ``judge_protocol``'s rubric, in both orders;
+only on the judge queue (services.ai_routing, tasks), never in a web process.
+
 The reward-model judge reads the active ensemble through the bridge: P(A beats B) and its members'
 spread. Its verdict is the likelier side, its confidence that side's probability less the spread
 (members that disagree make a verdict less sure), never below one half; a dead heat abstains. The
@@ -13,27 +16,19 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 
 from feedback_app import training_bridge
 from feedback_app.models import Comparison, Judge, JudgeVersion, Verdict
 from feedback_app.selectors.judges import verdict_cached
 from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.judge_protocol import Answer, both_orders_answers
+from feedback_app.services.judge_remote import ChatClient
 from feedback_app.services.judges import JudgeUnavailable, judge_version_current
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a judge said about one pair, in terms of A and B: a choice with its confidence, or an abstention's reason."""
-
-    choice: str = ""  # "a", "b" or "" (abstained)
-    confidence: float | None = None
-    reason: str = ""  # a Verdict.Reason when abstained
-    detail: dict = field(default_factory=dict)
 
 
 def verdict_cache_key(*, prompt: str, context: Sequence[dict], response_a: str, response_b: str) -> str:
@@ -94,4 +89,10 @@ def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], 
         scored = training_bridge.comparisons_rm_judge(version_name=reward.name, version_path=reward.path, items=items,
                                                       models=models or training_bridge.ModelHolder())
         return [rm_answer(prob_a_wins=p, spread=s) for p, s in scored]
+    if judge.kind == Judge.Kind.REMOTE:
+        if not settings.JUDGE_URL:
+            raise JudgeUnavailable("JUDGE_URL is not set: there is no remote judge")
+        if judge.remote_enabled_at is None:
+            raise JudgeUnavailable(f"no admin has enabled the remote judge {judge.name} (it sends text off this machine)")
+        return both_orders_answers(ask=ChatClient.from_settings().ask_many, items=items, criteria=settings.LABEL_CRITERIA)
     raise JudgeUnavailable(f"judges of kind {judge.kind} cannot judge in this build")
