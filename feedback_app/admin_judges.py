@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from feedback_app.models import Judge, Verdict
 from feedback_app.models.judges import REMOTE_WARNING
 from feedback_app.selectors.judges import judge_trust
-from feedback_app.services.judges import judge_remote_enable
+from feedback_app.services.judge_backfill import judge_backfill_request
+from feedback_app.services.judges import JudgeUnavailable, judge_remote_enable
 
 
 @admin.action(description="Enable the selected remote judges — this sends prompts and replies off this machine, to JUDGE_URL")
@@ -18,11 +19,21 @@ def enable_remote_judges(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Enabled {len(remote)} remote judge(s). {REMOTE_WARNING}", messages.WARNING)
 
 
+@admin.action(description="Back-fill verdicts on labelled comparisons (measures the judge; on the judge queue)")
+def backfill_judges(modeladmin, request, queryset):
+    for judge in queryset:
+        try:
+            judge_backfill_request(judge=judge)
+            modeladmin.message_user(request, f"Queued a back-fill of {judge.name}.", messages.SUCCESS)
+        except JudgeUnavailable as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+
+
 @admin.register(Judge)
 class JudgeAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "version", "enabled", "routing", "confidence_threshold", "trust"]
     list_filter = ["kind", "enabled"]
-    actions = [enable_remote_judges]
+    actions = [enable_remote_judges, backfill_judges]
     readonly_fields = ["off_machine_warning", "remote_enabled_by", "remote_enabled_at", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -150,6 +150,11 @@ def comparisons_await_judge(*, comparison_ids: list[int]) -> None:
     transaction.on_commit(lambda: _enqueue("comparisons_judge", list(comparison_ids)))
 
 
+def judge_backfill_queued(*, judge_id: int) -> None:
+    """An admin asked a judge to measure itself on labelled comparisons: a worker on the "judge" queue does it after commit."""
+    transaction.on_commit(lambda: _enqueue("judge_backfill", judge_id))
+
+
 def import_job_queued(*, job_id: int) -> None:
     """An uploaded file waits to be imported: a worker on the default queue takes it after commit
     (a broker that is down is logged; the import reaper sends the job again)."""

@@ -62,6 +62,20 @@ def comparisons_judge(self, comparison_ids: list[int]) -> dict:
     return dict(comparisons_judge_and_route(comparison_ids=comparison_ids, models=self.models))
 
 
+@shared_task(bind=True, base=ModelTask)
+def judge_backfill(self, judge_id: int) -> dict:
+    """Give a judge's verdicts on the labelled comparisons its version has not judged; a missing or disabled judge does nothing."""
+    from feedback_app.models import Judge
+    from feedback_app.services.judge_backfill import judge_backfill
+    from feedback_app.services.judges import JudgeUnavailable
+
+    judge = Judge.objects.filter(pk=judge_id).first()
+    try:
+        return dict(judge_backfill(judge=judge, models=self.models)) if judge is not None else {}
+    except JudgeUnavailable:
+        return {}
+
+
 @shared_task
 def comparisons_judging_reap() -> dict:
     """Send comparisons that waited too long for the judge to people, and ask again about those whose message was lost."""

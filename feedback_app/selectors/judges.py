@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from feedback_app.models import Judge, PreferenceLabel, Verdict
+from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
 from feedback_app.stats.agreement import percent_agreement
 
 
@@ -33,6 +33,14 @@ def judge_get(*, name: str) -> Judge | None:
 def verdict_cached(*, judge_version_id: int, cache_key: str) -> Verdict | None:
     """Return a verdict this judge version already gave on the same prompt and replies, if any."""
     return Verdict.objects.filter(judge_version_id=judge_version_id, cache_key=cache_key).order_by("id").first()
+
+
+def comparisons_to_backfill(*, judge_version_id: int, limit: int | None = None) -> list[Comparison]:
+    """Return comparisons a rater labelled A or B that this judge version has not judged, oldest first, with their texts."""
+    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"]).values("comparison_id")
+    comparisons = (Comparison.objects.filter(pk__in=labelled).exclude(verdicts__judge_version_id=judge_version_id)
+                   .select_related("prompt", "response_a", "response_b").order_by("id"))
+    return list(comparisons[:limit] if limit else comparisons)
 
 
 def judge_audits(*, judge: Judge, min_confidence: float = 0.0, limit: int | None = None) -> list[dict]:

@@ -50,3 +50,15 @@ def test_a_local_judge_is_enabled_from_its_form(admin_user):
     client.post(reverse("admin:feedback_app_judge_change", args=[judge.pk]), _form(judge, enabled="on"))
     judge.refresh_from_db()
     assert judge.enabled
+
+
+def test_the_backfill_action_queues_enabled_judges_and_refuses_disabled_ones(admin_user, monkeypatch):
+    from feedback_app import events
+
+    queued = []
+    monkeypatch.setattr(events, "judge_backfill_queued", lambda *, judge_id: queued.append(judge_id))
+    enabled, disabled = Judge.objects.create(name="rm", kind=Judge.Kind.REWARD_MODEL, enabled=True), Judge.objects.create(name="off", kind="local")
+    response = logged_in(admin_user).post(reverse("admin:feedback_app_judge_changelist"),
+                                          {"action": "backfill_judges", "_selected_action": [enabled.pk, disabled.pk]}, follow=True)
+    texts = [str(m) for m in response.context["messages"]]
+    assert queued == [enabled.pk] and "Queued a back-fill of rm." in texts and any("off is disabled" in t for t in texts)
