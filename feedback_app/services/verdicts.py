@@ -1,7 +1,8 @@
 """Asking a judge about comparisons: one verdict per judge version and comparison, cached by (version, prompt, replies).
 
-A remote judge is asked through ``judge_remote`` with ``judge_protocol``'s rubric, in both orders;
-only on the judge queue (services.ai_routing, tasks), never in a web process.
+A remote judge is asked through ``judge_remote``, a local one (JUDGE_MODEL) through the bridge's
+chat model, both with ``judge_protocol``'s rubric, in both orders; only on the judge queue
+(services.ai_routing, tasks) or from the command line, never in a web process.
 
 The reward-model judge reads the active ensemble through the bridge: P(A beats B) and its members'
 spread. Its verdict is the likelier side, its confidence that side's probability less the spread
@@ -95,4 +96,12 @@ def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], 
         if judge.remote_enabled_at is None:
             raise JudgeUnavailable(f"no admin has enabled the remote judge {judge.name} (it sends text off this machine)")
         return both_orders_answers(ask=ChatClient.from_settings().ask_many, items=items, criteria=settings.LABEL_CRITERIA)
-    raise JudgeUnavailable(f"judges of kind {judge.kind} cannot judge in this build")
+    # Judge.Kind.LOCAL: the chat model folder JUDGE_MODEL, loaded once per worker process
+    if not settings.JUDGE_MODEL:
+        raise JudgeUnavailable("JUDGE_MODEL is not set: there is no local judge")
+    holder = models or training_bridge.ModelHolder()
+
+    def ask(questions: list) -> list:
+        return training_bridge.judge_chat_answers(model_folder=settings.JUDGE_MODEL, questions=questions, models=holder)
+
+    return both_orders_answers(ask=ask, items=items, criteria=settings.LABEL_CRITERIA)

@@ -61,3 +61,34 @@ def test_a_version_asks_once_and_the_same_texts_come_from_the_cache(make_judge, 
 def test_the_reward_model_judge_needs_an_active_reward_model(make_judge):
     with pytest.raises(JudgeUnavailable):
         judge_version_current(judge=make_judge("rm", kind=Judge.Kind.REWARD_MODEL))
+
+
+def test_a_local_judge_asks_its_model_in_both_orders(make_judge, make_comparisons, settings, monkeypatch):
+    """JUDGE_MODEL's answers go through the rubric's parser: consistent in both orders, a verdict; unset, the judge cannot judge."""
+    asked = []
+
+    def answers(*, model_folder, questions, models):
+        asked.append((model_folder, len(questions)))
+        return ['{"better": 2, "confidence": 0.85}', '{"better": 1, "confidence": 0.95}'] * (len(questions) // 2)
+
+    monkeypatch.setattr(training_bridge, "judge_chat_answers", answers)
+    judge = make_judge("qwen", kind=Judge.Kind.LOCAL)
+    (comparison,) = make_comparisons(1)
+    settings.JUDGE_MODEL = ""
+    with pytest.raises(JudgeUnavailable, match="JUDGE_MODEL is not set"):
+        verdicts_give(judge=judge, comparisons=[comparison])
+    settings.JUDGE_MODEL = "/models/qwen"
+    verdict = verdicts_give(judge=judge, comparisons=[comparison])[comparison.pk]
+    assert (verdict.choice, verdict.confidence, verdict.detail["consistent"]) == ("b", 0.85, True) and asked == [("/models/qwen", 2)]
+
+
+def test_a_real_tiny_local_model_s_unparseable_answers_are_abstentions(make_judge, make_comparisons, settings, tmp_path):
+    """A tiny random Llama (built offline) writes no valid answer: the verdict abstains, "unparseable", and keeps what it wrote."""
+    from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
+
+    tiny_llama(max_positions=4096).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    settings.JUDGE_MODEL, settings.JUDGE_MAX_TOKENS, settings.TRAINING_DEVICE = str(tmp_path), 16, "cpu"
+    (comparison,) = make_comparisons(1)
+    verdict = verdicts_give(judge=make_judge("tiny", kind=Judge.Kind.LOCAL), comparisons=[comparison])[comparison.pk]
+    assert verdict.abstained and verdict.reason == "unparseable" and len(verdict.detail["raw"]) == 2
