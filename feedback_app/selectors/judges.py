@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 
 from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
 from feedback_app.stats.agreement import percent_agreement
@@ -46,17 +47,17 @@ def comparisons_to_backfill(*, judge_version_id: int, limit: int | None = None) 
 def judge_audits(*, judge: Judge, min_confidence: float = 0.0, limit: int | None = None) -> list[dict]:
     """Return the judge's audits, newest first: its choice and confidence against each decisive rater label.
 
-    A comparison judged by several of the judge's versions counts with its newest verdict.
+    A comparison judged by several of the judge's versions counts with its newest verdict that is not an abstention.
     """
-    verdicts = {}
-    for cid, choice, confidence in (Verdict.objects.filter(judge_version__judge=judge, abstained=False, confidence__gte=min_confidence)
-                                    .order_by("id").values_list("comparison_id", "choice", "confidence")):
-        verdicts[cid] = (choice, confidence)
-    labels = (PreferenceLabel.objects.filter(comparison_id__in=list(verdicts), rater__isnull=False, winner__in=["a", "b"])
-              .order_by("-id").values_list("comparison_id", "winner"))
+    newest = (Verdict.objects.filter(comparison=OuterRef("comparison_id"), judge_version__judge=judge, abstained=False)
+              .order_by("-id").values("choice", "confidence"))
+    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"])
+              .annotate(verdict_choice=Subquery(newest.values("choice")[:1]), verdict_confidence=Subquery(newest.values("confidence")[:1]))
+              .filter(verdict_choice__isnull=False, verdict_confidence__gte=min_confidence)
+              .order_by("-id").values_list("comparison_id", "verdict_choice", "verdict_confidence", "winner"))
     if limit is not None:
         labels = labels[:limit]
-    return [{"comparison_id": cid, "judge": verdicts[cid][0], "confidence": verdicts[cid][1], "people": winner} for cid, winner in labels]
+    return [{"comparison_id": cid, "judge": choice, "confidence": confidence, "people": winner} for cid, choice, confidence, winner in labels]
 
 
 def people_agreement() -> tuple[float | None, int]:

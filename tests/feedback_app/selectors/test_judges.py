@@ -21,13 +21,15 @@ def test_no_routing_judge_while_ai_feedback_is_off(make_judge, settings):
 
 
 def test_audits_pair_the_verdict_with_decisive_rater_labels_only(make_judge, make_audits, make_user):
-    """Ties and both-bad labels, imported labels and abstentions are not audits."""
+    """Each decisive rater label is an audit; ties and both-bad labels, imported labels and abstentions are not."""
     judge = make_judge()
     comparisons = make_audits(judge, n=3, agree=2)
     PreferenceLabel.objects.create(comparison=comparisons[0], rater=make_user(), winner="tie")
     PreferenceLabel.objects.create(comparison=comparisons[0], winner="a")  # imported
     audits = judge_audits(judge=judge)
     assert len(audits) == 3 and sum(a["judge"] == a["people"] for a in audits) == 2
+    PreferenceLabel.objects.create(comparison=comparisons[1], rater=make_user(), winner="a")  # a second rater, the same answer
+    assert len(judge_audits(judge=judge)) == 4
     assert judge_audits(judge=judge, min_confidence=0.95) == []
 
 
@@ -110,3 +112,17 @@ def test_untrusted_judges_and_ai_feedback_off_weigh_nothing(make_judge, make_aud
     assert ai_label_weights(purpose="policy") == {}
     with pytest.raises(ValueError):
         ai_label_weights(purpose="both")
+
+
+def test_a_comparison_counts_with_the_judge_s_newest_verdict(make_judge, make_audits):
+    """A new version's verdict on an audited comparison replaces the old one's; its abstention does not."""
+    from feedback_app.models import JudgeVersion, Verdict
+
+    judge = make_judge()
+    (comparison,) = make_audits(judge, n=1, agree=1)
+    second = JudgeVersion.objects.create(judge=judge, version="2")
+    Verdict.objects.create(judge_version=second, comparison=comparison, cache_key="x", choice="b", confidence=0.7)
+    assert [(a["judge"], a["confidence"]) for a in judge_audits(judge=judge)] == [("b", 0.7)]
+    third = JudgeVersion.objects.create(judge=judge, version="3")
+    Verdict.objects.create(judge_version=third, comparison=comparison, cache_key="x", abstained=True, reason="flipped")
+    assert [a["judge"] for a in judge_audits(judge=judge)] == ["b"]
