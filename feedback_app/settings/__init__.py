@@ -300,3 +300,6 @@ HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
 from feedback_app.settings.loop import *  # noqa: E402,F401,F403  (the labeling workflow and the learning loop)
 from feedback_app.settings.ai import *  # noqa: E402,F401,F403  (AI feedback: judges, trust, endpoints)
+
+if AI_FEEDBACK and "HEALTH_QUEUES" not in os.environ:  # noqa: F405  (serve starts a judge worker with AI feedback)
+    HEALTH_QUEUES = [*HEALTH_QUEUES, "judge"]

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 
-NAMES = ["AI_FEEDBACK", "AI_AUDIT_SHARE", "AI_MIN_AUDITS", "AI_AGREEMENT_MARGIN", "AI_MIN_AGREEMENT", "AI_LABEL_WEIGHT", "JUDGE_URL",
+NAMES = ["HEALTH_QUEUES", "AI_FEEDBACK", "AI_AUDIT_SHARE", "AI_MIN_AUDITS", "AI_AGREEMENT_MARGIN", "AI_MIN_AGREEMENT", "AI_LABEL_WEIGHT", "JUDGE_URL",
          "JUDGE_API_KEY", "JUDGE_MODEL", "JUDGE_TIMEOUT_SECONDS", "JUDGE_CONCURRENCY"]
 
 
@@ -20,11 +20,14 @@ def ai_settings(**env) -> dict:
 
 
 def test_ai_feedback_is_off_with_the_issue_s_defaults_and_no_endpoint():
+    """Off by default; on, /readyz also expects a worker on the judge queue unless HEALTH_QUEUES says otherwise."""
     assert ai_settings() == {
-        "AI_FEEDBACK": False, "AI_AUDIT_SHARE": 0.1, "AI_MIN_AUDITS": 50, "AI_AGREEMENT_MARGIN": 0.05, "AI_MIN_AGREEMENT": 0.65,
+        "HEALTH_QUEUES": ["default", "score", "gpu", "policy"], "AI_FEEDBACK": False, "AI_AUDIT_SHARE": 0.1, "AI_MIN_AUDITS": 50, "AI_AGREEMENT_MARGIN": 0.05, "AI_MIN_AGREEMENT": 0.65,
         "AI_LABEL_WEIGHT": 0.5, "JUDGE_URL": "", "JUDGE_API_KEY": "", "JUDGE_MODEL": "", "JUDGE_TIMEOUT_SECONDS": 60.0, "JUDGE_CONCURRENCY": 4,
     }
-    assert ai_settings(AI_FEEDBACK="1", JUDGE_URL="http://127.0.0.1:8000/v1/")["JUDGE_URL"] == "http://127.0.0.1:8000/v1"
+    on = ai_settings(AI_FEEDBACK="1", JUDGE_URL="http://127.0.0.1:8000/v1/")
+    assert on["JUDGE_URL"] == "http://127.0.0.1:8000/v1" and on["HEALTH_QUEUES"] == ["default", "score", "gpu", "policy", "judge"]
+    assert ai_settings(AI_FEEDBACK="1", HEALTH_QUEUES="default")["HEALTH_QUEUES"] == ["default"]
 
 
 @pytest.mark.parametrize("env, message", [
