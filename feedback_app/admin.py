@@ -182,10 +182,10 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(PreferenceLabel)
 class PreferenceLabelAdmin(admin.ModelAdmin):
-    list_display = ["id", "comparison_id", "rater", "winner", "strength", "flag_list", "time_on_task_ms", "created_at"]
-    list_filter = ["winner", "strength", "created_at", "import_batch"]
+    list_display = ["id", "comparison_id", "rater", "judge_version", "winner", "strength", "flag_list", "time_on_task_ms", "created_at"]
+    list_filter = ["winner", "strength", "created_at", "import_batch", "judge_version__judge"]
     search_fields = ["rater__username", "rater__profile__pseudonym", "rationale", "comparison__prompt__text"]
-    raw_id_fields = ["comparison", "rater", "assignment", "import_batch"]
+    raw_id_fields = ["comparison", "rater", "assignment", "import_batch", "judge_version"]
     readonly_fields = ["created_at"]
     change_list_template = "admin/feedback_app/preferencelabel/change_list.html"
 

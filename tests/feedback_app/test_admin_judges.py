@@ -62,3 +62,11 @@ def test_the_backfill_action_queues_enabled_judges_and_refuses_disabled_ones(adm
                                           {"action": "backfill_judges", "_selected_action": [enabled.pk, disabled.pk]}, follow=True)
     texts = [str(m) for m in response.context["messages"]]
     assert queued == [enabled.pk] and "Queued a back-fill of rm." in texts and any("off is disabled" in t for t in texts)
+
+
+def test_the_label_list_names_the_judge_of_an_ai_label(admin_user, make_judge, make_comparisons):
+    from feedback_app.models import PreferenceLabel
+
+    PreferenceLabel.objects.create(comparison=make_comparisons(1)[0], judge_version=make_judge("vllm").versions.get(), winner="a")
+    html = logged_in(admin_user).get(reverse("admin:feedback_app_preferencelabel_changelist")).content.decode()
+    assert "vllm@1" in html
