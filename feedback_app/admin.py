@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from feedback_app.admin_judges import enable_remote_judges  # noqa: F401  (registers the judges' admin)
 from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
 from feedback_app.models import (
     Assignment,
@@ -32,7 +33,7 @@ from feedback_app.models import (
 )
 from feedback_app.selectors.accounts import user_has_role, user_role_stored
 from feedback_app.selectors.imports import import_job_get
-from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, ExportFilters, export_filename
+from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, LABEL_SOURCES, ExportFilters, export_filename
 from feedback_app.selectors.training import version_active
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.exports import export_stream
@@ -90,6 +91,7 @@ class ExportForm(forms.Form):
     rater = forms.CharField(required=False, help_text="Username or pseudonym.")
     tags = forms.CharField(required=False, help_text="Comma-separated.")
     exclude_flagged = forms.BooleanField(required=False)
+    label_source = forms.ChoiceField(choices=[(s, s) for s in LABEL_SOURCES], initial="all", required=False, help_text="human, ai (judges) or all.")
 
     def clean(self):
         data = super().clean()
@@ -180,10 +182,10 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(PreferenceLabel)
 class PreferenceLabelAdmin(admin.ModelAdmin):
-    list_display = ["id", "comparison_id", "rater", "winner", "strength", "flag_list", "time_on_task_ms", "created_at"]
-    list_filter = ["winner", "strength", "created_at", "import_batch"]
+    list_display = ["id", "comparison_id", "rater", "judge_version", "winner", "strength", "flag_list", "time_on_task_ms", "created_at"]
+    list_filter = ["winner", "strength", "created_at", "import_batch", "judge_version__judge"]
     search_fields = ["rater__username", "rater__profile__pseudonym", "rationale", "comparison__prompt__text"]
-    raw_id_fields = ["comparison", "rater", "assignment", "import_batch"]
+    raw_id_fields = ["comparison", "rater", "assignment", "import_batch", "judge_version"]
     readonly_fields = ["created_at"]
     change_list_template = "admin/feedback_app/preferencelabel/change_list.html"
 
@@ -201,7 +203,7 @@ class PreferenceLabelAdmin(admin.ModelAdmin):
         if request.GET and form.is_valid():
             data = form.cleaned_data
             filters = ExportFilters.from_query(date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"],
-                                               tags=data["tags"], exclude_flagged=data["exclude_flagged"])
+                                               tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"])
             fmt = data["format"]
             filename = export_filename(fmt=fmt, now=timezone.now())
             return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)

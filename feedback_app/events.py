@@ -144,6 +144,17 @@ def comparisons_supplied(*, count: int) -> None:
     transaction.on_commit(lambda: broadcast("raters", "queue.changed", live.queue_notice_html()))
 
 
+def comparisons_await_judge(*, comparison_ids: list[int]) -> None:
+    """New comparisons wait for a generative judge: a worker on the "judge" queue asks it after commit
+    (a lost message is sent again by the judging reaper)."""
+    transaction.on_commit(lambda: _enqueue("comparisons_judge", list(comparison_ids)))
+
+
+def judge_backfill_queued(*, judge_id: int) -> None:
+    """An admin asked a judge to measure itself on labelled comparisons: a worker on the "judge" queue does it after commit."""
+    transaction.on_commit(lambda: _enqueue("judge_backfill", judge_id))
+
+
 def import_job_queued(*, job_id: int) -> None:
     """An uploaded file waits to be imported: a worker on the default queue takes it after commit
     (a broker that is down is logged; the import reaper sends the job again)."""

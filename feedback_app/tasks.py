@@ -54,6 +54,36 @@ def comparisons_supply(self) -> int:
     return comparisons_supply(models=self.models)
 
 
+@shared_task(bind=True, base=ModelTask, acks_late=True)
+def comparisons_judge(self, comparison_ids: list[int]) -> dict:
+    """Give waiting comparisons the routing judge's verdict and route them; comparisons routed before are left alone."""
+    from feedback_app.services.ai_routing import comparisons_judge_and_route
+
+    return dict(comparisons_judge_and_route(comparison_ids=comparison_ids, models=self.models))
+
+
+@shared_task(bind=True, base=ModelTask)
+def judge_backfill(self, judge_id: int) -> dict:
+    """Give a judge's verdicts on the labelled comparisons its version has not judged; a missing or disabled judge does nothing."""
+    from feedback_app.models import Judge
+    from feedback_app.services.judge_backfill import judge_backfill
+    from feedback_app.services.judges import JudgeUnavailable
+
+    judge = Judge.objects.filter(pk=judge_id).first()
+    try:
+        return dict(judge_backfill(judge=judge, models=self.models)) if judge is not None else {}
+    except JudgeUnavailable:
+        return {}
+
+
+@shared_task
+def comparisons_judging_reap() -> dict:
+    """Send comparisons that waited too long for the judge to people, and ask again about those whose message was lost."""
+    from feedback_app.services.ai_routing import comparisons_judging_reap
+
+    return comparisons_judging_reap()
+
+
 @shared_task
 def training_runs_reap() -> dict:
     """Fail runs whose worker went silent, re-send lost messages, and queue a refit that is due."""

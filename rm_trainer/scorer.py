@@ -113,6 +113,20 @@ class RewardScorer:
         """Return ``score`` for many (prompt, responses) items."""
         return [rewards.mean(0).tolist() for rewards in self.member_rewards_batch(items)]
 
+    def pair_probabilities_batch(self, items: Sequence[tuple[str, str, str]]) -> list[tuple[float, float]]:
+        """Return, per (prompt, a, b), the ensemble's P(a beats b) and the standard deviation of its members' P.
+
+        P is σ(mean reward of a − mean reward of b); each member's P is σ of its own reward gap, and
+        their spread says how far the members disagree.
+        """
+        rewards = self.member_rewards_batch([(prompt, [a, b]) for prompt, a, b in items])
+        result = []
+        for member in rewards:  # [K, 2]
+            gaps = (member[:, 0] - member[:, 1]).astype(np.float64)
+            members = 1.0 / (1.0 + np.exp(-gaps))
+            result.append((float(1.0 / (1.0 + np.exp(-gaps.mean()))), float(members.std())))
+        return result
+
     def rewards_and_embeddings_batch(self, items: Sequence[Item]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Return (member rewards [K, n], embeddings [n, dim]) per item, embedding each text once."""
         embeddings = self.embed_batch(items)

@@ -265,3 +265,38 @@ def redis_channel_layer(settings, redis_url):
     settings.REDIS_URL = redis_url
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [{"address": redis_url, **settings.CHANNEL_LAYER_REDIS_OPTIONS}]}}}
     return redis_url
+
+
+@pytest.fixture
+def make_judge(db, settings):
+    """Return a function that makes an enabled judge (routing, by default) with AI feedback on, and its version "1"."""
+    from feedback_app.models import Judge, JudgeVersion
+
+    settings.AI_FEEDBACK = True
+
+    def make(name: str = "judge", *, kind: str = "remote", routing: bool = True, threshold: float = 0.8) -> Judge:
+        judge = Judge.objects.create(name=name, kind=kind, enabled=True, routing=routing, confidence_threshold=threshold)
+        JudgeVersion.objects.create(judge=judge, version="1")
+        return judge
+
+    return make
+
+
+@pytest.fixture
+def make_audits(make_user, make_comparisons):
+    """Return a function that writes ``n`` audits of a judge: its verdict (at ``confidence``) and a rater's label on a new
+    comparison; the first ``agree`` agree with the rater."""
+    from feedback_app.models import PreferenceLabel, Verdict
+
+    def make(judge, *, n: int, agree: int, confidence: float = 0.9, rater=None) -> list[Comparison]:
+        rater = rater or make_user()
+        version = judge.versions.order_by("-id").first()
+        comparisons = make_comparisons(n)
+        for i, comparison in enumerate(comparisons):
+            Verdict.objects.create(judge_version=version, comparison=comparison, cache_key=f"k{comparison.pk}", choice="a",
+                                   confidence=confidence)
+            PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner="a" if i < agree else "b")
+            Comparison.objects.filter(pk=comparison.pk).update(label_count=1, status=Comparison.Status.COMPLETE)
+        return comparisons
+
+    return make

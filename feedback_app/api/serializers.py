@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from feedback_app.models import Assignment, PreferenceLabel, ServingMode
 from feedback_app.models.labels import winner_to_side
-from feedback_app.selectors.exports import FORMATS
+from feedback_app.selectors.exports import FORMATS, LABEL_SOURCES
 from feedback_app.services.json_input import INT_MAX, INT_MIN
 from feedback_app.services.labeling import (
     CHOICES,
@@ -185,6 +185,7 @@ class ExportQuerySerializer(serializers.Serializer):
     rater = serializers.CharField(required=False, default="", allow_blank=True, help_text="A username or a pseudonym.")
     tags = serializers.CharField(required=False, default="", allow_blank=True, help_text="Comma-separated tag names.")
     exclude_flagged = serializers.BooleanField(required=False, default=False)
+    label_source = serializers.ChoiceField(choices=LABEL_SOURCES, default="all", help_text="human (raters, imports), ai (judges) or all.")
 
     def validate(self, data):
         if data.get("date_from") and data.get("date_to") and data["date_from"] >= data["date_to"]:

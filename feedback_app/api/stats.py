@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,6 +16,7 @@ from feedback_app.api.permissions import IsResearcher
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import StrictIntegerField
 from feedback_app.selectors import dashboard as board
+from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, rater_quality, review_queue
 
 
@@ -26,6 +29,16 @@ def _raters() -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("rater_id", "username")} for r in rater_quality().values()]
 
 
+def _judges() -> dict:
+    rows = []
+    for q in judges_quality():
+        judge = q["judge"]
+        rows.append({**q, "judge": {"name": judge.name, "kind": judge.kind, "version": judge.version, "enabled": judge.enabled,
+                                    "routing": judge.routing, "confidence_threshold": judge.confidence_threshold},
+                     "trust": dataclasses.asdict(q["trust"])})
+    return {"notice": ai_feedback_notice(), "judges": rows}
+
+
 STATS = {
     "overview": lambda query: {**board.overview_counters(), "training_run": _run(board.training_run_current())},
     "labels": lambda query: board.labels_over_time(hours=query["hours"]),
@@ -35,6 +48,7 @@ STATS = {
     "raters": lambda query: _raters(),
     "arena": lambda query: board.arena_standings(),
     "review": lambda query: _review(),
+    "judges": lambda query: _judges(),
 }
 
 

@@ -107,7 +107,7 @@ class ExportPreferencesView(APIView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         filters = ExportFilters.from_query(date_from=data.get("date_from"), date_to=data.get("date_to"), rater=data["rater"],
-                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"])
+                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"])
         fmt = data["format"]
         filename = export_filename(fmt=fmt, now=timezone.now())
         return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)

@@ -14,6 +14,16 @@ class Comparison(models.Model):
         RETIRED = "retired", "Retired"
         # Written by an import that has not published yet: no lease, supply, stat or export sees it.
         STAGED = "staged", "Staged (import in progress)"
+        # Written by the supply while AI feedback is on: waits for the routing judge's verdict, unseen by raters.
+        JUDGING = "judging", "Waiting for the AI judge"
+
+    class Route(models.TextChoices):
+        """Where AI feedback sent a comparison ("" when it was not routed: AI feedback off, imports, arena)."""
+
+        NONE = "", "Not routed"
+        AI = "ai", "AI-labelled"
+        AUDIT = "audit", "AI-labelled and audited by people"
+        PEOPLE = "people", "To people (the judge abstained, was unsure or is not trusted)"
 
     class Kind(models.TextChoices):
         STANDARD = "standard", "Standard"
@@ -51,6 +61,8 @@ class Comparison(models.Model):
     # The reward model's probability that A beats B, and which version said so.
     rm_prob_a_wins = models.FloatField(null=True, blank=True)
     rm_prob_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    route = models.CharField(max_length=8, choices=Route.choices, blank=True, default="")
+    judging_since = models.DateTimeField(null=True, blank=True)  # when it started waiting for the judge
 
     class Meta:
         ordering = ["id"]

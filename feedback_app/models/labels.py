@@ -34,7 +34,9 @@ def winner_to_side(winner: str, *, a_on_left: bool) -> str:
 class PreferenceLabel(models.Model):
     """A rater's judgement of a comparison.
 
-    Imported preferences have no rater and no assignment; they point at their import batch.
+    Imported preferences have no rater and no assignment; they point at their import batch. An AI
+    label has no rater either: it names the judge version that gave it (``judge_version``), one per
+    comparison, and never counts in ``Comparison.label_count`` (the raters' slots).
     """
 
     class Strength(models.IntegerChoices):
@@ -59,11 +61,21 @@ class PreferenceLabel(models.Model):
     a_on_left = models.BooleanField(null=True, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")
+    judge_version = models.ForeignKey("feedback_app.JudgeVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["comparison", "rater"], name="label_once_per_rater")]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "rater"], name="label_once_per_rater"),
+            models.UniqueConstraint(fields=["comparison"], condition=models.Q(judge_version__isnull=False), name="ai_label_once_per_comparison"),
+            models.CheckConstraint(condition=models.Q(judge_version__isnull=True) | models.Q(rater__isnull=True), name="ai_label_has_no_rater"),
+        ]
+
+    @property
+    def label_source(self) -> str:
+        """Return ``ai`` for a judge's label, ``human`` for a rater's or an imported one."""
+        return "ai" if self.judge_version_id else "human"
 
     def __str__(self) -> str:
         return f"Label {self.pk}: comparison {self.comparison_id} → {self.winner}"

@@ -26,12 +26,13 @@ def queue_depths() -> dict[str, int | None]:
     """Return the messages waiting in each Celery queue (None when Redis does not answer)."""
     import redis
 
+    queues = QUEUES + (("judge",) if settings.AI_FEEDBACK else ())
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-        return {queue: int(client.llen(queue)) for queue in QUEUES}
+        return {queue: int(client.llen(queue)) for queue in queues}
     except (redis.RedisError, OSError) as exc:
         logger.info("queue depths unavailable: %s", exc)
-        return {queue: None for queue in QUEUES}
+        return {queue: None for queue in queues}
 
 
 def overview_counters() -> dict:

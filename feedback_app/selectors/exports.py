@@ -37,7 +37,10 @@ RAW_COLUMNS = [
     "truncated_a", "truncated_b",
     # added with rewrites, at the end: consumers read columns by name, and old ones keep their places
     "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
+    # added with AI feedback: who gave the label (human: a rater or an import; ai: a judge, named with its version)
+    "label_source", "judge", "judge_version",
 ]
+LABEL_SOURCES = ("all", "human", "ai")
 CHUNK = 2000
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 EXACT_DIFF_CELLS = 1_000_000  # above this product of lengths difflib's quadratic search takes seconds; its heuristic is used
@@ -53,17 +56,22 @@ class ExportFilters:
     tags: tuple[str, ...] = field(default_factory=tuple)  # prompts with any of these tags
     exclude_flagged: bool = False
     include_imported: bool = True
+    label_source: str = "all"  # one of LABEL_SOURCES: people's labels (raters' and imported), AI labels, or both
+
+    def __post_init__(self) -> None:
+        if self.label_source not in LABEL_SOURCES:
+            raise ValueError(f"label source must be one of {', '.join(LABEL_SOURCES)}, got {self.label_source!r}")
 
     @classmethod
     def from_query(
         cls, *, date_from: datetime | None = None, date_to: datetime | None = None, rater: str = "",
-        tags: str | Sequence[str] = (), exclude_flagged: bool = False,
+        tags: str | Sequence[str] = (), exclude_flagged: bool = False, label_source: str = "all",
     ) -> ExportFilters:
         """Return the filters of a form, query or command line: ``tags`` comma-separated or a sequence, blanks dropped."""
         names = tags.split(",") if isinstance(tags, str) else tags
         return cls(
             date_from=date_from, date_to=date_to, rater=rater.strip(),
-            tags=tuple(t.strip() for t in names if t.strip()), exclude_flagged=exclude_flagged,
+            tags=tuple(t.strip() for t in names if t.strip()), exclude_flagged=exclude_flagged, label_source=label_source or "all",
         )
 
 
@@ -86,14 +94,16 @@ def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
     if filters.exclude_flagged:
         labels = labels.filter(flags=[])
     if not filters.include_imported:
-        labels = labels.filter(rater__isnull=False)
+        labels = labels.filter(Q(rater__isnull=False) | Q(judge_version__isnull=False))
+    if filters.label_source != "all":
+        labels = labels.filter(judge_version__isnull=filters.label_source == "human")
     same = PreferenceLabel.objects.filter(comparison=OuterRef("comparison"), winner=OuterRef("winner"), rater__isnull=False)
     every = PreferenceLabel.objects.filter(comparison=OuterRef("comparison"), rater__isnull=False)
     labels = labels.annotate(n_same=_count(same), n_rater_labels=_count(every))
     return labels.select_related(
         "rater__profile", "assignment", "comparison__prompt", "rewrite", "comparison__response_a__policy_version",
         "comparison__response_b__policy_version", "comparison__policy_version", "comparison__reward_model_version",
-        "import_batch",
+        "import_batch", "judge_version__judge",
     ).prefetch_related("comparison__prompt__tags")
 
 
@@ -142,8 +152,7 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "label_id": label.pk,
         "comparison_id": comparison.pk,
         "prompt_id": prompt.pk,
-        "rater": label.rater.profile.pseudonym if label.rater_id and hasattr(label.rater, "profile") else
-        (f"u-{label.rater_id}" if label.rater_id else f"import-{label.import_batch_id}"),
+        "rater": _rater_name(label),
         "winner": label.winner,
         "choice": winner_to_side(label.winner, a_on_left=a_on_left) if a_on_left is not None else None,
         "displayed_order": None if a_on_left is None else ("a_left" if a_on_left else "b_left"),
@@ -181,4 +190,15 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "truncated_a": comparison.response_a.truncated,
         "truncated_b": comparison.response_b.truncated,
         **_rewrite_columns(label),
+        "label_source": label.label_source,
+        "judge": label.judge_version.judge.name if label.judge_version_id else None,
+        "judge_version": label.judge_version.version if label.judge_version_id else None,
     }
+
+
+def _rater_name(label: PreferenceLabel) -> str:
+    if label.judge_version_id:
+        return label.judge_version.label
+    if label.rater_id:
+        return label.rater.profile.pseudonym if hasattr(label.rater, "profile") else f"u-{label.rater_id}"
+    return f"import-{label.import_batch_id}"

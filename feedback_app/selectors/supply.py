@@ -9,10 +9,12 @@ from django.db.models.functions import Coalesce
 
 from feedback_app.models import Comparison, PolicyVersion, Prompt
 
+WAITING = (Comparison.Status.OPEN, Comparison.Status.JUDGING)
+
 
 def open_comparison_count() -> int:
-    """Return how many comparisons are waiting for labels."""
-    return Comparison.objects.filter(status=Comparison.Status.OPEN).count()
+    """Return how many comparisons are waiting for labels (or, with AI feedback on, for the judge first)."""
+    return Comparison.objects.filter(status__in=WAITING).count()
 
 
 def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> QuerySet[Prompt]:
@@ -27,7 +29,7 @@ def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> Quer
 
     per_prompt = Comparison.objects.filter(prompt=OuterRef("pk"))
     return (
-        Prompt.objects.exclude(Exists(per_prompt.filter(status=Comparison.Status.OPEN)))
+        Prompt.objects.exclude(Exists(per_prompt.filter(status__in=WAITING)))
         .exclude(import_batch__published=False)  # an import still staging
         .filter(Q(generation_lease_until__isnull=True) | Q(generation_lease_until__lt=now))
         .annotate(from_policy=count(per_prompt.filter(policy_version=policy)), served=count(per_prompt))

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from feedback_app.models import PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.models import Judge, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
 
 
@@ -39,6 +39,8 @@ def training_auto_refit_if_due() -> TrainingRun | None:
         return None  # the next refit is on its way; it will take these labels too
     newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
     last = newest.get("last_label_id") or 0
-    if PreferenceLabel.objects.filter(pk__gt=last).count() < every:
+    # a reward-model judge's labels never train a reward model (selectors.judges), so they make no refit due
+    new = PreferenceLabel.objects.filter(pk__gt=last).exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL)
+    if new.count() < every:
         return None
     return training_run_request_auto(kind=kind)

@@ -7,8 +7,10 @@ Formats:
   whose votes decide nothing (all "both bad", or a tie) is left out. After it come the pairs its
   labels' rewrites imply (the rewrite over each reply, as training learns them), marked
   ``"implied": "rewrite"`` with the ``label_id`` that made them; other lines have ``"implied": null``.
+  Each line says who decided it: ``label_source`` (``human``, ``ai`` or ``mixed``) and ``judge``.
 - ``raw``: one JSON line per label, with everything known about it, its rewrite and the rewrite's
-  size of change against the reply it started from (``rewrite_diff_chars``) included.
+  size of change against the reply it started from (``rewrite_diff_chars``) included, and who gave
+  it: ``label_source`` (``human`` for a rater or an import, ``ai`` for a judge), ``judge``, ``judge_version``.
 - ``sft``: one JSON line per rewrite, ``{"prompt", "completion"}``, for supervised fine-tuning.
 - ``csv`` and ``parquet``: the raw rows as a table; nested values (criteria, flags, context,
   tags) are JSON strings. In ``csv`` a text cell that starts with ``=``, ``+``, ``-``, ``@``, a
@@ -59,14 +61,24 @@ def _trl_lines(labels: QuerySet[PreferenceLabel]) -> Iterator[bytes]:
     for _, group in itertools.groupby(labels.iterator(chunk_size=CHUNK), key=lambda label: label.comparison_id):
         group = list(group)
         comparison = group[0].comparison
-        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS, verdict=comparison.adjudicated_winner)
+        # the filters chose which labels to export; an AI label among them counts as one vote, like a rater's
+        ai = {label.judge_version_id: 1.0 for label in group if label.judge_version_id}
+        pair = training_bridge.labels_aggregate(group, margins=settings.STRENGTH_MARGINS, verdict=comparison.adjudicated_winner, ai_weights=ai)
         if pair is not None and not pair.tie:
             winner = "a" if pair.chosen == comparison.response_a.text else "b"
             agreement = round(sum(1 for label in group if label.winner == winner) / len(group), 4)
-            yield _json_line(_trl_row(comparison, pair, n_labels=len(group), agreement=agreement))
+            yield _json_line({**_trl_row(comparison, pair, n_labels=len(group), agreement=agreement), **_trl_sources(group)})
         for label in group:
             for implied in training_bridge.rewrite_pairs(label, margins=settings.STRENGTH_MARGINS):
-                yield _json_line(_trl_row(comparison, implied, n_labels=1, agreement=None, implied="rewrite", label_id=label.pk))
+                yield _json_line({**_trl_row(comparison, implied, n_labels=1, agreement=None, implied="rewrite", label_id=label.pk),
+                                  **_trl_sources([label])})
+
+
+def _trl_sources(labels: list[PreferenceLabel]) -> dict:
+    """Return who decided a pair: ``label_source`` human, ai or mixed, and the judge of its AI label (None without one)."""
+    sources = {label.label_source for label in labels}
+    judge = next((label.judge_version for label in labels if label.judge_version_id), None)
+    return {"label_source": sources.pop() if len(sources) == 1 else "mixed", "judge": judge.judge.name if judge else None}
 
 
 def _trl_row(comparison, pair, *, n_labels: int, agreement: float | None, implied: str | None = None, label_id: int | None = None) -> dict:

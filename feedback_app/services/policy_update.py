@@ -17,6 +17,7 @@ from django.db import transaction
 
 from feedback_app import training_bridge
 from feedback_app.models import PolicyVersion, Prompt, TrainingRun
+from feedback_app.selectors.judges import ai_label_weights
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, prompt_ids_published, reward_model_active, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
@@ -35,7 +36,9 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     parent = base if settings.DPO_FROM_BASE else active
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
-    human = [p for p in training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts()) if not p.tie][-settings.DPO_MAX_PAIRS:]
+    # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_label_weights(purpose="policy"))
+    human = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
     if not human:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
     if not held_out:

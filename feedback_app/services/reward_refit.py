@@ -9,6 +9,7 @@ from django.db import transaction
 
 from feedback_app import training_bridge
 from feedback_app.models import RewardModelVersion, TrainingRun
+from feedback_app.selectors.judges import ai_label_weights
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, reward_model_active, reward_model_latest_full, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
@@ -19,7 +20,8 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     """Carry out a claimed reward run; the new version goes live when ``reward_promotion_decision`` allows."""
     tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
     labels, data_range = labels_for_training()
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts())
+    # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_label_weights(purpose="reward"))
     if len(pairs) < 2:
         raise TrainingError(f"only {len(pairs)} decided comparison(s) so far; a reward model needs at least 2")
     active = reward_model_active()

@@ -8,7 +8,9 @@ are complete: a reply that hit the token budget is cut off mid-sentence), and st
 comparison with its provenance (policy version, reward-model version, strategy, score); each
 stored reply says whether it was truncated. A share of the prompts (the studio's arena_share) goes
 to the arena instead: the active policy against an earlier one, one reply each, served in the
-active policy's serving mode (services.serving).
+active policy's serving mode (services.serving). With AI feedback on, standard comparisons wait for
+the routing judge's verdict before anyone sees them (services.ai_routing): the reward-model judge
+answers here, with the models this round loaded; the others on the "judge" queue.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
-from feedback_app.models import Comparison, PolicyVersion, Prompt, Response, VersionStatus
+from feedback_app.models import Comparison, Judge, PolicyVersion, Prompt, Response, VersionStatus
+from feedback_app.selectors.judges import judge_routing
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
+from feedback_app.services.ai_routing import comparisons_judge_and_route
 from feedback_app.services.serving import Serving, policy_serving
 from feedback_app.services.versions import policy_active_or_base
 
@@ -136,7 +140,8 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
         prompts=inputs, candidates=[[texts[k] for k in pool] for texts, pool in zip(generated.texts, pools)],
         strategy=strategy, seed=seed, models=models,
     )
-    made = 0
+    judge = judge_routing()
+    made = []
     with transaction.atomic():
         for prompt, texts, flags, pool, pick in zip(prompts, generated.texts, generated.truncated, pools, picks):
             if pick is None:
@@ -145,14 +150,18 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
             i, j, score = pool[pick[0]], pool[pick[1]], pick[2]
             a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[i], policy_version=policy, truncated=flags[i])
             b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[j], policy_version=policy, truncated=flags[j])
-            Comparison.objects.create(
+            made.append(Comparison.objects.create(
                 prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
                 policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,
-            )
-            made += 1
-        if made:
-            events.comparisons_supplied(count=made)
-    return made
+                status=Comparison.Status.JUDGING if judge else Comparison.Status.OPEN, judging_since=timezone.now() if judge else None,
+            ).pk)
+        if made and judge is None:
+            events.comparisons_supplied(count=len(made))
+        elif made and judge.kind != Judge.Kind.REWARD_MODEL:
+            events.comparisons_await_judge(comparison_ids=made)
+    if made and judge is not None and judge.kind == Judge.Kind.REWARD_MODEL:
+        comparisons_judge_and_route(comparison_ids=made, models=models)
+    return len(made)
 
 
 def candidate_pool(truncated: list[bool]) -> list[int]:

@@ -142,12 +142,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Four queues: "default" (generation, pair selection), "gpu" (reward refits; one worker per GPU
 # machine, concurrency 1), "policy" (policy updates, DPO: their own worker, so a long DPO run never
 # holds up a reward refit) and "score" (what the API waits on: reward scoring and sample replies,
-# so web processes never load torch and a request never waits behind the supply's generation).
+# so web processes never load torch and a request never waits behind the supply's generation);
+# with AI_FEEDBACK a fifth, "judge": the AI judges' verdicts, never asked in a web process.
 CELERY_TASK_ROUTES = {
     "feedback_app.tasks.training_run_execute": {"queue": "gpu"},
     "feedback_app.tasks.reward_score": {"queue": "score"},
     "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
     "feedback_app.tasks.policy_generate": {"queue": "score"},
+    "feedback_app.tasks.comparisons_judge": {"queue": "judge"},
+    "feedback_app.tasks.judge_backfill": {"queue": "judge"},
     "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
     "feedback_app.tasks.model_store_prune": {"queue": "gpu"},
 }
@@ -170,6 +173,8 @@ CELERY_BEAT_SCHEDULE = {
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},
     "import-jobs-reap": {"task": "feedback_app.tasks.import_jobs_reap", "schedule": 300.0},
+    # Comparisons that wait for the AI judge too long go to people; those whose message was lost are sent again.
+    "comparisons-judging-reap": {"task": "feedback_app.tasks.comparisons_judging_reap", "schedule": 60.0},
 }
 
 # channels-redis waits for messages with a blocking pop of 5 s; the Redis client's socket
@@ -294,3 +299,7 @@ HEALTH_QUEUES = _env_list("HEALTH_QUEUES", ["default", "score", "gpu", "policy"]
 HEALTH_HEARTBEAT_MAX_AGE = _env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, 5)
 
 from feedback_app.settings.loop import *  # noqa: E402,F401,F403  (the labeling workflow and the learning loop)
+from feedback_app.settings.ai import *  # noqa: E402,F401,F403  (AI feedback: judges, trust, endpoints)
+
+if AI_FEEDBACK and "HEALTH_QUEUES" not in os.environ:  # noqa: F405  (serve starts a judge worker with AI feedback)
+    HEALTH_QUEUES = [*HEALTH_QUEUES, "judge"]

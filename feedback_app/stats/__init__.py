@@ -2,6 +2,7 @@
 
 from feedback_app.stats.agreement import (
     cohen_kappa,
+    cohen_kappa_interval,
     consensus_agreement,
     krippendorff_alpha,
     ordinal_value,
@@ -20,6 +21,7 @@ __all__ = [
     "bradley_terry",
     "bradley_terry_bootstrap",
     "cohen_kappa",
+    "cohen_kappa_interval",
     "consensus_agreement",
     "krippendorff_alpha",
     "ordinal_value",

@@ -77,6 +77,22 @@ def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float 
     return (n * observed - chance) / (n * n - chance)
 
 
+def cohen_kappa_interval(first: Sequence[Hashable], second: Sequence[Hashable], *, level: float = 0.95) -> tuple[float, float] | None:
+    """Return the large-sample interval of Cohen's κ, κ ± z·√(p_o(1−p_o)/(n(1−p_e)²)), clipped to [−1, 1]; None where κ is."""
+    kappa = cohen_kappa(first, second)
+    if kappa is None:
+        return None
+    from statistics import NormalDist
+
+    n = len(first)
+    observed = sum(x == y for x, y in zip(first, second)) / n
+    counts_first, counts_second = Counter(first), Counter(second)
+    chance = sum(count * counts_second[category] for category, count in counts_first.items()) / (n * n)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    half_width = z * math.sqrt(observed * (1 - observed) / (n * (1 - chance) ** 2))
+    return max(-1.0, kappa - half_width), min(1.0, kappa + half_width)
+
+
 def pairwise_kappas(units: Units, *, min_shared: int = 5) -> list[dict]:
     """Return κ and percent agreement for every pair of raters who share at least min_shared units.
 

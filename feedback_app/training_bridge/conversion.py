@@ -22,18 +22,28 @@ if TYPE_CHECKING:
     from rm_trainer.train import FitResult
 
 
+def label_weight(label: PreferenceLabel, *, weights: dict[int, float], ai_weights: dict[int, float]) -> float:
+    """Return a label's weight in training: its rater's (default 1; imported labels count 1), or for an AI label
+    its judge version's in ``ai_weights`` (default 0: an AI label counts only where the caller says so)."""
+    if label.judge_version_id is not None:
+        return ai_weights.get(label.judge_version_id, 0.0)
+    return weights.get(label.rater_id, 1.0)
+
+
 def labels_aggregate(
     labels: Sequence[PreferenceLabel], *, margins: Sequence[float], weights: dict[int, float] | None = None, verdict: str = "",
+    ai_weights: dict[int, float] | None = None,
 ) -> PreferencePair | None:
     """Aggregate the labels of one comparison into the pair the trainer would learn from.
 
-    ``weights`` maps rater ids to trust in 0..1 (default 1; imported labels count 1); labels of
-    raters weighted 0 are left out. An admin's ``verdict`` stands in for all the votes.
+    ``weights`` maps rater ids to trust in 0..1 and ``ai_weights`` judge versions to the weight of
+    their labels (see ``label_weight``); labels weighted 0 are left out. An admin's ``verdict``
+    stands in for all the votes.
     """
     from rm_trainer.data import LabelVote, aggregate_votes
 
-    weights = weights or {}
-    labels = [label for label in labels if weights.get(label.rater_id, 1.0) > 0]
+    weights, ai_weights = weights or {}, ai_weights or {}
+    labels = [label for label in labels if label_weight(label, weights=weights, ai_weights=ai_weights) > 0]
     if not labels:
         return None
     comparison = labels[0].comparison
@@ -46,7 +56,7 @@ def labels_aggregate(
     if verdict:
         votes = [vote(verdict, 2, 1.0)]
     else:
-        votes = [vote(label.winner, label.strength, weights.get(label.rater_id, 1.0)) for label in labels]
+        votes = [vote(label.winner, label.strength, label_weight(label, weights=weights, ai_weights=ai_weights)) for label in labels]
     pairs = aggregate_votes(votes, strength_margins=tuple(margins))
     return pairs[0] if pairs else None
 
@@ -78,13 +88,20 @@ def rewrite_pairs(label: PreferenceLabel, *, margins: Sequence[float], weight: f
 
 def preference_pairs(
     labels: Iterable[PreferenceLabel], *, weights: dict[int, float] | None = None, verdicts: dict[int, str] | None = None,
+    ai_weights: dict[int, float] | None = None,
 ) -> list[PreferencePair]:
-    """Return the training pairs of labels ordered by comparison: one per decided comparison, then those its rewrites imply."""
+    """Return the training pairs of labels ordered by comparison: one per decided comparison, then those its rewrites imply.
+
+    AI labels count with their judge version's weight in ``ai_weights`` and not at all without one.
+    """
     pairs = []
     weights, verdicts = weights or {}, verdicts or {}
     for comparison_id, group in itertools.groupby(labels, key=lambda label: label.comparison_id):
         group = list(group)
-        pair = labels_aggregate(group, margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""))
+        if all(label_weight(label, weights=weights, ai_weights=ai_weights or {}) <= 0 for label in group):
+            continue  # an admin's verdict stands in only for votes that count
+        pair = labels_aggregate(group, margins=settings.STRENGTH_MARGINS, weights=weights, verdict=verdicts.get(comparison_id, ""),
+                                ai_weights=ai_weights)
         if pair is not None:
             pairs.append(pair)
         for label in group:

@@ -88,6 +88,20 @@ class ModelHolder:
             self._generators[name] = Generator.load(version_folder(path), device=settings.TRAINING_DEVICE)
             return self._generators[name]
 
+    def judge_generator(self, folder: str) -> Generator:
+        """Return the local judge's chat model from ``folder`` (JUDGE_MODEL, outside the store), kept like a policy."""
+        from rm_trainer.generator import Generator
+
+        key = f"judge:{folder}"
+        with self._lock:
+            if key not in self._generators:
+                _torch_threads_set()
+                while len(self._generators) >= MAX_GENERATORS:
+                    self._generators.popitem(last=False)
+                self._generators[key] = Generator.load(folder, device=settings.TRAINING_DEVICE)
+            self._generators.move_to_end(key)
+            return self._generators[key]
+
     def generator_unkept(self, path: str) -> Generator:
         """Load the generator at ``path`` without keeping it (a candidate policy being judged once)."""
         from rm_trainer.generator import Generator

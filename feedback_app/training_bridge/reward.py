@@ -59,6 +59,14 @@ def comparisons_prob_a_wins(
     return [1.0 / (1.0 + math.exp(-(ra - rb))) for ra, rb in scored]
 
 
+def comparisons_rm_judge(
+    *, version_name: str, version_path: str, items: Sequence[tuple[str, Sequence[dict], str, str]], models: ModelHolder,
+) -> list[tuple[float, float]]:
+    """Return the ensemble's P(A beats B) and its members' spread for each (prompt, context, a, b), with the loaded scorer."""
+    scorer = models.scorer(version_name, version_path)
+    return scorer.pair_probabilities_batch([(prompt_as_text(text=text, context=context), a, b) for text, context, a, b in items])
+
+
 def pairs_evaluate(*, version_name: str, version_path: str, pairs: Sequence[PreferencePair], models: ModelHolder) -> dict:
     """Return rm_trainer's validation figures of a reward version on ``pairs``."""
     from rm_trainer.evaluate import evaluate_pairs

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.dashboard import arena_standings, calibration_active, labels_over_time, reward_model_history
+from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality
 from feedback_app.selectors.quality import (
     agreement_over_time,
     agreement_summary,
@@ -92,7 +93,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "calibration": calibration_active(),
     }
     context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "health_html": live.health_html(),
-               "charts": charts, "section": "overview"}
+               "charts": charts, "section": "overview", "ai_notice": ai_feedback_notice()}
     return render(request, "feedback_app/dashboard/overview.html", context)
 
 
@@ -187,7 +188,8 @@ def quality(request: HttpRequest) -> HttpResponse:
             return redirect("dashboard-quality")
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
     context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
-               "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality"}
+               "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality",
+               "judges": judges_quality(), "ai_notice": ai_feedback_notice()}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 

@@ -94,3 +94,16 @@ def test_a_fast_scorer_with_the_embedding_cache_reuses_cached_vectors(checkpoint
 
     full = RewardScorer.load(checkpoints["full"], device="cpu")
     assert full.with_embedding_cache(cache).embedding_cache is None
+
+
+def test_pair_probabilities_are_the_mean_gap_and_the_members_spread(checkpoints):
+    """P(a beats b) is σ of the ensemble's mean reward gap, swapping the pair gives 1 − P, and the spread is the members' std."""
+    scorer = RewardScorer.load(checkpoints["fast1"], device="cpu", bf16=False)
+    prompt, good, bad = "word5 word6", "good1 good2 good3 word1", "bad1 bad2 bad3 word1"
+    (p, spread), (q, spread_swapped) = scorer.pair_probabilities_batch([(prompt, good, bad), (prompt, bad, good)])
+    members = scorer.member_rewards(prompt, [good, bad])
+    gaps = members[:, 0] - members[:, 1]
+    assert p == pytest.approx(1 / (1 + np.exp(-gaps.mean())), abs=1e-5) and p > 0.5
+    assert q == pytest.approx(1 - p, abs=1e-5)
+    assert spread == pytest.approx(float((1 / (1 + np.exp(-gaps))).std()), abs=1e-5) and spread == pytest.approx(spread_swapped, abs=1e-5)
+    assert scorer.pair_probabilities_batch([]) == []

@@ -52,6 +52,8 @@ def studio_children(*, host: str, port: int, redis_port: int | None, redis_url: 
         celery = [python, "-m", "celery", "-A", "feedback_app"]
         queues = (("default", default_concurrency, shared_cores), ("gpu", 1, worker_env), ("policy", 1, policy_worker_env(worker_env)),
                   ("score", 1, shared_cores))
+        if settings.AI_FEEDBACK:  # generative judges run here, never in a web process
+            queues += (("judge", 1, shared_cores),)
         for queue, concurrency, env in queues:
             children.append(ChildSpec(f"worker {queue}", celery + ["worker", "-Q", queue, "-n", f"{queue}@%h.{suffix}",
                                                                      "--concurrency", str(concurrency), "--loglevel", "INFO",

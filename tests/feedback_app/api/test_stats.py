@@ -23,3 +23,12 @@ def test_every_statistic_is_served_to_researchers(researcher, make_comparisons):
 
 def test_raters_get_no_statistics(rater):
     assert api_client_for(rater).get("/api/v1/stats/overview/").status_code == 403
+
+
+def test_the_judges_figures_are_served_as_on_the_quality_page(researcher, make_judge, make_audits, settings):
+    settings.AI_MIN_AUDITS = 5
+    make_audits(make_judge("vllm"), n=4, agree=3)
+    data = api_client_for(researcher).get("/api/v1/stats/judges/").json()["data"]
+    (judge,) = data["judges"]
+    assert judge["judge"]["name"] == "vllm" and judge["agreement"] == 0.75 and judge["n_audits"] == 4
+    assert judge["trust"]["trusted"] is False and len(judge["reliability"]) == 5 and "switched off" in data["notice"]

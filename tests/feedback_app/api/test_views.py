@@ -120,6 +120,20 @@ def test_export_streams_the_chosen_format(researcher, rater, make_comparisons):
     assert bad_dates.status_code == 400 and "date_to" in bad_dates.json()
 
 
+def test_export_label_source_keeps_the_judges_labels_or_the_people_s(researcher, rater, make_comparisons, make_judge):
+    from feedback_app.models import PreferenceLabel
+
+    first, second = make_comparisons(2)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    client.post(label_url(first.pk), {"choice": "right"}, format="json")
+    PreferenceLabel.objects.create(comparison=second, judge_version=make_judge("vllm").versions.get(), winner="a")
+    for source, expected in (("ai", [("ai", "vllm")]), ("human", [("human", None)])):
+        response = api_client_for(researcher).get("/api/v1/export/preferences/", {"format": "raw", "label_source": source})
+        rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        assert [(row["label_source"], row["judge"]) for row in rows] == expected
+
+
 def test_bulk_prompts_is_for_admins(rater, researcher, admin_user):
     items = [{"prompt": "Where is my refund?", "responses": ["Soon.", "In 5 days."]}, {"prompt": "Open on Sunday?"}]
     for user in (rater, researcher):
@@ -194,7 +208,7 @@ def test_import_query_parameters_are_ascii_whole_numbers(admin_user, value):
     assert not Prompt.objects.exists()
 
 
-@pytest.mark.parametrize("query", ["date_from=yesterday", "date_to=2026-13-45", "format=xlsx", "exclude_flagged=perhaps"])
+@pytest.mark.parametrize("query", ["date_from=yesterday", "date_to=2026-13-45", "format=xlsx", "exclude_flagged=perhaps", "label_source=robots"])
 def test_bad_export_parameters_are_a_400_naming_them(researcher, query):
     response = api_client_for(researcher).get(f"/api/v1/export/preferences/?{query}")
     assert response.status_code == 400 and query.split("=")[0] in response.json()

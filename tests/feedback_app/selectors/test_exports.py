@@ -70,12 +70,14 @@ def test_raw_row_has_every_column_and_the_agreement_of_its_comparison(two_labels
 
 @pytest.mark.django_db
 def test_raw_row_ends_with_whether_each_reply_was_cut_off(two_labels):
-    """truncated_a and truncated_b come after the columns before them, which keep their places; only the rewrite's follow."""
+    """truncated_a and truncated_b come after the columns before them, which keep their places; the rewrite's follow, then who
+    gave the label."""
     plain, _, first, _ = two_labels
     plain.response_b.truncated = True
     plain.response_b.save()
     row = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
-    assert RAW_COLUMNS[-6:] == ["truncated_a", "truncated_b", "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars"]
+    assert RAW_COLUMNS[-9:] == ["truncated_a", "truncated_b", "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
+                                "label_source", "judge", "judge_version"]
     assert (row["truncated_a"], row["truncated_b"]) == (False, True)
 
 
@@ -117,3 +119,27 @@ def test_raw_row_shows_the_rewrite_its_start_and_its_size_of_change(rater, make_
     row = raw_row(labels_for_export(filters=ExportFilters()).get())
     assert (row["rewrite_id"], row["rewrite_from"], row["rewrite_diff_chars"]) == (label.rewrite_id, "b", len(" We will email you."))
     assert row["rewrite"] == label.rewrite.text
+
+
+@pytest.mark.django_db
+def test_the_label_source_filter_and_columns_tell_people_from_judges(two_labels, make_judge):
+    """--source human keeps raters' and imported labels, ai keeps the judges'; an AI label's row names its judge and version."""
+    from feedback_app.models import PreferenceLabel
+
+    plain, tagged, first, second = two_labels
+    judge = make_judge("remote-1")
+    ai = PreferenceLabel.objects.create(comparison=tagged, judge_version=judge.versions.get(), winner="b")
+    imported = PreferenceLabel.objects.create(comparison=plain, winner="a")
+
+    def ids(source):
+        return set(labels_for_export(filters=ExportFilters(label_source=source)).values_list("pk", flat=True))
+
+    assert ids("ai") == {ai.pk}
+    assert ids("human") == set(PreferenceLabel.objects.exclude(pk=ai.pk).values_list("pk", flat=True)) and imported.pk in ids("human")
+    assert ids("all") == set(PreferenceLabel.objects.values_list("pk", flat=True))
+    row = raw_row(labels_for_export(filters=ExportFilters()).get(pk=ai.pk))
+    assert (row["label_source"], row["judge"], row["judge_version"], row["rater"], row["rater_trust"]) == ("ai", "remote-1", "1", "ai:remote-1", None)
+    human = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
+    assert (human["label_source"], human["judge"], human["judge_version"]) == ("human", None, None)
+    with pytest.raises(ValueError):
+        ExportFilters.from_query(label_source="robots")

@@ -66,3 +66,18 @@ def test_the_automatic_rule_is_one_pending_run_per_kind(settings, labelled, no_b
     assert run.kind == "reward_fast" and run.trigger == "auto"
     with pytest.raises(IntegrityError), transaction.atomic():
         TrainingRun.objects.create(kind="reward_fast", trigger="auto", status="running")
+
+
+def test_a_reward_model_judge_s_labels_make_no_refit_due(settings, make_judge, make_comparisons, no_broker):
+    """Labels that can never train a reward model do not count towards REFIT_EVERY_N_LABELS; a remote judge's do."""
+    from feedback_app.models import PreferenceLabel
+
+    settings.REFIT_EVERY_N_LABELS = 3
+    rm_judge, remote = make_judge("rm", kind="reward_model", routing=False), make_judge("remote")
+    comparisons = make_comparisons(6)
+    for comparison in comparisons[:3]:
+        PreferenceLabel.objects.create(comparison=comparison, judge_version=rm_judge.versions.get(), winner="a")
+    assert training_auto_refit_if_due() is None
+    for comparison in comparisons[3:]:
+        PreferenceLabel.objects.create(comparison=comparison, judge_version=remote.versions.get(), winner="a")
+    assert training_auto_refit_if_due().trigger == "auto"

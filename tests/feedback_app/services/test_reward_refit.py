@@ -63,3 +63,19 @@ def test_a_refit_learns_the_pairs_a_rewrite_implies(labelled, fake_fit, run_now,
     run = run_now()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert fake_fit.calls[-1]["n"] == 9 and run.reward_model_version.data_range["n_pairs"] == 9
+
+
+def test_a_reward_model_judge_s_labels_never_refit_a_reward_model(labelled, fake_fit, run_now, make_judge, make_audits, make_comparisons, settings):
+    """The circularity rule: a trusted reward-model judge's AI labels are left out of a refit; a trusted remote judge's count."""
+    from feedback_app.models import PreferenceLabel
+
+    settings.AI_MIN_AUDITS = 1
+    rm_judge, remote = make_judge("rm", kind="reward_model", routing=False), make_judge("remote")
+    for judge in (rm_judge, remote):
+        make_audits(judge, n=1, agree=1)
+    people = run_now()
+    by_rm, by_remote = make_comparisons(2)
+    PreferenceLabel.objects.create(comparison=by_rm, judge_version=rm_judge.versions.get(), winner="a")
+    PreferenceLabel.objects.create(comparison=by_remote, judge_version=remote.versions.get(), winner="b")
+    run_now()
+    assert people.status == TrainingRun.Status.SUCCEEDED and fake_fit.calls[-1]["n"] == fake_fit.calls[0]["n"] + 1

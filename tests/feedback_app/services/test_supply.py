@@ -233,3 +233,29 @@ def test_a_sampling_policy_records_sample_on_its_arena_comparisons_and_standard_
     monkeypatch.setattr(training_bridge, "pairs_choose", lambda **kwargs: [(0, 1, 0.5)] * len(kwargs["candidates"]))
     assert comparisons_supply() == 2
     assert {c.policy_mode for c in Comparison.objects.all()} == {""}
+
+
+def test_with_ai_feedback_the_reward_model_judge_routes_new_comparisons_before_they_are_offered(
+        settings, fake_generation, policies, monkeypatch, make_judge, make_audits):
+    """Each standard comparison gets the judge's verdict in the supply round: confident ones come out AI-labelled, the
+    others open for people; none is left waiting, and the supply counts only open ones towards its target."""
+    from feedback_app.models import PreferenceLabel, RewardModelVersion
+
+    _standard_only()
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 4, 4, 2
+    settings.AI_MIN_AUDITS, settings.AI_AUDIT_SHARE = 1, 0.0
+    rm = RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
+    judge = make_judge("rm", kind="reward_model")
+    judge.versions.update(version="rm-7")
+    make_audits(judge, n=1, agree=1)
+    before = set(Comparison.objects.values_list("pk", flat=True))
+    for i in range(4):
+        Prompt.objects.create(text=f"question {i}")
+    monkeypatch.setattr(training_bridge, "pairs_choose", lambda **kwargs: [(0, 1, 0.5)] * len(kwargs["candidates"]))
+    probs = iter([(0.97, 0.0), (0.6, 0.0), (0.03, 0.0), (0.55, 0.2)])
+    monkeypatch.setattr(training_bridge, "comparisons_rm_judge", lambda *, version_name, version_path, items, models: [next(probs) for _ in items])
+    assert comparisons_supply() == 4
+    made = Comparison.objects.exclude(pk__in=before).order_by("id")
+    assert [(c.route, c.status) for c in made] == [("ai", "complete"), ("people", "open"), ("ai", "complete"), ("people", "open")]
+    assert [label.winner for label in PreferenceLabel.objects.filter(comparison__in=made)] == ["a", "b"]
+    assert made.first().reward_model_version == rm

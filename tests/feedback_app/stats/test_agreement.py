@@ -238,3 +238,15 @@ def test_consensus_agreement_reports_raters_without_comparisons():
     """A rater whose ratings were never compared gets n 0 and rate None."""
     units = {1: {"ann": "a"}, 2: {"ann": "a", "bob": "b", "cy": "tie"}}
     assert consensus_agreement(units)["ann"] == {"agree": 0, "n": 0, "rate": None}
+
+
+def test_kappa_interval_holds_kappa_and_narrows_with_more_units():
+    """The interval holds κ, stays within [−1, 1], narrows as the units grow, and is None where κ is."""
+    from feedback_app.stats.agreement import cohen_kappa, cohen_kappa_interval
+
+    first, second = ["a", "b", "a", "a", "b", "b", "a", "b"], ["a", "b", "a", "b", "b", "b", "a", "a"]
+    low, high = cohen_kappa_interval(first, second)
+    assert -1 <= low < cohen_kappa(first, second) < high <= 1
+    low4, high4 = cohen_kappa_interval(first * 4, second * 4)
+    assert high4 - low4 < high - low
+    assert cohen_kappa_interval(["a", "a"], ["a", "a"]) is None

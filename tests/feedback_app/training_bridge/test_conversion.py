@@ -101,3 +101,27 @@ def test_rewrite_pairs_carry_the_rater_s_weight_and_none_for_an_untrusted_rater(
     _, rater, labels = _rewritten(make_user, make_comparisons, choice="left")
     assert {p.weight for p in training_bridge.rewrite_pairs(labels[0], margins=(0.1, 0.2, 0.3), weight=0.5)} == {0.5}
     assert training_bridge.preference_pairs(labels, weights={rater.pk: 0.0}) == []
+
+
+@pytest.mark.django_db
+def test_an_ai_label_counts_with_its_judge_version_s_weight_and_not_without_one(make_user, make_comparisons, make_judge):
+    """An AI label is a vote weighted by ``ai_weights`` (none: left out); a comparison with only an unweighted AI label
+    makes no pair; a rater's label beside it keeps its own weight."""
+    from feedback_app.models import PreferenceLabel
+
+    judge = make_judge()
+    version = judge.versions.get()
+    ai_only, both = make_comparisons(2)
+    PreferenceLabel.objects.create(comparison=ai_only, judge_version=version, winner="a")
+    PreferenceLabel.objects.create(comparison=both, judge_version=version, winner="a")
+    PreferenceLabel.objects.create(comparison=both, rater=make_user(), winner="a")
+
+    def labels():
+        return PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").order_by(
+            "comparison_id", "id")
+
+    (pair,) = training_bridge.preference_pairs(labels())
+    assert pair.pair_id == str(both.pk) and pair.weight == pytest.approx(1.0)
+    weighted = training_bridge.preference_pairs(labels(), ai_weights={version.pk: 0.5})
+    assert [p.pair_id for p in weighted] == [str(ai_only.pk), str(both.pk)]
+    assert weighted[0].weight == pytest.approx(0.5) and weighted[1].weight == pytest.approx(0.75)

@@ -273,3 +273,18 @@ def test_the_samples_form_asks_for_a_serving_mode_or_the_version_s_own(researche
     assert refused.status_code == 409 and "reward model" in refused.content.decode()
     assert client.post(SAMPLES, {"prompt": "Hi", "version": "policy-00003", "mode": "best"}).status_code == 400
     assert len(fake_replies) == 2
+
+
+def test_the_quality_page_shows_each_judge_and_the_overview_says_when_one_is_switched_off(researcher, make_judge, make_audits, settings):
+    """Per judge: agreement, κ, abstentions, position consistency and the reliability table; the notice on the dashboard."""
+    settings.AI_MIN_AUDITS = 10
+    judge = make_judge("vllm")
+    make_audits(judge, n=4, agree=3, confidence=0.85)
+    client = logged_in(researcher)
+    quality = client.get("/dashboard/quality/").content.decode()
+    assert 'data-testid="judges"' in quality and "vllm" in quality and 'data-testid="reliability-vllm"' in quality
+    assert "0.750" in quality and "measuring: 4 of 10 audits so far" in quality and "<meter" in quality
+    overview = client.get("/dashboard/").content.decode()
+    assert 'data-testid="ai-notice"' in overview and "vllm is switched off by its audit" in overview
+    settings.AI_FEEDBACK = False
+    assert 'data-testid="ai-notice"' not in client.get("/dashboard/").content.decode()

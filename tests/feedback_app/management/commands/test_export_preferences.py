@@ -52,3 +52,22 @@ def test_export_sft_writes_the_rewrites_of_the_filtered_labels(tmp_path, make_us
     call_command("export_preferences", str(out), "--format", "sft", "--rater", raters[1].username)
     (line,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert set(line) == {"prompt", "completion"} and line["completion"] == "Rewrite two." and line["prompt"].startswith("Where is my order")
+
+
+def test_export_source_keeps_human_or_ai_labels(tmp_path, rater, make_comparisons, make_judge):
+    """--source human|ai|all: raw rows of the chosen labels; trl lines say who decided them."""
+    from feedback_app.models import PreferenceLabel
+
+    human_one, ai_one = make_comparisons(2)
+    a = assignment_lease_next(rater=rater)
+    label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+    PreferenceLabel.objects.create(comparison=ai_one, judge_version=make_judge("judge-x").versions.get(), winner="a")
+    for source, expected in (("human", {"human"}), ("ai", {"ai"}), ("all", {"human", "ai"})):
+        out = tmp_path / f"{source}.jsonl"
+        call_command("export_preferences", str(out), "--format", "raw", "--source", source)
+        assert {json.loads(line)["label_source"] for line in out.read_text().splitlines()} == expected
+    call_command("export_preferences", str(tmp_path / "trl.jsonl"), "--format", "trl", "--source", "ai")
+    (line,) = [json.loads(x) for x in (tmp_path / "trl.jsonl").read_text().splitlines()]
+    assert (line["comparison_id"], line["label_source"], line["judge"]) == (ai_one.pk, "ai", "judge-x")
+    with pytest.raises(CommandError):
+        call_command("export_preferences", str(tmp_path / "x"), "--source", "robots")

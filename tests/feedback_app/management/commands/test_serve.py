@@ -165,3 +165,17 @@ def test_the_studio_is_one_per_var_dir_survives_a_crash_and_stops_cleanly_with_c
     assert "killing it" not in out, out
     assert runtime_read(studio["var_dir"]) is None
     assert (studio["var_dir"] / "logs" / "web.log").exists() and (studio["var_dir"] / "logs" / "redis.log").exists()
+
+
+def test_a_judge_worker_runs_only_with_ai_feedback(tmp_path, settings):
+    """With AI_FEEDBACK, serve adds a worker of one process on the "judge" queue (generative judges never run in the web)."""
+    def queues():
+        specs = studio_children(host="127.0.0.1", port=8000, redis_port=None, redis_url="redis://127.0.0.1:6391/0", var_dir=tmp_path,
+                                workers=True, default_concurrency=2)
+        return {spec.command[spec.command.index("-Q") + 1]: spec.command[spec.command.index("--concurrency") + 1]
+                for spec in specs if "-Q" in spec.command}
+
+    settings.AI_FEEDBACK = False
+    assert "judge" not in queues()
+    settings.AI_FEEDBACK = True
+    assert queues()["judge"] == "1"

@@ -1,0 +1,123 @@
+"""What AI feedback reads: the routing judge, cached verdicts, a judge's audits, its trust gate and the AI labels' training weights.
+
+An audit is a decisive label (A or B) a rater gave on a comparison the judge also gave a verdict on
+(not an abstention): comparisons routed to people while the judge is untrusted, the audit share of
+AI-labelled ones, and back-filled ones. The gate reads the audits of verdicts at least as confident
+as the judge's threshold (those are the verdicts that become labels), over the judge's newest
+AI_AUDIT_WINDOW audits, across its versions (the reward-model judge has a version per reward model).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import OuterRef, Subquery
+
+from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
+from feedback_app.stats.agreement import percent_agreement
+
+
+def judge_routing() -> Judge | None:
+    """Return the enabled judge that routes new comparisons, when AI feedback is on; else None."""
+    if not settings.AI_FEEDBACK:
+        return None
+    return Judge.objects.filter(routing=True, enabled=True).first()
+
+
+def judge_get(*, name: str) -> Judge | None:
+    """Return the judge named ``name``, if any."""
+    return Judge.objects.filter(name=name).first()
+
+
+def verdict_cached(*, judge_version_id: int, cache_key: str) -> Verdict | None:
+    """Return a verdict this judge version already gave on the same prompt and replies, if any."""
+    return Verdict.objects.filter(judge_version_id=judge_version_id, cache_key=cache_key).order_by("id").first()
+
+
+def comparisons_to_backfill(*, judge_version_id: int, limit: int | None = None) -> list[Comparison]:
+    """Return comparisons a rater labelled A or B that this judge version has not judged, oldest first, with their texts."""
+    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"]).values("comparison_id")
+    comparisons = (Comparison.objects.filter(pk__in=labelled).exclude(verdicts__judge_version_id=judge_version_id)
+                   .select_related("prompt", "response_a", "response_b").order_by("id"))
+    return list(comparisons[:limit] if limit else comparisons)
+
+
+def judge_audits(*, judge: Judge, min_confidence: float = 0.0, limit: int | None = None) -> list[dict]:
+    """Return the judge's audits, newest first: its choice and confidence against each decisive rater label.
+
+    A comparison judged by several of the judge's versions counts with its newest verdict that is not an abstention.
+    """
+    newest = (Verdict.objects.filter(comparison=OuterRef("comparison_id"), judge_version__judge=judge, abstained=False)
+              .order_by("-id").values("choice", "confidence"))
+    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"])
+              .annotate(verdict_choice=Subquery(newest.values("choice")[:1]), verdict_confidence=Subquery(newest.values("confidence")[:1]))
+              .filter(verdict_choice__isnull=False, verdict_confidence__gte=min_confidence)
+              .order_by("-id").values_list("comparison_id", "verdict_choice", "verdict_confidence", "winner"))
+    if limit is not None:
+        labels = labels[:limit]
+    return [{"comparison_id": cid, "judge": choice, "confidence": confidence, "people": winner} for cid, choice, confidence, winner in labels]
+
+
+def people_agreement() -> tuple[float | None, int]:
+    """Return the raters' percent agreement with each other on comparisons with overlap, and how many there are."""
+    units: dict = defaultdict(dict)
+    for cid, rater_id, winner in PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2).values_list(
+            "comparison_id", "rater_id", "winner"):
+        units[cid][rater_id] = winner
+    units = {cid: raters for cid, raters in units.items() if len(raters) >= 2}
+    return percent_agreement(units), len(units)
+
+
+@dataclass(frozen=True)
+class JudgeTrust:
+    """Whether a judge's labels count: its audited agreement against the bar, and why."""
+
+    n_audits: int
+    agreement: float | None
+    required: float
+    people_agreement: float | None
+    trusted: bool
+    reason: str
+
+
+def judge_trust(*, judge: Judge, people: tuple[float | None, int] | None = None) -> JudgeTrust:
+    """Return the trust gate of ``judge``: trusted while, over at least AI_MIN_AUDITS confident audits, it agrees with
+    people at least as often as people agree with each other minus AI_AGREEMENT_MARGIN (AI_MIN_AGREEMENT without overlap)."""
+    audits = judge_audits(judge=judge, min_confidence=judge.confidence_threshold, limit=settings.AI_AUDIT_WINDOW)
+    n = len(audits)
+    agreement = sum(a["judge"] == a["people"] for a in audits) / n if n else None
+    people_rate, _ = people if people is not None else people_agreement()
+    if people_rate is None:
+        required, bar = settings.AI_MIN_AGREEMENT, f"AI_MIN_AGREEMENT {settings.AI_MIN_AGREEMENT:.0%} (no overlap between raters yet)"
+    else:
+        required = max(0.0, people_rate - settings.AI_AGREEMENT_MARGIN)
+        bar = f"the raters' own agreement {people_rate:.0%} minus {settings.AI_AGREEMENT_MARGIN:.0%}"
+    if n < settings.AI_MIN_AUDITS:
+        return JudgeTrust(n, agreement, required, people_rate, False, f"measuring: {n} of {settings.AI_MIN_AUDITS} audits so far")
+    trusted = agreement >= required
+    verb = "at least" if trusted else "below"
+    return JudgeTrust(n, agreement, required, people_rate, trusted,
+                      f"agrees with people {agreement:.0%} over its newest {n} audits, {verb} {required:.0%} ({bar})")
+
+
+def ai_label_weights(*, purpose: str) -> dict[int, float]:
+    """Return the training weight of each judge version's labels for ``purpose`` ("reward" or "policy").
+
+    AI_LABEL_WEIGHT for judges the gate trusts, 0 for the rest (versions not listed weigh 0 too).
+    A reward-model judge's labels never train a reward model (it would learn its own verdicts back);
+    they may train the policy. With AI_FEEDBACK off no AI label counts.
+    """
+    if purpose not in ("reward", "policy"):
+        raise ValueError(f"purpose must be reward or policy, got {purpose!r}")
+    if not settings.AI_FEEDBACK:
+        return {}
+    judges = Judge.objects.filter(versions__labels__isnull=False).distinct().prefetch_related("versions")
+    people = people_agreement()
+    weights = {}
+    for judge in judges:
+        usable = not (purpose == "reward" and judge.kind == Judge.Kind.REWARD_MODEL) and judge_trust(judge=judge, people=people).trusted
+        for version in judge.versions.all():
+            weights[version.pk] = settings.AI_LABEL_WEIGHT if usable else 0.0
+    return weights
