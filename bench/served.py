@@ -32,6 +32,8 @@ class ServedStudio:
 
     def __enter__(self) -> ServedStudio:
         sys.path.insert(0, str(ROOT))
+        # A bench stopped with SIGTERM (kill, a timeout) unwinds like Ctrl-C, so the studio it started stops with it.
+        signal.signal(signal.SIGTERM, _sigterm_exits)
         from feedback_app.devsupport import free_port
 
         self.scratch = Path(tempfile.mkdtemp(prefix=self.prefix))
@@ -90,6 +92,10 @@ class ServedStudio:
             print(f"scratch folder kept: {self.scratch}")
         else:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _sigterm_exits(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def serve_start(*, port: int, env: dict[str, str], log_path: Path, args: list[str] = (), timeout: float = 180) -> subprocess.Popen:
