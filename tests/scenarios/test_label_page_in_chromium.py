@@ -12,17 +12,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
 
 
+def rater_page(browser, base: str, username: str):
+    """Return a new page on which ``username`` has logged in and the label form is shown."""
+    page = browser.new_page()
+    page.goto(f"{base}/label/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#label-form")
+    return page
+
+
 def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, browser, make_comparisons, tmp_path):
     comparisons = make_comparisons(4)
     rater, _, _ = user_create(username="kim", role=Role.RATER, password=PASSWORD)
     user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
 
-    page = browser.new_page()
-    page.goto(f"{asgi_live_server}/label/")
-    page.fill("#id_username", "kim")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#label-form")
+    page = rater_page(browser, asgi_live_server, "kim")
 
     pressed = []
     for keys in (("1", "q"), ("2", "e"), ("3", "w")):
@@ -85,12 +91,7 @@ def test_rater_rewrites_the_better_reply_with_the_keyboard(asgi_live_server, bro
 
     make_comparisons(2)
     rater, _, _ = user_create(username="kim", role=Role.RATER, password=PASSWORD)
-    page = browser.new_page()
-    page.goto(f"{asgi_live_server}/label/")
-    page.fill("#id_username", "kim")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#label-form")
+    page = rater_page(browser, asgi_live_server, "kim")
     shown = page.get_attribute("#workspace", "data-comparison")
     left_text = page.get_attribute("[data-testid=left-text]", "data-text")
     assert page.is_visible("[data-testid=rewrite-button]") and "rewrite" in page.inner_text("footer, .keys").lower()
