@@ -118,8 +118,8 @@ class LabelRequestSerializer(serializers.Serializer):
     )
     edited_from = serializers.ChoiceField(
         choices=EDITED_FROM_CHOICES, required=False, allow_blank=True, default="",
-        help_text="The reply the rewrite started from, as shown. Left or right better: empty or that side. Tie: required with a "
-                  "rewrite. Both bad: empty (written from scratch) or either side.",
+        help_text="The reply the rewrite started from, as shown. Left or right better: empty or that side (another side is a 400). "
+                  "Tie or both bad: either side, or empty for a rewrite written from scratch.",
     )
     time_on_task_ms = StrictIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, allow_null=True, default=None)
 

@@ -85,7 +85,7 @@ class LabelSubmission:
     rationale: str = ""
     flags: tuple[str, ...] = ()  # some of flag_names()
     edited_text: str = ""  # a rewrite of the better reply; "" for none
-    edited_from: str = ""  # "" or one of EDITED_FROM_CHOICES: which reply the rewrite started from (needed for a tie)
+    edited_from: str = ""  # "" or one of EDITED_FROM_CHOICES: which reply the rewrite started from ("" after a tie or both bad: from scratch)
     time_on_task_ms: int | None = None
 
     @staticmethod
@@ -124,8 +124,6 @@ class LabelSubmission:
             return
         if not self.edited_text.strip():
             raise InvalidSubmission("the rewrite is only white space: leave it empty for no rewrite, or write one", field="edited_text")
-        if self.choice == "tie" and not self.edited_from:
-            raise InvalidSubmission("with a tie, say which reply the rewrite started from (left or right)", field="edited_from")
         if self.choice in EDITED_FROM_CHOICES and self.edited_from not in ("", self.choice):
             raise InvalidSubmission(f"a rewrite starts from the better reply; you chose {self.choice}", field="edited_from")
 

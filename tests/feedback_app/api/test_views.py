@@ -267,7 +267,6 @@ def test_absent_or_empty_edited_text_is_no_rewrite(rater, make_comparisons, edit
     ({"choice": "left", "edited_text": " \n "}, "edited_text"),
     ({"choice": "left", "edited_text": "x" * 20001}, "edited_text"),
     ({"choice": "left", "edited_text": 5}, "edited_text"),
-    ({"choice": "tie", "edited_text": "Better."}, "edited_from"),
     ({"choice": "left", "edited_text": "Better.", "edited_from": "right"}, "edited_from"),
     ({"choice": "left", "edited_text": "Better.", "edited_from": "a"}, "edited_from"),
 ])

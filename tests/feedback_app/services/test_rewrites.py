@@ -107,7 +107,6 @@ def test_undo_removes_the_rewrite_with_its_label(rater, make_comparisons):
 @pytest.mark.parametrize(("fields", "field"), [
     ({"choice": "left", "edited_text": " \n\t "}, "edited_text"),
     ({"choice": "left", "edited_text": "x" * 20001}, "edited_text"),
-    ({"choice": "tie", "edited_text": "Better."}, "edited_from"),
     ({"choice": "left", "edited_text": "Better.", "edited_from": "right"}, "edited_from"),
     ({"choice": "left", "edited_from": "a"}, "edited_from"),
 ])
@@ -115,6 +114,14 @@ def test_submission_refuses_a_bad_rewrite_naming_its_field(fields, field):
     with pytest.raises(InvalidSubmission) as caught:
         LabelSubmission(**fields)
     assert caught.value.field == field
+
+
+def test_a_tie_s_rewrite_without_a_start_was_written_from_scratch(rater, make_comparisons):
+    """As after both bad: no start named, no start linked (the label page without JavaScript shows an empty box)."""
+    (comparison,) = make_comparisons(1)
+    _leased(rater, comparison)
+    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie", edited_text="It ships Monday."))
+    assert label.rewrite.text == "It ships Monday." and label.rewrite.edited_from is None
 
 
 def test_rewrite_start_and_normal_text(make_comparisons):

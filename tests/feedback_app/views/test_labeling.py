@@ -211,7 +211,6 @@ def test_plain_form_post_with_a_rewrite_stores_it(rater, make_comparisons):
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"choice": "left", "edited_text": "  \r\n "}, "only white space"),
-    ({"choice": "tie", "edited_text": "Better."}, "which reply the rewrite started from"),
     ({"choice": "left", "edited_text": "x" * 20001}, "at most 20000 characters"),
 ])
 def test_a_bad_rewrite_is_a_400_that_keeps_the_text(rater, make_comparisons, fields, message):
