@@ -47,8 +47,7 @@ from bench.served import Api, ApiError, ServedStudio
 
 STRATEGIES = ("random", "uncertain", "thompson")
 GENERATE_CHUNK = 8  # prompts per generate request: each is one batch in the score worker
-QUICK = {"labels": 60, "round_labels": 30, "policy_every": 60, "train_prompts": 120, "heldout": 16, "heldout_samples": 2, "dpo_steps": 8,
-         "evaluate": "policy"}
+QUICK = {"labels": 60, "round_labels": 30, "policy_every": 60, "train_prompts": 120, "heldout": 16, "heldout_samples": 2, "dpo_steps": 8, "evaluate": "policy"}
 
 
 @dataclass
@@ -121,8 +120,10 @@ class Raters:
 class LoopRun:
     """One strategy's loop in one scratch studio."""
 
-    def __init__(self, args: argparse.Namespace, strategy: str, judge: Judge, train: list[str], heldout: list[str]) -> None:
+    def __init__(self, args: argparse.Namespace, strategy: str, judge: Judge, train: list[str], heldout: list[str],
+                 on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.args, self.strategy, self.judge, self.train, self.heldout = args, strategy, judge, train, heldout
+        self.on_round = on_round  # called with the run so far after every round
         self.prefer = noiseless(judge)
         target = getattr(judge, "wrapped", judge)
         self.judge_score: Callable[[str, str], float] | None = getattr(target, "score", None)
@@ -188,6 +189,8 @@ class LoopRun:
                 r.seconds = {k: round(v, 1) for k, v in r.seconds.items()}
                 rounds.append(r)
                 print_round(r)
+                if self.on_round is not None:
+                    self.on_round({"strategy": self.strategy, "rounds": [x.__dict__ for x in rounds], "partial": True})
             tracebacks = studio.tracebacks()
             return {"strategy": self.strategy, "rounds": [r.__dict__ for r in rounds], "setup_seconds": round(setup_seconds, 1),
                     "total_seconds": round(time.monotonic() - started, 1), "tracebacks": tracebacks[:20]}
@@ -293,7 +296,6 @@ class LoopRun:
         if served:
             r.win_rate_vs_base, r.win_rate_ci, r.mean_judge_score = served["win_rate"], served["ci"], served.get("mean_judge_score")
 
-
     def judged(self, replies: list[str]) -> dict[str, Any]:
         """Return the judge's win rate of ``replies`` (one per held-out request) over the base policy's, their mean score and length."""
         tier = win_rate(self.prefer, self.heldout, replies, self.heldout_base)
@@ -315,7 +317,7 @@ def win_rate(prefer: Callable[[str, str, str], str], prompts: list[str], new: li
             "losses": n - wins - ties, "n": n}
 
 
-def parse_time(value: str) -> float:
+def parse_time(value: str) -> float:  # an API timestamp as seconds since the epoch
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
@@ -327,8 +329,7 @@ def print_round(r: Round) -> None:
     print(f"labels {r.labels_human:4d}  policy {r.policy} ({r.serving_mode})  rm {r.reward_model}  agreement {agree}  "
           f"win vs base {wr}  tiers [{tiers}]  cut off {cut}  seconds {r.seconds}", flush=True)
     for run in r.runs:
-        print(f"    run {run['id']} {run['kind']} {run['status']} {run['seconds']} s promoted={run['promoted']} {run['metrics']} {run['error']}",
-              flush=True)
+        print(f"    run {run['id']} {run['kind']} {run['status']} {run['seconds']} s promoted={run['promoted']} {run['metrics']} {run['error']}", flush=True)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -376,13 +377,17 @@ def main(argv: list[str] | None = None) -> int:
     train, heldout = split_requests(read_requests(args.data), spec)
     train, heldout = [text for text, _ in train], [text for text, _ in heldout]
     report = {"judge": args.judge, "seed": args.seed, "labels": args.labels, "args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
-    for strategy in args.strategies.split(","):
-        print(f"== {strategy}: {args.labels} labels, {len(train)} prompts, {len(heldout)} held out", flush=True)
-        result = LoopRun(args, strategy, judge, train, heldout).run()
-        report["runs"].append({"judge": args.judge, "seed": args.seed, **result})
+    def write(runs: list[dict]) -> None:  # after every round too, so a stopped run leaves its figures
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report if len(report["runs"]) > 1 else report["runs"][0], indent=1))
+            args.json.write_text(json.dumps({**report, "runs": runs} if len(runs) > 1 else runs[0], indent=1))
+    for strategy in args.strategies.split(","):
+        print(f"== {strategy}: {args.labels} labels, {len(train)} prompts, {len(heldout)} held out", flush=True)
+        done = list(report["runs"])
+        result = LoopRun(args, strategy, judge, train, heldout,
+                         on_round=lambda partial: write(done + [{"judge": args.judge, "seed": args.seed, **partial}])).run()
+        report["runs"].append({"judge": args.judge, "seed": args.seed, **result})
+        write(report["runs"])
     for run in report["runs"]:
         last = run["rounds"][-1]
         print(f"{run['strategy']}: {last['labels_human']} labels, win rate vs base {last['win_rate_vs_base']} {last['win_rate_ci']}, "
