@@ -39,6 +39,8 @@ RAW_COLUMNS = [
     "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
     # added with AI feedback: who gave the label (human: a rater or an import; ai: a judge, named with its version)
     "label_source", "judge", "judge_version",
+    # an arena comparison's serving mode (sample | rerank) of its policy_version side; null for others
+    "policy_mode",
 ]
 LABEL_SOURCES = ("all", "human", "ai")
 CHUNK = 2000
@@ -193,6 +195,7 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "label_source": label.label_source,
         "judge": label.judge_version.judge.name if label.judge_version_id else None,
         "judge_version": label.judge_version.version if label.judge_version_id else None,
+        "policy_mode": comparison.policy_mode or None,
     }
 
 
