@@ -1,11 +1,12 @@
 """A policy update: online, iterative DPO from the active policy, gated by its reward-model win rate on held-out prompts.
 
-A run learns from the human-labelled pairs (held-out prompts left out) plus on-policy pairs: the
-policy being improved answers training prompts DPO_ONLINE_SAMPLES times and the active reward
-model's best and worst reply make a pair (``rm_trainer.online``). It trains from the active policy,
-or with DPO_FROM_BASE from the base policy on all the data; either way the new version is judged
-against the active policy, the one it would replace. The new version is served in
-POLICY_SERVING_MODE (rerank: the best of RERANK_SAMPLES by the active reward model; see services.serving).
+A run learns from the labelled pairs (people's, the pairs their rewrites imply, and trusted AI
+labels; held-out prompts left out) plus on-policy pairs: the policy being improved answers
+training prompts DPO_ONLINE_SAMPLES times and the active reward model's best and worst reply make
+a pair (``rm_trainer.online``). It trains from the active policy, or with DPO_FROM_BASE from the
+base policy on all the data; either way the new version is judged against the active policy, the
+one it would replace. The new version is served in POLICY_SERVING_MODE (rerank: the best of
+RERANK_SAMPLES by the active reward model; see services.serving).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
     # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
     pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_label_weights(purpose="policy"))
-    human = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
-    if not human:
+    labelled = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
+    if not labelled:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
     if not held_out:
         raise TrainingError("no held-out prompts to evaluate the new policy on; import more prompts")
@@ -51,7 +52,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
             seed=run.pk, models=models, progress=monitor.progress, should_stop=monitor.should_stop,
         )
     name = f"policy-{run.pk:05d}"
-    result = training_bridge.dpo_train(base_name=parent.name, base_path=parent.path, name=name, pairs=human + online,
+    result = training_bridge.dpo_train(base_name=parent.name, base_path=parent.path, name=name, pairs=labelled + online,
                                        progress=monitor.progress, should_stop=monitor.should_stop)
     monitor.progress({"phase": "evaluate", "step": 0, "total_steps": 1})
     win = training_bridge.policy_win_rate(
@@ -61,7 +62,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     promote = win.win_rate > settings.POLICY_PROMOTION_WIN_RATE
     metrics = {
         **training_bridge.policy_update_metrics(result, win), "judge": reward.name, "promoted": promote,
-        "n_human_pairs": len(human), "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
+        "n_human_pairs": len(labelled),  # the name consumers read: labelled pairs, with rewrites and trusted AI labels
+        "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
         "gate": f"reward-model win rate {win.win_rate:.3f} vs {active.name} (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
         "paused_for_refits": {"pauses": monitor.pauses, "seconds": round(monitor.paused_seconds, 1)},
     }
