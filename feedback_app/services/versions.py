@@ -61,7 +61,11 @@ def version_activate(*, version: RewardModelVersion | PolicyVersion, user, actio
 
 
 def policy_active_or_base() -> PolicyVersion:
-    """Return the active policy; on first use, write the base generator as version "policy-base" and activate it."""
+    """Return the active policy; on first use, write the base generator as version "policy-base" and activate it.
+
+    The base is served in POLICY_SERVING_MODE like a trained version: with rerank, every promoted
+    reward model improves what raters see before any DPO version passes its gate.
+    """
     active = policy_active()
     if active is not None:
         return active
@@ -75,7 +79,7 @@ def policy_active_or_base() -> PolicyVersion:
                 "path": path, "manifest": manifest, "generator": f"{folder}/{gguf_file}" if gguf_file else folder,
                 "sampling": {"temperature": settings.GENERATION_TEMPERATURE, "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS,
                              "candidates": settings.SUPPLY_CANDIDATES},
-                "selection_strategy": settings.SELECTION_STRATEGY,
+                "selection_strategy": settings.SELECTION_STRATEGY, "serving_mode": settings.POLICY_SERVING_MODE,
             },
         )
     with transaction.atomic():

@@ -105,8 +105,8 @@ POLICY_YIELD_TO_REFITS = _env_bool("POLICY_YIELD_TO_REFITS", True)
 POLICY_YIELD_MAX_SECONDS = _env_float("POLICY_YIELD_MAX_SECONDS", 600.0)
 # The two policy tiers: a trained version (DPO) is served by sampling one reply, or by rerank: the
 # best of RERANK_SAMPLES replies by the active reward model (re-pointed at each promoted one, with
-# no new version). New trained versions get POLICY_SERVING_MODE; the base policy samples. Arena
-# comparisons record the mode they were served in.
+# no new version). The base policy and new trained versions get POLICY_SERVING_MODE (a version
+# in rerank samples while no reward model is active). Arena comparisons record the mode they were served in.
 POLICY_SERVING_MODE = os.environ.get("POLICY_SERVING_MODE", "rerank")
 if POLICY_SERVING_MODE not in ("sample", "rerank"):
     raise ImproperlyConfigured(f"POLICY_SERVING_MODE must be sample or rerank, got {POLICY_SERVING_MODE!r}")

@@ -141,16 +141,17 @@ def test_dpo_from_base_trains_from_the_base_and_is_judged_against_the_active_pol
     assert run.metrics["trained_from"] == "policy-base"
 
 
-def test_a_trained_version_is_served_in_policy_serving_mode_and_the_base_policy_samples(synthetic_preferences, run_now, fake_bridge, settings):
-    """The two tiers: a new DPO version takes POLICY_SERVING_MODE; the base generator stays a sampling policy."""
+def test_a_trained_version_and_the_base_policy_are_served_in_policy_serving_mode(synthetic_preferences, run_now, fake_bridge, settings):
+    """The two tiers: a new DPO version takes POLICY_SERVING_MODE, and so does the base generator when it is first written."""
     from feedback_app.models import PolicyVersion
 
     synthetic_preferences(20)
     settings.POLICY_SERVING_MODE = "rerank"
     assert run_now("policy_dpo").policy_version.serving_mode == "rerank"
+    assert PolicyVersion.objects.get(name="policy-base").serving_mode == "rerank"
     settings.POLICY_SERVING_MODE = "sample"
     assert run_now("policy_dpo").policy_version.serving_mode == "sample"
-    assert PolicyVersion.objects.get(name="policy-base").serving_mode == "sample"
+    assert PolicyVersion.objects.get(name="policy-base").serving_mode == "rerank"  # written once; its mode is changed by an admin action
 
 
 def test_a_rater_s_rewrite_trains_dpo_as_better_than_both_replies(synthetic_preferences, run_now, fake_bridge, make_comparisons, rater, monkeypatch):
