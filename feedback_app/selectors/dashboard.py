@@ -84,7 +84,7 @@ def reward_model_history() -> list[dict]:
             "name": v.name, "status": v.status, "tier": v.tier, "parent": v.parent.name if v.parent else None,
             "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"), "val_ece": m.get("val_ece"),
             "baseline_accuracy": baseline.get("val_accuracy"), "n_train": m.get("n_train"), "n_validation": m.get("n_validation"),
-            "data_range": v.data_range, "gate": m.get("gate"), "created_at": v.created_at.isoformat(),
+            "data_range": v.data_range, "gate": m.get("gate"), "created_at": v.created_at.isoformat(), "ai_labels": m.get("ai_labels") or {},
             "activated_at": v.activated_at.isoformat() if v.activated_at else None,
         })
     return rows
@@ -137,7 +137,7 @@ def arena_standings(*, samples: int = 200) -> dict:
                "serving_mode": v.serving_mode, "rolled_back": metrics.get("rolled_back"),  # the arena gate's record (services.arena_gate)
                # what its DPO run measured on the held-out prompts: its replies' mean length, its KL to the base policy
                "mean_reply_tokens": metrics.get("mean_reply_tokens"), "kl_to_base": metrics.get("kl_to_base"),
-               "kl_to_base_per_token": metrics.get("kl_to_base_per_token")}
+               "kl_to_base_per_token": metrics.get("kl_to_base_per_token"), "ai_labels": metrics.get("ai_labels") or {}}
         if v.parent:
             human = win_rate(games, player=v.name, opponent=v.parent.name)
             row["human_win_rate_vs_parent"] = human

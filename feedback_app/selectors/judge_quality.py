@@ -50,6 +50,14 @@ def judge_quality(*, judge: Judge, people: tuple[float | None, int] | None = Non
     }
 
 
+def reliability_charts(qualities: list[dict]) -> list[dict]:
+    """Return the reliability plot's data per judge: each bin with audits as a point (mean confidence, agreement, audits)."""
+    return [{"name": q["judge"].name, "threshold": q["judge"].confidence_threshold,
+             "points": [{"x": b["mean_confidence"], "y": b["agreement"], "n": b["n"], "low": b["interval"][0], "high": b["interval"][1]}
+                        for b in q["reliability"] if b["n"]]}
+            for q in qualities]
+
+
 def reliability_bins(audits: list[dict]) -> list[dict]:
     """Return, per confidence bin (0.5–0.6 … 0.9–1.0), the audits in it, their agreement with people and its 95% interval."""
     rows = []

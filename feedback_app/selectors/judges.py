@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 
 from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
 from feedback_app.stats.agreement import percent_agreement
@@ -121,3 +121,18 @@ def ai_label_weights(*, purpose: str) -> dict[int, float]:
         for version in judge.versions.all():
             weights[version.pk] = settings.AI_LABEL_WEIGHT if usable else 0.0
     return weights
+
+
+def ai_labels_counted(*, weights: dict[int, float], last_label_id: int | None, exclude_prompt_ids: list[int] | None = None) -> dict[str, int]:
+    """Return how many AI labels up to ``last_label_id`` count in a fit with ``weights`` (``ai_label_weights``), by label source.
+
+    A training run records it, so each model says which judges taught it and with how many labels.
+    """
+    counted = [pk for pk, weight in weights.items() if weight > 0]
+    if not counted or last_label_id is None:
+        return {}
+    labels = PreferenceLabel.objects.filter(pk__lte=last_label_id, judge_version_id__in=counted, comparison__excluded=False)
+    if exclude_prompt_ids:
+        labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
+    rows = labels.values_list("judge_version__judge__name").annotate(n=Count("id")).order_by("judge_version__judge__name")
+    return {f"ai:{name}": n for name, n in rows}

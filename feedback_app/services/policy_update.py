@@ -18,7 +18,7 @@ from django.db import transaction
 
 from feedback_app import training_bridge
 from feedback_app.models import PolicyVersion, Prompt, TrainingRun
-from feedback_app.selectors.judges import ai_label_weights
+from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, prompt_ids_published, reward_model_active, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
@@ -38,7 +38,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
     labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
     # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_label_weights(purpose="policy"))
+    ai_weights = ai_label_weights(purpose="policy")
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_weights)
     labelled = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
     if not labelled:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
@@ -64,6 +65,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
         **training_bridge.policy_update_metrics(result, win), "judge": reward.name, "promoted": promote,
         "n_human_pairs": len(labelled),  # the name consumers read: labelled pairs, with rewrites and trusted AI labels
         "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
+        "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"], exclude_prompt_ids=[p.pk for p in held_out]),
         "gate": f"reward-model win rate {win.win_rate:.3f} vs {active.name} (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
         "paused_for_refits": {"pauses": monitor.pauses, "seconds": round(monitor.paused_seconds, 1)},
     }

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from feedback_app import training_bridge
 from feedback_app.models import RewardModelVersion, TrainingRun
-from feedback_app.selectors.judges import ai_label_weights
+from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, reward_model_active, reward_model_latest_full, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
@@ -21,7 +21,8 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
     labels, data_range = labels_for_training()
     # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_label_weights(purpose="reward"))
+    ai_weights = ai_label_weights(purpose="reward")
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_weights)
     if len(pairs) < 2:
         raise TrainingError(f"only {len(pairs)} decided comparison(s) so far; a reward model needs at least 2")
     active = reward_model_active()
@@ -33,7 +34,8 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
         progress=monitor.progress, should_stop=monitor.should_stop, models=models,
     )
     promote, reason = reward_promotion_decision(new=result.metrics, baseline=result.baseline_metrics)
-    metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason}
+    metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason,
+               "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"])}
     with transaction.atomic():
         version = RewardModelVersion.objects.create(
             name=name, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),

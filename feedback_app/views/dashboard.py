@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.dashboard import arena_standings, calibration_active, labels_over_time, reward_model_history
-from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality
+from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality, reliability_charts
 from feedback_app.selectors.quality import (
     agreement_over_time,
     agreement_summary,
@@ -187,9 +187,10 @@ def quality(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return redirect("dashboard-quality")
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
+    judges = judges_quality()
     context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality",
-               "judges": judges_quality(), "ai_notice": ai_feedback_notice()}
+               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice()}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 

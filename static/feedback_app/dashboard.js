@@ -27,6 +27,15 @@
       options: { scales: { y: { beginAtZero: true, title: { display: true, text: "labels per hour" } } } } };
   }
 
+  // Confidence against how often it was right: one bubble per bin (size: how many), and the diagonal of perfect calibration.
+  function reliabilityConfig(points, what, xTitle, yTitle) {
+    return { type: "bubble", data: { datasets: [
+      { label: what, data: points.map(function (p) { return { x: p.x, y: p.y, r: 3 + Math.sqrt(p.n) }; }), backgroundColor: COLORS[0] },
+      { label: "perfect calibration", data: [{ x: 0.5, y: 0.5 }, { x: 1, y: 1 }], type: "line", borderColor: "#98a2b3", borderDash: [4, 4], pointRadius: 0 }] },
+      options: { scales: { x: { type: "linear", min: 0.5, max: 1, title: { display: true, text: xTitle } },
+        y: { min: 0, max: 1, title: { display: true, text: yTitle } } } } };
+  }
+
   function drawAll() {
     var d = data("chart-data");
     if (d) {
@@ -50,12 +59,15 @@
         { label: "reward model (at training)", data: pol.map(function (v) { return v.rm_win_rate_at_training; }), backgroundColor: COLORS[5] }] },
         options: { scales: { y: { min: 0, max: 1, title: { display: true, text: "win rate vs parent" } } } } });
       var cal = d.calibration ? d.calibration.bins : [];
-      chart("chart-calibration", { type: "scatter", data: { datasets: [
-        { label: "validation pairs, by confidence", data: cal.map(function (b) { return { x: b.p_mean, y: b.accuracy, r: 3 + Math.sqrt(b.count) }; }), backgroundColor: COLORS[0], type: "bubble" },
-        { label: "perfect calibration", data: [{ x: 0.5, y: 0.5 }, { x: 1, y: 1 }], type: "line", borderColor: "#98a2b3", borderDash: [4, 4], pointRadius: 0 }] },
-        options: { scales: { x: { min: 0.5, max: 1, title: { display: true, text: "predicted probability of the chosen reply" } },
-          y: { min: 0, max: 1, title: { display: true, text: "fraction right" } } } } });
+      chart("chart-calibration", reliabilityConfig(cal.map(function (b) { return { x: b.p_mean, y: b.accuracy, n: b.count }; }),
+        "validation pairs, by confidence", "predicted probability of the chosen reply", "fraction right"));
     }
+    (data("reliability-data") || []).forEach(function (judge) {
+      var config = reliabilityConfig(judge.points, "audits, by the judge's confidence", "judge's confidence", "agreement with people");
+      config.data.datasets.push({ label: "threshold", data: [{ x: judge.threshold, y: 0 }, { x: judge.threshold, y: 1 }], type: "line",
+        borderColor: COLORS[3], borderDash: [2, 2], pointRadius: 0 });
+      chart("chart-reliability-" + judge.name, config);
+    });
     var arena = data("arena-data");
     if (arena) {
       var rated = arena.filter(function (v) { return v.rating !== undefined; });

@@ -3,7 +3,7 @@
 import pytest
 
 from feedback_app.models import Verdict
-from feedback_app.selectors.judge_quality import ai_feedback_notice, judge_quality, reliability_bins
+from feedback_app.selectors.judge_quality import ai_feedback_notice, judge_quality, reliability_bins, reliability_charts
 
 pytestmark = pytest.mark.django_db
 
@@ -15,6 +15,16 @@ def test_reliability_bins_split_the_audits_by_confidence():
     assert [(b["low"], b["n"]) for b in bins] == [(0.5, 2), (0.6, 0), (0.7, 0), (0.8, 0), (0.9, 2)]
     assert bins[0]["agreement"] == 0.5 and bins[4]["agreement"] == 1.0 and bins[1]["interval"] is None
     assert bins[4]["mean_confidence"] == 0.975 and bins[4]["interval"][1] == 1.0
+
+
+def test_the_reliability_plot_has_a_point_per_bin_with_audits(make_judge, make_audits):
+    """The plot's points: mean confidence against agreement, with the audits and the interval; empty bins are left out."""
+    judge = make_judge("vllm")
+    make_audits(judge, n=4, agree=3, confidence=0.85)
+    (chart,) = reliability_charts([judge_quality(judge=judge)])
+    assert chart["name"] == "vllm" and chart["threshold"] == judge.confidence_threshold
+    (point,) = chart["points"]
+    assert (point["x"], point["y"], point["n"]) == (0.85, 0.75, 4) and point["low"] < 0.75 < point["high"]
 
 
 def test_a_judge_s_figures(make_judge, make_audits, make_comparisons, settings):

@@ -3,7 +3,7 @@
 import pytest
 
 from feedback_app.models import Comparison, PreferenceLabel
-from feedback_app.selectors.judges import ai_label_weights, judge_audits, judge_routing, judge_trust, people_agreement
+from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted, judge_audits, judge_routing, judge_trust, people_agreement
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +126,18 @@ def test_a_comparison_counts_with_the_judge_s_newest_verdict(make_judge, make_au
     third = JudgeVersion.objects.create(judge=judge, version="3")
     Verdict.objects.create(judge_version=third, comparison=comparison, cache_key="x", abstained=True, reason="flipped")
     assert [a["judge"] for a in judge_audits(judge=judge)] == ["b"]
+
+
+def test_ai_labels_counted_names_the_judges_whose_labels_weigh_something(make_judge, make_audits, make_comparisons, settings):
+    """Only labels of versions with a positive weight, up to the fit's last label, outside excluded prompts, by label source."""
+    settings.AI_MIN_AUDITS = 5
+    trusted, untrusted = make_judge("good", routing=True), make_judge("bad", routing=False)
+    make_audits(trusted, n=5, agree=5)
+    make_audits(untrusted, n=5, agree=1)
+    c1, c2, c3 = make_comparisons(3)
+    first, _, bad = _ai_label(trusted, c1), _ai_label(trusted, c2), _ai_label(untrusted, c3)
+    weights = ai_label_weights(purpose="policy")
+    assert ai_labels_counted(weights=weights, last_label_id=bad.pk) == {"ai:good": 2}
+    assert ai_labels_counted(weights=weights, last_label_id=first.pk) == {"ai:good": 1}
+    assert ai_labels_counted(weights=weights, last_label_id=bad.pk, exclude_prompt_ids=[c1.prompt_id, c2.prompt_id]) == {}
+    assert ai_labels_counted(weights={}, last_label_id=bad.pk) == {} == ai_labels_counted(weights=weights, last_label_id=None)

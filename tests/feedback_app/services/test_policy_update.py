@@ -167,3 +167,21 @@ def test_a_rater_s_rewrite_trains_dpo_as_better_than_both_replies(synthetic_pref
     assert run_now("policy_dpo").status == "succeeded"
     rejected = {p.rejected for p in fake_bridge["train"]["pairs"] if p.chosen == "It ships on Monday."}
     assert rejected == {comparison.response_a.text, comparison.response_b.text}
+
+
+def test_a_dpo_run_records_the_trusted_judges_labels_it_learned_from(synthetic_preferences, run_now, fake_bridge, make_judge, make_audits,
+                                                                     make_comparisons, settings, monkeypatch):
+    """A trusted reward-model judge's labels may train the policy, and the run says how many it used, by label source."""
+    from feedback_app.models import PreferenceLabel
+
+    settings.AI_MIN_AUDITS = 1
+    synthetic_preferences(20)
+    judge = make_judge("rm", kind="reward_model", routing=False)
+    make_audits(judge, n=1, agree=1)
+    (comparison,) = make_comparisons(1)
+    split = training_bridge.is_validation
+    monkeypatch.setattr(training_bridge, "is_validation", lambda key, fraction: key != f"prompt-{comparison.prompt_id}" and split(key, fraction))
+    PreferenceLabel.objects.create(comparison=comparison, judge_version=judge.versions.get(), winner="a")
+    run = run_now("policy_dpo")
+    assert run.status == "succeeded", run.error
+    assert run.metrics["ai_labels"] == {"ai:rm": 1}

@@ -77,5 +77,6 @@ def test_a_reward_model_judge_s_labels_never_refit_a_reward_model(labelled, fake
     by_rm, by_remote = make_comparisons(2)
     PreferenceLabel.objects.create(comparison=by_rm, judge_version=rm_judge.versions.get(), winner="a")
     PreferenceLabel.objects.create(comparison=by_remote, judge_version=remote.versions.get(), winner="b")
-    run_now()
+    both = run_now()
     assert people.status == TrainingRun.Status.SUCCEEDED and fake_fit.calls[-1]["n"] == fake_fit.calls[0]["n"] + 1
+    assert both.metrics["ai_labels"] == {"ai:remote": 1} and people.metrics["ai_labels"] == {}  # each model says which judges taught it

@@ -26,7 +26,7 @@ def studio(make_user, make_comparisons):
     base = PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="retired")
     new = PolicyVersion.objects.create(name="policy-00003", path="policy/policy-00003", status="active", parent=base,
                                        metrics={"win_rate_vs_parent": 0.62, "mean_reply_tokens": 41.2, "kl_to_base": 1.2346,
-                                                "kl_to_base_per_token": 0.0299})
+                                                "kl_to_base_per_token": 0.0299, "ai_labels": {"ai:rm": 17}})
     TrainingRun.objects.create(kind="reward_fast", status="succeeded", reward_model_version=rm2, metrics={"val_accuracy": 0.7})
     TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "dpo", "step": 2, "total_steps": 8, "loss": 0.69})
     TrainingRun.objects.create(kind="reward_full", status="failed", error="CUDA out of memory")
@@ -55,6 +55,7 @@ def test_pages_render_for_staff_and_refuse_raters(studio, researcher, rater):
     models = client.get("/dashboard/models/").content.decode()
     assert "CUDA out of memory" in models and "Roll back" in models and "policy-00003" in models
     assert "41.2" in models and "1.235 (0.0299/token)" in models  # the version's reply length and KL to the base
+    assert 'data-testid="ai-labels-policy-00003"' in models and "ai:rm 17" in models  # the judges whose labels trained it
     for page in PAGES:
         assert logged_in(rater).get(page).status_code == 403
         assert Client().get(page).status_code == 302
@@ -284,6 +285,7 @@ def test_the_quality_page_shows_each_judge_and_the_overview_says_when_one_is_swi
     quality = client.get("/dashboard/quality/").content.decode()
     assert 'data-testid="judges"' in quality and "vllm" in quality and 'data-testid="reliability-vllm"' in quality
     assert "0.750" in quality and "measuring: 4 of 10 audits so far" in quality and "<meter" in quality
+    assert 'data-testid="chart-reliability-vllm"' in quality and 'id="reliability-data"' in quality  # the plot and its points
     overview = client.get("/dashboard/").content.decode()
     assert 'data-testid="ai-notice"' in overview and "vllm is switched off by its audit" in overview
     settings.AI_FEEDBACK = False
