@@ -24,6 +24,9 @@ After each round the bench waits for the runs to finish and measures, as a resea
 
 Held-out requests are never imported, so no reference reply, held-out prompt or judge score
 reaches training. ``--judge module:callable`` swaps the judge (see bench/judges.py).
+``--ai-feedback reward-model|shorter`` turns the studio's AI feedback on with one of its own
+judges (see bench/ai_feedback.py): ``labels_ai`` counts its labels, and the run ends with each
+judge's audit beside its true agreement with the raters' judge.
 
     .venv/bin/python -m bench.loop_efficacy --quick --json bench/out/loop_efficacy_quick.json
 """
@@ -37,12 +40,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.ai_feedback import KINDS as AI_KINDS
+from bench.ai_feedback import ChatStub, ai_env, judge_setup, judges_report, labels_ai, print_judges, shorter_answer
 from bench.candidate_pool import DEFAULT_DATA, PoolSpec, read_requests, split_requests
 from bench.judges import Judge, load_judge, measured_self_agreement, noiseless
+from bench.loop_report import parse_time, print_round, win_rate
 from bench.served import Api, ApiError, ServedStudio
 
 STRATEGIES = ("random", "uncertain", "thompson")
@@ -125,6 +130,7 @@ class LoopRun:
         self.args, self.strategy, self.judge, self.train, self.heldout = args, strategy, judge, train, heldout
         self.on_round = on_round  # called with the run so far after every round
         self.prefer = noiseless(judge)
+        self.judge_url = ""  # the wrong-on-purpose judge's endpoint, while it runs
         target = getattr(judge, "wrapped", judge)
         self.judge_score: Callable[[str, str], float] | None = getattr(target, "score", None)
         if self.judge_score is None and getattr(target, "__module__", None) == "bench.judges":
@@ -142,15 +148,23 @@ class LoopRun:
             "DPO_MAX_STEPS": str(a.dpo_steps), "DPO_ONLINE_PROMPTS": str(a.dpo_online_prompts), "DPO_EVAL_PROMPTS": str(a.dpo_eval_prompts),
             "DPO_LEARNING_RATE": str(a.dpo_learning_rate), "GENERATE_TIMEOUT_SECONDS": "1800", "TORCH_THREADS": str(a.threads),
             "THROTTLE_GENERATE_RATE": "1000/minute", "THROTTLE_SCORE_RATE": "6000/minute", "LABELS_PER_COMPARISON": "1",
-            "TRAINING_HEARTBEAT_TIMEOUT": "900", **dict(item.split("=", 1) for item in a.env),
+            "TRAINING_HEARTBEAT_TIMEOUT": "900", **ai_env(a.ai_feedback, url=self.judge_url), **dict(item.split("=", 1) for item in a.env),
         }
 
     def run(self) -> dict[str, Any]:
+        if self.args.ai_feedback != "shorter":
+            return self.run_studio()
+        with ChatStub(shorter_answer) as stub:  # the wrong-on-purpose judge, reached as any remote judge
+            self.judge_url = stub.url
+            return self.run_studio()
+
+    def run_studio(self) -> dict[str, Any]:
         a = self.args
         with ServedStudio(f"loop-{self.strategy}-", env=self.env(), keep=a.keep, serve_args=["--default-concurrency", "1"]) as studio:
             tokens = [studio.user(f"rater{i}", "rater") for i in range(a.raters)]
             researcher = studio.user("researcher", "researcher")
             admin = Api("", studio.user("admin", "admin"))
+            judge_setup(a.ai_feedback, admin_username="admin", threshold=a.ai_threshold)
             studio.start()
             admin.base = studio.base
             self.api = Api(studio.base, researcher)
@@ -164,7 +178,7 @@ class LoopRun:
             while raters.labels < a.labels:
                 t0, wait0, shown0 = time.monotonic(), raters.wait_seconds, len(raters.shown)
                 raters.spend(min(a.round_labels, a.labels - raters.labels), timeout=a.round_timeout)
-                r = Round(labels_human=raters.labels, judge_self_agreement=self_agreement)
+                r = Round(labels_human=raters.labels, labels_ai=labels_ai(), judge_self_agreement=self_agreement)
                 r.seconds = {"labeling": time.monotonic() - t0, "supply_wait": (raters.wait_seconds - wait0) / a.raters}
                 t1 = time.monotonic()
                 r.runs = self.wait_for_runs(seen_runs)
@@ -178,11 +192,11 @@ class LoopRun:
                 r.seconds["swap"] = self.swap_seconds(r.runs)
                 r.policy = self.active_policy()
                 now = (r.policy, r.reward_model) if a.evaluate == "changes" else r.policy
-                if (a.evaluate != "last" and now != measured) or raters.labels >= a.labels:
+                if a.evaluate != "none" and ((a.evaluate != "last" and now != measured) or raters.labels >= a.labels):
                     self.evaluate(r)
                     measured = now
                 for run in r.runs:  # a trained version its gate kept out of service: judged too, as the trained tier alone
-                    if run["kind"] == "policy_dpo" and run["status"] == "succeeded" and not run["promoted"] and a.evaluate != "last":
+                    if run["kind"] == "policy_dpo" and run["status"] == "succeeded" and not run["promoted"] and a.evaluate not in ("last", "none"):
                         replies, _ = self.generate(run["version"], self.heldout, seed=a.seed + 101, mode="sample")
                         r.tiers[f"{run['version']} (not promoted)"] = self.judged(replies)
                 r.seconds["evaluation"] = time.monotonic() - t2
@@ -191,8 +205,10 @@ class LoopRun:
                 print_round(r)
                 if self.on_round is not None:
                     self.on_round({"strategy": self.strategy, "rounds": [x.__dict__ for x in rounds], "partial": True})
+            judges = judges_report(self.api.get("stats/judges/")["data"], self.prefer, [run for r in rounds for run in r.runs])
+            print_judges(judges)
             tracebacks = studio.tracebacks()
-            return {"strategy": self.strategy, "rounds": [r.__dict__ for r in rounds], "setup_seconds": round(setup_seconds, 1),
+            return {"strategy": self.strategy, "rounds": [r.__dict__ for r in rounds], "judges": judges, "setup_seconds": round(setup_seconds, 1),
                     "total_seconds": round(time.monotonic() - started, 1), "tracebacks": tracebacks[:20]}
 
     def generate(self, policy: str, prompts: list[str], *, seed: int, mode: str | None = None) -> tuple[list[str], str]:
@@ -305,33 +321,6 @@ class LoopRun:
         return tier
 
 
-def win_rate(prefer: Callable[[str, str, str], str], prompts: list[str], new: list[str], base: list[str]) -> dict[str, Any]:
-    """Return the judge's noiseless win rate of ``new`` over ``base`` (win 1, tie ½) with its 95% Wilson interval."""
-    from feedback_app.stats.ratings import wilson_interval
-
-    outcomes = [prefer(p, a, b) for p, a, b in zip(prompts, new, base)]
-    wins, ties = outcomes.count("a"), outcomes.count("tie")
-    n = len(outcomes)
-    low, high = wilson_interval(wins + ties / 2, n)
-    return {"win_rate": (wins + ties / 2) / n, "ci": [round(low, 3), round(high, 3)], "wins": wins, "ties": ties,
-            "losses": n - wins - ties, "n": n}
-
-
-def parse_time(value: str) -> float:  # an API timestamp as seconds since the epoch
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def print_round(r: Round) -> None:
-    wr = "—" if r.win_rate_vs_base is None else f"{r.win_rate_vs_base:.3f} [{r.win_rate_ci[0]:.2f}, {r.win_rate_ci[1]:.2f}]"
-    agree = "—" if r.rm_judge_agreement is None else f"{r.rm_judge_agreement:.3f}"
-    cut = "—" if r.truncated_share is None else f"{r.truncated_share:.1%}"
-    tiers = ", ".join(f"{mode} {tier['win_rate']:.3f}" for mode, tier in r.tiers.items())
-    print(f"labels {r.labels_human:4d}  policy {r.policy} ({r.serving_mode})  rm {r.reward_model}  agreement {agree}  "
-          f"win vs base {wr}  tiers [{tiers}]  cut off {cut}  seconds {r.seconds}", flush=True)
-    for run in r.runs:
-        print(f"    run {run['id']} {run['kind']} {run['status']} {run['seconds']} s promoted={run['promoted']} {run['metrics']} {run['error']}", flush=True)
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help=f"a small budget: {QUICK}")
@@ -348,10 +337,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dpo-online-prompts", type=int, default=8)
     p.add_argument("--dpo-eval-prompts", type=int, default=8)
     p.add_argument("--dpo-learning-rate", type=float, default=2e-4)
-    p.add_argument("--evaluate", choices=("changes", "policy", "last"), default="changes",
-                   help="judge the served policy when the policy or reward model changed, when the policy changed, or in the last round only")
+    p.add_argument("--evaluate", choices=("changes", "policy", "last", "none"), default="changes",
+                   help="judge the served policy when the policy or reward model changed, when the policy changed, in the last round only, or never")
     p.add_argument("--all-tiers", action=argparse.BooleanOptionalAction, default=True, help="judge every serving mode, not only the served one")
     p.add_argument("--judge", default="bench.judges:judge", help="module:callable (see bench/judges.py)")
+    p.add_argument("--ai-feedback", choices=AI_KINDS, default="off", help="the studio judge that routes comparisons (see bench/ai_feedback.py)")
+    p.add_argument("--ai-threshold", type=float, default=0.8, help="that judge's confidence threshold (the studio's default 0.8)")
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
