@@ -178,6 +178,17 @@ class LabelSerializer(serializers.Serializer):
         }
 
 
+class LabelQuerySerializer(serializers.Serializer):
+    next = serializers.BooleanField(required=False, default=False,
+                                    help_text="Also lease the next comparison and return it as \"next\" (null when none is left): one call per label.")
+
+
+class LabelAndNextSerializer(LabelSerializer):
+    """A stored label and, asked for with ?next=1, the rater's next lease."""
+
+    next = NextComparisonSerializer(allow_null=True, required=False, help_text="Only with ?next=1: the next lease, null when none is left.")
+
+
 class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="trl")
     date_from = serializers.DateTimeField(required=False)

@@ -16,6 +16,8 @@ from feedback_app.api.serializers import (
     ExportQuerySerializer,
     ImportBatchSerializer,
     ImportQuerySerializer,
+    LabelAndNextSerializer,
+    LabelQuerySerializer,
     LabelRequestSerializer,
     LabelSerializer,
     NextComparisonSerializer,
@@ -56,15 +58,20 @@ class LabelView(APIView):
 
     @extend_schema(
         summary="Label a leased comparison",
+        description="With ?next=1 the answer also carries the rater's next lease as \"next\" (null when none is left), so a rater "
+                    "needs one call per label. Retrying the same label returns it (200) with the same next lease.",
+        parameters=[LabelQuerySerializer],
         request=LabelRequestSerializer,
         responses={
-            201: LabelSerializer,
-            200: OpenApiResponse(LabelSerializer, description="The same label was submitted before; it is returned."),
+            201: LabelAndNextSerializer,
+            200: OpenApiResponse(LabelAndNextSerializer, description="The same label was submitted before; it is returned."),
             **errors(400, 401, 403, 404, 429, e404="No such comparison."),
             409: OpenApiResponse(description="A different label exists, or the comparison is not leased to you."),
         },
     )
     def post(self, request: Request, comparison_id: int) -> Response:
+        query = LabelQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         serializer = LabelRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -75,7 +82,11 @@ class LabelView(APIView):
             return Response({"detail": str(exc), "label": LabelSerializer.from_label(exc.label)}, status=status.HTTP_409_CONFLICT)
         except NotLeased as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(LabelSerializer.from_label(label), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = LabelSerializer.from_label(label)
+        if query.validated_data["next"]:  # the rater's current lease if they hold one, so a retry gets the same next
+            following = assignment_lease_next(rater=request.user)
+            body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class SkipView(APIView):

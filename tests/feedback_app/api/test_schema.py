@@ -61,4 +61,14 @@ def test_the_label_request_documents_the_rewrite(client):
     assert {"edited_text", "edited_from"} <= set(request["properties"]) and not {"edited_text", "edited_from"} & set(request.get("required", []))
     assert request["properties"]["edited_text"]["maxLength"] == 20000 and "human_edit" in request["properties"]["edited_text"]["description"]
     assert "Tie" in request["properties"]["edited_from"]["description"]
-    assert components["Label"]["properties"]["rewrite_response_id"]["nullable"] is True
+    assert components["LabelAndNext"]["properties"]["rewrite_response_id"]["nullable"] is True
+
+
+def test_the_label_call_documents_next_in_the_same_answer(client):
+    """?next=1 is a documented boolean; the answer's "next" is the leased comparison, optional and nullable."""
+    schema = client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/comparisons/{comparison_id}/label/"]["post"]
+    (param,) = [p for p in operation["parameters"] if p["name"] == "next"]
+    assert param["in"] == "query" and param["schema"]["type"] == "boolean"
+    answer = schema["components"]["schemas"]["LabelAndNext"]
+    assert "next" not in answer.get("required", []) and answer["properties"]["next"]["nullable"] is True

@@ -290,3 +290,31 @@ def test_export_sft_streams_the_rewrites(researcher, rater, make_comparisons):
     assert response.status_code == 200 and "preferences-sft-" in response["Content-Disposition"]
     lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
     assert lines == [{"prompt": comparison.prompt.text, "completion": "It ships Monday."}]
+
+
+def test_label_and_next_in_one_call_and_a_retry_gets_the_same_next_lease(rater, make_comparisons):
+    """?next=1: 201 with the label and the next lease; the same label again: 200, the same lease; none left: next null."""
+    first, second = make_comparisons(2)
+    client = api_client_for(rater)
+    leased = client.get(NEXT).json()["id"]
+    other = ({first.pk, second.pk} - {leased}).pop()
+    submission = {"choice": "left", "strength": 2}
+    created = client.post(label_url(leased) + "?next=1", submission, format="json")
+    assert created.status_code == 201 and created.json()["comparison_id"] == leased
+    following = created.json()["next"]
+    assert following["id"] == other and set(following) == {"id", "prompt", "context", "left", "right", "lease_expires_at"}
+    retried = client.post(label_url(leased) + "?next=1", submission, format="json")
+    assert retried.status_code == 200 and retried.json()["id"] == created.json()["id"] and retried.json()["next"] == following
+    last = client.post(label_url(other) + "?next=true", submission, format="json")
+    assert last.status_code == 201 and last.json()["next"] is None
+    assert "next" not in client.post(label_url(other), submission, format="json").json()  # the two-call flow is as it was
+    assert PreferenceLabel.objects.count() == 2
+
+
+def test_a_bad_next_parameter_is_a_400_naming_it_and_stores_nothing(rater, make_comparisons):
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    response = client.post(label_url(comparison.pk) + "?next=perhaps", {"choice": "left"}, format="json")
+    assert response.status_code == 400 and "next" in response.json()
+    assert not PreferenceLabel.objects.exists()
