@@ -20,15 +20,15 @@ def active_lease_count(*, comparison_id: int, now: datetime) -> int:
     return _active_leases(now).filter(comparison_id=comparison_id).count()
 
 
-def assignment_current_for_rater(*, rater, now: datetime) -> Assignment | None:
-    """Return the rater's oldest unexpired lease on an open comparison, if any."""
-    return (
+def assignment_current_for_rater(*, rater, now: datetime, other_than: int | None = None) -> Assignment | None:
+    """Return the rater's oldest unexpired lease on an open comparison (other than assignment ``other_than``), if any."""
+    held = (
         _active_leases(now)
         .filter(rater=rater, comparison__status=Comparison.Status.OPEN)
         .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
         .order_by("leased_at", "id")
-        .first()
     )
+    return (held.exclude(pk=other_than) if other_than is not None else held).first()
 
 
 def _held_by(rater) -> QuerySet:

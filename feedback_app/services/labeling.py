@@ -135,6 +135,25 @@ def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment |
     current = assignment_current_for_rater(rater=rater, now=now)
     if current is not None:
         return current
+    return _lease_new(rater=rater, now=now)
+
+
+@transaction.atomic
+def assignment_lease_ahead(*, rater, shown: Assignment, now: datetime | None = None) -> Assignment | None:
+    """Return the comparison the rater's page holds ready after ``shown``: their oldest other lease, else a new one.
+
+    At most one lease ahead, under the same slot rules as any lease (it holds a slot until it is
+    labelled, skipped or expires); None when LABEL_PREFETCH is off or nothing is left.
+    """
+    if not settings.LABEL_PREFETCH:
+        return None
+    now = now or timezone.now()
+    ahead = assignment_current_for_rater(rater=rater, now=now, other_than=shown.pk)
+    return ahead if ahead is not None else _lease_new(rater=rater, now=now)
+
+
+def _lease_new(*, rater, now: datetime) -> Assignment | None:
+    """Lease the rater a comparison they never held (a gold pair at the gold rate); None when none is free. Call inside a transaction."""
     comparison = None
     if random.random() < studio_settings_cached().gold_rate:
         comparison = _lock_gold(rater=rater)

@@ -14,6 +14,8 @@ from feedback_app.settings.env import env_list as _env_list
 # The labeling workflow.
 LABELS_PER_COMPARISON = _env_int("LABELS_PER_COMPARISON", 1, 1)
 LEASE_SECONDS = _env_int("LEASE_SECONDS", 600, 10)
+# The label page holds the rater's next comparison ready (a second lease), so a submit shows it at once.
+LABEL_PREFETCH = _env_bool("LABEL_PREFETCH", True)
 LABEL_CRITERIA = _env_list("LABEL_CRITERIA", ["helpfulness", "harmlessness", "honesty"])
 LABEL_FLAGS = ["unsafe", "private"]
 # Reward-gap margins for strengths 1 (slightly), 2 (clearly) and 3 (much better).

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -26,6 +27,7 @@ from feedback_app.selectors.training import policy_active
 from feedback_app.services.labeling import (
     LabelConflict,
     LabelingError,
+    assignment_lease_ahead,
     assignment_lease_next,
     assignment_skip,
     label_record,
@@ -39,7 +41,16 @@ TEMPLATE = "feedback_app/label.html"
 
 
 def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "", status: int = 200) -> HttpResponse:
-    """Render the page, or only its workspace partial for htmx."""
+    """Render the page, or only its workspace partial for htmx; the comparison after this one rides along, ready."""
+    context = _context(request, assignment=assignment, form=form, notice=notice)
+    ahead = assignment_lease_ahead(rater=request.user, shown=assignment) if assignment else None
+    if ahead is not None:  # label.js shows it the moment the rater submits, and sends the label behind it
+        context["prefetched_html"] = render_to_string(f"{TEMPLATE}#workspace", _context(request, assignment=ahead), request=request)
+    template = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+def _context(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "") -> dict:
     now = timezone.now()
     policy = policy_active()
     context = {
@@ -54,8 +65,7 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
     if assignment:
         c = assignment.comparison
         context["left"], context["right"] = (c.response_a, c.response_b) if assignment.a_on_left else (c.response_b, c.response_a)
-    template = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
-    return render(request, template, context, status=status)
+    return context
 
 
 def _held(request: HttpRequest) -> Assignment | None:

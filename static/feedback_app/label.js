@@ -113,6 +113,73 @@
     if (field) { field.value = Math.round(performance.now() - shownAt); }
   }, true);
 
+  // The page holds the next comparison ready in <template id="prefetched">. A submit shows it at once and sends the
+  // label behind it; the answer (the workspace as the server sees it now) brings the comparison after that one.
+  // Skip and undo, a form the server sends back, and a page without the template post as before (htmx).
+  document.addEventListener("submit", function (event) {
+    var f = event.target;
+    var ahead = document.getElementById("prefetched");
+    if (f.id !== "label-form" || (event.submitter && event.submitter.id) || !ahead || !ahead.content.firstElementChild || !window.fetch) { return; }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    var body = new FormData(f);
+    var before = document.getElementById("workspace");
+    var shown = ahead.content.firstElementChild.cloneNode(true);
+    before.replaceWith(shown);
+    if (window.htmx) { window.htmx.process(shown); }
+    shownAt = performance.now();
+    var undo = document.getElementById("undo-button");
+    if (undo) { undo.disabled = true; }  // until the label it would undo is stored
+    fetch(f.action, { method: "POST", body: body, headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) { settle(shown, html); })
+      .catch(function () {
+        if (!shown.isConnected) { return; }
+        shown.replaceWith(before);  // the rater's answer is still on the form: submit again
+        if (window.htmx) { window.htmx.process(before); }
+        notice(before, "Your label was not sent (the connection failed); submit it again.");
+      });
+  }, true);
+
+  function notice(workspace, text) {
+    var row = workspace.querySelector(".status-row");
+    var old = row && row.querySelector(".notice");
+    if (old) { old.remove(); }
+    if (row && text) {
+      var p = document.createElement("p");
+      p.className = "notice";
+      p.setAttribute("role", "status");
+      p.textContent = text;
+      row.appendChild(p);
+    }
+  }
+
+  // The server's answer to a label sent behind the page: when it shows the comparison already on screen, take only
+  // what the label changed (today's count, undo, a notice, the next comparison held ready); else show its answer.
+  function settle(shown, html) {
+    if (!shown.isConnected) { return; }  // the rater has moved on; the page's next answer brings its state
+    var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("workspace");
+    if (!fresh) { return; }
+    if (fresh.dataset.comparison !== shown.dataset.comparison) {
+      var node = document.importNode(fresh, true);
+      shown.replaceWith(node);
+      if (window.htmx) { window.htmx.process(node); }
+      shownAt = performance.now();
+      return;
+    }
+    var count = fresh.querySelector("#today-count");
+    if (count) { shown.querySelector("#today-count").textContent = count.textContent; }
+    var undoFresh = fresh.querySelector("#undo-button");
+    var undo = shown.querySelector("#undo-button");
+    if (undo) { undo.disabled = undoFresh ? undoFresh.disabled : true; }
+    var said = fresh.querySelector(".status-row .notice");
+    notice(shown, said ? said.textContent : "");
+    var old = shown.querySelector("#prefetched");
+    var next = fresh.querySelector("#prefetched");
+    if (old) { old.remove(); }
+    if (next) { shown.querySelector("footer.keys").before(document.importNode(next, true)); }
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "workspace" || (event.detail.elt && event.detail.elt.id === "workspace")) {
       shownAt = performance.now();

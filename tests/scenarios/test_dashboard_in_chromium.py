@@ -55,10 +55,13 @@ def log_in(context, server: str, path: str, username: str):
 
 
 def label_one(page) -> None:
+    """Label the comparison shown with the keyboard; return once the next is shown and the label is stored (today's count moved)."""
     shown = page.get_attribute("#workspace", "data-comparison")
+    count = int(page.inner_text("#today-count"))
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => document.querySelector('#today-count').textContent === '{count + 1}'", timeout=TIMEOUT_MS)
 
 
 def activate(version: PolicyVersion) -> None:

@@ -30,16 +30,21 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
 
     page = rater_page(browser, asgi_live_server, "kim")
 
-    pressed = []
+    pressed, held_ready = [], []
     for keys in (("1", "q"), ("2", "e"), ("3", "w")):
+        page.wait_for_function("() => document.querySelector('#today-count').textContent === '%d'" % len(pressed))  # the last label is in
         shown = page.get_attribute("#workspace", "data-comparison")
         left_text = page.inner_text("[data-testid=left-text]")
+        held_ready.append(page.evaluate("document.getElementById('prefetched').content.firstElementChild.dataset.comparison"))
         for key in keys:
             page.keyboard.press(key)
         page.keyboard.press("Enter")
         page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+        # the comparison held ready is the one shown, at once: its label is sent behind it
+        assert page.get_attribute("#workspace", "data-comparison") == held_ready[-1]
         pressed.append((int(shown), keys, left_text))
-    assert page.inner_text("#today-count") == "3"
+    page.wait_for_function("() => document.querySelector('#today-count').textContent === '3'")
+    page.wait_for_function("() => !document.getElementById('undo-button').disabled")
     page.screenshot(path=str(tmp_path / "label.png"))
 
     # The swap happened in place: no full page load since the login.
@@ -103,6 +108,7 @@ def test_rater_rewrites_the_better_reply_with_the_keyboard(asgi_live_server, bro
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+    page.wait_for_function("() => document.querySelector('#today-count').textContent === '1'")  # the label sent behind the swap is in
     label = PreferenceLabel.objects.get(rater=rater)
     assert label.rewrite is not None and label.rewrite.source == Response.Source.HUMAN_EDIT
     assert label.rewrite.text.endswith("I have also refunded the shipping fee.")

@@ -67,16 +67,33 @@ def test_plain_form_post_without_javascript(rater, make_comparisons):
 
 
 def test_htmx_submit_swaps_in_the_next_comparison(rater, make_comparisons):
+    """The page holds the next comparison ready (a second lease, in a <template>); the submit's answer shows that one."""
     make_comparisons(2)
     client = logged_in(rater)
-    client.get("/label/")
-    current = Assignment.objects.get(rater=rater)
+    page = client.get("/label/").content.decode()
+    current, ahead = Assignment.objects.filter(rater=rater).order_by("leased_at", "id")
+    assert f'data-comparison="{current.comparison_id}"' in page.split('<template id="prefetched"')[0]
+    assert f'data-comparison="{ahead.comparison_id}"' in page.split('<template id="prefetched"')[1]
     response = client.post(f"/label/{current.comparison_id}/", {"choice": "left", "strength": "2", "time_on_task_ms": "4321"}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert response.status_code == 200 and html.lstrip().startswith('<section id="workspace"') and "<html" not in html
     assert PreferenceLabel.objects.get().time_on_task_ms == 4321
-    nxt = Assignment.objects.get(rater=rater, status="leased")
-    assert f'data-comparison="{nxt.comparison_id}"' in html
+    assert f'data-comparison="{ahead.comparison_id}"' in html and 'id="prefetched"' not in html  # nothing left to hold ready
+
+
+def test_the_lease_ahead_holds_a_slot_like_any_lease_and_can_be_turned_off(make_user, make_comparisons, settings):
+    """Another rater is not offered the comparison held ready; with LABEL_PREFETCH off the page holds one lease."""
+    from feedback_app.models import Role
+
+    make_comparisons(2)
+    first, second = make_user(Role.RATER), make_user(Role.RATER)
+    assert 'id="prefetched"' in logged_in(first).get("/label/").content.decode()
+    assert "All caught up" in logged_in(second).get("/label/").content.decode()
+    assert Assignment.objects.filter(rater=first, status="leased").count() == 2
+    settings.LABEL_PREFETCH = False
+    Assignment.objects.all().delete()
+    assert 'id="prefetched"' not in logged_in(second).get("/label/").content.decode()
+    assert Assignment.objects.filter(rater=second).count() == 1
 
 
 def test_missing_choice_is_explained(rater, make_comparisons):
@@ -95,7 +112,7 @@ def test_skip_and_undo(rater, make_comparisons):
     first, second = make_comparisons(2)
     client = logged_in(rater)
     client.get("/label/")
-    held = Assignment.objects.get(rater=rater).comparison_id
+    held = Assignment.objects.filter(rater=rater).order_by("leased_at", "id").first().comparison_id
     client.post(f"/label/{held}/skip/", HTTP_HX_REQUEST="true")
     other = Assignment.objects.get(rater=rater, status="leased").comparison_id
     assert other != held
