@@ -5,10 +5,14 @@ comparisons in that database and audits it afterwards):
 
     .venv/bin/python bench/label_load.py --url http://127.0.0.1:8000 --raters 50 --seconds 30
     .venv/bin/python bench/label_load.py --serve uvicorn --web-workers 2   # starts a server itself
+    .venv/bin/python bench/label_load.py --serve uvicorn --combined        # one call per label (label?next=1)
 
 Prints labels/s, p50/p95/p99 latency of each call, errors, and an audit: labels stored equal
 labels acknowledged, no comparison collected more labels than it asked for, no rater labelled
-a comparison twice. Exits non-zero when the audit fails.
+a comparison twice. Exits non-zero when the audit fails. With ``--serve`` it also prints the
+server's CPU time per label (``server_cpu_ms_per_label``: every process of the server's and
+Redis's sessions, from /proc, over the timed window) and the load generator's own share of the
+machine's CPU (``client_cpu_share``), so a figure on a shared machine says what it cost.
 """
 
 from __future__ import annotations
@@ -82,32 +86,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str]) -> None:
+async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False) -> None:
+    """Loop next → label until ``deadline``; ``combined``: label with ?next=1 and take the next lease from its answer."""
     headers = {"Authorization": f"Token {token}"}
-    i = 0
+    suffix = "?next=1" if combined else ""
+    i, following = 0, None
     while time.monotonic() < deadline:
-        t0 = time.perf_counter()
-        try:
-            r = await client.get("/api/v1/comparisons/next/", headers=headers)
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            stats["errors"][f"next: {type(exc).__name__}"] += 1
-            continue
-        stats["latency"]["next"].append(time.perf_counter() - t0)
-        if r.status_code == 204:
-            stats["empty"] += 1
-            await asyncio.sleep(0.2)
-            continue
-        if r.status_code != 200:
-            stats["errors"][f"next: HTTP {r.status_code}"] += 1
-            continue
-        comparison_id = r.json()["id"]
+        if following is None:
+            t0 = time.perf_counter()
+            try:
+                r = await client.get("/api/v1/comparisons/next/", headers=headers)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                stats["errors"][f"next: {type(exc).__name__}"] += 1
+                continue
+            stats["latency"]["next"].append(time.perf_counter() - t0)
+            if r.status_code == 204:
+                stats["empty"] += 1
+                await asyncio.sleep(0.2)
+                continue
+            if r.status_code != 200:
+                stats["errors"][f"next: HTTP {r.status_code}"] += 1
+                continue
+            following = r.json()
+        comparison_id, following = following["id"], None
         body = {"choice": choices[i % len(choices)], "strength": 1 + i % 3, "time_on_task_ms": 1000}
         i += 1
         # A label whose answer is lost (timeout, reset) is sent again: the API is idempotent.
         for attempt in range(5):
             t0 = time.perf_counter()
             try:
-                r = await client.post(f"/api/v1/comparisons/{comparison_id}/label/", json=body, headers=headers)
+                r = await client.post(f"/api/v1/comparisons/{comparison_id}/label/{suffix}", json=body, headers=headers)
             except Exception as exc:  # noqa: BLE001
                 stats["errors"][f"label: {type(exc).__name__}"] += 1
                 continue
@@ -118,10 +126,27 @@ async def rater_loop(client, token: str, deadline: float, stats: dict, choices: 
                 stats["repeats"] += 1
             else:
                 stats["errors"][f"label: HTTP {r.status_code}"] += 1
+            if combined and r.status_code in (200, 201):
+                following = r.json().get("next")  # null: none left now; the loop asks next/ as before
             break
 
 
-async def run_load(*, url: str, tokens: dict[str, str], seconds: float) -> dict:
+def session_cpu_seconds(sessions: list[int]) -> float:
+    """Return the CPU seconds (user + system) of every live process in ``sessions``, from /proc."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) in sessions:  # fields after the name: state, ppid, pgrp, session, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = ()) -> dict:
     import httpx
 
     stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
@@ -129,11 +154,15 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float) -> dict:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
         # Warm up: one call per rater (connections, server caches).
         await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
+        server0, client0 = session_cpu_seconds(list(sessions)), time.process_time()
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
-        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3]) for i, t in enumerate(tokens.values())))
+        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined)
+                               for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
+        stats["server_cpu_seconds"] = session_cpu_seconds(list(sessions)) - server0 if sessions else None
+        stats["client_cpu_seconds"] = time.process_time() - client0
     return stats
 
 
@@ -142,9 +171,11 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]]) -> dic
 
     from feedback_app.models import Comparison, PreferenceLabel
 
-    stored = PreferenceLabel.objects.filter(rater__auth_token__key__in=list(tokens.values()))
-    stored_pairs = Counter(stored.values_list("rater__auth_token__key", "comparison_id"))
-    acked_pairs = Counter(acknowledged)
+    # tokens are stored only hashed: count by the raters' names
+    name_of = {token: name for name, token in tokens.items()}
+    stored = PreferenceLabel.objects.filter(rater__username__in=list(tokens))
+    stored_pairs = Counter(stored.values_list("rater__username", "comparison_id"))
+    acked_pairs = Counter((name_of[token], comparison_id) for token, comparison_id in acknowledged)
     comparisons = Comparison.objects.filter(pk__in=stored.values("comparison_id"))
     over = comparisons.filter(label_count__gt=F("required_labels")).count()
     mismatched = comparisons.annotate(n=Count("labels")).exclude(n=F("label_count")).count()
@@ -183,6 +214,7 @@ def main() -> int:
     parser.add_argument("--serve", choices=["daphne", "uvicorn"], help="Start this server for the run (else use --url).")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8077)
+    parser.add_argument("--combined", action="store_true", help="One call per label: label?next=1 carries the next lease.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
@@ -209,7 +241,8 @@ def main() -> int:
                 children.append(redis)
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             url = f"http://127.0.0.1:{args.port}"
-        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds))
+        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined,
+                                     sessions=[child.pid for child in children]))
     finally:
         for child in reversed(children):
             child.terminate()
@@ -224,6 +257,10 @@ def main() -> int:
         "raters": args.raters,
         "seconds": round(stats["elapsed"], 1),
         "labels_per_second": round(n / stats["elapsed"], 1),
+        "calls_per_label": "1 (label?next=1)" if args.combined else "2 (next, label)",
+        "server_cpu_ms_per_label": round(1000 * stats["server_cpu_seconds"] / n, 2) if stats["server_cpu_seconds"] is not None and n else None,
+        "client_cpu_share": round(stats["client_cpu_seconds"] / (stats["elapsed"] * (os.cpu_count() or 1)), 3),
+        "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
         "latency_ms": {
             call: {f"p{q}": round(1000 * percentile(v, q), 1) for q in (50, 95, 99)} | {"n": len(v)}
             for call, v in sorted(stats["latency"].items())
@@ -238,6 +275,8 @@ def main() -> int:
     result["audit_ok"] = ok
     print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters, {result['seconds']} s")
     print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
+    print(f"calls per label: {result['calls_per_label']}   server CPU per label: {result['server_cpu_ms_per_label']} ms   "
+          f"load generator: {result['client_cpu_ms_per_label']} ms CPU per label, {result['client_cpu_share']:.1%} of the machine's CPU")
     for call, figures in result["latency_ms"].items():
         print(f"  {call:<6} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))
