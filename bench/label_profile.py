@@ -1,0 +1,160 @@
+"""What one next + label costs the server, statement by statement: the profile behind `label_load`'s figures.
+
+In one process, without HTTP or a load generator: Django's test client calls the API as a rater
+does (``Authorization: Token``), on a scratch SQLite database (or ``DATABASE_URL``). After
+``--warmup`` rounds, it times ``--rounds`` rounds of ``GET /comparisons/next/`` →
+``POST /comparisons/{id}/label/`` (or, with ``--combined``, ``label?next=1`` alone) and prints:
+the CPU time per round (this process's own accounting, so a busy machine does not inflate it),
+every SQL statement of one round with its time, and the functions that took the time
+(cProfile, cumulative).
+
+    .venv/bin/python -m bench.label_profile --rounds 300
+    .venv/bin/python -m bench.label_profile --rounds 300 --combined
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup(database_url: str | None):
+    """Point Django at a scratch folder (SQLite there unless ``database_url``) and a scratch Redis, as under
+    ``make run`` (a label pushes to the dashboards through it); migrate; return the Redis process."""
+    scratch = Path(tempfile.mkdtemp(prefix="label-profile-"))
+    sys.path.insert(0, str(ROOT))
+    from feedback_app.devsupport import scratch_redis_start
+
+    redis, redis_url = scratch_redis_start(scratch)
+    os.environ.update({"REDIS_URL": redis_url, "VAR_DIR": str(scratch), "SECRET_KEY": "label-profile-scratch", "DJANGO_SETTINGS_MODULE": "feedback_app.settings",
+                       "LOG_LEVEL": "WARNING", "REFIT_EVERY_N_LABELS": "0", "POLICY_EVERY_N_LABELS": "0"})
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return redis
+
+
+def fill(comparisons: int) -> str:
+    """Create a rater and ``comparisons`` open comparisons; return the rater's API token. No gold pairs (their draw is random)."""
+    from feedback_app.models import Comparison, Prompt, Response, Role, StudioSettings
+    from feedback_app.selectors.quality import studio_settings
+    from feedback_app.services.accounts import user_create
+
+    StudioSettings.objects.filter(pk=studio_settings().pk).update(gold_rate=0.0)
+    prompts = Prompt.objects.bulk_create([Prompt(text=f"Profile request {i}: where is my parcel?", source="bench:profile")
+                                          for i in range(comparisons)])
+    replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to {p.pk}.") for p in prompts for k in (0, 1)])
+    Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1])
+                                    for i, p in enumerate(prompts)])
+    return user_create(username="profile-rater", role=Role.RATER)[2]
+
+
+class Rater:
+    """A rater's rounds through the test client; ``combined`` takes each next lease from the label's answer."""
+
+    def __init__(self, token: str, combined: bool) -> None:
+        from django.test import Client
+
+        self.client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+        self.combined, self.following = combined, None
+
+    def round(self) -> None:
+        if self.following is None:
+            response = self.client.get("/api/v1/comparisons/next/")
+            assert response.status_code == 200, response.status_code
+            self.following = response.json()
+        suffix = "?next=1" if self.combined else ""
+        answer = self.client.post(f"/api/v1/comparisons/{self.following['id']}/label/{suffix}", {"choice": "left", "strength": 2},
+                                  content_type="application/json")
+        assert answer.status_code == 201, answer.content
+        self.following = answer.json().get("next") if self.combined else None
+
+
+def statements_of_one_round(rater: Rater) -> list[dict]:
+    """Return each SQL statement one round ran, with its time."""
+    from django.db import connection
+
+    seen = []
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            seen.append({"ms": round(1000 * (time.perf_counter() - started), 3), "sql": " ".join(sql.split())})
+
+    with connection.execute_wrapper(timed):
+        rater.round()
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--combined", action="store_true", help="label?next=1 alone per round")
+    p.add_argument("--top", type=int, default=25, help="functions listed from the profile")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    redis = setup(os.environ.get("DATABASE_URL"))
+    try:
+        return profile_rounds(args)
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+
+
+def profile_rounds(args: argparse.Namespace) -> int:
+    from django.conf import settings
+
+    rater = Rater(fill(args.warmup + 2 * args.rounds + 10), args.combined)
+    for _ in range(args.warmup):
+        rater.round()
+    statements = statements_of_one_round(rater)
+    profile = cProfile.Profile()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    profile.enable()
+    for _ in range(args.rounds):
+        rater.round()
+    profile.disable()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    # the profile's own overhead inflates the times it measures; the CPU per round is measured again without it
+    cpu1 = time.process_time()
+    for _ in range(args.rounds // 3):
+        rater.round()
+    plain_cpu = (time.process_time() - cpu1) / max(1, args.rounds // 3)
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(args.top)
+    result = {"database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "combined": args.combined,
+              "calls_per_label": 1 if args.combined else 2, "rounds": args.rounds,
+              "cpu_ms_per_label": round(1000 * plain_cpu, 2), "cpu_ms_per_label_profiled": round(1000 * cpu / args.rounds, 2),
+              "wall_ms_per_label_profiled": round(1000 * wall / args.rounds, 2),
+              "statements_per_label": len(statements), "statements": statements}
+    print(f"database {result['database']}; {'label?next=1' if args.combined else 'next, then label'}: "
+          f"{result['cpu_ms_per_label']} ms CPU per label ({result['cpu_ms_per_label_profiled']} ms under the profiler), "
+          f"{len(statements)} SQL statements per label, {sum(s['ms'] for s in statements):.2f} ms in them:")
+    for s in statements:
+        print(f"  {s['ms']:7.3f} ms  {s['sql'][:160]}")
+    print(text.getvalue())
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
