@@ -178,6 +178,14 @@ class LabelSerializer(serializers.Serializer):
         }
 
 
+class GuidelinesSerializer(serializers.Serializer):
+    """The rater guidelines: their version (every label records it; 0 while there are none), as written and as rendered."""
+
+    version = serializers.IntegerField()
+    markdown = serializers.CharField(allow_blank=True)
+    html = serializers.CharField(allow_blank=True, help_text="The Markdown rendered with raw HTML escaped and unsafe links dropped.")
+
+
 class LabelQuerySerializer(serializers.Serializer):
     next = serializers.BooleanField(required=False, default=False,
                                     help_text="Also lease the next comparison and return it as \"next\" (null when none is left): one call per label.")

@@ -8,6 +8,7 @@ from feedback_app.api import stats, tokens, training, views
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1/auth/token/", tokens.TokenView.as_view(), name="api-token"),
+    path("v1/guidelines/", views.GuidelinesView.as_view(), name="api-guidelines"),
     path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
     path("v1/comparisons/<id:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
     path("v1/comparisons/<id:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),

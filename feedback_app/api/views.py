@@ -14,6 +14,7 @@ from feedback_app.api.permissions import IsAdmin, IsLabeler, IsResearcher
 from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
     ExportQuerySerializer,
+    GuidelinesSerializer,
     ImportBatchSerializer,
     ImportQuerySerializer,
     LabelAndNextSerializer,
@@ -23,7 +24,9 @@ from feedback_app.api.serializers import (
     NextComparisonSerializer,
     PromptInSerializer,
 )
+from feedback_app.rendering import markdown_html
 from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
+from feedback_app.selectors.labeling import studio_settings_cached
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, prompts_import_api
@@ -50,6 +53,15 @@ class NextComparisonView(APIView):
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(NextComparisonSerializer.from_assignment(assignment))
+
+
+class GuidelinesView(APIView):
+    permission_classes = [IsLabeler]
+
+    @extend_schema(summary="The rater guidelines", responses={200: GuidelinesSerializer, **errors(401, 403)})
+    def get(self, request: Request) -> Response:
+        config = studio_settings_cached()
+        return Response({"version": config.guidelines_version, "markdown": config.guidelines, "html": markdown_html(config.guidelines)})
 
 
 class LabelView(APIView):

@@ -23,6 +23,7 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.RATER)
     pseudonym = models.CharField(max_length=24, unique=True, default=_new_pseudonym, editable=False)
+    guidelines_seen = models.PositiveIntegerField(default=0, help_text="The guidelines' version this user last confirmed reading.")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"

@@ -60,6 +60,7 @@ class PreferenceLabel(models.Model):
     rewrite = models.OneToOneField("feedback_app.Response", null=True, blank=True, on_delete=models.PROTECT, related_name="rewrite_label")
     a_on_left = models.BooleanField(null=True, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    guidelines_version = models.PositiveIntegerField(null=True, blank=True, help_text="The guidelines' version when a rater gave it (0: none yet); null for AI and imported labels.")
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")
     judge_version = models.ForeignKey("feedback_app.JudgeVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -41,6 +41,8 @@ RAW_COLUMNS = [
     "label_source", "judge", "judge_version",
     # an arena comparison's serving mode (sample | rerank) of its policy_version side; null for others
     "policy_mode",
+    # the rater guidelines' version the rater had (0: none yet); null for AI and imported labels
+    "guidelines_version",
 ]
 LABEL_SOURCES = ("all", "human", "ai")
 CHUNK = 2000
@@ -196,6 +198,7 @@ def raw_row(label: PreferenceLabel, *, trust: dict[int, float] | None = None) ->
         "judge": label.judge_version.judge.name if label.judge_version_id else None,
         "judge_version": label.judge_version.version if label.judge_version_id else None,
         "policy_mode": comparison.policy_mode or None,
+        "guidelines_version": label.guidelines_version,
     }
 
 

@@ -176,7 +176,7 @@ def _parquet_chunks(rows: Iterator[dict]) -> Iterator[bytes]:
     import pyarrow.parquet as pq
 
     int_columns = {"label_id", "comparison_id", "prompt_id", "strength", "time_on_task_ms", "response_a_id", "response_b_id", "comparison_labels",
-                   "rewrite_id", "rewrite_diff_chars"}
+                   "rewrite_id", "rewrite_diff_chars", "guidelines_version"}
     float_columns = {"selection_score", "rater_trust", "agreement"}
     bool_columns = {"is_gold", "gold_correct", "excluded", "truncated_a", "truncated_b"}
     schema = pa.schema([

@@ -256,6 +256,7 @@ def label_record(
         rewrite=rewrite_create(comparison=comparison, text=submission.edited_text, start=start) if submission.edited_text else None,
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
+        guidelines_version=studio_settings_cached().guidelines_version,  # as this process saw them at most 10 s ago
     )
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now

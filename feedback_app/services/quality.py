@@ -8,7 +8,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import AuditEntry, Comparison, StudioSettings, Winner
+from feedback_app.models import AuditEntry, Comparison, Profile, StudioSettings, Winner
+from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 
 SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust"}
 
@@ -35,6 +36,32 @@ def studio_settings_update(*, user, **changes) -> StudioSettings:
     transaction.on_commit(lambda: cache.delete("feedback_app:studio-settings"))
     AuditEntry.objects.create(actor=user, action="settings.update", target="studio", details={"before": before, "after": changes})
     return config
+
+
+@transaction.atomic
+def studio_guidelines_set(*, user, text: str) -> StudioSettings:
+    """Replace the raters' guidelines (Markdown); a change raises their version, which every label then records.
+
+    Raters see changed guidelines open on their next visit. The same text again changes nothing.
+    """
+    text = (text or "").replace("\r\n", "\n").strip()
+    if len(text) > GUIDELINES_MAX_CHARS:
+        raise QualityError(f"the guidelines are {len(text):,} characters long; at most {GUIDELINES_MAX_CHARS:,} are allowed")
+    config, _ = StudioSettings.objects.select_for_update().get_or_create(pk=1)
+    if text == config.guidelines:
+        return config
+    config.guidelines, config.guidelines_version, config.updated_by = text, config.guidelines_version + 1, user
+    config.save()
+    transaction.on_commit(lambda: cache.delete("feedback_app:studio-settings"))
+    AuditEntry.objects.create(actor=user, action="guidelines.update", target="studio",
+                              details={"version": config.guidelines_version, "chars": len(text)})
+    return config
+
+
+def guidelines_acknowledge(*, user, version: int) -> None:
+    """Record that ``user`` read the guidelines up to ``version`` (they are then shown closed); never past the current one."""
+    version = min(version, StudioSettings.objects.get_or_create(pk=1)[0].guidelines_version)
+    Profile.objects.filter(user=user, guidelines_seen__lt=version).update(guidelines_seen=version)
 
 
 @transaction.atomic

@@ -32,7 +32,15 @@ from feedback_app.selectors.quality import (
 from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name
 from feedback_app.selectors.training_runs import training_runs_recent
 from feedback_app.services.generation import GenerationRefused, GenerationUnavailable, policy_replies_remote
-from feedback_app.services.quality import QualityError, comparison_adjudicate, comparison_mark_gold, comparisons_promote_unanimous_to_gold, studio_settings_update
+from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
+from feedback_app.services.quality import (
+    QualityError,
+    comparison_adjudicate,
+    comparison_mark_gold,
+    comparisons_promote_unanimous_to_gold,
+    studio_guidelines_set,
+    studio_settings_update,
+)
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_activation_action, version_make_active
 from feedback_app import live
@@ -190,9 +198,32 @@ def quality(request: HttpRequest) -> HttpResponse:
     judges = judges_quality()
     context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality",
-               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice()}
+               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice(),
+               "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines})}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
+
+
+class GuidelinesForm(forms.Form):
+    guidelines = forms.CharField(required=False, max_length=GUIDELINES_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 10}),
+                                 help_text="Markdown. Raters see changed guidelines open on their next visit; each label records the version.")
+
+
+@require_POST
+@role_required(*STAFF)
+def guidelines_update(request: HttpRequest) -> HttpResponse:
+    form = GuidelinesForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Guidelines not saved: " + "; ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("dashboard-quality")
+    try:
+        before = studio_settings().guidelines_version
+        version = studio_guidelines_set(user=request.user, text=form.cleaned_data["guidelines"]).guidelines_version
+    except QualityError as exc:
+        messages.error(request, f"Guidelines not saved: {exc}.")
+        return redirect("dashboard-quality")
+    messages.success(request, f"Guidelines saved as version {version}." if version != before else "The guidelines were unchanged.")
+    return redirect("dashboard-quality")
 
 
 @require_POST

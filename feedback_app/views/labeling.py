@@ -22,6 +22,7 @@ from feedback_app.selectors.labeling import (
     assignment_with_comparison,
     labels_today_count,
     rater_has_undoable_label,
+    studio_settings_cached,
 )
 from feedback_app.selectors.training import policy_active
 from feedback_app.services.labeling import (
@@ -33,6 +34,7 @@ from feedback_app.services.labeling import (
     label_record,
     label_undo_last,
 )
+from feedback_app.services.quality import guidelines_acknowledge
 from feedback_app.views.access import role_required
 from feedback_app.views.forms import LabelForm
 from feedback_app.views.params import ParamError, ascii_int
@@ -46,8 +48,18 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
     ahead = assignment_lease_ahead(rater=request.user, shown=assignment) if assignment else None
     if ahead is not None:  # label.js shows it the moment the rater submits, and sends the label behind it
         context["prefetched_html"] = render_to_string(f"{TEMPLATE}#workspace", _context(request, assignment=ahead), request=request)
+    if not request.htmx:  # the guidelines stay on the page while comparisons swap below them
+        context.update(_guidelines(request))
     template = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
     return render(request, template, context, status=status)
+
+
+def _guidelines(request: HttpRequest) -> dict:
+    """The guidelines as the page shows them: open while the rater has not confirmed reading this version."""
+    config = studio_settings_cached()
+    seen = getattr(getattr(request.user, "profile", None), "guidelines_seen", 0)
+    return {"guidelines": config.guidelines, "guidelines_version": config.guidelines_version,
+            "guidelines_open": bool(config.guidelines) and seen < config.guidelines_version}
 
 
 def _context(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "") -> dict:
@@ -130,6 +142,20 @@ def label_undo(request: HttpRequest) -> HttpResponse:
         return _workspace(request, assignment=assignment, notice="Your last label was withdrawn; label it again.")
     messages.info(request, "Your last label was withdrawn; label it again.")
     return redirect(f"{request.path.rsplit('/undo/', 1)[0]}/?c={assignment.comparison_id}")
+
+
+@require_POST
+@role_required(Role.RATER, Role.RESEARCHER, Role.ADMIN)
+def guidelines_seen(request: HttpRequest) -> HttpResponse:
+    """The rater confirms reading the guidelines of the version the page showed; they are shown closed from then on."""
+    try:
+        version = ascii_int(request.POST.get("version", ""), name="version")
+    except ParamError as exc:
+        return HttpResponseBadRequest(f"{exc.name} {exc.message}.", content_type="text/plain; charset=utf-8")
+    guidelines_acknowledge(user=request.user, version=version)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("label")
 
 
 def _next(request: HttpRequest, *, notice: str) -> HttpResponse:

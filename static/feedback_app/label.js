@@ -85,6 +85,11 @@
     else if (key === "s") { click("skip-button"); }
     else if (key === "u") { click("undo-button"); }
     else if (key === "t") { rewrite(); }
+    else if (key === "g") {
+      var guidelines = document.getElementById("guidelines");
+      if (!guidelines) { return; }
+      guidelines.open = !guidelines.open;
+    }
     else if (key === "r") {
       var more = document.querySelector("details.more");
       if (more) { more.open = true; }

@@ -318,3 +318,17 @@ def test_a_bad_next_parameter_is_a_400_naming_it_and_stores_nothing(rater, make_
     response = client.post(label_url(comparison.pk) + "?next=perhaps", {"choice": "left"}, format="json")
     assert response.status_code == 400 and "next" in response.json()
     assert not PreferenceLabel.objects.exists()
+
+
+def test_guidelines_are_read_through_the_api_rendered_safely(rater, researcher):
+    from feedback_app.services.quality import studio_guidelines_set
+
+    client = api_client_for(rater)
+    assert client.get("/api/v1/guidelines/").json() == {"version": 0, "markdown": "", "html": ""}
+    studio_guidelines_set(user=researcher, text="Be *kind*. <b>raw</b>")
+    from django.core.cache import cache
+
+    cache.delete("feedback_app:studio-settings")  # the change's on-commit clear, which a test transaction never runs
+    body = client.get("/api/v1/guidelines/").json()
+    assert body["version"] == 1 and body["markdown"] == "Be *kind*. <b>raw</b>" and "<em>kind</em>" in body["html"] and "&lt;b&gt;" in body["html"]
+    assert APIClient().get("/api/v1/guidelines/").status_code == 401

@@ -145,7 +145,7 @@ def test_every_table_format_says_which_reply_was_cut_off(labelled):
     assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw} == {
         (c1.pk, True, False), (labelled[1].pk, False, False), (labelled[2].pk, False, False)}
     rows = list(csv.DictReader(io.StringIO(export("csv").decode())))
-    assert list(rows[0])[-10:-8] == ["truncated_a", "truncated_b"]
+    assert list(rows[0])[-11:-9] == ["truncated_a", "truncated_b"]
     assert {(int(r["comparison_id"]), r["truncated_a"]) for r in rows} == {(c1.pk, "True"), (labelled[1].pk, "False"), (labelled[2].pk, "False")}
     table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
     assert {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in table} == {(r["comparison_id"], r["truncated_a"], r["truncated_b"]) for r in raw}
@@ -184,7 +184,7 @@ def test_raw_export_shows_the_rewrite_and_its_size_of_change_in_every_table(labe
         label.rewrite.text, "a", len(" Tracking follows."))
     assert sum(1 for row in raw.values() if row["rewrite"] is None) == len(raw) - 1
     rows = list(csv.DictReader(io.StringIO(export("csv").decode())))
-    assert list(rows[0])[-8:-4] == ["rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars"]
+    assert list(rows[0])[-9:-5] == ["rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars"]
     assert [(r["rewrite_from"], r["rewrite_diff_chars"]) for r in rows if r["rewrite"]] == [("a", str(len(" Tracking follows.")))]
     table = pq.read_table(io.BytesIO(export("parquet"))).to_pylist()
     assert [(r["rewrite_id"], r["rewrite_diff_chars"]) for r in table if r["rewrite_id"]] == [(label.rewrite_id, len(" Tracking follows."))]

@@ -240,3 +240,39 @@ def test_a_bad_rewrite_is_a_400_that_keeps_the_text(rater, make_comparisons, fie
     assert response.status_code == 400 and message in html and 'id="rewrite" open' in html
     assert client.post(f"/label/{comparison.pk}/", fields, HTTP_HX_REQUEST="true").status_code == 200
     assert not PreferenceLabel.objects.exists()
+
+
+def test_guidelines_are_open_until_the_rater_confirms_reading_them_and_open_again_when_they_change(rater, researcher, make_comparisons,
+                                                                                                  django_capture_on_commit_callbacks):
+    from feedback_app.services import quality
+
+    def studio_guidelines_set(**kwargs):  # and its on-commit clear of the settings cache, which a test transaction never runs
+        with django_capture_on_commit_callbacks(execute=True):
+            quality.studio_guidelines_set(**kwargs)
+
+    make_comparisons(1)
+    client = logged_in(rater)
+    assert 'id="guidelines"' not in client.get("/label/").content.decode()  # none written yet
+    studio_guidelines_set(user=researcher, text="**Solve** the customer's problem.")
+    page = client.get("/label/").content.decode()
+    assert 'id="guidelines" data-testid="guidelines" open' in page and "<strong>Solve</strong>" in page and "version 1" in page
+    assert client.post("/label/guidelines/", {"version": "1"}).status_code == 302
+    page = client.get("/label/").content.decode()
+    assert 'data-testid="guidelines">' in page and 'data-testid="guidelines" open' not in page and "guidelines-read" not in page
+    studio_guidelines_set(user=researcher, text="Solve it, briefly.")
+    assert 'data-testid="guidelines" open' in client.get("/label/").content.decode()
+    assert 'id="guidelines"' not in client.get("/label/", HTTP_HX_REQUEST="true").content.decode()  # the partial swaps below them
+    bad = client.post("/label/guidelines/", {"version": "two"})
+    assert bad.status_code == 400 and "version" in bad.content.decode()
+
+
+def test_staff_write_the_guidelines_on_the_quality_page(researcher, rater):
+    from feedback_app.selectors.quality import studio_settings
+
+    client = logged_in(researcher)
+    assert 'data-testid="guidelines-panel"' in client.get("/dashboard/quality/").content.decode()
+    assert client.post("/dashboard/guidelines/", {"guidelines": "# Be kind"}).status_code == 302
+    assert (studio_settings().guidelines, studio_settings().guidelines_version) == ("# Be kind", 1)
+    assert "<h1>Be kind</h1>" in client.get("/dashboard/quality/").content.decode()
+    assert logged_in(rater).post("/dashboard/guidelines/", {"guidelines": "mine"}).status_code == 403
+    assert studio_settings().guidelines == "# Be kind"
