@@ -26,6 +26,7 @@ class StudioSettings(models.Model):
     arena_share = models.FloatField(default=0.2, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
     min_trust = models.FloatField(default=0.0, help_text="Leave out of training the labels of raters whose trust is below this.")
+    label_target = models.PositiveIntegerField(default=0, help_text="Labels this campaign aims to collect; the dashboard shows the progress (0: no target).")
     guidelines = models.TextField(blank=True, default="", help_text="What raters are asked to judge and how (Markdown), shown on the label page.")
     guidelines_version = models.PositiveIntegerField(default=0, help_text="Raised with every change of the guidelines; 0 while there are none.")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

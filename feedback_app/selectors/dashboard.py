@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
+from feedback_app.selectors.labeling import studio_settings_cached
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -40,10 +41,13 @@ def overview_counters() -> dict:
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
+    total, target = PreferenceLabel.objects.count(), studio_settings_cached().label_target
     return {
         "labels_per_minute": labels_per_minute(),
         "labels_today": PreferenceLabel.objects.filter(created_at__gte=today, rater__isnull=False).count(),
-        "labels_total": PreferenceLabel.objects.count(),
+        "labels_total": total,
+        "label_target": target,
+        "target_percent": round(100 * total / target, 1) if target else None,
         "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN).count(),
         "active_raters": active_rater_count(),
         "queues": queue_depths(),

@@ -56,6 +56,7 @@ class SettingsForm(forms.Form):
     arena_share = AsciiFloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
     min_trust = AsciiFloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
+    label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
 
 
 class AdjudicationForm(forms.Form):
@@ -191,7 +192,7 @@ def quality(request: HttpRequest) -> HttpResponse:
     form = SettingsForm(request.POST or None, initial={f: getattr(config, f) for f in SettingsForm.base_fields})
     if request.method == "POST":
         if form.is_valid():
-            studio_settings_update(user=request.user, **form.cleaned_data)
+            studio_settings_update(user=request.user, **{k: v for k, v in form.cleaned_data.items() if v is not None})
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return redirect("dashboard-quality")
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))

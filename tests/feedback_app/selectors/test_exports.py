@@ -76,19 +76,20 @@ def test_raw_row_ends_with_whether_each_reply_was_cut_off(two_labels):
     plain.response_b.truncated = True
     plain.response_b.save()
     row = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
-    assert RAW_COLUMNS[-10:] == ["truncated_a", "truncated_b", "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
-                                 "label_source", "judge", "judge_version", "policy_mode"]
+    assert RAW_COLUMNS[-11:] == ["truncated_a", "truncated_b", "rewrite_id", "rewrite", "rewrite_from", "rewrite_diff_chars",
+                                 "label_source", "judge", "judge_version", "policy_mode", "guidelines_version"]
     assert (row["truncated_a"], row["truncated_b"], row["policy_mode"]) == (False, True, None)
 
 
 @pytest.mark.django_db
 def test_raw_row_of_an_arena_comparison_names_its_serving_mode(two_labels):
-    """The mode the arena's policy side answered in (rerank or sample) reaches the raw export, last."""
+    """The mode the arena's policy side answered in (rerank or sample) reaches the raw export, before the guidelines' version."""
     plain, _, first, _ = two_labels
     plain.kind, plain.policy_mode = "arena", "rerank"
     plain.save()
     row = raw_row(labels_for_export(filters=ExportFilters()).get(comparison=plain, rater=first))
-    assert list(row)[-1] == "policy_mode" and row["policy_mode"] == "rerank"
+    assert list(row)[-2:] == ["policy_mode", "guidelines_version"] and row["policy_mode"] == "rerank"
+
 
 
 @pytest.mark.parametrize(("original", "rewrite", "size"), [

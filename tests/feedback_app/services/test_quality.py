@@ -36,6 +36,25 @@ def test_settings_update_validates_and_is_audited(admin_user):
         studio_settings_update(user=admin_user, gold_rate=2)
     with pytest.raises(QualityError, match="unknown settings: color"):
         studio_settings_update(user=admin_user, color="red")
+    with pytest.raises(QualityError, match="label_target must be a whole number"):
+        studio_settings_update(user=admin_user, label_target=-5)
+    assert studio_settings_update(user=admin_user, label_target=500).label_target == 500
+
+
+def test_the_dashboard_shows_the_progress_toward_the_label_target(admin_user, rater, make_comparisons):
+    from django.core.cache import cache
+
+    from feedback_app.live import dashboard_counters_html
+    from feedback_app.selectors.dashboard import overview_counters
+
+    (comparison,) = make_comparisons(1)
+    assert overview_counters()["target_percent"] is None and 'data-testid="label-target"' not in dashboard_counters_html()
+    studio_settings_update(user=admin_user, label_target=4)
+    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
+    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+    assert (overview_counters()["label_target"], overview_counters()["target_percent"]) == (4, 25.0)
+    assert '25.0%' in dashboard_counters_html() and "1 of 4 labels" in dashboard_counters_html()
 
 
 def test_gold_pairs_are_mixed_into_every_queue_and_score_the_rater(make_user, make_comparisons, admin_user, settings):
