@@ -22,10 +22,15 @@ class AuditEntry(models.Model):
 class StudioSettings(models.Model):
     """Campaign settings that researchers change while the studio runs (one row)."""
 
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active: raters label, the supply generates"
+        PAUSED = "paused", "Paused: no new leases or comparisons; leases held may still be labelled"
+
     gold_rate = models.FloatField(default=0.1, help_text="Share of a rater's comparisons that are gold pairs, when any are left for them.")
     arena_share = models.FloatField(default=0.2, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
     min_trust = models.FloatField(default=0.0, help_text="Leave out of training the labels of raters whose trust is below this.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     label_target = models.PositiveIntegerField(default=0, help_text="Labels this campaign aims to collect; the dashboard shows the progress (0: no target).")
     guidelines = models.TextField(blank=True, default="", help_text="What raters are asked to judge and how (Markdown), shown on the label page.")
     guidelines_version = models.PositiveIntegerField(default=0, help_text="Raised with every change of the guidelines; 0 while there are none.")

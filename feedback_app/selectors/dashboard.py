@@ -41,13 +41,15 @@ def overview_counters() -> dict:
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
-    total, target = PreferenceLabel.objects.count(), studio_settings_cached().label_target
+    config = studio_settings_cached()
+    total, target = PreferenceLabel.objects.count(), config.label_target
     return {
         "labels_per_minute": labels_per_minute(),
         "labels_today": PreferenceLabel.objects.filter(created_at__gte=today, rater__isnull=False).count(),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
+        "state": config.state,
         "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN).count(),
         "active_raters": active_rater_count(),
         "queues": queue_depths(),

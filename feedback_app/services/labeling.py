@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Response
+from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Response, StudioSettings
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
@@ -153,9 +153,13 @@ def assignment_lease_ahead(*, rater, shown: Assignment, now: datetime | None = N
 
 
 def _lease_new(*, rater, now: datetime) -> Assignment | None:
-    """Lease the rater a comparison they never held (a gold pair at the gold rate); None when none is free. Call inside a transaction."""
+    """Lease the rater a comparison they never held (a gold pair at the gold rate); None when none is free or the
+    campaign is paused. Call inside a transaction."""
+    config = studio_settings_cached()
+    if config.state == StudioSettings.State.PAUSED:
+        return None
     comparison = None
-    if random.random() < studio_settings_cached().gold_rate:
+    if random.random() < config.gold_rate:
         comparison = _lock_gold(rater=rater)
     if comparison is None:
         comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)

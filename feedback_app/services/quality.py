@@ -11,7 +11,7 @@ from feedback_app import events
 from feedback_app.models import AuditEntry, Comparison, Profile, StudioSettings, Winner
 from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 
-SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target"}
+SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state"}
 
 
 class QualityError(Exception):
@@ -27,6 +27,8 @@ def studio_settings_update(*, user, **changes) -> StudioSettings:
     for name in ("gold_rate", "arena_share", "min_trust"):
         if name in changes and not 0.0 <= float(changes[name]) <= 1.0:
             raise QualityError(f"{name} must be within 0 and 1, got {changes[name]}")
+    if "state" in changes and changes["state"] not in StudioSettings.State.values:
+        raise QualityError(f"state must be one of {', '.join(StudioSettings.State.values)}, got {changes['state']!r}")
     if "label_target" in changes and not (isinstance(changes["label_target"], int) and changes["label_target"] >= 0):
         raise QualityError(f"label_target must be a whole number of labels, 0 or more, got {changes['label_target']!r}")
     config, _ = StudioSettings.objects.select_for_update().get_or_create(pk=1)

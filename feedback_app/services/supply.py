@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
-from feedback_app.models import Comparison, Judge, PolicyVersion, Prompt, Response, VersionStatus
+from feedback_app.models import Comparison, Judge, PolicyVersion, Prompt, Response, StudioSettings, VersionStatus
 from feedback_app.selectors.judges import judge_routing
 from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
@@ -43,7 +43,7 @@ def comparisons_supply(*, now: datetime | None = None, models: training_bridge.M
     ``models`` is the worker's holder of loaded models; without one, the round loads its own.
     """
     missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count()
-    if missing <= 0:
+    if missing <= 0 or studio_settings().state == StudioSettings.State.PAUSED:
         return 0
     now = now or timezone.now()
     policy = policy_active_or_base()

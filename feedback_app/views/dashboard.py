@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
+from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, StudioSettings, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.dashboard import arena_standings, calibration_active, labels_over_time, reward_model_history
 from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality, reliability_charts
@@ -56,6 +56,7 @@ class SettingsForm(forms.Form):
     arena_share = AsciiFloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
     min_trust = AsciiFloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
+    state = forms.ChoiceField(required=False, choices=StudioSettings.State.choices, help_text="Pause the campaign to stop new leases and generation.")
     label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
 
 
@@ -192,7 +193,7 @@ def quality(request: HttpRequest) -> HttpResponse:
     form = SettingsForm(request.POST or None, initial={f: getattr(config, f) for f in SettingsForm.base_fields})
     if request.method == "POST":
         if form.is_valid():
-            studio_settings_update(user=request.user, **{k: v for k, v in form.cleaned_data.items() if v is not None})
+            studio_settings_update(user=request.user, **{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return redirect("dashboard-quality")
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))

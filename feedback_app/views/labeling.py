@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback_app.models import Assignment, Role
+from feedback_app.models import Assignment, Role, StudioSettings
 from feedback_app.selectors.labeling import (
     assignment_current_for_rater,
     assignment_held_by_rater,
@@ -73,6 +73,7 @@ def _context(request: HttpRequest, *, assignment: Assignment | None, form: Label
         "today_count": labels_today_count(rater=request.user),
         "can_undo": rater_has_undoable_label(rater=request.user, now=now, window_seconds=settings.LEASE_SECONDS),
         "policy_name": policy.name if policy else None,
+        "paused": studio_settings_cached().state == StudioSettings.State.PAUSED,
     }
     if assignment:
         c = assignment.comparison

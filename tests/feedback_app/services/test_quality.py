@@ -154,3 +154,31 @@ def test_raw_export_carries_gold_trust_and_agreement(make_user, make_comparisons
         assert row["comparison_labels"] == 2 and row["agreement"] == 0.5
         assert row["is_gold"] is False and row["gold_correct"] is None and 0 < row["rater_trust"] <= 1
         assert row["adjudicated_winner"] is None and row["excluded"] is False
+
+
+def test_a_paused_campaign_leases_nothing_new_but_a_held_lease_can_still_be_labelled(admin_user, make_user, make_comparisons):
+    from django.core.cache import cache
+
+    held, other = make_comparisons(2)
+    first, second = make_user(), make_user()
+    assert assignment_lease_next(rater=first).comparison_id == held.pk
+    studio_settings_update(user=admin_user, state="paused")
+    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    assert assignment_lease_next(rater=second) is None
+    assert assignment_lease_next(rater=first).comparison_id == held.pk  # the lease held before the pause
+    label_record(rater=first, comparison_id=held.pk, submission=LabelSubmission(choice="left"))
+    assert assignment_lease_next(rater=first) is None
+    with pytest.raises(QualityError, match="state must be one of active, paused"):
+        studio_settings_update(user=admin_user, state="archived")
+    studio_settings_update(user=admin_user, state="active")
+    cache.clear()
+    assert assignment_lease_next(rater=second).comparison_id == other.pk
+
+
+def test_a_paused_campaign_generates_nothing(admin_user, settings, monkeypatch):
+    from feedback_app.services import supply
+
+    settings.SUPPLY_OPEN_TARGET = 5
+    studio_settings_update(user=admin_user, state="paused")
+    monkeypatch.setattr(supply, "policy_active_or_base", lambda: pytest.fail("a paused campaign must not generate"))
+    assert supply.comparisons_supply() == 0

@@ -276,3 +276,12 @@ def test_staff_write_the_guidelines_on_the_quality_page(researcher, rater):
     assert "<h1>Be kind</h1>" in client.get("/dashboard/quality/").content.decode()
     assert logged_in(rater).post("/dashboard/guidelines/", {"guidelines": "mine"}).status_code == 403
     assert studio_settings().guidelines == "# Be kind"
+
+
+def test_the_label_page_says_when_the_campaign_is_paused(rater, admin_user, django_capture_on_commit_callbacks):
+    from feedback_app.services.quality import studio_settings_update
+
+    with django_capture_on_commit_callbacks(execute=True):
+        studio_settings_update(user=admin_user, state="paused")
+    html = logged_in(rater).get("/label/").content.decode()
+    assert 'data-testid="paused"' in html and "All caught up" not in html
