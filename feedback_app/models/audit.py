@@ -31,6 +31,9 @@ class StudioSettings(models.Model):
     weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
     min_trust = models.FloatField(default=0.0, help_text="Leave out of training the labels of raters whose trust is below this.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    qualification_pairs = models.PositiveIntegerField(
+        default=0, help_text="A new rater first labels this many gold pairs and is admitted only at qualification_accuracy or above (0: no qualification).")
+    qualification_accuracy = models.FloatField(default=0.7, help_text="The share of the qualification's gold pairs a new rater must get right.")
     label_target = models.PositiveIntegerField(default=0, help_text="Labels this campaign aims to collect; the dashboard shows the progress (0: no target).")
     guidelines = models.TextField(blank=True, default="", help_text="What raters are asked to judge and how (Markdown), shown on the label page.")
     guidelines_version = models.PositiveIntegerField(default=0, help_text="Raised with every change of the guidelines; 0 while there are none.")

@@ -86,6 +86,7 @@ def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
             "rater_id": rater_id,
             "username": user.username if user else f"user {rater_id}",
             "pseudonym": getattr(getattr(user, "profile", None), "pseudonym", f"u-{rater_id}"),
+            "qualification": getattr(getattr(user, "profile", None), "qualification", ""),
             "n_labels": len(labels),
             "gold_correct": gold_correct,
             "gold_n": len(gold),

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Response, StudioSettings
+from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Profile, Response, StudioSettings
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
@@ -29,6 +29,7 @@ from feedback_app.selectors.labeling import (
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
+from feedback_app.services.qualification import qualification_grade, qualification_status
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
@@ -158,8 +159,15 @@ def _lease_new(*, rater, now: datetime) -> Assignment | None:
     config = studio_settings_cached()
     if config.state == StudioSettings.State.PAUSED:
         return None
+    qualifying = qualification_status(rater=rater, config=config)
+    if qualifying == Profile.Qualification.FAILED:
+        return None
     comparison = None
-    if random.random() < config.gold_rate:
+    if qualifying == Profile.Qualification.PENDING:  # the qualification's gold pairs first, and only them
+        comparison = _lock_gold(rater=rater)
+        if comparison is None:
+            return None
+    elif random.random() < config.gold_rate:
         comparison = _lock_gold(rater=rater)
     if comparison is None:
         comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)
@@ -272,6 +280,8 @@ def label_record(
         comparison.completed_at = now
         fields += ["status", "completed_at"]
     comparison.save(update_fields=fields)
+    if comparison.is_gold and getattr(getattr(rater, "profile", None), "qualification", "") == Profile.Qualification.PENDING:
+        qualification_grade(rater=rater, config=studio_settings_cached())
     events.label_recorded()
     refit_ask_after_commit(label_id=label.pk)
     policy_ask_after_commit(label_id=label.pk)

@@ -11,7 +11,8 @@ from feedback_app import events
 from feedback_app.models import AuditEntry, Comparison, Profile, StudioSettings, Winner
 from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 
-SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state"}
+SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
+                   "qualification_accuracy"}
 
 
 class QualityError(Exception):
@@ -24,13 +25,14 @@ def studio_settings_update(*, user, **changes) -> StudioSettings:
     unknown = set(changes) - SETTINGS_FIELDS
     if unknown:
         raise QualityError(f"unknown settings: {', '.join(sorted(unknown))}")
-    for name in ("gold_rate", "arena_share", "min_trust"):
+    for name in ("gold_rate", "arena_share", "min_trust", "qualification_accuracy"):
         if name in changes and not 0.0 <= float(changes[name]) <= 1.0:
             raise QualityError(f"{name} must be within 0 and 1, got {changes[name]}")
     if "state" in changes and changes["state"] not in StudioSettings.State.values:
         raise QualityError(f"state must be one of {', '.join(StudioSettings.State.values)}, got {changes['state']!r}")
-    if "label_target" in changes and not (isinstance(changes["label_target"], int) and changes["label_target"] >= 0):
-        raise QualityError(f"label_target must be a whole number of labels, 0 or more, got {changes['label_target']!r}")
+    for name in ("label_target", "qualification_pairs"):
+        if name in changes and not (isinstance(changes[name], int) and not isinstance(changes[name], bool) and changes[name] >= 0):
+            raise QualityError(f"{name} must be a whole number, 0 or more, got {changes[name]!r}")
     config, _ = StudioSettings.objects.select_for_update().get_or_create(pk=1)
     before = {name: getattr(config, name) for name in changes}
     for name, value in changes.items():

@@ -57,6 +57,9 @@ class SettingsForm(forms.Form):
     weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
     min_trust = AsciiFloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
     state = forms.ChoiceField(required=False, choices=StudioSettings.State.choices, help_text="Pause the campaign to stop new leases and generation.")
+    qualification_pairs = AsciiIntegerField(required=False, min_value=0, max_value=1000,
+                                            help_text="New raters first label this many gold pairs (0: no qualification).")
+    qualification_accuracy = AsciiFloatField(required=False, min_value=0, max_value=1, help_text="The share of them a new rater must get right.")
     label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
 
 

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback_app.models import Assignment, Role, StudioSettings
+from feedback_app.models import Assignment, PreferenceLabel, Profile, Role, StudioSettings
 from feedback_app.selectors.labeling import (
     assignment_current_for_rater,
     assignment_held_by_rater,
@@ -54,6 +54,18 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
     return render(request, template, context, status=status)
 
 
+def _qualification(request: HttpRequest) -> dict | None:
+    """The rater's qualification as the page tells it (None when none is asked of them or they were admitted)."""
+    profile = getattr(request.user, "profile", None)
+    status = getattr(profile, "qualification", "")
+    if status not in (Profile.Qualification.PENDING, Profile.Qualification.FAILED):
+        return None
+    config = studio_settings_cached()
+    done = PreferenceLabel.objects.filter(rater=request.user, comparison__is_gold=True).count() if status == Profile.Qualification.PENDING else None
+    return {"status": status, "pairs": config.qualification_pairs, "done": done, "correct": profile.qualification_correct,
+            "of": profile.qualification_n, "required": config.qualification_accuracy}
+
+
 def _guidelines(request: HttpRequest) -> dict:
     """The guidelines as the page shows them: open while the rater has not confirmed reading this version."""
     config = studio_settings_cached()
@@ -74,6 +86,7 @@ def _context(request: HttpRequest, *, assignment: Assignment | None, form: Label
         "can_undo": rater_has_undoable_label(rater=request.user, now=now, window_seconds=settings.LEASE_SECONDS),
         "policy_name": policy.name if policy else None,
         "paused": studio_settings_cached().state == StudioSettings.State.PAUSED,
+        "qualification": _qualification(request),
     }
     if assignment:
         c = assignment.comparison

@@ -36,7 +36,7 @@ def test_settings_update_validates_and_is_audited(admin_user):
         studio_settings_update(user=admin_user, gold_rate=2)
     with pytest.raises(QualityError, match="unknown settings: color"):
         studio_settings_update(user=admin_user, color="red")
-    with pytest.raises(QualityError, match="label_target must be a whole number"):
+    with pytest.raises(QualityError, match="label_target must be a whole number, 0 or more"):
         studio_settings_update(user=admin_user, label_target=-5)
     assert studio_settings_update(user=admin_user, label_target=500).label_target == 500
 

@@ -285,3 +285,23 @@ def test_the_label_page_says_when_the_campaign_is_paused(rater, admin_user, djan
         studio_settings_update(user=admin_user, state="paused")
     html = logged_in(rater).get("/label/").content.decode()
     assert 'data-testid="paused"' in html and "All caught up" not in html
+
+
+def test_the_label_page_tells_a_new_rater_about_the_qualification_and_its_result(make_user, admin_user, make_comparisons,
+                                                                               django_capture_on_commit_callbacks):
+    from feedback_app.models import Role
+    from feedback_app.services.quality import comparison_mark_gold, studio_settings_update
+
+    (gold,) = make_comparisons(1)
+    comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        studio_settings_update(user=admin_user, qualification_pairs=2, qualification_accuracy=0.5, gold_rate=0.0)
+    rater = make_user(Role.RATER)
+    client = logged_in(rater)
+    page = client.get("/label/").content.decode()
+    assert 'data-testid="qualification"' in page and "0 of 2" in page
+    client.post(f"/label/{gold.pk}/", {"choice": "tie", "strength": "2"})
+    waiting = client.get("/label/").content.decode()
+    assert 'data-testid="qualification-waiting"' in waiting and "you have labelled 1" in waiting
+    researcher_view = logged_in(admin_user).get("/dashboard/quality/").content.decode()
+    assert f'data-testid="qualification-{rater.username}"' in researcher_view and ">pending<" in researcher_view
