@@ -31,6 +31,8 @@ class StudioSettings(models.Model):
     weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
     min_trust = models.FloatField(default=0.0, help_text="Leave out of training the labels of raters whose trust is below this.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    criteria = models.JSONField(default=list, blank=True, help_text="The criteria raters may judge separately; empty: LABEL_CRITERIA.")
+    flags = models.JSONField(default=list, blank=True, help_text="The flags raters may raise; empty: LABEL_FLAGS.")
     qualification_pairs = models.PositiveIntegerField(
         default=0, help_text="A new rater first labels this many gold pairs and is admitted only at qualification_accuracy or above (0: no qualification).")
     qualification_accuracy = models.FloatField(default=0.7, help_text="The share of the qualification's gold pairs a new rater must get right.")

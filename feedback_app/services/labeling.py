@@ -91,13 +91,13 @@ class LabelSubmission:
 
     @staticmethod
     def criterion_names() -> list[str]:
-        """Return the criteria a rater may judge separately, as this studio configures them."""
-        return list(settings.LABEL_CRITERIA)
+        """Return the criteria a rater may judge separately: the campaign's, else LABEL_CRITERIA."""
+        return list(studio_settings_cached().criteria or settings.LABEL_CRITERIA)
 
     @staticmethod
     def flag_names() -> list[str]:
-        """Return the flags a rater may raise, as this studio configures them."""
-        return list(settings.LABEL_FLAGS)
+        """Return the flags a rater may raise: the campaign's, else LABEL_FLAGS."""
+        return list(studio_settings_cached().flags or settings.LABEL_FLAGS)
 
     def __post_init__(self) -> None:
         if self.choice not in CHOICES:

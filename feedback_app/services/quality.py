@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count
@@ -12,7 +14,9 @@ from feedback_app.models import AuditEntry, Comparison, Profile, StudioSettings,
 from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 
 SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
-                   "qualification_accuracy"}
+                   "qualification_accuracy", "criteria", "flags"}
+NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_NAMES = 8
 
 
 class QualityError(Exception):
@@ -30,6 +34,9 @@ def studio_settings_update(*, user, **changes) -> StudioSettings:
             raise QualityError(f"{name} must be within 0 and 1, got {changes[name]}")
     if "state" in changes and changes["state"] not in StudioSettings.State.values:
         raise QualityError(f"state must be one of {', '.join(StudioSettings.State.values)}, got {changes['state']!r}")
+    for name in ("criteria", "flags"):
+        if name in changes:
+            changes[name] = names_checked(changes[name], what=name)
     for name in ("label_target", "qualification_pairs"):
         if name in changes and not (isinstance(changes[name], int) and not isinstance(changes[name], bool) and changes[name] >= 0):
             raise QualityError(f"{name} must be a whole number, 0 or more, got {changes[name]!r}")
@@ -42,6 +49,20 @@ def studio_settings_update(*, user, **changes) -> StudioSettings:
     transaction.on_commit(lambda: cache.delete("feedback_app:studio-settings"))
     AuditEntry.objects.create(actor=user, action="settings.update", target="studio", details={"before": before, "after": changes})
     return config
+
+
+def names_checked(names, *, what: str) -> list[str]:
+    """Return ``names`` (criteria or flags) as a list, or raise QualityError naming what is wrong with them."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise QualityError(f"{what} must be a list of names")
+    bad = [n for n in names if not NAME.fullmatch(n)]
+    if bad:
+        raise QualityError(f"{what}: {', '.join(map(repr, bad))} — a name is a lowercase letter, then letters, digits or _ (32 at most)")
+    if len(set(names)) != len(names):
+        raise QualityError(f"{what}: each name once")
+    if len(names) > MAX_NAMES:
+        raise QualityError(f"{what}: at most {MAX_NAMES} names, got {len(names)}")
+    return list(names)
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from feedback_app.selectors.training import reward_model_active
 from feedback_app.services.judge_protocol import Answer, both_orders_answers
 from feedback_app.services.judge_remote import ChatClient
 from feedback_app.services.judges import JudgeUnavailable, judge_version_current
+from feedback_app.services.labeling import LabelSubmission
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], 
             raise JudgeUnavailable("JUDGE_URL is not set: there is no remote judge")
         if judge.remote_enabled_at is None:
             raise JudgeUnavailable(f"no admin has enabled the remote judge {judge.name} (it sends text off this machine)")
-        return both_orders_answers(ask=ChatClient.from_settings().ask_many, items=items, criteria=settings.LABEL_CRITERIA)
+        return both_orders_answers(ask=ChatClient.from_settings().ask_many, items=items, criteria=LabelSubmission.criterion_names())
     # Judge.Kind.LOCAL: the chat model folder JUDGE_MODEL, loaded once per worker process
     if not settings.JUDGE_MODEL:
         raise JudgeUnavailable("JUDGE_MODEL is not set: there is no local judge")
@@ -104,4 +105,4 @@ def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], 
     def ask(questions: list) -> list:
         return training_bridge.judge_chat_answers(model_folder=settings.JUDGE_MODEL, questions=questions, models=holder)
 
-    return both_orders_answers(ask=ask, items=items, criteria=settings.LABEL_CRITERIA)
+    return both_orders_answers(ask=ask, items=items, criteria=LabelSubmission.criterion_names())

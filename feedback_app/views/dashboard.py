@@ -51,6 +51,17 @@ STAFF = (Role.RESEARCHER, Role.ADMIN)
 VERSION_MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
 
 
+class NamesField(forms.CharField):
+    """Names (criteria, flags) as one comma-separated line; blank keeps the studio's defaults."""
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, (list, tuple)) else value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
 class SettingsForm(forms.Form):
     gold_rate = AsciiFloatField(min_value=0, max_value=1, help_text="Share of each rater's comparisons that are gold pairs.")
     arena_share = AsciiFloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
@@ -60,6 +71,8 @@ class SettingsForm(forms.Form):
     qualification_pairs = AsciiIntegerField(required=False, min_value=0, max_value=1000,
                                             help_text="New raters first label this many gold pairs (0: no qualification).")
     qualification_accuracy = AsciiFloatField(required=False, min_value=0, max_value=1, help_text="The share of them a new rater must get right.")
+    criteria = NamesField(required=False, max_length=400, help_text="Criteria raters may judge separately, comma-separated (blank: LABEL_CRITERIA).")
+    flags = NamesField(required=False, max_length=400, help_text="Flags raters may raise, comma-separated (blank: LABEL_FLAGS).")
     label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
 
 
@@ -194,9 +207,12 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
 def quality(request: HttpRequest) -> HttpResponse:
     config = studio_settings()
     form = SettingsForm(request.POST or None, initial={f: getattr(config, f) for f in SettingsForm.base_fields})
-    if request.method == "POST":
-        if form.is_valid():
+    if request.method == "POST" and form.is_valid():
+        try:
             studio_settings_update(user=request.user, **{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+        except QualityError as exc:
+            form.add_error(None, str(exc))
+        else:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return redirect("dashboard-quality")
     raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))

@@ -134,3 +134,21 @@ def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server
     page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
     page.wait_for_load_state("networkidle")
     assert violations == []
+
+
+def test_new_guidelines_are_open_until_read_then_one_key_away(asgi_live_server, browser, make_comparisons):
+    from feedback_app.services.quality import studio_guidelines_set
+
+    make_comparisons(2)
+    user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    admin, _, _ = user_create(username="ada", role=Role.ADMIN, password=PASSWORD)
+    studio_guidelines_set(user=admin, text="## Be kind\nSolve the **customer's** problem first.")
+    page = rater_page(browser, asgi_live_server, "kim")
+    assert page.evaluate("document.getElementById('guidelines').open") and "customer's" in page.inner_text("#guidelines")
+    page.click("[data-testid=guidelines-read]")
+    page.wait_for_selector("#label-form")
+    assert not page.evaluate("document.getElementById('guidelines').open")
+    page.keyboard.press("g")
+    assert page.evaluate("document.getElementById('guidelines').open")
+    page.keyboard.press("g")
+    assert not page.evaluate("document.getElementById('guidelines').open")

@@ -182,3 +182,25 @@ def test_a_paused_campaign_generates_nothing(admin_user, settings, monkeypatch):
     studio_settings_update(user=admin_user, state="paused")
     monkeypatch.setattr(supply, "policy_active_or_base", lambda: pytest.fail("a paused campaign must not generate"))
     assert supply.comparisons_supply() == 0
+
+
+def test_the_campaign_s_criteria_and_flags_replace_the_settings_defaults(admin_user, settings):
+    from django.core.cache import cache
+
+    from feedback_app.services.labeling import InvalidSubmission
+
+    settings.LABEL_CRITERIA, settings.LABEL_FLAGS = ["helpfulness", "honesty"], ["unsafe"]
+    assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]
+    studio_settings_update(user=admin_user, criteria=["accuracy", "tone"], flags=["off_topic"])
+    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    assert (LabelSubmission.criterion_names(), LabelSubmission.flag_names()) == (["accuracy", "tone"], ["off_topic"])
+    assert LabelSubmission(choice="left", criteria={"tone": "left"}, flags=("off_topic",)).criteria == {"tone": "left"}
+    with pytest.raises(InvalidSubmission, match="unknown criteria"):
+        LabelSubmission(choice="left", criteria={"helpfulness": "left"})
+    for bad, message in ((["Tone"], "a name is a lowercase letter"), (["tone", "tone"], "each name once"),
+                         ([f"c{i}" for i in range(9)], "at most 8"), ("tone", "a list of names")):
+        with pytest.raises(QualityError, match=message):
+            studio_settings_update(user=admin_user, criteria=bad)
+    studio_settings_update(user=admin_user, criteria=[])
+    cache.clear()
+    assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]  # empty: the defaults again

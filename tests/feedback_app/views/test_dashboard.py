@@ -290,3 +290,15 @@ def test_the_quality_page_shows_each_judge_and_the_overview_says_when_one_is_swi
     assert 'data-testid="ai-notice"' in overview and "vllm is switched off by its audit" in overview
     settings.AI_FEEDBACK = False
     assert 'data-testid="ai-notice"' not in client.get("/dashboard/").content.decode()
+
+
+def test_the_settings_form_takes_criteria_as_a_line_and_names_what_is_wrong(researcher):
+    from feedback_app.selectors.quality import studio_settings
+
+    client = logged_in(researcher)
+    ok = client.post("/dashboard/quality/", {"gold_rate": "0.1", "arena_share": "0.2", "min_trust": "0", "criteria": "accuracy, tone"})
+    assert ok.status_code == 302 and studio_settings().criteria == ["accuracy", "tone"]
+    assert 'value="accuracy, tone"' in client.get("/dashboard/quality/").content.decode()
+    bad = client.post("/dashboard/quality/", {"gold_rate": "0.1", "arena_share": "0.2", "min_trust": "0", "criteria": "Tone!"})
+    assert bad.status_code == 400 and "a name is a lowercase letter" in bad.content.decode()
+    assert studio_settings().criteria == ["accuracy", "tone"]
