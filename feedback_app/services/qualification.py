@@ -4,14 +4,14 @@ Asked for with the campaign setting ``qualification_pairs`` (K > 0). The first t
 comparison under it, they start it, or are exempt when they labelled before it was asked for
 (staff are never asked). While pending, they are leased only gold pairs; once K are labelled the
 result is graded and recorded on their profile, with an audit entry: admitted raters label as
-anyone, the others are leased nothing more. Raising K or the accuracy later does not re-grade.
+anyone, the others are leased nothing more (a lease they still held goes back to the pool). Raising K or the accuracy later does not re-grade.
 """
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from feedback_app.models import AuditEntry, PreferenceLabel, Profile, Role, StudioSettings
+from feedback_app.models import Assignment, AuditEntry, PreferenceLabel, Profile, Role, StudioSettings
 
 Status = Profile.Qualification
 
@@ -52,6 +52,8 @@ def qualification_grade(*, rater, config: StudioSettings) -> str:
     profile.qualification_correct, profile.qualification_n, profile.qualification_at = correct, k, timezone.now()
     profile.save(update_fields=["qualification", "qualification_correct", "qualification_n", "qualification_at"])
     rater.profile = profile
+    if not passed:  # a lease the label page held ready goes back to the pool
+        Assignment.objects.filter(rater=rater, status=Assignment.Status.LEASED).update(status=Assignment.Status.SKIPPED, finished_at=timezone.now())
     AuditEntry.objects.create(actor=None, action="rater.qualification", target=f"user:{rater.pk}",
                               details={"result": profile.qualification, "correct": correct, "of": k, "required": config.qualification_accuracy})
     return profile.qualification

@@ -47,11 +47,16 @@ def test_a_new_rater_labels_only_gold_pairs_until_graded_then_is_admitted(campai
 
 
 def test_a_rater_below_the_accuracy_is_not_admitted_and_leased_nothing_more(campaign, make_user):
+    from feedback_app.models import Assignment
+    from feedback_app.services.labeling import assignment_lease_ahead
+
     rater = make_user()
     answer(rater, right=False)
+    held_ready = assignment_lease_ahead(rater=rater, shown=assignment_lease_next(rater=rater))  # the label page's second lease
     answer(rater, right=False)
     assert status(rater).qualification == "failed"
     assert assignment_lease_next(rater=rater) is None
+    assert Assignment.objects.get(pk=held_ready.pk).status == "skipped"  # back to the pool
 
 
 def test_raters_who_labelled_before_and_staff_are_not_asked(admin_user, make_user, make_comparisons):
