@@ -15,6 +15,7 @@ from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 from django.utils.http import is_same_domain  # noqa: E402
 
+from feedback_app.middleware.shed import LoadShedding  # noqa: E402
 from feedback_app.routing import websocket_urlpatterns  # noqa: E402
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -70,7 +71,7 @@ class SameOriginValidator:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": LoadShedding(django_asgi_app, max_in_flight=settings.HTTP_MAX_IN_FLIGHT),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

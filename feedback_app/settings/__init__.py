@@ -247,6 +247,10 @@ WHITENOISE_AUTOREFRESH = DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Load shedding: HTTP requests one web process serves at once; past that it answers 503 with
+# Retry-After at once (feedback_app.middleware.shed). 0: no limit.
+HTTP_MAX_IN_FLIGHT = _env_int("HTTP_MAX_IN_FLIGHT", 100, 0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "feedback_app.api.authentication.TokenAuthentication",
