@@ -1,7 +1,11 @@
 """The labeling form: choices from LabelSubmission, labels for the screen, the submission's refusal as a form error."""
 
+import pytest
+
 from feedback_app.services.labeling import CHOICES, CRITERION_CHOICES, STRENGTHS, LabelSubmission
 from feedback_app.views.forms import CHOICE_LABELS, CRITERION_LABELS, STRENGTH_LABELS, LabelForm
+
+pytestmark = pytest.mark.django_db  # the criteria and flags are the campaign's settings
 
 
 def test_every_value_of_the_submission_has_a_label_on_screen():
