@@ -68,6 +68,7 @@ def test_rater_labels_three_comparisons_with_the_keyboard(asgi_live_server, brow
     page.keyboard.press("3")
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{last}'")
+    page.wait_for_function("() => document.querySelector('#today-count').textContent === '3'")  # the label sent behind the swap is in
     assert PreferenceLabel.objects.filter(rater=rater).count() == 3
 
     # A researcher downloads the raw export from the admin.
