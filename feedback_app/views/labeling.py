@@ -47,7 +47,8 @@ def _workspace(request: HttpRequest, *, assignment: Assignment | None, form: Lab
     context = _context(request, assignment=assignment, form=form, notice=notice)
     ahead = assignment_lease_ahead(rater=request.user, shown=assignment) if assignment else None
     if ahead is not None:  # label.js shows it the moment the rater submits, and sends the label behind it
-        context["prefetched_html"] = render_to_string(f"{TEMPLATE}#workspace", _context(request, assignment=ahead), request=request)
+        ahead_context = {**context, "form": LabelForm(), "notice": "", **_sides(ahead)}  # the page's own figures, read once
+        context["prefetched_html"] = render_to_string(f"{TEMPLATE}#workspace", ahead_context, request=request)
     if not request.htmx:  # the guidelines stay on the page while comparisons swap below them
         context.update(_guidelines(request))
     template = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
@@ -74,12 +75,19 @@ def _guidelines(request: HttpRequest) -> dict:
             "guidelines_open": bool(config.guidelines) and seen < config.guidelines_version}
 
 
+def _sides(assignment: Assignment | None) -> dict:
+    """The comparison a page shows, with its replies on the sides the rater sees them."""
+    if assignment is None:
+        return {"assignment": None, "comparison": None}
+    c = assignment.comparison
+    left, right = (c.response_a, c.response_b) if assignment.a_on_left else (c.response_b, c.response_a)
+    return {"assignment": assignment, "comparison": c, "left": left, "right": right}
+
+
 def _context(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "") -> dict:
     now = timezone.now()
     policy = policy_active()
     context = {
-        "assignment": assignment,
-        "comparison": assignment.comparison if assignment else None,
         "form": form or LabelForm(),
         "notice": notice,
         "today_count": labels_today_count(rater=request.user),
@@ -88,9 +96,7 @@ def _context(request: HttpRequest, *, assignment: Assignment | None, form: Label
         "paused": studio_settings_cached().state == StudioSettings.State.PAUSED,
         "qualification": _qualification(request),
     }
-    if assignment:
-        c = assignment.comparison
-        context["left"], context["right"] = (c.response_a, c.response_b) if assignment.a_on_left else (c.response_b, c.response_a)
+    context.update(_sides(assignment))
     return context
 
 
