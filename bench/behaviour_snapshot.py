@@ -71,6 +71,7 @@ def internal_imports():
     drawing pseudonyms and API keys with ``secrets.token_hex`` and display order with ``random``.
     """
     from feedback_app.models import TrainingRun  # noqa: F401
+    from feedback_app.selectors.campaigns import campaign_default  # noqa: F401
     from feedback_app.selectors.exports import FORMATS  # noqa: F401
     from feedback_app.services.labeling import (  # noqa: F401
         LabelSubmission,
@@ -179,7 +180,7 @@ class Snapshot:
             rater = raters[turn % len(raters)]
             turn += 1
             self.clock.tick()
-            assignment = n["assignment_lease_next"](rater=rater)
+            assignment = n["assignment_lease_next"](campaign=n["campaign_default"](), rater=rater)
             if assignment is None:
                 idle += 1
                 continue
@@ -187,7 +188,7 @@ class Snapshot:
             comparison_id = assignment.comparison_id
             self.clock.tick(7 + turn % 5)
             if turn % 11 == 0:
-                n["assignment_skip"](rater=rater, comparison_id=comparison_id)
+                n["assignment_skip"](campaign=n["campaign_default"](), rater=rater, comparison_id=comparison_id)
                 continue
             submission = LabelSubmission(
                 choice=choices[turn % len(choices)],
@@ -197,12 +198,12 @@ class Snapshot:
                 flags=("unsafe",) if turn % 7 == 0 else ("private",) if turn % 13 == 0 else (),
                 time_on_task_ms=None if turn % 2 else 1000 + turn,
             )
-            n["label_record"](rater=rater, comparison_id=comparison_id, submission=submission)
+            n["label_record"](campaign=n["campaign_default"](), rater=rater, comparison_id=comparison_id, submission=submission)
             if turn == 6:  # one undo, then the same comparison labelled again, differently
                 self.clock.tick()
-                assignment = n["label_undo_last"](rater=rater)
+                assignment = n["label_undo_last"](campaign=n["campaign_default"](), rater=rater)
                 self.clock.tick()
-                n["label_record"](rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="right", strength=3))
+                n["label_record"](campaign=n["campaign_default"](), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="right", strength=3))
 
     def exports(self) -> None:
         for fmt in self.names["FORMATS"]:

@@ -71,22 +71,23 @@ def rater_loop(username: str, ready, stop, results) -> None:
     setup_django()
     from django.contrib.auth import get_user_model
 
+    from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 
     rater = get_user_model().objects.get(username=username)
     samples: list[tuple[float, float]] = []  # (start, seconds) of each lease+label
     errors: Counter = Counter()
-    warm = assignment_lease_next(rater=rater)
-    label_record(rater=rater, comparison_id=warm.comparison_id, submission=LabelSubmission(choice="left"))
+    warm = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=warm.comparison_id, submission=LabelSubmission(choice="left"))
     ready.put(username)
     while not stop.is_set():
         start = time.time()
         try:
-            assignment = assignment_lease_next(rater=rater)
+            assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
             if assignment is None:
                 time.sleep(0.05)
                 continue
-            label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
+            label_record(campaign=campaign_default(), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
         except Exception as exc:  # counted: the figure this bench exists for
             errors[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
             continue

@@ -51,11 +51,11 @@ def setup(database_url: str | None):
 
 def fill(comparisons: int) -> str:
     """Create a rater and ``comparisons`` open comparisons; return the rater's API token. No gold pairs (their draw is random)."""
-    from feedback_app.models import Comparison, Prompt, Response, Role, StudioSettings
-    from feedback_app.selectors.quality import studio_settings
+    from feedback_app.models import Campaign, Comparison, Prompt, Response, Role
+    from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.accounts import user_create
 
-    StudioSettings.objects.filter(pk=studio_settings().pk).update(gold_rate=0.0)
+    Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
     prompts = Prompt.objects.bulk_create([Prompt(text=f"Profile request {i}: where is my parcel?", source="bench:profile")
                                           for i in range(comparisons)])
     replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to {p.pk}.") for p in prompts for k in (0, 1)])

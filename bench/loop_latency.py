@@ -163,6 +163,7 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
     from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord
     from rm_trainer.transcript import text_as_turns
     from feedback_app.services.imports import preference_records_import, prompt_records_import
+    from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
     from feedback_app.services.training_runs import training_run_request
 
@@ -209,8 +210,8 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
         if dpo_before is not None:
             print(f"round {round_ + 1} begins; DPO run {dpo[0]}: {dpo_before[1]}", flush=True)
         for _ in range(args.every):
-            assignment = assignment_lease_next(rater=rater)
-            label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
+            assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
+            label_record(campaign=campaign_default(), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
         t0 = time.perf_counter()  # the last label has committed
         previous = current
         while (current := serving()) == previous:

@@ -15,7 +15,10 @@ from django.utils import timezone
 
 from feedback_app.admin_judges import enable_remote_judges  # noqa: F401  (registers the judges' admin)
 from feedback_app.admin_tokens import issue_api_tokens  # and registers the API token admin
+from feedback_app.admin_campaigns import CampaignAdmin  # noqa: F401  (registers the campaigns' admin)
+from feedback_app.selectors.campaigns import campaign_default, campaign_role
 from feedback_app.models import (
+    Campaign,
     Assignment,
     AuditEntry,
     Comparison,
@@ -82,6 +85,8 @@ class ImportForm(forms.Form):
     required_labels = forms.IntegerField(min_value=1, required=False, help_text="Labels each new comparison needs (prompts only).")
     allow_duplicate = forms.BooleanField(required=False, help_text="Import a file whose content was imported before.")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid rows and list every skipped one with its reason.")
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False, empty_label="Default campaign",
+                                      help_text="The campaign the rows go into.")
 
 
 class ExportForm(forms.Form):
@@ -92,6 +97,8 @@ class ExportForm(forms.Form):
     tags = forms.CharField(required=False, help_text="Comma-separated.")
     exclude_flagged = forms.BooleanField(required=False)
     label_source = forms.ChoiceField(choices=[(s, s) for s in LABEL_SOURCES], initial="all", required=False, help_text="human, ai (judges) or all.")
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False, empty_label="Default campaign",
+                                      help_text="An export holds one campaign's labels.")
 
     def clean(self):
         data = super().clean()
@@ -102,8 +109,8 @@ class ExportForm(forms.Form):
 
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
-    list_display = ["id", "short_text", "source", "n_responses", "created_at"]
-    list_filter = ["source", "tags", "created_at"]
+    list_display = ["id", "short_text", "campaign", "source", "n_responses", "created_at"]
+    list_filter = ["campaign", "source", "tags", "created_at"]
     search_fields = ["text", "metadata"]
     filter_horizontal = ["tags"]
     readonly_fields = ["import_batch", "created_at"]
@@ -131,7 +138,7 @@ class PromptAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             job = import_job_create(kind=data["kind"], data=data["file"].read(), filename=data["file"].name, user=request.user,
                                     required_labels=data["required_labels"], allow_duplicate=data["allow_duplicate"],
-                                    skip_invalid=data["skip_invalid"])
+                                    skip_invalid=data["skip_invalid"], campaign_id=(data["campaign"] or campaign_default()).pk)
             return redirect("admin:feedback_app_prompt_import_job", job.pk)
         context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/feedback_app/import.html", context)
@@ -202,8 +209,12 @@ class PreferenceLabelAdmin(admin.ModelAdmin):
         form = ExportForm(request.GET or None)
         if request.GET and form.is_valid():
             data = form.cleaned_data
+            campaign = data["campaign"] or campaign_default()
+            if campaign_role(user=request.user, campaign=campaign) not in (Role.RESEARCHER, Role.ADMIN):
+                raise PermissionDenied(f"you are not a researcher of campaign {campaign.slug}")
             filters = ExportFilters.from_query(date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"],
-                                               tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"])
+                                               tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"],
+                                               campaign_id=campaign.pk)
             fmt = data["format"]
             filename = export_filename(fmt=fmt, now=timezone.now())
             return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)

@@ -9,8 +9,10 @@ from channels.generic.websocket import WebsocketConsumer
 
 from feedback_app import live
 from feedback_app.events import user_group
-from feedback_app.models import Role
-from feedback_app.selectors.accounts import user_active_get, user_has_role
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Role
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
+from feedback_app.selectors.accounts import user_active_get
+from feedback_app.selectors.campaigns import campaign_by_slug, campaign_role
 
 DASHBOARD_GROUP = "dashboard"
 RATERS_GROUP = "raters"
@@ -19,6 +21,8 @@ CLOSE_FORBIDDEN = 4403
 
 
 class _RelayConsumer(WebsocketConsumer):
+    """A socket of one campaign: the one its URL names (``/ws/c/<slug>/...``), else the default campaign."""
+
     roles: tuple[Role, ...] = ()
 
     def connect(self) -> None:
@@ -26,7 +30,9 @@ class _RelayConsumer(WebsocketConsumer):
         if user is None or not user.is_authenticated:
             self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not user_has_role(user=user, roles=self.roles):
+        slug = self.scope.get("url_route", {}).get("kwargs", {}).get("campaign_slug", DEFAULT_CAMPAIGN_SLUG)
+        self.campaign = campaign_by_slug(slug=slug)
+        if self.campaign is None or campaign_role(user=user, campaign=self.campaign) not in self.roles:
             self.close(code=CLOSE_FORBIDDEN)
             return
         self.joined = [*self.group_names(user), user_group(user.pk)]
@@ -55,7 +61,7 @@ class _RelayConsumer(WebsocketConsumer):
         user = user_active_get(user_id=self.scope["user"].pk)
         if user is None:
             self.close(code=CLOSE_UNAUTHENTICATED)
-        elif not user_has_role(user=user, roles=self.roles):
+        elif campaign_role(user=user, campaign=self.campaign) not in self.roles:
             self.close(code=CLOSE_FORBIDDEN)
 
     # Event handlers: one per event type, each forwards the fragment it carries.
@@ -85,12 +91,17 @@ class DashboardConsumer(_RelayConsumer):
 
 
 class RaterConsumer(_RelayConsumer):
-    """``/ws/rater/``: anyone who labels."""
+    """``/ws/rater/`` and ``/ws/c/<slug>/rater/``: anyone who labels in the campaign."""
 
     roles = (Role.RATER, Role.RESEARCHER, Role.ADMIN)
 
     def group_names(self, user) -> list[str]:
-        return [RATERS_GROUP, f"rater.{user.pk}"]
+        return [raters_group(campaign_id=self.campaign.pk), f"rater.{user.pk}"]
 
     def current_state(self, user) -> str:
-        return live.rater_state_html(user=user)
+        return live.rater_state_html(user=user, campaign_id=self.campaign.pk)
+
+
+def raters_group(*, campaign_id: int) -> str:
+    """The group of a campaign's label pages: policy swaps of the default campaign's line reach its raters only."""
+    return RATERS_GROUP if campaign_id == DEFAULT_CAMPAIGN_ID else f"{RATERS_GROUP}.{campaign_id}"

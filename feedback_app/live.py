@@ -47,10 +47,11 @@ def dashboard_state_html() -> str:
     return dashboard_counters_html() + training_run_html()
 
 
-def rater_state_html(*, user) -> str:
-    """Return the rater's badge and count for today, for a client that just (re)connected."""
+def rater_state_html(*, user, campaign_id: int) -> str:
+    """Return the rater's badge and count for today in the campaign, for a client that just (re)connected."""
     policy = policy_active()
-    return render_to_string(f"{TEMPLATE}#rater_state", {"policy": policy.name if policy else None, "today_count": labels_today_count(rater=user)})
+    return render_to_string(f"{TEMPLATE}#rater_state", {"policy": policy.name if policy else None,
+                                                        "today_count": labels_today_count(rater=user, campaign_id=campaign_id)})
 
 
 def policy_toast_html(*, name: str) -> str:

@@ -25,7 +25,19 @@ def _isolated_services(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from django.core.cache import cache
 
-    cache.clear()  # the studio settings are cached per process
+    cache.clear()  # the campaigns' rules are cached per process
+
+
+@pytest.fixture(autouse=True)
+def _default_campaign(request):
+    """Every database test finds the default campaign, as a migrated database has it (a transactional test's flush removes it)."""
+    marker = request.node.get_closest_marker("django_db")
+    if not marker and not {"db", "transactional_db", "django_db_reset_sequences"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db" if (marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames else "db")
+    from feedback_app.selectors.campaigns import campaign_default
+
+    campaign_default()
 
 
 _names = itertools.count(1)

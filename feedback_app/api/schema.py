@@ -25,7 +25,18 @@ def errors(*codes: int, **descriptions: str) -> dict[int, OpenApiResponse]:
 AUTHENTICATED = (400, 401, 403)  # 400: every endpoint parses a JSON body or parameters it may get
 
 
-class NonEmptyListBodySchema(AutoSchema):
+class StudioSchema(AutoSchema):
+    """The studio's schema: an operation under /api/v1/campaigns/{campaign_slug}/ may also answer 404 (no such campaign)."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if "{campaign_slug}" in self.path and "404" not in responses:
+            responses["404"] = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": {}}}},
+                                "description": "No such campaign."}
+        return responses
+
+
+class NonEmptyListBodySchema(StudioSchema):
     """A view's schema whose JSON list body must hold at least one item (drf-spectacular cannot say it of many=True)."""
 
     def _get_request_body(self, direction="request"):

@@ -91,7 +91,7 @@ class NextComparisonSerializer(serializers.Serializer):
 
 
 class CriteriaField(serializers.DictField):
-    """Criterion name -> side; the names are LabelSubmission.criterion_names() (the schema lists them)."""
+    """Criterion name -> side; the names are the campaign's LabelSubmission.criterion_names() (the schema lists the default campaign's)."""
 
 
 class CriteriaFieldSchema(OpenApiSerializerFieldExtension):
@@ -125,14 +125,15 @@ class LabelRequestSerializer(serializers.Serializer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Read here, not at import: the schema then lists the flags this studio has (criteria: CriteriaFieldSchema).
-        self.fields["flags"].child.choices = LabelSubmission.flag_names()
+        # Read here, not at import: the schema then lists the flags the campaign has (criteria: CriteriaFieldSchema).
+        self.fields["flags"].child.choices = LabelSubmission.flag_names(self.context.get("campaign"))
 
     def validate(self, data: dict) -> dict:
         try:
             self._submission = LabelSubmission(
                 choice=data["choice"], strength=data["strength"], criteria=data["criteria"], rationale=data["rationale"],
                 flags=tuple(data["flags"]), edited_text=data["edited_text"], edited_from=data["edited_from"], time_on_task_ms=data["time_on_task_ms"],
+                campaign=self.context.get("campaign"),
             )
         except InvalidSubmission as exc:
             raise serializers.ValidationError({exc.field: [str(exc)]}) from None
@@ -176,6 +177,17 @@ class LabelSerializer(serializers.Serializer):
             "rewrite_response_id": label.rewrite_id,
             "created_at": label.created_at,
         }
+
+
+class CampaignSerializer(serializers.Serializer):
+    """A campaign the caller works in, with their role there; its API is under /api/v1/campaigns/<slug>/."""
+
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=["active", "paused", "archived"])
+    role = serializers.ChoiceField(choices=["rater", "researcher", "admin"])
+    guidelines_version = serializers.IntegerField()
+    label_target = serializers.IntegerField()
 
 
 class GuidelinesSerializer(serializers.Serializer):

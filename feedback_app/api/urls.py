@@ -5,9 +5,22 @@ from drf_spectacular.views import SpectacularAPIView
 
 from feedback_app.api import stats, tokens, training, views
 
+# What one campaign's members call: the unscoped paths below mean the default campaign, these
+# under /api/v1/campaigns/<slug>/ mean that campaign.
+_campaign_scoped = [
+    path("guidelines/", views.GuidelinesView.as_view()),
+    path("comparisons/next/", views.NextComparisonView.as_view()),
+    path("comparisons/<id:comparison_id>/label/", views.LabelView.as_view()),
+    path("comparisons/<id:comparison_id>/skip/", views.SkipView.as_view()),
+    path("export/preferences/", views.ExportPreferencesView.as_view()),
+    path("prompts/", views.PromptsBulkView.as_view()),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1/auth/token/", tokens.TokenView.as_view(), name="api-token"),
+    path("v1/campaigns/", views.CampaignsView.as_view(), name="api-campaigns"),
+    *[path(f"v1/campaigns/<slug:campaign_slug>/{p.pattern}", p.callback, name=f"api-campaign-{i}") for i, p in enumerate(_campaign_scoped)],
     path("v1/guidelines/", views.GuidelinesView.as_view(), name="api-guidelines"),
     path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
     path("v1/comparisons/<id:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),

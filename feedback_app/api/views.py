@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback_app.api.permissions import IsAdmin, IsLabeler, IsResearcher
+from feedback_app.api.permissions import CampaignScopedView, HasStudioRole, IsAdmin, IsLabeler, IsResearcher
 from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
+    CampaignSerializer,
     ExportQuerySerializer,
     GuidelinesSerializer,
     ImportBatchSerializer,
@@ -25,8 +26,8 @@ from feedback_app.api.serializers import (
     PromptInSerializer,
 )
 from feedback_app.rendering import markdown_html
+from feedback_app.selectors.campaigns import campaign_role, campaigns_for_user
 from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
-from feedback_app.selectors.labeling import studio_settings_cached
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport, prompts_import_api
@@ -41,7 +42,7 @@ from feedback_app.services.labeling import (
 from feedback_app.views.streaming import streaming_download
 
 
-class NextComparisonView(APIView):
+class NextComparisonView(CampaignScopedView):
     permission_classes = [IsLabeler]
 
     @extend_schema(
@@ -49,22 +50,35 @@ class NextComparisonView(APIView):
         responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing is left for this rater."), **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
-        assignment = assignment_lease_next(rater=request.user)
+        assignment = assignment_lease_next(rater=request.user, campaign=request.campaign)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(NextComparisonSerializer.from_assignment(assignment))
 
 
-class GuidelinesView(APIView):
+class CampaignsView(APIView):
+    permission_classes = [HasStudioRole]
+
+    @extend_schema(summary="The campaigns you work in", responses={200: CampaignSerializer(many=True), **errors(401, 403)})
+    def get(self, request: Request) -> Response:
+        rows = []
+        for campaign in campaigns_for_user(user=request.user):
+            role = campaign_role(user=request.user, campaign=campaign)
+            rows.append({"slug": campaign.slug, "name": campaign.name, "state": campaign.state, "role": role,
+                         "guidelines_version": campaign.guidelines_version, "label_target": campaign.label_target})
+        return Response(rows)
+
+
+class GuidelinesView(CampaignScopedView):
     permission_classes = [IsLabeler]
 
     @extend_schema(summary="The rater guidelines", responses={200: GuidelinesSerializer, **errors(401, 403)})
     def get(self, request: Request) -> Response:
-        config = studio_settings_cached()
+        config = request.campaign
         return Response({"version": config.guidelines_version, "markdown": config.guidelines, "html": markdown_html(config.guidelines)})
 
 
-class LabelView(APIView):
+class LabelView(CampaignScopedView):
     permission_classes = [IsLabeler]
     throttle_scope = "label"
 
@@ -84,10 +98,11 @@ class LabelView(APIView):
     def post(self, request: Request, comparison_id: int) -> Response:
         query = LabelQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        serializer = LabelRequestSerializer(data=request.data)
+        serializer = LabelRequestSerializer(data=request.data, context={"campaign": request.campaign})
         serializer.is_valid(raise_exception=True)
         try:
-            label, created = label_record(rater=request.user, comparison_id=comparison_id, submission=serializer.submission())
+            label, created = label_record(rater=request.user, campaign=request.campaign, comparison_id=comparison_id,
+                                          submission=serializer.submission())
         except ComparisonNotFound as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
         except LabelConflict as exc:
@@ -96,12 +111,12 @@ class LabelView(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         body = LabelSerializer.from_label(label)
         if query.validated_data["next"]:  # the rater's current lease if they hold one, so a retry gets the same next
-            following = assignment_lease_next(rater=request.user)
+            following = assignment_lease_next(rater=request.user, campaign=request.campaign)
             body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class SkipView(APIView):
+class SkipView(CampaignScopedView):
     permission_classes = [IsLabeler]
     throttle_scope = "label"
 
@@ -110,13 +125,13 @@ class SkipView(APIView):
                               409: OpenApiResponse(description="Not leased to you (or no such comparison).")})
     def post(self, request: Request, comparison_id: int) -> Response:
         try:
-            assignment_skip(rater=request.user, comparison_id=comparison_id)
-        except NotLeased as exc:
+            assignment_skip(rater=request.user, campaign=request.campaign, comparison_id=comparison_id)
+        except (NotLeased, ComparisonNotFound) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ExportPreferencesView(APIView):
+class ExportPreferencesView(CampaignScopedView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
@@ -130,13 +145,14 @@ class ExportPreferencesView(APIView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         filters = ExportFilters.from_query(date_from=data.get("date_from"), date_to=data.get("date_to"), rater=data["rater"],
-                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"])
+                                           tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"],
+                                           campaign_id=request.campaign.pk)
         fmt = data["format"]
         filename = export_filename(fmt=fmt, now=timezone.now())
         return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
 
 
-class PromptsBulkView(APIView):
+class PromptsBulkView(CampaignScopedView):
     permission_classes = [IsAdmin]
     throttle_scope = "import"
     schema = NonEmptyListBodySchema()
@@ -157,7 +173,7 @@ class PromptsBulkView(APIView):
             return Response({"detail": "expected a JSON list of prompts (or {\"prompts\": [...]})"}, status=status.HTTP_400_BAD_REQUEST)
         try:
             batch = prompts_import_api(items=items, user=request.user, required_labels=query.validated_data.get("required_labels"),
-                                       allow_duplicate=query.validated_data["allow_duplicate"])
+                                       allow_duplicate=query.validated_data["allow_duplicate"], campaign_id=request.campaign.pk)
         except ImportValidationError as exc:
             return Response({"detail": f"{exc.total} problem(s); nothing was imported", "errors": [str(e) for e in exc.errors]},
                             status=status.HTTP_400_BAD_REQUEST)

@@ -1,7 +1,8 @@
 """The data model, a module per domain."""
 
 from feedback_app.models.accounts import ApiToken, Profile, Role
-from feedback_app.models.audit import AuditEntry, StudioSettings
+from feedback_app.models.audit import AuditEntry
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID, Campaign, CampaignMember
 from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.imports import ImportJob
 from feedback_app.models.judges import Judge, JudgeVersion, Verdict
@@ -13,6 +14,9 @@ __all__ = [
     "ApiToken",
     "Assignment",
     "AuditEntry",
+    "Campaign",
+    "CampaignMember",
+    "DEFAULT_CAMPAIGN_ID",
     "Comparison",
     "ImportBatch",
     "ImportJob",
@@ -26,7 +30,6 @@ __all__ = [
     "RewardModelVersion",
     "Role",
     "ServingMode",
-    "StudioSettings",
     "Tag",
     "TrainingRun",
     "Verdict",

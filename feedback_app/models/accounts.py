@@ -23,19 +23,6 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.RATER)
     pseudonym = models.CharField(max_length=24, unique=True, default=_new_pseudonym, editable=False)
-    guidelines_seen = models.PositiveIntegerField(default=0, help_text="The guidelines' version this user last confirmed reading.")
-
-    class Qualification(models.TextChoices):
-        NONE = "", "Not asked"
-        EXEMPT = "exempt", "Exempt: labelled before qualification was asked for"
-        PENDING = "pending", "Labelling the qualification's gold pairs"
-        PASSED = "passed", "Admitted"
-        FAILED = "failed", "Not admitted"
-
-    qualification = models.CharField(max_length=8, choices=Qualification.choices, default=Qualification.NONE, blank=True)
-    qualification_correct = models.PositiveIntegerField(null=True, blank=True)
-    qualification_n = models.PositiveIntegerField(null=True, blank=True)
-    qualification_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
+
 
 class Tag(models.Model):
     name = models.SlugField(max_length=64, unique=True)
@@ -22,6 +24,7 @@ class ImportBatch(models.Model):
         PREFERENCES = "preferences", "Preferences"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.PROTECT, related_name="import_batches", default=DEFAULT_CAMPAIGN_ID)
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -42,6 +45,8 @@ class ImportBatch(models.Model):
 class Prompt(models.Model):
     """A request to answer, with the conversation that led to it (a list of role/content turns)."""
 
+    campaign = models.ForeignKey(
+        "feedback_app.Campaign", on_delete=models.PROTECT, related_name="prompts", default=DEFAULT_CAMPAIGN_ID)
     text = models.TextField()
     context = models.JSONField(default=list, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="prompts")

@@ -11,9 +11,9 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
-from feedback_app.selectors.labeling import studio_settings_cached
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -36,21 +36,26 @@ def queue_depths() -> dict[str, int | None]:
         return {queue: None for queue in queues}
 
 
+def _labels():
+    """The labels the dashboard counts: the default campaign's (other campaigns have no dashboard yet)."""
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+
+
 def overview_counters() -> dict:
     """Return the live counters of the dashboard."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
-    config = studio_settings_cached()
-    total, target = PreferenceLabel.objects.count(), config.label_target
+    config = campaign_cached()
+    total, target = _labels().count(), config.label_target
     return {
         "labels_per_minute": labels_per_minute(),
-        "labels_today": PreferenceLabel.objects.filter(created_at__gte=today, rater__isnull=False).count(),
+        "labels_today": _labels().filter(created_at__gte=today, rater__isnull=False).count(),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
         "state": config.state,
-        "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN).count(),
+        "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN, prompt__campaign_id=DEFAULT_CAMPAIGN_ID).count(),
         "active_raters": active_rater_count(),
         "queues": queue_depths(),
         "reward_model": active_rm,
@@ -69,7 +74,7 @@ def labels_over_time(*, hours: int = 48) -> list[dict]:
     now = timezone.now()
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     counts = dict(
-        PreferenceLabel.objects.filter(created_at__gte=start, rater__isnull=False)
+        _labels().filter(created_at__gte=start, rater__isnull=False)
         .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
     )
     series = []
@@ -109,7 +114,7 @@ def arena_games() -> list[tuple[str, str, float]]:
 
     A tie scores one half; so does "both bad", which says neither reply is better.
     """
-    labels = PreferenceLabel.objects.filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
+    labels = _labels().filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
         "comparison__response_a__policy_version__name", "comparison__response_b__policy_version__name", "winner")
     return [(a, b, ARENA_SCORES[w]) for a, b, w in labels if a and b]
 

@@ -16,7 +16,7 @@ from difflib import SequenceMatcher
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from feedback_app.models import PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, PreferenceLabel
 from feedback_app.models.labels import winner_to_side
 
 FORMATS = ("trl", "raw", "csv", "parquet", "sft")
@@ -61,6 +61,7 @@ class ExportFilters:
     exclude_flagged: bool = False
     include_imported: bool = True
     label_source: str = "all"  # one of LABEL_SOURCES: people's labels (raters' and imported), AI labels, or both
+    campaign_id: int = DEFAULT_CAMPAIGN_ID  # an export holds one campaign's labels
 
     def __post_init__(self) -> None:
         if self.label_source not in LABEL_SOURCES:
@@ -69,13 +70,14 @@ class ExportFilters:
     @classmethod
     def from_query(
         cls, *, date_from: datetime | None = None, date_to: datetime | None = None, rater: str = "",
-        tags: str | Sequence[str] = (), exclude_flagged: bool = False, label_source: str = "all",
+        tags: str | Sequence[str] = (), exclude_flagged: bool = False, label_source: str = "all", campaign_id: int = DEFAULT_CAMPAIGN_ID,
     ) -> ExportFilters:
         """Return the filters of a form, query or command line: ``tags`` comma-separated or a sequence, blanks dropped."""
         names = tags.split(",") if isinstance(tags, str) else tags
         return cls(
             date_from=date_from, date_to=date_to, rater=rater.strip(),
             tags=tuple(t.strip() for t in names if t.strip()), exclude_flagged=exclude_flagged, label_source=label_source or "all",
+            campaign_id=campaign_id,
         )
 
 
@@ -86,7 +88,7 @@ def export_filename(*, fmt: str, now: datetime) -> str:
 
 def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
     """Return the labels that ``filters`` select, with what an export row needs joined in."""
-    labels = PreferenceLabel.objects.all()
+    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=filters.campaign_id)
     if filters.date_from:
         labels = labels.filter(created_at__gte=filters.date_from)
     if filters.date_to:

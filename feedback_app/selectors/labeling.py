@@ -20,11 +20,11 @@ def active_lease_count(*, comparison_id: int, now: datetime) -> int:
     return _active_leases(now).filter(comparison_id=comparison_id).count()
 
 
-def assignment_current_for_rater(*, rater, now: datetime, other_than: int | None = None) -> Assignment | None:
-    """Return the rater's oldest unexpired lease on an open comparison (other than assignment ``other_than``), if any."""
+def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, other_than: int | None = None) -> Assignment | None:
+    """Return the rater's oldest unexpired lease on an open comparison of the campaign (other than assignment ``other_than``), if any."""
     held = (
         _active_leases(now)
-        .filter(rater=rater, comparison__status=Comparison.Status.OPEN)
+        .filter(rater=rater, comparison__status=Comparison.Status.OPEN, comparison__prompt__campaign_id=campaign_id)
         .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
         .order_by("leased_at", "id")
     )
@@ -41,8 +41,8 @@ def _held_by(rater) -> QuerySet:
     return Assignment.objects.filter(rater=rater).values("comparison_id")
 
 
-def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparison]:
-    """Return open comparisons the rater never held that still have a free slot, oldest first."""
+def comparisons_leasable_for_rater(*, rater, campaign_id: int, now: datetime) -> QuerySet[Comparison]:
+    """Return the campaign's open comparisons the rater never held that still have a free slot, oldest first."""
     leases = (
         _active_leases(now)
         .filter(comparison=OuterRef("pk"))
@@ -52,7 +52,7 @@ def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparis
         .values("n")
     )
     return (
-        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=False)
+        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=False, prompt__campaign_id=campaign_id)
         .exclude(pk__in=_held_by(rater))
         .annotate(leased=Coalesce(Subquery(leases, output_field=IntegerField()), Value(0)))
         .filter(label_count__lt=F("required_labels") - F("leased"))
@@ -60,33 +60,29 @@ def comparisons_leasable_for_rater(*, rater, now: datetime) -> QuerySet[Comparis
     )
 
 
-def comparisons_gold_for_rater(*, rater) -> QuerySet[Comparison]:
-    """Return the open gold pairs the rater never held, oldest first."""
+def comparisons_gold_for_rater(*, rater, campaign_id: int) -> QuerySet[Comparison]:
+    """Return the campaign's open gold pairs the rater never held, oldest first."""
     return (
-        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=True)
+        Comparison.objects.filter(status=Comparison.Status.OPEN, is_gold=True, prompt__campaign_id=campaign_id)
         .exclude(pk__in=_held_by(rater))
         .order_by("id")
     )
 
 
-def studio_settings_cached():
-    """Return the campaign settings as this process saw them at most 10 seconds ago."""
-    from django.core.cache import cache
-
-    from feedback_app.selectors.quality import studio_settings
-
-    return cache.get_or_set("feedback_app:studio-settings", studio_settings, 10)
-
-
-def labels_today_count(*, rater) -> int:
-    """Return how many labels the rater gave since local midnight."""
+def labels_today_count(*, rater, campaign_id: int) -> int:
+    """Return how many labels the rater gave the campaign since local midnight."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return PreferenceLabel.objects.filter(rater=rater, created_at__gte=start).count()
+    return PreferenceLabel.objects.filter(rater=rater, created_at__gte=start, comparison__prompt__campaign_id=campaign_id).count()
 
 
-def rater_has_undoable_label(*, rater, now: datetime, window_seconds: int) -> bool:
-    """Return whether the rater's last label may still be undone."""
-    last = PreferenceLabel.objects.filter(rater=rater).order_by("-created_at", "-id").values("created_at", "assignment_id").first()
+def labels_for_rater_newest(*, rater, campaign_id: int) -> QuerySet[PreferenceLabel]:
+    """Return the rater's labels in the campaign, newest first."""
+    return PreferenceLabel.objects.filter(rater=rater, comparison__prompt__campaign_id=campaign_id).order_by("-created_at", "-id")
+
+
+def rater_has_undoable_label(*, rater, campaign_id: int, now: datetime, window_seconds: int) -> bool:
+    """Return whether the rater's last label in the campaign may still be undone."""
+    last = labels_for_rater_newest(rater=rater, campaign_id=campaign_id).values("created_at", "assignment_id").first()
     return bool(last and last["assignment_id"] and (now - last["created_at"]).total_seconds() <= window_seconds)
 
 

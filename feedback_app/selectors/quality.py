@@ -26,20 +26,25 @@ from django.db.models import Count, Q
 from django.db.models.functions import Length, TruncDay
 from django.utils import timezone
 
-from feedback_app.models import Comparison, PreferenceLabel, StudioSettings
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, CampaignMember, Comparison, PreferenceLabel
+from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.stats.agreement import consensus_agreement, krippendorff_alpha, ordinal_value, pairwise_kappas, percent_agreement
 from feedback_app.stats.ratings import trust_score
 
 MIN_LABELS_FOR_WARNINGS = 20
 
 
-def studio_settings() -> StudioSettings:
-    """Return the campaign settings (the one row, made with defaults on first use)."""
-    return StudioSettings.objects.get_or_create(pk=1)[0]
+def _labels():
+    """The labels the quality figures read: the default campaign's (the campaign whose dashboard shows them)."""
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+
+
+def _comparisons():
+    return Comparison.objects.filter(prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
 
 
 def _rater_label_rows(*, since=None) -> list[dict]:
-    labels = PreferenceLabel.objects.filter(rater__isnull=False)
+    labels = _labels().filter(rater__isnull=False)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
     return list(
@@ -68,6 +73,7 @@ def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
     for row in rows:
         per_rater[row["rater_id"]].append(row)
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=per_rater).select_related("profile")}
+    qualification = dict(CampaignMember.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID, user_id__in=per_rater).values_list("user_id", "qualification"))
     result = {}
     for rater_id, labels in per_rater.items():
         decisive = [r for r in labels if r["winner"] in ("a", "b")]
@@ -86,7 +92,7 @@ def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
             "rater_id": rater_id,
             "username": user.username if user else f"user {rater_id}",
             "pseudonym": getattr(getattr(user, "profile", None), "pseudonym", f"u-{rater_id}"),
-            "qualification": getattr(getattr(user, "profile", None), "qualification", ""),
+            "qualification": qualification.get(rater_id, ""),
             "n_labels": len(labels),
             "gold_correct": gold_correct,
             "gold_n": len(gold),
@@ -149,7 +155,7 @@ def agreement_over_time(*, days: int = 30) -> list[dict]:
     """Return per day: percent agreement and ordinal α over comparisons with overlap completed that day."""
     since = timezone.now() - timedelta(days=days)
     completed = dict(
-        Comparison.objects.filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
+        _comparisons().filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
     )
     rows = [r for r in _rater_label_rows() if r["comparison_id"] in completed]
     by_day: dict = defaultdict(list)
@@ -169,13 +175,13 @@ def rater_trust() -> dict[int, float]:
     and training runs call this).
     """
     gold = defaultdict(lambda: [0, 0])
-    for rater_id, winner, expected in PreferenceLabel.objects.filter(rater__isnull=False, comparison__is_gold=True).exclude(
+    for rater_id, winner, expected in _labels().filter(rater__isnull=False, comparison__is_gold=True).exclude(
             comparison__gold_winner="").values_list("rater_id", "winner", "comparison__gold_winner"):
         gold[rater_id][0] += winner == expected
         gold[rater_id][1] += 1
-    overlap = PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
+    overlap = _labels().filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
     consensus = consensus_agreement(overlap_units(list(overlap)))
-    raters = set(gold) | set(consensus) | set(PreferenceLabel.objects.filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
+    raters = set(gold) | set(consensus) | set(_labels().filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
     return {
         r: round(trust_score(gold_correct=gold[r][0], gold_n=gold[r][1], consensus_agree=consensus.get(r, {}).get("agree", 0),
                              consensus_n=consensus.get(r, {}).get("n", 0)), 4)
@@ -189,7 +195,7 @@ def rater_weights() -> dict[int, float]:
     With trust weighting on, a label weighs its rater's trust; raters below ``min_trust`` weigh 0
     (their labels are left out).
     """
-    config = studio_settings()
+    config = campaign_default()
     if not config.weight_by_trust and config.min_trust <= 0:
         return {}
     weights = {}
@@ -201,11 +207,11 @@ def rater_weights() -> dict[int, float]:
 
 def review_queue(*, limit: int = 100) -> dict[str, list]:
     """Return the comparisons waiting for an admin: flagged by a rater, or disputed among raters."""
-    pending = Comparison.objects.filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
-    flagged = list(pending.filter(pk__in=PreferenceLabel.objects.exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
+    pending = _comparisons().filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
+    flagged = list(pending.filter(pk__in=_labels().exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
     disputed = []
     votes = defaultdict(list)
-    for cid, winner in PreferenceLabel.objects.filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
+    for cid, winner in _labels().filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
         votes[cid].append(winner)
     contested = [cid for cid, ws in votes.items() if len(ws) >= 2 and max(ws.count(w) for w in set(ws)) / len(ws) < 2 / 3]
     if contested:
@@ -216,7 +222,7 @@ def review_queue(*, limit: int = 100) -> dict[str, list]:
 def labels_per_minute(*, minutes: int = 5) -> float:
     """Return the mean labels per minute over the last ``minutes``."""
     since = timezone.now() - timedelta(minutes=minutes)
-    return round(PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
+    return round(_labels().filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
 
 
 def active_rater_count(*, minutes: int = 10) -> int:
@@ -230,7 +236,7 @@ def active_rater_count(*, minutes: int = 10) -> int:
 def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
     """Return, per comparison, its rater-label count and the share agreeing with the majority."""
     votes = defaultdict(list)
-    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
+    for cid, winner in _labels().filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
         votes[cid].append(winner)
     return {cid: {"n": len(ws), "agreement": round(max(ws.count(w) for w in set(ws)) / len(ws), 4)} for cid, ws in votes.items()}
 
@@ -238,7 +244,7 @@ def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
 def gold_candidates_count() -> int:
     """Return how many complete comparisons have 2+ labels that all agree on A or B."""
     return (
-        Comparison.objects.filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
+        _comparisons().filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
         .annotate(winners=Count("labels__winner", distinct=True))
         .filter(winners=1)
         .exclude(labels__winner__in=["tie", "both_bad"])
@@ -249,7 +255,7 @@ def gold_candidates_count() -> int:
 def labels_by_comparison(*, comparison_ids: list[int]) -> dict[int, list[PreferenceLabel]]:
     """Return the labels of each comparison (with rater and profile), oldest first; comparisons without labels are left out."""
     labels: dict[int, list[PreferenceLabel]] = {}
-    for label in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
+    for label in _labels().filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
         labels.setdefault(label.comparison_id, []).append(label)
     return labels
 

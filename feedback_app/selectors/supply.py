@@ -7,20 +7,21 @@ from datetime import datetime
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from feedback_app.models import Comparison, PolicyVersion, Prompt
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt
 
 WAITING = (Comparison.Status.OPEN, Comparison.Status.JUDGING)
 
 
 def open_comparison_count() -> int:
-    """Return how many comparisons are waiting for labels (or, with AI feedback on, for the judge first)."""
-    return Comparison.objects.filter(status__in=WAITING).count()
+    """Return how many of the default campaign's comparisons are waiting for labels (or, with AI feedback on, for the judge first)."""
+    return Comparison.objects.filter(status__in=WAITING, prompt__campaign_id=DEFAULT_CAMPAIGN_ID).count()
 
 
 def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> QuerySet[Prompt]:
-    """Return prompts with no open comparison and too few from ``policy``, least served first.
+    """Return the default campaign's prompts with no open comparison and too few from ``policy``, least served first.
 
-    Prompts another worker holds (an unexpired generation lease) are left out.
+    Prompts another worker holds (an unexpired generation lease) are left out. The policy line is
+    the default campaign's, so only its prompts are generated for.
     """
     from django.conf import settings
 
@@ -29,7 +30,7 @@ def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> Quer
 
     per_prompt = Comparison.objects.filter(prompt=OuterRef("pk"))
     return (
-        Prompt.objects.exclude(Exists(per_prompt.filter(status__in=WAITING)))
+        Prompt.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID).exclude(Exists(per_prompt.filter(status__in=WAITING)))
         .exclude(import_batch__published=False)  # an import still staging
         .filter(Q(generation_lease_until__isnull=True) | Q(generation_lease_until__lt=now))
         .annotate(from_policy=count(per_prompt.filter(policy_version=policy)), served=count(per_prompt))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from django.db.models import Max, Min
 
-from feedback_app.models import Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
 
 
 def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion]) -> RewardModelVersion | PolicyVersion | None:
@@ -40,12 +40,14 @@ def reward_model_latest_full() -> RewardModelVersion | None:
 
 
 def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple[Iterator[PreferenceLabel], dict]:
-    """Return the labels up to now, ordered by comparison, and the range they cover.
+    """Return the default campaign's labels up to now, ordered by comparison, and the range they cover.
 
-    The range is fixed first, so labels that arrive during the fit are left for the next one.
+    The range is fixed first, so labels that arrive during the fit are left for the next one. The
+    reward-model and policy lines are the default campaign's: another campaign's labels never train them.
     """
-    bounds = PreferenceLabel.objects.aggregate(first=Min("id"), last=Max("id"))
-    labels = PreferenceLabel.objects.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
+    campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+    bounds = campaign_labels.aggregate(first=Min("id"), last=Max("id"))
+    labels = campaign_labels.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
     if exclude_prompt_ids:
         labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
     labels = labels.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite").order_by("comparison_id", "id")
@@ -59,5 +61,5 @@ def verdicts() -> dict[int, str]:
 
 
 def prompt_ids_published() -> Iterator[int]:
-    """Return the ids of the prompts raters can see (not staged by an unfinished import), in id order, streamed."""
-    return Prompt.objects.exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000)
+    """Return the ids of the default campaign's prompts raters can see (not staged by an unfinished import), in id order, streamed."""
+    return Prompt.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID).exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from feedback_app.models import Judge, PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Judge, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
 
 
@@ -37,10 +37,18 @@ def training_auto_refit_if_due() -> TrainingRun | None:
     pending = TrainingRun.objects.filter(kind=kind, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
     if pending.filter(Q(trigger=TrainingRun.Trigger.AUTO) | Q(status=TrainingRun.Status.QUEUED)).exists():
         return None  # the next refit is on its way; it will take these labels too
-    newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
-    last = newest.get("last_label_id") or 0
-    # a reward-model judge's labels never train a reward model (selectors.judges), so they make no refit due
-    new = PreferenceLabel.objects.filter(pk__gt=last).exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL)
-    if new.count() < every:
+    if refit_due_labels_count() < every:
         return None
     return training_run_request_auto(kind=kind)
+
+
+def refit_due_labels_count() -> int:
+    """Return the labels that arrived since the newest reward version's data and would train the next one.
+
+    Only the default campaign's count: the reward-model line is its own. A reward-model judge's labels
+    never train a reward model (selectors.judges), so they make no refit due.
+    """
+    newest = RewardModelVersion.objects.order_by("-id").values_list("data_range", flat=True).first() or {}
+    last = newest.get("last_label_id") or 0
+    return (PreferenceLabel.objects.filter(pk__gt=last, comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+            .exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL).count())

@@ -25,7 +25,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Comparison, ImportBatch, ImportJob, Prompt, Response
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, ImportBatch, ImportJob, Prompt, Response
 from feedback_app.services.import_parsing import ImportValidationError, LineError, parse_preferences, parse_prompts
 from feedback_app.services.imports import (
     DuplicateImport,
@@ -48,13 +48,14 @@ class ImportOutcome:
 
 def import_job_create(
     *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None,
-    allow_duplicate: bool = False, skip_invalid: bool = False,
+    allow_duplicate: bool = False, skip_invalid: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID,
 ) -> ImportJob:
-    """Keep an uploaded file under IMPORT_DIR and queue the job that imports it."""
+    """Keep an uploaded file under IMPORT_DIR and queue the job that imports it into the campaign."""
     with transaction.atomic():
         job = ImportJob.objects.create(
             kind=kind, filename=filename[:255], created_by=user,
-            options={"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid},
+            options={"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid,
+                     "campaign_id": campaign_id},
         )
         _file_write(job.path, data)
         events.import_job_queued(job_id=job.pk)
@@ -74,7 +75,7 @@ def import_job_execute(*, job_id: int) -> None:
         outcome = import_file(
             kind=job.kind, data=data, filename=job.filename, user=job.created_by,
             required_labels=job.options.get("required_labels"), allow_duplicate=bool(job.options.get("allow_duplicate")),
-            skip_invalid=bool(job.options.get("skip_invalid")), on_progress=lambda status, progress: _job_progress(job_id, status, progress),
+            skip_invalid=bool(job.options.get("skip_invalid")), campaign_id=job.options.get("campaign_id", DEFAULT_CAMPAIGN_ID), on_progress=lambda status, progress: _job_progress(job_id, status, progress),
         )
     except ImportValidationError as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors], error_total=exc.total)
@@ -94,7 +95,7 @@ def import_job_execute(*, job_id: int) -> None:
 
 def import_file(
     *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None, source: str | None = None,
-    allow_duplicate: bool = False, skip_invalid: bool = False, on_progress: Progress | None = None,
+    allow_duplicate: bool = False, skip_invalid: bool = False, on_progress: Progress | None = None, campaign_id: int = DEFAULT_CAMPAIGN_ID,
 ) -> ImportOutcome:
     """Import a prompts or preferences file in chunks: all of it (less skipped rows) or nothing.
 
@@ -109,7 +110,8 @@ def import_file(
         records = parse_preferences(data, filename=filename, skipped=skipped)
     progress(ImportJob.Status.STAGING, {"records": len(records), "staged": 0})
     sha256 = hashlib.sha256(data).hexdigest()
-    batch = batch_create(kind=kind, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate, published=False)
+    batch = batch_create(kind=kind, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate, published=False,
+                         campaign_id=campaign_id)
     try:
         if kind == ImportBatch.Kind.PROMPTS:
             _prompts_stage_and_publish(batch=batch, records=records, required_labels=required_labels,

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from feedback_app import events
 
-from feedback_app.models import Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
 
 
@@ -43,16 +43,18 @@ def prompts_import(
     required_labels: int | None = None,
     source: str | None = None,
     allow_duplicate: bool = False,
+    campaign_id: int = DEFAULT_CAMPAIGN_ID,
 ) -> ImportBatch:
-    """Import a prompts file (JSONL or CSV); all of it, or nothing and an ImportValidationError."""
+    """Import a prompts file (JSONL or CSV) into a campaign; all of it, or nothing and an ImportValidationError."""
     records = parse_prompts(data, filename=filename)
     return prompt_records_import(
         records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user,
-        required_labels=required_labels, source=source or f"import:{filename}", allow_duplicate=allow_duplicate,
+        required_labels=required_labels, source=source or f"import:{filename}", allow_duplicate=allow_duplicate, campaign_id=campaign_id,
     )
 
 
-def prompts_import_api(*, items: list, user=None, required_labels: int | None = None, allow_duplicate: bool = False) -> ImportBatch:
+def prompts_import_api(*, items: list, user=None, required_labels: int | None = None, allow_duplicate: bool = False,
+                       campaign_id: int = DEFAULT_CAMPAIGN_ID) -> ImportBatch:
     """Import a list of prompts posted to the API; all of it, or nothing and an ImportValidationError.
 
     The same items (keys in any order) count as the same import: DuplicateImport unless ``allow_duplicate``.
@@ -60,7 +62,7 @@ def prompts_import_api(*, items: list, user=None, required_labels: int | None = 
     records = parse_prompt_items(items)
     return prompt_records_import(
         records=records, filename="api", sha256=hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest(), user=user,
-        required_labels=required_labels, source="api", allow_duplicate=allow_duplicate,
+        required_labels=required_labels, source="api", allow_duplicate=allow_duplicate, campaign_id=campaign_id,
     )
 
 
@@ -74,9 +76,11 @@ def prompt_records_import(
     required_labels: int | None = None,
     source: str,
     allow_duplicate: bool = False,
+    campaign_id: int = DEFAULT_CAMPAIGN_ID,
 ) -> ImportBatch:
-    """Write validated prompt records, their responses and the comparisons between them."""
-    batch = batch_create(kind=ImportBatch.Kind.PROMPTS, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    """Write validated prompt records, their responses and the comparisons between them, into a campaign."""
+    batch = batch_create(kind=ImportBatch.Kind.PROMPTS, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate,
+                         campaign_id=campaign_id)
     batch.counts = prompt_rows_write(batch=batch, records=records, required_labels=required_labels, source=source,
                                      status=Comparison.Status.OPEN)
     if batch.counts["comparisons"]:
@@ -94,7 +98,8 @@ def prompt_rows_write(
     """
     required = required_labels or settings.LABELS_PER_COMPARISON
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=source[:64], import_batch=batch) for r in records]
+        [Prompt(campaign_id=batch.campaign_id, text=r.prompt, context=r.context, metadata=r.metadata, source=source[:64], import_batch=batch)
+         for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
     responses = Response.objects.bulk_create(
@@ -114,24 +119,28 @@ def prompt_rows_write(
             "awaiting_generation": sum(1 for r in records if not r.responses)}
 
 
-def preferences_import(*, data: bytes, filename: str, user=None, allow_duplicate: bool = False) -> ImportBatch:
-    """Import labelled pairs (TRL or HH JSONL, or CSV); all of them, or nothing."""
+def preferences_import(*, data: bytes, filename: str, user=None, allow_duplicate: bool = False,
+                       campaign_id: int = DEFAULT_CAMPAIGN_ID) -> ImportBatch:
+    """Import labelled pairs (TRL or HH JSONL, or CSV) into a campaign; all of them, or nothing."""
     records = parse_preferences(data, filename=filename)
     return preference_records_import(
-        records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user, allow_duplicate=allow_duplicate
+        records=records, filename=filename, sha256=hashlib.sha256(data).hexdigest(), user=user, allow_duplicate=allow_duplicate,
+        campaign_id=campaign_id,
     )
 
 
 @transaction.atomic
 def preference_records_import(
-    *, records: Sequence[PreferenceRecord], filename: str, sha256: str, user=None, allow_duplicate: bool = False
+    *, records: Sequence[PreferenceRecord], filename: str, sha256: str, user=None, allow_duplicate: bool = False,
+    campaign_id: int = DEFAULT_CAMPAIGN_ID,
 ) -> ImportBatch:
     """Write each labelled pair as a complete comparison with one label that has no rater.
 
     Which of the two responses is stored as "A" is drawn per pair, so no column of the data
     always holds the winner. A margin, when given, becomes the nearest strength.
     """
-    batch = batch_create(kind=ImportBatch.Kind.PREFERENCES, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate)
+    batch = batch_create(kind=ImportBatch.Kind.PREFERENCES, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate,
+                         campaign_id=campaign_id)
     chosen_first = chosen_first_draw(sha256=sha256, n=len(records))
     comparisons = preference_pairs_write(batch=batch, records=records, chosen_first=chosen_first, filename=filename, staged=False)
     preference_labels_write(batch=batch, comparison_ids=[c.pk for c in comparisons], records=records, chosen_first=chosen_first)
@@ -154,7 +163,8 @@ def preference_pairs_write(
     Call inside a transaction.
     """
     prompts = Prompt.objects.bulk_create(
-        [Prompt(text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}"[:64], import_batch=batch)
+        [Prompt(campaign_id=batch.campaign_id, text=r.prompt, context=r.context, metadata=r.metadata, source=f"preferences:{filename}"[:64],
+                import_batch=batch)
          for r in records]
     )
     _tags_attach(prompts, [r.tags for r in records])
@@ -190,16 +200,18 @@ def preference_labels_write(
     )
 
 
-def batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool, published: bool = True) -> ImportBatch:
-    """Return a new import batch, or raise DuplicateImport for a file imported before (unless allowed)."""
+def batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool, published: bool = True,
+                 campaign_id: int = DEFAULT_CAMPAIGN_ID) -> ImportBatch:
+    """Return a new import batch into the campaign, or raise DuplicateImport for a file imported into it before (unless allowed)."""
     if not allow_duplicate:
-        earlier = ImportBatch.objects.filter(kind=kind, sha256=sha256).first()
+        earlier = ImportBatch.objects.filter(kind=kind, sha256=sha256, campaign_id=campaign_id).first()
         if earlier is not None:
             raise DuplicateImport(
                 f"this file was imported already on {earlier.created_at:%Y-%m-%d %H:%M} as {earlier.filename!r} "
                 f"(import batch {earlier.pk}); import it again only on purpose (--allow-duplicate)"
             )
-    return ImportBatch.objects.create(kind=kind, filename=filename[:255], sha256=sha256, created_by=user, published=published)
+    return ImportBatch.objects.create(kind=kind, filename=filename[:255], sha256=sha256, created_by=user, published=published,
+                                      campaign_id=campaign_id)
 
 
 def _tags_attach(prompts: Sequence[Prompt], tag_lists: Iterable[list[str]]) -> None:

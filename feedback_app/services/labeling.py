@@ -17,15 +17,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Assignment, AuditEntry, Comparison, PreferenceLabel, Profile, Response, StudioSettings
+from feedback_app.models import Assignment, AuditEntry, Campaign, CampaignMember, Comparison, PreferenceLabel, Response
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
     comparisons_gold_for_rater,
     comparisons_leasable_for_rater,
-    studio_settings_cached,
+    labels_for_rater_newest,
 )
+from feedback_app.selectors.campaigns import campaign_cached, campaign_role
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
@@ -88,30 +89,31 @@ class LabelSubmission:
     edited_text: str = ""  # a rewrite of the better reply; "" for none
     edited_from: str = ""  # "" or one of EDITED_FROM_CHOICES: which reply the rewrite started from ("" after a tie or both bad: from scratch)
     time_on_task_ms: int | None = None
+    campaign: Campaign | None = field(default=None, compare=False)  # whose criteria and flags apply; None: the default campaign's
 
     @staticmethod
-    def criterion_names() -> list[str]:
+    def criterion_names(campaign: Campaign | None = None) -> list[str]:
         """Return the criteria a rater may judge separately: the campaign's, else LABEL_CRITERIA."""
-        return list(studio_settings_cached().criteria or settings.LABEL_CRITERIA)
+        return list((campaign or campaign_cached()).criteria or settings.LABEL_CRITERIA)
 
     @staticmethod
-    def flag_names() -> list[str]:
+    def flag_names(campaign: Campaign | None = None) -> list[str]:
         """Return the flags a rater may raise: the campaign's, else LABEL_FLAGS."""
-        return list(studio_settings_cached().flags or settings.LABEL_FLAGS)
+        return list((campaign or campaign_cached()).flags or settings.LABEL_FLAGS)
 
     def __post_init__(self) -> None:
         if self.choice not in CHOICES:
             raise InvalidSubmission(f"choice must be one of {', '.join(CHOICES)}", field="choice")
         if self.strength not in STRENGTHS:
             raise InvalidSubmission(f"strength must be {', '.join(map(str, STRENGTHS[:-1]))} or {STRENGTHS[-1]}", field="strength")
-        criteria = self.criterion_names()
+        criteria = self.criterion_names(self.campaign)
         unknown = sorted(set(self.criteria) - set(criteria))
         if unknown:
             raise InvalidSubmission(f"unknown criteria {unknown}; expected some of {criteria}", field="criteria")
         for name, value in self.criteria.items():
             if value not in CRITERION_CHOICES:
                 raise InvalidSubmission(f"criterion {name!r} must be one of {', '.join(CRITERION_CHOICES)}", field="criteria")
-        unknown_flags = set(self.flags) - set(self.flag_names())
+        unknown_flags = set(self.flags) - set(self.flag_names(self.campaign))
         if unknown_flags:
             raise InvalidSubmission(f"unknown flags: {', '.join(sorted(unknown_flags))}", field="flags")
         self._check_rewrite()
@@ -130,17 +132,17 @@ class LabelSubmission:
 
 
 @transaction.atomic
-def assignment_lease_next(*, rater, now: datetime | None = None) -> Assignment | None:
-    """Return the rater's current lease, or lease them the next comparison; None when none is left."""
+def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment | None:
+    """Return the rater's current lease in the campaign, or lease them its next comparison; None when none is left."""
     now = now or timezone.now()
-    current = assignment_current_for_rater(rater=rater, now=now)
+    current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
     if current is not None:
         return current
-    return _lease_new(rater=rater, now=now)
+    return _lease_new(rater=rater, campaign=campaign, now=now)
 
 
 @transaction.atomic
-def assignment_lease_ahead(*, rater, shown: Assignment, now: datetime | None = None) -> Assignment | None:
+def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now: datetime | None = None) -> Assignment | None:
     """Return the comparison the rater's page holds ready after ``shown``: their oldest other lease, else a new one.
 
     At most one lease ahead, under the same slot rules as any lease (it holds a slot until it is
@@ -149,32 +151,31 @@ def assignment_lease_ahead(*, rater, shown: Assignment, now: datetime | None = N
     if not settings.LABEL_PREFETCH:
         return None
     now = now or timezone.now()
-    ahead = assignment_current_for_rater(rater=rater, now=now, other_than=shown.pk)
-    return ahead if ahead is not None else _lease_new(rater=rater, now=now)
+    ahead = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now, other_than=shown.pk)
+    return ahead if ahead is not None else _lease_new(rater=rater, campaign=campaign, now=now)
 
 
-def _lease_new(*, rater, now: datetime) -> Assignment | None:
-    """Lease the rater a comparison they never held (a gold pair at the gold rate); None when none is free or the
-    campaign is paused. Call inside a transaction."""
-    config = studio_settings_cached()
-    if config.state == StudioSettings.State.PAUSED:
+def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
+    """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
+    free or the campaign is not active. Call inside a transaction."""
+    if campaign.state != Campaign.State.ACTIVE:
         return None
-    qualifying = qualification_status(rater=rater, config=config)
-    if qualifying == Profile.Qualification.FAILED:
+    qualifying = qualification_status(rater=rater, campaign=campaign)
+    if qualifying == CampaignMember.Qualification.FAILED:
         return None
     comparison = None
-    if qualifying == Profile.Qualification.PENDING:  # the qualification's gold pairs first, and only them
-        comparison = _lock_gold(rater=rater)
+    if qualifying == CampaignMember.Qualification.PENDING:  # the qualification's gold pairs first, and only them
+        comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
         if comparison is None:
             return None
-    elif random.random() < config.gold_rate:
-        comparison = _lock_gold(rater=rater)
+    elif random.random() < campaign.gold_rate:
+        comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
-        comparison = _lock_leasable(rater=rater, now=now, skip_locked=True)
+        comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=True)
     if comparison is None:
         # Rows that others hold locked for an instant were skipped; only a blocking pass can
         # tell "nothing is free" from "everything free was busy".
-        comparison = _lock_leasable(rater=rater, now=now, skip_locked=False)
+        comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=False)
     if comparison is None:
         return None
     return Assignment.objects.create(
@@ -186,17 +187,17 @@ def _lease_new(*, rater, now: datetime) -> Assignment | None:
     )
 
 
-def _lock_gold(*, rater) -> Comparison | None:
-    """Lock and return a gold pair the rater has not seen; gold pairs have no slot limit."""
+def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
+    """Lock and return a gold pair of the campaign the rater has not seen; gold pairs have no slot limit."""
     return (
-        comparisons_gold_for_rater(rater=rater)
+        comparisons_gold_for_rater(rater=rater, campaign_id=campaign_id)
         .select_related("prompt", "response_a", "response_b")
         .select_for_update(skip_locked=True, of=("self",))
         .first()
     )
 
 
-def _lock_leasable(*, rater, now: datetime, skip_locked: bool) -> Comparison | None:
+def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool) -> Comparison | None:
     """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in.
 
     Call inside a transaction.
@@ -204,7 +205,7 @@ def _lock_leasable(*, rater, now: datetime, skip_locked: bool) -> Comparison | N
     tried: list[int] = []
     while True:
         comparison = (
-            comparisons_leasable_for_rater(rater=rater, now=now)
+            comparisons_leasable_for_rater(rater=rater, campaign_id=campaign_id, now=now)
             .exclude(pk__in=tried)
             .select_related("prompt", "response_a", "response_b")
             .select_for_update(skip_locked=skip_locked, of=("self",))
@@ -220,17 +221,16 @@ def _lock_leasable(*, rater, now: datetime, skip_locked: bool) -> Comparison | N
 
 @transaction.atomic
 def label_record(
-    *, rater, comparison_id: int, submission: LabelSubmission, now: datetime | None = None
+    *, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime | None = None
 ) -> tuple[PreferenceLabel, bool]:
-    """Store a rater's label once; return (label, created).
+    """Store a rater's label on a comparison of the campaign once; return (label, created).
 
     A repeated identical submission returns the stored label; a different one raises
-    LabelConflict. A lease that expired is still honoured while its slot is free.
+    LabelConflict. A lease that expired is still honoured while its slot is free, but not once
+    the rater has left the campaign.
     """
     now = now or timezone.now()
-    comparison = Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id).first()
-    if comparison is None:
-        raise ComparisonNotFound(f"comparison {comparison_id} does not exist")
+    comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
     assignment = Assignment.objects.select_related("label").filter(comparison=comparison, rater=rater).first()
     if assignment is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
@@ -245,6 +245,8 @@ def label_record(
         raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
     if assignment.status != Assignment.Status.LEASED:
         raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
+    if campaign_role(user=rater, campaign=campaign) is None:
+        raise NotLeased(f"you are no longer a member of campaign {campaign.slug}")
     full = not comparison.is_gold and comparison.label_count >= comparison.required_labels
     if comparison.status != Comparison.Status.OPEN or full:
         raise NotLeased(f"comparison {comparison_id} has all the labels it needs")
@@ -268,7 +270,7 @@ def label_record(
         rewrite=rewrite_create(comparison=comparison, text=submission.edited_text, start=start) if submission.edited_text else None,
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
-        guidelines_version=studio_settings_cached().guidelines_version,  # as this process saw them at most 10 s ago
+        guidelines_version=campaign.guidelines_version,  # as this process saw them at most 10 s ago
     )
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now
@@ -280,14 +282,22 @@ def label_record(
         comparison.completed_at = now
         fields += ["status", "completed_at"]
     comparison.save(update_fields=fields)
-    if comparison.is_gold and getattr(getattr(rater, "profile", None), "qualification", "") == Profile.Qualification.PENDING:
-        qualification_grade(rater=rater, config=studio_settings_cached())
+    if comparison.is_gold and campaign.qualification_pairs:
+        qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded()
     refit_ask_after_commit(label_id=label.pk)
     policy_ask_after_commit(label_id=label.pk)
     if comparison.kind == Comparison.Kind.ARENA:
         arena_ask_after_commit()
     return label, True
+
+
+def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
+    """Lock and return the campaign's comparison ``comparison_id``; one of another campaign is as good as missing."""
+    comparison = Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id, prompt__campaign_id=campaign.pk).first()
+    if comparison is None:
+        raise ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
+    return comparison
 
 
 def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission, start: Response | None) -> bool:
@@ -303,10 +313,10 @@ def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submissi
 
 
 @transaction.atomic
-def assignment_skip(*, rater, comparison_id: int, now: datetime | None = None) -> None:
-    """Give a leased comparison back to the pool; the rater is not shown it again."""
+def assignment_skip(*, rater, campaign: Campaign, comparison_id: int, now: datetime | None = None) -> None:
+    """Give a leased comparison of the campaign back to the pool; the rater is not shown it again."""
     now = now or timezone.now()
-    Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id).first()
+    _comparison_locked(campaign=campaign, comparison_id=comparison_id)
     assignment = Assignment.objects.filter(comparison_id=comparison_id, rater=rater).first()
     if assignment is None or assignment.status != Assignment.Status.LEASED:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
@@ -316,14 +326,14 @@ def assignment_skip(*, rater, comparison_id: int, now: datetime | None = None) -
 
 
 @transaction.atomic
-def label_undo_last(*, rater, now: datetime | None = None) -> Assignment:
-    """Withdraw the rater's most recent label and lease its comparison back to them.
+def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment:
+    """Withdraw the rater's most recent label in the campaign and lease its comparison back to them.
 
     Allowed while the comparison is still open to that rater: within LEASE_SECONDS of the
     label, and not for a comparison that was retired since. Return the renewed assignment.
     """
     now = now or timezone.now()
-    label = PreferenceLabel.objects.filter(rater=rater).order_by("-created_at", "-id").first()
+    label = labels_for_rater_newest(rater=rater, campaign_id=campaign.pk).first()
     if label is None or label.assignment_id is None:
         raise NothingToUndo("you have no label to undo")
     comparison = Comparison.objects.select_for_update(of=("self",)).get(pk=label.comparison_id)

@@ -17,7 +17,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from feedback_app.models import PreferenceLabel, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, PreferenceLabel, TrainingRun
 from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
@@ -49,9 +49,9 @@ def policy_update_pending() -> bool:
 
 
 def policy_labels_since_last_run() -> int:
-    """Return the labels recorded since the newest DPO run was queued (whatever became of it), or all labels."""
+    """Return the default campaign's labels recorded since the newest DPO run was queued (whatever became of it), or all of them."""
     last = TrainingRun.objects.filter(kind=KIND).order_by("-id").values_list("created_at", flat=True).first()
-    labels = PreferenceLabel.objects.all()
+    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
     return (labels.filter(created_at__gt=last) if last else labels).count()
 
 

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
-from feedback_app.models import Comparison, Judge, PolicyVersion, Prompt, Response, StudioSettings, VersionStatus
+from feedback_app.models import Campaign, Comparison, Judge, PolicyVersion, Prompt, Response, VersionStatus
 from feedback_app.selectors.judges import judge_routing
-from feedback_app.selectors.quality import studio_settings
+from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.services.ai_routing import comparisons_judge_and_route
@@ -43,7 +43,7 @@ def comparisons_supply(*, now: datetime | None = None, models: training_bridge.M
     ``models`` is the worker's holder of loaded models; without one, the round loads its own.
     """
     missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count()
-    if missing <= 0 or studio_settings().state == StudioSettings.State.PAUSED:
+    if missing <= 0 or campaign_default().state != Campaign.State.ACTIVE:
         return 0
     now = now or timezone.now()
     policy = policy_active_or_base()
@@ -72,7 +72,7 @@ def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt], models: train
     seed = int(timezone.now().timestamp())
     rng = random.Random(seed)
     opponent = arena_opponent(policy=policy, rng=rng)
-    n_arena = round(len(prompts) * studio_settings().arena_share) if opponent else 0
+    n_arena = round(len(prompts) * campaign_default().arena_share) if opponent else 0
     rng.shuffle(prompts)
     made = _arena_round(policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models) if n_arena else 0
     return made + _standard_round(policy=policy, prompts=prompts[n_arena:], seed=seed, models=models)

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion, Role, StudioSettings, TrainingRun, VersionStatus, Winner
+from feedback_app.models import Campaign, Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
 from feedback_app.selectors.dashboard import arena_standings, calibration_active, labels_over_time, reward_model_history
 from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality, reliability_charts
@@ -27,8 +27,9 @@ from feedback_app.selectors.quality import (
     labels_by_comparison,
     rater_quality,
     review_queue,
-    studio_settings,
 )
+from feedback_app.selectors.campaigns import campaign_get
+from feedback_app.services.campaigns import CampaignError, campaign_guidelines_set, campaign_settings_update
 from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name
 from feedback_app.selectors.training_runs import training_runs_recent
 from feedback_app.services.generation import GenerationRefused, GenerationUnavailable, policy_replies_remote
@@ -38,13 +39,11 @@ from feedback_app.services.quality import (
     comparison_adjudicate,
     comparison_mark_gold,
     comparisons_promote_unanimous_to_gold,
-    studio_guidelines_set,
-    studio_settings_update,
 )
 from feedback_app.services.training_runs import training_run_get_or_request
 from feedback_app.services.versions import VersionPruned, version_activation_action, version_make_active
 from feedback_app import live
-from feedback_app.views.access import role_required
+from feedback_app.views.access import campaign_required
 from feedback_app.views.forms import PG_INTEGER_MAX, AsciiFloatField, AsciiIntegerField
 
 STAFF = (Role.RESEARCHER, Role.ADMIN)
@@ -67,7 +66,7 @@ class SettingsForm(forms.Form):
     arena_share = AsciiFloatField(min_value=0, max_value=1, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = forms.BooleanField(required=False, help_text="Weight each label in training by its rater's trust.")
     min_trust = AsciiFloatField(min_value=0, max_value=1, help_text="Leave out the labels of raters whose trust is below this.")
-    state = forms.ChoiceField(required=False, choices=StudioSettings.State.choices, help_text="Pause the campaign to stop new leases and generation.")
+    state = forms.ChoiceField(required=False, choices=Campaign.State.choices, help_text="Pause the campaign to stop new leases and generation.")
     qualification_pairs = AsciiIntegerField(required=False, min_value=0, max_value=1000,
                                             help_text="New raters first label this many gold pairs (0: no qualification).")
     qualification_accuracy = AsciiFloatField(required=False, min_value=0, max_value=1, help_text="The share of them a new rater must get right.")
@@ -109,7 +108,7 @@ def _is_admin(request: HttpRequest) -> bool:
 
 
 @require_GET
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def overview(request: HttpRequest) -> HttpResponse:
     charts = {
         "labels_over_time": labels_over_time(),
@@ -136,7 +135,7 @@ def _models_context(**extra) -> dict:
 
 
 @require_GET
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def models(request: HttpRequest) -> HttpResponse:
     active = policy_active()
     form = SamplesForm(versions=policy_names_with_weights(), initial={"version": active.name if active else None})
@@ -144,7 +143,7 @@ def models(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def policy_samples(request: HttpRequest) -> HttpResponse:
     """Sample replies of one policy version to a prompt: the samples panel for htmx, else the whole versions page."""
     form = SamplesForm(request.POST, versions=policy_names_with_weights())
@@ -167,7 +166,7 @@ def policy_samples(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def run_request(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("kind", "")
     if kind not in TrainingRun.Kind.values:
@@ -179,7 +178,7 @@ def run_request(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpResponse:
     """GET: the confirmation page (the fallback without JavaScript); POST: promote or roll back."""
     model = VERSION_MODELS.get(kind)
@@ -203,14 +202,14 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
 
 
 @require_http_methods(["GET", "POST"])
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def quality(request: HttpRequest) -> HttpResponse:
-    config = studio_settings()
+    config = campaign_get(campaign_id=request.campaign.pk)  # read afresh: the form edits it
     form = SettingsForm(request.POST or None, initial={f: getattr(config, f) for f in SettingsForm.base_fields})
     if request.method == "POST" and form.is_valid():
         try:
-            studio_settings_update(user=request.user, **{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
-        except QualityError as exc:
+            campaign_settings_update(campaign=config, user=request.user, **{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+        except CampaignError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
@@ -231,16 +230,16 @@ class GuidelinesForm(forms.Form):
 
 
 @require_POST
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def guidelines_update(request: HttpRequest) -> HttpResponse:
     form = GuidelinesForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Guidelines not saved: " + "; ".join(e for errors in form.errors.values() for e in errors))
         return redirect("dashboard-quality")
     try:
-        before = studio_settings().guidelines_version
-        version = studio_guidelines_set(user=request.user, text=form.cleaned_data["guidelines"]).guidelines_version
-    except QualityError as exc:
+        before = campaign_get(campaign_id=request.campaign.pk).guidelines_version
+        version = campaign_guidelines_set(campaign=request.campaign, user=request.user, text=form.cleaned_data["guidelines"]).guidelines_version
+    except CampaignError as exc:
         messages.error(request, f"Guidelines not saved: {exc}.")
         return redirect("dashboard-quality")
     messages.success(request, f"Guidelines saved as version {version}." if version != before else "The guidelines were unchanged.")
@@ -248,7 +247,7 @@ def guidelines_update(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.ADMIN)
+@campaign_required(Role.ADMIN)
 def gold_promote(request: HttpRequest) -> HttpResponse:
     n = comparisons_promote_unanimous_to_gold(user=request.user)
     messages.success(request, f"{n} comparison(s) where every rater agreed are now gold pairs.")
@@ -256,7 +255,7 @@ def gold_promote(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.ADMIN)
+@campaign_required(Role.ADMIN)
 def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = _comparison_or_404(comparison_id)
     try:
@@ -269,7 +268,7 @@ def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
 
 
 @require_GET
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def review(request: HttpRequest) -> HttpResponse:
     queue = review_queue()
     ids = [c.pk for c in queue["flagged"] + queue["disputed"]]
@@ -278,7 +277,7 @@ def review(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.ADMIN)
+@campaign_required(Role.ADMIN)
 def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = _comparison_or_404(comparison_id)
     form = AdjudicationForm(request.POST)
@@ -295,7 +294,7 @@ def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
 
 
 @require_GET
-@role_required(*STAFF)
+@campaign_required(*STAFF)
 def arena(request: HttpRequest) -> HttpResponse:
     standings = arena_standings()
     return render(request, "feedback_app/dashboard/arena.html", {"standings": standings, "chart": json.dumps(standings["versions"]), "section": "arena"})

@@ -3,6 +3,9 @@
 import re
 
 from django import forms
+
+
+from feedback_app.models import Campaign
 from feedback_app.services.labeling import (
     CHOICES,
     CRITERION_CHOICES,
@@ -71,22 +74,23 @@ class LabelForm(forms.Form):
                                     initial="", widget=forms.RadioSelect, label="Started from")
     time_on_task_ms = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, campaign: Campaign, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["flags"].choices = [(f, FLAG_LABELS.get(f, f.title())) for f in LabelSubmission.flag_names()]
-        for name in LabelSubmission.criterion_names():
+        self.campaign = campaign  # whose criteria and flags the form offers
+        self.fields["flags"].choices = [(f, FLAG_LABELS.get(f, f.title())) for f in LabelSubmission.flag_names(campaign)]
+        for name in LabelSubmission.criterion_names(campaign):
             self.fields[f"criterion_{name}"] = forms.ChoiceField(
                 choices=_criterion_choices(), required=False, widget=forms.RadioSelect, label=name.title()
             )
 
     def criterion_fields(self):
-        return [self[f"criterion_{name}"] for name in LabelSubmission.criterion_names()]
+        return [self[f"criterion_{name}"] for name in LabelSubmission.criterion_names(self.campaign)]
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
-        criteria = {name: data[f"criterion_{name}"] for name in LabelSubmission.criterion_names() if data.get(f"criterion_{name}")}
+        criteria = {name: data[f"criterion_{name}"] for name in LabelSubmission.criterion_names(self.campaign) if data.get(f"criterion_{name}")}
         try:
             self._submission = LabelSubmission(
                 choice=data["choice"],
@@ -97,6 +101,7 @@ class LabelForm(forms.Form):
                 edited_text=data["edited_text"],
                 edited_from=data["edited_from"],
                 time_on_task_ms=data.get("time_on_task_ms"),
+                campaign=self.campaign,
             )
         except InvalidSubmission as exc:
             self.add_error(exc.field if exc.field in self.fields else None, str(exc))

@@ -178,3 +178,23 @@ def test_a_socket_closes_when_its_user_loses_the_role(researcher):
         await rater_socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_campaign_s_rater_socket_takes_only_its_members_and_counts_its_labels(make_user, admin_user):
+    from feedback_app.models import Role
+    from feedback_app.services.campaigns import campaign_create, member_set
+
+    billing = campaign_create(slug="billing", name="Billing")
+    member = make_user(Role.RATER)
+    member_set(campaign=billing, user=member, role=Role.RATER)
+    outsider = make_user(Role.RATER)  # in the default campaign only
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/c/billing/rater/", member)
+        assert connected and 'id="today-count">0<' in await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        for path, user in (("/ws/rater/", member), ("/ws/c/billing/rater/", outsider), ("/ws/c/nope/rater/", admin_user)):
+            communicator, connected, code = await connect(path, user)
+            assert not connected and code == CLOSE_FORBIDDEN, path
+
+    async_to_sync(scenario)()

@@ -50,13 +50,13 @@ def test_a_reconnecting_dashboard_gets_the_counters_and_the_run():
 
 
 def test_the_rater_state_is_the_active_policy_and_todays_count(make_comparisons, rater, make_user):
-    assert re.search(r'id="policy-badge".*<strong>–</strong>', live.rater_state_html(user=rater))
+    assert re.search(r'id="policy-badge".*<strong>–</strong>', live.rater_state_html(user=rater, campaign_id=1))
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="active")
     for comparison in make_comparisons(2):
         PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner="a", strength=2)
-    html = live.rater_state_html(user=rater)
+    html = live.rater_state_html(user=rater, campaign_id=1)
     assert "<strong>policy-base</strong>" in html and '<strong id="today-count">2</strong>' in html
-    assert '<strong id="today-count">0</strong>' in live.rater_state_html(user=make_user())
+    assert '<strong id="today-count">0</strong>' in live.rater_state_html(user=make_user(), campaign_id=1)
 
 
 def test_the_policy_toast_names_the_policy_and_swaps_out_of_band():

@@ -12,6 +12,7 @@ from django.db import close_old_connections, connection
 
 from feedback_app.models import Assignment, Comparison, PreferenceLabel
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,10 +46,10 @@ def test_concurrent_raters_never_over_collect(make_user, make_comparisons):
     def work(rater):
         close_old_connections()
         while True:
-            assignment = assignment_lease_next(rater=rater)
+            assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
             if assignment is None:
                 return
-            _, created = label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
+            _, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
             with lock:
                 acknowledged[assignment.comparison_id] += int(created)
 
@@ -65,7 +66,7 @@ def test_concurrent_leases_hold_distinct_slots(make_user, make_comparisons):
     """Many raters leasing at once never hold more slots than a comparison has."""
     make_comparisons(5, required_labels=2)
     raters = [make_user() for _ in range(16)]
-    _run_threads(lambda r: (close_old_connections(), assignment_lease_next(rater=r)), [(r,) for r in raters])
+    _run_threads(lambda r: (close_old_connections(), assignment_lease_next(campaign=campaign_default(), rater=r)), [(r,) for r in raters])
     held = Counter(Assignment.objects.filter(status=Assignment.Status.LEASED).values_list("comparison_id", flat=True))
     assert sum(held.values()) == 10  # 5 comparisons x 2 slots, the other 6 raters got nothing
     assert all(n <= 2 for n in held.values())
@@ -74,12 +75,12 @@ def test_concurrent_leases_hold_distinct_slots(make_user, make_comparisons):
 def test_double_submit_in_parallel_stores_one_label(rater, make_comparisons):
     """The same submission sent twice at once (a double click) stores one label."""
     (comparison,) = make_comparisons(1)
-    assignment_lease_next(rater=rater)
+    assignment_lease_next(campaign=campaign_default(), rater=rater)
     results = []
 
     def submit():
         close_old_connections()
-        results.append(label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="right", strength=1))[1])
+        results.append(label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="right", strength=1))[1])
 
     _run_threads(submit, [() for _ in range(6)])
     assert sorted(results) == [False] * 5 + [True]

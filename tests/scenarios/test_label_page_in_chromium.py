@@ -7,6 +7,7 @@ import pytest
 from feedback_app.models import PreferenceLabel, Role
 from feedback_app.services.accounts import user_create
 from tests.conftest import csp_watch
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long demo password"
@@ -138,12 +139,12 @@ def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server
 
 
 def test_new_guidelines_are_open_until_read_then_one_key_away(asgi_live_server, browser, make_comparisons):
-    from feedback_app.services.quality import studio_guidelines_set
+    from feedback_app.services.campaigns import campaign_guidelines_set
 
     make_comparisons(2)
     user_create(username="kim", role=Role.RATER, password=PASSWORD)
     admin, _, _ = user_create(username="ada", role=Role.ADMIN, password=PASSWORD)
-    studio_guidelines_set(user=admin, text="## Be kind\nSolve the **customer's** problem first.")
+    campaign_guidelines_set(campaign=campaign_default(), user=admin, text="## Be kind\nSolve the **customer's** problem first.")
     page = rater_page(browser, asgi_live_server, "kim")
     assert page.evaluate("document.getElementById('guidelines').open") and "customer's" in page.inner_text("#guidelines")
     page.click("[data-testid=guidelines-read]")

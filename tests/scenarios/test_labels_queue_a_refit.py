@@ -8,6 +8,7 @@ import pytest
 
 from feedback_app.models import TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +23,6 @@ def test_labels_trigger_the_refit_after_commit(settings, make_user, make_compari
     make_comparisons(4)
     for _ in range(4):
         with django_capture_on_commit_callbacks(execute=True):
-            a = assignment_lease_next(rater=rater)
-            label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+            a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+            label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
     assert len(sent) == 1 and TrainingRun.objects.get().trigger == "auto"

@@ -2,8 +2,12 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django.db import transaction
+
+from feedback_app.management.commands._campaigns import campaign_named
 from feedback_app.models import Role
 from feedback_app.services.accounts import UserExists, user_create
+from feedback_app.services.campaigns import member_set
 
 
 class Command(BaseCommand):
@@ -14,14 +18,21 @@ class Command(BaseCommand):
         parser.add_argument("--role", required=True, choices=[r.value for r in Role])
         parser.add_argument("--email", default="")
         parser.add_argument("--password", default=None, help="Default: a generated password, printed once.")
+        parser.add_argument("--campaign", action="append", default=[], metavar="SLUG",
+                            help="Make the user a member of this campaign in ROLE (repeatable). Without it they work in the default campaign.")
 
-    def handle(self, *args, username: str, role: str, email: str, password: str | None, **options):
+    def handle(self, *args, username: str, role: str, email: str, password: str | None, campaign: list[str], **options):
         if not username.strip():
             raise CommandError("the username is empty")
+        campaigns = [campaign_named(slug) for slug in dict.fromkeys(campaign)]  # every name checked before anything is written
         try:
-            user, password, token = user_create(username=username, role=Role(role), email=email, password=password)
+            with transaction.atomic():
+                user, password, token = user_create(username=username, role=Role(role), email=email, password=password)
+                for c in campaigns:
+                    member_set(campaign=c, user=user, role=Role(role))
         except UserExists as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Created {role} {user.username!r}.")
+        where = f" in campaign(s) {', '.join(c.slug for c in campaigns)}" if campaigns else ""
+        self.stdout.write(f"Created {role} {user.username!r}{where}.")
         self.stdout.write(f"password: {password}")
         self.stdout.write(f"API token: {token}")

@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
 from feedback_app.selectors.exports import FORMATS, LABEL_SOURCES, ExportFilters
 from feedback_app.services.exports import export_stream
 
@@ -26,11 +28,13 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-flagged", action="store_true", help="Leave out labels flagged unsafe or private.")
         parser.add_argument("--source", dest="label_source", choices=LABEL_SOURCES, default="all",
                             help="Whose labels: human (raters and imports), ai (judges) or all (the default).")
+        add_campaign_argument(parser)
 
     def handle(self, *args, out: str, fmt: str, date_from, date_to, rater: str, tag: list[str], exclude_flagged: bool,
-               label_source: str = "all", **options):
+               label_source: str = "all", campaign: str = DEFAULT_CAMPAIGN_SLUG, **options):
         filters = ExportFilters.from_query(date_from=_when(date_from, "--from"), date_to=_when(date_to, "--to"), rater=rater,
-                                           tags=tag, exclude_flagged=exclude_flagged, label_source=label_source)
+                                           tags=tag, exclude_flagged=exclude_flagged, label_source=label_source,
+                                           campaign_id=campaign_named(campaign).pk)
         if out == "-":
             for chunk in export_stream(fmt=fmt, filters=filters):
                 sys.stdout.buffer.write(chunk)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport
@@ -17,11 +18,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
+        add_campaign_argument(parser)
         parser.add_argument("--allow-duplicate", action="store_true", help="Import a file whose content was imported before.")
         parser.add_argument("--skip-invalid", action="store_true",
                             help="Import the usable pairs and list each skipped line with its reason (identical replies, say).")
 
-    def handle(self, *args, file: Path, allow_duplicate: bool, skip_invalid: bool, **options):
+    def handle(self, *args, file: Path, campaign: str, allow_duplicate: bool, skip_invalid: bool, **options):
         try:
             data = file.read_bytes()
             if file.suffix == ".gz":
@@ -30,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {file}: {exc}") from None
         name = file.name.removesuffix(".gz")
         try:
-            outcome = import_file(kind="preferences", data=data, filename=name, allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
+            outcome = import_file(kind="preferences", campaign_id=campaign_named(campaign).pk, data=data, filename=name, allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
         except (ImportValidationError, DuplicateImport) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None
         for problem in outcome.skipped:

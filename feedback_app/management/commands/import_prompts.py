@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport
@@ -15,16 +16,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
+        add_campaign_argument(parser)
         parser.add_argument("--required-labels", type=int, default=None, help="Labels each comparison needs (default: LABELS_PER_COMPARISON).")
         parser.add_argument("--allow-duplicate", action="store_true", help="Import a file whose content was imported before.")
         parser.add_argument("--skip-invalid", action="store_true", help="Import the valid rows and list each skipped one with its reason.")
 
-    def handle(self, *args, file: Path, required_labels: int | None, allow_duplicate: bool, skip_invalid: bool, **options):
+    def handle(self, *args, file: Path, campaign: str, required_labels: int | None, allow_duplicate: bool, skip_invalid: bool, **options):
         if required_labels is not None and required_labels < 1:
             raise CommandError("--required-labels must be at least 1")
         data = _read(file)
         try:
-            outcome = import_file(kind="prompts", data=data, filename=file.name, required_labels=required_labels,
+            outcome = import_file(kind="prompts", campaign_id=campaign_named(campaign).pk, data=data, filename=file.name, required_labels=required_labels,
                                   allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
         except (ImportValidationError, DuplicateImport) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None

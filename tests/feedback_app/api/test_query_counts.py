@@ -6,6 +6,8 @@ from django.test.utils import CaptureQueriesContext
 
 from feedback_app.models import Comparison, PreferenceLabel, Role
 from tests.conftest import api_client_for
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.models import Campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +36,9 @@ def test_next_and_label_make_as_many_queries_at_ten_times_the_labels(make_user, 
 
     No gold pairs (their draw is random), and a first round warms the per-process caches (settings, token).
     """
-    from feedback_app.models import StudioSettings
-    from feedback_app.selectors.quality import studio_settings
-
+    
     settings.REFIT_EVERY_N_LABELS, settings.POLICY_EVERY_N_LABELS = 0, 0
-    StudioSettings.objects.filter(pk=studio_settings().pk).update(gold_rate=0.0)
+    Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
     rater, others = make_user(Role.RATER), [make_user(Role.RATER) for _ in range(2)]
     client = api_client_for(rater)
     counts = []

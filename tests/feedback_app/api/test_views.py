@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from feedback_app.models import Comparison, PreferenceLabel, Prompt, Role
 from tests.conftest import api_client_for
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -321,14 +322,14 @@ def test_a_bad_next_parameter_is_a_400_naming_it_and_stores_nothing(rater, make_
 
 
 def test_guidelines_are_read_through_the_api_rendered_safely(rater, researcher):
-    from feedback_app.services.quality import studio_guidelines_set
+    from feedback_app.services.campaigns import campaign_guidelines_set
 
     client = api_client_for(rater)
     assert client.get("/api/v1/guidelines/").json() == {"version": 0, "markdown": "", "html": ""}
-    studio_guidelines_set(user=researcher, text="Be *kind*. <b>raw</b>")
+    campaign_guidelines_set(campaign=campaign_default(), user=researcher, text="Be *kind*. <b>raw</b>")
     from django.core.cache import cache
 
-    cache.delete("feedback_app:studio-settings")  # the change's on-commit clear, which a test transaction never runs
+    cache.clear()  # the change's on-commit clear, which a test transaction never runs
     body = client.get("/api/v1/guidelines/").json()
     assert body["version"] == 1 and body["markdown"] == "Be *kind*. <b>raw</b>" and "<em>kind</em>" in body["html"] and "&lt;b&gt;" in body["html"]
     assert APIClient().get("/api/v1/guidelines/").status_code == 401

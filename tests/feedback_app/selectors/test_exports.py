@@ -8,6 +8,7 @@ from django.utils import timezone
 from feedback_app.models import Assignment
 from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters, export_filename, labels_for_export, raw_row
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 
 def test_from_query_splits_comma_separated_tags_and_strips_the_rater():
@@ -37,10 +38,10 @@ def two_labels(make_user, make_comparisons):
     plain, tagged = make_comparisons(1, required_labels=2) + make_comparisons(1, tags=("billing",))
     first, second = make_user(), make_user()
     for rater, comparison, flags in ((first, plain, ()), (second, plain, ()), (second, tagged, ("unsafe",))):
-        assignment = assignment_lease_next(rater=rater)
+        assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
         assert assignment.comparison_id == comparison.pk
         Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)
-        label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", flags=flags))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", flags=flags))
     return plain, tagged, first, second
 
 
@@ -123,9 +124,9 @@ def test_rewrite_diff_chars_stays_fast_on_long_unrelated_texts():
 @pytest.mark.django_db
 def test_raw_row_shows_the_rewrite_its_start_and_its_size_of_change(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     Assignment.objects.filter(pk=assignment.pk).update(a_on_left=False)  # left is B
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
         choice="left", edited_text=comparison.response_b.text + " We will email you."))
     row = raw_row(labels_for_export(filters=ExportFilters()).get())
     assert (row["rewrite_id"], row["rewrite_from"], row["rewrite_diff_chars"]) == (label.rewrite_id, "b", len(" We will email you."))

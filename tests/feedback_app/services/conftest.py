@@ -7,6 +7,7 @@ import pytest
 from feedback_app import training_bridge
 from feedback_app.models import TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 
 @dataclass
@@ -41,8 +42,8 @@ def labelled(make_user, make_comparisons):
     rater = make_user()
     make_comparisons(6)
     for i in range(6):
-        a = assignment_lease_next(rater=rater)
-        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left" if i % 2 else "right"))
+        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left" if i % 2 else "right"))
     return rater
 
 

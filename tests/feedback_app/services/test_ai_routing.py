@@ -13,6 +13,8 @@ from feedback_app.selectors.labeling import comparisons_leasable_for_rater
 from feedback_app.selectors.quality import rater_quality
 from feedback_app.services.ai_routing import comparisons_judge_and_route, comparisons_judging_reap
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.models import DEFAULT_CAMPAIGN_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +57,7 @@ def test_a_confident_verdict_becomes_an_ai_label_and_completes_the_comparison(rm
     label = PreferenceLabel.objects.get(comparison=comparison)
     assert label.rater is None and label.judge_version.version == "rm-1" and label.winner == "a" and label.label_source == "ai"
     assert label.judge_version.label == "ai:rm"
-    assert not comparisons_leasable_for_rater(rater=rater, now=timezone.now()).filter(pk=cid).exists()
+    assert not comparisons_leasable_for_rater(campaign_id=DEFAULT_CAMPAIGN_ID, rater=rater, now=timezone.now()).filter(pk=cid).exists()
 
 
 def test_the_audit_share_goes_to_people_like_any_other_pair(rm_judge, probabilities, make_comparisons, rater, settings):
@@ -63,9 +65,9 @@ def test_the_audit_share_goes_to_people_like_any_other_pair(rm_judge, probabilit
     settings.AI_AUDIT_SHARE = 1.0
     (cid,) = _waiting(make_comparisons)
     assert comparisons_judge_and_route(comparison_ids=[cid]) == {"audit": 1}
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert assignment.comparison_id == cid
-    label_record(rater=rater, comparison_id=cid, submission=LabelSubmission(choice="left" if assignment.a_on_left else "right"))
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=cid, submission=LabelSubmission(choice="left" if assignment.a_on_left else "right"))
     comparison = Comparison.objects.get(pk=cid)
     assert comparison.status == "complete" and comparison.label_count == 1 and comparison.labels.count() == 2
     assert rater_quality()[rater.pk]["n_labels"] == 1

@@ -7,6 +7,7 @@ from feedback_app.models import Assignment, AuditEntry, Comparison, PolicyVersio
 from feedback_app.services import arena_gate
 from feedback_app.services.arena_gate import arena_ask_after_commit, arena_rollback_decision, policy_arena_check
 from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -138,10 +139,10 @@ def test_an_arena_label_asks_the_gate_once_it_commits_and_a_standard_label_does_
     for comparison in (arena, standard):
         Assignment.objects.create(comparison=comparison, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now + timezone.timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        label_record(rater=rater, comparison_id=standard.pk, submission=LabelSubmission(choice="left"))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=standard.pk, submission=LabelSubmission(choice="left"))
     assert asked == []
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        label_record(rater=rater, comparison_id=arena.pk, submission=LabelSubmission(choice="left"))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=arena.pk, submission=LabelSubmission(choice="left"))
     assert asked == []  # nothing inside the label's transaction
     for callback in callbacks:
         callback()

@@ -12,6 +12,7 @@ from feedback_app.models import Assignment, Comparison, PreferenceLabel
 from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters
 from feedback_app.services.exports import csv_cell, export_stream
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +27,15 @@ def labelled(make_user, make_comparisons):
     c1, c2, c3 = make_comparisons(2, required_labels=3) + make_comparisons(1, tags=("billing",))
     r1, r2, r3 = make_user(), make_user(), make_user()
     for r, choice in ((r1, "left"), (r2, "left"), (r3, "right")):
-        assignment = assignment_lease_next(rater=r)
+        assignment = assignment_lease_next(campaign=campaign_default(), rater=r)
         assert assignment.comparison_id == c1.pk
         Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)  # "left" is response A for all three
-        label_record(rater=r, comparison_id=c1.pk, submission=LabelSubmission(choice=choice, strength=3))
+        label_record(campaign=campaign_default(), rater=r, comparison_id=c1.pk, submission=LabelSubmission(choice=choice, strength=3))
     for r in (r1, r2, r3):
-        assignment_lease_next(rater=r)
-        label_record(rater=r, comparison_id=c2.pk, submission=LabelSubmission(choice="tie"))
-    assignment_lease_next(rater=r1)
-    label_record(rater=r1, comparison_id=c3.pk, submission=LabelSubmission(choice="right", flags=("unsafe",), criteria={"honesty": "left"}))
+        assignment_lease_next(campaign=campaign_default(), rater=r)
+        label_record(campaign=campaign_default(), rater=r, comparison_id=c2.pk, submission=LabelSubmission(choice="tie"))
+    assignment_lease_next(campaign=campaign_default(), rater=r1)
+    label_record(campaign=campaign_default(), rater=r1, comparison_id=c3.pk, submission=LabelSubmission(choice="right", flags=("unsafe",), criteria={"honesty": "left"}))
     return c1, c2, c3, (r1, r2, r3)
 
 
@@ -153,10 +154,10 @@ def test_every_table_format_says_which_reply_was_cut_off(labelled):
 
 def _rewrite(make_comparisons, rater, *, choice: str, text: str, edited_from: str = "", tags=()):
     (comparison,) = make_comparisons(1, tags=tags)
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert assignment.comparison_id == comparison.pk
     Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk,
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
                             submission=LabelSubmission(choice=choice, edited_text=text, edited_from=edited_from))
     return comparison, label
 

@@ -13,6 +13,7 @@ from feedback_app.services.import_jobs import import_file, import_job_create, im
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport
 from feedback_app.services.labeling import assignment_lease_next
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 HH_TEST = Path(__file__).resolve().parents[3] / "../shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
@@ -52,7 +53,7 @@ def test_staged_rows_are_invisible_to_leases_supply_stats_and_exports(rater):
     def while_staging(status, progress):
         if status == "publishing":
             assert Comparison.objects.filter(status=Comparison.Status.STAGED).count() == 3
-            assert assignment_lease_next(rater=rater) is None
+            assert assignment_lease_next(campaign=campaign_default(), rater=rater) is None
             assert open_comparison_count() == 0 and overview_counters()["open_comparisons"] == 0
             assert not prompts_needing_comparisons(policy=policy, now=timezone.now()).filter(source="preferences:x.jsonl").exists()
             assert not prompts_needing_comparisons(policy=policy, now=timezone.now()).filter(source="import:p.jsonl").exists()
@@ -60,7 +61,7 @@ def test_staged_rows_are_invisible_to_leases_supply_stats_and_exports(rater):
             looked.append(status)
 
     import_file(kind="prompts", data=prompts(3), filename="p.jsonl", on_progress=while_staging)
-    assert assignment_lease_next(rater=rater) is not None  # published: now it leases
+    assert assignment_lease_next(campaign=campaign_default(), rater=rater) is not None  # published: now it leases
     import_file(kind="preferences", data=jsonl(*({"prompt": f"q{i}", "chosen": "good", "rejected": "bad"} for i in range(3))),
                 filename="x.jsonl", on_progress=lambda status, progress: status == "publishing" and (
                     PreferenceLabel.objects.count() == 0 and looked.append("labels unseen")))

@@ -15,6 +15,7 @@ from feedback_app.services.labeling import (
     label_record,
     label_undo_last,
 )
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.django_db
 def test_lease_returns_the_same_comparison_until_labelled(rater, make_comparisons):
     """Asking again returns the rater's current lease rather than a new one."""
     make_comparisons(3)
-    first = assignment_lease_next(rater=rater)
-    again = assignment_lease_next(rater=rater)
+    first = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    again = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert first.pk == again.pk
     assert Assignment.objects.filter(rater=rater).count() == 1
 
@@ -32,9 +33,9 @@ def test_label_is_stored_in_response_terms(rater, make_comparisons):
     """"Left" means response A when A was shown on the left, and B otherwise."""
     make_comparisons(2)
     for a_on_left, expected in ((True, "a"), (False, "b")):
-        assignment = assignment_lease_next(rater=rater)
+        assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
         Assignment.objects.filter(pk=assignment.pk).update(a_on_left=a_on_left)
-        label, created = label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left", criteria={"honesty": "right"}))
+        label, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left", criteria={"honesty": "right"}))
         assert created
         assert label.winner == expected
         assert label.criteria == {"honesty": "b" if expected == "a" else "a"}
@@ -44,20 +45,20 @@ def test_label_is_stored_in_response_terms(rater, make_comparisons):
 def test_display_order_is_randomised(make_user, make_comparisons):
     """Across many leases both orders occur."""
     make_comparisons(1, required_labels=40)
-    orders = {assignment_lease_next(rater=make_user()).a_on_left for _ in range(40)}
+    orders = {assignment_lease_next(campaign=campaign_default(), rater=make_user()).a_on_left for _ in range(40)}
     assert orders == {True, False}
 
 
 def test_repeated_submission_stores_one_label(rater, make_comparisons):
     """A double submit returns the first label; a different answer is a conflict."""
     (comparison,) = make_comparisons(1)
-    assignment_lease_next(rater=rater)
+    assignment_lease_next(campaign=campaign_default(), rater=rater)
     submission = LabelSubmission(choice="right", strength=3, rationale="clearer")
-    first, created = label_record(rater=rater, comparison_id=comparison.pk, submission=submission)
-    again, created_again = label_record(rater=rater, comparison_id=comparison.pk, submission=submission)
+    first, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=submission)
+    again, created_again = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=submission)
     assert created and not created_again and first.pk == again.pk
     with pytest.raises(LabelConflict):
-        label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     assert PreferenceLabel.objects.count() == 1
     comparison.refresh_from_db()
     assert comparison.label_count == 1 and comparison.status == Comparison.Status.COMPLETE
@@ -66,7 +67,7 @@ def test_repeated_submission_stores_one_label(rater, make_comparisons):
 def test_label_without_lease_is_refused(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     with pytest.raises(NotLeased, match="not leased to you"):
-        label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie"))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie"))
 
 
 def test_overlap_needs_distinct_raters(make_user, make_comparisons):
@@ -74,80 +75,80 @@ def test_overlap_needs_distinct_raters(make_user, make_comparisons):
     (comparison,) = make_comparisons(1, required_labels=2)
     r1, r2, r3 = make_user(), make_user(), make_user()
     for r in (r1, r2):
-        a = assignment_lease_next(rater=r)
+        a = assignment_lease_next(campaign=campaign_default(), rater=r)
         assert a.comparison_id == comparison.pk
-    assert assignment_lease_next(rater=r3) is None  # both slots held
+    assert assignment_lease_next(campaign=campaign_default(), rater=r3) is None  # both slots held
     for r in (r1, r2):
-        label_record(rater=r, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+        label_record(campaign=campaign_default(), rater=r, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     comparison.refresh_from_db()
     assert comparison.status == Comparison.Status.COMPLETE and comparison.label_count == 2
-    assert assignment_lease_next(rater=r1) is None
+    assert assignment_lease_next(campaign=campaign_default(), rater=r1) is None
 
 
 def test_expired_lease_returns_to_the_pool(make_user, make_comparisons):
     (comparison,) = make_comparisons(1)
     r1, r2 = make_user(), make_user()
     now = timezone.now()
-    assignment_lease_next(rater=r1, now=now)
-    assert assignment_lease_next(rater=r2, now=now + timedelta(seconds=60)) is None
+    assignment_lease_next(campaign=campaign_default(), rater=r1, now=now)
+    assert assignment_lease_next(campaign=campaign_default(), rater=r2, now=now + timedelta(seconds=60)) is None
     later = now + timedelta(hours=1)
-    taken = assignment_lease_next(rater=r2, now=later)
+    taken = assignment_lease_next(campaign=campaign_default(), rater=r2, now=later)
     assert taken.comparison_id == comparison.pk
     # r1's late label is refused: the slot went to r2.
     with pytest.raises(NotLeased, match="expired"):
-        label_record(rater=r1, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=later)
+        label_record(campaign=campaign_default(), rater=r1, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=later)
     # r1 is never offered that comparison again.
-    assert assignment_lease_next(rater=r1, now=later) is None
+    assert assignment_lease_next(campaign=campaign_default(), rater=r1, now=later) is None
 
 
 def test_expired_lease_is_honoured_while_the_slot_is_free(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     now = timezone.now()
-    assignment_lease_next(rater=rater, now=now)
-    label, created = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=now + timedelta(hours=2))
+    assignment_lease_next(campaign=campaign_default(), rater=rater, now=now)
+    label, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=now + timedelta(hours=2))
     assert created
 
 
 def test_skip_frees_the_slot_and_hides_the_comparison(make_user, make_comparisons):
     (comparison,) = make_comparisons(1)
     r1, r2 = make_user(), make_user()
-    assignment_lease_next(rater=r1)
-    assignment_skip(rater=r1, comparison_id=comparison.pk)
-    assert assignment_lease_next(rater=r1) is None
-    assert assignment_lease_next(rater=r2).comparison_id == comparison.pk
+    assignment_lease_next(campaign=campaign_default(), rater=r1)
+    assignment_skip(campaign=campaign_default(), rater=r1, comparison_id=comparison.pk)
+    assert assignment_lease_next(campaign=campaign_default(), rater=r1) is None
+    assert assignment_lease_next(campaign=campaign_default(), rater=r2).comparison_id == comparison.pk
     with pytest.raises(NotLeased):
-        label_record(rater=r1, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+        label_record(campaign=campaign_default(), rater=r1, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
 
 
 def test_undo_reopens_the_comparison_for_the_same_rater(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
-    assignment_lease_next(rater=rater)
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
-    assignment = label_undo_last(rater=rater)
+    assignment_lease_next(campaign=campaign_default(), rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+    assignment = label_undo_last(campaign=campaign_default(), rater=rater)
     comparison.refresh_from_db()
     assert assignment.comparison_id == comparison.pk and assignment.status == Assignment.Status.LEASED
     assert comparison.status == Comparison.Status.OPEN and comparison.label_count == 0
     assert not PreferenceLabel.objects.exists()
     assert AuditEntry.objects.filter(action="label.undo", actor=rater).exists()
-    label, created = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="right"))
+    label, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="right"))
     assert created
 
 
 def test_undo_refused_when_too_old_or_absent(rater, make_comparisons):
     with pytest.raises(NothingToUndo):
-        label_undo_last(rater=rater)
+        label_undo_last(campaign=campaign_default(), rater=rater)
     (comparison,) = make_comparisons(1)
-    assignment_lease_next(rater=rater)
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+    assignment_lease_next(campaign=campaign_default(), rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     with pytest.raises(NothingToUndo, match="too old"):
-        label_undo_last(rater=rater, now=timezone.now() + timedelta(hours=1))
+        label_undo_last(campaign=campaign_default(), rater=rater, now=timezone.now() + timedelta(hours=1))
 
 
 def test_time_on_task_defaults_to_time_since_lease(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     now = timezone.now()
-    assignment_lease_next(rater=rater, now=now)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=now + timedelta(seconds=7))
+    assignment_lease_next(campaign=campaign_default(), rater=rater, now=now)
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"), now=now + timedelta(seconds=7))
     assert label.time_on_task_ms == 7000
 
 
@@ -194,6 +195,6 @@ def test_roles_do_not_change_labeling(make_user, make_comparisons):
     make_comparisons(2)
     for role in (Role.RESEARCHER, Role.ADMIN):
         user = make_user(role)
-        a = assignment_lease_next(rater=user)
-        label_record(rater=user, comparison_id=a.comparison_id, submission=LabelSubmission(choice="tie"))
+        a = assignment_lease_next(campaign=campaign_default(), rater=user)
+        label_record(campaign=campaign_default(), rater=user, comparison_id=a.comparison_id, submission=LabelSubmission(choice="tie"))
     assert PreferenceLabel.objects.count() == 2

@@ -5,6 +5,7 @@ import pytest
 from feedback_app import training_bridge
 from feedback_app.models import ImportBatch, Prompt, RewardModelVersion
 from feedback_app.services.policy_update import HELD_OUT_FRACTION, prompts_held_out
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -162,8 +163,8 @@ def test_a_rater_s_rewrite_trains_dpo_as_better_than_both_replies(synthetic_pref
     (comparison,) = make_comparisons(1)
     split = training_bridge.is_validation
     monkeypatch.setattr(training_bridge, "is_validation", lambda key, fraction: key != f"prompt-{comparison.prompt_id}" and split(key, fraction))
-    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="both_bad", edited_text="It ships on Monday."))
+    assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == comparison.pk
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="both_bad", edited_text="It ships on Monday."))
     assert run_now("policy_dpo").status == "succeeded"
     rejected = {p.rejected for p in fake_bridge["train"]["pairs"] if p.chosen == "It ships on Monday."}
     assert rejected == {comparison.response_a.text, comparison.response_b.text}

@@ -4,7 +4,6 @@ from feedback_app import training_bridge
 from feedback_app.models import Assignment, AuditEntry, PreferenceLabel
 from feedback_app.selectors.exports import ExportFilters
 from feedback_app.services.exports import export_stream
-from feedback_app.selectors.quality import studio_settings
 from feedback_app.selectors.training import labels_for_training, verdicts
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 from feedback_app.services.quality import (
@@ -13,32 +12,33 @@ from feedback_app.services.quality import (
     comparison_mark_gold,
     comparison_unmark_gold,
     comparisons_promote_unanimous_to_gold,
-    studio_settings_update,
 )
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.services.campaigns import CampaignError, campaign_settings_update
 
 pytestmark = pytest.mark.django_db
 
 
 def label(rater, comparison_id=None, choice="left", a_on_left=True, **kwargs):
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert comparison_id is None or assignment.comparison_id == comparison_id
     Assignment.objects.filter(pk=assignment.pk).update(a_on_left=a_on_left)
-    return label_record(rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice=choice, **kwargs))[0]
+    return label_record(campaign=campaign_default(), rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice=choice, **kwargs))[0]
 
 
 def test_settings_update_validates_and_is_audited(admin_user):
-    studio_settings_update(user=admin_user, gold_rate=0.25, weight_by_trust=True)
-    config = studio_settings()
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=0.25, weight_by_trust=True)
+    config = campaign_default()
     assert config.gold_rate == 0.25 and config.weight_by_trust and config.updated_by == admin_user
     entry = AuditEntry.objects.get(action="settings.update")
     assert entry.details["before"] == {"gold_rate": 0.1, "weight_by_trust": False}
-    with pytest.raises(QualityError, match="gold_rate must be within 0 and 1"):
-        studio_settings_update(user=admin_user, gold_rate=2)
-    with pytest.raises(QualityError, match="unknown settings: color"):
-        studio_settings_update(user=admin_user, color="red")
-    with pytest.raises(QualityError, match="label_target must be a whole number, 0 or more"):
-        studio_settings_update(user=admin_user, label_target=-5)
-    assert studio_settings_update(user=admin_user, label_target=500).label_target == 500
+    with pytest.raises(CampaignError, match="gold_rate must be within 0 and 1"):
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=2)
+    with pytest.raises(CampaignError, match="unknown settings: color"):
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, color="red")
+    with pytest.raises(CampaignError, match="label_target must be a whole number, 0 or more"):
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, label_target=-5)
+    assert campaign_settings_update(campaign=campaign_default(), user=admin_user, label_target=500).label_target == 500
 
 
 def test_the_dashboard_shows_the_progress_toward_the_label_target(admin_user, rater, make_comparisons):
@@ -49,10 +49,10 @@ def test_the_dashboard_shows_the_progress_toward_the_label_target(admin_user, ra
 
     (comparison,) = make_comparisons(1)
     assert overview_counters()["target_percent"] is None and 'data-testid="label-target"' not in dashboard_counters_html()
-    studio_settings_update(user=admin_user, label_target=4)
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, label_target=4)
     cache.clear()  # the on-commit invalidation does not run inside the test's transaction
-    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+    assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == comparison.pk
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     assert (overview_counters()["label_target"], overview_counters()["target_percent"]) == (4, 25.0)
     assert '25.0%' in dashboard_counters_html() and "1 of 4 labels" in dashboard_counters_html()
 
@@ -60,17 +60,17 @@ def test_the_dashboard_shows_the_progress_toward_the_label_target(admin_user, ra
 def test_gold_pairs_are_mixed_into_every_queue_and_score_the_rater(make_user, make_comparisons, admin_user, settings):
     gold, plain = make_comparisons(2)
     comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
-    studio_settings_update(user=admin_user, gold_rate=1.0)
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=1.0)
     from django.core.cache import cache
 
     cache.clear()  # the on-commit invalidation does not run inside the test's transaction
     raters = [make_user() for _ in range(3)]
     for rater in raters:  # required_labels is 1, but a gold pair goes to everyone
-        assert assignment_lease_next(rater=rater).comparison_id == gold.pk
-        label_record(rater=rater, comparison_id=gold.pk, submission=LabelSubmission(choice="left"))
+        assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == gold.pk
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=gold.pk, submission=LabelSubmission(choice="left"))
     gold.refresh_from_db()
     assert gold.label_count == 3 and gold.status == "open"
-    assert assignment_lease_next(rater=raters[0]).comparison_id == plain.pk  # gold seen: the ordinary queue
+    assert assignment_lease_next(campaign=campaign_default(), rater=raters[0]).comparison_id == plain.pk  # gold seen: the ordinary queue
     from feedback_app.selectors.quality import rater_quality
 
     quality = rater_quality()
@@ -126,9 +126,9 @@ def test_trust_weights_and_threshold_shape_training(make_user, make_comparisons,
     trust = rater_trust()
     assert trust[good.pk] > trust[contrarian.pk]
     assert rater_weights() == {}  # by default every label weighs 1
-    studio_settings_update(user=admin_user, weight_by_trust=True)
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, weight_by_trust=True)
     assert rater_weights()[good.pk] == trust[good.pk]
-    studio_settings_update(user=admin_user, weight_by_trust=False, min_trust=(trust[good.pk] + trust[contrarian.pk]) / 2)
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, weight_by_trust=False, min_trust=(trust[good.pk] + trust[contrarian.pk]) / 2)
     weights = rater_weights()
     assert weights[contrarian.pk] == 0.0 and weights[good.pk] == 1.0
     labels, _ = labels_for_training()
@@ -141,7 +141,7 @@ def test_raw_export_carries_gold_trust_and_agreement(make_user, make_comparisons
 
     gold, c = make_comparisons(2, required_labels=2)
     comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
-    studio_settings_update(user=admin_user, gold_rate=0.0)  # keep the gold pair out of these leases
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=0.0)  # keep the gold pair out of these leases
     from django.core.cache import cache
 
     cache.clear()
@@ -161,25 +161,25 @@ def test_a_paused_campaign_leases_nothing_new_but_a_held_lease_can_still_be_labe
 
     held, other = make_comparisons(2)
     first, second = make_user(), make_user()
-    assert assignment_lease_next(rater=first).comparison_id == held.pk
-    studio_settings_update(user=admin_user, state="paused")
+    assert assignment_lease_next(campaign=campaign_default(), rater=first).comparison_id == held.pk
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, state="paused")
     cache.clear()  # the on-commit invalidation does not run inside the test's transaction
-    assert assignment_lease_next(rater=second) is None
-    assert assignment_lease_next(rater=first).comparison_id == held.pk  # the lease held before the pause
-    label_record(rater=first, comparison_id=held.pk, submission=LabelSubmission(choice="left"))
-    assert assignment_lease_next(rater=first) is None
-    with pytest.raises(QualityError, match="state must be one of active, paused"):
-        studio_settings_update(user=admin_user, state="archived")
-    studio_settings_update(user=admin_user, state="active")
+    assert assignment_lease_next(campaign=campaign_default(), rater=second) is None
+    assert assignment_lease_next(campaign=campaign_default(), rater=first).comparison_id == held.pk  # the lease held before the pause
+    label_record(campaign=campaign_default(), rater=first, comparison_id=held.pk, submission=LabelSubmission(choice="left"))
+    assert assignment_lease_next(campaign=campaign_default(), rater=first) is None
+    with pytest.raises(CampaignError, match="state must be one of active, paused, archived"):
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, state="closed")
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, state="active")
     cache.clear()
-    assert assignment_lease_next(rater=second).comparison_id == other.pk
+    assert assignment_lease_next(campaign=campaign_default(), rater=second).comparison_id == other.pk
 
 
 def test_a_paused_campaign_generates_nothing(admin_user, settings, monkeypatch):
     from feedback_app.services import supply
 
     settings.SUPPLY_OPEN_TARGET = 5
-    studio_settings_update(user=admin_user, state="paused")
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, state="paused")
     monkeypatch.setattr(supply, "policy_active_or_base", lambda: pytest.fail("a paused campaign must not generate"))
     assert supply.comparisons_supply() == 0
 
@@ -191,7 +191,7 @@ def test_the_campaign_s_criteria_and_flags_replace_the_settings_defaults(admin_u
 
     settings.LABEL_CRITERIA, settings.LABEL_FLAGS = ["helpfulness", "honesty"], ["unsafe"]
     assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]
-    studio_settings_update(user=admin_user, criteria=["accuracy", "tone"], flags=["off_topic"])
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=["accuracy", "tone"], flags=["off_topic"])
     cache.clear()  # the on-commit invalidation does not run inside the test's transaction
     assert (LabelSubmission.criterion_names(), LabelSubmission.flag_names()) == (["accuracy", "tone"], ["off_topic"])
     assert LabelSubmission(choice="left", criteria={"tone": "left"}, flags=("off_topic",)).criteria == {"tone": "left"}
@@ -199,8 +199,8 @@ def test_the_campaign_s_criteria_and_flags_replace_the_settings_defaults(admin_u
         LabelSubmission(choice="left", criteria={"helpfulness": "left"})
     for bad, message in ((["Tone"], "a name is a lowercase letter"), (["tone", "tone"], "each name once"),
                          ([f"c{i}" for i in range(9)], "at most 8"), ("tone", "a list of names")):
-        with pytest.raises(QualityError, match=message):
-            studio_settings_update(user=admin_user, criteria=bad)
-    studio_settings_update(user=admin_user, criteria=[])
+        with pytest.raises(CampaignError, match=message):
+            campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=bad)
+    campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=[])
     cache.clear()
     assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]  # empty: the defaults again

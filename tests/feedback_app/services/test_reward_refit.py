@@ -7,6 +7,7 @@ import pytest
 
 from feedback_app.models import AuditEntry, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.reward_refit import reward_promotion_decision
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +59,8 @@ def test_a_refit_learns_the_pairs_a_rewrite_implies(labelled, fake_fit, run_now,
 
     (comparison,) = make_comparisons(1)
     rater = make_user()
-    assert assignment_lease_next(rater=rater).comparison_id == comparison.pk
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="It ships on Monday."))
+    assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == comparison.pk
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="It ships on Monday."))
     run = run_now()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert fake_fit.calls[-1]["n"] == 9 and run.reward_model_version.data_range["n_pairs"] == 9

@@ -12,12 +12,13 @@ from feedback_app.services.labeling import (
     label_undo_last,
 )
 from feedback_app.services.rewrites import rewrite_create, rewrite_start, rewrite_text_normal
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
 
 def _leased(rater, comparison, *, a_on_left=True):
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert assignment.comparison_id == comparison.pk
     Assignment.objects.filter(pk=assignment.pk).update(a_on_left=a_on_left)
 
@@ -26,7 +27,7 @@ def test_a_rewrite_of_the_chosen_reply_is_a_human_edit_response_linked_to_it(rat
     """Choosing right with B on the right: the rewrite starts from B, on the same prompt, and the label links to it."""
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk,
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
                             submission=LabelSubmission(choice="right", edited_text="Please wait;\r\nit ships today. "))
     rewrite = label.rewrite
     assert rewrite.source == Response.Source.HUMAN_EDIT and rewrite.origin == "human_edit"
@@ -42,7 +43,7 @@ def test_the_start_follows_the_choice_in_response_terms(rater, make_comparisons,
     """A tie names its start; both bad may start from scratch; sides are translated to responses."""
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison, a_on_left=a_on_left)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk,
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
                             submission=LabelSubmission(choice=choice, edited_text="A better reply.", edited_from=edited_from))
     expected = {"a": comparison.response_a_id, "b": comparison.response_b_id, None: None}[start]
     assert label.rewrite.edited_from_id == expected
@@ -51,7 +52,7 @@ def test_the_start_follows_the_choice_in_response_terms(rater, make_comparisons,
 def test_no_text_makes_no_rewrite(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     assert label.rewrite is None and not Response.objects.filter(source=Response.Source.HUMAN_EDIT).exists()
 
 
@@ -60,7 +61,7 @@ def test_a_text_the_same_as_a_reply_is_no_rewrite(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
     text = comparison.response_a.text + "\r\n"
-    label, created = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text=text))
+    label, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text=text))
     assert created and label.rewrite is None and label.edited_text == text
     assert not Response.objects.filter(source=Response.Source.HUMAN_EDIT).exists()
 
@@ -69,15 +70,15 @@ def test_a_retry_makes_no_second_rewrite_and_a_different_start_is_a_conflict(rat
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
     submission = LabelSubmission(choice="tie", edited_text="Both miss the date; it ships Monday.", edited_from="left")
-    first, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=submission)
-    again, created = label_record(rater=rater, comparison_id=comparison.pk, submission=submission)
+    first, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=submission)
+    again, created = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=submission)
     assert not created and again.pk == first.pk and again.rewrite_id == first.rewrite_id
     assert Response.objects.filter(source=Response.Source.HUMAN_EDIT).count() == 1
     with pytest.raises(LabelConflict):
-        label_record(rater=rater, comparison_id=comparison.pk,
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
                      submission=LabelSubmission(choice="tie", edited_text=submission.edited_text, edited_from="right"))
     with pytest.raises(LabelConflict):
-        label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie", edited_text="Another text.", edited_from="left"))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie", edited_text="Another text.", edited_from="left"))
 
 
 def test_a_failed_label_leaves_no_rewrite_behind(rater, make_comparisons, monkeypatch):
@@ -92,15 +93,15 @@ def test_a_failed_label_leaves_no_rewrite_behind(rater, make_comparisons, monkey
 
     monkeypatch.setattr(labeling.events, "label_recorded", broken)
     with pytest.raises(RuntimeError):
-        label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="Better."))
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="Better."))
     assert not PreferenceLabel.objects.exists() and not Response.objects.filter(source=Response.Source.HUMAN_EDIT).exists()
 
 
 def test_undo_removes_the_rewrite_with_its_label(rater, make_comparisons):
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="Better."))
-    label_undo_last(rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left", edited_text="Better."))
+    label_undo_last(campaign=campaign_default(), rater=rater)
     assert not Response.objects.filter(source=Response.Source.HUMAN_EDIT).exists()
 
 
@@ -120,7 +121,7 @@ def test_a_tie_s_rewrite_without_a_start_was_written_from_scratch(rater, make_co
     """As after both bad: no start named, no start linked (the label page without JavaScript shows an empty box)."""
     (comparison,) = make_comparisons(1)
     _leased(rater, comparison)
-    label, _ = label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie", edited_text="It ships Monday."))
+    label, _ = label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="tie", edited_text="It ships Monday."))
     assert label.rewrite.text == "It ships Monday." and label.rewrite.edited_from is None
 
 

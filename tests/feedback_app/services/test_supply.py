@@ -8,6 +8,7 @@ from django.utils import timezone
 from feedback_app import training_bridge
 from feedback_app.models import Comparison, PolicyVersion, Prompt
 from feedback_app.services.supply import arena_opponent, candidate_pool, comparisons_supply, prompts_claim_for_generation
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +33,8 @@ def fake_generation(monkeypatch, cut_off):
 
 
 def _standard_only():
-    from feedback_app.selectors.quality import studio_settings
-
-    config = studio_settings()
+    
+    config = campaign_default()
     config.arena_share = 0.0
     config.save()
 
@@ -50,9 +50,8 @@ def test_without_a_reward_model_pairs_are_random_and_recorded(settings, fake_gen
     settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 3, 8, 4
     for i in range(5):
         Prompt.objects.create(text=f"question {i}")
-    from feedback_app.selectors.quality import studio_settings
-
-    config = studio_settings()
+    
+    config = campaign_default()
     config.arena_share = 0.0
     config.save()
     assert comparisons_supply() == 3
@@ -68,9 +67,8 @@ def test_arena_share_pits_the_new_policy_against_an_earlier_one(settings, fake_g
     settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS = 4, 4
     for i in range(4):
         Prompt.objects.create(text=f"question {i}")
-    from feedback_app.selectors.quality import studio_settings
-
-    config = studio_settings()
+    
+    config = campaign_default()
     config.arena_share = 1.0
     config.save()
     assert comparisons_supply() == 4
@@ -119,9 +117,8 @@ def test_arena_replies_carry_their_truncated_flags(settings, fake_generation, cu
     cut_off.add(("policy-base", 0))
     for i in range(2):
         Prompt.objects.create(text=f"question {i}")
-    from feedback_app.selectors.quality import studio_settings
-
-    config = studio_settings()
+    
+    config = campaign_default()
     config.arena_share = 1.0
     config.save()
     assert comparisons_supply() == 2
@@ -180,12 +177,11 @@ def fake_rerank(monkeypatch):
 
 
 def _arena_only(settings, n):
-    from feedback_app.selectors.quality import studio_settings
-
+    
     settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS = n, n
     for i in range(n):
         Prompt.objects.create(text=f"question {i}")
-    config = studio_settings()
+    config = campaign_default()
     config.arena_share = 1.0
     config.save()
 

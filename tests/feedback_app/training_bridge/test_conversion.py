@@ -3,6 +3,7 @@
 import pytest
 
 from feedback_app import training_bridge
+from feedback_app.selectors.campaigns import campaign_default
 
 
 @pytest.mark.django_db
@@ -13,8 +14,8 @@ def test_preference_pairs_aggregate_per_comparison(make_user, make_comparisons):
     (comparison,) = make_comparisons(1, required_labels=3)
     for choice in ("left", "left", "left"):
         rater = make_user()
-        a = assignment_lease_next(rater=rater)
-        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice=choice, strength=3))
+        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice=choice, strength=3))
     labels = PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").order_by("comparison_id")
     (pair,) = training_bridge.preference_pairs(labels)
     assert pair.pair_id == str(comparison.pk) and pair.prompt == comparison.prompt.text
@@ -69,9 +70,9 @@ def _rewritten(make_user, make_comparisons, *, choice: str, strength: int = 3, e
 
     (comparison,) = make_comparisons(1)
     rater = make_user()
-    assignment = assignment_lease_next(rater=rater)
+    assignment = assignment_lease_next(campaign=campaign_default(), rater=rater)
     Assignment.objects.filter(pk=assignment.pk).update(a_on_left=True)  # left is A
-    label_record(rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(
         choice=choice, strength=strength, edited_text="It ships tomorrow; tracking follows by email.", edited_from=edited_from))
     labels = PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite")
     return comparison, rater, list(labels)

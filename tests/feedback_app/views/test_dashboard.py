@@ -1,8 +1,11 @@
 import pytest
 from django.test import Client
 
-from feedback_app.models import AuditEntry, Comparison, PolicyVersion, RewardModelVersion, StudioSettings, TrainingRun
+from feedback_app.models import AuditEntry, Comparison, PolicyVersion, RewardModelVersion, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.models import DEFAULT_CAMPAIGN_ID
+from feedback_app.models import Campaign
 
 pytestmark = pytest.mark.django_db
 PAGES = ["/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/"]
@@ -38,8 +41,8 @@ def studio(make_user, make_comparisons):
     raters = [make_user(), make_user()]
     for i, r in enumerate(raters):
         for _ in range(3):
-            assignment = assignment_lease_next(rater=r)
-            label_record(rater=r, comparison_id=assignment.comparison_id,
+            assignment = assignment_lease_next(campaign=campaign_default(), rater=r)
+            label_record(campaign=campaign_default(), rater=r, comparison_id=assignment.comparison_id,
                          submission=LabelSubmission(choice="left" if i == 0 else "right", flags=("unsafe",) if i == 0 else ()))
     return {"rm": (rm1, rm2), "policies": (base, new), "arena": arena, "raters": raters}
 
@@ -130,7 +133,7 @@ def test_settings_form(researcher):
     client = logged_in(researcher)
     response = client.post("/dashboard/quality/", {"gold_rate": "0.2", "arena_share": "0.5", "weight_by_trust": "on", "min_trust": "0.3"})
     assert response.status_code == 302
-    config = StudioSettings.objects.get()
+    config = Campaign.objects.get(pk=DEFAULT_CAMPAIGN_ID)
     assert (config.gold_rate, config.arena_share, config.weight_by_trust, config.min_trust) == (0.2, 0.5, True, 0.3)
     bad = client.post("/dashboard/quality/", {"gold_rate": "3", "arena_share": "0.5", "min_trust": "0"})
     assert bad.status_code == 400 and "Ensure this value is less than or equal to 1" in bad.content.decode()
@@ -140,7 +143,7 @@ def test_settings_form(researcher):
 def test_settings_form_takes_ascii_finite_numbers(researcher, value):
     response = logged_in(researcher).post("/dashboard/quality/", {"gold_rate": value, "arena_share": "0.5", "min_trust": "0"})
     assert response.status_code == 400 and "Enter a number" in response.content.decode()
-    assert not StudioSettings.objects.filter(gold_rate__gt=0.9).exists()
+    assert not Campaign.objects.filter(gold_rate__gt=0.9).exists()
 
 
 def test_a_bad_adjudication_is_a_400_naming_the_field(admin_user, make_comparisons):
@@ -293,12 +296,11 @@ def test_the_quality_page_shows_each_judge_and_the_overview_says_when_one_is_swi
 
 
 def test_the_settings_form_takes_criteria_as_a_line_and_names_what_is_wrong(researcher):
-    from feedback_app.selectors.quality import studio_settings
-
+    
     client = logged_in(researcher)
     ok = client.post("/dashboard/quality/", {"gold_rate": "0.1", "arena_share": "0.2", "min_trust": "0", "criteria": "accuracy, tone"})
-    assert ok.status_code == 302 and studio_settings().criteria == ["accuracy", "tone"]
+    assert ok.status_code == 302 and campaign_default().criteria == ["accuracy", "tone"]
     assert 'value="accuracy, tone"' in client.get("/dashboard/quality/").content.decode()
     bad = client.post("/dashboard/quality/", {"gold_rate": "0.1", "arena_share": "0.2", "min_trust": "0", "criteria": "Tone!"})
     assert bad.status_code == 400 and "a name is a lowercase letter" in bad.content.decode()
-    assert studio_settings().criteria == ["accuracy", "tone"]
+    assert campaign_default().criteria == ["accuracy", "tone"]

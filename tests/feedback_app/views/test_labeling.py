@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from feedback_app.models import Assignment, PreferenceLabel
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
@@ -244,22 +245,22 @@ def test_a_bad_rewrite_is_a_400_that_keeps_the_text(rater, make_comparisons, fie
 
 def test_guidelines_are_open_until_the_rater_confirms_reading_them_and_open_again_when_they_change(rater, researcher, make_comparisons,
                                                                                                   django_capture_on_commit_callbacks):
-    from feedback_app.services import quality
+    from feedback_app.services import campaigns
 
-    def studio_guidelines_set(**kwargs):  # and its on-commit clear of the settings cache, which a test transaction never runs
+    def guidelines_set(**kwargs):  # and its on-commit clear of the campaign cache, which a test transaction never runs
         with django_capture_on_commit_callbacks(execute=True):
-            quality.studio_guidelines_set(**kwargs)
+            campaigns.campaign_guidelines_set(campaign=campaign_default(), **kwargs)
 
     make_comparisons(1)
     client = logged_in(rater)
     assert 'id="guidelines"' not in client.get("/label/").content.decode()  # none written yet
-    studio_guidelines_set(user=researcher, text="**Solve** the customer's problem.")
+    guidelines_set(user=researcher, text="**Solve** the customer's problem.")
     page = client.get("/label/").content.decode()
     assert 'id="guidelines" data-testid="guidelines" open' in page and "<strong>Solve</strong>" in page and "version 1" in page
     assert client.post("/label/guidelines/", {"version": "1"}).status_code == 302
     page = client.get("/label/").content.decode()
     assert 'data-testid="guidelines">' in page and 'data-testid="guidelines" open' not in page and "guidelines-read" not in page
-    studio_guidelines_set(user=researcher, text="Solve it, briefly.")
+    guidelines_set(user=researcher, text="Solve it, briefly.")
     assert 'data-testid="guidelines" open' in client.get("/label/").content.decode()
     assert 'id="guidelines"' not in client.get("/label/", HTTP_HX_REQUEST="true").content.decode()  # the partial swaps below them
     bad = client.post("/label/guidelines/", {"version": "two"})
@@ -267,22 +268,21 @@ def test_guidelines_are_open_until_the_rater_confirms_reading_them_and_open_agai
 
 
 def test_staff_write_the_guidelines_on_the_quality_page(researcher, rater):
-    from feedback_app.selectors.quality import studio_settings
-
+    
     client = logged_in(researcher)
     assert 'data-testid="guidelines-panel"' in client.get("/dashboard/quality/").content.decode()
     assert client.post("/dashboard/guidelines/", {"guidelines": "# Be kind"}).status_code == 302
-    assert (studio_settings().guidelines, studio_settings().guidelines_version) == ("# Be kind", 1)
+    assert (campaign_default().guidelines, campaign_default().guidelines_version) == ("# Be kind", 1)
     assert "<h1>Be kind</h1>" in client.get("/dashboard/quality/").content.decode()
     assert logged_in(rater).post("/dashboard/guidelines/", {"guidelines": "mine"}).status_code == 403
-    assert studio_settings().guidelines == "# Be kind"
+    assert campaign_default().guidelines == "# Be kind"
 
 
 def test_the_label_page_says_when_the_campaign_is_paused(rater, admin_user, django_capture_on_commit_callbacks):
-    from feedback_app.services.quality import studio_settings_update
+    from feedback_app.services.campaigns import campaign_settings_update
 
     with django_capture_on_commit_callbacks(execute=True):
-        studio_settings_update(user=admin_user, state="paused")
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, state="paused")
     html = logged_in(rater).get("/label/").content.decode()
     assert 'data-testid="paused"' in html and "All caught up" not in html
 
@@ -290,12 +290,13 @@ def test_the_label_page_says_when_the_campaign_is_paused(rater, admin_user, djan
 def test_the_label_page_tells_a_new_rater_about_the_qualification_and_its_result(make_user, admin_user, make_comparisons,
                                                                                django_capture_on_commit_callbacks):
     from feedback_app.models import Role
-    from feedback_app.services.quality import comparison_mark_gold, studio_settings_update
+    from feedback_app.services.campaigns import campaign_settings_update
+    from feedback_app.services.quality import comparison_mark_gold
 
     (gold,) = make_comparisons(1)
     comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
     with django_capture_on_commit_callbacks(execute=True):
-        studio_settings_update(user=admin_user, qualification_pairs=2, qualification_accuracy=0.5, gold_rate=0.0)
+        campaign_settings_update(campaign=campaign_default(), user=admin_user, qualification_pairs=2, qualification_accuracy=0.5, gold_rate=0.0)
     rater = make_user(Role.RATER)
     client = logged_in(rater)
     page = client.get("/label/").content.decode()

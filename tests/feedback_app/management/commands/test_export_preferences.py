@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +28,8 @@ def test_export_round_trip_of_hh_data(tmp_path):
 def test_export_command_formats_filters_and_bad_input(tmp_path, rater, make_comparisons):
     make_comparisons(2, tags=("billing",))
     for _ in range(2):
-        a = assignment_lease_next(rater=rater)
-        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
     for fmt in ("trl", "raw", "csv", "parquet"):
         out = tmp_path / f"out.{fmt}"
         call_command("export_preferences", str(out), "--format", fmt, "--tag", "billing", "--from", "2000-01-01")
@@ -46,8 +47,8 @@ def test_export_sft_writes_the_rewrites_of_the_filtered_labels(tmp_path, make_us
     make_comparisons(2)
     raters = [make_user(), make_user()]
     for rater, text in zip(raters, ("Rewrite one.", "Rewrite two.")):
-        a = assignment_lease_next(rater=rater)
-        label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="both_bad", edited_text=text))
+        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="both_bad", edited_text=text))
     out = tmp_path / "sft.jsonl"
     call_command("export_preferences", str(out), "--format", "sft", "--rater", raters[1].username)
     (line,) = [json.loads(line) for line in out.read_text().splitlines()]
@@ -59,8 +60,8 @@ def test_export_source_keeps_human_or_ai_labels(tmp_path, rater, make_comparison
     from feedback_app.models import PreferenceLabel
 
     human_one, ai_one = make_comparisons(2)
-    a = assignment_lease_next(rater=rater)
-    label_record(rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+    a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
     PreferenceLabel.objects.create(comparison=ai_one, judge_version=make_judge("judge-x").versions.get(), winner="a")
     for source, expected in (("human", {"human"}), ("ai", {"ai"}), ("all", {"human", "ai"})):
         out = tmp_path / f"{source}.jsonl"

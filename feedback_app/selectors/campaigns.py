@@ -1,0 +1,104 @@
+"""Campaigns, and who may work in which.
+
+A user's role in a campaign: studio admins are admins everywhere; a member has the role of their
+membership; a user who belongs to no campaign at all is in the default campaign with their studio
+role (so a studio with one campaign works as it always did). Anyone else has no role there.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.management.color import no_style
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, CampaignMember, Role
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
+from feedback_app.selectors.accounts import user_role
+
+CACHE_SECONDS = 10
+
+
+def campaign_default() -> Campaign:
+    """Return the default campaign, made with default rules on first use (as a flushed test database needs)."""
+    campaign = Campaign.objects.filter(pk=DEFAULT_CAMPAIGN_ID).first()
+    if campaign is not None:
+        return campaign
+    with transaction.atomic():
+        campaign, created = Campaign.objects.get_or_create(pk=DEFAULT_CAMPAIGN_ID, defaults={"slug": DEFAULT_CAMPAIGN_SLUG, "name": "Default campaign"})
+        if created:  # the row was given its key by hand; the sequence must not hand it out again (PostgreSQL)
+            with connection.cursor() as cursor:
+                for sql in connection.ops.sequence_reset_sql(no_style(), [Campaign]):
+                    cursor.execute(sql)
+    return campaign
+
+
+def campaign_get(*, campaign_id: int) -> Campaign:
+    """Return campaign ``campaign_id`` read afresh (the default one is made on first use)."""
+    return campaign_default() if campaign_id == DEFAULT_CAMPAIGN_ID else Campaign.objects.get(pk=campaign_id)
+
+
+def campaign_cached(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Campaign:
+    """Return the campaign's rules as this process saw them at most CACHE_SECONDS ago."""
+    from django.core.cache import cache
+
+    return cache.get_or_set(f"feedback_app:campaign:{campaign_id}", lambda: campaign_get(campaign_id=campaign_id), CACHE_SECONDS)
+
+
+def campaign_cache_forget(*, campaign_id: int) -> None:
+    """Drop this process's cached copy of the campaign's rules (after changing them)."""
+    from django.core.cache import cache
+
+    cache.delete(f"feedback_app:campaign:{campaign_id}")
+
+
+def campaign_by_slug(*, slug: str) -> Campaign | None:
+    """Return the campaign named ``slug`` in URLs as this process saw it at most CACHE_SECONDS ago, or None."""
+    from django.core.cache import cache
+
+    if slug == DEFAULT_CAMPAIGN_SLUG:
+        return campaign_cached()
+    campaign_id = cache.get(f"feedback_app:campaign-slug:{slug}")
+    if campaign_id is None:
+        campaign_id = Campaign.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        if campaign_id is None:
+            return None
+        cache.set(f"feedback_app:campaign-slug:{slug}", campaign_id, CACHE_SECONDS)
+    try:
+        return campaign_cached(campaign_id=campaign_id)
+    except Campaign.DoesNotExist:
+        return None
+
+
+def member_get(*, user, campaign: Campaign) -> CampaignMember | None:
+    """Return the user's membership of the campaign, if they have one."""
+    return CampaignMember.objects.filter(user=user, campaign=campaign).first()
+
+
+def campaign_role(*, user: AbstractBaseUser | AnonymousUser, campaign: Campaign) -> Role | None:
+    """Return the user's role in the campaign (see the module's docstring), or None if they may not work in it."""
+    studio = user_role(user=user)
+    if studio is None:
+        return None
+    if studio == Role.ADMIN:
+        return Role.ADMIN
+    roles = dict(CampaignMember.objects.filter(user=user).values_list("campaign_id", "role"))
+    if campaign.pk in roles:
+        return Role(roles[campaign.pk])
+    if campaign.pk == DEFAULT_CAMPAIGN_ID and not roles:
+        return studio
+    return None
+
+
+def campaigns_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Campaign]:
+    """Return the campaigns the user may work in, archived ones included, in order of creation."""
+    studio = user_role(user=user)
+    if studio is None:
+        return Campaign.objects.none()
+    if studio == Role.ADMIN:
+        campaign_default()
+        return Campaign.objects.all()
+    ids = list(CampaignMember.objects.filter(user=user).values_list("campaign_id", flat=True))
+    if not ids:
+        return Campaign.objects.filter(pk=campaign_default().pk)
+    return Campaign.objects.filter(pk__in=ids)

@@ -1,0 +1,212 @@
+"""Isolation is the point of campaigns: a member of one never sees or touches another's prompts, labels, rules or exports.
+
+Two campaigns: the default one and "billing". Each role in each, plus a studio admin, goes through
+every campaign-scoped page and API call of both.
+"""
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from tests.conftest import api_client_for
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PreferenceLabel, Prompt, Response, Role
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.services.campaigns import campaign_create, campaign_guidelines_set, campaign_settings_update, member_set
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+pytestmark = pytest.mark.django_db
+
+
+def _comparisons(campaign, n: int, *, word: str) -> list[Comparison]:
+    made = []
+    for i in range(n):
+        prompt = Prompt.objects.create(campaign=campaign, text=f"{word} request {i}")
+        a = Response.objects.create(prompt=prompt, text=f"{word} reply A{i}")
+        b = Response.objects.create(prompt=prompt, text=f"{word} reply B{i}")
+        made.append(Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2))
+    return made
+
+
+@pytest.fixture
+def studio(make_user):
+    """The default campaign and "billing", each with comparisons, a rater and a researcher; and a studio admin."""
+    admin = make_user(Role.ADMIN)
+    default = campaign_default()
+    campaign_settings_update(campaign=default, user=admin, gold_rate=0.0)
+    billing = campaign_create(slug="billing", name="Billing replies", actor=admin)
+    people = {"admin": admin, "default_rater": make_user(Role.RATER), "default_researcher": make_user(Role.RESEARCHER)}
+    for role in (Role.RATER, Role.RESEARCHER):
+        user = make_user(Role.RATER)  # their studio role does not matter: their membership of billing does
+        member_set(campaign=billing, user=user, role=role, actor=admin)
+        people[f"billing_{role.value}"] = user
+    from django.core.cache import cache
+
+    cache.clear()  # the rules' on-commit cache clear, which a test transaction never runs
+    return {"default": default, "billing": billing, "people": people,
+            "default_comparisons": _comparisons(default, 3, word="Default"), "billing_comparisons": _comparisons(billing, 3, word="Billing")}
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+PAGES = {"default": "/label/", "billing": "/c/billing/label/"}
+API = {"default": "/api/v1/", "billing": "/api/v1/campaigns/billing/"}
+
+
+@pytest.mark.parametrize("who, allowed", [
+    ("default_rater", {"default"}), ("default_researcher", {"default"}),
+    ("billing_rater", {"billing"}), ("billing_researcher", {"billing"}), ("admin", {"default", "billing"}),
+])
+def test_every_role_reaches_only_its_own_campaigns_pages_and_api(studio, who, allowed):
+    user = studio["people"][who]
+    client, api = _client(user), api_client_for(user)
+    for name in ("default", "billing"):
+        page = client.get(PAGES[name])
+        words = {"default": "Default", "billing": "Billing"}
+        if name in allowed:
+            assert page.status_code == 200, (who, name)
+            html = page.content.decode()
+            other = words["billing" if name == "default" else "default"]
+            assert words[name] + " request" in html and other + " request" not in html, (who, name)
+            leased = api.get(API[name] + "comparisons/next/").json()
+            assert leased["prompt"].startswith(words[name]), (who, name)
+            assert api.get(API[name] + "guidelines/").status_code == 200
+        elif name == "default" and who.startswith("billing"):
+            assert page.status_code == 302 and page["Location"] == "/campaigns/"  # /label/ sends them to pick their campaign
+            assert client.get("/label/undo/", follow=False).status_code in (403, 405)
+            assert api.get(API[name] + "comparisons/next/").status_code == 403
+        else:
+            assert page.status_code == 403, (who, name)
+            assert api.get(API[name] + "comparisons/next/").status_code == 403
+            assert api.get(API[name] + "guidelines/").status_code == 403
+            assert api.get(API[name] + "export/preferences/?format=raw").status_code == 403
+    listed = {c["slug"] for c in api.get("/api/v1/campaigns/").json()}
+    assert listed == allowed
+
+
+def test_a_member_of_one_campaign_cannot_label_skip_or_see_another_s_comparison(studio):
+    rater, billing = studio["people"]["billing_rater"], studio["billing"]
+    foreign = studio["default_comparisons"][0]
+    api = api_client_for(rater)
+    assert api.post(f"/api/v1/campaigns/billing/comparisons/{foreign.pk}/label/", {"choice": "left"}, format="json").status_code == 404
+    assert api.post(f"/api/v1/campaigns/billing/comparisons/{foreign.pk}/skip/").status_code == 409
+    client = _client(rater)
+    client.post(f"/c/billing/label/{foreign.pk}/", {"choice": "left"})
+    page = client.get(f"/c/billing/label/?c={foreign.pk}").content.decode()  # ?c= of another campaign's comparison is ignored
+    assert "Default request" not in page
+    assert not PreferenceLabel.objects.filter(comparison=foreign).exists()
+    held = assignment_lease_next(rater=rater, campaign=billing)
+    assert held.comparison.prompt.campaign_id == billing.pk
+
+
+def test_a_rater_s_leases_history_undo_and_today_count_are_per_campaign(studio, make_user):
+    admin, default, billing = studio["people"]["admin"], studio["default"], studio["billing"]
+    both = make_user(Role.RATER)
+    member_set(campaign=billing, user=both, role=Role.RATER, actor=admin)
+    member_set(campaign=default, user=both, role=Role.RATER, actor=admin)
+    in_default = assignment_lease_next(rater=both, campaign=default)
+    in_billing = assignment_lease_next(rater=both, campaign=billing)
+    assert in_default.comparison.prompt.campaign_id == DEFAULT_CAMPAIGN_ID and in_billing.comparison.prompt.campaign_id == billing.pk
+    label_record(rater=both, campaign=billing, comparison_id=in_billing.comparison_id, submission=LabelSubmission(choice="left"))
+    client = _client(both)
+    assert 'id="today-count">0<' in client.get("/label/").content.decode()
+    assert 'id="today-count">1<' in client.get("/c/billing/label/").content.decode()
+    client.post("/label/undo/")  # nothing of the default campaign to undo: billing's label stays
+    assert PreferenceLabel.objects.filter(rater=both).count() == 1
+    client.post("/c/billing/label/undo/")
+    assert not PreferenceLabel.objects.filter(rater=both).exists()
+
+
+def test_leaving_a_campaign_stops_the_labels_of_a_lease_still_held(studio):
+    rater, billing, admin = studio["people"]["billing_rater"], studio["billing"], studio["people"]["admin"]
+    held = assignment_lease_next(rater=rater, campaign=billing)
+    from feedback_app.services.campaigns import member_remove
+
+    member_remove(campaign=billing, user=rater, actor=admin)
+    api = api_client_for(rater)
+    response = api.post(f"/api/v1/campaigns/billing/comparisons/{held.comparison_id}/label/", {"choice": "left"}, format="json")
+    assert response.status_code == 403  # no longer a member: refused before anything is read
+    from feedback_app.services.labeling import NotLeased
+
+    with pytest.raises(NotLeased, match="no longer a member of campaign billing"):
+        label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+
+
+def test_rules_guidelines_and_criteria_are_per_campaign(studio):
+    admin, default, billing = studio["people"]["admin"], studio["default"], studio["billing"]
+    campaign_guidelines_set(campaign=billing, user=admin, text="Quote the invoice number.")
+    campaign_settings_update(campaign=billing, user=admin, criteria=["accuracy"], flags=["refund"])
+    from django.core.cache import cache
+
+    cache.clear()
+    billing_rater, default_rater = studio["people"]["billing_rater"], studio["people"]["default_rater"]
+    assert api_client_for(billing_rater).get("/api/v1/campaigns/billing/guidelines/").json()["markdown"] == "Quote the invoice number."
+    assert api_client_for(default_rater).get("/api/v1/guidelines/").json()["version"] == 0
+    page = _client(billing_rater).get("/c/billing/label/").content.decode()
+    assert "Quote the invoice number." in page and 'name="criterion_accuracy"' in page and 'value="refund"' in page
+    assert 'name="criterion_accuracy"' not in _client(default_rater).get("/label/").content.decode()
+    api = api_client_for(billing_rater)
+    held = api.get("/api/v1/campaigns/billing/comparisons/next/").json()
+    wrong = api.post(f"/api/v1/campaigns/billing/comparisons/{held['id']}/label/", {"choice": "left", "criteria": {"honesty": "left"}}, format="json")
+    assert wrong.status_code == 400 and "criteria" in wrong.json()
+    ok = api.post(f"/api/v1/campaigns/billing/comparisons/{held['id']}/label/",
+                  {"choice": "left", "criteria": {"accuracy": "left"}, "flags": ["refund"]}, format="json")
+    assert ok.status_code == 201
+    assert PreferenceLabel.objects.get(rater=billing_rater).guidelines_version == 1
+
+
+def test_exports_and_imports_hold_one_campaign(studio):
+    admin, billing = studio["people"]["admin"], studio["billing"]
+    for name, campaign in (("default", studio["default"]), ("billing", billing)):
+        rater = studio["people"][f"{name}_rater"]
+        held = assignment_lease_next(rater=rater, campaign=campaign)
+        label_record(rater=rater, campaign=campaign, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    researcher = api_client_for(studio["people"]["billing_researcher"])
+    rows = list(csv.DictReader(io.StringIO(b"".join(researcher.get("/api/v1/campaigns/billing/export/preferences/?format=csv").streaming_content).decode())))
+    assert len(rows) == 1 and rows[0]["prompt"].startswith("Billing")
+    default_rows = b"".join(api_client_for(studio["people"]["default_researcher"]).get("/api/v1/export/preferences/?format=csv").streaming_content).decode()
+    assert "Billing" not in default_rows and "Default request" in default_rows
+    admin_api = api_client_for(admin)
+    made = admin_api.post("/api/v1/campaigns/billing/prompts/", [{"prompt": "Refund my invoice", "responses": ["Yes.", "No."]}], format="json")
+    assert made.status_code == 201
+    assert Prompt.objects.get(text="Refund my invoice").campaign_id == billing.pk
+    # the same body into the default campaign is no duplicate: duplicates are per campaign
+    assert admin_api.post("/api/v1/prompts/", [{"prompt": "Refund my invoice", "responses": ["Yes.", "No."]}], format="json").status_code == 201
+    assert api_client_for(studio["people"]["billing_rater"]).post(
+        "/api/v1/campaigns/billing/prompts/", [{"prompt": "x", "responses": ["a", "b"]}], format="json").status_code == 403
+
+
+def test_a_campaign_that_does_not_exist_is_404(studio):
+    user = studio["people"]["admin"]
+    assert _client(user).get("/c/nope/label/").status_code == 404
+    assert api_client_for(user).get("/api/v1/campaigns/nope/comparisons/next/").status_code == 404
+
+
+def test_the_models_never_learn_from_another_campaign(studio):
+    """The reward-model and policy lines are the default campaign's: billing's labels and prompts never reach them."""
+    from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
+    from feedback_app.selectors.training import labels_for_training, prompt_ids_published
+    from feedback_app.services.auto_refit import refit_due_labels_count
+    from feedback_app.services.policy_cadence import policy_labels_since_last_run
+    from feedback_app.services.versions import policy_active_or_base
+
+    billing = studio["billing"]
+    rater = studio["people"]["billing_rater"]
+    for _ in range(2):
+        held = assignment_lease_next(rater=rater, campaign=billing)
+        label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    labels, data_range = labels_for_training()
+    assert list(labels) == [] and data_range["n_labels"] == 0
+    assert refit_due_labels_count() == 0 and policy_labels_since_last_run() == 0
+    billing_prompts = set(Prompt.objects.filter(campaign=billing).values_list("pk", flat=True))
+    assert not billing_prompts & set(prompt_ids_published())
+    from django.utils import timezone
+
+    policy = policy_active_or_base()
+    assert not billing_prompts & set(prompts_needing_comparisons(policy=policy, now=timezone.now()).values_list("pk", flat=True))
+    assert open_comparison_count() == 3  # the default campaign's three
