@@ -8,14 +8,12 @@ from asgiref.sync import async_to_sync
 from channels.generic.websocket import WebsocketConsumer
 
 from feedback_app import live
-from feedback_app.events import user_group
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Role
+from feedback_app.events import dashboard_group, raters_group, user_group
+from feedback_app.models import Role
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
 from feedback_app.selectors.accounts import user_active_get
 from feedback_app.selectors.campaigns import campaign_by_slug, campaign_role
 
-DASHBOARD_GROUP = "dashboard"
-RATERS_GROUP = "raters"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -79,15 +77,15 @@ class _RelayConsumer(WebsocketConsumer):
 
 
 class DashboardConsumer(_RelayConsumer):
-    """``/ws/dashboard/``: researchers and admins."""
+    """``/ws/dashboard/`` and ``/ws/c/<slug>/dashboard/``: the campaign's researchers and admins."""
 
     roles = (Role.RESEARCHER, Role.ADMIN)
 
     def group_names(self, user) -> list[str]:
-        return [DASHBOARD_GROUP]
+        return [dashboard_group(campaign_id=self.campaign.pk)]
 
     def current_state(self, user) -> str:
-        return live.dashboard_state_html()
+        return live.dashboard_state_html(campaign_id=self.campaign.pk)
 
 
 class RaterConsumer(_RelayConsumer):
@@ -101,7 +99,3 @@ class RaterConsumer(_RelayConsumer):
     def current_state(self, user) -> str:
         return live.rater_state_html(user=user, campaign_id=self.campaign.pk)
 
-
-def raters_group(*, campaign_id: int) -> str:
-    """The group of a campaign's label pages: policy swaps of the default campaign's line reach its raters only."""
-    return RATERS_GROUP if campaign_id == DEFAULT_CAMPAIGN_ID else f"{RATERS_GROUP}.{campaign_id}"

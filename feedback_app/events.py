@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from feedback_app import broker, live
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
 
 logger = logging.getLogger(__name__)
 DASHBOARD_THROTTLE_SECONDS = 2
@@ -72,15 +73,25 @@ def user_access_changed(*, user_id: int, session_key: str | None = None) -> None
     transaction.on_commit(lambda: _group_send(user_group(user_id), message))
 
 
-def dashboard_push() -> None:
-    """Push the dashboard's counters now (the periodic task, labels and swaps call this)."""
-    broadcast("dashboard", "dashboard.update", live.dashboard_counters_html())
+def dashboard_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """The group of a campaign's dashboard sockets ("dashboard" for the default campaign)."""
+    return "dashboard" if campaign_id == DEFAULT_CAMPAIGN_ID else f"dashboard.{campaign_id}"
 
 
-def label_recorded() -> None:
-    """A label was recorded: dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process."""
-    if cache.add("feedback_app:dashboard-push", True, DASHBOARD_THROTTLE_SECONDS):
-        transaction.on_commit(dashboard_push)
+def raters_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """The group of a campaign's label pages ("raters" for the default campaign, whose policy swaps they hear)."""
+    return "raters" if campaign_id == DEFAULT_CAMPAIGN_ID else f"raters.{campaign_id}"
+
+
+def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
+    """Push a campaign's dashboard counters now (the periodic task, labels and swaps call this)."""
+    broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", live.dashboard_counters_html(campaign_id=campaign_id))
+
+
+def label_recorded(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
+    """A label was recorded: the campaign's dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process."""
+    if cache.add(f"feedback_app:dashboard-push:{campaign_id}", True, DASHBOARD_THROTTLE_SECONDS):
+        transaction.on_commit(lambda: dashboard_push(campaign_id=campaign_id))
 
 
 def training_run_queued(*, run) -> None:
@@ -107,7 +118,7 @@ def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max
 def _training_run_push(run_id: int) -> None:
     html = live.training_run_html_by_id(run_id)
     if html is not None:
-        broadcast("dashboard", "run.progress", html)
+        broadcast(dashboard_group(), "run.progress", html)
 
 
 def training_run_changed(*, run) -> None:
@@ -129,7 +140,7 @@ def version_activated(*, version, previous) -> None:
         name = version.name
 
         def announce() -> None:
-            broadcast("raters", "policy.swapped", live.policy_toast_html(name=name))
+            broadcast(raters_group(), "policy.swapped", live.policy_toast_html(name=name))
             dashboard_push()
 
         transaction.on_commit(announce)
@@ -141,7 +152,7 @@ def version_activated(*, version, previous) -> None:
 
 def comparisons_supplied(*, count: int) -> None:
     """New comparisons are open: raters looking at an empty queue load one."""
-    transaction.on_commit(lambda: broadcast("raters", "queue.changed", live.queue_notice_html()))
+    transaction.on_commit(lambda: broadcast(raters_group(), "queue.changed", live.queue_notice_html()))
 
 
 def comparisons_await_judge(*, comparison_ids: list[int]) -> None:

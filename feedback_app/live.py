@@ -10,6 +10,7 @@ import json
 
 from django.template.loader import render_to_string
 
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
 from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
 from feedback_app.selectors.labeling import labels_today_count
 from feedback_app.selectors.training import policy_active
@@ -18,9 +19,10 @@ from feedback_app.selectors.training_runs import training_run_get
 TEMPLATE = "feedback_app/live.html"
 
 
-def dashboard_counters_html() -> str:
-    """Return the counters, and the labels-per-hour series for the plot, as they are now."""
-    context = {"counters": overview_counters(), "series_json": json.dumps({"labels_over_time": labels_over_time()})}
+def dashboard_counters_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return a campaign's counters, and its labels-per-hour series for the plot, as they are now."""
+    context = {"counters": overview_counters(campaign_id=campaign_id),
+               "series_json": json.dumps({"labels_over_time": labels_over_time(campaign_id=campaign_id)})}
     return render_to_string(f"{TEMPLATE}#counters", context)
 
 
@@ -42,9 +44,9 @@ def health_html() -> str:
     return render_to_string(f"{TEMPLATE}#health", {"health": studio_readiness()})
 
 
-def dashboard_state_html() -> str:
-    """Return everything a dashboard shows live, for a client that just (re)connected."""
-    return dashboard_counters_html() + training_run_html()
+def dashboard_state_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return everything a campaign's dashboard shows live, for a client that just (re)connected."""
+    return dashboard_counters_html(campaign_id=campaign_id) + training_run_html()
 
 
 def rater_state_html(*, user, campaign_id: int) -> str:

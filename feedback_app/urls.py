@@ -38,6 +38,14 @@ urlpatterns = [
     path("dashboard/review/<id:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
     path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
     path("dashboard/processes/", health.processes_panel, name="dashboard-processes"),
+    # A campaign's own dashboard: its counters, label quality, guidelines and review queue (the model pages are the default campaign's).
+    path("c/<slug:campaign_slug>/dashboard/", dashboard.overview, name="campaign-dashboard"),
+    path("c/<slug:campaign_slug>/dashboard/quality/", dashboard.quality, name="campaign-dashboard-quality"),
+    path("c/<slug:campaign_slug>/dashboard/guidelines/", dashboard.guidelines_update, name="campaign-dashboard-guidelines"),
+    path("c/<slug:campaign_slug>/dashboard/gold/promote/", dashboard.gold_promote, name="campaign-dashboard-gold-promote"),
+    path("c/<slug:campaign_slug>/dashboard/comparisons/<id:comparison_id>/gold/", dashboard.gold_mark, name="campaign-dashboard-gold-mark"),
+    path("c/<slug:campaign_slug>/dashboard/review/", dashboard.review, name="campaign-dashboard-review"),
+    path("c/<slug:campaign_slug>/dashboard/review/<id:comparison_id>/", dashboard.adjudicate, name="campaign-dashboard-adjudicate"),
     # Browsers ask for /favicon.ico where a page names no icon (the admin, a JSON answer).
     path("favicon.ico", home.favicon),
     path("healthz", health.healthz, name="healthz"),

@@ -36,26 +36,26 @@ def queue_depths() -> dict[str, int | None]:
         return {queue: None for queue in queues}
 
 
-def _labels():
-    """The labels the dashboard counts: the default campaign's (other campaigns have no dashboard yet)."""
-    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+def _labels(campaign_id: int):
+    """The labels a campaign's dashboard counts."""
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
-def overview_counters() -> dict:
-    """Return the live counters of the dashboard."""
+def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
+    """Return the live counters of the campaign's dashboard (the models are the default campaign's line)."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
-    config = campaign_cached()
-    total, target = _labels().count(), config.label_target
+    config = campaign_cached(campaign_id=campaign_id)
+    total, target = _labels(campaign_id).count(), config.label_target
     return {
-        "labels_per_minute": labels_per_minute(),
-        "labels_today": _labels().filter(created_at__gte=today, rater__isnull=False).count(),
+        "labels_per_minute": labels_per_minute(campaign_id=campaign_id),
+        "labels_today": _labels(campaign_id).filter(created_at__gte=today, rater__isnull=False).count(),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
         "state": config.state,
-        "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN, prompt__campaign_id=DEFAULT_CAMPAIGN_ID).count(),
+        "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN, prompt__campaign_id=campaign_id).count(),
         "active_raters": active_rater_count(),
         "queues": queue_depths(),
         "reward_model": active_rm,
@@ -69,12 +69,12 @@ def training_run_current() -> TrainingRun | None:
     return runs.filter(status=TrainingRun.Status.RUNNING).order_by("-id").first() or runs.order_by("-id").first()
 
 
-def labels_over_time(*, hours: int = 48) -> list[dict]:
+def labels_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, hours: int = 48) -> list[dict]:
     """Return labels per hour over the last ``hours`` (hours without labels included, as 0)."""
     now = timezone.now()
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     counts = dict(
-        _labels().filter(created_at__gte=start, rater__isnull=False)
+        _labels(campaign_id).filter(created_at__gte=start, rater__isnull=False)
         .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
     )
     series = []
@@ -114,7 +114,7 @@ def arena_games() -> list[tuple[str, str, float]]:
 
     A tie scores one half; so does "both bad", which says neither reply is better.
     """
-    labels = _labels().filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
+    labels = _labels(DEFAULT_CAMPAIGN_ID).filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
         "comparison__response_a__policy_version__name", "comparison__response_b__policy_version__name", "winner")
     return [(a, b, ARENA_SCORES[w]) for a, b, w in labels if a and b]
 

@@ -34,17 +34,17 @@ from feedback_app.stats.ratings import trust_score
 MIN_LABELS_FOR_WARNINGS = 20
 
 
-def _labels():
-    """The labels the quality figures read: the default campaign's (the campaign whose dashboard shows them)."""
-    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+def _labels(campaign_id: int):
+    """The labels of one campaign: every quality figure is per campaign."""
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
-def _comparisons():
-    return Comparison.objects.filter(prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+def _comparisons(campaign_id: int):
+    return Comparison.objects.filter(prompt__campaign_id=campaign_id)
 
 
-def _rater_label_rows(*, since=None) -> list[dict]:
-    labels = _labels().filter(rater__isnull=False)
+def _rater_label_rows(*, campaign_id: int, since=None) -> list[dict]:
+    labels = _labels(campaign_id).filter(rater__isnull=False)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
     return list(
@@ -65,15 +65,15 @@ def overlap_units(rows: list[dict], *, ordinal: bool = False) -> dict:
     return {unit: raters for unit, raters in units.items() if len(raters) >= 2}
 
 
-def rater_quality(*, rows: list[dict] | None = None) -> dict[int, dict]:
+def rater_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, rows: list[dict] | None = None) -> dict[int, dict]:
     """Return the quality figures of every rater who labelled, by user id."""
-    rows = _rater_label_rows() if rows is None else rows
+    rows = _rater_label_rows(campaign_id=campaign_id) if rows is None else rows
     consensus = consensus_agreement(overlap_units(rows))
     per_rater: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         per_rater[row["rater_id"]].append(row)
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=per_rater).select_related("profile")}
-    qualification = dict(CampaignMember.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID, user_id__in=per_rater).values_list("user_id", "qualification"))
+    qualification = dict(CampaignMember.objects.filter(campaign_id=campaign_id, user_id__in=per_rater).values_list("user_id", "qualification"))
     result = {}
     for rater_id, labels in per_rater.items():
         decisive = [r for r in labels if r["winner"] in ("a", "b")]
@@ -135,9 +135,9 @@ def _warnings(f: dict) -> list[str]:
     return warnings
 
 
-def agreement_summary(*, rows: list[dict] | None = None) -> dict:
+def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, rows: list[dict] | None = None) -> dict:
     """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs."""
-    rows = _rater_label_rows() if rows is None else rows
+    rows = _rater_label_rows(campaign_id=campaign_id) if rows is None else rows
     units = overlap_units(rows)
     kappas = pairwise_kappas(units)
     return {
@@ -151,13 +151,13 @@ def agreement_summary(*, rows: list[dict] | None = None) -> dict:
     }
 
 
-def agreement_over_time(*, days: int = 30) -> list[dict]:
+def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 30) -> list[dict]:
     """Return per day: percent agreement and ordinal α over comparisons with overlap completed that day."""
     since = timezone.now() - timedelta(days=days)
     completed = dict(
-        _comparisons().filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
+        _comparisons(campaign_id).filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
     )
-    rows = [r for r in _rater_label_rows() if r["comparison_id"] in completed]
+    rows = [r for r in _rater_label_rows(campaign_id=campaign_id) if r["comparison_id"] in completed]
     by_day: dict = defaultdict(list)
     for row in rows:
         by_day[completed[row["comparison_id"]]].append(row)
@@ -168,20 +168,20 @@ def agreement_over_time(*, days: int = 30) -> list[dict]:
     ]
 
 
-def rater_trust() -> dict[int, float]:
+def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
     """Return every rater's trust score, reading only gold counts and labels on comparisons with overlap.
 
     The same figure as ``rater_quality()[id]["trust"]``, without loading every label (exports
     and training runs call this).
     """
     gold = defaultdict(lambda: [0, 0])
-    for rater_id, winner, expected in _labels().filter(rater__isnull=False, comparison__is_gold=True).exclude(
+    for rater_id, winner, expected in _labels(campaign_id).filter(rater__isnull=False, comparison__is_gold=True).exclude(
             comparison__gold_winner="").values_list("rater_id", "winner", "comparison__gold_winner"):
         gold[rater_id][0] += winner == expected
         gold[rater_id][1] += 1
-    overlap = _labels().filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
+    overlap = _labels(campaign_id).filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
     consensus = consensus_agreement(overlap_units(list(overlap)))
-    raters = set(gold) | set(consensus) | set(_labels().filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
+    raters = set(gold) | set(consensus) | set(_labels(campaign_id).filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
     return {
         r: round(trust_score(gold_correct=gold[r][0], gold_n=gold[r][1], consensus_agree=consensus.get(r, {}).get("agree", 0),
                              consensus_n=consensus.get(r, {}).get("n", 0)), 4)
@@ -205,13 +205,13 @@ def rater_weights() -> dict[int, float]:
     return weights
 
 
-def review_queue(*, limit: int = 100) -> dict[str, list]:
+def review_queue(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int = 100) -> dict[str, list]:
     """Return the comparisons waiting for an admin: flagged by a rater, or disputed among raters."""
-    pending = _comparisons().filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
-    flagged = list(pending.filter(pk__in=_labels().exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
+    pending = _comparisons(campaign_id).filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
+    flagged = list(pending.filter(pk__in=_labels(campaign_id).exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
     disputed = []
     votes = defaultdict(list)
-    for cid, winner in _labels().filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
+    for cid, winner in _labels(campaign_id).filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
         votes[cid].append(winner)
     contested = [cid for cid, ws in votes.items() if len(ws) >= 2 and max(ws.count(w) for w in set(ws)) / len(ws) < 2 / 3]
     if contested:
@@ -219,10 +219,10 @@ def review_queue(*, limit: int = 100) -> dict[str, list]:
     return {"flagged": flagged, "disputed": disputed, "votes": {cid: votes[cid] for cid in contested}}
 
 
-def labels_per_minute(*, minutes: int = 5) -> float:
+def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:
     """Return the mean labels per minute over the last ``minutes``."""
     since = timezone.now() - timedelta(minutes=minutes)
-    return round(_labels().filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
+    return round(_labels(campaign_id).filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
 
 
 def active_rater_count(*, minutes: int = 10) -> int:
@@ -236,15 +236,15 @@ def active_rater_count(*, minutes: int = 10) -> int:
 def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
     """Return, per comparison, its rater-label count and the share agreeing with the majority."""
     votes = defaultdict(list)
-    for cid, winner in _labels().filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
+    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
         votes[cid].append(winner)
     return {cid: {"n": len(ws), "agreement": round(max(ws.count(w) for w in set(ws)) / len(ws), 4)} for cid, ws in votes.items()}
 
 
-def gold_candidates_count() -> int:
+def gold_candidates_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
     """Return how many complete comparisons have 2+ labels that all agree on A or B."""
     return (
-        _comparisons().filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
+        _comparisons(campaign_id).filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
         .annotate(winners=Count("labels__winner", distinct=True))
         .filter(winners=1)
         .exclude(labels__winner__in=["tie", "both_bad"])
@@ -255,11 +255,11 @@ def gold_candidates_count() -> int:
 def labels_by_comparison(*, comparison_ids: list[int]) -> dict[int, list[PreferenceLabel]]:
     """Return the labels of each comparison (with rater and profile), oldest first; comparisons without labels are left out."""
     labels: dict[int, list[PreferenceLabel]] = {}
-    for label in _labels().filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
+    for label in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
         labels.setdefault(label.comparison_id, []).append(label)
     return labels
 
 
-def comparison_get(*, comparison_id: int) -> Comparison | None:
+def comparison_get(*, comparison_id: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Comparison | None:
     """Return the comparison ``comparison_id``, or None if there is none."""
-    return Comparison.objects.filter(pk=comparison_id).first()
+    return _comparisons(campaign_id).filter(pk=comparison_id).first()

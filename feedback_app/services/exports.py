@@ -48,7 +48,7 @@ def export_stream(*, fmt: str, filters: ExportFilters) -> Iterator[bytes]:
         return _trl_lines(labels.filter(comparison__excluded=False).order_by("comparison_id", "id"))
     if fmt == "sft":
         return _sft_lines(labels.filter(comparison__excluded=False, rewrite__isnull=False).order_by("id"))
-    trust = rater_trust()
+    trust = rater_trust(campaign_id=filters.campaign_id)
     rows = (raw_row(label, trust=trust) for label in labels.order_by("id").iterator(chunk_size=CHUNK))
     if fmt == "raw":
         return (_json_line(row) for row in rows)

@@ -284,7 +284,7 @@ def label_record(
     comparison.save(update_fields=fields)
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
-    events.label_recorded()
+    events.label_recorded(campaign_id=campaign.pk)
     refit_ask_after_commit(label_id=label.pk)
     policy_ask_after_commit(label_id=label.pk)
     if comparison.kind == Comparison.Kind.ARENA:

@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import AuditEntry, Comparison, Winner
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, Comparison, Winner
 
 
 class QualityError(Exception):
@@ -42,10 +42,10 @@ def comparison_unmark_gold(*, comparison: Comparison, user) -> Comparison:
     return locked
 
 
-def comparisons_promote_unanimous_to_gold(*, user, min_labels: int = 2, limit: int = 100) -> int:
-    """Make gold pairs of complete comparisons where all of 2+ raters chose the same response."""
+def comparisons_promote_unanimous_to_gold(*, user, campaign_id: int = DEFAULT_CAMPAIGN_ID, min_labels: int = 2, limit: int = 100) -> int:
+    """Make gold pairs of the campaign's complete comparisons where all of 2+ raters chose the same response."""
     candidates = (
-        Comparison.objects.filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=min_labels, excluded=False)
+        Comparison.objects.filter(prompt__campaign_id=campaign_id, is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=min_labels, excluded=False)
         .annotate(winners=Count("labels__winner", distinct=True))
         .filter(winners=1)
         .exclude(labels__winner__in=[Winner.TIE, Winner.BOTH_BAD])

@@ -96,8 +96,8 @@ class SamplesForm(forms.Form):
         self.fields["version"].choices = [(name, name) for name in versions]
 
 
-def _comparison_or_404(comparison_id: int) -> Comparison:
-    comparison = comparison_get(comparison_id=comparison_id)
+def _comparison_or_404(request: HttpRequest, comparison_id: int) -> Comparison:
+    comparison = comparison_get(comparison_id=comparison_id, campaign_id=request.campaign.pk)  # another campaign's is as good as missing
     if comparison is None:
         raise Http404("No Comparison matches the given query.")
     return comparison
@@ -110,16 +110,29 @@ def _is_admin(request: HttpRequest) -> bool:
 @require_GET
 @campaign_required(*STAFF)
 def overview(request: HttpRequest) -> HttpResponse:
+    campaign = request.campaign
+    lines = campaign.is_default  # the model lines, the arena and AI feedback are the default campaign's
     charts = {
-        "labels_over_time": labels_over_time(),
-        "reward_models": reward_model_history(),
-        "agreement": agreement_over_time(),
-        "arena": arena_standings(samples=100)["versions"],
-        "calibration": calibration_active(),
+        "labels_over_time": labels_over_time(campaign_id=campaign.pk),
+        "reward_models": reward_model_history() if lines else [],
+        "agreement": agreement_over_time(campaign_id=campaign.pk),
+        "arena": arena_standings(samples=100)["versions"] if lines else [],
+        "calibration": calibration_active() if lines else None,
     }
-    context = {"counters_html": live.dashboard_counters_html(), "run_html": live.training_run_html(), "health_html": live.health_html(),
-               "charts": charts, "section": "overview", "ai_notice": ai_feedback_notice()}
+    context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(),
+               "health_html": live.health_html(), "charts": charts, "section": "overview", "ai_notice": ai_feedback_notice() if lines else "",
+               **_scope(campaign)}
     return render(request, "feedback_app/dashboard/overview.html", context)
+
+
+def _scope(campaign: Campaign) -> dict:
+    """What a campaign's dashboard pages need to link within it: its URL prefix, and whether it has the model pages."""
+    return {"campaign": campaign, "base": "/" if campaign.is_default else f"/c/{campaign.slug}/", "model_pages": campaign.is_default}
+
+
+def _to(request: HttpRequest, page: str) -> HttpResponse:
+    """Redirect to one of the campaign's dashboard pages ("quality/", "review/")."""
+    return redirect(_scope(request.campaign)["base"] + "dashboard/" + page)
 
 
 def _models_context(**extra) -> dict:
@@ -213,13 +226,13 @@ def quality(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
-            return redirect("dashboard-quality")
-    raters = sorted(rater_quality().values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
-    judges = judges_quality()
-    context = {"agreement": agreement_summary(), "raters": raters, "form": form, "settings": config,
-               "gold_candidates": gold_candidates_count(), "is_admin": _is_admin(request), "section": "quality",
-               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice(),
-               "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines})}
+            return _to(request, "quality/")
+    raters = sorted(rater_quality(campaign_id=config.pk).values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
+    judges = judges_quality() if config.is_default else []
+    context = {"agreement": agreement_summary(campaign_id=config.pk), "raters": raters, "form": form, "settings": config,
+               "gold_candidates": gold_candidates_count(campaign_id=config.pk), "is_admin": _is_admin(request), "section": "quality",
+               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice() if config.is_default else "",
+               "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(config)}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 
@@ -235,51 +248,52 @@ def guidelines_update(request: HttpRequest) -> HttpResponse:
     form = GuidelinesForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Guidelines not saved: " + "; ".join(e for errors in form.errors.values() for e in errors))
-        return redirect("dashboard-quality")
+        return _to(request, "quality/")
     try:
         before = campaign_get(campaign_id=request.campaign.pk).guidelines_version
         version = campaign_guidelines_set(campaign=request.campaign, user=request.user, text=form.cleaned_data["guidelines"]).guidelines_version
     except CampaignError as exc:
         messages.error(request, f"Guidelines not saved: {exc}.")
-        return redirect("dashboard-quality")
+        return _to(request, "quality/")
     messages.success(request, f"Guidelines saved as version {version}." if version != before else "The guidelines were unchanged.")
-    return redirect("dashboard-quality")
+    return _to(request, "quality/")
 
 
 @require_POST
 @campaign_required(Role.ADMIN)
 def gold_promote(request: HttpRequest) -> HttpResponse:
-    n = comparisons_promote_unanimous_to_gold(user=request.user)
+    n = comparisons_promote_unanimous_to_gold(user=request.user, campaign_id=request.campaign.pk)
     messages.success(request, f"{n} comparison(s) where every rater agreed are now gold pairs.")
-    return redirect("dashboard-quality")
+    return _to(request, "quality/")
 
 
 @require_POST
 @campaign_required(Role.ADMIN)
 def gold_mark(request: HttpRequest, comparison_id: int) -> HttpResponse:
-    comparison = _comparison_or_404(comparison_id)
+    comparison = _comparison_or_404(request, comparison_id)
     try:
         comparison_mark_gold(comparison=comparison, winner=request.POST.get("winner", ""), user=request.user)
     except QualityError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Comparison {comparison.pk} is a gold pair.")
-    return redirect("dashboard-review")
+    return _to(request, "review/")
 
 
 @require_GET
 @campaign_required(*STAFF)
 def review(request: HttpRequest) -> HttpResponse:
-    queue = review_queue()
+    queue = review_queue(campaign_id=request.campaign.pk)
     ids = [c.pk for c in queue["flagged"] + queue["disputed"]]
-    context = {"queue": queue, "labels": labels_by_comparison(comparison_ids=ids), "form": AdjudicationForm(), "is_admin": _is_admin(request), "section": "review"}
+    context = {"queue": queue, "labels": labels_by_comparison(comparison_ids=ids), "form": AdjudicationForm(), "is_admin": _is_admin(request),
+               "section": "review", **_scope(request.campaign)}
     return render(request, "feedback_app/dashboard/review.html", context)
 
 
 @require_POST
 @campaign_required(Role.ADMIN)
 def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
-    comparison = _comparison_or_404(comparison_id)
+    comparison = _comparison_or_404(request, comparison_id)
     form = AdjudicationForm(request.POST)
     if not form.is_valid():
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
@@ -290,7 +304,7 @@ def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
         messages.error(request, f"Comparison {comparison.pk}: {exc}.")
     else:
         messages.success(request, f"Comparison {comparison.pk} reviewed.")
-    return redirect("dashboard-review")
+    return _to(request, "review/")
 
 
 @require_GET

@@ -126,7 +126,7 @@ def test_the_dashboard_push_of_labels_is_throttled(heard, django_capture_on_comm
         for _ in range(5):
             events.label_recorded()
     assert heard == [("push", "dashboard", "dashboard.update")]
-    cache.delete("feedback_app:dashboard-push")  # what the cache does after DASHBOARD_THROTTLE_SECONDS
+    cache.delete("feedback_app:dashboard-push:1")  # what the cache does after DASHBOARD_THROTTLE_SECONDS (the default campaign's throttle)
     with django_capture_on_commit_callbacks(execute=True):
         events.label_recorded()
         events.label_recorded()

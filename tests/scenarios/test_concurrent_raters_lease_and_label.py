@@ -85,3 +85,49 @@ def test_double_submit_in_parallel_stores_one_label(rater, make_comparisons):
     _run_threads(submit, [() for _ in range(6)])
     assert sorted(results) == [False] * 5 + [True]
     assert PreferenceLabel.objects.count() == 1
+
+
+def test_two_campaigns_under_concurrent_raters_keep_their_own_slots_and_gold(make_user, admin_user):
+    """Raters of two campaigns label at once, each with its gold rate: nobody leases outside their campaign, nothing over-collects."""
+    from feedback_app.models import Prompt, Response, Role
+    from feedback_app.services.campaigns import campaign_create, campaign_settings_update, member_set
+    from feedback_app.services.quality import comparison_mark_gold
+
+    default = campaign_default()
+    billing = campaign_create(slug="billing", name="Billing", actor=admin_user)
+    campaign_settings_update(campaign=default, user=admin_user, gold_rate=0.0)
+    campaign_settings_update(campaign=billing, user=admin_user, gold_rate=0.5)
+    for campaign, n in ((default, 6), (billing, 6)):
+        for i in range(n):
+            prompt = Prompt.objects.create(campaign=campaign, text=f"{campaign.slug} request {i}")
+            a, b = (Response.objects.create(prompt=prompt, text=f"{campaign.slug} reply {k}{i}") for k in "ab")
+            comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2)
+            if campaign == billing and i < 2:
+                comparison_mark_gold(comparison=comparison, winner="a", user=admin_user)
+    default = campaign_default()
+    billing.refresh_from_db()
+    raters = {"default": [make_user() for _ in range(5)], "billing": [make_user() for _ in range(5)]}
+    for rater in raters["billing"]:
+        member_set(campaign=billing, user=rater, role=Role.RATER)
+    seen = {"default": set(), "billing": set()}
+    lock = threading.Lock()
+
+    def work(name, campaign, rater):
+        close_old_connections()
+        while True:
+            assignment = assignment_lease_next(campaign=campaign, rater=rater)
+            if assignment is None:
+                return
+            with lock:
+                seen[name].add(Comparison.objects.filter(pk=assignment.comparison_id).values_list("prompt__campaign_id", flat=True).get())
+            label_record(campaign=campaign, rater=rater, comparison_id=assignment.comparison_id, submission=LabelSubmission(choice="left"))
+
+    _run_threads(work, [("default", default, r) for r in raters["default"]] + [("billing", billing, r) for r in raters["billing"]])
+    assert seen == {"default": {default.pk}, "billing": {billing.pk}}
+    plain = Comparison.objects.filter(is_gold=False)
+    assert sorted((c.label_count, c.labels.count()) for c in plain) == [(2, 2)] * 10  # 6 + 4 comparisons, two labels each
+    gold = Comparison.objects.filter(is_gold=True)
+    assert all(c.labels.count() <= 5 for c in gold)  # a gold pair has no slot limit, but each rater answers it once at most
+    assert not PreferenceLabel.objects.filter(comparison__in=gold, rater__in=raters["default"]).exists()
+    pairs = list(PreferenceLabel.objects.values_list("comparison_id", "rater_id"))
+    assert len(pairs) == len(set(pairs))

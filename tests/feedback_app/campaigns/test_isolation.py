@@ -210,3 +210,43 @@ def test_the_models_never_learn_from_another_campaign(studio):
     policy = policy_active_or_base()
     assert not billing_prompts & set(prompts_needing_comparisons(policy=policy, now=timezone.now()).values_list("pk", flat=True))
     assert open_comparison_count() == 3  # the default campaign's three
+
+
+def test_a_campaign_s_dashboard_counts_and_rates_only_its_labels(studio):
+    for name, campaign, n in (("default", studio["default"], 1), ("billing", studio["billing"], 2)):
+        rater = studio["people"][f"{name}_rater"]
+        for _ in range(n):
+            held = assignment_lease_next(rater=rater, campaign=campaign)
+            label_record(rater=rater, campaign=campaign, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    billing_researcher, default_researcher = studio["people"]["billing_researcher"], studio["people"]["default_researcher"]
+    client = _client(billing_researcher)
+    overview = client.get("/c/billing/dashboard/").content.decode()
+    assert 'data-testid="labels-today">2<' in overview and 'ws-connect="/ws/c/billing/dashboard/"' in overview
+    assert "Model versions" not in overview  # the model pages are the default campaign's
+    quality = client.get("/c/billing/dashboard/quality/").content.decode()
+    billing_rater, default_rater = studio["people"]["billing_rater"], studio["people"]["default_rater"]
+    assert billing_rater.username in quality and default_rater.username not in quality
+    assert 'action="/c/billing/dashboard/guidelines/"' in quality
+    assert client.post("/c/billing/dashboard/quality/", {"gold_rate": "0.3", "arena_share": "0.2", "min_trust": "0"}).status_code == 302
+    assert (studio["billing"].__class__.objects.get(pk=studio["billing"].pk).gold_rate, campaign_default().gold_rate) == (0.3, 0.0)
+    for url in ("/dashboard/", "/dashboard/quality/", "/dashboard/models/", "/dashboard/review/"):
+        assert client.get(url).status_code == 403, url  # the default campaign's pages are not theirs
+    assert _client(default_researcher).get("/c/billing/dashboard/").status_code == 403
+    default_overview = _client(default_researcher).get("/dashboard/").content.decode()
+    assert 'data-testid="labels-today">1<' in default_overview
+    foreign = studio["default_comparisons"][0]
+    admin = _client(studio["people"]["admin"])
+    assert admin.post(f"/c/billing/dashboard/review/{foreign.pk}/", {"winner": "a"}).status_code == 404
+    assert admin.post(f"/c/billing/dashboard/comparisons/{foreign.pk}/gold/", {"winner": "a"}).status_code == 404
+
+
+def test_a_label_pushes_the_counters_of_its_own_campaign_only(studio, monkeypatch, django_capture_on_commit_callbacks):
+    from feedback_app import events
+
+    pushed = []
+    monkeypatch.setattr(events, "broadcast", lambda group, kind, html: pushed.append((group, kind, 'data-testid="labels-today">1<' in html)))
+    billing, rater = studio["billing"], studio["people"]["billing_rater"]
+    held = assignment_lease_next(rater=rater, campaign=billing)
+    with django_capture_on_commit_callbacks(execute=True):
+        label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    assert pushed == [(f"dashboard.{billing.pk}", "dashboard.update", True)]
