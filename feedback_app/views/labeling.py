@@ -213,7 +213,8 @@ def campaigns_page(request: HttpRequest) -> HttpResponse:
         from django.contrib.auth.views import redirect_to_login
 
         return redirect_to_login(request.get_full_path())
-    campaigns = list(campaigns_for_user(user=request.user).exclude(state=Campaign.State.ARCHIVED))
-    if len(campaigns) == 1 and campaign_role(user=request.user, campaign=campaigns[0]) == Role.RATER:
-        return redirect(_base(campaigns[0]) + "label/")
-    return render(request, "feedback_app/campaigns.html", {"campaigns": [(c, _base(c)) for c in campaigns]})
+    campaigns = [(c, _base(c), campaign_role(user=request.user, campaign=c)) for c in
+                 campaigns_for_user(user=request.user).exclude(state=Campaign.State.ARCHIVED)]
+    if len(campaigns) == 1 and campaigns[0][2] == Role.RATER:
+        return redirect(campaigns[0][1] + "label/")
+    return render(request, "feedback_app/campaigns.html", {"campaigns": campaigns})

@@ -154,3 +154,44 @@ def test_new_guidelines_are_open_until_read_then_one_key_away(asgi_live_server, 
     assert page.evaluate("document.getElementById('guidelines').open")
     page.keyboard.press("g")
     assert not page.evaluate("document.getElementById('guidelines').open")
+
+
+def test_a_member_of_two_campaigns_picks_one_and_labels_only_its_comparisons(asgi_live_server, browser, make_comparisons):
+    """The unscoped /label/ sends a member of other campaigns to pick one; each label page leases, counts and swaps within its campaign."""
+    from feedback_app.models import Comparison, Prompt, Response
+    from feedback_app.services.campaigns import campaign_create, member_set
+
+    make_comparisons(2)  # the default campaign's, which she never sees
+    rater, _, _ = user_create(username="ines", role=Role.RATER, password=PASSWORD)
+    campaigns = {slug: campaign_create(slug=slug, name=name) for slug, name in (("billing", "Billing replies"), ("safety", "Safety"))}
+    for slug, campaign in campaigns.items():
+        member_set(campaign=campaign, user=rater, role=Role.RATER)
+        for i in range(3):
+            prompt = Prompt.objects.create(campaign=campaign, text=f"{slug} request {i}")
+            a, b = (Response.objects.create(prompt=prompt, text=f"{slug} reply {k}{i}") for k in "ab")
+            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b)
+    page = browser.new_page()
+    errors = csp_watch(page)
+    page.goto(f"{asgi_live_server}/label/")
+    page.fill("#id_username", "ines")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=campaigns]")
+    assert page.url.endswith("/campaigns/")
+    page.click("[data-testid=campaign-safety]")
+    page.wait_for_selector("#label-form")
+    assert page.url.endswith("/c/safety/label/") and "Safety" in page.inner_text("[data-testid=campaign]")
+    for n in range(2):
+        assert page.inner_text(".turn.current p").startswith("safety request")
+        shown = page.get_attribute("#workspace", "data-comparison")
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelector('#workspace').dataset.comparison !== '{shown}'")
+    page.wait_for_function("() => document.querySelector('#today-count').textContent === '2'")
+    page.goto(f"{asgi_live_server}/c/billing/label/")
+    page.wait_for_selector("#label-form")
+    assert page.inner_text(".turn.current p").startswith("billing request")
+    assert page.inner_text("#today-count") == "0"
+    labels = PreferenceLabel.objects.filter(rater=rater)
+    assert {label.comparison.prompt.campaign.slug for label in labels} == {"safety"} and labels.count() == 2
+    assert errors == []
