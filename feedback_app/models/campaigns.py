@@ -28,6 +28,10 @@ class Campaign(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children",
         help_text="The campaign whose active models this one started from (none: the base models).")
     created_at = models.DateTimeField(auto_now_add=True)
+    labels_per_comparison = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Labels each new comparison needs, from distinct raters (empty: LABELS_PER_COMPARISON).")
+    lease_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long a rater holds a comparison, and may undo a label (empty: LEASE_SECONDS).")
     gold_rate = models.FloatField(default=0.1, help_text="Share of a rater's comparisons that are gold pairs, when any are left for them.")
     arena_share = models.FloatField(default=0.2, help_text="Share of new comparisons that pit the newest policy against an earlier one.")
     weight_by_trust = models.BooleanField(default=False, help_text="Weight each label in training by its rater's trust score.")
@@ -53,6 +57,16 @@ class Campaign(models.Model):
     @property
     def is_default(self) -> bool:
         return self.pk == DEFAULT_CAMPAIGN_ID
+
+    @property
+    def required_labels(self) -> int:
+        """Labels each new comparison of the campaign needs."""
+        return self.labels_per_comparison or settings.LABELS_PER_COMPARISON
+
+    @property
+    def lease_time(self) -> int:
+        """Seconds a lease lasts in the campaign (and the window for undo)."""
+        return self.lease_seconds or settings.LEASE_SECONDS
 
 
 class CampaignMember(models.Model):

@@ -13,11 +13,11 @@ from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 from feedback_app.selectors.campaigns import campaign_cache_forget, campaign_default
 
 # The rules a new campaign copies from the one it starts from.
-_RULES = ("gold_rate", "arena_share", "weight_by_trust", "min_trust", "criteria", "flags",
+_RULES = ("labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "criteria", "flags",
           "qualification_pairs", "qualification_accuracy")
 
 
-SETTINGS_FIELDS = {"gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
+SETTINGS_FIELDS = {"labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
                    "qualification_accuracy", "criteria", "flags"}
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_NAMES = 8
@@ -121,6 +121,10 @@ def settings_checked(changes: dict) -> dict:
     for name in ("label_target", "qualification_pairs"):
         if name in changes and not (isinstance(changes[name], int) and not isinstance(changes[name], bool) and changes[name] >= 0):
             raise CampaignError(f"{name} must be a whole number, 0 or more, got {changes[name]!r}")
+    for name, low in (("labels_per_comparison", 1), ("lease_seconds", 30)):
+        value = changes.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise CampaignError(f"{name} must be empty (the studio's setting) or a whole number, {low} or more, got {value!r}")
     return changes
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from feedback_app import events
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
 
 
@@ -96,7 +96,7 @@ def prompt_rows_write(
 
     Call inside a transaction.
     """
-    required = required_labels or settings.LABELS_PER_COMPARISON
+    required = required_labels or Campaign.objects.get(pk=batch.campaign_id).required_labels
     prompts = Prompt.objects.bulk_create(
         [Prompt(campaign_id=batch.campaign_id, text=r.prompt, context=r.context, metadata=r.metadata, source=source[:64], import_batch=batch)
          for r in records]

@@ -183,7 +183,7 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None
         rater=rater,
         a_on_left=random.random() < 0.5,
         leased_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
+        lease_expires_at=now + timedelta(seconds=campaign.lease_time),
     )
 
 
@@ -329,7 +329,7 @@ def assignment_skip(*, rater, campaign: Campaign, comparison_id: int, now: datet
 def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment:
     """Withdraw the rater's most recent label in the campaign and lease its comparison back to them.
 
-    Allowed while the comparison is still open to that rater: within LEASE_SECONDS of the
+    Allowed while the comparison is still open to that rater: within the campaign's lease time of the
     label, and not for a comparison that was retired since. Return the renewed assignment.
     """
     now = now or timezone.now()
@@ -339,7 +339,7 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     comparison = Comparison.objects.select_for_update(of=("self",)).get(pk=label.comparison_id)
     if comparison.status == Comparison.Status.RETIRED:
         raise NothingToUndo("that comparison was retired; its label can no longer be undone")
-    if now - label.created_at > timedelta(seconds=settings.LEASE_SECONDS):
+    if now - label.created_at > timedelta(seconds=campaign.lease_time):
         raise NothingToUndo("your last label is too old to undo")
     assignment = label.assignment
     AuditEntry.objects.create(
@@ -358,6 +358,6 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     assignment.status = Assignment.Status.LEASED
     assignment.finished_at = None
     assignment.leased_at = now
-    assignment.lease_expires_at = now + timedelta(seconds=settings.LEASE_SECONDS)
+    assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_time)
     assignment.save(update_fields=["status", "finished_at", "leased_at", "lease_expires_at"])
     return assignment

@@ -106,7 +106,7 @@ def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: lis
                 continue
             a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=mine[0], policy_version=policy, truncated=mine_cut[0])
             b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
-            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
+            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=campaign_default().required_labels,
                                       kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena",
                                       policy_mode=serving.mode, reward_model_version=serving.reward)
             made += 1
@@ -151,7 +151,7 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
             a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[i], policy_version=policy, truncated=flags[i])
             b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[j], policy_version=policy, truncated=flags[j])
             made.append(Comparison.objects.create(
-                prompt=prompt, response_a=a, response_b=b, required_labels=settings.LABELS_PER_COMPARISON,
+                prompt=prompt, response_a=a, response_b=b, required_labels=campaign_default().required_labels,
                 policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,
                 status=Comparison.Status.JUDGING if judge else Comparison.Status.OPEN, judging_since=timezone.now() if judge else None,
             ).pk)

@@ -73,6 +73,8 @@ class SettingsForm(forms.Form):
     criteria = NamesField(required=False, max_length=400, help_text="Criteria raters may judge separately, comma-separated (blank: LABEL_CRITERIA).")
     flags = NamesField(required=False, max_length=400, help_text="Flags raters may raise, comma-separated (blank: LABEL_FLAGS).")
     label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
+    labels_per_comparison = AsciiIntegerField(required=False, min_value=1, max_value=100, help_text="Labels each new comparison needs (blank: LABELS_PER_COMPARISON).")
+    lease_seconds = AsciiIntegerField(required=False, min_value=30, max_value=PG_INTEGER_MAX, help_text="How long a rater holds a comparison (blank: LEASE_SECONDS).")
 
 
 class AdjudicationForm(forms.Form):

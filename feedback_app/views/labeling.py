@@ -7,7 +7,6 @@ redirect back to the page.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -97,7 +96,7 @@ def _context(request: HttpRequest, *, assignment: Assignment | None, form: Label
         "campaign": campaign,
         "base": _base(campaign),
         "today_count": labels_today_count(rater=request.user, campaign_id=campaign.pk),
-        "can_undo": rater_has_undoable_label(rater=request.user, campaign_id=campaign.pk, now=now, window_seconds=settings.LEASE_SECONDS),
+        "can_undo": rater_has_undoable_label(rater=request.user, campaign_id=campaign.pk, now=now, window_seconds=campaign.lease_time),
         "policy_name": policy.name if policy else None,
         "paused": campaign.state != Campaign.State.ACTIVE,
         "qualification": _qualification(request),

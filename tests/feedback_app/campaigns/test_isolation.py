@@ -138,7 +138,7 @@ def test_leaving_a_campaign_stops_the_labels_of_a_lease_still_held(studio):
 
 
 def test_rules_guidelines_and_criteria_are_per_campaign(studio):
-    admin, default, billing = studio["people"]["admin"], studio["default"], studio["billing"]
+    admin, billing = studio["people"]["admin"], studio["billing"]
     campaign_guidelines_set(campaign=billing, user=admin, text="Quote the invoice number.")
     campaign_settings_update(campaign=billing, user=admin, criteria=["accuracy"], flags=["refund"])
     from django.core.cache import cache
@@ -250,3 +250,21 @@ def test_a_label_pushes_the_counters_of_its_own_campaign_only(studio, monkeypatc
     with django_capture_on_commit_callbacks(execute=True):
         label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
     assert pushed == [(f"dashboard.{billing.pk}", "dashboard.update", True)]
+
+
+def test_a_campaign_sets_its_own_labels_per_comparison_and_lease_time(studio):
+    from datetime import timedelta
+
+    admin, billing = studio["people"]["admin"], studio["billing"]
+    with pytest.raises(Exception, match="lease_seconds must be empty .* 30 or more"):
+        campaign_settings_update(campaign=billing, user=admin, lease_seconds=5)
+    billing = campaign_settings_update(campaign=billing, user=admin, labels_per_comparison=3, lease_seconds=120)
+    made = api_client_for(admin).post("/api/v1/campaigns/billing/prompts/", [{"prompt": "Bill twice?", "responses": ["Refund.", "No."]}],
+                                      format="json")
+    assert made.status_code == 201 and Comparison.objects.get(prompt__text="Bill twice?").required_labels == 3
+    held = assignment_lease_next(rater=studio["people"]["billing_rater"], campaign=billing)
+    assert timedelta(seconds=119) < held.lease_expires_at - held.leased_at <= timedelta(seconds=120)
+    default_held = assignment_lease_next(rater=studio["people"]["default_rater"], campaign=campaign_default())
+    from django.conf import settings
+
+    assert default_held.lease_expires_at - default_held.leased_at == timedelta(seconds=settings.LEASE_SECONDS)
