@@ -46,7 +46,8 @@ def health_html() -> str:
 
 def dashboard_state_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     """Return everything a campaign's dashboard shows live, for a client that just (re)connected."""
-    return dashboard_counters_html(campaign_id=campaign_id) + training_run_html()
+    runs = training_run_html() if campaign_id == DEFAULT_CAMPAIGN_ID else ""  # the training runs are the default campaign's line
+    return dashboard_counters_html(campaign_id=campaign_id) + runs
 
 
 def rater_state_html(*, user, campaign_id: int) -> str:

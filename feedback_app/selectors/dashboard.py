@@ -57,7 +57,8 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
         "state": config.state,
         "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN, prompt__campaign_id=campaign_id).count(),
         "active_raters": active_rater_count(),
-        "queues": queue_depths(),
+        "model_line": campaign_id == DEFAULT_CAMPAIGN_ID,  # the workers and the models are the default campaign's line
+        "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},
         "reward_model": active_rm,
         "policy": active_policy,
     }

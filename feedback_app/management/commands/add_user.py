@@ -19,7 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument("--password", default=None, help="Default: a generated password, printed once.")
         parser.add_argument("--campaign", action="append", default=[], metavar="SLUG",
-                            help="Make the user a member of this campaign in ROLE (repeatable). Without it they work in the default campaign.")
+                            help="Make the user a member of this campaign in ROLE (repeatable); their role in the studio is then rater, so the admin "
+                                 "site stays closed to them. Without it they work in the default campaign in ROLE.")
 
     def handle(self, *args, username: str, role: str, email: str, password: str | None, campaign: list[str], **options):
         if not username.strip():
@@ -27,7 +28,9 @@ class Command(BaseCommand):
         campaigns = [campaign_named(slug) for slug in dict.fromkeys(campaign)]  # every name checked before anything is written
         try:
             with transaction.atomic():
-                user, password, token = user_create(username=username, role=Role(role), email=email, password=password)
+                # A campaign member's role is theirs in those campaigns only: in the studio they are a rater (no admin site).
+                studio_role = Role.RATER if campaigns else Role(role)
+                user, password, token = user_create(username=username, role=studio_role, email=email, password=password)
                 for c in campaigns:
                     member_set(campaign=c, user=user, role=Role(role))
         except UserExists as exc:

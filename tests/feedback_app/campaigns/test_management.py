@@ -42,6 +42,8 @@ def test_the_commands_make_a_campaign_add_members_import_into_it_and_export_from
     call_command("add_user", "lea", "--role", "researcher", "--campaign", "safety", "--campaign", "default")
     assert sorted(CampaignMember.objects.filter(user__username="lea").values_list("campaign__slug", "role")) == [
         ("default", "researcher"), ("safety", "researcher")]
+    lea = get_user_model().objects.get(username="lea")
+    assert (lea.profile.role, lea.is_staff) == ("rater", False)  # a researcher of those campaigns, not of the studio
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"prompt": "How do I report a harmful reply?", "responses": ["Use the flag.", "Ignore it."]}) + "\n")
     call_command("import_prompts", str(prompts), "--campaign", "safety")
@@ -89,3 +91,16 @@ def test_the_admin_makes_a_campaign_with_members_through_the_services(admin_user
     assert CampaignMember.objects.get(campaign=billing).user == rater
     assert {"campaign.create", "campaign.member", "settings.update"} <= set(AuditEntry.objects.values_list("action", flat=True))
     assert campaign_default().pk != billing.pk
+
+
+def test_home_sends_a_member_of_other_campaigns_to_pick_one(make_user):
+    from feedback_app.services.campaigns import member_set
+
+    billing = campaign_create(slug="billing", name="Billing")
+    researcher = make_user(Role.RESEARCHER)
+    member_set(campaign=billing, user=researcher, role=Role.RESEARCHER)
+    client = Client()
+    client.force_login(researcher)
+    assert client.get("/")["Location"] == "/campaigns/"
+    page = client.get("/campaigns/").content.decode()
+    assert 'href="/c/billing/dashboard/"' in page and 'data-testid="nav-campaigns"' in page  # their way back here from any page
