@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback_app', '0012_campaigns'),
+        ('feedback_app', '0014_campaigns_scope'),
     ]
 
     operations = [
