@@ -26,7 +26,13 @@ AUTHENTICATED = (400, 401, 403)  # 400: every endpoint parses a JSON body or par
 
 
 class StudioSchema(AutoSchema):
-    """The studio's schema: an operation under /api/v1/campaigns/{campaign_slug}/ may also answer 404 (no such campaign)."""
+    """The studio's schema: an operation under /api/v1/campaigns/{campaign_slug}/ may also answer 404 (no such campaign);
+    a view's ``operation_verb`` names its operations in place of the method's ("index" for a listing of links)."""
+
+    def get_operation_id(self):
+        operation_id = super().get_operation_id()
+        verb = getattr(self.view, "operation_verb", None)
+        return operation_id.rsplit("_", 1)[0] + f"_{verb}" if verb else operation_id
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

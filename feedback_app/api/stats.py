@@ -10,9 +10,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from feedback_app.api.permissions import IsResearcher
+from feedback_app.api.permissions import CampaignScopedView, IsResearcher
+from feedback_app.models import DEFAULT_CAMPAIGN_ID
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import StrictIntegerField
 from feedback_app.selectors import dashboard as board
@@ -20,13 +20,13 @@ from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_qual
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, rater_quality, review_queue
 
 
-def _review() -> dict:
-    queue = review_queue()
+def _review(campaign_id: int) -> dict:
+    queue = review_queue(campaign_id=campaign_id)
     return {"flagged": [c.pk for c in queue["flagged"]], "disputed": [c.pk for c in queue["disputed"]]}
 
 
-def _raters() -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("rater_id", "username")} for r in rater_quality().values()]
+def _raters(campaign_id: int) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("rater_id", "username")} for r in rater_quality(campaign_id=campaign_id).values()]
 
 
 def _judges() -> dict:
@@ -39,17 +39,23 @@ def _judges() -> dict:
     return {"notice": ai_feedback_notice(), "judges": rows}
 
 
+# Each takes the validated query and the campaign's id. The first group is any campaign's; the
+# second reads the model lines, the arena and AI feedback, which are the default campaign's.
 STATS = {
-    "overview": lambda query: {**board.overview_counters(), "training_run": _run(board.training_run_current())},
-    "labels": lambda query: board.labels_over_time(hours=query["hours"]),
-    "reward-models": lambda query: board.reward_model_history(),
-    "calibration": lambda query: board.calibration_active(),
-    "agreement": lambda query: {**agreement_summary(), "over_time": agreement_over_time(days=query["days"])},
-    "raters": lambda query: _raters(),
-    "arena": lambda query: board.arena_standings(),
-    "review": lambda query: _review(),
-    "judges": lambda query: _judges(),
+    "overview": lambda query, c: {**board.overview_counters(campaign_id=c),
+                                  "training_run": _run(board.training_run_current()) if c == DEFAULT_CAMPAIGN_ID else None},
+    "labels": lambda query, c: board.labels_over_time(campaign_id=c, hours=query["hours"]),
+    "agreement": lambda query, c: {**agreement_summary(campaign_id=c), "over_time": agreement_over_time(campaign_id=c, days=query["days"])},
+    "raters": lambda query, c: _raters(c),
+    "review": lambda query, c: _review(c),
 }
+MODEL_LINE_STATS = {
+    "reward-models": lambda query, c: board.reward_model_history(),
+    "calibration": lambda query, c: board.calibration_active(),
+    "arena": lambda query, c: board.arena_standings(),
+    "judges": lambda query, c: _judges(),
+}
+ALL_STATS = {**STATS, **MODEL_LINE_STATS}
 
 
 class StatsQuerySerializer(serializers.Serializer):
@@ -64,27 +70,34 @@ def _run(run) -> dict | None:
             "created_at": run.created_at, "finished_at": run.finished_at}
 
 
-class StatsView(APIView):
+class StatsView(CampaignScopedView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
         summary="Dashboard figures as JSON",
-        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(STATS)), StatsQuerySerializer],
+        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(ALL_STATS)), StatsQuerySerializer],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, e404="No statistics of that name.")},
     )
     def get(self, request: Request, name: str) -> Response:
-        compute = STATS.get(name)
+        names = _names(request.campaign)
+        compute = names.get(name)
         if compute is None:
-            return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(STATS)}"}, status=404)
+            return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(names)}"}, status=404)
         # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
         query = StatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response({"name": name, "generated_at": timezone.now(), "data": compute(query.validated_data)})
+        return Response({"name": name, "generated_at": timezone.now(), "data": compute(query.validated_data, request.campaign.pk)})
 
 
-class StatsIndexView(APIView):
+def _names(campaign) -> dict:
+    """The statistics a campaign has: the model lines' only in the default campaign."""
+    return ALL_STATS if campaign.is_default else STATS
+
+
+class StatsIndexView(CampaignScopedView):
     permission_classes = [IsResearcher]
+    operation_verb = "index"
 
-    @extend_schema(summary="The statistics available", operation_id="v1_stats_index", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
+    @extend_schema(summary="The statistics available", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request: Request) -> Response:
-        return Response({name: request.build_absolute_uri(f"{name}/") for name in STATS})
+        return Response({name: request.build_absolute_uri(f"{name}/") for name in _names(request.campaign)})

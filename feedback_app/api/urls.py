@@ -14,6 +14,8 @@ _campaign_scoped = [
     path("comparisons/<id:comparison_id>/skip/", views.SkipView.as_view()),
     path("export/preferences/", views.ExportPreferencesView.as_view()),
     path("prompts/", views.PromptsBulkView.as_view()),
+    path("stats/", stats.StatsIndexView.as_view()),
+    path("stats/<str:name>/", stats.StatsView.as_view()),
 ]
 
 urlpatterns = [

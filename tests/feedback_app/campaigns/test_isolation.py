@@ -268,3 +268,19 @@ def test_a_campaign_sets_its_own_labels_per_comparison_and_lease_time(studio):
     from django.conf import settings
 
     assert default_held.lease_expires_at - default_held.leased_at == timedelta(seconds=settings.LEASE_SECONDS)
+
+
+def test_the_stats_api_of_a_campaign_holds_its_figures_only(studio):
+    billing, rater = studio["billing"], studio["people"]["billing_rater"]
+    held = assignment_lease_next(rater=rater, campaign=billing)
+    label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    researcher = api_client_for(studio["people"]["billing_researcher"])
+    index = researcher.get("/api/v1/campaigns/billing/stats/").json()
+    assert set(index) == {"overview", "labels", "agreement", "raters", "review"}  # the model lines' figures are the default campaign's
+    overview = researcher.get("/api/v1/campaigns/billing/stats/overview/").json()["data"]
+    assert overview["labels_today"] == 1 and overview["training_run"] is None
+    assert [r["pseudonym"] for r in researcher.get("/api/v1/campaigns/billing/stats/raters/").json()["data"]] == [rater.profile.pseudonym]
+    assert researcher.get("/api/v1/campaigns/billing/stats/arena/").status_code == 404
+    assert researcher.get("/api/v1/stats/overview/").status_code == 403
+    default = api_client_for(studio["people"]["default_researcher"]).get("/api/v1/stats/overview/").json()["data"]
+    assert default["labels_today"] == 0
