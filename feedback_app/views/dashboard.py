@@ -28,7 +28,7 @@ from feedback_app.selectors.quality import (
     rater_quality,
     review_queue,
 )
-from feedback_app.selectors.campaigns import campaign_get
+from feedback_app.selectors.campaigns import campaign_get, campaign_role, campaigns_for_user
 from feedback_app.services.campaigns import CampaignError, campaign_guidelines_set, campaign_settings_update
 from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name
 from feedback_app.selectors.training_runs import training_runs_recent
@@ -123,18 +123,25 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(),
                "health_html": live.health_html(), "charts": charts, "section": "overview", "ai_notice": ai_feedback_notice() if lines else "",
-               **_scope(campaign)}
+               **_scope(request, campaign)}
     return render(request, "feedback_app/dashboard/overview.html", context)
 
 
-def _scope(campaign: Campaign) -> dict:
-    """What a campaign's dashboard pages need to link within it: its URL prefix, and whether it has the model pages."""
-    return {"campaign": campaign, "base": "/" if campaign.is_default else f"/c/{campaign.slug}/", "model_pages": campaign.is_default}
+def _base(campaign: Campaign) -> str:
+    return "/" if campaign.is_default else f"/c/{campaign.slug}/"
+
+
+def _scope(request: HttpRequest, campaign: Campaign) -> dict:
+    """What a campaign's dashboard pages need: its URL prefix, whether it has the model pages, and the other
+    campaigns whose dashboards the viewer may open (the switcher)."""
+    others = [(c, _base(c)) for c in campaigns_for_user(user=request.user).exclude(pk=campaign.pk)
+              if campaign_role(user=request.user, campaign=c) in STAFF]
+    return {"campaign": campaign, "base": _base(campaign), "model_pages": campaign.is_default, "other_campaigns": others}
 
 
 def _to(request: HttpRequest, page: str) -> HttpResponse:
     """Redirect to one of the campaign's dashboard pages ("quality/", "review/")."""
-    return redirect(_scope(request.campaign)["base"] + "dashboard/" + page)
+    return redirect(_base(request.campaign) + "dashboard/" + page)
 
 
 def _models_context(**extra) -> dict:
@@ -234,7 +241,7 @@ def quality(request: HttpRequest) -> HttpResponse:
     context = {"agreement": agreement_summary(campaign_id=config.pk), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(campaign_id=config.pk), "is_admin": _is_admin(request), "section": "quality",
                "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice() if config.is_default else "",
-               "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(config)}
+               "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(request, config)}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)
 
@@ -288,7 +295,7 @@ def review(request: HttpRequest) -> HttpResponse:
     queue = review_queue(campaign_id=request.campaign.pk)
     ids = [c.pk for c in queue["flagged"] + queue["disputed"]]
     context = {"queue": queue, "labels": labels_by_comparison(comparison_ids=ids), "form": AdjudicationForm(), "is_admin": _is_admin(request),
-               "section": "review", **_scope(request.campaign)}
+               "section": "review", **_scope(request, request.campaign)}
     return render(request, "feedback_app/dashboard/review.html", context)
 
 

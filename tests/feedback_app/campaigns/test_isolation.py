@@ -284,3 +284,12 @@ def test_the_stats_api_of_a_campaign_holds_its_figures_only(studio):
     assert researcher.get("/api/v1/stats/overview/").status_code == 403
     default = api_client_for(studio["people"]["default_researcher"]).get("/api/v1/stats/overview/").json()["data"]
     assert default["labels_today"] == 0
+
+
+def test_a_researcher_of_two_campaigns_switches_between_their_dashboards(studio):
+    researcher = studio["people"]["billing_researcher"]
+    member_set(campaign=studio["default"], user=researcher, role=Role.RESEARCHER, actor=studio["people"]["admin"])
+    page = _client(researcher).get("/c/billing/dashboard/quality/").content.decode()
+    assert 'data-testid="campaign-switcher"' in page and 'href="/dashboard/quality/">Default campaign<' in page
+    only = _client(studio["people"]["default_researcher"]).get("/dashboard/").content.decode()
+    assert 'data-testid="campaign-switcher"' not in only
