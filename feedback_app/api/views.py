@@ -30,7 +30,7 @@ from feedback_app.selectors.campaigns import campaign_role, campaigns_for_user
 from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport, prompts_import_api
+from feedback_app.services.imports import ImportRefused, prompts_import_api
 from feedback_app.services.labeling import (
     ComparisonNotFound,
     LabelConflict,
@@ -162,7 +162,7 @@ class PromptsBulkView(CampaignScopedView):
         request=PromptInSerializer(many=True),
         parameters=[ImportQuerySerializer],
         responses={201: ImportBatchSerializer, **errors(400, 401, 403, 429, e400="Errors, each naming the item and field."),
-                   409: OpenApiResponse(description="The same body was imported before.")},
+                   409: OpenApiResponse(description="The same body was imported before, or the campaign is archived.")},
     )
     def post(self, request: Request) -> Response:
         # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
@@ -177,6 +177,6 @@ class PromptsBulkView(CampaignScopedView):
         except ImportValidationError as exc:
             return Response({"detail": f"{exc.total} problem(s); nothing was imported", "errors": [str(e) for e in exc.errors]},
                             status=status.HTTP_400_BAD_REQUEST)
-        except DuplicateImport as exc:
+        except ImportRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"import_batch": batch.pk, "counts": batch.counts}, status=status.HTTP_201_CREATED)

@@ -28,7 +28,7 @@ from feedback_app import events
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, ImportBatch, ImportJob, Prompt, Response
 from feedback_app.services.import_parsing import ImportValidationError, LineError, parse_preferences, parse_prompts
 from feedback_app.services.imports import (
-    DuplicateImport,
+    ImportRefused,
     batch_create,
     chosen_first_draw,
     preference_labels_write,
@@ -79,7 +79,7 @@ def import_job_execute(*, job_id: int) -> None:
         )
     except ImportValidationError as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors], error_total=exc.total)
-    except DuplicateImport as exc:
+    except ImportRefused as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(exc)], error_total=1)
     except OSError as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[f"cannot read the uploaded file: {exc.strerror or exc}"], error_total=1)

@@ -20,7 +20,11 @@ from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Comparison, Impor
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
 
 
-class DuplicateImport(Exception):
+class ImportRefused(Exception):
+    """An import that cannot go ahead whatever the file holds; the message says why."""
+
+
+class DuplicateImport(ImportRefused):
     """The same file was imported before."""
 
 
@@ -203,6 +207,9 @@ def preference_labels_write(
 def batch_create(*, kind: str, filename: str, sha256: str, user, allow_duplicate: bool, published: bool = True,
                  campaign_id: int = DEFAULT_CAMPAIGN_ID) -> ImportBatch:
     """Return a new import batch into the campaign, or raise DuplicateImport for a file imported into it before (unless allowed)."""
+    archived = Campaign.objects.filter(pk=campaign_id, state=Campaign.State.ARCHIVED).values_list("slug", flat=True).first()
+    if archived:
+        raise ImportRefused(f"campaign {archived} is archived; it takes no more imports")
     if not allow_duplicate:
         earlier = ImportBatch.objects.filter(kind=kind, sha256=sha256, campaign_id=campaign_id).first()
         if earlier is not None:

@@ -133,7 +133,10 @@ class LabelSubmission:
 
 @transaction.atomic
 def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment | None:
-    """Return the rater's current lease in the campaign, or lease them its next comparison; None when none is left."""
+    """Return the rater's current lease in the campaign, or lease them its next comparison; None when none is left
+    (or the campaign is archived: nothing there is labelled any more)."""
+    if campaign.state == Campaign.State.ARCHIVED:
+        return None
     now = now or timezone.now()
     current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
     if current is not None:
@@ -247,6 +250,8 @@ def label_record(
         raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
     if campaign_role(user=rater, campaign=campaign) is None:
         raise NotLeased(f"you are no longer a member of campaign {campaign.slug}")
+    if campaign.state == Campaign.State.ARCHIVED:
+        raise NotLeased(f"campaign {campaign.slug} is archived; it takes no more labels")
     full = not comparison.is_gold and comparison.label_count >= comparison.required_labels
     if comparison.status != Comparison.Status.OPEN or full:
         raise NotLeased(f"comparison {comparison_id} has all the labels it needs")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport
+from feedback_app.services.imports import ImportRefused
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         name = file.name.removesuffix(".gz")
         try:
             outcome = import_file(kind="preferences", campaign_id=campaign_named(campaign).pk, data=data, filename=name, allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
-        except (ImportValidationError, DuplicateImport) as exc:
+        except (ImportValidationError, ImportRefused) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None
         for problem in outcome.skipped:
             self.stderr.write(f"skipped {problem}")

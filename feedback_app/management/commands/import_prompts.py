@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
-from feedback_app.services.imports import DuplicateImport
+from feedback_app.services.imports import ImportRefused
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         try:
             outcome = import_file(kind="prompts", campaign_id=campaign_named(campaign).pk, data=data, filename=file.name, required_labels=required_labels,
                                   allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
-        except (ImportValidationError, DuplicateImport) as exc:
+        except (ImportValidationError, ImportRefused) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None
         for problem in outcome.skipped:
             self.stderr.write(f"skipped {problem}")

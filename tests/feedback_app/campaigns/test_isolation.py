@@ -293,3 +293,17 @@ def test_a_researcher_of_two_campaigns_switches_between_their_dashboards(studio)
     assert 'data-testid="campaign-switcher"' in page and 'href="/dashboard/quality/">Default campaign<' in page
     only = _client(studio["people"]["default_researcher"]).get("/dashboard/").content.decode()
     assert 'data-testid="campaign-switcher"' not in only
+
+
+def test_an_archived_campaign_takes_no_labels_or_imports(studio):
+    admin, billing, rater = studio["people"]["admin"], studio["billing"], studio["people"]["billing_rater"]
+    held = assignment_lease_next(rater=rater, campaign=billing)
+    billing = campaign_settings_update(campaign=billing, user=admin, state="archived")
+    from feedback_app.services.labeling import NotLeased
+
+    with pytest.raises(NotLeased, match="campaign billing is archived"):
+        label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+    assert assignment_lease_next(rater=rater, campaign=billing) is None  # not even the lease still held is shown
+    refused = api_client_for(admin).post("/api/v1/campaigns/billing/prompts/", [{"prompt": "x", "responses": ["a", "b"]}], format="json")
+    assert refused.status_code == 409 and "archived" in refused.json()["detail"]
+    assert not Prompt.objects.filter(text="x").exists()
