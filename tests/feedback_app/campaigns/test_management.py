@@ -104,3 +104,13 @@ def test_home_sends_a_member_of_other_campaigns_to_pick_one(make_user):
     assert client.get("/")["Location"] == "/campaigns/"
     page = client.get("/campaigns/").content.decode()
     assert 'href="/c/billing/dashboard/"' in page and 'data-testid="nav-campaigns"' in page  # their way back here from any page
+
+
+def test_the_admin_lists_and_shows_campaigns_and_keeps_the_slug(admin_user):
+    billing = campaign_create(slug="billing", name="Billing")
+    client = Client()
+    client.force_login(admin_user)
+    assert "Billing" in client.get("/admin/feedback_app/campaign/").content.decode()
+    page = client.get(f"/admin/feedback_app/campaign/{billing.pk}/change/").content.decode()
+    assert 'name="slug"' not in page and "billing" in page  # shown, not editable: it is in URLs and exports
+    assert client.get("/admin/feedback_app/campaign/add/").status_code == 200
