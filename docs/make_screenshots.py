@@ -97,7 +97,9 @@ def populate(rng: random.Random) -> None:
 
     from feedback_app.models import Assignment, Comparison, PreferenceLabel, Role
     from feedback_app.services.accounts import user_create
-    from feedback_app.services.quality import comparisons_promote_unanimous_to_gold, studio_settings_update
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.campaigns import campaign_settings_update
+    from feedback_app.services.quality import comparisons_promote_unanimous_to_gold
 
     admin, _, _ = user_create(username="ada", role=Role.ADMIN, password=PASSWORD)
     user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
@@ -107,11 +109,11 @@ def populate(rng: random.Random) -> None:
     better = import_prompts(rng, count=60, batch="week-1")
     label_all(rng, raters, better, flag_some=True)
     comparisons_promote_unanimous_to_gold(user=admin, limit=12)
-    studio_settings_update(user=admin, gold_rate=0.25)
+    campaign_settings_update(campaign=campaign_default(), user=admin, gold_rate=0.25)
     better.update(import_prompts(rng, count=36, batch="week-2"))
     better.update(sample_arena(rng, policies, count=24))
     label_all(rng, raters, better, flag_some=False)
-    studio_settings_update(user=admin, gold_rate=0.05)
+    campaign_settings_update(campaign=campaign_default(), user=admin, gold_rate=0.05)
     sample_reward_scores(rng, better, rms[-1])
 
     # SAMPLE: spread the labels over the last four days (oldest first), the last few minutes busy.
@@ -158,6 +160,7 @@ def import_prompts(rng: random.Random, *, count: int, batch: str) -> dict[int, s
 
 def label_all(rng: random.Random, raters: dict, better: dict[int, str], *, flag_some: bool) -> None:
     """Let every rater label until nothing is left for them, each in their own manner."""
+    from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 
     busy = list(raters.items())
@@ -167,7 +170,7 @@ def label_all(rng: random.Random, raters: dict, better: dict[int, str], *, flag_
         for name, user in list(busy):
             if RATERS[name] is None and rng.random() < 0.5:  # the careless rater works half as much
                 continue
-            assignment = assignment_lease_next(rater=user)
+            assignment = assignment_lease_next(campaign=campaign_default(), rater=user)
             if assignment is None:
                 busy.remove((name, user))
                 continue
@@ -188,7 +191,7 @@ def label_all(rng: random.Random, raters: dict, better: dict[int, str], *, flag_
                     choice=choice, strength=rng.choice((1, 2, 2, 3)), flags=flags, time_on_task_ms=int(rng.lognormvariate(9.4, 0.5)),
                     rationale="The reply repeats the customer's card number." if flags else "",
                 )
-            label_record(rater=user, comparison_id=assignment.comparison_id, submission=submission)
+            label_record(campaign=campaign_default(), rater=user, comparison_id=assignment.comparison_id, submission=submission)
 
 
 def sample_versions(rng: random.Random):
@@ -267,16 +270,17 @@ def showcase_and_queue(rng: random.Random, kim) -> None:
     """Import the pair the labeling picture shows, then a queue of open ones; lease the showcase to kim."""
     from feedback_app.services.import_parsing import PromptRecord
     from feedback_app.services.imports import prompt_records_import
+    from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.labeling import assignment_lease_next, assignment_skip
 
     prompt_records_import(records=[PromptRecord(line=1, prompt=SHOWCASE["prompt"], context=SHOWCASE["context"], responses=SHOWCASE["responses"])],
                           filename="showcase.jsonl", sha256="screenshots-showcase", source="import:demo", required_labels=3)
     import_prompts(rng, count=23, batch="queue")
     while True:  # gold pairs come first now and then; skip them
-        assignment = assignment_lease_next(rater=kim)
+        assignment = assignment_lease_next(campaign=campaign_default(), rater=kim)
         if assignment.comparison.prompt.text == SHOWCASE["prompt"]:
             break
-        assignment_skip(rater=kim, comparison_id=assignment.comparison_id)
+        assignment_skip(campaign=campaign_default(), rater=kim, comparison_id=assignment.comparison_id)
 
 
 def sample_runs(rms, policies) -> None:
