@@ -18,6 +18,7 @@ from feedback_app.admin_tokens import issue_api_tokens  # and registers the API 
 from feedback_app.admin_campaigns import CampaignAdmin  # noqa: F401  (registers the campaigns' admin)
 from feedback_app.selectors.campaigns import campaign_default, campaign_role
 from feedback_app.models import (
+    DEFAULT_CAMPAIGN_ID,
     Campaign,
     Assignment,
     AuditEntry,
@@ -264,8 +265,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
 def _retrain(kind: str, label: str):
     @admin.action(description=label)
     def action(modeladmin, request, queryset):
-        run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
-        modeladmin.message_user(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
+        """Queue a run of ``kind`` for each campaign whose versions or runs are selected."""
+        for campaign_id in sorted(set(queryset.values_list("campaign_id", flat=True))):
+            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user, campaign_id=campaign_id)
+            modeladmin.message_user(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}, "
+                                             f"campaign {run.campaign.slug}).", messages.SUCCESS)
 
     action.__name__ = f"retrain_{kind}"
     return action
@@ -280,7 +284,7 @@ def make_active(modeladmin, request, queryset):
     version = queryset.get()
     if request.POST.get("confirmed") != "yes":
         context = {**modeladmin.admin_site.each_context(request), "title": f"Make {version.name} active?", "version": version,
-                   "active": version_active(model=queryset.model), "opts": modeladmin.model._meta,
+                   "active": version_active(model=queryset.model, campaign_id=version.campaign_id), "opts": modeladmin.model._meta,
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/feedback_app/confirm_activate.html", context)
     try:
@@ -310,10 +314,10 @@ def prune_model_store(modeladmin, request, queryset):
 
 
 class _VersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "parent", "accuracy", "created_at", "activated_at"]
-    list_filter = ["status", "created_at"]
+    list_display = ["name", "campaign", "status", "parent", "accuracy", "created_at", "activated_at"]
+    list_filter = ["campaign", "status", "created_at"]
     search_fields = ["name", "path"]
-    readonly_fields = ["name", "path", "parent", "metrics", "manifest", "created_at", "activated_at"]
+    readonly_fields = ["name", "campaign", "path", "parent", "metrics", "manifest", "created_at", "activated_at"]
     readonly_fields += ["pruned_at"]
     actions = [make_active]
 
@@ -328,8 +332,8 @@ class _VersionAdmin(admin.ModelAdmin):
 
 @admin.register(RewardModelVersion)
 class RewardModelVersionAdmin(_VersionAdmin):
-    list_display = ["name", "status", "tier", "parent", "accuracy", "baseline_accuracy", "n_pairs", "created_at", "activated_at"]
-    list_filter = ["status", "tier", "created_at"]
+    list_display = ["name", "campaign", "status", "tier", "parent", "accuracy", "baseline_accuracy", "n_pairs", "created_at", "activated_at"]
+    list_filter = ["campaign", "status", "tier", "created_at"]
     actions = [make_active, _retrain("reward_fast", "Retrain now (fast tier)"), _retrain("reward_full", "Retrain now (full tier)")]
     actions += [prune_model_store]
 
@@ -345,7 +349,7 @@ class RewardModelVersionAdmin(_VersionAdmin):
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(_VersionAdmin):
-    list_display = ["name", "status", "serving_mode", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
+    list_display = ["name", "campaign", "status", "serving_mode", "win_rate", "selection_strategy", "parent", "created_at", "activated_at"]
     readonly_fields = [*_VersionAdmin.readonly_fields, "serving_mode"]  # changed by the actions, which write the audit entry
     actions = [make_active, _retrain("policy_dpo", "Improve the policy now (DPO)"), prune_model_store]
     actions += [_serve_in("rerank", "Serve by rerank (best of n by the active reward model)"), _serve_in("sample", "Serve by sampling one reply")]
@@ -358,10 +362,10 @@ class PolicyVersionAdmin(_VersionAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "trigger", "requested_by", "progress_summary", "produced", "created_at", "finished_at"]
-    list_filter = ["kind", "status", "trigger", "created_at"]
+    list_display = ["id", "kind", "campaign", "status", "trigger", "requested_by", "progress_summary", "produced", "created_at", "finished_at"]
+    list_filter = ["campaign", "kind", "status", "trigger", "created_at"]
     search_fields = ["error", "worker"]
-    readonly_fields = ["status", "progress", "metrics", "reward_model_version", "policy_version", "error", "worker",
+    readonly_fields = ["campaign", "status", "progress", "metrics", "reward_model_version", "policy_version", "error", "worker",
                        "created_at", "started_at", "heartbeat_at", "finished_at", "requested_by"]
     fields = ["kind", "trigger", *readonly_fields]
     change_list_template = "admin/feedback_app/trainingrun/change_list.html"
@@ -390,12 +394,19 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return [path("request/<str:kind>/", self.admin_site.admin_view(self.request_view), name="feedback_app_trainingrun_request"),
                 *super().get_urls()]
 
+    def changelist_view(self, request, extra_context=None):
+        """The list, with the buttons above it queueing a run for the campaign chosen beside them."""
+        return super().changelist_view(request, {"campaigns": Campaign.objects.order_by("id"), **(extra_context or {})})
+
     def request_view(self, request, kind: str):
         """Queue a run from the buttons above the list (POST only)."""
         if request.method != "POST" or not self.has_add_permission(request):
             raise PermissionDenied("queue runs with the buttons on the training runs page")
         if kind not in TrainingRun.Kind.values:
             raise PermissionDenied(f"unknown kind {kind!r}")
-        run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        campaign = Campaign.objects.filter(pk=request.POST.get("campaign") or DEFAULT_CAMPAIGN_ID).first()
+        if campaign is None:
+            raise PermissionDenied(f"no campaign {request.POST.get('campaign')!r}")
+        run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user, campaign_id=campaign.pk)
         self.message_user(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).", messages.SUCCESS)
         return redirect("admin:feedback_app_trainingrun_changelist")

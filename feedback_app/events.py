@@ -79,7 +79,7 @@ def dashboard_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
 
 
 def raters_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
-    """The group of a campaign's label pages ("raters" for the default campaign, whose policy swaps they hear)."""
+    """The group of a campaign's label pages ("raters" for the default campaign): they hear its policy swaps and new comparisons."""
     return "raters" if campaign_id == DEFAULT_CAMPAIGN_ID else f"raters.{campaign_id}"
 
 
@@ -105,9 +105,9 @@ def training_run_resend(*, run_id: int, kind: str) -> None:
     _tasks().training_run_execute.apply_async((run_id,), queue=broker.training_run_queue(kind))
 
 
-def reward_score_requested(*, prompt: str, context: list, responses: list):
-    """Send a scoring request to the "score" queue now and return its AsyncResult (the caller waits on it)."""
-    return _tasks().reward_score.delay(prompt, context, responses)
+def reward_score_requested(*, prompt: str, context: list, responses: list, campaign_id: int = DEFAULT_CAMPAIGN_ID):
+    """Send a scoring request (by the campaign's active reward model) to the "score" queue now and return its AsyncResult (the caller waits on it)."""
+    return _tasks().reward_score.delay(prompt, context, responses, campaign_id)
 
 
 def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max_new_tokens: int, temperature: float, mode: str | None = None):
@@ -116,9 +116,10 @@ def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max
 
 
 def _training_run_push(run_id: int) -> None:
-    html = live.training_run_html_by_id(run_id)
-    if html is not None:
-        broadcast(dashboard_group(), "run.progress", html)
+    found = live.training_run_html_by_id(run_id)
+    if found is not None:
+        html, campaign_id = found
+        broadcast(dashboard_group(campaign_id=campaign_id), "run.progress", html)
 
 
 def training_run_changed(*, run) -> None:
@@ -133,26 +134,27 @@ def training_run_progress(*, run_id: int) -> None:
 
 
 def version_activated(*, version, previous) -> None:
-    """A reward model or policy went live: workers load it, raters and dashboards hear of it."""
+    """A reward model or policy went live in its campaign: workers load it, the campaign's raters and dashboards hear of it."""
     from feedback_app.models import PolicyVersion
 
+    campaign_id = version.campaign_id
     if isinstance(version, PolicyVersion):
         name = version.name
 
         def announce() -> None:
-            broadcast(raters_group(), "policy.swapped", live.policy_toast_html(name=name))
-            dashboard_push()
+            broadcast(raters_group(campaign_id=campaign_id), "policy.swapped", live.policy_toast_html(name=name))
+            dashboard_push(campaign_id=campaign_id)
 
         transaction.on_commit(announce)
         if previous is not None:
             transaction.on_commit(lambda: _enqueue("comparisons_supply"))
     else:
-        transaction.on_commit(lambda: (_enqueue("comparisons_rm_score"), dashboard_push()))
+        transaction.on_commit(lambda: (_enqueue("comparisons_rm_score"), dashboard_push(campaign_id=campaign_id)))
 
 
-def comparisons_supplied(*, count: int) -> None:
-    """New comparisons are open: raters looking at an empty queue load one."""
-    transaction.on_commit(lambda: broadcast(raters_group(), "queue.changed", live.queue_notice_html()))
+def comparisons_supplied(*, count: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
+    """New comparisons are open in the campaign: its raters looking at an empty queue load one."""
+    transaction.on_commit(lambda: broadcast(raters_group(campaign_id=campaign_id), "queue.changed", live.queue_notice_html()))
 
 
 def comparisons_await_judge(*, comparison_ids: list[int]) -> None:

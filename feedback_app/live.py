@@ -26,15 +26,15 @@ def dashboard_counters_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     return render_to_string(f"{TEMPLATE}#counters", context)
 
 
-def training_run_html(run=None) -> str:
-    """Return the panel of the running (or latest) training run."""
-    return render_to_string(f"{TEMPLATE}#training_run", {"run": run or training_run_current()})
+def training_run_html(run=None, *, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return the panel of ``run``, else of the campaign's running (or latest) training run."""
+    return render_to_string(f"{TEMPLATE}#training_run", {"run": run or training_run_current(campaign_id=campaign_id)})
 
 
-def training_run_html_by_id(run_id: int) -> str | None:
-    """Return the panel of training run ``run_id``; None when it is gone."""
+def training_run_html_by_id(run_id: int) -> tuple[str, int] | None:
+    """Return the panel of training run ``run_id`` and its campaign's id; None when it is gone."""
     run = training_run_get(run_id=run_id)
-    return None if run is None else training_run_html(run)
+    return None if run is None else (training_run_html(run), run.campaign_id)
 
 
 def health_html() -> str:
@@ -46,13 +46,12 @@ def health_html() -> str:
 
 def dashboard_state_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     """Return everything a campaign's dashboard shows live, for a client that just (re)connected."""
-    runs = training_run_html() if campaign_id == DEFAULT_CAMPAIGN_ID else ""  # the training runs are the default campaign's line
-    return dashboard_counters_html(campaign_id=campaign_id) + runs
+    return dashboard_counters_html(campaign_id=campaign_id) + training_run_html(campaign_id=campaign_id)
 
 
 def rater_state_html(*, user, campaign_id: int) -> str:
     """Return the rater's badge and count for today in the campaign, for a client that just (re)connected."""
-    policy = policy_active()
+    policy = policy_active(campaign_id=campaign_id)
     return render_to_string(f"{TEMPLATE}#rater_state", {"policy": policy.name if policy else None,
                                                         "today_count": labels_today_count(rater=user, campaign_id=campaign_id)})
 

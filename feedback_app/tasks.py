@@ -93,12 +93,12 @@ def training_runs_reap() -> dict:
 
 
 @shared_task(bind=True, base=ModelTask, ignore_result=False)
-def reward_score(self, prompt: str, context: list, responses: list) -> dict:
-    """Return the active reward model's rewards for responses to a prompt, or {"error": why}."""
+def reward_score(self, prompt: str, context: list, responses: list, campaign_id: int = 1) -> dict:
+    """Return the campaign's active reward model's rewards for responses to a prompt, or {"error": why}."""
     from feedback_app.services.scoring import NoActiveRewardModel, responses_score
 
     try:
-        return responses_score(prompt=prompt, context=context, responses=responses, models=self.models)
+        return responses_score(prompt=prompt, context=context, responses=responses, models=self.models, campaign_id=campaign_id)
     except NoActiveRewardModel as exc:
         return {"error": str(exc)}
 

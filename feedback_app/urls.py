@@ -38,8 +38,13 @@ urlpatterns = [
     path("dashboard/review/<id:comparison_id>/", dashboard.adjudicate, name="dashboard-adjudicate"),
     path("dashboard/arena/", dashboard.arena, name="dashboard-arena"),
     path("dashboard/processes/", health.processes_panel, name="dashboard-processes"),
-    # A campaign's own dashboard: its counters, label quality, guidelines and review queue (the model pages are the default campaign's).
+    # A campaign's own dashboard: its counters, label quality, guidelines, review queue, model lines and arena.
     path("c/<slug:campaign_slug>/dashboard/", dashboard.overview, name="campaign-dashboard"),
+    path("c/<slug:campaign_slug>/dashboard/models/", dashboard.models, name="campaign-dashboard-models"),
+    path("c/<slug:campaign_slug>/dashboard/runs/", dashboard.run_request, name="campaign-dashboard-run-request"),
+    path("c/<slug:campaign_slug>/dashboard/policies/samples/", dashboard.policy_samples, name="campaign-dashboard-policy-samples"),
+    path("c/<slug:campaign_slug>/dashboard/<str:kind>/<str:name>/activate/", dashboard.version_activate_view, name="campaign-dashboard-version-activate"),
+    path("c/<slug:campaign_slug>/dashboard/arena/", dashboard.arena, name="campaign-dashboard-arena"),
     path("c/<slug:campaign_slug>/dashboard/quality/", dashboard.quality, name="campaign-dashboard-quality"),
     path("c/<slug:campaign_slug>/dashboard/guidelines/", dashboard.guidelines_update, name="campaign-dashboard-guidelines"),
     path("c/<slug:campaign_slug>/dashboard/gold/promote/", dashboard.gold_promote, name="campaign-dashboard-gold-promote"),

@@ -12,7 +12,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from feedback_app.api.permissions import CampaignScopedView, IsResearcher
-from feedback_app.models import DEFAULT_CAMPAIGN_ID
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import StrictIntegerField
 from feedback_app.selectors import dashboard as board
@@ -39,23 +38,18 @@ def _judges() -> dict:
     return {"notice": ai_feedback_notice(), "judges": rows}
 
 
-# Each takes the validated query and the campaign's id. The first group is any campaign's; the
-# second reads the model lines, the arena and AI feedback, which are the default campaign's.
+# Each takes the validated query and the campaign's id; "judges" (AI feedback) is the default campaign's only.
 STATS = {
-    "overview": lambda query, c: {**board.overview_counters(campaign_id=c),
-                                  "training_run": _run(board.training_run_current()) if c == DEFAULT_CAMPAIGN_ID else None},
+    "overview": lambda query, c: {**board.overview_counters(campaign_id=c), "training_run": _run(board.training_run_current(campaign_id=c))},
     "labels": lambda query, c: board.labels_over_time(campaign_id=c, hours=query["hours"]),
     "agreement": lambda query, c: {**agreement_summary(campaign_id=c), "over_time": agreement_over_time(campaign_id=c, days=query["days"])},
     "raters": lambda query, c: _raters(c),
     "review": lambda query, c: _review(c),
+    "reward-models": lambda query, c: board.reward_model_history(campaign_id=c),
+    "calibration": lambda query, c: board.calibration_active(campaign_id=c),
+    "arena": lambda query, c: board.arena_standings(campaign_id=c),
 }
-MODEL_LINE_STATS = {
-    "reward-models": lambda query, c: board.reward_model_history(),
-    "calibration": lambda query, c: board.calibration_active(),
-    "arena": lambda query, c: board.arena_standings(),
-    "judges": lambda query, c: _judges(),
-}
-ALL_STATS = {**STATS, **MODEL_LINE_STATS}
+ALL_STATS = {**STATS, "judges": lambda query, c: _judges()}
 
 
 class StatsQuerySerializer(serializers.Serializer):
@@ -90,7 +84,7 @@ class StatsView(CampaignScopedView):
 
 
 def _names(campaign) -> dict:
-    """The statistics a campaign has: the model lines' only in the default campaign."""
+    """The statistics a campaign has: AI feedback's judges only in the default campaign."""
     return ALL_STATS if campaign.is_default else STATS
 
 

@@ -1,4 +1,8 @@
-"""API endpoints of the learning loop: training runs, scoring, sample replies, version activation."""
+"""API endpoints of the learning loop: training runs, scoring, sample replies, version activation.
+
+Each campaign has its own lines: the unscoped paths are the default campaign's, the same paths
+under /api/v1/campaigns/<slug>/ that campaign's; another campaign's run or version is as good as missing (404).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback_app.api.permissions import IsResearcher
+from feedback_app.api.permissions import CampaignScopedView, IsResearcher
 from feedback_app.api.schema import errors
 from feedback_app.api.serializers import (
     GenerateRequestSerializer,
@@ -31,7 +35,7 @@ from feedback_app.services.versions import VersionPruned, version_make_active
 SCORE_TIMEOUT_SECONDS = 60
 
 
-class TrainingRunsView(APIView):
+class TrainingRunsView(CampaignScopedView):
     permission_classes = [IsResearcher]
     throttle_scope = "write"
 
@@ -40,7 +44,7 @@ class TrainingRunsView(APIView):
 
     @extend_schema(summary="List recent training runs", responses={200: TrainingRunSerializer(many=True), **errors(401, 403)})
     def get(self, request: Request) -> Response:
-        return Response([TrainingRunSerializer.from_run(run) for run in training_runs_recent(limit=50)])
+        return Response([TrainingRunSerializer.from_run(run) for run in training_runs_recent(limit=50, campaign_id=request.campaign.pk)])
 
     @extend_schema(
         summary="Queue a training run, or return the one of that kind already queued",
@@ -51,22 +55,23 @@ class TrainingRunsView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TrainingRunRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run, created = training_run_get_or_request(kind=serializer.validated_data["kind"], trigger=TrainingRun.Trigger.API, user=request.user)
+        run, created = training_run_get_or_request(kind=serializer.validated_data["kind"], trigger=TrainingRun.Trigger.API, user=request.user,
+                                                   campaign_id=request.campaign.pk)
         return Response(TrainingRunSerializer.from_run(run), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class TrainingRunView(APIView):
+class TrainingRunView(CampaignScopedView):
     permission_classes = [IsResearcher]
 
     @extend_schema(summary="A training run, with its progress", responses={200: TrainingRunSerializer, **errors(400, 401, 403, 404, e400="run_id is out of range.")})
     def get(self, request: Request, run_id: int) -> Response:
         run = training_run_get(run_id=run_id)
-        if run is None:
+        if run is None or run.campaign_id != request.campaign.pk:
             return Response({"detail": f"training run {run_id} does not exist"}, status=status.HTTP_404_NOT_FOUND)
         return Response(TrainingRunSerializer.from_run(run))
 
 
-class ScoreView(APIView):
+class ScoreView(CampaignScopedView):
     permission_classes = [IsResearcher]
     throttle_scope = "score"
 
@@ -81,13 +86,14 @@ class ScoreView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            result = responses_score_remote(prompt=data["prompt"], context=data["context"], responses=data["responses"], timeout=SCORE_TIMEOUT_SECONDS)
+            result = responses_score_remote(prompt=data["prompt"], context=data["context"], responses=data["responses"], timeout=SCORE_TIMEOUT_SECONDS,
+                                            campaign_id=request.campaign.pk)
         except ScoringUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(result)
 
 
-class PolicyGenerateView(APIView):
+class PolicyGenerateView(CampaignScopedView):
     permission_classes = [IsResearcher]
     throttle_scope = "generate"
 
@@ -102,6 +108,9 @@ class PolicyGenerateView(APIView):
     def post(self, request: Request, name: str) -> Response:
         serializer = GenerateRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        version = version_by_name(model=PolicyVersion, name=name)
+        if version is not None and version.campaign_id != request.campaign.pk:
+            return Response({"detail": f"no policy version named {name!r} in campaign {request.campaign.slug}"}, status=status.HTTP_404_NOT_FOUND)
         try:
             result = policy_replies_remote(policy_name=name, **serializer.validated_data, timeout=settings.GENERATE_TIMEOUT_SECONDS)
         except PolicyNotFound as exc:
@@ -113,7 +122,7 @@ class PolicyGenerateView(APIView):
         return Response(result)
 
 
-class VersionActivateView(APIView):
+class VersionActivateView(CampaignScopedView):
     permission_classes = [IsResearcher]
     throttle_scope = "write"
     MODELS = {"reward-models": RewardModelVersion, "policies": PolicyVersion}
@@ -125,7 +134,7 @@ class VersionActivateView(APIView):
     def post(self, request: Request, kind: str, name: str) -> Response:
         model = self.MODELS.get(kind)
         version = version_by_name(model=model, name=name) if model else None
-        if version is None:
+        if version is None or version.campaign_id != request.campaign.pk:
             return Response({"detail": f"no {kind} version named {name!r}"}, status=status.HTTP_404_NOT_FOUND)
         try:
             action = version_make_active(version=version, user=request.user, reason="API request")

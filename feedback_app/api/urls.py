@@ -16,6 +16,11 @@ _campaign_scoped = [
     path("prompts/", views.PromptsBulkView.as_view()),
     path("stats/", stats.StatsIndexView.as_view()),
     path("stats/<str:name>/", stats.StatsView.as_view()),
+    path("training-runs/", training.TrainingRunsView.as_view()),
+    path("training-runs/<id:run_id>/", training.TrainingRunView.as_view()),
+    path("score/", training.ScoreView.as_view()),
+    path("policies/<str:name>/generate/", training.PolicyGenerateView.as_view()),
+    path("<str:kind>/<str:name>/activate/", training.VersionActivateView.as_view()),
 ]
 
 urlpatterns = [

@@ -42,6 +42,13 @@ class Campaign(models.Model):
     qualification_pairs = models.PositiveIntegerField(
         default=0, help_text="A new rater first labels this many gold pairs and is admitted only at qualification_accuracy or above (0: no qualification).")
     qualification_accuracy = models.FloatField(default=0.7, help_text="The share of the qualification's gold pairs a new rater must get right.")
+    selection_strategy = models.CharField(
+        max_length=32, blank=True, default="", choices=[(s, s) for s in ("uncertain", "thompson", "best_vs_worst", "random")],
+        help_text="How the campaign's new policy versions pick the pair to show among their candidates (empty: SELECTION_STRATEGY).")
+    refit_every_n_labels = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A fast reward refit after this many new labels of the campaign (0: none by itself; empty: REFIT_EVERY_N_LABELS).")
+    policy_every_n_labels = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A policy update (DPO) after this many new labels of the campaign (0: none by itself; empty: POLICY_EVERY_N_LABELS).")
     label_target = models.PositiveIntegerField(default=0, help_text="Labels this campaign aims to collect; the dashboard shows the progress (0: no target).")
     guidelines = models.TextField(blank=True, default="", help_text="What raters are asked to judge and how (Markdown), shown on the label page.")
     guidelines_version = models.PositiveIntegerField(default=0, help_text="Raised with every change of the guidelines; 0 while there are none.")
@@ -62,6 +69,21 @@ class Campaign(models.Model):
     def required_labels(self) -> int:
         """Labels each new comparison of the campaign needs."""
         return self.labels_per_comparison or settings.LABELS_PER_COMPARISON
+
+    @property
+    def strategy(self) -> str:
+        """The pair-selection strategy of the campaign's new policy versions."""
+        return self.selection_strategy or settings.SELECTION_STRATEGY
+
+    @property
+    def refit_every(self) -> int:
+        """New labels of the campaign between automatic fast refits (0: none)."""
+        return settings.REFIT_EVERY_N_LABELS if self.refit_every_n_labels is None else self.refit_every_n_labels
+
+    @property
+    def policy_every(self) -> int:
+        """New labels of the campaign between automatic policy updates (0: none)."""
+        return settings.POLICY_EVERY_N_LABELS if self.policy_every_n_labels is None else self.policy_every_n_labels
 
     @property
     def lease_time(self) -> int:

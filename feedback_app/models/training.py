@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
+
 
 class VersionStatus(models.TextChoices):
     CANDIDATE = "candidate", "Candidate"
@@ -31,7 +33,9 @@ class _Version(models.Model):
     objects = VersionQuerySet.as_manager()
 
     name = models.CharField(max_length=64, unique=True)
-    path = models.CharField(max_length=255, help_text="Folder relative to MODEL_STORE.")
+    # Each campaign has its own line: its labels train it, its raters see it, one version of it is active.
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.PROTECT, default=DEFAULT_CAMPAIGN_ID, related_name="+")
+    path = models.CharField(max_length=255, help_text="Folder relative to MODEL_STORE (a campaign started from another's models shares its folders).")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE, db_index=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -56,7 +60,7 @@ class RewardModelVersion(_Version):
     data_range = models.JSONField(default=dict, blank=True)
 
     class Meta(_Version.Meta):
-        constraints = [models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_reward_model")]
+        constraints = [models.UniqueConstraint(fields=["campaign", "status"], condition=Q(status="active"), name="one_active_reward_model_per_campaign")]
 
 
 class PolicyVersion(_Version):
@@ -71,7 +75,7 @@ class PolicyVersion(_Version):
     serving_mode = models.CharField(max_length=16, choices=ServingMode.choices, default=ServingMode.SAMPLE)
 
     class Meta(_Version.Meta):
-        constraints = [models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_policy")]
+        constraints = [models.UniqueConstraint(fields=["campaign", "status"], condition=Q(status="active"), name="one_active_policy_per_campaign")]
 
 
 class TrainingRun(models.Model):
@@ -93,6 +97,7 @@ class TrainingRun(models.Model):
         FAILED = "failed", "Failed"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.PROTECT, default=DEFAULT_CAMPAIGN_ID, related_name="+")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -115,12 +120,14 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # At most one automatic run of a kind waiting or running: the every-N-labels trigger may
-            # fire from several web processes at once.
-            models.UniqueConstraint(fields=["trigger", "kind"], condition=Q(trigger="auto", status__in=["queued", "running"]),
-                                    name="one_pending_auto_run_per_kind"),
-            # A second request for a kind already waiting gets the waiting run (services.training).
-            models.UniqueConstraint(fields=["kind"], condition=Q(status="queued"), name="one_queued_run_per_kind"),
+            # At most one automatic run of a kind waiting or running per campaign: the every-N-labels
+            # trigger may fire from several web processes at once.
+            models.UniqueConstraint(fields=["campaign", "trigger", "kind"], condition=Q(trigger="auto", status__in=["queued", "running"]),
+                                    name="one_pending_auto_run_per_campaign_kind"),
+            # A second request for a kind already waiting in the campaign gets the waiting run (services.training).
+            # With one waiting run per campaign and kind, the workers' first-in-first-out queue serves the
+            # campaigns in turn: a campaign's run waits for at most one run of each other campaign.
+            models.UniqueConstraint(fields=["campaign", "kind"], condition=Q(status="queued"), name="one_queued_run_per_campaign_kind"),
         ]
 
     def __str__(self) -> str:

@@ -45,6 +45,18 @@ def campaign_cached(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Campaign:
     return cache.get_or_set(f"feedback_app:campaign:{campaign_id}", lambda: campaign_get(campaign_id=campaign_id), CACHE_SECONDS)
 
 
+def campaign_ids_training() -> list[int]:
+    """Return the ids of the campaigns whose model lines may learn (every campaign not archived), the default one first."""
+    campaign_default()
+    return list(Campaign.objects.exclude(state=Campaign.State.ARCHIVED).order_by("id").values_list("pk", flat=True))
+
+
+def campaign_ids_supplied() -> list[int]:
+    """Return the ids of the active campaigns, whose prompts the supply answers, the default one first."""
+    campaign_default()
+    return list(Campaign.objects.filter(state=Campaign.State.ACTIVE).order_by("id").values_list("pk", flat=True))
+
+
 def campaign_cache_forget(*, campaign_id: int) -> None:
     """Drop this process's cached copy of the campaign's rules (after changing them)."""
     from django.core.cache import cache

@@ -42,10 +42,10 @@ def _labels(campaign_id: int):
 
 
 def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
-    """Return the live counters of the campaign's dashboard (the models are the default campaign's line)."""
+    """Return the live counters of the campaign's dashboard, with its active models."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    active_rm = RewardModelVersion.objects.active().values_list("name", flat=True).first()
-    active_policy = PolicyVersion.objects.active().values_list("name", flat=True).first()
+    active_rm = RewardModelVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
+    active_policy = PolicyVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     config = campaign_cached(campaign_id=campaign_id)
     total, target = _labels(campaign_id).count(), config.label_target
     return {
@@ -57,16 +57,15 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
         "state": config.state,
         "open_comparisons": Comparison.objects.filter(status=Comparison.Status.OPEN, prompt__campaign_id=campaign_id).count(),
         "active_raters": active_rater_count(),
-        "model_line": campaign_id == DEFAULT_CAMPAIGN_ID,  # the workers and the models are the default campaign's line
-        "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},
+        "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},  # the workers serve every campaign; shown once
         "reward_model": active_rm,
         "policy": active_policy,
     }
 
 
-def training_run_current() -> TrainingRun | None:
-    """Return the run training now, else the most recent one."""
-    runs = TrainingRun.objects.select_related("reward_model_version", "policy_version")
+def training_run_current(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun | None:
+    """Return the campaign's run training now, else its most recent one."""
+    runs = TrainingRun.objects.select_related("reward_model_version", "policy_version").filter(campaign_id=campaign_id)
     return runs.filter(status=TrainingRun.Status.RUNNING).order_by("-id").first() or runs.order_by("-id").first()
 
 
@@ -86,10 +85,10 @@ def labels_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, hours: int = 48)
     return series
 
 
-def reward_model_history() -> list[dict]:
-    """Return every reward version, oldest first, with its validation figures and the active one's then."""
+def reward_model_history(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[dict]:
+    """Return every reward version of the campaign's line, oldest first, with its validation figures and the active one's then."""
     rows = []
-    for v in RewardModelVersion.objects.select_related("parent").order_by("id"):
+    for v in RewardModelVersion.objects.filter(campaign_id=campaign_id).select_related("parent").order_by("id"):
         m = v.metrics or {}
         baseline = m.get("baseline") or {}
         rows.append({
@@ -102,20 +101,20 @@ def reward_model_history() -> list[dict]:
     return rows
 
 
-def calibration_active() -> dict | None:
-    """Return the active reward model's reliability bins on its validation pairs."""
-    v = reward_model_active()
+def calibration_active(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict | None:
+    """Return the campaign's active reward model's reliability bins on its validation pairs."""
+    v = reward_model_active(campaign_id=campaign_id)
     if v is None:
         return None
     return {"name": v.name, "bins": (v.metrics or {}).get("calibration") or [], "ece": (v.metrics or {}).get("val_ece")}
 
 
-def arena_games() -> list[tuple[str, str, float]]:
-    """Return (policy of A, policy of B, score of A) for every human vote on an arena comparison.
+def arena_games(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[tuple[str, str, float]]:
+    """Return (policy of A, policy of B, score of A) for every human vote on an arena comparison of the campaign.
 
     A tie scores one half; so does "both bad", which says neither reply is better.
     """
-    labels = _labels(DEFAULT_CAMPAIGN_ID).filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
+    labels = _labels(campaign_id).filter(comparison__kind=Comparison.Kind.ARENA, rater__isnull=False).values_list(
         "comparison__response_a__policy_version__name", "comparison__response_b__policy_version__name", "winner")
     return [(a, b, ARENA_SCORES[w]) for a, b, w in labels if a and b]
 
@@ -127,23 +126,24 @@ def arena_records_by_mode(*, player: str, opponent: str) -> list[dict]:
     return [r for r in records if r["wins"] + r["losses"] + r["ties"] + r["both_bad"]]
 
 
-def arena_standings(*, samples: int = 200) -> dict:
-    """Return Bradley-Terry ratings with bootstrap intervals, and each version's win rate vs its parent.
+def arena_standings(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, samples: int = 200) -> dict:
+    """Return the campaign's Bradley-Terry ratings with bootstrap intervals, and each of its versions' win rate vs its parent.
 
     Win rates come from human votes on arena comparisons (in all, and per serving mode) and, side
     by side, from the reward model: its mean P(new beats parent) on the same comparisons, and the
     win rate its DPO run measured on held-out prompts when the version was made, with its replies'
     mean length and its KL to the base there.
     """
-    games = arena_games()
-    players = list(PolicyVersion.objects.order_by("id").values_list("name", flat=True))
+    games = arena_games(campaign_id=campaign_id)
+    line = PolicyVersion.objects.filter(campaign_id=campaign_id)
+    players = list(line.order_by("id").values_list("name", flat=True))
     ratings = bradley_terry_bootstrap(games, players=players, samples=samples, seed=0) if games else {}
     rm_p = defaultdict(list)
-    for a, b, p in Comparison.objects.filter(kind=Comparison.Kind.ARENA, rm_prob_a_wins__isnull=False).values_list(
+    for a, b, p in Comparison.objects.filter(kind=Comparison.Kind.ARENA, rm_prob_a_wins__isnull=False, prompt__campaign_id=campaign_id).values_list(
             "response_a__policy_version__name", "response_b__policy_version__name", "rm_prob_a_wins"):
         rm_p[(a, b)].append(p)
     versions = []
-    for v in PolicyVersion.objects.select_related("parent").order_by("id"):
+    for v in line.select_related("parent").order_by("id"):
         metrics = v.metrics or {}
         row = {"name": v.name, "status": v.status, "parent": v.parent.name if v.parent else None, **ratings.get(v.name, {}),
                "serving_mode": v.serving_mode, "rolled_back": metrics.get("rolled_back"),  # the arena gate's record (services.arena_gate)

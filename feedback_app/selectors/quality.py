@@ -27,7 +27,7 @@ from django.db.models.functions import Length, TruncDay
 from django.utils import timezone
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, CampaignMember, Comparison, PreferenceLabel
-from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.selectors.campaigns import campaign_get
 from feedback_app.stats.agreement import consensus_agreement, krippendorff_alpha, ordinal_value, pairwise_kappas, percent_agreement
 from feedback_app.stats.ratings import trust_score
 
@@ -189,17 +189,17 @@ def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
     }
 
 
-def rater_weights() -> dict[int, float]:
-    """Return each rater's weight in training, per the studio settings (1.0 for everyone not listed).
+def rater_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
+    """Return each rater's weight in training the campaign's models, per its rules (1.0 for everyone not listed).
 
-    With trust weighting on, a label weighs its rater's trust; raters below ``min_trust`` weigh 0
-    (their labels are left out).
+    With trust weighting on, a label weighs its rater's trust in the campaign; raters below
+    ``min_trust`` weigh 0 (their labels are left out).
     """
-    config = campaign_default()
+    config = campaign_get(campaign_id=campaign_id)
     if not config.weight_by_trust and config.min_trust <= 0:
         return {}
     weights = {}
-    for rater_id, trust in rater_trust().items():
+    for rater_id, trust in rater_trust(campaign_id=campaign_id).items():
         weight = trust if config.weight_by_trust else 1.0
         weights[rater_id] = 0.0 if trust < config.min_trust else weight
     return weights

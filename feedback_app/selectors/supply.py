@@ -12,16 +12,21 @@ from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, 
 WAITING = (Comparison.Status.OPEN, Comparison.Status.JUDGING)
 
 
-def open_comparison_count() -> int:
-    """Return how many of the default campaign's comparisons are waiting for labels (or, with AI feedback on, for the judge first)."""
-    return Comparison.objects.filter(status__in=WAITING, prompt__campaign_id=DEFAULT_CAMPAIGN_ID).count()
+def open_comparison_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
+    """Return how many of the campaign's comparisons are waiting for labels (or, with AI feedback on, for the judge first)."""
+    return Comparison.objects.filter(status__in=WAITING, prompt__campaign_id=campaign_id).count()
+
+
+def campaign_has_prompts(*, campaign_id: int) -> bool:
+    """Return whether the campaign has a prompt raters can see (not staged by an unfinished import)."""
+    return Prompt.objects.filter(campaign_id=campaign_id).exclude(import_batch__published=False).exists()
 
 
 def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> QuerySet[Prompt]:
-    """Return the default campaign's prompts with no open comparison and too few from ``policy``, least served first.
+    """Return the prompts of the policy's campaign with no open comparison and too few from ``policy``, least served first.
 
-    Prompts another worker holds (an unexpired generation lease) are left out. The policy line is
-    the default campaign's, so only its prompts are generated for.
+    Prompts another worker holds (an unexpired generation lease) are left out. A policy answers
+    only its own campaign's prompts.
     """
     from django.conf import settings
 
@@ -30,7 +35,7 @@ def prompts_needing_comparisons(*, policy: PolicyVersion, now: datetime) -> Quer
 
     per_prompt = Comparison.objects.filter(prompt=OuterRef("pk"))
     return (
-        Prompt.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID).exclude(Exists(per_prompt.filter(status__in=WAITING)))
+        Prompt.objects.filter(campaign_id=policy.campaign_id).exclude(Exists(per_prompt.filter(status__in=WAITING)))
         .exclude(import_batch__published=False)  # an import still staging
         .filter(Q(generation_lease_until__isnull=True) | Q(generation_lease_until__lt=now))
         .annotate(from_policy=count(per_prompt.filter(policy_version=policy)), served=count(per_prompt))

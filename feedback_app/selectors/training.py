@@ -9,9 +9,9 @@ from django.db.models import Max, Min
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
 
 
-def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion]) -> RewardModelVersion | PolicyVersion | None:
-    """Return the active version of a kind (``RewardModelVersion`` or ``PolicyVersion``), if any."""
-    return model.objects.active().first()
+def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion], campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | PolicyVersion | None:
+    """Return the active version of a kind (``RewardModelVersion`` or ``PolicyVersion``) in a campaign's line, if any."""
+    return model.objects.active().filter(campaign_id=campaign_id).first()
 
 
 def version_by_name(*, model: type[RewardModelVersion] | type[PolicyVersion], name: str) -> RewardModelVersion | PolicyVersion | None:
@@ -19,33 +19,38 @@ def version_by_name(*, model: type[RewardModelVersion] | type[PolicyVersion], na
     return model.objects.filter(name=name).first()
 
 
-def reward_model_active() -> RewardModelVersion | None:
-    """Return the active reward model, if any."""
-    return version_active(model=RewardModelVersion)
+def reward_model_active(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | None:
+    """Return the campaign's active reward model, if any."""
+    return version_active(model=RewardModelVersion, campaign_id=campaign_id)
 
 
-def policy_active() -> PolicyVersion | None:
-    """Return the active policy, if any."""
-    return version_active(model=PolicyVersion)
+def policy_active(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> PolicyVersion | None:
+    """Return the campaign's active policy, if any."""
+    return version_active(model=PolicyVersion, campaign_id=campaign_id)
 
 
-def policy_names_with_weights() -> list[str]:
-    """Return the names of the policy versions that still have their weights (not pruned), newest first."""
-    return list(PolicyVersion.objects.exclude(status=VersionStatus.PRUNED).order_by("-id").values_list("name", flat=True))
+def reward_models_active() -> list[RewardModelVersion]:
+    """Return the active reward model of every campaign that has one, by campaign."""
+    return list(RewardModelVersion.objects.active().order_by("campaign_id"))
 
 
-def reward_model_latest_full() -> RewardModelVersion | None:
-    """Return the newest full-tier reward version (any status), the warm start of the next one."""
-    return RewardModelVersion.objects.filter(tier="full").order_by("-id").first()
+def policy_names_with_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[str]:
+    """Return the names of the campaign's policy versions that still have their weights (not pruned), newest first."""
+    return list(PolicyVersion.objects.filter(campaign_id=campaign_id).exclude(status=VersionStatus.PRUNED).order_by("-id").values_list("name", flat=True))
 
 
-def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple[Iterator[PreferenceLabel], dict]:
-    """Return the default campaign's labels up to now, ordered by comparison, and the range they cover.
+def reward_model_latest_full(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | None:
+    """Return the campaign's newest full-tier reward version (any status), the warm start of the next one."""
+    return RewardModelVersion.objects.filter(tier="full", campaign_id=campaign_id).order_by("-id").first()
 
-    The range is fixed first, so labels that arrive during the fit are left for the next one. The
-    reward-model and policy lines are the default campaign's: another campaign's labels never train them.
+
+def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_prompt_ids: list[int] | None = None) -> tuple[Iterator[PreferenceLabel], dict]:
+    """Return the campaign's labels up to now, ordered by comparison, and the range they cover.
+
+    The range is fixed first, so labels that arrive during the fit are left for the next one. Each
+    campaign's reward-model and policy lines learn from its own labels only.
     """
-    campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=DEFAULT_CAMPAIGN_ID)
+    campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
     bounds = campaign_labels.aggregate(first=Min("id"), last=Max("id"))
     labels = campaign_labels.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
     if exclude_prompt_ids:
@@ -55,11 +60,12 @@ def labels_for_training(*, exclude_prompt_ids: list[int] | None = None) -> tuple
     return labels.iterator(chunk_size=2000), data_range
 
 
-def verdicts() -> dict[int, str]:
-    """Return the adjudicated answer of every comparison an admin decided, by comparison id."""
-    return dict(Comparison.objects.exclude(adjudicated_winner="").filter(excluded=False).values_list("pk", "adjudicated_winner"))
+def verdicts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, str]:
+    """Return the adjudicated answer of every comparison of the campaign an admin decided, by comparison id."""
+    return dict(Comparison.objects.exclude(adjudicated_winner="").filter(excluded=False, prompt__campaign_id=campaign_id)
+                .values_list("pk", "adjudicated_winner"))
 
 
-def prompt_ids_published() -> Iterator[int]:
-    """Return the ids of the default campaign's prompts raters can see (not staged by an unfinished import), in id order, streamed."""
-    return Prompt.objects.filter(campaign_id=DEFAULT_CAMPAIGN_ID).exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000)
+def prompt_ids_published(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Iterator[int]:
+    """Return the ids of the campaign's prompts raters can see (not staged by an unfinished import), in id order, streamed."""
+    return Prompt.objects.filter(campaign_id=campaign_id).exclude(import_batch__published=False).order_by("id").values_list("pk", flat=True).iterator(chunk_size=5000)

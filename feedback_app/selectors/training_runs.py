@@ -11,9 +11,10 @@ def _runs() -> QuerySet[TrainingRun]:
     return TrainingRun.objects.select_related("reward_model_version", "policy_version", "requested_by")
 
 
-def training_runs_recent(*, limit: int) -> list[TrainingRun]:
-    """Return the ``limit`` newest training runs, newest first."""
-    return list(_runs().order_by("-id")[:limit])
+def training_runs_recent(*, limit: int, campaign_id: int | None = None) -> list[TrainingRun]:
+    """Return the ``limit`` newest training runs (of one campaign, or of all with None), newest first."""
+    runs = _runs() if campaign_id is None else _runs().filter(campaign_id=campaign_id)
+    return list(runs.order_by("-id")[:limit])
 
 
 def training_run_get(*, run_id: int) -> TrainingRun | None:

@@ -6,8 +6,9 @@ reply is better, so they are reported but not counted (they would pull every rat
 hide a loss). With at least ARENA_MIN_VOTES decisive votes, when the 95% Wilson score interval of
 wins / decisive lies entirely below 0.5, the policy goes back to its parent: ``version_activate``
 with action "rollback" (its audit entry has no actor and the reason with the counts and the
-interval), and the version's metrics["rolled_back"] records why, for the dashboard. The base
-policy (no parent) is never rolled back, and a version is rolled back at most once: one a
+interval), and the version's metrics["rolled_back"] records why, for the dashboard. Each campaign's
+active policy is judged by the votes of that campaign's arena. The base policy (no parent) is never
+rolled back, nor a version whose parent is another campaign's (where a campaign started), and a version is rolled back at most once: one a
 researcher makes active again afterwards stays, since that was a human decision. A parent
 retention pruned cannot return: that is logged and the policy stays.
 
@@ -18,12 +19,13 @@ service) and on every reap (services.training_recovery), so a check lost with a 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from feedback_app.models import PolicyVersion, VersionStatus
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, PolicyVersion, VersionStatus
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.training import policy_active
 from feedback_app.services.versions import BASE_POLICY, VersionPruned, version_activate
@@ -42,18 +44,20 @@ def arena_rollback_decision(*, wins: int, losses: int, min_votes: int) -> tuple[
     return wins + losses >= min_votes and interval is not None and interval[1] < 0.5, interval
 
 
-def arena_ask_after_commit() -> None:
-    """Call inside the transaction that records an arena label: check the active policy once it commits
-    (a failure there is logged; the label stays)."""
-    transaction.on_commit(policy_arena_check, robust=True)
+def arena_ask_after_commit(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
+    """Call inside the transaction that records an arena label of the campaign: check its active policy once it
+    commits (a failure there is logged; the label stays)."""
+    transaction.on_commit(partial(policy_arena_check, campaign_id=campaign_id), robust=True)
 
 
-def policy_arena_check() -> PolicyVersion | None:
-    """Roll the active policy back to its parent when ``arena_rollback_decision`` says so; return the parent, else None."""
-    active = policy_active()
+def policy_arena_check(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> PolicyVersion | None:
+    """Roll the campaign's active policy back to its parent when ``arena_rollback_decision`` says so; return the parent, else None."""
+    active = policy_active(campaign_id=campaign_id)
     if active is None or active.parent_id is None or active.name == BASE_POLICY or (active.metrics or {}).get("rolled_back"):
         return None
     parent = active.parent
+    if parent.campaign_id != active.campaign_id:
+        return None  # where the campaign started from another's model: the parent is not in its line
     record = arena_record(player=active.name, opponent=parent.name)
     rollback, interval = arena_rollback_decision(wins=record["wins"], losses=record["losses"], min_votes=settings.ARENA_MIN_VOTES)
     if not rollback:

@@ -11,14 +11,16 @@ from feedback_app import events
 from feedback_app.models import AuditEntry, Campaign, CampaignMember, Role
 from feedback_app.rendering import MAX_CHARS as GUIDELINES_MAX_CHARS
 from feedback_app.selectors.campaigns import campaign_cache_forget, campaign_default
+from feedback_app.services.versions import campaign_models_inherit
 
 # The rules a new campaign copies from the one it starts from.
 _RULES = ("labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "criteria", "flags",
-          "qualification_pairs", "qualification_accuracy")
+          "qualification_pairs", "qualification_accuracy", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels")
 
 
 SETTINGS_FIELDS = {"labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
-                   "qualification_accuracy", "criteria", "flags"}
+                   "qualification_accuracy", "criteria", "flags", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels"}
+STRATEGIES = ("uncertain", "thompson", "best_vs_worst", "random")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_NAMES = 8
 
@@ -29,7 +31,9 @@ class CampaignError(ValueError):
 
 @transaction.atomic
 def campaign_create(*, slug: str, name: str, parent: Campaign | None = None, actor=None) -> Campaign:
-    """Create a campaign named ``slug`` in URLs; with ``parent``, it copies the parent's rules and records it."""
+    """Create a campaign named ``slug`` in URLs; with ``parent``, it copies the parent's rules, starts its model lines
+    from the parent's active reward model and policy (``services.versions.campaign_models_inherit``), and records it.
+    Without, its lines start from the base policy and no reward model."""
     campaign_default()  # the default campaign always holds the first key
     if not slug or slugify(slug) != slug:
         raise CampaignError(f"slug {slug!r} must be lower-case letters, digits, '-' or '_'")
@@ -43,8 +47,9 @@ def campaign_create(*, slug: str, name: str, parent: Campaign | None = None, act
             campaign = Campaign.objects.create(slug=slug, name=name.strip(), parent=parent, updated_by=actor, **rules)
     except IntegrityError as exc:  # made at the same moment by someone else
         raise CampaignError(f"a campaign with slug {slug!r} exists already") from exc
+    inherited = campaign_models_inherit(campaign=campaign, source=parent, user=actor) if parent else []
     AuditEntry.objects.create(actor=actor, action="campaign.create", target=f"campaign:{slug}",
-                              details={"name": campaign.name, "parent": parent.slug if parent else None})
+                              details={"name": campaign.name, "parent": parent.slug if parent else None, "models": inherited})
     return campaign
 
 
@@ -115,6 +120,12 @@ def settings_checked(changes: dict) -> dict:
             raise CampaignError(f"{name} must be within 0 and 1, got {changes[name]}")
     if "state" in changes and changes["state"] not in Campaign.State.values:
         raise CampaignError(f"state must be one of {', '.join(Campaign.State.values)}, got {changes['state']!r}")
+    if changes.get("selection_strategy") not in (None, "", *STRATEGIES):
+        raise CampaignError(f"selection_strategy must be empty (the studio's setting) or one of {', '.join(STRATEGIES)}, got {changes['selection_strategy']!r}")
+    for name in ("refit_every_n_labels", "policy_every_n_labels"):
+        value = changes.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise CampaignError(f"{name} must be empty (the studio's setting) or a whole number, 0 or more, got {value!r}")
     for name in ("criteria", "flags"):
         if name in changes:
             changes[name] = names_checked(changes[name], what=name)

@@ -290,10 +290,10 @@ def label_record(
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)
-    refit_ask_after_commit(label_id=label.pk)
-    policy_ask_after_commit(label_id=label.pk)
+    refit_ask_after_commit(label_id=label.pk, campaign=campaign)
+    policy_ask_after_commit(label_id=label.pk, campaign=campaign)
     if comparison.kind == Comparison.Kind.ARENA:
-        arena_ask_after_commit()
+        arena_ask_after_commit(campaign_id=campaign.pk)
     return label, True
 
 

@@ -1,4 +1,5 @@
-"""A policy update: online, iterative DPO from the active policy, gated by its reward-model win rate on held-out prompts.
+"""A policy update of one campaign's line: online, iterative DPO from its active policy, gated by its reward-model win
+rate on the campaign's held-out prompts.
 
 A run learns from the labelled pairs (people's, the pairs their rewrites imply, and trusted AI
 labels; held-out prompts left out) plus on-policy pairs: the policy being improved answers
@@ -17,29 +18,32 @@ from django.conf import settings
 from django.db import transaction
 
 from feedback_app import training_bridge
-from feedback_app.models import PolicyVersion, Prompt, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, PolicyVersion, Prompt, TrainingRun
+from feedback_app.selectors.campaigns import campaign_get
 from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import labels_for_training, prompt_ids_published, reward_model_active, verdicts
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
-from feedback_app.services.versions import BASE_POLICY, policy_active_or_base, version_activate
+from feedback_app.services.versions import policy_active_or_base, policy_base, version_activate
 
 HELD_OUT_FRACTION = 0.2
 
 
 def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training_bridge.ModelHolder) -> None:
     """Carry out a claimed DPO run; the new policy goes live when it beats the active one by POLICY_PROMOTION_WIN_RATE."""
-    reward = reward_model_active()
+    campaign_id = run.campaign_id
+    reward = reward_model_active(campaign_id=campaign_id)
     if reward is None:
-        raise TrainingError("a DPO run needs an active reward model to judge the new policy; train one first")
-    active = policy_active_or_base()
-    base = PolicyVersion.objects.get(name=BASE_POLICY)  # written with the first active policy; every KL is measured to it
+        raise TrainingError("a DPO run needs an active reward model of the campaign to judge the new policy; train one first")
+    active = policy_active_or_base(campaign_id=campaign_id)
+    base = policy_base()  # every KL is measured to it
     parent = base if settings.DPO_FROM_BASE else active
-    held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS)
-    labels, data_range = labels_for_training(exclude_prompt_ids=[p.pk for p in held_out])
+    held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS, campaign_id=campaign_id)
+    labels, data_range = labels_for_training(campaign_id=campaign_id, exclude_prompt_ids=[p.pk for p in held_out])
     # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
     ai_weights = ai_label_weights(purpose="policy")
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_weights)
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
+                                             ai_weights=ai_weights)
     labelled = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
     if not labelled:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")
@@ -49,7 +53,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     if settings.DPO_ONLINE_PROMPTS:
         online = training_bridge.online_pairs(
             policy_name=parent.name, policy_path=parent.path, reward_name=reward.name, reward_path=reward.path,
-            prompts=[(p.text, p.context) for p in prompts_for_online_pairs(limit=settings.DPO_ONLINE_PROMPTS, seed=run.pk)],
+            prompts=[(p.text, p.context) for p in prompts_for_online_pairs(limit=settings.DPO_ONLINE_PROMPTS, seed=run.pk, campaign_id=campaign_id)],
             seed=run.pk, models=models, progress=monitor.progress, should_stop=monitor.should_stop,
         )
     name = f"policy-{run.pk:05d}"
@@ -71,8 +75,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     }
     with transaction.atomic():
         version = PolicyVersion.objects.create(
-            name=name, path=f"policy/{name}", parent=parent, generator=parent.generator, reward_model=reward,
-            sampling=parent.sampling, selection_strategy=settings.SELECTION_STRATEGY, serving_mode=settings.POLICY_SERVING_MODE,
+            name=name, campaign_id=campaign_id, path=f"policy/{name}", parent=parent, generator=parent.generator, reward_model=reward,
+            sampling=parent.sampling, selection_strategy=campaign_get(campaign_id=campaign_id).strategy, serving_mode=settings.POLICY_SERVING_MODE,
             metrics=metrics, manifest=result.manifest,
         )
         if promote:
@@ -80,10 +84,10 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
         training_run_succeed(run=run, metrics={**metrics, "data_range": data_range}, policy_version=version)
 
 
-def prompts_held_out(*, limit: int) -> list[Prompt]:
-    """Return up to ``limit`` prompts of the fixed held-out split (rm_trainer's validation rule), on which policies are compared."""
+def prompts_held_out(*, limit: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[Prompt]:
+    """Return up to ``limit`` of the campaign's prompts in the fixed held-out split (rm_trainer's validation rule), on which its policies are compared."""
     chosen = []
-    for pk in prompt_ids_published():
+    for pk in prompt_ids_published(campaign_id=campaign_id):
         if training_bridge.is_validation(f"prompt-{pk}", HELD_OUT_FRACTION):
             chosen.append(pk)
             if len(chosen) >= limit:
@@ -91,11 +95,11 @@ def prompts_held_out(*, limit: int) -> list[Prompt]:
     return list(Prompt.objects.filter(pk__in=chosen).order_by("id"))
 
 
-def prompts_for_online_pairs(*, limit: int, seed: int) -> list[Prompt]:
-    """Return up to ``limit`` published prompts outside the whole held-out split, drawn at random by ``seed``, in id order.
+def prompts_for_online_pairs(*, limit: int, seed: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[Prompt]:
+    """Return up to ``limit`` of the campaign's published prompts outside the whole held-out split, drawn at random by ``seed``, in id order.
 
     Each run draws afresh (its seed is the run's id), so successive runs explore different prompts.
     """
-    training = [pk for pk in prompt_ids_published() if not training_bridge.is_validation(f"prompt-{pk}", HELD_OUT_FRACTION)]
+    training = [pk for pk in prompt_ids_published(campaign_id=campaign_id) if not training_bridge.is_validation(f"prompt-{pk}", HELD_OUT_FRACTION)]
     chosen = random.Random(seed).sample(training, min(limit, len(training)))
     return list(Prompt.objects.filter(pk__in=chosen).order_by("id"))

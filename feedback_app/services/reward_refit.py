@@ -1,4 +1,4 @@
-"""A reward refit: fit on the labels so far, gate against the active model on the same pairs, record the version."""
+"""A reward refit of one campaign's line: fit on its labels so far, gate against its active model on the same pairs, record the version."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ from feedback_app.services.versions import version_activate
 def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_bridge.ModelHolder) -> None:
     """Carry out a claimed reward run; the new version goes live when ``reward_promotion_decision`` allows."""
     tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
-    labels, data_range = labels_for_training()
+    campaign_id = run.campaign_id
+    labels, data_range = labels_for_training(campaign_id=campaign_id)
     # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
     ai_weights = ai_label_weights(purpose="reward")
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(), verdicts=verdicts(), ai_weights=ai_weights)
+    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
+                                             ai_weights=ai_weights)
     if len(pairs) < 2:
-        raise TrainingError(f"only {len(pairs)} decided comparison(s) so far; a reward model needs at least 2")
-    active = reward_model_active()
-    warm = reward_model_latest_full() if tier == "full" and settings.REWARD_FULL_WARM_START else None
+        raise TrainingError(f"only {len(pairs)} decided comparison(s) in the campaign so far; a reward model needs at least 2")
+    active = reward_model_active(campaign_id=campaign_id)
+    warm = reward_model_latest_full(campaign_id=campaign_id) if tier == "full" and settings.REWARD_FULL_WARM_START else None
     name = f"rm-{run.pk:05d}"
     result = training_bridge.reward_fit(
         pairs=pairs, tier=tier, name=name, parent=active.name if active else None,
@@ -38,7 +40,7 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
                "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"])}
     with transaction.atomic():
         version = RewardModelVersion.objects.create(
-            name=name, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),
+            name=name, campaign_id=campaign_id, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),
             metrics=metrics, manifest=result.manifest, data_range={**data_range, "n_pairs": len(pairs)},
         )
         if promote:

@@ -32,7 +32,7 @@ class Serving(NamedTuple):
 
 
 def policy_serving(*, version: PolicyVersion, mode: str | None = None) -> Serving:
-    """Return how ``version`` answers: in ``mode``, else in its own serving mode; rerank uses the active reward model.
+    """Return how ``version`` answers: in ``mode``, else in its own serving mode; rerank uses its campaign's active reward model.
 
     A version whose own mode is rerank samples while no reward model is active; a rerank asked
     for explicitly then raises RerankUnavailable. An unknown ``mode`` raises ServingModeInvalid.
@@ -42,7 +42,7 @@ def policy_serving(*, version: PolicyVersion, mode: str | None = None) -> Servin
         raise ServingModeInvalid(f"a serving mode is one of {', '.join(ServingMode.values)}, got {wanted!r}")
     if wanted == ServingMode.SAMPLE:
         return Serving(mode=ServingMode.SAMPLE.value, reward=None)
-    reward = reward_model_active()
+    reward = reward_model_active(campaign_id=version.campaign_id)
     if reward is None:
         if mode is not None:
             raise RerankUnavailable("rerank needs an active reward model to choose the best reply, and none is active yet; "

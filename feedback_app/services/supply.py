@@ -1,6 +1,7 @@
-"""Keeping comparisons ready: the active policy writes candidates, the reward model picks a pair.
+"""Keeping comparisons ready: each active campaign's active policy writes candidates, its reward model picks a pair.
 
-One round: claim up to SUPPLY_BATCH_PROMPTS prompts that need a comparison (each claim is a
+Each campaign is served in turn, one round each: a campaign's prompts are answered only by its own
+policy line and chosen among by its own reward model. One round: claim up to SUPPLY_BATCH_PROMPTS prompts that need a comparison (each claim is a
 lease on the prompt row, so two workers never generate for the same prompt), generate
 SUPPLY_CANDIDATES replies for each in one batched pass, score them with the active reward model,
 let the selection strategy choose the pair to show (among the complete replies when at least two
@@ -26,8 +27,8 @@ from django.utils import timezone
 from feedback_app import events, training_bridge
 from feedback_app.models import Campaign, Comparison, Judge, PolicyVersion, Prompt, Response, VersionStatus
 from feedback_app.selectors.judges import judge_routing
-from feedback_app.selectors.campaigns import campaign_default
-from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
+from feedback_app.selectors.campaigns import campaign_get, campaign_ids_supplied
+from feedback_app.selectors.supply import campaign_has_prompts, open_comparison_count, prompts_needing_comparisons
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.services.ai_routing import comparisons_judge_and_route
 from feedback_app.services.serving import Serving, policy_serving
@@ -38,27 +39,34 @@ GENERATION_LEASE = timedelta(minutes=15)
 
 
 def comparisons_supply(*, now: datetime | None = None, models: training_bridge.ModelHolder | None = None) -> int:
-    """Generate comparisons until SUPPLY_OPEN_TARGET are open (one round at most); return how many were made.
+    """Generate comparisons until each active campaign has SUPPLY_OPEN_TARGET open (one round per campaign at most);
+    return how many were made.
 
-    ``models`` is the worker's holder of loaded models; without one, the round loads its own.
+    ``models`` is the worker's holder of loaded models; without one, the rounds load their own.
     """
-    missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count()
-    if missing <= 0 or campaign_default().state != Campaign.State.ACTIVE:
-        return 0
     now = now or timezone.now()
-    policy = policy_active_or_base()
+    models = models or training_bridge.ModelHolder()
+    return sum(campaign_supply(campaign=campaign_get(campaign_id=pk), now=now, models=models) for pk in campaign_ids_supplied())
+
+
+def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridge.ModelHolder) -> int:
+    """One round for ``campaign``: its policy answers its prompts until SUPPLY_OPEN_TARGET of its comparisons are open."""
+    missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count(campaign_id=campaign.pk)
+    if missing <= 0 or campaign.state != Campaign.State.ACTIVE or not campaign_has_prompts(campaign_id=campaign.pk):
+        return 0
+    policy = policy_active_or_base(campaign_id=campaign.pk)
     prompts = prompts_claim_for_generation(policy=policy, limit=min(missing, settings.SUPPLY_BATCH_PROMPTS), now=now)
     if not prompts:
         return 0
     try:
-        return _supply_round(policy=policy, prompts=prompts, models=models or training_bridge.ModelHolder())
+        return _supply_round(campaign=campaign, policy=policy, prompts=prompts, models=models)
     finally:
         Prompt.objects.filter(pk__in=[p.pk for p in prompts]).update(generation_lease_until=None)
 
 
 @transaction.atomic
 def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: datetime) -> list[Prompt]:
-    """Lease up to ``limit`` prompts that need a comparison from ``policy`` to this worker."""
+    """Lease up to ``limit`` prompts of the policy's campaign that need a comparison from ``policy`` to this worker."""
     ids = list(
         prompts_needing_comparisons(policy=policy, now=now)
         .select_for_update(skip_locked=True, of=("self",))
@@ -68,19 +76,19 @@ def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: date
     return list(Prompt.objects.filter(pk__in=ids).order_by("id"))
 
 
-def _supply_round(*, policy: PolicyVersion, prompts: list[Prompt], models: training_bridge.ModelHolder) -> int:
+def _supply_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], models: training_bridge.ModelHolder) -> int:
     seed = int(timezone.now().timestamp())
     rng = random.Random(seed)
     opponent = arena_opponent(policy=policy, rng=rng)
-    n_arena = round(len(prompts) * campaign_default().arena_share) if opponent else 0
+    n_arena = round(len(prompts) * campaign.arena_share) if opponent else 0
     rng.shuffle(prompts)
-    made = _arena_round(policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models) if n_arena else 0
-    return made + _standard_round(policy=policy, prompts=prompts[n_arena:], seed=seed, models=models)
+    made = _arena_round(campaign=campaign, policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models) if n_arena else 0
+    return made + _standard_round(campaign=campaign, policy=policy, prompts=prompts[n_arena:], seed=seed, models=models)
 
 
 def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersion | None:
-    """Return an earlier policy to pit against ``policy``: its parent half the time, else any earlier one."""
-    earlier = list(PolicyVersion.objects.exclude(pk=policy.pk).filter(created_at__lte=policy.created_at).order_by("id")
+    """Return an earlier policy of the same campaign's line to pit against ``policy``: its parent half the time, else any earlier one."""
+    earlier = list(PolicyVersion.objects.filter(campaign_id=policy.campaign_id).exclude(pk=policy.pk).filter(created_at__lte=policy.created_at).order_by("id")
                    .exclude(status=VersionStatus.PRUNED))  # retention removed their weights
     if not earlier:
         return None
@@ -88,7 +96,8 @@ def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersio
     return parent if parent is not None and rng.random() < 0.5 else rng.choice(earlier)
 
 
-def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
+def _arena_round(*, campaign: Campaign, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int,
+                 models: training_bridge.ModelHolder) -> int:
     """One reply from each policy per prompt, both in the active policy's serving mode; raters see them in a random order.
 
     The opponent answers in the same mode, reranked by the same reward model, so a vote compares
@@ -106,12 +115,12 @@ def _arena_round(*, policy: PolicyVersion, opponent: PolicyVersion, prompts: lis
                 continue
             a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=mine[0], policy_version=policy, truncated=mine_cut[0])
             b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=theirs[0], policy_version=opponent, truncated=theirs_cut[0])
-            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=campaign_default().required_labels,
+            Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=campaign.required_labels,
                                       kind=Comparison.Kind.ARENA, policy_version=policy, selection_strategy="arena",
                                       policy_mode=serving.mode, reward_model_version=serving.reward)
             made += 1
         if made:
-            events.comparisons_supplied(count=made)
+            events.comparisons_supplied(count=made, campaign_id=campaign.pk)
     return made
 
 
@@ -125,10 +134,10 @@ def _arena_replies(*, version: PolicyVersion, serving: Serving, inputs: list, se
     )
 
 
-def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
+def _standard_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
     if not prompts:
         return 0
-    reward = reward_model_active()
+    reward = reward_model_active(campaign_id=campaign.pk)
     inputs = [(p.text, p.context) for p in prompts]
     generated = training_bridge.candidates_generate(
         policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed, models=models,
@@ -140,7 +149,7 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
         prompts=inputs, candidates=[[texts[k] for k in pool] for texts, pool in zip(generated.texts, pools)],
         strategy=strategy, seed=seed, models=models,
     )
-    judge = judge_routing()
+    judge = judge_routing() if campaign.is_default else None  # AI feedback routes the default campaign's comparisons
     made = []
     with transaction.atomic():
         for prompt, texts, flags, pool, pick in zip(prompts, generated.texts, generated.truncated, pools, picks):
@@ -151,12 +160,12 @@ def _standard_round(*, policy: PolicyVersion, prompts: list[Prompt], seed: int, 
             a = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[i], policy_version=policy, truncated=flags[i])
             b = Response.objects.create(prompt=prompt, source=Response.Source.POLICY, text=texts[j], policy_version=policy, truncated=flags[j])
             made.append(Comparison.objects.create(
-                prompt=prompt, response_a=a, response_b=b, required_labels=campaign_default().required_labels,
+                prompt=prompt, response_a=a, response_b=b, required_labels=campaign.required_labels,
                 policy_version=policy, reward_model_version=reward, selection_strategy=strategy, selection_score=score,
                 status=Comparison.Status.JUDGING if judge else Comparison.Status.OPEN, judging_since=timezone.now() if judge else None,
             ).pk)
         if made and judge is None:
-            events.comparisons_supplied(count=len(made))
+            events.comparisons_supplied(count=len(made), campaign_id=campaign.pk)
         elif made and judge.kind != Judge.Kind.REWARD_MODEL:
             events.comparisons_await_judge(comparison_ids=made)
     if made and judge is not None and judge.kind == Judge.Kind.REWARD_MODEL:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from feedback_app import broker, events
 from feedback_app.models import TrainingRun
+from feedback_app.selectors.campaigns import campaign_ids_training
 from feedback_app.services.arena_gate import policy_arena_check
 from feedback_app.services.auto_refit import training_auto_refit_if_due
 from feedback_app.services.policy_cadence import policy_auto_update_if_due
@@ -76,9 +77,11 @@ def training_loop_heal(*, now: datetime | None = None) -> dict[str, int]:
     failed = training_runs_reap(now=now)
     resent = training_runs_resend_lost(now=now)
     removed = checkpoints_remove_abandoned()
-    # Labels trigger refits after they commit; a trigger lost with a broker comes back from here.
-    refit = training_auto_refit_if_due()
-    policy = policy_auto_update_if_due()
-    rolled_back = policy_arena_check()
-    return {"failed": failed, "resent": resent, "checkpoints_removed": removed, "refits_queued": int(refit is not None),
-            "policy_updates_queued": int(policy is not None), "policies_rolled_back": int(rolled_back is not None)}
+    # Labels trigger refits after they commit; a trigger lost with a broker comes back from here, for every campaign.
+    refits = policies = rolled_back = 0
+    for campaign_id in campaign_ids_training():
+        refits += training_auto_refit_if_due(campaign_id=campaign_id) is not None
+        policies += policy_auto_update_if_due(campaign_id=campaign_id) is not None
+        rolled_back += policy_arena_check(campaign_id=campaign_id) is not None
+    return {"failed": failed, "resent": resent, "checkpoints_removed": removed, "refits_queued": refits,
+            "policy_updates_queued": policies, "policies_rolled_back": rolled_back}

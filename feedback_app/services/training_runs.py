@@ -5,8 +5,8 @@ updating its status from "queued" to "running" (a redelivered message finds it c
 nothing), reports progress on the row as it goes, and finishes it with one transaction that
 records the new version. A run whose worker dies is failed by the next worker that starts on
 that host, or by the periodic reaper once its heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT.
-A failed run changes no active version and loses no label. At most one run of a kind is queued:
-asking again returns it. A queued run whose message was lost (a broker restart, say) is sent
+A failed run changes no active version and loses no label. Each run trains one campaign's line; at
+most one run of a kind is queued per campaign: asking again returns it. A queued run whose message was lost (a broker restart, say) is sent
 again by the reaper (services.training_recovery); the claim makes a duplicate harmless.
 """
 
@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
-from feedback_app.models import AuditEntry, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, TrainingRun
 from feedback_app.training_bridge import RunStopped  # noqa: F401  (the bridge raises it for rm_trainer's cancellations)
 
 REWARD_KINDS = (TrainingRun.Kind.REWARD_FAST, TrainingRun.Kind.REWARD_FULL)
@@ -31,39 +31,46 @@ class TrainingError(Exception):
     """A run that cannot proceed; the message says why and becomes the run's error."""
 
 
-def training_run_request(*, kind: str, trigger: str, user=None) -> TrainingRun:
-    """Return the queued run of ``kind``, or queue one; it is sent to its kind's queue ("gpu", or "policy" for DPO) once this transaction commits."""
-    return training_run_get_or_request(kind=kind, trigger=trigger, user=user)[0]
+def training_run_request(*, kind: str, trigger: str, user=None, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun:
+    """Return the campaign's queued run of ``kind``, or queue one; it is sent to its kind's queue ("gpu", or "policy" for DPO) once this transaction commits."""
+    return training_run_get_or_request(kind=kind, trigger=trigger, user=user, campaign_id=campaign_id)[0]
 
 
-def training_run_get_or_request(*, kind: str, trigger: str, user=None) -> tuple[TrainingRun, bool]:
-    """Return (the queued run of ``kind``, False), or queue a new one and return (it, True)."""
+def training_run_get_or_request(*, kind: str, trigger: str, user=None, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> tuple[TrainingRun, bool]:
+    """Return (the campaign's queued run of ``kind``, False), or queue a new one and return (it, True).
+
+    One worker serves every campaign: the queue is first in, first out and holds at most one run of
+    a kind per campaign, so campaigns take turns and a campaign's run waits for at most one run of
+    each kind of every other campaign.
+    """
     if kind not in TrainingRun.Kind.values:
         raise ValueError(f"unknown training run kind {kind!r}; expected one of {', '.join(TrainingRun.Kind.values)}")
-    waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
-    if waiting is not None:
-        return waiting, False
+    waiting = TrainingRun.objects.filter(campaign_id=campaign_id, kind=kind, status=TrainingRun.Status.QUEUED)
+    if (run := waiting.first()) is not None:
+        return run, False
     try:
         with transaction.atomic():
-            run = TrainingRun.objects.create(kind=kind, trigger=trigger, requested_by=user, enqueued_at=timezone.now(), enqueue_count=1)
+            run = TrainingRun.objects.create(kind=kind, campaign_id=campaign_id, trigger=trigger, requested_by=user,
+                                             enqueued_at=timezone.now(), enqueue_count=1)
             if user is not None:
-                AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}", details={"kind": kind, "trigger": trigger})
+                AuditEntry.objects.create(actor=user, action="training.request", target=f"run:{run.pk}",
+                                          details={"kind": kind, "trigger": trigger, "campaign_id": campaign_id})
             events.training_run_queued(run=run)
     except IntegrityError:
-        # Another process queued one a moment ago (one_queued_run_per_kind): that is the answer.
-        waiting = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.QUEUED).first()
-        if waiting is None:
+        # Another process queued one a moment ago (one_queued_run_per_campaign_kind): that is the answer.
+        run = waiting.first()
+        if run is None:
             raise
-        return waiting, False
+        return run, False
     return run, True
 
 
-def training_run_request_auto(*, kind: str) -> TrainingRun | None:
-    """Queue an automatic run of ``kind`` and return it; None when a run of that kind was queued already
-    (by this or another process: the constraints one_queued_run_per_kind and one_pending_auto_run_per_kind)."""
+def training_run_request_auto(*, kind: str, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun | None:
+    """Queue an automatic run of ``kind`` for the campaign and return it; None when one was queued already (by this or
+    another process: the constraints one_queued_run_per_campaign_kind and one_pending_auto_run_per_campaign_kind)."""
     try:
         with transaction.atomic():
-            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO)
+            run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.AUTO, campaign_id=campaign_id)
     except IntegrityError:
         return None  # another process queued it a moment ago
     return run if created else None

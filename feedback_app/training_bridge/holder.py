@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rm_trainer.scorer import RewardScorer
 
 MAX_GENERATORS = 2  # the active policy and, for arena comparisons, an earlier one
+MAX_SCORERS = 4  # the active reward models of the campaigns a worker serves in turn (they share the encoders)
 
 
 class ModelHolder:
@@ -29,7 +30,7 @@ class ModelHolder:
 
     def __init__(self) -> None:
         self._encoders: EncoderCache | None = None
-        self._scorer: tuple[str, RewardScorer] | None = None
+        self._scorers: OrderedDict[str, RewardScorer] = OrderedDict()
         self._embedding_caches: dict[tuple[str, int], EmbeddingCache] = {}
         self._generators: OrderedDict[str, Generator] = OrderedDict()
         self._lock = threading.RLock()
@@ -46,7 +47,8 @@ class ModelHolder:
             return self._encoders
 
     def scorer(self, name: str, path: str) -> RewardScorer:
-        """Return the scorer of reward version ``name``, loading it if this holder has another.
+        """Return the scorer of reward version ``name``, loading it (and dropping the least recent beyond
+        MAX_SCORERS: each campaign has its own active reward model) if this holder does not have it.
 
         Serving scorers embed without the on-disk cache: most texts they see are new, and
         every call would otherwise leave a small shard behind.
@@ -54,9 +56,12 @@ class ModelHolder:
         from rm_trainer.scorer import RewardScorer
 
         with self._lock:
-            if self._scorer is None or self._scorer[0] != name:
-                self._scorer = (name, RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders))
-            return self._scorer[1]
+            if name not in self._scorers:
+                while len(self._scorers) >= MAX_SCORERS:
+                    self._scorers.popitem(last=False)
+                self._scorers[name] = RewardScorer.load(version_folder(path), device=settings.TRAINING_DEVICE, encoders=self.encoders)
+            self._scorers.move_to_end(name)
+            return self._scorers[name]
 
     def batch_scorer(self, name: str, path: str) -> RewardScorer:
         """Return ``scorer(name, path)`` reading and filling the on-disk embedding cache.

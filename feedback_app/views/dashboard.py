@@ -29,7 +29,7 @@ from feedback_app.selectors.quality import (
     review_queue,
 )
 from feedback_app.selectors.campaigns import campaign_get, campaign_role, campaigns_for_user
-from feedback_app.services.campaigns import CampaignError, campaign_guidelines_set, campaign_settings_update
+from feedback_app.services.campaigns import STRATEGIES, CampaignError, campaign_guidelines_set, campaign_settings_update
 from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name
 from feedback_app.selectors.training_runs import training_runs_recent
 from feedback_app.services.generation import GenerationRefused, GenerationUnavailable, policy_replies_remote
@@ -75,6 +75,12 @@ class SettingsForm(forms.Form):
     label_target = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX, help_text="Labels to collect; the dashboard shows the progress (0: no target).")
     labels_per_comparison = AsciiIntegerField(required=False, min_value=1, max_value=100, help_text="Labels each new comparison needs (blank: LABELS_PER_COMPARISON).")
     lease_seconds = AsciiIntegerField(required=False, min_value=30, max_value=PG_INTEGER_MAX, help_text="How long a rater holds a comparison (blank: LEASE_SECONDS).")
+    selection_strategy = forms.ChoiceField(required=False, choices=[("", "the studio's (SELECTION_STRATEGY)"), *((n, n) for n in STRATEGIES)],
+                                           help_text="How the campaign's new policy versions pick the pair to show.")
+    refit_every_n_labels = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX,
+                                             help_text="A fast reward refit after this many new labels (0: none by itself; blank: REFIT_EVERY_N_LABELS).")
+    policy_every_n_labels = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX,
+                                              help_text="A policy update after this many new labels (0: none by itself; blank: POLICY_EVERY_N_LABELS).")
 
 
 class AdjudicationForm(forms.Form):
@@ -113,16 +119,16 @@ def _is_admin(request: HttpRequest) -> bool:
 @campaign_required(*STAFF)
 def overview(request: HttpRequest) -> HttpResponse:
     campaign = request.campaign
-    lines = campaign.is_default  # the model lines, the arena and AI feedback are the default campaign's
     charts = {
         "labels_over_time": labels_over_time(campaign_id=campaign.pk),
-        "reward_models": reward_model_history() if lines else [],
+        "reward_models": reward_model_history(campaign_id=campaign.pk),
         "agreement": agreement_over_time(campaign_id=campaign.pk),
-        "arena": arena_standings(samples=100)["versions"] if lines else [],
-        "calibration": calibration_active() if lines else None,
+        "arena": arena_standings(campaign_id=campaign.pk, samples=100)["versions"],
+        "calibration": calibration_active(campaign_id=campaign.pk),
     }
-    context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(),
-               "health_html": live.health_html(), "charts": charts, "section": "overview", "ai_notice": ai_feedback_notice() if lines else "",
+    context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(campaign_id=campaign.pk),
+               "health_html": live.health_html(), "charts": charts, "section": "overview",
+               "ai_notice": ai_feedback_notice() if campaign.is_default else "",  # AI feedback routes the default campaign's comparisons
                **_scope(request, campaign)}
     return render(request, "feedback_app/dashboard/overview.html", context)
 
@@ -132,11 +138,10 @@ def _base(campaign: Campaign) -> str:
 
 
 def _scope(request: HttpRequest, campaign: Campaign) -> dict:
-    """What a campaign's dashboard pages need: its URL prefix, whether it has the model pages, and the other
-    campaigns whose dashboards the viewer may open (the switcher)."""
+    """What a campaign's dashboard pages need: its URL prefix and the other campaigns whose dashboards the viewer may open (the switcher)."""
     others = [(c, _base(c)) for c in campaigns_for_user(user=request.user).exclude(pk=campaign.pk)
               if campaign_role(user=request.user, campaign=c) in STAFF]
-    return {"campaign": campaign, "base": _base(campaign), "model_pages": campaign.is_default, "other_campaigns": others}
+    return {"campaign": campaign, "base": _base(campaign), "other_campaigns": others}
 
 
 def _to(request: HttpRequest, page: str) -> HttpResponse:
@@ -144,14 +149,15 @@ def _to(request: HttpRequest, page: str) -> HttpResponse:
     return redirect(_base(request.campaign) + "dashboard/" + page)
 
 
-def _models_context(**extra) -> dict:
-    policies = arena_standings(samples=100)["versions"][::-1]
+def _models_context(request: HttpRequest, **extra) -> dict:
+    campaign = request.campaign
     return {
-        "reward_models": reward_model_history()[::-1],
-        "policies": policies,
-        "runs": training_runs_recent(limit=15),
+        "reward_models": reward_model_history(campaign_id=campaign.pk)[::-1],
+        "policies": arena_standings(campaign_id=campaign.pk, samples=100)["versions"][::-1],
+        "runs": training_runs_recent(limit=15, campaign_id=campaign.pk),
         "section": "models",
         "sample_count": SAMPLE_REPLIES,
+        **_scope(request, campaign),
         **extra,
     }
 
@@ -159,16 +165,16 @@ def _models_context(**extra) -> dict:
 @require_GET
 @campaign_required(*STAFF)
 def models(request: HttpRequest) -> HttpResponse:
-    active = policy_active()
-    form = SamplesForm(versions=policy_names_with_weights(), initial={"version": active.name if active else None})
-    return render(request, "feedback_app/dashboard/models.html", _models_context(samples_form=form))
+    active = policy_active(campaign_id=request.campaign.pk)
+    form = SamplesForm(versions=policy_names_with_weights(campaign_id=request.campaign.pk), initial={"version": active.name if active else None})
+    return render(request, "feedback_app/dashboard/models.html", _models_context(request, samples_form=form))
 
 
 @require_POST
 @campaign_required(*STAFF)
 def policy_samples(request: HttpRequest) -> HttpResponse:
     """Sample replies of one policy version to a prompt: the samples panel for htmx, else the whole versions page."""
-    form = SamplesForm(request.POST, versions=policy_names_with_weights())
+    form = SamplesForm(request.POST, versions=policy_names_with_weights(campaign_id=request.campaign.pk))
     samples, problem, status = None, "", 200
     if not form.is_valid():
         status = 400
@@ -184,7 +190,7 @@ def policy_samples(request: HttpRequest) -> HttpResponse:
     context = {"samples_form": form, "samples": samples, "samples_problem": problem, "sample_count": SAMPLE_REPLIES}
     if request.htmx:  # htmx swaps only 2xx answers in
         return render(request, "feedback_app/dashboard/models.html#samples", context)
-    return render(request, "feedback_app/dashboard/models.html", _models_context(**context), status=status)
+    return render(request, "feedback_app/dashboard/models.html", _models_context(request, **context), status=status)
 
 
 @require_POST
@@ -193,10 +199,10 @@ def run_request(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("kind", "")
     if kind not in TrainingRun.Kind.values:
         messages.error(request, f"Unknown kind of training run: {kind!r}.")
-        return redirect("dashboard-models")
-    run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+        return _to(request, "models/")
+    run, created = training_run_get_or_request(kind=kind, trigger=TrainingRun.Trigger.MANUAL, user=request.user, campaign_id=request.campaign.pk)
     messages.success(request, f"{'Queued' if created else 'Already queued:'} training run {run.pk} ({run.get_kind_display()}).")
-    return redirect("dashboard-models")
+    return _to(request, "models/")
 
 
 @require_http_methods(["GET", "POST"])
@@ -207,10 +213,11 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
     if model is None:
         raise Http404(f"no kind of version {kind!r}")
     version = version_by_name(model=model, name=name)
-    if version is None:
+    if version is None or version.campaign_id != request.campaign.pk:  # another campaign's line is as good as missing
         raise Http404(f"no {kind} version named {name!r}")
     if request.method == "GET":
-        context = {"version": version, "active": version_active(model=model), "action": version_activation_action(version=version), "kind": kind}
+        context = {"version": version, "active": version_active(model=model, campaign_id=request.campaign.pk),
+                   "action": version_activation_action(version=version), "kind": kind, **_scope(request, request.campaign)}
         return render(request, "feedback_app/dashboard/confirm.html", context)
     if version.status == VersionStatus.ACTIVE:
         messages.info(request, f"{version.name} is active already.")
@@ -220,7 +227,7 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
             messages.success(request, f"{version.name} is now active ({action}).")
         except VersionPruned as exc:
             messages.error(request, str(exc))
-    return redirect("dashboard-models")
+    return _to(request, "models/")
 
 
 @require_http_methods(["GET", "POST"])
@@ -319,5 +326,6 @@ def adjudicate(request: HttpRequest, comparison_id: int) -> HttpResponse:
 @require_GET
 @campaign_required(*STAFF)
 def arena(request: HttpRequest) -> HttpResponse:
-    standings = arena_standings()
-    return render(request, "feedback_app/dashboard/arena.html", {"standings": standings, "chart": json.dumps(standings["versions"]), "section": "arena"})
+    standings = arena_standings(campaign_id=request.campaign.pk)
+    return render(request, "feedback_app/dashboard/arena.html", {"standings": standings, "chart": json.dumps(standings["versions"]), "section": "arena",
+                                                                 **_scope(request, request.campaign)})

@@ -88,8 +88,8 @@ def _sides(assignment: Assignment | None) -> dict:
 
 def _context(request: HttpRequest, *, assignment: Assignment | None, form: LabelForm | None = None, notice: str = "") -> dict:
     now = timezone.now()
-    policy = policy_active()
     campaign = request.campaign
+    policy = policy_active(campaign_id=campaign.pk)
     context = {
         "form": form or LabelForm(campaign=campaign),
         "notice": notice,

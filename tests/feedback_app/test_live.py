@@ -33,8 +33,9 @@ def test_a_run_by_id_renders_its_panel_and_a_missing_run_none():
     version = RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001")
     run = TrainingRun.objects.create(kind="reward_fast", status="succeeded", reward_model_version=version,
                                      metrics={"val_accuracy": 0.8123, "gate": "no reward model was active"})
-    html = live.training_run_html_by_id(run.pk)
+    html, campaign_id = live.training_run_html_by_id(run.pk)
     assert f"Run {run.pk}" in html and "→ rm-00001" in html and "validation accuracy 0.812" in html
+    assert campaign_id == 1  # pushed to the default campaign's dashboards
     assert live.training_run_html_by_id(999_999) is None
 
 

@@ -187,8 +187,8 @@ def test_a_campaign_that_does_not_exist_is_404(studio):
     assert api_client_for(user).get("/api/v1/campaigns/nope/comparisons/next/").status_code == 404
 
 
-def test_the_models_never_learn_from_another_campaign(studio):
-    """The reward-model and policy lines are the default campaign's: billing's labels and prompts never reach them."""
+def test_the_default_campaign_s_models_never_learn_from_another_campaign(studio):
+    """The default campaign's reward-model and policy lines never see billing's labels or prompts (billing has lines of its own)."""
     from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
     from feedback_app.selectors.training import labels_for_training, prompt_ids_published
     from feedback_app.services.auto_refit import refit_due_labels_count
@@ -222,7 +222,7 @@ def test_a_campaign_s_dashboard_counts_and_rates_only_its_labels(studio):
     client = _client(billing_researcher)
     overview = client.get("/c/billing/dashboard/").content.decode()
     assert 'data-testid="labels-today">2<' in overview and 'ws-connect="/ws/c/billing/dashboard/"' in overview
-    assert "Model versions" not in overview  # the model pages are the default campaign's
+    assert 'href="/c/billing/dashboard/models/"' in overview  # its own model lines (tests/feedback_app/campaigns/test_model_lines.py)
     quality = client.get("/c/billing/dashboard/quality/").content.decode()
     billing_rater, default_rater = studio["people"]["billing_rater"], studio["people"]["default_rater"]
     assert billing_rater.username in quality and default_rater.username not in quality
@@ -276,11 +276,12 @@ def test_the_stats_api_of_a_campaign_holds_its_figures_only(studio):
     label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
     researcher = api_client_for(studio["people"]["billing_researcher"])
     index = researcher.get("/api/v1/campaigns/billing/stats/").json()
-    assert set(index) == {"overview", "labels", "agreement", "raters", "review"}  # the model lines' figures are the default campaign's
+    assert set(index) == {"overview", "labels", "agreement", "raters", "review", "reward-models", "calibration", "arena"}  # judges: the default's
     overview = researcher.get("/api/v1/campaigns/billing/stats/overview/").json()["data"]
     assert overview["labels_today"] == 1 and overview["training_run"] is None
     assert [r["pseudonym"] for r in researcher.get("/api/v1/campaigns/billing/stats/raters/").json()["data"]] == [rater.profile.pseudonym]
-    assert researcher.get("/api/v1/campaigns/billing/stats/arena/").status_code == 404
+    assert researcher.get("/api/v1/campaigns/billing/stats/arena/").json()["data"]["versions"] == []  # its own line: no policy yet
+    assert researcher.get("/api/v1/campaigns/billing/stats/judges/").status_code == 404
     assert researcher.get("/api/v1/stats/overview/").status_code == 403
     default = api_client_for(studio["people"]["default_researcher"]).get("/api/v1/stats/overview/").json()["data"]
     assert default["labels_today"] == 0

@@ -1,4 +1,4 @@
-"""Migrations 0012–0014: an existing studio becomes the default campaign, with its settings, prompts and raters' state."""
+"""Migrations 0012–0016: an existing studio becomes the default campaign, with its settings, prompts, raters' state and model lines."""
 
 import pytest
 from django.db import connection
@@ -31,6 +31,9 @@ def test_an_existing_database_moves_into_the_default_campaign():
         Profile.objects.create(user=newcomer, role="researcher", pseudonym="r-2")
         batch = Batch.objects.create(kind="prompts", filename="p.jsonl", sha256="0" * 64)
         prompt = Prompt.objects.create(text="Where is my parcel?", import_batch=batch)
+        reward = old.get_model("feedback_app", "RewardModelVersion").objects.create(name="rm-00001", path="reward/rm-00001", status="active")
+        policy = old.get_model("feedback_app", "PolicyVersion").objects.create(name="policy-base", path="policy/policy-base", status="active")
+        run = old.get_model("feedback_app", "TrainingRun").objects.create(kind="reward_fast", trigger="auto", status="queued")
 
         new = _migrate(latest)
         Campaign, Member = new.get_model("feedback_app", "Campaign"), new.get_model("feedback_app", "CampaignMember")
@@ -39,6 +42,8 @@ def test_an_existing_database_moves_into_the_default_campaign():
             1, "default", 0.3, "Be kind.", 2, 3)
         assert new.get_model("feedback_app", "Prompt").objects.get(pk=prompt.pk).campaign_id == 1
         assert new.get_model("feedback_app", "ImportBatch").objects.get(pk=batch.pk).campaign_id == 1
+        for model, pk in (("RewardModelVersion", reward.pk), ("PolicyVersion", policy.pk), ("TrainingRun", run.pk)):
+            assert new.get_model("feedback_app", model).objects.get(pk=pk).campaign_id == 1, model  # the default campaign's lines
         member = Member.objects.get()  # only a user with state to keep gets a row; the others are in the default campaign by rule
         assert (member.user_id, member.campaign_id, member.role, member.guidelines_seen, member.qualification, member.qualification_n) == (
             reader.pk, 1, "rater", 2, "passed", 3)

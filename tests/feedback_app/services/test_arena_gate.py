@@ -131,7 +131,7 @@ def test_imported_and_ai_votes_do_not_count(settings, lineage):
 def test_an_arena_label_asks_the_gate_once_it_commits_and_a_standard_label_does_not(lineage, rater, monkeypatch,
                                                                                       django_capture_on_commit_callbacks):
     asked = []
-    monkeypatch.setattr(arena_gate, "policy_arena_check", lambda: asked.append(True))
+    monkeypatch.setattr(arena_gate, "policy_arena_check", lambda campaign_id: asked.append(campaign_id))
     base, child = lineage
     now = timezone.now()
     arena, standard = arena_comparison(child, base), arena_comparison(child, base)
@@ -146,15 +146,15 @@ def test_an_arena_label_asks_the_gate_once_it_commits_and_a_standard_label_does_
     assert asked == []  # nothing inside the label's transaction
     for callback in callbacks:
         callback()
-    assert asked == [True]
+    assert asked == [1]  # the default campaign's active policy
 
 
 def test_the_ask_schedules_the_check_for_the_commit(monkeypatch, django_capture_on_commit_callbacks):
     asked = []
-    monkeypatch.setattr(arena_gate, "policy_arena_check", lambda: asked.append(True))
+    monkeypatch.setattr(arena_gate, "policy_arena_check", lambda campaign_id: asked.append(campaign_id))
     with django_capture_on_commit_callbacks(execute=True):
         arena_ask_after_commit()
-    assert asked == [True]
+    assert asked == [1]  # the default campaign's active policy
 
 
 def test_the_gate_counts_the_votes_of_every_serving_mode_together(settings, lineage, rater):

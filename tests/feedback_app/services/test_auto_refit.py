@@ -3,6 +3,7 @@
 import pytest
 from django.db import IntegrityError, transaction
 
+from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.models import TrainingRun
 from feedback_app.services.auto_refit import refit_ask_after_commit, refit_check_due, training_auto_refit_if_due
 
@@ -19,21 +20,21 @@ def no_broker(monkeypatch):
 def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):
     """Off at 0; every label below 10 (5 → every 1); every N/10 labels above (50 → every 5)."""
     settings.REFIT_EVERY_N_LABELS = 0
-    assert not any(refit_check_due(label_id=i) for i in range(1, 101))
+    assert not any(refit_check_due(label_id=i, campaign=campaign_default()) for i in range(1, 101))
     settings.REFIT_EVERY_N_LABELS = 5
-    assert all(refit_check_due(label_id=i) for i in range(1, 101))
+    assert all(refit_check_due(label_id=i, campaign=campaign_default()) for i in range(1, 101))
     settings.REFIT_EVERY_N_LABELS = 50
-    assert [i for i in range(1, 31) if refit_check_due(label_id=i)] == [5, 10, 15, 20, 25, 30]
+    assert [i for i in range(1, 31) if refit_check_due(label_id=i, campaign=campaign_default())] == [5, 10, 15, 20, 25, 30]
 
 
 def test_the_question_is_asked_once_the_label_commits_and_only_when_due(settings, labelled, no_broker, django_capture_on_commit_callbacks):
     """Nothing is counted inside the label's transaction, nor on a label the check skips; a rolled-back label asks nothing."""
     settings.REFIT_EVERY_N_LABELS = 50  # checked on label ids divisible by 5
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        refit_ask_after_commit(label_id=7)
+        refit_ask_after_commit(label_id=7, campaign=campaign_default())
     assert callbacks == []
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        refit_ask_after_commit(label_id=10)
+        refit_ask_after_commit(label_id=10, campaign=campaign_default())
     assert len(callbacks) == 1 and not TrainingRun.objects.exists()
     settings.REFIT_EVERY_N_LABELS = 5  # 6 labels exist: due
     callbacks[0]()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.models import RewardModelVersion, TrainingRun
 from feedback_app.services.policy_cadence import (
     policy_ask_after_commit, policy_auto_update_if_due, policy_check_due, policy_labels_since_last_run,
@@ -24,9 +25,9 @@ def sent(monkeypatch):
 
 def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):
     settings.POLICY_EVERY_N_LABELS = 0
-    assert not any(policy_check_due(label_id=i) for i in range(1, 101))
+    assert not any(policy_check_due(label_id=i, campaign=campaign_default()) for i in range(1, 101))
     settings.POLICY_EVERY_N_LABELS = 200
-    assert [i for i in range(1, 81) if policy_check_due(label_id=i)] == [20, 40, 60, 80]
+    assert [i for i in range(1, 81) if policy_check_due(label_id=i, campaign=campaign_default())] == [20, 40, 60, 80]
 
 
 def test_n_labels_queue_one_automatic_policy_update_sent_to_the_policy_queue(settings, labelled, sent, django_capture_on_commit_callbacks):
@@ -65,10 +66,10 @@ def test_off_when_n_is_zero(settings, labelled, sent):
 def test_the_question_is_asked_once_the_label_commits(settings, labelled, sent, django_capture_on_commit_callbacks):
     settings.POLICY_EVERY_N_LABELS = 60  # checked on label ids divisible by 6
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        policy_ask_after_commit(label_id=7)
+        policy_ask_after_commit(label_id=7, campaign=campaign_default())
     assert callbacks == []
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        policy_ask_after_commit(label_id=12)
+        policy_ask_after_commit(label_id=12, campaign=campaign_default())
     assert len(callbacks) == 1 and not TrainingRun.objects.exists()
     settings.POLICY_EVERY_N_LABELS = 6  # 6 labels exist: due
     callbacks[0]()

@@ -25,7 +25,7 @@ def test_rollback_to_an_earlier_version(admin_user):
     v1.refresh_from_db(), v2.refresh_from_db()
     assert (v1.status, v2.status) == ("active", "retired")
     entry = AuditEntry.objects.filter(action="rewardmodelversion.rollback").get()
-    assert entry.actor == admin_user and entry.details == {"previous": "rm-2", "reason": "v2 misbehaves"}
+    assert entry.actor == admin_user and entry.details == {"previous": "rm-2", "reason": "v2 misbehaves", "campaign": "default"}
 
 
 @pytest.mark.parametrize("model", [RewardModelVersion, PolicyVersion])
@@ -43,7 +43,7 @@ def test_make_active_promotes_a_candidate_and_rolls_back_to_a_retired_version(ad
     assert version_make_active(version=old, user=admin_user, reason="policy-2 rambles") == "rollback"
     versions = AuditEntry.objects.filter(action__startswith="policyversion.")
     assert list(versions.values_list("action", "target", "details")) == [
-        ("policyversion.rollback", "policy-1", {"previous": "policy-2", "reason": "policy-2 rambles"})]
+        ("policyversion.rollback", "policy-1", {"previous": "policy-2", "reason": "policy-2 rambles", "campaign": "default"})]
     assert version_make_active(version=candidate, user=admin_user, reason="dashboard") == "promote"
     assert AuditEntry.objects.filter(action="policyversion.promote", target="policy-3").count() == 1
     assert versions.count() == 2

@@ -15,7 +15,7 @@ def test_train_policy_queues_a_dpo_run(capsys, monkeypatch):
     call_command("train_policy")
     run = TrainingRun.objects.get()
     assert (run.kind, run.trigger, run.status) == ("policy_dpo", "cli", "queued")
-    assert f"Queued training run {run.pk} (policy_dpo)." in capsys.readouterr().out
+    assert f"Queued training run {run.pk} (policy_dpo, campaign default)." in capsys.readouterr().out
 
 
 def test_train_policy_wait_reports_a_failure(monkeypatch):
