@@ -22,6 +22,13 @@ all along is marked so, not counted as one during DPO. The run is stopped when t
 The timed rounds begin once the run reports a phase (its reference pass or its steps), not
 while it is still loading. ``--baseline-rounds K`` times K rounds first, before the DPO run
 starts, in the same studio under the same load, and reports the two medians and their ratio.
+
+With ``--campaigns K`` (K ≥ 2) the studio has K campaigns, each with its own reward-model line:
+the labelled history is split between them, each gets its cold fit, and in every round ``--every``
+labels go into each campaign one after the other, so all K refits are due at once and one "gpu"
+worker serves them in turn. Each campaign's clock runs from its own last label to its own new
+model serving; the round reports each campaign's latency and refit, the slowest, and the bound
+stated in the README, (K + 1) × the longest refit of the round.
 """
 
 from __future__ import annotations
@@ -115,7 +122,10 @@ def main() -> int:
                         help="With --during-dpo: rounds timed before the DPO run starts, for a ratio measured side by side in one run.")
     parser.add_argument("--dpo-steps", type=int, default=8, help="DPO_MAX_STEPS of that run (size it to outlast the rounds).")
     parser.add_argument("--dpo-online-prompts", type=int, default=8, help="DPO_ONLINE_PROMPTS of that run.")
+    parser.add_argument("--campaigns", type=int, default=1, help="K campaigns whose refits are due at once, served in turn by one worker.")
     args = parser.parse_args()
+    if args.campaigns > 1 and args.during_dpo:
+        parser.error("--campaigns and --during-dpo are separate measurements")
 
     scratch = Path(tempfile.mkdtemp(prefix="loop-latency-"))
     sys.path.insert(0, str(ROOT))
@@ -137,7 +147,7 @@ def main() -> int:
     print(f"scratch folder (worker logs, kept): {scratch}", flush=True)
     workers, dpo = [], []
     try:
-        result = run(args, env, scratch, workers, dpo)
+        result = run_campaigns(args, env, scratch, workers) if args.campaigns > 1 else run(args, env, scratch, workers, dpo)
     finally:
         if dpo:
             print(f"DPO run {dpo[0]} at the end: {dpo_stop(dpo[0])}", flush=True)
@@ -259,6 +269,86 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
 
         result["generation"] = generation_throughput.main(["--batch-sizes", "1,8,16", "--prompts", "16", "--max-new-tokens", "64", "--repeats", "2"])
     print(json.dumps({k: v for k, v in result.items() if k != "generation"}, indent=2))
+    return result
+
+
+def run_campaigns(args, env: dict, scratch: Path, workers: list) -> dict:
+    """K campaigns, each labelled ``--every`` times a round: every campaign's time from its last label to its own new model serving."""
+    from feedback_app import tasks
+    from feedback_app.models import Role, TrainingRun
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.accounts import user_create
+    from feedback_app.services.campaigns import campaign_create, member_set
+    from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord
+    from feedback_app.services.imports import preference_records_import, prompt_records_import
+    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.training_runs import training_run_request
+    from rm_trainer.transcript import text_as_turns
+
+    def as_prompt(text: str) -> tuple[str, list]:
+        turns = text_as_turns(text) if text.startswith("\n\nHuman:") else []
+        return (turns[-1]["content"], turns[:-1]) if turns and turns[-1]["role"] == "user" else (text, [])
+
+    k = args.campaigns
+    rater, _, _ = user_create(username="bench-rater", role=Role.RATER)
+    campaigns = [campaign_default()] + [campaign_create(slug=f"bench-{i}", name=f"Bench campaign {i}") for i in range(2, k + 1)]
+    for campaign in campaigns[1:]:
+        member_set(campaign=campaign, user=rater, role=Role.RATER)
+    per_history, per_fresh = args.labels // k - args.every, args.every * args.rounds
+    pairs = [(*as_prompt(p), c, r) for p, c, r in real_pairs(k * (per_history + per_fresh), args.seed)]
+    t = time.perf_counter()
+    for i, campaign in enumerate(campaigns):
+        mine = pairs[i * (per_history + per_fresh):(i + 1) * (per_history + per_fresh)]
+        preference_records_import(records=[PreferenceRecord(line=n, prompt=p, context=x, chosen=c, rejected=r)
+                                           for n, (p, x, c, r) in enumerate(mine[:per_history], 1)],
+                                  filename=f"bench-{i}", sha256=f"bench-{i}", campaign_id=campaign.pk)
+        prompt_records_import(records=[PromptRecord(line=n, prompt=p, context=x, responses=[c, r]) for n, (p, x, c, r) in enumerate(mine[per_history:], 1)],
+                              filename=f"bench-open-{i}", sha256=f"bench-open-{i}", source="bench", campaign_id=campaign.pk)
+    print(f"{k} campaigns: imported {per_history} labelled pairs and {per_fresh} open comparisons each in {time.perf_counter() - t:.1f} s", flush=True)
+    python = sys.executable
+    for queue in ("gpu", "score"):
+        workers.append(start(worker_command(python, queue), env, scratch / f"{queue}.log"))
+
+    def serving(campaign_id: int) -> str | None:
+        return tasks.reward_score.delay("Where is my parcel?", [], ["It ships today."], campaign_id).get(timeout=300).get("reward_model_version")
+
+    t = time.perf_counter()
+    cold = [training_run_request(kind=TrainingRun.Kind.REWARD_FAST, trigger=TrainingRun.Trigger.CLI, campaign_id=c.pk) for c in campaigns]
+    for run in cold:
+        while run.status not in ("succeeded", "failed"):
+            time.sleep(0.5)
+            run.refresh_from_db()
+        if run.status == "failed":
+            raise SystemExit(f"the cold fit of campaign {run.campaign_id} failed: {run.error}")
+    current = {c.pk: serving(c.pk) for c in campaigns}
+    print(f"cold fits of {k} campaigns, one after the other on one worker: {time.perf_counter() - t:.1f} s; serving {current}", flush=True)
+
+    rounds = []
+    for round_ in range(args.rounds):
+        started = {}
+        for campaign in campaigns:  # each campaign's refit falls due as its last label commits
+            for _ in range(args.every):
+                held = assignment_lease_next(campaign=campaign, rater=rater)
+                label_record(campaign=campaign, rater=rater, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
+            started[campaign.pk] = time.perf_counter()
+        latency = {}
+        while len(latency) < k:
+            for campaign in campaigns:
+                if campaign.pk not in latency and (now := serving(campaign.pk)) != current[campaign.pk]:
+                    latency[campaign.pk], current[campaign.pk] = time.perf_counter() - started[campaign.pk], now
+            if time.perf_counter() - min(started.values()) > 1800:
+                raise SystemExit(f"not every campaign served a new model within 1800 s: {latency}")
+            time.sleep(0.2)
+        fits = {c.pk: TrainingRun.objects.filter(trigger="auto", campaign=c).order_by("-id").first().metrics.get("seconds") for c in campaigns}
+        row = {"round": round_ + 1, "seconds_label_to_serving": {c.slug: round(latency[c.pk], 2) for c in campaigns},
+               "fit_seconds": {c.slug: fits[c.pk] for c in campaigns}, "slowest": round(max(latency.values()), 2),
+               "bound_k_plus_1_longest_fit": round((k + 1) * max(f or 0 for f in fits.values()), 2)}
+        print(f"round {round_ + 1}: label → serving per campaign {row['seconds_label_to_serving']} (refits {row['fit_seconds']}); "
+              f"slowest {row['slowest']} s, bound (K + 1) × longest refit = {row['bound_k_plus_1_longest_fit']} s", flush=True)
+        rounds.append(row)
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "campaigns": k, "labels": args.labels, "every": args.every,
+              "rounds": rounds, "load_average": os.getloadavg()}
+    print(json.dumps(result, indent=2))
     return result
 
 
