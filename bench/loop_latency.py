@@ -292,7 +292,7 @@ def run_campaigns(args, env: dict, scratch: Path, workers: list) -> dict:
     k = args.campaigns
     rater, _, _ = user_create(username="bench-rater", role=Role.RATER)
     campaigns = [campaign_default()] + [campaign_create(slug=f"bench-{i}", name=f"Bench campaign {i}") for i in range(2, k + 1)]
-    for campaign in campaigns[1:]:
+    for campaign in campaigns:  # a member of other campaigns is in the default one only by membership too
         member_set(campaign=campaign, user=rater, role=Role.RATER)
     per_history, per_fresh = args.labels // k - args.every, args.every * args.rounds
     pairs = [(*as_prompt(p), c, r) for p, c, r in real_pairs(k * (per_history + per_fresh), args.seed)]

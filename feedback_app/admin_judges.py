@@ -45,7 +45,7 @@ class JudgeAdmin(admin.ModelAdmin):
     def off_machine_warning(self, judge):
         return REMOTE_WARNING if judge.kind == Judge.Kind.REMOTE else "—"
 
-    @admin.display(description="Audit")
+    @admin.display(description="Audit (default campaign; each campaign's on its quality page)")
     def trust(self, judge):
         return judge_trust(judge=judge).reason
 

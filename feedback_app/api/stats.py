@@ -28,17 +28,17 @@ def _raters(campaign_id: int) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("rater_id", "username")} for r in rater_quality(campaign_id=campaign_id).values()]
 
 
-def _judges() -> dict:
+def _judges(campaign_id: int) -> dict:
     rows = []
-    for q in judges_quality():
+    for q in judges_quality(campaign_id=campaign_id):
         judge = q["judge"]
         rows.append({**q, "judge": {"name": judge.name, "kind": judge.kind, "version": judge.version, "enabled": judge.enabled,
                                     "routing": judge.routing, "confidence_threshold": judge.confidence_threshold},
                      "trust": dataclasses.asdict(q["trust"])})
-    return {"notice": ai_feedback_notice(), "judges": rows}
+    return {"notice": ai_feedback_notice(campaign_id=campaign_id), "judges": rows}
 
 
-# Each takes the validated query and the campaign's id; "judges" (AI feedback) is the default campaign's only.
+# Each takes the validated query and the campaign's id.
 STATS = {
     "overview": lambda query, c: {**board.overview_counters(campaign_id=c), "training_run": _run(board.training_run_current(campaign_id=c))},
     "labels": lambda query, c: board.labels_over_time(campaign_id=c, hours=query["hours"]),
@@ -48,8 +48,8 @@ STATS = {
     "reward-models": lambda query, c: board.reward_model_history(campaign_id=c),
     "calibration": lambda query, c: board.calibration_active(campaign_id=c),
     "arena": lambda query, c: board.arena_standings(campaign_id=c),
+    "judges": lambda query, c: _judges(c),
 }
-ALL_STATS = {**STATS, "judges": lambda query, c: _judges()}
 
 
 class StatsQuerySerializer(serializers.Serializer):
@@ -69,23 +69,17 @@ class StatsView(CampaignScopedView):
 
     @extend_schema(
         summary="Dashboard figures as JSON",
-        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(ALL_STATS)), StatsQuerySerializer],
+        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(STATS)), StatsQuerySerializer],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, e404="No statistics of that name.")},
     )
     def get(self, request: Request, name: str) -> Response:
-        names = _names(request.campaign)
-        compute = names.get(name)
+        compute = STATS.get(name)
         if compute is None:
-            return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(names)}"}, status=404)
+            return Response({"detail": f"no statistics named {name!r}; try one of {', '.join(STATS)}"}, status=404)
         # A plain dict: in a QueryDict DRF reads ?x= as 'not given' and applies the default.
         query = StatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response({"name": name, "generated_at": timezone.now(), "data": compute(query.validated_data, request.campaign.pk)})
-
-
-def _names(campaign) -> dict:
-    """The statistics a campaign has: AI feedback's judges only in the default campaign."""
-    return ALL_STATS if campaign.is_default else STATS
 
 
 class StatsIndexView(CampaignScopedView):
@@ -94,4 +88,4 @@ class StatsIndexView(CampaignScopedView):
 
     @extend_schema(summary="The statistics available", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request: Request) -> Response:
-        return Response({name: request.build_absolute_uri(f"{name}/") for name in _names(request.campaign)})
+        return Response({name: request.build_absolute_uri(f"{name}/") for name in STATS})

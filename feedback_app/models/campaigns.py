@@ -49,6 +49,10 @@ class Campaign(models.Model):
         null=True, blank=True, help_text="A fast reward refit after this many new labels of the campaign (0: none by itself; empty: REFIT_EVERY_N_LABELS).")
     policy_every_n_labels = models.PositiveIntegerField(
         null=True, blank=True, help_text="A policy update (DPO) after this many new labels of the campaign (0: none by itself; empty: POLICY_EVERY_N_LABELS).")
+    ai_feedback = models.BooleanField(
+        default=True, help_text="With AI feedback on in the studio (AI_FEEDBACK), its routing judge labels the comparisons of this campaign it is sure of.")
+    ai_audit_share = models.FloatField(
+        null=True, blank=True, help_text="Share of this campaign's AI-labelled comparisons that also go to people (empty: AI_AUDIT_SHARE).")
     label_target = models.PositiveIntegerField(default=0, help_text="Labels this campaign aims to collect; the dashboard shows the progress (0: no target).")
     guidelines = models.TextField(blank=True, default="", help_text="What raters are asked to judge and how (Markdown), shown on the label page.")
     guidelines_version = models.PositiveIntegerField(default=0, help_text="Raised with every change of the guidelines; 0 while there are none.")
@@ -84,6 +88,11 @@ class Campaign(models.Model):
     def policy_every(self) -> int:
         """New labels of the campaign between automatic policy updates (0: none)."""
         return settings.POLICY_EVERY_N_LABELS if self.policy_every_n_labels is None else self.policy_every_n_labels
+
+    @property
+    def audit_share(self) -> float:
+        """Share of the campaign's AI-labelled comparisons that also go to people."""
+        return settings.AI_AUDIT_SHARE if self.ai_audit_share is None else self.ai_audit_share
 
     @property
     def lease_time(self) -> int:

@@ -57,6 +57,12 @@ def campaign_ids_supplied() -> list[int]:
     return list(Campaign.objects.filter(state=Campaign.State.ACTIVE).order_by("id").values_list("pk", flat=True))
 
 
+def campaign_ids_ai_feedback() -> list[int]:
+    """Return the ids of the campaigns (not archived) where AI feedback may label, the default one first."""
+    campaign_default()
+    return list(Campaign.objects.exclude(state=Campaign.State.ARCHIVED).filter(ai_feedback=True).order_by("id").values_list("pk", flat=True))
+
+
 def campaign_cache_forget(*, campaign_id: int) -> None:
     """Drop this process's cached copy of the campaign's rules (after changing them)."""
     from django.core.cache import cache

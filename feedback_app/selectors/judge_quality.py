@@ -13,7 +13,8 @@ from collections import Counter
 
 from django.conf import settings
 
-from feedback_app.models import Judge, Verdict
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Judge, Verdict
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.judges import judge_audits, judge_routing, judge_trust, people_agreement
 from feedback_app.stats.agreement import cohen_kappa, cohen_kappa_interval
 from feedback_app.stats.ratings import wilson_interval
@@ -21,20 +22,20 @@ from feedback_app.stats.ratings import wilson_interval
 BIN_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def judge_quality(*, judge: Judge, people: tuple[float | None, int] | None = None) -> dict:
-    """Return the label-quality figures of one judge."""
-    people = people if people is not None else people_agreement()
-    audits = judge_audits(judge=judge)
+def judge_quality(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID, people: tuple[float | None, int] | None = None) -> dict:
+    """Return the label-quality figures of one judge in the campaign (its verdicts, audits and trust there)."""
+    people = people if people is not None else people_agreement(campaign_id=campaign_id)
+    audits = judge_audits(judge=judge, campaign_id=campaign_id)
     agree = sum(a["judge"] == a["people"] for a in audits)
     judged, humans = [a["judge"] for a in audits], [a["people"] for a in audits]
-    verdicts = Verdict.objects.filter(judge_version__judge=judge)
+    verdicts = Verdict.objects.filter(judge_version__judge=judge, comparison__prompt__campaign_id=campaign_id)
     reasons = Counter(verdicts.filter(abstained=True).values_list("reason", flat=True))
     n_verdicts = verdicts.count()
     consistent = verdicts.filter(detail__consistent=True).count()
     both_parsed = consistent + verdicts.filter(detail__consistent=False).count()
     return {
         "judge": judge,
-        "trust": judge_trust(judge=judge, people=people),
+        "trust": judge_trust(judge=judge, campaign_id=campaign_id, people=people),
         "n_verdicts": n_verdicts,
         "n_backfilled": verdicts.filter(backfill=True).count(),
         "n_audits": len(audits),
@@ -70,19 +71,20 @@ def reliability_bins(audits: list[dict]) -> list[dict]:
     return rows
 
 
-def judges_quality() -> list[dict]:
-    """Return ``judge_quality`` of every judge that is enabled or gave a verdict, the routing one first."""
-    judges = Judge.objects.filter(enabled=True) | Judge.objects.filter(versions__verdicts__isnull=False)
-    people = people_agreement()
-    return [judge_quality(judge=j, people=people) for j in sorted(set(judges), key=lambda j: (not j.routing, j.pk))]
+def judges_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[dict]:
+    """Return ``judge_quality`` in the campaign of every judge that is enabled or gave a verdict there, the routing one first."""
+    judges = Judge.objects.filter(enabled=True) | Judge.objects.filter(versions__verdicts__comparison__prompt__campaign_id=campaign_id)
+    people = people_agreement(campaign_id=campaign_id)
+    return [judge_quality(judge=j, campaign_id=campaign_id, people=people) for j in sorted(set(judges), key=lambda j: (not j.routing, j.pk))]
 
 
-def ai_feedback_notice() -> str:
-    """Return what the dashboard says when AI feedback is on and its routing judge's labels are not used ("" when they are)."""
-    judge = judge_routing()
+def ai_feedback_notice(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return what the campaign's dashboard says when AI feedback is on there and its routing judge's labels are not used ("" when they are)."""
+    judge = judge_routing(campaign_id=campaign_id)
     if judge is None:
-        return "AI feedback is on, but no enabled judge routes: everything goes to people." if settings.AI_FEEDBACK else ""
-    trust = judge_trust(judge=judge)
+        on = settings.AI_FEEDBACK and campaign_cached(campaign_id=campaign_id).ai_feedback
+        return "AI feedback is on, but no enabled judge routes: everything goes to people." if on else ""
+    trust = judge_trust(judge=judge, campaign_id=campaign_id)
     if trust.trusted:
         return ""
     return (f"AI judge {judge.name} is switched off by its audit ({trust.reason}): its labels are not used in training and every "

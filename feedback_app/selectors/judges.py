@@ -1,5 +1,8 @@
 """What AI feedback reads: the routing judge, cached verdicts, a judge's audits, its trust gate and the AI labels' training weights.
 
+All per campaign: a campaign may turn AI feedback off (Campaign.ai_feedback), and a judge is trusted
+in a campaign by that campaign's audits, against that campaign's raters' agreement with each other.
+
 An audit is a decisive label (A or B) a rater gave on a comparison the judge also gave a verdict on
 (not an abstention): comparisons routed to people while the judge is untrusted, the audit share of
 AI-labelled ones, and back-filled ones. The gate reads the audits of verdicts at least as confident
@@ -15,13 +18,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
 
-from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, Judge, PreferenceLabel, Verdict
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.stats.agreement import percent_agreement
 
 
-def judge_routing() -> Judge | None:
-    """Return the enabled judge that routes new comparisons, when AI feedback is on; else None."""
-    if not settings.AI_FEEDBACK:
+def judge_routing(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Judge | None:
+    """Return the enabled judge that routes the campaign's new comparisons, when AI feedback is on in the studio and the campaign; else None."""
+    if not settings.AI_FEEDBACK or not campaign_cached(campaign_id=campaign_id).ai_feedback:
         return None
     return Judge.objects.filter(routing=True, enabled=True).first()
 
@@ -36,22 +40,22 @@ def verdict_cached(*, judge_version_id: int, cache_key: str) -> Verdict | None:
     return Verdict.objects.filter(judge_version_id=judge_version_id, cache_key=cache_key).order_by("id").first()
 
 
-def comparisons_to_backfill(*, judge_version_id: int, limit: int | None = None) -> list[Comparison]:
-    """Return comparisons a rater labelled A or B that this judge version has not judged, oldest first, with their texts."""
-    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"]).values("comparison_id")
+def comparisons_to_backfill(*, judge_version_id: int, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int | None = None) -> list[Comparison]:
+    """Return the campaign's comparisons a rater labelled A or B that this judge version has not judged, oldest first, with their texts."""
+    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], comparison__prompt__campaign_id=campaign_id).values("comparison_id")
     comparisons = (Comparison.objects.filter(pk__in=labelled).exclude(verdicts__judge_version_id=judge_version_id)
                    .select_related("prompt", "response_a", "response_b").order_by("id"))
     return list(comparisons[:limit] if limit else comparisons)
 
 
-def judge_audits(*, judge: Judge, min_confidence: float = 0.0, limit: int | None = None) -> list[dict]:
-    """Return the judge's audits, newest first: its choice and confidence against each decisive rater label.
+def judge_audits(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID, min_confidence: float = 0.0, limit: int | None = None) -> list[dict]:
+    """Return the judge's audits in the campaign, newest first: its choice and confidence against each decisive rater label.
 
     A comparison judged by several of the judge's versions counts with its newest verdict that is not an abstention.
     """
     newest = (Verdict.objects.filter(comparison=OuterRef("comparison_id"), judge_version__judge=judge, abstained=False)
               .order_by("-id").values("choice", "confidence"))
-    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"])
+    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], comparison__prompt__campaign_id=campaign_id)
               .annotate(verdict_choice=Subquery(newest.values("choice")[:1]), verdict_confidence=Subquery(newest.values("confidence")[:1]))
               .filter(verdict_choice__isnull=False, verdict_confidence__gte=min_confidence)
               .order_by("-id").values_list("comparison_id", "verdict_choice", "verdict_confidence", "winner"))
@@ -60,10 +64,11 @@ def judge_audits(*, judge: Judge, min_confidence: float = 0.0, limit: int | None
     return [{"comparison_id": cid, "judge": choice, "confidence": confidence, "people": winner} for cid, choice, confidence, winner in labels]
 
 
-def people_agreement() -> tuple[float | None, int]:
-    """Return the raters' percent agreement with each other on comparisons with overlap, and how many there are."""
+def people_agreement(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> tuple[float | None, int]:
+    """Return the campaign's raters' percent agreement with each other on comparisons with overlap, and how many there are."""
     units: dict = defaultdict(dict)
-    for cid, rater_id, winner in PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2).values_list(
+    for cid, rater_id, winner in PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2,
+                                                                 comparison__prompt__campaign_id=campaign_id).values_list(
             "comparison_id", "rater_id", "winner"):
         units[cid][rater_id] = winner
     units = {cid: raters for cid, raters in units.items() if len(raters) >= 2}
@@ -82,13 +87,13 @@ class JudgeTrust:
     reason: str
 
 
-def judge_trust(*, judge: Judge, people: tuple[float | None, int] | None = None) -> JudgeTrust:
-    """Return the trust gate of ``judge``: trusted while, over at least AI_MIN_AUDITS confident audits, it agrees with
+def judge_trust(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID, people: tuple[float | None, int] | None = None) -> JudgeTrust:
+    """Return the trust gate of ``judge`` in the campaign: trusted while, over at least AI_MIN_AUDITS confident audits, it agrees with
     people at least as often as people agree with each other minus AI_AGREEMENT_MARGIN (AI_MIN_AGREEMENT without overlap)."""
-    audits = judge_audits(judge=judge, min_confidence=judge.confidence_threshold, limit=settings.AI_AUDIT_WINDOW)
+    audits = judge_audits(judge=judge, campaign_id=campaign_id, min_confidence=judge.confidence_threshold, limit=settings.AI_AUDIT_WINDOW)
     n = len(audits)
     agreement = sum(a["judge"] == a["people"] for a in audits) / n if n else None
-    people_rate, _ = people if people is not None else people_agreement()
+    people_rate, _ = people if people is not None else people_agreement(campaign_id=campaign_id)
     if people_rate is None:
         required, bar = settings.AI_MIN_AGREEMENT, f"AI_MIN_AGREEMENT {settings.AI_MIN_AGREEMENT:.0%} (no overlap between raters yet)"
     else:
@@ -102,36 +107,40 @@ def judge_trust(*, judge: Judge, people: tuple[float | None, int] | None = None)
                       f"agrees with people {agreement:.0%} over its newest {n} audits, {verb} {required:.0%} ({bar})")
 
 
-def ai_label_weights(*, purpose: str) -> dict[int, float]:
-    """Return the training weight of each judge version's labels for ``purpose`` ("reward" or "policy").
+def ai_label_weights(*, purpose: str, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
+    """Return the training weight of each judge version's labels for ``purpose`` ("reward" or "policy") in the campaign's models.
 
-    AI_LABEL_WEIGHT for judges the gate trusts, 0 for the rest (versions not listed weigh 0 too).
+    AI_LABEL_WEIGHT for judges the campaign's gate trusts, 0 for the rest (versions not listed weigh 0 too).
     A reward-model judge's labels never train a reward model (it would learn its own verdicts back);
-    they may train the policy. With AI_FEEDBACK off no AI label counts.
+    they may train the policy. With AI_FEEDBACK off, in the studio or the campaign, no AI label counts.
     """
     if purpose not in ("reward", "policy"):
         raise ValueError(f"purpose must be reward or policy, got {purpose!r}")
-    if not settings.AI_FEEDBACK:
+    if not settings.AI_FEEDBACK or not campaign_cached(campaign_id=campaign_id).ai_feedback:
         return {}
-    judges = Judge.objects.filter(versions__labels__isnull=False).distinct().prefetch_related("versions")
-    people = people_agreement()
+    judges = (Judge.objects.filter(versions__labels__isnull=False, versions__labels__comparison__prompt__campaign_id=campaign_id)
+              .distinct().prefetch_related("versions"))
+    people = people_agreement(campaign_id=campaign_id)
     weights = {}
     for judge in judges:
-        usable = not (purpose == "reward" and judge.kind == Judge.Kind.REWARD_MODEL) and judge_trust(judge=judge, people=people).trusted
+        usable = (not (purpose == "reward" and judge.kind == Judge.Kind.REWARD_MODEL)
+                  and judge_trust(judge=judge, campaign_id=campaign_id, people=people).trusted)
         for version in judge.versions.all():
             weights[version.pk] = settings.AI_LABEL_WEIGHT if usable else 0.0
     return weights
 
 
-def ai_labels_counted(*, weights: dict[int, float], last_label_id: int | None, exclude_prompt_ids: list[int] | None = None) -> dict[str, int]:
-    """Return how many AI labels up to ``last_label_id`` count in a fit with ``weights`` (``ai_label_weights``), by label source.
+def ai_labels_counted(*, weights: dict[int, float], last_label_id: int | None, exclude_prompt_ids: list[int] | None = None,
+                      campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[str, int]:
+    """Return how many of the campaign's AI labels up to ``last_label_id`` count in a fit with ``weights`` (``ai_label_weights``), by label source.
 
     A training run records it, so each model says which judges taught it and with how many labels.
     """
     counted = [pk for pk, weight in weights.items() if weight > 0]
     if not counted or last_label_id is None:
         return {}
-    labels = PreferenceLabel.objects.filter(pk__lte=last_label_id, judge_version_id__in=counted, comparison__excluded=False)
+    labels = PreferenceLabel.objects.filter(pk__lte=last_label_id, judge_version_id__in=counted, comparison__excluded=False,
+                                            comparison__prompt__campaign_id=campaign_id)
     if exclude_prompt_ids:
         labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
     rows = labels.values_list("judge_version__judge__name").annotate(n=Count("id")).order_by("judge_version__judge__name")

@@ -15,11 +15,12 @@ from feedback_app.services.versions import campaign_models_inherit
 
 # The rules a new campaign copies from the one it starts from.
 _RULES = ("labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "criteria", "flags",
-          "qualification_pairs", "qualification_accuracy", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels")
+          "qualification_pairs", "qualification_accuracy", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels", "ai_feedback", "ai_audit_share")
 
 
 SETTINGS_FIELDS = {"labels_per_comparison", "lease_seconds", "gold_rate", "arena_share", "weight_by_trust", "min_trust", "label_target", "state", "qualification_pairs",
-                   "qualification_accuracy", "criteria", "flags", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels"}
+                   "qualification_accuracy", "criteria", "flags", "selection_strategy", "refit_every_n_labels", "policy_every_n_labels",
+                   "ai_feedback", "ai_audit_share"}
 STRATEGIES = ("uncertain", "thompson", "best_vs_worst", "random")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_NAMES = 8
@@ -120,6 +121,8 @@ def settings_checked(changes: dict) -> dict:
             raise CampaignError(f"{name} must be within 0 and 1, got {changes[name]}")
     if "state" in changes and changes["state"] not in Campaign.State.values:
         raise CampaignError(f"state must be one of {', '.join(Campaign.State.values)}, got {changes['state']!r}")
+    if changes.get("ai_audit_share") is not None and not 0.0 <= float(changes["ai_audit_share"]) <= 1.0:
+        raise CampaignError(f"ai_audit_share must be empty (the studio's setting) or within 0 and 1, got {changes['ai_audit_share']}")
     if changes.get("selection_strategy") not in (None, "", *STRATEGIES):
         raise CampaignError(f"selection_strategy must be empty (the studio's setting) or one of {', '.join(STRATEGIES)}, got {changes['selection_strategy']!r}")
     for name in ("refit_every_n_labels", "policy_every_n_labels"):

@@ -9,6 +9,7 @@ from collections import Counter
 
 from feedback_app import events, training_bridge
 from feedback_app.models import Judge
+from feedback_app.selectors.campaigns import campaign_ids_ai_feedback
 from feedback_app.selectors.judges import comparisons_to_backfill
 from feedback_app.services.judges import JudgeUnavailable, judge_version_current
 from feedback_app.services.verdicts import verdicts_give
@@ -17,16 +18,28 @@ BATCH = 16  # comparisons asked about at once (a generative judge asks twice eac
 
 
 def judge_backfill(*, judge: Judge, limit: int | None = None, models: training_bridge.ModelHolder | None = None) -> Counter:
-    """Ask an enabled judge about the labelled comparisons its current version has not judged; return what it answered
-    ("a", "b", or the reasons it abstained). Raise JudgeUnavailable when it is disabled or cannot judge."""
+    """Ask an enabled judge about the labelled comparisons of every campaign with AI feedback on that its current version
+    there has not judged (at most ``limit`` per campaign); return what it answered ("a", "b", or the reasons it abstained).
+
+    Raise JudgeUnavailable when it is disabled, or cannot judge in any campaign (a reward-model judge
+    is skipped in a campaign without an active reward model).
+    """
     if not judge.enabled:
         raise JudgeUnavailable(f"judge {judge.name} is disabled; enable it first")
-    version = judge_version_current(judge=judge)
-    todo = comparisons_to_backfill(judge_version_id=version.pk, limit=limit)
-    answered = Counter()
-    for start in range(0, len(todo), BATCH):
-        verdicts = verdicts_give(judge=judge, comparisons=todo[start:start + BATCH], models=models, backfill=True)
-        answered.update(v.choice or v.reason for v in verdicts.values())
+    answered, unavailable = Counter(), []
+    campaign_ids = campaign_ids_ai_feedback()
+    for campaign_id in campaign_ids:
+        try:
+            version = judge_version_current(judge=judge, campaign_id=campaign_id)
+        except JudgeUnavailable as exc:
+            unavailable.append(exc)
+            continue
+        todo = comparisons_to_backfill(judge_version_id=version.pk, campaign_id=campaign_id, limit=limit)
+        for start in range(0, len(todo), BATCH):
+            verdicts = verdicts_give(judge=judge, comparisons=todo[start:start + BATCH], models=models, backfill=True, campaign_id=campaign_id)
+            answered.update(v.choice or v.reason for v in verdicts.values())
+    if unavailable and len(unavailable) == len(campaign_ids):
+        raise unavailable[0]
     return answered
 
 

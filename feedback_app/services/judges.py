@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from feedback_app.models import AuditEntry, Judge, JudgeVersion
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, Judge, JudgeVersion
 from feedback_app.selectors.training import reward_model_active
 
 
@@ -13,16 +13,16 @@ class JudgeUnavailable(Exception):
     """A judge that cannot judge now; the message says why (no active reward model, no endpoint, no model folder)."""
 
 
-def judge_version_current(*, judge: Judge) -> JudgeVersion:
-    """Return the version the judge's verdicts are stored with now, made on first use.
+def judge_version_current(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> JudgeVersion:
+    """Return the version the judge's verdicts on the campaign's comparisons are stored with now, made on first use.
 
-    The reward-model judge's version is the active reward model's name, so a promotion starts a new
-    version (and a fresh verdict cache); the others use the version an admin gives them.
+    The reward-model judge's version is the campaign's active reward model's name, so a promotion
+    starts a new version (and a fresh verdict cache); the others use the version an admin gives them.
     """
     if judge.kind == Judge.Kind.REWARD_MODEL:
-        reward = reward_model_active()
+        reward = reward_model_active(campaign_id=campaign_id)
         if reward is None:
-            raise JudgeUnavailable("the reward-model judge needs an active reward model")
+            raise JudgeUnavailable("the reward-model judge needs an active reward model in the campaign")
         version = reward.name
     else:
         version = judge.version or "1"

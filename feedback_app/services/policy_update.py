@@ -41,7 +41,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS, campaign_id=campaign_id)
     labels, data_range = labels_for_training(campaign_id=campaign_id, exclude_prompt_ids=[p.pk for p in held_out])
     # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
-    ai_weights = ai_label_weights(purpose="policy")
+    ai_weights = ai_label_weights(purpose="policy", campaign_id=campaign_id)
     pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
                                              ai_weights=ai_weights)
     labelled = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
@@ -69,7 +69,8 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
         **training_bridge.policy_update_metrics(result, win), "judge": reward.name, "promoted": promote,
         "n_human_pairs": len(labelled),  # the name consumers read: labelled pairs, with rewrites and trusted AI labels
         "n_online_pairs": len(online), "trained_from": parent.name, "compared_with": active.name,
-        "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"], exclude_prompt_ids=[p.pk for p in held_out]),
+        "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"], exclude_prompt_ids=[p.pk for p in held_out],
+                                       campaign_id=campaign_id),
         "gate": f"reward-model win rate {win.win_rate:.3f} vs {active.name} (needs > {settings.POLICY_PROMOTION_WIN_RATE})",
         "paused_for_refits": {"pauses": monitor.pauses, "seconds": round(monitor.paused_seconds, 1)},
     }

@@ -22,7 +22,7 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     campaign_id = run.campaign_id
     labels, data_range = labels_for_training(campaign_id=campaign_id)
     # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
-    ai_weights = ai_label_weights(purpose="reward")
+    ai_weights = ai_label_weights(purpose="reward", campaign_id=campaign_id)
     pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
                                              ai_weights=ai_weights)
     if len(pairs) < 2:
@@ -37,7 +37,7 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     )
     promote, reason = reward_promotion_decision(new=result.metrics, baseline=result.baseline_metrics)
     metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason,
-               "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"])}
+               "ai_labels": ai_labels_counted(weights=ai_weights, last_label_id=data_range["last_label_id"], campaign_id=campaign_id)}
     with transaction.atomic():
         version = RewardModelVersion.objects.create(
             name=name, campaign_id=campaign_id, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),

@@ -149,7 +149,7 @@ def _standard_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[
         prompts=inputs, candidates=[[texts[k] for k in pool] for texts, pool in zip(generated.texts, pools)],
         strategy=strategy, seed=seed, models=models,
     )
-    judge = judge_routing() if campaign.is_default else None  # AI feedback routes the default campaign's comparisons
+    judge = judge_routing(campaign_id=campaign.pk)
     made = []
     with transaction.atomic():
         for prompt, texts, flags, pool, pick in zip(prompts, generated.texts, generated.truncated, pools, picks):

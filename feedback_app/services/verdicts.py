@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from feedback_app import training_bridge
-from feedback_app.models import Comparison, Judge, JudgeVersion, Verdict
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, Judge, JudgeVersion, Verdict
 from feedback_app.selectors.judges import verdict_cached
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.services.judge_protocol import Answer, both_orders_answers
@@ -49,12 +49,12 @@ def rm_answer(*, prob_a_wins: float, spread: float) -> Answer:
 
 
 def verdicts_give(*, judge: Judge, comparisons: Sequence[Comparison], models: training_bridge.ModelHolder | None = None,
-                  backfill: bool = False) -> dict[int, Verdict]:
-    """Return the judge's verdict on each comparison, by id: stored before, copied from the cache, or asked now.
+                  backfill: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, Verdict]:
+    """Return the judge's verdict on each comparison (all of campaign ``campaign_id``), by id: stored before, copied from the cache, or asked now.
 
     Raise JudgeUnavailable when the judge cannot judge at all (no active reward model, no endpoint).
     """
-    version = judge_version_current(judge=judge)
+    version = judge_version_current(judge=judge, campaign_id=campaign_id)
     verdicts = {v.comparison_id: v for v in Verdict.objects.filter(judge_version=version, comparison__in=comparisons)}
     to_ask = []
     for comparison in comparisons:
@@ -68,7 +68,7 @@ def verdicts_give(*, judge: Judge, comparisons: Sequence[Comparison], models: tr
             verdicts[comparison.pk] = _verdict_store(version=version, comparison=comparison, key=key, answer=answer, backfill=backfill)
         else:
             to_ask.append((comparison, key))
-    answers = _ask(judge=judge, version=version, comparisons=[c for c, _ in to_ask], models=models) if to_ask else []
+    answers = _ask(judge=judge, version=version, comparisons=[c for c, _ in to_ask], models=models, campaign_id=campaign_id) if to_ask else []
     for (comparison, key), answer in zip(to_ask, answers):
         verdicts[comparison.pk] = _verdict_store(version=version, comparison=comparison, key=key, answer=answer, backfill=backfill)
     return verdicts
@@ -82,10 +82,11 @@ def _verdict_store(*, version: JudgeVersion, comparison: Comparison, key: str, a
         })[0]
 
 
-def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], models: training_bridge.ModelHolder | None) -> list[Answer]:
+def _ask(*, judge: Judge, version: JudgeVersion, comparisons: list[Comparison], models: training_bridge.ModelHolder | None,
+         campaign_id: int) -> list[Answer]:
     items = [(c.prompt.text, c.prompt.context, c.response_a.text, c.response_b.text) for c in comparisons]
     if judge.kind == Judge.Kind.REWARD_MODEL:
-        reward = reward_model_active()
+        reward = reward_model_active(campaign_id=campaign_id)
         if reward is None or reward.name != version.version:
             raise JudgeUnavailable("the reward model changed while the judge was asked; ask again")
         scored = training_bridge.comparisons_rm_judge(version_name=reward.name, version_path=reward.path, items=items,

@@ -81,6 +81,8 @@ class SettingsForm(forms.Form):
                                              help_text="A fast reward refit after this many new labels (0: none by itself; blank: REFIT_EVERY_N_LABELS).")
     policy_every_n_labels = AsciiIntegerField(required=False, min_value=0, max_value=PG_INTEGER_MAX,
                                               help_text="A policy update after this many new labels (0: none by itself; blank: POLICY_EVERY_N_LABELS).")
+    ai_feedback = forms.BooleanField(required=False, help_text="With AI feedback on in the studio, its routing judge labels what it is sure of here.")
+    ai_audit_share = AsciiFloatField(required=False, min_value=0, max_value=1, help_text="Share of AI-labelled comparisons also sent to people (blank: AI_AUDIT_SHARE).")
 
 
 class AdjudicationForm(forms.Form):
@@ -128,7 +130,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(campaign_id=campaign.pk),
                "health_html": live.health_html(), "charts": charts, "section": "overview",
-               "ai_notice": ai_feedback_notice() if campaign.is_default else "",  # AI feedback routes the default campaign's comparisons
+               "ai_notice": ai_feedback_notice(campaign_id=campaign.pk),
                **_scope(request, campaign)}
     return render(request, "feedback_app/dashboard/overview.html", context)
 
@@ -244,10 +246,10 @@ def quality(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return _to(request, "quality/")
     raters = sorted(rater_quality(campaign_id=config.pk).values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
-    judges = judges_quality() if config.is_default else []
+    judges = judges_quality(campaign_id=config.pk)
     context = {"agreement": agreement_summary(campaign_id=config.pk), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(campaign_id=config.pk), "is_admin": _is_admin(request), "section": "quality",
-               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice() if config.is_default else "",
+               "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice(campaign_id=config.pk),
                "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(request, config)}
     refused = request.method == "POST" and not request.htmx  # htmx swaps only 2xx answers in
     return render(request, "feedback_app/dashboard/quality.html", context, status=400 if refused else 200)

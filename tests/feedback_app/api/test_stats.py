@@ -1,6 +1,6 @@
 import pytest
 
-from feedback_app.api.stats import ALL_STATS as STATS
+from feedback_app.api.stats import STATS
 from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db

@@ -276,12 +276,12 @@ def test_the_stats_api_of_a_campaign_holds_its_figures_only(studio):
     label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
     researcher = api_client_for(studio["people"]["billing_researcher"])
     index = researcher.get("/api/v1/campaigns/billing/stats/").json()
-    assert set(index) == {"overview", "labels", "agreement", "raters", "review", "reward-models", "calibration", "arena"}  # judges: the default's
+    assert set(index) == {"overview", "labels", "agreement", "raters", "review", "reward-models", "calibration", "arena", "judges"}
     overview = researcher.get("/api/v1/campaigns/billing/stats/overview/").json()["data"]
     assert overview["labels_today"] == 1 and overview["training_run"] is None
     assert [r["pseudonym"] for r in researcher.get("/api/v1/campaigns/billing/stats/raters/").json()["data"]] == [rater.profile.pseudonym]
     assert researcher.get("/api/v1/campaigns/billing/stats/arena/").json()["data"]["versions"] == []  # its own line: no policy yet
-    assert researcher.get("/api/v1/campaigns/billing/stats/judges/").status_code == 404
+    assert researcher.get("/api/v1/campaigns/billing/stats/judges/").json()["data"] == {"notice": "", "judges": []}  # AI feedback off
     assert researcher.get("/api/v1/stats/overview/").status_code == 403
     default = api_client_for(studio["people"]["default_researcher"]).get("/api/v1/stats/overview/").json()["data"]
     assert default["labels_today"] == 0

@@ -220,3 +220,43 @@ def test_a_swap_is_announced_to_its_own_campaign_s_raters_and_dashboards(studio,
         version_activate(version=policy, user=None, action="promote")
     assert (f"raters.{billing.pk}", "policy.swapped") in sent and ("raters", "policy.swapped") not in sent
     assert (f"dashboard.{billing.pk}", "dashboard.update") in sent and policy_active_or_base(campaign_id=billing.pk).pk == policy.pk
+
+
+def test_ai_feedback_is_switched_trusted_and_weighed_per_campaign(studio, make_judge, make_audits, settings):
+    """A judge's audits in the default campaign earn it no trust in billing; billing may turn AI feedback off altogether."""
+    from django.core.cache import cache
+
+    from feedback_app.models import Verdict
+    from feedback_app.selectors.judges import ai_label_weights, judge_routing, judge_trust
+    from feedback_app.services.ai_routing import comparisons_judge_and_route
+
+    settings.AI_MIN_AUDITS = 10
+    default, billing = studio["default"], studio["billing"]
+    judge = make_judge(threshold=0.8)
+    make_audits(judge, n=12, agree=12)  # in the default campaign (make_comparisons' prompts are its)
+    assert judge_trust(judge=judge).trusted
+    billing_trust = judge_trust(judge=judge, campaign_id=billing.pk)
+    assert not billing_trust.trusted and billing_trust.n_audits == 0
+    version = judge.versions.get()
+
+    def waiting(campaign, word):
+        prompt = Prompt.objects.create(campaign=campaign, text=f"{word} waits")
+        comparison = Comparison.objects.create(prompt=prompt, response_a=Response.objects.create(prompt=prompt, text="Yes."),
+                                               response_b=Response.objects.create(prompt=prompt, text="No."), status=Comparison.Status.JUDGING)
+        Verdict.objects.create(judge_version=version, comparison=comparison, cache_key=f"w{comparison.pk}", choice="a", confidence=0.95)
+        return comparison
+
+    ours, theirs = waiting(default, "Default"), waiting(billing, "Billing")
+    routes = comparisons_judge_and_route(comparison_ids=[ours.pk, theirs.pk])
+    ours.refresh_from_db(), theirs.refresh_from_db()
+    assert ours.route in ("ai", "audit") and theirs.route == "people"  # billing has not seen the judge earn its trust
+    assert sum(routes.values()) == 2
+    assert ai_label_weights(purpose="reward")[version.pk] > 0  # its label on ours trains the default campaign's models
+    assert ai_label_weights(purpose="reward", campaign_id=billing.pk) == {}  # no AI label in billing, and no trust there
+    campaign_settings_update(campaign=billing, user=studio["admin"], ai_feedback=False)
+    cache.clear()
+    assert judge_routing(campaign_id=billing.pk) is None and judge_routing() == judge
+    late = waiting(billing, "Billing again")
+    comparisons_judge_and_route(comparison_ids=[late.pk])
+    late.refresh_from_db()
+    assert (late.route, late.status) == ("", "open")  # no judge routes there: offered to people as without AI feedback
