@@ -89,6 +89,28 @@ def test_every_role_reaches_only_its_own_campaigns_pages_and_api(studio, who, al
     assert listed == allowed
 
 
+STAFF_PAGES = ("dashboard/", "dashboard/quality/", "dashboard/review/", "dashboard/models/", "dashboard/arena/")
+STAFF_API = ("stats/", "stats/overview/", "stats/reward-models/", "stats/arena/", "stats/judges/", "training-runs/")
+ROOT = {"default": "/", "billing": "/c/billing/"}
+
+
+@pytest.mark.parametrize("who, staff_of", [
+    ("default_rater", set()), ("default_researcher", {"default"}),
+    ("billing_rater", set()), ("billing_researcher", {"billing"}), ("admin", {"default", "billing"}),
+])
+def test_every_role_reaches_only_its_own_campaigns_dashboards_models_and_figures(studio, who, staff_of):
+    """The researcher's pages and calls, the model lines' included: 200 for a campaign's researchers and admins, 403 for anyone else."""
+    user = studio["people"][who]
+    client, api = _client(user), api_client_for(user)
+    for name in ("default", "billing"):
+        for page in STAFF_PAGES:
+            assert client.get(ROOT[name] + page).status_code == (200 if name in staff_of else 403), (who, name, page)
+        for call in STAFF_API:
+            assert api.get(API[name] + call).status_code == (200 if name in staff_of else 403), (who, name, call)
+        queued = api.post(API[name] + "training-runs/", {"kind": "reward_fast"}, format="json")
+        assert queued.status_code == (201 if name in staff_of else 403), (who, name)
+
+
 def test_a_member_of_one_campaign_cannot_label_skip_or_see_another_s_comparison(studio):
     rater, billing = studio["people"]["billing_rater"], studio["billing"]
     foreign = studio["default_comparisons"][0]
