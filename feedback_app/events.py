@@ -88,6 +88,14 @@ def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
     broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", live.dashboard_counters_html(campaign_id=campaign_id))
 
 
+def dashboards_push() -> None:
+    """Push the counters of every campaign that is not archived (the periodic task: rates decay on screen even when no label arrives)."""
+    from feedback_app.selectors.campaigns import campaign_ids_training
+
+    for campaign_id in campaign_ids_training():
+        dashboard_push(campaign_id=campaign_id)
+
+
 def label_recorded(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
     """A label was recorded: the campaign's dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process."""
     if cache.add(f"feedback_app:dashboard-push:{campaign_id}", True, DASHBOARD_THROTTLE_SECONDS):

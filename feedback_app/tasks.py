@@ -152,10 +152,10 @@ def model_store_prune() -> int:
 
 @shared_task
 def dashboard_push() -> None:
-    """Push the dashboard counters, so rates decay on screen even when no label arrives."""
+    """Push every campaign's dashboard counters, so rates decay on screen even when no label arrives."""
     from feedback_app import events
 
-    events.dashboard_push()
+    events.dashboards_push()
 
 
 @worker_ready.connect

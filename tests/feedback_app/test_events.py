@@ -179,3 +179,15 @@ def test_a_resent_run_goes_to_the_same_queue_as_its_first_message(kind, queue, m
     monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: sent.append((tuple(args), kw.get("queue"))))
     events.training_run_resend(run_id=12, kind=kind)
     assert sent == [((12,), queue)]
+
+
+def test_the_periodic_push_reaches_every_campaign_but_the_archived(heard):
+    from feedback_app import events
+    from feedback_app.models import Campaign
+    from feedback_app.services.campaigns import campaign_create
+
+    billing = campaign_create(slug="billing", name="Billing")
+    old = campaign_create(slug="old", name="Old")
+    Campaign.objects.filter(pk=old.pk).update(state=Campaign.State.ARCHIVED)
+    events.dashboards_push()
+    assert heard == [("push", "dashboard", "dashboard.update"), ("push", f"dashboard.{billing.pk}", "dashboard.update")]
