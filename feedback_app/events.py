@@ -162,7 +162,7 @@ def version_activated(*, version, previous) -> None:
 
 def comparisons_supplied(*, count: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
     """New comparisons are open in the campaign: its raters looking at an empty queue load one."""
-    transaction.on_commit(lambda: broadcast(raters_group(campaign_id=campaign_id), "queue.changed", live.queue_notice_html()))
+    transaction.on_commit(lambda: broadcast(raters_group(campaign_id=campaign_id), "queue.changed", live.queue_notice_html(campaign_id=campaign_id)))
 
 
 def comparisons_await_judge(*, comparison_ids: list[int]) -> None:

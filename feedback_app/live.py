@@ -61,6 +61,11 @@ def policy_toast_html(*, name: str) -> str:
     return render_to_string(f"{TEMPLATE}#policy_toast", {"policy": name})
 
 
-def queue_notice_html() -> str:
-    """Return the notice that replaces "all caught up" when new comparisons arrive."""
-    return render_to_string(f"{TEMPLATE}#queue_notice", {})
+def queue_notice_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return the notice that replaces "all caught up" when new comparisons arrive; it loads the campaign's label page."""
+    from django.urls import reverse
+
+    from feedback_app.selectors.campaigns import campaign_cached
+
+    label_url = reverse("label") if campaign_id == DEFAULT_CAMPAIGN_ID else reverse("campaign-label", args=[campaign_cached(campaign_id=campaign_id).slug])
+    return render_to_string(f"{TEMPLATE}#queue_notice", {"label_url": label_url})

@@ -140,7 +140,7 @@ def _prompts_stage_and_publish(*, batch: ImportBatch, records: Sequence, require
         _batch_publish(batch=batch, counts=counts)
         opened = Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.OPEN)
         if opened:
-            events.comparisons_supplied(count=opened)
+            events.comparisons_supplied(count=opened, campaign_id=batch.campaign_id)
 
 
 def _preferences_stage_and_publish(*, batch: ImportBatch, records: Sequence, sha256: str, filename: str, progress: Progress) -> None:

@@ -88,7 +88,7 @@ def prompt_records_import(
     batch.counts = prompt_rows_write(batch=batch, records=records, required_labels=required_labels, source=source,
                                      status=Comparison.Status.OPEN)
     if batch.counts["comparisons"]:
-        events.comparisons_supplied(count=batch.counts["comparisons"])
+        events.comparisons_supplied(count=batch.counts["comparisons"], campaign_id=campaign_id)
     batch.save(update_fields=["counts"])
     return batch
 

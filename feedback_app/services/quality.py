@@ -24,7 +24,7 @@ def comparison_mark_gold(*, comparison: Comparison, winner: str, user) -> Compar
     locked.status, locked.completed_at = Comparison.Status.OPEN, None
     locked.save(update_fields=["is_gold", "gold_winner", "status", "completed_at"])
     AuditEntry.objects.create(actor=user, action="comparison.gold", target=f"comparison:{locked.pk}", details={"winner": winner})
-    events.comparisons_supplied(count=1)
+    events.comparisons_supplied(count=1, campaign_id=locked.prompt.campaign_id)
     return locked
 
 

@@ -191,3 +191,13 @@ def test_the_periodic_push_reaches_every_campaign_but_the_archived(heard):
     Campaign.objects.filter(pk=old.pk).update(state=Campaign.State.ARCHIVED)
     events.dashboards_push()
     assert heard == [("push", "dashboard", "dashboard.update"), ("push", f"dashboard.{billing.pk}", "dashboard.update")]
+
+
+def test_comparisons_imported_into_a_campaign_are_announced_to_its_raters_only(heard, django_capture_on_commit_callbacks):
+    from feedback_app.services.campaigns import campaign_create
+    from feedback_app.services.imports import prompts_import
+
+    billing = campaign_create(slug="billing", name="Billing")
+    with django_capture_on_commit_callbacks(execute=True):
+        prompts_import(data=b'{"prompt": "Refund my invoice", "responses": ["Yes.", "No."]}', filename="p.jsonl", campaign_id=billing.pk)
+    assert ("push", f"raters.{billing.pk}", "queue.changed") in heard and not any(group == "raters" for _, group, *_ in heard)

@@ -67,4 +67,8 @@ def test_the_policy_toast_names_the_policy_and_swaps_out_of_band():
 
 def test_the_queue_notice_reloads_the_workspace():
     html = live.queue_notice_html()
-    assert 'id="queue-notice"' in html and 'hx-target="#workspace"' in html
+    assert 'id="queue-notice"' in html and 'hx-target="#workspace"' in html and 'hx-get="/label/"' in html
+    from feedback_app.services.campaigns import campaign_create
+
+    billing = campaign_create(slug="billing", name="Billing")
+    assert 'hx-get="/c/billing/label/"' in live.queue_notice_html(campaign_id=billing.pk)  # a campaign's raters load its own page
