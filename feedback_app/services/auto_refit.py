@@ -9,14 +9,11 @@ queue). The reaper asks the same question periodically, so a trigger lost with a
 
 from __future__ import annotations
 
-from functools import partial
-
-from django.db import transaction
 from django.db.models import Q
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Judge, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
+from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 
 def refit_check_due(*, label_id: int, campaign: Campaign) -> bool:
@@ -27,8 +24,7 @@ def refit_check_due(*, label_id: int, campaign: Campaign) -> bool:
 def refit_ask_after_commit(*, label_id: int, campaign: Campaign) -> None:
     """Call inside the transaction that records label ``label_id`` in ``campaign``: when ``refit_check_due``,
     ask ``training_auto_refit_if_due`` once it commits (a failure there is logged; the label stays)."""
-    if refit_check_due(label_id=label_id, campaign=campaign):
-        transaction.on_commit(partial(training_auto_refit_if_due, campaign_id=campaign.pk), robust=True)
+    ask_after_commit_every_n_labels(label_id=label_id, every=campaign.refit_every, ask=training_auto_refit_if_due, campaign_id=campaign.pk)
 
 
 def training_auto_refit_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun | None:

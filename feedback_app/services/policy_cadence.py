@@ -14,14 +14,13 @@ A run is cancelled like a refit: failing its row stops it (RunMonitor).
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, PreferenceLabel, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.services.training_runs import every_tenth_label, training_run_request_auto
+from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
 KIND = TrainingRun.Kind.POLICY_DPO
@@ -35,8 +34,7 @@ def policy_check_due(*, label_id: int, campaign: Campaign) -> bool:
 def policy_ask_after_commit(*, label_id: int, campaign: Campaign) -> None:
     """Call inside the transaction that records label ``label_id`` in ``campaign``: when ``policy_check_due``,
     ask ``policy_auto_update_if_due`` once it commits (a failure there is logged; the label stays)."""
-    if policy_check_due(label_id=label_id, campaign=campaign):
-        transaction.on_commit(partial(policy_auto_update_if_due, campaign_id=campaign.pk), robust=True)
+    ask_after_commit_every_n_labels(label_id=label_id, every=campaign.policy_every, ask=policy_auto_update_if_due, campaign_id=campaign.pk)
 
 
 def policy_ask_after_reward_promotion(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:

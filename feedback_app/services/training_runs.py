@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Callable
 
 from django.conf import settings
@@ -74,6 +75,13 @@ def training_run_request_auto(*, kind: str, campaign_id: int = DEFAULT_CAMPAIGN_
     except IntegrityError:
         return None  # another process queued it a moment ago
     return run if created else None
+
+
+def ask_after_commit_every_n_labels(*, label_id: int, every: int, ask: Callable[..., object], campaign_id: int) -> None:
+    """Call inside the transaction that records label ``label_id``: on ``every_tenth_label``, call
+    ``ask(campaign_id=campaign_id)`` once it commits (a failure there is logged; the label stays)."""
+    if every_tenth_label(label_id=label_id, every=every):
+        transaction.on_commit(partial(ask, campaign_id=campaign_id), robust=True)
 
 
 def every_tenth_label(*, label_id: int, every: int) -> bool:

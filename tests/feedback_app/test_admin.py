@@ -134,3 +134,22 @@ def test_a_researcher_changes_a_policys_serving_mode_with_an_admin_action_and_it
     assert (entry.actor, entry.target, entry.details["previous"], entry.details["mode"]) == (researcher, "policy-00002", "sample", "rerank")
     change = client.get(reverse("admin:feedback_app_policyversion_change", args=[policy.pk])).content.decode()
     assert 'name="serving_mode"' not in change
+
+
+def test_the_runs_page_queues_a_run_for_the_campaign_picked_and_the_version_actions_per_campaign(admin_user, monkeypatch):
+    from feedback_app import tasks
+    from feedback_app.models import RewardModelVersion, TrainingRun
+    from feedback_app.services.campaigns import campaign_create
+
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
+    billing = campaign_create(slug="billing", name="Billing", actor=admin_user)
+    client = logged_in(admin_user)
+    page = client.get(reverse("admin:feedback_app_trainingrun_changelist")).content.decode()
+    assert f'<option value="{billing.pk}">Billing (billing)</option>' in page
+    client.post(reverse("admin:feedback_app_trainingrun_request", args=["reward_full"]), {"campaign": billing.pk})
+    assert TrainingRun.objects.get().campaign_id == billing.pk and TrainingRun.objects.get().kind == "reward_full"
+    assert client.post(reverse("admin:feedback_app_trainingrun_request", args=["reward_fast"]), {"campaign": 999}).status_code == 403
+    versions = [RewardModelVersion.objects.create(name=f"rm-{c.pk}", campaign=c, path=f"reward/rm-{c.pk}") for c in (billing,)]
+    client.post(reverse("admin:feedback_app_rewardmodelversion_changelist"),
+                {"action": "retrain_reward_fast", "_selected_action": [v.pk for v in versions]})
+    assert TrainingRun.objects.filter(kind="reward_fast", campaign=billing).count() == 1  # the selected versions' campaign
