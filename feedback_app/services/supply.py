@@ -1,13 +1,13 @@
 """Keeping comparisons ready: each active campaign's active policy writes candidates, its reward model picks a pair.
 
 Each campaign is served in turn, one round each: a campaign's prompts are answered only by its own
-policy line and chosen among by its own reward model. One round: claim up to SUPPLY_BATCH_PROMPTS prompts that need a comparison (each claim is a
-lease on the prompt row, so two workers never generate for the same prompt), generate
-SUPPLY_CANDIDATES replies for each in one batched pass, score them with the active reward model,
+policy line and chosen among by its own reward model. One round: claim up to SUPPLY_BATCH_PROMPTS
+prompts that need a comparison (each claim is a lease on the prompt row, so two workers never
+generate for the same prompt), generate SUPPLY_CANDIDATES replies for each in one batched pass, score them with the active reward model,
 let the selection strategy choose the pair to show (among the complete replies when at least two
 are complete: a reply that hit the token budget is cut off mid-sentence), and store the two replies and the
 comparison with its provenance (policy version, reward-model version, strategy, score); each
-stored reply says whether it was truncated. A share of the prompts (the studio's arena_share) goes
+stored reply says whether it was truncated. A share of the prompts (the campaign's arena_share) goes
 to the arena instead: the active policy against an earlier one, one reply each, served in the
 active policy's serving mode (services.serving). With AI feedback on, standard comparisons wait for
 the routing judge's verdict before anyone sees them (services.ai_routing): the reward-model judge
