@@ -16,6 +16,7 @@ from django.db import transaction
 
 from feedback_app import broker, live
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
+from feedback_app.selectors.campaigns import campaign_ids_training
 
 logger = logging.getLogger(__name__)
 DASHBOARD_THROTTLE_SECONDS = 2
@@ -90,8 +91,6 @@ def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
 
 def dashboards_push() -> None:
     """Push the counters of every campaign that is not archived (the periodic task: rates decay on screen even when no label arrives)."""
-    from feedback_app.selectors.campaigns import campaign_ids_training
-
     for campaign_id in campaign_ids_training():
         dashboard_push(campaign_id=campaign_id)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
 from feedback_app.selectors.labeling import labels_today_count
 from feedback_app.selectors.training import policy_active
@@ -63,9 +65,5 @@ def policy_toast_html(*, name: str) -> str:
 
 def queue_notice_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     """Return the notice that replaces "all caught up" when new comparisons arrive; it loads the campaign's label page."""
-    from django.urls import reverse
-
-    from feedback_app.selectors.campaigns import campaign_cached
-
     label_url = reverse("label") if campaign_id == DEFAULT_CAMPAIGN_ID else reverse("campaign-label", args=[campaign_cached(campaign_id=campaign_id).slug])
     return render_to_string(f"{TEMPLATE}#queue_notice", {"label_url": label_url})
