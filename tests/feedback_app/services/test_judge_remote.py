@@ -41,6 +41,11 @@ class Stub:
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 try:
                     time.sleep(reply.get("delay", 0))
+                finally:
+                    # Out of flight before the answer is written: once a client reads it, it may post the next question.
+                    with stub.lock:
+                        stub.in_flight -= 1
+                try:
                     self.send_response(reply.get("status", 200))
                     for name, value in reply.get("headers", {}).items():
                         self.send_header(name, value)
@@ -50,9 +55,6 @@ class Stub:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout)
-                finally:
-                    with stub.lock:
-                        stub.in_flight -= 1
 
             def log_message(self, *args):
                 pass
