@@ -1,0 +1,280 @@
+"""Costs as the studio grows (issue 12): fill a scratch studio to each size, then measure what must stay flat.
+
+The fill is bulk inserts shaped like a studio's history: ``--raters`` raters, five labels per
+comparison from five of them (a submitted lease behind each), the labels spread back in time at a
+steady rate (``--labels-per-day``), so the last 48 hours hold the same number of labels at every
+size and only the history grows. At each size, in this process (Django's test client, no HTTP):
+
+- **next + label**: one of the fill's raters (whose own history grows with the studio) labels
+  fresh comparisons, ``label?next=1`` and the two-call flow; CPU per label (this process's
+  accounting; on PostgreSQL the server's work is in the wall time) and SQL statements per label;
+- **pages**: the dashboard's overview, models, quality, review and arena pages, as a researcher;
+- **stats**: every ``/api/v1/stats/<name>/``;
+- **export**: the whole campaign as TRL JSONL, cost per label exported;
+- **refit data**: what a fast refit reads before it fits (its labels, trust weights, verdicts).
+
+Each figure is printed with its ratio to the smallest size; the issue asks that none pass 2x.
+
+    .venv/bin/python -m bench.label_growth --sizes 10000,100000
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.label_growth --sizes 10000,100000,1000000 --json growth.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from bench.label_profile import Rater, setup
+
+PAGES = ("/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/")
+PER_COMPARISON = 5
+BATCH_COMPARISONS = 2000
+
+
+class Fill:
+    """The scratch studio's history: raters, and complete comparisons with their labels, added batch by batch."""
+
+    def __init__(self, *, raters: int, labels_per_day: int, seed: int) -> None:
+        from django.contrib.auth import get_user_model
+        from django.utils import timezone
+
+        from feedback_app.models import Profile, Role
+
+        User = get_user_model()
+        users = User.objects.bulk_create([User(username=f"growth-rater-{i:05d}") for i in range(raters)], batch_size=1000)
+        Profile.objects.bulk_create([Profile(user=u, role=Role.RATER) for u in users], batch_size=1000)
+        self.rater_ids = [u.pk for u in users]
+        self.labels, self.comparisons = 0, 0
+        self.rng, self.now, self.seconds_per_label = random.Random(seed), timezone.now(), 86400 / labels_per_day
+
+    def grow_to(self, labels: int) -> float:
+        """Add complete comparisons until the history holds ``labels`` labels; return the seconds it took."""
+        started = time.perf_counter()
+        while self.labels < labels:
+            self._batch(min(BATCH_COMPARISONS, -(-(labels - self.labels) // PER_COMPARISON)))
+        return time.perf_counter() - started
+
+    def _batch(self, n: int) -> None:
+        from django.db import transaction
+
+        from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
+
+        rng, first = self.rng, self.comparisons
+        # the newest history is nearest now: label k of the fill is k / rate seconds old
+        when = self.now - timedelta(seconds=(self.labels + n * PER_COMPARISON / 2) * self.seconds_per_label)
+        with transaction.atomic():
+            prompts = Prompt.objects.bulk_create([Prompt(text=f"Growth request {first + i}: my order has not arrived.", source="bench:growth")
+                                                  for i in range(n)])
+            replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to request {p.pk}.") for p in prompts for k in (0, 1)])
+            comparisons = Comparison.objects.bulk_create([
+                Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1], required_labels=PER_COMPARISON,
+                           label_count=PER_COMPARISON, status=Comparison.Status.COMPLETE, completed_at=when)
+                for i, p in enumerate(prompts)])
+            assignments, labels = [], []
+            for i, c in enumerate(comparisons):
+                better = rng.choice("ab")
+                for k in range(PER_COMPARISON):
+                    rater = self.rater_ids[((first + i) * PER_COMPARISON + k) % len(self.rater_ids)]
+                    a_on_left = rng.random() < 0.5
+                    assignments.append(Assignment(comparison=c, rater_id=rater, a_on_left=a_on_left, status=Assignment.Status.SUBMITTED,
+                                                  leased_at=when, lease_expires_at=when + timedelta(minutes=10), finished_at=when))
+                    winner = better if rng.random() < 0.75 else rng.choice(["a", "b", "tie", "both_bad"])
+                    labels.append(PreferenceLabel(comparison=c, rater_id=rater, winner=winner, strength=rng.choice((1, 2, 3)),
+                                                  a_on_left=a_on_left, time_on_task_ms=rng.randint(2000, 30000), guidelines_version=0))
+            Assignment.objects.bulk_create(assignments, batch_size=5000)
+            for label, assignment in zip(labels, assignments):
+                label.assignment = assignment
+            PreferenceLabel.objects.bulk_create(labels, batch_size=5000)
+            # auto_now_add stamped them now; put them where this batch sits in the history
+            PreferenceLabel.objects.filter(pk__gte=labels[0].pk, pk__lte=labels[-1].pk).update(created_at=when)
+            Comparison.objects.filter(pk__gte=comparisons[0].pk, pk__lte=comparisons[-1].pk).update(created_at=when)
+        self.comparisons += n
+        self.labels += len(labels)
+
+
+def open_comparisons(n: int) -> None:
+    """Add ``n`` open comparisons (one label each) for the measuring rater."""
+    from feedback_app.models import Comparison, Prompt, Response
+
+    prompts = Prompt.objects.bulk_create([Prompt(text=f"Open request {i}: where is my refund?", source="bench:growth-open") for i in range(n)])
+    replies = Response.objects.bulk_create([Response(prompt=p, text=f"Answer {k} for {p.pk}.") for p in prompts for k in (0, 1)])
+    Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1]) for i, p in enumerate(prompts)])
+
+
+def statements(call) -> tuple[int, float]:
+    """Run ``call``; return how many SQL statements it made and their total wall time in ms."""
+    from django.db import connection
+
+    seen = []
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            seen.append(time.perf_counter() - started)
+
+    with connection.execute_wrapper(timed):
+        call()
+    return len(seen), round(1000 * sum(seen), 2)
+
+
+def timed(call, repeat: int) -> dict:
+    """Median wall and CPU ms of ``repeat`` calls after one warm-up, and the statements of one call."""
+    call()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        call()
+        walls.append(1000 * (time.perf_counter() - w))
+        cpus.append(1000 * (time.process_time() - c))
+    n, sql_ms = statements(call)
+    return {"wall_ms": round(statistics.median(walls), 2), "cpu_ms": round(statistics.median(cpus), 2), "statements": n, "sql_ms": sql_ms}
+
+
+def measure_labeling(token: str, *, rounds: int) -> dict:
+    out = {}
+    for name, combined in (("label_and_next", True), ("next_then_label", False)):
+        open_comparisons(rounds + 25)
+        rater = Rater(token, combined)
+        for _ in range(10):
+            rater.round()
+        n, sql_ms = statements(rater.round)
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            rater.round()
+        out[name] = {"wall_ms": round(1000 * (time.perf_counter() - w) / rounds, 2), "cpu_ms": round(1000 * (time.process_time() - c) / rounds, 2),
+                     "statements": n, "sql_ms": sql_ms}
+        # the rater's last lease is left open; the next flow starts from a fresh next
+    return out
+
+
+def measure_pages(client, api, *, repeat: int) -> dict:
+    from feedback_app.api.stats import STATS
+
+    def get(c, url):
+        def call():
+            response = c.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            b"".join(response.streaming_content) if response.streaming else response.content
+        return call
+
+    out = {url: timed(get(client, url), repeat) for url in PAGES}
+    out.update({f"/api/v1/stats/{name}/": timed(get(api, f"/api/v1/stats/{name}/"), repeat) for name in STATS})
+    return out
+
+
+def measure_export(api) -> dict:
+    w, c = time.perf_counter(), time.process_time()
+    response = api.get("/api/v1/export/preferences/?format=trl")
+    assert response.status_code == 200, response.status_code
+    lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
+    wall, cpu = time.perf_counter() - w, time.process_time() - c
+    return {"rows": lines, "wall_us_per_row": round(1e6 * wall / max(1, lines), 2), "cpu_us_per_row": round(1e6 * cpu / max(1, lines), 2),
+            "wall_s": round(wall, 2)}
+
+
+def measure_refit_data() -> dict:
+    """What a fast refit reads before it fits: its labels (iterated to the end), the raters' weights, the verdicts."""
+    from feedback_app.selectors.judges import ai_label_weights
+    from feedback_app.selectors.quality import rater_weights
+    from feedback_app.selectors.training import labels_for_training, verdicts
+
+    w, c = time.perf_counter(), time.process_time()
+    labels, data_range = labels_for_training()
+    n = sum(1 for _ in labels)
+    rater_weights(), verdicts(), ai_label_weights(purpose="reward")
+    wall, cpu = time.perf_counter() - w, time.process_time() - c
+    return {"labels_read": n, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "n_labels": data_range["n_labels"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="10000,100000", help="label counts to fill to, ascending, comma-separated")
+    p.add_argument("--raters", type=int, default=2000)
+    p.add_argument("--labels-per-day", type=int, default=33_000, help="the fill's steady rate: how far back in time the history reaches")
+    p.add_argument("--rounds", type=int, default=150, help="next + label rounds per flow and size")
+    p.add_argument("--repeat", type=int, default=3, help="timed calls per page (the median is reported)")
+    p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if sizes != sorted(sizes) or sizes[0] <= 0:
+        p.error(f"--sizes must be positive and ascending, got {args.sizes}")
+    redis = setup(os.environ.get("DATABASE_URL"))
+    try:
+        return run(args, sizes)
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+
+
+def run(args: argparse.Namespace, sizes: list[int]) -> int:
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+
+    from feedback_app.models import Campaign, Role
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.accounts import api_token_issue, user_create
+
+    Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
+    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, seed=args.seed)
+    from django.contrib.auth import get_user_model
+
+    _, token = api_token_issue(user=get_user_model().objects.get(pk=fill.rater_ids[0]))
+    researcher, _, researcher_token = user_create(username="growth-researcher", role=Role.RESEARCHER)
+    pages = Client()
+    pages.force_login(researcher)
+    api = Client(HTTP_AUTHORIZATION=f"Token {researcher_token}")
+    result = {"database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "raters": args.raters,
+              "labels_per_day": args.labels_per_day, "sizes": []}
+    for size in sizes:
+        fill_s = fill.grow_to(size)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        row = {"labels": fill.labels, "comparisons": fill.comparisons, "fill_s": round(fill_s, 1),
+               "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
+               "refit_data": measure_refit_data()}
+        if not args.no_export:
+            row["export"] = measure_export(api)
+        result["sizes"].append(row)
+        report(result)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def report(result: dict) -> None:
+    """Print the latest size's figures beside the first size's, with the ratio."""
+    first, last = result["sizes"][0], result["sizes"][-1]
+
+    def line(name: str, a: dict, b: dict, key: str, unit: str) -> None:
+        ratio = b[key] / a[key] if a[key] else float("nan")
+        flag = "  <-- more than 2x" if ratio > 2 else ""
+        print(f"  {name:<34} {a[key]:>10.2f} {b[key]:>10.2f} {unit:<4} x{ratio:5.2f}   statements {a.get('statements', '-')} -> {b.get('statements', '-')}{flag}")
+
+    print(f"\n{result['database']}: {last['labels']:,} labels over {last['comparisons']:,} comparisons "
+          f"(filled in {last['fill_s']} s); first size {first['labels']:,}")
+    for name in last["labeling"]:
+        line(f"{name} (CPU)", first["labeling"][name], last["labeling"][name], "cpu_ms", "ms")
+        line(f"{name} (wall)", first["labeling"][name], last["labeling"][name], "wall_ms", "ms")
+    for url in last["pages"]:
+        line(url, first["pages"][url], last["pages"][url], "wall_ms", "ms")
+    line("refit data (wall, all labels)", first["refit_data"], last["refit_data"], "wall_s", "s")
+    if "export" in last:
+        line("export per row (wall)", first["export"], last["export"], "wall_us_per_row", "us")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
