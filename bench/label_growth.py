@@ -1,7 +1,8 @@
 """Costs as the studio grows (issue 12): fill a scratch studio to each size, then measure what must stay flat.
 
 The fill is bulk inserts shaped like a studio's history: ``--raters`` raters, five labels per
-comparison from five of them (a submitted lease behind each), the labels spread back in time at a
+comparison from five of them (a submitted lease behind each), a tenth of the comparisons left open and part-labelled (a backlog, ``--open-share``),
+the labels spread back in time at a
 steady rate (``--labels-per-day``), so the last 48 hours hold the same number of labels at every
 size and only the history grows. At each size, in this process (Django's test client, no HTTP):
 
@@ -10,7 +11,7 @@ size and only the history grows. At each size, in this process (Django's test cl
   accounting; on PostgreSQL the server's work is in the wall time) and SQL statements per label;
 - **pages**: the dashboard's overview, models, quality, review and arena pages, as a researcher;
 - **stats**: every ``/api/v1/stats/<name>/``;
-- **export**: the whole campaign as TRL JSONL, cost per label exported;
+- **export**: the whole campaign as raw JSONL (a row per label), cost per label exported;
 - **refit data**: what a fast refit reads before it fits (its labels, trust weights, verdicts).
 
 Each figure is printed with its ratio to the smallest size; the issue asks that none pass 2x.
@@ -41,7 +42,7 @@ BATCH_COMPARISONS = 2000
 class Fill:
     """The scratch studio's history: raters, and complete comparisons with their labels, added batch by batch."""
 
-    def __init__(self, *, raters: int, labels_per_day: int, seed: int) -> None:
+    def __init__(self, *, raters: int, labels_per_day: int, open_share: float, seed: int) -> None:
         from django.contrib.auth import get_user_model
         from django.utils import timezone
 
@@ -51,14 +52,14 @@ class Fill:
         users = User.objects.bulk_create([User(username=f"growth-rater-{i:05d}") for i in range(raters)], batch_size=1000)
         Profile.objects.bulk_create([Profile(user=u, role=Role.RATER) for u in users], batch_size=1000)
         self.rater_ids = [u.pk for u in users]
-        self.labels, self.comparisons = 0, 0
+        self.labels, self.comparisons, self.open, self.open_share = 0, 0, 0, open_share
         self.rng, self.now, self.seconds_per_label = random.Random(seed), timezone.now(), 86400 / labels_per_day
 
     def grow_to(self, labels: int) -> float:
         """Add complete comparisons until the history holds ``labels`` labels; return the seconds it took."""
         started = time.perf_counter()
         while self.labels < labels:
-            self._batch(min(BATCH_COMPARISONS, -(-(labels - self.labels) // PER_COMPARISON)))
+            self._batch(max(1, min(BATCH_COMPARISONS, (labels - self.labels) // PER_COMPARISON)))
         return time.perf_counter() - started
 
     def _batch(self, n: int) -> None:
@@ -73,14 +74,18 @@ class Fill:
             prompts = Prompt.objects.bulk_create([Prompt(text=f"Growth request {first + i}: my order has not arrived.", source="bench:growth")
                                                   for i in range(n)])
             replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to request {p.pk}.") for p in prompts for k in (0, 1)])
+            # a share is the backlog: still open, part-labelled
+            given = [rng.randrange(PER_COMPARISON) if rng.random() < self.open_share else PER_COMPARISON for _ in prompts]
             comparisons = Comparison.objects.bulk_create([
-                Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1], required_labels=PER_COMPARISON,
-                           label_count=PER_COMPARISON, status=Comparison.Status.COMPLETE, completed_at=when)
+                Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1], required_labels=PER_COMPARISON, label_count=given[i],
+                           status=Comparison.Status.COMPLETE if given[i] == PER_COMPARISON else Comparison.Status.OPEN,
+                           completed_at=when if given[i] == PER_COMPARISON else None)
                 for i, p in enumerate(prompts)])
+            self.open += sum(1 for g in given if g < PER_COMPARISON)
             assignments, labels = [], []
             for i, c in enumerate(comparisons):
                 better = rng.choice("ab")
-                for k in range(PER_COMPARISON):
+                for k in range(given[i]):
                     rater = self.rater_ids[((first + i) * PER_COMPARISON + k) % len(self.rater_ids)]
                     a_on_left = rng.random() < 0.5
                     assignments.append(Assignment(comparison=c, rater_id=rater, a_on_left=a_on_left, status=Assignment.Status.SUBMITTED,
@@ -93,7 +98,8 @@ class Fill:
                 label.assignment = assignment
             PreferenceLabel.objects.bulk_create(labels, batch_size=5000)
             # auto_now_add stamped them now; put them where this batch sits in the history
-            PreferenceLabel.objects.filter(pk__gte=labels[0].pk, pk__lte=labels[-1].pk).update(created_at=when)
+            if labels:
+                PreferenceLabel.objects.filter(pk__gte=labels[0].pk, pk__lte=labels[-1].pk).update(created_at=when)
             Comparison.objects.filter(pk__gte=comparisons[0].pk, pk__lte=comparisons[-1].pk).update(created_at=when)
         self.comparisons += n
         self.labels += len(labels)
@@ -173,7 +179,7 @@ def measure_pages(client, api, *, repeat: int) -> dict:
 
 def measure_export(api) -> dict:
     w, c = time.perf_counter(), time.process_time()
-    response = api.get("/api/v1/export/preferences/?format=trl")
+    response = api.get("/api/v1/export/preferences/?format=raw")
     assert response.status_code == 200, response.status_code
     lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
     wall, cpu = time.perf_counter() - w, time.process_time() - c
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="10000,100000", help="label counts to fill to, ascending, comma-separated")
     p.add_argument("--raters", type=int, default=2000)
     p.add_argument("--labels-per-day", type=int, default=33_000, help="the fill's steady rate: how far back in time the history reaches")
+    p.add_argument("--open-share", type=float, default=0.1, help="the share of the fill's comparisons left open, part-labelled (a backlog)")
     p.add_argument("--rounds", type=int, default=150, help="next + label rounds per flow and size")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per page (the median is reported)")
     p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
@@ -227,7 +234,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
     from feedback_app.services.accounts import api_token_issue, user_create
 
     Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
-    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, seed=args.seed)
+    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, open_share=args.open_share, seed=args.seed)
     from django.contrib.auth import get_user_model
 
     _, token = api_token_issue(user=get_user_model().objects.get(pk=fill.rater_ids[0]))
@@ -242,7 +249,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
-        row = {"labels": fill.labels, "comparisons": fill.comparisons, "fill_s": round(fill_s, 1),
+        row = {"labels": fill.labels, "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
                "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
                "refit_data": measure_refit_data()}
         if not args.no_export:

@@ -11,11 +11,13 @@ class FeedbackAppConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_delete
 
         from feedback_app.file_modes import on_connection_created
 
         connection_created.connect(on_connection_created, dispatch_uid="feedback_app.file_modes")
         user_logged_out.connect(_session_ended, dispatch_uid="feedback_app.session_ended")
+        post_delete.connect(_label_deleted, sender="feedback_app.PreferenceLabel", dispatch_uid="feedback_app.label_deleted")
 
 
 def _session_ended(sender, request, user, **kwargs) -> None:
@@ -24,3 +26,10 @@ def _session_ended(sender, request, user, **kwargs) -> None:
 
     if user is not None and request.session.session_key:
         events.user_access_changed(user_id=user.pk, session_key=request.session.session_key)
+
+
+def _label_deleted(sender, instance, **kwargs) -> None:
+    """A label went (undone, or deleted with its comparison or prompt): its closed day's count is read again."""
+    from feedback_app.services.label_tally import label_day_reopen
+
+    label_day_reopen(created_at=instance.created_at)

@@ -96,9 +96,13 @@ def dashboards_push() -> None:
 
 
 def label_recorded(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
-    """A label was recorded: the campaign's dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process."""
+    """A label was recorded: the campaign's dashboards hear of it, at most every DASHBOARD_THROTTLE_SECONDS from each process.
+
+    A worker renders the counters (``tasks.dashboard_push``): the label's request pays for one
+    message to the broker now and then, never for the counters' queries.
+    """
     if cache.add(f"feedback_app:dashboard-push:{campaign_id}", True, DASHBOARD_THROTTLE_SECONDS):
-        transaction.on_commit(lambda: dashboard_push(campaign_id=campaign_id))
+        transaction.on_commit(lambda: _enqueue("dashboard_push", campaign_id))
 
 
 def training_run_queued(*, run) -> None:

@@ -151,11 +151,23 @@ def model_store_prune() -> int:
 
 
 @shared_task
-def dashboard_push() -> None:
-    """Push every campaign's dashboard counters, so rates decay on screen even when no label arrives."""
+def label_days_close() -> int:
+    """Count the labels of the days that ended (hourly); return how many days closed."""
+    from feedback_app.services.label_tally import label_days_close
+
+    return label_days_close()
+
+
+@shared_task
+def dashboard_push(campaign_id: int | None = None) -> None:
+    """Push one campaign's dashboard counters (a label arrived), or every campaign's (the periodic
+    push, so rates decay on screen even when no label arrives)."""
     from feedback_app import events
 
-    events.dashboards_push()
+    if campaign_id is None:
+        events.dashboards_push()
+    else:
+        events.dashboard_push(campaign_id=campaign_id)
 
 
 @worker_ready.connect

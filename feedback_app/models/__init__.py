@@ -6,7 +6,7 @@ from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID, Campaign, Campaig
 from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.imports import ImportJob
 from feedback_app.models.judges import Judge, JudgeVersion, Verdict
-from feedback_app.models.labels import PreferenceLabel, Winner
+from feedback_app.models.labels import LabelDayCount, LabelDaysClosed, PreferenceLabel, Winner
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
 from feedback_app.models.training import PolicyVersion, RewardModelVersion, ServingMode, TrainingRun, VersionStatus
 
@@ -22,6 +22,8 @@ __all__ = [
     "ImportJob",
     "Judge",
     "JudgeVersion",
+    "LabelDayCount",
+    "LabelDaysClosed",
     "PolicyVersion",
     "PreferenceLabel",
     "Profile",

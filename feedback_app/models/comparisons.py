@@ -107,6 +107,7 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["comparison", "status", "lease_expires_at"], name="assignment_slot"),
             models.Index(fields=["rater", "status", "lease_expires_at"], name="assignment_rater_open"),
+            models.Index(fields=["leased_at"], name="assignment_leased_at"),  # who is active: the leases of the last minutes
         ]
 
     def __str__(self) -> str:

@@ -80,3 +80,24 @@ class PreferenceLabel(models.Model):
 
     def __str__(self) -> str:
         return f"Label {self.pk}: comparison {self.comparison_id} → {self.winner}"
+
+
+class LabelDayCount(models.Model):
+    """How many labels (raters', imported and AI) a campaign received on one closed UTC day.
+
+    Written by ``services.label_tally`` for the days up to ``LabelDaysClosed.through``; a label
+    deleted from a closed day reopens it, so the counts never disagree with the rows.
+    """
+
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    labels = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="label_day_count_once")]
+
+
+class LabelDaysClosed(models.Model):
+    """The last UTC day whose labels ``LabelDayCount`` holds, for every campaign (one row, id 1)."""
+
+    through = models.DateField()

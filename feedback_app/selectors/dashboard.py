@@ -14,6 +14,7 @@ from django.utils import timezone
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.campaigns import campaign_cached
+from feedback_app.selectors.label_tally import labels_total_count
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -47,7 +48,7 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
     active_rm = RewardModelVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     config = campaign_cached(campaign_id=campaign_id)
-    total, target = _labels(campaign_id).count(), config.label_target
+    total, target = labels_total_count(campaign_id=campaign_id), config.label_target
     return {
         "labels_per_minute": labels_per_minute(campaign_id=campaign_id),
         "labels_today": _labels(campaign_id).filter(created_at__gte=today, rater__isnull=False).count(),

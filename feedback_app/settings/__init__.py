@@ -149,6 +149,7 @@ CELERY_TASK_ROUTES = {
     "feedback_app.tasks.reward_score": {"queue": "score"},
     "feedback_app.tasks.comparisons_rm_score": {"queue": "score"},
     "feedback_app.tasks.policy_generate": {"queue": "score"},
+    "feedback_app.tasks.dashboard_push": {"queue": "score"},  # short, and never behind a round of generation
     "feedback_app.tasks.comparisons_judge": {"queue": "judge"},
     "feedback_app.tasks.judge_backfill": {"queue": "judge"},
     "feedback_app.tasks.embeddings_compact": {"queue": "gpu"},
@@ -170,6 +171,8 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 30.0},
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
+    # A campaign's label total reads its closed days' counts and the labels since (services.label_tally).
+    "label-days-close": {"task": "feedback_app.tasks.label_days_close", "schedule": 3600.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},
     "import-jobs-reap": {"task": "feedback_app.tasks.import_jobs_reap", "schedule": 300.0},

@@ -74,3 +74,24 @@ def test_comparison_get_returns_the_comparison_or_none():
     c = comparison()
     assert comparison_get(comparison_id=c.pk) == c
     assert comparison_get(comparison_id=c.pk + 1) is None
+
+
+def test_active_raters_are_those_who_labelled_or_leased_in_the_window(make_user, make_comparisons):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.models import Assignment, PreferenceLabel
+    from feedback_app.selectors.quality import active_rater_count
+
+    labeller, leaser, both, idle = (make_user() for _ in range(4))
+    first, second, third, fourth = make_comparisons(4)
+    now = timezone.now()
+    PreferenceLabel.objects.create(comparison=first, rater=labeller, winner="a")
+    Assignment.objects.create(comparison=second, rater=leaser, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(minutes=5))
+    PreferenceLabel.objects.create(comparison=third, rater=both, winner="b")
+    Assignment.objects.create(comparison=third, rater=both, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(minutes=5))
+    old = PreferenceLabel.objects.create(comparison=fourth, rater=idle, winner="a")
+    PreferenceLabel.objects.filter(pk=old.pk).update(created_at=now - timedelta(hours=1))
+    PreferenceLabel.objects.create(comparison=fourth, winner="a")  # imported: no rater
+    assert active_rater_count(minutes=10) == 3
