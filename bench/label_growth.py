@@ -1,7 +1,7 @@
 """Costs as the studio grows (issue 12): fill a scratch studio to each size, then measure what must stay flat.
 
 The fill is bulk inserts shaped like a studio's history: ``--raters`` raters, five labels per
-comparison from five of them (a submitted lease behind each), a tenth of the comparisons left open and part-labelled (a backlog, ``--open-share``),
+comparison from five of them (a submitted lease behind each), their review marks set as the labeling services set them, a tenth of the comparisons left open and part-labelled (a backlog, ``--open-share``),
 the labels spread back in time at a
 steady rate (``--labels-per-day``), so the last 48 hours hold the same number of labels at every
 size and only the history grows. At each size, in this process (Django's test client, no HTTP):
@@ -66,6 +66,7 @@ class Fill:
         from django.db import transaction
 
         from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
+        from feedback_app.selectors.quality import review_marks
 
         rng, first = self.rng, self.comparisons
         # the newest history is nearest now: label k of the fill is k / rate seconds old
@@ -76,21 +77,23 @@ class Fill:
             replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to request {p.pk}.") for p in prompts for k in (0, 1)])
             # a share is the backlog: still open, part-labelled
             given = [rng.randrange(PER_COMPARISON) if rng.random() < self.open_share else PER_COMPARISON for _ in prompts]
+            votes = []
+            for g in given:
+                better = rng.choice("ab")
+                votes.append([better if rng.random() < 0.75 else rng.choice(["a", "b", "tie", "both_bad"]) for _ in range(g)])
             comparisons = Comparison.objects.bulk_create([
                 Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1], required_labels=PER_COMPARISON, label_count=given[i],
                            status=Comparison.Status.COMPLETE if given[i] == PER_COMPARISON else Comparison.Status.OPEN,
-                           completed_at=when if given[i] == PER_COMPARISON else None)
+                           completed_at=when if given[i] == PER_COMPARISON else None, **review_marks(votes[i], flagged=False))
                 for i, p in enumerate(prompts)])
             self.open += sum(1 for g in given if g < PER_COMPARISON)
             assignments, labels = [], []
             for i, c in enumerate(comparisons):
-                better = rng.choice("ab")
-                for k in range(given[i]):
+                for k, winner in enumerate(votes[i]):
                     rater = self.rater_ids[((first + i) * PER_COMPARISON + k) % len(self.rater_ids)]
                     a_on_left = rng.random() < 0.5
                     assignments.append(Assignment(comparison=c, rater_id=rater, a_on_left=a_on_left, status=Assignment.Status.SUBMITTED,
                                                   leased_at=when, lease_expires_at=when + timedelta(minutes=10), finished_at=when))
-                    winner = better if rng.random() < 0.75 else rng.choice(["a", "b", "tie", "both_bad"])
                     labels.append(PreferenceLabel(comparison=c, rater_id=rater, winner=winner, strength=rng.choice((1, 2, 3)),
                                                   a_on_left=a_on_left, time_on_task_ms=rng.randint(2000, 30000), guidelines_version=0))
             Assignment.objects.bulk_create(assignments, batch_size=5000)
@@ -103,6 +106,21 @@ class Fill:
             Comparison.objects.filter(pk__gte=comparisons[0].pk, pk__lte=comparisons[-1].pk).update(created_at=when)
         self.comparisons += n
         self.labels += len(labels)
+
+
+def days_close() -> None:
+    """Count the closed days' labels, as the hourly task has in a studio that grew to this size.
+
+    The fill writes history backwards in time, into days a studio would long have closed, so the
+    counts start again from nothing at each size (a real studio only ever adds labels to today).
+    """
+    from feedback_app.models import LabelDayCount, LabelDaysClosed
+    from feedback_app.services.label_tally import label_days_close
+
+    LabelDaysClosed.objects.all().delete()
+    LabelDayCount.objects.all().delete()
+    while label_days_close():
+        pass
 
 
 def open_comparisons(n: int) -> None:
@@ -246,6 +264,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
               "labels_per_day": args.labels_per_day, "sizes": []}
     for size in sizes:
         fill_s = fill.grow_to(size)
+        days_close()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")

@@ -62,6 +62,10 @@ class Comparison(models.Model):
     rm_prob_a_wins = models.FloatField(null=True, blank=True)
     rm_prob_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     route = models.CharField(max_length=8, choices=Route.choices, blank=True, default="")
+    # For the review queue, kept by the labeling services from the comparison's own labels (services.labeling):
+    # a label carries a flag; two or more raters and no answer has two thirds of their votes.
+    flagged = models.BooleanField(default=False)
+    disputed = models.BooleanField(default=False)
     judging_since = models.DateTimeField(null=True, blank=True)  # when it started waiting for the judge
 
     class Meta:
@@ -69,6 +73,9 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["status", "id"], name="comparison_status_id"),
             models.Index(fields=["is_gold", "status"], name="comparison_gold"),
+            # the review queue: the newest unreviewed flagged or disputed comparisons, without reading every label
+            models.Index(fields=["id"], name="comparison_flagged_unreviewed", condition=Q(flagged=True, reviewed_at__isnull=True)),
+            models.Index(fields=["id"], name="comparison_disputed_unreviewed", condition=Q(disputed=True, reviewed_at__isnull=True)),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_responses"),

@@ -206,17 +206,20 @@ def rater_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]
 
 
 def review_queue(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int = 100) -> dict[str, list]:
-    """Return the comparisons waiting for an admin: flagged by a rater, or disputed among raters."""
+    """Return the newest comparisons waiting for an admin: flagged by a rater, or disputed among raters (``Comparison.flagged``, ``.disputed``)."""
     pending = _comparisons(campaign_id).filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
-    flagged = list(pending.filter(pk__in=_labels(campaign_id).exclude(flags=[]).values("comparison_id")).order_by("-id")[:limit])
-    disputed = []
+    flagged = list(pending.filter(flagged=True).order_by("-id")[:limit])
+    disputed = list(pending.filter(disputed=True).order_by("-id")[:limit])
     votes = defaultdict(list)
-    for cid, winner in _labels(campaign_id).filter(comparison__reviewed_at__isnull=True, comparison__label_count__gte=2, rater__isnull=False).values_list("comparison_id", "winner"):
+    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=[c.pk for c in disputed], rater__isnull=False).values_list("comparison_id", "winner"):
         votes[cid].append(winner)
-    contested = [cid for cid, ws in votes.items() if len(ws) >= 2 and max(ws.count(w) for w in set(ws)) / len(ws) < 2 / 3]
-    if contested:
-        disputed = list(pending.filter(pk__in=contested).order_by("-id")[:limit])
-    return {"flagged": flagged, "disputed": disputed, "votes": {cid: votes[cid] for cid in contested}}
+    return {"flagged": flagged, "disputed": disputed, "votes": dict(votes)}
+
+
+def review_marks(winners: list[str], *, flagged: bool) -> dict[str, bool]:
+    """Return a comparison's ``flagged`` and ``disputed`` marks from its raters' answers and whether any label carries a flag."""
+    disputed = len(winners) >= 2 and max(winners.count(w) for w in set(winners)) / len(winners) < 2 / 3
+    return {"flagged": flagged, "disputed": disputed}
 
 
 def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:

@@ -27,6 +27,7 @@ from feedback_app.selectors.labeling import (
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached, campaign_role
+from feedback_app.selectors.quality import review_marks
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
@@ -281,7 +282,7 @@ def label_record(
     assignment.finished_at = now
     assignment.save(update_fields=["status", "finished_at"])
     comparison.label_count += 1
-    fields = ["label_count"]
+    fields = ["label_count", *_review_marks_set(comparison=comparison, flagged=comparison.flagged or bool(label.flags))]
     if comparison.label_count >= comparison.required_labels and not comparison.is_gold:
         comparison.status = Comparison.Status.COMPLETE
         comparison.completed_at = now
@@ -295,6 +296,22 @@ def label_record(
     if comparison.kind == Comparison.Kind.ARENA:
         arena_ask_after_commit(campaign_id=campaign.pk)
     return label, True
+
+
+def _review_marks_set(*, comparison: Comparison, flagged: bool) -> list[str]:
+    """Set the comparison's review marks from its raters' labels as they stand; return the fields that changed.
+
+    Call while holding the comparison's row lock. A gold pair is never marked disputed: its
+    answer is known, and reading its votes would read one label per rater of the campaign.
+    """
+    winners = []
+    if comparison.label_count >= 2 and not comparison.is_gold:
+        winners = list(PreferenceLabel.objects.filter(comparison=comparison, rater__isnull=False).values_list("winner", flat=True))
+    marks = review_marks(winners, flagged=flagged)
+    changed = [name for name, value in marks.items() if getattr(comparison, name) != value]
+    for name in changed:
+        setattr(comparison, name, marks[name])
+    return changed
 
 
 def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
@@ -359,7 +376,8 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     comparison.label_count -= 1
     comparison.status = Comparison.Status.OPEN
     comparison.completed_at = None
-    comparison.save(update_fields=["label_count", "status", "completed_at"])
+    flagged = PreferenceLabel.objects.filter(comparison=comparison).exclude(flags=[]).exists()
+    comparison.save(update_fields=["label_count", "status", "completed_at", *_review_marks_set(comparison=comparison, flagged=flagged)])
     assignment.status = Assignment.Status.LEASED
     assignment.finished_at = None
     assignment.leased_at = now

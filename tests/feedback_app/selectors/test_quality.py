@@ -1,4 +1,5 @@
 import pytest
+from django.utils import timezone
 
 from feedback_app.models import Comparison, PreferenceLabel, Prompt
 from feedback_app.selectors.quality import agreement_summary, comparison_get, labels_by_comparison, rater_quality, rater_trust, review_queue
@@ -45,13 +46,17 @@ def test_agreement_summary_on_a_hand_worked_example(make_user):
 
 
 def test_review_queue_lists_flagged_and_disputed(make_user):
-    flagged, disputed, calm = comparison(), comparison(), comparison()
+    """The queue reads the marks the labeling services keep (tested in services/test_labeling), newest first, unreviewed only."""
+    flagged, disputed, calm, reviewed = comparison(), comparison(), comparison(), comparison()
     r1, r2 = make_user(), make_user()
     PreferenceLabel.objects.create(comparison=flagged, rater=r1, winner="a", flags=["private"])
-    for c, (w1, w2) in ((disputed, ("a", "b")), (calm, ("a", "a"))):
+    for c, (w1, w2) in ((disputed, ("a", "b")), (calm, ("a", "a")), (reviewed, ("a", "b"))):
         PreferenceLabel.objects.create(comparison=c, rater=r1, winner=w1)
         PreferenceLabel.objects.create(comparison=c, rater=r2, winner=w2)
     Comparison.objects.update(label_count=2)
+    Comparison.objects.filter(pk=flagged.pk).update(flagged=True)
+    Comparison.objects.filter(pk__in=[disputed.pk, reviewed.pk]).update(disputed=True)
+    Comparison.objects.filter(pk=reviewed.pk).update(reviewed_at=timezone.now())
     queue = review_queue()
     assert [c.pk for c in queue["flagged"]] == [flagged.pk]
     assert [c.pk for c in queue["disputed"]] == [disputed.pk] and queue["votes"][disputed.pk] == ["a", "b"]

@@ -198,3 +198,21 @@ def test_roles_do_not_change_labeling(make_user, make_comparisons):
         a = assignment_lease_next(campaign=campaign_default(), rater=user)
         label_record(campaign=campaign_default(), rater=user, comparison_id=a.comparison_id, submission=LabelSubmission(choice="tie"))
     assert PreferenceLabel.objects.count() == 2
+
+
+def test_the_review_marks_follow_the_labels(make_user, make_comparisons, settings):
+    """A flag marks the comparison flagged; two raters who disagree mark it disputed; an undo clears what no longer holds."""
+    settings.LABEL_FLAGS = ["spam"]
+    calm, split = make_comparisons(2, required_labels=2)
+    r1, r2 = make_user(), make_user()
+    for rater, choices in ((r1, ("left", "left")), (r2, ("left", "right"))):
+        for comparison, choice in zip((calm, split), choices):
+            Assignment.objects.create(comparison=comparison, rater=rater, a_on_left=True, leased_at=timezone.now(),
+                                                   lease_expires_at=timezone.now() + timedelta(minutes=5))
+            flags = ("spam",) if rater == r1 and comparison == calm else ()
+            label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice=choice, flags=flags))
+    calm.refresh_from_db(), split.refresh_from_db()
+    assert (calm.flagged, calm.disputed, split.flagged, split.disputed) == (True, False, False, True)
+    label_undo_last(campaign=campaign_default(), rater=r2)  # r2's last label was on the split pair
+    split.refresh_from_db()
+    assert not split.disputed and split.label_count == 1
