@@ -88,5 +88,9 @@ class Migration(migrations.Migration):
             model_name='labeldaycount',
             constraint=models.UniqueConstraint(fields=('campaign', 'day'), name='label_day_count_once'),
         ),
+        migrations.AddIndex(
+            model_name='comparison',
+            index=models.Index(fields=['completed_at'], name='comparison_completed_at'),
+        ),
         migrations.RunPython(review_marks_fill, migrations.RunPython.noop),
     ]

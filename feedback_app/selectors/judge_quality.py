@@ -74,8 +74,11 @@ def reliability_bins(audits: list[dict]) -> list[dict]:
 def judges_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[dict]:
     """Return ``judge_quality`` in the campaign of every judge that is enabled or gave a verdict there, the routing one first."""
     judges = Judge.objects.filter(enabled=True) | Judge.objects.filter(versions__verdicts__comparison__prompt__campaign_id=campaign_id)
+    judges = sorted(set(judges), key=lambda j: (not j.routing, j.pk))
+    if not judges:
+        return []  # without a judge, the raters' agreement (a read of every label) is not needed
     people = people_agreement(campaign_id=campaign_id)
-    return [judge_quality(judge=j, campaign_id=campaign_id, people=people) for j in sorted(set(judges), key=lambda j: (not j.routing, j.pk))]
+    return [judge_quality(judge=j, campaign_id=campaign_id, people=people) for j in judges]
 
 
 def ai_feedback_notice(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:

@@ -43,10 +43,12 @@ def _comparisons(campaign_id: int):
     return Comparison.objects.filter(prompt__campaign_id=campaign_id)
 
 
-def _rater_label_rows(*, campaign_id: int, since=None) -> list[dict]:
+def _rater_label_rows(*, campaign_id: int, since=None, completed_since=None) -> list[dict]:
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
+    if completed_since is not None:
+        labels = labels.filter(comparison__completed_at__gte=completed_since)
     return list(
         labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
             "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
@@ -157,7 +159,8 @@ def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 3
     completed = dict(
         _comparisons(campaign_id).filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
     )
-    rows = [r for r in _rater_label_rows(campaign_id=campaign_id) if r["comparison_id"] in completed]
+    # only the window's comparisons' labels: the cost follows the window, not the history
+    rows = [r for r in _rater_label_rows(campaign_id=campaign_id, completed_since=since) if r["comparison_id"] in completed]
     by_day: dict = defaultdict(list)
     for row in rows:
         by_day[completed[row["comparison_id"]]].append(row)
