@@ -151,15 +151,14 @@ def statements(call) -> tuple[int, float]:
 
 
 def timed(call, repeat: int) -> dict:
-    """Median wall and CPU ms of ``repeat`` calls after one warm-up, and the statements of one call."""
-    call()
+    """Median wall and CPU ms of ``repeat`` calls after one warm-up, and the statements of the warm-up call."""
+    n, sql_ms = statements(call)
     walls, cpus = [], []
     for _ in range(repeat):
         w, c = time.perf_counter(), time.process_time()
         call()
         walls.append(1000 * (time.perf_counter() - w))
         cpus.append(1000 * (time.process_time() - c))
-    n, sql_ms = statements(call)
     return {"wall_ms": round(statistics.median(walls), 2), "cpu_ms": round(statistics.median(cpus), 2), "statements": n, "sql_ms": sql_ms}
 
 

@@ -92,5 +92,9 @@ class Migration(migrations.Migration):
             model_name='comparison',
             index=models.Index(fields=['completed_at'], name='comparison_completed_at'),
         ),
+        migrations.AddIndex(
+            model_name='comparison',
+            index=models.Index(condition=models.Q(('kind', 'arena')), fields=['id'], name='comparison_arena'),
+        ),
         migrations.RunPython(review_marks_fill, migrations.RunPython.noop),
     ]

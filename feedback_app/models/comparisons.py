@@ -74,6 +74,7 @@ class Comparison(models.Model):
             models.Index(fields=["status", "id"], name="comparison_status_id"),
             models.Index(fields=["is_gold", "status"], name="comparison_gold"),
             models.Index(fields=["completed_at"], name="comparison_completed_at"),  # agreement per day reads a window
+            models.Index(fields=["id"], name="comparison_arena", condition=Q(kind="arena")),  # the arena's votes, not every label
             # the review queue: the newest unreviewed flagged or disputed comparisons, without reading every label
             models.Index(fields=["id"], name="comparison_flagged_unreviewed", condition=Q(flagged=True, reviewed_at__isnull=True)),
             models.Index(fields=["id"], name="comparison_disputed_unreviewed", condition=Q(disputed=True, reviewed_at__isnull=True)),

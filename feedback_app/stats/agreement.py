@@ -101,23 +101,31 @@ def pairwise_kappas(units: Units, *, min_shared: int = 5) -> list[dict]:
     """
     if min_shared < 1:
         raise ValueError("min_shared must be at least 1")
-    by_rater: dict[Hashable, dict[Hashable, Hashable]] = {}
-    for unit, ratings in units.items():
-        for rater, value in _present(ratings).items():
-            by_rater.setdefault(rater, {})[unit] = value
+    # Walk the units once and file each unit's values under every pair of its raters: the cost follows
+    # the labels (a few raters per unit), not the square of the number of raters.
+    order: dict[Hashable, int] = {}
+    shared: dict[tuple, tuple[list, list]] = {}
+    for ratings in units.values():
+        present = _present(ratings)
+        for rater in present:
+            order.setdefault(rater, len(order))
+        raters = sorted(present, key=order.__getitem__)
+        for i, rater_1 in enumerate(raters):
+            for rater_2 in raters[i + 1:]:
+                first, second = shared.setdefault((rater_1, rater_2), ([], []))
+                first.append(present[rater_1])
+                second.append(present[rater_2])
     result = []
-    for (rater_1, seen_1), (rater_2, seen_2) in itertools.combinations(by_rater.items(), 2):
-        shared = [unit for unit in seen_1 if unit in seen_2]
-        if len(shared) < min_shared:
+    for rater_1, rater_2 in sorted(shared, key=lambda pair: (order[pair[0]], order[pair[1]])):
+        first, second = shared[(rater_1, rater_2)]
+        if len(first) < min_shared:
             continue
-        first = [seen_1[unit] for unit in shared]
-        second = [seen_2[unit] for unit in shared]
         agreeing = sum(x == y for x, y in zip(first, second))
         result.append({
             "raters": (rater_1, rater_2),
             "kappa": cohen_kappa(first, second),
-            "n": len(shared),
-            "percent": agreeing / len(shared),
+            "n": len(first),
+            "percent": agreeing / len(first),
         })
     return result
 
