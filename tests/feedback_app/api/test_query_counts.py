@@ -47,3 +47,26 @@ def test_next_and_label_make_as_many_queries_at_ten_times_the_labels(make_user, 
         (fresh,) = make_comparisons(1)
         counts.append(len(one_round(client, fresh.pk, combined=combined)))
     assert counts[1] == counts[2], f"queries per next + label grew with the labels: {counts[1:]}"
+
+
+def test_a_labels_after_commit_work_sends_the_dashboard_push_to_a_worker_and_reads_nothing(
+        make_user, make_comparisons, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The label's request never renders the dashboard's counters (they read windows of every label): it sends one message."""
+    from django.core.cache import cache
+
+    from feedback_app import events
+
+    settings.REFIT_EVERY_N_LABELS, settings.POLICY_EVERY_N_LABELS = 0, 0
+    Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
+    sent = []
+    monkeypatch.setattr(events, "_enqueue", lambda name, *args, **kwargs: sent.append((name, args)))
+    cache.delete(f"feedback_app:dashboard-push:{campaign_default().pk}")
+    client = api_client_for(make_user(Role.RATER))
+    (comparison,) = make_comparisons(1)
+    assert client.get("/api/v1/comparisons/next/").json()["id"] == comparison.pk
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert client.post(f"/api/v1/comparisons/{comparison.pk}/label/", {"choice": "left"}, format="json").status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    assert sent == [("dashboard_push", (campaign_default().pk,))] and queries.captured_queries == []
