@@ -109,16 +109,17 @@ class Fill:
 
 
 def days_close() -> None:
-    """Count the closed days' labels, as the hourly task has in a studio that grew to this size.
+    """Count the closed days' labels and agreement, as the hourly task has in a studio that grew to this size.
 
     The fill writes history backwards in time, into days a studio would long have closed, so the
     counts start again from nothing at each size (a real studio only ever adds labels to today).
     """
-    from feedback_app.models import LabelDayCount, LabelDaysClosed
+    from feedback_app.models import AgreementDay, LabelDayCount, LabelDaysClosed
     from feedback_app.services.label_tally import label_days_close
 
     LabelDaysClosed.objects.all().delete()
     LabelDayCount.objects.all().delete()
+    AgreementDay.objects.all().delete()
     while label_days_close():
         pass
 

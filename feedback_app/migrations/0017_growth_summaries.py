@@ -96,5 +96,19 @@ class Migration(migrations.Migration):
             model_name='comparison',
             index=models.Index(condition=models.Q(('kind', 'arena')), fields=['id'], name='comparison_arena'),
         ),
+        migrations.CreateModel(
+            name='AgreementDay',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('n_units', models.PositiveIntegerField()),
+                ('percent_agreement', models.FloatField(null=True)),
+                ('alpha_ordinal', models.FloatField(null=True)),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='feedback_app.campaign')),
+            ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('campaign', 'day'), name='agreement_day_once')],
+            },
+        ),
         migrations.RunPython(review_marks_fill, migrations.RunPython.noop),
     ]

@@ -101,3 +101,16 @@ class LabelDaysClosed(models.Model):
     """The last UTC day whose labels ``LabelDayCount`` holds, for every campaign (one row, id 1)."""
 
     through = models.DateField()
+
+
+class AgreementDay(models.Model):
+    """Raters' agreement on a campaign's comparisons that completed on one closed UTC day (``services.label_tally``)."""
+
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    n_units = models.PositiveIntegerField()
+    percent_agreement = models.FloatField(null=True)
+    alpha_ordinal = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="agreement_day_once")]

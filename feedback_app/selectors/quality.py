@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count
-from django.db.models.functions import Length, TruncDay
+from django.db.models.functions import Length
 from django.utils import timezone
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, CampaignMember, Comparison, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, AgreementDay, Assignment, CampaignMember, Comparison, PreferenceLabel
 from feedback_app.selectors.campaigns import campaign_get
+from feedback_app.selectors.label_tally import day_start, label_days_closed_through
 from feedback_app.stats.agreement import consensus_agreement, krippendorff_alpha, ordinal_value, pairwise_kappas, percent_agreement
 from feedback_app.stats.ratings import trust_score
 
@@ -43,12 +44,12 @@ def _comparisons(campaign_id: int):
     return Comparison.objects.filter(prompt__campaign_id=campaign_id)
 
 
-def _rater_label_rows(*, campaign_id: int, since=None, completed_since=None) -> list[dict]:
+def _rater_label_rows(*, campaign_id: int, since=None, comparison_ids=None) -> list[dict]:
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
-    if completed_since is not None:
-        labels = labels.filter(comparison__completed_at__gte=completed_since)
+    if comparison_ids is not None:
+        labels = labels.filter(comparison_id__in=comparison_ids)
     return list(
         labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
             "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
@@ -153,22 +154,34 @@ def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, rows: list[dict
     }
 
 
+def agreement_of_comparisons_completed(*, campaign_id: int, start: datetime, end: datetime) -> dict | None:
+    """Return percent agreement and ordinal α over the campaign's comparisons with overlap completed in [start, end); None without any."""
+    completed = _comparisons(campaign_id).filter(completed_at__gte=start, completed_at__lt=end, label_count__gte=2).values_list("pk", flat=True)
+    rows = _rater_label_rows(campaign_id=campaign_id, comparison_ids=completed)
+    if not rows:
+        return None
+    return {"n_units": len(overlap_units(rows)), "percent_agreement": percent_agreement(overlap_units(rows)),
+            "alpha_ordinal": krippendorff_alpha(overlap_units(rows, ordinal=True), level="ordinal")}
+
+
 def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 30) -> list[dict]:
-    """Return per day: percent agreement and ordinal α over comparisons with overlap completed that day."""
-    since = timezone.now() - timedelta(days=days)
-    completed = dict(
-        _comparisons(campaign_id).filter(completed_at__gte=since, label_count__gte=2).annotate(day=TruncDay("completed_at")).values_list("pk", "day")
-    )
-    # only the window's comparisons' labels: the cost follows the window, not the history
-    rows = [r for r in _rater_label_rows(campaign_id=campaign_id, completed_since=since) if r["comparison_id"] in completed]
-    by_day: dict = defaultdict(list)
-    for row in rows:
-        by_day[completed[row["comparison_id"]]].append(row)
-    return [
-        {"day": day.date().isoformat(), "n_units": len(overlap_units(day_rows)), "percent_agreement": percent_agreement(overlap_units(day_rows)),
-         "alpha_ordinal": krippendorff_alpha(overlap_units(day_rows, ordinal=True), level="ordinal")}
-        for day, day_rows in sorted(by_day.items())
-    ]
+    """Return per UTC day: percent agreement and ordinal α over comparisons with overlap completed that day.
+
+    Closed days are read from ``AgreementDay`` (``services.label_tally`` writes them as each day
+    closes); the days since are computed from their labels.
+    """
+    start = (timezone.now() - timedelta(days=days)).astimezone(dt_timezone.utc)
+    through = label_days_closed_through()
+    stored = AgreementDay.objects.filter(campaign_id=campaign_id, day__gte=start.date(), day__lte=through) if through else AgreementDay.objects.none()
+    result = {d.day: {"n_units": d.n_units, "percent_agreement": d.percent_agreement, "alpha_ordinal": d.alpha_ordinal} for d in stored}
+    day = max(start.date(), through + timedelta(days=1)) if through else start.date()
+    today = timezone.now().astimezone(dt_timezone.utc).date()
+    while day <= today:
+        figures = agreement_of_comparisons_completed(campaign_id=campaign_id, start=max(start, day_start(day)), end=day_start(day + timedelta(days=1)))
+        if figures is not None:
+            result[day] = figures
+        day += timedelta(days=1)
+    return [{"day": day.isoformat(), **figures} for day, figures in sorted(result.items())]
 
 
 def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:

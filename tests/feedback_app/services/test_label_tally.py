@@ -92,3 +92,39 @@ def test_closing_is_bounded_per_call_and_resumes(label_at):
     assert label_days_close(now=NOW, max_days=4) == 4
     assert labels_total_count() == 1 == truth()
     assert label_days_close(now=NOW) == 6 and labels_total_count() == 1
+
+
+def test_a_closed_days_agreement_is_stored_once_and_read_back_by_the_dashboard(make_user, monkeypatch):
+    """Agreement per day reads the closed days' rows (the same figures as counting them live) and computes only the days since."""
+    from feedback_app.models import AgreementDay
+    from feedback_app.selectors.quality import agreement_of_comparisons_completed, agreement_over_time
+    from feedback_app.selectors.label_tally import day_start
+
+    raters = [make_user() for _ in range(3)]
+    now = datetime.now(dt_timezone.utc)
+
+    def completed(when, winners):
+        prompt = Prompt.objects.create(text="Where is my parcel?")
+        a, b = Response.objects.create(prompt=prompt, text="yes"), Response.objects.create(prompt=prompt, text="no")
+        comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=len(winners), label_count=len(winners),
+                                               status=Comparison.Status.COMPLETE, completed_at=when)
+        for rater, winner in zip(raters, winners):
+            label = PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner=winner, strength=2)
+            PreferenceLabel.objects.filter(pk=label.pk).update(created_at=when)
+        return comparison
+
+    two_days_ago, today = now - timedelta(days=2), now
+    completed(two_days_ago, "aa"), completed(two_days_ago, "ab"), completed(two_days_ago, "bbb")
+    completed(today, "ab")
+    label_days_close(now=now)
+    day = two_days_ago.date()
+    (stored,) = AgreementDay.objects.filter(campaign_id=1)
+    live = agreement_of_comparisons_completed(campaign_id=1, start=day_start(day), end=day_start(day + timedelta(days=1)))
+    assert stored.day == day and (stored.n_units, stored.percent_agreement, stored.alpha_ordinal) == (
+        live["n_units"], live["percent_agreement"], live["alpha_ordinal"]) and stored.n_units == 3
+    AgreementDay.objects.filter(pk=stored.pk).update(percent_agreement=0.123)  # the dashboard reads the row, not the labels
+    days = {d["day"]: d for d in agreement_over_time(campaign_id=1)}
+    assert days[day.isoformat()]["percent_agreement"] == 0.123
+    assert days[today.date().isoformat()]["n_units"] == 1  # today is counted live
+    PreferenceLabel.objects.filter(comparison__completed_at=two_days_ago).first().delete()  # reopens the day: its row goes
+    assert not AgreementDay.objects.exists() and label_days_closed_through() < day
