@@ -23,7 +23,7 @@ from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
     comparisons_gold_for_rater,
-    comparisons_leasable_for_rater,
+    comparison_leasable_id,
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached, campaign_role
@@ -208,15 +208,10 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool)
     """
     tried: list[int] = []
     while True:
-        comparison = (
-            comparisons_leasable_for_rater(rater=rater, campaign_id=campaign_id, now=now)
-            .exclude(pk__in=tried)
-            .select_related("prompt", "response_a", "response_b")
-            .select_for_update(skip_locked=skip_locked, of=("self",))
-            .first()
-        )
-        if comparison is None:
+        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock="skip" if skip_locked else "wait")
+        if found is None:
             return None
+        comparison = Comparison.objects.select_related("prompt", "response_a", "response_b").get(pk=found)
         # The filter ran before the lock was held; count again under it.
         if comparison.label_count + active_lease_count(comparison_id=comparison.pk, now=now) < comparison.required_labels:
             return comparison
