@@ -197,7 +197,7 @@ def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
         gold[rater_id][1] += 1
     overlap = _labels(campaign_id).filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
     consensus = consensus_agreement(overlap_units(list(overlap)))
-    raters = set(gold) | set(consensus) | set(_labels(campaign_id).filter(rater__isnull=False).values_list("rater_id", flat=True).distinct())
+    raters = set(gold) | set(consensus) | set(_labels(campaign_id).filter(rater__isnull=False).order_by().values_list("rater_id", flat=True).distinct())
     return {
         r: round(trust_score(gold_correct=gold[r][0], gold_n=gold[r][1], consensus_agree=consensus.get(r, {}).get("agree", 0),
                              consensus_n=consensus.get(r, {}).get("n", 0)), 4)
@@ -248,8 +248,9 @@ def active_rater_count(*, minutes: int = 10) -> int:
     """Return how many raters labelled or held a lease in the last ``minutes``."""
     since = timezone.now() - timedelta(minutes=minutes)
     # two range reads of the window (labels by created_at, leases by leased_at), never a join of every user with their history
-    labelled = PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).values_list("rater_id", flat=True).distinct()
-    leased = Assignment.objects.filter(leased_at__gte=since).values_list("rater_id", flat=True).distinct()
+    # order_by(): the models' default ordering would make DISTINCT keep every row
+    labelled = PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).order_by().values_list("rater_id", flat=True).distinct()
+    leased = Assignment.objects.filter(leased_at__gte=since).order_by().values_list("rater_id", flat=True).distinct()
     return len(set(labelled) | set(leased))
 
 

@@ -53,7 +53,7 @@ def _agreement_of_day(day) -> dict[int, dict]:
     """Return each campaign's agreement over its comparisons with overlap that completed on ``day``."""
     start, end = day_start(day), day_start(day + timedelta(days=1))
     campaigns = (Comparison.objects.filter(completed_at__gte=start, completed_at__lt=end, label_count__gte=2)
-                 .values_list("prompt__campaign_id", flat=True).distinct())
+                 .order_by().values_list("prompt__campaign_id", flat=True).distinct())  # no ordering: DISTINCT would include its column
     figures = {campaign_id: agreement_of_comparisons_completed(campaign_id=campaign_id, start=start, end=end) for campaign_id in campaigns}
     return {campaign_id: f for campaign_id, f in figures.items() if f is not None}
 

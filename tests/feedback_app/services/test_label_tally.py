@@ -116,7 +116,13 @@ def test_a_closed_days_agreement_is_stored_once_and_read_back_by_the_dashboard(m
     two_days_ago, today = now - timedelta(days=2), now
     completed(two_days_ago, "aa"), completed(two_days_ago, "ab"), completed(two_days_ago, "bbb")
     completed(today, "ab")
+    from feedback_app.services import label_tally
+
+    asked = []
+    monkeypatch.setattr(label_tally, "agreement_of_comparisons_completed",
+                        lambda **kwargs: asked.append(kwargs["campaign_id"]) or agreement_of_comparisons_completed(**kwargs))
     label_days_close(now=now)
+    assert asked == [1]  # once per campaign and day, not once per comparison
     day = two_days_ago.date()
     (stored,) = AgreementDay.objects.filter(campaign_id=1)
     live = agreement_of_comparisons_completed(campaign_id=1, start=day_start(day), end=day_start(day + timedelta(days=1)))
