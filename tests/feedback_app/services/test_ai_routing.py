@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from feedback_app import training_bridge
 from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion, Verdict
-from feedback_app.selectors.labeling import comparisons_leasable_for_rater
+from feedback_app.selectors.labeling import comparison_leasable_id
 from feedback_app.selectors.quality import rater_quality
 from feedback_app.services.ai_routing import comparisons_judge_and_route, comparisons_judging_reap
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
@@ -57,7 +57,7 @@ def test_a_confident_verdict_becomes_an_ai_label_and_completes_the_comparison(rm
     label = PreferenceLabel.objects.get(comparison=comparison)
     assert label.rater is None and label.judge_version.version == "rm-1" and label.winner == "a" and label.label_source == "ai"
     assert label.judge_version.label == "ai:rm"
-    assert not comparisons_leasable_for_rater(campaign_id=DEFAULT_CAMPAIGN_ID, rater=rater, now=timezone.now()).filter(pk=cid).exists()
+    assert comparison_leasable_id(campaign_id=DEFAULT_CAMPAIGN_ID, rater=rater, now=timezone.now()) is None  # the only comparison is not offered
 
 
 def test_the_audit_share_goes_to_people_like_any_other_pair(rm_judge, probabilities, make_comparisons, rater, settings):
