@@ -23,9 +23,15 @@ def _isolated_services(settings, tmp_path):
     settings.REFIT_EVERY_N_LABELS = 0
     settings.POLICY_EVERY_N_LABELS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from celery._state import _set_task_join_will_block
     from django.core.cache import cache
 
     cache.clear()  # the campaigns' rules are cached per process
+    yield
+    # Celery's eager mode marks "inside a task" in one process-wide flag and restores it on the way out:
+    # eager tasks of two threads at once (the concurrent-raters tests) can leave it set, and every later
+    # result.get() would then fail with "Never call result.get() within a task!".
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True)
