@@ -32,7 +32,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.label_profile import Rater, setup
+from bench.label_profile import Rater, setup, statements_of
 
 PAGES = ("/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/")
 PER_COMPARISON = 5
@@ -135,20 +135,8 @@ def open_comparisons(n: int) -> None:
 
 def statements(call) -> tuple[int, float]:
     """Run ``call``; return how many SQL statements it made and their total wall time in ms."""
-    from django.db import connection
-
-    seen = []
-
-    def timed(execute, sql, params, many, context):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            seen.append(time.perf_counter() - started)
-
-    with connection.execute_wrapper(timed):
-        call()
-    return len(seen), round(1000 * sum(seen), 2)
+    seen = statements_of(call)
+    return len(seen), round(sum(s["ms"] for s in seen), 2)
 
 
 def timed(call, repeat: int) -> dict:

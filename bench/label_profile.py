@@ -87,6 +87,11 @@ class Rater:
 
 def statements_of_one_round(rater: Rater) -> list[dict]:
     """Return each SQL statement one round ran, with its time."""
+    return statements_of(rater.round)
+
+
+def statements_of(call) -> list[dict]:
+    """Run ``call``; return each SQL statement it ran, with its time."""
     from django.db import connection
 
     seen = []
@@ -99,7 +104,7 @@ def statements_of_one_round(rater: Rater) -> list[dict]:
             seen.append({"ms": round(1000 * (time.perf_counter() - started), 3), "sql": " ".join(sql.split())})
 
     with connection.execute_wrapper(timed):
-        rater.round()
+        call()
     return seen
 
 
