@@ -1,7 +1,8 @@
 """Costs as the studio grows (issue 12): fill a scratch studio to each size, then measure what must stay flat.
 
 The fill is bulk inserts shaped like a studio's history: ``--raters`` raters, five labels per
-comparison from five of them (a submitted lease behind each), their review marks set as the labeling services set them, a tenth of the comparisons left open and part-labelled (a backlog, ``--open-share``),
+comparison from five of them (a submitted lease behind each), their review marks set as the labeling services set them, a tenth of the newest comparisons left open and part-labelled, up to ``--max-open`` (a backlog;
+the supply keeps it bounded, so it does not grow with the history),
 the labels spread back in time at a
 steady rate (``--labels-per-day``), so the last 48 hours hold the same number of labels at every
 size and only the history grows. At each size, in this process (Django's test client, no HTTP):
@@ -42,7 +43,7 @@ BATCH_COMPARISONS = 2000
 class Fill:
     """The scratch studio's history: raters, and complete comparisons with their labels, added batch by batch."""
 
-    def __init__(self, *, raters: int, labels_per_day: int, open_share: float, seed: int) -> None:
+    def __init__(self, *, raters: int, labels_per_day: int, open_share: float, max_open: int, seed: int) -> None:
         from django.contrib.auth import get_user_model
         from django.utils import timezone
 
@@ -52,7 +53,7 @@ class Fill:
         users = User.objects.bulk_create([User(username=f"growth-rater-{i:05d}") for i in range(raters)], batch_size=1000)
         Profile.objects.bulk_create([Profile(user=u, role=Role.RATER) for u in users], batch_size=1000)
         self.rater_ids = [u.pk for u in users]
-        self.labels, self.comparisons, self.open, self.open_share = 0, 0, 0, open_share
+        self.labels, self.comparisons, self.open, self.open_share, self.max_open = 0, 0, 0, open_share, max_open
         self.rng, self.now, self.seconds_per_label = random.Random(seed), timezone.now(), 86400 / labels_per_day
 
     def grow_to(self, labels: int) -> float:
@@ -76,7 +77,10 @@ class Fill:
                                                   for i in range(n)])
             replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to request {p.pk}.") for p in prompts for k in (0, 1)])
             # a share is the backlog: still open, part-labelled
-            given = [rng.randrange(PER_COMPARISON) if rng.random() < self.open_share else PER_COMPARISON for _ in prompts]
+            given = []
+            for _ in prompts:
+                backlog = rng.random() < self.open_share and self.open + len([g for g in given if g < PER_COMPARISON]) < self.max_open
+                given.append(rng.randrange(PER_COMPARISON) if backlog else PER_COMPARISON)
             votes = []
             for g in given:
                 better = rng.choice("ab")
@@ -108,11 +112,12 @@ class Fill:
         self.labels += len(labels)
 
 
-def days_close() -> None:
+def days_close() -> float:
     """Count the closed days' labels and agreement, as the hourly task has in a studio that grew to this size.
 
     The fill writes history backwards in time, into days a studio would long have closed, so the
     counts start again from nothing at each size (a real studio only ever adds labels to today).
+    Then the quality tallies are rebuilt; return the seconds that took.
     """
     from feedback_app.models import AgreementDay, LabelDayCount, LabelDaysClosed
     from feedback_app.services.label_tally import label_days_close
@@ -122,6 +127,22 @@ def days_close() -> None:
     AgreementDay.objects.all().delete()
     while label_days_close():
         pass
+    return quality_tally_rebuild()
+
+
+def quality_tally_rebuild() -> float:
+    """Rebuild the quality tallies from every completed comparison, as a close does after a reopen; return the seconds it took.
+
+    Like the days, the fill's history lies where a studio would long have tallied it.
+    """
+    from feedback_app.models import AgreementTally, QualityTallied, RaterPairTally, RaterTally
+    from feedback_app.services.quality_tally import quality_tally_close
+
+    for model in (QualityTallied, RaterTally, AgreementTally, RaterPairTally):
+        model.objects.all().delete()
+    started = time.perf_counter()
+    quality_tally_close()
+    return time.perf_counter() - started
 
 
 def open_comparisons(n: int) -> None:
@@ -212,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="10000,100000", help="label counts to fill to, ascending, comma-separated")
     p.add_argument("--raters", type=int, default=2000)
     p.add_argument("--labels-per-day", type=int, default=33_000, help="the fill's steady rate: how far back in time the history reaches")
-    p.add_argument("--open-share", type=float, default=0.1, help="the share of the fill's comparisons left open, part-labelled (a backlog)")
+    p.add_argument("--open-share", type=float, default=0.1, help="the share of the fill's newest comparisons left open, part-labelled (a backlog)")
+    p.add_argument("--max-open", type=int, default=2000,
+                   help="the most comparisons left open: the supply keeps a bounded backlog (SUPPLY_OPEN_TARGET), so it does not grow with the history")
     p.add_argument("--rounds", type=int, default=150, help="next + label rounds per flow and size")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per page (the median is reported)")
     p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
@@ -240,7 +263,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
     from feedback_app.services.accounts import api_token_issue, user_create
 
     Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
-    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, open_share=args.open_share, seed=args.seed)
+    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, open_share=args.open_share, max_open=args.max_open, seed=args.seed)
     from django.contrib.auth import get_user_model
 
     _, token = api_token_issue(user=get_user_model().objects.get(pk=fill.rater_ids[0]))
@@ -252,11 +275,12 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
               "labels_per_day": args.labels_per_day, "sizes": []}
     for size in sizes:
         fill_s = fill.grow_to(size)
-        days_close()
+        tally_s = days_close()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
         row = {"labels": fill.labels, "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
+               "quality_tally_rebuild_s": round(tally_s, 1),
                "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
                "refit_data": measure_refit_data()}
         if not args.no_export:
@@ -278,7 +302,7 @@ def report(result: dict) -> None:
         print(f"  {name:<34} {a[key]:>10.2f} {b[key]:>10.2f} {unit:<4} x{ratio:5.2f}   statements {a.get('statements', '-')} -> {b.get('statements', '-')}{flag}")
 
     print(f"\n{result['database']}: {last['labels']:,} labels over {last['comparisons']:,} comparisons "
-          f"(filled in {last['fill_s']} s); first size {first['labels']:,}")
+          f"(filled in {last['fill_s']} s; quality tallies rebuilt in {last['quality_tally_rebuild_s']} s); first size {first['labels']:,}")
     for name in last["labeling"]:
         line(f"{name} (CPU)", first["labeling"][name], last["labeling"][name], "cpu_ms", "ms")
         line(f"{name} (wall)", first["labeling"][name], last["labeling"][name], "wall_ms", "ms")

@@ -159,6 +159,14 @@ def label_days_close() -> int:
 
 
 @shared_task
+def quality_tally_close() -> int:
+    """Add the comparisons completed since the last close to the quality tallies (every few minutes); return how many."""
+    from feedback_app.services.quality_tally import quality_tally_close
+
+    return quality_tally_close()
+
+
+@shared_task
 def dashboard_push(campaign_id: int | None = None) -> None:
     """Push one campaign's dashboard counters (a label arrived), or every campaign's (the periodic
     push, so rates decay on screen even when no label arrives)."""

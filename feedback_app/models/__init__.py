@@ -6,12 +6,21 @@ from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID, Campaign, Campaig
 from feedback_app.models.comparisons import Assignment, Comparison
 from feedback_app.models.imports import ImportJob
 from feedback_app.models.judges import Judge, JudgeVersion, Verdict
-from feedback_app.models.labels import AgreementDay, LabelDayCount, LabelDaysClosed, PreferenceLabel, Winner
+from feedback_app.models.labels import (
+    AgreementTally,
+    LabelDayCount,
+    LabelDaysClosed,
+    PreferenceLabel,
+    QualityTallied,
+    RaterPairTally,
+    RaterTally,
+    Winner,
+)
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
 from feedback_app.models.training import PolicyVersion, RewardModelVersion, ServingMode, TrainingRun, VersionStatus
 
 __all__ = [
-    "AgreementDay",
+    "AgreementTally",
     "ApiToken",
     "Assignment",
     "AuditEntry",
@@ -29,6 +38,9 @@ __all__ = [
     "PreferenceLabel",
     "Profile",
     "Prompt",
+    "QualityTallied",
+    "RaterPairTally",
+    "RaterTally",
     "Response",
     "RewardModelVersion",
     "Role",

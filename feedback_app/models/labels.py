@@ -103,14 +103,62 @@ class LabelDaysClosed(models.Model):
     through = models.DateField()
 
 
-class AgreementDay(models.Model):
-    """Raters' agreement on a campaign's comparisons that completed on one closed UTC day (``services.label_tally``)."""
+class QualityTallied(models.Model):
+    """The instant before which every completed comparison's rater labels are in the quality tallies (one row, id 1).
+
+    ``RaterTally``, ``AgreementTally`` and ``RaterPairTally`` hold the labels of the comparisons that
+    completed before ``through`` (``services.quality_tally`` closes them); the quality figures add
+    the labels of every other comparison (open, or completed since) live. A label deleted from a
+    tallied comparison, or a tallied comparison made gold, drops this row and the tallies, and the
+    next close rebuilds them: the figures never disagree with the rows.
+    """
+
+    through = models.DateTimeField()
+
+
+class RaterTally(models.Model):
+    """One rater's quality counts over a campaign's tallied comparisons (see ``selectors.quality.QualityTally``)."""
 
     campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    n_units = models.PositiveIntegerField()
-    percent_agreement = models.FloatField(null=True)
-    alpha_ordinal = models.FloatField(null=True)
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    counts = models.JSONField(default=dict)  # {"n_labels": …, "gold_correct": …, …}
+    times = models.JSONField(default=dict)  # time on task, {"milliseconds, bucketed": labels}
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="agreement_day_once")]
+        constraints = [models.UniqueConstraint(fields=["campaign", "rater"], name="rater_tally_once")]
+
+
+class AgreementTally(models.Model):
+    """The raters' agreement over a campaign's tallied comparisons, in sums that add up: pairs and coincidence matrices.
+
+    One row per UTC day the comparisons completed (the dashboard's agreement over time) and one
+    with no day, over all of them.
+    """
+
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(null=True)
+    n_units = models.PositiveIntegerField(default=0)
+    agreeing_pairs = models.PositiveBigIntegerField(default=0)
+    pairs = models.PositiveBigIntegerField(default=0)
+    nominal = models.JSONField(default=list)  # [[category, category, o_ck], …] of the winners
+    ordinal = models.JSONField(default=list)  # the same of the ordinal values (−3…3)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "day"], name="agreement_tally_day_once"),
+            models.UniqueConstraint(fields=["campaign"], condition=models.Q(day__isnull=True), name="agreement_tally_total_once"),
+        ]
+
+
+class RaterPairTally(models.Model):
+    """Two raters' confusion table over the tallied comparisons they share (for Cohen's κ per pair); rater_1 < rater_2."""
+
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
+    rater_1 = models.PositiveIntegerField()
+    rater_2 = models.PositiveIntegerField()
+    n = models.PositiveIntegerField()  # units shared
+    table = models.JSONField(default=list)  # [[winner of rater_1, winner of rater_2, units], …]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "rater_1", "rater_2"], name="rater_pair_tally_once")]
+        indexes = [models.Index(fields=["campaign", "n"], name="rater_pair_tally_shared")]

@@ -15,7 +15,8 @@ from django.conf import settings
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Judge, Verdict
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.judges import judge_audits, judge_routing, judge_trust, people_agreement
+from feedback_app.selectors.judges import judge_audits, judge_routing, judge_trust
+from feedback_app.selectors.quality import people_agreement
 from feedback_app.stats.agreement import cohen_kappa, cohen_kappa_interval
 from feedback_app.stats.ratings import wilson_interval
 
@@ -71,13 +72,14 @@ def reliability_bins(audits: list[dict]) -> list[dict]:
     return rows
 
 
-def judges_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[dict]:
-    """Return ``judge_quality`` in the campaign of every judge that is enabled or gave a verdict there, the routing one first."""
+def judges_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, people: tuple[float | None, int] | None = None) -> list[dict]:
+    """Return ``judge_quality`` in the campaign of every judge that is enabled or gave a verdict there, the routing one first
+    (``people``: the raters' agreement, when the caller has it)."""
     judges = Judge.objects.filter(enabled=True) | Judge.objects.filter(versions__verdicts__comparison__prompt__campaign_id=campaign_id)
     judges = sorted(set(judges), key=lambda j: (not j.routing, j.pk))
     if not judges:
-        return []  # without a judge, the raters' agreement (a read of every label) is not needed
-    people = people_agreement(campaign_id=campaign_id)
+        return []
+    people = people_agreement(campaign_id=campaign_id) if people is None else people
     return [judge_quality(judge=j, campaign_id=campaign_id, people=people) for j in judges]
 
 

@@ -12,7 +12,6 @@ AI_AUDIT_WINDOW audits, across its versions (the reward-model judge has a versio
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,7 +19,7 @@ from django.db.models import Count, OuterRef, Subquery
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, Judge, PreferenceLabel, Verdict
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.stats.agreement import percent_agreement
+from feedback_app.selectors.quality import people_agreement
 
 
 def judge_routing(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Judge | None:
@@ -62,17 +61,6 @@ def judge_audits(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID, min_co
     if limit is not None:
         labels = labels[:limit]
     return [{"comparison_id": cid, "judge": choice, "confidence": confidence, "people": winner} for cid, choice, confidence, winner in labels]
-
-
-def people_agreement(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> tuple[float | None, int]:
-    """Return the campaign's raters' percent agreement with each other on comparisons with overlap, and how many there are."""
-    units: dict = defaultdict(dict)
-    for cid, rater_id, winner in PreferenceLabel.objects.filter(rater__isnull=False, comparison__label_count__gte=2,
-                                                                 comparison__prompt__campaign_id=campaign_id).values_list(
-            "comparison_id", "rater_id", "winner"):
-        units[cid][rater_id] = winner
-    units = {cid: raters for cid, raters in units.items() if len(raters) >= 2}
-    return percent_agreement(units), len(units)
 
 
 @dataclass(frozen=True)

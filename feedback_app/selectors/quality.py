@@ -18,21 +18,41 @@ Rows that look wrong are flagged with the reason (see ``_warnings``).
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
-from datetime import datetime, timedelta, timezone as dt_timezone
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta, timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, AgreementDay, Assignment, CampaignMember, Comparison, PreferenceLabel
+from feedback_app.models import (
+    DEFAULT_CAMPAIGN_ID,
+    AgreementTally,
+    Assignment,
+    CampaignMember,
+    Comparison,
+    PreferenceLabel,
+    QualityTallied,
+    RaterPairTally,
+    RaterTally,
+)
 from feedback_app.selectors.campaigns import campaign_get
-from feedback_app.selectors.label_tally import day_start, label_days_closed_through
-from feedback_app.stats.agreement import consensus_agreement, krippendorff_alpha, ordinal_value, pairwise_kappas, percent_agreement
+from feedback_app.selectors.label_tally import MARK_ID, day_start
+from feedback_app.stats.agreement import (
+    agreeing_pairs,
+    alpha_of_coincidences,
+    coincidences,
+    consensus_agreement,
+    kappas_of_tables,
+    ordinal_value,
+    pair_tables,
+)
 from feedback_app.stats.ratings import trust_score
 
 MIN_LABELS_FOR_WARNINGS = 20
+MIN_SHARED_FOR_KAPPA = 5  # comparisons two raters share before their κ is shown
 
 
 def _labels(campaign_id: int):
@@ -44,12 +64,16 @@ def _comparisons(campaign_id: int):
     return Comparison.objects.filter(prompt__campaign_id=campaign_id)
 
 
-def _rater_label_rows(*, campaign_id: int, since=None, comparison_ids=None) -> list[dict]:
+def rater_label_rows(*, campaign_id: int, since=None, comparison_ids=None, tallied_before=None) -> list[dict]:
+    """Return the campaign's rater labels as rows for ``tally_of_rows``; with ``tallied_before``, only those of the comparisons
+    not completed before it (what ``QualityTallied`` leaves out)."""
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
     if comparison_ids is not None:
         labels = labels.filter(comparison_id__in=comparison_ids)
+    if tallied_before is not None:
+        labels = labels.filter(Q(comparison__completed_at__isnull=True) | Q(comparison__completed_at__gte=tallied_before))
     return list(
         labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
             "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
@@ -68,52 +92,182 @@ def overlap_units(rows: list[dict], *, ordinal: bool = False) -> dict:
     return {unit: raters for unit, raters in units.items() if len(raters) >= 2}
 
 
-def rater_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, rows: list[dict] | None = None) -> dict[int, dict]:
-    """Return the quality figures of every rater who labelled, by user id."""
-    rows = _rater_label_rows(campaign_id=campaign_id) if rows is None else rows
-    consensus = consensus_agreement(overlap_units(rows))
-    per_rater: dict[int, list[dict]] = defaultdict(list)
+# A rater's counts in a tally; every quality figure of theirs is a ratio of two of them (see rater_quality).
+RATER_COUNTS = ("n_labels", "gold_correct", "gold_n", "consensus_agree", "consensus_n", "rm_agree", "rm_n", "left", "shown", "longer", "sized")
+
+
+@dataclass
+class QualityTally:
+    """Every quality figure of a campaign as sums that add up over disjoint sets of comparisons.
+
+    Per rater: the ``RATER_COUNTS`` and their times on task (a multiset); over the comparisons with
+    overlap: agreeing and all rater pairs, the coincidence matrices of Krippendorff's α (winners and
+    ordinal values) and each pair of raters' confusion table. ``services.quality_tally`` stores the
+    tally of the comparisons completed before ``QualityTallied.through``; ``quality_tally`` adds
+    the rest, read live.
+    """
+
+    raters: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    times: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    n_units: int = 0
+    agreeing_pairs: int = 0
+    pairs: int = 0
+    nominal: Counter = field(default_factory=Counter)
+    ordinal: Counter = field(default_factory=Counter)
+    rater_pairs: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, other: "QualityTally") -> "QualityTally":
+        for mine, theirs in ((self.raters, other.raters), (self.times, other.times), (self.rater_pairs, other.rater_pairs)):
+            for key, counts in theirs.items():
+                mine[key].update(counts)
+        self.n_units += other.n_units
+        self.agreeing_pairs += other.agreeing_pairs
+        self.pairs += other.pairs
+        self.nominal.update(other.nominal)
+        self.ordinal.update(other.ordinal)
+        return self
+
+
+def rm_counts(row: dict, prob_a_wins: float | None) -> Counter:
+    """Return a label's reward-model counts (``rm_agree``, ``rm_n``) against the model's P(A wins) of its comparison."""
+    if row["winner"] not in ("a", "b") or prob_a_wins is None or prob_a_wins == 0.5:
+        return Counter()
+    return Counter(rm_n=1, rm_agree=int((row["winner"] == "a") == (prob_a_wins > 0.5)))
+
+
+def time_bucket(ms: int) -> int:
+    """Return the stored time on task of a tallied label: to 100 ms under a minute, to a second under ten, then to the minute."""
+    step = 100 if ms < 60_000 else 1000 if ms < 600_000 else 60_000
+    return ms // step * step
+
+
+def tally_of_rows(rows: list[dict], *, bucket_times: bool = False) -> QualityTally:
+    """Return the tally of rater label rows (``rater_label_rows``); the agreement figures count comparisons with 2+ of them."""
+    tally = QualityTally()
     for row in rows:
-        per_rater[row["rater_id"]].append(row)
-    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=per_rater).select_related("profile")}
-    qualification = dict(CampaignMember.objects.filter(campaign_id=campaign_id, user_id__in=per_rater).values_list("user_id", "qualification"))
+        counts = tally.raters[row["rater_id"]]
+        counts["n_labels"] += 1
+        if row["comparison__is_gold"] and row["comparison__gold_winner"]:
+            counts["gold_n"] += 1
+            counts["gold_correct"] += row["winner"] == row["comparison__gold_winner"]
+        if row["winner"] in ("a", "b"):
+            if row["a_on_left"] is not None:
+                counts["shown"] += 1
+                counts["left"] += (row["winner"] == "a") == row["a_on_left"]
+            if row["len_a"] != row["len_b"]:
+                counts["sized"] += 1
+                counts["longer"] += (row["winner"] == "a") == (row["len_a"] > row["len_b"])
+        counts.update(rm_counts(row, row["comparison__rm_prob_a_wins"]))
+        if row["time_on_task_ms"] is not None:
+            tally.times[row["rater_id"]][time_bucket(row["time_on_task_ms"]) if bucket_times else row["time_on_task_ms"]] += 1
+    units = overlap_units(rows)
+    for rater_id, agree in consensus_agreement(units).items():
+        tally.raters[rater_id].update(consensus_agree=agree["agree"], consensus_n=agree["n"])
+    for pair, table in pair_tables(units).items():
+        tally.rater_pairs[pair].update(table)
+    return tally.add(agreement_of_rows(rows))
+
+
+def agreement_of_rows(rows: list[dict]) -> QualityTally:
+    """Return the agreement sums alone (units, pairs, coincidences) of rows with a comparison, a rater, a winner and a strength."""
+    units = overlap_units(rows)
+    return QualityTally(n_units=len(units), agreeing_pairs=(counted := agreeing_pairs(units))[0], pairs=counted[1],
+                        nominal=coincidences(units), ordinal=coincidences(overlap_units(rows, ordinal=True)))
+
+
+def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
+    """Return the campaign's tally: the stored one of its comparisons completed before ``QualityTallied.through``, plus the rest read live.
+
+    The live part is the labels of open comparisons (the backlog) and of those completed since the
+    last close (``services.quality_tally``, every few minutes): it follows the backlog and the
+    rate, not the history. Only the pairs of raters with enough shared comparisons for κ, or with a
+    live one, are read.
+    """
+    through = QualityTallied.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
+    live = rater_label_rows(campaign_id=campaign_id, tallied_before=through)
+    tally = tally_of_rows(live)
+    if through is None:
+        return tally
+    stored = QualityTally()
+    for rater_id, counts, times in RaterTally.objects.filter(campaign_id=campaign_id).values_list("rater_id", "counts", "times"):
+        stored.raters[rater_id].update(counts)
+        stored.times[rater_id].update({int(ms): n for ms, n in times.items()})
+    agreement = AgreementTally.objects.filter(campaign_id=campaign_id, day__isnull=True).first()
+    if agreement is not None:
+        stored.add(_stored_agreement(agreement))
+    live_pairs = set(tally.rater_pairs)
+    pairs = RaterPairTally.objects.filter(campaign_id=campaign_id)
+    wanted = Q(n__gte=MIN_SHARED_FOR_KAPPA)
+    if live_pairs:
+        wanted |= Q(rater_1__in={r1 for r1, _ in live_pairs}, n__lt=MIN_SHARED_FOR_KAPPA)
+    for rater_1, rater_2, n, table in pairs.filter(wanted).values_list("rater_1", "rater_2", "n", "table"):
+        if n >= MIN_SHARED_FOR_KAPPA or (rater_1, rater_2) in live_pairs:
+            stored.rater_pairs[(rater_1, rater_2)].update(stored_matrix(table))
+    return stored.add(tally)
+
+
+def _stored_agreement(row: AgreementTally) -> QualityTally:
+    return QualityTally(n_units=row.n_units, agreeing_pairs=row.agreeing_pairs, pairs=row.pairs,
+                        nominal=stored_matrix(row.nominal), ordinal=stored_matrix(row.ordinal))
+
+
+def stored_matrix(entries: list) -> Counter:
+    """Return a matrix stored as ``[[row, column, value], …]`` (JSON has no tuple keys) as ``{(row, column): value}``."""
+    return Counter({(row, column): value for row, column, value in entries})
+
+
+def _median_of_counts(counts: Counter) -> float | None:
+    """Return the median of a multiset given as ``{value: how many}`` (``statistics.median`` of its values)."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    middle, seen, lower = (n - 1) // 2, 0, None
+    for value in sorted(counts):
+        seen += counts[value]
+        if lower is None and seen > middle:
+            lower = value
+        if seen > n // 2:
+            return (lower + value) / 2
+    return None
+
+
+def rater_quality(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityTally | None = None) -> dict[int, dict]:
+    """Return the quality figures of every rater who labelled, by user id (from ``quality_tally`` unless given)."""
+    tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=tally.raters).select_related("profile")}
+    qualification = dict(CampaignMember.objects.filter(campaign_id=campaign_id, user_id__in=tally.raters).values_list("user_id", "qualification"))
     result = {}
-    for rater_id, labels in per_rater.items():
-        decisive = [r for r in labels if r["winner"] in ("a", "b")]
-        gold = [r for r in labels if r["comparison__is_gold"] and r["comparison__gold_winner"]]
-        gold_correct = sum(r["winner"] == r["comparison__gold_winner"] for r in gold)
-        shown = [r for r in decisive if r["a_on_left"] is not None]
-        left = sum((r["winner"] == "a") == r["a_on_left"] for r in shown)
-        sized = [r for r in decisive if r["len_a"] != r["len_b"]]
-        longer = sum((r["winner"] == "a") == (r["len_a"] > r["len_b"]) for r in sized)
-        judged = [r for r in decisive if r["comparison__rm_prob_a_wins"] is not None and r["comparison__rm_prob_a_wins"] != 0.5]
-        rm_agree = sum((r["winner"] == "a") == (r["comparison__rm_prob_a_wins"] > 0.5) for r in judged)
-        times = [r["time_on_task_ms"] for r in labels if r["time_on_task_ms"] is not None]
-        agree = consensus.get(rater_id, {"agree": 0, "n": 0})
+    for rater_id, c in tally.raters.items():
+        median = _median_of_counts(tally.times.get(rater_id, Counter()))
         user = users.get(rater_id)
         figures = {
             "rater_id": rater_id,
             "username": user.username if user else f"user {rater_id}",
             "pseudonym": getattr(getattr(user, "profile", None), "pseudonym", f"u-{rater_id}"),
             "qualification": qualification.get(rater_id, ""),
-            "n_labels": len(labels),
-            "gold_correct": gold_correct,
-            "gold_n": len(gold),
-            "gold_accuracy": _rate(gold_correct, len(gold)),
-            "consensus_agree": agree["agree"],
-            "consensus_n": agree["n"],
-            "consensus_rate": _rate(agree["agree"], agree["n"]),
-            "rm_agree": rm_agree,
-            "rm_n": len(judged),
-            "rm_rate": _rate(rm_agree, len(judged)),
-            "left_share": _rate(left, len(shown)),
-            "longer_share": _rate(longer, len(sized)),
-            "median_time_ms": int(statistics.median(times)) if times else None,
-            "trust": round(trust_score(gold_correct=gold_correct, gold_n=len(gold), consensus_agree=agree["agree"], consensus_n=agree["n"]), 4),
+            "n_labels": c["n_labels"],
+            "gold_correct": c["gold_correct"],
+            "gold_n": c["gold_n"],
+            "gold_accuracy": _rate(c["gold_correct"], c["gold_n"]),
+            "consensus_agree": c["consensus_agree"],
+            "consensus_n": c["consensus_n"],
+            "consensus_rate": _rate(c["consensus_agree"], c["consensus_n"]),
+            "rm_agree": c["rm_agree"],
+            "rm_n": c["rm_n"],
+            "rm_rate": _rate(c["rm_agree"], c["rm_n"]),
+            "left_share": _rate(c["left"], c["shown"]),
+            "longer_share": _rate(c["longer"], c["sized"]),
+            "median_time_ms": int(median) if median is not None else None,
+            "trust": _trust(c),
         }
         figures["warnings"] = _warnings(figures)
         result[rater_id] = figures
     return result
+
+
+def _trust(counts: Counter) -> float:
+    return round(trust_score(gold_correct=counts["gold_correct"], gold_n=counts["gold_n"],
+                             consensus_agree=counts["consensus_agree"], consensus_n=counts["consensus_n"]), 4)
 
 
 def _rate(k: int, n: int) -> float | None:
@@ -138,71 +292,53 @@ def _warnings(f: dict) -> list[str]:
     return warnings
 
 
-def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, rows: list[dict] | None = None) -> dict:
-    """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs."""
-    rows = _rater_label_rows(campaign_id=campaign_id) if rows is None else rows
-    units = overlap_units(rows)
-    kappas = pairwise_kappas(units)
+def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityTally | None = None) -> dict:
+    """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs (from ``quality_tally`` unless given)."""
+    tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
+    kappas = kappas_of_tables({pair: tally.rater_pairs[pair] for pair in sorted(tally.rater_pairs)}, min_shared=MIN_SHARED_FOR_KAPPA)
     return {
-        "n_units": len(units),
-        "percent_agreement": percent_agreement(units),
-        "alpha_ordinal": krippendorff_alpha(overlap_units(rows, ordinal=True), level="ordinal"),
-        "alpha_nominal": krippendorff_alpha(units, level="nominal"),
+        "n_units": tally.n_units,
+        "percent_agreement": tally.agreeing_pairs / tally.pairs if tally.pairs else None,
+        "alpha_ordinal": alpha_of_coincidences(tally.ordinal, level="ordinal"),
+        "alpha_nominal": alpha_of_coincidences(tally.nominal, level="nominal"),
         "mean_kappa": round(statistics.mean(k["kappa"] for k in kappas if k["kappa"] is not None), 4)
         if any(k["kappa"] is not None for k in kappas) else None,
         "kappas": kappas,
     }
 
 
-def agreement_of_comparisons_completed(*, campaign_id: int, start: datetime, end: datetime) -> dict | None:
-    """Return percent agreement and ordinal α over the campaign's comparisons with overlap completed in [start, end); None without any."""
-    completed = _comparisons(campaign_id).filter(completed_at__gte=start, completed_at__lt=end, label_count__gte=2).values_list("pk", flat=True)
-    rows = _rater_label_rows(campaign_id=campaign_id, comparison_ids=completed)
-    if not rows:
-        return None
-    return {"n_units": len(overlap_units(rows)), "percent_agreement": percent_agreement(overlap_units(rows)),
-            "alpha_ordinal": krippendorff_alpha(overlap_units(rows, ordinal=True), level="ordinal")}
-
-
 def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 30) -> list[dict]:
-    """Return per UTC day: percent agreement and ordinal α over comparisons with overlap completed that day.
+    """Return per UTC day of the last ``days``: percent agreement and ordinal α over the comparisons with overlap that completed that day.
 
-    Closed days are read from ``AgreementDay`` (``services.label_tally`` writes them as each day
-    closes); the days since are computed from their labels.
+    The tallied days are read from their ``AgreementTally`` rows; the comparisons completed since
+    the last close are added live.
     """
-    start = (timezone.now() - timedelta(days=days)).astimezone(dt_timezone.utc)
-    through = label_days_closed_through()
-    stored = AgreementDay.objects.filter(campaign_id=campaign_id, day__gte=start.date(), day__lte=through) if through else AgreementDay.objects.none()
-    result = {d.day: {"n_units": d.n_units, "percent_agreement": d.percent_agreement, "alpha_ordinal": d.alpha_ordinal} for d in stored}
-    day = max(start.date(), through + timedelta(days=1)) if through else start.date()
-    today = timezone.now().astimezone(dt_timezone.utc).date()
-    while day <= today:
-        figures = agreement_of_comparisons_completed(campaign_id=campaign_id, start=max(start, day_start(day)), end=day_start(day + timedelta(days=1)))
-        if figures is not None:
-            result[day] = figures
-        day += timedelta(days=1)
-    return [{"day": day.isoformat(), **figures} for day, figures in sorted(result.items())]
+    first = (timezone.now() - timedelta(days=days)).astimezone(dt_timezone.utc).date()
+    through = QualityTallied.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
+    by_day: dict = defaultdict(QualityTally)
+    if through is not None:
+        for row in AgreementTally.objects.filter(campaign_id=campaign_id, day__gte=first):
+            by_day[row.day].add(_stored_agreement(row))
+    completed = _labels(campaign_id).filter(rater__isnull=False, comparison__completed_at__gte=max(through or day_start(first), day_start(first)))
+    rows: dict = defaultdict(list)
+    for row in completed.values("comparison_id", "rater_id", "winner", "strength", "comparison__completed_at"):
+        rows[row["comparison__completed_at"].astimezone(dt_timezone.utc).date()].append(row)
+    for day, day_rows in rows.items():
+        by_day[day].add(agreement_of_rows(day_rows))
+    return [{"day": day.isoformat(), "n_units": t.n_units, "percent_agreement": t.agreeing_pairs / t.pairs if t.pairs else None,
+             "alpha_ordinal": alpha_of_coincidences(t.ordinal, level="ordinal")}
+            for day, t in sorted(by_day.items()) if t.n_units]
+
+
+def people_agreement(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityTally | None = None) -> tuple[float | None, int]:
+    """Return the campaign's raters' percent agreement with each other on comparisons with overlap, and how many there are."""
+    tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
+    return (tally.agreeing_pairs / tally.pairs if tally.pairs else None), tally.n_units
 
 
 def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
-    """Return every rater's trust score, reading only gold counts and labels on comparisons with overlap.
-
-    The same figure as ``rater_quality()[id]["trust"]``, without loading every label (exports
-    and training runs call this).
-    """
-    gold = defaultdict(lambda: [0, 0])
-    for rater_id, winner, expected in _labels(campaign_id).filter(rater__isnull=False, comparison__is_gold=True).exclude(
-            comparison__gold_winner="").values_list("rater_id", "winner", "comparison__gold_winner"):
-        gold[rater_id][0] += winner == expected
-        gold[rater_id][1] += 1
-    overlap = _labels(campaign_id).filter(rater__isnull=False, comparison__label_count__gte=2).values("comparison_id", "rater_id", "winner", "strength")
-    consensus = consensus_agreement(overlap_units(list(overlap)))
-    raters = set(gold) | set(consensus) | set(_labels(campaign_id).filter(rater__isnull=False).order_by().values_list("rater_id", flat=True).distinct())
-    return {
-        r: round(trust_score(gold_correct=gold[r][0], gold_n=gold[r][1], consensus_agree=consensus.get(r, {}).get("agree", 0),
-                             consensus_n=consensus.get(r, {}).get("n", 0)), 4)
-        for r in raters
-    }
+    """Return every rater's trust score (``rater_quality()[id]["trust"]``), from the tally's gold and consensus counts."""
+    return {rater_id: _trust(counts) for rater_id, counts in quality_tally(campaign_id=campaign_id).raters.items()}
 
 
 def rater_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:

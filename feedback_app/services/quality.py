@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from feedback_app import events
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, Comparison, Winner
+from feedback_app.services.quality_tally import quality_tally_reopen
 
 
 class QualityError(Exception):
@@ -20,6 +21,7 @@ def comparison_mark_gold(*, comparison: Comparison, winner: str, user) -> Compar
     if winner not in Winner.values:
         raise QualityError(f"the expected answer must be one of {', '.join(Winner.values)}")
     locked = Comparison.objects.select_for_update().get(pk=comparison.pk)
+    quality_tally_reopen(comparison_id=locked.pk)  # its labels now count as gold answers
     locked.is_gold, locked.gold_winner = True, winner
     locked.status, locked.completed_at = Comparison.Status.OPEN, None
     locked.save(update_fields=["is_gold", "gold_winner", "status", "completed_at"])

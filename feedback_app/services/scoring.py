@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.db import transaction
+
 from feedback_app import events, training_bridge
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
 from feedback_app.selectors.training import reward_model_active, reward_models_active
+from feedback_app.services.quality_tally import quality_tally_rescored
 
 
 class NoActiveRewardModel(Exception):
@@ -69,9 +72,12 @@ def _comparisons_rm_score(*, version, batch: int, limit: int, models: training_b
             version_name=version.name, version_path=version.path,
             items=[(c.prompt.text, c.prompt.context, c.response_a.text, c.response_b.text) for c in chunk], models=models,
         )
+        before = {c.pk: c.rm_prob_a_wins for c in chunk}
         for comparison, p in zip(chunk, prob_a_wins):
             comparison.rm_prob_a_wins, comparison.rm_prob_version = round(p, 6), version
-        Comparison.objects.bulk_update(chunk, ["rm_prob_a_wins", "rm_prob_version"])
+        with transaction.atomic():
+            quality_tally_rescored(campaign_id=version.campaign_id, before=before, after={c.pk: c.rm_prob_a_wins for c in chunk})
+            Comparison.objects.bulk_update(chunk, ["rm_prob_a_wins", "rm_prob_version"])
         done += len(chunk)
     return done
 

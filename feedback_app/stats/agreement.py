@@ -15,10 +15,10 @@ How a label enters each statistic:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,13 +50,19 @@ def percent_agreement(units: Units) -> float | None:
 
     A unit rated by m raters contributes m·(m−1)/2 pairs, so units with more raters weigh more.
     """
+    agreeing, pairs = agreeing_pairs(units)
+    return agreeing / pairs if pairs else None
+
+
+def agreeing_pairs(units: Units) -> tuple[int, int]:
+    """Return (agreeing rater pairs, rater pairs) over the units: ``percent_agreement``'s numerator and denominator, which add up over disjoint units."""
     agreeing = pairs = 0
     for ratings in units.values():
         counts = Counter(_present(ratings).values())
         rated = sum(counts.values())
         pairs += rated * (rated - 1) // 2
         agreeing += sum(count * (count - 1) // 2 for count in counts.values())
-    return agreeing / pairs if pairs else None
+    return agreeing, pairs
 
 
 def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float | None:
@@ -67,9 +73,17 @@ def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float 
     """
     if len(first) != len(second):
         raise ValueError(f"the raters rated {len(first)} and {len(second)} units; pair them first")
-    n = len(first)
-    observed = sum(x == y for x, y in zip(first, second))
-    counts_first, counts_second = Counter(first), Counter(second)
+    return cohen_kappa_of_table(Counter(zip(first, second)))
+
+
+def cohen_kappa_of_table(table: Mapping[tuple[Hashable, Hashable], int]) -> float | None:
+    """Return Cohen's κ from two raters' confusion table, ``{(first's category, second's): units}`` (see ``cohen_kappa``)."""
+    n = sum(table.values())
+    observed = sum(count for (x, y), count in table.items() if x == y)
+    counts_first, counts_second = Counter(), Counter()
+    for (x, y), count in table.items():
+        counts_first[x] += count
+        counts_second[y] += count
     # n² · p_e in whole numbers, so that "chance explains everything" is an exact test.
     chance = sum(count * counts_second[category] for category, count in counts_first.items())
     if n == 0 or chance == n * n:
@@ -101,32 +115,40 @@ def pairwise_kappas(units: Units, *, min_shared: int = 5) -> list[dict]:
     """
     if min_shared < 1:
         raise ValueError("min_shared must be at least 1")
-    # Walk the units once and file each unit's values under every pair of its raters: the cost follows
-    # the labels (a few raters per unit), not the square of the number of raters.
     order: dict[Hashable, int] = {}
-    shared: dict[tuple, tuple[list, list]] = {}
+    for ratings in units.values():
+        for rater in _present(ratings):
+            order.setdefault(rater, len(order))
+    tables = pair_tables(units, order=order.__getitem__)
+    return kappas_of_tables({pair: tables[pair] for pair in sorted(tables, key=lambda p: (order[p[0]], order[p[1]]))}, min_shared=min_shared)
+
+
+def pair_tables(units: Units, *, order: Callable[[Hashable], Any] | None = None) -> dict[tuple, Counter]:
+    """Return every pair of raters' confusion table over the units they share, ``{(r1, r2): {(v1, v2): units}}``.
+
+    Within a pair, r1 comes first in ``order`` (a sort key; the raters themselves by default). One
+    walk over the units: the cost follows the labels (a few raters per unit), not the square of
+    the number of raters. Tables of disjoint sets of units add up.
+    """
+    tables: dict[tuple, Counter] = {}
     for ratings in units.values():
         present = _present(ratings)
-        for rater in present:
-            order.setdefault(rater, len(order))
-        raters = sorted(present, key=order.__getitem__)
+        raters = sorted(present, key=order)
         for i, rater_1 in enumerate(raters):
             for rater_2 in raters[i + 1:]:
-                first, second = shared.setdefault((rater_1, rater_2), ([], []))
-                first.append(present[rater_1])
-                second.append(present[rater_2])
+                tables.setdefault((rater_1, rater_2), Counter())[(present[rater_1], present[rater_2])] += 1
+    return tables
+
+
+def kappas_of_tables(tables: Mapping[tuple, Mapping[tuple, int]], *, min_shared: int = 5) -> list[dict]:
+    """Return the ``pairwise_kappas`` entries of the pairs whose tables hold at least min_shared units, in the tables' order."""
     result = []
-    for rater_1, rater_2 in sorted(shared, key=lambda pair: (order[pair[0]], order[pair[1]])):
-        first, second = shared[(rater_1, rater_2)]
-        if len(first) < min_shared:
+    for pair, table in tables.items():
+        n = sum(table.values())
+        if n < min_shared:
             continue
-        agreeing = sum(x == y for x, y in zip(first, second))
-        result.append({
-            "raters": (rater_1, rater_2),
-            "kappa": cohen_kappa(first, second),
-            "n": len(first),
-            "percent": agreeing / len(first),
-        })
+        agreeing = sum(count for (x, y), count in table.items() if x == y)
+        result.append({"raters": tuple(pair), "kappa": cohen_kappa_of_table(table), "n": n, "percent": agreeing / n})
     return result
 
 
@@ -141,18 +163,49 @@ def krippendorff_alpha(units: Mapping[Hashable, Mapping[Hashable, float | str | 
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
-    pairable = [values for values in (list(_present(ratings).values()) for ratings in units.values()) if len(values) >= 2]
-    if not pairable:
+    return alpha_of_coincidences(coincidences(units), level=level)
+
+
+def coincidences(units: Mapping[Hashable, Mapping[Hashable, Hashable]]) -> Counter:
+    """Return the coincidence matrix as ``{(c, k): o_ck}``, o_ck = Σ_u (ordered pairs of values c, k in unit u) / (m_u − 1).
+
+    Units with fewer than two present values are not pairable and add nothing; the matrices of
+    disjoint sets of units add up, so ``alpha_of_coincidences`` of a sum is α over their union.
+    """
+    matrix: Counter = Counter()
+    for ratings in units.values():
+        counts = Counter(_present(ratings).values())
+        m = sum(counts.values())
+        if m < 2:
+            continue
+        for c, n_c in counts.items():
+            for k, n_k in counts.items():
+                # A value does not pair with itself: n_uc · n_uk ordered pairs, less n_uc on the diagonal.
+                pairs = n_c * (n_k - 1) if c == k else n_c * n_k
+                if pairs:
+                    matrix[(c, k)] += pairs / (m - 1)
+    return matrix
+
+
+def alpha_of_coincidences(matrix: Mapping[tuple[Hashable, Hashable], float], *, level: str = "ordinal") -> float | None:
+    """Return Krippendorff's α from a coincidence matrix (see ``coincidences``); None as ``krippendorff_alpha`` says."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+    if not matrix:
         return None
-    domain = sorted(set(itertools.chain(*pairable))) if level != "nominal" else list(dict.fromkeys(itertools.chain(*pairable)))
-    coincidences = _coincidences(pairable=pairable, domain=domain)
-    marginals = coincidences.sum(axis=1)
+    values = dict.fromkeys(v for pair in matrix for v in pair)
+    domain = sorted(values) if level != "nominal" else list(values)
+    index = {value: position for position, value in enumerate(domain)}
+    o = np.zeros((len(domain), len(domain)))
+    for (c, k), weight in matrix.items():
+        o[index[c], index[k]] += weight
+    marginals = o.sum(axis=1)
     distances = _squared_distances(domain=domain, marginals=marginals, level=level)
     # α = 1 − D_o / D_e with D_o = Σ o_ck δ²_ck / n and D_e = Σ n_c n_k δ²_ck / (n (n − 1)).
     expected = (np.outer(marginals, marginals) * distances).sum()
     if expected == 0:
         return None
-    observed = (coincidences * distances).sum()
+    observed = (o * distances).sum()
     return float(1 - (marginals.sum() - 1) * observed / expected)
 
 
@@ -191,18 +244,6 @@ def _unique_mode(counts: Counter) -> Hashable | None:
     top = max(counts.values())
     modes = [category for category, count in counts.items() if count == top]
     return modes[0] if len(modes) == 1 and top > 0 else None
-
-
-def _coincidences(*, pairable: list[list[Hashable]], domain: list[Hashable]) -> np.ndarray:
-    """Return the coincidence matrix o: o_ck = Σ_u (pairs of values c, k in unit u) / (m_u − 1)."""
-    index = {value: position for position, value in enumerate(domain)}
-    counts = np.zeros((len(pairable), len(domain)))
-    for row, values in enumerate(pairable):
-        for value in values:
-            counts[row, index[value]] += 1
-    weighted = counts / (counts.sum(axis=1, keepdims=True) - 1)
-    # A value does not pair with itself: n_uc · n_uk ordered pairs, less n_uc on the diagonal.
-    return weighted.T @ counts - np.diag(weighted.sum(axis=0))
 
 
 def _squared_distances(*, domain: list[Hashable], marginals: np.ndarray, level: str) -> np.ndarray:

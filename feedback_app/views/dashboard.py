@@ -25,6 +25,8 @@ from feedback_app.selectors.quality import (
     comparison_get,
     gold_candidates_count,
     labels_by_comparison,
+    people_agreement,
+    quality_tally,
     rater_quality,
     review_queue,
 )
@@ -245,9 +247,10 @@ def quality(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Settings saved; they apply to the next leases and training runs.")
             return _to(request, "quality/")
-    raters = sorted(rater_quality(campaign_id=config.pk).values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
-    judges = judges_quality(campaign_id=config.pk)
-    context = {"agreement": agreement_summary(campaign_id=config.pk), "raters": raters, "form": form, "settings": config,
+    tally = quality_tally(campaign_id=config.pk)
+    raters = sorted(rater_quality(campaign_id=config.pk, tally=tally).values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
+    judges = judges_quality(campaign_id=config.pk, people=people_agreement(campaign_id=config.pk, tally=tally))
+    context = {"agreement": agreement_summary(campaign_id=config.pk, tally=tally), "raters": raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(campaign_id=config.pk), "is_admin": _is_admin(request), "section": "quality",
                "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice(campaign_id=config.pk),
                "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(request, config)}

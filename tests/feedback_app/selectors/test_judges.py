@@ -3,7 +3,8 @@
 import pytest
 
 from feedback_app.models import Comparison, PreferenceLabel
-from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted, judge_audits, judge_routing, judge_trust, people_agreement
+from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted, judge_audits, judge_routing, judge_trust
+from feedback_app.selectors.quality import people_agreement
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,169 @@
+"""The quality tallies: every rater's counts, the agreement sums and each pair of raters' table, kept over completed comparisons.
+
+The quality page, ``/api/v1/stats/raters/`` and ``/agreement/``, rater trust (exports, training
+weights) and the AI judges' bar read the stored tally plus a live one of what it leaves out
+(``selectors.quality.quality_tally``), so their cost follows the backlog, not the history.
+
+- ``quality_tally_close`` (beat, every few minutes) adds the comparisons that completed since the
+  last close and at least ``CLOSE_AFTER`` ago, so a transaction that completed one just before
+  and committed after is not missed. A completed comparison's rater labels no longer change:
+  over-collection is refused and an undo reopens the comparison first.
+- A label deleted from a tallied comparison, or a tallied comparison made gold, drops the tallies
+  (``quality_tally_reopen``); the next close rebuilds them, and until then every figure is read
+  live, so none disagrees with the rows.
+- A worker that scores comparisons with a new reward model moves the tallied labels' reward-model
+  counts with it (``quality_tally_rescored``), in the transaction that stores the new scores.
+
+Each step of a close, the rescoring and the reopening take the ``QualityTallied`` row's lock
+first, so they run one at a time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.db import transaction
+from django.utils import timezone
+
+from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
+from feedback_app.selectors.label_tally import MARK_ID
+from feedback_app.selectors.quality import QualityTally, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
+
+CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+CHUNK = 2000  # comparisons whose labels are read at a time
+STEP = 5000  # comparisons tallied per transaction
+
+
+def quality_tally_close(*, now: datetime | None = None, step: int = STEP) -> int:
+    """Add the comparisons completed since the last close and ``CLOSE_AFTER`` ago to the tallies; return how many.
+
+    It works in steps of about ``step`` comparisons, oldest first, each its own transaction, so a
+    rebuild (after a reopen, from the first comparison) never holds the lock long: on SQLite a
+    transaction holds the one write lock, and the raters' labels wait for it.
+    """
+    until = (now or timezone.now()) - CLOSE_AFTER
+    done = 0
+    while True:
+        added, more = _close_step(until=until, step=step)
+        done += added
+        if not more:
+            return done
+
+
+def _close_step(*, until: datetime, step: int) -> tuple[int, bool]:
+    """Tally the next comparisons up to ``step`` of them (and any completed at the same instant as the last); return how many, and whether more wait."""
+    with transaction.atomic():
+        mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
+        if mark is None:
+            mark = QualityTallied.objects.create(pk=MARK_ID, through=EPOCH)
+        if until <= mark.through:
+            return 0, False
+        window = Comparison.objects.filter(completed_at__gte=mark.through, completed_at__lt=until, label_count__gte=1)
+        edge = window.order_by("completed_at").values_list("completed_at", flat=True)[step - 1:step].first()
+        step_until = min(until, edge + timedelta(microseconds=1)) if edge is not None else until
+        completed = list(window.filter(completed_at__lt=step_until).order_by().values_list("pk", "prompt__campaign_id", "completed_at"))
+        by_day: dict[tuple, list[int]] = defaultdict(list)
+        for pk, campaign_id, completed_at in completed:
+            by_day[(campaign_id, completed_at.astimezone(dt_timezone.utc).date())].append(pk)
+        tallies: dict[int, QualityTally] = defaultdict(QualityTally)
+        for (campaign_id, day), pks in by_day.items():
+            tally = QualityTally()
+            for i in range(0, len(pks), CHUNK):
+                tally.add(tally_of_rows(rater_label_rows(campaign_id=campaign_id, comparison_ids=pks[i:i + CHUNK]), bucket_times=True))
+            _agreement_add(campaign_id=campaign_id, day=day, tally=tally)
+            tallies[campaign_id].add(tally)
+        for campaign_id, tally in tallies.items():
+            _store(campaign_id=campaign_id, tally=tally)
+        mark.through = step_until
+        mark.save(update_fields=["through"])
+    return len(completed), step_until < until
+
+
+def _store(*, campaign_id: int, tally: QualityTally) -> None:
+    """Add ``tally`` to the campaign's stored tallies."""
+    rows = {row.rater_id: row for row in RaterTally.objects.filter(campaign_id=campaign_id, rater_id__in=tally.raters)}
+    new = []
+    for rater_id, counts in tally.raters.items():
+        row = rows.get(rater_id) or RaterTally(campaign_id=campaign_id, rater_id=rater_id, counts={}, times={})
+        row.counts = dict(Counter(row.counts) + counts)
+        times = Counter({int(ms): n for ms, n in row.times.items()}) + tally.times.get(rater_id, Counter())
+        row.times = {str(ms): n for ms, n in sorted(times.items())}
+        if row.pk is None:
+            new.append(row)
+    RaterTally.objects.bulk_update([row for row in rows.values()], ["counts", "times"], batch_size=500)
+    RaterTally.objects.bulk_create(new, batch_size=500)
+
+    _agreement_add(campaign_id=campaign_id, day=None, tally=tally)
+
+    pairs = {(p.rater_1, p.rater_2): p for p in RaterPairTally.objects.filter(campaign_id=campaign_id, rater_1__in={r1 for r1, _ in tally.rater_pairs})
+             if (p.rater_1, p.rater_2) in tally.rater_pairs}
+    new = []
+    for (rater_1, rater_2), table in tally.rater_pairs.items():
+        row = pairs.get((rater_1, rater_2)) or RaterPairTally(campaign_id=campaign_id, rater_1=rater_1, rater_2=rater_2, n=0, table=[])
+        merged = stored_matrix(row.table) + table
+        row.table, row.n = _matrix_entries(merged), sum(merged.values())
+        if row.pk is None:
+            new.append(row)
+    RaterPairTally.objects.bulk_update(list(pairs.values()), ["table", "n"], batch_size=500)
+    RaterPairTally.objects.bulk_create(new, batch_size=500)
+
+
+def _agreement_add(*, campaign_id: int, day, tally: QualityTally) -> None:
+    """Add the tally's agreement sums to the campaign's row of ``day`` (None: of all days)."""
+    agreement, _ = AgreementTally.objects.get_or_create(campaign_id=campaign_id, day=day)
+    agreement.n_units += tally.n_units
+    agreement.agreeing_pairs += tally.agreeing_pairs
+    agreement.pairs += tally.pairs
+    agreement.nominal = _matrix_entries(stored_matrix(agreement.nominal) + tally.nominal)
+    agreement.ordinal = _matrix_entries(stored_matrix(agreement.ordinal) + tally.ordinal)
+    agreement.save()
+
+
+def _matrix_entries(matrix: Counter) -> list:
+    """Return a ``{(row, column): value}`` matrix as JSON can hold it (``selectors.quality.stored_matrix`` reads it back)."""
+    return [[row, column, value] for (row, column), value in sorted(matrix.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))]
+
+
+def quality_tally_reopen(*, comparison_id: int) -> bool:
+    """A tallied comparison's labels changed (a label deleted, the pair made gold): drop the tallies; return whether it was tallied.
+
+    The next close rebuilds them; until then the figures are read live.
+    """
+    # A close tallies only what completed CLOSE_AFTER before it began: anything newer cannot be
+    # tallied, nor be tallying now, and needs no lock (an undo lands here; it must not wait for a close).
+    if not Comparison.objects.filter(pk=comparison_id, completed_at__lt=timezone.now() - CLOSE_AFTER).exists():
+        return False
+    with transaction.atomic():
+        mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
+        if mark is None or not Comparison.objects.filter(pk=comparison_id, completed_at__lt=mark.through).exists():
+            return False
+        mark.delete()
+        for model in (RaterTally, AgreementTally, RaterPairTally):
+            model.objects.all().delete()
+    return True
+
+
+def quality_tally_rescored(*, campaign_id: int, before: dict[int, float | None], after: dict[int, float]) -> None:
+    """Comparisons were scored again (P(A wins) ``before`` → ``after``, by id): move their tallied labels' reward-model counts.
+
+    Call it inside the transaction that stores the new scores, before storing them: it takes the
+    tallies' lock, so a close reads either the old scores and counts or the new ones.
+    """
+    mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
+    if mark is None:
+        return
+    tallied = set(Comparison.objects.filter(pk__in=list(after), completed_at__lt=mark.through).values_list("pk", flat=True))
+    if not tallied:
+        return
+    moves: dict[int, Counter] = defaultdict(Counter)
+    for row in PreferenceLabel.objects.filter(comparison_id__in=tallied, rater__isnull=False).values("comparison_id", "rater_id", "winner"):
+        moves[row["rater_id"]].update(rm_counts(row, after[row["comparison_id"]]))
+        moves[row["rater_id"]].subtract(rm_counts(row, before.get(row["comparison_id"])))
+    rows = list(RaterTally.objects.select_for_update().filter(campaign_id=campaign_id, rater_id__in=moves))
+    for row in rows:
+        counts = Counter(row.counts)
+        counts.update(moves[row.rater_id])
+        row.counts = {key: n for key, n in counts.items() if n}
+    RaterTally.objects.bulk_update(rows, ["counts"], batch_size=500)
