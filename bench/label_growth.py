@@ -119,12 +119,11 @@ def days_close() -> float:
     counts start again from nothing at each size (a real studio only ever adds labels to today).
     Then the quality tallies are rebuilt; return the seconds that took.
     """
-    from feedback_app.models import AgreementDay, LabelDayCount, LabelDaysClosed
+    from feedback_app.models import LabelDayCount, LabelDaysClosed
     from feedback_app.services.label_tally import label_days_close
 
     LabelDaysClosed.objects.all().delete()
     LabelDayCount.objects.all().delete()
-    AgreementDay.objects.all().delete()
     while label_days_close():
         pass
     return quality_tally_rebuild()
