@@ -78,6 +78,9 @@ class Comparison(models.Model):
             # the review queue: the newest unreviewed flagged or disputed comparisons, without reading every label
             models.Index(fields=["id"], name="comparison_flagged_unreviewed", condition=Q(flagged=True, reviewed_at__isnull=True)),
             models.Index(fields=["id"], name="comparison_disputed_unreviewed", condition=Q(disputed=True, reviewed_at__isnull=True)),
+            # an admin's answers and exclusions, read by every training run
+            models.Index(fields=["id"], name="comparison_adjudicated", condition=~Q(adjudicated_winner="")),
+            models.Index(fields=["id"], name="comparison_excluded", condition=Q(excluded=True)),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_responses"),

@@ -1,5 +1,7 @@
 """What raters said: one preference label per rater and comparison."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -114,6 +116,8 @@ class QualityTallied(models.Model):
     """
 
     through = models.DateTimeField()
+    # a new one with every rebuild: what was kept beside the tallies (a worker's training data) is valid for one generation
+    generation = models.UUIDField(default=uuid.uuid4)
 
 
 class RaterTally(models.Model):

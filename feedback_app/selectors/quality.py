@@ -53,6 +53,7 @@ from feedback_app.stats.ratings import trust_score
 
 MIN_LABELS_FOR_WARNINGS = 20
 MIN_SHARED_FOR_KAPPA = 5  # comparisons two raters share before their κ is shown
+KAPPA_PAIRS_SHOWN = 50  # the pairs listed, those sharing the most comparisons
 
 
 def _labels(campaign_id: int):
@@ -293,17 +294,23 @@ def _warnings(f: dict) -> list[str]:
 
 
 def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityTally | None = None) -> dict:
-    """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs (from ``quality_tally`` unless given)."""
+    """Return percent agreement, Krippendorff's α (ordinal, by strength) and Cohen's κ of rater pairs (from ``quality_tally`` unless given).
+
+    ``mean_kappa`` is over every pair sharing ``MIN_SHARED_FOR_KAPPA`` comparisons (``n_kappa_pairs``); ``kappas`` lists the
+    ``KAPPA_PAIRS_SHOWN`` of them that share the most.
+    """
     tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
     kappas = kappas_of_tables({pair: tally.rater_pairs[pair] for pair in sorted(tally.rater_pairs)}, min_shared=MIN_SHARED_FOR_KAPPA)
     return {
         "n_units": tally.n_units,
+        "n_kappa_pairs": len(kappas),
         "percent_agreement": tally.agreeing_pairs / tally.pairs if tally.pairs else None,
         "alpha_ordinal": alpha_of_coincidences(tally.ordinal, level="ordinal"),
         "alpha_nominal": alpha_of_coincidences(tally.nominal, level="nominal"),
         "mean_kappa": round(statistics.mean(k["kappa"] for k in kappas if k["kappa"] is not None), 4)
         if any(k["kappa"] is not None for k in kappas) else None,
-        "kappas": kappas,
+        # the pairs that share the most comparisons (a studio of thousands of raters has thousands of pairs; the mean is over all)
+        "kappas": sorted(kappas, key=lambda k: -k["n"])[:KAPPA_PAIRS_SHOWN],
     }
 
 

@@ -1,12 +1,10 @@
-"""What training reads: the active versions, the labels up to now, verdicts, and the prompts to hold out from."""
+"""What training reads: the active versions, verdicts, and the prompts to hold out from (the labels: ``services.training_data``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Max, Min
-
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, VersionStatus
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, RewardModelVersion, VersionStatus
 
 
 def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion], campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | PolicyVersion | None:
@@ -42,22 +40,6 @@ def policy_names_with_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list
 def reward_model_latest_full(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | None:
     """Return the campaign's newest full-tier reward version (any status), the warm start of the next one."""
     return RewardModelVersion.objects.filter(tier="full", campaign_id=campaign_id).order_by("-id").first()
-
-
-def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_prompt_ids: list[int] | None = None) -> tuple[Iterator[PreferenceLabel], dict]:
-    """Return the campaign's labels up to now, ordered by comparison, and the range they cover.
-
-    The range is fixed first, so labels that arrive during the fit are left for the next one. Each
-    campaign's reward-model and policy lines learn from its own labels only.
-    """
-    campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
-    bounds = campaign_labels.aggregate(first=Min("id"), last=Max("id"))
-    labels = campaign_labels.filter(pk__lte=bounds["last"] or 0, comparison__excluded=False)
-    if exclude_prompt_ids:
-        labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
-    labels = labels.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite").order_by("comparison_id", "id")
-    data_range = {"first_label_id": bounds["first"], "last_label_id": bounds["last"], "n_labels": labels.count()}
-    return labels.iterator(chunk_size=2000), data_range
 
 
 def verdicts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, str]:

@@ -158,7 +158,8 @@ def _preferences_stage_and_publish(*, batch: ImportBatch, records: Sequence, sha
     # The labels are written here, not staged: every reader of labels would otherwise have to skip them.
     with transaction.atomic():
         _batch_publish(batch=batch, counts={"prompts": len(comparison_ids), "comparisons": len(comparison_ids), "labels": len(comparison_ids)})
-        Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.COMPLETE, label_count=1)
+        Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.COMPLETE, label_count=1,
+                                                                                            completed_at=timezone.now())
         preference_labels_write(batch=batch, comparison_ids=comparison_ids, records=records, chosen_first=chosen_first)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from feedback_app import events
 
@@ -180,10 +181,11 @@ def preference_pairs_write(
         ]
     )
     status, labels = (Comparison.Status.STAGED, 0) if staged else (Comparison.Status.COMPLETE, 1)
+    now = timezone.now()
     return Comparison.objects.bulk_create(
         [
             Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=1,
-                       label_count=labels, status=status, import_batch=batch)
+                       label_count=labels, status=status, import_batch=batch, completed_at=None if staged else now)
             for i, p in enumerate(prompts)
         ],
         batch_size=2000,

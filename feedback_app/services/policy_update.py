@@ -22,7 +22,8 @@ from feedback_app.models import DEFAULT_CAMPAIGN_ID, PolicyVersion, Prompt, Trai
 from feedback_app.selectors.campaigns import campaign_get
 from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
-from feedback_app.selectors.training import labels_for_training, prompt_ids_published, reward_model_active, verdicts
+from feedback_app.selectors.training import prompt_ids_published, reward_model_active, verdicts
+from feedback_app.services.training_data import labels_for_training
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
 from feedback_app.services.versions import policy_active_or_base, policy_base, version_activate
 

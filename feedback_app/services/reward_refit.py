@@ -11,7 +11,8 @@ from feedback_app import training_bridge
 from feedback_app.models import RewardModelVersion, TrainingRun
 from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
-from feedback_app.selectors.training import labels_for_training, reward_model_active, reward_model_latest_full, verdicts
+from feedback_app.selectors.training import reward_model_active, reward_model_latest_full, verdicts
+from feedback_app.services.training_data import labels_for_training
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
 from feedback_app.services.versions import version_activate
 

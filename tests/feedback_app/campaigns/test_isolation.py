@@ -212,7 +212,8 @@ def test_a_campaign_that_does_not_exist_is_404(studio):
 def test_the_default_campaign_s_models_never_learn_from_another_campaign(studio):
     """The default campaign's reward-model and policy lines never see billing's labels or prompts (billing has lines of its own)."""
     from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
-    from feedback_app.selectors.training import labels_for_training, prompt_ids_published
+    from feedback_app.selectors.training import prompt_ids_published
+    from feedback_app.services.training_data import labels_for_training
     from feedback_app.services.auto_refit import refit_due_labels_count
     from feedback_app.services.policy_cadence import policy_labels_since_last_run
     from feedback_app.services.versions import policy_active_or_base

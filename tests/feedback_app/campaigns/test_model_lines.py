@@ -12,7 +12,8 @@ from django.test import Client
 from feedback_app import training_bridge
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, Response, RewardModelVersion, Role, TrainingRun
 from feedback_app.selectors.campaigns import campaign_default
-from feedback_app.selectors.training import labels_for_training, policy_active, reward_model_active
+from feedback_app.selectors.training import policy_active, reward_model_active
+from feedback_app.services.training_data import labels_for_training
 from feedback_app.services.auto_refit import refit_due_labels_count, training_auto_refit_if_due
 from feedback_app.services.campaigns import campaign_create, campaign_settings_update, member_set
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record

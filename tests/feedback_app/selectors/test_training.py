@@ -4,7 +4,6 @@ import pytest
 
 from feedback_app.models import Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion
 from feedback_app.selectors.training import (
-    labels_for_training,
     policy_active,
     policy_names_with_weights,
     prompt_ids_published,
@@ -13,6 +12,7 @@ from feedback_app.selectors.training import (
     version_active,
     version_by_name,
 )
+from feedback_app.services.training_data import labels_for_training
 
 pytestmark = pytest.mark.django_db
 

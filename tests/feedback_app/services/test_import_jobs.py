@@ -110,6 +110,7 @@ def test_preferences_publish_complete_comparisons_with_one_label_each():
     outcome = import_file(kind="preferences", data=rows, filename="x.jsonl")
     assert outcome.batch.counts == {"prompts": 5, "comparisons": 5, "labels": 5}
     assert Comparison.objects.filter(status=Comparison.Status.COMPLETE, label_count=1).count() == 5
+    assert not Comparison.objects.filter(completed_at__isnull=True).exists()  # complete when published (the tallies read completions)
     for label in PreferenceLabel.objects.select_related("comparison__response_a", "comparison__response_b"):
         winner = label.comparison.response_a if label.winner == "a" else label.comparison.response_b
         assert winner.text == "good"

@@ -98,6 +98,7 @@ def test_preferences_become_complete_labelled_comparisons():
     batch = preferences_import(data=jsonl(*rows), filename="trl.jsonl")
     assert batch.counts["labels"] == 40
     assert Comparison.objects.filter(status="complete", label_count=1).count() == 40
+    assert not Comparison.objects.filter(completed_at__isnull=True).exists()  # complete, so completed now
     winners = set()
     for label in PreferenceLabel.objects.select_related("comparison__response_a", "comparison__response_b"):
         assert label.rater_id is None and label.strength == 3

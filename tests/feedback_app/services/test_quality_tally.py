@@ -178,3 +178,14 @@ def test_a_close_in_small_steps_tallies_the_same(history):
     assert quality_tally_close(now=history, step=3) == Comparison.objects.filter(completed_at__lt=history - CLOSE_AFTER).count()
     assert QualityTallied.objects.get().through == history - CLOSE_AFTER
     assert_same(figures(), expected)
+
+
+def test_the_pairs_listed_are_those_sharing_the_most_and_the_mean_is_over_all(history, monkeypatch):
+    from feedback_app.selectors import quality
+
+    everything = agreement_summary()
+    assert everything["n_kappa_pairs"] == len(everything["kappas"]) >= 2
+    monkeypatch.setattr(quality, "KAPPA_PAIRS_SHOWN", 1)
+    shown = agreement_summary()
+    assert shown["n_kappa_pairs"] == everything["n_kappa_pairs"] and shown["mean_kappa"] == everything["mean_kappa"]
+    assert [k["n"] for k in shown["kappas"]] == [max(k["n"] for k in everything["kappas"])]
