@@ -113,19 +113,19 @@ class Fill:
         self.labels += len(labels)
 
 
-def days_close() -> float:
-    """Count the closed days' labels and agreement, as the hourly task has in a studio that grew to this size.
+def summaries_close() -> float:
+    """Count the closed hours' labels, as the task every ten minutes has in a studio that grew to this size.
 
-    The fill writes history backwards in time, into days a studio would long have closed, so the
-    counts start again from nothing at each size (a real studio only ever adds labels to today).
+    The fill writes history backwards in time, into hours a studio would long have closed, so the
+    counts start again from nothing at each size (a real studio only ever adds labels to now).
     Then the quality tallies are rebuilt; return the seconds that took.
     """
-    from feedback_app.models import LabelDayCount, LabelDaysClosed
-    from feedback_app.services.label_tally import label_days_close
+    from feedback_app.models import LabelHourCount, LabelHoursClosed
+    from feedback_app.services.label_tally import label_hours_close
 
-    LabelDaysClosed.objects.all().delete()
-    LabelDayCount.objects.all().delete()
-    while label_days_close():
+    LabelHoursClosed.objects.all().delete()
+    LabelHourCount.objects.all().delete()
+    while label_hours_close():
         pass
     return quality_tally_rebuild()
 
@@ -281,7 +281,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
               "labels_per_day": args.labels_per_day, "sizes": []}
     for size in sizes:
         fill_s = fill.grow_to(size)
-        tally_s = days_close()
+        tally_s = summaries_close()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")

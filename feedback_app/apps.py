@@ -29,10 +29,10 @@ def _session_ended(sender, request, user, **kwargs) -> None:
 
 
 def _label_deleted(sender, instance, **kwargs) -> None:
-    """A label went (undone, or deleted with its comparison or prompt): its closed day's count is read again, and the quality
+    """A label went (undone, or deleted with its comparison or prompt): its closed hour's count is read again, and the quality
     tallies and the training data kept beside them are rebuilt when they hold its comparison."""
-    from feedback_app.services.label_tally import label_day_reopen
+    from feedback_app.services.label_tally import label_hour_reopen
     from feedback_app.services.quality_tally import quality_tally_reopen
 
-    label_day_reopen(created_at=instance.created_at)
+    label_hour_reopen(created_at=instance.created_at)
     quality_tally_reopen(comparison_id=instance.comparison_id)

@@ -151,11 +151,11 @@ def model_store_prune() -> int:
 
 
 @shared_task
-def label_days_close() -> int:
-    """Count the labels of the days that ended (hourly); return how many days closed."""
-    from feedback_app.services.label_tally import label_days_close
+def label_hours_close() -> int:
+    """Count the labels of the hours that ended (every ten minutes); return how many hours closed."""
+    from feedback_app.services.label_tally import label_hours_close
 
-    return label_days_close()
+    return label_hours_close()
 
 
 @shared_task

@@ -8,8 +8,8 @@ from feedback_app.models.imports import ImportJob
 from feedback_app.models.judges import Judge, JudgeVersion, Verdict
 from feedback_app.models.labels import (
     AgreementTally,
-    LabelDayCount,
-    LabelDaysClosed,
+    LabelHourCount,
+    LabelHoursClosed,
     PreferenceLabel,
     QualityTallied,
     RaterPairTally,
@@ -32,8 +32,8 @@ __all__ = [
     "ImportJob",
     "Judge",
     "JudgeVersion",
-    "LabelDayCount",
-    "LabelDaysClosed",
+    "LabelHourCount",
+    "LabelHoursClosed",
     "PolicyVersion",
     "PreferenceLabel",
     "Profile",

@@ -84,25 +84,26 @@ class PreferenceLabel(models.Model):
         return f"Label {self.pk}: comparison {self.comparison_id} → {self.winner}"
 
 
-class LabelDayCount(models.Model):
-    """How many labels (raters', imported and AI) a campaign received on one closed UTC day.
+class LabelHourCount(models.Model):
+    """How many labels a campaign received in one closed UTC hour: all of them (raters', imported and AI), and the raters'.
 
-    Written by ``services.label_tally`` for the days up to ``LabelDaysClosed.through``; a label
-    deleted from a closed day reopens it, so the counts never disagree with the rows.
+    Written by ``services.label_tally`` for the hours before ``LabelHoursClosed.through``; a label
+    deleted from a closed hour reopens it, so the counts never disagree with the rows.
     """
 
     campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
+    hour = models.DateTimeField()  # its start
     labels = models.PositiveIntegerField()
+    rater_labels = models.PositiveIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="label_day_count_once")]
+        constraints = [models.UniqueConstraint(fields=["campaign", "hour"], name="label_hour_count_once")]
 
 
-class LabelDaysClosed(models.Model):
-    """The last UTC day whose labels ``LabelDayCount`` holds, for every campaign (one row, id 1)."""
+class LabelHoursClosed(models.Model):
+    """The end of the last UTC hour whose labels ``LabelHourCount`` holds, for every campaign (one row, id 1)."""
 
-    through = models.DateField()
+    through = models.DateTimeField()
 
 
 class QualityTallied(models.Model):
@@ -146,6 +147,10 @@ class AgreementTally(models.Model):
     pairs = models.PositiveBigIntegerField(default=0)
     nominal = models.JSONField(default=list)  # [[category, category, o_ck], …] of the winners
     ordinal = models.JSONField(default=list)  # the same of the ordinal values (−3…3)
+    # (the row of all days) the pairs of raters sharing enough comparisons for κ, the sum of their κ and how many have one
+    pairs_shared = models.PositiveIntegerField(default=0)
+    kappa_sum = models.FloatField(default=0.0)
+    kappa_n = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -161,6 +166,7 @@ class RaterPairTally(models.Model):
     rater_1 = models.PositiveIntegerField()
     rater_2 = models.PositiveIntegerField()
     n = models.PositiveIntegerField()  # units shared
+    kappa = models.FloatField(null=True)  # Cohen's κ of the table (once n reaches MIN_SHARED_FOR_KAPPA)
     table = models.JSONField(default=list)  # [[winner of rater_1, winner of rater_2, units], …]
 
     class Meta:

@@ -7,14 +7,12 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count
-from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.label_tally import labels_total_count
+from feedback_app.selectors.label_tally import labels_total_count, rater_labels_by_hour
 from feedback_app.selectors.quality import active_rater_count, labels_per_minute
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -51,7 +49,7 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
     total, target = labels_total_count(campaign_id=campaign_id), config.label_target
     return {
         "labels_per_minute": labels_per_minute(campaign_id=campaign_id),
-        "labels_today": _labels(campaign_id).filter(created_at__gte=today, rater__isnull=False).count(),
+        "labels_today": sum(rater_labels_by_hour(campaign_id=campaign_id, start=today).values()),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
@@ -74,10 +72,7 @@ def labels_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, hours: int = 48)
     """Return labels per hour over the last ``hours`` (hours without labels included, as 0)."""
     now = timezone.now()
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    counts = dict(
-        _labels(campaign_id).filter(created_at__gte=start, rater__isnull=False)
-        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
-    )
+    counts = rater_labels_by_hour(campaign_id=campaign_id, start=start)
     series = []
     hour = start
     while hour <= now:

@@ -1,14 +1,20 @@
-"""A campaign's label total from its closed days and a live count after them (``services.label_tally`` closes the days)."""
+"""Labels counted from closed hours plus a live count after them (``services.label_tally`` closes the hours).
+
+A campaign's total, its raters' labels today and per hour read at most one row per hour and the
+labels of the last hour or two, not the history.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncHour
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, LabelDayCount, LabelDaysClosed, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, LabelHourCount, LabelHoursClosed, PreferenceLabel
 
-MARK_ID = 1  # LabelDaysClosed holds one row
+MARK_ID = 1  # LabelHoursClosed and QualityTallied hold one row each
 
 
 def day_start(day: date) -> datetime:
@@ -16,16 +22,39 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
 
 
-def label_days_closed_through() -> date | None:
-    """Return the last closed day, or None when none is."""
-    return LabelDaysClosed.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
+def hour_floor(moment: datetime) -> datetime:
+    """Return the start of the UTC hour holding ``moment``."""
+    return moment.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def label_hours_closed_through() -> datetime | None:
+    """Return the end of the last closed hour, or None when none is."""
+    return LabelHoursClosed.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
+
+
+def _labels(campaign_id: int):
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
 def labels_total_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
-    """Return how many labels (raters', imported and AI) the campaign holds: its closed days' counts plus the labels since."""
-    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
-    through = label_days_closed_through()
+    """Return how many labels (raters', imported and AI) the campaign holds: its closed hours' counts plus the labels since."""
+    through = label_hours_closed_through()
     if through is None:
-        return labels.count()
-    closed = LabelDayCount.objects.filter(campaign_id=campaign_id, day__lte=through).aggregate(n=Sum("labels"))["n"] or 0
-    return closed + labels.filter(created_at__gte=day_start(through + timedelta(days=1))).count()
+        return _labels(campaign_id).count()
+    closed = LabelHourCount.objects.filter(campaign_id=campaign_id, hour__lt=through).aggregate(n=Sum("labels"))["n"] or 0
+    return closed + _labels(campaign_id).filter(created_at__gte=through).count()
+
+
+def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datetime) -> Counter:
+    """Return the campaign's raters' labels per UTC hour (keyed by its start) from ``start`` on; a partial first hour counts from ``start``."""
+    through = label_hours_closed_through()
+    whole = hour_floor(start) if hour_floor(start) == start else hour_floor(start) + timedelta(hours=1)
+    counts: Counter = Counter()
+    live = _labels(campaign_id).filter(rater__isnull=False, created_at__gte=start)
+    if through is not None and through > whole:
+        counts.update(dict(LabelHourCount.objects.filter(campaign_id=campaign_id, hour__gte=whole, hour__lt=through)
+                           .values_list("hour", "rater_labels")))
+        live = live.filter(Q(created_at__lt=whole) | Q(created_at__gte=through))
+    counts.update(dict(live.annotate(hour=TruncHour("created_at", tzinfo=dt_timezone.utc)).values("hour").annotate(n=Count("id"))
+                       .values_list("hour", "n")))
+    return counts

@@ -17,7 +17,7 @@ Rows that look wrong are flagged with the reason (see ``_warnings``).
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone as dt_timezone
@@ -44,6 +44,7 @@ from feedback_app.stats.agreement import (
     agreeing_pairs,
     alpha_of_coincidences,
     coincidences,
+    cohen_kappa_of_table,
     consensus_agreement,
     kappas_of_tables,
     ordinal_value,
@@ -116,6 +117,12 @@ class QualityTally:
     nominal: Counter = field(default_factory=Counter)
     ordinal: Counter = field(default_factory=Counter)
     rater_pairs: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # Pairs of raters summed, not listed in ``rater_pairs`` (the stored ones no live comparison touches): how many share
+    # MIN_SHARED_FOR_KAPPA comparisons, the sum of their κ and how many have one, and the most shared of them, listed.
+    pairs_shared: int = 0
+    kappa_sum: float = 0.0
+    kappa_n: int = 0
+    top_pairs: list = field(default_factory=list)
 
     def add(self, other: "QualityTally") -> "QualityTally":
         for mine, theirs in ((self.raters, other.raters), (self.times, other.times), (self.rater_pairs, other.rater_pairs)):
@@ -126,7 +133,18 @@ class QualityTally:
         self.pairs += other.pairs
         self.nominal.update(other.nominal)
         self.ordinal.update(other.ordinal)
+        self.pairs_shared += other.pairs_shared
+        self.kappa_sum += other.kappa_sum
+        self.kappa_n += other.kappa_n
+        self.top_pairs += other.top_pairs
         return self
+
+
+def pair_kappa(table: Counter) -> tuple[bool, float | None]:
+    """Return whether a pair's table counts toward the mean κ (MIN_SHARED_FOR_KAPPA shared comparisons) and its κ."""
+    if sum(table.values()) < MIN_SHARED_FOR_KAPPA:
+        return False, None
+    return True, cohen_kappa_of_table(table)
 
 
 def rm_counts(row: dict, prob_a_wins: float | None) -> Counter:
@@ -137,9 +155,19 @@ def rm_counts(row: dict, prob_a_wins: float | None) -> Counter:
 
 
 def time_bucket(ms: int) -> int:
-    """Return the stored time on task of a tallied label: to 100 ms under a minute, to a second under ten, then to the minute."""
-    step = 100 if ms < 60_000 else 1000 if ms < 600_000 else 60_000
-    return ms // step * step
+    """Return the stored time on task of a tallied label: the lower edge of its bucket, each 5% wider than the one before.
+
+    A rater's stored times are then a few dozen buckets whatever their number of labels, and
+    the median read from them is within 5% below the true one.
+    """
+    if ms < 100:
+        return ms // 10 * 10
+    k = math.floor(math.log(ms / 100, 1.05))
+    while round(100 * 1.05 ** (k + 1)) <= ms:  # the edges are whole milliseconds: an edge is its own bucket
+        k += 1
+    while round(100 * 1.05 ** k) > ms:
+        k -= 1
+    return round(100 * 1.05 ** k)
 
 
 def tally_of_rows(rows: list[dict], *, bucket_times: bool = False) -> QualityTally:
@@ -198,18 +226,27 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
         stored.add(_stored_agreement(agreement))
     live_pairs = set(tally.rater_pairs)
     pairs = RaterPairTally.objects.filter(campaign_id=campaign_id)
-    wanted = Q(n__gte=MIN_SHARED_FOR_KAPPA)
     if live_pairs:
-        wanted |= Q(rater_1__in={r1 for r1, _ in live_pairs}, n__lt=MIN_SHARED_FOR_KAPPA)
-    for rater_1, rater_2, n, table in pairs.filter(wanted).values_list("rater_1", "rater_2", "n", "table"):
-        if n >= MIN_SHARED_FOR_KAPPA or (rater_1, rater_2) in live_pairs:
-            stored.rater_pairs[(rater_1, rater_2)].update(stored_matrix(table))
+        # the stored tables of the pairs a live comparison touches: they leave the sums and are listed, merged with the live ones
+        touched = pairs.filter(rater_1__in={r1 for r1, _ in live_pairs}, rater_2__in={r2 for _, r2 in live_pairs})
+        for rater_1, rater_2, n, kappa, table in touched.values_list("rater_1", "rater_2", "n", "kappa", "table"):
+            if (rater_1, rater_2) in live_pairs:
+                stored.rater_pairs[(rater_1, rater_2)].update(stored_matrix(table))
+                if n >= MIN_SHARED_FOR_KAPPA:
+                    stored.pairs_shared -= 1
+                    if kappa is not None:
+                        stored.kappa_sum -= kappa
+                        stored.kappa_n -= 1
+    top = pairs.filter(n__gte=MIN_SHARED_FOR_KAPPA).order_by("-n", "rater_1", "rater_2")[:KAPPA_PAIRS_SHOWN + len(live_pairs)]
+    stored.top_pairs = [((rater_1, rater_2), stored_matrix(table)) for rater_1, rater_2, table in top.values_list("rater_1", "rater_2", "table")
+                        if (rater_1, rater_2) not in live_pairs][:KAPPA_PAIRS_SHOWN]
     return stored.add(tally)
 
 
 def _stored_agreement(row: AgreementTally) -> QualityTally:
     return QualityTally(n_units=row.n_units, agreeing_pairs=row.agreeing_pairs, pairs=row.pairs,
-                        nominal=stored_matrix(row.nominal), ordinal=stored_matrix(row.ordinal))
+                        nominal=stored_matrix(row.nominal), ordinal=stored_matrix(row.ordinal),
+                        pairs_shared=row.pairs_shared, kappa_sum=row.kappa_sum, kappa_n=row.kappa_n)
 
 
 def stored_matrix(entries: list) -> Counter:
@@ -300,17 +337,19 @@ def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityT
     ``KAPPA_PAIRS_SHOWN`` of them that share the most.
     """
     tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
-    kappas = kappas_of_tables({pair: tally.rater_pairs[pair] for pair in sorted(tally.rater_pairs)}, min_shared=MIN_SHARED_FOR_KAPPA)
+    unsummed = kappas_of_tables(tally.rater_pairs, min_shared=MIN_SHARED_FOR_KAPPA)
+    kappas = [k["kappa"] for k in unsummed if k["kappa"] is not None]
+    kappa_n = tally.kappa_n + len(kappas)
+    listed = unsummed + kappas_of_tables(dict(tally.top_pairs), min_shared=MIN_SHARED_FOR_KAPPA)
     return {
         "n_units": tally.n_units,
-        "n_kappa_pairs": len(kappas),
+        "n_kappa_pairs": tally.pairs_shared + len(unsummed),
         "percent_agreement": tally.agreeing_pairs / tally.pairs if tally.pairs else None,
         "alpha_ordinal": alpha_of_coincidences(tally.ordinal, level="ordinal"),
         "alpha_nominal": alpha_of_coincidences(tally.nominal, level="nominal"),
-        "mean_kappa": round(statistics.mean(k["kappa"] for k in kappas if k["kappa"] is not None), 4)
-        if any(k["kappa"] is not None for k in kappas) else None,
+        "mean_kappa": round((tally.kappa_sum + sum(kappas)) / kappa_n, 4) if kappa_n else None,
         # the pairs that share the most comparisons (a studio of thousands of raters has thousands of pairs; the mean is over all)
-        "kappas": sorted(kappas, key=lambda k: -k["n"])[:KAPPA_PAIRS_SHOWN],
+        "kappas": sorted(listed, key=lambda k: (-k["n"], k["raters"]))[:KAPPA_PAIRS_SHOWN],
     }
 
 

@@ -24,11 +24,12 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
-from feedback_app.selectors.quality import QualityTally, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
+from feedback_app.selectors.quality import QualityTally, pair_kappa, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
 
 CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -97,17 +98,26 @@ def _store(*, campaign_id: int, tally: QualityTally) -> None:
 
     _agreement_add(campaign_id=campaign_id, day=None, tally=tally)
 
-    pairs = {(p.rater_1, p.rater_2): p for p in RaterPairTally.objects.filter(campaign_id=campaign_id, rater_1__in={r1 for r1, _ in tally.rater_pairs})
+    pairs = {(p.rater_1, p.rater_2): p for p in RaterPairTally.objects.filter(campaign_id=campaign_id, rater_1__in={r1 for r1, _ in tally.rater_pairs},
+                                                                              rater_2__in={r2 for _, r2 in tally.rater_pairs})
              if (p.rater_1, p.rater_2) in tally.rater_pairs}
-    new = []
+    new, shared, kappa_sum, kappa_n = [], 0, 0.0, 0
     for (rater_1, rater_2), table in tally.rater_pairs.items():
         row = pairs.get((rater_1, rater_2)) or RaterPairTally(campaign_id=campaign_id, rater_1=rater_1, rater_2=rater_2, n=0, table=[])
         merged = stored_matrix(row.table) + table
+        # the pair's part in the sums behind the mean κ: out with its old table, in with the new one
+        was_shared, old_kappa = pair_kappa(stored_matrix(row.table))
+        is_shared, row.kappa = pair_kappa(merged)
+        shared += is_shared - was_shared
+        kappa_sum += (row.kappa or 0.0) - (old_kappa or 0.0)
+        kappa_n += (row.kappa is not None) - (old_kappa is not None)
         row.table, row.n = _matrix_entries(merged), sum(merged.values())
         if row.pk is None:
             new.append(row)
-    RaterPairTally.objects.bulk_update(list(pairs.values()), ["table", "n"], batch_size=500)
+    RaterPairTally.objects.bulk_update(list(pairs.values()), ["table", "n", "kappa"], batch_size=500)
     RaterPairTally.objects.bulk_create(new, batch_size=500)
+    AgreementTally.objects.filter(campaign_id=campaign_id, day__isnull=True).update(
+        pairs_shared=F("pairs_shared") + shared, kappa_sum=F("kappa_sum") + kappa_sum, kappa_n=F("kappa_n") + kappa_n)
 
 
 def _agreement_add(*, campaign_id: int, day, tally: QualityTally) -> None:

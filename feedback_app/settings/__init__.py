@@ -172,7 +172,7 @@ CELERY_BEAT_SCHEDULE = {
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     # A campaign's label total reads its closed days' counts and the labels since (services.label_tally).
-    "label-days-close": {"task": "feedback_app.tasks.label_days_close", "schedule": 3600.0},
+    "label-hours-close": {"task": "feedback_app.tasks.label_hours_close", "schedule": 600.0},
     "quality-tally-close": {"task": "feedback_app.tasks.quality_tally_close", "schedule": 600.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},

@@ -1,27 +1,28 @@
-"""Closed days' label counts: a campaign's total always equals its rows, whatever was closed, labelled late or deleted."""
+"""Closed hours' label counts: a campaign's totals always equal its rows, whatever was closed, labelled late or deleted."""
 
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 
-from feedback_app.models import Campaign, Comparison, LabelDayCount, PreferenceLabel, Prompt, Response
-from feedback_app.selectors.label_tally import label_days_closed_through, labels_total_count
-from feedback_app.services.label_tally import label_days_close
+from feedback_app.models import Campaign, Comparison, LabelHourCount, PreferenceLabel, Prompt, Response
+from feedback_app.selectors.label_tally import label_hours_closed_through, labels_total_count, rater_labels_by_hour
+from feedback_app.services.label_tally import label_hours_close
 
-NOW = datetime(2026, 12, 3, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 12, 3, 12, 20, tzinfo=dt_timezone.utc)
 
 
 @pytest.fixture
-def label_at(db):
-    """Make a label of a new comparison in ``campaign`` stamped ``when``."""
+def label_at(db, make_user):
+    """Make a label of a new comparison in ``campaign`` stamped ``when`` (a rater's, or an imported one)."""
     counter = iter(range(10_000))
+    rater = make_user()
 
-    def make(when: datetime, campaign_id: int = 1) -> PreferenceLabel:
+    def make(when: datetime, campaign_id: int = 1, imported: bool = False) -> PreferenceLabel:
         i = next(counter)
         prompt = Prompt.objects.create(text=f"Request {i}", campaign_id=campaign_id)
         a, b = Response.objects.create(prompt=prompt, text="yes"), Response.objects.create(prompt=prompt, text="no")
         comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b)
-        label = PreferenceLabel.objects.create(comparison=comparison, winner="a")
+        label = PreferenceLabel.objects.create(comparison=comparison, winner="a", rater=None if imported else rater)
         PreferenceLabel.objects.filter(pk=label.pk).update(created_at=when)
         label.refresh_from_db()
         return label
@@ -33,62 +34,82 @@ def truth(campaign_id: int = 1) -> int:
     return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id).count()
 
 
-def test_before_any_day_closes_the_total_is_a_plain_count(label_at):
+def rater_truth(start: datetime, campaign_id: int = 1) -> int:
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id, rater__isnull=False, created_at__gte=start).count()
+
+
+def test_before_any_hour_closes_the_total_is_a_plain_count(label_at):
     label_at(NOW - timedelta(days=3))
-    assert label_days_closed_through() is None and labels_total_count() == 1 == truth()
+    assert label_hours_closed_through() is None and labels_total_count() == 1 == truth()
 
 
-def test_closing_counts_each_ended_day_per_campaign_and_the_total_adds_the_labels_since(label_at):
+def test_closing_counts_each_ended_hour_per_campaign_and_the_totals_add_the_labels_since(label_at):
     other = Campaign.objects.create(slug="other", name="Other")
-    for days_ago in (5, 5, 3, 1):
-        label_at(NOW - timedelta(days=days_ago))
-    label_at(NOW - timedelta(days=3), campaign_id=other.pk)
+    for hours_ago in (50, 50, 30, 3):
+        label_at(NOW - timedelta(hours=hours_ago))
+    label_at(NOW - timedelta(hours=30), imported=True)
+    label_at(NOW - timedelta(hours=30), campaign_id=other.pk)
     label_at(NOW - timedelta(minutes=5))
-    assert label_days_close(now=NOW) == 5  # from the first label's day (Nov 28) to yesterday
-    assert label_days_closed_through() == (NOW - timedelta(days=1)).date()
-    assert dict(LabelDayCount.objects.filter(campaign_id=1).values_list("day", "labels")) == {
-        (NOW - timedelta(days=5)).date(): 2, (NOW - timedelta(days=3)).date(): 1, (NOW - timedelta(days=1)).date(): 1}
-    assert labels_total_count() == 5 == truth() and labels_total_count(campaign_id=other.pk) == 1 == truth(other.pk)
+    first_hour = (NOW - timedelta(hours=50)).replace(minute=0)
+    assert label_hours_close(now=NOW) == 49  # from the first label's hour to 11:00, which ended over an hour ago
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 11, 0, tzinfo=dt_timezone.utc)
+    assert dict(LabelHourCount.objects.filter(campaign_id=1).values_list("hour", "labels")) == {
+        first_hour: 2, first_hour + timedelta(hours=20): 2, first_hour + timedelta(hours=47): 1}
+    assert LabelHourCount.objects.get(campaign_id=1, hour=first_hour + timedelta(hours=20)).rater_labels == 1
+    assert labels_total_count() == 6 == truth() and labels_total_count(campaign_id=other.pk) == 1 == truth(other.pk)
     label_at(NOW)  # a new label is counted live
-    assert labels_total_count() == 6 == truth()
-    assert label_days_close(now=NOW) == 0  # nothing more has ended
+    assert labels_total_count() == 7 == truth()
+    assert label_hours_close(now=NOW) == 0  # nothing more has ended
 
 
-def test_a_day_closes_only_once_it_ended_an_hour_ago(label_at):
-    """A write that began before midnight may commit after it: yesterday stays open until 01:00."""
-    label_at(NOW - timedelta(days=2))
-    just_after_midnight = datetime(2026, 12, 3, 0, 30, tzinfo=dt_timezone.utc)
-    label_days_close(now=just_after_midnight)
-    assert label_days_closed_through() == datetime(2026, 12, 1).date()
-    late = label_at(datetime(2026, 12, 2, 23, 59, 59, tzinfo=dt_timezone.utc))  # committed after the close above
+def test_raters_labels_by_hour_read_the_closed_hours_and_the_rest_live(label_at):
+    for minutes_ago in (47 * 60 + 50, 47 * 60 + 10, 20 * 60, 20 * 60 + 5, 90, 30, 0):
+        label_at(NOW - timedelta(minutes=minutes_ago))
+    label_at(NOW - timedelta(hours=20), imported=True)  # not a rater's
+    label_hours_close(now=NOW)
+    LabelHourCount.objects.update(labels=0)  # the raters' counts come from their own column
+    for start in (NOW - timedelta(hours=47, minutes=30), (NOW - timedelta(hours=48)).replace(minute=0), NOW - timedelta(minutes=45)):
+        by_hour = rater_labels_by_hour(start=start)
+        assert sum(by_hour.values()) == rater_truth(start)  # a partial first hour counts from the start
+        assert all(hour.minute == 0 for hour in by_hour)
+    assert rater_labels_by_hour(start=(NOW - timedelta(hours=20)).replace(minute=0))[(NOW - timedelta(hours=21)).replace(minute=0)] == 0
+
+
+def test_an_hour_closes_only_once_it_ended_an_hour_ago(label_at):
+    """A write that began in an hour may commit after it: the hour stays open for another hour."""
+    label_at(NOW - timedelta(hours=5))
+    label_hours_close(now=datetime(2026, 12, 3, 10, 30, tzinfo=dt_timezone.utc))
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 9, 0, tzinfo=dt_timezone.utc)
+    late = label_at(datetime(2026, 12, 3, 9, 59, 59, tzinfo=dt_timezone.utc))  # committed after the close above
     assert labels_total_count() == 2 == truth()
-    label_days_close(now=datetime(2026, 12, 3, 1, 30, tzinfo=dt_timezone.utc))
-    assert label_days_closed_through() == late.created_at.date() and labels_total_count() == 2 == truth()
+    label_hours_close(now=datetime(2026, 12, 3, 11, 30, tzinfo=dt_timezone.utc))
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 10, 0, tzinfo=dt_timezone.utc) > late.created_at
+    assert labels_total_count() == 2 == truth()
 
 
-def test_deleting_a_label_of_a_closed_day_reopens_it_and_the_total_follows(label_at):
-    old = label_at(NOW - timedelta(days=4))
-    label_at(NOW - timedelta(days=2))
-    label_at(NOW - timedelta(days=1))
-    label_days_close(now=NOW)
+def test_deleting_a_label_of_a_closed_hour_reopens_it_and_the_total_follows(label_at):
+    old = label_at(NOW - timedelta(hours=40))
+    label_at(NOW - timedelta(hours=20))
+    label_at(NOW - timedelta(hours=2))
+    label_hours_close(now=NOW)
     old.delete()
-    assert label_days_closed_through() == (NOW - timedelta(days=5)).date()
-    assert not LabelDayCount.objects.filter(day__gte=(NOW - timedelta(days=4)).date()).exists()
+    assert label_hours_closed_through() == (NOW - timedelta(hours=40)).replace(minute=0)
+    assert not LabelHourCount.objects.exists()
     assert labels_total_count() == 2 == truth()
-    label_days_close(now=NOW)
-    assert labels_total_count() == 2 == truth()
+    label_hours_close(now=NOW)
+    assert labels_total_count() == 2 == truth() and LabelHourCount.objects.count() == 2
 
 
-def test_a_cascade_from_a_deleted_comparison_reopens_its_day(label_at):
+def test_a_cascade_from_a_deleted_comparison_reopens_its_hour(label_at):
     label = label_at(NOW - timedelta(days=2))
     label_at(NOW - timedelta(days=2))
-    label_days_close(now=NOW)
+    label_hours_close(now=NOW)
     Comparison.objects.filter(pk=label.comparison_id).delete()
     assert labels_total_count() == 1 == truth()
 
 
 def test_closing_is_bounded_per_call_and_resumes(label_at):
-    label_at(NOW - timedelta(days=10))
-    assert label_days_close(now=NOW, max_days=4) == 4
+    label_at(NOW - timedelta(hours=10, minutes=10))
+    assert label_hours_close(now=NOW, max_hours=4) == 4
     assert labels_total_count() == 1 == truth()
-    assert label_days_close(now=NOW) == 6 and labels_total_count() == 1
+    assert label_hours_close(now=NOW) == 5 and labels_total_count() == 1

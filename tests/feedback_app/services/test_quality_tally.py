@@ -58,7 +58,7 @@ def history(make_user):
         for rater in raters_of:
             PreferenceLabel.objects.create(comparison=c, rater=rater, winner=rng.choice(("a", "a", "b", "tie", "both_bad")),
                                            strength=rng.choice((1, 2, 3)), a_on_left=rng.choice((True, False, None)),
-                                           time_on_task_ms=rng.choice((None, 800, 2500, 9100, 30_000)))
+                                           time_on_task_ms=rng.choice((None, 776, 2384, 8901, 28705)))  # bucket edges: stored exactly
         return c
 
     for i in range(3):
@@ -189,3 +189,12 @@ def test_the_pairs_listed_are_those_sharing_the_most_and_the_mean_is_over_all(hi
     shown = agreement_summary()
     assert shown["n_kappa_pairs"] == everything["n_kappa_pairs"] and shown["mean_kappa"] == everything["mean_kappa"]
     assert [k["n"] for k in shown["kappas"]] == [max(k["n"] for k in everything["kappas"])]
+
+
+def test_a_tallied_median_time_is_within_five_percent_below_the_true_one(history):
+    PreferenceLabel.objects.filter(time_on_task_ms__isnull=False).update(time_on_task_ms=12_345)
+    quality_tally_close(now=history + timedelta(days=1))  # everything completed is tallied
+    true = full_read()["raters"]
+    for rater_id, figures in rater_quality().items():
+        if true[rater_id]["median_time_ms"] is not None:
+            assert 12_345 / 1.05 <= figures["median_time_ms"] <= 12_345 == true[rater_id]["median_time_ms"]
