@@ -234,6 +234,9 @@ def version_activate_view(request: HttpRequest, kind: str, name: str) -> HttpRes
     return _to(request, "models/")
 
 
+RATERS_SHOWN = 100  # rows of the quality page's rater table, unless all are asked for
+
+
 @require_http_methods(["GET", "POST"])
 @campaign_required(*STAFF)
 def quality(request: HttpRequest) -> HttpResponse:
@@ -249,8 +252,11 @@ def quality(request: HttpRequest) -> HttpResponse:
             return _to(request, "quality/")
     tally = quality_tally(campaign_id=config.pk)
     raters = sorted(rater_quality(campaign_id=config.pk, tally=tally).values(), key=lambda r: (not r["warnings"], -r["n_labels"]))
+    n_raters = len(raters)
+    if request.GET.get("raters") != "all":
+        raters = raters[:RATERS_SHOWN]  # those with warnings first, then the busiest; every rater is in stats/raters and on ?raters=all
     judges = judges_quality(campaign_id=config.pk, people=people_agreement(campaign_id=config.pk, tally=tally))
-    context = {"agreement": agreement_summary(campaign_id=config.pk, tally=tally), "raters": raters, "form": form, "settings": config,
+    context = {"agreement": agreement_summary(campaign_id=config.pk, tally=tally), "raters": raters, "n_raters": n_raters, "form": form, "settings": config,
                "gold_candidates": gold_candidates_count(campaign_id=config.pk), "is_admin": _is_admin(request), "section": "quality",
                "judges": judges, "reliability_charts": reliability_charts(judges), "ai_notice": ai_feedback_notice(campaign_id=config.pk),
                "guidelines_form": GuidelinesForm(initial={"guidelines": config.guidelines}), **_scope(request, config)}

@@ -1,7 +1,7 @@
 import pytest
 from django.test import Client
 
-from feedback_app.models import AuditEntry, Comparison, PolicyVersion, RewardModelVersion, TrainingRun
+from feedback_app.models import AuditEntry, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.models import DEFAULT_CAMPAIGN_ID
@@ -304,3 +304,22 @@ def test_the_settings_form_takes_criteria_as_a_line_and_names_what_is_wrong(rese
     bad = client.post("/dashboard/quality/", {"gold_rate": "0.1", "arena_share": "0.2", "min_trust": "0", "criteria": "Tone!"})
     assert bad.status_code == 400 and "a name is a lowercase letter" in bad.content.decode()
     assert campaign_default().criteria == ["accuracy", "tone"]
+
+
+def test_the_quality_page_shows_the_raters_with_warnings_first_and_all_on_request(researcher, make_user, make_comparisons, monkeypatch):
+    from feedback_app.views import dashboard
+
+    monkeypatch.setattr(dashboard, "RATERS_SHOWN", 2)
+    comparisons = make_comparisons(25, required_labels=3)
+    raters = [make_user() for _ in range(3)]
+    for i, c in enumerate(comparisons):
+        PreferenceLabel.objects.create(comparison=c, rater=raters[0], winner="a", a_on_left=True, time_on_task_ms=500)  # always left, fast
+        if i < 10:
+            PreferenceLabel.objects.create(comparison=c, rater=raters[1], winner="b", a_on_left=True, time_on_task_ms=9000)
+        if i < 5:
+            PreferenceLabel.objects.create(comparison=c, rater=raters[2], winner="b", a_on_left=False, time_on_task_ms=9000)
+    page = logged_in(researcher).get("/dashboard/quality/").content.decode()
+    assert raters[0].username in page and raters[1].username in page and raters[2].username not in page
+    assert "2 of 3 raters" in page
+    everyone = logged_in(researcher).get("/dashboard/quality/?raters=all").content.decode()
+    assert all(r.username in everyone for r in raters) and "2 of 3 raters" not in everyone
