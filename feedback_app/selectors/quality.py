@@ -66,16 +66,26 @@ def _comparisons(campaign_id: int):
     return Comparison.objects.filter(prompt__campaign_id=campaign_id)
 
 
-def rater_label_rows(*, campaign_id: int, since=None, comparison_ids=None, tallied_before=None) -> list[dict]:
-    """Return the campaign's rater labels as rows for ``tally_of_rows``; with ``tallied_before``, only those of the comparisons
-    not completed before it (what ``QualityTallied`` leaves out)."""
+def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=None) -> list[dict]:
+    """Return the campaign's rater labels as rows for ``tally_of_rows``; with ``tallied_before``, only those the quality tallies
+    leave out: of the comparisons not completed before it, and the gold pairs' labels made since (gold pairs stay open)."""
     labels = _labels(campaign_id).filter(rater__isnull=False)
-    if since is not None:
-        labels = labels.filter(created_at__gte=since)
+    if tallied_before is not None:
+        # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels
+        live = _comparisons(campaign_id).filter(Q(completed_at__isnull=True) | Q(completed_at__gte=tallied_before), is_gold=False)
+        return (_label_rows(labels.filter(comparison_id__in=list(live.values_list("pk", flat=True))))
+                + _label_rows(labels.filter(comparison__is_gold=True, created_at__gte=tallied_before)))
     if comparison_ids is not None:
         labels = labels.filter(comparison_id__in=comparison_ids)
-    if tallied_before is not None:
-        labels = labels.filter(Q(comparison__completed_at__isnull=True) | Q(comparison__completed_at__gte=tallied_before))
+    return _label_rows(labels)
+
+
+def gold_label_rows(*, campaign_id: int, start, end) -> list[dict]:
+    """Return the rater labels of the campaign's gold pairs made in [start, end) (the tallies count them as they are made)."""
+    return _label_rows(_labels(campaign_id).filter(rater__isnull=False, comparison__is_gold=True, created_at__gte=start, created_at__lt=end))
+
+
+def _label_rows(labels) -> list[dict]:
     return list(
         labels.annotate(len_a=Length("comparison__response_a__text"), len_b=Length("comparison__response_b__text")).values(
             "comparison_id", "rater_id", "winner", "strength", "a_on_left", "time_on_task_ms", "created_at", "len_a", "len_b",
@@ -85,9 +95,15 @@ def rater_label_rows(*, campaign_id: int, since=None, comparison_ids=None, talli
 
 
 def overlap_units(rows: list[dict], *, ordinal: bool = False) -> dict:
-    """Return {comparison: {rater: category or ordinal value}} for comparisons with 2+ rater labels."""
+    """Return {comparison: {rater: category or ordinal value}} for comparisons with 2+ rater labels.
+
+    Gold pairs are left out: a rater's label there is measured against the known answer, and each
+    is shown to every rater, so it would never stop changing.
+    """
     units: dict = defaultdict(dict)
     for row in rows:
+        if row.get("comparison__is_gold"):
+            continue
         units[row["comparison_id"]][row["rater_id"]] = (
             ordinal_value(winner=row["winner"], strength=row["strength"]) if ordinal else row["winner"]
         )

@@ -34,6 +34,7 @@ def comparison_mark_gold(*, comparison: Comparison, winner: str, user) -> Compar
 def comparison_unmark_gold(*, comparison: Comparison, user) -> Comparison:
     """Return a gold pair to the ordinary pool (closed if it has the labels it needs)."""
     locked = Comparison.objects.select_for_update().get(pk=comparison.pk)
+    quality_tally_reopen(comparison_id=locked.pk)  # its labels, tallied as a gold pair's, now count as an ordinary one's
     locked.is_gold, locked.gold_winner = False, ""
     # A gold pair may hold more labels than it asked for; they all stay.
     locked.required_labels = max(locked.required_labels, locked.label_count)

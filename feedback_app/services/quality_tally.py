@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
-from feedback_app.selectors.quality import QualityTally, pair_kappa, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
+from feedback_app.selectors.quality import QualityTally, gold_label_rows, pair_kappa, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
 
 CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -75,6 +75,10 @@ def _close_step(*, until: datetime, step: int) -> tuple[int, bool]:
                 tally.add(tally_of_rows(rater_label_rows(campaign_id=campaign_id, comparison_ids=pks[i:i + CHUNK]), bucket_times=True))
             _agreement_add(campaign_id=campaign_id, day=day, tally=tally)
             tallies[campaign_id].add(tally)
+        # gold pairs stay open (each is shown to every rater): their labels are tallied as they are made, and are no units
+        gold = Comparison.objects.filter(is_gold=True).order_by().values_list("prompt__campaign_id", flat=True).distinct()
+        for campaign_id in gold:
+            tallies[campaign_id].add(tally_of_rows(gold_label_rows(campaign_id=campaign_id, start=mark.through, end=step_until), bucket_times=True))
         for campaign_id, tally in tallies.items():
             _store(campaign_id=campaign_id, tally=tally)
         mark.through = step_until
@@ -136,23 +140,40 @@ def _matrix_entries(matrix: Counter) -> list:
     return [[row, column, value] for (row, column), value in sorted(matrix.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))]
 
 
-def quality_tally_reopen(*, comparison_id: int) -> bool:
-    """A tallied comparison's labels changed (a label deleted, the pair made gold): drop the tallies; return whether it was tallied.
+def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | None = None) -> bool:
+    """A tallied comparison's labels changed: drop the tallies; return whether it was tallied.
 
-    The next close rebuilds them; until then the figures are read live.
+    Tallied are a comparison completed before ``QualityTallied.through`` and a gold pair's labels
+    made before it: ``label_created_at`` is the deleted label's, or None for a comparison made gold
+    or ordinary again (all its labels). The next close rebuilds the tallies; until then the
+    figures are read live.
     """
-    # A close tallies only what completed CLOSE_AFTER before it began: anything newer cannot be
+    # A close tallies only what completed or was made CLOSE_AFTER before it began: anything newer cannot be
     # tallied, nor be tallying now, and needs no lock (an undo lands here; it must not wait for a close).
-    if not Comparison.objects.filter(pk=comparison_id, completed_at__lt=timezone.now() - CLOSE_AFTER).exists():
+    settled = timezone.now() - CLOSE_AFTER
+    if not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=settled):
         return False
     with transaction.atomic():
         mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
-        if mark is None or not Comparison.objects.filter(pk=comparison_id, completed_at__lt=mark.through).exists():
+        if mark is None or not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=mark.through):
             return False
         mark.delete()
         for model in (RaterTally, AgreementTally, RaterPairTally):
             model.objects.all().delete()
     return True
+
+
+def _tallied(*, comparison_id: int, label_created_at: datetime | None, before: datetime) -> bool:
+    comparison = Comparison.objects.filter(pk=comparison_id).values("completed_at", "is_gold").first()
+    if comparison is None:
+        return False
+    if comparison["completed_at"] is not None and comparison["completed_at"] < before:
+        return True
+    if not comparison["is_gold"]:
+        return False
+    if label_created_at is not None:
+        return label_created_at < before
+    return PreferenceLabel.objects.filter(comparison_id=comparison_id, rater__isnull=False, created_at__lt=before).exists()
 
 
 def quality_tally_rescored(*, campaign_id: int, before: dict[int, float | None], after: dict[int, float]) -> None:

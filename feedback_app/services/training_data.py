@@ -2,7 +2,8 @@
 
 A comparison's labels no longer change once it completed (over-collection is refused; an undo
 reopens it first), and those completed before ``QualityTallied.through`` are what the quality
-tallies hold (``services.quality_tally``). A worker keeps their labels, with the texts training
+tallies hold (``services.quality_tally``), with the gold pairs' labels made before it (gold pairs
+stay open; their labels are kept as they are made). A worker keeps their labels, with the texts training
 needs, in a file per campaign under ``MODEL_STORE/training-data/``; a run reads that file, adds
 from the database only the comparisons completed since the file was written, and reads the rest
 (open comparisons, the last hour's) live. So a refit's reading of the database follows the new
@@ -95,7 +96,11 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
     kept = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1]) if mark else []
     live = campaign_labels.filter(pk__lte=last)
     if mark:
-        live = live.filter(Q(comparison__completed_at__isnull=True) | Q(comparison__completed_at__gte=mark[1]))
+        # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels;
+        # and the gold pairs' labels made since (gold pairs stay open: their labels are kept as they are made)
+        open_ids = list(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=mark[1]), is_gold=False,
+                                                  prompt__campaign_id=campaign_id).values_list("pk", flat=True))
+        live = live.filter(Q(comparison_id__in=open_ids) | Q(comparison__is_gold=True, created_at__gte=mark[1]))
     labels = [label for record in kept + _records(live) for label in _labels(record, last=last)
               if label.comparison.pk not in left_out and label.comparison.prompt_id not in held_out]
     labels.sort(key=lambda label: (label.comparison.pk, label.pk))
@@ -140,10 +145,13 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> list[list]
     since = datetime.fromisoformat(kept["through"]) if kept["through"] else None
     if since is not None and since == through:
         return kept["comparisons"]
-    completed = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id, comparison__completed_at__lt=through)
+    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    completed = labels.filter(comparison__completed_at__lt=through, comparison__is_gold=False)
+    gold = labels.filter(comparison__is_gold=True, created_at__lt=through)
     if since is not None:
         completed = completed.filter(comparison__completed_at__gte=since)
-    kept["comparisons"] += _records(completed)
+        gold = gold.filter(created_at__gte=since)
+    kept["comparisons"] += _records(completed) + _records(gold)  # a gold pair's labels may come in several records
     kept["through"] = through.isoformat()
     _write(path, kept)
     return kept["comparisons"]

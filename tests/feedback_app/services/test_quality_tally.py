@@ -68,7 +68,8 @@ def history(make_user):
     for i in range(40):
         when = rng.choice((now - timedelta(hours=6, minutes=i), now - timedelta(hours=2, minutes=i), now - timedelta(minutes=5 + i), None))
         make(rng.sample(raters, rng.choice((1, 2, 3, 4))), when)
-    make(raters[:3], None, gold="a")
+    gold = make(raters[:4], None, gold="a")  # gold pairs stay open; their labels are tallied as they are made
+    PreferenceLabel.objects.filter(comparison=gold, rater__in=raters[:3]).update(created_at=now - timedelta(hours=5))
     return now
 
 
@@ -89,7 +90,7 @@ def test_a_comparison_is_tallied_once_it_completed_close_after_ago(history):
     through = QualityTallied.objects.get().through
     assert through == history - CLOSE_AFTER
     tallied = sum(RaterTally.objects.values_list("counts__n_labels", flat=True))
-    assert tallied == PreferenceLabel.objects.filter(rater__isnull=False, comparison__completed_at__lt=through).count()
+    assert tallied == PreferenceLabel.objects.filter(rater__isnull=False, comparison__completed_at__lt=through).count() + 3  # and 3 gold ones
 
 
 def test_deleting_a_tallied_label_drops_the_tallies_and_the_next_close_rebuilds_them(history):
@@ -198,3 +199,17 @@ def test_a_tallied_median_time_is_within_five_percent_below_the_true_one(history
     for rater_id, figures in rater_quality().items():
         if true[rater_id]["median_time_ms"] is not None:
             assert 12_345 / 1.05 <= figures["median_time_ms"] <= 12_345 == true[rater_id]["median_time_ms"]
+
+
+def test_gold_labels_are_tallied_as_made_and_making_the_pair_ordinary_drops_the_tallies(history, make_user):
+    from feedback_app.services.quality import comparison_unmark_gold
+
+    expected = full_read()
+    quality_tally_close(now=history)
+    gold = Comparison.objects.get(is_gold=True)
+    tallied = sum(n or 0 for n in RaterTally.objects.values_list("counts__gold_n", flat=True))
+    assert tallied == 3  # the three made five hours ago; the fourth is read live
+    assert_same(figures(), expected)
+    comparison_unmark_gold(comparison=gold, user=make_user(Role.ADMIN))
+    assert not QualityTallied.objects.exists()
+    assert_same(figures(), full_read())

@@ -39,6 +39,9 @@ def history(make_user):
     PreferenceLabel.objects.filter(comparison=old[0], rater=raters[0]).update(rewrite=rewrite, edited_text=rewrite.text)
     recent = [make(now - timedelta(minutes=10), "ba")]
     open_ = [make(None, "a")]
+    gold = make(None, "abb")
+    Comparison.objects.filter(pk=gold.pk).update(is_gold=True, gold_winner="a", status="open")
+    PreferenceLabel.objects.filter(comparison=gold, rater__in=raters[:2]).update(created_at=now - timedelta(hours=4))
     return {"now": now, "old": old, "recent": recent, "open": open_, "raters": raters}
 
 
@@ -65,7 +68,7 @@ def test_kept_labels_are_those_of_a_full_read_and_only_new_ones_are_read_again(h
     assert training_data_path(campaign_id=1).exists() and sum(counted) == len(expected)
     counted.clear()
     assert as_tuples(labels_for_training()[0]) == expected
-    assert sum(counted) == 3  # the recent and the open comparisons' labels only
+    assert sum(counted) == 4  # the recent and the open comparisons' labels, and the gold pair's newest
     # a new label, and a close later: the file grows by what completed since
     late = PreferenceLabel.objects.create(comparison=history["open"][0], rater=history["raters"][1], winner="b")
     Comparison.objects.filter(pk=history["open"][0].pk).update(completed_at=history["now"], status="complete", label_count=2, required_labels=2)
@@ -73,7 +76,7 @@ def test_kept_labels_are_those_of_a_full_read_and_only_new_ones_are_read_again(h
     counted.clear()
     labels, data_range = labels_for_training()
     assert late.pk in {label.pk for label in labels} and data_range["n_labels"] == len(expected) + 1
-    assert sum(counted) == 4  # the recent and the once-open comparisons, read once into the file
+    assert sum(counted) == 5  # the recent and the once-open comparisons and the newest gold label, read once into the file
     counted.clear()
     labels_for_training()
     assert sum(counted) == 0
