@@ -17,12 +17,14 @@ Rows that look wrong are flagged with the reason (see ``_warnings``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -73,7 +75,7 @@ def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=No
     if tallied_before is not None:
         # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels
         live = _comparisons(campaign_id).filter(Q(completed_at__isnull=True) | Q(completed_at__gte=tallied_before), is_gold=False)
-        return (_label_rows(labels.filter(comparison_id__in=list(live.values_list("pk", flat=True))))
+        return (_label_rows(labels.filter(comparison_id__in=live.values("pk")))
                 + _label_rows(labels.filter(comparison__is_gold=True, created_at__gte=tallied_before)))
     if comparison_ids is not None:
         labels = labels.filter(comparison_id__in=comparison_ids)
@@ -242,21 +244,36 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
         stored.add(_stored_agreement(agreement))
     live_pairs = set(tally.rater_pairs)
     pairs = RaterPairTally.objects.filter(campaign_id=campaign_id)
-    if live_pairs:
-        # the stored tables of the pairs a live comparison touches: they leave the sums and are listed, merged with the live ones
-        touched = pairs.filter(rater_1__in={r1 for r1, _ in live_pairs}, rater_2__in={r2 for _, r2 in live_pairs})
-        for rater_1, rater_2, n, kappa, table in touched.values_list("rater_1", "rater_2", "n", "kappa", "table"):
-            if (rater_1, rater_2) in live_pairs:
-                stored.rater_pairs[(rater_1, rater_2)].update(stored_matrix(table))
-                if n >= MIN_SHARED_FOR_KAPPA:
-                    stored.pairs_shared -= 1
-                    if kappa is not None:
-                        stored.kappa_sum -= kappa
-                        stored.kappa_n -= 1
+    # the stored tables of the pairs a live comparison touches: they leave the sums and are listed, merged with the live ones
+    for _, rater_1, rater_2, n, kappa, table in rater_pairs_stored(campaign_id=campaign_id, pairs=live_pairs):
+        stored.rater_pairs[(rater_1, rater_2)].update(stored_matrix(table))
+        if n >= MIN_SHARED_FOR_KAPPA:
+            stored.pairs_shared -= 1
+            if kappa is not None:
+                stored.kappa_sum -= kappa
+                stored.kappa_n -= 1
     top = pairs.filter(n__gte=MIN_SHARED_FOR_KAPPA).order_by("-n", "rater_1", "rater_2")[:KAPPA_PAIRS_SHOWN + len(live_pairs)]
     stored.top_pairs = [((rater_1, rater_2), stored_matrix(table)) for rater_1, rater_2, table in top.values_list("rater_1", "rater_2", "table")
                         if (rater_1, rater_2) not in live_pairs][:KAPPA_PAIRS_SHOWN]
     return stored.add(tally)
+
+
+def rater_pairs_stored(*, campaign_id: int, pairs: set[tuple[int, int]], chunk: int = 2000) -> list[tuple]:
+    """Return ``(id, rater_1, rater_2, n, kappa, table)`` of the stored pairs among ``pairs``: a join with the list, so
+    the read follows the pairs asked for, not every pair of their raters."""
+    table = RaterPairTally._meta.db_table
+    found, wanted = [], sorted(pairs)
+    with connection.cursor() as cursor:
+        for i in range(0, len(wanted), chunk):
+            part = wanted[i:i + chunk]
+            if connection.vendor == "postgresql":  # two array parameters, not thousands of placeholders
+                pairs_sql, params = "unnest(%s::int[], %s::int[]) AS v(column1, column2)", [[p[0] for p in part], [p[1] for p in part]]
+            else:  # a VALUES list's columns are column1, column2
+                pairs_sql, params = f'(VALUES {", ".join(["(%s, %s)"] * len(part))}) v', [x for pair in part for x in pair]
+            cursor.execute(f'SELECT t.id, t.rater_1, t.rater_2, t.n, t.kappa, t."table" FROM {table} t JOIN {pairs_sql}'
+                           " ON t.rater_1 = v.column1 AND t.rater_2 = v.column2 WHERE t.campaign_id = %s", params + [campaign_id])
+            found += [(pk, r1, r2, n, kappa, json.loads(t) if isinstance(t, str) else t) for pk, r1, r2, n, kappa, t in cursor.fetchall()]
+    return found
 
 
 def _stored_agreement(row: AgreementTally) -> QualityTally:

@@ -29,7 +29,16 @@ from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
-from feedback_app.selectors.quality import QualityTally, gold_label_rows, pair_kappa, rater_label_rows, rm_counts, stored_matrix, tally_of_rows
+from feedback_app.selectors.quality import (
+    QualityTally,
+    gold_label_rows,
+    pair_kappa,
+    rater_label_rows,
+    rater_pairs_stored,
+    rm_counts,
+    stored_matrix,
+    tally_of_rows,
+)
 
 CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -102,9 +111,8 @@ def _store(*, campaign_id: int, tally: QualityTally) -> None:
 
     _agreement_add(campaign_id=campaign_id, day=None, tally=tally)
 
-    pairs = {(p.rater_1, p.rater_2): p for p in RaterPairTally.objects.filter(campaign_id=campaign_id, rater_1__in={r1 for r1, _ in tally.rater_pairs},
-                                                                              rater_2__in={r2 for _, r2 in tally.rater_pairs})
-             if (p.rater_1, p.rater_2) in tally.rater_pairs}
+    pairs = {(r1, r2): RaterPairTally(pk=pk, campaign_id=campaign_id, rater_1=r1, rater_2=r2, n=n, kappa=kappa, table=table)
+             for pk, r1, r2, n, kappa, table in rater_pairs_stored(campaign_id=campaign_id, pairs=set(tally.rater_pairs))}
     new, shared, kappa_sum, kappa_n = [], 0, 0.0, 0
     for (rater_1, rater_2), table in tally.rater_pairs.items():
         row = pairs.get((rater_1, rater_2)) or RaterPairTally(campaign_id=campaign_id, rater_1=rater_1, rater_2=rater_2, n=0, table=[])

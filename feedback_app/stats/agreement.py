@@ -136,7 +136,10 @@ def pair_tables(units: Units, *, order: Callable[[Hashable], Any] | None = None)
         raters = sorted(present, key=order)
         for i, rater_1 in enumerate(raters):
             for rater_2 in raters[i + 1:]:
-                tables.setdefault((rater_1, rater_2), Counter())[(present[rater_1], present[rater_2])] += 1
+                table = tables.get((rater_1, rater_2))
+                if table is None:
+                    table = tables[(rater_1, rater_2)] = Counter()
+                table[(present[rater_1], present[rater_2])] += 1
     return tables
 
 
