@@ -1,11 +1,11 @@
 """Costs as the studio grows (issue 12): fill a scratch studio to each size, then measure what must stay flat.
 
 The fill is bulk inserts shaped like a studio's history: ``--raters`` raters, five labels per
-comparison from five of them (a submitted lease behind each), their review marks set as the labeling services set them, a tenth of the newest comparisons left open and part-labelled, up to ``--max-open`` (a backlog;
-the supply keeps it bounded, so it does not grow with the history),
-the labels spread back in time at a
-steady rate (``--labels-per-day``), so the last 48 hours hold the same number of labels at every
-size and only the history grows. At each size, in this process (Django's test client, no HTTP):
+comparison from five of them (a submitted lease behind each), their review marks set as the
+labeling services set them; the newest ``--max-open`` comparisons left open and part-labelled (a
+backlog, the same at every size: the supply keeps it bounded, so it does not grow with the
+history); the labels spread back in time at a steady rate (``--labels-per-day``), so the last
+48 hours hold the same number of labels at every size and only the history grows. At each size, in this process (Django's test client, no HTTP):
 
 - **next + label**: one of the fill's raters (whose own history grows with the studio) labels
   fresh comparisons, ``label?next=1`` and the two-call flow; CPU per label (this process's
@@ -239,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="10000,100000", help="label counts to fill to, ascending, comma-separated")
     p.add_argument("--raters", type=int, default=2000)
     p.add_argument("--labels-per-day", type=int, default=33_000, help="the fill's steady rate: how far back in time the history reaches")
-    p.add_argument("--open-share", type=float, default=0.1, help="the share of the fill's newest comparisons left open, part-labelled (a backlog)")
+    p.add_argument("--open-share", type=float, default=1.0, help="the share of the fill's newest comparisons left open, part-labelled (a backlog)")
     p.add_argument("--max-open", type=int, default=2000,
-                   help="the most comparisons left open: the supply keeps a bounded backlog (SUPPLY_OPEN_TARGET), so it does not grow with the history")
+                   help="the most comparisons left open: the supply keeps a bounded backlog (SUPPLY_OPEN_TARGET), so it does not grow with the history;"
+                        " by default the newest 2,000 comparisons, the same backlog at every size")
     p.add_argument("--rounds", type=int, default=150, help="next + label rounds per flow and size")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per page (the median is reported)")
     p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
