@@ -252,9 +252,16 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
             if kappa is not None:
                 stored.kappa_sum -= kappa
                 stored.kappa_n -= 1
-    top = pairs.filter(n__gte=MIN_SHARED_FOR_KAPPA).order_by("-n", "rater_1", "rater_2")[:KAPPA_PAIRS_SHOWN + len(live_pairs)]
-    stored.top_pairs = [((rater_1, rater_2), stored_matrix(table)) for rater_1, rater_2, table in top.values_list("rater_1", "rater_2", "table")
-                        if (rater_1, rater_2) not in live_pairs][:KAPPA_PAIRS_SHOWN]
+    # the most shared of the other pairs, a page at a time until enough are found (live pairs are listed from ``rater_pairs``)
+    ranked = pairs.filter(n__gte=MIN_SHARED_FOR_KAPPA).order_by("-n", "rater_1", "rater_2").values_list("rater_1", "rater_2", "table")
+    start = 0
+    while len(stored.top_pairs) < KAPPA_PAIRS_SHOWN:
+        page = list(ranked[start:start + 2 * KAPPA_PAIRS_SHOWN])
+        stored.top_pairs += [((r1, r2), stored_matrix(table)) for r1, r2, table in page if (r1, r2) not in live_pairs]
+        if len(page) < 2 * KAPPA_PAIRS_SHOWN:
+            break
+        start += len(page)
+    stored.top_pairs = stored.top_pairs[:KAPPA_PAIRS_SHOWN]
     return stored.add(tally)
 
 
