@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Sum
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, LabelHourCount, LabelHoursClosed, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, LabelHourCount, LabelHoursClosed, PreferenceLabel
 
 MARK_ID = 1  # LabelHoursClosed and QualityTallied hold one row each
 
@@ -36,13 +35,26 @@ def _labels(campaign_id: int):
     return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
+def labels_in_window(*, campaign_id: int, start: datetime, end: datetime | None = None) -> list[tuple[datetime, bool]]:
+    """Return ``(created_at, a rater's)`` of the campaign's labels made in [start, end): a range read of the labels by
+    ``created_at``, then their comparisons' campaign by id, so the cost follows the window whatever the planner
+    thinks of joining every comparison and prompt."""
+    labels = PreferenceLabel.objects.filter(created_at__gte=start)
+    if end is not None:
+        labels = labels.filter(created_at__lt=end)
+    rows = list(labels.order_by().values_list("comparison_id", "created_at", "rater_id"))
+    ids = {cid for cid, _, _ in rows}
+    ours = set(Comparison.objects.filter(pk__in=ids, prompt__campaign_id=campaign_id).values_list("pk", flat=True)) if ids else set()
+    return [(created_at, rater_id is not None) for cid, created_at, rater_id in rows if cid in ours]
+
+
 def labels_total_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
     """Return how many labels (raters', imported and AI) the campaign holds: its closed hours' counts plus the labels since."""
     through = label_hours_closed_through()
     if through is None:
         return _labels(campaign_id).count()
     closed = LabelHourCount.objects.filter(campaign_id=campaign_id, hour__lt=through).aggregate(n=Sum("labels"))["n"] or 0
-    return closed + _labels(campaign_id).filter(created_at__gte=through).count()
+    return closed + len(labels_in_window(campaign_id=campaign_id, start=through))
 
 
 def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datetime) -> Counter:
@@ -50,11 +62,13 @@ def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datet
     through = label_hours_closed_through()
     whole = hour_floor(start) if hour_floor(start) == start else hour_floor(start) + timedelta(hours=1)
     counts: Counter = Counter()
-    live = _labels(campaign_id).filter(rater__isnull=False, created_at__gte=start)
+    live = [(start, None)]
     if through is not None and through > whole:
         counts.update(dict(LabelHourCount.objects.filter(campaign_id=campaign_id, hour__gte=whole, hour__lt=through)
                            .values_list("hour", "rater_labels")))
-        live = live.filter(Q(created_at__lt=whole) | Q(created_at__gte=through))
-    counts.update(dict(live.annotate(hour=TruncHour("created_at", tzinfo=dt_timezone.utc)).values("hour").annotate(n=Count("id"))
-                       .values_list("hour", "n")))
+        live = [(start, whole), (through, None)]  # the partial first hour, and the hours not closed yet
+    for window_start, window_end in live:
+        if window_end is None or window_end > window_start:
+            counts.update(hour_floor(created_at) for created_at, by_rater in labels_in_window(campaign_id=campaign_id, start=window_start, end=window_end)
+                          if by_rater)
     return counts

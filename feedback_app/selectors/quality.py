@@ -41,7 +41,7 @@ from feedback_app.models import (
     RaterTally,
 )
 from feedback_app.selectors.campaigns import campaign_get
-from feedback_app.selectors.label_tally import MARK_ID, day_start
+from feedback_app.selectors.label_tally import MARK_ID, day_start, labels_in_window
 from feedback_app.stats.agreement import (
     agreeing_pairs,
     alpha_of_coincidences,
@@ -405,7 +405,9 @@ def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 3
     if through is not None:
         for row in AgreementTally.objects.filter(campaign_id=campaign_id, day__gte=first):
             by_day[row.day].add(_stored_agreement(row))
-    completed = _labels(campaign_id).filter(rater__isnull=False, comparison__completed_at__gte=max(through or day_start(first), day_start(first)))
+    # the comparisons first (through comparison_completed_at), then their labels
+    since = _comparisons(campaign_id).filter(completed_at__gte=max(through or day_start(first), day_start(first)))
+    completed = _labels(campaign_id).filter(rater__isnull=False, comparison_id__in=since.values("pk"))
     rows: dict = defaultdict(list)
     for row in completed.values("comparison_id", "rater_id", "winner", "strength", "comparison__completed_at"):
         rows[row["comparison__completed_at"].astimezone(dt_timezone.utc).date()].append(row)
@@ -463,7 +465,7 @@ def review_marks(winners: list[str], *, flagged: bool) -> dict[str, bool]:
 def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:
     """Return the mean labels per minute over the last ``minutes``."""
     since = timezone.now() - timedelta(minutes=minutes)
-    return round(_labels(campaign_id).filter(created_at__gte=since, rater__isnull=False).count() / minutes, 2)
+    return round(sum(by_rater for _, by_rater in labels_in_window(campaign_id=campaign_id, start=since)) / minutes, 2)
 
 
 def active_rater_count(*, minutes: int = 10) -> int:

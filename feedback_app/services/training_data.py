@@ -36,18 +36,18 @@ logger = logging.getLogger(__name__)
 FORMAT = 1  # the file's layout; a file of another is read again from the database
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Text:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PromptText:
     text: str
     context: list
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ComparisonTexts:
     pk: int
     prompt_id: int
@@ -56,7 +56,7 @@ class ComparisonTexts:
     response_b: Text
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrainingLabel:
     """A label as training reads it: what ``training_bridge.preference_pairs`` uses of a ``PreferenceLabel``, texts included."""
 
