@@ -25,7 +25,7 @@ from datetime import timedelta, timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -486,15 +486,21 @@ def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
     return {cid: {"n": len(ws), "agreement": round(max(ws.count(w) for w in set(ws)) / len(ws), 4)} for cid, ws in votes.items()}
 
 
-def gold_candidates_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
-    """Return how many complete comparisons have 2+ labels that all agree on A or B."""
-    return (
-        _comparisons(campaign_id).filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2)
-        .annotate(winners=Count("labels__winner", distinct=True))
-        .filter(winners=1)
-        .exclude(labels__winner__in=["tie", "both_bad"])
-        .count()
-    )
+def gold_candidates_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int = 100, scan: int = 10_000) -> int:
+    """Return how many complete comparisons with 2+ labels that all agree on A or B the promote button would make gold: at most
+    ``limit`` (it promotes the newest ``limit``), looking at the newest ``scan`` complete comparisons, a page at a time."""
+    complete = _comparisons(campaign_id).filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2, excluded=False).order_by("-id")
+    found, seen, before = 0, 0, None
+    while found < limit and seen < scan:
+        ids = list((complete if before is None else complete.filter(pk__lt=before)).values_list("pk", flat=True)[:500])
+        if not ids:
+            break
+        winners = defaultdict(set)
+        for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=ids).values_list("comparison_id", "winner"):
+            winners[cid].add(winner)
+        found += sum(1 for cid in ids if len(winners[cid]) == 1 and winners[cid] <= {"a", "b"})
+        seen, before = seen + len(ids), ids[-1]
+    return min(found, limit)
 
 
 def labels_by_comparison(*, comparison_ids: list[int]) -> dict[int, list[PreferenceLabel]]:

@@ -100,3 +100,19 @@ def test_active_raters_are_those_who_labelled_or_leased_in_the_window(make_user,
     PreferenceLabel.objects.filter(pk=old.pk).update(created_at=now - timedelta(hours=1))
     PreferenceLabel.objects.create(comparison=fourth, winner="a")  # imported: no rater
     assert active_rater_count(minutes=10) == 3
+
+
+def test_gold_candidates_are_the_newest_complete_comparisons_where_every_label_agrees_on_a_side(make_user):
+    from feedback_app.selectors.quality import gold_candidates_count
+
+    r1, r2 = make_user(), make_user()
+    for winners in (("a", "a"), ("b", "b"), ("a", "b"), ("tie", "tie"), ("a", "a"), ("a",)):
+        c = comparison()
+        for rater, winner in zip((r1, r2), winners):
+            PreferenceLabel.objects.create(comparison=c, rater=rater, winner=winner)
+        Comparison.objects.filter(pk=c.pk).update(label_count=len(winners), status="complete")
+    Comparison.objects.filter(pk=c.pk).update(label_count=1)  # the last: one label is no agreement
+    gold = Comparison.objects.order_by("id")[4]
+    Comparison.objects.filter(pk=gold.pk).update(is_gold=True)
+    assert gold_candidates_count() == 2  # (a, a) and (b, b); not the split, the ties, the gold pair or the single label
+    assert gold_candidates_count(limit=1) == 1
