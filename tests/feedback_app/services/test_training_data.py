@@ -1,4 +1,4 @@
-"""Training data kept on the worker's disk: the same labels as a full read, and only the new ones read from the database."""
+"""Training data kept by the worker, in memory and on disk: the same labels as a full read, and only the new ones read again."""
 
 import json
 from datetime import timedelta
@@ -12,6 +12,18 @@ from feedback_app.services.quality_tally import quality_tally_close
 from feedback_app.services.training_data import labels_for_training, training_data_path
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def new_worker():
+    """Each test starts as a worker that has read nothing yet."""
+    training_data.forget()
+    yield
+    training_data.forget()
+
+
+def header(path) -> dict:
+    return json.loads(path.read_bytes().split(b"\n", 1)[0])
 
 
 def as_tuples(labels) -> list[tuple]:
@@ -103,13 +115,89 @@ def test_a_deleted_kept_label_starts_a_new_generation_and_the_file_is_read_again
     assert QualityTallied.objects.get().generation != generation
     labels = labels_for_training()[0]
     assert gone.pk not in {label.pk for label in labels} and len(labels) == PreferenceLabel.objects.count()
-    assert json.loads(training_data_path(campaign_id=1).read_text())["generation"] == str(QualityTallied.objects.get().generation)
+    assert header(training_data_path(campaign_id=1))["generation"] == str(QualityTallied.objects.get().generation)
 
 
 def test_an_unreadable_file_is_read_again_from_the_database(history, caplog):
     quality_tally_close(now=history["now"])
     expected = as_tuples(labels_for_training()[0])
     training_data_path(campaign_id=1).write_text("{not json")
+    training_data.forget()
     assert as_tuples(labels_for_training()[0]) == expected
     assert "unreadable" in caplog.text
-    assert json.loads(training_data_path(campaign_id=1).read_text())["format"] == training_data.FORMAT
+    assert header(training_data_path(campaign_id=1))["format"] == training_data.FORMAT
+
+
+def complete_the_open_one(history, *, at):
+    """A second label completes the open comparison; a close at ``at`` keeps it."""
+    late = PreferenceLabel.objects.create(comparison=history["open"][0], rater=history["raters"][1], winner="b")
+    Comparison.objects.filter(pk=history["open"][0].pk).update(completed_at=history["now"], status="complete", label_count=2, required_labels=2)
+    quality_tally_close(now=at)
+    return late
+
+
+def test_a_worker_that_starts_reads_the_kept_labels_from_the_file_not_the_database(history, monkeypatch):
+    quality_tally_close(now=history["now"])
+    expected = as_tuples(labels_for_training()[0])
+    training_data.forget()
+    counted = read_rows(monkeypatch)
+    assert as_tuples(labels_for_training()[0]) == expected
+    assert sum(counted) == 4  # the live part only
+
+
+def test_a_segment_another_worker_appended_is_read_from_the_file(history, monkeypatch):
+    quality_tally_close(now=history["now"])
+    labels_for_training()
+    first = dict(training_data._held)  # this worker's memory
+    late = complete_the_open_one(history, at=history["now"] + timedelta(hours=2))
+    training_data._held.clear()
+    training_data._held.update({path: training_data._Kept(**{name: getattr(kept, name) for name in ("generation", "through", "inode", "offset")},
+                                                          labels=list(kept.labels)) for path, kept in first.items()})
+    expected = as_tuples(labels_for_training()[0])  # another worker with the same memory reads the new span and appends it
+    assert len(training_data_path(campaign_id=1).read_bytes().splitlines()) == 3  # the header and two segments
+    training_data._held.clear()
+    training_data._held.update(first)
+    counted = read_rows(monkeypatch)
+    labels = labels_for_training()[0]
+    assert as_tuples(labels) == expected and late.pk in {label.pk for label in labels}
+    assert sum(counted) == 0  # nothing is live after that close, and the new span came from the file
+
+
+def test_a_segment_written_twice_is_read_once(history):
+    quality_tally_close(now=history["now"])
+    expected = as_tuples(labels_for_training()[0])
+    path = training_data_path(campaign_id=1)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines + lines[1:]))  # two workers appended the same span
+    training_data.forget()
+    assert as_tuples(labels_for_training()[0]) == expected
+
+
+def test_a_line_a_crash_cut_short_is_ignored_then_cut_off(history, monkeypatch):
+    quality_tally_close(now=history["now"])
+    expected = as_tuples(labels_for_training()[0])
+    path = training_data_path(campaign_id=1)
+    with path.open("ab") as file:
+        file.write(b'{"since":"2026-01-01T00:00:00+00:00","through":"2026')  # a worker died mid-append
+    training_data.forget()
+    assert as_tuples(labels_for_training()[0]) == expected
+    late = complete_the_open_one(history, at=history["now"] + timedelta(hours=2))
+    assert late.pk in {label.pk for label in labels_for_training()[0]}
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3 and all(line.endswith(b"\n") and json.loads(line) for line in lines)
+    training_data.forget()
+    counted = read_rows(monkeypatch)
+    assert late.pk in {label.pk for label in labels_for_training()[0]} and sum(counted) == 0  # all of it from the file
+
+
+def test_kept_labels_are_not_read_again_after_the_exclusions_change(history, monkeypatch):
+    quality_tally_close(now=history["now"])
+    labels_for_training()
+    counted = read_rows(monkeypatch)
+    for excluded in history["old"][:2]:
+        Comparison.objects.filter(pk=excluded.pk).update(excluded=True)
+        labels = labels_for_training()[0]
+        assert excluded.pk not in {label.comparison_id for label in labels}
+    Comparison.objects.filter(pk=history["old"][0].pk).update(excluded=False)
+    assert history["old"][0].pk in {label.comparison_id for label in labels_for_training()[0]}
+    assert sum(counted) == 4 * 3  # the live part each time
