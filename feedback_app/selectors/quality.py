@@ -40,7 +40,7 @@ from feedback_app.models import (
     RaterPairTally,
     RaterTally,
 )
-from feedback_app.selectors.campaigns import campaign_get
+from feedback_app.selectors.campaigns import campaign_get, comparisons_in_campaign
 from feedback_app.selectors.label_tally import MARK_ID, day_start, labels_in_window
 from feedback_app.stats.agreement import (
     agreeing_pairs,
@@ -74,8 +74,9 @@ def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=No
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if tallied_before is not None:
         # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels
-        live = _comparisons(campaign_id).filter(Q(completed_at__isnull=True) | Q(completed_at__gte=tallied_before), is_gold=False)
-        return (_label_rows(labels.filter(comparison_id__in=live.values("pk")))
+        live = comparisons_in_campaign(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=tallied_before), is_gold=False),
+                                       campaign_id=campaign_id)
+        return (_label_rows(PreferenceLabel.objects.filter(rater__isnull=False, comparison_id__in=live.values("pk")))
                 + _label_rows(labels.filter(comparison__is_gold=True, created_at__gte=tallied_before)))
     if comparison_ids is not None:
         labels = labels.filter(comparison_id__in=comparison_ids)
@@ -222,13 +223,14 @@ def agreement_of_rows(rows: list[dict]) -> QualityTally:
                         nominal=coincidences(units), ordinal=coincidences(overlap_units(rows, ordinal=True)))
 
 
-def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
+def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, raters: bool = True, pairs: bool = True) -> QualityTally:
     """Return the campaign's tally: the stored one of its comparisons completed before ``QualityTallied.through``, plus the rest read live.
 
     The live part is the labels of open comparisons (the backlog) and of those completed since the
     last close (``services.quality_tally``, every few minutes): it follows the backlog and the
     rate, not the history. Only the pairs of raters with enough shared comparisons for κ, or with a
-    live one, are read.
+    live one, are read. Without ``raters`` the stored per-rater counts are not read (their figures
+    are then the live part's only), without ``pairs`` neither are the rater pairs' tables (κ).
     """
     through = QualityTallied.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
     live = rater_label_rows(campaign_id=campaign_id, tallied_before=through)
@@ -236,13 +238,20 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
     if through is None:
         return tally
     stored = QualityTally()
-    for rater_id, counts, times in RaterTally.objects.filter(campaign_id=campaign_id).values_list("rater_id", "counts", "times"):
+    for rater_id, counts, times in RaterTally.objects.filter(campaign_id=campaign_id).values_list("rater_id", "counts", "times") if raters else ():
         stored.raters[rater_id].update(counts)
         stored.times[rater_id].update({int(ms): n for ms, n in times.items()})
     agreement = AgreementTally.objects.filter(campaign_id=campaign_id, day__isnull=True).first()
     if agreement is not None:
         stored.add(_stored_agreement(agreement))
-    live_pairs = set(tally.rater_pairs)
+    if pairs:
+        _stored_pairs(stored, campaign_id=campaign_id, live_pairs=set(tally.rater_pairs))
+    return stored.add(tally)
+
+
+def _stored_pairs(stored: QualityTally, *, campaign_id: int, live_pairs: set[tuple[int, int]]) -> None:
+    """Add to ``stored`` the tables of the rater pairs a live comparison touches (taken out of the sums, to be merged with the live
+    ones) and the most shared of the others."""
     pairs = RaterPairTally.objects.filter(campaign_id=campaign_id)
     # the stored tables of the pairs a live comparison touches: they leave the sums and are listed, merged with the live ones
     for _, rater_1, rater_2, n, kappa, table in rater_pairs_stored(campaign_id=campaign_id, pairs=live_pairs):
@@ -262,7 +271,6 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> QualityTally:
             break
         start += len(page)
     stored.top_pairs = stored.top_pairs[:KAPPA_PAIRS_SHOWN]
-    return stored.add(tally)
 
 
 def rater_pairs_stored(*, campaign_id: int, pairs: set[tuple[int, int]], chunk: int = 2000) -> list[tuple]:
@@ -376,7 +384,7 @@ def agreement_summary(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityT
     ``mean_kappa`` is over every pair sharing ``MIN_SHARED_FOR_KAPPA`` comparisons (``n_kappa_pairs``); ``kappas`` lists the
     ``KAPPA_PAIRS_SHOWN`` of them that share the most.
     """
-    tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
+    tally = quality_tally(campaign_id=campaign_id, raters=False) if tally is None else tally
     unsummed = kappas_of_tables(tally.rater_pairs, min_shared=MIN_SHARED_FOR_KAPPA)
     kappas = [k["kappa"] for k in unsummed if k["kappa"] is not None]
     kappa_n = tally.kappa_n + len(kappas)
@@ -406,8 +414,8 @@ def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 3
         for row in AgreementTally.objects.filter(campaign_id=campaign_id, day__gte=first):
             by_day[row.day].add(_stored_agreement(row))
     # the comparisons first (through comparison_completed_at), then their labels
-    since = _comparisons(campaign_id).filter(completed_at__gte=max(through or day_start(first), day_start(first)))
-    completed = _labels(campaign_id).filter(rater__isnull=False, comparison_id__in=since.values("pk"))
+    since = comparisons_in_campaign(Comparison.objects.filter(completed_at__gte=max(through or day_start(first), day_start(first))), campaign_id=campaign_id)
+    completed = PreferenceLabel.objects.filter(rater__isnull=False, comparison_id__in=since.values("pk"))
     rows: dict = defaultdict(list)
     for row in completed.values("comparison_id", "rater_id", "winner", "strength", "comparison__completed_at"):
         rows[row["comparison__completed_at"].astimezone(dt_timezone.utc).date()].append(row)
@@ -420,13 +428,13 @@ def agreement_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, days: int = 3
 
 def people_agreement(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, tally: QualityTally | None = None) -> tuple[float | None, int]:
     """Return the campaign's raters' percent agreement with each other on comparisons with overlap, and how many there are."""
-    tally = quality_tally(campaign_id=campaign_id) if tally is None else tally
+    tally = quality_tally(campaign_id=campaign_id, raters=False, pairs=False) if tally is None else tally
     return (tally.agreeing_pairs / tally.pairs if tally.pairs else None), tally.n_units
 
 
 def rater_trust(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:
     """Return every rater's trust score (``rater_quality()[id]["trust"]``), from the tally's gold and consensus counts."""
-    return {rater_id: _trust(counts) for rater_id, counts in quality_tally(campaign_id=campaign_id).raters.items()}
+    return {rater_id: _trust(counts) for rater_id, counts in quality_tally(campaign_id=campaign_id, pairs=False).raters.items()}
 
 
 def rater_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]:

@@ -35,9 +35,10 @@ from operator import attrgetter
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Max, Min, Q
+from django.db.models import Q
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PreferenceLabel, QualityTallied
+from feedback_app.selectors.campaigns import comparisons_in_campaign
 from feedback_app.selectors.label_tally import MARK_ID
 
 logger = logging.getLogger(__name__)
@@ -105,29 +106,39 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
     """
     mark = QualityTallied.objects.filter(pk=MARK_ID).values_list("generation", "through").first()
     campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
-    bounds = campaign_labels.aggregate(first=Min("id"), last=Max("id"))
-    last = bounds["last"] or 0
-    left_out = sorted(Comparison.objects.filter(excluded=True, prompt__campaign_id=campaign_id).values_list("pk", flat=True))
+    # the newest first, through the label index backwards (the campaign's labels are the newest in a studio of one)
+    last = campaign_labels.order_by("-id").values_list("id", flat=True).first()
+    if last is None:
+        return [], {"first_label_id": None, "last_label_id": None, "n_labels": 0}
+    left_out = sorted(comparisons_in_campaign(Comparison.objects.filter(excluded=True), campaign_id=campaign_id).values_list("pk", flat=True))
     held_out = set(exclude_prompt_ids or ())
-    kept = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1]) if mark else []
+    kept, kept_first = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1]) if mark else ([], None)
     live = campaign_labels.filter(pk__lte=last)
     if mark:
         # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels;
         # and the gold pairs' labels made since (gold pairs stay open: their labels are kept as they are made)
-        open_ids = list(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=mark[1]), is_gold=False,
-                                                  prompt__campaign_id=campaign_id).values_list("pk", flat=True))
-        live = live.filter(Q(comparison_id__in=open_ids) | Q(comparison__is_gold=True, created_at__gte=mark[1]))
+        open_ids = list(comparisons_in_campaign(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=mark[1]), is_gold=False),
+                                                campaign_id=campaign_id).values_list("pk", flat=True))
+        live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=_gold_ids(campaign_id), created_at__gte=mark[1]),
+                                              pk__lte=last)
+    live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)
+    first = min([kept_first] * (kept_first is not None) + [label.pk for label in live_labels], default=None)  # before the exclusions: the campaign's range
     left_out_set = set(left_out)
-    labels = _without(kept, left_out) + [label for record in _records(live) for label in _labels(record)
-                                         if label.comparison.pk not in left_out_set]
+    labels = _merged(_without(kept, left_out), [label for label in live_labels if label.comparison.pk not in left_out_set])
     if held_out:
         labels = [label for label in labels if label.comparison.prompt_id not in held_out]
-    labels.sort(key=ORDER)  # the kept labels are in order already: this merges the live ones in
-    return labels, {"first_label_id": bounds["first"], "last_label_id": bounds["last"], "n_labels": len(labels)}
+    return labels, {"first_label_id": first, "last_label_id": last, "n_labels": len(labels)}
 
+
+def _gold_ids(campaign_id: int) -> list[int]:
+    return list(comparisons_in_campaign(Comparison.objects.filter(is_gold=True), campaign_id=campaign_id).values_list("pk", flat=True))
+
+
+# The kept labels are many and in order, what a run adds is few: both helpers below cost a search per change and copy slices
+# of the rest (pointers, in C), not a Python step per kept label.
 
 def _without(labels: list[TrainingLabel], comparison_ids: list[int]) -> list[TrainingLabel]:
-    """Return a copy of ``labels`` (in order) without the labels of ``comparison_ids`` (ascending): slices, not a pass over every label."""
+    """Return a copy of ``labels`` (in order) without the labels of ``comparison_ids`` (ascending)."""
     parts, start = [], 0
     for cid in comparison_ids:
         first = bisect.bisect_left(labels, (cid, 0), lo=start, key=ORDER)
@@ -139,6 +150,24 @@ def _without(labels: list[TrainingLabel], comparison_ids: list[int]) -> list[Tra
         return labels[:]
     parts.append(labels[start:])
     return list(itertools.chain.from_iterable(parts))
+
+
+def _merged(labels: list[TrainingLabel], new: list[TrainingLabel]) -> list[TrainingLabel]:
+    """Return ``labels`` with ``new`` merged in, both in order (and so the result)."""
+    if not new:
+        return labels
+    if not labels or labels[-1].order < new[0].order:
+        return labels + new
+    if len(new) * 16 > len(labels):  # many: a sort of both (two runs in order, merged in C)
+        return sorted(labels + new, key=ORDER)
+    merged, start = [], 0
+    for label in new:
+        at = bisect.bisect_left(labels, label.order, lo=start, key=ORDER)
+        merged += labels[start:at]
+        merged.append(label)
+        start = at
+    merged += labels[start:]
+    return merged
 
 
 def _records(labels) -> list[list]:
@@ -169,14 +198,16 @@ class _Kept:
     generation: str
     through: datetime | None = None
     labels: list[TrainingLabel] = field(default_factory=list)  # in order
+    first: int = 0  # the smallest label id among them
     inode: int | None = None  # the file read, and how far: a file written anew by another worker is not read on from an offset
     offset: int = 0
 
     def add(self, records: list[list], *, through: datetime) -> None:
-        new = [label for record in records for label in _labels(record)]
+        new = sorted((label for record in records for label in _labels(record)), key=ORDER)
         if new:
-            self.labels += new
-            self.labels.sort(key=ORDER)  # two runs in order: a merge
+            least = min(label.pk for label in new)
+            self.first = min(self.first, least) if self.labels else least
+        self.labels = _merged(self.labels, new)
         self.through = through
 
 
@@ -190,8 +221,9 @@ def forget() -> None:
         _held.clear()
 
 
-def _kept(*, campaign_id: int, generation: str, through: datetime) -> list[TrainingLabel]:
-    """Return the kept labels (comparisons completed before ``through``), in order, reading only what this worker lacks and keeping it.
+def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None]:
+    """Return the kept labels (comparisons completed before ``through``) in order, and their smallest id, reading only what this
+    worker lacks and keeping it.
 
     First what this worker holds, then the segments the file has beyond it, then the database for
     the rest, which becomes a segment of the file.
@@ -205,12 +237,14 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> list[Train
             file_usable = _read_segments(path, kept, through=through)
             if kept.through != through:
                 since = kept.through
-                labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
-                completed = labels.filter(comparison__completed_at__lt=through, comparison__is_gold=False)
-                gold = labels.filter(comparison__is_gold=True, created_at__lt=through)
-                if since is not None:
-                    completed = completed.filter(comparison__completed_at__gte=since)
-                    gold = gold.filter(created_at__gte=since)
+                if since is None:  # everything once
+                    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+                    completed = labels.filter(comparison__completed_at__lt=through, comparison__is_gold=False)
+                    gold = labels.filter(comparison__is_gold=True, created_at__lt=through)
+                else:  # the comparisons first (through comparison_completed_at), then their labels
+                    done = Comparison.objects.filter(completed_at__gte=since, completed_at__lt=through, is_gold=False)
+                    completed = PreferenceLabel.objects.filter(comparison_id__in=comparisons_in_campaign(done, campaign_id=campaign_id).values("pk"))
+                    gold = PreferenceLabel.objects.filter(comparison_id__in=_gold_ids(campaign_id), created_at__gte=since, created_at__lt=through)
                 records = _records(completed) + _records(gold)  # a gold pair's labels may come in several records
                 kept.add(records, through=through)
                 segment = {"since": since.isoformat() if since else None, "through": through.isoformat(), "comparisons": records}
@@ -218,7 +252,7 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> list[Train
                     _append(path, kept, segment)
                 else:
                     _write(path, kept, segment)
-        return kept.labels
+        return kept.labels, (kept.first if kept.labels else None)
 
 
 def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
@@ -234,6 +268,7 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
                     return False
                 kept.inode, kept.offset = inode, file.tell()
             file.seek(kept.offset)
+            records, reached = [], kept.through  # the segments' comparisons, added at once (one merge, not one per segment)
             for line in file:
                 if not line.endswith(b"\n"):
                     break  # being appended, or cut short by a crash
@@ -242,13 +277,16 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
                 if end > through:
                     break  # read past a newer mark than this run's: left for the next run
                 kept.offset += len(line)
-                if segment["since"] == (kept.through.isoformat() if kept.through else None):
-                    kept.add(segment["comparisons"], through=end)
+                if segment["since"] == (reached.isoformat() if reached else None):
+                    records += segment["comparisons"]
+                    reached = end
+            if records or reached != kept.through:
+                kept.add(records, through=reached)
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("training data %s unreadable (%s); reading the campaign's labels again", path, exc)
-        kept.through, kept.labels, kept.inode, kept.offset = None, [], None, 0  # what the bad file gave is dropped with it
+        kept.through, kept.labels, kept.first, kept.inode, kept.offset = None, [], 0, None, 0  # what the bad file gave is dropped with it
         return False
     return True
 

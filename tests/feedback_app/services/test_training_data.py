@@ -201,3 +201,25 @@ def test_kept_labels_are_not_read_again_after_the_exclusions_change(history, mon
     Comparison.objects.filter(pk=history["old"][0].pk).update(excluded=False)
     assert history["old"][0].pk in {label.comparison_id for label in labels_for_training()[0]}
     assert sum(counted) == 4 * 3  # the live part each time
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merging_and_leaving_out_keep_the_order_of_a_full_sort(seed):
+    import random
+
+    from feedback_app.services.training_data import ComparisonTexts, PromptText, Text, TrainingLabel, _merged, _without
+
+    rng = random.Random(seed)
+
+    def label(pk: int, cid: int) -> TrainingLabel:
+        texts = ComparisonTexts(pk=cid, prompt_id=cid, prompt=PromptText("p", []), response_a=Text("a"), response_b=Text("b"))
+        return TrainingLabel(pk=pk, comparison=texts, rater_id=1, judge_version_id=None, winner="a", strength=1, rewrite_id=None, rewrite=None)
+
+    everything = [label(pk, rng.randrange(200)) for pk in rng.sample(range(10_000), 600)]
+    for n_new in (0, 5, 40, 300):  # few (a search each) and many (a sort)
+        new = sorted(everything[:n_new], key=lambda x: x.order)
+        kept = sorted(everything[n_new:], key=lambda x: x.order)
+        merged = _merged(kept, new)
+        assert [x.order for x in merged] == sorted(x.order for x in everything)
+        gone = sorted(rng.sample(range(200), 30))
+        assert [x.order for x in _without(merged, gone)] == [x.order for x in merged if x.comparison_id not in gone]
