@@ -6,12 +6,14 @@ comparisons in that database and audits it afterwards):
     .venv/bin/python bench/label_load.py --url http://127.0.0.1:8000 --raters 50 --seconds 30
     .venv/bin/python bench/label_load.py --serve uvicorn --web-workers 2   # starts a server itself
     .venv/bin/python bench/label_load.py --serve uvicorn --combined        # one call per label (label?next=1)
+    .venv/bin/python bench/label_load.py --serve uvicorn --combined --workers   # with the Celery workers and beat, as in production
 
 Prints labels/s, p50/p95/p99 latency of each call, errors, and an audit: labels stored equal
 labels acknowledged, no comparison collected more labels than it asked for, no rater labelled
 a comparison twice. Exits non-zero when the audit fails. With ``--serve`` it also prints the
-server's CPU time per label (``server_cpu_ms_per_label``: every process of the server's and
-Redis's sessions, from /proc, over the timed window) and the load generator's own share of the
+server's CPU time per label (``server_cpu_ms_per_label``: every process of the server's,
+Redis's, the workers' and, for a PostgreSQL server on this machine, the database's sessions, from
+/proc, over the timed window) and the load generator's own share of the
 machine's CPU (``client_cpu_share``), so a figure on a shared machine says what it cost.
 """
 
@@ -72,6 +74,11 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
              for i, p in enumerate(prompts)],
             batch_size=5000,
         )
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give a studio: 30,000 new rows mislead the planner
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     return tokens
 
 
@@ -204,6 +211,37 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
     return process
 
 
+def start_workers(redis_url: str, scratch: Path) -> list[subprocess.Popen]:
+    """Start the studio's Celery workers and beat as ``manage.py serve`` does (each in its own session, so its CPU is counted):
+    the dashboard pushes, automatic refits (``REFIT_EVERY_N_LABELS``) and policy updates run during the load."""
+    from feedback_app.management.commands.serve import policy_worker_env
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url, "DB_POOL": "0"}
+    celery = [sys.executable, "-m", "celery", "-A", "feedback_app"]
+    specs = [(["worker", "-Q", "default,score", "--concurrency", "1"], env), (["worker", "-Q", "gpu", "--concurrency", "1"], env),
+             (["worker", "-Q", "policy", "--concurrency", "1"], policy_worker_env(env)),  # niced, as serve starts it
+             (["beat", "--schedule", str(scratch / "celerybeat-schedule")], env)]
+    log = (scratch / "workers.log").open("ab")
+    return [subprocess.Popen(celery + spec + ["--loglevel", "WARNING"]
+                             + (["-n", f"load-{spec[2].split(',')[0]}@%h.{os.getpid()}", "--without-gossip", "--without-mingle"] if spec[0] == "worker" else []),
+                             cwd=ROOT, env=spec_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for spec, spec_env in specs]
+
+
+def database_session() -> int | None:
+    """Return the session of a PostgreSQL server on this machine (its postmaster's), so its CPU counts as the server's; None elsewhere."""
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")
+            postmaster = int((Path(cursor.fetchone()[0]) / "postmaster.pid").read_text().split()[0])
+        return int((Path("/proc") / str(postmaster) / "stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, ValueError, IndexError, DatabaseError):  # another machine's, or not readable: not counted, and said so
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -215,6 +253,7 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--combined", action="store_true", help="One call per label: label?next=1 carries the next lease.")
+    parser.add_argument("--workers", action="store_true", help="Also start the Celery workers and beat (pushes, automatic refits), as in production.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
@@ -225,6 +264,7 @@ def main() -> int:
     tag = secrets.token_hex(4)
     comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
+    database = database_session()
     connections.close_all()
     children = []
     url = args.url
@@ -239,10 +279,12 @@ def main() -> int:
 
                 redis, redis_url = scratch_redis_start(scratch)
                 children.append(redis)
+            if args.workers:
+                children += start_workers(redis_url, scratch)
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             url = f"http://127.0.0.1:{args.port}"
-        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined,
-                                     sessions=[child.pid for child in children]))
+        sessions = [child.pid for child in children] + ([database] if database and args.serve else [])
+        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=sessions))
     finally:
         for child in reversed(children):
             child.terminate()
@@ -254,6 +296,8 @@ def main() -> int:
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
         "server": args.serve or url,
         "web_workers": args.web_workers if args.serve == "uvicorn" else 1,
+        "celery_workers": bool(args.workers and args.serve),
+        "database_cpu_counted": bool(database and args.serve),
         "raters": args.raters,
         "seconds": round(stats["elapsed"], 1),
         "labels_per_second": round(n / stats["elapsed"], 1),
@@ -273,7 +317,9 @@ def main() -> int:
     ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
           == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == 0)
     result["audit_ok"] = ok
-    print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters, {result['seconds']} s")
+    print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters, {result['seconds']} s; "
+          f"workers and beat {'running' if result['celery_workers'] else 'not started'}; the database's CPU "
+          f"{'counted' if result['database_cpu_counted'] else 'not counted'} in the server's")
     print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
     print(f"calls per label: {result['calls_per_label']}   server CPU per label: {result['server_cpu_ms_per_label']} ms   "
           f"load generator: {result['client_cpu_ms_per_label']} ms CPU per label, {result['client_cpu_share']:.1%} of the machine's CPU")
