@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -138,8 +139,9 @@ async def rater_loop(client, token: str, deadline: float, stats: dict, choices: 
             break
 
 
-def session_cpu_seconds(sessions: list[int]) -> float:
-    """Return the CPU seconds (user + system) of every live process in ``sessions``, from /proc."""
+def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
+    """Return the CPU seconds (user + system) of every live process in ``sessions``, of ``parents`` and their children, and of the
+    children these reaped, from /proc."""
     ticks, total = os.sysconf("SC_CLK_TCK"), 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -148,12 +150,14 @@ def session_cpu_seconds(sessions: list[int]) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        if int(fields[3]) in sessions:  # fields after the name: state, ppid, pgrp, session, ..., utime (11), stime (12)
-            total += int(fields[11]) + int(fields[12])
+        if int(fields[3]) in sessions or int(entry.name) in parents or int(fields[1]) in parents:  # fields after the name: state, ppid, pgrp, session, ..., utime (11), stime (12), cutime, cstime
+            # with the children it has reaped (cutime, cstime): short-lived processes, such as a database's backends, are gone by the end
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / ticks
 
 
-async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = ()) -> dict:
+async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = (),
+                   parents: list[int] = ()) -> dict:
     import httpx
 
     stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
@@ -161,14 +165,14 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
         # Warm up: one call per rater (connections, server caches).
         await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
-        server0, client0 = session_cpu_seconds(list(sessions)), time.process_time()
+        server0, client0 = session_cpu_seconds(list(sessions), list(parents)), time.process_time()
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
         await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined)
                                for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
-        stats["server_cpu_seconds"] = session_cpu_seconds(list(sessions)) - server0 if sessions else None
+        stats["server_cpu_seconds"] = session_cpu_seconds(list(sessions), list(parents)) - server0 if sessions else None
         stats["client_cpu_seconds"] = time.process_time() - client0
     return stats
 
@@ -211,6 +215,24 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
     return process
 
 
+def stop(children: list[subprocess.Popen], grace: float = 20) -> None:
+    """Stop the children, newest first; one still running after ``grace`` seconds (a worker finishing a training step) is killed
+    with its whole session, so nothing the bench started outlives it."""
+    for child in reversed(children):
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in reversed(children):
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # its session's other processes too (a worker's pool child)
+        except ProcessLookupError:
+            pass
+        child.wait()
+
+
 def start_workers(redis_url: str, scratch: Path) -> list[subprocess.Popen]:
     """Start the studio's Celery workers and beat as ``manage.py serve`` does (each in its own session, so its CPU is counted):
     the dashboard pushes, automatic refits (``REFIT_EVERY_N_LABELS``) and policy updates run during the load."""
@@ -227,8 +249,9 @@ def start_workers(redis_url: str, scratch: Path) -> list[subprocess.Popen]:
                              cwd=ROOT, env=spec_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for spec, spec_env in specs]
 
 
-def database_session() -> int | None:
-    """Return the session of a PostgreSQL server on this machine (its postmaster's), so its CPU counts as the server's; None elsewhere."""
+def database_server() -> int | None:
+    """Return the pid of a PostgreSQL server on this machine (its postmaster; each backend is its child, in a session of its own),
+    so its CPU counts as the server's; None elsewhere."""
     from django.db import DatabaseError, connection
 
     if connection.vendor != "postgresql":
@@ -237,7 +260,7 @@ def database_session() -> int | None:
         with connection.cursor() as cursor:
             cursor.execute("SHOW data_directory")
             postmaster = int((Path(cursor.fetchone()[0]) / "postmaster.pid").read_text().split()[0])
-        return int((Path("/proc") / str(postmaster) / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        return postmaster if (Path("/proc") / str(postmaster)).exists() else None
     except (OSError, ValueError, IndexError, DatabaseError):  # another machine's, or not readable: not counted, and said so
         return None
 
@@ -264,7 +287,7 @@ def main() -> int:
     tag = secrets.token_hex(4)
     comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
-    database = database_session()
+    database = database_server()
     connections.close_all()
     children = []
     url = args.url
@@ -283,12 +306,10 @@ def main() -> int:
                 children += start_workers(redis_url, scratch)
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             url = f"http://127.0.0.1:{args.port}"
-        sessions = [child.pid for child in children] + ([database] if database and args.serve else [])
-        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=sessions))
+        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=[child.pid for child in children],
+                                     parents=[database] if database and args.serve else []))
     finally:
-        for child in reversed(children):
-            child.terminate()
-            child.wait(timeout=30)
+        stop(children)
         shutil.rmtree(scratch, ignore_errors=True)
     checks = audit(tokens=tokens, acknowledged=stats["acknowledged"])
     n = checks["labels_acknowledged"]

@@ -70,3 +70,14 @@ def test_session_cpu_seconds_counts_this_session_s_work():
         pass
     assert session_cpu_seconds([session]) - before >= 0.2
     assert session_cpu_seconds([]) == 0
+
+
+def test_session_cpu_seconds_counts_a_parent_s_children_after_they_ended():
+    """A database's backends run in sessions of their own and end during the run: their parent's reaped time counts them."""
+    import subprocess
+    import sys
+
+    before = session_cpu_seconds([], [os.getpid()])
+    subprocess.run([sys.executable, "-c", "import time\nd = time.process_time() + 0.4\nwhile time.process_time() < d: pass"],
+                   check=True, start_new_session=True)
+    assert session_cpu_seconds([], [os.getpid()]) - before >= 0.3
