@@ -68,7 +68,7 @@ class Fill:
         from django.db import transaction
 
         from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
-        from feedback_app.selectors.quality import review_marks
+        from feedback_app.selectors.review import review_marks
 
         rng, first = self.rng, self.comparisons
         # the newest history is nearest now: label k of the fill is k / rate seconds old

@@ -16,7 +16,8 @@ from feedback_app.api.schema import errors
 from feedback_app.api.serializers import StrictIntegerField
 from feedback_app.selectors import dashboard as board
 from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality
-from feedback_app.selectors.quality import agreement_over_time, agreement_summary, rater_quality, review_queue
+from feedback_app.selectors.quality import agreement_over_time, agreement_summary, rater_quality
+from feedback_app.selectors.review import review_queue
 
 
 def _review(campaign_id: int) -> dict:

@@ -122,7 +122,7 @@ class QualityTallied(models.Model):
 
 
 class RaterTally(models.Model):
-    """One rater's quality counts over a campaign's tallied comparisons (see ``selectors.quality.QualityTally``)."""
+    """One rater's quality counts over a campaign's tallied comparisons (see ``selectors.quality_rows.QualityTally``)."""
 
     campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

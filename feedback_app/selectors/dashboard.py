@@ -12,8 +12,7 @@ from django.utils import timezone
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.campaigns import campaign_cached, comparisons_in_campaign
-from feedback_app.selectors.label_tally import labels_total_count, rater_labels_by_hour
-from feedback_app.selectors.quality import active_rater_count, labels_per_minute
+from feedback_app.selectors.label_tally import active_rater_count, labels_per_minute, labels_total_count, rater_labels_by_hour
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
 

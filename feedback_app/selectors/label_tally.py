@@ -1,7 +1,8 @@
 """Labels counted from closed hours plus a live count after them (``services.label_tally`` closes the hours).
 
 A campaign's total, its raters' labels today and per hour read at most one row per hour and the
-labels of the last hour or two, not the history.
+labels of the last hour or two, not the history; the rates of the last minutes (labels per minute,
+active raters) read their window alone.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db.models import Sum
+from django.utils import timezone
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, LabelHourCount, LabelHoursClosed, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, Comparison, LabelHourCount, LabelHoursClosed, PreferenceLabel
 
 MARK_ID = 1  # LabelHoursClosed and QualityTallied hold one row each
 
@@ -72,3 +74,19 @@ def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datet
             counts.update(hour_floor(created_at) for created_at, by_rater in labels_in_window(campaign_id=campaign_id, start=window_start, end=window_end)
                           if by_rater)
     return counts
+
+
+def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:
+    """Return the mean labels per minute over the last ``minutes``."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    return round(sum(by_rater for _, by_rater in labels_in_window(campaign_id=campaign_id, start=since)) / minutes, 2)
+
+
+def active_rater_count(*, minutes: int = 10) -> int:
+    """Return how many raters labelled or held a lease in the last ``minutes``."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    # two range reads of the window (labels by created_at, leases by leased_at), never a join of every user with their history
+    # order_by(): the models' default ordering would make DISTINCT keep every row
+    labelled = PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).order_by().values_list("rater_id", flat=True).distinct()
+    leased = Assignment.objects.filter(leased_at__gte=since).order_by().values_list("rater_id", flat=True).distinct()
+    return len(set(labelled) | set(leased))

@@ -18,9 +18,7 @@ Rows that look wrong are flagged with the reason (see ``_warnings``).
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import timedelta, timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
@@ -32,7 +30,6 @@ from django.utils import timezone
 from feedback_app.models import (
     DEFAULT_CAMPAIGN_ID,
     AgreementTally,
-    Assignment,
     CampaignMember,
     Comparison,
     PreferenceLabel,
@@ -41,21 +38,12 @@ from feedback_app.models import (
     RaterTally,
 )
 from feedback_app.selectors.campaigns import campaign_get, comparisons_in_campaign
-from feedback_app.selectors.label_tally import MARK_ID, day_start, labels_in_window
-from feedback_app.stats.agreement import (
-    agreeing_pairs,
-    alpha_of_coincidences,
-    coincidences,
-    cohen_kappa_of_table,
-    consensus_agreement,
-    kappas_of_tables,
-    ordinal_value,
-    pair_tables,
-)
+from feedback_app.selectors.label_tally import MARK_ID, day_start
+from feedback_app.selectors.quality_rows import MIN_SHARED_FOR_KAPPA, QualityTally, agreement_of_rows, tally_of_rows
+from feedback_app.stats.agreement import alpha_of_coincidences, kappas_of_tables
 from feedback_app.stats.ratings import trust_score
 
 MIN_LABELS_FOR_WARNINGS = 20
-MIN_SHARED_FOR_KAPPA = 5  # comparisons two raters share before their κ is shown
 KAPPA_PAIRS_SHOWN = 50  # the pairs listed, those sharing the most comparisons
 
 
@@ -64,23 +52,25 @@ def _labels(campaign_id: int):
     return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
-def _comparisons(campaign_id: int):
-    return Comparison.objects.filter(prompt__campaign_id=campaign_id)
-
-
 def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=None) -> list[dict]:
     """Return the campaign's rater labels as rows for ``tally_of_rows``; with ``tallied_before``, only those the quality tallies
     leave out: of the comparisons not completed before it, and the gold pairs' labels made since (gold pairs stay open)."""
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if tallied_before is not None:
         # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels
-        live = comparisons_in_campaign(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=tallied_before), is_gold=False),
-                                       campaign_id=campaign_id)
+        live = untallied_comparisons(campaign_id=campaign_id, through=tallied_before)
         return (_label_rows(PreferenceLabel.objects.filter(rater__isnull=False, comparison_id__in=live.values("pk")))
                 + _label_rows(labels.filter(comparison__is_gold=True, created_at__gte=tallied_before)))
     if comparison_ids is not None:
         labels = labels.filter(comparison_id__in=comparison_ids)
     return _label_rows(labels)
+
+
+def untallied_comparisons(*, campaign_id: int, through):
+    """Return the campaign's comparisons the quality tallies (and the kept training data) leave out at ``through``: open ones (the
+    backlog) and those completed since. Gold pairs apart: their labels are tallied as they are made."""
+    return comparisons_in_campaign(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=through), is_gold=False),
+                                   campaign_id=campaign_id)
 
 
 def gold_label_rows(*, campaign_id: int, start, end) -> list[dict]:
@@ -95,132 +85,6 @@ def _label_rows(labels) -> list[dict]:
             "comparison__is_gold", "comparison__gold_winner", "comparison__rm_prob_a_wins", "comparison__label_count",
         )
     )
-
-
-def overlap_units(rows: list[dict], *, ordinal: bool = False) -> dict:
-    """Return {comparison: {rater: category or ordinal value}} for comparisons with 2+ rater labels.
-
-    Gold pairs are left out: a rater's label there is measured against the known answer, and each
-    is shown to every rater, so it would never stop changing.
-    """
-    units: dict = defaultdict(dict)
-    for row in rows:
-        if row.get("comparison__is_gold"):
-            continue
-        units[row["comparison_id"]][row["rater_id"]] = (
-            ordinal_value(winner=row["winner"], strength=row["strength"]) if ordinal else row["winner"]
-        )
-    return {unit: raters for unit, raters in units.items() if len(raters) >= 2}
-
-
-# A rater's counts in a tally; every quality figure of theirs is a ratio of two of them (see rater_quality).
-RATER_COUNTS = ("n_labels", "gold_correct", "gold_n", "consensus_agree", "consensus_n", "rm_agree", "rm_n", "left", "shown", "longer", "sized")
-
-
-@dataclass
-class QualityTally:
-    """Every quality figure of a campaign as sums that add up over disjoint sets of comparisons.
-
-    Per rater: the ``RATER_COUNTS`` and their times on task (a multiset); over the comparisons with
-    overlap: agreeing and all rater pairs, the coincidence matrices of Krippendorff's α (winners and
-    ordinal values) and each pair of raters' confusion table. ``services.quality_tally`` stores the
-    tally of the comparisons completed before ``QualityTallied.through``; ``quality_tally`` adds
-    the rest, read live.
-    """
-
-    raters: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    times: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    n_units: int = 0
-    agreeing_pairs: int = 0
-    pairs: int = 0
-    nominal: Counter = field(default_factory=Counter)
-    ordinal: Counter = field(default_factory=Counter)
-    rater_pairs: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
-    # Pairs of raters summed, not listed in ``rater_pairs`` (the stored ones no live comparison touches): how many share
-    # MIN_SHARED_FOR_KAPPA comparisons, the sum of their κ and how many have one, and the most shared of them, listed.
-    pairs_shared: int = 0
-    kappa_sum: float = 0.0
-    kappa_n: int = 0
-    top_pairs: list = field(default_factory=list)
-
-    def add(self, other: "QualityTally") -> "QualityTally":
-        for mine, theirs in ((self.raters, other.raters), (self.times, other.times), (self.rater_pairs, other.rater_pairs)):
-            for key, counts in theirs.items():
-                mine[key].update(counts)
-        self.n_units += other.n_units
-        self.agreeing_pairs += other.agreeing_pairs
-        self.pairs += other.pairs
-        self.nominal.update(other.nominal)
-        self.ordinal.update(other.ordinal)
-        self.pairs_shared += other.pairs_shared
-        self.kappa_sum += other.kappa_sum
-        self.kappa_n += other.kappa_n
-        self.top_pairs += other.top_pairs
-        return self
-
-
-def pair_kappa(table: Counter) -> tuple[bool, float | None]:
-    """Return whether a pair's table counts toward the mean κ (MIN_SHARED_FOR_KAPPA shared comparisons) and its κ."""
-    if sum(table.values()) < MIN_SHARED_FOR_KAPPA:
-        return False, None
-    return True, cohen_kappa_of_table(table)
-
-
-def rm_counts(row: dict, prob_a_wins: float | None) -> Counter:
-    """Return a label's reward-model counts (``rm_agree``, ``rm_n``) against the model's P(A wins) of its comparison."""
-    if row["winner"] not in ("a", "b") or prob_a_wins is None or prob_a_wins == 0.5:
-        return Counter()
-    return Counter(rm_n=1, rm_agree=int((row["winner"] == "a") == (prob_a_wins > 0.5)))
-
-
-def time_bucket(ms: int) -> int:
-    """Return the stored time on task of a tallied label: the lower edge of its bucket, each 5% wider than the one before.
-
-    A rater's stored times are then a few dozen buckets whatever their number of labels, and
-    the median read from them is within 5% below the true one.
-    """
-    if ms < 100:
-        return ms // 10 * 10
-    k = math.floor(math.log(ms / 100, 1.05))
-    while round(100 * 1.05 ** (k + 1)) <= ms:  # the edges are whole milliseconds: an edge is its own bucket
-        k += 1
-    while round(100 * 1.05 ** k) > ms:
-        k -= 1
-    return round(100 * 1.05 ** k)
-
-
-def tally_of_rows(rows: list[dict], *, bucket_times: bool = False) -> QualityTally:
-    """Return the tally of rater label rows (``rater_label_rows``); the agreement figures count comparisons with 2+ of them."""
-    tally = QualityTally()
-    for row in rows:
-        counts = tally.raters[row["rater_id"]]
-        counts["n_labels"] += 1
-        if row["comparison__is_gold"] and row["comparison__gold_winner"]:
-            counts["gold_n"] += 1
-            counts["gold_correct"] += row["winner"] == row["comparison__gold_winner"]
-        if row["winner"] in ("a", "b"):
-            if row["a_on_left"] is not None:
-                counts["shown"] += 1
-                counts["left"] += (row["winner"] == "a") == row["a_on_left"]
-            if row["len_a"] != row["len_b"]:
-                counts["sized"] += 1
-                counts["longer"] += (row["winner"] == "a") == (row["len_a"] > row["len_b"])
-        counts.update(rm_counts(row, row["comparison__rm_prob_a_wins"]))
-        if row["time_on_task_ms"] is not None:
-            tally.times[row["rater_id"]][time_bucket(row["time_on_task_ms"]) if bucket_times else row["time_on_task_ms"]] += 1
-    units = overlap_units(rows)
-    for rater_id, agree in consensus_agreement(units).items():
-        tally.raters[rater_id].update(consensus_agree=agree["agree"], consensus_n=agree["n"])
-    for pair, table in pair_tables(units).items():
-        tally.rater_pairs[pair].update(table)
-    return tally.add(agreement_of_rows(rows))
-
-
-def agreement_of_rows(rows: list[dict]) -> QualityTally:
-    """Return the agreement sums alone (units, pairs, coincidences) of rows with a comparison, a rater, a winner and a strength."""
-    units = overlap_units(rows)
-    return QualityTally(n_units=len(units), agreeing_pairs=(counted := agreeing_pairs(units))[0], pairs=counted[1],
-                        nominal=coincidences(units), ordinal=coincidences(overlap_units(rows, ordinal=True)))
 
 
 def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, raters: bool = True, pairs: bool = True) -> QualityTally:
@@ -451,74 +315,3 @@ def rater_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, float]
         weight = trust if config.weight_by_trust else 1.0
         weights[rater_id] = 0.0 if trust < config.min_trust else weight
     return weights
-
-
-def review_queue(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int = 100) -> dict[str, list]:
-    """Return the newest comparisons waiting for an admin: flagged by a rater, or disputed among raters (``Comparison.flagged``, ``.disputed``)."""
-    pending = _comparisons(campaign_id).filter(reviewed_at__isnull=True).select_related("prompt", "response_a", "response_b")
-    flagged = list(pending.filter(flagged=True).order_by("-id")[:limit])
-    disputed = list(pending.filter(disputed=True).order_by("-id")[:limit])
-    votes = defaultdict(list)
-    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=[c.pk for c in disputed], rater__isnull=False).values_list("comparison_id", "winner"):
-        votes[cid].append(winner)
-    return {"flagged": flagged, "disputed": disputed, "votes": dict(votes)}
-
-
-def review_marks(winners: list[str], *, flagged: bool) -> dict[str, bool]:
-    """Return a comparison's ``flagged`` and ``disputed`` marks from its raters' answers and whether any label carries a flag."""
-    disputed = len(winners) >= 2 and max(winners.count(w) for w in set(winners)) / len(winners) < 2 / 3
-    return {"flagged": flagged, "disputed": disputed}
-
-
-def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:
-    """Return the mean labels per minute over the last ``minutes``."""
-    since = timezone.now() - timedelta(minutes=minutes)
-    return round(sum(by_rater for _, by_rater in labels_in_window(campaign_id=campaign_id, start=since)) / minutes, 2)
-
-
-def active_rater_count(*, minutes: int = 10) -> int:
-    """Return how many raters labelled or held a lease in the last ``minutes``."""
-    since = timezone.now() - timedelta(minutes=minutes)
-    # two range reads of the window (labels by created_at, leases by leased_at), never a join of every user with their history
-    # order_by(): the models' default ordering would make DISTINCT keep every row
-    labelled = PreferenceLabel.objects.filter(created_at__gte=since, rater__isnull=False).order_by().values_list("rater_id", flat=True).distinct()
-    leased = Assignment.objects.filter(leased_at__gte=since).order_by().values_list("rater_id", flat=True).distinct()
-    return len(set(labelled) | set(leased))
-
-
-def comparison_agreement(*, comparison_ids: list[int]) -> dict[int, dict]:
-    """Return, per comparison, its rater-label count and the share agreeing with the majority."""
-    votes = defaultdict(list)
-    for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids, rater__isnull=False).values_list("comparison_id", "winner"):
-        votes[cid].append(winner)
-    return {cid: {"n": len(ws), "agreement": round(max(ws.count(w) for w in set(ws)) / len(ws), 4)} for cid, ws in votes.items()}
-
-
-def gold_candidates_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int = 100, scan: int = 10_000) -> int:
-    """Return how many complete comparisons with 2+ labels that all agree on A or B the promote button would make gold: at most
-    ``limit`` (it promotes the newest ``limit``), looking at the newest ``scan`` complete comparisons, a page at a time."""
-    complete = _comparisons(campaign_id).filter(is_gold=False, status=Comparison.Status.COMPLETE, label_count__gte=2, excluded=False).order_by("-id")
-    found, seen, before = 0, 0, None
-    while found < limit and seen < scan:
-        ids = list((complete if before is None else complete.filter(pk__lt=before)).values_list("pk", flat=True)[:500])
-        if not ids:
-            break
-        winners = defaultdict(set)
-        for cid, winner in PreferenceLabel.objects.filter(comparison_id__in=ids).values_list("comparison_id", "winner"):
-            winners[cid].add(winner)
-        found += sum(1 for cid in ids if len(winners[cid]) == 1 and winners[cid] <= {"a", "b"})
-        seen, before = seen + len(ids), ids[-1]
-    return min(found, limit)
-
-
-def labels_by_comparison(*, comparison_ids: list[int]) -> dict[int, list[PreferenceLabel]]:
-    """Return the labels of each comparison (with rater and profile), oldest first; comparisons without labels are left out."""
-    labels: dict[int, list[PreferenceLabel]] = {}
-    for label in PreferenceLabel.objects.filter(comparison_id__in=comparison_ids).select_related("rater__profile").order_by("id"):
-        labels.setdefault(label.comparison_id, []).append(label)
-    return labels
-
-
-def comparison_get(*, comparison_id: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Comparison | None:
-    """Return the comparison ``comparison_id``, or None if there is none."""
-    return _comparisons(campaign_id).filter(pk=comparison_id).first()

@@ -27,7 +27,7 @@ from feedback_app.selectors.labeling import (
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached, campaign_role
-from feedback_app.selectors.quality import review_marks
+from feedback_app.selectors.review import review_marks
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit

@@ -29,16 +29,8 @@ from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
-from feedback_app.selectors.quality import (
-    QualityTally,
-    gold_label_rows,
-    pair_kappa,
-    rater_label_rows,
-    rater_pairs_stored,
-    rm_counts,
-    stored_matrix,
-    tally_of_rows,
-)
+from feedback_app.selectors.quality import gold_label_rows, rater_label_rows, rater_pairs_stored, stored_matrix
+from feedback_app.selectors.quality_rows import QualityTally, pair_kappa, rm_counts, tally_of_rows
 
 CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)

@@ -40,6 +40,7 @@ from django.db.models import Q
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PreferenceLabel, QualityTallied
 from feedback_app.selectors.campaigns import comparisons_in_campaign
 from feedback_app.selectors.label_tally import MARK_ID
+from feedback_app.selectors.quality import untallied_comparisons
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +113,13 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
         return [], {"first_label_id": None, "last_label_id": None, "n_labels": 0}
     left_out = sorted(comparisons_in_campaign(Comparison.objects.filter(excluded=True), campaign_id=campaign_id).values_list("pk", flat=True))
     held_out = set(exclude_prompt_ids or ())
-    kept, kept_first = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1]) if mark else ([], None)
-    live = campaign_labels.filter(pk__lte=last)
-    if mark:
-        # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels;
-        # and the gold pairs' labels made since (gold pairs stay open: their labels are kept as they are made)
-        open_ids = list(comparisons_in_campaign(Comparison.objects.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=mark[1]), is_gold=False),
-                                                campaign_id=campaign_id).values_list("pk", flat=True))
+    if mark is None:  # no tallies yet: everything is live
+        kept, kept_first, live = [], None, campaign_labels.filter(pk__lte=last)
+    else:
+        kept, kept_first = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
+        # what the tallies leave out (the backlog and the last hour's), and the gold pairs' labels made since (gold pairs stay open:
+        # their labels are kept as they are made)
+        open_ids = list(untallied_comparisons(campaign_id=campaign_id, through=mark[1]).values_list("pk", flat=True))
         live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=_gold_ids(campaign_id), created_at__gte=mark[1]),
                                               pk__lte=last)
     live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)
@@ -237,14 +238,12 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list
             file_usable = _read_segments(path, kept, through=through)
             if kept.through != through:
                 since = kept.through
-                if since is None:  # everything once
-                    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
-                    completed = labels.filter(comparison__completed_at__lt=through, comparison__is_gold=False)
-                    gold = labels.filter(comparison__is_gold=True, created_at__lt=through)
-                else:  # the comparisons first (through comparison_completed_at), then their labels
-                    done = Comparison.objects.filter(completed_at__gte=since, completed_at__lt=through, is_gold=False)
-                    completed = PreferenceLabel.objects.filter(comparison_id__in=comparisons_in_campaign(done, campaign_id=campaign_id).values("pk"))
-                    gold = PreferenceLabel.objects.filter(comparison_id__in=_gold_ids(campaign_id), created_at__gte=since, created_at__lt=through)
+                # the comparisons first (through comparison_completed_at), then their labels; everything once when nothing is held
+                done = Comparison.objects.filter(completed_at__lt=through, is_gold=False)
+                gold = PreferenceLabel.objects.filter(comparison_id__in=_gold_ids(campaign_id), created_at__lt=through)
+                if since is not None:
+                    done, gold = done.filter(completed_at__gte=since), gold.filter(created_at__gte=since)
+                completed = PreferenceLabel.objects.filter(comparison_id__in=comparisons_in_campaign(done, campaign_id=campaign_id).values("pk"))
                 records = _records(completed) + _records(gold)  # a gold pair's labels may come in several records
                 kept.add(records, through=through)
                 segment = {"since": since.isoformat() if since else None, "through": through.isoformat(), "comparisons": records}

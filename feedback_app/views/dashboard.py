@@ -22,14 +22,11 @@ from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_qual
 from feedback_app.selectors.quality import (
     agreement_over_time,
     agreement_summary,
-    comparison_get,
-    gold_candidates_count,
-    labels_by_comparison,
     people_agreement,
     quality_tally,
     rater_quality,
-    review_queue,
 )
+from feedback_app.selectors.review import comparison_get, gold_candidates_count, labels_by_comparison, review_queue
 from feedback_app.selectors.campaigns import campaign_get, campaign_role, campaigns_for_user
 from feedback_app.services.campaigns import STRATEGIES, CampaignError, campaign_guidelines_set, campaign_settings_update
 from feedback_app.selectors.training import policy_active, policy_names_with_weights, version_active, version_by_name

@@ -2,7 +2,8 @@ import pytest
 from django.utils import timezone
 
 from feedback_app.models import Comparison, PreferenceLabel, Prompt
-from feedback_app.selectors.quality import agreement_summary, comparison_get, labels_by_comparison, rater_quality, rater_trust, review_queue
+from feedback_app.selectors.quality import agreement_summary, rater_quality, rater_trust
+from feedback_app.selectors.review import comparison_get, labels_by_comparison, review_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def test_active_raters_are_those_who_labelled_or_leased_in_the_window(make_user,
     from django.utils import timezone
 
     from feedback_app.models import Assignment, PreferenceLabel
-    from feedback_app.selectors.quality import active_rater_count
+    from feedback_app.selectors.label_tally import active_rater_count
 
     labeller, leaser, both, idle = (make_user() for _ in range(4))
     first, second, third, fourth = make_comparisons(4)
@@ -103,7 +104,7 @@ def test_active_raters_are_those_who_labelled_or_leased_in_the_window(make_user,
 
 
 def test_gold_candidates_are_the_newest_complete_comparisons_where_every_label_agrees_on_a_side(make_user):
-    from feedback_app.selectors.quality import gold_candidates_count
+    from feedback_app.selectors.review import gold_candidates_count
 
     r1, r2 = make_user(), make_user()
     for winners in (("a", "a"), ("b", "b"), ("a", "b"), ("tie", "tie"), ("a", "a"), ("a",)):

@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, Role, PreferenceLabel, Prompt, QualityTallied, RaterPairTally, RaterTally
-from feedback_app.selectors.quality import agreement_of_rows, agreement_over_time, agreement_summary, people_agreement, quality_tally, rater_label_rows, rater_quality, rater_trust, tally_of_rows
+from feedback_app.selectors.quality import agreement_over_time, agreement_summary, people_agreement, quality_tally, rater_label_rows, rater_quality, rater_trust
+from feedback_app.selectors.quality_rows import agreement_of_rows, tally_of_rows
 from feedback_app.services.quality import comparison_mark_gold
 from feedback_app.stats.agreement import alpha_of_coincidences
 from feedback_app.services.quality_tally import CLOSE_AFTER, quality_tally_close, quality_tally_rescored
