@@ -3,10 +3,11 @@
 import os
 from urllib.parse import urlsplit
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
+
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -16,9 +17,12 @@ from django.http.request import split_domain_port, validate_host  # noqa: E402
 from django.utils.http import is_same_domain  # noqa: E402
 
 from feedback_app.middleware.shed import LoadShedding  # noqa: E402
+from feedback_app.request_threads import KeptThreadsHandler  # noqa: E402
 from feedback_app.routing import websocket_urlpatterns  # noqa: E402
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+django_asgi_app = KeptThreadsHandler(threads=settings.WEB_THREADS)
 
 
 def websocket_origin_allowed(scope: dict) -> bool:

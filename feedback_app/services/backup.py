@@ -35,7 +35,7 @@ class BackupError(Exception):
 
 def database_is_sqlite() -> bool:
     """Return whether the configured database is SQLite (else PostgreSQL)."""
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    return connections["default"].vendor == "sqlite"
 
 
 def postgres_commands(path: Path, *, db: dict | None = None) -> tuple[str, str]:

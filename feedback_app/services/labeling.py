@@ -22,7 +22,7 @@ from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
-    comparisons_gold_for_rater,
+    comparison_gold_id,
     comparison_leasable_id,
     labels_for_rater_newest,
 )
@@ -193,12 +193,8 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None
 
 def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
     """Lock and return a gold pair of the campaign the rater has not seen; gold pairs have no slot limit."""
-    return (
-        comparisons_gold_for_rater(rater=rater, campaign_id=campaign_id)
-        .select_related("prompt", "response_a", "response_b")
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
-    )
+    found = comparison_gold_id(rater=rater, campaign_id=campaign_id, lock="skip")
+    return None if found is None else Comparison.objects.select_related("prompt", "response_a", "response_b").get(pk=found)
 
 
 def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool) -> Comparison | None:

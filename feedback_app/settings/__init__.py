@@ -92,7 +92,9 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, or a SQLite file in WAL mode. SQLite writes take the database lock
 # at BEGIN (IMMEDIATE), which serialises the lease and label transactions the way row locks
-# do on PostgreSQL.
+# do on PostgreSQL; the studio's backend (feedback_app.dbsqlite) queues writers for that lock
+# instead of leaving them to SQLite's sleep-and-retry. Connections are kept DB_CONN_MAX_AGE
+# seconds: a web process runs requests on threads it keeps (feedback_app.request_threads).
 _SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 30,
@@ -104,14 +106,14 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["ENGINE"] = "feedback_app.dbsqlite"  # writers queue for their turn (feedback_app.dbsqlite.base)
     DATABASES["default"]["OPTIONS"] = {**_SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
     # A file (not memory) so that threads and child processes of a test share it; one per test
     # process, so that two test runs side by side do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_db.{os.getpid()}.sqlite3")}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("DB_POOL", True):
-    # Under ASGI every request runs its sync code on a fresh thread, so Django's per-thread
-    # persistent connections are never reused; a pool spares each request a new backend.
+    # A pool: a web process's kept threads and the fresh ones it makes at peaks share its
+    # connections, never holding more than DB_POOL_MAX of the server's.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Health checks make the pool test a connection as it leaves, so one the server ended (a
     # restart, an administrator) is replaced instead of failing the request that drew it.
@@ -254,6 +256,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Load shedding: HTTP requests one web process serves at once; past that it answers 503 with
 # Retry-After at once (feedback_app.middleware.shed). 0: no limit.
 HTTP_MAX_IN_FLIGHT = _env_int("HTTP_MAX_IN_FLIGHT", 100, 0)
+# Threads a web process keeps for requests' synchronous code, each with its database connection
+# (feedback_app.request_threads); a request beyond them gets a thread of its own for its length.
+WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
