@@ -14,6 +14,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, CampaignMember, Prompt, Role
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
+from feedback_app.selectors import rows
 from feedback_app.selectors.accounts import user_role
 
 CACHE_SECONDS = 10
@@ -110,7 +111,8 @@ def campaign_role(*, user: AbstractBaseUser | AnonymousUser, campaign: Campaign)
         return None
     if studio == Role.ADMIN:
         return Role.ADMIN
-    roles = dict(CampaignMember.objects.filter(user=user).values_list("campaign_id", "role"))
+    # written out: every labeling call asks it
+    roles = dict(rows.tuples(f"SELECT campaign_id, role FROM {CampaignMember._meta.db_table} WHERE user_id = %s", [user.pk]))
     if campaign.pk in roles:
         return Role(roles[campaign.pk])
     if campaign.pk == DEFAULT_CAMPAIGN_ID and not roles:

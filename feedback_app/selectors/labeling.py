@@ -8,7 +8,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt
+from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
+from feedback_app.selectors import rows
 
 
 def _active_leases(now: datetime) -> QuerySet[Assignment]:
@@ -16,8 +17,9 @@ def _active_leases(now: datetime) -> QuerySet[Assignment]:
 
 
 def active_lease_count(*, comparison_id: int, now: datetime) -> int:
-    """Return how many unexpired, unlabelled leases hold a slot of the comparison."""
-    return _active_leases(now).filter(comparison_id=comparison_id).count()
+    """Return how many unexpired, unlabelled leases hold a slot of the comparison (written out: every lease and label asks it)."""
+    return rows.scalar(f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE comparison_id = %s AND status = %s AND lease_expires_at > %s",
+                       [comparison_id, Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now)])
 
 
 def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, other_than: int | None = None) -> Assignment | None:
@@ -34,17 +36,50 @@ def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, othe
     )
     params = [rater.pk, Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now), Comparison.Status.OPEN.value, campaign_id,
               *([other_than] if other_than is not None else [])]
-    found = _first_id(sql, params)
+    found = rows.scalar(sql, params)
+    return None if found is None else assignment_with_comparison(assignment_id=found)
+
+
+def _locking(lock: str) -> str:
+    """The row lock clause for ``lock``: "" (none), "wait" or "skip" (``FOR UPDATE OF c [SKIP LOCKED]`` where the database has row
+    locks; SQLite's writers are serialised by their IMMEDIATE transactions)."""
+    if not lock or not connection.features.has_select_for_update:
+        return ""
+    return "FOR UPDATE OF c" + (" SKIP LOCKED" if lock == "skip" else "")
+
+
+_WITH_TEXTS = (f"INNER JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id INNER JOIN {Response._meta.db_table} ra ON ra.id = c.response_a_id "
+               f"INNER JOIN {Response._meta.db_table} rb ON rb.id = c.response_b_id")
+
+
+def _texts_set(comparison: Comparison, prompt: Prompt, response_a: Response, response_b: Response) -> Comparison:
+    comparison.prompt, comparison.response_a, comparison.response_b = prompt, response_a, response_b
+    return comparison
+
+
+def comparison_with_texts(*, comparison_id: int) -> Comparison:
+    """Return the comparison with its prompt and responses joined in (one statement, written out: every lease loads one)."""
+    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')} "
+           f"FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
+    found = rows.one(sql, [comparison_id], Comparison, Prompt, Response, Response)
     if found is None:
-        return None
-    return Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=found)
+        raise Comparison.DoesNotExist(f"no comparison {comparison_id}")
+    return _texts_set(*found)
 
 
-def _first_id(sql: str, params: list) -> int | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
+def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = "") -> Comparison | None:
+    """Return the comparison if it belongs to the campaign, else None; ``lock`` as for ``_locking``. Written out: every label asks it."""
+    sql = (f"SELECT {rows.columns(Comparison, 'c')} FROM {Comparison._meta.db_table} c INNER JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id "
+           f"WHERE c.id = %s AND p.campaign_id = %s {_locking(lock)}")
+    found = rows.one(sql, [comparison_id, campaign_id], Comparison)
+    return None if found is None else found[0]
+
+
+def assignment_of_rater(*, rater, comparison_id: int) -> tuple[Assignment, int | None] | None:
+    """Return the rater's assignment of the comparison and the id of its label (None before one), or None if they never held it."""
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, l.id FROM {Assignment._meta.db_table} a "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.comparison_id = %s AND a.rater_id = %s")
+    return rows.one(sql, [comparison_id, rater.pk], Assignment)
 
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "") -> int | None:
@@ -58,19 +93,16 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
     """
     comparison, prompt, assignment = Comparison._meta.db_table, Prompt._meta.db_table, Assignment._meta.db_table
     excluded = f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude_ids))})" if exclude_ids else ""
-    locking = ""
-    if lock and connection.features.has_select_for_update:
-        locking = "FOR UPDATE OF c" + (" SKIP LOCKED" if lock == "skip" else "")
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.status = %s AND NOT c.is_gold AND p.campaign_id = %s "
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
         f"AND c.label_count + (SELECT COUNT(*) FROM {assignment} l WHERE l.comparison_id = c.id AND l.status = %s AND l.lease_expires_at > %s)"
-        f" < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {locking}"
+        f" < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
     params = [Comparison.Status.OPEN.value, campaign_id, rater.pk, Assignment.Status.LEASED.value,
               connection.ops.adapt_datetimefield_value(now), *exclude_ids]
-    return _first_id(sql, params)
+    return rows.scalar(sql, params)
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:
@@ -81,15 +113,12 @@ def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None
     (54 ms at 250,000) for the few gold pairs.
     """
     comparison, prompt = Comparison._meta.db_table, Prompt._meta.db_table
-    locking = ""
-    if lock and connection.features.has_select_for_update:
-        locking = "FOR UPDATE OF c" + (" SKIP LOCKED" if lock == "skip" else "")
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.is_gold = %s AND c.status = %s AND p.campaign_id = %s "
-        f"AND c.id NOT IN (SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s) ORDER BY c.id LIMIT 1 {locking}"
+        f"AND c.id NOT IN (SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s) ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    return _first_id(sql, [True, Comparison.Status.OPEN.value, campaign_id, rater.pk])
+    return rows.scalar(sql, [True, Comparison.Status.OPEN.value, campaign_id, rater.pk])
 
 
 def labels_today_count(*, rater, campaign_id: int) -> int:
@@ -120,5 +149,13 @@ def assignment_held_by_rater(*, rater, comparison_id: int, now: datetime) -> Ass
 
 
 def assignment_with_comparison(*, assignment_id: int) -> Assignment:
-    """Return the assignment with its comparison, prompt and responses joined in."""
-    return Assignment.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b").get(pk=assignment_id)
+    """Return the assignment with its comparison, prompt and responses joined in (one statement, written out)."""
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, "
+           f"{rows.columns(Response, 'rb')} FROM {Assignment._meta.db_table} a INNER JOIN {Comparison._meta.db_table} c ON c.id = a.comparison_id "
+           f"{_WITH_TEXTS} WHERE a.id = %s")
+    found = rows.one(sql, [assignment_id], Assignment, Comparison, Prompt, Response, Response)
+    if found is None:
+        raise Assignment.DoesNotExist(f"no assignment {assignment_id}")
+    assignment, *texts = found
+    assignment.comparison = _texts_set(*texts)
+    return assignment

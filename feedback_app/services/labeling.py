@@ -22,8 +22,11 @@ from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
+    assignment_of_rater,
     comparison_gold_id,
     comparison_leasable_id,
+    comparison_of_campaign,
+    comparison_with_texts,
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached, campaign_role
@@ -194,7 +197,7 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None
 def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
     """Lock and return a gold pair of the campaign the rater has not seen; gold pairs have no slot limit."""
     found = comparison_gold_id(rater=rater, campaign_id=campaign_id, lock="skip")
-    return None if found is None else Comparison.objects.select_related("prompt", "response_a", "response_b").get(pk=found)
+    return None if found is None else comparison_with_texts(comparison_id=found)
 
 
 def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool) -> Comparison | None:
@@ -207,7 +210,7 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool)
         found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock="skip" if skip_locked else "wait")
         if found is None:
             return None
-        comparison = Comparison.objects.select_related("prompt", "response_a", "response_b").get(pk=found)
+        comparison = comparison_with_texts(comparison_id=found)
         # The filter ran before the lock was held; count again under it.
         if comparison.label_count + active_lease_count(comparison_id=comparison.pk, now=now) < comparison.required_labels:
             return comparison
@@ -226,10 +229,11 @@ def label_record(
     """
     now = now or timezone.now()
     comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
-    assignment = Assignment.objects.select_related("label").filter(comparison=comparison, rater=rater).first()
-    if assignment is None:
+    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk)
+    if found is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
-    existing = getattr(assignment, "label", None)
+    assignment, label_id = found
+    existing = PreferenceLabel.objects.get(pk=label_id) if label_id is not None else None
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
     edited_from = side_to_winner(submission.edited_from, a_on_left=assignment.a_on_left) if submission.edited_from else ""
@@ -307,7 +311,7 @@ def _review_marks_set(*, comparison: Comparison, flagged: bool) -> list[str]:
 
 def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
     """Lock and return the campaign's comparison ``comparison_id``; one of another campaign is as good as missing."""
-    comparison = Comparison.objects.select_for_update(of=("self",)).filter(pk=comparison_id, prompt__campaign_id=campaign.pk).first()
+    comparison = comparison_of_campaign(comparison_id=comparison_id, campaign_id=campaign.pk, lock="wait")
     if comparison is None:
         raise ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
     return comparison

@@ -1,0 +1,59 @@
+"""Rows read by written-out SQL come back as the ORM would give them: every field, converted, and None for a missed LEFT JOIN."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from feedback_app.models import Assignment, PreferenceLabel, Role
+from feedback_app.selectors import rows
+from feedback_app.selectors.accounts import api_token_valid, user_role
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.services.accounts import user_create
+from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_an_instance_read_by_hand_equals_the_orms_field_for_field(rater, make_comparisons):
+    """Dates, booleans and JSON (criteria, flags) convert as the ORM converts them."""
+    make_comparisons(1)
+    campaign = campaign_default()
+    lease = assignment_lease_next(campaign=campaign, rater=rater)
+    criteria = {name: "left" for name in LabelSubmission.criterion_names(campaign)[:1]}
+    label, _ = label_record(rater=rater, campaign=campaign, comparison_id=lease.comparison_id,
+                            submission=LabelSubmission(choice="left", criteria=criteria, flags=tuple(LabelSubmission.flag_names(campaign)[:1])))
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, {rows.columns(PreferenceLabel, 'l')}, 7 FROM {Assignment._meta.db_table} a "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.id = %s")
+    assignment, read_label, extra = rows.one(sql, [lease.pk], Assignment, PreferenceLabel)
+    assert _fields(assignment) == _fields(Assignment.objects.get(pk=lease.pk))
+    assert _fields(read_label) == _fields(PreferenceLabel.objects.get(pk=label.pk))
+    assert read_label.criteria == label.criteria and read_label.flags == label.flags and isinstance(assignment.a_on_left, bool)
+    assert extra == 7
+    assert not read_label._state.adding and read_label._state.db == "default"  # saved as an update, like a queryset's instance
+
+
+def test_a_left_join_that_finds_nothing_gives_none_and_no_row_gives_none(rater, make_comparisons):
+    make_comparisons(1)
+    lease = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, {rows.columns(PreferenceLabel, 'l')} FROM {Assignment._meta.db_table} a "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.id = %s")
+    assignment, label = rows.one(sql, [lease.pk], Assignment, PreferenceLabel)
+    assert assignment.pk == lease.pk and label is None
+    assert rows.one(sql, [lease.pk + 1000], Assignment, PreferenceLabel) is None
+
+
+def test_a_token_comes_with_its_user_and_role_in_one_query():
+    user, _, key = user_create(username="rows-rater", role=Role.RATER, password="a-long-enough-password-1")
+    with CaptureQueriesContext(connection) as queries:
+        token = api_token_valid(key=key)
+        assert token.user == user and user_role(user=token.user) == Role.RATER
+    assert len(queries) == 1
+    token.user.profile.delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert user_role(user=api_token_valid(key=key).user) is None  # no profile: no role, known from the same query
+    assert len(queries) == 1
+    assert api_token_valid(key=key + "x") is None
