@@ -35,6 +35,7 @@ from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services.qualification import qualification_grade, qualification_status
+from feedback_app.services import rows
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
@@ -185,13 +186,13 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None
         comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=False)
     if comparison is None:
         return None
-    return Assignment.objects.create(
+    return rows.insert(Assignment(
         comparison=comparison,
         rater=rater,
         a_on_left=random.random() < 0.5,
         leased_at=now,
         lease_expires_at=now + timedelta(seconds=campaign.lease_time),
-    )
+    ))
 
 
 def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
@@ -258,7 +259,7 @@ def label_record(
     time_on_task = submission.time_on_task_ms
     if time_on_task is None or time_on_task < 0:
         time_on_task = int((now - assignment.leased_at).total_seconds() * 1000)
-    label = PreferenceLabel.objects.create(
+    label = rows.insert(PreferenceLabel(
         comparison=comparison,
         rater=rater,
         assignment=assignment,
@@ -272,17 +273,17 @@ def label_record(
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
         guidelines_version=campaign.guidelines_version,  # as this process saw them at most 10 s ago
-    )
+    ))
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now
-    assignment.save(update_fields=["status", "finished_at"])
+    rows.update(assignment, ["status", "finished_at"])
     comparison.label_count += 1
     fields = ["label_count", *_review_marks_set(comparison=comparison, flagged=comparison.flagged or bool(label.flags))]
     if comparison.label_count >= comparison.required_labels and not comparison.is_gold:
         comparison.status = Comparison.Status.COMPLETE
         comparison.completed_at = now
         fields += ["status", "completed_at"]
-    comparison.save(update_fields=fields)
+    rows.update(comparison, fields)
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)

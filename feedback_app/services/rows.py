@@ -1,0 +1,59 @@
+"""Model instances written by statements built once per model and field list: the labeling path's writes.
+
+The counterpart of ``selectors.rows``: ``Model.save`` builds its INSERT or UPDATE anew on every
+call (about 0.2 ms of CPU each; a label and its next lease made four). Here the statement is
+built once and cached, and every value goes through the same steps the ORM's compiler takes
+(``Field.pre_save``, so ``auto_now_add`` stamps, then ``get_db_prep_save``). Like ``QuerySet.update``,
+no ``pre_save``/``post_save`` signal is sent; the studio connects none to these models.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.db import DatabaseError, connection
+from django.db.models import Model
+
+
+@lru_cache(maxsize=None)
+def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple, bool]:
+    fields = tuple(field for field in model._meta.concrete_fields if field is not model._meta.pk)
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})" + (f" RETURNING {quote(model._meta.pk.column)}" if returning else ""))
+    return sql, fields, returning
+
+
+def insert(instance: Model) -> Model:
+    """Insert ``instance``, a new row of a model whose key the database assigns, as ``instance.save()`` would; return it, saved."""
+    model = type(instance)
+    sql, fields, returning = _insert_sql(model, connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        key = cursor.fetchone()[0] if returning else connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
+    instance.pk = key
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance
+
+
+@lru_cache(maxsize=None)
+def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+    fields = tuple(model._meta.get_field(name) for name in names)
+    quote = connection.ops.quote_name
+    sql = (f"UPDATE {quote(model._meta.db_table)} SET {', '.join(f'{quote(field.column)} = %s' for field in fields)} "
+           f"WHERE {quote(model._meta.pk.column)} = %s")
+    return sql, fields
+
+
+def update(instance: Model, names: list[str]) -> None:
+    """Write the fields ``names`` of the saved ``instance`` to its row, as ``instance.save(update_fields=names)`` would."""
+    if not names:
+        return
+    sql, fields = _update_sql(type(instance), tuple(names), connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, instance.pk])
+        if cursor.rowcount == 0:
+            raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")

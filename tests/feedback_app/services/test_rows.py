@@ -1,0 +1,42 @@
+"""Rows written by cached statements are the rows save() would write."""
+
+import pytest
+from django.db import DatabaseError
+from django.utils import timezone
+
+from feedback_app.models import Assignment, Comparison, PreferenceLabel
+from feedback_app.services import rows
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored(instance) -> dict:
+    fresh = type(instance).objects.get(pk=instance.pk)
+    return {field.attname: getattr(fresh, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_an_insert_stores_what_create_stores(rater, make_comparisons):
+    comparison = make_comparisons(2)
+    now = timezone.now()
+    kwargs = dict(rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now)
+    by_orm = Assignment.objects.create(comparison=comparison[0], **kwargs)
+    by_hand = rows.insert(Assignment(comparison=comparison[1], **kwargs))
+    assert by_hand.pk and not by_hand._state.adding
+    assert {**_stored(by_hand), "id": None, "comparison_id": None} == {**_stored(by_orm), "id": None, "comparison_id": None}
+    label = rows.insert(PreferenceLabel(comparison=comparison[1], rater=rater, assignment=by_hand, winner="a", strength=3,
+                                        criteria={"helpfulness": "b"}, flags=["unsafe"], a_on_left=True, time_on_task_ms=5))
+    stored = PreferenceLabel.objects.get(pk=label.pk)
+    assert stored.criteria == {"helpfulness": "b"} and stored.flags == ["unsafe"] and stored.created_at is not None  # JSON, auto_now_add
+    assert stored.created_at == label.created_at
+
+
+def test_an_update_writes_only_the_named_fields_and_a_missing_row_is_an_error(make_comparisons):
+    comparison = make_comparisons(1)[0]
+    Comparison.objects.filter(pk=comparison.pk).update(required_labels=5)  # changed behind the instance's back
+    comparison.label_count, comparison.status, comparison.completed_at = 1, Comparison.Status.COMPLETE, timezone.now()
+    rows.update(comparison, ["label_count", "completed_at"])
+    stored = Comparison.objects.get(pk=comparison.pk)
+    assert (stored.label_count, stored.completed_at, stored.status, stored.required_labels) == (1, comparison.completed_at, Comparison.Status.OPEN, 5)
+    comparison.pk = 987654
+    with pytest.raises(DatabaseError, match="Comparison 987654 is not there to update"):
+        rows.update(comparison, ["label_count"])
