@@ -1,26 +1,44 @@
-"""Django's ASGI handler with each request's synchronous code on a thread kept from request to request.
+"""Django's ASGI handler, with a request's synchronous work done in one step on a thread kept from request to request.
 
-Django runs a request's views and middleware in a thread of its own (``ThreadSensitiveContext``),
-and by default that is a new thread for every request: the thread, its database connection and
-the connection's setup (SQLite opens the file, reads its schema and sets its pragmas) are made
-and thrown away per request. Here a web process keeps ``threads`` single-thread executors and
-lends one to each request for its whole length, so a request still runs all its synchronous
-code on one thread, alone, and the next request on that thread finds its database connection
-open (Django's ``CONN_MAX_AGE`` and health checks decide when one is closed, as under WSGI).
-While every kept thread is busy, a request gets a fresh thread, as Django would give it.
+Two costs of Django's own ASGI handler, per request, and what this one does instead:
+
+- **A new thread.** Django runs a request's views and middleware in a thread of its own
+  (``ThreadSensitiveContext``), by default a new thread for every request: the thread, its
+  database connection and the connection's setup (SQLite opens the file, reads its schema and
+  sets its pragmas) are made and thrown away per request. Here a web process keeps ``threads``
+  single-thread executors and lends one to each request for its whole length, so a request
+  still runs all its synchronous code on one thread, alone, and the next request on that thread
+  finds its database connection open (``CONN_MAX_AGE`` and health checks decide when one is
+  closed, as under WSGI). While every kept thread is busy, a request gets a fresh thread, as
+  Django would give it.
+- **Many hops between the event loop and that thread.** Django's handler crosses over for each
+  synchronous receiver of ``request_started``, for the middleware chain, and again for
+  ``response.close()`` and its ``request_finished`` receivers, and it watches for a disconnect
+  in a task of its own. The studio's middleware and views are all synchronous, so here the
+  middleware is loaded as under WSGI and one crossing does the whole request: the signals, the
+  middleware, the view and, for a response whose content is complete, closing it (which gives the
+  database connection back) before the answer is sent from the event loop. A streaming response
+  (an export) is sent as Django's handler sends it, each chunk pulled on the same thread, and
+  closed after.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
-from django.core.handlers.asgi import ASGIHandler
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 
 class KeptThreadsHandler(ASGIHandler):
     def __init__(self, *, threads: int) -> None:
-        super().__init__()
+        BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)  # the studio's middleware is synchronous: called as under WSGI, from the request's thread
         self._idle = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"request-{i}") for i in range(threads)]
         self.fresh = 0  # requests served on a fresh thread because every kept one was busy
 
@@ -38,3 +56,32 @@ class KeptThreadsHandler(ASGIHandler):
         finally:
             if executor is not None:
                 self._idle.append(executor)
+
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, body_file):
+        """Serve the request on this thread, as Django's WSGI handler would; close a complete response here."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # as Django's ASGI handler does: the server chunks what it sends
+        if not response.streaming:
+            response.close()  # request_finished: the connection goes back before the answer leaves; the content stays
+        return response

@@ -6,11 +6,13 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished
 from django.db import connection, connections
 from django.http import JsonResponse
 from django.urls import path
 
 from feedback_app.request_threads import KeptThreadsHandler
+from feedback_app.views.streaming import streaming_download
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +26,27 @@ def where_am_i(request):
     return JsonResponse({"thread": threading.get_ident(), "connection": id(connection.connection)})
 
 
-urlpatterns = [path("where/", where_am_i)]
+_seen: list[tuple[str, int]] = []  # (what, thread) in the order it happened
+
+
+def streamed(request):
+    def chunks():
+        for i in range(3):
+            _seen.append((f"chunk {i}", threading.get_ident()))
+            yield f"part {i};".encode()
+
+    return streaming_download(request, chunks(), content_type="text/plain", filename="parts.txt")
+
+
+def broken(request):
+    raise RuntimeError("a view that fails")
+
+
+def _finished(sender, **kwargs):
+    _seen.append(("finished", threading.get_ident()))
+
+
+urlpatterns = [path("where/", where_am_i), path("streamed/", streamed), path("broken/", broken)]
 
 
 @pytest.fixture
@@ -39,16 +61,27 @@ def handler(settings):
         executor.shutdown()
 
 
-async def _get(app, query: str = "") -> dict:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/where/",
-             "raw_path": b"/where/", "query_string": query.encode(), "root_path": "", "headers": [(b"host", b"127.0.0.1")],
+async def _call(app, path: str, query: str = "") -> tuple[int, bytes]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "query_string": query.encode(), "root_path": "", "headers": [(b"host", b"127.0.0.1")],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=20)
-    body = await communicator.receive_output(timeout=20)
-    assert start["status"] == 200, body
-    return json.loads(body["body"])
+    body = b""
+    while True:
+        message = await communicator.receive_output(timeout=20)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(timeout=20)
+    return start["status"], body
+
+
+async def _get(app, query: str = "") -> dict:
+    status, body = await _call(app, "/where/", query)
+    assert status == 200, body
+    return json.loads(body)
 
 
 def test_one_request_after_another_finds_the_same_thread_and_its_open_connection(handler):
@@ -72,3 +105,27 @@ def test_requests_beyond_the_kept_threads_run_at_once_on_threads_of_their_own(ha
     assert handler.fresh == 1
     kept = {async_to_sync(_get)(handler)["thread"] for _ in range(4)}  # afterwards only the two kept threads serve
     assert kept <= {answer["thread"] for answer in answers} and len(kept) <= 2
+
+
+def test_a_streamed_answer_is_made_on_the_requests_thread_and_closed_after_its_last_chunk(handler):
+    _seen.clear()
+    request_finished.connect(_finished)
+    try:
+        status, body = async_to_sync(_call)(handler, "/streamed/")
+    finally:
+        request_finished.disconnect(_finished)
+    assert (status, body) == (200, b"part 0;part 1;part 2;")
+    assert [what for what, _ in _seen] == ["chunk 0", "chunk 1", "chunk 2", "finished"]
+    assert len({thread for _, thread in _seen}) == 1
+
+
+def test_a_complete_answer_is_closed_on_the_requests_thread_and_a_failing_view_is_a_500(handler):
+    _seen.clear()
+    request_finished.connect(_finished)
+    try:
+        answer = async_to_sync(_get)(handler)
+        status, _ = async_to_sync(_call)(handler, "/broken/")
+    finally:
+        request_finished.disconnect(_finished)
+    assert _seen[0] == ("finished", answer["thread"])  # the thread's connection was given back by its own thread
+    assert status == 500 and len(_seen) == 2
