@@ -7,8 +7,15 @@ comparisons in that database and audits it afterwards):
     .venv/bin/python bench/label_load.py --serve uvicorn --web-workers 2   # starts a server itself
     .venv/bin/python bench/label_load.py --serve uvicorn --combined        # one call per label (label?next=1)
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --workers   # with the Celery workers and beat, as in production
+    .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk             # raters driven by Debian's wrk
+    .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk --think-ms 150   # a paced load
 
-Prints labels/s, p50/p95/p99 latency of each call, errors, and an audit: labels stored equal
+The raters are asyncio tasks in this process (``--generator httpx``, the default) or the threads of
+Debian's compiled ``wrk`` (``--generator wrk``, ``bench/label_load.lua``), which takes a fraction
+of the CPU and so leaves the cores to the server. ``--think-ms`` makes each rater pause after each
+answer, for the latency at a given rate rather than at saturation.
+
+Prints labels/s, p50/p95/p99 latency of each call (with wrk: of every call together), errors, and an audit: labels stored equal
 labels acknowledged, no comparison collected more labels than it asked for, no rater labelled
 a comparison twice. Exits non-zero when the audit fails. With ``--serve`` it also prints the
 server's CPU time per label (``server_cpu_ms_per_label``: every process of the server's,
@@ -94,8 +101,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False) -> None:
-    """Loop next → label until ``deadline``; ``combined``: label with ?next=1 and take the next lease from its answer."""
+async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False, think_ms: float = 0) -> None:
+    """Loop next → label until ``deadline``; ``combined``: label with ?next=1 and take the next lease from its answer; ``think_ms``: pause
+    after each label's answer."""
     headers = {"Authorization": f"Token {token}"}
     suffix = "?next=1" if combined else ""
     i, following = 0, None
@@ -137,6 +145,8 @@ async def rater_loop(client, token: str, deadline: float, stats: dict, choices: 
             if combined and r.status_code in (200, 201):
                 following = r.json().get("next")  # null: none left now; the loop asks next/ as before
             break
+        if think_ms:
+            await asyncio.sleep(think_ms / 1000)
 
 
 def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
@@ -157,7 +167,7 @@ def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
 
 
 async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = (),
-                   parents: list[int] = ()) -> dict:
+                   parents: list[int] = (), think_ms: float = 0) -> dict:
     import httpx
 
     stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
@@ -169,11 +179,62 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
-        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined)
+        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms)
                                for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
         stats["server_cpu_seconds"] = session_cpu_seconds(list(sessions), list(parents)) - server0 if sessions else None
         stats["client_cpu_seconds"] = time.process_time() - client0
+    return stats
+
+
+WRK_SCRIPT = ROOT / "bench" / "label_load.lua"
+
+
+def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = (), parents: list[int] = (),
+            think_ms: float = 0, scratch: Path) -> dict:
+    """The same raters driven by wrk (``bench/label_load.lua``: one wrk thread and connection per rater); return the stats ``run_load``
+    returns, with one latency figure for every call (wrk's own histogram)."""
+    import resource
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--generator wrk needs wrk on PATH (Debian: apt-get install wrk)")
+    names = list(tokens)
+    (scratch / "tokens.txt").write_text("".join(f"{tokens[name]}\n" for name in names))
+    out = scratch / "wrk-result.txt"
+    env = {**os.environ, "LABEL_LOAD_TOKENS": str(scratch / "tokens.txt"), "LABEL_LOAD_OUT": str(out), "LABEL_LOAD_COMBINED": "1" if combined else "0",
+           "LABEL_LOAD_THINK_MS": str(think_ms)}
+    n = len(names)
+    server0, client0, children0 = session_cpu_seconds(list(sessions), list(parents)), time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    finished = subprocess.run([wrk, "-t", str(n), "-c", str(n), "-d", f"{seconds:g}s", "--timeout", "30s", "-s", str(WRK_SCRIPT), url],
+                              env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    server = session_cpu_seconds(list(sessions), list(parents)) - server0 if sessions else None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = time.process_time() - client0 + children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
+    if finished.returncode != 0 or not out.exists():
+        raise SystemExit(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
+    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_seconds": server,
+             "client_cpu_seconds": client, "latency_ms_by_wrk": {}}
+    for line in out.read_text().splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "rater":
+            index, repeats, empty, failed, acked = (rest.split(" ") + [""])[:5]
+            token = tokens[names[int(index) - 1]]
+            stats["acknowledged"] += [(token, int(c)) for c in acked.split(",") if c]
+            stats["repeats"] += int(repeats)
+            stats["empty"] += int(empty)
+            if int(failed):
+                stats["errors"]["answers other than 200/201/204"] += int(failed)
+        elif key == "socket_errors":
+            for kind, count in zip(("connect", "read", "write", "timeout"), map(int, rest.split())):
+                if count:
+                    stats["errors"][f"socket {kind}"] += count
+        elif key.startswith("latency_p"):
+            stats["latency_ms_by_wrk"][key.removeprefix("latency_").removesuffix("_us")] = round(int(rest) / 1000, 1)
+        elif key == "requests":
+            stats["latency_ms_by_wrk"]["n"] = int(rest)
     return stats
 
 
@@ -277,6 +338,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--combined", action="store_true", help="One call per label: label?next=1 carries the next lease.")
     parser.add_argument("--workers", action="store_true", help="Also start the Celery workers and beat (pushes, automatic refits), as in production.")
+    parser.add_argument("--generator", choices=["httpx", "wrk"], default="httpx",
+                        help="httpx: raters as asyncio tasks in this process; wrk: Debian's compiled wrk (bench/label_load.lua), which leaves the cores to the server.")
+    parser.add_argument("--think-ms", type=float, default=0, help="A rater's pause after each answer (0: every rater at full speed).")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
@@ -306,8 +370,9 @@ def main() -> int:
                 children += start_workers(redis_url, scratch)
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             url = f"http://127.0.0.1:{args.port}"
-        stats = asyncio.run(run_load(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=[child.pid for child in children],
-                                     parents=[database] if database and args.serve else []))
+        load = dict(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=[child.pid for child in children],
+                    parents=[database] if database and args.serve else [], think_ms=args.think_ms)
+        stats = run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
     finally:
         stop(children)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -326,10 +391,12 @@ def main() -> int:
         "server_cpu_ms_per_label": round(1000 * stats["server_cpu_seconds"] / n, 2) if stats["server_cpu_seconds"] is not None and n else None,
         "client_cpu_share": round(stats["client_cpu_seconds"] / (stats["elapsed"] * (os.cpu_count() or 1)), 3),
         "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
+        "generator": args.generator,
+        "think_ms": args.think_ms,
         "latency_ms": {
             call: {f"p{q}": round(1000 * percentile(v, q), 1) for q in (50, 95, 99)} | {"n": len(v)}
             for call, v in sorted(stats["latency"].items())
-        },
+        } if args.generator == "httpx" else {"all calls": stats["latency_ms_by_wrk"]},
         "errors": dict(stats["errors"]),
         "repeated_label_answers": stats["repeats"],
         "empty_queue_answers": stats["empty"],
@@ -338,14 +405,15 @@ def main() -> int:
     ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
           == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == 0)
     result["audit_ok"] = ok
-    print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters, {result['seconds']} s; "
+    print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters"
+          f"{f' pausing {args.think_ms:g} ms after each answer' if args.think_ms else ''} ({args.generator}), {result['seconds']} s; "
           f"workers and beat {'running' if result['celery_workers'] else 'not started'}; the database's CPU "
           f"{'counted' if result['database_cpu_counted'] else 'not counted'} in the server's")
     print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
     print(f"calls per label: {result['calls_per_label']}   server CPU per label: {result['server_cpu_ms_per_label']} ms   "
           f"load generator: {result['client_cpu_ms_per_label']} ms CPU per label, {result['client_cpu_share']:.1%} of the machine's CPU")
     for call, figures in result["latency_ms"].items():
-        print(f"  {call:<6} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
+        print(f"  {call:<9} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -1,11 +1,15 @@
 """The load generator's bookkeeping: one call per label with ?next=1, and the CPU a session of processes spent."""
 
 import asyncio
+import json
 import os
+import shutil
 import time
 from collections import Counter, defaultdict
 
-from bench.label_load import rater_loop, session_cpu_seconds
+import pytest
+
+from bench.label_load import rater_loop, run_wrk, session_cpu_seconds
 
 
 class FakeResponse:
@@ -81,3 +85,75 @@ def test_session_cpu_seconds_counts_a_parent_s_children_after_they_ended():
     subprocess.run([sys.executable, "-c", "import time\nd = time.process_time() + 0.4\nwhile time.process_time() < d: pass"],
                    check=True, start_new_session=True)
     assert session_cpu_seconds([], [os.getpid()]) - before >= 0.3
+
+
+class FakeApi:
+    """Next and label as the API answers them, for wrk: per token, comparisons 1..n are leased in turn; the first label of comparison 2
+    is answered 503 (the rater must send the same label again); the label's answer carries the next lease when asked with ?next=1."""
+
+    def __init__(self, n: int):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.n, self.leased, self.created, self.refused = n, Counter(), Counter(), set()
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status, body=None):
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _lease(self, token):
+                if api.leased[token] >= api.n:
+                    return None
+                api.leased[token] += 1
+                return {"id": api.leased[token], "prompt": "p"}
+
+            def do_GET(self):
+                token = self.headers["Authorization"].split()[1]
+                with api.lock:
+                    lease = self._lease(token)
+                self._answer(204) if lease is None else self._answer(200, lease)
+
+            def do_POST(self):
+                token = self.headers["Authorization"].split()[1]
+                self.rfile.read(int(self.headers["Content-Length"]))
+                comparison = int(self.path.split("/")[4])
+                with api.lock:
+                    if comparison == 2 and token not in api.refused:
+                        api.refused.add(token)
+                        return self._answer(503, {"detail": "busy"})
+                    api.created[(token, comparison)] += 1
+                    body = {"id": comparison, "comparison_id": comparison}
+                    if self.path.endswith("?next=1"):
+                        body["next"] = self._lease(token)
+                self._answer(201, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("REQUIRE_BROWSER"), reason="wrk is not installed (apt-get install wrk)")
+@pytest.mark.parametrize("combined", [True, False])
+def test_wrk_raters_label_each_lease_once_resend_a_refused_label_and_report_what_was_acknowledged(tmp_path, combined):
+    api = FakeApi(5)
+    tokens = {"rater-a": "token-a", "rater-b": "token-b"}
+    try:
+        stats = run_wrk(url=api.url, tokens=tokens, seconds=2, combined=combined, scratch=tmp_path)
+    finally:
+        api.server.shutdown()
+    assert sorted(stats["acknowledged"]) == sorted(api.created) == [(t, c) for t in ("token-a", "token-b") for c in range(1, 6)]
+    assert set(api.created.values()) == {1}
+    assert stats["errors"] == Counter({"answers other than 200/201/204": 2})  # the refused label of each rater, sent again
+    assert stats["empty"] >= 2 and stats["latency_ms_by_wrk"]["n"] > 10 and stats["client_cpu_seconds"] > 0
