@@ -7,7 +7,8 @@
 --   LABEL_LOAD_COMBINED "1": one call per label (label?next=1 carries the next lease); else next/ then label/
 --   LABEL_LOAD_THINK_MS a rater's pause after each answer, in ms (0: at full speed)
 -- Each rater asks next/ when it holds nothing, labels what it holds (the same label again after an error: the API is
--- idempotent), and remembers the comparisons the server acknowledged (201), for the audit.
+-- idempotent), and remembers the comparisons the server acknowledged (201), for the audit, and the label it had sent
+-- when the run stopped.
 
 local tokens = {}
 for line in io.lines(os.getenv("LABEL_LOAD_TOKENS")) do
@@ -26,7 +27,7 @@ local choices = { "left", "right", "left", "tie", "right", "both_bad" }
 local combined = os.getenv("LABEL_LOAD_COMBINED") == "1"
 local think = tonumber(os.getenv("LABEL_LOAD_THINK_MS") or "0")
 local holding, sent, labels = nil, nil, 0
-acked, repeats, empty, failed = "", 0, 0, 0 -- globals: done() reads them through thread:get
+acked, repeats, empty, failed, inflight = "", 0, 0, 0, 0 -- globals: done() reads them through thread:get
 local headers, waiting = nil, 0
 
 function init(args)
@@ -44,13 +45,14 @@ function request()
     sent = nil
     return wrk.format("GET", "/api/v1/comparisons/next/", headers)
   end
-  sent = holding
+  sent, inflight = holding, holding
   local i = labels % #choices
   local body = string.format('{"choice": "%s", "strength": %d, "time_on_task_ms": 1000}', choices[(i + rater) % #choices + 1], 1 + labels % 3)
   return wrk.format("POST", "/api/v1/comparisons/" .. holding .. "/label/" .. (combined and "?next=1" or ""), headers, body)
 end
 
 function response(status, _, body)
+  inflight = 0
   if sent == nil then -- an answer to next/
     if status == 200 then
       holding = body:match('^{%s*"id"%s*:%s*(%d+)')
@@ -85,8 +87,9 @@ function done(summary, latency, _)
   end
   out:write(string.format("latency_max_us %d\n", latency.max))
   for _, thread in ipairs(threads) do
-    out:write(string.format("rater %d %d %d %d %s\n", thread:get("rater"), thread:get("repeats"), thread:get("empty"),
-      thread:get("failed"), thread:get("acked")))
+    -- inflight: the label sent when wrk stopped, whose answer never came (stored or not, the rater cannot know)
+    out:write(string.format("rater %d %d %d %d %s %s\n", thread:get("rater"), thread:get("repeats"), thread:get("empty"),
+      thread:get("failed"), thread:get("inflight"), thread:get("acked")))
   end
   out:close()
 end

@@ -216,13 +216,15 @@ def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool 
     if finished.returncode != 0 or not out.exists():
         raise SystemExit(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
     stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_seconds": server,
-             "client_cpu_seconds": client, "latency_ms_by_wrk": {}}
+             "client_cpu_seconds": client, "latency_ms_by_wrk": {}, "in_flight_at_stop": []}
     for line in out.read_text().splitlines():
         key, _, rest = line.partition(" ")
         if key == "rater":
-            index, repeats, empty, failed, acked = (rest.split(" ") + [""])[:5]
+            index, repeats, empty, failed, inflight, acked = (rest.split(" ") + [""])[:6]
             token = tokens[names[int(index) - 1]]
             stats["acknowledged"] += [(token, int(c)) for c in acked.split(",") if c]
+            if int(inflight):
+                stats["in_flight_at_stop"].append((token, int(inflight)))
             stats["repeats"] += int(repeats)
             stats["empty"] += int(empty)
             if int(failed):
@@ -238,7 +240,9 @@ def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool 
     return stats
 
 
-def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]]) -> dict:
+def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_flight: list[tuple[str, int]] = ()) -> dict:
+    """Compare the labels stored for this run's raters with those the server acknowledged. A label still in flight when the run
+    stopped (wrk cuts its connections at the end) may be stored or not: stored, it counts as acknowledged."""
     from django.db.models import Count, F
 
     from feedback_app.models import Comparison, PreferenceLabel
@@ -248,6 +252,9 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]]) -> dic
     stored = PreferenceLabel.objects.filter(rater__username__in=list(tokens))
     stored_pairs = Counter(stored.values_list("rater__username", "comparison_id"))
     acked_pairs = Counter((name_of[token], comparison_id) for token, comparison_id in acknowledged)
+    for token, comparison_id in in_flight:
+        if stored_pairs[(name_of[token], comparison_id)] and not acked_pairs[(name_of[token], comparison_id)]:
+            acked_pairs[(name_of[token], comparison_id)] += 1
     comparisons = Comparison.objects.filter(pk__in=stored.values("comparison_id"))
     over = comparisons.filter(label_count__gt=F("required_labels")).count()
     mismatched = comparisons.annotate(n=Count("labels")).exclude(n=F("label_count")).count()
@@ -376,7 +383,7 @@ def main() -> int:
     finally:
         stop(children)
         shutil.rmtree(scratch, ignore_errors=True)
-    checks = audit(tokens=tokens, acknowledged=stats["acknowledged"])
+    checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], in_flight=stats.get("in_flight_at_stop", []))
     n = checks["labels_acknowledged"]
     result = {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
@@ -399,6 +406,7 @@ def main() -> int:
         } if args.generator == "httpx" else {"all calls": stats["latency_ms_by_wrk"]},
         "errors": dict(stats["errors"]),
         "repeated_label_answers": stats["repeats"],
+        "labels_in_flight_at_stop": len(stats.get("in_flight_at_stop", [])),
         "empty_queue_answers": stats["empty"],
         "audit": checks,
     }
