@@ -166,23 +166,48 @@ def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
     return total / ticks
 
 
-async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = (),
-                   parents: list[int] = (), think_ms: float = 0) -> dict:
+async def warm_up(client, tokens: dict[str, str]) -> None:
+    """One next/ call per rater before the timed run: the web processes' first requests load their URLs, views and connections."""
+    await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
+
+
+async def _warm_up_at(url: str, tokens: dict[str, str]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0)) as client:
+        await warm_up(client, tokens)
+
+
+class ServerCpu:
+    """The server's processes in groups (web, redis, workers, database), each as (sessions, parents) for ``session_cpu_seconds``."""
+
+    def __init__(self, groups: dict[str, tuple[list[int], list[int]]]) -> None:
+        self.groups = {name: group for name, group in groups.items() if group[0] or group[1]}
+
+    def read(self) -> dict[str, float]:
+        return {name: session_cpu_seconds(list(sessions), list(parents)) for name, (sessions, parents) in self.groups.items()}
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: after[name] - before[name] for name in before}
+
+
+async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None,
+                   think_ms: float = 0) -> dict:
     import httpx
 
     stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
     limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
-        # Warm up: one call per rater (connections, server caches).
-        await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
-        server0, client0 = session_cpu_seconds(list(sessions), list(parents)), time.process_time()
+        await warm_up(client, tokens)
+        server0, client0 = cpu.read() if cpu else None, time.process_time()
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
         await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms)
                                for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
-        stats["server_cpu_seconds"] = session_cpu_seconds(list(sessions), list(parents)) - server0 if sessions else None
+        stats["server_cpu_by_group"] = ServerCpu.spent(server0, cpu.read()) if cpu else None
         stats["client_cpu_seconds"] = time.process_time() - client0
     return stats
 
@@ -190,8 +215,8 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined
 WRK_SCRIPT = ROOT / "bench" / "label_load.lua"
 
 
-def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, sessions: list[int] = (), parents: list[int] = (),
-            think_ms: float = 0, scratch: Path) -> dict:
+def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None, think_ms: float = 0,
+            scratch: Path) -> dict:
     """The same raters driven by wrk (``bench/label_load.lua``: one wrk thread and connection per rater); return the stats ``run_load``
     returns, with one latency figure for every call (wrk's own histogram)."""
     import resource
@@ -205,17 +230,18 @@ def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool 
     env = {**os.environ, "LABEL_LOAD_TOKENS": str(scratch / "tokens.txt"), "LABEL_LOAD_OUT": str(out), "LABEL_LOAD_COMBINED": "1" if combined else "0",
            "LABEL_LOAD_THINK_MS": str(think_ms)}
     n = len(names)
-    server0, client0, children0 = session_cpu_seconds(list(sessions), list(parents)), time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    asyncio.run(_warm_up_at(url, tokens))  # the leases it takes are the raters' first (next/ returns a rater's current lease)
+    server0, client0, children0 = cpu.read() if cpu else None, time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     finished = subprocess.run([wrk, "-t", str(n), "-c", str(n), "-d", f"{seconds:g}s", "--timeout", "30s", "-s", str(WRK_SCRIPT), url],
                               env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
-    server = session_cpu_seconds(list(sessions), list(parents)) - server0 if sessions else None
+    server = ServerCpu.spent(server0, cpu.read()) if cpu else None
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = time.process_time() - client0 + children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
     if finished.returncode != 0 or not out.exists():
         raise SystemExit(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
-    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_seconds": server,
+    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_by_group": server,
              "client_cpu_seconds": client, "latency_ms_by_wrk": {}, "in_flight_at_stop": []}
     for line in out.read_text().splitlines():
         key, _, rest = line.partition(" ")
@@ -360,7 +386,7 @@ def main() -> int:
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
     database = database_server()
     connections.close_all()
-    children = []
+    children, groups = [], {}
     url = args.url
     scratch = Path(tempfile.mkdtemp(prefix="label-load-"))
     try:
@@ -373,18 +399,25 @@ def main() -> int:
 
                 redis, redis_url = scratch_redis_start(scratch)
                 children.append(redis)
+                groups["redis"] = ([redis.pid], [])
             if args.workers:
-                children += start_workers(redis_url, scratch)
+                workers = start_workers(redis_url, scratch)
+                children += workers
+                groups["workers"] = ([worker.pid for worker in workers], [])
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
+            groups["web"] = ([children[-1].pid], [])
+            if database:
+                groups["database"] = ([], [database])
             url = f"http://127.0.0.1:{args.port}"
-        load = dict(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, sessions=[child.pid for child in children],
-                    parents=[database] if database and args.serve else [], think_ms=args.think_ms)
+        load = dict(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, cpu=ServerCpu(groups) if args.serve else None,
+                    think_ms=args.think_ms)
         stats = run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
     finally:
         stop(children)
         shutil.rmtree(scratch, ignore_errors=True)
     checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], in_flight=stats.get("in_flight_at_stop", []))
     n = checks["labels_acknowledged"]
+    by_group = stats["server_cpu_by_group"]
     result = {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
         "server": args.serve or url,
@@ -395,7 +428,8 @@ def main() -> int:
         "seconds": round(stats["elapsed"], 1),
         "labels_per_second": round(n / stats["elapsed"], 1),
         "calls_per_label": "1 (label?next=1)" if args.combined else "2 (next, label)",
-        "server_cpu_ms_per_label": round(1000 * stats["server_cpu_seconds"] / n, 2) if stats["server_cpu_seconds"] is not None and n else None,
+        "server_cpu_ms_per_label": round(1000 * sum(by_group.values()) / n, 2) if by_group is not None and n else None,
+        "server_cpu_ms_per_label_by_process": {name: round(1000 * seconds / n, 2) for name, seconds in by_group.items()} if by_group and n else None,
         "client_cpu_share": round(stats["client_cpu_seconds"] / (stats["elapsed"] * (os.cpu_count() or 1)), 3),
         "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
         "generator": args.generator,
@@ -420,6 +454,8 @@ def main() -> int:
     print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
     print(f"calls per label: {result['calls_per_label']}   server CPU per label: {result['server_cpu_ms_per_label']} ms   "
           f"load generator: {result['client_cpu_ms_per_label']} ms CPU per label, {result['client_cpu_share']:.1%} of the machine's CPU")
+    if result["server_cpu_ms_per_label_by_process"]:
+        print("  server CPU per label by process:", ", ".join(f"{name} {ms} ms" for name, ms in result["server_cpu_ms_per_label_by_process"].items()))
     for call, figures in result["latency_ms"].items():
         print(f"  {call:<9} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))

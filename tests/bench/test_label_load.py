@@ -88,14 +88,15 @@ def test_session_cpu_seconds_counts_a_parent_s_children_after_they_ended():
 
 
 class FakeApi:
-    """Next and label as the API answers them, for wrk: per token, comparisons 1..n are leased in turn; the first label of comparison 2
+    """Next and label as the API answers them, for wrk: per token, comparisons 1..n are leased in turn (next/ returns the lease a rater
+    holds, as the API does); the first label of comparison 2
     is answered 503 (the rater must send the same label again); the label's answer carries the next lease when asked with ?next=1."""
 
     def __init__(self, n: int):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        self.n, self.leased, self.created, self.refused = n, Counter(), Counter(), set()
+        self.n, self.leased, self.created, self.refused, self.holding = n, Counter(), Counter(), set(), {}
         self.lock = threading.Lock()
         api = self
 
@@ -114,10 +115,12 @@ class FakeApi:
                 self.wfile.write(data)
 
             def _lease(self, token):
-                if api.leased[token] >= api.n:
-                    return None
-                api.leased[token] += 1
-                return {"id": api.leased[token], "prompt": "p"}
+                if token not in api.holding:
+                    if api.leased[token] >= api.n:
+                        return None
+                    api.leased[token] += 1
+                    api.holding[token] = api.leased[token]
+                return {"id": api.holding[token], "prompt": "p"}
 
             def do_GET(self):
                 token = self.headers["Authorization"].split()[1]
@@ -134,6 +137,8 @@ class FakeApi:
                         api.refused.add(token)
                         return self._answer(503, {"detail": "busy"})
                     api.created[(token, comparison)] += 1
+                    if api.holding.get(token) == comparison:
+                        del api.holding[token]
                     body = {"id": comparison, "comparison_id": comparison}
                     if self.path.endswith("?next=1"):
                         body["next"] = self._lease(token)
