@@ -57,14 +57,24 @@ def _texts_set(comparison: Comparison, prompt: Prompt, response_a: Response, res
     return comparison
 
 
-def comparison_with_texts(*, comparison_id: int) -> Comparison:
-    """Return the comparison with its prompt and responses joined in (one statement, written out: every lease loads one)."""
-    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')} "
-           f"FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
-    found = rows.one(sql, [comparison_id], Comparison, Prompt, Response, Response)
+def comparison_with_texts(*, comparison_id: int, leases_at: datetime | None = None) -> Comparison:
+    """Return the comparison with its prompt and responses joined in (one statement, written out: every lease loads one).
+
+    With ``leases_at``, the same statement counts the unexpired, unlabelled leases holding its slots then, as
+    ``comparison.active_leases`` (``active_lease_count``): read after a lock on the row, it is the count under that lock.
+    """
+    count = (f", (SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = %s AND l.lease_expires_at > %s)"
+             if leases_at is not None else "")
+    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')}"
+           f"{count} FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
+    params = [Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(leases_at)] if leases_at is not None else []
+    found = rows.one(sql, [*params, comparison_id], Comparison, Prompt, Response, Response)
     if found is None:
         raise Comparison.DoesNotExist(f"no comparison {comparison_id}")
-    return _texts_set(*found)
+    comparison = _texts_set(*found[:4])
+    if leases_at is not None:
+        comparison.active_leases = found[4]
+    return comparison
 
 
 def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = "") -> Comparison | None:
@@ -75,11 +85,17 @@ def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = 
     return None if found is None else found[0]
 
 
-def assignment_of_rater(*, rater, comparison_id: int) -> tuple[Assignment, int | None] | None:
-    """Return the rater's assignment of the comparison and the id of its label (None before one), or None if they never held it."""
-    sql = (f"SELECT {rows.columns(Assignment, 'a')}, l.id FROM {Assignment._meta.db_table} a "
-           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.comparison_id = %s AND a.rater_id = %s")
-    return rows.one(sql, [comparison_id, rater.pk], Assignment)
+def comparison_with_assignment(*, comparison_id: int, campaign_id: int, rater, lock: str = "") -> tuple[Comparison, Assignment | None, int | None] | None:
+    """Return the campaign's comparison ``comparison_id`` with the rater's assignment of it (None if they never held it) and that
+    assignment's label id (None before one), or None when the campaign has no such comparison; ``lock`` as for ``_locking``.
+
+    One statement, written out: every label asks it.
+    """
+    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Assignment, 'a')}, l.id FROM {Comparison._meta.db_table} c "
+           f"INNER JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id "
+           f"LEFT JOIN {Assignment._meta.db_table} a ON a.comparison_id = c.id AND a.rater_id = %s "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE c.id = %s AND p.campaign_id = %s {_locking(lock)}")
+    return rows.one(sql, [rater.pk, comparison_id, campaign_id], Comparison, Assignment)
 
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "") -> int | None:

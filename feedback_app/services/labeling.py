@@ -22,10 +22,10 @@ from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
-    assignment_of_rater,
     comparison_gold_id,
     comparison_leasable_id,
     comparison_of_campaign,
+    comparison_with_assignment,
     comparison_with_texts,
     labels_for_rater_newest,
 )
@@ -211,9 +211,9 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool)
         found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock="skip" if skip_locked else "wait")
         if found is None:
             return None
-        comparison = comparison_with_texts(comparison_id=found)
-        # The filter ran before the lock was held; count again under it.
-        if comparison.label_count + active_lease_count(comparison_id=comparison.pk, now=now) < comparison.required_labels:
+        # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
+        comparison = comparison_with_texts(comparison_id=found, leases_at=now)
+        if comparison.label_count + comparison.active_leases < comparison.required_labels:
             return comparison
         tried.append(comparison.pk)
 
@@ -229,11 +229,12 @@ def label_record(
     the rater has left the campaign.
     """
     now = now or timezone.now()
-    comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
-    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk)
+    found = comparison_with_assignment(comparison_id=comparison_id, campaign_id=campaign.pk, rater=rater, lock="wait")
     if found is None:
+        raise _not_in(campaign, comparison_id)
+    comparison, assignment, label_id = found
+    if assignment is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
-    assignment, label_id = found
     existing = PreferenceLabel.objects.get(pk=label_id) if label_id is not None else None
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
@@ -314,8 +315,12 @@ def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
     """Lock and return the campaign's comparison ``comparison_id``; one of another campaign is as good as missing."""
     comparison = comparison_of_campaign(comparison_id=comparison_id, campaign_id=campaign.pk, lock="wait")
     if comparison is None:
-        raise ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
+        raise _not_in(campaign, comparison_id)
     return comparison
+
+
+def _not_in(campaign: Campaign, comparison_id: int) -> ComparisonNotFound:
+    return ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
 
 
 def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission, start: Response | None) -> bool:
