@@ -9,8 +9,10 @@ Two costs of Django's own ASGI handler, per request, and what this one does inst
   single-thread executors and lends one to each request for its whole length, so a request
   still runs all its synchronous code on one thread, alone, and the next request on that thread
   finds its database connection open (``CONN_MAX_AGE`` and health checks decide when one is
-  closed, as under WSGI). While every kept thread is busy, a request gets a fresh thread, as
-  Django would give it.
+  closed, as under WSGI). While every kept thread is busy, a request waits for one in the event
+  loop, up to ``wait`` seconds (threads beyond the cores only take turns at the interpreter's
+  lock, and each switch costs); past that (a slow export holds them all), it gets a fresh thread,
+  as Django would give it.
 - **Many hops between the event loop and that thread.** Django's handler crosses over for each
   synchronous receiver of ``request_started``, for the middleware chain, and again for
   ``response.close()`` and its ``request_finished`` receivers, and it watches for a disconnect
@@ -24,6 +26,7 @@ Two costs of Django's own ASGI handler, per request, and what this one does inst
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -36,26 +39,40 @@ from django.urls import set_script_prefix
 
 
 class KeptThreadsHandler(ASGIHandler):
-    def __init__(self, *, threads: int) -> None:
+    def __init__(self, *, threads: int, wait: float = 0.05) -> None:
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)  # the studio's middleware is synchronous: called as under WSGI, from the request's thread
-        self._idle = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"request-{i}") for i in range(threads)]
-        self.fresh = 0  # requests served on a fresh thread because every kept one was busy
+        self._kept = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"request-{i}") for i in range(threads)]
+        self._idle: asyncio.LifoQueue | None = None  # made in the server's event loop, on the first request; the last thread back goes out first
+        self.wait = wait
+        self.fresh = 0  # requests served on a fresh thread because every kept one stayed busy
+
+    async def _borrow(self) -> ThreadPoolExecutor | None:
+        if self._idle is None:
+            self._idle = asyncio.LifoQueue()
+            for executor in self._kept:
+                self._idle.put_nowait(executor)
+        try:
+            return self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        try:
+            return await asyncio.wait_for(self._idle.get(), self.wait)
+        except TimeoutError:
+            self.fresh += 1
+            return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        executor = self._idle.pop() if self._idle else None
-        if executor is None:
-            self.fresh += 1
+        executor = await self._borrow()
         try:
-            # The event loop runs one request's code at a time, so the list needs no lock. Without an executor the
-            # context makes a thread for this request and ends it after, as Django's own handler does.
+            # Without an executor the context makes a thread for this request and ends it after, as Django's own handler does.
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         finally:
             if executor is not None:
-                self._idle.append(executor)
+                self._idle.put_nowait(executor)
 
     async def handle(self, scope, receive, send):
         try:

@@ -24,6 +24,11 @@ def _fields(model: type[Model]) -> tuple:
 
 def columns(model: type[Model], alias: str) -> str:
     """Return the select list of every concrete column of ``model`` under the table alias ``alias``, in field order."""
+    return _columns(model, alias, connection.vendor)
+
+
+@lru_cache(maxsize=None)
+def _columns(model: type[Model], alias: str, vendor: str) -> str:
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(field.column)}" for field in _fields(model))
 

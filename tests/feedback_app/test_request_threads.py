@@ -56,7 +56,7 @@ def handler(settings, monkeypatch):
         monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
     handler = KeptThreadsHandler(threads=2)
     yield handler
-    for executor in handler._idle:  # close the kept threads' connections, as a web process does when it ends
+    for executor in handler._kept:  # close the kept threads' connections, as a web process does when it ends
         executor.submit(lambda: connections["default"].close()).result()
         executor.shutdown()
 
@@ -93,8 +93,21 @@ def test_one_request_after_another_finds_the_same_thread_and_its_open_connection
     assert handler.fresh == 0
 
 
-def test_requests_beyond_the_kept_threads_run_at_once_on_threads_of_their_own(handler):
-    """Three requests that must all be inside a view together pass with two kept threads: none waits for a thread."""
+def test_a_request_waits_for_a_kept_thread_while_one_comes_free_in_time(handler):
+    handler.wait = 10  # long enough on any machine: the first request ends first
+
+    async def two():
+        import asyncio
+
+        return await asyncio.gather(*(_get(handler) for _ in range(3)))  # three requests, two kept threads
+
+    answers = async_to_sync(two)()
+    assert handler.fresh == 0 and len({answer["thread"] for answer in answers}) <= 2
+
+
+def test_requests_beyond_the_kept_threads_run_on_threads_of_their_own_when_none_comes_free(handler):
+    """Three requests that must all be inside a view together pass with two kept threads: the third waits a moment, then gets
+    a thread of its own (a slow export never holds the others up for long)."""
     _gate["barrier"] = threading.Barrier(3)
 
     async def three():
