@@ -27,6 +27,15 @@ _turn_files: dict[tuple[int, str], int] = {}  # (pid, lock file) -> descriptor; 
 _turn_files_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the locks at the fork; in the child that thread does not exist.
+    global _process_turn, _turn_files_lock
+    _process_turn, _turn_files_lock = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _turn_file(path: str) -> int:
     key = (os.getpid(), path)
     with _turn_files_lock:

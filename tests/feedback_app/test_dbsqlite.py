@@ -111,3 +111,16 @@ def test_a_writer_waiting_for_another_process_gets_the_turn_when_it_lets_go_and_
     with transaction.atomic():  # the fast path afterwards
         assert not _turn_is_free()
     assert _turn_is_free()
+
+
+def test_a_child_forked_while_a_thread_holds_the_turn_can_still_write():
+    """The thread holding the parent's turn does not exist in the child: the child starts with the turn free."""
+    with transaction.atomic():  # this thread holds the process's turn across the fork
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if base._process_turn.acquire(timeout=5) else 1)
+            except BaseException:  # noqa: BLE001 - any failure is the child's exit code
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
