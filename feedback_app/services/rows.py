@@ -14,6 +14,8 @@ from functools import lru_cache
 from django.db import DatabaseError, connection
 from django.db.models import Model
 
+from feedback_app.selectors.rows import cursor
+
 
 @lru_cache(maxsize=None)
 def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple, bool]:
@@ -30,9 +32,9 @@ def insert(instance: Model) -> Model:
     model = type(instance)
     sql, fields, returning = _insert_sql(model, connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        key = cursor.fetchone()[0] if returning else connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
+    with cursor() as c:
+        c.execute(sql, values)
+        key = c.fetchone()[0] if returning else connection.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
     instance.pk = key
     instance._state.adding, instance._state.db = False, connection.alias
     return instance
@@ -53,7 +55,7 @@ def update(instance: Model, names: list[str]) -> None:
         return
     sql, fields = _update_sql(type(instance), tuple(names), connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, instance.pk])
-        if cursor.rowcount == 0:
+    with cursor() as c:
+        c.execute(sql, [*values, instance.pk])
+        if c.rowcount == 0:
             raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")

@@ -57,3 +57,14 @@ def test_a_token_comes_with_its_user_and_role_in_one_query():
         assert user_role(user=api_token_valid(key=key).user) is None  # no profile: no role, known from the same query
     assert len(queries) == 1
     assert api_token_valid(key=key + "x") is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_a_statement_run_again_is_prepared_once_and_still_seen_by_query_counts():
+    sql = "SELECT COUNT(*) FROM feedback_app_campaign WHERE id > %s"
+    with CaptureQueriesContext(connection) as queries:
+        counts = [rows.scalar(sql, [n]) for n in range(rows.PREPARE_AFTER + 2)]
+    assert len(queries) == rows.PREPARE_AFTER + 2 and counts[0] >= counts[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%feedback_app_campaign WHERE id > $1%"])
+        assert cursor.fetchone()[0] == 1
