@@ -37,11 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.load_generators import ServerCpu, run_load, run_wrk  # noqa: E402  (after the path)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
 
@@ -99,171 +100,6 @@ def percentile(values: list[float], q: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False, think_ms: float = 0) -> None:
-    """Loop next → label until ``deadline``; ``combined``: label with ?next=1 and take the next lease from its answer; ``think_ms``: pause
-    after each label's answer."""
-    headers = {"Authorization": f"Token {token}"}
-    suffix = "?next=1" if combined else ""
-    i, following = 0, None
-    while time.monotonic() < deadline:
-        if following is None:
-            t0 = time.perf_counter()
-            try:
-                r = await client.get("/api/v1/comparisons/next/", headers=headers)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                stats["errors"][f"next: {type(exc).__name__}"] += 1
-                continue
-            stats["latency"]["next"].append(time.perf_counter() - t0)
-            if r.status_code == 204:
-                stats["empty"] += 1
-                await asyncio.sleep(0.2)
-                continue
-            if r.status_code != 200:
-                stats["errors"][f"next: HTTP {r.status_code}"] += 1
-                continue
-            following = r.json()
-        comparison_id, following = following["id"], None
-        body = {"choice": choices[i % len(choices)], "strength": 1 + i % 3, "time_on_task_ms": 1000}
-        i += 1
-        # A label whose answer is lost (timeout, reset) is sent again: the API is idempotent.
-        for attempt in range(5):
-            t0 = time.perf_counter()
-            try:
-                r = await client.post(f"/api/v1/comparisons/{comparison_id}/label/{suffix}", json=body, headers=headers)
-            except Exception as exc:  # noqa: BLE001
-                stats["errors"][f"label: {type(exc).__name__}"] += 1
-                continue
-            stats["latency"]["label"].append(time.perf_counter() - t0)
-            if r.status_code == 201:
-                stats["acknowledged"].append((token, comparison_id))
-            elif r.status_code == 200:
-                stats["repeats"] += 1
-            else:
-                stats["errors"][f"label: HTTP {r.status_code}"] += 1
-            if combined and r.status_code in (200, 201):
-                following = r.json().get("next")  # null: none left now; the loop asks next/ as before
-            break
-        if think_ms:
-            await asyncio.sleep(think_ms / 1000)
-
-
-def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
-    """Return the CPU seconds (user + system) of every live process in ``sessions``, of ``parents`` and their children, and of the
-    children these reaped, from /proc."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[3]) in sessions or int(entry.name) in parents or int(fields[1]) in parents:  # fields after the name: state, ppid, pgrp, session, ..., utime (11), stime (12), cutime, cstime
-            # with the children it has reaped (cutime, cstime): short-lived processes, such as a database's backends, are gone by the end
-            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return total / ticks
-
-
-async def warm_up(client, tokens: dict[str, str]) -> None:
-    """One next/ call per rater before the timed run: the web processes' first requests load their URLs, views and connections."""
-    await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
-
-
-async def _warm_up_at(url: str, tokens: dict[str, str]) -> None:
-    import httpx
-
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0)) as client:
-        await warm_up(client, tokens)
-
-
-class ServerCpu:
-    """The server's processes in groups (web, redis, workers, database), each as (sessions, parents) for ``session_cpu_seconds``."""
-
-    def __init__(self, groups: dict[str, tuple[list[int], list[int]]]) -> None:
-        self.groups = {name: group for name, group in groups.items() if group[0] or group[1]}
-
-    def read(self) -> dict[str, float]:
-        return {name: session_cpu_seconds(list(sessions), list(parents)) for name, (sessions, parents) in self.groups.items()}
-
-    @staticmethod
-    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {name: after[name] - before[name] for name in before}
-
-
-async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None,
-                   think_ms: float = 0) -> dict:
-    import httpx
-
-    stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
-    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
-        await warm_up(client, tokens)
-        server0, client0 = cpu.read() if cpu else None, time.process_time()
-        started = time.monotonic()
-        deadline = started + seconds
-        choices = ["left", "right", "left", "tie", "right", "both_bad"]
-        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms)
-                               for i, t in enumerate(tokens.values())))
-        stats["elapsed"] = time.monotonic() - started
-        stats["server_cpu_by_group"] = ServerCpu.spent(server0, cpu.read()) if cpu else None
-        stats["client_cpu_seconds"] = time.process_time() - client0
-    return stats
-
-
-WRK_SCRIPT = ROOT / "bench" / "label_load.lua"
-
-
-def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None, think_ms: float = 0,
-            scratch: Path) -> dict:
-    """The same raters driven by wrk (``bench/label_load.lua``: one wrk thread and connection per rater); return the stats ``run_load``
-    returns, with one latency figure for every call (wrk's own histogram)."""
-    import resource
-
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("--generator wrk needs wrk on PATH (Debian: apt-get install wrk)")
-    names = list(tokens)
-    (scratch / "tokens.txt").write_text("".join(f"{tokens[name]}\n" for name in names))
-    out = scratch / "wrk-result.txt"
-    env = {**os.environ, "LABEL_LOAD_TOKENS": str(scratch / "tokens.txt"), "LABEL_LOAD_OUT": str(out), "LABEL_LOAD_COMBINED": "1" if combined else "0",
-           "LABEL_LOAD_THINK_MS": str(think_ms)}
-    n = len(names)
-    asyncio.run(_warm_up_at(url, tokens))  # the leases it takes are the raters' first (next/ returns a rater's current lease)
-    server0, client0, children0 = cpu.read() if cpu else None, time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    finished = subprocess.run([wrk, "-t", str(n), "-c", str(n), "-d", f"{seconds:g}s", "--timeout", "30s", "-s", str(WRK_SCRIPT), url],
-                              env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    server = ServerCpu.spent(server0, cpu.read()) if cpu else None
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client = time.process_time() - client0 + children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
-    if finished.returncode != 0 or not out.exists():
-        raise SystemExit(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
-    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_by_group": server,
-             "client_cpu_seconds": client, "latency_ms_by_wrk": {}, "in_flight_at_stop": []}
-    for line in out.read_text().splitlines():
-        key, _, rest = line.partition(" ")
-        if key == "rater":
-            index, repeats, empty, failed, inflight, acked = (rest.split(" ") + [""])[:6]
-            token = tokens[names[int(index) - 1]]
-            stats["acknowledged"] += [(token, int(c)) for c in acked.split(",") if c]
-            if int(inflight):
-                stats["in_flight_at_stop"].append((token, int(inflight)))
-            stats["repeats"] += int(repeats)
-            stats["empty"] += int(empty)
-            if int(failed):
-                stats["errors"]["answers other than 200/201/204"] += int(failed)
-        elif key == "socket_errors":
-            for kind, count in zip(("connect", "read", "write", "timeout"), map(int, rest.split())):
-                if count:
-                    stats["errors"][f"socket {kind}"] += count
-        elif key.startswith("latency_p"):
-            stats["latency_ms_by_wrk"][key.removeprefix("latency_").removesuffix("_us")] = round(int(rest) / 1000, 1)
-        elif key == "requests":
-            stats["latency_ms_by_wrk"]["n"] = int(rest)
-    return stats
 
 
 def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_flight: list[tuple[str, int]] = ()) -> dict:

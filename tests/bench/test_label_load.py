@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from bench.label_load import rater_loop, run_wrk, session_cpu_seconds
+from bench.load_generators import rater_loop, run_wrk, session_cpu_seconds
 
 
 class FakeResponse:
