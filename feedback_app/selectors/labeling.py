@@ -85,17 +85,16 @@ def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = 
     return None if found is None else found[0]
 
 
-def comparison_with_assignment(*, comparison_id: int, campaign_id: int, rater, lock: str = "") -> tuple[Comparison, Assignment | None, int | None] | None:
-    """Return the campaign's comparison ``comparison_id`` with the rater's assignment of it (None if they never held it) and that
-    assignment's label id (None before one), or None when the campaign has no such comparison; ``lock`` as for ``_locking``.
+def assignment_of_rater(*, rater, comparison_id: int) -> tuple[Assignment, int | None] | None:
+    """Return the rater's assignment of the comparison and the id of its label (None before one), or None if they never held it.
 
-    One statement, written out: every label asks it.
+    A statement of its own, after the one that locks the comparison: on PostgreSQL a statement that waited for a row lock
+    sees the locked row as it is now but joined rows as they were when it began, so a label that another transaction
+    (a double click) committed meanwhile would be missed if this were joined into the locking statement.
     """
-    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Assignment, 'a')}, l.id FROM {Comparison._meta.db_table} c "
-           f"INNER JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id "
-           f"LEFT JOIN {Assignment._meta.db_table} a ON a.comparison_id = c.id AND a.rater_id = %s "
-           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE c.id = %s AND p.campaign_id = %s {_locking(lock)}")
-    return rows.one(sql, [rater.pk, comparison_id, campaign_id], Comparison, Assignment)
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, l.id FROM {Assignment._meta.db_table} a "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.comparison_id = %s AND a.rater_id = %s")
+    return rows.one(sql, [comparison_id, rater.pk], Assignment)
 
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "") -> int | None:

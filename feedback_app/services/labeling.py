@@ -25,7 +25,7 @@ from feedback_app.selectors.labeling import (
     comparison_gold_id,
     comparison_leasable_id,
     comparison_of_campaign,
-    comparison_with_assignment,
+    assignment_of_rater,
     comparison_with_texts,
     labels_for_rater_newest,
 )
@@ -229,12 +229,11 @@ def label_record(
     the rater has left the campaign.
     """
     now = now or timezone.now()
-    found = comparison_with_assignment(comparison_id=comparison_id, campaign_id=campaign.pk, rater=rater, lock="wait")
+    comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
+    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk)  # after the lock: a label committed while we waited is seen
     if found is None:
-        raise _not_in(campaign, comparison_id)
-    comparison, assignment, label_id = found
-    if assignment is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
+    assignment, label_id = found
     existing = PreferenceLabel.objects.get(pk=label_id) if label_id is not None else None
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
@@ -315,12 +314,8 @@ def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
     """Lock and return the campaign's comparison ``comparison_id``; one of another campaign is as good as missing."""
     comparison = comparison_of_campaign(comparison_id=comparison_id, campaign_id=campaign.pk, lock="wait")
     if comparison is None:
-        raise _not_in(campaign, comparison_id)
+        raise ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
     return comparison
-
-
-def _not_in(campaign: Campaign, comparison_id: int) -> ComparisonNotFound:
-    return ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
 
 
 def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission, start: Response | None) -> bool:
