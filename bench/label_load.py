@@ -179,6 +179,15 @@ def start_workers(redis_url: str, scratch: Path) -> list[subprocess.Popen]:
                              cwd=ROOT, env=spec_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for spec, spec_env in specs]
 
 
+def workers_log_errors(path: Path) -> dict:
+    """Count the lines of the workers' log that report an error or a traceback (a refit that failed under load would hide in the
+    CPU figures otherwise); return the count and the first such line."""
+    if not path.exists():
+        return {"count": 0, "first": None}
+    bad = [line for line in path.read_text(errors="replace").splitlines() if " ERROR " in line or line.startswith("Traceback")]
+    return {"count": len(bad), "first": bad[0][:300] if bad else None}
+
+
 def database_server() -> int | None:
     """Return the pid of a PostgreSQL server on this machine (its postmaster; each backend is its child, in a session of its own),
     so its CPU counts as the server's; None elsewhere."""
@@ -250,6 +259,7 @@ def main() -> int:
         stats = run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
     finally:
         stop(children)
+        worker_errors = workers_log_errors(scratch / "workers.log")
         shutil.rmtree(scratch, ignore_errors=True)
     checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], in_flight=stats.get("in_flight_at_stop", []))
     n = checks["labels_acknowledged"]
@@ -279,6 +289,7 @@ def main() -> int:
         "labels_in_flight_at_stop": len(stats.get("in_flight_at_stop", [])),
         "empty_queue_answers": stats["empty"],
         "audit": checks,
+        "workers_log_errors": worker_errors,
     }
     ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
           == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == 0)
@@ -295,6 +306,8 @@ def main() -> int:
     for call, figures in result["latency_ms"].items():
         print(f"  {call:<9} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))
+    if args.workers and args.serve:
+        print(f"workers' log: {worker_errors['count']} error lines" + (f"; the first: {worker_errors['first']}" if worker_errors["count"] else ""))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if ok else 1
