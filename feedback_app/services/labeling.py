@@ -22,10 +22,10 @@ from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_for_rater,
+    assignment_of_rater,
     comparison_gold_id,
     comparison_leasable_id,
     comparison_of_campaign,
-    assignment_of_rater,
     comparison_with_texts,
     labels_for_rater_newest,
 )
@@ -34,8 +34,8 @@ from feedback_app.selectors.review import review_marks
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
-from feedback_app.services.qualification import qualification_grade, qualification_status
 from feedback_app.services import rows
+from feedback_app.services.qualification import qualification_grade, qualification_status
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
