@@ -86,23 +86,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
             _give_turn(self._turn_path(), fd)
             _process_turn.release()
 
-    def _commit(self):
+    def _ending(self, end):
+        """Run ``end`` (COMMIT, ROLLBACK or close), then give the turn back whatever it did."""
         try:
-            return super()._commit()
+            return end()
         finally:
             self._give_turn_back()
+
+    def _commit(self):
+        return self._ending(super()._commit)
 
     def _rollback(self):
-        try:
-            return super()._rollback()
-        finally:
-            self._give_turn_back()
+        return self._ending(super()._rollback)
 
     def _close(self):
-        try:
-            return super()._close()
-        finally:
-            self._give_turn_back()
+        return self._ending(super()._close)
 
 
 def _take_turn(path: str, deadline: float, timeout: float) -> int:

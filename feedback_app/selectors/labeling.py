@@ -16,10 +16,18 @@ def _active_leases(now: datetime) -> QuerySet[Assignment]:
     return Assignment.objects.filter(status=Assignment.Status.LEASED, lease_expires_at__gt=now)
 
 
+# The unexpired, unlabelled leases holding slots of comparison ``c``; its parameters are ``_slots_held_params(now)``.
+_SLOTS_HELD = (f"(SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = %s "
+               f"AND l.lease_expires_at > %s)")
+
+
+def _slots_held_params(now: datetime) -> list:
+    return [Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now)]
+
+
 def active_lease_count(*, comparison_id: int, now: datetime) -> int:
     """Return how many unexpired, unlabelled leases hold a slot of the comparison (written out: every lease and label asks it)."""
-    return rows.scalar(f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE comparison_id = %s AND status = %s AND lease_expires_at > %s",
-                       [comparison_id, Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now)])
+    return rows.scalar(f"SELECT {_SLOTS_HELD} FROM {Comparison._meta.db_table} c WHERE c.id = %s", [*_slots_held_params(now), comparison_id])
 
 
 def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, other_than: int | None = None) -> Assignment | None:
@@ -63,11 +71,10 @@ def comparison_with_texts(*, comparison_id: int, leases_at: datetime | None = No
     With ``leases_at``, the same statement counts the unexpired, unlabelled leases holding its slots then, as
     ``comparison.active_leases`` (``active_lease_count``): read after a lock on the row, it is the count under that lock.
     """
-    count = (f", (SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = %s AND l.lease_expires_at > %s)"
-             if leases_at is not None else "")
+    count = f", {_SLOTS_HELD}" if leases_at is not None else ""
     sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')}"
            f"{count} FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
-    params = [Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(leases_at)] if leases_at is not None else []
+    params = _slots_held_params(leases_at) if leases_at is not None else []
     found = rows.one(sql, [*params, comparison_id], Comparison, Prompt, Response, Response)
     if found is None:
         raise Comparison.DoesNotExist(f"no comparison {comparison_id}")
@@ -112,11 +119,9 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.status = %s AND NOT c.is_gold AND p.campaign_id = %s "
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
-        f"AND c.label_count + (SELECT COUNT(*) FROM {assignment} l WHERE l.comparison_id = c.id AND l.status = %s AND l.lease_expires_at > %s)"
-        f" < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
+        f"AND c.label_count + {_SLOTS_HELD} < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    params = [Comparison.Status.OPEN.value, campaign_id, rater.pk, Assignment.Status.LEASED.value,
-              connection.ops.adapt_datetimefield_value(now), *exclude_ids]
+    params = [Comparison.Status.OPEN.value, campaign_id, rater.pk, *_slots_held_params(now), *exclude_ids]
     return rows.scalar(sql, params)
 
 

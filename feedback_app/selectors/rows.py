@@ -58,24 +58,25 @@ def _columns(model: type[Model], alias: str, vendor: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _converters(model: type[Model], vendor: str) -> tuple:
-    """Each field's (attname, converters) as Django's compiler applies them for this database."""
-    result = []
+def _converters(model: type[Model], vendor: str) -> tuple[list[str], tuple]:
+    """The fields' attnames, and each field's (column, converters) as Django's compiler applies them for this database."""
+    pairs = []
     for field in _fields(model):
         column = field.get_col(model._meta.db_table)
-        result.append((field.attname, column, tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))))
-    return tuple(result)
+        pairs.append((column, tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))))
+    return [field.attname for field in _fields(model)], tuple(pairs)
 
 
 def _instance(model: type[Model], values) -> Model | None:
     if all(value is None for value in values):
         return None
+    names, pairs = _converters(model, connection.vendor)
     converted = []
-    for (_, column, converters), value in zip(_converters(model, connection.vendor), values):
+    for (column, converters), value in zip(pairs, values):
         for converter in converters:
             value = converter(value, column, connection)
         converted.append(value)
-    return model.from_db(connection.alias, [name for name, _, _ in _converters(model, connection.vendor)], converted)
+    return model.from_db(connection.alias, names, converted)
 
 
 def one(sql: str, params: list, *models: type[Model]) -> tuple | None:
