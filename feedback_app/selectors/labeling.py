@@ -16,13 +16,16 @@ def _active_leases(now: datetime) -> QuerySet[Assignment]:
     return Assignment.objects.filter(status=Assignment.Status.LEASED, lease_expires_at__gt=now)
 
 
+# The fixed values of the statements below, written in as literals (rows.constant: the generic plan knows them).
+_LEASED, _OPEN = rows.constant(Assignment.Status.LEASED.value), rows.constant(Comparison.Status.OPEN.value)
+
 # The unexpired, unlabelled leases holding slots of comparison ``c``; its parameters are ``_slots_held_params(now)``.
-_SLOTS_HELD = (f"(SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = %s "
+_SLOTS_HELD = (f"(SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = {_LEASED} "
                f"AND l.lease_expires_at > %s)")
 
 
 def _slots_held_params(now: datetime) -> list:
-    return [Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now)]
+    return [connection.ops.adapt_datetimefield_value(now)]
 
 
 def active_lease_count(*, comparison_id: int, now: datetime) -> int:
@@ -39,10 +42,10 @@ def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, othe
     assignment, comparison, prompt = Assignment._meta.db_table, Comparison._meta.db_table, Prompt._meta.db_table
     sql = (
         f"SELECT a.id FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id INNER JOIN {prompt} p ON p.id = c.prompt_id "
-        f"WHERE a.rater_id = %s AND a.status = %s AND a.lease_expires_at > %s AND c.status = %s AND p.campaign_id = %s"
+        f"WHERE a.rater_id = %s AND a.status = {_LEASED} AND a.lease_expires_at > %s AND c.status = {_OPEN} AND p.campaign_id = %s"
         f"{' AND a.id <> %s' if other_than is not None else ''} ORDER BY a.leased_at, a.id LIMIT 1"
     )
-    params = [rater.pk, Assignment.Status.LEASED.value, connection.ops.adapt_datetimefield_value(now), Comparison.Status.OPEN.value, campaign_id,
+    params = [rater.pk, connection.ops.adapt_datetimefield_value(now), campaign_id,
               *([other_than] if other_than is not None else [])]
     found = rows.scalar(sql, params)
     return None if found is None else assignment_with_comparison(assignment_id=found)
@@ -117,28 +120,28 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
     excluded = f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude_ids))})" if exclude_ids else ""
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
-        f"WHERE c.status = %s AND NOT c.is_gold AND p.campaign_id = %s "
+        f"WHERE c.status = {_OPEN} AND NOT c.is_gold AND p.campaign_id = %s "
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
         f"AND c.label_count + {_SLOTS_HELD} < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    params = [Comparison.Status.OPEN.value, campaign_id, rater.pk, *_slots_held_params(now), *exclude_ids]
+    params = [campaign_id, rater.pk, *_slots_held_params(now), *exclude_ids]
     return rows.scalar(sql, params)
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:
     """Return the id of the campaign's oldest open gold pair the rater never held, or None; ``lock`` as for ``comparison_leasable_id``.
 
-    ``is_gold = %s`` with a parameter, not the bare column the ORM writes: SQLite uses its
-    (is_gold, status) index only for a comparison, and without it walked every open comparison
-    (54 ms at 250,000) for the few gold pairs.
+    ``is_gold = TRUE``, not the bare column the ORM writes: SQLite uses its (is_gold, status) index
+    only for a comparison, and without it walked every open comparison (54 ms at 250,000) for the
+    few gold pairs. A literal, not a parameter: see ``rows.constant``.
     """
     comparison, prompt = Comparison._meta.db_table, Prompt._meta.db_table
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
-        f"WHERE c.is_gold = %s AND c.status = %s AND p.campaign_id = %s "
+        f"WHERE c.is_gold = {rows.constant(True)} AND c.status = {_OPEN} AND p.campaign_id = %s "
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s) ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    return rows.scalar(sql, [True, Comparison.Status.OPEN.value, campaign_id, rater.pk])
+    return rows.scalar(sql, [campaign_id, rater.pk])
 
 
 def labels_today_count(*, rater, campaign_id: int) -> int:

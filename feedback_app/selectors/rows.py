@@ -41,6 +41,19 @@ def cursor() -> Iterator:
         yield wrapped
 
 
+def constant(value) -> str:
+    """Return ``value`` (a choice's value or a boolean, fixed in the code, never input) as an SQL literal, to write into a
+    statement in place of a parameter: a prepared statement's generic plan then knows it. Bound as a parameter, the gold
+    pick's ``is_gold`` was unknown to the plan PostgreSQL settles on after five runs, which walked every open comparison
+    (6 ms at 34,000, 50 ms under load) instead of the (is_gold, status) index."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"  # SQLite (3.23+) reads them as 1 and 0, as it stores booleans
+    text = str(value)
+    if not text.replace("_", "").isalnum() or not text.isascii():
+        raise ValueError(f"not a constant to write into SQL: {value!r}")
+    return f"'{text}'"
+
+
 @lru_cache(maxsize=None)
 def _fields(model: type[Model]) -> tuple:
     return tuple(model._meta.concrete_fields)

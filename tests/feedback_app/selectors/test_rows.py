@@ -68,3 +68,22 @@ def test_on_postgresql_a_statement_run_again_is_prepared_once_and_still_seen_by_
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%feedback_app_campaign WHERE id > $1%"])
         assert cursor.fetchone()[0] == 1
+
+
+def test_a_constant_is_written_as_a_literal_and_anything_else_is_refused():
+    assert rows.constant("open") == "'open'" and rows.constant("reward_fast") == "'reward_fast'"
+    assert (rows.constant(True), rows.constant(False)) == ("TRUE", "FALSE")
+    with connection.cursor() as cursor:  # both databases read the boolean literals as the booleans they store
+        cursor.execute(f"SELECT COUNT(*) FROM feedback_app_comparison WHERE is_gold = {rows.constant(True)}")
+        assert cursor.fetchone()[0] == 0
+    for bad in ("open'; DROP TABLE x; --", "a b", "", "é"):
+        with pytest.raises(ValueError, match="not a constant"):
+            rows.constant(bad)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_a_prepared_statement_keeps_one_plan():
+    """The studio's connections plan a prepared statement once (its fixed values written in), not at every run."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_generic_plan"
