@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
-from feedback_app.selectors.campaigns import campaign_cached, comparisons_in_campaign
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.label_tally import active_rater_count, labels_per_minute, labels_total_count, rater_labels_by_hour
+from feedback_app.selectors.supply import open_comparison_count
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
 
@@ -53,7 +54,7 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
         "state": config.state,
-        "open_comparisons": comparisons_in_campaign(Comparison.objects.filter(status=Comparison.Status.OPEN), campaign_id=campaign_id).count(),
+        "open_comparisons": open_comparison_count(campaign_id=campaign_id, statuses=(Comparison.Status.OPEN,)),
         "active_raters": active_rater_count(),
         "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},  # the workers serve every campaign; shown once
         "reward_model": active_rm,
