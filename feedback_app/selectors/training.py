@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, RewardModelVersion, VersionStatus
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, RewardModelVersion, TrainingRun, VersionStatus
+from feedback_app.selectors import rows
+
+
+def training_run_pending(*, campaign_id: int, kind: str, running_only_if_auto: bool = False) -> bool:
+    """Return whether a run of the campaign's ``kind`` is queued or running (with ``running_only_if_auto``: queued, or running
+    and started automatically).
+
+    Written out, with its fixed values as literals (``rows.constant``): a label asks it on every tenth of a refit's N.
+    """
+    status, trigger = TrainingRun.Status, TrainingRun.Trigger
+    running = f"(r.status = {rows.constant(status.RUNNING.value)}" + (f" AND r.trigger = {rows.constant(trigger.AUTO.value)})" if running_only_if_auto else ")")
+    sql = (f"SELECT 1 FROM {TrainingRun._meta.db_table} r WHERE r.campaign_id = %s AND r.kind = {rows.constant(kind)} "
+           f"AND (r.status = {rows.constant(status.QUEUED.value)} OR {running}) LIMIT 1")
+    return rows.scalar(sql, [campaign_id]) is not None
 
 
 def version_active(*, model: type[RewardModelVersion] | type[PolicyVersion], campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | PolicyVersion | None:

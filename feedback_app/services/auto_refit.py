@@ -9,10 +9,9 @@ queue). The reaper asks the same question periodically, so a trigger lost with a
 
 from __future__ import annotations
 
-from django.db.models import Q
-
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Judge, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
+from feedback_app.selectors.training import training_run_pending
 from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 
@@ -33,8 +32,7 @@ def training_auto_refit_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Tra
     if not every:
         return None
     kind = TrainingRun.Kind.REWARD_FAST
-    pending = TrainingRun.objects.filter(campaign_id=campaign_id, kind=kind, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
-    if pending.filter(Q(trigger=TrainingRun.Trigger.AUTO) | Q(status=TrainingRun.Status.QUEUED)).exists():
+    if training_run_pending(campaign_id=campaign_id, kind=kind, running_only_if_auto=True):
         return None  # the next refit is on its way; it will take these labels too
     if refit_due_labels_count(campaign_id=campaign_id) < every:
         return None

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, PreferenceLabel, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
+from feedback_app.selectors.training import training_run_pending
 from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def policy_ask_after_reward_promotion(*, campaign_id: int = DEFAULT_CAMPAIGN_ID)
 
 def policy_update_pending(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> bool:
     """Return whether a DPO run of the campaign, of any trigger, is queued or running."""
-    return TrainingRun.objects.filter(campaign_id=campaign_id, kind=KIND, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exists()
+    return training_run_pending(campaign_id=campaign_id, kind=KIND)
 
 
 def policy_labels_since_last_run(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:

@@ -2,12 +2,13 @@
 
 import pytest
 
-from feedback_app.models import Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion
+from feedback_app.models import Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, TrainingRun
 from feedback_app.selectors.training import (
     policy_active,
     policy_names_with_weights,
     prompt_ids_published,
     reward_model_active,
+    training_run_pending,
     verdicts,
     version_active,
     version_by_name,
@@ -83,3 +84,19 @@ def test_policy_names_with_weights_leave_out_pruned_versions_newest_first():
     for name, status in [("policy-base", "retired"), ("policy-2", "pruned"), ("policy-3", "active"), ("policy-4", "candidate")]:
         PolicyVersion.objects.create(name=name, path=f"policy/{name}", status=status)
     assert policy_names_with_weights() == ["policy-4", "policy-3", "policy-base"]
+
+
+def test_a_pending_run_is_one_queued_or_running_of_the_campaign_and_kind(researcher):
+    kind, Status, Trigger = TrainingRun.Kind.REWARD_FAST, TrainingRun.Status, TrainingRun.Trigger
+    assert not training_run_pending(campaign_id=1, kind=kind)
+    run = TrainingRun.objects.create(kind=kind, requested_by=researcher, status=Status.RUNNING, trigger=Trigger.MANUAL)
+    assert training_run_pending(campaign_id=1, kind=kind)
+    assert not training_run_pending(campaign_id=1, kind=kind, running_only_if_auto=True)  # a manual refit running: the next is not on its way
+    assert not training_run_pending(campaign_id=1, kind=TrainingRun.Kind.POLICY_DPO) and not training_run_pending(campaign_id=2, kind=kind)
+    TrainingRun.objects.filter(pk=run.pk).update(trigger=Trigger.AUTO)
+    assert training_run_pending(campaign_id=1, kind=kind, running_only_if_auto=True)
+    TrainingRun.objects.filter(pk=run.pk).update(status=Status.QUEUED, trigger=Trigger.MANUAL)
+    assert training_run_pending(campaign_id=1, kind=kind, running_only_if_auto=True)
+    for finished in (Status.SUCCEEDED, Status.FAILED):
+        TrainingRun.objects.filter(pk=run.pk).update(status=finished)
+        assert not training_run_pending(campaign_id=1, kind=kind)
