@@ -148,10 +148,9 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
 def stop(children: list[subprocess.Popen], grace: float = 20) -> None:
     """Stop the children, newest first; one still running after ``grace`` seconds (a worker finishing a training step) is killed
     with its whole session, so nothing the bench started outlives it."""
-    for child in reversed(children):
-        child.terminate()
     deadline = time.monotonic() + grace
-    for child in reversed(children):
+    for child in reversed(children):  # one after another: the web processes' last pushes still find Redis
+        child.terminate()
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -260,6 +259,8 @@ def main() -> int:
     finally:
         stop(children)
         worker_errors = workers_log_errors(scratch / "workers.log")
+        if worker_errors["count"]:  # kept for reading: a traceback there is a bug
+            worker_errors["log"] = str(shutil.copy(scratch / "workers.log", Path(tempfile.gettempdir()) / f"{scratch.name}-workers.log"))
         shutil.rmtree(scratch, ignore_errors=True)
     checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], in_flight=stats.get("in_flight_at_stop", []))
     n = checks["labels_acknowledged"]
@@ -307,7 +308,8 @@ def main() -> int:
         print(f"  {call:<9} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))
     if args.workers and args.serve:
-        print(f"workers' log: {worker_errors['count']} error lines" + (f"; the first: {worker_errors['first']}" if worker_errors["count"] else ""))
+        print(f"workers' log: {worker_errors['count']} error lines" + (f" (kept: {worker_errors['log']}); the first: {worker_errors['first']}"
+                                                                       if worker_errors["count"] else ""))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if ok else 1

@@ -6,7 +6,7 @@ does (``Authorization: Token``), on a scratch SQLite database (or ``DATABASE_URL
 ``POST /comparisons/{id}/label/`` (or, with ``--combined``, ``label?next=1`` alone) and prints:
 the CPU time per round (this process's own accounting, so a busy machine does not inflate it),
 every SQL statement of one round with its time, and the functions that took the time
-(cProfile, cumulative).
+(cProfile, cumulative or, with ``--sort tottime``, by their own time).
 
     .venv/bin/python -m bench.label_profile --rounds 300
     .venv/bin/python -m bench.label_profile --rounds 300 --combined
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--combined", action="store_true", help="label?next=1 alone per round")
     p.add_argument("--top", type=int, default=25, help="functions listed from the profile")
+    p.add_argument("--sort", choices=["cumulative", "tottime"], default="cumulative", help="order of the profile's functions")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     redis = setup(os.environ.get("DATABASE_URL"))
@@ -144,7 +145,7 @@ def profile_rounds(args: argparse.Namespace) -> int:
         rater.round()
     plain_cpu = (time.process_time() - cpu1) / max(1, args.rounds // 3)
     text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(args.top)
+    pstats.Stats(profile, stream=text).sort_stats(args.sort).print_stats(args.top)
     result = {"database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "combined": args.combined,
               "calls_per_label": 1 if args.combined else 2, "rounds": args.rounds,
               "cpu_ms_per_label": round(1000 * plain_cpu, 2), "cpu_ms_per_label_profiled": round(1000 * cpu / args.rounds, 2),
