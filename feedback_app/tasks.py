@@ -152,7 +152,7 @@ def model_store_prune() -> int:
 
 @shared_task
 def label_hours_close() -> int:
-    """Count the labels of the hours that ended (every ten minutes); return how many hours closed."""
+    """Add the labels made up to a few minutes ago to their hours' counts (every minute); return how many minutes closed."""
     from feedback_app.services.label_tally import label_hours_close
 
     return label_hours_close()

@@ -19,6 +19,7 @@ from feedback_app import events
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
+from feedback_app.services.label_tally import label_hours_reopen_after_commit
 
 
 class ImportRefused(Exception):
@@ -195,7 +196,8 @@ def preference_pairs_write(
 def preference_labels_write(
     *, batch: ImportBatch, comparison_ids: Sequence[int], records: Sequence[PreferenceRecord], chosen_first: Sequence[bool]
 ) -> None:
-    """Write each pair's one label that has no rater. Call inside a transaction."""
+    """Write each pair's one label that has no rater. Call inside a transaction (a long one: the label tally reopens behind it)."""
+    label_hours_reopen_after_commit(created_at=timezone.now())  # every label below is stamped after this
     PreferenceLabel.objects.bulk_create(
         [
             PreferenceLabel(comparison_id=cid, winner=Winner.A if first else Winner.B, strength=_strength_for_margin(r.margin),

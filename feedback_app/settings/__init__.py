@@ -179,8 +179,8 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-reap": {"task": "feedback_app.tasks.training_runs_reap", "schedule": 30.0},
     "comparisons-rm-score": {"task": "feedback_app.tasks.comparisons_rm_score", "schedule": 120.0},
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
-    # A campaign's label total reads its closed days' counts and the labels since (services.label_tally).
-    "label-hours-close": {"task": "feedback_app.tasks.label_hours_close", "schedule": 600.0},
+    # A campaign's label total reads its hours' counts and the labels since their last close (services.label_tally).
+    "label-hours-close": {"task": "feedback_app.tasks.label_hours_close", "schedule": 60.0},
     "quality-tally-close": {"task": "feedback_app.tasks.quality_tally_close", "schedule": 600.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},

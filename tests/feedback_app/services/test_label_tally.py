@@ -1,12 +1,15 @@
-"""Closed hours' label counts: a campaign's totals always equal its rows, whatever was closed, labelled late or deleted."""
+"""Label counts per hour up to a closed instant: a campaign's totals always equal its rows, whatever was closed, labelled late, imported or
+deleted."""
 
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.utils import timezone
 
-from feedback_app.models import Campaign, Comparison, LabelHourCount, PreferenceLabel, Prompt, Response
+from feedback_app.models import Campaign, Comparison, LabelHourCount, LabelHoursClosed, PreferenceLabel, Prompt, Response
 from feedback_app.selectors.label_tally import label_hours_closed_through, labels_total_count, rater_labels_by_hour
-from feedback_app.services.label_tally import label_hours_close
+from feedback_app.services.imports import preferences_import
+from feedback_app.services.label_tally import SETTLE, label_hours_close
 
 NOW = datetime(2026, 12, 3, 12, 20, tzinfo=dt_timezone.utc)
 
@@ -49,17 +52,17 @@ def test_closing_counts_each_ended_hour_per_campaign_and_the_totals_add_the_labe
         label_at(NOW - timedelta(hours=hours_ago))
     label_at(NOW - timedelta(hours=30), imported=True)
     label_at(NOW - timedelta(hours=30), campaign_id=other.pk)
-    label_at(NOW - timedelta(minutes=5))
+    label_at(NOW - timedelta(minutes=5))  # at 12:15: live
     first_hour = (NOW - timedelta(hours=50)).replace(minute=0)
-    assert label_hours_close(now=NOW) == 49  # from the first label's hour to 11:00, which ended over an hour ago
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 11, 0, tzinfo=dt_timezone.utc)
+    assert label_hours_close(now=NOW) == 50 * 60 + 15  # from the first label's hour to 12:15, SETTLE (5 minutes) ago
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc)
     assert dict(LabelHourCount.objects.filter(campaign_id=1).values_list("hour", "labels")) == {
         first_hour: 2, first_hour + timedelta(hours=20): 2, first_hour + timedelta(hours=47): 1}
     assert LabelHourCount.objects.get(campaign_id=1, hour=first_hour + timedelta(hours=20)).rater_labels == 1
     assert labels_total_count() == 6 == truth() and labels_total_count(campaign_id=other.pk) == 1 == truth(other.pk)
     label_at(NOW)  # a new label is counted live
     assert labels_total_count() == 7 == truth()
-    assert label_hours_close(now=NOW) == 0  # nothing more has ended
+    assert label_hours_close(now=NOW) == 0  # nothing more has settled
 
 
 def test_raters_labels_by_hour_read_the_closed_hours_and_the_rest_live(label_at):
@@ -75,16 +78,42 @@ def test_raters_labels_by_hour_read_the_closed_hours_and_the_rest_live(label_at)
     assert rater_labels_by_hour(start=(NOW - timedelta(hours=20)).replace(minute=0))[(NOW - timedelta(hours=21)).replace(minute=0)] == 0
 
 
-def test_an_hour_closes_only_once_it_ended_an_hour_ago(label_at):
-    """A write that began in an hour may commit after it: the hour stays open for another hour."""
-    label_at(NOW - timedelta(hours=5))
-    label_hours_close(now=datetime(2026, 12, 3, 10, 30, tzinfo=dt_timezone.utc))
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 9, 0, tzinfo=dt_timezone.utc)
-    late = label_at(datetime(2026, 12, 3, 9, 59, 59, tzinfo=dt_timezone.utc))  # committed after the close above
+def test_a_close_stops_settle_minutes_ago_and_the_next_adds_to_the_hour_it_stopped_in(label_at):
+    """A write that began before a close may commit after it: the last ``SETTLE`` stays live."""
+    assert SETTLE == timedelta(minutes=5)
+    label_at(datetime(2026, 12, 3, 12, 0, 30, tzinfo=dt_timezone.utc))
+    label_at(datetime(2026, 12, 3, 12, 1, tzinfo=dt_timezone.utc), imported=True)
+    label_hours_close(now=datetime(2026, 12, 3, 12, 10, 40, tzinfo=dt_timezone.utc))
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 5, tzinfo=dt_timezone.utc)
+    late = label_at(datetime(2026, 12, 3, 12, 5, 59, tzinfo=dt_timezone.utc))  # committed after the close above
+    label_at(datetime(2026, 12, 3, 12, 7, tzinfo=dt_timezone.utc))
+    assert labels_total_count() == 4 == truth()
+    label_hours_close(now=NOW)
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc) > late.created_at
+    row = LabelHourCount.objects.get(campaign_id=1, hour=datetime(2026, 12, 3, 12, 0, tzinfo=dt_timezone.utc))
+    assert (row.labels, row.rater_labels) == (4, 3)  # the two new ones added to the hour's row
+    assert labels_total_count() == 4 == truth() and rater_labels_by_hour(start=NOW.replace(minute=0))[row.hour] == 3
+
+
+def test_an_import_that_outlasts_the_settling_reopens_what_a_close_passed(label_at, django_capture_on_commit_callbacks):
+    label_at(NOW - timedelta(hours=3))
+    label_hours_close(now=NOW)
+    # closes ran on while the import's transaction was open: the closed instant lies past its labels when it commits
+    LabelHoursClosed.objects.filter(pk=1).update(through=timezone.now() + timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        preferences_import(data=b'{"prompt": "p", "chosen": "good", "rejected": "bad"}\n', filename="late.jsonl")
     assert labels_total_count() == 2 == truth()
-    label_hours_close(now=datetime(2026, 12, 3, 11, 30, tzinfo=dt_timezone.utc))
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 10, 0, tzinfo=dt_timezone.utc) > late.created_at
+    label_hours_close()
     assert labels_total_count() == 2 == truth()
+
+
+def test_undoing_a_live_label_reopens_nothing(label_at):
+    label_at(NOW - timedelta(hours=3))
+    label_hours_close(now=NOW)
+    live = label_at(NOW - timedelta(minutes=2))
+    live.delete()
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc)
+    assert labels_total_count() == 1 == truth()
 
 
 def test_deleting_a_label_of_a_closed_hour_reopens_it_and_the_total_follows(label_at):
@@ -110,6 +139,6 @@ def test_a_cascade_from_a_deleted_comparison_reopens_its_hour(label_at):
 
 def test_closing_is_bounded_per_call_and_resumes(label_at):
     label_at(NOW - timedelta(hours=10, minutes=10))
-    assert label_hours_close(now=NOW, max_hours=4) == 4
+    assert label_hours_close(now=NOW, max_hours=4) == 4 * 60
     assert labels_total_count() == 1 == truth()
-    assert label_hours_close(now=NOW) == 5 and labels_total_count() == 1
+    assert label_hours_close(now=NOW) == 6 * 60 + 15 and labels_total_count() == 1
