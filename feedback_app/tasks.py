@@ -160,7 +160,7 @@ def label_hours_close() -> int:
 
 @shared_task
 def quality_tally_close() -> int:
-    """Add the comparisons completed since the last close to the quality tallies (every few minutes); return how many."""
+    """Add the comparisons completed since the last close to the quality tallies (every minute); return how many."""
     from feedback_app.services.quality_tally import quality_tally_close
 
     return quality_tally_close()

@@ -35,6 +35,7 @@ from feedback_app.services.imports import (
     preference_pairs_write,
     prompt_rows_write,
 )
+from feedback_app.services.quality_tally import quality_tally_reopen_after_commit
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, dict], None]
@@ -158,8 +159,10 @@ def _preferences_stage_and_publish(*, batch: ImportBatch, records: Sequence, sha
     # The labels are written here, not staged: every reader of labels would otherwise have to skip them.
     with transaction.atomic():
         _batch_publish(batch=batch, counts={"prompts": len(comparison_ids), "comparisons": len(comparison_ids), "labels": len(comparison_ids)})
+        now = timezone.now()
+        quality_tally_reopen_after_commit(completed_at=now)  # complete when this transaction commits, perhaps after a close passed them
         Comparison.objects.filter(import_batch=batch, status=Comparison.Status.STAGED).update(status=Comparison.Status.COMPLETE, label_count=1,
-                                                                                            completed_at=timezone.now())
+                                                                                            completed_at=now)
         preference_labels_write(batch=batch, comparison_ids=comparison_ids, records=records, chosen_first=chosen_first)
 
 

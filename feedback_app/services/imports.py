@@ -20,6 +20,7 @@ from feedback_app import events
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Comparison, ImportBatch, PreferenceLabel, Prompt, Response, Tag, Winner
 from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord, parse_preferences, parse_prompt_items, parse_prompts
 from feedback_app.services.label_tally import label_hours_reopen_after_commit
+from feedback_app.services.quality_tally import quality_tally_reopen_after_commit
 
 
 class ImportRefused(Exception):
@@ -183,6 +184,8 @@ def preference_pairs_write(
     )
     status, labels = (Comparison.Status.STAGED, 0) if staged else (Comparison.Status.COMPLETE, 1)
     now = timezone.now()
+    if not staged:  # complete when this long transaction commits, perhaps after a quality tally's close passed them
+        quality_tally_reopen_after_commit(completed_at=now)
     return Comparison.objects.bulk_create(
         [
             Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=1,

@@ -4,10 +4,15 @@ The quality page, ``/api/v1/stats/raters/`` and ``/agreement/``, rater trust (ex
 weights) and the AI judges' bar read the stored tally plus a live one of what it leaves out
 (``selectors.quality.quality_tally``), so their cost follows the backlog, not the history.
 
-- ``quality_tally_close`` (beat, every few minutes) adds the comparisons that completed since the
-  last close and at least ``CLOSE_AFTER`` ago, so a transaction that completed one just before
-  and committed after is not missed. A completed comparison's rater labels no longer change:
-  over-collection is refused and an undo reopens the comparison first.
+- ``quality_tally_close`` (beat, every minute) adds the comparisons that completed since the
+  last close and at least ``close_after()`` ago: the longest undo window of any campaign (its
+  lease time) and a minute, so an undo never finds its comparison tallied (which would drop the
+  tallies), and a transaction that completed one just before and committed after is not missed.
+  The live part the readers add is then minutes of completions, not the hour or two it was (a
+  busy studio's quality page read 300,000 comparisons live). A completed comparison's rater
+  labels no longer change: over-collection is refused and an undo reopens the comparison first.
+  An import, whose transaction may outlast that, drops the tallies once it commits if a close
+  passed it meanwhile (``quality_tally_reopen_after_commit``).
 - A label deleted from a tallied comparison, or a tallied comparison made gold, drops the tallies
   (``quality_tally_reopen``); the next close rebuilds them, and until then every figure is read
   live, so none disagrees with the rows.
@@ -23,29 +28,34 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
-from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
+from feedback_app.models import AgreementTally, Campaign, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
 from feedback_app.selectors.quality import gold_label_rows, rater_label_rows, rater_pairs_stored, stored_matrix
 from feedback_app.selectors.quality_rows import QualityTally, pair_kappa, rm_counts, tally_of_rows
 
-CLOSE_AFTER = timedelta(hours=1)  # longer than a lease (the undo window) is, as a rule
+def close_after() -> timedelta:
+    """Return how long after it completes a comparison is tallied: the longest undo window (a campaign's lease time) and a minute."""
+    longest = Campaign.objects.aggregate(longest=Max("lease_seconds"))["longest"] or 0
+    return timedelta(seconds=max(longest, settings.LEASE_SECONDS) + 60)
+
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 CHUNK = 2000  # comparisons whose labels are read at a time
 STEP = 5000  # comparisons tallied per transaction
 
 
 def quality_tally_close(*, now: datetime | None = None, step: int = STEP) -> int:
-    """Add the comparisons completed since the last close and ``CLOSE_AFTER`` ago to the tallies; return how many.
+    """Add the comparisons completed since the last close and ``close_after()`` ago to the tallies; return how many.
 
     It works in steps of about ``step`` comparisons, oldest first, each its own transaction, so a
     rebuild (after a reopen, from the first comparison) never holds the lock long: on SQLite a
     transaction holds the one write lock, and the raters' labels wait for it.
     """
-    until = (now or timezone.now()) - CLOSE_AFTER
+    until = (now or timezone.now()) - close_after()
     done = 0
     while True:
         added, more = _close_step(until=until, step=step)
@@ -148,14 +158,25 @@ def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | Non
     or ordinary again (all its labels). The next close rebuilds the tallies; until then the
     figures are read live.
     """
-    # A close tallies only what completed or was made CLOSE_AFTER before it began: anything newer cannot be
+    # A close tallies only what completed or was made close_after() before it began: anything newer cannot be
     # tallied, nor be tallying now, and needs no lock (an undo lands here; it must not wait for a close).
-    settled = timezone.now() - CLOSE_AFTER
+    settled = timezone.now() - close_after()
     if not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=settled):
         return False
+    return _tallies_drop(when=lambda through: _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=through))
+
+
+def quality_tally_reopen_after_commit(*, completed_at: datetime) -> None:
+    """Call in a transaction that completes comparisons at ``completed_at`` or later (an import, which may outlast
+    ``close_after()``): once it commits, drop the tallies if a close passed that instant meanwhile, so they are counted."""
+    transaction.on_commit(lambda: _tallies_drop(when=lambda through: through > completed_at))
+
+
+def _tallies_drop(*, when) -> bool:
+    """Drop the tallies (the next close rebuilds them) if ``when(the tallied instant)``; return whether they were dropped."""
     with transaction.atomic():
         mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
-        if mark is None or not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=mark.through):
+        if mark is None or not when(mark.through):
             return False
         mark.delete()
         for model in (RaterTally, AgreementTally, RaterPairTally):

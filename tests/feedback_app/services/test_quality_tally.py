@@ -13,7 +13,7 @@ from feedback_app.selectors.quality import agreement_over_time, agreement_summar
 from feedback_app.selectors.quality_rows import agreement_of_rows, tally_of_rows
 from feedback_app.services.quality import comparison_mark_gold
 from feedback_app.stats.agreement import alpha_of_coincidences
-from feedback_app.services.quality_tally import CLOSE_AFTER, quality_tally_close, quality_tally_rescored
+from feedback_app.services.quality_tally import close_after, quality_tally_close, quality_tally_rescored
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_closed_in_steps_the_figures_are_those_of_a_full_read(history):
 def test_a_comparison_is_tallied_once_it_completed_close_after_ago(history):
     quality_tally_close(now=history)
     through = QualityTallied.objects.get().through
-    assert through == history - CLOSE_AFTER
+    assert through == history - close_after()
     tallied = sum(RaterTally.objects.values_list("counts__n_labels", flat=True))
     assert tallied == PreferenceLabel.objects.filter(rater__isnull=False, comparison__completed_at__lt=through).count() + 3  # and 3 gold ones
 
@@ -143,7 +143,7 @@ def test_reading_the_figures_does_not_grow_with_the_tallied_history(history, mak
     a, b = prompt.responses.create(text="Yes."), prompt.responses.create(text="No.")
     for _ in range(20):
         c = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, label_count=1, status="complete",
-                                      completed_at=history - timedelta(minutes=59, seconds=30))
+                                      completed_at=history - close_after() + timedelta(seconds=30))
         PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a")
     quality_tally_close(now=history + timedelta(minutes=1))
     RaterTally.objects.get(rater=rater)  # tallied, not live
@@ -172,13 +172,13 @@ def test_agreement_over_time_reads_the_tallied_days_and_adds_the_rest_live(histo
             assert days[day]["alpha_ordinal"] == pytest.approx(alpha_of_coincidences(t.ordinal, level="ordinal"), abs=1e-9)
     assert AgreementTally.objects.filter(day__isnull=False).exists()
     AgreementTally.objects.filter(day__isnull=False).update(pairs=1, agreeing_pairs=1)  # the dashboard reads the rows, not the labels
-    assert all(d["percent_agreement"] == 1 for d in agreement_over_time(campaign_id=1) if d["day"] < (history - CLOSE_AFTER).date().isoformat())
+    assert all(d["percent_agreement"] == 1 for d in agreement_over_time(campaign_id=1) if d["day"] < (history - close_after()).date().isoformat())
 
 
 def test_a_close_in_small_steps_tallies_the_same(history):
     expected = full_read()
-    assert quality_tally_close(now=history, step=3) == Comparison.objects.filter(completed_at__lt=history - CLOSE_AFTER).count()
-    assert QualityTallied.objects.get().through == history - CLOSE_AFTER
+    assert quality_tally_close(now=history, step=3) == Comparison.objects.filter(completed_at__lt=history - close_after()).count()
+    assert QualityTallied.objects.get().through == history - close_after()
     assert_same(figures(), expected)
 
 
@@ -214,3 +214,30 @@ def test_gold_labels_are_tallied_as_made_and_making_the_pair_ordinary_drops_the_
     comparison_unmark_gold(comparison=gold, user=make_user(Role.ADMIN))
     assert not QualityTallied.objects.exists()
     assert_same(figures(), full_read())
+
+
+def test_the_tallies_wait_for_the_longest_undo_window_and_a_minute(settings):
+    from feedback_app.models import Campaign
+
+    settings.LEASE_SECONDS = 600
+    assert close_after() == timedelta(minutes=11)
+    Campaign.objects.create(slug="slow", name="Slow", lease_seconds=1800)
+    assert close_after() == timedelta(minutes=31)  # an undo there never finds its comparison tallied
+
+
+def test_an_undo_within_its_window_never_drops_the_tallies(history, make_user):
+    """A label undone within its lease time belongs to a comparison completed since: never tallied, so no rebuild."""
+    quality_tally_close(now=history)
+    recent = Comparison.objects.filter(completed_at__gte=history - timedelta(minutes=10)).first()
+    PreferenceLabel.objects.filter(comparison=recent).first().delete()
+    assert QualityTallied.objects.exists()
+
+
+def test_an_import_that_outlasts_the_settling_drops_the_tallies_a_close_made_past_it(history, django_capture_on_commit_callbacks):
+    from feedback_app.services.imports import preferences_import
+
+    quality_tally_close(now=history)
+    QualityTallied.objects.update(through=timezone.now() + timedelta(hours=1))  # closes ran on while the import's transaction was open
+    with django_capture_on_commit_callbacks(execute=True):
+        preferences_import(data=b'{"prompt": "p", "chosen": "good", "rejected": "bad"}\n', filename="late.jsonl")
+    assert not QualityTallied.objects.exists()  # dropped: the next close rebuilds them with the import's comparison
