@@ -12,7 +12,7 @@ from django.utils import timezone
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.label_tally import active_rater_count, labels_per_minute, labels_total_count, rater_labels_by_hour
+from feedback_app.selectors.label_tally import active_rater_count, label_hours_live, labels_per_minute, labels_total_count, rater_labels_by_hour
 from feedback_app.selectors.supply import open_comparison_count
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -46,10 +46,11 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
     active_rm = RewardModelVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     config = campaign_cached(campaign_id=campaign_id)
-    total, target = labels_total_count(campaign_id=campaign_id), config.label_target
+    live = label_hours_live(campaign_id=campaign_id)  # the labels since the last close, read once for the total and today's
+    total, target = labels_total_count(campaign_id=campaign_id, live=live), config.label_target
     return {
         "labels_per_minute": labels_per_minute(campaign_id=campaign_id),
-        "labels_today": sum(rater_labels_by_hour(campaign_id=campaign_id, start=today).values()),
+        "labels_today": sum(rater_labels_by_hour(campaign_id=campaign_id, start=today, live=live).values()),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,

@@ -8,6 +8,7 @@ active raters) read their window alone.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db.models import Count, OuterRef, Subquery, Sum
@@ -55,29 +56,48 @@ def labels_in_window_by_hour(*, campaign_id: int, start: datetime, end: datetime
     return {hour: (n, raters) for hour, n, raters in rows}
 
 
-def labels_total_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
+@dataclass(frozen=True)
+class LiveHours:
+    """The closed instant, and the campaign's labels per hour since it (``labels_in_window_by_hour``): read once for the
+    counters that all add them to the closed rows (a dashboard push's total and labels today)."""
+
+    through: datetime | None
+    by_hour: dict[datetime, tuple[int, int]]
+
+
+def label_hours_live(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> LiveHours:
+    """Return the closed instant and the campaign's labels per hour since it."""
+    through = label_hours_closed_through()
+    return LiveHours(through, labels_in_window_by_hour(campaign_id=campaign_id, start=through) if through is not None else {})
+
+
+def labels_total_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, live: LiveHours | None = None) -> int:
     """Return how many labels (raters', imported and AI) the campaign holds: its closed hours' counts plus the labels since."""
-    through = label_hours_closed_through()
-    if through is None:
+    live = live or label_hours_live(campaign_id=campaign_id)
+    if live.through is None:
         return _labels(campaign_id).count()
-    closed = LabelHourCount.objects.filter(campaign_id=campaign_id, hour__lt=through).aggregate(n=Sum("labels"))["n"] or 0
-    return closed + sum(n for n, _ in labels_in_window_by_hour(campaign_id=campaign_id, start=through).values())
+    closed = LabelHourCount.objects.filter(campaign_id=campaign_id, hour__lt=live.through).aggregate(n=Sum("labels"))["n"] or 0
+    return closed + sum(n for n, _ in live.by_hour.values())
 
 
-def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datetime) -> Counter:
-    """Return the campaign's raters' labels per UTC hour (keyed by its start) from ``start`` on; a partial first hour counts from ``start``."""
-    through = label_hours_closed_through()
+def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datetime, live: LiveHours | None = None) -> Counter:
+    """Return the campaign's raters' labels per UTC hour (keyed by its start) from ``start`` on; a partial first hour counts from ``start``.
+
+    ``live``, when the caller read it, serves for the labels since the closed instant.
+    """
+    through = live.through if live is not None else label_hours_closed_through()
     whole = hour_floor(start) if hour_floor(start) == start else hour_floor(start) + timedelta(hours=1)
     counts: Counter = Counter()
-    live = [(start, None)]
+    windows = [(start, None)]
     if through is not None and through > whole:
         counts.update(dict(LabelHourCount.objects.filter(campaign_id=campaign_id, hour__gte=whole, hour__lt=through)
                            .values_list("hour", "rater_labels")))
-        live = [(start, whole), (through, None)]  # the partial first hour, and the hours not closed yet
-    for window_start, window_end in live:
+        windows = [(start, whole), (through, None)]  # the partial first hour, and the hours not closed yet
+    for window_start, window_end in windows:
         if window_end is None or window_end > window_start:
-            counts.update({hour: raters for hour, (_, raters) in labels_in_window_by_hour(campaign_id=campaign_id, start=window_start,
-                                                                                         end=window_end).items() if raters})
+            by_hour = (live.by_hour if live is not None and (window_start, window_end) == (through, None)
+                       else labels_in_window_by_hour(campaign_id=campaign_id, start=window_start, end=window_end))
+            counts.update({hour: raters for hour, (_, raters) in by_hour.items() if raters})
     return counts
 
 

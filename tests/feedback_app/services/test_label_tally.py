@@ -142,3 +142,24 @@ def test_closing_is_bounded_per_call_and_resumes(label_at):
     assert label_hours_close(now=NOW, max_hours=4) == 4 * 60
     assert labels_total_count() == 1 == truth()
     assert label_hours_close(now=NOW) == 6 * 60 + 15 and labels_total_count() == 1
+
+
+def test_the_labels_since_the_close_read_once_serve_the_total_and_the_hours(label_at):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from feedback_app.selectors.label_tally import label_hours_live
+
+    for minutes_ago in (26 * 60, 3 * 60 + 5, 50, 4, 1):
+        label_at(NOW - timedelta(minutes=minutes_ago))
+    label_at(NOW - timedelta(minutes=3), imported=True)
+    label_hours_close(now=NOW - timedelta(hours=1))
+    live = label_hours_live()
+    assert live.through == datetime(2026, 12, 3, 11, 15, tzinfo=dt_timezone.utc)
+    assert labels_total_count(live=live) == labels_total_count() == 6 == truth()
+    for start in (NOW - timedelta(hours=30), NOW.replace(hour=0, minute=0), NOW - timedelta(minutes=45)):
+        with CaptureQueriesContext(connection) as reading:
+            assert rater_labels_by_hour(start=start, live=live) == rater_labels_by_hour(start=start)
+        with CaptureQueriesContext(connection) as reusing:
+            rater_labels_by_hour(start=start, live=live)
+        assert len(reusing) < len(reading) / 2  # the window since the close is not read again
