@@ -85,10 +85,12 @@ class PreferenceLabel(models.Model):
 
 
 class LabelHourCount(models.Model):
-    """How many labels a campaign received in one closed UTC hour: all of them (raters', imported and AI), and the raters'.
+    """How many labels a campaign received in one UTC hour, up to the closed instant: all of them (raters', imported and AI), and
+    the raters'.
 
-    Written by ``services.label_tally`` for the hours before ``LabelHoursClosed.through``; a label
-    deleted from a closed hour reopens it, so the counts never disagree with the rows.
+    Written by ``services.label_tally`` for the labels before ``LabelHoursClosed.through`` (the hour
+    holding it counts them up to it); a label deleted from before it reopens its hour, so the counts
+    never disagree with the rows.
     """
 
     campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
@@ -101,7 +103,7 @@ class LabelHourCount(models.Model):
 
 
 class LabelHoursClosed(models.Model):
-    """The end of the last UTC hour whose labels ``LabelHourCount`` holds, for every campaign (one row, id 1)."""
+    """The instant (a whole minute) before which ``LabelHourCount`` holds every label, for every campaign (one row, id 1)."""
 
     through = models.DateTimeField()
 

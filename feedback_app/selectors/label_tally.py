@@ -1,8 +1,8 @@
-"""Labels counted from closed hours plus a live count after them (``services.label_tally`` closes the hours).
+"""Labels counted from hour rows up to a closed instant plus a live count after it (``services.label_tally`` closes, every minute).
 
-A campaign's total, its raters' labels today and per hour read at most one row per hour and the
-labels of the last hour or two, not the history; the rates of the last minutes (labels per minute,
-active raters) read their window alone.
+A campaign's total, its raters' labels today and per hour read at most one row per hour and a
+count of the labels of the last minutes, not the history; the rates of the last minutes (labels
+per minute, active raters) read their window alone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def hour_floor(moment: datetime) -> datetime:
 
 
 def label_hours_closed_through() -> datetime | None:
-    """Return the end of the last closed hour, or None when none is."""
+    """Return the closed instant (``LabelHourCount`` holds every label before it), or None before the first close."""
     return LabelHoursClosed.objects.filter(pk=MARK_ID).values_list("through", flat=True).first()
 
 
