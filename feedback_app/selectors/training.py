@@ -14,10 +14,11 @@ def training_run_pending(*, campaign_id: int, kind: str, running_only_if_auto: b
 
     Written out, with its fixed values as literals (``rows.constant``): a label asks it on every tenth of a refit's N.
     """
-    status, trigger = TrainingRun.Status, TrainingRun.Trigger
-    running = f"(r.status = {rows.constant(status.RUNNING.value)}" + (f" AND r.trigger = {rows.constant(trigger.AUTO.value)})" if running_only_if_auto else ")")
+    running = f"r.status = {rows.constant(TrainingRun.Status.RUNNING.value)}"
+    if running_only_if_auto:
+        running += f" AND r.trigger = {rows.constant(TrainingRun.Trigger.AUTO.value)}"
     sql = (f"SELECT 1 FROM {TrainingRun._meta.db_table} r WHERE r.campaign_id = %s AND r.kind = {rows.constant(kind)} "
-           f"AND (r.status = {rows.constant(status.QUEUED.value)} OR {running}) LIMIT 1")
+           f"AND (r.status = {rows.constant(TrainingRun.Status.QUEUED.value)} OR ({running})) LIMIT 1")
     return rows.scalar(sql, [campaign_id]) is not None
 
 

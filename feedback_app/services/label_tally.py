@@ -55,9 +55,10 @@ def label_hours_close(*, now: datetime | None = None, max_hours: int = 24 * 60) 
         begun = hour_floor(mark.through) if hour_floor(mark.through) != mark.through else None  # the hour the last close stopped in
         new = []
         for campaign_id, hour, n, raters in counts:
-            if hour != begun or not LabelHourCount.objects.filter(campaign_id=campaign_id, hour=hour).update(
+            if hour == begun and LabelHourCount.objects.filter(campaign_id=campaign_id, hour=hour).update(
                     labels=F("labels") + n, rater_labels=F("rater_labels") + raters):
-                new.append(LabelHourCount(campaign_id=campaign_id, hour=hour, labels=n, rater_labels=raters))
+                continue  # added to the row the last close wrote
+            new.append(LabelHourCount(campaign_id=campaign_id, hour=hour, labels=n, rater_labels=raters))
         LabelHourCount.objects.bulk_create(new, batch_size=1000)
         closed = int((end - mark.through) / timedelta(minutes=1))
         mark.through = end
