@@ -35,4 +35,5 @@ def _label_deleted(sender, instance, **kwargs) -> None:
     from feedback_app.services.quality_tally import quality_tally_reopen
 
     label_hour_reopen(created_at=instance.created_at)
-    quality_tally_reopen(comparison_id=instance.comparison_id, label_created_at=instance.created_at)
+    if not getattr(instance, "tally_withdrawn", False):  # an undo took it out of the tallies itself (quality_tally_withdraw)
+        quality_tally_reopen(comparison_id=instance.comparison_id, label_created_at=instance.created_at)

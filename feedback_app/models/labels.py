@@ -113,9 +113,10 @@ class QualityTallied(models.Model):
 
     ``RaterTally``, ``AgreementTally`` and ``RaterPairTally`` hold the labels of the comparisons that
     completed before ``through`` (``services.quality_tally`` closes them); the quality figures add
-    the labels of every other comparison (open, or completed since) live. A label deleted from a
-    tallied comparison, or a tallied comparison made gold, drops this row and the tallies, and the
-    next close rebuilds them: the figures never disagree with the rows.
+    the labels of every other comparison (open, or completed since) live. A rater's undo takes its
+    comparison (or its gold label) out of them; any other label deleted from a tallied comparison,
+    or a tallied comparison made gold, drops this row and the tallies, and the next close rebuilds
+    them: the figures never disagree with the rows.
     """
 
     through = models.DateTimeField()

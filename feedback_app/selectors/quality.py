@@ -57,7 +57,7 @@ def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=No
     leave out: of the comparisons not completed before it, and the gold pairs' labels made since (gold pairs stay open)."""
     labels = _labels(campaign_id).filter(rater__isnull=False)
     if tallied_before is not None:
-        # the comparisons first (the backlog and the last hour's, through comparison_completed_at), then their labels
+        # the comparisons first (the backlog and the last minute's, through comparison_completed_at), then their labels
         live = untallied_comparisons(campaign_id=campaign_id, through=tallied_before)
         return (_label_rows(PreferenceLabel.objects.filter(rater__isnull=False, comparison_id__in=live.values("pk")))
                 + _label_rows(labels.filter(comparison__is_gold=True, created_at__gte=tallied_before)))
@@ -91,7 +91,7 @@ def quality_tally(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, raters: bool = True
     """Return the campaign's tally: the stored one of its comparisons completed before ``QualityTallied.through``, plus the rest read live.
 
     The live part is the labels of open comparisons (the backlog) and of those completed since the
-    last close (``services.quality_tally``, every few minutes): it follows the backlog and the
+    last close (``services.quality_tally``, every minute): it follows the backlog and the
     rate, not the history. Only the pairs of raters with enough shared comparisons for κ, or with a
     live one, are read. Without ``raters`` the stored per-rater counts are not read (their figures
     are then the live part's only), without ``pairs`` neither are the rater pairs' tables (κ).

@@ -36,6 +36,7 @@ from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade, qualification_status
+from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
 CHOICES = ("left", "right", "tie", "both_bad")  # the sides as shown on screen
@@ -354,6 +355,7 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     label = labels_for_rater_newest(rater=rater, campaign_id=campaign.pk).first()
     if label is None or label.assignment_id is None:
         raise NothingToUndo("you have no label to undo")
+    quality_tally_withdraw(label=label, now=now)  # before the comparison's lock: the tallies' lock comes first
     comparison = Comparison.objects.select_for_update(of=("self",)).get(pk=label.comparison_id)
     if comparison.status == Comparison.Status.RETIRED:
         raise NothingToUndo("that comparison was retired; its label can no longer be undone")

@@ -5,22 +5,25 @@ weights) and the AI judges' bar read the stored tally plus a live one of what it
 (``selectors.quality.quality_tally``), so their cost follows the backlog, not the history.
 
 - ``quality_tally_close`` (beat, every minute) adds the comparisons that completed since the
-  last close and at least ``close_after()`` ago: the longest undo window of any campaign (its
-  lease time) and a minute, so an undo never finds its comparison tallied (which would drop the
-  tallies), and a transaction that completed one just before and committed after is not missed.
-  The live part the readers add is then minutes of completions, not the hour or two it was (a
-  busy studio's quality page read 300,000 comparisons live). A completed comparison's rater
-  labels no longer change: over-collection is refused and an undo reopens the comparison first.
-  An import, whose transaction may outlast that, drops the tallies once it commits if a close
+  last close and at least ``CLOSE_AFTER`` (a minute) ago, so a transaction that completed one
+  just before a close and committed after it is not missed. The live part the readers add is then
+  a minute or two of completions: a busy studio's quality page read 300,000 comparisons live when
+  it was an hour, and 200,000 when it was a campaign's undo window (ten minutes).
+- A rater's undo takes their label out of the tallies if they hold it (``quality_tally_withdraw``):
+  the comparison's tally as it stood, or a gold label's, is subtracted, and the reopened comparison
+  is read live from then on, as every open one is. Otherwise a completed comparison's rater labels
+  no longer change: over-collection is refused and an undo reopens the comparison first. An
+  import, whose transaction may outlast a close, drops the tallies once it commits if a close
   passed it meanwhile (``quality_tally_reopen_after_commit``).
-- A label deleted from a tallied comparison, or a tallied comparison made gold, drops the tallies
-  (``quality_tally_reopen``); the next close rebuilds them, and until then every figure is read
-  live, so none disagrees with the rows.
+- Any other label deleted from a tallied comparison (an admin's delete, a cascade), or a tallied
+  comparison made gold, drops the tallies (``quality_tally_reopen``); the next close rebuilds
+  them, and until then every figure is read live, so none disagrees with the rows.
 - A worker that scores comparisons with a new reward model moves the tallied labels' reward-model
   counts with it (``quality_tally_rescored``), in the transaction that stores the new scores.
 
-Each step of a close, the rescoring and the reopening take the ``QualityTallied`` row's lock
-first, so they run one at a time.
+Each step of a close, the rescoring, an undo's withdrawal and the reopening take the
+``QualityTallied`` row's lock first, so they run one at a time; the rescoring and an undo take it
+before any comparison's.
 """
 
 from __future__ import annotations
@@ -28,34 +31,29 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone
 
-from feedback_app.models import AgreementTally, Campaign, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
+from feedback_app.models import AgreementTally, Comparison, PreferenceLabel, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.label_tally import MARK_ID
 from feedback_app.selectors.quality import gold_label_rows, rater_label_rows, rater_pairs_stored, stored_matrix
 from feedback_app.selectors.quality_rows import QualityTally, pair_kappa, rm_counts, tally_of_rows
 
-def close_after() -> timedelta:
-    """Return how long after it completes a comparison is tallied: the longest undo window (a campaign's lease time) and a minute."""
-    longest = Campaign.objects.aggregate(longest=Max("lease_seconds"))["longest"] or 0
-    return timedelta(seconds=max(longest, settings.LEASE_SECONDS) + 60)
-
+CLOSE_AFTER = timedelta(minutes=1)  # how long after it completes a comparison (or a gold label is made) it is tallied
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 CHUNK = 2000  # comparisons whose labels are read at a time
 STEP = 5000  # comparisons tallied per transaction
 
 
 def quality_tally_close(*, now: datetime | None = None, step: int = STEP) -> int:
-    """Add the comparisons completed since the last close and ``close_after()`` ago to the tallies; return how many.
+    """Add the comparisons completed since the last close and ``CLOSE_AFTER`` ago to the tallies; return how many.
 
     It works in steps of about ``step`` comparisons, oldest first, each its own transaction, so a
     rebuild (after a reopen, from the first comparison) never holds the lock long: on SQLite a
     transaction holds the one write lock, and the raters' labels wait for it.
     """
-    until = (now or timezone.now()) - close_after()
+    until = (now or timezone.now()) - CLOSE_AFTER
     done = 0
     while True:
         added, more = _close_step(until=until, step=step)
@@ -97,28 +95,32 @@ def _close_step(*, until: datetime, step: int) -> tuple[int, bool]:
     return len(completed), step_until < until
 
 
-def _store(*, campaign_id: int, tally: QualityTally) -> None:
-    """Add ``tally`` to the campaign's stored tallies."""
+def _store(*, campaign_id: int, tally: QualityTally, sign: int = 1) -> None:
+    """Add ``tally`` to the campaign's stored tallies (``sign`` -1: take it out). A rater or a pair of raters left with nothing is
+    deleted, as a full read would not list them."""
     rows = {row.rater_id: row for row in RaterTally.objects.filter(campaign_id=campaign_id, rater_id__in=tally.raters)}
-    new = []
+    new, empty = [], []
     for rater_id, counts in tally.raters.items():
         row = rows.get(rater_id) or RaterTally(campaign_id=campaign_id, rater_id=rater_id, counts={}, times={})
-        row.counts = dict(Counter(row.counts) + counts)
-        times = Counter({int(ms): n for ms, n in row.times.items()}) + tally.times.get(rater_id, Counter())
+        row.counts = dict(_added(row.counts, counts, sign))
+        times = _added({int(ms): n for ms, n in row.times.items()}, tally.times.get(rater_id, Counter()), sign)
         row.times = {str(ms): n for ms, n in sorted(times.items())}
-        if row.pk is None:
+        if not row.counts:
+            empty.append(rater_id)
+        elif row.pk is None:
             new.append(row)
-    RaterTally.objects.bulk_update([row for row in rows.values()], ["counts", "times"], batch_size=500)
+    RaterTally.objects.bulk_update([row for row in rows.values() if row.counts], ["counts", "times"], batch_size=500)
     RaterTally.objects.bulk_create(new, batch_size=500)
+    RaterTally.objects.filter(campaign_id=campaign_id, rater_id__in=empty).delete()
 
-    _agreement_add(campaign_id=campaign_id, day=None, tally=tally)
+    _agreement_add(campaign_id=campaign_id, day=None, tally=tally, sign=sign)
 
     pairs = {(r1, r2): RaterPairTally(pk=pk, campaign_id=campaign_id, rater_1=r1, rater_2=r2, n=n, kappa=kappa, table=table)
              for pk, r1, r2, n, kappa, table in rater_pairs_stored(campaign_id=campaign_id, pairs=set(tally.rater_pairs))}
     new, shared, kappa_sum, kappa_n = [], 0, 0.0, 0
     for (rater_1, rater_2), table in tally.rater_pairs.items():
         row = pairs.get((rater_1, rater_2)) or RaterPairTally(campaign_id=campaign_id, rater_1=rater_1, rater_2=rater_2, n=0, table=[])
-        merged = stored_matrix(row.table) + table
+        merged = _added(stored_matrix(row.table), table, sign)
         # the pair's part in the sums behind the mean κ: out with its old table, in with the new one
         was_shared, old_kappa = pair_kappa(stored_matrix(row.table))
         is_shared, row.kappa = pair_kappa(merged)
@@ -126,28 +128,70 @@ def _store(*, campaign_id: int, tally: QualityTally) -> None:
         kappa_sum += (row.kappa or 0.0) - (old_kappa or 0.0)
         kappa_n += (row.kappa is not None) - (old_kappa is not None)
         row.table, row.n = _matrix_entries(merged), sum(merged.values())
-        if row.pk is None:
+        if row.pk is None and row.n:
             new.append(row)
-    RaterPairTally.objects.bulk_update(list(pairs.values()), ["table", "n", "kappa"], batch_size=500)
+    RaterPairTally.objects.bulk_update([row for row in pairs.values() if row.n], ["table", "n", "kappa"], batch_size=500)
     RaterPairTally.objects.bulk_create(new, batch_size=500)
+    RaterPairTally.objects.filter(pk__in=[row.pk for row in pairs.values() if not row.n]).delete()
     AgreementTally.objects.filter(campaign_id=campaign_id, day__isnull=True).update(
         pairs_shared=F("pairs_shared") + shared, kappa_sum=F("kappa_sum") + kappa_sum, kappa_n=F("kappa_n") + kappa_n)
 
 
-def _agreement_add(*, campaign_id: int, day, tally: QualityTally) -> None:
-    """Add the tally's agreement sums to the campaign's row of ``day`` (None: of all days)."""
+def _agreement_add(*, campaign_id: int, day, tally: QualityTally, sign: int = 1) -> None:
+    """Add the tally's agreement sums to the campaign's row of ``day`` (None: of all days); ``sign`` -1 takes them out."""
     agreement, _ = AgreementTally.objects.get_or_create(campaign_id=campaign_id, day=day)
-    agreement.n_units += tally.n_units
-    agreement.agreeing_pairs += tally.agreeing_pairs
-    agreement.pairs += tally.pairs
-    agreement.nominal = _matrix_entries(stored_matrix(agreement.nominal) + tally.nominal)
-    agreement.ordinal = _matrix_entries(stored_matrix(agreement.ordinal) + tally.ordinal)
+    agreement.n_units += sign * tally.n_units
+    agreement.agreeing_pairs += sign * tally.agreeing_pairs
+    agreement.pairs += sign * tally.pairs
+    agreement.nominal = _matrix_entries(_added(stored_matrix(agreement.nominal), tally.nominal, sign))
+    agreement.ordinal = _matrix_entries(_added(stored_matrix(agreement.ordinal), tally.ordinal, sign))
     agreement.save()
+
+
+def _added(stored, counts: Counter, sign: int) -> Counter:
+    """Return ``stored`` (a mapping) plus ``sign`` times ``counts``, without the entries that came to nothing (the coincidence
+    matrices hold fractions: what a subtraction leaves of one is rounding)."""
+    total = Counter(stored)
+    for key, n in counts.items():
+        total[key] += sign * n
+    return Counter({key: n for key, n in total.items() if abs(n) > 1e-9})
 
 
 def _matrix_entries(matrix: Counter) -> list:
     """Return a ``{(row, column): value}`` matrix as JSON can hold it (``selectors.quality.stored_matrix`` reads it back)."""
     return [[row, column, value] for (row, column), value in sorted(matrix.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))]
+
+
+def quality_tally_withdraw(*, label: PreferenceLabel, now: datetime | None = None) -> bool:
+    """A rater undoes ``label`` (not yet deleted, its comparison not yet reopened): take it out of the tallies if they hold it;
+    return whether they did.
+
+    Call it in the undo's transaction before the comparison's lock (this takes the tallies' lock
+    first, as a rescoring does). A completed comparison leaves the tallies whole, with every label
+    it had, since it is reopened and read live from then on; a gold pair's label leaves alone. The
+    label is marked, so its deletion does not drop the tallies (``quality_tally_reopen``).
+    """
+    state = Comparison.objects.filter(pk=label.comparison_id).values_list("completed_at", "is_gold", "prompt__campaign_id").first()
+    if state is None:
+        return False
+    completed_at, is_gold, campaign_id = state
+    tallied_at = label.created_at if is_gold else completed_at  # when a close takes it in
+    # newer than CLOSE_AFTER: no close has taken it in, nor is one taking it in now (an undo must not wait for a close)
+    if tallied_at is None or tallied_at >= (now or timezone.now()) - CLOSE_AFTER:
+        return False
+    with transaction.atomic():
+        mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
+        if mark is None or tallied_at >= mark.through:
+            return False
+        rows = rater_label_rows(campaign_id=campaign_id, comparison_ids=[label.comparison_id])
+        if is_gold:
+            rows = [row for row in rows if row["rater_id"] == label.rater_id]
+        tally = tally_of_rows(rows, bucket_times=True)
+        if not is_gold:
+            _agreement_add(campaign_id=campaign_id, day=completed_at.astimezone(dt_timezone.utc).date(), tally=tally, sign=-1)
+        _store(campaign_id=campaign_id, tally=tally, sign=-1)
+    label.tally_withdrawn = True
+    return True
 
 
 def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | None = None) -> bool:
@@ -158,9 +202,9 @@ def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | Non
     or ordinary again (all its labels). The next close rebuilds the tallies; until then the
     figures are read live.
     """
-    # A close tallies only what completed or was made close_after() before it began: anything newer cannot be
+    # A close tallies only what completed or was made CLOSE_AFTER before it began: anything newer cannot be
     # tallied, nor be tallying now, and needs no lock (an undo lands here; it must not wait for a close).
-    settled = timezone.now() - close_after()
+    settled = timezone.now() - CLOSE_AFTER
     if not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=settled):
         return False
     return _tallies_drop(when=lambda through: _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=through))
@@ -168,7 +212,7 @@ def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | Non
 
 def quality_tally_reopen_after_commit(*, completed_at: datetime) -> None:
     """Call in a transaction that completes comparisons at ``completed_at`` or later (an import, which may outlast
-    ``close_after()``): once it commits, drop the tallies if a close passed that instant meanwhile, so they are counted."""
+    ``CLOSE_AFTER``): once it commits, drop the tallies if a close passed that instant meanwhile, so they are counted."""
     transaction.on_commit(lambda: _tallies_drop(when=lambda through: through > completed_at))
 
 

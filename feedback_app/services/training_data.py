@@ -6,12 +6,17 @@ tallies hold (``services.quality_tally``), with the gold pairs' labels made befo
 stay open; their labels are kept as they are made). A worker keeps their labels, with the texts
 training needs, in its memory and in a file per campaign under ``MODEL_STORE/training-data/``; a
 run adds from the database only the comparisons completed since it last read, and reads the rest
-(open comparisons, the last hour's) live. So a refit's reading of the database, and of the file,
+(open comparisons, the last minute's) live. So a refit's reading of the database, and of the file,
 follows the new labels, not the history.
 
+A rater's undo reopens a comparison that may be kept: an open comparison is read live, and its
+kept labels are left out; when it completes again, the segment that holds it replaces them. A
+gold pair's label undone after it was kept is left out when the number of the pairs' labels in the
+database falls short of the kept ones.
+
 The file is a header line and then one line per reading (a *segment*: the comparisons completed
-between its ``since`` and its ``through``), appended under a lock, so writing follows the new
-labels too. A worker that starts (or another machine's) reads the file once, then the segments
+between its ``since`` and its ``through``, and the gold pairs' labels made then), appended under a
+lock, so writing follows the new labels too. A worker that starts (or another machine's) reads the file once, then the segments
 other workers append; a segment that does not continue the chain it read (two workers appended
 the same span) is skipped, and a line cut short by a crash is ignored and cut off before the next
 append. The file and the memory are valid for one generation of the tallies: a label deleted from
@@ -44,7 +49,7 @@ from feedback_app.selectors.quality import untallied_comparisons
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2  # the file's layout; a file of another is written anew from the database
+FORMAT = 3  # the file's layout; a file of another is written anew from the database
 
 
 @dataclass(slots=True)
@@ -114,25 +119,42 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
     left_out = sorted(comparisons_in_campaign(Comparison.objects.filter(excluded=True), campaign_id=campaign_id).values_list("pk", flat=True))
     held_out = set(exclude_prompt_ids or ())
     if mark is None:  # no tallies yet: everything is live
-        kept, kept_first, live = [], None, campaign_labels.filter(pk__lte=last)
+        kept, kept_first, reopened, live = [], None, [], campaign_labels.filter(pk__lte=last)
     else:
-        kept, kept_first = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
-        # what the tallies leave out (the backlog and the last hour's), and the gold pairs' labels made since (gold pairs stay open:
+        kept, kept_first, held = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
+        # what the tallies leave out (the backlog and the last minute's), and the gold pairs' labels made since (gold pairs stay open:
         # their labels are kept as they are made)
         open_ids = list(untallied_comparisons(campaign_id=campaign_id, through=mark[1]).values_list("pk", flat=True))
-        live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=_gold_ids(campaign_id), created_at__gte=mark[1]),
+        reopened = [cid for cid in open_ids if cid in held]  # reopened by an undo since they were kept: read live
+        gold_ids = _gold_ids(campaign_id)
+        kept = _gold_undone_without(kept, gold_ids=gold_ids, through=mark[1])
+        live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=gold_ids, created_at__gte=mark[1]),
                                               pk__lte=last)
     live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)
     first = min([kept_first] * (kept_first is not None) + [label.pk for label in live_labels], default=None)  # before the exclusions: the campaign's range
     left_out_set = set(left_out)
-    labels = _merged(_without(kept, left_out), [label for label in live_labels if label.comparison.pk not in left_out_set])
+    labels = _merged(_without(kept, sorted(left_out_set.union(reopened))), [label for label in live_labels if label.comparison.pk not in left_out_set])
     if held_out:
         labels = [label for label in labels if label.comparison.prompt_id not in held_out]
     return labels, {"first_label_id": first, "last_label_id": last, "n_labels": len(labels)}
 
 
 def _gold_ids(campaign_id: int) -> list[int]:
-    return list(comparisons_in_campaign(Comparison.objects.filter(is_gold=True), campaign_id=campaign_id).values_list("pk", flat=True))
+    return sorted(comparisons_in_campaign(Comparison.objects.filter(is_gold=True), campaign_id=campaign_id).values_list("pk", flat=True))
+
+
+def _gold_undone_without(labels: list[TrainingLabel], *, gold_ids: list[int], through: datetime) -> list[TrainingLabel]:
+    """Return ``labels`` (kept) without the gold pairs' labels undone since they were kept: when the database holds fewer of the
+    pairs' labels made before ``through`` than were kept, the kept ones it lacks are left out."""
+    spans = [(first := bisect.bisect_left(labels, (cid, 0), key=ORDER), bisect.bisect_left(labels, (cid + 1, 0), lo=first, key=ORDER))
+             for cid in gold_ids]
+    kept = sum(end - first for first, end in spans)
+    stored = PreferenceLabel.objects.filter(comparison_id__in=gold_ids, created_at__lt=through)
+    if not kept or stored.count() == kept:  # no label is made before the mark after the mark was read: a count tells
+        return labels
+    present = set(stored.values_list("pk", flat=True))
+    gone = {label.pk for first, end in spans for label in labels[first:end] if label.pk not in present}
+    return [label for label in labels if label.pk not in gone]
 
 
 # The kept labels are many and in order, what a run adds is few: both helpers below cost a search per change and copy slices
@@ -199,12 +221,20 @@ class _Kept:
     generation: str
     through: datetime | None = None
     labels: list[TrainingLabel] = field(default_factory=list)  # in order
+    comparisons: set[int] = field(default_factory=set)  # the completed comparisons among them (not the gold pairs)
     first: int = 0  # the smallest label id among them
     inode: int | None = None  # the file read, and how far: a file written anew by another worker is not read on from an offset
     offset: int = 0
 
-    def add(self, records: list[list], *, through: datetime) -> None:
-        new = sorted((label for record in records for label in _labels(record)), key=ORDER)
+    def add(self, records: list[list], gold: list[list], *, through: datetime) -> None:
+        """Add completed comparisons (one held already, completed again after an undo: its new labels replace the old) and gold
+        pairs' labels (added to those held)."""
+        latest = {record[0]: record for record in records}  # the last of a comparison's records
+        again = sorted(cid for cid in latest if cid in self.comparisons)
+        if again:
+            self.labels = _without(self.labels, again)
+        self.comparisons.update(latest)
+        new = sorted((label for record in itertools.chain(latest.values(), gold) for label in _labels(record)), key=ORDER)
         if new:
             least = min(label.pk for label in new)
             self.first = min(self.first, least) if self.labels else least
@@ -222,9 +252,9 @@ def forget() -> None:
         _held.clear()
 
 
-def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None]:
-    """Return the kept labels (comparisons completed before ``through``) in order, and their smallest id, reading only what this
-    worker lacks and keeping it.
+def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None, frozenset[int]]:
+    """Return the kept labels (comparisons completed before ``through``) in order, their smallest id and the completed comparisons
+    they hold, reading only what this worker lacks and keeping it.
 
     First what this worker holds, then the segments the file has beyond it, then the database for
     the rest, which becomes a segment of the file.
@@ -244,14 +274,15 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list
                 if since is not None:
                     done, gold = done.filter(completed_at__gte=since), gold.filter(created_at__gte=since)
                 completed = PreferenceLabel.objects.filter(comparison_id__in=comparisons_in_campaign(done, campaign_id=campaign_id).values("pk"))
-                records = _records(completed) + _records(gold)  # a gold pair's labels may come in several records
-                kept.add(records, through=through)
-                segment = {"since": since.isoformat() if since else None, "through": through.isoformat(), "comparisons": records}
+                records, gold_records = _records(completed), _records(gold)  # a gold pair's labels may come in several segments
+                kept.add(records, gold_records, through=through)
+                segment = {"since": since.isoformat() if since else None, "through": through.isoformat(), "comparisons": records,
+                           "gold": gold_records}
                 if file_usable and since is not None:
                     _append(path, kept, segment)
                 else:
                     _write(path, kept, segment)
-        return kept.labels, (kept.first if kept.labels else None)
+        return kept.labels, (kept.first if kept.labels else None), frozenset(kept.comparisons)  # a copy: a later run adds to it
 
 
 def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
@@ -267,7 +298,7 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
                     return False
                 kept.inode, kept.offset = inode, file.tell()
             file.seek(kept.offset)
-            records, reached = [], kept.through  # the segments' comparisons, added at once (one merge, not one per segment)
+            records, gold, reached = [], [], kept.through  # the segments' comparisons, added at once (one merge, not one per segment)
             for line in file:
                 if not line.endswith(b"\n"):
                     break  # being appended, or cut short by a crash
@@ -278,14 +309,15 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
                 kept.offset += len(line)
                 if segment["since"] == (reached.isoformat() if reached else None):
                     records += segment["comparisons"]
+                    gold += segment["gold"]
                     reached = end
-            if records or reached != kept.through:
-                kept.add(records, through=reached)
+            if records or gold or reached != kept.through:
+                kept.add(records, gold, through=reached)
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("training data %s unreadable (%s); reading the campaign's labels again", path, exc)
-        kept.through, kept.labels, kept.first, kept.inode, kept.offset = None, [], 0, None, 0  # what the bad file gave is dropped with it
+        kept.through, kept.labels, kept.comparisons, kept.first, kept.inode, kept.offset = None, [], set(), 0, None, 0  # dropped with the bad file
         return False
     return True
 

@@ -1,11 +1,13 @@
-"""Fixtures the training services' tests share: a stand-in for the bridge's ``reward_fit`` and six labels."""
+"""Fixtures the services' tests share: a stand-in for the bridge's ``reward_fit``, six labels, and a label a rater can undo."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from feedback_app import training_bridge
-from feedback_app.models import TrainingRun
+from feedback_app.models import Assignment, PreferenceLabel, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
 from feedback_app.selectors.campaigns import campaign_default
 
@@ -68,3 +70,21 @@ def run_now(db):
         return queued
 
     return run
+
+
+@pytest.fixture
+def undoable_label(db):
+    """Make a rater's label on a comparison as the studio stores it, with its submitted lease, made ``at`` (now by default): the
+    label ``label_undo_last`` withdraws while it is the rater's newest and within the lease time."""
+
+    def make(comparison, rater, *, winner="a", at=None):
+        at = at or timezone.now()
+        assignment = Assignment.objects.create(comparison=comparison, rater=rater, a_on_left=True, status=Assignment.Status.SUBMITTED,
+                                               leased_at=at, lease_expires_at=at + timedelta(minutes=10), finished_at=at)
+        label = PreferenceLabel.objects.create(comparison=comparison, rater=rater, assignment=assignment, winner=winner, strength=2,
+                                               a_on_left=True, time_on_task_ms=2384)
+        PreferenceLabel.objects.filter(pk=label.pk).update(created_at=at)  # made then (created_at is set on insert)
+        label.created_at = at
+        return label
+
+    return make

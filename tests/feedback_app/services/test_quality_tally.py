@@ -6,14 +6,17 @@ from datetime import timedelta, timezone as dt_timezone
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.db.models import F
 from django.utils import timezone
 
 from feedback_app.models import AgreementTally, Comparison, Role, PreferenceLabel, Prompt, QualityTallied, RaterPairTally, RaterTally
 from feedback_app.selectors.quality import agreement_over_time, agreement_summary, people_agreement, quality_tally, rater_label_rows, rater_quality, rater_trust
 from feedback_app.selectors.quality_rows import agreement_of_rows, tally_of_rows
+from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.services.labeling import NothingToUndo, label_undo_last
 from feedback_app.services.quality import comparison_mark_gold
 from feedback_app.stats.agreement import alpha_of_coincidences
-from feedback_app.services.quality_tally import close_after, quality_tally_close, quality_tally_rescored
+from feedback_app.services.quality_tally import CLOSE_AFTER, quality_tally_close, quality_tally_rescored
 
 pytestmark = pytest.mark.django_db
 
@@ -86,10 +89,10 @@ def test_closed_in_steps_the_figures_are_those_of_a_full_read(history):
     assert_same(figures(), expected)
 
 
-def test_a_comparison_is_tallied_once_it_completed_close_after_ago(history):
+def test_a_comparison_is_tallied_once_it_completed_a_minute_ago(history):
     quality_tally_close(now=history)
     through = QualityTallied.objects.get().through
-    assert through == history - close_after()
+    assert through == history - CLOSE_AFTER
     tallied = sum(RaterTally.objects.values_list("counts__n_labels", flat=True))
     assert tallied == PreferenceLabel.objects.filter(rater__isnull=False, comparison__completed_at__lt=through).count() + 3  # and 3 gold ones
 
@@ -143,7 +146,7 @@ def test_reading_the_figures_does_not_grow_with_the_tallied_history(history, mak
     a, b = prompt.responses.create(text="Yes."), prompt.responses.create(text="No.")
     for _ in range(20):
         c = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, label_count=1, status="complete",
-                                      completed_at=history - close_after() + timedelta(seconds=30))
+                                      completed_at=history - CLOSE_AFTER + timedelta(seconds=30))
         PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a")
     quality_tally_close(now=history + timedelta(minutes=1))
     RaterTally.objects.get(rater=rater)  # tallied, not live
@@ -172,13 +175,13 @@ def test_agreement_over_time_reads_the_tallied_days_and_adds_the_rest_live(histo
             assert days[day]["alpha_ordinal"] == pytest.approx(alpha_of_coincidences(t.ordinal, level="ordinal"), abs=1e-9)
     assert AgreementTally.objects.filter(day__isnull=False).exists()
     AgreementTally.objects.filter(day__isnull=False).update(pairs=1, agreeing_pairs=1)  # the dashboard reads the rows, not the labels
-    assert all(d["percent_agreement"] == 1 for d in agreement_over_time(campaign_id=1) if d["day"] < (history - close_after()).date().isoformat())
+    assert all(d["percent_agreement"] == 1 for d in agreement_over_time(campaign_id=1) if d["day"] < (history - CLOSE_AFTER).date().isoformat())
 
 
 def test_a_close_in_small_steps_tallies_the_same(history):
     expected = full_read()
-    assert quality_tally_close(now=history, step=3) == Comparison.objects.filter(completed_at__lt=history - close_after()).count()
-    assert QualityTallied.objects.get().through == history - close_after()
+    assert quality_tally_close(now=history, step=3) == Comparison.objects.filter(completed_at__lt=history - CLOSE_AFTER).count()
+    assert QualityTallied.objects.get().through == history - CLOSE_AFTER
     assert_same(figures(), expected)
 
 
@@ -216,21 +219,69 @@ def test_gold_labels_are_tallied_as_made_and_making_the_pair_ordinary_drops_the_
     assert_same(figures(), full_read())
 
 
-def test_the_tallies_wait_for_the_longest_undo_window_and_a_minute(settings):
-    from feedback_app.models import Campaign
+def test_an_undo_takes_its_tallied_comparison_out_and_keeps_the_tallies(history, make_user, undoable_label):
+    """A rater undoes a label minutes after it completed a comparison that a close has tallied since: the comparison's tally leaves,
+    the tallies stay (no rebuild), and it is counted once more when it completes again."""
+    raters = [make_user() for _ in range(3)]
+    prompt = Prompt.objects.create(text="Can I pay in two parts?")
+    a, b = prompt.responses.create(text="Yes, at checkout."), prompt.responses.create(text="No.")
+    comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2, label_count=2, status="complete",
+                                           completed_at=history, rm_prob_a_wins=0.8)
+    undoable_label(comparison, raters[0], winner="a", at=history - timedelta(seconds=20))
+    undoable_label(comparison, raters[1], winner="b", at=history)
+    quality_tally_close(now=history + timedelta(minutes=3))
+    generation = QualityTallied.objects.get().generation
+    assert RaterTally.objects.filter(rater=raters[1]).exists()  # the comparison is tallied
+    label_undo_last(rater=raters[1], campaign=campaign_default(), now=history + timedelta(minutes=3))
+    assert QualityTallied.objects.get().generation == generation  # not dropped
+    assert not RaterTally.objects.filter(rater=raters[1]).exists()  # a rater left with nothing is not listed
+    assert_same(figures(), full_read())
+    # another rater completes it again; the next close counts it once
+    undoable_label(comparison, raters[2], winner="a", at=history + timedelta(minutes=4))
+    Comparison.objects.filter(pk=comparison.pk).update(status="complete", label_count=2, completed_at=history + timedelta(minutes=4))
+    quality_tally_close(now=history + timedelta(minutes=6))
+    assert QualityTallied.objects.get().generation == generation
+    assert_same(figures(), full_read())
 
-    settings.LEASE_SECONDS = 600
-    assert close_after() == timedelta(minutes=11)
-    Campaign.objects.create(slug="slow", name="Slow", lease_seconds=1800)
-    assert close_after() == timedelta(minutes=31)  # an undo there never finds its comparison tallied
 
-
-def test_an_undo_within_its_window_never_drops_the_tallies(history, make_user):
-    """A label undone within its lease time belongs to a comparison completed since: never tallied, so no rebuild."""
+def test_an_undo_of_a_tallied_gold_label_takes_that_label_out(history, make_user, undoable_label):
+    rater = make_user()
+    gold = Comparison.objects.get(is_gold=True)
+    undoable_label(gold, rater, winner="b", at=history - timedelta(minutes=2))
     quality_tally_close(now=history)
-    recent = Comparison.objects.filter(completed_at__gte=history - timedelta(minutes=10)).first()
-    PreferenceLabel.objects.filter(comparison=recent).first().delete()
-    assert QualityTallied.objects.exists()
+    assert RaterTally.objects.get(rater=rater).counts["gold_n"] == 1
+    label_undo_last(rater=rater, campaign=campaign_default(), now=history)
+    assert QualityTallied.objects.exists() and not RaterTally.objects.filter(rater=rater).exists()
+    assert_same(figures(), full_read())
+
+
+def test_an_undo_of_a_comparison_not_yet_tallied_changes_nothing_stored(history, make_user, undoable_label):
+    quality_tally_close(now=history)
+    stored = sorted(RaterTally.objects.values_list("rater_id", "counts", "times"))
+    rater = make_user()
+    recent = Comparison.objects.filter(completed_at__isnull=True, is_gold=False).first()
+    undoable_label(recent, rater)
+    Comparison.objects.filter(pk=recent.pk).update(status="complete", completed_at=history, label_count=F("label_count") + 1,
+                                                   required_labels=F("label_count") + 1)
+    label_undo_last(rater=rater, campaign=campaign_default(), now=history + timedelta(seconds=30))
+    assert sorted(RaterTally.objects.values_list("rater_id", "counts", "times")) == stored
+    assert_same(figures(), full_read())
+
+
+def test_a_refused_undo_leaves_the_tallies_as_they_were(history, make_user, undoable_label):
+    raters = [make_user() for _ in range(2)]
+    prompt = Prompt.objects.create(text="Is there a fee?")
+    a, b = prompt.responses.create(text="No fee."), prompt.responses.create(text="Maybe.")
+    comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2, label_count=2, status="complete",
+                                           completed_at=history - timedelta(minutes=30))
+    for rater in raters:
+        undoable_label(comparison, rater, at=history - timedelta(minutes=30))
+    quality_tally_close(now=history)
+    stored = sorted(RaterTally.objects.values_list("rater_id", "counts", "times"))
+    with pytest.raises(NothingToUndo, match="too old"):  # after the withdrawal: the transaction takes it back
+        label_undo_last(rater=raters[1], campaign=campaign_default(), now=history)
+    assert sorted(RaterTally.objects.values_list("rater_id", "counts", "times")) == stored
+    assert_same(figures(), full_read())
 
 
 def test_an_import_that_outlasts_the_settling_drops_the_tallies_a_close_made_past_it(history, django_capture_on_commit_callbacks):

@@ -7,7 +7,9 @@ import pytest
 from django.utils import timezone
 
 from feedback_app.models import Comparison, PreferenceLabel, Prompt, QualityTallied
+from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services import training_data
+from feedback_app.services.labeling import label_undo_last
 from feedback_app.services.quality_tally import quality_tally_close
 from feedback_app.services.training_data import labels_for_training, training_data_path
 
@@ -49,7 +51,7 @@ def history(make_user):
     old = [make(now - timedelta(hours=5, minutes=i), "aab"[: 2 + i % 2]) for i in range(4)]
     rewrite = old[0].prompt.responses.create(text="It left the depot today; it arrives tomorrow.")
     PreferenceLabel.objects.filter(comparison=old[0], rater=raters[0]).update(rewrite=rewrite, edited_text=rewrite.text)
-    recent = [make(now - timedelta(minutes=10), "ba")]
+    recent = [make(now - timedelta(seconds=30), "ba")]  # completed under a minute ago: not tallied yet
     open_ = [make(None, "a")]
     gold = make(None, "abb")
     Comparison.objects.filter(pk=gold.pk).update(is_gold=True, gold_winner="a", status="open")
@@ -116,6 +118,50 @@ def test_a_deleted_kept_label_starts_a_new_generation_and_the_file_is_read_again
     labels = labels_for_training()[0]
     assert gone.pk not in {label.pk for label in labels} and len(labels) == PreferenceLabel.objects.count()
     assert header(training_data_path(campaign_id=1))["generation"] == str(QualityTallied.objects.get().generation)
+
+
+def test_an_undone_kept_comparison_is_read_live_and_replaced_when_it_completes_again(history, make_user, undoable_label, monkeypatch):
+    """An undo reopens a comparison the worker keeps: no new generation; its kept labels give way to the live ones, and when it
+    completes again its new segment replaces them, in this worker's memory and for a worker that reads the file."""
+    now, raters = history["now"], history["raters"]
+    latecomer = make_user()
+    prompt = Prompt.objects.create(text="Can I return it?", context=[])
+    a, b = prompt.responses.create(text="Yes, within 30 days."), prompt.responses.create(text="No.")
+    comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2, label_count=2, status="complete",
+                                           completed_at=now - timedelta(minutes=3))
+    undoable_label(comparison, raters[0], at=now - timedelta(minutes=4))
+    undone = undoable_label(comparison, latecomer, winner="b", at=now - timedelta(minutes=3))
+    quality_tally_close(now=now)
+    generation = QualityTallied.objects.get().generation
+    assert undone.pk in {label.pk for label in labels_for_training()[0]}  # kept
+    label_undo_last(rater=latecomer, campaign=campaign_default(), now=now)
+    assert QualityTallied.objects.get().generation == generation
+    counted = read_rows(monkeypatch)
+    labels, data_range = labels_for_training()
+    assert sorted(label.pk for label in labels) == sorted(PreferenceLabel.objects.values_list("pk", flat=True))
+    assert data_range["n_labels"] == len(labels)
+    assert sum(counted) == 5  # live: the reopened comparison's label, the open ones' and the gold pair's newest; nothing again
+    again = undoable_label(comparison, raters[1], winner="a", at=now + timedelta(minutes=1))
+    Comparison.objects.filter(pk=comparison.pk).update(status="complete", label_count=2, completed_at=now + timedelta(minutes=1))
+    quality_tally_close(now=now + timedelta(minutes=5))
+    expected = sorted(PreferenceLabel.objects.values_list("pk", flat=True))
+    assert again.pk in expected and undone.pk not in expected
+    assert sorted(label.pk for label in labels_for_training()[0]) == expected
+    training_data.forget()  # a worker that starts reads it all from the file, the comparison's second segment replacing its first
+    counted.clear()
+    assert sorted(label.pk for label in labels_for_training()[0]) == expected
+    assert sum(counted) == 1  # the open comparison's label, live; the rest from the file
+
+
+def test_an_undone_kept_gold_label_is_left_out(history, make_user, undoable_label):
+    rater = make_user()
+    gold = Comparison.objects.get(is_gold=True)
+    undone = undoable_label(gold, rater, winner="b", at=history["now"] - timedelta(minutes=3))
+    quality_tally_close(now=history["now"])
+    assert undone.pk in {label.pk for label in labels_for_training()[0]}  # kept, as gold labels are, once made
+    label_undo_last(rater=rater, campaign=campaign_default(), now=history["now"])
+    labels = labels_for_training()[0]
+    assert undone.pk not in {label.pk for label in labels} and len(labels) == PreferenceLabel.objects.count()
 
 
 def test_an_unreadable_file_is_read_again_from_the_database(history, caplog):
