@@ -29,11 +29,12 @@ def _session_ended(sender, request, user, **kwargs) -> None:
 
 
 def _label_deleted(sender, instance, **kwargs) -> None:
-    """A label went (undone, or deleted with its comparison or prompt): its closed hour's count is read again, and the quality
-    tallies and the training data kept beside them are rebuilt when they hold its comparison."""
+    """A label was deleted (by an admin, or with its comparison or prompt): its closed hour's count is read again, and the quality
+    tallies and the training data kept beside them are rebuilt when they hold its comparison. A rater's undo is not."""
     from feedback_app.services.label_tally import label_hour_reopen
     from feedback_app.services.quality_tally import quality_tally_reopen
 
+    if getattr(instance, "withdrawn", False):
+        return  # an undo took it out of the counts and tallies itself (services.labeling.label_undo_last)
     label_hour_reopen(created_at=instance.created_at)
-    if not getattr(instance, "tally_withdrawn", False):  # an undo took it out of the tallies itself (quality_tally_withdraw)
-        quality_tally_reopen(comparison_id=instance.comparison_id, label_created_at=instance.created_at)
+    quality_tally_reopen(comparison_id=instance.comparison_id, label_created_at=instance.created_at)

@@ -4,10 +4,12 @@ A campaign's total is the sum of its hour rows (``LabelHourCount``) plus a live 
 labels after the closed instant (``LabelHoursClosed.through``); the dashboard's labels today and
 per hour read the same rows. A close, every minute, adds the labels made up to ``SETTLE`` ago (to
 the minute) to their hours' rows, the hour it stopped in last time included, so a busy studio's
-live window is minutes of labels, not an hour or two (a million at 300 labels/s). A label's
-transaction commits within ``SETTLE`` of its ``created_at``; an import, whose transaction can
-take longer, reopens what it wrote behind once it commits (``label_hours_reopen_after_commit``),
-as does a label deleted from a closed stretch (an admin's delete, a cascade, an undo).
+live window is a minute or two of labels, not an hour or two (a million at 300 labels/s). A
+label's transaction commits within ``SETTLE`` of its ``created_at``; an import, whose transaction
+can take longer, reopens what it wrote behind once it commits (``label_hours_reopen_after_commit``),
+as does a label deleted from a closed stretch (an admin's delete, a cascade). A rater's undo takes
+its label out of its hour's row instead (``label_hour_withdraw``): undos are common, and each
+reopening would read the hour's labels again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.utils import timezone
 from feedback_app.models import LabelHourCount, LabelHoursClosed, PreferenceLabel
 from feedback_app.selectors.label_tally import MARK_ID, hour_floor
 
-SETTLE = timedelta(minutes=5)
+SETTLE = timedelta(minutes=1)
 
 
 def minute_floor(moment: datetime) -> datetime:
@@ -79,3 +81,20 @@ def label_hour_reopen(*, created_at: datetime) -> None:
     with transaction.atomic():  # only when it lay before the closed instant: a live label's undo costs nothing
         if LabelHoursClosed.objects.filter(pk=MARK_ID, through__gt=created_at).update(through=hour):
             LabelHourCount.objects.filter(hour__gte=hour).delete()
+
+
+def label_hour_withdraw(*, label: PreferenceLabel, campaign_id: int, now: datetime | None = None) -> bool:
+    """A rater undoes ``label`` (not yet deleted): take it out of its hour's row if a close counted it; return whether one did.
+
+    Call it in the undo's transaction. A label made in the last half of ``SETTLE`` cannot have been
+    closed, nor can a close reach it before the undo commits, so no lock is taken for it (most undos
+    follow their label within seconds); for an older one the closes' lock is held to the commit.
+    """
+    if label.created_at >= (now or timezone.now()) - SETTLE / 2:
+        return False
+    with transaction.atomic():
+        if LabelHoursClosed.objects.select_for_update().filter(pk=MARK_ID, through__gt=label.created_at).first() is None:
+            return False
+        LabelHourCount.objects.filter(campaign_id=campaign_id, hour=hour_floor(label.created_at)).update(
+            labels=F("labels") - 1, rater_labels=F("rater_labels") - int(label.rater_id is not None))
+    return True

@@ -36,6 +36,7 @@ from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade, qualification_status
+from feedback_app.services.label_tally import label_hour_withdraw
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -369,6 +370,8 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
         details={"label_id": label.pk, "winner": label.winner, "strength": label.strength, "rewrite_id": label.rewrite_id},
     )
     rewrite_id = label.rewrite_id
+    label_hour_withdraw(label=label, campaign_id=campaign.pk, now=now)
+    label.withdrawn = True  # out of the label counts and the quality tallies: its deletion reopens neither
     label.delete()
     rewrite_delete(response_id=rewrite_id)
     comparison.label_count -= 1

@@ -167,17 +167,19 @@ def quality_tally_withdraw(*, label: PreferenceLabel, now: datetime | None = Non
     return whether they did.
 
     Call it in the undo's transaction before the comparison's lock (this takes the tallies' lock
-    first, as a rescoring does). A completed comparison leaves the tallies whole, with every label
-    it had, since it is reopened and read live from then on; a gold pair's label leaves alone. The
-    label is marked, so its deletion does not drop the tallies (``quality_tally_reopen``).
+    first, as a rescoring does), and have the label's deletion leave the tallies alone (no
+    ``quality_tally_reopen``). A completed comparison leaves the tallies whole, with every label it
+    had, since it is reopened and read live from then on; a gold pair's label leaves alone. What
+    completed (or was made) in the last half of ``CLOSE_AFTER`` cannot have been tallied, nor can a
+    close reach it before the undo commits, so no lock is taken for it; for anything older the
+    tallies' lock is held to the commit.
     """
     state = Comparison.objects.filter(pk=label.comparison_id).values_list("completed_at", "is_gold", "prompt__campaign_id").first()
     if state is None:
         return False
     completed_at, is_gold, campaign_id = state
     tallied_at = label.created_at if is_gold else completed_at  # when a close takes it in
-    # newer than CLOSE_AFTER: no close has taken it in, nor is one taking it in now (an undo must not wait for a close)
-    if tallied_at is None or tallied_at >= (now or timezone.now()) - CLOSE_AFTER:
+    if tallied_at is None or tallied_at >= (now or timezone.now()) - CLOSE_AFTER / 2:  # an undo must not wait for a close
         return False
     with transaction.atomic():
         mark = QualityTallied.objects.select_for_update().filter(pk=MARK_ID).first()
@@ -190,7 +192,6 @@ def quality_tally_withdraw(*, label: PreferenceLabel, now: datetime | None = Non
         if not is_gold:
             _agreement_add(campaign_id=campaign_id, day=completed_at.astimezone(dt_timezone.utc).date(), tally=tally, sign=-1)
         _store(campaign_id=campaign_id, tally=tally, sign=-1)
-    label.tally_withdrawn = True
     return True
 
 

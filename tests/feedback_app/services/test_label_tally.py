@@ -52,10 +52,10 @@ def test_closing_counts_each_ended_hour_per_campaign_and_the_totals_add_the_labe
         label_at(NOW - timedelta(hours=hours_ago))
     label_at(NOW - timedelta(hours=30), imported=True)
     label_at(NOW - timedelta(hours=30), campaign_id=other.pk)
-    label_at(NOW - timedelta(minutes=5))  # at 12:15: live
+    label_at(NOW - timedelta(seconds=30))  # at 12:19:30: live
     first_hour = (NOW - timedelta(hours=50)).replace(minute=0)
-    assert label_hours_close(now=NOW) == 50 * 60 + 15  # from the first label's hour to 12:15, SETTLE (5 minutes) ago
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc)
+    assert label_hours_close(now=NOW) == 50 * 60 + 19  # from the first label's hour to 12:19, SETTLE (a minute) ago
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 19, tzinfo=dt_timezone.utc)
     assert dict(LabelHourCount.objects.filter(campaign_id=1).values_list("hour", "labels")) == {
         first_hour: 2, first_hour + timedelta(hours=20): 2, first_hour + timedelta(hours=47): 1}
     assert LabelHourCount.objects.get(campaign_id=1, hour=first_hour + timedelta(hours=20)).rater_labels == 1
@@ -80,16 +80,16 @@ def test_raters_labels_by_hour_read_the_closed_hours_and_the_rest_live(label_at)
 
 def test_a_close_stops_settle_minutes_ago_and_the_next_adds_to_the_hour_it_stopped_in(label_at):
     """A write that began before a close may commit after it: the last ``SETTLE`` stays live."""
-    assert SETTLE == timedelta(minutes=5)
+    assert SETTLE == timedelta(minutes=1)
     label_at(datetime(2026, 12, 3, 12, 0, 30, tzinfo=dt_timezone.utc))
     label_at(datetime(2026, 12, 3, 12, 1, tzinfo=dt_timezone.utc), imported=True)
     label_hours_close(now=datetime(2026, 12, 3, 12, 10, 40, tzinfo=dt_timezone.utc))
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 5, tzinfo=dt_timezone.utc)
-    late = label_at(datetime(2026, 12, 3, 12, 5, 59, tzinfo=dt_timezone.utc))  # committed after the close above
-    label_at(datetime(2026, 12, 3, 12, 7, tzinfo=dt_timezone.utc))
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 9, tzinfo=dt_timezone.utc)
+    late = label_at(datetime(2026, 12, 3, 12, 9, 59, tzinfo=dt_timezone.utc))  # committed after the close above
+    label_at(datetime(2026, 12, 3, 12, 12, tzinfo=dt_timezone.utc))
     assert labels_total_count() == 4 == truth()
     label_hours_close(now=NOW)
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc) > late.created_at
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 19, tzinfo=dt_timezone.utc) > late.created_at
     row = LabelHourCount.objects.get(campaign_id=1, hour=datetime(2026, 12, 3, 12, 0, tzinfo=dt_timezone.utc))
     assert (row.labels, row.rater_labels) == (4, 3)  # the two new ones added to the hour's row
     assert labels_total_count() == 4 == truth() and rater_labels_by_hour(start=NOW.replace(minute=0))[row.hour] == 3
@@ -110,10 +110,31 @@ def test_an_import_that_outlasts_the_settling_reopens_what_a_close_passed(label_
 def test_undoing_a_live_label_reopens_nothing(label_at):
     label_at(NOW - timedelta(hours=3))
     label_hours_close(now=NOW)
-    live = label_at(NOW - timedelta(minutes=2))
+    live = label_at(NOW - timedelta(seconds=30))
     live.delete()
-    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 15, tzinfo=dt_timezone.utc)
+    assert label_hours_closed_through() == datetime(2026, 12, 3, 12, 19, tzinfo=dt_timezone.utc)
     assert labels_total_count() == 1 == truth()
+
+
+def test_an_undo_of_a_closed_label_takes_it_out_of_its_hour_and_reopens_nothing(label_at, make_user, undoable_label):
+    """Raters undo often, minutes after they labelled: the label leaves its hour's row; the hour is not read again."""
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.labeling import label_undo_last
+
+    label_at(NOW - timedelta(hours=3))
+    comparison = label_at(NOW - timedelta(minutes=4)).comparison
+    Comparison.objects.filter(pk=comparison.pk).update(required_labels=2, label_count=2, status="complete", completed_at=NOW - timedelta(minutes=3))
+    rater = make_user()
+    undoable_label(comparison, rater, at=NOW - timedelta(minutes=3))
+    label_hours_close(now=NOW)
+    closed = label_hours_closed_through()
+    assert closed == datetime(2026, 12, 3, 12, 19, tzinfo=dt_timezone.utc)
+    assert LabelHourCount.objects.get(campaign_id=1, hour=NOW.replace(minute=0)).rater_labels == 2
+    label_undo_last(rater=rater, campaign=campaign_default(), now=NOW)
+    assert label_hours_closed_through() == closed  # not reopened
+    row = LabelHourCount.objects.get(campaign_id=1, hour=NOW.replace(minute=0))
+    assert (row.labels, row.rater_labels) == (1, 1)
+    assert labels_total_count() == 2 == truth() and rater_labels_by_hour(start=NOW.replace(minute=0))[row.hour] == 1
 
 
 def test_deleting_a_label_of_a_closed_hour_reopens_it_and_the_total_follows(label_at):
@@ -141,7 +162,7 @@ def test_closing_is_bounded_per_call_and_resumes(label_at):
     label_at(NOW - timedelta(hours=10, minutes=10))
     assert label_hours_close(now=NOW, max_hours=4) == 4 * 60
     assert labels_total_count() == 1 == truth()
-    assert label_hours_close(now=NOW) == 6 * 60 + 15 and labels_total_count() == 1
+    assert label_hours_close(now=NOW) == 6 * 60 + 19 and labels_total_count() == 1
 
 
 def test_the_labels_since_the_close_read_once_serve_the_total_and_the_hours(label_at):
@@ -155,7 +176,7 @@ def test_the_labels_since_the_close_read_once_serve_the_total_and_the_hours(labe
     label_at(NOW - timedelta(minutes=3), imported=True)
     label_hours_close(now=NOW - timedelta(hours=1))
     live = label_hours_live()
-    assert live.through == datetime(2026, 12, 3, 11, 15, tzinfo=dt_timezone.utc)
+    assert live.through == datetime(2026, 12, 3, 11, 19, tzinfo=dt_timezone.utc)
     assert labels_total_count(live=live) == labels_total_count() == 6 == truth()
     for start in (NOW - timedelta(hours=30), NOW.replace(hour=0, minute=0), NOW - timedelta(minutes=45)):
         with CaptureQueriesContext(connection) as reading:
