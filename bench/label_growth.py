@@ -5,7 +5,12 @@ comparison from five of them (a submitted lease behind each), their review marks
 labeling services set them; the newest ``--max-open`` comparisons left open and part-labelled (a
 backlog, the same at every size: the supply keeps it bounded, so it does not grow with the
 history); the labels spread back in time at a steady rate (``--labels-per-day``), so the last
-48 hours hold the same number of labels at every size and only the history grows. At each size, in this process (Django's test client, no HTTP):
+48 hours hold the same number of labels at every size and only the history grows. Then the
+last ``--live-seconds`` (120) up to now are filled at the same rate, as a studio labelling at
+that rate holds them, and the closes run as the beat runs them: what they leave is the live window
+every figure's live part reads (at 300 labels a second, about 9,000 labels of completions not yet
+tallied and 18,000 to 36,000 labels not yet counted in their hours; a handful at the default
+rate). At each size, in this process (Django's test client, no HTTP):
 
 - **next + label**: one of the fill's raters (whose own history grows with the studio) labels
   fresh comparisons, ``label?next=1`` and the two-call flow; CPU per label (this process's
@@ -44,7 +49,7 @@ BATCH_COMPARISONS = 2000
 class Fill:
     """The scratch studio's history: raters, and complete comparisons with their labels, added batch by batch."""
 
-    def __init__(self, *, raters: int, labels_per_day: int, open_share: float, max_open: int, seed: int) -> None:
+    def __init__(self, *, raters: int, labels_per_day: int, open_share: float, max_open: int, seed: int, live_seconds: float) -> None:
         from django.contrib.auth import get_user_model
         from django.utils import timezone
 
@@ -55,16 +60,42 @@ class Fill:
         Profile.objects.bulk_create([Profile(user=u, role=Role.RATER) for u in users], batch_size=1000)
         self.rater_ids = [u.pk for u in users]
         self.labels, self.comparisons, self.open, self.open_share, self.max_open = 0, 0, 0, open_share, max_open
-        self.rng, self.now, self.seconds_per_label = random.Random(seed), timezone.now(), 86400 / labels_per_day
+        # the history ends where the live window (``live``) begins
+        self.rng, self.now, self.seconds_per_label = random.Random(seed), timezone.now() - timedelta(seconds=live_seconds), 86400 / labels_per_day
+        self.live_first, self.comparisons_last_pk, self.labels_last_pk = None, 0, 0
 
     def grow_to(self, labels: int) -> float:
         """Add complete comparisons until the history holds ``labels`` labels; return the seconds it took."""
         started = time.perf_counter()
+        self._restamp_live()
         while self.labels < labels:
             self._batch(max(1, min(BATCH_COMPARISONS, (labels - self.labels) // PER_COMPARISON)))
         return time.perf_counter() - started
 
-    def _batch(self, n: int) -> None:
+    def live(self, seconds: float, slices: int = 24) -> None:
+        """Add the labels of the last ``seconds`` up to now at the fill's rate (complete comparisons, spread over the window): the
+        closes that follow leave the newest of them live."""
+        from django.utils import timezone
+
+        self._restamp_live()
+        n, now = round(seconds / self.seconds_per_label / PER_COMPARISON), timezone.now()
+        self.live_first = (self.comparisons_last_pk + 1, self.labels_last_pk + 1)
+        for k in range(slices):
+            share = n * (k + 1) // slices - n * k // slices
+            for start in range(0, share, BATCH_COMPARISONS):
+                self._batch(min(BATCH_COMPARISONS, share - start), when=now - timedelta(seconds=seconds * (k + 0.5) / slices), backlog=False)
+
+    def _restamp_live(self) -> None:
+        """Move the last size's live window to the newest end of the history (a later size's closes must not find it live)."""
+        from feedback_app.models import Comparison, PreferenceLabel
+
+        if self.live_first is not None:
+            comparisons, labels = self.live_first
+            Comparison.objects.filter(pk__gte=comparisons).update(created_at=self.now, completed_at=self.now)
+            PreferenceLabel.objects.filter(pk__gte=labels).update(created_at=self.now)
+            self.live_first = None
+
+    def _batch(self, n: int, *, when=None, backlog: bool = True) -> None:
         from django.db import transaction
 
         from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
@@ -72,7 +103,7 @@ class Fill:
 
         rng, first = self.rng, self.comparisons
         # the newest history is nearest now: label k of the fill is k / rate seconds old
-        when = self.now - timedelta(seconds=(self.labels + n * PER_COMPARISON / 2) * self.seconds_per_label)
+        when = when or self.now - timedelta(seconds=(self.labels + n * PER_COMPARISON / 2) * self.seconds_per_label)
         with transaction.atomic():
             prompts = Prompt.objects.bulk_create([Prompt(text=f"Growth request {first + i}: my order has not arrived.", source="bench:growth")
                                                   for i in range(n)])
@@ -80,8 +111,8 @@ class Fill:
             # a share is the backlog: still open, part-labelled
             given = []
             for _ in prompts:
-                backlog = rng.random() < self.open_share and self.open + len([g for g in given if g < PER_COMPARISON]) < self.max_open
-                given.append(rng.randrange(PER_COMPARISON) if backlog else PER_COMPARISON)
+                left_open = backlog and rng.random() < self.open_share and self.open + len([g for g in given if g < PER_COMPARISON]) < self.max_open
+                given.append(rng.randrange(PER_COMPARISON) if left_open else PER_COMPARISON)
             votes = []
             for g in given:
                 better = rng.choice("ab")
@@ -111,6 +142,7 @@ class Fill:
             Comparison.objects.filter(pk__gte=comparisons[0].pk, pk__lte=comparisons[-1].pk).update(created_at=when)
         self.comparisons += n
         self.labels += len(labels)
+        self.comparisons_last_pk, self.labels_last_pk = comparisons[-1].pk, labels[-1].pk if labels else self.labels_last_pk
 
 
 def summaries_close() -> float:
@@ -128,6 +160,19 @@ def summaries_close() -> float:
     while label_hours_close():
         pass
     return quality_tally_rebuild()
+
+
+def live_window() -> dict:
+    """Return how many labels the closes left live: not yet in their hours' counts, and (of comparisons completed since the last
+    close, or open) not yet in the quality tallies."""
+    from feedback_app.models import Comparison, PreferenceLabel
+    from feedback_app.selectors.label_tally import label_hours_closed_through
+    from feedback_app.selectors.quality import QualityTallied
+
+    through = QualityTallied.objects.values_list("through", flat=True).first()
+    untallied = Comparison.objects.exclude(completed_at__lt=through) if through else Comparison.objects.all()
+    return {"live_hour_labels": PreferenceLabel.objects.filter(created_at__gte=label_hours_closed_through()).count(),
+            "live_tally_labels": PreferenceLabel.objects.filter(comparison__in=untallied).count()}
 
 
 def quality_tally_rebuild() -> float:
@@ -251,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                         " by default the newest 2,000 comparisons, the same backlog at every size")
     p.add_argument("--rounds", type=int, default=150, help="next + label rounds per flow and size")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per page (the median is reported)")
+    p.add_argument("--live-seconds", type=float, default=120.0,
+                   help="the last seconds up to now filled at the fill's rate before the closes run: what they leave is the live window")
     p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", type=Path)
@@ -276,7 +323,8 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
     from feedback_app.services.accounts import api_token_issue, user_create
 
     Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
-    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, open_share=args.open_share, max_open=args.max_open, seed=args.seed)
+    fill = Fill(raters=args.raters, labels_per_day=args.labels_per_day, open_share=args.open_share, max_open=args.max_open, seed=args.seed,
+                live_seconds=args.live_seconds)
     from django.contrib.auth import get_user_model
 
     _, token = api_token_issue(user=get_user_model().objects.get(pk=fill.rater_ids[0]))
@@ -288,11 +336,12 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
               "labels_per_day": args.labels_per_day, "sizes": []}
     for size in sizes:
         fill_s = fill.grow_to(size)
+        fill.live(args.live_seconds)
         tally_s = summaries_close()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
-        row = {"labels": fill.labels, "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
+        row = {"labels": fill.labels, **live_window(), "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
                "quality_tally_rebuild_s": round(tally_s, 1),
                "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
                "refit_data": measure_refit_data()}
@@ -314,7 +363,9 @@ def report(result: dict) -> None:
         flag = "  <-- more than 2x" if ratio > 2 else ""
         print(f"  {name:<34} {a[key]:>10.2f} {b[key]:>10.2f} {unit:<4} x{ratio:5.2f}   statements {a.get('statements', '-')} -> {b.get('statements', '-')}{flag}")
 
-    print(f"\n{result['database']}: {last['labels']:,} labels over {last['comparisons']:,} comparisons "
+    print(f"\n{result['database']}: {last['labels']:,} labels over {last['comparisons']:,} comparisons; live: {last['live_hour_labels']:,} labels "
+          f"not in their hours' counts, {last['live_tally_labels']:,} not in the quality tallies"
+          f"\n  "
           f"(filled in {last['fill_s']} s; quality tallies rebuilt in {last['quality_tally_rebuild_s']} s); first size {first['labels']:,}")
     for name in last["labeling"]:
         line(f"{name} (CPU)", first["labeling"][name], last["labeling"][name], "cpu_ms", "ms")

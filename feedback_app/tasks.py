@@ -152,7 +152,7 @@ def model_store_prune() -> int:
 
 @shared_task
 def label_hours_close() -> int:
-    """Add the labels made up to a few minutes ago to their hours' counts (every minute); return how many minutes closed."""
+    """Add the labels made up to a minute ago to their hours' counts (every minute); return how many minutes closed."""
     from feedback_app.services.label_tally import label_hours_close
 
     return label_hours_close()
@@ -160,7 +160,7 @@ def label_hours_close() -> int:
 
 @shared_task
 def quality_tally_close() -> int:
-    """Add the comparisons completed since the last close to the quality tallies (every minute); return how many."""
+    """Add the comparisons completed since the last close to the quality tallies (every 15 seconds); return how many."""
     from feedback_app.services.quality_tally import quality_tally_close
 
     return quality_tally_close()

@@ -4,11 +4,12 @@ The quality page, ``/api/v1/stats/raters/`` and ``/agreement/``, rater trust (ex
 weights) and the AI judges' bar read the stored tally plus a live one of what it leaves out
 (``selectors.quality.quality_tally``), so their cost follows the backlog, not the history.
 
-- ``quality_tally_close`` (beat, every minute) adds the comparisons that completed since the
-  last close and at least ``CLOSE_AFTER`` (a minute) ago, so a transaction that completed one
-  just before a close and committed after it is not missed. The live part the readers add is then
-  a minute or two of completions: a busy studio's quality page read 300,000 comparisons live when
-  it was an hour, and 200,000 when it was a campaign's undo window (ten minutes).
+- ``quality_tally_close`` (beat, every 15 seconds) adds the comparisons that completed since the
+  last close and at least ``CLOSE_AFTER`` (30 seconds) ago, so a transaction that completed one
+  just before a close and committed after it is not missed (a labeling transaction stamps its
+  time once it holds its locks, and commits within milliseconds). The live part the readers add
+  is then 30 to 45 seconds of completions: a busy studio's quality page read a million labels
+  live when it was an hour, and 200,000 when it was a campaign's undo window (ten minutes).
 - A rater's undo takes their label out of the tallies if they hold it (``quality_tally_withdraw``):
   the comparison's tally as it stood, or a gold label's, is subtracted, and the reopened comparison
   is read live from then on, as every open one is. Otherwise a completed comparison's rater labels
@@ -40,7 +41,7 @@ from feedback_app.selectors.label_tally import MARK_ID
 from feedback_app.selectors.quality import gold_label_rows, rater_label_rows, rater_pairs_stored, stored_matrix
 from feedback_app.selectors.quality_rows import QualityTally, pair_kappa, rm_counts, tally_of_rows
 
-CLOSE_AFTER = timedelta(minutes=1)  # how long after it completes a comparison (or a gold label is made) it is tallied
+CLOSE_AFTER = timedelta(seconds=30)  # how long after it completes a comparison (or a gold label is made) it is tallied
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 CHUNK = 2000  # comparisons whose labels are read at a time
 STEP = 5000  # comparisons tallied per transaction

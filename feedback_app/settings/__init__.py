@@ -181,7 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-push": {"task": "feedback_app.tasks.dashboard_push", "schedule": 10.0},
     # A campaign's label total reads its hours' counts and the labels since their last close (services.label_tally).
     "label-hours-close": {"task": "feedback_app.tasks.label_hours_close", "schedule": 60.0},
-    "quality-tally-close": {"task": "feedback_app.tasks.quality_tally_close", "schedule": 60.0},
+    "quality-tally-close": {"task": "feedback_app.tasks.quality_tally_close", "schedule": 15.0},
     "embeddings-compact": {"task": "feedback_app.tasks.embeddings_compact", "schedule": 3600.0},
     "model-store-prune": {"task": "feedback_app.tasks.model_store_prune", "schedule": 86400.0},
     "import-jobs-reap": {"task": "feedback_app.tasks.import_jobs_reap", "schedule": 300.0},

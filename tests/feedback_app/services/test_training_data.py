@@ -51,7 +51,7 @@ def history(make_user):
     old = [make(now - timedelta(hours=5, minutes=i), "aab"[: 2 + i % 2]) for i in range(4)]
     rewrite = old[0].prompt.responses.create(text="It left the depot today; it arrives tomorrow.")
     PreferenceLabel.objects.filter(comparison=old[0], rater=raters[0]).update(rewrite=rewrite, edited_text=rewrite.text)
-    recent = [make(now - timedelta(seconds=30), "ba")]  # completed under a minute ago: not tallied yet
+    recent = [make(now - timedelta(seconds=10), "ba")]  # completed under CLOSE_AFTER ago: not tallied yet
     open_ = [make(None, "a")]
     gold = make(None, "abb")
     Comparison.objects.filter(pk=gold.pk).update(is_gold=True, gold_winner="a", status="open")
