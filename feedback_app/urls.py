@@ -10,6 +10,7 @@ from feedback_app.views.params import IdConverter
 register_converter(IdConverter, "id")  # before any route here or in api.urls uses <id:...>
 
 urlpatterns = [
+    path("api/", include("feedback_app.api.urls")),  # first: a rater's every label resolves here, past no other pattern
     path("", home.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -56,7 +57,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/", include("feedback_app.api.urls")),
 ]
 
 handler404 = "feedback_app.api.exceptions.api_not_found"

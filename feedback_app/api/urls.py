@@ -24,13 +24,14 @@ _campaign_scoped = [
 ]
 
 urlpatterns = [
+    # the labeling calls first: they are most of the requests, and the resolver tries the patterns in order
+    path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
+    path("v1/comparisons/<id:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1/auth/token/", tokens.TokenView.as_view(), name="api-token"),
     path("v1/campaigns/", views.CampaignsView.as_view(), name="api-campaigns"),
     *[path(f"v1/campaigns/<slug:campaign_slug>/{p.pattern}", p.callback, name=f"api-campaign-{i}") for i, p in enumerate(_campaign_scoped)],
     path("v1/guidelines/", views.GuidelinesView.as_view(), name="api-guidelines"),
-    path("v1/comparisons/next/", views.NextComparisonView.as_view(), name="api-comparison-next"),
-    path("v1/comparisons/<id:comparison_id>/label/", views.LabelView.as_view(), name="api-comparison-label"),
     path("v1/comparisons/<id:comparison_id>/skip/", views.SkipView.as_view(), name="api-comparison-skip"),
     path("v1/export/preferences/", views.ExportPreferencesView.as_view(), name="api-export-preferences"),
     path("v1/prompts/", views.PromptsBulkView.as_view(), name="api-prompts"),

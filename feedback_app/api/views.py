@@ -6,6 +6,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -96,8 +97,7 @@ class LabelView(CampaignScopedView):
         },
     )
     def post(self, request: Request, comparison_id: int) -> Response:
-        query = LabelQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        wants_next = _next_wanted(request)
         serializer = LabelRequestSerializer(data=request.data, context={"campaign": request.campaign})
         serializer.is_valid(raise_exception=True)
         try:
@@ -110,10 +110,24 @@ class LabelView(CampaignScopedView):
         except NotLeased as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         body = LabelSerializer.from_label(label)
-        if query.validated_data["next"]:  # the rater's current lease if they hold one, so a retry gets the same next
+        if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
             following = assignment_lease_next(rater=request.user, campaign=request.campaign)
             body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+_NEXT = LabelQuerySerializer().fields["next"]  # built once: a serializer deep-copies its fields for every instance (0.1 ms a label)
+
+
+def _next_wanted(request: Request) -> bool:
+    """Return ``?next=`` as ``LabelQuerySerializer`` reads it (400 naming it when it is not a boolean)."""
+    raw = request.query_params.get("next")
+    if raw is None:
+        return False
+    try:
+        return _NEXT.run_validation(raw)
+    except ValidationError as exc:
+        raise ValidationError({"next": exc.detail}) from exc
 
 
 class SkipView(CampaignScopedView):
