@@ -99,7 +99,9 @@ POLICY_AFTER_REWARD_PROMOTION = _env_bool("POLICY_AFTER_REWARD_PROMOTION", False
 # as WORKER_NICE, which any worker applies to itself when it starts), and between steps a DPO run
 # pauses while a reward refit runs (POLICY_YIELD_TO_REFITS), up to POLICY_YIELD_MAX_SECONDS a pause.
 POLICY_WORKER_NICE = _env_int("POLICY_WORKER_NICE", 10, 0)
-WORKER_NICE = _env_int("WORKER_NICE", 0, 0)
+# Every worker runs at WORKER_NICE, below the web processes (at 0): under load the raters' calls
+# keep the cores, and the refits catch up when it eases.
+WORKER_NICE = _env_int("WORKER_NICE", 5, 0)
 for _name, _nice in (("POLICY_WORKER_NICE", POLICY_WORKER_NICE), ("WORKER_NICE", WORKER_NICE)):
     if _nice > 19:
         raise ImproperlyConfigured(f"{_name} must be a niceness from 0 to 19, got {_nice}")
