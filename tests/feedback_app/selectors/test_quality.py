@@ -117,3 +117,21 @@ def test_gold_candidates_are_the_newest_complete_comparisons_where_every_label_a
     Comparison.objects.filter(pk=gold.pk).update(is_gold=True)
     assert gold_candidates_count() == 2  # (a, a) and (b, b); not the split, the ties, the gold pair or the single label
     assert gold_candidates_count(limit=1) == 1
+
+
+def test_labels_of_listed_comparisons_are_read_from_the_list_not_through_the_campaign(make_user):
+    """A close reads its comparisons' labels 2,000 ids at a time. Joined through the campaign's prompts, SQLite walked every prompt
+    of the campaign for each read (45 s at 186,000 comparisons, holding the write lock that labels wait for)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from feedback_app.selectors.quality import rater_label_rows
+
+    rater = make_user()
+    comparisons = [comparison() for _ in range(3)]
+    for c in comparisons:
+        PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a")
+    with CaptureQueriesContext(connection) as reading:
+        rows = rater_label_rows(campaign_id=1, comparison_ids=[c.pk for c in comparisons[:2]])
+    assert sorted(row["comparison_id"] for row in rows) == sorted(c.pk for c in comparisons[:2])
+    assert len(reading) == 1 and "feedback_app_prompt" not in reading[0]["sql"]
