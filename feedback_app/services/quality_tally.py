@@ -204,9 +204,9 @@ def quality_tally_reopen(*, comparison_id: int, label_created_at: datetime | Non
     or ordinary again (all its labels). The next close rebuilds the tallies; until then the
     figures are read live.
     """
-    # A close tallies only what completed or was made CLOSE_AFTER before it began: anything newer cannot be
-    # tallied, nor be tallying now, and needs no lock (an undo lands here; it must not wait for a close).
-    settled = timezone.now() - CLOSE_AFTER
+    # A close tallies only what completed or was made CLOSE_AFTER before it began: what is newer than half of it cannot be
+    # tallied, nor can a close reach it before this transaction commits, and needs no lock.
+    settled = timezone.now() - CLOSE_AFTER / 2
     if not _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=settled):
         return False
     return _tallies_drop(when=lambda through: _tallied(comparison_id=comparison_id, label_created_at=label_created_at, before=through))
