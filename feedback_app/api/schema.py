@@ -39,6 +39,9 @@ class StudioSchema(AutoSchema):
         if "{campaign_slug}" in self.path and "404" not in responses:
             responses["404"] = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": {}}}},
                                 "description": "No such campaign."}
+        if self.method in ("POST", "PUT", "PATCH") and "413" not in responses:  # feedback_app.api.exceptions.BodyTooLarge
+            responses["413"] = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": {}}}},
+                                "description": "The body is over DATA_UPLOAD_MAX_MEMORY_SIZE, the most the API reads; the body says how much."}
         return responses
 
 

@@ -333,3 +333,15 @@ def test_guidelines_are_read_through_the_api_rendered_safely(rater, researcher):
     body = client.get("/api/v1/guidelines/").json()
     assert body["version"] == 1 and body["markdown"] == "Be *kind*. <b>raw</b>" and "<em>kind</em>" in body["html"] and "&lt;b&gt;" in body["html"]
     assert APIClient().get("/api/v1/guidelines/").status_code == 401
+
+
+def test_a_body_over_the_limit_is_a_413_in_json_naming_it_and_stores_nothing(rater, make_comparisons, settings):
+    """Django answers an oversized body with an HTML page; the API answers JSON, as for every other refusal (schemathesis found it)."""
+    (comparison,) = make_comparisons(1)
+    client = api_client_for(rater)
+    client.get(NEXT)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post(label_url(comparison.pk), data=json.dumps({"choice": "left", "rationale": "x" * 2000}), content_type="application/json")
+    assert response.status_code == 413 and response.headers["Content-Type"] == "application/json"
+    assert "1000 bytes" in response.json()["detail"]
+    assert not PreferenceLabel.objects.exists()
