@@ -17,6 +17,9 @@ from feedback_app.services.training_runs import training_run_request
 from tests.conftest import child_database_url
 
 
+REFUSED = "is not queued (missing, or claimed before): nothing to do"  # the worker's log line for a message whose run is not queued
+
+
 def start_worker(redis_url: str, name: str, log) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": child_database_url(), "REDIS_URL": redis_url, "MODEL_STORE": str(settings.MODEL_STORE),
            "CELERY_VISIBILITY_TIMEOUT": "5", "DB_POOL": "0", "CELERY_TASK_ALWAYS_EAGER": "0", "LOG_LEVEL": "INFO"}
@@ -63,8 +66,10 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
                    what="the restarted worker to fail the orphaned run")
         run.refresh_from_db()
         assert "stopped while this run was training" in run.error
-        # The unacknowledged message comes back after the visibility timeout (5 s); the claim refuses it.
-        time.sleep(12)
+        # The unacknowledged message comes back after the visibility timeout (5 s; the worker looks for such messages every
+        # 10 s, later on a busy machine); the claim refuses it.
+        wait_until(lambda: REFUSED in (tmp_path / "worker.log").read_text(errors="replace"), timeout=90,
+                   what="the redelivered message to be refused")
         run.refresh_from_db()
         assert run.status == "failed"
         assert list(RewardModelVersion.objects.values_list("name", "status")) == [(active.name, "active")]
@@ -75,7 +80,3 @@ def test_killing_the_worker_mid_training_loses_nothing(redis_url, synthetic_pref
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
         log.close()
-    output = (tmp_path / "worker.log").read_text(errors="replace")
-    assert "is not queued (missing, or claimed before): nothing to do" in output, output[-3000:]
-
-
