@@ -165,9 +165,8 @@ def summaries_close() -> float:
 def live_window() -> dict:
     """Return how many labels the closes left live: not yet in their hours' counts, and (of comparisons completed since the last
     close, or open) not yet in the quality tallies."""
-    from feedback_app.models import Comparison, PreferenceLabel
+    from feedback_app.models import Comparison, PreferenceLabel, QualityTallied
     from feedback_app.selectors.label_tally import label_hours_closed_through
-    from feedback_app.selectors.quality import QualityTallied
 
     through = QualityTallied.objects.values_list("through", flat=True).first()
     untallied = Comparison.objects.exclude(completed_at__lt=through) if through else Comparison.objects.all()

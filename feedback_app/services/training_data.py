@@ -252,7 +252,7 @@ def forget() -> None:
         _held.clear()
 
 
-def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None, frozenset[int]]:
+def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None, set[int]]:
     """Return the kept labels (comparisons completed before ``through``) in order, their smallest id and the completed comparisons
     they hold, reading only what this worker lacks and keeping it.
 
@@ -282,7 +282,9 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list
                     _append(path, kept, segment)
                 else:
                     _write(path, kept, segment)
-        return kept.labels, (kept.first if kept.labels else None), frozenset(kept.comparisons)  # a copy: a later run adds to it
+        # the set itself, not a copy per run: a later run only adds to it, and what it adds is absent from the labels returned here,
+        # so a caller that finds one of them there leaves out nothing
+        return kept.labels, (kept.first if kept.labels else None), kept.comparisons
 
 
 def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
