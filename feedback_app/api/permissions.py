@@ -35,7 +35,7 @@ class _HasRole(BasePermission):
         campaign = campaign_by_slug(slug=slug)
         if campaign is None:
             raise NotFound(f"no campaign {slug!r}")
-        role = campaign_role(user=request.user, campaign=campaign)
+        role = campaign_role(user=request.user, campaign=campaign, memberships=getattr(request.auth, "memberships", None))  # the token's read
         if role is None:
             self.message = f"you are not a member of campaign {campaign.slug}"
             return False

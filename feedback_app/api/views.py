@@ -39,6 +39,7 @@ from feedback_app.services.labeling import (
     assignment_lease_next,
     assignment_skip,
     label_record,
+    label_record_and_lease_next,
 )
 from feedback_app.views.streaming import streaming_download
 
@@ -100,9 +101,12 @@ class LabelView(CampaignScopedView):
         wants_next = _next_wanted(request)
         serializer = LabelRequestSerializer(data=request.data, context={"campaign": request.campaign})
         serializer.is_valid(raise_exception=True)
+        asked = {"rater": request.user, "campaign": request.campaign, "comparison_id": comparison_id, "submission": serializer.submission()}
         try:
-            label, created = label_record(rater=request.user, campaign=request.campaign, comparison_id=comparison_id,
-                                          submission=serializer.submission())
+            if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
+                label, created, following = label_record_and_lease_next(**asked)
+            else:
+                label, created = label_record(**asked)
         except ComparisonNotFound as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
         except LabelConflict as exc:
@@ -110,8 +114,7 @@ class LabelView(CampaignScopedView):
         except NotLeased as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         body = LabelSerializer.from_label(label)
-        if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
-            following = assignment_lease_next(rater=request.user, campaign=request.campaign)
+        if wants_next:
             body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -2,8 +2,9 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 
-from feedback_app.models import ApiToken, Profile, Role
+from feedback_app.models import ApiToken, CampaignMember, Profile, Role
 from feedback_app.models.accounts import api_token_digest
 from feedback_app.selectors import rows
 
@@ -50,16 +51,20 @@ def user_role_stored(*, user: AbstractBaseUser) -> Role | None:
 
 
 def api_token_valid(*, key: str) -> ApiToken | None:
-    """Return the unrevoked token whose digest ``key`` has, with its user and role joined in (one query, written out: every API
-    call asks it)."""
+    """Return the unrevoked token whose digest ``key`` has, with its user and role joined in and the user's campaign
+    memberships read in the same query as ``token.memberships`` ({campaign id: role}); one query, written out: every
+    API call asks it."""
     user_model = get_user_model()
-    sql = (f"SELECT {rows.columns(ApiToken, 't')}, {rows.columns(user_model, 'u')}, {rows.columns(Profile, 'r')} "
+    aggregate = "string_agg" if connection.vendor == "postgresql" else "group_concat"
+    sql = (f"SELECT {rows.columns(ApiToken, 't')}, {rows.columns(user_model, 'u')}, {rows.columns(Profile, 'r')}, "
+           f"(SELECT {aggregate}(m.campaign_id || ':' || m.role, ',') FROM {CampaignMember._meta.db_table} m WHERE m.user_id = u.id) "
            f"FROM {ApiToken._meta.db_table} t INNER JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
            f"LEFT JOIN {Profile._meta.db_table} r ON r.user_id = u.id WHERE t.digest = %s AND t.revoked_at IS NULL")
     found = rows.one(sql, [api_token_digest(key)], ApiToken, user_model, Profile)
     if found is None:
         return None
-    token, user, profile = found
+    token, user, profile, memberships = found
     token.user = user
+    token.memberships = {int(campaign): role for campaign, role in (pair.split(":") for pair in (memberships or "").split(",") if pair)}
     user_model.profile.related.set_cached_value(user, profile)  # None: no profile, known without asking again
     return token

@@ -104,20 +104,38 @@ def member_get(*, user, campaign: Campaign) -> CampaignMember | None:
     return CampaignMember.objects.filter(user=user, campaign=campaign).first()
 
 
-def campaign_role(*, user: AbstractBaseUser | AnonymousUser, campaign: Campaign) -> Role | None:
-    """Return the user's role in the campaign (see the module's docstring), or None if they may not work in it."""
+def campaign_role(*, user: AbstractBaseUser | AnonymousUser, campaign: Campaign, memberships: dict[int, str] | None = None) -> Role | None:
+    """Return the user's role in the campaign (see the module's docstring), or None if they may not work in it.
+
+    ``memberships`` ({campaign id: role}) are the user's memberships if the caller read them already (an API token's
+    lookup reads them at the start of its request); None reads them now.
+    """
     studio = user_role(user=user)
-    if studio is None:
-        return None
-    if studio == Role.ADMIN:
-        return Role.ADMIN
+    if studio is None or studio == Role.ADMIN:
+        return studio
     # written out: every labeling call asks it
-    roles = dict(rows.tuples(f"SELECT campaign_id, role FROM {CampaignMember._meta.db_table} WHERE user_id = %s", [user.pk]))
-    if campaign.pk in roles:
-        return Role(roles[campaign.pk])
-    if campaign.pk == DEFAULT_CAMPAIGN_ID and not roles:
+    roles = memberships if memberships is not None else dict(
+        rows.tuples(f"SELECT campaign_id, role FROM {CampaignMember._meta.db_table} WHERE user_id = %s", [user.pk]))
+    return campaign_role_of(user=user, campaign_id=campaign.pk, membership=roles.get(campaign.pk), any_membership=bool(roles))
+
+
+def campaign_role_of(*, user: AbstractBaseUser | AnonymousUser, campaign_id: int, membership: str | None, any_membership: bool) -> Role | None:
+    """Return the user's role in campaign ``campaign_id`` as ``campaign_role`` does, given their membership's role there
+    (None without one) and whether they belong to any campaign: for a statement that reads the two along with its own."""
+    studio = user_role(user=user)
+    if studio is None or studio == Role.ADMIN:
+        return studio
+    if membership is not None:
+        return Role(membership)
+    if campaign_id == DEFAULT_CAMPAIGN_ID and not any_membership:
         return studio
     return None
+
+
+# The select list that reads campaign_role_of's membership and any_membership for the user ``user_column`` and the campaign
+# of the next parameter: two lookups by the (campaign, user) key and the user's index.
+MEMBERSHIP_COLUMNS = (f"(SELECT m.role FROM {CampaignMember._meta.db_table} m WHERE m.campaign_id = %s AND m.user_id = {{user_column}}), "
+                      f"EXISTS (SELECT 1 FROM {CampaignMember._meta.db_table} m WHERE m.user_id = {{user_column}})")
 
 
 def campaigns_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Campaign]:

@@ -8,8 +8,9 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response
+from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response, Role
 from feedback_app.selectors import rows
+from feedback_app.selectors.campaigns import MEMBERSHIP_COLUMNS, campaign_role_of
 
 
 def _active_leases(now: datetime) -> QuerySet[Assignment]:
@@ -95,16 +96,22 @@ def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = 
     return None if found is None else found[0]
 
 
-def assignment_of_rater(*, rater, comparison_id: int) -> tuple[Assignment, int | None] | None:
-    """Return the rater's assignment of the comparison and the id of its label (None before one), or None if they never held it.
+def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple[Assignment, int | None, Role | None] | None:
+    """Return the rater's assignment of the comparison, the id of its label (None before one) and the rater's role in the
+    campaign (``campaign_role``, read in the same statement), or None if they never held it.
 
     A statement of its own, after the one that locks the comparison: on PostgreSQL a statement that waited for a row lock
     sees the locked row as it is now but joined rows as they were when it began, so a label that another transaction
     (a double click) committed meanwhile would be missed if this were joined into the locking statement.
     """
-    sql = (f"SELECT {rows.columns(Assignment, 'a')}, l.id FROM {Assignment._meta.db_table} a "
-           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id WHERE a.comparison_id = %s AND a.rater_id = %s")
-    return rows.one(sql, [comparison_id, rater.pk], Assignment)
+    sql = (f"SELECT {rows.columns(Assignment, 'a')}, l.id, {MEMBERSHIP_COLUMNS.format(user_column='a.rater_id')} "
+           f"FROM {Assignment._meta.db_table} a LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id "
+           f"WHERE a.comparison_id = %s AND a.rater_id = %s")
+    found = rows.one(sql, [campaign_id, comparison_id, rater.pk], Assignment)
+    if found is None:
+        return None
+    assignment, label_id, membership, any_membership = found
+    return assignment, label_id, campaign_role_of(user=rater, campaign_id=campaign_id, membership=membership, any_membership=bool(any_membership))
 
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "") -> int | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from feedback_app import events
@@ -29,7 +29,7 @@ from feedback_app.selectors.labeling import (
     comparison_with_texts,
     labels_for_rater_newest,
 )
-from feedback_app.selectors.campaigns import campaign_cached, campaign_role
+from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.review import review_marks
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
@@ -138,20 +138,15 @@ class LabelSubmission:
             raise InvalidSubmission(f"a rewrite starts from the better reply; you chose {self.choice}", field="edited_from")
 
 
-@transaction.atomic
 def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment | None:
     """Return the rater's current lease in the campaign, or lease them its next comparison; None when none is left
     (or the campaign is archived: nothing there is labelled any more)."""
-    if campaign.state == Campaign.State.ARCHIVED:
-        return None
     now = now or timezone.now()
-    current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
-    if current is not None:
-        return current
-    return _lease_new(rater=rater, campaign=campaign, now=now)
+    with transaction.atomic():
+        found = _lease_next(rater=rater, campaign=campaign, now=now)
+    return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
 
 
-@transaction.atomic
 def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now: datetime | None = None) -> Assignment | None:
     """Return the comparison the rater's page holds ready after ``shown``: their oldest other lease, else a new one.
 
@@ -161,13 +156,33 @@ def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now:
     if not settings.LABEL_PREFETCH:
         return None
     now = now or timezone.now()
-    ahead = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now, other_than=shown.pk)
-    return ahead if ahead is not None else _lease_new(rater=rater, campaign=campaign, now=now)
+    with transaction.atomic():
+        found = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now, other_than=shown.pk)
+        if found is None:
+            found = _lease_new(rater=rater, campaign=campaign, now=now)
+    return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
 
 
-def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
+# What _lease_new returns when every comparison it could lease was locked by another transaction for an instant: only
+# a pass that waits for those locks (``_lease_waiting``) can tell "nothing is free" from "everything free was busy".
+_BUSY = object()
+
+
+def _lease_next(*, rater, campaign: Campaign, now: datetime):
+    """``assignment_lease_next``'s work without waiting for another transaction's row lock (``_BUSY`` where it would have
+    to); call inside a transaction."""
+    if campaign.state == Campaign.State.ARCHIVED:
+        return None
+    current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
+    if current is not None:
+        return current
+    return _lease_new(rater=rater, campaign=campaign, now=now)
+
+
+def _lease_new(*, rater, campaign: Campaign, now: datetime):
     """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
-    free or the campaign is not active. Call inside a transaction."""
+    free or the campaign is not active, ``_BUSY`` when the free ones were all locked by others. Call inside a
+    transaction; it never waits for a row lock."""
     if campaign.state != Campaign.State.ACTIVE:
         return None
     qualifying = qualification_status(rater=rater, campaign=campaign)
@@ -183,11 +198,24 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime) -> Assignment | None
     if comparison is None:
         comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=True)
     if comparison is None:
-        # Rows that others hold locked for an instant were skipped; only a blocking pass can
-        # tell "nothing is free" from "everything free was busy".
-        comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=False)
-    if comparison is None:
-        return None
+        # SQLite has no row locks to skip (its writers take turns): its pass found all there is.
+        return _BUSY if connection.features.has_select_for_update else None
+    return _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
+
+
+@transaction.atomic
+def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
+    """Lease the rater a free comparison, waiting for others' row locks: after ``_lease_new`` found only locked ones.
+
+    A transaction of its own, never inside one that holds a row lock, and each comparison it waits for is locked in a
+    savepoint that is rolled back if the comparison turns out full: so it never holds one row while it waits for
+    another, and two raters cannot each hold what the other waits for (PostgreSQL's deadlock).
+    """
+    comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=False)
+    return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
+
+
+def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
     return rows.insert(Assignment(
         comparison=comparison,
         rater=rater,
@@ -206,10 +234,12 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
 def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool) -> Comparison | None:
     """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in.
 
-    Call inside a transaction.
+    Call inside a transaction. When it waits for locks (``skip_locked=False``), a comparison found full is let go (its
+    savepoint rolled back) before it looks for the next, so it holds no row while it waits.
     """
     tried: list[int] = []
     while True:
+        mark = None if skip_locked else transaction.savepoint()
         found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock="skip" if skip_locked else "wait")
         if found is None:
             return None
@@ -217,6 +247,8 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool)
         comparison = comparison_with_texts(comparison_id=found, leases_at=now)
         if comparison.label_count + comparison.active_leases < comparison.required_labels:
             return comparison
+        if mark is not None:
+            transaction.savepoint_rollback(mark)
         tried.append(comparison.pk)
 
 
@@ -230,12 +262,33 @@ def label_record(
     LabelConflict. A lease that expired is still honoured while its slot is free, but not once
     the rater has left the campaign.
     """
+    return _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now or timezone.now())
+
+
+def label_record_and_lease_next(
+    *, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime | None = None
+) -> tuple[PreferenceLabel, bool, Assignment | None]:
+    """``label_record``, then ``assignment_lease_next``: return (label, created, the rater's next lease or None).
+
+    One transaction where it can be (two fewer round trips, and on SQLite one wait for the write lock, not two); a retry
+    of the same label finds the lease the first call made. While it holds the labelled comparison's lock it waits for no
+    other: where the next lease would have to wait, the label commits first and the lease is taken in a transaction
+    of its own, as ``assignment_lease_next`` takes it.
+    """
     now = now or timezone.now()
+    with transaction.atomic():
+        label, created = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now)
+        following = _lease_next(rater=rater, campaign=campaign, now=now)
+    return label, created, _lease_waiting(rater=rater, campaign=campaign, now=now) if following is _BUSY else following
+
+
+def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime) -> tuple[PreferenceLabel, bool]:
+    """``label_record``'s work; call inside a transaction."""
     comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
-    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk)  # after the lock: a label committed while we waited is seen
+    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk, campaign_id=campaign.pk)  # after the lock: a label committed while we waited is seen
     if found is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
-    assignment, label_id = found
+    assignment, label_id, role = found
     existing = PreferenceLabel.objects.get(pk=label_id) if label_id is not None else None
     winner = side_to_winner(submission.choice, a_on_left=assignment.a_on_left)
     criteria = {name: side_to_winner(value, a_on_left=assignment.a_on_left) for name, value in submission.criteria.items()}
@@ -247,7 +300,7 @@ def label_record(
         raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
     if assignment.status != Assignment.Status.LEASED:
         raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
-    if campaign_role(user=rater, campaign=campaign) is None:
+    if role is None:
         raise NotLeased(f"you are no longer a member of campaign {campaign.slug}")
     if campaign.state == Campaign.State.ARCHIVED:
         raise NotLeased(f"campaign {campaign.slug} is archived; it takes no more labels")

@@ -131,3 +131,143 @@ def test_two_campaigns_under_concurrent_raters_keep_their_own_slots_and_gold(mak
     assert not PreferenceLabel.objects.filter(comparison__in=gold, rater__in=raters["default"]).exists()
     pairs = list(PreferenceLabel.objects.values_list("comparison_id", "rater_id"))
     assert len(pairs) == len(set(pairs))
+
+
+def _blocked_by(pid: int, blocker: int) -> None:
+    """Wait until PostgreSQL backend ``pid`` waits for a lock that ``blocker`` holds."""
+    import time
+
+    with connection.cursor() as c:
+        for _ in range(500):
+            c.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [blocker, pid])
+            if c.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for {blocker}")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and deadlocks are PostgreSQL's")
+def test_a_lease_that_waits_lets_go_of_a_comparison_it_found_full(make_user, make_comparisons):
+    """A rater waiting for a locked comparison that turns out full lets it go before waiting for the next: holding it
+    while waiting, they and another transaction each held what the other waited for (PostgreSQL's deadlock; it
+    failed the concurrent-raters scenario now and then)."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    first, second = make_comparisons(2)
+    rater, other = make_user(), make_user()
+    pids, errors, leased = {}, [], []
+    a_locked, b_locked, a_commit, b_go = (threading.Event() for _ in range(4))
+
+    def holder(name, comparison, locked, go, then):
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                pids[name] = connection.connection.info.backend_pid
+                Comparison.objects.select_for_update().get(pk=comparison.pk)
+                locked.set()
+                go.wait(10)
+                then()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def fill_first():  # another rater's lease takes the first comparison's only slot
+        now = timezone.now()
+        Assignment.objects.create(comparison=first, rater=other, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(minutes=10))
+
+    def lock_first():  # the other transaction now wants the first comparison, while it holds the second
+        with connection.cursor() as c:
+            c.execute("SET LOCAL lock_timeout = '5s'")
+        Comparison.objects.select_for_update().get(pk=first.pk)
+
+    def lease():
+        close_old_connections()
+        try:
+            pids["rater"] = connection.cursor().connection.info.backend_pid
+            leased.append(assignment_lease_next(campaign=campaign_default(), rater=rater))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=holder, args=("a", first, a_locked, a_commit, fill_first)),
+               threading.Thread(target=holder, args=("b", second, b_locked, b_go, lock_first))]
+    for t in threads:
+        t.start()
+    assert a_locked.wait(10) and b_locked.wait(10)
+    leaser = threading.Thread(target=lease)
+    leaser.start()  # both comparisons locked: it skips them, then waits for the first
+    for _ in range(500):
+        if "rater" in pids:
+            break
+        threading.Event().wait(0.01)
+    _blocked_by(pids["rater"], pids["a"])
+    a_commit.set()  # the first is full now: the rater lets it go and waits for the second
+    threads[0].join(timeout=10)
+    assert not errors, errors
+    _blocked_by(pids["rater"], pids["b"])
+    b_go.set()  # the second's holder takes the first: free, since the rater let it go
+    for t in [*threads, leaser]:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert [a.comparison_id for a in leased] == [second.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+def test_label_and_next_commits_the_label_before_it_waits_for_a_locked_comparison(make_user, make_comparisons):
+    """The combined call leases the next comparison in its label's transaction, never waiting there: when the only
+    free comparison is locked by another transaction, the label commits first and the lease then waits, alone."""
+    from django.db import transaction
+
+    from feedback_app.services.labeling import label_record_and_lease_next
+
+    labelled, locked = make_comparisons(2)
+    rater = make_user()
+    held = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    assert held.comparison_id == labelled.pk
+    pids, errors, results = {}, [], []
+    holding, release = threading.Event(), threading.Event()
+
+    def holder():
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                pids["holder"] = connection.cursor().connection.info.backend_pid
+                Comparison.objects.select_for_update().get(pk=locked.pk)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def label_and_next():
+        close_old_connections()
+        try:
+            pids["rater"] = connection.cursor().connection.info.backend_pid
+            results.append(label_record_and_lease_next(campaign=campaign_default(), rater=rater, comparison_id=labelled.pk,
+                                                       submission=LabelSubmission(choice="left")))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    hold = threading.Thread(target=holder)
+    hold.start()
+    assert holding.wait(10)
+    call = threading.Thread(target=label_and_next)
+    call.start()
+    for _ in range(500):
+        if "rater" in pids:
+            break
+        threading.Event().wait(0.01)
+    _blocked_by(pids["rater"], pids["holder"])
+    assert PreferenceLabel.objects.filter(comparison=labelled, rater=rater).exists()  # committed while the lease waits
+    release.set()
+    hold.join(timeout=10)
+    call.join(timeout=30)
+    assert not errors, errors
+    (label, created, following), = results
+    assert created and label.comparison_id == labelled.pk and following.comparison_id == locked.pk
