@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25, help="functions listed from the profile")
     p.add_argument("--sort", choices=["cumulative", "tottime"], default="cumulative", help="order of the profile's functions")
     p.add_argument("--json", type=Path)
+    p.add_argument("--dump", type=Path, help="also write the profile there (pstats format: callers, callees)")
     args = p.parse_args(argv)
     redis = setup(os.environ.get("DATABASE_URL"))
     try:
@@ -138,6 +139,8 @@ def profile_rounds(args: argparse.Namespace) -> int:
     for _ in range(args.rounds):
         rater.round()
     profile.disable()
+    if args.dump:
+        profile.dump_stats(args.dump)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     # the profile's own overhead inflates the times it measures; the CPU per round is measured again without it
     cpu1 = time.process_time()

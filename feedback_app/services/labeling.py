@@ -163,8 +163,9 @@ def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now:
     return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
 
 
-# What _lease_new returns when every comparison it could lease was locked by another transaction for an instant: only
-# a pass that waits for those locks (``_lease_waiting``) can tell "nothing is free" from "everything free was busy".
+# What _lease_new returns when the comparison it found free was locked by others, or turned out full once it held it
+# (its pick saw the table as it was before another rater's lease committed): the caller ends its transaction, which lets
+# go of that comparison, and ``_lease_waiting`` takes the slower way in a transaction of its own.
 _BUSY = object()
 
 
@@ -181,8 +182,8 @@ def _lease_next(*, rater, campaign: Campaign, now: datetime):
 
 def _lease_new(*, rater, campaign: Campaign, now: datetime):
     """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
-    free or the campaign is not active, ``_BUSY`` when the free ones were all locked by others. Call inside a
-    transaction; it never waits for a row lock."""
+    free or the campaign is not active, ``_BUSY`` when its one pick found nothing it could lock or a comparison full
+    once locked. Call inside a transaction; it never waits for a row lock."""
     if campaign.state != Campaign.State.ACTIVE:
         return None
     qualifying = qualification_status(rater=rater, campaign=campaign)
@@ -196,22 +197,26 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
     elif random.random() < campaign.gold_rate:
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
-        comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=True)
-    if comparison is None:
-        # SQLite has no row locks to skip (its writers take turns): its pass found all there is.
-        return _BUSY if connection.features.has_select_for_update else None
-    return _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
+        if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so one pass sees all there is
+            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="")
+        else:
+            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", tries=1)
+            if comparison is None:
+                return _BUSY
+    return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
 
 @transaction.atomic
 def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
-    """Lease the rater a free comparison, waiting for others' row locks: after ``_lease_new`` found only locked ones.
+    """Lease the rater a free comparison after ``_lease_new`` returned ``_BUSY``: first any that no one holds locked, then
+    waiting for those others hold.
 
-    A transaction of its own, never inside one that holds a row lock, and each comparison it waits for is locked in a
+    A transaction of its own, never inside one that holds a row lock, and each comparison it locks is locked in a
     savepoint that is rolled back if the comparison turns out full: so it never holds one row while it waits for
     another, and two raters cannot each hold what the other waits for (PostgreSQL's deadlock).
     """
-    comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, skip_locked=False)
+    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", let_go=True)
+                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="wait", let_go=True))
     return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
 
@@ -231,16 +236,17 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
     return None if found is None else comparison_with_texts(comparison_id=found)
 
 
-def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool) -> Comparison | None:
-    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in.
+def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: int | None = None, let_go: bool = False) -> Comparison | None:
+    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in; None when none is
+    found in ``tries`` picks (None: as many as it takes). ``lock`` as for ``comparison_leasable_id``.
 
-    Call inside a transaction. When it waits for locks (``skip_locked=False``), a comparison found full is let go (its
-    savepoint rolled back) before it looks for the next, so it holds no row while it waits.
+    Call inside a transaction. A comparison found full stays locked until the transaction ends, unless ``let_go``: then
+    each is locked in a savepoint, rolled back when it turns out full, so none is held while the next is waited for.
     """
     tried: list[int] = []
-    while True:
-        mark = None if skip_locked else transaction.savepoint()
-        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock="skip" if skip_locked else "wait")
+    while tries is None or len(tried) < tries:
+        mark = transaction.savepoint() if let_go else None
+        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock=lock)
         if found is None:
             return None
         # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
@@ -250,6 +256,7 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, skip_locked: bool)
         if mark is not None:
             transaction.savepoint_rollback(mark)
         tried.append(comparison.pk)
+    return None
 
 
 @transaction.atomic
