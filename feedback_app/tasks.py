@@ -187,6 +187,15 @@ def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
     checkpoints_remove_abandoned()
 
 
+@worker_ready.connect
+def _close_counts_at_start(sender, **kwargs) -> None:
+    """A worker that starts asks for the closes at once, not at beat's first tick a minute later: after a stop, the pages
+    would read every label made meanwhile live until then. A close is one at a time and does nothing twice, so the
+    workers that start together ask harmlessly."""
+    label_hours_close.delay()
+    quality_tally_close.delay()
+
+
 @shared_task(acks_late=True)
 def import_job_execute(job_id: int) -> None:
     """Import one uploaded file in chunks; a redelivered message does nothing (the job is claimed)."""

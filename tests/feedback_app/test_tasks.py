@@ -82,3 +82,26 @@ def test_sample_replies_run_on_the_score_queue_and_keep_their_result(monkeypatch
     prompts = [{"prompt": "Hi", "context": []}]
     assert tasks.policy_generate.delay("policy-1", prompts, 0, 16, 0.7).get() == {"policy": "policy-1", "mode": "sample", "reward_model": None, "replies": ["re: Hi"]}
     assert tasks.policy_generate.delay("nope", prompts, 0, 16, 0.7).get() == {"error": "no policy version named 'nope'", "code": "not_found"}
+
+
+@pytest.mark.django_db
+def test_a_worker_that_starts_closes_the_counts_at_once(make_comparisons, rater):
+    """A worker's start asks for the closes (eager here, as the tests run tasks): labels of before a stop are counted from
+    their hours' rows at once, not read live until beat's first tick."""
+    from datetime import timedelta
+
+    from celery.signals import worker_ready
+    from django.utils import timezone
+
+    from feedback_app.models import QualityTallied
+    from feedback_app.selectors.label_tally import label_hours_closed_through
+
+    (comparison,) = make_comparisons(1)
+    label = PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner="a", strength=2)
+    earlier = timezone.now() - timedelta(minutes=30)
+    PreferenceLabel.objects.filter(pk=label.pk).update(created_at=earlier)
+    Comparison.objects.filter(pk=comparison.pk).update(label_count=1, status="complete", completed_at=earlier)
+    assert label_hours_closed_through() is None and not QualityTallied.objects.exists()
+    worker_ready.send(sender=type("Worker", (), {"hostname": "default@test"})())
+    assert label_hours_closed_through() > earlier
+    assert QualityTallied.objects.get().through > earlier
