@@ -75,11 +75,11 @@ def internal_imports():
     from feedback_app.selectors.exports import FORMATS  # noqa: F401
     from feedback_app.services.labeling import (  # noqa: F401
         LabelSubmission,
-        assignment_lease_next,
         assignment_skip,
         label_record,
         label_undo_last,
     )
+    from feedback_app.services.leasing import assignment_lease_next  # noqa: F401
     from feedback_app.services.training import training_run_execute  # noqa: F401
     from feedback_app.services.training_runs import training_run_request  # noqa: F401
 

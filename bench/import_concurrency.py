@@ -72,7 +72,8 @@ def rater_loop(username: str, ready, stop, results) -> None:
     from django.contrib.auth import get_user_model
 
     from feedback_app.selectors.campaigns import campaign_default
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     rater = get_user_model().objects.get(username=username)
     samples: list[tuple[float, float]] = []  # (start, seconds) of each lease+label

@@ -174,7 +174,8 @@ def run(args, env: dict, scratch: Path, workers: list, dpo: list) -> dict:
     from rm_trainer.transcript import text_as_turns
     from feedback_app.services.imports import preference_records_import, prompt_records_import
     from feedback_app.selectors.campaigns import campaign_default
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
     from feedback_app.services.training_runs import training_run_request
 
     def as_prompt(text: str) -> tuple[str, list]:
@@ -281,7 +282,8 @@ def run_campaigns(args, env: dict, scratch: Path, workers: list) -> dict:
     from feedback_app.services.campaigns import campaign_create, member_set
     from feedback_app.services.import_parsing import PreferenceRecord, PromptRecord
     from feedback_app.services.imports import preference_records_import, prompt_records_import
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
     from feedback_app.services.training_runs import training_run_request
     from rm_trainer.transcript import text_as_turns
 

@@ -161,7 +161,8 @@ def import_prompts(rng: random.Random, *, count: int, batch: str) -> dict[int, s
 def label_all(rng: random.Random, raters: dict, better: dict[int, str], *, flag_some: bool) -> None:
     """Let every rater label until nothing is left for them, each in their own manner."""
     from feedback_app.selectors.campaigns import campaign_default
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     busy = list(raters.items())
     flagged = 0
@@ -271,7 +272,8 @@ def showcase_and_queue(rng: random.Random, kim) -> None:
     from feedback_app.services.import_parsing import PromptRecord
     from feedback_app.services.imports import prompt_records_import
     from feedback_app.selectors.campaigns import campaign_default
-    from feedback_app.services.labeling import assignment_lease_next, assignment_skip
+    from feedback_app.services.labeling import assignment_skip
+    from feedback_app.services.leasing import assignment_lease_next
 
     prompt_records_import(records=[PromptRecord(line=1, prompt=SHOWCASE["prompt"], context=SHOWCASE["context"], responses=SHOWCASE["responses"])],
                           filename="showcase.jsonl", sha256="screenshots-showcase", source="import:demo", required_labels=3)

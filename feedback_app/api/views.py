@@ -36,11 +36,11 @@ from feedback_app.services.labeling import (
     ComparisonNotFound,
     LabelConflict,
     NotLeased,
-    assignment_lease_next,
     assignment_skip,
     label_record,
     label_record_and_lease_next,
 )
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.views.streaming import streaming_download
 
 

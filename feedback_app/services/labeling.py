@@ -1,4 +1,4 @@
-"""Leasing comparisons to raters and recording their labels.
+"""Recording raters' labels, skipping and undoing (the leases themselves: ``services.leasing``).
 
 Every function here is one transaction. The comparison row is the lock: leasing, labelling,
 skipping and undoing all take it (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every write
@@ -8,25 +8,20 @@ raters never hold the same slot and no comparison collects more labels than it a
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from feedback_app import events
-from feedback_app.models import Assignment, AuditEntry, Campaign, CampaignMember, Comparison, PreferenceLabel, Response
+from feedback_app.models import Assignment, AuditEntry, Campaign, Comparison, PreferenceLabel, Response
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
-    assignment_current_for_rater,
     assignment_of_rater,
-    comparison_gold_id,
-    comparison_leasable_id,
     comparison_of_campaign,
-    comparison_with_texts,
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached
@@ -35,8 +30,9 @@ from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
 from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
-from feedback_app.services.qualification import qualification_grade, qualification_status
+from feedback_app.services.qualification import qualification_grade
 from feedback_app.services.label_tally import label_hour_withdraw
+from feedback_app.services.leasing import BUSY, lease_next_without_waiting, lease_waiting
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -138,127 +134,6 @@ class LabelSubmission:
             raise InvalidSubmission(f"a rewrite starts from the better reply; you chose {self.choice}", field="edited_from")
 
 
-def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment | None:
-    """Return the rater's current lease in the campaign, or lease them its next comparison; None when none is left
-    (or the campaign is archived: nothing there is labelled any more)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        found = _lease_next(rater=rater, campaign=campaign, now=now)
-    return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
-
-
-def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now: datetime | None = None) -> Assignment | None:
-    """Return the comparison the rater's page holds ready after ``shown``: their oldest other lease, else a new one.
-
-    At most one lease ahead, under the same slot rules as any lease (it holds a slot until it is
-    labelled, skipped or expires); None when LABEL_PREFETCH is off or nothing is left.
-    """
-    if not settings.LABEL_PREFETCH:
-        return None
-    now = now or timezone.now()
-    with transaction.atomic():
-        found = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now, other_than=shown.pk)
-        if found is None:
-            found = _lease_new(rater=rater, campaign=campaign, now=now)
-    return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
-
-
-# What _lease_new returns when the comparison it found free was locked by others, or turned out full once it held it
-# (its pick saw the table as it was before another rater's lease committed): the caller ends its transaction, which lets
-# go of that comparison, and ``_lease_waiting`` takes the slower way in a transaction of its own.
-_BUSY = object()
-
-
-def _lease_next(*, rater, campaign: Campaign, now: datetime):
-    """``assignment_lease_next``'s work without waiting for another transaction's row lock (``_BUSY`` where it would have
-    to); call inside a transaction."""
-    if campaign.state == Campaign.State.ARCHIVED:
-        return None
-    current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
-    if current is not None:
-        return current
-    return _lease_new(rater=rater, campaign=campaign, now=now)
-
-
-def _lease_new(*, rater, campaign: Campaign, now: datetime):
-    """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
-    free or the campaign is not active, ``_BUSY`` when its one pick found nothing it could lock or a comparison full
-    once locked. Call inside a transaction; it never waits for a row lock."""
-    if campaign.state != Campaign.State.ACTIVE:
-        return None
-    qualifying = qualification_status(rater=rater, campaign=campaign)
-    if qualifying == CampaignMember.Qualification.FAILED:
-        return None
-    comparison = None
-    if qualifying == CampaignMember.Qualification.PENDING:  # the qualification's gold pairs first, and only them
-        comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
-        if comparison is None:
-            return None
-    elif random.random() < campaign.gold_rate:
-        comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
-    if comparison is None:
-        if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so one pass sees all there is
-            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="")
-        else:
-            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", tries=1)
-            if comparison is None:
-                return _BUSY
-    return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
-
-
-@transaction.atomic
-def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
-    """Lease the rater a free comparison after ``_lease_new`` returned ``_BUSY``: first any that no one holds locked, then
-    waiting for those others hold.
-
-    A transaction of its own, never inside one that holds a row lock, and each comparison it locks is locked in a
-    savepoint that is rolled back if the comparison turns out full: so it never holds one row while it waits for
-    another, and two raters cannot each hold what the other waits for (PostgreSQL's deadlock).
-    """
-    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", let_go=True)
-                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="wait", let_go=True))
-    return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
-
-
-def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
-    return rows.insert(Assignment(
-        comparison=comparison,
-        rater=rater,
-        a_on_left=random.random() < 0.5,
-        leased_at=now,
-        lease_expires_at=now + timedelta(seconds=campaign.lease_time),
-    ))
-
-
-def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
-    """Lock and return a gold pair of the campaign the rater has not seen; gold pairs have no slot limit."""
-    found = comparison_gold_id(rater=rater, campaign_id=campaign_id, lock="skip")
-    return None if found is None else comparison_with_texts(comparison_id=found)
-
-
-def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: int | None = None, let_go: bool = False) -> Comparison | None:
-    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in; None when none is
-    found in ``tries`` picks (None: as many as it takes). ``lock`` as for ``comparison_leasable_id``.
-
-    Call inside a transaction. A comparison found full stays locked until the transaction ends, unless ``let_go``: then
-    each is locked in a savepoint, rolled back when it turns out full, so none is held while the next is waited for.
-    """
-    tried: list[int] = []
-    while tries is None or len(tried) < tries:
-        mark = transaction.savepoint() if let_go else None
-        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock=lock)
-        if found is None:
-            return None
-        # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
-        comparison = comparison_with_texts(comparison_id=found, leases_at=now)
-        if comparison.label_count + comparison.active_leases < comparison.required_labels:
-            return comparison
-        if mark is not None:
-            transaction.savepoint_rollback(mark)
-        tried.append(comparison.pk)
-    return None
-
-
 @transaction.atomic
 def label_record(
     *, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime | None = None
@@ -285,8 +160,8 @@ def label_record_and_lease_next(
     now = now or timezone.now()
     with transaction.atomic():
         label, created = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now)
-        following = _lease_next(rater=rater, campaign=campaign, now=now)
-    return label, created, _lease_waiting(rater=rater, campaign=campaign, now=now) if following is _BUSY else following
+        following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now)
+    return label, created, lease_waiting(rater=rater, campaign=campaign, now=now) if following is BUSY else following
 
 
 def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime) -> tuple[PreferenceLabel, bool]:

@@ -24,15 +24,8 @@ from feedback_app.selectors.labeling import (
 )
 from feedback_app.selectors.campaigns import campaigns_for_user, campaign_role, member_get, campaign_default
 from feedback_app.selectors.training import policy_active
-from feedback_app.services.labeling import (
-    LabelConflict,
-    LabelingError,
-    assignment_lease_ahead,
-    assignment_lease_next,
-    assignment_skip,
-    label_record,
-    label_undo_last,
-)
+from feedback_app.services.labeling import LabelConflict, LabelingError, assignment_skip, label_record, label_undo_last
+from feedback_app.services.leasing import assignment_lease_ahead, assignment_lease_next
 from feedback_app.services.campaigns import guidelines_acknowledge
 from feedback_app.views.access import campaign_required
 from feedback_app.views.forms import LabelForm

@@ -11,7 +11,8 @@ import pytest
 from django.db import close_old_connections, connection
 
 from feedback_app.models import Assignment, Comparison, PreferenceLabel
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,8 @@ training_runs.training_run_get_or_request → events.training_run_queued → (on
 import pytest
 
 from feedback_app.models import TrainingRun
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db

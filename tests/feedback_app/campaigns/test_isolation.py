@@ -14,7 +14,8 @@ from tests.conftest import api_client_for
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PreferenceLabel, Prompt, Response, Role
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services.campaigns import campaign_create, campaign_guidelines_set, campaign_settings_update, member_set
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 
 pytestmark = pytest.mark.django_db
 

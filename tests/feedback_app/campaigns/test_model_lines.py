@@ -16,7 +16,8 @@ from feedback_app.selectors.training import policy_active, reward_model_active
 from feedback_app.services.training_data import labels_for_training
 from feedback_app.services.auto_refit import refit_due_labels_count, training_auto_refit_if_due
 from feedback_app.services.campaigns import campaign_create, campaign_settings_update, member_set
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.policy_cadence import policy_labels_since_last_run
 from feedback_app.services.training import training_run_execute
 from feedback_app.services.training_runs import training_run_get_or_request, training_run_request

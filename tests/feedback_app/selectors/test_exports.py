@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from feedback_app.models import Assignment
 from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters, export_filename, labels_for_export, raw_row
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from feedback_app.models import Assignment
 from feedback_app.selectors.labeling import assignment_held_by_rater, assignment_with_comparison
-from feedback_app.services.labeling import assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db

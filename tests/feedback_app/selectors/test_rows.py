@@ -9,7 +9,8 @@ from feedback_app.selectors import rows
 from feedback_app.selectors.accounts import api_token_valid, user_role
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services.accounts import user_create
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 
 pytestmark = pytest.mark.django_db
 

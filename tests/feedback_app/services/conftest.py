@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from feedback_app import training_bridge
 from feedback_app.models import Assignment, PreferenceLabel, TrainingRun
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 

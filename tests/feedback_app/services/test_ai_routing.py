@@ -12,7 +12,8 @@ from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion,
 from feedback_app.selectors.labeling import comparison_leasable_id
 from feedback_app.selectors.quality import rater_quality
 from feedback_app.services.ai_routing import comparisons_judge_and_route, comparisons_judging_reap
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.models import DEFAULT_CAMPAIGN_ID
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from feedback_app.models import Assignment, Comparison, PreferenceLabel
 from feedback_app.selectors.exports import RAW_COLUMNS, ExportFilters
 from feedback_app.services.exports import csv_cell, export_stream
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db

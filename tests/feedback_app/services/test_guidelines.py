@@ -4,7 +4,8 @@ import pytest
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, CampaignMember, PreferenceLabel
 from feedback_app.rendering import markdown_html
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.campaigns import CampaignError, campaign_guidelines_set, guidelines_acknowledge
 from feedback_app.selectors.campaigns import campaign_default
 

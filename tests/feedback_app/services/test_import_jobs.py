@@ -12,7 +12,7 @@ from feedback_app.services import import_jobs
 from feedback_app.services.import_jobs import import_file, import_job_create, import_job_execute, staged_remove
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import DuplicateImport
-from feedback_app.services.labeling import assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db

@@ -10,11 +10,11 @@ from feedback_app.services.labeling import (
     LabelSubmission,
     NotLeased,
     NothingToUndo,
-    assignment_lease_next,
     assignment_skip,
     label_record,
     label_undo_last,
 )
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db

@@ -170,7 +170,8 @@ def test_a_trained_version_and_the_base_policy_are_served_in_policy_serving_mode
 
 def test_a_rater_s_rewrite_trains_dpo_as_better_than_both_replies(synthetic_preferences, run_now, fake_bridge, make_comparisons, rater, monkeypatch):
     """The pairs a rewrite implies (rewrite over A, over B) reach DPO with the human pairs."""
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     synthetic_preferences(20)
     (comparison,) = make_comparisons(1)

@@ -4,7 +4,8 @@ import pytest
 from django.core.cache import cache
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, CampaignMember, Role
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.campaigns import campaign_settings_update
 from feedback_app.services.quality import comparison_mark_gold
 from feedback_app.selectors.campaigns import campaign_default
@@ -52,7 +53,7 @@ def test_a_new_rater_labels_only_gold_pairs_until_graded_then_is_admitted(campai
 
 def test_a_rater_below_the_accuracy_is_not_admitted_and_leased_nothing_more(campaign, make_user):
     from feedback_app.models import Assignment
-    from feedback_app.services.labeling import assignment_lease_ahead
+    from feedback_app.services.leasing import assignment_lease_ahead
 
     rater = make_user()
     answer(rater, right=False)

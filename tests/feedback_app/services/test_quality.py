@@ -6,7 +6,8 @@ from feedback_app.selectors.exports import ExportFilters
 from feedback_app.services.exports import export_stream
 from feedback_app.selectors.training import verdicts
 from feedback_app.services.training_data import labels_for_training
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.quality import (
     QualityError,
     comparison_adjudicate,

@@ -55,7 +55,8 @@ def test_too_few_labels_is_a_clear_failure(fake_fit, run_now):
 
 def test_a_refit_learns_the_pairs_a_rewrite_implies(labelled, fake_fit, run_now, make_comparisons, make_user):
     """Six decided comparisons and one more with a rewrite: 7 pairs, and 2 more for the rewrite over each reply."""
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     (comparison,) = make_comparisons(1)
     rater = make_user()

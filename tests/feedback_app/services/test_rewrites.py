@@ -3,14 +3,8 @@
 import pytest
 
 from feedback_app.models import Assignment, PreferenceLabel, Response
-from feedback_app.services.labeling import (
-    InvalidSubmission,
-    LabelConflict,
-    LabelSubmission,
-    assignment_lease_next,
-    label_record,
-    label_undo_last,
-)
+from feedback_app.services.labeling import InvalidSubmission, LabelConflict, LabelSubmission, label_record, label_undo_last
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.rewrites import rewrite_create, rewrite_start, rewrite_text_normal
 from feedback_app.selectors.campaigns import campaign_default
 

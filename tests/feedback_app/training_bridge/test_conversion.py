@@ -9,7 +9,8 @@ from feedback_app.selectors.campaigns import campaign_default
 @pytest.mark.django_db
 def test_preference_pairs_aggregate_per_comparison(make_user, make_comparisons):
     from feedback_app.models import PreferenceLabel
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     (comparison,) = make_comparisons(1, required_labels=3)
     for choice in ("left", "left", "left"):
@@ -66,7 +67,8 @@ def test_policy_update_metrics_record_the_kl_to_the_base_rounded_to_4_digits():
 
 def _rewritten(make_user, make_comparisons, *, choice: str, strength: int = 3, edited_from: str = ""):
     from feedback_app.models import Assignment, PreferenceLabel
-    from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
 
     (comparison,) = make_comparisons(1)
     rater = make_user()

@@ -2,7 +2,8 @@ import pytest
 from django.test import Client
 
 from feedback_app.models import AuditEntry, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, TrainingRun
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.models import DEFAULT_CAMPAIGN_ID
 from feedback_app.models import Campaign

@@ -5,7 +5,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from feedback_app.services.labeling import LabelSubmission, assignment_lease_next, label_record
+from feedback_app.services.labeling import LabelSubmission, label_record
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
