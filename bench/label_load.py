@@ -131,6 +131,21 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_fli
     }
 
 
+def leases_end(*, tokens: dict[str, str]) -> int:
+    """End the leases this run's raters still hold (the campaign's lease time, 10 minutes by default); return how many.
+
+    The raters are gone, as raters who close the page are, but a later run on the same database would otherwise walk
+    past their comparisons, held and never labelled, at the head of the queue on every pick: back-to-back runs measured
+    a longer walk each time. Their slots go back to the pool as an expired lease's do.
+    """
+    from django.utils import timezone
+
+    from feedback_app.models import Assignment
+
+    return Assignment.objects.filter(rater__username__in=list(tokens), status=Assignment.Status.LEASED,
+                                     lease_expires_at__gt=timezone.now()).update(lease_expires_at=timezone.now())
+
+
 def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"} | ({"REDIS_URL": redis_url} if redis_url else {})
     if kind == "daphne":
@@ -263,6 +278,7 @@ def main() -> int:
             worker_errors["log"] = str(shutil.copy(scratch / "workers.log", Path(tempfile.gettempdir()) / f"{scratch.name}-workers.log"))
         shutil.rmtree(scratch, ignore_errors=True)
     checks = audit(tokens=tokens, acknowledged=stats["acknowledged"], in_flight=stats.get("in_flight_at_stop", []))
+    ended = leases_end(tokens=tokens)
     n = checks["labels_acknowledged"]
     by_group = stats["server_cpu_by_group"]
     result = {
@@ -289,6 +305,7 @@ def main() -> int:
         "repeated_label_answers": stats["repeats"],
         "labels_in_flight_at_stop": len(stats.get("in_flight_at_stop", [])),
         "empty_queue_answers": stats["empty"],
+        "leases_ended_after": ended,
         "audit": checks,
         "workers_log_errors": worker_errors,
     }

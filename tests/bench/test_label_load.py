@@ -162,3 +162,25 @@ def test_wrk_raters_label_each_lease_once_resend_a_refused_label_and_report_what
     assert set(api.created.values()) == {1}
     assert stats["errors"] == Counter({"answers other than 200/201/204": 2})  # the refused label of each rater, sent again
     assert stats["empty"] >= 2 and stats["latency_ms_by_wrk"]["n"] > 10 and stats["client_cpu_seconds"] > 0
+
+
+@pytest.mark.django_db
+def test_a_run_ends_the_leases_its_raters_still_hold(make_user, make_comparisons):
+    """After the audit, the run's raters' unlabelled leases end, so the next run's picks do not walk past them; other
+    raters' leases are left as they are."""
+    from django.utils import timezone
+
+    from bench.label_load import leases_end
+    from feedback_app.models import Assignment
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.leasing import assignment_lease_next
+
+    make_comparisons(3)
+    bench_rater, other = make_user(username="bench-abcd-000"), make_user()
+    for rater in (bench_rater, other):
+        assignment_lease_next(campaign=campaign_default(), rater=rater)
+    assert leases_end(tokens={"bench-abcd-000": "token"}) == 1
+    now = timezone.now()
+    assert not Assignment.objects.filter(rater=bench_rater, lease_expires_at__gt=now).exists()
+    assert Assignment.objects.filter(rater=other, lease_expires_at__gt=now).exists()
+    assert leases_end(tokens={"bench-abcd-000": "token"}) == 0
