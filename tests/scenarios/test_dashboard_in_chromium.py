@@ -204,6 +204,8 @@ def test_sample_replies_arrive_in_the_versions_page_without_a_reload(echo_policy
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("#samples form")
+    # htmx is deferred: a click before it has processed the form posts it plainly (the page still works, but reloads)
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'", timeout=TIMEOUT_MS)
     page.evaluate("window.samePage = true")
     page.fill("#id_prompt", "Where is my parcel?")
     page.click("#samples button[type=submit]")
