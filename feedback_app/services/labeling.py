@@ -32,7 +32,7 @@ from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade
 from feedback_app.services.label_tally import label_hour_withdraw
-from feedback_app.services.leasing import BUSY, lease_next_without_waiting, lease_waiting
+from feedback_app.services.leasing import lease_next_without_waiting, lease_settled
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -161,7 +161,7 @@ def label_record_and_lease_next(
     with transaction.atomic():
         label, created = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now)
         following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now)
-    return label, created, lease_waiting(rater=rater, campaign=campaign, now=now) if following is BUSY else following
+    return label, created, lease_settled(following, rater=rater, campaign=campaign, now=now)
 
 
 def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime) -> tuple[PreferenceLabel, bool]:

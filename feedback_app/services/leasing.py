@@ -27,7 +27,7 @@ def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = N
     now = now or timezone.now()
     with transaction.atomic():
         found = lease_next_without_waiting(rater=rater, campaign=campaign, now=now)
-    return lease_waiting(rater=rater, campaign=campaign, now=now) if found is BUSY else found
+    return lease_settled(found, rater=rater, campaign=campaign, now=now)
 
 
 def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now: datetime | None = None) -> Assignment | None:
@@ -43,18 +43,18 @@ def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now:
         found = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now, other_than=shown.pk)
         if found is None:
             found = _lease_new(rater=rater, campaign=campaign, now=now)
-    return lease_waiting(rater=rater, campaign=campaign, now=now) if found is BUSY else found
+    return lease_settled(found, rater=rater, campaign=campaign, now=now)
 
 
 # What _lease_new returns when the comparison it found free was locked by others, or turned out full once it held it
 # (its pick saw the table as it was before another rater's lease committed): the caller ends its transaction, which lets
-# go of that comparison, and ``lease_waiting`` takes the slower way in a transaction of its own.
-BUSY = object()
+# go of that comparison, and ``_lease_waiting`` takes the slower way in a transaction of its own.
+_BUSY = object()
 
 
 def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime):
-    """``assignment_lease_next``'s work without waiting for another transaction's row lock (``BUSY`` where it would have
-    to); call inside a transaction."""
+    """``assignment_lease_next``'s work without waiting for another transaction's row lock (``_BUSY`` where it would have
+    to: pass what it returns to ``lease_settled`` once the transaction has ended); call inside a transaction."""
     if campaign.state == Campaign.State.ARCHIVED:
         return None
     current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
@@ -65,7 +65,7 @@ def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime):
 
 def _lease_new(*, rater, campaign: Campaign, now: datetime):
     """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
-    free or the campaign is not active, ``BUSY`` when its one pick found nothing it could lock or a comparison full
+    free or the campaign is not active, ``_BUSY`` when its one pick found nothing it could lock or a comparison full
     once locked. Call inside a transaction; it never waits for a row lock."""
     if campaign.state != Campaign.State.ACTIVE:
         return None
@@ -85,13 +85,19 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
         else:
             comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", tries=1)
             if comparison is None:
-                return BUSY
+                return _BUSY
     return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
 
+def lease_settled(found, *, rater, campaign: Campaign, now: datetime) -> Assignment | None:
+    """Return the lease ``lease_next_without_waiting`` (or ``_lease_new``) found, or, where it returned ``_BUSY``, the one
+    ``_lease_waiting`` takes. Call after the transaction that found it has ended (which let go of any row it held)."""
+    return _lease_waiting(rater=rater, campaign=campaign, now=now) if found is _BUSY else found
+
+
 @transaction.atomic
-def lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
-    """Lease the rater a free comparison after ``_lease_new`` returned ``BUSY``: first any that no one holds locked, then
+def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | None:
+    """Lease the rater a free comparison after ``_lease_new`` returned ``_BUSY``: first any that no one holds locked, then
     waiting for those others hold.
 
     A transaction of its own, never inside one that holds a row lock, and each comparison it locks is locked in a
