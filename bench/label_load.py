@@ -106,8 +106,9 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_fli
     """Compare the labels stored for this run's raters with those the server acknowledged. A label still in flight when the run
     stopped (wrk cuts its connections at the end) may be stored or not: stored, it counts as acknowledged."""
     from django.db.models import Count, F
+    from django.utils import timezone
 
-    from feedback_app.models import Comparison, PreferenceLabel
+    from feedback_app.models import Assignment, Comparison, PreferenceLabel
 
     # tokens are stored only hashed: count by the raters' names
     name_of = {token: name for name, token in tokens.items()}
@@ -120,6 +121,13 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_fli
     comparisons = Comparison.objects.filter(pk__in=stored.values("comparison_id"))
     over = comparisons.filter(label_count__gt=F("required_labels")).count()
     mismatched = comparisons.annotate(n=Count("labels")).exclude(n=F("label_count")).count()
+    # The slot count each comparison's row keeps for the pick equals its leases, wherever none of the leases counted has expired.
+    now = timezone.now()
+    held = Assignment.objects.filter(rater__username__in=list(tokens)).values("comparison_id")
+    leases = Counter(Assignment.objects.filter(comparison_id__in=held, status=Assignment.Status.LEASED, lease_expires_at__gt=now)
+                     .values_list("comparison_id", flat=True))
+    rows = Comparison.objects.filter(pk__in=held, leases_recount_at__gt=now).values_list("pk", "leases_held")
+    slots_mismatched = sum(1 for pk, counted in rows if counted != leases[pk])
     return {
         "labels_acknowledged": sum(acked_pairs.values()),
         "labels_stored": sum(stored_pairs.values()),
@@ -128,6 +136,7 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_fli
         "duplicate_rater_comparison": sum(1 for n in stored_pairs.values() if n > 1) + sum(1 for n in acked_pairs.values() if n > 1),
         "over_collected_comparisons": over,
         "label_count_mismatches": mismatched,
+        "slot_count_mismatches": slots_mismatched,
     }
 
 
@@ -141,9 +150,14 @@ def leases_end(*, tokens: dict[str, str]) -> int:
     from django.utils import timezone
 
     from feedback_app.models import Assignment
+    from feedback_app.services.leasing import comparison_slots_recount
 
-    return Assignment.objects.filter(rater__username__in=list(tokens), status=Assignment.Status.LEASED,
-                                     lease_expires_at__gt=timezone.now()).update(lease_expires_at=timezone.now())
+    now = timezone.now()
+    held = Assignment.objects.filter(rater__username__in=list(tokens), status=Assignment.Status.LEASED, lease_expires_at__gt=now)
+    comparison_ids = list(held.values_list("comparison_id", flat=True))
+    ended = held.update(lease_expires_at=now)
+    comparison_slots_recount(comparison_ids=comparison_ids, now=now)  # the raters have stopped: no lease is under way
+    return ended
 
 
 def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> subprocess.Popen:
@@ -310,7 +324,7 @@ def main() -> int:
         "workers_log_errors": worker_errors,
     }
     ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
-          == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == 0)
+          == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == checks["slot_count_mismatches"] == 0)
     result["audit_ok"] = ok
     print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters"
           f"{f' pausing {args.think_ms:g} ms after each answer' if args.think_ms else ''} ({args.generator}), {result['seconds']} s; "

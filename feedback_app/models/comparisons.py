@@ -35,6 +35,12 @@ class Comparison(models.Model):
     required_labels = models.PositiveSmallIntegerField(default=1)
     # Kept equal to the number of PreferenceLabel rows from raters, under the row lock.
     label_count = models.PositiveSmallIntegerField(default=0)
+    # The slots its leases hold, so a lease's pick reads them from the row (services.leasing): the unexpired, unlabelled
+    # leases counted under the row lock at its last lease, label, skip or undo, and the first of their expiries. Until that
+    # instant the count is exact or high (a lease that ended without a write to this row, such as a failed qualification's,
+    # still counts); from it on the pick counts the leases again. The lock-and-count of a lease stays the rule.
+    leases_held = models.PositiveSmallIntegerField(default=0)
+    leases_recount_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
     is_gold = models.BooleanField(default=False)
@@ -72,6 +78,9 @@ class Comparison(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["status", "id"], name="comparison_status_id"),
+            # the lease's pick: the queue of open comparisons, oldest first (its slot test reads the row, and so costs
+            # so little per row that PostgreSQL's planner walked the primary key from the first, long-complete comparison)
+            models.Index(fields=["id"], name="comparison_leasable", condition=Q(status="open", is_gold=False)),
             models.Index(fields=["is_gold", "status"], name="comparison_gold"),
             models.Index(fields=["completed_at"], name="comparison_completed_at"),  # agreement per day reads a window
             models.Index(fields=["id"], name="comparison_arena", condition=Q(kind="arena")),  # the arena's votes, not every label

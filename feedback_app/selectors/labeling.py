@@ -20,18 +20,31 @@ def _active_leases(now: datetime) -> QuerySet[Assignment]:
 # The fixed values of the statements below, written in as literals (rows.constant: the generic plan knows them).
 _LEASED, _OPEN = rows.constant(Assignment.Status.LEASED.value), rows.constant(Comparison.Status.OPEN.value)
 
-# The unexpired, unlabelled leases holding slots of comparison ``c``; its parameters are ``_slots_held_params(now)``.
-_SLOTS_HELD = (f"(SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = c.id AND l.status = {_LEASED} "
-               f"AND l.lease_expires_at > %s)")
+
+def leases_holding(comparison_column: str) -> str:
+    """The FROM and WHERE of the unexpired, unlabelled leases (``l``) holding slots of the comparison whose id is
+    ``comparison_column``; its one parameter is ``slots_held_params(now)``."""
+    return (f"FROM {Assignment._meta.db_table} l WHERE l.comparison_id = {comparison_column} AND l.status = {_LEASED} "
+            f"AND l.lease_expires_at > %s")
 
 
-def _slots_held_params(now: datetime) -> list:
+# How many leases hold slots of comparison ``c``, counted.
+_SLOTS_HELD = f"(SELECT COUNT(*) {leases_holding('c.id')})"
+
+# Whether comparison ``c`` has a slot free by the count its row keeps (``Comparison.leases_held``): one parameter, now. From
+# the first expiry of the leases counted on, the count may be high, and the comparison is a candidate while it has fewer
+# labels than it needs; the lock-and-count of the lease decides.
+_SLOT_FREE_BY_ROW = ("(c.label_count + c.leases_held < c.required_labels "
+                     "OR (c.leases_recount_at <= %s AND c.label_count < c.required_labels))")
+
+
+def slots_held_params(now: datetime) -> list:
     return [connection.ops.adapt_datetimefield_value(now)]
 
 
 def active_lease_count(*, comparison_id: int, now: datetime) -> int:
     """Return how many unexpired, unlabelled leases hold a slot of the comparison (written out: every lease and label asks it)."""
-    return rows.scalar(f"SELECT {_SLOTS_HELD} FROM {Comparison._meta.db_table} c WHERE c.id = %s", [*_slots_held_params(now), comparison_id])
+    return rows.scalar(f"SELECT {_SLOTS_HELD} FROM {Comparison._meta.db_table} c WHERE c.id = %s", [*slots_held_params(now), comparison_id])
 
 
 def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, other_than: int | None = None) -> Assignment | None:
@@ -78,7 +91,7 @@ def comparison_with_texts(*, comparison_id: int, leases_at: datetime | None = No
     count = f", {_SLOTS_HELD}" if leases_at is not None else ""
     sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')}"
            f"{count} FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
-    params = _slots_held_params(leases_at) if leases_at is not None else []
+    params = slots_held_params(leases_at) if leases_at is not None else []
     found = rows.one(sql, [*params, comparison_id], Comparison, Prompt, Response, Response)
     if found is None:
         raise Comparison.DoesNotExist(f"no comparison {comparison_id}")
@@ -114,9 +127,12 @@ def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple
     return assignment, label_id, campaign_role_of(user=rater, campaign_id=campaign_id, membership=membership, any_membership=bool(any_membership))
 
 
-def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "") -> int | None:
+def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                           exact: bool = False) -> int | None:
     """Return the id of the campaign's oldest open comparison the rater never held that still has a free slot, or None.
 
+    The free slots are read from the comparison's row (``Comparison.leases_held``), so the pick costs the same however many
+    leases the raters hold; with ``exact``, the leases are counted instead (a row whose count drifted high is found too).
     ``lock`` is "" (no lock), "wait" or "skip" (``FOR UPDATE [SKIP LOCKED]`` of the comparison's row,
     where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions).
     One statement written out, not built by the ORM: it runs for every lease, and building it was
@@ -125,13 +141,14 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
     """
     comparison, prompt, assignment = Comparison._meta.db_table, Prompt._meta.db_table, Assignment._meta.db_table
     excluded = f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude_ids))})" if exclude_ids else ""
+    free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.status = {_OPEN} AND NOT c.is_gold AND p.campaign_id = %s "
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
-        f"AND c.label_count + {_SLOTS_HELD} < c.required_labels {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
+        f"AND {free} {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    params = [campaign_id, rater.pk, *_slots_held_params(now), *exclude_ids]
+    params = [campaign_id, rater.pk, *slots_held_params(now), *exclude_ids]
     return rows.scalar(sql, params)
 
 

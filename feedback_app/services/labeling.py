@@ -32,7 +32,7 @@ from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade
 from feedback_app.services.label_tally import label_hour_withdraw
-from feedback_app.services.leasing import lease_next_without_waiting, lease_settled
+from feedback_app.services.leasing import SLOTS_RECOUNT, comparison_slots_recount, lease_next_without_waiting, lease_settled, slots_recount_params
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -220,7 +220,10 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
         comparison.status = Comparison.Status.COMPLETE
         comparison.completed_at = now
         fields += ["status", "completed_at"]
-    rows.update(comparison, fields)
+    if comparison.is_gold:  # no slots to count
+        rows.update(comparison, fields)
+    else:  # the lease just labelled no longer holds a slot
+        rows.update(comparison, fields, also=SLOTS_RECOUNT, also_params=slots_recount_params(now))
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)
@@ -278,6 +281,7 @@ def assignment_skip(*, rater, campaign: Campaign, comparison_id: int, now: datet
     assignment.status = Assignment.Status.SKIPPED
     assignment.finished_at = now
     assignment.save(update_fields=["status", "finished_at"])
+    comparison_slots_recount(comparison_ids=[comparison_id], now=now)
 
 
 @transaction.atomic
@@ -319,4 +323,5 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     assignment.leased_at = now
     assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_time)
     assignment.save(update_fields=["status", "finished_at", "leased_at", "lease_expires_at"])
+    comparison_slots_recount(comparison_ids=[comparison.pk], now=now)
     return assignment

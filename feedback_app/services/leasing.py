@@ -4,6 +4,12 @@ The comparison row is the lock (``SELECT ... FOR UPDATE [SKIP LOCKED]`` on Postg
 every write transaction starts with BEGIN IMMEDIATE and so holds the database's write lock), so two
 raters never hold the same slot. A lease never holds one comparison's row while it waits for
 another's: raters cannot deadlock.
+
+The pick reads a comparison's free slots from its row (``Comparison.leases_held``, counted again with
+every lease, label, skip and undo under the row's lock), so it costs the same however many leases
+are held, and on PostgreSQL a pick that meets a row another lease just filled sees it full (the
+lock's recheck reads the row as committed). Where the quick pass finds nothing, the slower one
+counts the leases themselves, so a count that drifted high never strands a comparison.
 """
 
 from __future__ import annotations
@@ -16,9 +22,35 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from feedback_app.models import Assignment, Campaign, CampaignMember, Comparison
-from feedback_app.selectors.labeling import assignment_current_for_rater, comparison_gold_id, comparison_leasable_id, comparison_with_texts
+from feedback_app.selectors.labeling import (
+    assignment_current_for_rater,
+    comparison_gold_id,
+    comparison_leasable_id,
+    comparison_with_texts,
+    leases_holding,
+    slots_held_params,
+)
+from feedback_app.selectors.rows import cursor
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_status
+
+_ID = f"{connection.ops.quote_name(Comparison._meta.db_table)}.{connection.ops.quote_name('id')}"
+
+# The SET clause that counts a comparison's leases again into its row (``Comparison.leases_held``): with a lease, label, skip
+# or undo, under the row's lock. Its parameters are ``slots_recount_params(now)``.
+SLOTS_RECOUNT = f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}), leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)})"
+
+
+def slots_recount_params(now: datetime) -> list:
+    return slots_held_params(now) * 2
+
+
+def comparison_slots_recount(*, comparison_ids: list[int], now: datetime) -> None:
+    """Count the comparisons' leases again into their rows. Call holding their row locks (or with no lease under way)."""
+    if comparison_ids:  # on the labeling path's prepared-statement cursor: one lease in every label runs it
+        with cursor() as c:
+            c.execute(f"UPDATE {Comparison._meta.db_table} SET {SLOTS_RECOUNT} WHERE id IN ({', '.join(['%s'] * len(comparison_ids))})",
+                      [*slots_recount_params(now), *comparison_ids])
 
 
 def assignment_lease_next(*, rater, campaign: Campaign, now: datetime | None = None) -> Assignment | None:
@@ -80,8 +112,9 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
     elif random.random() < campaign.gold_rate:
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
-        if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so one pass sees all there is
-            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="")
+        if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so no row is locked by another
+            comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="")
+                          or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="", exact=True))
         else:
             comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", tries=1)
             if comparison is None:
@@ -104,19 +137,22 @@ def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | 
     savepoint that is rolled back if the comparison turns out full: so it never holds one row while it waits for
     another, and two raters cannot each hold what the other waits for (PostgreSQL's deadlock).
     """
-    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", let_go=True)
-                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="wait", let_go=True))
+    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", let_go=True, exact=True)
+                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="wait", let_go=True, exact=True))
     return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
 
 def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
-    return rows.insert(Assignment(
+    lease = rows.insert(Assignment(
         comparison=comparison,
         rater=rater,
         a_on_left=random.random() < 0.5,
         leased_at=now,
         lease_expires_at=now + timedelta(seconds=campaign.lease_time),
     ))
+    if not comparison.is_gold:  # a gold pair has no slots to count
+        comparison_slots_recount(comparison_ids=[comparison.pk], now=now)
+    return lease
 
 
 def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
@@ -125,9 +161,10 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
     return None if found is None else comparison_with_texts(comparison_id=found)
 
 
-def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: int | None = None, let_go: bool = False) -> Comparison | None:
+def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: int | None = None, let_go: bool = False,
+                   exact: bool = False) -> Comparison | None:
     """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in; None when none is
-    found in ``tries`` picks (None: as many as it takes). ``lock`` as for ``comparison_leasable_id``.
+    found in ``tries`` picks (None: as many as it takes). ``lock`` and ``exact`` as for ``comparison_leasable_id``.
 
     Call inside a transaction. A comparison found full stays locked until the transaction ends, unless ``let_go``: then
     each is locked in a savepoint, rolled back when it turns out full, so none is held while the next is waited for.
@@ -135,7 +172,7 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: 
     tried: list[int] = []
     while tries is None or len(tried) < tries:
         mark = transaction.savepoint() if let_go else None
-        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock=lock)
+        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock=lock, exact=exact)
         if found is None:
             return None
         # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).

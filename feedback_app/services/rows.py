@@ -41,21 +41,22 @@ def insert(instance: Model) -> Model:
 
 
 @lru_cache(maxsize=None)
-def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+def _update_sql(model: type[Model], names: tuple[str, ...], also: str, vendor: str) -> tuple[str, tuple]:
     fields = tuple(model._meta.get_field(name) for name in names)
     quote = connection.ops.quote_name
-    sql = (f"UPDATE {quote(model._meta.db_table)} SET {', '.join(f'{quote(field.column)} = %s' for field in fields)} "
-           f"WHERE {quote(model._meta.pk.column)} = %s")
+    sets = [f"{quote(field.column)} = %s" for field in fields] + ([also] if also else [])
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {quote(model._meta.pk.column)} = %s"
     return sql, fields
 
 
-def update(instance: Model, names: list[str]) -> None:
-    """Write the fields ``names`` of the saved ``instance`` to its row, as ``instance.save(update_fields=names)`` would."""
-    if not names:
+def update(instance: Model, names: list[str], *, also: str = "", also_params: list = ()) -> None:
+    """Write the fields ``names`` of the saved ``instance`` to its row, as ``instance.save(update_fields=names)`` would;
+    ``also`` is more of the SET clause, written out (a value the database computes), with its parameters ``also_params``."""
+    if not names and not also:
         return
-    sql, fields = _update_sql(type(instance), tuple(names), connection.vendor)
+    sql, fields = _update_sql(type(instance), tuple(names), also, connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
     with cursor() as c:
-        c.execute(sql, [*values, instance.pk])
+        c.execute(sql, [*values, *also_params, instance.pk])
         if c.rowcount == 0:
             raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")

@@ -1,0 +1,107 @@
+"""What the lease's pick costs while many raters hold leases at the head of the queue: the slots read from the comparison's
+row (``Comparison.leases_held``) against the leases counted one comparison at a time, side by side in one run.
+
+Every lease starts with a pick: the campaign's oldest open comparison the rater never held with a free slot. The
+comparisons at the head of the queue are the ones other raters hold, so the pick walks past them first. It used to count
+each one's leases with a subquery; it now reads the count the comparison's row keeps. The slow pass of a lease still
+counts (``exact``), so the two are the same statement with a different slot test, timed here in alternating blocks on a
+scratch database (SQLite, or ``DATABASE_URL``) with ``--held`` leases held by as many raters.
+
+    .venv/bin/python -m bench.lease_pick --held 2000
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from bench.label_profile import fill, setup
+
+
+def hold(first: int, held_before: int) -> None:
+    """Give ``first - held_before`` more raters one unexpired lease each, on the queue's comparisons after the first ``held_before``,
+    and count them into the comparisons' rows as the leases themselves would."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from feedback_app.models import Assignment, Comparison
+    from feedback_app.services.leasing import comparison_slots_recount
+
+    now = timezone.now()
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True)[held_before:first])
+    raters = get_user_model().objects.bulk_create([get_user_model()(username=f"pick-holder-{held_before + i}") for i in range(len(ids))])
+    Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=r, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(hours=1))
+                                    for c, r in zip(ids, raters)])
+    for start in range(0, len(ids), 500):
+        comparison_slots_recount(comparison_ids=ids[start:start + 500], now=now)
+
+
+def time_picks(*, rounds: int, block: int = 25) -> dict:
+    """Time ``rounds`` picks of each kind for a rater who holds nothing, in alternating blocks; return ms per pick (median of
+    the blocks) and the ratio."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.selectors.labeling import comparison_leasable_id
+
+    rater, campaign_id = get_user_model().objects.get(username="profile-rater"), campaign_default().pk
+    found = {}
+    per_block: dict[str, list[float]] = {"row": [], "counted": []}
+    for _ in range(max(1, rounds // block)):
+        for kind, exact in (("row", False), ("counted", True)):
+            now = timezone.now()
+            started = time.perf_counter()
+            for _ in range(block):
+                found[kind] = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exact=exact)
+            per_block[kind].append(1000 * (time.perf_counter() - started) / block)
+    assert found["row"] == found["counted"], found  # the same comparison either way
+    row, counted = statistics.median(per_block["row"]), statistics.median(per_block["counted"])
+    return {"row_ms": round(row, 3), "counted_ms": round(counted, 3), "counted_over_row": round(counted / row, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--held", type=int, action="append", help="leases held at the head of the queue (repeat for several; default 50, 2000)")
+    p.add_argument("--comparisons", type=int, default=20_000, help="open comparisons in the queue")
+    p.add_argument("--rounds", type=int, default=400)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    helds = sorted(args.held or [50, 2000])
+    if helds[-1] >= args.comparisons:
+        p.error(f"--held {helds[-1]} needs more than that many --comparisons ({args.comparisons})")
+    redis = setup(os.environ.get("DATABASE_URL"))
+    try:
+        from django.conf import settings
+        from django.db import connection
+
+        fill(args.comparisons)
+        results, before = [], 0
+        for held in helds:
+            hold(held, before)
+            before = held
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE")
+            results.append({"held": held, **time_picks(rounds=args.rounds)})
+            r = results[-1]
+            print(f"{held:6d} leases held: slots read from the row {r['row_ms']:.3f} ms a pick, counted {r['counted_ms']:.3f} ms "
+                  f"({r['counted_over_row']}x)")
+        out = {"database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "comparisons": args.comparisons, "results": results}
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
+        return 0
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
