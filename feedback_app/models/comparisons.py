@@ -36,9 +36,10 @@ class Comparison(models.Model):
     # Kept equal to the number of PreferenceLabel rows from raters, under the row lock.
     label_count = models.PositiveSmallIntegerField(default=0)
     # The slots its leases hold, so a lease's pick reads them from the row (services.leasing): the unexpired, unlabelled
-    # leases counted under the row lock at its last lease, label, skip or undo, and the first of their expiries. Until that
-    # instant the count is exact or high (a lease that ended without a write to this row, such as a failed qualification's,
-    # still counts); from it on the pick counts the leases again. The lock-and-count of a lease stays the rule.
+    # leases, kept under the row lock (a lease adds itself; a label, skip or undo counts them again), and the first of their
+    # expiries. Until that instant the count is exact or high (a lease that ended without a write to this row, such as a
+    # failed qualification's, still counts); from it on the pick counts the leases again. The lock-and-count of a lease
+    # stays the rule.
     leases_held = models.PositiveSmallIntegerField(default=0)
     leases_recount_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)

@@ -129,7 +129,15 @@ def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                            exact: bool = False) -> int | None:
-    """Return the id of the campaign's oldest open comparison the rater never held that still has a free slot, or None.
+    """Return the id of the campaign's oldest open comparison the rater never held that still has a free slot, or None
+    (``comparison_leasable_sql``'s statement)."""
+    return rows.scalar(*comparison_leasable_sql(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact))
+
+
+def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                            exact: bool = False) -> tuple[str, list]:
+    """Return the statement, and its parameters, that selects the id of the campaign's oldest open comparison the rater never
+    held that still has a free slot (the lease's pick: ``services.leasing`` takes the slot in the same statement).
 
     The free slots are read from the comparison's row (``Comparison.leases_held``), so the pick costs the same however many
     leases the raters hold; with ``exact``, the leases are counted instead (a row whose count drifted high is found too).
@@ -148,8 +156,7 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
         f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
         f"AND {free} {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
-    params = [campaign_id, rater.pk, *slots_held_params(now), *exclude_ids]
-    return rows.scalar(sql, params)
+    return sql, [campaign_id, rater.pk, *slots_held_params(now), *exclude_ids]
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:

@@ -5,11 +5,13 @@ every write transaction starts with BEGIN IMMEDIATE and so holds the database's 
 raters never hold the same slot. A lease never holds one comparison's row while it waits for
 another's: raters cannot deadlock.
 
-The pick reads a comparison's free slots from its row (``Comparison.leases_held``, counted again with
-every lease, label, skip and undo under the row's lock), so it costs the same however many leases
-are held, and on PostgreSQL a pick that meets a row another lease just filled sees it full (the
-lock's recheck reads the row as committed). Where the quick pass finds nothing, the slower one
-counts the leases themselves, so a count that drifted high never strands a comparison.
+The pick reads a comparison's free slots from its row (``Comparison.leases_held``), so it costs the
+same however many leases are held, and it takes its slot there in the statement that locks the row
+(``_hold_leasable``): on PostgreSQL a pick that meets a row another lease just filled sees it full
+(the lock's recheck reads the row as committed). A label, skip or undo counts the leases again under
+the row's lock, as does a lease whose row counted one that has expired. Where the quick pass finds
+nothing, the slower one counts the leases themselves, so a count that drifted high never strands a
+comparison.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from feedback_app.models import Assignment, Campaign, CampaignMember, Comparison
 from feedback_app.selectors.labeling import (
     assignment_current_for_rater,
     comparison_gold_id,
-    comparison_leasable_id,
+    comparison_leasable_sql,
     comparison_with_texts,
     leases_holding,
     slots_held_params,
@@ -112,11 +114,12 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
     elif random.random() < campaign.gold_rate:
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
+        expires = _lease_expiry(campaign=campaign, now=now)
         if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so no row is locked by another
-            comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="")
-                          or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="", exact=True))
+            comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="")
+                          or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="", exact=True))
         else:
-            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", tries=1)
+            comparison = _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="skip", tries=1)
             if comparison is None:
                 return _BUSY
     return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
@@ -137,8 +140,9 @@ def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | 
     savepoint that is rolled back if the comparison turns out full: so it never holds one row while it waits for
     another, and two raters cannot each hold what the other waits for (PostgreSQL's deadlock).
     """
-    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="skip", let_go=True, exact=True)
-                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, lock="wait", let_go=True, exact=True))
+    expires = _lease_expiry(campaign=campaign, now=now)
+    comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="skip", let_go=True, exact=True)
+                  or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="wait", let_go=True, exact=True))
     return None if comparison is None else _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
 
@@ -148,11 +152,15 @@ def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: dat
         rater=rater,
         a_on_left=random.random() < 0.5,
         leased_at=now,
-        lease_expires_at=now + timedelta(seconds=campaign.lease_time),
+        lease_expires_at=_lease_expiry(campaign=campaign, now=now),
     ))
-    if not comparison.is_gold:  # a gold pair has no slots to count
+    if getattr(comparison, "slots_recount", False):  # its pick counted this lease on top of one that expired meanwhile
         comparison_slots_recount(comparison_ids=[comparison.pk], now=now)
     return lease
+
+
+def _lease_expiry(*, campaign: Campaign, now: datetime) -> datetime:
+    return now + timedelta(seconds=campaign.lease_time)
 
 
 def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
@@ -161,10 +169,24 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
     return None if found is None else comparison_with_texts(comparison_id=found)
 
 
-def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: int | None = None, let_go: bool = False,
-                   exact: bool = False) -> Comparison | None:
-    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in; None when none is
-    found in ``tries`` picks (None: as many as it takes). ``lock`` and ``exact`` as for ``comparison_leasable_id``.
+def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, exclude_ids: list[int], lock: str, exact: bool) -> int | None:
+    """Pick a comparison with a free slot (``comparison_leasable_sql``), lock it and count the lease about to be made into
+    its row, in one statement; return its id, or None when none is free."""
+    pick, params = comparison_leasable_sql(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact)
+    expiry = connection.ops.adapt_datetimefield_value(expires)
+    sql = (f"UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
+           f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = ({pick}) RETURNING id")
+    with cursor() as c:
+        c.execute(sql, [expiry, expiry, *params])
+        found = c.fetchone()
+    return None if found is None else found[0]
+
+
+def _lock_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, lock: str, tries: int | None = None,
+                   let_go: bool = False, exact: bool = False) -> Comparison | None:
+    """Lock and return a comparison with a slot free for ``rater``, its prompt and responses joined in, its row already
+    counting the lease that will expire at ``expires``; None when none is found in ``tries`` picks (None: as many as it
+    takes). ``lock`` and ``exact`` as for ``comparison_leasable_id``.
 
     Call inside a transaction. A comparison found full stays locked until the transaction ends, unless ``let_go``: then
     each is locked in a savepoint, rolled back when it turns out full, so none is held while the next is waited for.
@@ -172,14 +194,18 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, lock: str, tries: 
     tried: list[int] = []
     while tries is None or len(tried) < tries:
         mark = transaction.savepoint() if let_go else None
-        found = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=tried, lock=lock, exact=exact)
+        found = _hold_leasable(rater=rater, campaign_id=campaign_id, now=now, expires=expires, exclude_ids=tried, lock=lock, exact=exact)
         if found is None:
             return None
         # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
         comparison = comparison_with_texts(comparison_id=found, leases_at=now)
         if comparison.label_count + comparison.active_leases < comparison.required_labels:
+            # the row's count was the leases' and now adds this one, unless a lease it counted has expired since
+            comparison.slots_recount = comparison.leases_held != comparison.active_leases + 1 or comparison.leases_recount_at <= now
             return comparison
         if mark is not None:
-            transaction.savepoint_rollback(mark)
-        tried.append(comparison.pk)
+            transaction.savepoint_rollback(mark)  # the lock and the count taken with it
+        else:  # full once locked (its count had drifted low): count it right before the lock goes with the transaction
+            comparison_slots_recount(comparison_ids=[found], now=now)
+        tried.append(found)
     return None
