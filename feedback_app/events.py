@@ -105,6 +105,16 @@ def label_recorded(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
         transaction.on_commit(lambda: _enqueue("dashboard_push", campaign_id))
 
 
+def dashboard_push_for_labels(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> bool:
+    """The worker's push that labels asked for: at most one per DASHBOARD_THROTTLE_SECONDS from each worker process, however
+    many web processes ask (each asks that often), so the counters' reads follow the workers, not the web processes. Return
+    whether it pushed."""
+    if not cache.add(f"feedback_app:dashboard-pushed:{campaign_id}", True, DASHBOARD_THROTTLE_SECONDS):
+        return False
+    dashboard_push(campaign_id=campaign_id)
+    return True
+
+
 def training_run_queued(*, run) -> None:
     """Send a queued run to the workers of its kind's queue (``broker.training_run_queue``) once it has committed."""
     run_id, queue = run.pk, broker.training_run_queue(run.kind)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
 from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
+from feedback_app.selectors.label_tally import label_hours_live
 from feedback_app.selectors.labeling import labels_today_count
 from feedback_app.selectors.training import policy_active
 from feedback_app.selectors.training_runs import training_run_get
@@ -22,9 +23,11 @@ TEMPLATE = "feedback_app/live.html"
 
 
 def dashboard_counters_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
-    """Return a campaign's counters, and its labels-per-hour series for the plot, as they are now."""
-    context = {"counters": overview_counters(campaign_id=campaign_id),
-               "series_json": json.dumps({"labels_over_time": labels_over_time(campaign_id=campaign_id)})}
+    """Return a campaign's counters, and its labels-per-hour series for the plot, as they are now (the labels since the last
+    close read once for both)."""
+    live = label_hours_live(campaign_id=campaign_id)
+    context = {"counters": overview_counters(campaign_id=campaign_id, live=live),
+               "series_json": json.dumps({"labels_over_time": labels_over_time(campaign_id=campaign_id, live=live)})}
     return render_to_string(f"{TEMPLATE}#counters", context)
 
 

@@ -175,7 +175,7 @@ def dashboard_push(campaign_id: int | None = None) -> None:
     if campaign_id is None:
         events.dashboards_push()
     else:
-        events.dashboard_push(campaign_id=campaign_id)
+        events.dashboard_push_for_labels(campaign_id=campaign_id)
 
 
 @worker_ready.connect

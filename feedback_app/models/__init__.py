@@ -9,6 +9,7 @@ from feedback_app.models.judges import Judge, JudgeVersion, Verdict
 from feedback_app.models.labels import (
     AgreementTally,
     LabelHourCount,
+    LabelMinuteCount,
     LabelHoursClosed,
     PreferenceLabel,
     QualityTallied,
@@ -33,6 +34,7 @@ __all__ = [
     "Judge",
     "JudgeVersion",
     "LabelHourCount",
+    "LabelMinuteCount",
     "LabelHoursClosed",
     "PolicyVersion",
     "PreferenceLabel",

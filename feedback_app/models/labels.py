@@ -102,6 +102,22 @@ class LabelHourCount(models.Model):
         constraints = [models.UniqueConstraint(fields=["campaign", "hour"], name="label_hour_count_once")]
 
 
+class LabelMinuteCount(models.Model):
+    """How many labels the raters gave a campaign in one UTC minute of the last hour before the closed instant: the dashboard's
+    labels per minute read these rows and the live labels after the instant, not the last minutes' labels one by one.
+
+    Written by ``services.label_tally``'s close with the hour rows (each minute closes once), taken down with them when a
+    stretch reopens, and dropped once an hour old.
+    """
+
+    campaign = models.ForeignKey("feedback_app.Campaign", on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()  # its start
+    rater_labels = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "minute"], name="label_minute_count_once")]
+
+
 class LabelHoursClosed(models.Model):
     """The instant (a whole minute) before which ``LabelHourCount`` holds every label, for every campaign (one row, id 1)."""
 

@@ -12,7 +12,14 @@ from django.utils import timezone
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, PreferenceLabel, RewardModelVersion, ServingMode, TrainingRun
 from feedback_app.selectors.arena import arena_record
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.label_tally import active_rater_count, label_hours_live, labels_per_minute, labels_total_count, rater_labels_by_hour
+from feedback_app.selectors.label_tally import (
+    LiveHours,
+    active_rater_count,
+    label_hours_live,
+    labels_per_minute,
+    labels_total_count,
+    rater_labels_by_hour,
+)
 from feedback_app.selectors.supply import open_comparison_count
 from feedback_app.selectors.training import reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
@@ -40,22 +47,28 @@ def _labels(campaign_id: int):
     return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
 
 
-def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
-    """Return the live counters of the campaign's dashboard, with its active models."""
+OPEN_SHOWN_UP_TO = 10_000  # the open comparisons a dashboard counts before it says "10000+"
+
+
+def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, live: LiveHours | None = None) -> dict:
+    """Return the live counters of the campaign's dashboard, with its active models; ``live``, when the caller read it
+    (``label_hours_live``), serves for the labels since the last close."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     active_rm = RewardModelVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     active_policy = PolicyVersion.objects.active().filter(campaign_id=campaign_id).values_list("name", flat=True).first()
     config = campaign_cached(campaign_id=campaign_id)
-    live = label_hours_live(campaign_id=campaign_id)  # the labels since the last close, read once for the total and today's
+    live = live or label_hours_live(campaign_id=campaign_id)  # the labels since the last close, read once for the total and today's
     total, target = labels_total_count(campaign_id=campaign_id, live=live), config.label_target
+    opened = open_comparison_count(campaign_id=campaign_id, statuses=(Comparison.Status.OPEN,), cap=OPEN_SHOWN_UP_TO)
     return {
-        "labels_per_minute": labels_per_minute(campaign_id=campaign_id),
+        "labels_per_minute": labels_per_minute(campaign_id=campaign_id, live=live),
         "labels_today": sum(rater_labels_by_hour(campaign_id=campaign_id, start=today, live=live).values()),
         "labels_total": total,
         "label_target": target,
         "target_percent": round(100 * total / target, 1) if target else None,
         "state": config.state,
-        "open_comparisons": open_comparison_count(campaign_id=campaign_id, statuses=(Comparison.Status.OPEN,)),
+        "open_comparisons": opened,
+        "open_comparisons_more": opened >= OPEN_SHOWN_UP_TO,  # at least that many: the page shows "10000+"
         "active_raters": active_rater_count(),
         "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},  # the workers serve every campaign; shown once
         "reward_model": active_rm,
@@ -69,11 +82,11 @@ def training_run_current(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingR
     return runs.filter(status=TrainingRun.Status.RUNNING).order_by("-id").first() or runs.order_by("-id").first()
 
 
-def labels_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, hours: int = 48) -> list[dict]:
-    """Return labels per hour over the last ``hours`` (hours without labels included, as 0)."""
+def labels_over_time(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, hours: int = 48, live: LiveHours | None = None) -> list[dict]:
+    """Return labels per hour over the last ``hours`` (hours without labels included, as 0); ``live`` as for ``overview_counters``."""
     now = timezone.now()
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    counts = rater_labels_by_hour(campaign_id=campaign_id, start=start)
+    counts = rater_labels_by_hour(campaign_id=campaign_id, start=start, live=live)
     series = []
     hour = start
     while hour <= now:

@@ -15,9 +15,10 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, Comparison, LabelHourCount, LabelHoursClosed, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, Comparison, LabelHourCount, LabelHoursClosed, LabelMinuteCount, PreferenceLabel
 
 MARK_ID = 1  # LabelHoursClosed and QualityTallied hold one row each
+MINUTES_KEPT = timedelta(hours=1)  # LabelMinuteCount's rows before the closed instant
 
 
 def day_start(day: date) -> datetime:
@@ -28,6 +29,11 @@ def day_start(day: date) -> datetime:
 def hour_floor(moment: datetime) -> datetime:
     """Return the start of the UTC hour holding ``moment``."""
     return moment.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def minute_floor(moment: datetime) -> datetime:
+    """Return the start of the UTC minute holding ``moment``."""
+    return moment.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
 
 
 def label_hours_closed_through() -> datetime | None:
@@ -101,10 +107,24 @@ def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datet
     return counts
 
 
-def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5) -> float:
-    """Return the mean labels per minute over the last ``minutes``."""
-    since = timezone.now() - timedelta(minutes=minutes)
-    return round(sum(raters for _, raters in labels_in_window_by_hour(campaign_id=campaign_id, start=since).values()) / minutes, 2)
+def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5, live: LiveHours | None = None) -> float:
+    """Return the raters' mean labels per minute since the start of the minute ``minutes`` ago.
+
+    The closed minutes are read from their rows (``LabelMinuteCount``) and the labels after the closed instant from ``live``
+    (read here when the caller did not): at 300 labels a second, five minutes are 90,000 labels, and counting them one
+    by one took a dashboard push 50-85 ms. Where the closes lag behind the window (no worker), the window is counted.
+    """
+    now = timezone.now()
+    since = minute_floor(now - timedelta(minutes=minutes))
+    through = live.through if live is not None else label_hours_closed_through()
+    if through is None or through <= since:
+        n = sum(raters for _, raters in labels_in_window_by_hour(campaign_id=campaign_id, start=since).values())
+    else:
+        n = LabelMinuteCount.objects.filter(campaign_id=campaign_id, minute__gte=since, minute__lt=through).aggregate(
+            n=Sum("rater_labels"))["n"] or 0
+        after = live.by_hour if live is not None else labels_in_window_by_hour(campaign_id=campaign_id, start=through)
+        n += sum(raters for _, raters in after.values())
+    return round(n / ((now - since).total_seconds() / 60), 2)
 
 
 def active_rater_count(*, minutes: int = 10) -> int:

@@ -14,22 +14,18 @@ reopening would read the hour's labels again.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
 from django.db.models import Count, F, Min, Q
-from django.db.models.functions import TruncHour
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from feedback_app.models import LabelHourCount, LabelHoursClosed, PreferenceLabel
-from feedback_app.selectors.label_tally import MARK_ID, hour_floor
+from feedback_app.models import LabelHourCount, LabelHoursClosed, LabelMinuteCount, PreferenceLabel
+from feedback_app.selectors.label_tally import MARK_ID, MINUTES_KEPT, hour_floor, minute_floor
 
 SETTLE = timedelta(minutes=1)
-
-
-def minute_floor(moment: datetime) -> datetime:
-    """Return the start of the UTC minute holding ``moment``."""
-    return moment.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
 
 
 def label_hours_close(*, now: datetime | None = None, max_hours: int = 24 * 60) -> int:
@@ -50,18 +46,28 @@ def label_hours_close(*, now: datetime | None = None, max_hours: int = 24 * 60) 
         end = min(last_end, mark.through + timedelta(hours=max_hours))
         if end <= mark.through:
             return 0
-        counts = (PreferenceLabel.objects.filter(created_at__gte=mark.through, created_at__lt=end)
-                  .annotate(hour=TruncHour("created_at", tzinfo=dt_timezone.utc)).values("comparison__prompt__campaign_id", "hour")
-                  .annotate(n=Count("id"), raters=Count("id", filter=Q(rater__isnull=False)))
-                  .values_list("comparison__prompt__campaign_id", "hour", "n", "raters"))
+        by_minute = (PreferenceLabel.objects.filter(created_at__gte=mark.through, created_at__lt=end)
+                     .annotate(minute=TruncMinute("created_at", tzinfo=dt_timezone.utc)).values("comparison__prompt__campaign_id", "minute")
+                     .annotate(n=Count("id"), raters=Count("id", filter=Q(rater__isnull=False)))
+                     .values_list("comparison__prompt__campaign_id", "minute", "n", "raters"))
+        by_hour: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
+        minutes = []
+        for campaign_id, minute, n, raters in by_minute:
+            counts = by_hour[campaign_id, hour_floor(minute)]
+            counts[0] += n
+            counts[1] += raters
+            if minute >= end - MINUTES_KEPT and raters:
+                minutes.append(LabelMinuteCount(campaign_id=campaign_id, minute=minute, rater_labels=raters))
         begun = hour_floor(mark.through) if hour_floor(mark.through) != mark.through else None  # the hour the last close stopped in
         new = []
-        for campaign_id, hour, n, raters in counts:
+        for (campaign_id, hour), (n, raters) in by_hour.items():
             if hour == begun and LabelHourCount.objects.filter(campaign_id=campaign_id, hour=hour).update(
                     labels=F("labels") + n, rater_labels=F("rater_labels") + raters):
                 continue  # added to the row the last close wrote
             new.append(LabelHourCount(campaign_id=campaign_id, hour=hour, labels=n, rater_labels=raters))
         LabelHourCount.objects.bulk_create(new, batch_size=1000)
+        LabelMinuteCount.objects.bulk_create(minutes, batch_size=1000)  # whole minutes, each closed once
+        LabelMinuteCount.objects.filter(minute__lt=end - MINUTES_KEPT).delete()
         closed = int((end - mark.through) / timedelta(minutes=1))
         mark.through = end
         mark.save(update_fields=["through"])
@@ -81,6 +87,7 @@ def label_hour_reopen(*, created_at: datetime) -> None:
     with transaction.atomic():  # only when it lay before the closed instant: a live label's undo costs nothing
         if LabelHoursClosed.objects.filter(pk=MARK_ID, through__gt=created_at).update(through=hour):
             LabelHourCount.objects.filter(hour__gte=hour).delete()
+            LabelMinuteCount.objects.filter(minute__gte=hour).delete()
 
 
 def label_hour_withdraw(*, label: PreferenceLabel, campaign_id: int, now: datetime | None = None) -> bool:
@@ -97,4 +104,7 @@ def label_hour_withdraw(*, label: PreferenceLabel, campaign_id: int, now: dateti
             return False
         LabelHourCount.objects.filter(campaign_id=campaign_id, hour=hour_floor(label.created_at)).update(
             labels=F("labels") - 1, rater_labels=F("rater_labels") - int(label.rater_id is not None))
+        if label.rater_id is not None:
+            LabelMinuteCount.objects.filter(campaign_id=campaign_id, minute=minute_floor(label.created_at)).update(
+                rater_labels=F("rater_labels") - 1)
     return True

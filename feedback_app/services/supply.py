@@ -51,7 +51,7 @@ def comparisons_supply(*, now: datetime | None = None, models: training_bridge.M
 
 def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridge.ModelHolder) -> int:
     """One round for ``campaign``: its policy answers its prompts until SUPPLY_OPEN_TARGET of its comparisons are open."""
-    missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count(campaign_id=campaign.pk)
+    missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count(campaign_id=campaign.pk, cap=settings.SUPPLY_OPEN_TARGET)
     if missing <= 0 or campaign.state != Campaign.State.ACTIVE or not campaign_has_prompts(campaign_id=campaign.pk):
         return 0
     policy = policy_active_or_base(campaign_id=campaign.pk)

@@ -72,3 +72,26 @@ def test_the_queue_notice_reloads_the_workspace():
 
     billing = campaign_create(slug="billing", name="Billing")
     assert 'hx-get="/c/billing/label/"' in live.queue_notice_html(campaign_id=billing.pk)  # a campaign's raters load its own page
+
+
+def test_a_push_reads_the_labels_since_the_last_close_once(make_comparisons, rater, monkeypatch):
+    """The counters and the series of one push share one read of the live labels (and labels per minute reads the closed
+    minutes' rows): a busy studio's minute of labels is counted once a push, not three times."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.selectors import label_tally
+    from feedback_app.services.label_tally import label_hours_close
+
+    comparisons = make_comparisons(2)
+    PreferenceLabel.objects.create(comparison=comparisons[0], rater=rater, winner="a", strength=2)
+    PreferenceLabel.objects.filter(rater=rater).update(created_at=timezone.now() - timedelta(minutes=3))
+    label_hours_close()
+    PreferenceLabel.objects.create(comparison=comparisons[1], rater=rater, winner="b", strength=2)
+    reads = []
+    counted = label_tally.labels_in_window_by_hour
+    monkeypatch.setattr(label_tally, "labels_in_window_by_hour", lambda **kw: reads.append(kw) or counted(**kw))
+    html = live.dashboard_counters_html()
+    per_minute = float(re.search(r'data-testid="labels-per-minute">([0-9.]+)<', html).group(1))
+    assert len(reads) == 1 and round(2 / 6, 2) <= per_minute <= 2 / 5  # both labels, over five to six minutes

@@ -184,3 +184,71 @@ def test_the_labels_since_the_close_read_once_serve_the_total_and_the_hours(labe
         with CaptureQueriesContext(connection) as reusing:
             rater_labels_by_hour(start=start, live=live)
         assert len(reusing) < len(reading) / 2  # the window since the close is not read again
+
+
+def minute_truth(since: datetime, until: datetime, campaign_id: int = 1) -> int:
+    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id, rater__isnull=False, created_at__gte=since,
+                                          created_at__lt=until).count()
+
+
+def test_a_close_counts_the_raters_labels_of_its_last_hour_per_minute_and_drops_older_minutes(label_at):
+    from feedback_app.models import LabelMinuteCount
+
+    for minutes_ago in (90, 50, 50, 4, 4, 2, 0):
+        label_at(NOW - timedelta(minutes=minutes_ago))
+    label_at(NOW - timedelta(minutes=4), imported=True)  # not a rater's
+    label_hours_close(now=NOW)
+    rows = dict(LabelMinuteCount.objects.filter(campaign_id=1).values_list("minute", "rater_labels"))
+    assert rows == {NOW - timedelta(minutes=50): 2, NOW - timedelta(minutes=4): 2, NOW - timedelta(minutes=2): 1}  # 90 minutes ago: dropped
+    label_hours_close(now=NOW + timedelta(minutes=55))
+    rows = dict(LabelMinuteCount.objects.filter(campaign_id=1).values_list("minute", "rater_labels"))
+    assert rows == {NOW - timedelta(minutes=4): 2, NOW - timedelta(minutes=2): 1, NOW: 1}  # an hour before the new closed instant
+
+
+def test_labels_per_minute_reads_the_closed_minutes_and_the_live_labels_alike(label_at, monkeypatch):
+    from feedback_app.selectors import label_tally
+    from feedback_app.selectors.label_tally import label_hours_live, labels_per_minute
+
+    for minutes_ago in (7, 5, 4, 4, 3, 2, 1, 0):
+        label_at(NOW - timedelta(minutes=minutes_ago, seconds=-10))
+    monkeypatch.setattr(label_tally.timezone, "now", lambda: NOW + timedelta(seconds=30))
+    since = NOW - timedelta(minutes=5)  # the start of the minute five minutes ago
+    expected = round(minute_truth(since, NOW + timedelta(minutes=1)) / 5.5, 2)
+    assert labels_per_minute() == expected  # before any close: the window counted
+    label_hours_close(now=NOW)  # closed through 12:19: the minutes before from their rows, the rest live
+    reads = []
+    counted = label_tally.labels_in_window_by_hour
+    monkeypatch.setattr(label_tally, "labels_in_window_by_hour", lambda **kw: reads.append(kw) or counted(**kw))
+    live = label_hours_live()
+    assert labels_per_minute(live=live) == labels_per_minute() == expected
+    assert len(reads) == 2  # the live read and the call without it; with it, no window is read again
+    from feedback_app.models import LabelMinuteCount
+
+    assert LabelMinuteCount.objects.filter(minute__gte=since).exists()
+
+
+def test_an_undo_of_a_closed_label_takes_it_out_of_its_minute_too(label_at, make_user, undoable_label):
+    from feedback_app.models import LabelMinuteCount
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.labeling import label_undo_last
+
+    comparison = label_at(NOW - timedelta(minutes=4)).comparison
+    Comparison.objects.filter(pk=comparison.pk).update(required_labels=2, label_count=2, status="complete", completed_at=NOW - timedelta(minutes=3))
+    rater = make_user()
+    undoable_label(comparison, rater, at=NOW - timedelta(minutes=3))
+    label_hours_close(now=NOW)
+    assert LabelMinuteCount.objects.get(minute=NOW - timedelta(minutes=3)).rater_labels == 1
+    label_undo_last(rater=rater, campaign=campaign_default(), now=NOW)
+    assert LabelMinuteCount.objects.get(minute=NOW - timedelta(minutes=3)).rater_labels == 0
+
+
+def test_a_reopened_stretch_takes_its_minutes_down_and_the_next_close_counts_them_again(label_at):
+    from feedback_app.models import LabelMinuteCount
+
+    old = label_at(NOW - timedelta(minutes=30))
+    label_at(NOW - timedelta(minutes=20))
+    label_hours_close(now=NOW)
+    old.delete()  # a label of a closed stretch: its hour reopens
+    assert not LabelMinuteCount.objects.exists()
+    label_hours_close(now=NOW)
+    assert dict(LabelMinuteCount.objects.values_list("minute", "rater_labels")) == {NOW - timedelta(minutes=20): 1}
