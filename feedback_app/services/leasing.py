@@ -38,8 +38,8 @@ from feedback_app.services.qualification import qualification_status
 
 _ID = f"{connection.ops.quote_name(Comparison._meta.db_table)}.{connection.ops.quote_name('id')}"
 
-# The SET clause that counts a comparison's leases again into its row (``Comparison.leases_held``): with a lease, label, skip
-# or undo, under the row's lock. Its parameters are ``slots_recount_params(now)``.
+# The SET clause that counts a comparison's leases again into its row (``Comparison.leases_held``): with a label, skip or undo
+# (and a lease whose row still counted an expired one), under the row's lock. Its parameters are ``slots_recount_params(now)``.
 SLOTS_RECOUNT = f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}), leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)})"
 
 
@@ -49,7 +49,7 @@ def slots_recount_params(now: datetime) -> list:
 
 def comparison_slots_recount(*, comparison_ids: list[int], now: datetime) -> None:
     """Count the comparisons' leases again into their rows. Call holding their row locks (or with no lease under way)."""
-    if comparison_ids:  # on the labeling path's prepared-statement cursor: one lease in every label runs it
+    if comparison_ids:  # on the labeling path's prepared-statement cursor
         with cursor() as c:
             c.execute(f"UPDATE {Comparison._meta.db_table} SET {SLOTS_RECOUNT} WHERE id IN ({', '.join(['%s'] * len(comparison_ids))})",
                       [*slots_recount_params(now), *comparison_ids])
