@@ -185,6 +185,16 @@
     if (next) { shown.querySelector("footer.keys").before(document.importNode(next, true)); }
   }
 
+  // A push names the parts of the page it replaces by their ids. The queue notice goes to every rater of the campaign,
+  // but only a page with an empty queue has its place: a page showing a comparison drops it here, quietly, instead of
+  // reloading under the rater or logging htmx's oobErrorNoTarget.
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var pushed = document.createElement("template");
+    pushed.innerHTML = event.detail.message;
+    var parts = Array.prototype.filter.call(pushed.content.children, function (part) { return part.id; });
+    if (parts.length && parts.every(function (part) { return !document.getElementById(part.id); })) { event.preventDefault(); }
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "workspace" || (event.detail.elt && event.detail.elt.id === "workspace")) {
       shownAt = performance.now();

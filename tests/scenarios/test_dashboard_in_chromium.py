@@ -213,3 +213,32 @@ def test_sample_replies_arrive_in_the_versions_page_without_a_reload(echo_policy
     assert "echo 2: Where is my parcel?" in page.inner_text("[data-testid=sample-replies]")
     assert page.evaluate("window.samePage === true")
     assert violations == []
+
+
+def test_new_comparisons_load_into_an_empty_queue_and_leave_a_busy_rater_alone(redis_live_server, browser, make_comparisons):
+    """The queue notice reloads a page that shows "All caught up"; a page showing a comparison drops it without an error."""
+    from feedback_app import events
+
+    user_create(username="kim", role=Role.RATER, password=PASSWORD)
+    context = browser.new_context()
+    context.add_init_script('window.pushes = 0; document.addEventListener("htmx:wsBeforeMessage", () => window.pushes++);')
+    page = log_in(context, redis_live_server, "/label/", "kim")
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    assert page.locator("#queue-notice").count() == 1 and page.locator("#label-form").count() == 0  # all caught up
+
+    def supplied() -> None:  # from a thread of its own, like activate()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(events.comparisons_supplied, count=2).result(timeout=30)
+
+    make_comparisons(2)
+    supplied()
+    page.wait_for_selector("#label-form", timeout=TIMEOUT_MS)
+    shown = page.get_attribute("#workspace", "data-comparison")
+
+    pushes = page.evaluate("window.pushes")
+    supplied()
+    page.wait_for_function(f"() => window.pushes > {pushes}", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1_000)  # the notice would reload 500 ms after it landed
+    assert page.get_attribute("#workspace", "data-comparison") == shown
+    assert errors == [] and page.csp_violations == []
