@@ -186,8 +186,8 @@
   }
 
   // A push names the parts of the page it replaces by their ids. The queue notice goes to every rater of the campaign,
-  // but only a page with an empty queue has its place: a page showing a comparison drops it here, quietly, instead of
-  // reloading under the rater or logging htmx's oobErrorNoTarget.
+  // but only a page with an empty queue has its place: a page showing a comparison drops it here, quietly, where htmx
+  // would log oobErrorNoTarget in the rater's console. (A template's content is inert: nothing in it loads or runs.)
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     var pushed = document.createElement("template");
     pushed.innerHTML = event.detail.message;
