@@ -96,29 +96,29 @@ def lenient(pairs: list[dict], answers: list) -> dict[str, Any]:
             "first_shown_named": round(first / (2 * read), 3) if read else None}
 
 
+def _agreement(judged: list[tuple[dict, Any]]) -> dict[str, Any]:
+    """Return how many verdicts there are and their agreement with the truth, with its Wilson interval."""
+    hits = sum(answer.choice == pair["truth"] for pair, answer in judged)
+    return {"verdicts": len(judged), "agreement": round(hits / len(judged), 3) if judged else None, "interval": wilson(hits, len(judged))}
+
+
 def summarise(pairs: list[dict], answers: list) -> dict[str, Any]:
     """Return abstentions, position consistency and agreement (overall, per confidence band, per threshold)."""
     reasons = Counter(answer.reason or "verdict" for answer in answers)
     judged = [(pair, answer) for pair, answer in zip(pairs, answers) if answer.choice]
     parsed_both = reasons["verdict"] + reasons["flipped"]
-    right = sum(answer.choice == pair["truth"] for pair, answer in judged)
-    bands = []
-    for low, high in CONFIDENCE_BANDS:
-        inside = [(p, a) for p, a in judged if low <= a.confidence < high]
-        hits = sum(a.choice == p["truth"] for p, a in inside)
-        bands.append({"confidence": [low, min(high, 1.0)], "verdicts": len(inside),
-                      "agreement": round(hits / len(inside), 3) if inside else None, "interval": wilson(hits, len(inside))})
+    overall = _agreement(judged)
+    bands = [{"confidence": [low, min(high, 1.0)], **_agreement([(p, a) for p, a in judged if low <= a.confidence < high])}
+             for low, high in CONFIDENCE_BANDS]
     thresholds = []
     for threshold in THRESHOLDS:
-        kept = [(p, a) for p, a in judged if a.confidence >= threshold]
-        hits = sum(a.choice == p["truth"] for p, a in kept)
-        thresholds.append({"threshold": threshold, "coverage": round(len(kept) / len(pairs), 3) if pairs else None,
-                           "agreement": round(hits / len(kept), 3) if kept else None, "interval": wilson(hits, len(kept))})
+        kept = _agreement([(p, a) for p, a in judged if a.confidence >= threshold])
+        thresholds.append({"threshold": threshold, "coverage": round(kept["verdicts"] / len(pairs), 3) if pairs else None, **kept})
     orders = [o for a in answers for o in a.detail.get("orders", [])]  # every validly parsed answer, in either order
     return {"pairs": len(pairs), "verdicts": len(judged), "abstentions": {k: v for k, v in reasons.items() if k != "verdict"},
             "abstention_rate": round(1 - len(judged) / len(pairs), 3) if pairs else None,
             "position_consistency": round(reasons["verdict"] / parsed_both, 3) if parsed_both else None,
-            "agreement": round(right / len(judged), 3) if judged else None, "agreement_interval": wilson(right, len(judged)),
+            "agreement": overall["agreement"], "agreement_interval": overall["interval"],
             "truth_a_share": round(sum(p["truth"] == "a" for p in pairs) / len(pairs), 3) if pairs else None,
             "first_shown_chosen": round(sum(o["choice"] == o["shown_first"] for o in orders) / len(orders), 3) if orders else None,
             "by_confidence": bands, "by_threshold": thresholds, "unparseable_prose": lenient(pairs, answers)}
