@@ -101,12 +101,11 @@ class Simulation:
         if not used:
             return None
         by_id = {id(g): g for g in self.train}
-        first = [lab["i"] if lab["choice"] != "b" else lab["j"] for lab in used]
-        second = [lab["j"] if lab["choice"] != "b" else lab["i"] for lab in used]
-        chosen = np.stack([self.emb(by_id[lab["group"]])[k] for lab, k in zip(used, first)])
-        rejected = np.stack([self.emb(by_id[lab["group"]])[k] for lab, k in zip(used, second)])
-        tie = np.array([lab["choice"] == "tie" for lab in used])
-        margin = np.array([0.0 if t else DEFAULT_STRENGTH_MARGINS[lab["strength"] - 1] for lab, t in zip(used, tie)])
+        sides = [label_sides(lab) for lab in used]
+        chosen = np.stack([self.emb(by_id[lab["group"]])[first] for lab, (first, _, _, _) in zip(used, sides)])
+        rejected = np.stack([self.emb(by_id[lab["group"]])[second] for lab, (_, second, _, _) in zip(used, sides)])
+        tie = np.array([t for _, _, t, _ in sides])
+        margin = np.array([m for _, _, _, m in sides])
         c = self.config
         return fit_ensemble(chosen, rejected, margin=margin if c.use_margin else None, tie=tie, members=c.ensemble_size,
                             hidden=c.head_hidden, epochs=c.epochs, patience=c.patience, batch_size=c.batch_size,
@@ -142,18 +141,23 @@ class Simulation:
                 "win_rate_ci": [rate - half, rate + half], "win_rate_noiseless": float(np.mean(noiseless_outcomes)),
                 "mean_judge_score": float(np.mean(scores)) if scores else None}
 
-    def ceiling(self, seed: int, *, noisy: bool) -> dict[str, Any]:
-        """Return the held-out figures of the fast tier fit on every train pair, labelled once by the noisy judge or by its noiseless preference."""
-        rng, labels = random.Random(f"ceiling-{seed}"), []
+    def every_pair(self, rng: random.Random | None) -> list[dict]:
+        """Return a label of every train pair: one noisy judge draw each from ``rng``, or without one the noiseless preference (strength 2)."""
+        labels = []
         for g in self.train:
             texts = [r["text"] for r in g["replies"]]
             for i in range(len(texts)):
                 for j in range(i + 1, len(texts)):
-                    if noisy:
+                    if rng is not None:
                         labels.append(self.label(g, i, j, rng))
                     else:
                         choice = self.prefer(g["prompt"], texts[i], texts[j])
                         labels.append({"group": id(g), "i": i, "j": j, "choice": choice, "strength": 2, "truncated": 0})
+        return labels
+
+    def ceiling(self, seed: int, *, noisy: bool) -> dict[str, Any]:
+        """Return the held-out figures of the fast tier fit on every train pair, labelled once by the noisy judge or by its noiseless preference."""
+        labels = self.every_pair(random.Random(f"ceiling-{seed}") if noisy else None)
         return {"labels": len(labels), **self.measure(self.fit(labels, seed), random.Random(f"eval-{seed}-ceiling"))}
 
     def run(self, strategy: str, seed: int) -> list[dict[str, Any]]:
@@ -184,6 +188,13 @@ class Simulation:
             rewards = [self.rewards(ensemble, g) for g in batch]
             chosen = select_pairs(rewards, SelectionConfig(strategy=strategy, seed=seed * 1000 + round_), [self.emb(g) for g in batch])
             labels += [self.label(g, p.i, p.j, judge_rng) for g, p in zip(batch, chosen) if p is not None]
+
+
+def label_sides(label: dict) -> tuple[int, int, bool, float]:
+    """Return (the chosen reply, the rejected reply, tie, margin) of a judge label that is not "both_bad"."""
+    tie = label["choice"] == "tie"
+    first, second = (label["j"], label["i"]) if label["choice"] == "b" else (label["i"], label["j"])
+    return first, second, tie, 0.0 if tie else DEFAULT_STRENGTH_MARGINS[label["strength"] - 1]
 
 
 def mean_interval(values: list[float]) -> tuple[float, float]:

@@ -6,7 +6,8 @@ Run from the project root (the pool is ``strategy_efficacy``'s, generated and ca
 
 Two training sets of the pool's train candidate pairs: ``--labels`` random pairs, each labelled
 by one noisy judge draw (what raters would give; "both_bad" dropped), and every train pair
-labelled by the judge's noiseless preference (the most the pool can teach). Each set is fit by
+labelled by the judge's noiseless preference (the most the pool can teach; a pair it scores equal is a tie),
+both built by ``strategy_efficacy``'s ``Simulation`` as its own fits build them. Each set is fit by
 ``rm_trainer.train.fit`` as a refit would, once per tier and ``--full-epochs`` value (the full
 tier fine-tunes the encoder first, at ``FitConfig``'s learning rate), with no validation split.
 Each model is measured like ``strategy_efficacy`` measures the fast tier: agreement with the
@@ -26,50 +27,42 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from bench.active_learning import cpu_name
 from bench.candidate_pool import PoolSpec, load_or_generate
 from bench.judges import load_judge
-from bench.strategy_efficacy import Simulation
+from bench.strategy_efficacy import Simulation, label_sides
 from bench.strategy_efficacy import parse as pool_args
 from rm_trainer.config import FitConfig, default_reward_backbone
-from rm_trainer.data import DEFAULT_STRENGTH_MARGINS, PreferencePair
+from rm_trainer.data import PreferencePair
 from rm_trainer.scorer import RewardScorer
 from rm_trainer.store import CheckpointStore
 from rm_trainer.train import fit
 
 
-def noisy_pairs(train: list[dict], judge: Callable, n: int, seed: int) -> list[PreferencePair]:
-    """Return ``n`` random train candidate pairs, each labelled by one noisy judge draw ("both_bad" dropped)."""
-    rng, pairs = random.Random(f"tier-{seed}"), []
-    for k in range(n):
-        group = rng.choice(train)
+def noisy_labels(sim: Simulation, n: int, seed: int) -> list[dict]:
+    """Return ``n`` labels of random train candidate pairs, each one noisy judge draw (as ``Simulation.label`` draws them)."""
+    rng, labels = random.Random(f"tier-{seed}"), []
+    for _ in range(n):
+        group = rng.choice(sim.train)
         i, j = rng.sample(range(len(group["replies"])), 2)
-        a, b = group["replies"][i]["text"], group["replies"][j]["text"]
-        choice, strength = judge(group["prompt"], a, b, rng)
-        if choice == "both_bad":
+        labels.append(sim.label(group, i, j, rng))
+    return labels
+
+
+def preference_pairs(sim: Simulation, labels: list[dict]) -> list[PreferencePair]:
+    """Return the labels as the pairs a refit trains on: "both_bad" dropped, a tie fitted as a tie, the strength as the margin."""
+    by_id, pairs = {id(g): g for g in sim.train}, []
+    for k, label in enumerate(labels):
+        if label["choice"] == "both_bad":
             continue
-        chosen, rejected = (b, a) if choice == "b" else (a, b)
-        pairs.append(PreferencePair(pair_id=f"noisy-{k}", prompt=group["prompt"], chosen=chosen, rejected=rejected,
-                                    margin=0.0 if choice == "tie" else DEFAULT_STRENGTH_MARGINS[strength - 1], tie=choice == "tie"))
-    return pairs
-
-
-def every_pair(train: list[dict], prefer: Callable[[str, str, str], str]) -> list[PreferencePair]:
-    """Return every train candidate pair the judge does not score equal, labelled by its noiseless preference."""
-    pairs = []
-    for g, group in enumerate(train):
-        texts = [r["text"] for r in group["replies"]]
-        for i in range(len(texts)):
-            for j in range(i + 1, len(texts)):
-                choice = prefer(group["prompt"], texts[i], texts[j])
-                if choice in ("a", "b"):
-                    chosen, rejected = (texts[i], texts[j]) if choice == "a" else (texts[j], texts[i])
-                    pairs.append(PreferencePair(pair_id=f"all-{g}-{i}-{j}", prompt=group["prompt"], chosen=chosen,
-                                                rejected=rejected, margin=DEFAULT_STRENGTH_MARGINS[1]))
+        group = by_id[label["group"]]
+        chosen, rejected, tie, margin = label_sides(label)
+        pairs.append(PreferencePair(pair_id=f"pair-{k}", prompt=group["prompt"], chosen=group["replies"][chosen]["text"],
+                                    rejected=group["replies"][rejected]["text"], margin=margin, tie=tie))
     return pairs
 
 
@@ -118,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     pool, pool_path = load_or_generate(spec, log=lambda m: print(m, flush=True))
     config = FitConfig(backbone=default_reward_backbone(), validation_fraction=0.0, device="cpu", bf16=False, seed=args.seed)
     sim = Simulation(pool, {}, judge, p, config)
-    sets = {f"{args.labels} noisy labels": noisy_pairs(sim.train, judge, args.labels, args.seed),
-            "every train pair, noiseless": every_pair(sim.train, sim.prefer)}
+    sets = {f"{args.labels} noisy labels": preference_pairs(sim, noisy_labels(sim, args.labels, args.seed)),
+            "every train pair, noiseless": preference_pairs(sim, sim.every_pair(None))}
     rows = []
     for name, pairs in sets.items():
         for tier in args.tiers:
