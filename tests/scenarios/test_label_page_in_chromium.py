@@ -21,6 +21,7 @@ def rater_page(browser, base: str, username: str):
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("#label-form")
+    page.wait_for_load_state("domcontentloaded")  # label.js is deferred: keys pressed before it ran would do nothing
     return page
 
 
@@ -129,6 +130,7 @@ def test_login_and_label_pages_pass_the_content_security_policy(asgi_live_server
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("#label-form")
+    page.wait_for_load_state("domcontentloaded")  # label.js has run
     assert page.evaluate("document.documentElement.className") == "js"  # js-on.js ran
     shown = page.get_attribute("#workspace", "data-comparison")
     page.keyboard.press("1")
@@ -180,6 +182,7 @@ def test_a_member_of_two_campaigns_picks_one_and_labels_only_its_comparisons(asg
     assert page.url.endswith("/campaigns/")
     page.click("[data-testid=campaign-safety]")
     page.wait_for_selector("#label-form")
+    page.wait_for_load_state("domcontentloaded")  # label.js has run
     assert page.url.endswith("/c/safety/label/") and "Safety" in page.inner_text("[data-testid=campaign]")
     for n in range(2):
         assert page.inner_text(".turn.current p").startswith("safety request")
