@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from bench.active_learning import cpu_name
-    from bench.candidate_pool import PoolSpec, load_or_generate
+    from bench.candidate_pool import load_or_generate
     from bench.judges import load_judge, noiseless
-    from bench.strategy_efficacy import parse as pool_args
+    from bench.strategy_efficacy import parse as pool_args, pool_spec
     from feedback_app.services.judge_protocol import both_orders_answers
     from rm_trainer.chat import chat_replies
     from rm_trainer.config import default_generator_source
@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     prefer = noiseless(load_judge(args.judge))
     p = pool_args(["--quick"] if args.quick else [])
-    spec = PoolSpec(data=p.data, train_prompts=p.train_prompts, heldout_prompts=p.heldout_prompts, candidates=p.candidates,
-                    max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
-    pool, pool_path = load_or_generate(spec, device=args.device, log=lambda m: print(m, flush=True))
+    pool, pool_path = load_or_generate(pool_spec(p), device=args.device, log=lambda m: print(m, flush=True))
     pairs = sample_pairs(pool, prefer, args.pairs, args.seed)
     folder, gguf_file = (args.model, None) if args.model else default_generator_source()
     generator = Generator.load(folder, gguf_file, device=args.device)

@@ -190,6 +190,12 @@ class Simulation:
             labels += [self.label(g, p.i, p.j, judge_rng) for g, p in zip(batch, chosen) if p is not None]
 
 
+def pool_spec(args: argparse.Namespace) -> PoolSpec:
+    """Return the spec of the pool these arguments (``parse``'s, also for the benches that share its pool) describe."""
+    return PoolSpec(data=args.data, train_prompts=args.train_prompts, heldout_prompts=args.heldout_prompts,
+                    candidates=args.candidates, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+
+
 def label_sides(label: dict) -> tuple[int, int, bool, float]:
     """Return (the chosen reply, the rejected reply, tie, margin) of a judge label that is not "both_bad"."""
     tie = label["choice"] == "tie"
@@ -249,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     judge = load_judge(args.judge)
-    spec = PoolSpec(data=args.data, train_prompts=args.train_prompts, heldout_prompts=args.heldout_prompts,
-                    candidates=args.candidates, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    spec = pool_spec(args)
     started = time.perf_counter()
     pool, pool_path = load_or_generate(spec, device=args.device, log=lambda m: print(m, flush=True))
     seconds = {"pool": round(time.perf_counter() - started, 1), "generation_when_built": pool["seconds"]["generation"]}

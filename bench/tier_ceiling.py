@@ -32,9 +32,9 @@ from typing import Any
 import torch
 
 from bench.active_learning import cpu_name
-from bench.candidate_pool import PoolSpec, load_or_generate
+from bench.candidate_pool import load_or_generate
 from bench.judges import load_judge
-from bench.strategy_efficacy import Simulation, label_sides
+from bench.strategy_efficacy import Simulation, label_sides, pool_spec
 from bench.strategy_efficacy import parse as pool_args
 from rm_trainer.config import FitConfig, default_reward_backbone
 from rm_trainer.data import PreferencePair
@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     judge = load_judge(args.judge)
     p = pool_args(["--quick"] if args.quick else [])
-    spec = PoolSpec(data=p.data, train_prompts=p.train_prompts, heldout_prompts=p.heldout_prompts, candidates=p.candidates,
-                    max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
-    pool, pool_path = load_or_generate(spec, log=lambda m: print(m, flush=True))
+    pool, pool_path = load_or_generate(pool_spec(p), log=lambda m: print(m, flush=True))
     config = FitConfig(backbone=default_reward_backbone(), validation_fraction=0.0, device="cpu", bf16=False, seed=args.seed)
     sim = Simulation(pool, {}, judge, p, config)
     sets = {f"{args.labels} noisy labels": preference_pairs(sim, noisy_labels(sim, args.labels, args.seed)),
