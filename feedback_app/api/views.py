@@ -99,9 +99,8 @@ class LabelView(CampaignScopedView):
     )
     def post(self, request: Request, comparison_id: int) -> Response:
         wants_next = _next_wanted(request)
-        serializer = LabelRequestSerializer(data=request.data, context={"campaign": request.campaign})
-        serializer.is_valid(raise_exception=True)
-        asked = {"rater": request.user, "campaign": request.campaign, "comparison_id": comparison_id, "submission": serializer.submission()}
+        submission = LabelRequestSerializer.read(request.data, campaign=request.campaign)
+        asked = {"rater": request.user, "campaign": request.campaign, "comparison_id": comparison_id, "submission": submission}
         try:
             if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
                 label, created, following = label_record_and_lease_next(**asked)
