@@ -313,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, sizes: list[int]) -> int:
-    from django.conf import settings
     from django.db import connection
     from django.test import Client
 
@@ -331,7 +330,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
     pages = Client()
     pages.force_login(researcher)
     api = Client(HTTP_AUTHORIZATION=f"Token {researcher_token}")
-    result = {"database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "raters": args.raters,
+    result = {"database": connection.vendor, "raters": args.raters,
               "labels_per_day": args.labels_per_day, "sizes": []}
     for size in sizes:
         fill_s = fill.grow_to(size)

@@ -251,8 +251,7 @@ def main() -> int:
     args = parser.parse_args()
 
     setup_django()
-    from django.conf import settings
-    from django.db import connections
+    from django.db import connection, connections
 
     tag = secrets.token_hex(4)
     comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
@@ -296,7 +295,7 @@ def main() -> int:
     n = checks["labels_acknowledged"]
     by_group = stats["server_cpu_by_group"]
     result = {
-        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "database": connection.vendor,
         "server": args.serve or url,
         "web_workers": args.web_workers if args.serve == "uvicorn" else 1,
         "celery_workers": bool(args.workers and args.serve),

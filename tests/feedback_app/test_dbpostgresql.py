@@ -1,0 +1,55 @@
+"""The pool tests a connection before handing it out only when it sat in the pool a while (feedback_app.dbpostgresql)."""
+
+import pytest
+from django.db import connection
+from psycopg_pool import ConnectionPool
+
+from feedback_app.dbpostgresql import base
+
+
+class _Connection:
+    pass
+
+
+def test_a_connection_given_back_just_now_is_handed_out_untested(monkeypatch):
+    tested = []
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(tested.append))
+    now = 1000.0
+    monkeypatch.setattr(base, "monotonic", lambda: now)
+    fresh, recent, idle = _Connection(), _Connection(), _Connection()
+    setattr(recent, base._RETURNED_AT, now - base.CHECK_AFTER / 2)
+    setattr(idle, base._RETURNED_AT, now - base.CHECK_AFTER)
+    for conn in (fresh, recent, idle):
+        base.check_unless_just_returned(conn)
+    assert tested == [fresh, idle]  # a connection never given back (just opened) is tested, as one that sat in the pool
+
+
+postgresql = pytest.mark.skipif(connection.vendor != "postgresql" or connection.pool is None, reason="the pool is PostgreSQL's")
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_studio_pool_uses_that_check_and_django_stamps_what_it_gives_back():
+    connection.ensure_connection()
+    raw = connection.connection
+    assert connection.pool._check is base.check_unless_just_returned
+    connection.close()  # back to the pool
+    assert base.monotonic() - getattr(raw, base._RETURNED_AT) < base.CHECK_AFTER
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_ended_while_it_sat_in_the_pool_is_replaced(monkeypatch):
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("pool", None)
+    with ConnectionPool(kwargs={**params, "autocommit": True}, min_size=1, max_size=1, check=base.check_unless_just_returned) as pool:
+        conn = pool.getconn()
+        pid = conn.info.backend_pid
+        setattr(conn, base._RETURNED_AT, base.monotonic() - 2 * base.CHECK_AFTER)  # as if given back a while ago
+        pool.putconn(conn)
+        with psycopg.connect(**params, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pool.connection(timeout=10) as replaced:
+            assert replaced.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
