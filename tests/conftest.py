@@ -50,6 +50,16 @@ _names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Close a PostgreSQL pool made before the test database is (a module that read ``connection.pool`` as it was collected).
+
+    Django's pool keeps the database it was made for: left open, it would make the test database
+    and run every test on the real one.
+    """
+    _close_pools()
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database, with what tests left connected ended before it is dropped.
 

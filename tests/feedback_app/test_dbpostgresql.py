@@ -1,6 +1,7 @@
 """The pool tests a connection before handing it out only when it sat in the pool a while (feedback_app.dbpostgresql)."""
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from psycopg_pool import ConnectionPool
 
@@ -24,7 +25,9 @@ def test_a_connection_given_back_just_now_is_handed_out_untested(monkeypatch):
     assert tested == [fresh, idle]  # a connection never given back (just opened) is tested, as one that sat in the pool
 
 
-postgresql = pytest.mark.skipif(connection.vendor != "postgresql" or connection.pool is None, reason="the pool is PostgreSQL's")
+# Read from the settings: touching connection.pool here, at collection, would make the pool before pytest-django
+# points the connection at the test database, and every test after would run on the real one.
+postgresql = pytest.mark.skipif(not settings.DATABASES["default"].get("OPTIONS", {}).get("pool"), reason="the pool is PostgreSQL's")
 
 
 @postgresql
