@@ -17,7 +17,7 @@ from django.http.request import split_domain_port, validate_host  # noqa: E402
 from django.utils.http import is_same_domain  # noqa: E402
 
 from feedback_app.middleware.shed import LoadShedding  # noqa: E402
-from feedback_app.request_threads import KeptThreadsHandler  # noqa: E402
+from feedback_app.request_threads import KeptThreadsHandler, collector_tuned  # noqa: E402
 from feedback_app.routing import websocket_urlpatterns  # noqa: E402
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -79,3 +79,5 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+collector_tuned(settings.WEB_GC_THRESHOLD)  # last: what the lines above made is frozen with the rest

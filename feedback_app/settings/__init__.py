@@ -267,6 +267,10 @@ HTTP_MAX_IN_FLIGHT = _env_int("HTTP_MAX_IN_FLIGHT", 100, 0)
 # Threads a web process keeps for requests' synchronous code, each with its database connection
 # (feedback_app.request_threads); a request beyond them gets a thread of its own for its length.
 WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
+# A web process's garbage collector scans its young objects after this many net allocations
+# (Python's default is 700; a label allocates thousands), and never scans what it made at start
+# (feedback_app.request_threads.collector_tuned).
+WEB_GC_THRESHOLD = _env_int("WEB_GC_THRESHOLD", 20000, 1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
