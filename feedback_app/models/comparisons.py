@@ -114,8 +114,10 @@ class Assignment(models.Model):
         SUBMITTED = "submitted", "Submitted"
         SKIPPED = "skipped", "Skipped"
 
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
-    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # No index of their own: assignment_slot leads with the comparison and assignment_once_per_rater with the rater, and
+    # each index more is one more write for every lease and label.
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     a_on_left = models.BooleanField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField()
@@ -124,7 +126,7 @@ class Assignment(models.Model):
 
     class Meta:
         ordering = ["id"]
-        # (rater, comparison): also the index behind "comparisons this rater never held".
+        # (rater, comparison): also the index behind "comparisons this rater never held", read from the queue's head on.
         constraints = [models.UniqueConstraint(fields=["rater", "comparison"], name="assignment_once_per_rater")]
         indexes = [
             models.Index(fields=["comparison", "status", "lease_expires_at"], name="assignment_slot"),

@@ -65,6 +65,16 @@ def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, othe
     return None if found is None else assignment_with_comparison(assignment_id=found)
 
 
+def _held_from_head(kind: str) -> str:
+    """``c.id NOT IN`` the comparisons the rater (the one parameter) ever held, of those from the first open one of ``kind``
+    ("leasable": not gold; "gold") on: no comparison before it is a candidate. The rater's assignments are read in a range
+    of the (rater, comparison) index, not all of them: the hashed list was the rater's whole history, read at every pick
+    (a rater with 20,000 labels would hash 20,000 rows a lease)."""
+    gold = {"leasable": "NOT q.is_gold", "gold": f"q.is_gold = {rows.constant(True)}"}[kind]
+    head = f"SELECT q.id FROM {Comparison._meta.db_table} q WHERE {gold} AND q.status = {_OPEN} ORDER BY q.id LIMIT 1"
+    return f"c.id NOT IN (SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s AND h.comparison_id >= ({head}))"
+
+
 def _locking(lock: str) -> str:
     """The row lock clause for ``lock``: "" (none), "wait" or "skip" (``FOR UPDATE OF c [SKIP LOCKED]`` where the database has row
     locks; SQLite's writers are serialised by their IMMEDIATE transactions)."""
@@ -145,16 +155,16 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
     where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions).
     One statement written out, not built by the ORM: it runs for every lease, and building it was
     a third of a label's CPU. The rater's held comparisons are read with ``NOT IN``, which
-    PostgreSQL hashes once (a correlated ``NOT EXISTS`` let it walk every rater's assignments).
+    PostgreSQL hashes once (a correlated ``NOT EXISTS`` let it walk every rater's assignments),
+    from the queue's head on (``_held_from_head``).
     """
-    comparison, prompt, assignment = Comparison._meta.db_table, Prompt._meta.db_table, Assignment._meta.db_table
+    comparison, prompt = Comparison._meta.db_table, Prompt._meta.db_table
     excluded = f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude_ids))})" if exclude_ids else ""
     free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.status = {_OPEN} AND NOT c.is_gold AND p.campaign_id = %s "
-        f"AND c.id NOT IN (SELECT h.comparison_id FROM {assignment} h WHERE h.rater_id = %s) "
-        f"AND {free} {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
+        f"AND {_held_from_head('leasable')} AND {free} {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
     return sql, [campaign_id, rater.pk, *slots_held_params(now), *exclude_ids]
 
@@ -170,7 +180,7 @@ def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None
     sql = (
         f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE c.is_gold = {rows.constant(True)} AND c.status = {_OPEN} AND p.campaign_id = %s "
-        f"AND c.id NOT IN (SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s) ORDER BY c.id LIMIT 1 {_locking(lock)}"
+        f"AND {_held_from_head('gold')} ORDER BY c.id LIMIT 1 {_locking(lock)}"
     )
     return rows.scalar(sql, [campaign_id, rater.pk])
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from feedback_app.models import Assignment, Comparison
@@ -77,3 +78,31 @@ def test_a_count_that_drifted_high_strands_no_comparison(make_user, make_compari
     now = timezone.now()
     assert assignment_lease_next(campaign=campaign, rater=rater, now=now).comparison_id == stuck.pk
     assert _row(stuck) == _leases(stuck, now) and _row(stuck)[0] == 1
+
+
+def _assignment_rows_read(sql: str, params: list) -> int:
+    """Rows of the assignment table that the statement's plan nodes gave up, by PostgreSQL's EXPLAIN ANALYZE."""
+    import json
+
+    def walk(node):
+        own = node.get("Actual Rows", 0) * node.get("Actual Loops", 1) if node.get("Relation Name") == Assignment._meta.db_table else 0
+        return own + sum(walk(child) for child in node.get("Plans", []))
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    return walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="rows read come from PostgreSQL's EXPLAIN ANALYZE")
+def test_the_pick_reads_the_raters_assignments_from_the_queues_head_on_not_their_whole_history(make_user, make_comparisons):
+    from feedback_app.selectors.labeling import comparison_leasable_sql
+
+    campaign, rater, now = campaign_default(), make_user(), timezone.now()
+    for _ in make_comparisons(30):  # the rater's history: 30 labelled comparisons, complete, before the queue's head
+        lease = assignment_lease_next(campaign=campaign, rater=rater, now=now)
+        label_record(campaign=campaign, rater=rater, comparison_id=lease.comparison_id, submission=LabelSubmission(choice="left"), now=now)
+    make_comparisons(3, required_labels=2)
+    assert _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now)) == 0
+    assignment_lease_next(campaign=campaign, rater=rater, now=now)  # one held at the head: that one is read
+    assert _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now)) == 1
