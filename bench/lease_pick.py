@@ -7,8 +7,13 @@ each one's leases with a subquery; it now reads the count the comparison's row k
 counts (``exact``), so the two are the same statement with a different slot test, timed here in alternating blocks on a
 scratch database (SQLite, or ``DATABASE_URL``) with ``--held`` leases held by as many raters.
 
+With ``--history N`` it first gives a second rater N labelled comparisons, complete, before the queue's head (a rater who
+has worked for months), and times that rater's pick against the profile rater's, who has none, in alternating blocks:
+the pick reads a rater's assignments from the head on, so the two should cost the same.
+
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --comparisons 25000 --held 50
 """
 
 from __future__ import annotations
@@ -43,6 +48,45 @@ def hold(first: int, held_before: int) -> None:
         comparison_slots_recount(comparison_ids=ids[start:start + 500], now=now)
 
 
+def give_history(count: int) -> None:
+    """Give the rater "pick-history" ``count`` labelled assignments on the queue's first ``count`` comparisons, made complete."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from feedback_app.models import Assignment, Comparison
+
+    now = timezone.now()
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True)[:count])
+    Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
+    rater = get_user_model().objects.create(username="pick-history")
+    Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=rater, a_on_left=True, status=Assignment.Status.SUBMITTED, leased_at=now,
+                                               lease_expires_at=now, finished_at=now) for c in ids], batch_size=5000)
+
+
+def time_history(*, rounds: int, block: int = 25) -> dict:
+    """Time ``rounds`` picks of the rater with a history and of the profile rater, who has none, in alternating blocks;
+    return ms per pick (median of the blocks) and the ratio."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.selectors.labeling import comparison_leasable_id
+
+    campaign_id, users = campaign_default().pk, get_user_model().objects
+    raters = {"history": users.get(username="pick-history"), "none": users.get(username="profile-rater")}
+    found, per_block = {}, {"history": [], "none": []}
+    for _ in range(max(1, rounds // block)):
+        for kind, rater in raters.items():
+            now = timezone.now()
+            started = time.perf_counter()
+            for _ in range(block):
+                found[kind] = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now)
+            per_block[kind].append(1000 * (time.perf_counter() - started) / block)
+    assert found["history"] == found["none"], found  # neither ever held the head
+    history, none = statistics.median(per_block["history"]), statistics.median(per_block["none"])
+    return {"history_ms": round(history, 3), "none_ms": round(none, 3), "history_over_none": round(history / none, 2)}
+
+
 def time_picks(*, rounds: int, block: int = 25) -> dict:
     """Time ``rounds`` picks of each kind for a rater who holds nothing, in alternating blocks; return ms per pick (median of
     the blocks) and the ratio."""
@@ -71,17 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--held", type=int, action="append", help="leases held at the head of the queue (repeat for several; default 50, 2000)")
     p.add_argument("--comparisons", type=int, default=20_000, help="open comparisons in the queue")
+    p.add_argument("--history", type=int, default=0, help="labelled comparisons of a second rater, before the head (0: none)")
     p.add_argument("--rounds", type=int, default=400)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     helds = sorted(args.held or [50, 2000])
-    if helds[-1] >= args.comparisons:
-        p.error(f"--held {helds[-1]} needs more than that many --comparisons ({args.comparisons})")
+    if helds[-1] + args.history >= args.comparisons:
+        p.error(f"--held {helds[-1]} and --history {args.history} need more --comparisons than their sum ({args.comparisons})")
     redis = setup(os.environ.get("DATABASE_URL"))
     try:
         from django.db import connection
 
         fill(args.comparisons)
+        history = None
+        if args.history:
+            give_history(args.history)
         results, before = [], 0
         for held in helds:
             hold(held, before)
@@ -93,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             r = results[-1]
             print(f"{held:6d} leases held: slots read from the row {r['row_ms']:.3f} ms a pick, counted {r['counted_ms']:.3f} ms "
                   f"({r['counted_over_row']}x)")
-        out = {"database": connection.vendor, "comparisons": args.comparisons, "results": results}
+            if args.history:
+                history = {"labelled": args.history, "held": held, **time_history(rounds=args.rounds)}
+                print(f"       a rater with {args.history} labelled comparisons: {history['history_ms']:.3f} ms a pick, "
+                      f"one with none {history['none_ms']:.3f} ms ({history['history_over_none']}x)")
+        out = {"database": connection.vendor, "comparisons": args.comparisons, "results": results, "history": history}
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))
         return 0

@@ -3,7 +3,7 @@
 import pytest
 
 from bench.label_profile import fill
-from bench.lease_pick import hold, time_picks
+from bench.lease_pick import give_history, hold, main, time_history, time_picks
 from feedback_app.models import Assignment, Comparison
 
 pytestmark = pytest.mark.django_db
@@ -18,3 +18,19 @@ def test_the_leases_held_fill_the_head_of_the_queue_and_both_picks_pass_them():
     assert Assignment.objects.filter(status=Assignment.Status.LEASED).count() == 5
     result = time_picks(rounds=4, block=2)
     assert set(result) == {"row_ms", "counted_ms", "counted_over_row"} and result["row_ms"] > 0
+
+
+def test_a_rater_with_a_history_picks_the_same_comparison_as_one_without():
+    fill(12)
+    give_history(4)
+    assert list(Comparison.objects.order_by("id").values_list("status", flat=True)) == ["complete"] * 4 + ["open"] * 8
+    assert Assignment.objects.filter(rater__username="pick-history", status=Assignment.Status.SUBMITTED).count() == 4
+    hold(2, 0)  # the two open comparisons after the history
+    result = time_history(rounds=4, block=2)
+    assert set(result) == {"history_ms", "none_ms", "history_over_none"} and result["history_ms"] > 0
+
+
+def test_history_and_leases_held_need_more_comparisons_than_their_sum(capsys):
+    with pytest.raises(SystemExit):
+        main(["--history", "100", "--held", "50", "--comparisons", "120"])
+    assert "need more --comparisons" in capsys.readouterr().err
