@@ -63,52 +63,46 @@ def give_history(count: int) -> None:
                                                lease_expires_at=now, finished_at=now) for c in ids], batch_size=5000)
 
 
-def time_history(*, rounds: int, block: int = 25) -> dict:
-    """Time ``rounds`` picks of the rater with a history and of the profile rater, who has none, in alternating blocks;
-    return ms per pick (median of the blocks) and the ratio."""
-    from django.contrib.auth import get_user_model
+def _picks_alternated(picks: dict, *, rounds: int, block: int) -> dict[str, float]:
+    """Run each pick of ``picks`` (name -> keyword arguments of ``comparison_leasable_id``) ``rounds`` times, in alternating
+    blocks of ``block``; return ms per pick by name (the median of its blocks). Every pick must find the same comparison."""
     from django.utils import timezone
 
     from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.selectors.labeling import comparison_leasable_id
 
-    campaign_id, users = campaign_default().pk, get_user_model().objects
-    raters = {"history": users.get(username="pick-history"), "none": users.get(username="profile-rater")}
-    found, per_block = {}, {"history": [], "none": []}
+    campaign_id = campaign_default().pk
+    found, per_block = {}, {name: [] for name in picks}
     for _ in range(max(1, rounds // block)):
-        for kind, rater in raters.items():
+        for name, kwargs in picks.items():
             now = timezone.now()
             started = time.perf_counter()
             for _ in range(block):
-                found[kind] = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now)
-            per_block[kind].append(1000 * (time.perf_counter() - started) / block)
-    assert found["history"] == found["none"], found  # neither ever held the head
-    history, none = statistics.median(per_block["history"]), statistics.median(per_block["none"])
-    return {"history_ms": round(history, 3), "none_ms": round(none, 3), "history_over_none": round(history / none, 2)}
+                found[name] = comparison_leasable_id(campaign_id=campaign_id, now=now, **kwargs)
+            per_block[name].append(1000 * (time.perf_counter() - started) / block)
+    assert len(set(found.values())) == 1, found  # the same comparison every way
+    return {name: statistics.median(times) for name, times in per_block.items()}
+
+
+def time_history(*, rounds: int, block: int = 25) -> dict:
+    """Time ``rounds`` picks of the rater with a history and of the profile rater, who has none (neither ever held the
+    head), in alternating blocks; return ms per pick and the ratio."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    ms = _picks_alternated({"history": {"rater": users.get(username="pick-history")}, "none": {"rater": users.get(username="profile-rater")}},
+                           rounds=rounds, block=block)
+    return {"history_ms": round(ms["history"], 3), "none_ms": round(ms["none"], 3), "history_over_none": round(ms["history"] / ms["none"], 2)}
 
 
 def time_picks(*, rounds: int, block: int = 25) -> dict:
-    """Time ``rounds`` picks of each kind for a rater who holds nothing, in alternating blocks; return ms per pick (median of
-    the blocks) and the ratio."""
+    """Time ``rounds`` picks of each kind (slots read from the row, or counted) for a rater who holds nothing, in alternating
+    blocks; return ms per pick and the ratio."""
     from django.contrib.auth import get_user_model
-    from django.utils import timezone
 
-    from feedback_app.selectors.campaigns import campaign_default
-    from feedback_app.selectors.labeling import comparison_leasable_id
-
-    rater, campaign_id = get_user_model().objects.get(username="profile-rater"), campaign_default().pk
-    found = {}
-    per_block: dict[str, list[float]] = {"row": [], "counted": []}
-    for _ in range(max(1, rounds // block)):
-        for kind, exact in (("row", False), ("counted", True)):
-            now = timezone.now()
-            started = time.perf_counter()
-            for _ in range(block):
-                found[kind] = comparison_leasable_id(rater=rater, campaign_id=campaign_id, now=now, exact=exact)
-            per_block[kind].append(1000 * (time.perf_counter() - started) / block)
-    assert found["row"] == found["counted"], found  # the same comparison either way
-    row, counted = statistics.median(per_block["row"]), statistics.median(per_block["counted"])
-    return {"row_ms": round(row, 3), "counted_ms": round(counted, 3), "counted_over_row": round(counted / row, 2)}
+    rater = get_user_model().objects.get(username="profile-rater")
+    ms = _picks_alternated({"row": {"rater": rater, "exact": False}, "counted": {"rater": rater, "exact": True}}, rounds=rounds, block=block)
+    return {"row_ms": round(ms["row"], 3), "counted_ms": round(ms["counted"], 3), "counted_over_row": round(ms["counted"] / ms["row"], 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
