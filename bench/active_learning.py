@@ -210,6 +210,12 @@ def print_report(summary: dict, curves: dict, header: list[str], references: lis
               f"{row['mean_gain_over_random']:+.3f} ({gains})")
 
 
+def write_json(path, data) -> None:
+    """Write ``data`` as indented JSON to ``path``, making its folder first (a bench's ``--json``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2))
+
+
 def cpu_name() -> str:
     """Return the CPU's model name where /proc/cpuinfo tells it."""
     try:
@@ -292,11 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print_report(summary, curves, header, references)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
+        write_json(args.json, {
             "setup": header, "args": vars(args), "references": dict(references), "full_pool_per_seed": full_pool,
             "seconds": {"embedding": embed_seconds, **seconds}, "summary": summary, "curves": curves,
-        }, indent=2))
+        })
     return 0
 
 

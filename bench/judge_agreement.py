@@ -33,7 +33,6 @@ import re
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
-    from bench.active_learning import cpu_name
+    from bench.active_learning import cpu_name, write_json
     from bench.candidate_pool import load_or_generate
     from bench.judges import load_judge, noiseless
     from bench.strategy_efficacy import parse as pool_args, pool_spec
@@ -191,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               "raw_examples": [a.detail for a in answers[:3]]}
     print(json.dumps({k: v for k, v in result.items() if k != "raw_examples"}, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 

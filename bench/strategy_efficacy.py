@@ -34,19 +34,17 @@ mean curve reaches it (the issue's goal: ≤ 67% of the labels).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from bench.active_learning import cpu_name
+from bench.active_learning import cpu_name, write_json
 from bench.candidate_pool import DEFAULT_DATA, OUT_DIR, PoolSpec, load_or_generate
 from bench.judges import BitextJudge, calibrate_temperature, expected_self_agreement, load_judge, measured_self_agreement, noiseless
 from rm_trainer.config import FitConfig, SelectionConfig, default_reward_backbone
@@ -313,10 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print_report(summary, header)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"setup": header, "args": vars(args), "judge_calibration": calibration,
-                                               "references": references, "seconds": seconds, "summary": summary,
-                                               "curves": curves}, indent=2))
+        write_json(args.json, {"setup": header, "args": vars(args), "judge_calibration": calibration, "references": references,
+                               "seconds": seconds, "summary": summary, "curves": curves})
     return 0
 
 

@@ -26,12 +26,11 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.active_learning import cpu_name
+from bench.active_learning import cpu_name, write_json
 from bench.candidate_pool import load_or_generate
 from bench.judges import load_judge
 from bench.strategy_efficacy import Simulation, label_sides, pool_spec
@@ -122,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"pool": pool_path.name, "judge": args.judge, "heldout_pairs": len(sim.eval_pairs), "rows": rows,
               "machine": f"{cpu_name()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"}
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 
