@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 from django.core.management.base import CommandError
@@ -24,6 +25,18 @@ def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
         "--stop-writes-on-bgsave-error", "no",
         "--daemonize", "no", "--loglevel", "warning",
     ]
+
+
+# Threads per WSGI web process. Requests beyond them wait in Granian's queue, off the interpreter; more threads take turns
+# at its lock instead, and cost more CPU per label than they save in waiting (bench/README.md, "Session 30").
+WSGI_THREADS = 4
+
+
+def wsgi_server_command(*, host: str, port: int, workers: int, threads: int = WSGI_THREADS) -> list[str]:
+    """Return the command that serves the studio's HTTP from its WSGI entry point (``feedback_app.wsgi``) on Granian:
+    ``workers`` processes of ``threads`` threads each. It serves no websockets: route ``/ws/`` to ``feedback_app.asgi``."""
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port), "--workers", str(workers),
+            "--blocking-threads", str(threads), "--no-access-log", "--log-level", "warning", "feedback_app.wsgi:application"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

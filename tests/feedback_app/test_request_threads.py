@@ -147,11 +147,12 @@ def test_a_complete_answer_is_closed_on_the_requests_thread_and_a_failing_view_i
     assert status == 500 and len(_seen) == 2
 
 
-def test_a_web_process_collects_young_objects_less_often_and_never_scans_what_it_made_at_start():
+@pytest.mark.parametrize("entry", ["asgi", "wsgi"])
+def test_a_web_process_collects_young_objects_less_often_and_never_scans_what_it_made_at_start(entry):
     import subprocess
     import sys
 
-    probe = "import gc, feedback_app.asgi; print(gc.get_threshold()[0], gc.get_freeze_count() > 10000)"
+    probe = f"import gc, feedback_app.{entry}; print(gc.get_threshold()[0], gc.get_freeze_count() > 10000)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "WEB_GC_THRESHOLD": "12345"})
     assert out.returncode == 0, out.stderr[-2000:]
