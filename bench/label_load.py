@@ -9,6 +9,7 @@ comparisons in that database and audits it afterwards):
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --workers   # with the Celery workers and beat, as in production
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk             # raters driven by Debian's wrk
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk --think-ms 150   # a paced load
+    .venv/bin/python bench/label_load.py --serve granian --combined --generator wrk   # the WSGI entry point on Granian
 
 The raters are asyncio tasks in this process (``--generator httpx``, the default) or the threads of
 Debian's compiled ``wrk`` (``--generator wrk``, ``bench/label_load.lua``), which takes a fraction
@@ -164,6 +165,10 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
     env = {**os.environ, "PYTHONUNBUFFERED": "1"} | ({"REDIS_URL": redis_url} if redis_url else {})
     if kind == "daphne":
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"]
+    elif kind == "granian":
+        from feedback_app.devsupport import wsgi_server_command
+
+        cmd = wsgi_server_command(host="127.0.0.1", port=port, workers=workers)
     else:
         cmd = [sys.executable, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
@@ -239,7 +244,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--comparisons", type=int, default=0, help="Fresh comparisons to create (default: enough for 1,000 labels/s).")
     parser.add_argument("--required-labels", type=int, default=1)
-    parser.add_argument("--serve", choices=["daphne", "uvicorn"], help="Start this server for the run (else use --url).")
+    parser.add_argument("--serve", choices=["daphne", "uvicorn", "granian"], help="Start this server for the run (else use --url): "
+                        "daphne or uvicorn serve feedback_app.asgi, granian feedback_app.wsgi.")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--combined", action="store_true", help="One call per label: label?next=1 carries the next lease.")
@@ -297,7 +303,7 @@ def main() -> int:
     result = {
         "database": connection.vendor,
         "server": args.serve or url,
-        "web_workers": args.web_workers if args.serve == "uvicorn" else 1,
+        "web_workers": args.web_workers if args.serve in ("uvicorn", "granian") else 1,
         "celery_workers": bool(args.workers and args.serve),
         "database_cpu_counted": bool(database and args.serve),
         "raters": args.raters,
