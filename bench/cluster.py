@@ -1,13 +1,17 @@
 """The studio as a small cluster on this machine, under load, with a web process killed mid-load.
 
 PostgreSQL (Debian's, a scratch cluster), Redis (the embedded server), two web processes
-(uvicorn) on two ports behind nginx (Debian's), and the workers apart: the ``default`` and
+serving HTTP (the WSGI entry point on Granian) on two ports and one serving websockets (the
+ASGI entry point on uvicorn), behind nginx (Debian's), and the workers apart: the ``default`` and
 ``score`` queues in one Celery worker, ``gpu`` and ``policy`` in another, and beat, so automatic
 refits and dashboard pushes run during the load. ``label_load`` then drives nginx with
 ``--raters`` raters; after ``--kill-after`` seconds the first web process is killed (SIGKILL).
 nginx sends what that process no longer answers to the other one (a label submit is idempotent,
-so a retried POST stores nothing twice), and the audit must still be clean. Everything binds to
-127.0.0.1 and stops on exit; the exit status is label_load's (non-zero when the audit fails).
+so a retried POST stores nothing twice), and the audit must still be clean. nginx sheds load: past
+``--max-in-flight`` HTTP requests at once it answers 503 with ``Retry-After`` itself (the WSGI
+processes queue what their threads cannot take yet; only the ASGI entry point sheds on its own).
+Everything binds to 127.0.0.1 and stops on exit; the exit status is label_load's (non-zero when
+the audit fails).
 
 The database connection budget is printed: pool size per web process × web processes, plus one
 per worker process and beat, must stay within PostgreSQL's ``max_connections``.
@@ -54,14 +58,29 @@ http {{
         server 127.0.0.1:{web_2} max_fails=1 fail_timeout=30s;
         keepalive 64;
     }}
-    map $http_upgrade $connection_upgrade {{ default upgrade; "" ""; }}
+    upstream sockets {{
+        server 127.0.0.1:{sockets};
+    }}
+    # Load shedding: past {max_in_flight} HTTP requests at once, a 503 with Retry-After from here.
+    limit_conn_zone $server_addr zone=in_flight:1m;
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://studio;
+        location /ws/ {{
+            proxy_pass http://sockets;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Connection upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_read_timeout 1h;
+        }}
+        location / {{
+            limit_conn in_flight {max_in_flight};
+            limit_conn_status 503;
+            error_page 503 = @busy;
+            proxy_pass http://studio;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $remote_addr;
             # A web process that died takes its requests with it: try the other. Label submits are
@@ -69,6 +88,15 @@ http {{
             proxy_next_upstream error timeout http_502 non_idempotent;
             proxy_next_upstream_tries 2;
             proxy_read_timeout 60s;
+        }}
+        location = /healthz {{
+            proxy_pass http://studio;
+        }}
+        location @busy {{
+            default_type application/json;
+            add_header Retry-After 1 always;
+            add_header Cache-Control no-store always;
+            return 503 '{{"detail": "The studio is busy. Try again in 1 s."}}';
         }}
     }}
 }}
@@ -131,14 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-max", type=int, default=20, help="database connections per web process (DB_POOL_MAX)")
     p.add_argument("--max-connections", type=int, default=100, help="PostgreSQL's max_connections")
     p.add_argument("--combined", action="store_true", help="label?next=1: one call per label")
+    p.add_argument("--max-in-flight", type=int, default=200, help="HTTP requests nginx lets through at once; past that, 503")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         sys.exit("nginx is not installed: apt-get install nginx")
-    from feedback_app.devsupport import free_port, scratch_redis_start, wait_for_port
+    from feedback_app.devsupport import free_port, scratch_redis_start, wait_for_port, wsgi_server_command
 
-    web_processes, worker_processes = 2, 3  # two Celery workers and beat each hold one connection at most
+    web_processes, worker_processes = 3, 3  # two for HTTP and one for websockets; two Celery workers and beat hold one connection at most
     budget = args.pool_max * web_processes + worker_processes
     if budget > args.max_connections - 5:
         sys.exit(f"connection budget {args.pool_max} per web process x {web_processes} + {worker_processes} = {budget} "
@@ -163,18 +192,20 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start("worker-gpu-policy", celery + ["worker", "-Q", "gpu,policy", "-c", "1", "-n", "gpu@cluster", "--without-gossip",
                                                        "--without-mingle", "-l", "warning"], workers)
         cluster.start("beat", celery + ["beat", "-l", "warning", "-s", str(scratch / "beat-schedule")], workers)
-        ports = [free_port(), free_port()]
-        webs = [cluster.start(f"web-{i + 1}", [python, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port",
-                                               str(port), "--no-access-log", "--log-level", "warning"], env) for i, port in enumerate(ports)]
-        for web, port in zip(webs, ports):
+        ports, sockets_port = [free_port(), free_port()], free_port()
+        webs = [cluster.start(f"web-{i + 1}", wsgi_server_command(host="127.0.0.1", port=port, workers=1), env) for i, port in enumerate(ports)]
+        sockets = cluster.start("sockets", [python, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port",
+                                            str(sockets_port), "--no-access-log", "--log-level", "warning"], env)
+        for web, port in [*zip(webs, ports), (sockets, sockets_port)]:
             wait_for_port("127.0.0.1", port, timeout=60, process=web)
         nginx_port = free_port()
         (scratch / "nginx.conf").write_text(NGINX_CONF.format(user="user root;" if os.geteuid() == 0 else "", scratch=scratch,
-                                                              web_1=ports[0], web_2=ports[1], port=nginx_port))
+                                                              web_1=ports[0], web_2=ports[1], sockets=sockets_port, port=nginx_port,
+                                                              max_in_flight=args.max_in_flight))
         proxy = cluster.start("nginx", [nginx, "-c", str(scratch / "nginx.conf"), "-p", str(scratch)], env)
         wait_for_port("127.0.0.1", nginx_port, timeout=30, process=proxy)
-        print(f"cluster: PostgreSQL (max_connections {args.max_connections}), Redis, web on :{ports[0]} and :{ports[1]} behind nginx "
-              f":{nginx_port}, 2 Celery workers and beat; connection budget {args.pool_max} x {web_processes} + {worker_processes} = {budget}",
+        print(f"cluster: PostgreSQL (max_connections {args.max_connections}), Redis, HTTP on :{ports[0]} and :{ports[1]} and websockets "
+              f"on :{sockets_port} behind nginx :{nginx_port}, 2 Celery workers and beat; connection budget {args.pool_max} x {web_processes} + {worker_processes} = {budget}",
               flush=True)
         out = scratch / "load.json"
         load = subprocess.Popen([python, "-m", "bench.label_load", "--url", f"http://127.0.0.1:{nginx_port}", "--raters", str(args.raters),
