@@ -10,6 +10,7 @@ comparisons in that database and audits it afterwards):
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk             # raters driven by Debian's wrk
     .venv/bin/python bench/label_load.py --serve uvicorn --combined --generator wrk --think-ms 150   # a paced load
     .venv/bin/python bench/label_load.py --serve granian --combined --generator wrk   # the WSGI entry point on Granian
+    .venv/bin/python bench/label_load.py --serve granian --combined --generator wrk --warmup-seconds 20   # a studio past its first minute
 
 The raters are asyncio tasks in this process (``--generator httpx``, the default) or the threads of
 Debian's compiled ``wrk`` (``--generator wrk``, ``bench/label_load.lua``), which takes a fraction
@@ -84,12 +85,17 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
              for i, p in enumerate(prompts)],
             batch_size=5000,
         )
+    statistics_refresh()
+    return tokens
+
+
+def statistics_refresh() -> None:
+    """On PostgreSQL, ANALYZE the database, as autovacuum would for a studio: 30,000 new rows mislead the planner."""
     from django.db import connection
 
-    if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give a studio: 30,000 new rows mislead the planner
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    return tokens
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -253,6 +259,10 @@ def main() -> int:
     parser.add_argument("--generator", choices=["httpx", "wrk"], default="httpx",
                         help="httpx: raters as asyncio tasks in this process; wrk: Debian's compiled wrk (bench/label_load.lua), which leaves the cores to the server.")
     parser.add_argument("--think-ms", type=float, default=0, help="A rater's pause after each answer (0: every rater at full speed).")
+    parser.add_argument("--warmup-seconds", type=float, default=0,
+                        help="First run the load this long with raters of its own, unmeasured, then ANALYZE: the timed run meets a studio "
+                             "with a history and its statistics, as after a first minute (a fresh database's statements are planned "
+                             "for empty label and lease tables until autovacuum's first ANALYZE).")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
@@ -260,8 +270,9 @@ def main() -> int:
     from django.db import connection, connections
 
     tag = secrets.token_hex(4)
-    comparisons = args.comparisons or int(1000 * args.seconds / args.required_labels) + 1000
+    comparisons = args.comparisons or int(1000 * (args.seconds + args.warmup_seconds) / args.required_labels) + 1000
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
+    warm_tokens = prepare(raters=args.raters, comparisons=0, required_labels=args.required_labels, tag=f"{tag}w") if args.warmup_seconds else {}
     database = database_server()
     connections.close_all()
     children, groups = [], {}
@@ -287,9 +298,16 @@ def main() -> int:
             if database:
                 groups["database"] = ([], [database])
             url = f"http://127.0.0.1:{args.port}"
-        load = dict(url=url, tokens=tokens, seconds=args.seconds, combined=args.combined, cpu=ServerCpu(groups) if args.serve else None,
-                    think_ms=args.think_ms)
-        stats = run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
+        def drive(**load) -> dict:
+            load = dict(url=url, combined=args.combined, think_ms=args.think_ms, **load)
+            return run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
+
+        if warm_tokens:  # a history first, then the statistics autovacuum would take of it
+            drive(tokens=warm_tokens, seconds=args.warmup_seconds, cpu=None)
+            leases_end(tokens=warm_tokens)
+            statistics_refresh()
+            connections.close_all()
+        stats = drive(tokens=tokens, seconds=args.seconds, cpu=ServerCpu(groups) if args.serve else None)
     finally:
         stop(children)
         worker_errors = workers_log_errors(scratch / "workers.log")
@@ -316,6 +334,7 @@ def main() -> int:
         "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
         "generator": args.generator,
         "think_ms": args.think_ms,
+        "warmup_seconds": args.warmup_seconds,
         "latency_ms": {
             call: {f"p{q}": round(1000 * percentile(v, q), 1) for q in (50, 95, 99)} | {"n": len(v)}
             for call, v in sorted(stats["latency"].items())
@@ -332,7 +351,8 @@ def main() -> int:
           == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == checks["slot_count_mismatches"] == 0)
     result["audit_ok"] = ok
     print(f"database {result['database']}, server {result['server']} x{result['web_workers']}, {args.raters} raters"
-          f"{f' pausing {args.think_ms:g} ms after each answer' if args.think_ms else ''} ({args.generator}), {result['seconds']} s; "
+          f"{f' pausing {args.think_ms:g} ms after each answer' if args.think_ms else ''} ({args.generator}), {result['seconds']} s"
+          f"{f' after {args.warmup_seconds:g} s of warm-up and an ANALYZE' if args.warmup_seconds else ''}; "
           f"workers and beat {'running' if result['celery_workers'] else 'not started'}; the database's CPU "
           f"{'counted' if result['database_cpu_counted'] else 'not counted'} in the server's")
     print(f"labels/s: {result['labels_per_second']}   labels: {n}   errors: {sum(stats['errors'].values())} {dict(stats['errors']) or ''}")
