@@ -10,9 +10,10 @@ server's threads wait in its queue, where ``asgi`` answers them 503 itself (HTTP
 
 import os
 
-from django.core.wsgi import get_wsgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
 application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402  (after Django is set up)

@@ -6,6 +6,7 @@ import subprocess
 import pytest
 import requests
 from django.conf import settings as django_settings
+from django.core.management.base import CommandError
 
 from feedback_app.devsupport import free_port, wait_for_port, wsgi_server_command
 from feedback_app.models import Assignment, PreferenceLabel
@@ -25,7 +26,7 @@ def wsgi_server(transactional_db, tmp_path, redis_url):
     try:
         try:
             wait_for_port("127.0.0.1", port, timeout=60, process=process)
-        except Exception:
+        except CommandError:  # it exited first: say why
             raise AssertionError(log.seek(0) or log.read()) from None
         yield f"http://127.0.0.1:{port}", tmp_path / "granian.log"
     finally:
