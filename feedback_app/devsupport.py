@@ -28,8 +28,8 @@ def redis_server_command(*, port: int, data_dir: Path) -> list[str]:
 
 
 # Threads per WSGI web process. Requests beyond them wait in Granian's queue, off the interpreter; more threads take turns
-# at its lock instead, and cost more CPU per label than they save in waiting (bench/README.md, "Session 30").
-WSGI_THREADS = 4
+# at its lock instead; 3 served a paced load at a lower p99 than 2, 4 or 6 (bench/README.md, "Session 30").
+WSGI_THREADS = 3
 
 
 def wsgi_server_command(*, host: str, port: int, workers: int, threads: int = WSGI_THREADS) -> list[str]:
