@@ -70,7 +70,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection upgrade;
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;  # with its port: the CSRF and websocket origin checks compare it with Origin
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_read_timeout 1h;
         }}
@@ -81,7 +81,7 @@ http {{
             proxy_pass http://studio;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;  # with its port: the CSRF and websocket origin checks compare it with Origin
             proxy_set_header X-Forwarded-For $remote_addr;
             # A web process that died takes its requests with it: try the other. Label submits are
             # idempotent (a repeated submit returns the first label), so POSTs may be retried too.
