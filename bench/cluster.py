@@ -89,8 +89,11 @@ http {{
             proxy_next_upstream_tries 2;
             proxy_read_timeout 60s;
         }}
-        location = /healthz {{
+        location ~ ^/(healthz|readyz)$ {{  # monitors are never shed
             proxy_pass http://studio;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
         }}
         location @busy {{
             default_type application/json;
