@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         sys.exit("nginx is not installed: apt-get install nginx")
-    from feedback_app.devsupport import free_port, scratch_redis_start, wait_for_port, wsgi_server_command
+    from feedback_app.devsupport import asgi_server_command, free_port, scratch_redis_start, wait_for_port, wsgi_server_command
 
     web_processes, worker_processes = 3, 3  # two for HTTP and one for websockets; two Celery workers and beat hold one connection at most
     budget = args.pool_max * web_processes + worker_processes
@@ -197,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start("beat", celery + ["beat", "-l", "warning", "-s", str(scratch / "beat-schedule")], workers)
         ports, sockets_port = [free_port(), free_port()], free_port()
         webs = [cluster.start(f"web-{i + 1}", wsgi_server_command(host="127.0.0.1", port=port, workers=1), env) for i, port in enumerate(ports)]
-        sockets = cluster.start("sockets", [python, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port",
-                                            str(sockets_port), "--no-access-log", "--log-level", "warning"], env)
+        sockets = cluster.start("sockets", asgi_server_command(host="127.0.0.1", port=sockets_port), env)
         for web, port in [*zip(webs, ports), (sockets, sockets_port)]:
             wait_for_port("127.0.0.1", port, timeout=60, process=web)
         nginx_port = free_port()

@@ -85,7 +85,6 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
              for i, p in enumerate(prompts)],
             batch_size=5000,
         )
-    statistics_refresh()
     return tokens
 
 
@@ -176,8 +175,9 @@ def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> s
 
         cmd = wsgi_server_command(host="127.0.0.1", port=port, workers=workers)
     else:
-        cmd = [sys.executable, "-m", "uvicorn", "feedback_app.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+        from feedback_app.devsupport import asgi_server_command
+
+        cmd = asgi_server_command(host="127.0.0.1", port=port, workers=workers)
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     from feedback_app.devsupport import wait_for_port
 
@@ -273,6 +273,7 @@ def main() -> int:
     comparisons = args.comparisons or int(1000 * (args.seconds + args.warmup_seconds) / args.required_labels) + 1000
     tokens = prepare(raters=args.raters, comparisons=comparisons, required_labels=args.required_labels, tag=tag)
     warm_tokens = prepare(raters=args.raters, comparisons=0, required_labels=args.required_labels, tag=f"{tag}w") if args.warmup_seconds else {}
+    statistics_refresh()
     database = database_server()
     connections.close_all()
     children, groups = [], {}

@@ -39,6 +39,13 @@ def wsgi_server_command(*, host: str, port: int, workers: int, threads: int = WS
             "--blocking-threads", str(threads), "--no-access-log", "--log-level", "warning", "feedback_app.wsgi:application"]
 
 
+def asgi_server_command(*, host: str, port: int, workers: int = 1) -> list[str]:
+    """Return the command that serves the studio's ASGI entry point (``feedback_app.asgi``: HTTP and websockets) on uvicorn,
+    with ``workers`` processes."""
+    return [sys.executable, "-m", "uvicorn", "feedback_app.asgi:application", "--host", host, "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning"]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on ``host`` now (the OS picks it)."""
     with socket.socket() as sock:
