@@ -20,7 +20,7 @@ from django.db import transaction
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, PreferenceLabel, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.training import training_run_pending
+from feedback_app.selectors.training import reward_model_active, training_run_pending
 from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
@@ -58,13 +58,15 @@ def policy_labels_since_last_run(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> i
 
 
 def policy_auto_update_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun | None:
-    """Queue a policy update of the campaign when N of its labels arrived since its last DPO run was queued.
+    """Queue a policy update of the campaign when N of its labels arrived since its last DPO run was queued, and the
+    campaign has an active reward model (a DPO run without one fails at once: at a busy studio that was a failed run
+    every N labels, each a row in the cockpit's runs, until the first refit went live).
 
-    Counting from the last run's request, not its success, means a run that failed (no reward
-    model yet, say) is tried again only after another N labels, not on every reap.
+    Counting from the last run's request, not its success, means a run that failed (no decided
+    comparison yet, say) is tried again only after another N labels, not on every reap.
     """
     every = campaign_cached(campaign_id=campaign_id).policy_every
-    if not every or policy_update_pending(campaign_id=campaign_id):
+    if not every or policy_update_pending(campaign_id=campaign_id) or reward_model_active(campaign_id=campaign_id) is None:
         return None
     if policy_labels_since_last_run(campaign_id=campaign_id) < every:
         return None

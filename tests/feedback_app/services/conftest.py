@@ -1,4 +1,5 @@
-"""Fixtures the services' tests share: a stand-in for the bridge's ``reward_fit``, six labels, and a label a rater can undo."""
+"""Fixtures the services' tests share: a stand-in for the bridge's ``reward_fit``, six labels, an active reward model, and a label a
+rater can undo."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -7,10 +8,11 @@ import pytest
 from django.utils import timezone
 
 from feedback_app import training_bridge
-from feedback_app.models import Assignment, PreferenceLabel, TrainingRun
+from feedback_app.models import Assignment, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
+from feedback_app.services.versions import version_activate
 
 
 @dataclass
@@ -48,6 +50,14 @@ def labelled(make_user, make_comparisons):
         a = assignment_lease_next(campaign=campaign_default(), rater=rater)
         label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left" if i % 2 else "right"))
     return rater
+
+
+@pytest.fixture
+def reward_active():
+    """An active reward model of the default campaign (its policy updates need one)."""
+    version = RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001")
+    version_activate(version=version, user=None, action="promote", reason="test")
+    return version
 
 
 @pytest.fixture

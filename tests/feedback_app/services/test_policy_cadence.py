@@ -30,7 +30,8 @@ def test_the_count_is_checked_on_every_tenth_of_n_labels(settings):
     assert [i for i in range(1, 81) if policy_check_due(label_id=i, campaign=campaign_default())] == [20, 40, 60, 80]
 
 
-def test_n_labels_queue_one_automatic_policy_update_sent_to_the_policy_queue(settings, labelled, sent, django_capture_on_commit_callbacks):
+def test_n_labels_queue_one_automatic_policy_update_sent_to_the_policy_queue(settings, labelled, reward_active, sent,
+                                                                              django_capture_on_commit_callbacks):
     settings.POLICY_EVERY_N_LABELS = 7
     assert policy_auto_update_if_due() is None  # 6 labels so far
     settings.POLICY_EVERY_N_LABELS = 6
@@ -41,10 +42,10 @@ def test_n_labels_queue_one_automatic_policy_update_sent_to_the_policy_queue(set
     assert TrainingRun.objects.filter(kind="policy_dpo").count() == 1
 
 
-def test_labels_are_counted_from_the_last_policy_run_even_a_failed_one(settings, labelled, sent):
+def test_labels_are_counted_from_the_last_policy_run_even_a_failed_one(settings, labelled, reward_active, sent):
     settings.POLICY_EVERY_N_LABELS = 6
     run = policy_auto_update_if_due()
-    training_run_fail(run_id=run.pk, error="no reward model yet")
+    training_run_fail(run_id=run.pk, error="no decided comparison to learn from yet")
     assert policy_labels_since_last_run() == 0
     assert policy_auto_update_if_due() is None  # not again on every reap: after 6 more labels
 
@@ -58,12 +59,23 @@ def test_a_manual_policy_update_queued_or_running_holds_the_automatic_one_back(s
     assert TrainingRun.objects.filter(kind="policy_dpo").count() == 1
 
 
+def test_no_policy_update_is_queued_before_the_campaign_has_a_reward_model(settings, labelled, sent, django_capture_on_commit_callbacks):
+    """A DPO run without an active reward model fails at once: none is queued, and the labels wait for the first one."""
+    settings.POLICY_EVERY_N_LABELS = 6
+    assert policy_auto_update_if_due() is None and not TrainingRun.objects.exists() and sent == []
+    version = RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001")
+    version_activate(version=version, user=None, action="promote", reason="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = policy_auto_update_if_due()  # the labels given meanwhile still count
+    assert run.kind == "policy_dpo" and sent == [(run.pk, "policy")]
+
+
 def test_off_when_n_is_zero(settings, labelled, sent):
     settings.POLICY_EVERY_N_LABELS = 0
     assert policy_auto_update_if_due() is None and not TrainingRun.objects.exists()
 
 
-def test_the_question_is_asked_once_the_label_commits(settings, labelled, sent, django_capture_on_commit_callbacks):
+def test_the_question_is_asked_once_the_label_commits(settings, labelled, reward_active, sent, django_capture_on_commit_callbacks):
     settings.POLICY_EVERY_N_LABELS = 60  # checked on label ids divisible by 6
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         policy_ask_after_commit(label_id=7, campaign=campaign_default())

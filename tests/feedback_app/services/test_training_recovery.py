@@ -158,7 +158,7 @@ def test_the_reaper_looks_for_a_policy_run_in_the_policy_queue_and_resends_it_th
     assert training_runs_resend_lost(now=now) == 1 and sent == [((run.pk,), "policy")]
 
 
-def test_the_reaper_queues_a_policy_update_that_is_due(settings, labelled, sent):
+def test_the_reaper_queues_a_policy_update_that_is_due(settings, labelled, reward_active, sent):
     """A lost label trigger for a policy update comes back from the reaper, like a refit's."""
     settings.POLICY_EVERY_N_LABELS = 6
     result = training_loop_heal()
