@@ -36,7 +36,16 @@ def _restrict(path: Path, mode: int) -> None:
         logger.warning("could not restrict %s to mode %o: %s", path, mode, exc)
 
 
+_restricted_for_server = False  # a server database's connection opened in this process, and VAR_DIR was restricted then
+
+
 def on_connection_created(sender, connection, **kwargs) -> None:
-    """Restrict the files each time a database connection opens (a few stat calls)."""
+    """Restrict the files when a database connection opens (a few stat calls): each time for SQLite, whose -wal and -shm
+    files come with connections; once a process for a database server, whose pooled connections "open" for every request."""
+    global _restricted_for_server
+    if connection.vendor != "sqlite":
+        if _restricted_for_server:
+            return
+        _restricted_for_server = True
     sqlite_path = str(connection.settings_dict["NAME"]) if connection.vendor == "sqlite" else None
     var_files_restrict(var_dir=settings.VAR_DIR, sqlite_path=sqlite_path)

@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 PREPARE_AFTER = 2  # PostgreSQL: a statement run this many times on a connection is prepared there
+
+
+_KEPT = "_feedback_binding_cursor"  # on Django's connection (one per thread): its server-binding cursor, kept between statements
 
 
 @contextmanager
@@ -26,19 +29,41 @@ def cursor() -> Iterator:
     """Django's cursor, except on PostgreSQL: one that binds parameters on the server, so a statement run again and again on a
     connection is prepared there once and planned no more (planning was half the database's time of a label; Django
     binds on the client and never prepares). Wrapped as Django wraps its own, so errors, query logs and execute
-    wrappers (the tests' query counts) see it as any other."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as plain:
+    wrappers (the tests' query counts) see it as any other.
+
+    On PostgreSQL the thread keeps that cursor for the next statement on the same connection (making, wrapping and
+    closing one cost about as much CPU as the statement it ran): a cursor is made afresh when the connection is another
+    (the pool handed out a different one), when queries are being logged (a debug cursor logs each), or when the kept one
+    is still in use (a statement run while another's rows are being read)."""
+    db = connections[DEFAULT_DB_ALIAS]  # one look-up of the thread's connection, not one per attribute
+    if db.vendor != "postgresql":
+        with db.cursor() as plain:
             yield plain
+        return
+    kept = db.__dict__.get(_KEPT)
+    if kept is not None and not kept.in_use and db.connection is not None and kept.cursor.connection is db.connection and not db.queries_logged:
+        kept.in_use = True
+        try:
+            yield kept
+        finally:
+            kept.in_use = False
         return
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    connection.ensure_connection()
-    connection.connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
-    with connection.wrap_database_errors:
-        wrapped = connection._prepare_cursor(ServerBindingCursor(connection.connection))
-    with wrapped:
+    db.ensure_connection()
+    db.connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
+    with db.wrap_database_errors:
+        wrapped = db._prepare_cursor(ServerBindingCursor(db.connection))
+    if db.queries_logged or (kept is not None and kept.in_use):
+        with wrapped:
+            yield wrapped
+        return
+    wrapped.in_use = True
+    db.__dict__[_KEPT] = wrapped
+    try:
         yield wrapped
+    finally:
+        wrapped.in_use = False
 
 
 def constant(value) -> str:
@@ -72,24 +97,29 @@ def _columns(model: type[Model], alias: str, vendor: str) -> str:
 
 @lru_cache(maxsize=None)
 def _converters(model: type[Model], vendor: str) -> tuple[list[str], tuple]:
-    """The fields' attnames, and each field's (column, converters) as Django's compiler applies them for this database."""
-    pairs = []
-    for field in _fields(model):
+    """The fields' attnames, and (position, column, converters) of each field that has converters as Django's compiler
+    applies them for this database (on PostgreSQL few have: psycopg's own types come out as Python's)."""
+    converting = []
+    for position, field in enumerate(_fields(model)):
         column = field.get_col(model._meta.db_table)
-        pairs.append((column, tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))))
-    return [field.attname for field in _fields(model)], tuple(pairs)
+        converters = tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+        if converters:
+            converting.append((position, column, converters))
+    return [field.attname for field in _fields(model)], tuple(converting)
 
 
-def _instance(model: type[Model], values) -> Model | None:
+def _instance(model: type[Model], values: tuple, db) -> Model | None:
     if all(value is None for value in values):
         return None
-    names, pairs = _converters(model, connection.vendor)
-    converted = []
-    for (column, converters), value in zip(pairs, values):
-        for converter in converters:
-            value = converter(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, names, converted)
+    names, converting = _converters(model, db.vendor)
+    if converting:
+        values = list(values)
+        for position, column, converters in converting:
+            value = values[position]
+            for converter in converters:
+                value = converter(value, column, db)
+            values[position] = value
+    return model.from_db(db.alias, names, values)
 
 
 def one(sql: str, params: list, *models: type[Model]) -> tuple | None:
@@ -100,10 +130,10 @@ def one(sql: str, params: list, *models: type[Model]) -> tuple | None:
         row = c.fetchone()
     if row is None:
         return None
-    result, start = [], 0
+    result, start, db = [], 0, connections[DEFAULT_DB_ALIAS]
     for model in models:
         width = len(_fields(model))
-        result.append(_instance(model, row[start:start + width]))
+        result.append(_instance(model, row[start:start + width], db))
         start += width
     return (*result, *row[start:])
 

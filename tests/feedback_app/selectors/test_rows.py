@@ -88,3 +88,28 @@ def test_on_postgresql_a_prepared_statement_keeps_one_plan():
     with connection.cursor() as cursor:
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone()[0] == "force_generic_plan"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the kept cursor is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_thread_keeps_its_cursor_for_the_next_statement_on_the_same_connection_only():
+    with rows.cursor() as first:
+        first.execute("SELECT 1")
+    with rows.cursor() as again:
+        assert again is first
+        again.execute("SELECT 2")
+        with rows.cursor() as inner:  # the kept one is in use: another, whose rows do not replace the first's
+            assert inner is not first
+            inner.execute("SELECT 3")
+            assert inner.fetchone() == (3,)
+        assert again.fetchone() == (2,)
+    connection.close()  # back to the pool: the next statement may run on another connection
+    with rows.cursor() as after:
+        assert after is not first and after.cursor.connection is connection.connection
+        after.execute("SELECT 4")
+        assert after.fetchone() == (4,)
+    with CaptureQueriesContext(connection) as queries:  # a logging cursor for each statement, so each is seen
+        assert [rows.scalar("SELECT %s::int", [n]) for n in (5, 6)] == [5, 6]
+        with rows.cursor() as logged:
+            assert logged is not after
+    assert [query["sql"] for query in queries] == ["SELECT $1::int"] * 2
