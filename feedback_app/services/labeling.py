@@ -32,7 +32,7 @@ from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade
 from feedback_app.services.label_tally import label_hour_withdraw
-from feedback_app.services.leasing import SLOTS_RECOUNT, comparison_slots_recount, lease_next_without_waiting, lease_settled, slots_recount_params
+from feedback_app.services.leasing import SLOTS_RECOUNT_BUT_ONE, comparison_slots_recount, lease_next_without_waiting, lease_settled, slots_recount_params
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -196,7 +196,7 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     time_on_task = submission.time_on_task_ms
     if time_on_task is None or time_on_task < 0:
         time_on_task = int((now - assignment.leased_at).total_seconds() * 1000)
-    label = rows.insert(PreferenceLabel(
+    label = PreferenceLabel(
         comparison=comparison,
         rater=rater,
         assignment=assignment,
@@ -210,20 +210,19 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
         guidelines_version=campaign.guidelines_version,  # as this process saw them at most 10 s ago
-    ))
+    )
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now
-    rows.update(assignment, ["status", "finished_at"])
     comparison.label_count += 1
-    fields = ["label_count", *_review_marks_set(comparison=comparison, flagged=comparison.flagged or bool(label.flags))]
+    fields = ["label_count", *_review_marks_set(comparison=comparison, flagged=comparison.flagged or bool(label.flags), adding=winner)]
     if comparison.label_count >= comparison.required_labels and not comparison.is_gold:
         comparison.status = Comparison.Status.COMPLETE
         comparison.completed_at = now
         fields += ["status", "completed_at"]
-    if comparison.is_gold:  # no slots to count
-        rows.update(comparison, fields)
-    else:  # the lease just labelled no longer holds a slot
-        rows.update(comparison, fields, also=SLOTS_RECOUNT, also_params=slots_recount_params(now))
+    # The label, its lease's end and the comparison's counts: one statement on PostgreSQL, whose recount reads the lease as it was
+    # before it (still leased), so leaves it out. A gold pair has no slots to count.
+    recount, recount_params = ("", []) if comparison.is_gold else (SLOTS_RECOUNT_BUT_ONE, slots_recount_params(now, but=assignment.pk))
+    rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)])
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)
@@ -234,8 +233,9 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     return label, True
 
 
-def _review_marks_set(*, comparison: Comparison, flagged: bool) -> list[str]:
-    """Set the comparison's review marks from its raters' labels as they stand; return the fields that changed.
+def _review_marks_set(*, comparison: Comparison, flagged: bool, adding: str | None = None) -> list[str]:
+    """Set the comparison's review marks from its raters' labels as they stand, and ``adding``, the winner of a rater's label
+    about to be written (its ``label_count`` already counts it); return the fields that changed.
 
     Call while holding the comparison's row lock. A gold pair is never marked disputed: its
     answer is known, and reading its votes would read one label per rater of the campaign.
@@ -243,6 +243,8 @@ def _review_marks_set(*, comparison: Comparison, flagged: bool) -> list[str]:
     winners = []
     if comparison.label_count >= 2 and not comparison.is_gold:
         winners = list(PreferenceLabel.objects.filter(comparison=comparison, rater__isnull=False).values_list("winner", flat=True))
+        if adding is not None:
+            winners.append(adding)
     marks = review_marks(winners, flagged=flagged)
     changed = [name for name, value in marks.items() if getattr(comparison, name) != value]
     for name in changed:

@@ -38,13 +38,21 @@ from feedback_app.services.qualification import qualification_status
 
 _ID = f"{connection.ops.quote_name(Comparison._meta.db_table)}.{connection.ops.quote_name('id')}"
 
+def _slots_recount(but: str) -> str:
+    return (f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}{but}), "
+            f"leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)}{but})")
+
+
 # The SET clause that counts a comparison's leases again into its row (``Comparison.leases_held``): with a label, skip or undo
 # (and a lease whose row still counted an expired one), under the row's lock. Its parameters are ``slots_recount_params(now)``.
-SLOTS_RECOUNT = f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}), leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)})"
+SLOTS_RECOUNT = _slots_recount("")
+# The same, leaving one lease out (``slots_recount_params(now, but=its id)``): the label's own, which the statement that records
+# the label marks labelled, but which that statement's recount, reading the rows as they were before it, still sees leased.
+SLOTS_RECOUNT_BUT_ONE = _slots_recount(" AND l.id <> %s")
 
 
-def slots_recount_params(now: datetime) -> list:
-    return slots_held_params(now) * 2
+def slots_recount_params(now: datetime, *, but: int | None = None) -> list:
+    return slots_held_params(now) * 2 if but is None else [*slots_held_params(now), but] * 2
 
 
 def comparison_slots_recount(*, comparison_ids: list[int], now: datetime) -> None:

@@ -60,3 +60,40 @@ def update(instance: Model, names: list[str], *, also: str = "", also_params: li
         c.execute(sql, [*values, *also_params, instance.pk])
         if c.rowcount == 0:
             raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")
+
+
+@lru_cache(maxsize=None)
+def _insert_then_update_sql(model: type[Model], updates: tuple[tuple[type[Model], tuple[str, ...], str], ...], vendor: str) -> str:
+    insert_sql = _insert_sql(model, vendor)[0]
+    parts = [f"w0 AS ({insert_sql})"]
+    parts += [f"w{i} AS ({_update_sql(updated, names, also, vendor)[0]} RETURNING 1)" for i, (updated, names, also) in enumerate(updates, 1)]
+    counts = ", ".join(f"(SELECT COUNT(*) FROM w{i})" for i in range(1, len(updates) + 1))
+    return f"WITH {', '.join(parts)} SELECT (SELECT {connection.ops.quote_name(model._meta.pk.column)} FROM w0), {counts}"
+
+
+def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], str, list]]) -> Model:
+    """``insert(instance)``, then ``update(saved, names, also=also, also_params=also_params)`` for each of ``updates`` in turn;
+    return ``instance``, saved. On PostgreSQL all of it is one statement (data-modifying WITH clauses: one round trip instead
+    of one per row), in which every part reads the tables as they were before the statement: an ``also`` that reads a row
+    another part writes reads it unwritten. Call inside a transaction: an update that finds no row raises after the rest."""
+    updates = [(saved, names, also, also_params) for saved, names, also, also_params in updates if names or also]
+    if connection.vendor != "postgresql":
+        insert(instance)
+        for saved, names, also, also_params in updates:
+            update(saved, names, also=also, also_params=also_params)
+        return instance
+    model = type(instance)
+    sql = _insert_then_update_sql(model, tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates), connection.vendor)
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in _insert_sql(model, connection.vendor)[1]]
+    for saved, names, also, also_params in updates:
+        fields = _update_sql(type(saved), tuple(names), also, connection.vendor)[1]
+        params += [*(field.get_db_prep_save(field.pre_save(saved, False), connection) for field in fields), *also_params, saved.pk]
+    with cursor() as c:
+        c.execute(sql, params)
+        key, *counts = c.fetchone()
+    for (saved, *_), count in zip(updates, counts):
+        if count == 0:  # the statement's writes are one: raising here rolls the insert back with the transaction
+            raise DatabaseError(f"{type(saved).__name__} {saved.pk} is not there to update")
+    instance.pk = key
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance

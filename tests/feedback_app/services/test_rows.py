@@ -1,7 +1,8 @@
 """Rows written by cached statements are the rows save() would write."""
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback_app.models import Assignment, Comparison, PreferenceLabel
@@ -40,3 +41,33 @@ def test_an_update_writes_only_the_named_fields_and_a_missing_row_is_an_error(ma
     comparison.pk = 987654
     with pytest.raises(DatabaseError, match="Comparison 987654 is not there to update"):
         rows.update(comparison, ["label_count"])
+
+
+def test_insert_then_update_writes_the_row_and_the_updates_in_one_statement_on_postgresql(rater, make_comparisons):
+    comparison = make_comparisons(1)[0]
+    now = timezone.now()
+    lease = rows.insert(Assignment(comparison=comparison, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now))
+    label = PreferenceLabel(comparison=comparison, rater=rater, assignment=lease, winner="a", a_on_left=True, time_on_task_ms=5)
+    lease.status, lease.finished_at = Assignment.Status.SUBMITTED, now
+    comparison.label_count = 1
+    # the extra SET clause reads the lease's status: the same statement's update of it is not seen on PostgreSQL
+    leased = f"leases_held = (SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = {Comparison._meta.db_table}.id AND l.status = %s)"
+    with CaptureQueriesContext(connection) as queries:
+        rows.insert_then_update(label, [(lease, ["status", "finished_at"], "", []), (comparison, ["label_count"], leased, [Assignment.Status.LEASED])])
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert label.pk and not label._state.adding and PreferenceLabel.objects.get(pk=label.pk).assignment_id == lease.pk
+    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.SUBMITTED
+    stored = Comparison.objects.get(pk=comparison.pk)
+    assert (stored.label_count, stored.leases_held) == (1, 1 if connection.vendor == "postgresql" else 0)
+
+
+def test_insert_then_update_of_a_missing_row_is_an_error_and_the_transaction_keeps_nothing(rater, make_comparisons):
+    comparison = make_comparisons(1)[0]
+    now = timezone.now()
+    lease = rows.insert(Assignment(comparison=comparison, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now))
+    missing = Comparison.objects.get(pk=comparison.pk)
+    missing.pk = 987654
+    with pytest.raises(DatabaseError, match="Comparison 987654 is not there to update"), transaction.atomic():
+        rows.insert_then_update(PreferenceLabel(comparison=comparison, rater=rater, assignment=lease, winner="a", a_on_left=True),
+                                [(missing, ["label_count"], "", [])])
+    assert not PreferenceLabel.objects.exists()
