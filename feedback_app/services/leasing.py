@@ -38,6 +38,7 @@ from feedback_app.services.qualification import qualification_status
 
 _ID = f"{connection.ops.quote_name(Comparison._meta.db_table)}.{connection.ops.quote_name('id')}"
 
+
 def _slots_recount(but: str) -> str:
     return (f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}{but}), "
             f"leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)}{but})")

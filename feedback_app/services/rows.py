@@ -10,6 +10,7 @@ no ``pre_save``/``post_save`` signal is sent; the studio connects none to these 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NoReturn
 
 from django.db import DatabaseError, connection
 from django.db.models import Model
@@ -30,11 +31,18 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple, bool]:
 def insert(instance: Model) -> Model:
     """Insert ``instance``, a new row of a model whose key the database assigns, as ``instance.save()`` would; return it, saved."""
     model = type(instance)
-    sql, fields, returning = _insert_sql(model, connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    sql, _, returning = _insert_sql(model, connection.vendor)
     with cursor() as c:
-        c.execute(sql, values)
+        c.execute(sql, _insert_params(instance))
         key = c.fetchone()[0] if returning else connection.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
+    return _inserted(instance, key)
+
+
+def _insert_params(instance: Model) -> list:
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in _insert_sql(type(instance), connection.vendor)[1]]
+
+
+def _inserted(instance: Model, key) -> Model:
     instance.pk = key
     instance._state.adding, instance._state.db = False, connection.alias
     return instance
@@ -54,12 +62,19 @@ def update(instance: Model, names: list[str], *, also: str = "", also_params: li
     ``also`` is more of the SET clause, written out (a value the database computes), with its parameters ``also_params``."""
     if not names and not also:
         return
-    sql, fields = _update_sql(type(instance), tuple(names), also, connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
     with cursor() as c:
-        c.execute(sql, [*values, *also_params, instance.pk])
+        c.execute(_update_sql(type(instance), tuple(names), also, connection.vendor)[0], _update_params(instance, names, also, also_params))
         if c.rowcount == 0:
-            raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")
+            _missing(instance)
+
+
+def _update_params(instance: Model, names: list[str], also: str, also_params: list) -> list:
+    fields = _update_sql(type(instance), tuple(names), also, connection.vendor)[1]
+    return [*(field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields), *also_params, instance.pk]
+
+
+def _missing(instance: Model) -> NoReturn:
+    raise DatabaseError(f"{type(instance).__name__} {instance.pk} is not there to update")
 
 
 @lru_cache(maxsize=None)
@@ -82,18 +97,14 @@ def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], st
         for saved, names, also, also_params in updates:
             update(saved, names, also=also, also_params=also_params)
         return instance
-    model = type(instance)
-    sql = _insert_then_update_sql(model, tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates), connection.vendor)
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in _insert_sql(model, connection.vendor)[1]]
+    sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates), connection.vendor)
+    params = _insert_params(instance)
     for saved, names, also, also_params in updates:
-        fields = _update_sql(type(saved), tuple(names), also, connection.vendor)[1]
-        params += [*(field.get_db_prep_save(field.pre_save(saved, False), connection) for field in fields), *also_params, saved.pk]
+        params += _update_params(saved, names, also, also_params)
     with cursor() as c:
         c.execute(sql, params)
         key, *counts = c.fetchone()
     for (saved, *_), count in zip(updates, counts):
         if count == 0:  # the statement's writes are one: raising here rolls the insert back with the transaction
-            raise DatabaseError(f"{type(saved).__name__} {saved.pk} is not there to update")
-    instance.pk = key
-    instance._state.adding, instance._state.db = False, connection.alias
-    return instance
+            _missing(saved)
+    return _inserted(instance, key)
