@@ -41,29 +41,24 @@ def cursor() -> Iterator:
             yield plain
         return
     kept = db.__dict__.get(_KEPT)
-    if kept is not None and not kept.in_use and db.connection is not None and kept.cursor.connection is db.connection and not db.queries_logged:
-        kept.in_use = True
-        try:
-            yield kept
-        finally:
-            kept.in_use = False
-        return
-    from django.db.backends.postgresql.base import ServerBindingCursor
+    if (kept is None or kept.in_use or db.queries_logged or db.connection is None
+            or kept.cursor.connection is not db.connection):
+        from django.db.backends.postgresql.base import ServerBindingCursor
 
-    db.ensure_connection()
-    db.connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
-    with db.wrap_database_errors:
-        wrapped = db._prepare_cursor(ServerBindingCursor(db.connection))
-    if db.queries_logged or (kept is not None and kept.in_use):
-        with wrapped:
-            yield wrapped
-        return
-    wrapped.in_use = True
-    db.__dict__[_KEPT] = wrapped
+        db.ensure_connection()
+        db.connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
+        with db.wrap_database_errors:
+            wrapped = db._prepare_cursor(ServerBindingCursor(db.connection))
+        if db.queries_logged or (kept is not None and kept.in_use):  # used once, then closed
+            with wrapped:
+                yield wrapped
+            return
+        kept = db.__dict__[_KEPT] = wrapped
+    kept.in_use = True
     try:
-        yield wrapped
+        yield kept
     finally:
-        wrapped.in_use = False
+        kept.in_use = False
 
 
 def constant(value) -> str:

@@ -31,15 +31,15 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple, bool]:
 def insert(instance: Model) -> Model:
     """Insert ``instance``, a new row of a model whose key the database assigns, as ``instance.save()`` would; return it, saved."""
     model = type(instance)
-    sql, _, returning = _insert_sql(model, connection.vendor)
+    sql, fields, returning = _insert_sql(model, connection.vendor)
     with cursor() as c:
-        c.execute(sql, _insert_params(instance))
+        c.execute(sql, _insert_params(instance, fields))
         key = c.fetchone()[0] if returning else connection.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
     return _inserted(instance, key)
 
 
-def _insert_params(instance: Model) -> list:
-    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in _insert_sql(type(instance), connection.vendor)[1]]
+def _insert_params(instance: Model, fields: tuple) -> list:
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
 def _inserted(instance: Model, key) -> Model:
@@ -62,14 +62,14 @@ def update(instance: Model, names: list[str], *, also: str = "", also_params: li
     ``also`` is more of the SET clause, written out (a value the database computes), with its parameters ``also_params``."""
     if not names and not also:
         return
+    sql, fields = _update_sql(type(instance), tuple(names), also, connection.vendor)
     with cursor() as c:
-        c.execute(_update_sql(type(instance), tuple(names), also, connection.vendor)[0], _update_params(instance, names, also, also_params))
+        c.execute(sql, _update_params(instance, fields, also_params))
         if c.rowcount == 0:
             _missing(instance)
 
 
-def _update_params(instance: Model, names: list[str], also: str, also_params: list) -> list:
-    fields = _update_sql(type(instance), tuple(names), also, connection.vendor)[1]
+def _update_params(instance: Model, fields: tuple, also_params: list) -> list:
     return [*(field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields), *also_params, instance.pk]
 
 
@@ -98,9 +98,9 @@ def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], st
             update(saved, names, also=also, also_params=also_params)
         return instance
     sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates), connection.vendor)
-    params = _insert_params(instance)
+    params = _insert_params(instance, _insert_sql(type(instance), connection.vendor)[1])
     for saved, names, also, also_params in updates:
-        params += _update_params(saved, names, also, also_params)
+        params += _update_params(saved, _update_sql(type(saved), tuple(names), also, connection.vendor)[1], also_params)
     with cursor() as c:
         c.execute(sql, params)
         key, *counts = c.fetchone()
