@@ -55,6 +55,19 @@ class CheckpointStore:
         _make_read_only(final)
         return final
 
+    def name_free(self, kind: str, name: str) -> str:
+        """Return ``name``, or ``name-2``, ``name-3``, ... : the first that no complete version of ``kind`` holds.
+
+        A version's name comes from its run, and a run's number from a database: a database
+        recreated or restored beside this store, or a write whose run was never recorded, can
+        have left a version under the name the next run would take.
+        """
+        candidate, n = name, 1
+        while self.path(kind, candidate).exists():
+            n += 1
+            candidate = f"{name}-{n}"
+        return candidate
+
     def manifest(self, kind: str, name: str) -> dict[str, Any]:
         """Return the manifest of an existing version."""
         return read_manifest(self.path(kind, name))

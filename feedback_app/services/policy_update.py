@@ -57,7 +57,7 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
             prompts=[(p.text, p.context) for p in prompts_for_online_pairs(limit=settings.DPO_ONLINE_PROMPTS, seed=run.pk, campaign_id=campaign_id)],
             seed=run.pk, models=models, progress=monitor.progress, should_stop=monitor.should_stop,
         )
-    name = f"policy-{run.pk:05d}"
+    name = training_bridge.checkpoint_name_free("policy", f"policy-{run.pk:05d}")
     result = training_bridge.dpo_train(base_name=parent.name, base_path=parent.path, name=name, pairs=labelled + online,
                                        progress=monitor.progress, should_stop=monitor.should_stop)
     monitor.progress({"phase": "evaluate", "step": 0, "total_steps": 1})

@@ -30,7 +30,7 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
         raise TrainingError(f"only {len(pairs)} decided comparison(s) in the campaign so far; a reward model needs at least 2")
     active = reward_model_active(campaign_id=campaign_id)
     warm = reward_model_latest_full(campaign_id=campaign_id) if tier == "full" and settings.REWARD_FULL_WARM_START else None
-    name = f"rm-{run.pk:05d}"
+    name = training_bridge.checkpoint_name_free("reward", f"rm-{run.pk:05d}")
     result = training_bridge.reward_fit(
         pairs=pairs, tier=tier, name=name, parent=active.name if active else None,
         baseline_path=active.path if active else None, warm_start_path=warm.path if warm else None,

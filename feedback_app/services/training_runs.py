@@ -140,7 +140,7 @@ def checkpoints_remove_abandoned() -> int:
                for prefix in ("rm", "policy")}
     removed = 0
     for name, folder in training_bridge.checkpoint_partials():
-        if name not in running:
+        if name not in running and name.rsplit("-", 1)[0] not in running:  # "rm-00007-2": run 7's, its name taken by an older checkpoint
             training_bridge.checkpoint_partial_remove(folder)
             removed += 1
     return removed

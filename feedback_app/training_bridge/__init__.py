@@ -40,6 +40,7 @@ from feedback_app.training_bridge.policy import (
 from feedback_app.training_bridge.reward import comparisons_prob_a_wins, comparisons_rm_judge, pairs_evaluate, reward_fit, reward_scores
 from feedback_app.training_bridge.sources import generation_config, generator_source, reward_backbone
 from feedback_app.training_bridge.store import (
+    checkpoint_name_free,
     checkpoint_partial_remove,
     checkpoint_partials,
     checkpoint_remove,
@@ -51,7 +52,7 @@ from feedback_app.training_bridge.store import (
 )
 
 __all__ = [
-    "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
+    "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_name_free", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "comparisons_rm_judge", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "judge_chat_answers", "labels_aggregate", "online_pairs", "pairs_choose", "pairs_evaluate",
     "policy_export", "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",

@@ -22,6 +22,11 @@ def checkpoint_store() -> CheckpointStore:
     return CheckpointStore(settings.MODEL_STORE)
 
 
+def checkpoint_name_free(kind: str, name: str) -> str:
+    """Return ``name`` or, where a checkpoint of ``kind`` already holds it, the first free ``name-N``."""
+    return checkpoint_store().name_free(kind, name)
+
+
 def version_folder(path: str) -> Path:
     """Return the absolute folder of a version whose ``path`` is relative to MODEL_STORE."""
     return Path(settings.MODEL_STORE) / path

@@ -23,6 +23,15 @@ def test_an_existing_version_is_never_overwritten(tmp_path):
         store.write("reward", "rm-1", {}, lambda folder: None)
 
 
+def test_name_free_is_the_name_or_the_first_numbered_one_no_version_holds(tmp_path):
+    store = CheckpointStore(tmp_path)
+    assert store.name_free("reward", "rm-00001") == "rm-00001"
+    store.write("reward", "rm-00001", {}, lambda folder: None)
+    store.write("reward", "rm-00001-2", {}, lambda folder: None)
+    assert store.name_free("reward", "rm-00001") == "rm-00001-3"
+    assert store.name_free("policy", "rm-00001") == "rm-00001"  # another kind's folder
+
+
 def test_a_failing_write_leaves_nothing(tmp_path):
     store = CheckpointStore(tmp_path)
 

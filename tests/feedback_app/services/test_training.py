@@ -23,6 +23,18 @@ def test_a_redelivered_task_never_trains_twice(labelled, fake_fit):
     assert (run.status, run.worker) == ("succeeded", "w1")
 
 
+def test_a_run_whose_name_an_older_checkpoint_holds_writes_the_next_free_name(labelled, fake_fit):
+    """A database recreated beside an old model store numbers its runs from 1 again: the refit goes on under "rm-0000N-2"."""
+    run = training_run_request(kind="reward_fast", trigger="cli")
+    store = training_bridge.checkpoint_store()
+    for name in (f"rm-{run.pk:05d}", f"rm-{run.pk:05d}-2"):
+        store.write("reward", name, {}, lambda folder: (folder / "heads.pt").write_bytes(b"an older studio's"))
+    training_run_execute(run_id=run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == "succeeded" and fake_fit.calls[0]["name"] == f"rm-{run.pk:05d}-3"
+    assert (run.reward_model_version.name, run.reward_model_version.path) == (f"rm-{run.pk:05d}-3", f"reward/rm-{run.pk:05d}-3")
+
+
 def test_a_failing_fit_fails_the_run_with_its_reason_and_changes_nothing(labelled, fake_fit, run_now):
     """An unexpected exception is recorded with its type, message and traceback; the active version and the labels stay."""
     active = run_now().reward_model_version

@@ -7,10 +7,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from feedback_app import training_bridge
 from feedback_app.models import AuditEntry, TrainingRun
 from feedback_app.services.training_runs import (
     RunMonitor,
     RunStopped,
+    checkpoints_remove_abandoned,
     training_run_claim,
     training_run_fail,
     training_run_get_or_request,
@@ -145,6 +147,20 @@ def test_orphaned_and_stale_runs_are_failed():
     assert states[mine.pk][0] == "failed" and "gpu@a stopped" in states[mine.pk][1]
     assert states[other.pk][0] == "running"
     assert states[stale.pk][0] == "failed" and "no heartbeat" in states[stale.pk][1]
+
+
+def test_only_the_half_written_checkpoints_of_runs_no_longer_running_are_removed(settings):
+    """A running run's write is left alone under its name or the numbered one it took beside an older checkpoint."""
+    now = timezone.now()
+    running = TrainingRun.objects.create(kind="reward_fast", status="running", worker="w1", heartbeat_at=now)
+    ended = TrainingRun.objects.create(kind="reward_fast", status="failed", worker="w1", heartbeat_at=now)
+    folder = settings.MODEL_STORE / "reward"
+    folder.mkdir(parents=True)
+    names = {f"rm-{running.pk:05d}": True, f"rm-{running.pk:05d}-2": True, f"rm-{ended.pk:05d}": False, f"rm-{ended.pk:05d}-2": False}
+    for name in names:
+        (folder / f".tmp-{name}-1a2b3c4d").mkdir()
+    assert checkpoints_remove_abandoned() == 2
+    assert sorted(name for name, _ in training_bridge.checkpoint_partials()) == sorted(name for name, kept in names.items() if kept)
 
 
 def test_one_queued_run_per_kind(admin_user):
