@@ -23,6 +23,7 @@ import pstats
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def fill(comparisons: int) -> str:
     replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to {p.pk}.") for p in prompts for k in (0, 1)])
     Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1])
                                     for i, p in enumerate(prompts)])
-    return user_create(username="profile-rater", role=Role.RATER)[2]
+    return user_create(username=f"profile-rater-{uuid.uuid4().hex[:8]}", role=Role.RATER)[2]  # a database profiled before keeps its rater
 
 
 class Rater:

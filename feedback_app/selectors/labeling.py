@@ -92,23 +92,35 @@ def _texts_set(comparison: Comparison, prompt: Prompt, response_a: Response, res
     return comparison
 
 
-def comparison_with_texts(*, comparison_id: int, leases_at: datetime | None = None) -> Comparison:
+def comparison_with_texts(*, comparison_id: int, leases_at: datetime | None = None, beside: tuple[str, list, str] | None = None) -> Comparison:
     """Return the comparison with its prompt and responses joined in (one statement, written out: every lease loads one).
 
     With ``leases_at``, the same statement counts the unexpired, unlabelled leases holding its slots then, as
     ``comparison.active_leases`` (``active_lease_count``): read after a lock on the row, it is the count under that lock.
+    ``beside`` is a caller's WITH clause, its parameters and a column of it: run in the same statement (a write of the
+    caller's that needs this read's snapshot), its column's value comes back as ``comparison.beside``.
     """
     count = f", {_SLOTS_HELD}" if leases_at is not None else ""
-    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, {rows.columns(Response, 'rb')}"
-           f"{count} FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
+    clause, clause_params, column = beside or ("", [], "")
+    sql = (f"{clause} SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Prompt, 'p')}, {rows.columns(Response, 'ra')}, "
+           f"{rows.columns(Response, 'rb')}{count}{', ' + column if column else ''} FROM {Comparison._meta.db_table} c {_WITH_TEXTS} WHERE c.id = %s")
     params = slots_held_params(leases_at) if leases_at is not None else []
-    found = rows.one(sql, [*params, comparison_id], Comparison, Prompt, Response, Response)
+    found = rows.one(sql, [*clause_params, *params, comparison_id], Comparison, Prompt, Response, Response)
     if found is None:
         raise Comparison.DoesNotExist(f"no comparison {comparison_id}")
     comparison = _texts_set(*found[:4])
     if leases_at is not None:
         comparison.active_leases = found[4]
+    if beside is not None:
+        comparison.beside = found[-1]
     return comparison
+
+
+def slot_free_sql(*, comparison_id: int, now: datetime) -> tuple[str, list]:
+    """A condition and its parameters: the comparison has a slot free, counting the unexpired, unlabelled leases holding
+    its slots ``now`` (``comparison_with_texts``'s ``active_leases``, in the same statement the same count)."""
+    return (f"EXISTS (SELECT 1 FROM {Comparison._meta.db_table} c WHERE c.id = %s AND c.label_count + {_SLOTS_HELD} < c.required_labels)",
+            [comparison_id, *slots_held_params(now)])
 
 
 def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = "") -> Comparison | None:

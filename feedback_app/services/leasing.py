@@ -30,6 +30,7 @@ from feedback_app.selectors.labeling import (
     comparison_leasable_sql,
     comparison_with_texts,
     leases_holding,
+    slot_free_sql,
     slots_held_params,
 )
 from feedback_app.selectors.rows import cursor
@@ -156,16 +157,17 @@ def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | 
 
 
 def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
-    lease = rows.insert(Assignment(
-        comparison=comparison,
-        rater=rater,
-        a_on_left=random.random() < 0.5,
-        leased_at=now,
-        lease_expires_at=_lease_expiry(campaign=campaign, now=now),
-    ))
+    lease = getattr(comparison, "lease", None)  # made by the statement that counted its slots (_lock_leasable, PostgreSQL)
+    if lease is None:
+        lease = rows.insert(_lease_new_row(rater=rater, comparison_id=comparison.pk, expires=_lease_expiry(campaign=campaign, now=now), now=now))
+    lease.comparison = comparison
     if getattr(comparison, "slots_recount", False):  # its pick counted this lease on top of one that expired meanwhile
         comparison_slots_recount(comparison_ids=[comparison.pk], now=now)
     return lease
+
+
+def _lease_new_row(*, rater, comparison_id: int, expires: datetime, now: datetime) -> Assignment:
+    return Assignment(comparison_id=comparison_id, rater=rater, a_on_left=random.random() < 0.5, leased_at=now, lease_expires_at=expires)
 
 
 def _lease_expiry(*, campaign: Campaign, now: datetime) -> datetime:
@@ -207,10 +209,15 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
         if found is None:
             return None
         # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
-        comparison = comparison_with_texts(comparison_id=found, leases_at=now)
+        # On PostgreSQL the same statement makes the lease where that count leaves a slot free.
+        lease = _lease_new_row(rater=rater, comparison_id=found, expires=expires, now=now)
+        condition, condition_params = slot_free_sql(comparison_id=found, now=now)
+        comparison = comparison_with_texts(comparison_id=found, leases_at=now, beside=rows.insert_when(lease, condition, condition_params))
         if comparison.label_count + comparison.active_leases < comparison.required_labels:
             # the row's count was the leases' and now adds this one, unless a lease it counted has expired since
             comparison.slots_recount = comparison.leases_held != comparison.active_leases + 1 or comparison.leases_recount_at <= now
+            if getattr(comparison, "beside", None) is not None:
+                comparison.lease = rows.inserted(lease, comparison.beside)
             return comparison
         if mark is not None:
             transaction.savepoint_rollback(mark)  # the lock and the count taken with it

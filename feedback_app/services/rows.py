@@ -35,14 +35,34 @@ def insert(instance: Model) -> Model:
     with cursor() as c:
         c.execute(sql, _insert_params(instance, fields))
         key = c.fetchone()[0] if returning else connection.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
-    return _inserted(instance, key)
+    return inserted(instance, key)
+
+
+@lru_cache(maxsize=None)
+def _insert_when_sql(model: type[Model], vendor: str) -> str:
+    sql, fields, _ = _insert_sql(model, vendor)
+    head = sql[:sql.index(" VALUES (")]
+    return f"w0 AS ({head} SELECT {', '.join(['%s'] * len(fields))} WHERE {{condition}} RETURNING {connection.ops.quote_name(model._meta.pk.column)})"
+
+
+def insert_when(instance: Model, condition: str, condition_params: list) -> tuple[str, list, str] | None:
+    """On PostgreSQL, the WITH clause that inserts ``instance`` (a new row whose key the database assigns) where ``condition``
+    holds, its parameters and the column of the new key (NULL where it did not hold): for a statement that also reads, so
+    the insert and the read see the tables as the same snapshot. Pass the key to ``inserted``. None elsewhere: there the
+    caller reads, then calls ``insert``."""
+    if connection.vendor != "postgresql":
+        return None
+    sql = _insert_when_sql(type(instance), connection.vendor).replace("{condition}", condition)
+    key = connection.ops.quote_name(type(instance)._meta.pk.column)
+    return f"WITH {sql}", [*_insert_params(instance, _insert_sql(type(instance), connection.vendor)[1]), *condition_params], f"(SELECT {key} FROM w0)"
 
 
 def _insert_params(instance: Model, fields: tuple) -> list:
     return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
-def _inserted(instance: Model, key) -> Model:
+def inserted(instance: Model, key) -> Model:
+    """Return ``instance``, saved as the row of key ``key`` (the row an ``insert_when`` clause inserted)."""
     instance.pk = key
     instance._state.adding, instance._state.db = False, connection.alias
     return instance
@@ -107,4 +127,4 @@ def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], st
     for (saved, *_), count in zip(updates, counts):
         if count == 0:  # the statement's writes are one: raising here rolls the insert back with the transaction
             _missing(saved)
-    return _inserted(instance, key)
+    return inserted(instance, key)

@@ -80,6 +80,20 @@ def test_a_count_that_drifted_high_strands_no_comparison(make_user, make_compari
     assert _row(stuck) == _leases(stuck, now) and _row(stuck)[0] == 1
 
 
+def test_a_count_that_drifted_low_leases_no_slot_that_is_held(make_user, make_comparisons):
+    """A row that counts fewer leases than hold its slots is picked, found full once locked and counted right: no lease is
+    made there (on PostgreSQL the statement that counts them makes the lease, only where a slot is free), and the rater
+    gets the next comparison."""
+    held, fresh = make_comparisons(2)
+    campaign, now = campaign_default(), timezone.now()
+    assert assignment_lease_next(campaign=campaign, rater=make_user(), now=now).comparison_id == held.pk
+    Comparison.objects.filter(pk=held.pk).update(leases_held=0, leases_recount_at=None)
+    rater = make_user()
+    assert assignment_lease_next(campaign=campaign, rater=rater, now=now).comparison_id == fresh.pk
+    assert list(Assignment.objects.filter(rater=rater).values_list("comparison_id", flat=True)) == [fresh.pk]
+    assert _row(held) == _leases(held, now) and _row(held)[0] == 1 and _row(fresh) == _leases(fresh, now)
+
+
 def _assignment_rows_read(sql: str, params: list) -> int:
     """Rows of the assignment table that the statement's plan nodes gave up, by PostgreSQL's EXPLAIN ANALYZE."""
     import json

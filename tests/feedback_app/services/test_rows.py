@@ -71,3 +71,31 @@ def test_insert_then_update_of_a_missing_row_is_an_error_and_the_transaction_kee
         rows.insert_then_update(PreferenceLabel(comparison=comparison, rater=rater, assignment=lease, winner="a", a_on_left=True),
                                 [(missing, ["label_count"], "", [])])
     assert not PreferenceLabel.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH clause is PostgreSQL's; SQLite reads, then inserts")
+def test_insert_when_inserts_in_the_reading_statement_only_where_its_condition_holds(rater, make_comparisons):
+    first, second = make_comparisons(2)
+    now = timezone.now()
+    free = f"EXISTS (SELECT 1 FROM {Comparison._meta.db_table} c WHERE c.id = %s AND c.label_count = 0)"
+    Comparison.objects.filter(pk=second.pk).update(label_count=1)
+    keys = []
+    for comparison in (first, second):
+        lease = Assignment(comparison=comparison, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now)
+        clause, params, column = rows.insert_when(lease, free, [comparison.pk])
+        with CaptureQueriesContext(connection) as queries, connection.cursor() as c:
+            # the read sees the tables as the insert does: before it
+            c.execute(f"{clause} SELECT {column}, (SELECT COUNT(*) FROM {Assignment._meta.db_table})", params)
+            key, leases_seen = c.fetchone()
+        assert len(queries) == 1 and leases_seen == len(keys)
+        keys.append(key)
+        if key is not None:
+            saved = rows.inserted(lease, key)
+            assert not saved._state.adding and _stored(saved)["comparison_id"] == first.pk and _stored(saved)["leased_at"] == now
+    assert keys[0] is not None and keys[1] is None
+    assert list(Assignment.objects.values_list("comparison_id", flat=True)) == [first.pk]
+
+
+def test_insert_when_is_none_off_postgresql(rater, make_comparisons):
+    lease = Assignment(comparison=make_comparisons(1)[0], rater=rater, a_on_left=True, leased_at=timezone.now(), lease_expires_at=timezone.now())
+    assert (rows.insert_when(lease, "TRUE", []) is None) == (connection.vendor != "postgresql")
