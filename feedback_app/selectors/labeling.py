@@ -53,16 +53,23 @@ def assignment_current_for_rater(*, rater, campaign_id: int, now: datetime, othe
     Asked before every lease; written out like ``comparison_leasable_id``, and the row is loaded
     only when there is one.
     """
+    return assignment_loaded(rows.scalar(*assignment_current_sql(rater=rater, campaign_id=campaign_id, now=now, other_than=other_than)))
+
+
+def assignment_current_sql(*, rater, campaign_id: int, now: datetime, other_than: int | None = None) -> tuple[str, list]:
+    """``assignment_current_for_rater``'s statement and its parameters: it selects the lease's id (or no row)."""
     assignment, comparison, prompt = Assignment._meta.db_table, Comparison._meta.db_table, Prompt._meta.db_table
     sql = (
         f"SELECT a.id FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id INNER JOIN {prompt} p ON p.id = c.prompt_id "
         f"WHERE a.rater_id = %s AND a.status = {_LEASED} AND a.lease_expires_at > %s AND c.status = {_OPEN} AND p.campaign_id = %s"
         f"{' AND a.id <> %s' if other_than is not None else ''} ORDER BY a.leased_at, a.id LIMIT 1"
     )
-    params = [rater.pk, connection.ops.adapt_datetimefield_value(now), campaign_id,
-              *([other_than] if other_than is not None else [])]
-    found = rows.scalar(sql, params)
-    return None if found is None else assignment_with_comparison(assignment_id=found)
+    return sql, [rater.pk, connection.ops.adapt_datetimefield_value(now), campaign_id, *([other_than] if other_than is not None else [])]
+
+
+def assignment_loaded(assignment_id: int | None) -> Assignment | None:
+    """Return the assignment ``assignment_id`` with its comparison and texts (``assignment_with_comparison``); None for None."""
+    return None if assignment_id is None else assignment_with_comparison(assignment_id=assignment_id)
 
 
 def _held_from_head(kind: str) -> str:

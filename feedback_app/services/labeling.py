@@ -20,6 +20,7 @@ from feedback_app.models import Assignment, AuditEntry, Campaign, Comparison, Pr
 from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
+    assignment_current_sql,
     assignment_of_rater,
     comparison_of_campaign,
     labels_for_rater_newest,
@@ -32,7 +33,14 @@ from feedback_app.services.policy_cadence import policy_ask_after_commit
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_grade
 from feedback_app.services.label_tally import label_hour_withdraw
-from feedback_app.services.leasing import SLOTS_RECOUNT_BUT_ONE, comparison_slots_recount, lease_next_without_waiting, lease_settled, slots_recount_params
+from feedback_app.services.leasing import (
+    SLOTS_RECOUNT_BUT_ONE,
+    UNREAD,
+    comparison_slots_recount,
+    lease_next_without_waiting,
+    lease_settled,
+    slots_recount_params,
+)
 from feedback_app.services.quality_tally import quality_tally_withdraw
 from feedback_app.services.rewrites import rewrite_create, rewrite_delete, rewrite_start
 
@@ -144,7 +152,7 @@ def label_record(
     LabelConflict. A lease that expired is still honoured while its slot is free, but not once
     the rater has left the campaign.
     """
-    return _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now or timezone.now())
+    return _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now or timezone.now())[:2]
 
 
 def label_record_and_lease_next(
@@ -159,13 +167,16 @@ def label_record_and_lease_next(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        label, created = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now)
-        following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now)
+        label, created, current_id = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now,
+                                                   read_current=True)
+        following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now, current_id=current_id)
     return label, created, lease_settled(following, rater=rater, campaign=campaign, now=now)
 
 
-def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime) -> tuple[PreferenceLabel, bool]:
-    """``label_record``'s work; call inside a transaction."""
+def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime,
+                  read_current: bool = False) -> tuple[PreferenceLabel, bool, object]:
+    """``label_record``'s work, and the id of the rater's other current lease (``assignment_current_sql``) where ``read_current``
+    and a label was written (in the same statement on PostgreSQL), else ``UNREAD``; call inside a transaction."""
     comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
     found = assignment_of_rater(rater=rater, comparison_id=comparison.pk, campaign_id=campaign.pk)  # after the lock: a label committed while we waited is seen
     if found is None:
@@ -178,7 +189,7 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     start = rewrite_start(comparison=comparison, winner=winner, edited_from=edited_from) if submission.edited_text else None
     if existing is not None:
         if _same_label(existing, winner=winner, criteria=criteria, submission=submission, start=start):
-            return existing, False
+            return existing, False, UNREAD
         raise LabelConflict(f"you labelled comparison {comparison_id} already, with a different answer", existing)
     if assignment.status != Assignment.Status.LEASED:
         raise NotLeased(f"comparison {comparison_id} is not leased to you (you {assignment.status} it)")
@@ -222,7 +233,10 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     # The label, its lease's end and the comparison's counts: one statement on PostgreSQL, whose recount reads the lease as it was
     # before it (still leased), so leaves it out. A gold pair has no slots to count.
     recount, recount_params = ("", []) if comparison.is_gold else (SLOTS_RECOUNT_BUT_ONE, slots_recount_params(now, but=assignment.pk))
-    rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)])
+    reads = [assignment_current_sql(rater=rater, campaign_id=campaign.pk, now=now, other_than=assignment.pk)] if read_current else []
+    current_id = rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)],
+                                         reads=reads)
+    current_id = current_id[0] if read_current else UNREAD
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)
@@ -230,7 +244,7 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     policy_ask_after_commit(label_id=label.pk, campaign=campaign)
     if comparison.kind == Comparison.Kind.ARENA:
         arena_ask_after_commit(campaign_id=campaign.pk)
-    return label, True
+    return label, True, current_id
 
 
 def _review_marks_set(*, comparison: Comparison, flagged: bool, adding: str | None = None) -> list[str]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from feedback_app.models import Assignment, Campaign, CampaignMember, Comparison
 from feedback_app.selectors.labeling import (
     assignment_current_for_rater,
+    assignment_loaded,
     comparison_gold_id,
     comparison_leasable_sql,
     comparison_with_texts,
@@ -96,12 +97,20 @@ def assignment_lease_ahead(*, rater, campaign: Campaign, shown: Assignment, now:
 _BUSY = object()
 
 
-def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime):
+# What ``lease_next_without_waiting`` is told when its caller has not read the rater's current lease.
+UNREAD = object()
+
+
+def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime, current_id=UNREAD):
     """``assignment_lease_next``'s work without waiting for another transaction's row lock (``_BUSY`` where it would have
-    to: pass what it returns to ``lease_settled`` once the transaction has ended); call inside a transaction."""
+    to: pass what it returns to ``lease_settled`` once the transaction has ended); call inside a transaction.
+
+    ``current_id`` is the id of the rater's current lease (or None) where the caller read it in this transaction, with
+    ``assignment_current_sql`` (the label's statement does, beside its writes)."""
     if campaign.state == Campaign.State.ARCHIVED:
         return None
-    current = assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now)
+    current = (assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now) if current_id is UNREAD
+               else assignment_loaded(current_id))
     if current is not None:
         return current
     return _lease_new(rater=rater, campaign=campaign, now=now)

@@ -15,7 +15,7 @@ from typing import NoReturn
 from django.db import DatabaseError, connection
 from django.db.models import Model
 
-from feedback_app.selectors.rows import cursor
+from feedback_app.selectors.rows import cursor, scalar
 
 
 @lru_cache(maxsize=None)
@@ -98,33 +98,42 @@ def _missing(instance: Model) -> NoReturn:
 
 
 @lru_cache(maxsize=None)
-def _insert_then_update_sql(model: type[Model], updates: tuple[tuple[type[Model], tuple[str, ...], str], ...], vendor: str) -> str:
+def _insert_then_update_sql(model: type[Model], updates: tuple[tuple[type[Model], tuple[str, ...], str], ...], reads: tuple[str, ...],
+                            vendor: str) -> str:
     insert_sql = _insert_sql(model, vendor)[0]
     parts = [f"w0 AS ({insert_sql})"]
     parts += [f"w{i} AS ({_update_sql(updated, names, also, vendor)[0]} RETURNING 1)" for i, (updated, names, also) in enumerate(updates, 1)]
-    counts = ", ".join(f"(SELECT COUNT(*) FROM w{i})" for i in range(1, len(updates) + 1))
-    return f"WITH {', '.join(parts)} SELECT (SELECT {connection.ops.quote_name(model._meta.pk.column)} FROM w0), {counts}"
+    values = [f"(SELECT COUNT(*) FROM w{i})" for i in range(1, len(updates) + 1)] + [f"({read})" for read in reads]
+    return f"WITH {', '.join(parts)} SELECT (SELECT {connection.ops.quote_name(model._meta.pk.column)} FROM w0), {', '.join(values)}"
 
 
-def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], str, list]]) -> Model:
+def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], str, list]], *, reads: list[tuple[str, list]] = ()) -> list:
     """``insert(instance)``, then ``update(saved, names, also=also, also_params=also_params)`` for each of ``updates`` in turn;
-    return ``instance``, saved. On PostgreSQL all of it is one statement (data-modifying WITH clauses: one round trip instead
-    of one per row), in which every part reads the tables as they were before the statement: an ``also`` that reads a row
-    another part writes reads it unwritten. Call inside a transaction: an update that finds no row raises after the rest."""
+    ``instance`` is saved. Return the first column of the first row (None for none) of each of ``reads`` (a statement and
+    its parameters), which must not depend on these writes.
+
+    On PostgreSQL all of it is one statement (data-modifying WITH clauses: one round trip instead of one per row), in which
+    every part reads the tables as they were before the statement: an ``also`` that reads a row another part writes reads
+    it unwritten, and so do the reads. Elsewhere the reads run after the writes. Call inside a transaction: an update that
+    finds no row raises after the rest."""
     updates = [(saved, names, also, also_params) for saved, names, also, also_params in updates if names or also]
     if connection.vendor != "postgresql":
         insert(instance)
         for saved, names, also, also_params in updates:
             update(saved, names, also=also, also_params=also_params)
-        return instance
-    sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates), connection.vendor)
+        return [scalar(sql, params) for sql, params in reads]
+    sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates),
+                                  tuple(sql for sql, _ in reads), connection.vendor)
     params = _insert_params(instance, _insert_sql(type(instance), connection.vendor)[1])
     for saved, names, also, also_params in updates:
         params += _update_params(saved, _update_sql(type(saved), tuple(names), also, connection.vendor)[1], also_params)
+    for _, read_params in reads:
+        params += read_params
     with cursor() as c:
         c.execute(sql, params)
-        key, *counts = c.fetchone()
-    for (saved, *_), count in zip(updates, counts):
+        key, *values = c.fetchone()
+    for (saved, *_), count in zip(updates, values):
         if count == 0:  # the statement's writes are one: raising here rolls the insert back with the transaction
             _missing(saved)
-    return inserted(instance, key)
+    inserted(instance, key)
+    return values[len(updates):]

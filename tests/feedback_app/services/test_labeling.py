@@ -12,9 +12,10 @@ from feedback_app.services.labeling import (
     NothingToUndo,
     assignment_skip,
     label_record,
+    label_record_and_lease_next,
     label_undo_last,
 )
-from feedback_app.services.leasing import assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_ahead, assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +28,25 @@ def test_lease_returns_the_same_comparison_until_labelled(rater, make_comparison
     again = assignment_lease_next(campaign=campaign_default(), rater=rater)
     assert first.pk == again.pk
     assert Assignment.objects.filter(rater=rater).count() == 1
+
+
+def test_label_and_next_hands_on_the_lease_held_ahead_then_a_new_one_then_none(rater, make_comparisons, settings):
+    """The next lease is the one the rater's page held ready, if any (read beside the label's writes on PostgreSQL);
+    else a new one; None once nothing is left. A retried label finds the lease the first call handed on."""
+    settings.LABEL_PREFETCH = True
+    first, second, third = make_comparisons(3)
+    campaign = campaign_default()
+    shown = assignment_lease_next(campaign=campaign, rater=rater)
+    ahead = assignment_lease_ahead(campaign=campaign, rater=rater, shown=shown)
+    assert (shown.comparison_id, ahead.comparison_id) == (first.pk, second.pk)
+    steps = []
+    for comparison in (first, second, second, third):
+        label, created, following = label_record_and_lease_next(campaign=campaign, rater=rater, comparison_id=comparison.pk,
+                                                                 submission=LabelSubmission(choice="left"))
+        steps.append((created, following.pk if following else None))
+    third_lease = Assignment.objects.get(rater=rater, comparison=third)
+    assert steps == [(True, ahead.pk), (True, third_lease.pk), (False, third_lease.pk), (True, None)]
+    assert following is None and following == Assignment.objects.filter(rater=rater, status=Assignment.Status.LEASED).first()
 
 
 def test_label_is_stored_in_response_terms(rater, make_comparisons):

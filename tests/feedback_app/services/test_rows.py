@@ -52,9 +52,13 @@ def test_insert_then_update_writes_the_row_and_the_updates_in_one_statement_on_p
     comparison.label_count = 1
     # the extra SET clause reads the lease's status: the same statement's update of it is not seen on PostgreSQL
     leased = f"leases_held = (SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.comparison_id = {Comparison._meta.db_table}.id AND l.status = %s)"
+    # a read beside the writes: on PostgreSQL it sees the tables as they were before the statement, elsewhere after it
+    leases = (f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE status = %s", [Assignment.Status.LEASED])
     with CaptureQueriesContext(connection) as queries:
-        rows.insert_then_update(label, [(lease, ["status", "finished_at"], "", []), (comparison, ["label_count"], leased, [Assignment.Status.LEASED])])
-    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
+        read = rows.insert_then_update(label, [(lease, ["status", "finished_at"], "", []), (comparison, ["label_count"], leased, [Assignment.Status.LEASED])],
+                                       reads=[leases])
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    assert read == [1 if connection.vendor == "postgresql" else 0]
     assert label.pk and not label._state.adding and PreferenceLabel.objects.get(pk=label.pk).assignment_id == lease.pk
     assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.SUBMITTED
     stored = Comparison.objects.get(pk=comparison.pk)
