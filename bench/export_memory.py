@@ -45,7 +45,7 @@ def populate(n: int, start: int) -> None:
             [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], label_count=1, status="complete")
              for i, p in enumerate(prompts)], batch_size=5000)
         PreferenceLabel.objects.bulk_create(
-            [PreferenceLabel(comparison=c, rater=rater, winner="a" if i % 3 else "b", strength=1 + i % 3, a_on_left=bool(i % 2),
+            [PreferenceLabel(comparison=c, campaign_id=c.prompt.campaign_id, rater=rater, winner="a" if i % 3 else "b", strength=1 + i % 3, a_on_left=bool(i % 2),
                              time_on_task_ms=1000 + i % 5000) for i, c in enumerate(comparisons)], batch_size=5000)
 
 

@@ -130,7 +130,7 @@ class Fill:
                     a_on_left = rng.random() < 0.5
                     assignments.append(Assignment(comparison=c, rater_id=rater, a_on_left=a_on_left, status=Assignment.Status.SUBMITTED,
                                                   leased_at=when, lease_expires_at=when + timedelta(minutes=10), finished_at=when))
-                    labels.append(PreferenceLabel(comparison=c, rater_id=rater, winner=winner, strength=rng.choice((1, 2, 3)),
+                    labels.append(PreferenceLabel(comparison=c, campaign_id=c.prompt.campaign_id, rater_id=rater, winner=winner, strength=rng.choice((1, 2, 3)),
                                                   a_on_left=a_on_left, time_on_task_ms=rng.randint(2000, 30000), guidelines_version=0))
             Assignment.objects.bulk_create(assignments, batch_size=5000)
             for label, assignment in zip(labels, assignments):

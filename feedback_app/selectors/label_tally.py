@@ -11,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, Comparison, LabelHourCount, LabelHoursClosed, LabelMinuteCount, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Assignment, LabelHourCount, LabelHoursClosed, LabelMinuteCount, PreferenceLabel
 
 MARK_ID = 1  # LabelHoursClosed and QualityTallied hold one row each
 MINUTES_KEPT = timedelta(hours=1)  # LabelMinuteCount's rows before the closed instant
@@ -42,22 +42,21 @@ def label_hours_closed_through() -> datetime | None:
 
 
 def _labels(campaign_id: int):
-    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    return PreferenceLabel.objects.filter(campaign_id=campaign_id)
 
 
 def labels_in_window_by_hour(*, campaign_id: int, start: datetime, end: datetime | None = None) -> dict[datetime, tuple[int, int]]:
     """Return the campaign's labels made in [start, end) per UTC hour (keyed by its start): ``(all of them, the raters')``.
 
-    Counted by the database: a range read of the labels by ``created_at``, each label's campaign
-    looked up by its comparison's key, so the cost follows the window, whatever the planner thinks
-    of joining every comparison and prompt. (Read into Python, the rows of a busy studio's open
-    hour were a million a push.)
+    Counted by the database in one range of the (campaign, created_at) index (``label_campaign_created``), so the cost
+    follows the campaign's labels in the window. (Read into Python, the rows of a busy studio's open hour were a million
+    a push; with each label's campaign looked up through its comparison and prompt, a push at 300 labels/s cost 40-80 ms
+    of the database's time.)
     """
-    labels = PreferenceLabel.objects.filter(created_at__gte=start)
+    labels = PreferenceLabel.objects.filter(campaign_id=campaign_id, created_at__gte=start)
     if end is not None:
         labels = labels.filter(created_at__lt=end)
-    campaign = Subquery(Comparison.objects.filter(pk=OuterRef("comparison_id")).values("prompt__campaign_id")[:1])
-    rows = (labels.alias(campaign=campaign).filter(campaign=campaign_id).annotate(hour=TruncHour("created_at", tzinfo=dt_timezone.utc))
+    rows = (labels.annotate(hour=TruncHour("created_at", tzinfo=dt_timezone.utc))
             .order_by().values("hour").annotate(n=Count("id"), raters=Count("rater_id")).values_list("hour", "n", "raters"))
     return {hour: (n, raters) for hour, n, raters in rows}
 

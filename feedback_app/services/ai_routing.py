@@ -77,6 +77,7 @@ def comparison_route(*, comparison_id: int, judge: Judge | None, verdict: Verdic
     else:
         PreferenceLabel.objects.get_or_create(comparison=comparison, judge_version__isnull=False, defaults={
             "judge_version_id": verdict.judge_version_id, "winner": verdict.choice, "strength": PreferenceLabel.Strength.SLIGHTLY,
+            "campaign_id": comparison.prompt.campaign_id,
         })
         if (rng or random).random() < campaign_cached(campaign_id=comparison.prompt.campaign_id).audit_share:
             comparison.route, comparison.status = Route.AUDIT, Comparison.Status.OPEN

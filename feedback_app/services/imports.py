@@ -204,7 +204,7 @@ def preference_labels_write(
     PreferenceLabel.objects.bulk_create(
         [
             PreferenceLabel(comparison_id=cid, winner=Winner.A if first else Winner.B, strength=_strength_for_margin(r.margin),
-                            import_batch=batch)
+                            import_batch=batch, campaign_id=batch.campaign_id)  # the batch's prompts are its campaign's
             for cid, r, first in zip(comparison_ids, records, chosen_first)
         ],
         batch_size=2000,

@@ -47,9 +47,9 @@ def label_hours_close(*, now: datetime | None = None, max_hours: int = 24 * 60) 
         if end <= mark.through:
             return 0
         by_minute = (PreferenceLabel.objects.filter(created_at__gte=mark.through, created_at__lt=end)
-                     .annotate(minute=TruncMinute("created_at", tzinfo=dt_timezone.utc)).values("comparison__prompt__campaign_id", "minute")
+                     .annotate(minute=TruncMinute("created_at", tzinfo=dt_timezone.utc)).values("campaign_id", "minute")
                      .annotate(n=Count("id"), raters=Count("id", filter=Q(rater__isnull=False)))
-                     .values_list("comparison__prompt__campaign_id", "minute", "n", "raters"))
+                     .values_list("campaign_id", "minute", "n", "raters"))
         by_hour: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
         minutes = []
         for campaign_id, minute, n, raters in by_minute:

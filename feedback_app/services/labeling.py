@@ -209,6 +209,7 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
         time_on_task = int((now - assignment.leased_at).total_seconds() * 1000)
     label = PreferenceLabel(
         comparison=comparison,
+        campaign_id=campaign.pk,
         rater=rater,
         assignment=assignment,
         winner=winner,

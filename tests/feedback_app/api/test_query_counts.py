@@ -16,7 +16,7 @@ def history(make_comparisons, raters, n: int) -> None:
     """Give each of ``raters`` ``n`` labelled, complete comparisons."""
     for rater in raters:
         done = make_comparisons(n)
-        PreferenceLabel.objects.bulk_create([PreferenceLabel(comparison=c, rater=rater, winner="a") for c in done])
+        PreferenceLabel.objects.bulk_create([PreferenceLabel(comparison=c, campaign_id=c.prompt.campaign_id, rater=rater, winner="a") for c in done])
         Comparison.objects.filter(pk__in=[c.pk for c in done]).update(label_count=1, status=Comparison.Status.COMPLETE)
 
 

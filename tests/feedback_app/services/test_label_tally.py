@@ -95,6 +95,26 @@ def test_a_close_stops_settle_minutes_ago_and_the_next_adds_to_the_hour_it_stopp
     assert labels_total_count() == 4 == truth() and rater_labels_by_hour(start=NOW.replace(minute=0))[row.hour] == 3
 
 
+def test_every_writer_of_labels_gives_a_label_its_comparisons_campaign(label_at, make_user):
+    """The counts read the label's own campaign (its comparison's prompt's, copied when it is made): a label made by a
+    save, an import and a rater in another campaign counts there, and only there."""
+    from feedback_app.models import CampaignMember, Role
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
+
+    other = Campaign.objects.create(slug="other", name="Other")
+    label_at(NOW, campaign_id=other.pk)
+    preferences_import(data=b'{"prompt": "p", "chosen": "good", "rejected": "bad"}\n', filename="other.jsonl", campaign_id=other.pk)
+    rater = make_user()
+    CampaignMember.objects.create(campaign=other, user=rater, role=Role.RATER)
+    label_at(NOW, campaign_id=other.pk)
+    lease = assignment_lease_next(campaign=other, rater=rater)
+    label_record(campaign=other, rater=rater, comparison_id=lease.comparison_id, submission=LabelSubmission(choice="left"))
+    stored = list(PreferenceLabel.objects.values_list("campaign_id", "comparison__prompt__campaign_id"))
+    assert len(stored) == 4 and all(own == through_prompt == other.pk for own, through_prompt in stored)
+    assert labels_total_count(campaign_id=other.pk) == 4 == truth(other.pk) and labels_total_count() == 0 == truth()
+
+
 def test_an_import_that_outlasts_the_settling_reopens_what_a_close_passed(label_at, django_capture_on_commit_callbacks):
     label_at(NOW - timedelta(hours=3))
     label_hours_close(now=NOW)

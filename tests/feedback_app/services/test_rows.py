@@ -24,7 +24,7 @@ def test_an_insert_stores_what_create_stores(rater, make_comparisons):
     by_hand = rows.insert(Assignment(comparison=comparison[1], **kwargs))
     assert by_hand.pk and not by_hand._state.adding
     assert {**_stored(by_hand), "id": None, "comparison_id": None} == {**_stored(by_orm), "id": None, "comparison_id": None}
-    label = rows.insert(PreferenceLabel(comparison=comparison[1], rater=rater, assignment=by_hand, winner="a", strength=3,
+    label = rows.insert(PreferenceLabel(comparison=comparison[1], campaign_id=comparison[1].prompt.campaign_id, rater=rater, assignment=by_hand, winner="a", strength=3,
                                         criteria={"helpfulness": "b"}, flags=["unsafe"], a_on_left=True, time_on_task_ms=5))
     stored = PreferenceLabel.objects.get(pk=label.pk)
     assert stored.criteria == {"helpfulness": "b"} and stored.flags == ["unsafe"] and stored.created_at is not None  # JSON, auto_now_add
@@ -47,7 +47,7 @@ def test_insert_then_update_writes_the_row_and_the_updates_in_one_statement_on_p
     comparison = make_comparisons(1)[0]
     now = timezone.now()
     lease = rows.insert(Assignment(comparison=comparison, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now))
-    label = PreferenceLabel(comparison=comparison, rater=rater, assignment=lease, winner="a", a_on_left=True, time_on_task_ms=5)
+    label = PreferenceLabel(comparison=comparison, campaign_id=comparison.prompt.campaign_id, rater=rater, assignment=lease, winner="a", a_on_left=True, time_on_task_ms=5)
     lease.status, lease.finished_at = Assignment.Status.SUBMITTED, now
     comparison.label_count = 1
     # the extra SET clause reads the lease's status: the same statement's update of it is not seen on PostgreSQL
@@ -72,7 +72,7 @@ def test_insert_then_update_of_a_missing_row_is_an_error_and_the_transaction_kee
     missing = Comparison.objects.get(pk=comparison.pk)
     missing.pk = 987654
     with pytest.raises(DatabaseError, match="Comparison 987654 is not there to update"), transaction.atomic():
-        rows.insert_then_update(PreferenceLabel(comparison=comparison, rater=rater, assignment=lease, winner="a", a_on_left=True),
+        rows.insert_then_update(PreferenceLabel(comparison=comparison, campaign_id=comparison.prompt.campaign_id, rater=rater, assignment=lease, winner="a", a_on_left=True),
                                 [(missing, ["label_count"], "", [])])
     assert not PreferenceLabel.objects.exists()
 
