@@ -50,8 +50,9 @@ def setup(database_url: str | None):
     return redis
 
 
-def fill(comparisons: int) -> str:
-    """Create a rater and ``comparisons`` open comparisons; return the rater's API token. No gold pairs (their draw is random)."""
+def fill(comparisons: int, rater: str = "") -> str:
+    """Create a rater (named ``rater``, or a fresh ``profile-rater-...``: a database profiled before keeps its rater) and
+    ``comparisons`` open comparisons; return the rater's API token. No gold pairs (their draw is random)."""
     from feedback_app.models import Campaign, Comparison, Prompt, Response, Role
     from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.accounts import user_create
@@ -62,7 +63,7 @@ def fill(comparisons: int) -> str:
     replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to {p.pk}.") for p in prompts for k in (0, 1)])
     Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1])
                                     for i, p in enumerate(prompts)])
-    return user_create(username=f"profile-rater-{uuid.uuid4().hex[:8]}", role=Role.RATER)[2]  # a database profiled before keeps its rater
+    return user_create(username=rater or f"profile-rater-{uuid.uuid4().hex[:8]}", role=Role.RATER)[2]
 
 
 class Rater:

@@ -8,7 +8,7 @@ counts (``exact``), so the two are the same statement with a different slot test
 scratch database (SQLite, or ``DATABASE_URL``) with ``--held`` leases held by as many raters.
 
 With ``--history N`` it first gives a second rater N labelled comparisons, complete, before the queue's head (a rater who
-has worked for months), and times that rater's pick against the profile rater's, who has none, in alternating blocks:
+has worked for months), and times that rater's pick against the picker's, who has none, in alternating blocks:
 the pick reads a rater's assignments from the head on, so the two should cost the same.
 
     .venv/bin/python -m bench.lease_pick --held 2000
@@ -28,6 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.label_profile import fill, setup
+
+PICKER = "pick-none"  # the rater whose picks are timed, who holds nothing
 
 
 def hold(first: int, held_before: int) -> None:
@@ -85,12 +87,12 @@ def _picks_alternated(picks: dict, *, rounds: int, block: int) -> dict[str, floa
 
 
 def time_history(*, rounds: int, block: int = 25) -> dict:
-    """Time ``rounds`` picks of the rater with a history and of the profile rater, who has none (neither ever held the
+    """Time ``rounds`` picks of the rater with a history and of the picker, who has none (neither ever held the
     head), in alternating blocks; return ms per pick and the ratio."""
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
-    ms = _picks_alternated({"history": {"rater": users.get(username="pick-history")}, "none": {"rater": users.get(username="profile-rater")}},
+    ms = _picks_alternated({"history": {"rater": users.get(username="pick-history")}, "none": {"rater": users.get(username=PICKER)}},
                            rounds=rounds, block=block)
     return {"history_ms": round(ms["history"], 3), "none_ms": round(ms["none"], 3), "history_over_none": round(ms["history"] / ms["none"], 2)}
 
@@ -100,7 +102,7 @@ def time_picks(*, rounds: int, block: int = 25) -> dict:
     blocks; return ms per pick and the ratio."""
     from django.contrib.auth import get_user_model
 
-    rater = get_user_model().objects.get(username="profile-rater")
+    rater = get_user_model().objects.get(username=PICKER)
     ms = _picks_alternated({"row": {"rater": rater, "exact": False}, "counted": {"rater": rater, "exact": True}}, rounds=rounds, block=block)
     return {"row_ms": round(ms["row"], 3), "counted_ms": round(ms["counted"], 3), "counted_over_row": round(ms["counted"] / ms["row"], 2)}
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from django.db import connection
 
-        fill(args.comparisons)
+        fill(args.comparisons, PICKER)
         history = None
         if args.history:
             give_history(args.history)

@@ -3,14 +3,14 @@
 import pytest
 
 from bench.label_profile import fill
-from bench.lease_pick import give_history, hold, main, time_history, time_picks
+from bench.lease_pick import PICKER, give_history, hold, main, time_history, time_picks
 from feedback_app.models import Assignment, Comparison
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_leases_held_fill_the_head_of_the_queue_and_both_picks_pass_them():
-    fill(12)
+    fill(12, PICKER)
     hold(3, 0)
     hold(5, 3)
     held = list(Comparison.objects.order_by("id").values_list("leases_held", flat=True))
@@ -21,7 +21,7 @@ def test_the_leases_held_fill_the_head_of_the_queue_and_both_picks_pass_them():
 
 
 def test_a_rater_with_a_history_picks_the_same_comparison_as_one_without():
-    fill(12)
+    fill(12, PICKER)
     give_history(4)
     assert list(Comparison.objects.order_by("id").values_list("status", flat=True)) == ["complete"] * 4 + ["open"] * 8
     assert Assignment.objects.filter(rater__username="pick-history", status=Assignment.Status.SUBMITTED).count() == 4
