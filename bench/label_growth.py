@@ -304,12 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes != sorted(sizes) or sizes[0] <= 0:
         p.error(f"--sizes must be positive and ascending, got {args.sizes}")
-    redis = setup(os.environ.get("DATABASE_URL"))
-    try:
+    with setup(os.environ.get("DATABASE_URL")):
         return run(args, sizes)
-    finally:
-        redis.terminate()
-        redis.wait(timeout=30)
 
 
 def run(args: argparse.Namespace, sizes: list[int]) -> int:

@@ -15,11 +15,13 @@ every SQL statement of one round with its time, and the functions that took the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -29,25 +31,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@contextlib.contextmanager
 def setup(database_url: str | None):
     """Point Django at a scratch folder (SQLite there unless ``database_url``) and a scratch Redis, as under
-    ``make run`` (a label pushes to the dashboards through it); migrate; return the Redis process."""
+    ``make run`` (a label pushes to the dashboards through it); migrate. On leaving, stop the Redis and remove the folder."""
     scratch = Path(tempfile.mkdtemp(prefix="label-profile-"))
     sys.path.insert(0, str(ROOT))
     from feedback_app.devsupport import scratch_redis_start
 
     redis, redis_url = scratch_redis_start(scratch)
-    os.environ.update({"REDIS_URL": redis_url, "VAR_DIR": str(scratch), "SECRET_KEY": "label-profile-scratch", "DJANGO_SETTINGS_MODULE": "feedback_app.settings",
-                       "LOG_LEVEL": "WARNING", "REFIT_EVERY_N_LABELS": "0", "POLICY_EVERY_N_LABELS": "0"})
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    import django
+    try:
+        os.environ.update({"REDIS_URL": redis_url, "VAR_DIR": str(scratch), "SECRET_KEY": "label-profile-scratch",
+                           "DJANGO_SETTINGS_MODULE": "feedback_app.settings", "LOG_LEVEL": "WARNING", "REFIT_EVERY_N_LABELS": "0",
+                           "POLICY_EVERY_N_LABELS": "0"})
+        if database_url:
+            os.environ["DATABASE_URL"] = database_url
+        import django
 
-    django.setup()
-    from django.core.management import call_command
+        django.setup()
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
-    return redis
+        call_command("migrate", verbosity=0)
+        yield
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def fill(comparisons: int, rater: str = "") -> str:
@@ -120,12 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--dump", type=Path, help="also write the profile there (pstats format: callers, callees)")
     args = p.parse_args(argv)
-    redis = setup(os.environ.get("DATABASE_URL"))
-    try:
+    with setup(os.environ.get("DATABASE_URL")):
         return profile_rounds(args)
-    finally:
-        redis.terminate()
-        redis.wait(timeout=30)
 
 
 def profile_rounds(args: argparse.Namespace) -> int:

@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     helds = sorted(args.held or [50, 2000])
     if helds[-1] + args.history >= args.comparisons:
         p.error(f"--held {helds[-1]} and --history {args.history} need more --comparisons than their sum ({args.comparisons})")
-    redis = setup(os.environ.get("DATABASE_URL"))
-    try:
+    with setup(os.environ.get("DATABASE_URL")):
         from django.db import connection
 
         fill(args.comparisons, PICKER)
@@ -145,9 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))
         return 0
-    finally:
-        redis.terminate()
-        redis.wait(timeout=30)
 
 
 if __name__ == "__main__":
