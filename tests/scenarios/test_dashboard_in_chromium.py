@@ -50,6 +50,13 @@ def log_in(context, server: str, path: str, username: str):
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_load_state()
+    if page.locator("p.error").count():  # refused: say what the database held (a CI run once saw this, unexplained)
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=username).first()
+        pytest.fail(f"the login of {username} was refused at {page.url}; the user exists: {user is not None}, "
+                    f"is active: {user and user.is_active}, the password matches: {user and user.check_password(PASSWORD)}")
     page.wait_for_function("() => window.wsEvents && window.wsEvents.message > 0", timeout=TIMEOUT_MS)  # the state sent on connect
     return page
 
