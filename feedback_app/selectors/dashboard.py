@@ -44,7 +44,7 @@ def queue_depths() -> dict[str, int | None]:
 
 def _labels(campaign_id: int):
     """The labels a campaign's dashboard counts."""
-    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    return PreferenceLabel.objects.filter(campaign_id=campaign_id)
 
 
 OPEN_SHOWN_UP_TO = 10_000  # the open comparisons a dashboard counts before it says "10000+"

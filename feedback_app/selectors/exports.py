@@ -88,7 +88,7 @@ def export_filename(*, fmt: str, now: datetime) -> str:
 
 def labels_for_export(*, filters: ExportFilters) -> QuerySet[PreferenceLabel]:
     """Return the labels that ``filters`` select, with what an export row needs joined in."""
-    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=filters.campaign_id)
+    labels = PreferenceLabel.objects.filter(campaign_id=filters.campaign_id)
     if filters.date_from:
         labels = labels.filter(created_at__gte=filters.date_from)
     if filters.date_to:

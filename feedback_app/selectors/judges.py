@@ -41,7 +41,7 @@ def verdict_cached(*, judge_version_id: int, cache_key: str) -> Verdict | None:
 
 def comparisons_to_backfill(*, judge_version_id: int, campaign_id: int = DEFAULT_CAMPAIGN_ID, limit: int | None = None) -> list[Comparison]:
     """Return the campaign's comparisons a rater labelled A or B that this judge version has not judged, oldest first, with their texts."""
-    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], comparison__prompt__campaign_id=campaign_id).values("comparison_id")
+    labelled = PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], campaign_id=campaign_id).values("comparison_id")
     comparisons = (Comparison.objects.filter(pk__in=labelled).exclude(verdicts__judge_version_id=judge_version_id)
                    .select_related("prompt", "response_a", "response_b").order_by("id"))
     return list(comparisons[:limit] if limit else comparisons)
@@ -54,7 +54,7 @@ def judge_audits(*, judge: Judge, campaign_id: int = DEFAULT_CAMPAIGN_ID, min_co
     """
     newest = (Verdict.objects.filter(comparison=OuterRef("comparison_id"), judge_version__judge=judge, abstained=False)
               .order_by("-id").values("choice", "confidence"))
-    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], comparison__prompt__campaign_id=campaign_id)
+    labels = (PreferenceLabel.objects.filter(rater__isnull=False, winner__in=["a", "b"], campaign_id=campaign_id)
               .annotate(verdict_choice=Subquery(newest.values("choice")[:1]), verdict_confidence=Subquery(newest.values("confidence")[:1]))
               .filter(verdict_choice__isnull=False, verdict_confidence__gte=min_confidence)
               .order_by("-id").values_list("comparison_id", "verdict_choice", "verdict_confidence", "winner"))
@@ -106,7 +106,7 @@ def ai_label_weights(*, purpose: str, campaign_id: int = DEFAULT_CAMPAIGN_ID) ->
         raise ValueError(f"purpose must be reward or policy, got {purpose!r}")
     if not settings.AI_FEEDBACK or not campaign_cached(campaign_id=campaign_id).ai_feedback:
         return {}
-    judges = (Judge.objects.filter(versions__labels__isnull=False, versions__labels__comparison__prompt__campaign_id=campaign_id)
+    judges = (Judge.objects.filter(versions__labels__isnull=False, versions__labels__campaign_id=campaign_id)
               .distinct().prefetch_related("versions"))
     people = people_agreement(campaign_id=campaign_id)
     weights = {}
@@ -128,7 +128,7 @@ def ai_labels_counted(*, weights: dict[int, float], last_label_id: int | None, e
     if not counted or last_label_id is None:
         return {}
     labels = PreferenceLabel.objects.filter(pk__lte=last_label_id, judge_version_id__in=counted, comparison__excluded=False,
-                                            comparison__prompt__campaign_id=campaign_id)
+                                            campaign_id=campaign_id)
     if exclude_prompt_ids:
         labels = labels.exclude(comparison__prompt_id__in=exclude_prompt_ids)
     rows = labels.values_list("judge_version__judge__name").annotate(n=Count("id")).order_by("judge_version__judge__name")

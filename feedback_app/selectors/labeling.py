@@ -207,12 +207,12 @@ def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None
 def labels_today_count(*, rater, campaign_id: int) -> int:
     """Return how many labels the rater gave the campaign since local midnight."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return PreferenceLabel.objects.filter(rater=rater, created_at__gte=start, comparison__prompt__campaign_id=campaign_id).count()
+    return PreferenceLabel.objects.filter(rater=rater, created_at__gte=start, campaign_id=campaign_id).count()
 
 
 def labels_for_rater_newest(*, rater, campaign_id: int) -> QuerySet[PreferenceLabel]:
     """Return the rater's labels in the campaign, newest first."""
-    return PreferenceLabel.objects.filter(rater=rater, comparison__prompt__campaign_id=campaign_id).order_by("-created_at", "-id")
+    return PreferenceLabel.objects.filter(rater=rater, campaign_id=campaign_id).order_by("-created_at", "-id")
 
 
 def rater_has_undoable_label(*, rater, campaign_id: int, now: datetime, window_seconds: int) -> bool:

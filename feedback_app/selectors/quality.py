@@ -49,7 +49,7 @@ KAPPA_PAIRS_SHOWN = 50  # the pairs listed, those sharing the most comparisons
 
 def _labels(campaign_id: int):
     """The labels of one campaign: every quality figure is per campaign."""
-    return PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    return PreferenceLabel.objects.filter(campaign_id=campaign_id)
 
 
 def rater_label_rows(*, campaign_id: int, comparison_ids=None, tallied_before=None) -> list[dict]:

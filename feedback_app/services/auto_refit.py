@@ -46,5 +46,5 @@ def refit_due_labels_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
     """
     newest = RewardModelVersion.objects.filter(campaign_id=campaign_id).order_by("-id").values_list("data_range", flat=True).first() or {}
     last = newest.get("last_label_id") or 0
-    return (PreferenceLabel.objects.filter(pk__gt=last, comparison__prompt__campaign_id=campaign_id)
+    return (PreferenceLabel.objects.filter(pk__gt=last, campaign_id=campaign_id)
             .exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL).count())

@@ -53,7 +53,7 @@ def policy_update_pending(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> bool:
 def policy_labels_since_last_run(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
     """Return the campaign's labels recorded since its newest DPO run was queued (whatever became of it), or all of them."""
     last = TrainingRun.objects.filter(campaign_id=campaign_id, kind=KIND).order_by("-id").values_list("created_at", flat=True).first()
-    labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    labels = PreferenceLabel.objects.filter(campaign_id=campaign_id)
     return (labels.filter(created_at__gt=last) if last else labels).count()
 
 

@@ -28,7 +28,7 @@ def qualification_status(*, rater, campaign: Campaign) -> str:
     member = member_state(campaign=campaign, user=rater)
     if member.qualification:
         return member.qualification
-    exempt = PreferenceLabel.objects.filter(rater=rater, comparison__prompt__campaign=campaign).exists()
+    exempt = PreferenceLabel.objects.filter(rater=rater, campaign=campaign).exists()
     status = Status.EXEMPT if exempt else Status.PENDING
     CampaignMember.objects.filter(pk=member.pk, qualification="").update(qualification=status, qualification_at=timezone.now() if exempt else None)
     member.refresh_from_db(fields=["qualification"])
@@ -44,7 +44,7 @@ def qualification_grade(*, rater, campaign: Campaign) -> str:
     if member is None or member.qualification != Status.PENDING:
         return member.qualification if member else Status.NONE
     k = max(1, campaign.qualification_pairs)
-    answers = list(PreferenceLabel.objects.filter(rater=rater, comparison__is_gold=True, comparison__prompt__campaign=campaign).order_by("id")
+    answers = list(PreferenceLabel.objects.filter(rater=rater, comparison__is_gold=True, campaign=campaign).order_by("id")
                    .values_list("winner", "comparison__gold_winner")[:k])
     if len(answers) < k:
         return Status.PENDING

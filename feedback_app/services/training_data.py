@@ -111,7 +111,7 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
     comparisons and ``exclude_prompt_ids`` (held-out prompts) are left out.
     """
     mark = QualityTallied.objects.filter(pk=MARK_ID).values_list("generation", "through").first()
-    campaign_labels = PreferenceLabel.objects.filter(comparison__prompt__campaign_id=campaign_id)
+    campaign_labels = PreferenceLabel.objects.filter(campaign_id=campaign_id)
     # the newest first, through the label index backwards (the campaign's labels are the newest in a studio of one)
     last = campaign_labels.order_by("-id").values_list("id", flat=True).first()
     if last is None:

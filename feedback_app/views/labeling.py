@@ -55,7 +55,7 @@ def _qualification(request: HttpRequest) -> dict | None:
     status = member.qualification if member else ""
     if status not in (CampaignMember.Qualification.PENDING, CampaignMember.Qualification.FAILED):
         return None
-    done = (PreferenceLabel.objects.filter(rater=request.user, comparison__is_gold=True, comparison__prompt__campaign=config).count()
+    done = (PreferenceLabel.objects.filter(rater=request.user, comparison__is_gold=True, campaign=config).count()
             if status == CampaignMember.Qualification.PENDING else None)
     return {"status": status, "pairs": config.qualification_pairs, "done": done, "correct": member.qualification_correct,
             "of": member.qualification_n, "required": config.qualification_accuracy}
