@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import itertools
 import os
+import weakref
 
 # Nothing in the tests may reach a model or dataset hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest
+from django.db.backends.signals import connection_created
 
 from feedback_app.models import Comparison, Prompt, Response, Role
+
+# Every database connection this process opens, on whatever thread (kept request threads, a
+# test's own threads), so that one can be closed before a live server forks (_close_pools).
+_OPENED = weakref.WeakSet()
+connection_created.connect(lambda sender, connection, **kwargs: _OPENED.add(connection), weak=False,
+                           dispatch_uid="tests.conftest.opened")
 
 
 @pytest.fixture(autouse=True)
@@ -183,13 +191,23 @@ def asgi_live_server(transactional_db):
 
 
 def _close_pools() -> None:
-    """Close this process's connections and, on PostgreSQL, its connection pool.
+    """Close this process's connections, on every thread, and, on PostgreSQL, its connection pool.
 
-    A forked child would otherwise inherit the pool's open sockets and share them with us.
+    A forked child would otherwise inherit the pool's open sockets and share them with us. SQLite
+    keeps a process's open files and shared memory of a database in one table for all its
+    connections: a child forked while any thread here (an earlier test's kept request thread) held
+    one open reads through that table, and saw the database as it was, missing rows committed since.
     """
     from django.db import connections
 
     connections.close_all()
+    for conn in list(_OPENED):
+        if conn.vendor == "sqlite" and conn.connection is not None and not conn.in_atomic_block:
+            conn.inc_thread_sharing()  # another thread's, idle between tests
+            try:
+                conn.close()
+            finally:
+                conn.dec_thread_sharing()
     for conn in connections.all():
         if conn.vendor == "postgresql" and conn.pool is not None:
             conn.close_pool()
