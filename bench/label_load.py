@@ -202,20 +202,24 @@ def stop(children: list[subprocess.Popen], grace: float = 20) -> None:
         child.wait()
 
 
-def start_workers(redis_url: str, scratch: Path) -> list[subprocess.Popen]:
+def start_workers(redis_url: str, scratch: Path) -> dict[str, subprocess.Popen]:
     """Start the studio's Celery workers and beat as ``manage.py serve`` does (each in its own session, so its CPU is counted):
-    the dashboard pushes, automatic refits (``REFIT_EVERY_N_LABELS``) and policy updates run during the load."""
+    the dashboard pushes, automatic refits (``REFIT_EVERY_N_LABELS``) and policy updates run during the load. Return them by
+    name, so each one's CPU is reported: serving (pushes, scoring, beat) apart from learning (refits, the niced policy updates)."""
     from feedback_app.management.commands.serve import policy_worker_env
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url, "DB_POOL": "0"}
     celery = [sys.executable, "-m", "celery", "-A", "feedback_app"]
-    specs = [(["worker", "-Q", "default,score", "--concurrency", "1"], env), (["worker", "-Q", "gpu", "--concurrency", "1"], env),
-             (["worker", "-Q", "policy", "--concurrency", "1"], policy_worker_env(env)),  # niced, as serve starts it
-             (["beat", "--schedule", str(scratch / "celerybeat-schedule")], env)]
+    specs = {"workers: pushes and scoring": (["worker", "-Q", "default,score", "--concurrency", "1"], env),
+             "workers: refits": (["worker", "-Q", "gpu", "--concurrency", "1"], env),
+             "workers: policy updates (niced)": (["worker", "-Q", "policy", "--concurrency", "1"], policy_worker_env(env)),  # as serve starts it
+             "beat": (["beat", "--schedule", str(scratch / "celerybeat-schedule")], env)}
     log = (scratch / "workers.log").open("ab")
-    return [subprocess.Popen(celery + spec + ["--loglevel", "WARNING"]
-                             + (["-n", f"load-{spec[2].split(',')[0]}@%h.{os.getpid()}", "--without-gossip", "--without-mingle"] if spec[0] == "worker" else []),
-                             cwd=ROOT, env=spec_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for spec, spec_env in specs]
+    return {name: subprocess.Popen(celery + spec + ["--loglevel", "WARNING"]
+                                   + (["-n", f"load-{spec[2].split(',')[0]}@%h.{os.getpid()}", "--without-gossip", "--without-mingle"]
+                                      if spec[0] == "worker" else []),
+                                   cwd=ROOT, env=spec_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            for name, (spec, spec_env) in specs.items()}
 
 
 def workers_log_errors(path: Path) -> dict:
@@ -291,9 +295,9 @@ def main() -> int:
                 children.append(redis)
                 groups["redis"] = ([redis.pid], [])
             if args.workers:
-                workers = start_workers(redis_url, scratch)
-                children += workers
-                groups["workers"] = ([worker.pid for worker in workers], [])
+                for name, worker in start_workers(redis_url, scratch).items():
+                    children.append(worker)
+                    groups[name] = ([worker.pid], [])
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             groups["web"] = ([children[-1].pid], [])
             if database:
