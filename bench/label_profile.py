@@ -54,6 +54,10 @@ def setup(database_url: str | None):
         call_command("migrate", verbosity=0)
         yield
     finally:
+        if "feedback_app.selectors.token_cache" in sys.modules:
+            from feedback_app.selectors.token_cache import stop_here
+
+            stop_here()  # its listener would warn that Redis went away
         redis.terminate()
         redis.wait(timeout=30)
         shutil.rmtree(scratch, ignore_errors=True)

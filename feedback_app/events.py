@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from feedback_app import broker, live
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
+from feedback_app.selectors import token_cache
 from feedback_app.selectors.campaigns import campaign_ids_training
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,31 @@ def user_access_changed(*, user_id: int, session_key: str | None = None) -> None
     once committed, their open websockets check again and close when they no longer qualify."""
     message = {"type": "access.changed", "session_key": session_key}
     transaction.on_commit(lambda: _group_send(user_group(user_id), message))
+
+
+def api_credentials_changed() -> None:
+    """A token was revoked or deleted, or a user, their role or a membership changed: once committed, every web process
+    forgets the tokens it keeps (``selectors.token_cache``): this one at once, the others when the Redis channel tells them.
+    Nothing is sent while the cache is off (``API_TOKEN_CACHE_SECONDS=0``, as every process is configured alike)."""
+    if settings.API_TOKEN_CACHE_SECONDS > 0:
+        transaction.on_commit(_api_credentials_announce)
+
+
+def _api_credentials_announce() -> None:
+    import redis
+
+    token_cache.forget_here()
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.publish(token_cache.CHANNEL, "changed")
+        finally:
+            client.close()
+    except redis.ConnectionError as exc:  # no Redis to reach: no process can be listening to it, so none keeps a token
+        logger.debug("no Redis to announce a credential change on (%s)", exc)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("could not announce a credential change on Redis (%s): another process that still hears Redis keeps its "
+                       "tokens for up to API_TOKEN_CACHE_SECONDS", exc)
 
 
 def dashboard_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:

@@ -26,6 +26,7 @@ connection_created.connect(lambda sender, connection, **kwargs: _OPENED.add(conn
 def _isolated_services(settings, tmp_path):
     """Keep each test off the real Redis and the real model store."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.API_TOKEN_CACHE_SECONDS = 0  # API tokens read in the database; the cache's tests turn it on (token_cache_on)
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.MODEL_STORE = tmp_path / "models"
     settings.REFIT_EVERY_N_LABELS = 0
@@ -277,6 +278,24 @@ def redis_url(tmp_path):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def token_cache_on(settings, redis_url):
+    """Turn on this process's API token cache against a real Redis, and return it once it listens there."""
+    import time
+
+    from feedback_app.selectors.token_cache import process_cache
+
+    settings.REDIS_URL = redis_url
+    settings.API_TOKEN_CACHE_SECONDS = 60
+    cache = process_cache()
+    deadline = time.monotonic() + 20
+    while not cache.listening:
+        assert time.monotonic() < deadline, "the token cache did not subscribe to Redis"
+        time.sleep(0.02)
+    yield cache
+    cache.stop()
 
 
 @pytest.fixture

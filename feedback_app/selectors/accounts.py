@@ -1,5 +1,7 @@
 """Who a user is to the studio."""
 
+from functools import lru_cache
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
@@ -53,17 +55,33 @@ def user_role_stored(*, user: AbstractBaseUser) -> Role | None:
 def api_token_valid(*, key: str) -> ApiToken | None:
     """Return the unrevoked token whose digest ``key`` has, with its user and role joined in and the user's campaign
     memberships read in the same query as ``token.memberships`` ({campaign id: role}); one query, written out: every
-    API call asks it."""
+    API call asks it (or ``selectors.token_cache``, which keeps the row)."""
+    row = api_token_row(digest=api_token_digest(key))
+    return None if row is None else api_token_from_row(row)
+
+
+def api_token_row(*, digest: str) -> tuple | None:
+    """Return the row ``api_token_from_row`` makes a token of: the unrevoked token of ``digest``, its user, their profile and
+    memberships; None when no unrevoked token has that digest."""
+    found = rows.tuples(_api_token_sql(connection.vendor), [digest])
+    return found[0] if found else None
+
+
+@lru_cache(maxsize=None)
+def _api_token_sql(vendor: str) -> str:
     user_model = get_user_model()
-    aggregate = "string_agg" if connection.vendor == "postgresql" else "group_concat"
-    sql = (f"SELECT {rows.columns(ApiToken, 't')}, {rows.columns(user_model, 'u')}, {rows.columns(Profile, 'r')}, "
-           f"(SELECT {aggregate}(m.campaign_id || ':' || m.role, ',') FROM {CampaignMember._meta.db_table} m WHERE m.user_id = u.id) "
-           f"FROM {ApiToken._meta.db_table} t INNER JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
-           f"LEFT JOIN {Profile._meta.db_table} r ON r.user_id = u.id WHERE t.digest = %s AND t.revoked_at IS NULL")
-    found = rows.one(sql, [api_token_digest(key)], ApiToken, user_model, Profile)
-    if found is None:
-        return None
-    token, user, profile, memberships = found
+    aggregate = "string_agg" if vendor == "postgresql" else "group_concat"
+    return (f"SELECT {rows.columns(ApiToken, 't')}, {rows.columns(user_model, 'u')}, {rows.columns(Profile, 'r')}, "
+            f"(SELECT {aggregate}(m.campaign_id || ':' || m.role, ',') FROM {CampaignMember._meta.db_table} m WHERE m.user_id = u.id) "
+            f"FROM {ApiToken._meta.db_table} t INNER JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
+            f"LEFT JOIN {Profile._meta.db_table} r ON r.user_id = u.id WHERE t.digest = %s AND t.revoked_at IS NULL")
+
+
+def api_token_from_row(row: tuple) -> ApiToken:
+    """Return the token of ``row`` (``api_token_row``) with ``token.user`` (its profile cached, None when it has none) and
+    ``token.memberships``: new instances each call."""
+    user_model = get_user_model()
+    token, user, profile, memberships = rows.cut(row, ApiToken, user_model, Profile)
     token.user = user
     token.memberships = {int(campaign): role for campaign, role in (pair.split(":") for pair in (memberships or "").split(",") if pair)}
     user_model.profile.related.set_cached_value(user, profile)  # None: no profile, known without asking again

@@ -123,8 +123,12 @@ def one(sql: str, params: list, *models: type[Model]) -> tuple | None:
     with cursor() as c:
         c.execute(sql, params)
         row = c.fetchone()
-    if row is None:
-        return None
+    return None if row is None else cut(row, *models)
+
+
+def cut(row: tuple, *models: type[Model]) -> tuple:
+    """Return ``row`` (``columns`` of each of ``models``, in order, then any further values) as (instance of each model, then the
+    further values): fresh instances each call, so a row kept in memory can be made into instances again."""
     result, start, db = [], 0, connections[DEFAULT_DB_ALIAS]
     for model in models:
         width = len(_fields(model))

@@ -87,6 +87,7 @@ def api_token_revoke(*, token: ApiToken, actor=None) -> bool:
     revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db(fields=["revoked_at"])
     if revoked:
+        events.api_credentials_changed()
         AuditEntry.objects.create(actor=actor, action="token.revoke", target=f"token:{token.prefix}", details={"user": token.user.get_username()})
     return bool(revoked)
 

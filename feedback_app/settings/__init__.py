@@ -272,6 +272,11 @@ WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
 # (feedback_app.request_threads.collector_tuned).
 WEB_GC_THRESHOLD = _env_int("WEB_GC_THRESHOLD", 20000, 1)
 
+# How long a web process may keep an API token it has checked (feedback_app.selectors.token_cache): a revocation or a
+# change of user, role or membership makes every process forget at once, over Redis; this bounds a change whose message
+# Redis lost. 0: every API call checks its token in the database. Give every process the same value.
+API_TOKEN_CACHE_SECONDS = _env_int("API_TOKEN_CACHE_SECONDS", 60, 0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "feedback_app.api.authentication.TokenAuthentication",
