@@ -271,7 +271,10 @@ def main() -> int:
     args = parser.parse_args()
 
     setup_django()
+    from django.core.management import call_command
     from django.db import connection, connections
+
+    call_command("migrate", verbosity=0)  # a fresh database (a new DATABASE_URL) gets its tables; a migrated one is left as it is
 
     tag = secrets.token_hex(4)
     comparisons = args.comparisons or int(1000 * (args.seconds + args.warmup_seconds) / args.required_labels) + 1000
