@@ -42,7 +42,6 @@ _RETRY_SECONDS = (0.5, 10.0)  # the listener's first and longest wait before it 
 @dataclass
 class _Entry:
     row: tuple
-    generation: int
     kept_at: float  # time.monotonic()
     last_used_at: datetime | None
 
@@ -62,11 +61,11 @@ class TokenCache:
     def token(self, *, key: str) -> ApiToken | None:
         """Return the unrevoked token of ``key`` (as ``api_token_valid`` does), from memory when kept and still good."""
         digest = api_token_digest(key)
-        generation = self.generation
+        generation = self.generation  # read before the row: a change announced meanwhile moves it on
         if self.listening:
             with self._lock:
                 entry = self._entries.get(digest)
-                if entry is not None and entry.generation == generation and time.monotonic() - entry.kept_at < self.max_age:
+                if entry is not None and time.monotonic() - entry.kept_at < self.max_age:  # forget() empties it on a change
                     self._entries.move_to_end(digest)
                     token = api_token_from_row(entry.row)
                     token.last_used_at = entry.last_used_at
@@ -78,7 +77,7 @@ class TokenCache:
         if self.listening:
             with self._lock:
                 if self.generation == generation:  # no change was announced while the row was read
-                    self._entries[digest] = _Entry(row, generation, time.monotonic(), token.last_used_at)
+                    self._entries[digest] = _Entry(row, time.monotonic(), token.last_used_at)
                     self._entries.move_to_end(digest)
                     while len(self._entries) > self.max_entries:
                         self._entries.popitem(last=False)
@@ -183,18 +182,23 @@ def api_token_checked(*, key: str) -> ApiToken | None:
 
 def api_token_used(*, token: ApiToken) -> None:
     """Tell the cache the time the token's use was recorded (``services.accounts.api_token_touch``)."""
-    cache = _process[1] if _process is not None and _process[0][0] == os.getpid() else None
-    if cache is not None:
+    if (cache := _started_here()) is not None:
         cache.used(token=token)
 
 
 def forget_here() -> None:
     """Forget this process's kept tokens now (the process that changed a credential, before its next request)."""
-    if _process is not None and _process[0][0] == os.getpid():
-        _process[1].forget()
+    if (cache := _started_here()) is not None:
+        cache.forget()
 
 
 def stop_here() -> None:
     """Stop this process's listener, if it has one, and forget (before the Redis it listens to is stopped on purpose)."""
-    if _process is not None and _process[0][0] == os.getpid():
-        _process[1].stop()
+    if (cache := _started_here()) is not None:
+        cache.stop()
+
+
+def _started_here() -> TokenCache | None:
+    """This process's cache if one was started in it (never one a forked child inherited), without starting one."""
+    current = _process
+    return current[1] if current is not None and current[0][0] == os.getpid() else None
