@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import weakref
 
 # Nothing in the tests may reach a model or dataset hub.
@@ -20,6 +21,19 @@ from feedback_app.models import Comparison, Prompt, Response, Role
 _OPENED = weakref.WeakSet()
 connection_created.connect(lambda sender, connection, **kwargs: _OPENED.add(connection), weak=False,
                            dispatch_uid="tests.conftest.opened")
+
+
+def wait_until(condition, *, timeout: float = 60.0, what: str = "condition", poll: float = 0.1):
+    """Call ``condition`` until it returns something true and return that; fail naming ``what`` after ``timeout`` seconds
+    (a bound on a slow machine, not a timing under test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout:.0f} s")
+        time.sleep(poll)
 
 
 @pytest.fixture(autouse=True)
@@ -283,17 +297,12 @@ def redis_url(tmp_path):
 @pytest.fixture
 def token_cache_on(settings, redis_url):
     """Turn on this process's API token cache against a real Redis, and return it once it listens there."""
-    import time
-
     from feedback_app.selectors.token_cache import process_cache
 
     settings.REDIS_URL = redis_url
     settings.API_TOKEN_CACHE_SECONDS = 60
     cache = process_cache()
-    deadline = time.monotonic() + 20
-    while not cache.listening:
-        assert time.monotonic() < deadline, "the token cache did not subscribe to Redis"
-        time.sleep(0.02)
+    wait_until(lambda: cache.listening, timeout=20, what="the token cache's subscription to Redis", poll=0.02)
     yield cache
     cache.stop()
 

@@ -62,14 +62,17 @@ class TokenCache:
         """Return the unrevoked token of ``key`` (as ``api_token_valid`` does), from memory when kept and still good."""
         digest = api_token_digest(key)
         generation = self.generation  # read before the row: a change announced meanwhile moves it on
+        kept = None
         if self.listening:
             with self._lock:
                 entry = self._entries.get(digest)
                 if entry is not None and time.monotonic() - entry.kept_at < self.max_age:  # forget() empties it on a change
                     self._entries.move_to_end(digest)
-                    token = api_token_from_row(entry.row)
-                    token.last_used_at = entry.last_used_at
-                    return token
+                    kept = entry.row, entry.last_used_at
+        if kept is not None:  # the instances are made outside the lock: other requests' threads wait for nothing
+            token = api_token_from_row(kept[0])
+            token.last_used_at = kept[1]
+            return token
         row = api_token_row(digest=digest)
         if row is None:
             return None

@@ -1,6 +1,5 @@
 """API tokens kept in a web process's memory, forgotten when any credential changes (selectors.token_cache)."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from feedback_app.models import ApiToken, CampaignMember, Role
 from feedback_app.selectors import token_cache
 from feedback_app.services.accounts import api_token_issue, api_token_revoke, role_group_sync
 from feedback_app.services.campaigns import campaign_create, member_remove, member_set
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
 NEXT = "/api/v1/comparisons/next/"
@@ -43,13 +43,6 @@ def token_reads(call) -> tuple[object, int]:
     """Run ``call``; return its result and how many statements read the token table."""
     result, seen = statements_of(call)
     return result, sum(1 for sql in seen if f"FROM {TOKEN_TABLE}" in sql or f'FROM "{TOKEN_TABLE}"' in sql)
-
-
-def until(condition, what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def test_a_kept_token_is_checked_without_the_database(rater, token_cache_on):
@@ -143,7 +136,7 @@ def test_another_process_announcement_is_heard(rater, token_cache_on, redis_url)
     other = redis.Redis.from_url(redis_url)
     other.publish(token_cache.CHANNEL, "changed")
     other.close()
-    until(lambda: len(token_cache_on) == 0, "the announcement was not heard")
+    wait_until(lambda: len(token_cache_on) == 0, timeout=10, what="the announcement heard", poll=0.02)
 
 
 def test_without_redis_every_call_reads_the_database(rater, token_cache_on, settings):
@@ -152,7 +145,7 @@ def test_without_redis_every_call_reads_the_database(rater, token_cache_on, sett
     client = client_with(key)
     client.get(NEXT)
     redis.Redis.from_url(settings.REDIS_URL).shutdown(nosave=True)
-    until(lambda: not token_cache_on.listening, "the listener did not notice that Redis went away")
+    wait_until(lambda: not token_cache_on.listening, timeout=10, what="the listener noticing that Redis went away", poll=0.02)
     assert len(token_cache_on) == 0
     assert [token_reads(lambda: client.get(NEXT))[1] for _ in range(2)] == [1, 1]
 

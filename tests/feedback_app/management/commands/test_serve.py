@@ -17,20 +17,9 @@ from feedback_app.devsupport import free_port
 from feedback_app.management.commands.serve import DAPHNE_APPLICATION_CLOSE_TIMEOUT, studio_children
 from feedback_app.models import Role
 from feedback_app.runtime import runtime_read, runtime_write, studio_id, studio_lock
-from tests.conftest import child_database_url
+from tests.conftest import child_database_url, wait_until
 
 MANAGE = Path(django_settings.BASE_DIR) / "manage.py"
-
-
-def wait_until(condition, *, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def test_a_second_serve_on_the_same_var_dir_refuses_naming_the_port(settings, tmp_path):
