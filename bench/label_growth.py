@@ -19,7 +19,9 @@ rate). At each size, in this process (Django's test client, no HTTP):
 - **stats**: every ``/api/v1/stats/<name>/``;
 - **export**: the whole campaign as raw JSONL (a row per label), cost per label exported;
 - **refit data**: what a fast refit reads before it fits (its labels, trust weights, verdicts): the first run after a
-  rebuild (every label) and a later one (the labels it kept, and those since).
+  rebuild (every label) and a later one (the labels it kept, and those since);
+- **scoring**: what the reward model's scoring reads to plan a chunk once a new version is live over the whole history
+  (a walk step over new labels, a sweep step over old scores; the model itself is not run).
 
 Each figure is printed with its ratio to the smallest size; the issue asks that none pass 2x.
 
@@ -152,11 +154,12 @@ def summaries_close() -> float:
     counts start again from nothing at each size (a real studio only ever adds labels to now).
     Then the quality tallies are rebuilt; return the seconds that took.
     """
-    from feedback_app.models import LabelHourCount, LabelHoursClosed
+    from feedback_app.models import LabelHourCount, LabelHoursClosed, LabelMinuteCount
     from feedback_app.services.label_tally import label_hours_close
 
     LabelHoursClosed.objects.all().delete()
     LabelHourCount.objects.all().delete()
+    LabelMinuteCount.objects.all().delete()  # the close writes the last minutes again
     while label_hours_close():
         pass
     return quality_tally_rebuild()
@@ -284,6 +287,38 @@ def measure_refit_data() -> dict:
             "file_wall_s": round(file_wall, 2), "file_cpu_s": round(file_cpu, 2)}
 
 
+def measure_scoring(*, repeat: int) -> dict:
+    """What the reward model's scoring reads to plan a chunk, after a new version went live over the whole history: a walk step
+    (the next 256 labels and which of their comparisons the version has not scored) and a sweep step (the next 256 scored
+    comparisons). The model's own work is the same per comparison at every size and is not run here (no model is loaded):
+    the fill's comparisons are marked scored by an older version, as the studio's scoring would have left them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion, RewardScoring
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.scoring import _step_plan
+
+    campaign = campaign_default()
+    RewardModelVersion.objects.filter(name__startswith="growth-rm-").delete()  # the previous size's (SET_NULL on the scores)
+    old = RewardModelVersion.objects.create(name="growth-rm-old", path="reward/growth-rm-old", status="retired", campaign=campaign)
+    new = RewardModelVersion.objects.create(name="growth-rm-new", path="reward/growth-rm-new", status="retired", campaign=campaign)
+    scored = Comparison.objects.filter(label_count__gt=0).update(rm_prob_a_wins=0.5, rm_prob_version=old)
+    last = PreferenceLabel.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    RewardScoring.objects.update_or_create(campaign=campaign, defaults={"through_label_id": 0, "swept_through_id": 0, "sweep_credit": 0})
+    mark = RewardScoring.objects.get(campaign=campaign)
+    now = timezone.now() + timedelta(hours=1)  # every label past the walk's wait
+    mark.through_label_id = max(0, last - 5000)  # the walk: near the newest labels
+    walk = timed(lambda: _step_plan(version=new, mark=mark, n=256, now=now), repeat)
+    mark.through_label_id, mark.sweep_credit = last, 10_000
+    mark.swept_through_id = Comparison.objects.filter(rm_prob_a_wins__isnull=False).order_by("pk").values_list("pk", flat=True)[scored // 2]
+    sweep = timed(lambda: _step_plan(version=new, mark=mark, n=256, now=now), repeat)
+    step = _step_plan(version=new, mark=mark, n=256, now=now)
+    assert step is not None and len(step.comparison_ids) == 256, "the sweep's step found no old score"
+    return {"scored_comparisons": scored, "walk_step": walk, "sweep_step": sweep}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="10000,100000", help="label counts to fill to, ascending, comma-separated")
@@ -338,7 +373,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
         row = {"labels": fill.labels, **live_window(), "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
                "quality_tally_rebuild_s": round(tally_s, 1),
                "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
-               "refit_data": measure_refit_data()}
+               "refit_data": measure_refit_data(), "scoring": measure_scoring(repeat=args.repeat)}
         if not args.no_export:
             row["export"] = measure_export(api)
         result["sizes"].append(row)
@@ -369,6 +404,8 @@ def report(result: dict) -> None:
     line("refit data (wall, a worker's later run: held + new)", first["refit_data"], last["refit_data"], "wall_s", "s")
     line("refit data (wall, a worker that starts: file + new)", first["refit_data"], last["refit_data"], "file_wall_s", "s")
     line("refit data (wall, first run: all)", first["refit_data"], last["refit_data"], "cold_wall_s", "s")
+    line("scoring: plan a walk step (wall)", first["scoring"]["walk_step"], last["scoring"]["walk_step"], "wall_ms", "ms")
+    line("scoring: plan a sweep step (wall)", first["scoring"]["sweep_step"], last["scoring"]["sweep_step"], "wall_ms", "ms")
     if "export" in last:
         line("export per row (wall)", first["export"], last["export"], "wall_us_per_row", "us")
     sys.stdout.flush()

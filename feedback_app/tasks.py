@@ -115,7 +115,8 @@ def policy_generate(self, policy_name: str, prompts: list, seed: int, max_new_to
 
 @shared_task(bind=True, base=ModelTask)
 def comparisons_rm_score(self) -> int:
-    """Let the active reward model judge the labelled and arena comparisons it has not seen.
+    """Let each campaign's active reward model judge its newly labelled and arena comparisons, and refresh old judgements
+    a few per label (``services.scoring``).
 
     One chunk per task, then the task queues itself again while there are more: it shares the
     "score" queue with the API's scoring requests, which thus wait for a chunk, never a backlog.

@@ -18,7 +18,7 @@ from feedback_app.models.labels import (
     Winner,
 )
 from feedback_app.models.prompts import ImportBatch, Prompt, Response, Tag
-from feedback_app.models.training import PolicyVersion, RewardModelVersion, ServingMode, TrainingRun, VersionStatus
+from feedback_app.models.training import PolicyVersion, RewardModelVersion, RewardScoring, ServingMode, TrainingRun, VersionStatus
 
 __all__ = [
     "AgreementTally",
@@ -45,6 +45,7 @@ __all__ = [
     "RaterTally",
     "Response",
     "RewardModelVersion",
+    "RewardScoring",
     "Role",
     "ServingMode",
     "Tag",

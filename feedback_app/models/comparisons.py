@@ -67,7 +67,10 @@ class Comparison(models.Model):
     review_note = models.TextField(blank=True, default="")
     # The reward model's probability that A beats B, and which version said so.
     rm_prob_a_wins = models.FloatField(null=True, blank=True)
-    rm_prob_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No index of its own: SQLite's planner, without statistics, chose it for "no version yet" (IS NULL, the whole queue)
+    # over the partial indexes below; the scoring reads by id, and a version's row is never deleted (retention prunes it).
+    rm_prob_version = models.ForeignKey("feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                        db_index=False)
     route = models.CharField(max_length=8, choices=Route.choices, blank=True, default="")
     # For the review queue, kept by the labeling services from the comparison's own labels (services.labeling):
     # a label carries a flag; two or more raters and no answer has two thirds of their votes.
@@ -85,6 +88,9 @@ class Comparison(models.Model):
             models.Index(fields=["is_gold", "status"], name="comparison_gold"),
             models.Index(fields=["completed_at"], name="comparison_completed_at"),  # agreement per day reads a window
             models.Index(fields=["id"], name="comparison_arena", condition=Q(kind="arena")),  # the arena's votes, not every label
+            # the reward model's scoring (services.scoring): arena pairs no version has scored, and the sweep of scored ones
+            models.Index(fields=["id"], name="comparison_arena_unscored", condition=Q(kind="arena", rm_prob_version__isnull=True)),
+            models.Index(fields=["id"], name="comparison_scored", condition=Q(rm_prob_a_wins__isnull=False)),
             # the review queue: the newest unreviewed flagged or disputed comparisons, without reading every label
             models.Index(fields=["id"], name="comparison_flagged_unreviewed", condition=Q(flagged=True, reviewed_at__isnull=True)),
             models.Index(fields=["id"], name="comparison_disputed_unreviewed", condition=Q(disputed=True, reviewed_at__isnull=True)),

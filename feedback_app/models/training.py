@@ -63,6 +63,24 @@ class RewardModelVersion(_Version):
         constraints = [models.UniqueConstraint(fields=["campaign", "status"], condition=Q(status="active"), name="one_active_reward_model_per_campaign")]
 
 
+class RewardScoring(models.Model):
+    """How far a campaign's reward-model scoring has got (``services.scoring``): a walk of its labels and a sweep of its old scores.
+
+    Each label's comparison is scored once by the version active when the walk reaches it; an older
+    score is refreshed by the sweep, which goes round the campaign's scored comparisons by id and
+    may look at RM_RESCORE_PER_LABEL of them for each label walked, so the work per label stays the
+    same however many comparisons the campaign has scored.
+    """
+
+    campaign = models.OneToOneField("feedback_app.Campaign", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    through_label_id = models.BigIntegerField(default=0)  # the campaign's labels up to this id were walked
+    swept_through_id = models.BigIntegerField(default=0)  # the sweep's round has looked at the comparisons up to this id
+    sweep_credit = models.PositiveIntegerField(default=0)  # how many scored comparisons the sweep may look at still
+
+    def __str__(self) -> str:
+        return f"Reward scoring of campaign {self.campaign_id}: labels through {self.through_label_id}, swept through {self.swept_through_id}"
+
+
 class PolicyVersion(_Version):
     """A generator plus the reward model, sampling settings and pair-selection strategy it uses."""
 

@@ -3,9 +3,11 @@
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from feedback_app import broker, tasks, training_bridge
 from feedback_app.models import Comparison, PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.services.scoring import SCORE_AFTER
 
 
 @pytest.fixture
@@ -16,6 +18,7 @@ def scored_backlog(monkeypatch, make_comparisons, rater):
     for c in make_comparisons(5):
         PreferenceLabel.objects.create(comparison=c, rater=rater, winner="a", strength=2)
         Comparison.objects.filter(pk=c.pk).update(label_count=1)
+    PreferenceLabel.objects.update(created_at=timezone.now() - 2 * SCORE_AFTER)  # past the walk's wait for late commits
     return RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="active")
 
 
