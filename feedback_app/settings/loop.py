@@ -44,7 +44,7 @@ TORCH_THREADS = _env_int("TORCH_THREADS", 0, 0)
 REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)  # 0: no automatic refits
 # A new reward model scores each newly labelled comparison; older scores are refreshed by a sweep that looks at
 # RM_RESCORE_PER_LABEL scored comparisons per new label (0: never refreshed), so scoring costs the same per label at any size.
-RM_RESCORE_PER_LABEL = _env_int("RM_RESCORE_PER_LABEL", 4, 0)
+RM_RESCORE_PER_LABEL = _env_int("RM_RESCORE_PER_LABEL", 1, 0)
 PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse validation accuracy may be
 REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
 REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier: from the last full checkpoint

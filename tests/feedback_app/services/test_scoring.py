@@ -183,15 +183,17 @@ def test_a_chunk_is_dropped_when_another_worker_moved_the_marks(make_comparisons
     assert RewardScoring.objects.get(pk=mark.pk).through_label_id == step.through_label_id
 
 
-def test_rescoring_moves_the_tallies_from_the_scores_as_stored(make_comparisons, rater, judged, monkeypatch):
+def test_rescoring_moves_the_tallies_from_the_scores_as_stored(make_comparisons, rater, judged, monkeypatch, settings):
     """The tallies move from the score each comparison holds when the chunk is stored, by the new one."""
     from feedback_app.services import scoring
 
     moves = []
     monkeypatch.setattr(scoring, "quality_tally_rescored", lambda *, campaign_id, before, after: moves.append((before, after)))
+    settings.RM_RESCORE_PER_LABEL = 0
     (c,) = labelled(make_comparisons, rater, 1)
     version_active("rm-00001")
     score_all()
+    settings.RM_RESCORE_PER_LABEL = 1  # the next label's one look: c, from the first comparison
     Comparison.objects.filter(pk=c.pk).update(rm_prob_a_wins=0.5)  # as another version's score would be
     version_active("rm-00002")
     labelled(make_comparisons, rater, 1)
