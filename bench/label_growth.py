@@ -35,13 +35,12 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.label_profile import Rater, setup, statements_of
+from bench.label_profile import Rater, setup, statements, timed
 
 PAGES = ("/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/")
 PER_COMPARISON = 5
@@ -201,24 +200,6 @@ def open_comparisons(n: int) -> None:
     Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1]) for i, p in enumerate(prompts)])
 
 
-def statements(call) -> tuple[int, float]:
-    """Run ``call``; return how many SQL statements it made and their total wall time in ms."""
-    seen = statements_of(call)
-    return len(seen), round(sum(s["ms"] for s in seen), 2)
-
-
-def timed(call, repeat: int) -> dict:
-    """Median wall and CPU ms of ``repeat`` calls after one warm-up, and the statements of the warm-up call."""
-    n, sql_ms = statements(call)
-    walls, cpus = [], []
-    for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        call()
-        walls.append(1000 * (time.perf_counter() - w))
-        cpus.append(1000 * (time.process_time() - c))
-    return {"wall_ms": round(statistics.median(walls), 2), "cpu_ms": round(statistics.median(cpus), 2), "statements": n, "sql_ms": sql_ms}
-
-
 def measure_labeling(token: str, *, rounds: int) -> dict:
     out = {}
     for name, combined in (("label_and_next", True), ("next_then_label", False)):
@@ -315,7 +296,7 @@ def measure_scoring(*, repeat: int) -> dict:
     mark.swept_through_id = Comparison.objects.filter(rm_prob_a_wins__isnull=False).order_by("pk").values_list("pk", flat=True)[scored // 2]
     sweep = timed(lambda: _step_plan(version=new, mark=mark, n=256, now=now), repeat)
     step = _step_plan(version=new, mark=mark, n=256, now=now)
-    assert step is not None and len(step.comparison_ids) == 256, "the sweep's step found no old score"
+    assert step is not None and step.comparison_ids, "the sweep's step found no old score"
     return {"scored_comparisons": scored, "walk_step": walk, "sweep_step": sweep}
 
 

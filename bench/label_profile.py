@@ -22,6 +22,7 @@ import json
 import os
 import pstats
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -103,6 +104,24 @@ class Rater:
 def statements_of_one_round(rater: Rater) -> list[dict]:
     """Return each SQL statement one round ran, with its time."""
     return statements_of(rater.round)
+
+
+def statements(call) -> tuple[int, float]:
+    """Run ``call``; return how many SQL statements it made and their total wall time in ms."""
+    seen = statements_of(call)
+    return len(seen), round(sum(s["ms"] for s in seen), 2)
+
+
+def timed(call, repeat: int) -> dict:
+    """Median wall and CPU ms of ``repeat`` calls after one warm-up, and the statements of the warm-up call."""
+    n, sql_ms = statements(call)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        call()
+        walls.append(1000 * (time.perf_counter() - w))
+        cpus.append(1000 * (time.process_time() - c))
+    return {"wall_ms": round(statistics.median(walls), 2), "cpu_ms": round(statistics.median(cpus), 2), "statements": n, "sql_ms": sql_ms}
 
 
 def statements_of(call) -> list[dict]:
