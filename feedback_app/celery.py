@@ -1,6 +1,8 @@
 """The Celery application; configuration comes from Django settings (CELERY_*)."""
 
+import gc
 import os
+import sys
 
 from celery import Celery, bootsteps, signals
 
@@ -50,3 +52,26 @@ def worker_priority(**kwargs):
 
     if settings.WORKER_NICE:
         priority_lower(settings.WORKER_NICE)
+
+
+_modules_when_frozen = 0
+
+
+@signals.task_postrun.connect
+def collector_settled(**kwargs) -> bool:
+    """After a task that imported modules, collect once and freeze what is left; return whether it did.
+
+    A worker's heap is mostly what its imports made (Django, the studio and, once a task needs
+    them, PyTorch and transformers: about 290,000 objects), and each of the collector's full
+    passes walked all of it again (130-200 ms a pass, 9-21% of a learning worker's CPU in
+    ``label_load``). Frozen objects are left out of those passes; they are still freed when
+    nothing refers to them. Imports are where long-lived objects come from, so this runs after
+    the first tasks of each kind and is a length check after the others.
+    """
+    global _modules_when_frozen
+    if len(sys.modules) == _modules_when_frozen:
+        return False
+    gc.collect()
+    gc.freeze()
+    _modules_when_frozen = len(sys.modules)
+    return True

@@ -1,4 +1,4 @@
-"""The Celery application's own additions: the queue heartbeat of every worker."""
+"""The Celery application's own additions: the queue heartbeat of every worker, and its collector frozen after imports."""
 
 import os
 import signal
@@ -35,3 +35,40 @@ def test_a_worker_stamps_the_heartbeat_of_its_queue(settings, redis_url, tmp_pat
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+@pytest.fixture
+def frozen_undone():
+    """Give the test process's collector back as it was: every object frozen by the test is unfrozen."""
+    import gc
+
+    yield
+    gc.unfreeze()
+
+
+def test_after_a_task_that_imported_modules_the_collector_freezes_what_is_left_once(frozen_undone, monkeypatch):
+    """The first task after imports collects (garbage in a cycle goes) and freezes the rest; the next one, with no import, does neither."""
+    import gc
+    import types
+    import weakref
+
+    from celery import signals
+
+    from feedback_app import celery as studio_celery
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+    monkeypatch.setitem(sys.modules, "feedback_app_test_imported_late", types.ModuleType("feedback_app_test_imported_late"))
+    frozen_before = gc.get_freeze_count()
+    answers = dict(signals.task_postrun.send(sender=None))  # as a worker sends it after each task
+    assert answers[studio_celery.collector_settled] is True
+    assert gone() is None
+    frozen = gc.get_freeze_count()
+    assert frozen > frozen_before
+    assert studio_celery.collector_settled() is False
+    assert gc.get_freeze_count() == frozen
