@@ -12,6 +12,8 @@ app = Celery("feedback_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["feedback_app"])
 
+_modules_when_frozen = 0  # how many modules were loaded when this worker last froze its collector's objects
+
 
 class QueueHeartbeat(bootsteps.StartStopStep):
     """Record every few seconds, from the worker's event loop, that its queues are served.
@@ -44,6 +46,19 @@ app.steps["consumer"].add(QueueHeartbeat)
 
 
 @signals.worker_init.connect
+def worker_collector_tuned(**kwargs):
+    """Freeze what the worker made at start and collect its young objects less often, as a web process does; forked pool
+    processes inherit both."""
+    from django.conf import settings
+
+    from feedback_app.request_threads import collector_tuned
+
+    global _modules_when_frozen
+    collector_tuned(settings.WORKER_GC_THRESHOLD)
+    _modules_when_frozen = len(sys.modules)
+
+
+@signals.worker_init.connect
 def worker_priority(**kwargs):
     """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
     from django.conf import settings
@@ -52,9 +67,6 @@ def worker_priority(**kwargs):
 
     if settings.WORKER_NICE:
         priority_lower(settings.WORKER_NICE)
-
-
-_modules_when_frozen = 0
 
 
 @signals.task_postrun.connect
@@ -66,7 +78,8 @@ def collector_settled(**kwargs) -> bool:
     passes walked all of it again (130-200 ms a pass, 9-21% of a learning worker's CPU in
     ``label_load``). Frozen objects are left out of those passes; they are still freed when
     nothing refers to them. Imports are where long-lived objects come from, so this runs after
-    the first tasks of each kind and is a length check after the others.
+    the first tasks of each kind and is a length check after the others; what the worker made at
+    its start is frozen then (``worker_collector_tuned``).
     """
     global _modules_when_frozen
     if len(sys.modules) == _modules_when_frozen:

@@ -271,6 +271,9 @@ WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
 # (Python's default is 700; a label allocates thousands), and never scans what it made at start
 # (feedback_app.request_threads.collector_tuned).
 WEB_GC_THRESHOLD = _env_int("WEB_GC_THRESHOLD", 20000, 1)
+# The same for a Celery worker, from its start (feedback_app.celery); after a task that imported modules (PyTorch at the
+# first refit) what exists is frozen again.
+WORKER_GC_THRESHOLD = _env_int("WORKER_GC_THRESHOLD", 20000, 1)
 
 # How long a web process may keep an API token it has checked (feedback_app.selectors.token_cache): a revocation or a
 # change of user, role or membership makes every process forget at once, over Redis; this bounds a change whose message

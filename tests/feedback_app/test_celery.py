@@ -65,10 +65,30 @@ def test_after_a_task_that_imported_modules_the_collector_freezes_what_is_left_o
     del cycle
     monkeypatch.setitem(sys.modules, "feedback_app_test_imported_late", types.ModuleType("feedback_app_test_imported_late"))
     frozen_before = gc.get_freeze_count()
-    answers = dict(signals.task_postrun.send(sender=None))  # as a worker sends it after each task
-    assert answers[studio_celery.collector_settled] is True
+    assert studio_celery.collector_settled in signals.task_postrun._live_receivers(None)  # a worker sends it after each task
+    assert studio_celery.collector_settled() is True
     assert gone() is None
     frozen = gc.get_freeze_count()
     assert frozen > frozen_before
     assert studio_celery.collector_settled() is False
     assert gc.get_freeze_count() == frozen
+
+
+def test_a_worker_at_start_freezes_what_it_made_and_collects_young_objects_less_often(frozen_undone, settings):
+    """``worker_init`` (sent before the pool forks, so its processes inherit it) tunes the collector as a web process's is."""
+    import gc
+
+    from celery import signals
+
+    from feedback_app import celery as studio_celery
+
+    settings.WORKER_GC_THRESHOLD = 12345
+    threshold = gc.get_threshold()
+    try:
+        assert studio_celery.worker_collector_tuned in signals.worker_init._live_receivers(None)
+        studio_celery.worker_collector_tuned()
+        assert gc.get_threshold() == (12345, *threshold[1:])
+        assert gc.get_freeze_count() > 0
+        assert studio_celery.collector_settled() is False  # nothing imported since
+    finally:
+        gc.set_threshold(*threshold)
