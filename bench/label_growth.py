@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from datetime import timedelta
@@ -243,11 +244,11 @@ def measure_export(api) -> dict:
             "wall_s": round(wall, 2)}
 
 
-def measure_refit_data() -> dict:
+def measure_refit_data(*, repeat: int) -> dict:
     """What a fast refit reads before it fits: its labels, the raters' weights, the verdicts. Three times: the first run after a
     rebuild of the tallies reads every label and keeps what completed (``services.training_data``); a worker that starts reads
     what was kept from the file, and the labels since; every later run of a worker holds what it read and reads only the labels
-    since (here none but the last hour's and the backlog's, as in a studio that refits often)."""
+    since (here none but the last hour's and the backlog's, as in a studio that refits often): the median of ``repeat``."""
     from feedback_app.selectors.judges import ai_label_weights
     from feedback_app.selectors.quality import rater_weights
     from feedback_app.selectors.training import verdicts
@@ -263,8 +264,8 @@ def measure_refit_data() -> dict:
     cold_wall, cold_cpu, _ = read()
     forget()
     file_wall, file_cpu, _ = read()
-    read()  # the warm-up of the figure below
-    wall, cpu, n = read()
+    runs = [read() for _ in range(repeat + 1)][1:]  # after a warm-up
+    wall, cpu, n = (statistics.median(run[k] for run in runs) for k in range(3))
     return {"labels_read": n, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "cold_wall_s": round(cold_wall, 2), "cold_cpu_s": round(cold_cpu, 2),
             "file_wall_s": round(file_wall, 2), "file_cpu_s": round(file_cpu, 2)}
 
@@ -358,7 +359,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
         row = {"labels": fill.labels, **live_window(), "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
                "quality_tally_rebuild_s": round(tally_s, 1),
                "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
-               "refit_data": measure_refit_data(), "scoring": measure_scoring(repeat=args.repeat)}
+               "refit_data": measure_refit_data(repeat=args.repeat), "scoring": measure_scoring(repeat=args.repeat)}
         if not args.no_export:
             row["export"] = measure_export(api)
         result["sizes"].append(row)
