@@ -49,7 +49,10 @@ def _isolated_services(settings, tmp_path):
     from celery._state import _set_task_join_will_block
     from django.core.cache import cache
 
+    from feedback_app.api.throttling import ProcessScopedRateThrottle
+
     cache.clear()  # the campaigns' rules are cached per process
+    ProcessScopedRateThrottle.cache.clear()  # and the throttles' request times
     yield
     # Celery's eager mode marks "inside a task" in one process-wide flag and restores it on the way out:
     # eager tasks of two threads at once (the concurrent-raters tests) can leave it set, and every later

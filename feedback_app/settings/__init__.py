@@ -295,8 +295,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["feedback_app.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "feedback_app.api.exceptions.api_exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    # Write endpoints carry a throttle_scope; the counts live in the cache of each web process.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    # The renderer for an Accept header, chosen once a process (feedback_app.api.negotiation).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "feedback_app.api.negotiation.KeptContentNegotiation",
+    # Write endpoints carry a throttle_scope; the counts live in each web process (feedback_app.api.throttling).
+    "DEFAULT_THROTTLE_CLASSES": ["feedback_app.api.throttling.ProcessScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "label": os.environ.get("THROTTLE_LABEL_RATE", "1200/minute"),  # a rater at full speed is far below this
         "write": os.environ.get("THROTTLE_WRITE_RATE", "600/minute"),
