@@ -23,8 +23,7 @@ rate). At each size, in this process (Django's test client, no HTTP):
   version is live (a walk step over new labels, a sweep step over old scores; the model itself is not run).
 
 Each figure is printed with its ratio to the smallest size; the issue asks that none pass 2x. Before measuring, this
-process tunes its collector as a web process does (``request_threads.collector_tuned``): untuned, its full passes made
-``stats/agreement`` at a million labels 210 ms of CPU, not 145 (109 ms both ways at 10,000).
+process tunes its collector as a web process does (``request_threads.collector_tuned``; untuned, agreement took 210 ms not 145).
 
     .venv/bin/python -m bench.label_growth --sizes 10000,100000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.label_growth --sizes 10000,100000,1000000 --json growth.json
