@@ -60,7 +60,7 @@ def run_tier(tier: str, train, test, args, backbone: str, workdir: Path, encoder
     """Fit one tier through rm_trainer and return its rows (the fast tier gives a cold and a warm row)."""
     config = FitConfig(
         backbone=backbone, tier=tier, max_length=args.max_length, validation_fraction=0.0, seed=args.seed,
-        embedding_cache_dir=str(workdir / "cache"), device=args.device,
+        embedding_cache_dir=str(workdir / "cache"), device=args.device, bf16=not args.float32,
     )
     store = CheckpointStore(workdir / "store")
     rows = []
@@ -70,7 +70,7 @@ def run_tier(tier: str, train, test, args, backbone: str, workdir: Path, encoder
         result = fit(train, config, store=store, name=name, encoders=encoders)
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        metrics = evaluate_pairs(RewardScorer.load(result.path, device=args.device, encoders=encoders), test)
+        metrics = evaluate_pairs(RewardScorer.load(result.path, device=args.device, encoders=encoders, bf16=not args.float32), test)
         rows.append(_row(f"rm_trainer {tier}" + (f" ({note})" if note else ""), metrics, seconds, len(train),
                          time.perf_counter() - started))
     return rows
@@ -92,7 +92,7 @@ def run_trl(train, test, args, backbone: str, workdir: Path) -> dict:
     })
     config = RewardConfig(
         output_dir=str(workdir / "trl"), num_train_epochs=args.trl_epochs, max_length=args.max_length,
-        bf16=bf16_native(device), gradient_checkpointing=False, use_cpu=device.type == "cpu", save_strategy="no",
+        bf16=bf16_native(device) and not args.float32, gradient_checkpointing=False, use_cpu=device.type == "cpu", save_strategy="no",
         report_to=[], logging_steps=50, seed=args.seed, disable_tqdm=True,
     )
     trainer = RewardTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default=None, help="encoder folder (default: the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--float32", action="store_true", help="float32 even where bf16 is native (rm_trainer.device.bf16_native)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = split(pairs, args.train_size, args.test_size, args.seed)
     header = (f"{Path(args.data).name}: {len(pairs)} pairs ({skipped} skipped), train {len(train)}, test {len(test)}, "
               f"seed {args.seed}, max_length {args.max_length}, torch threads {torch.get_num_threads()}, "
-              f"device {args.device}")
+              f"device {args.device}, {'bf16' if bf16_native(resolve_device(args.device)) and not args.float32 else 'float32'}")
     rows = [_row("length rule (pick the longer reply)", length_baseline(test), None, len(train), None)]
     encoders = EncoderCache()
     with tempfile.TemporaryDirectory() as tmp:

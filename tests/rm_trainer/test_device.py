@@ -8,21 +8,26 @@ CPU = torch.device("cpu")
 
 @pytest.fixture
 def amx(monkeypatch):
-    """Set what torch says about the CPU's AMX tiles (True, False, or None for a torch without the probe)."""
+    """Set what torch says about the CPU's AMX tiles and AVX-512 BF16 instructions (True, False, or None for a torch
+    without the probe); the second defaults to the first."""
 
-    def set_to(supported: bool | None) -> None:
-        if supported is None:
-            monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
-        else:
-            monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: supported, raising=False)
+    def set_to(supported: bool | None, avx512_bf16: bool | None = ...) -> None:
+        for probe, value in (("_is_amx_tile_supported", supported), ("_is_avx512_bf16_supported", supported if avx512_bf16 is ... else avx512_bf16)):
+            if value is None:
+                monkeypatch.delattr(torch.cpu, probe, raising=False)
+            else:
+                monkeypatch.setattr(torch.cpu, probe, lambda value=value: value, raising=False)
 
     return set_to
 
 
-@pytest.mark.parametrize(("supported", "native"), [(True, True), (False, False), (None, False)])
-def test_a_cpu_is_bf16_native_only_with_amx_tiles(amx, supported, native):
-    """A torch without the private AMX probe counts as no AMX rather than failing."""
-    amx(supported)
+@pytest.mark.parametrize(("amx_tiles", "avx512_bf16", "native"), [
+    (True, False, True), (False, True, True), (True, None, True), (None, True, True),
+    (False, False, False), (None, None, False), (None, False, False),
+])
+def test_a_cpu_is_bf16_native_with_amx_tiles_or_avx512_bf16(amx, amx_tiles, avx512_bf16, native):
+    """A torch without one of the private probes counts as without those instructions rather than failing."""
+    amx(amx_tiles, avx512_bf16)
     assert bf16_native(CPU) is native
 
 
