@@ -46,6 +46,38 @@ app.steps["consumer"].add(QueueHeartbeat)
 
 
 @signals.worker_init.connect
+def worker_priority(**kwargs):
+    """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
+    from django.conf import settings
+
+    from feedback_app.runtime import priority_lower
+
+    if settings.WORKER_NICE:
+        priority_lower(settings.WORKER_NICE)
+
+
+@signals.worker_init.connect
+def worker_libraries_imported(**kwargs) -> bool:
+    """With WORKER_IMPORT_LIBRARIES, import the learning libraries (torch, transformers, rm_trainer) before the pool
+    forks; return whether it did.
+
+    Every queue's tasks use them (generation, scoring, fits, judges). Imported here, once a worker rather than in
+    each pool process at its first model task, the pool processes share them, ``worker_collector_tuned`` freezes
+    them with the rest, and the first refit, score or generation after a start does not wait for them (about 3 s
+    of CPU). Nothing runs: PyTorch starts its threads at a pool process's first operation, after the fork.
+    Connected after ``worker_priority`` (a niced worker imports niced) and before ``worker_collector_tuned``.
+    """
+    from django.conf import settings
+
+    if not settings.WORKER_IMPORT_LIBRARIES:
+        return False
+    from feedback_app.tasks import libraries_import
+
+    libraries_import()
+    return True
+
+
+@signals.worker_init.connect
 def worker_collector_tuned(**kwargs):
     """Freeze what the worker made at start and collect its young objects less often, as a web process does; forked pool
     processes inherit both."""
@@ -58,28 +90,18 @@ def worker_collector_tuned(**kwargs):
     _modules_when_frozen = len(sys.modules)
 
 
-@signals.worker_init.connect
-def worker_priority(**kwargs):
-    """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
-    from django.conf import settings
-
-    from feedback_app.runtime import priority_lower
-
-    if settings.WORKER_NICE:
-        priority_lower(settings.WORKER_NICE)
-
-
 @signals.task_postrun.connect
 def collector_settled(**kwargs) -> bool:
     """After a task that imported modules, collect once and freeze what is left; return whether it did.
 
-    A worker's heap is mostly what its imports made (Django, the studio and, once a task needs
-    them, PyTorch and transformers: about 290,000 objects), and each of the collector's full
+    A worker's heap is mostly what its imports made (Django, the studio, PyTorch and transformers:
+    about 290,000 objects), and each of the collector's full
     passes walked all of it again (130-200 ms a pass, 9-25% of a learning worker's CPU in
     ``label_load``). Frozen objects are left out of those passes; they are still freed when
     nothing refers to them. Imports are where long-lived objects come from, so this runs after
     the first tasks of each kind and is a length check after the others; what the worker made at
-    its start is frozen then (``worker_collector_tuned``).
+    its start is frozen then (``worker_collector_tuned``), the learning libraries with it unless
+    WORKER_IMPORT_LIBRARIES is off (then they come with the first model task).
     """
     global _modules_when_frozen
     if len(sys.modules) == _modules_when_frozen:

@@ -38,6 +38,14 @@ class ModelTask(Task):
         return ModelTask._holder
 
 
+def libraries_import() -> list[str]:
+    """Import the learning libraries the model tasks use, running nothing (``training_bridge.libraries_import``): for a
+    worker before its pool forks. Return the model classes imported."""
+    from feedback_app.training_bridge import libraries_import
+
+    return libraries_import()
+
+
 @shared_task(bind=True, base=ModelTask, acks_late=True)
 def training_run_execute(self, run_id: int) -> None:
     """Run one queued training run; a redelivered message does nothing."""

@@ -274,6 +274,9 @@ WEB_GC_THRESHOLD = _env_int("WEB_GC_THRESHOLD", 20000, 1)
 # The same for a Celery worker, from its start (feedback_app.celery); after a task that imported modules (PyTorch at the
 # first refit) what exists is frozen again.
 WORKER_GC_THRESHOLD = _env_int("WORKER_GC_THRESHOLD", 20000, 1)
+# A Celery worker imports the learning libraries (torch, transformers, rm_trainer) at its start, before its pool forks,
+# rather than each pool process at its first model task (feedback_app.celery.worker_libraries_imported).
+WORKER_IMPORT_LIBRARIES = _env_bool("WORKER_IMPORT_LIBRARIES", True)
 
 # How long a web process may keep an API token it has checked (feedback_app.selectors.token_cache): a revocation or a
 # change of user, role or membership makes every process forget at once, over Redis; this bounds a change whose message

@@ -115,6 +115,16 @@ class ModelHolder:
         return Generator.load(version_folder(path), device=settings.TRAINING_DEVICE)
 
 
+def libraries_import() -> list[str]:
+    """Import the learning libraries and the reward backbone's model class, running nothing (``rm_trainer.preload``):
+    for a worker before its pool forks. Return the model classes imported."""
+    from rm_trainer.preload import libraries_import
+
+    from feedback_app.training_bridge.sources import reward_backbone
+
+    return libraries_import([reward_backbone()])
+
+
 def _torch_threads_set() -> None:
     """Apply TORCH_THREADS (when set) before the first model loads."""
     if settings.TORCH_THREADS:

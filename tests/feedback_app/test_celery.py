@@ -63,7 +63,12 @@ def test_after_a_task_that_imported_modules_the_collector_freezes_what_is_left_o
     cycle.me = cycle
     gone = weakref.ref(cycle)
     del cycle
-    monkeypatch.setitem(sys.modules, "feedback_app_test_imported_late", types.ModuleType("feedback_app_test_imported_late"))
+    # The module table as the receiver sees it, apart from the real one: a thread an earlier test left behind may import
+    # a module between the two calls below.
+    modules = types.SimpleNamespace(modules=dict(sys.modules))
+    monkeypatch.setattr(studio_celery, "sys", modules)
+    monkeypatch.setattr(studio_celery, "_modules_when_frozen", len(modules.modules))
+    modules.modules["feedback_app_test_imported_late"] = types.ModuleType("feedback_app_test_imported_late")
     frozen_before = gc.get_freeze_count()
     assert studio_celery.collector_settled in signals.task_postrun._live_receivers(None)  # a worker sends it after each task
     assert studio_celery.collector_settled() is True
@@ -74,14 +79,17 @@ def test_after_a_task_that_imported_modules_the_collector_freezes_what_is_left_o
     assert gc.get_freeze_count() == frozen
 
 
-def test_a_worker_at_start_freezes_what_it_made_and_collects_young_objects_less_often(frozen_undone, settings):
+def test_a_worker_at_start_freezes_what_it_made_and_collects_young_objects_less_often(frozen_undone, settings, monkeypatch):
     """``worker_init`` (sent before the pool forks, so its processes inherit it) tunes the collector as a web process's is."""
     import gc
+    import types
 
     from celery import signals
 
     from feedback_app import celery as studio_celery
 
+    monkeypatch.setattr(studio_celery, "sys", types.SimpleNamespace(modules=dict(sys.modules)))  # as in the test above
+    monkeypatch.setattr(studio_celery, "_modules_when_frozen", 0)
     settings.WORKER_GC_THRESHOLD = 12345
     threshold = gc.get_threshold()
     try:
@@ -92,3 +100,28 @@ def test_a_worker_at_start_freezes_what_it_made_and_collects_young_objects_less_
         assert studio_celery.collector_settled() is False  # nothing imported since
     finally:
         gc.set_threshold(*threshold)
+
+
+def test_a_worker_imports_the_learning_libraries_at_start_after_its_priority_and_before_its_collector_is_tuned(settings, monkeypatch):
+    """``worker_init`` receivers run in the order they were connected: niced first, then the imports, then the freeze."""
+    from celery import signals
+
+    from feedback_app import celery as studio_celery
+    from feedback_app import tasks
+
+    receivers = signals.worker_init._live_receivers(None)
+    order = [receivers.index(r) for r in (studio_celery.worker_priority, studio_celery.worker_libraries_imported,
+                                          studio_celery.worker_collector_tuned)]
+    assert order == sorted(order)
+    imported = []
+    monkeypatch.setattr(tasks, "libraries_import", lambda: imported.append(True) or ["BertModel"])
+    settings.WORKER_IMPORT_LIBRARIES = False
+    assert studio_celery.worker_libraries_imported() is False and imported == []
+    settings.WORKER_IMPORT_LIBRARIES = True
+    assert studio_celery.worker_libraries_imported() is True and imported == [True]
+
+
+def test_the_bridge_imports_the_reward_backbones_model_class():
+    from feedback_app.tasks import libraries_import
+
+    assert libraries_import() == ["BertModel"]
