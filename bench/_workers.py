@@ -89,3 +89,19 @@ def dpo_stop(run_id: int) -> str:
     training_run_fail(run_id=run_id, error="stopped by bench.loop_latency: the timed rounds are over")
     return dpo_state(run_id)[1]
 
+
+
+def workers_wait_ready(redis_url: str, queues: list[str], *, timeout: float = 180) -> float:
+    """Wait until a worker serves each of ``queues`` (its heartbeat, stamped once it consumes: after its start and the
+    learning libraries' import), as a studio's workers are up before its raters arrive; return the seconds waited."""
+    import redis
+
+    from feedback_app.selectors.health import HEARTBEAT_KEY
+
+    client = redis.Redis.from_url(redis_url)
+    started, since = time.monotonic(), time.time()
+    while missing := [q for q in queues if float(client.get(HEARTBEAT_KEY.format(queue=q)) or 0) < since]:
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"no worker served {', '.join(missing)} within {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.monotonic() - started

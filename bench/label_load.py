@@ -303,6 +303,10 @@ def main() -> int:
                     groups[name] = ([worker.pid], [])
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             groups["web"] = ([children[-1].pid], [])
+            if args.workers:  # up before the raters, as in a studio
+                from bench._workers import workers_wait_ready
+
+                print(f"workers ready in {workers_wait_ready(redis_url, ['default', 'score', 'gpu', 'policy']):.1f} s", flush=True)
             if database:
                 groups["database"] = ([], [database])
             url = f"http://127.0.0.1:{args.port}"

@@ -1,6 +1,14 @@
-"""The loop bench's worker and DPO helpers: command lines, the policy worker's environment, a run's state in words."""
+"""The loop bench's worker and DPO helpers: command lines, the policy worker's environment, a run's state in words, the
+wait for workers to serve their queues."""
 
-from bench._workers import dpo_describe, dpo_env, policy_worker_env, worker_command
+import threading
+import time
+
+import pytest
+import redis
+
+from bench._workers import dpo_describe, dpo_env, policy_worker_env, worker_command, workers_wait_ready
+from feedback_app.selectors.health import HEARTBEAT_KEY
 
 
 def test_a_bench_worker_serves_one_queue_in_one_named_process():
@@ -34,3 +42,17 @@ def test_a_run_without_progress_is_described_by_its_status():
     assert dpo_describe("running", {}) == "running"
     assert dpo_describe("queued", None) == "queued"
     assert dpo_describe("running", {"phase": "online pairs"}) == "running, online pairs"
+
+
+def test_the_wait_for_workers_ends_once_each_queue_is_stamped_after_it_began_and_names_those_never_served(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.set(HEARTBEAT_KEY.format(queue="gpu"), repr(time.time() - 60))  # a worker of an earlier run: not this one
+    client.set(HEARTBEAT_KEY.format(queue="score"), repr(time.time() + 60))  # stamped as the waits go on
+    later = threading.Timer(0.5, lambda: client.set(HEARTBEAT_KEY.format(queue="gpu"), repr(time.time())))
+    later.start()
+    try:
+        assert 0.4 <= workers_wait_ready(redis_url, ["score", "gpu"], timeout=30) < 30
+    finally:
+        later.cancel()
+    with pytest.raises(SystemExit, match="no worker served policy within 1 s"):
+        workers_wait_ready(redis_url, ["score", "policy"], timeout=1)
