@@ -14,7 +14,7 @@ backbone (AutoModelForSequenceClassification, num_labels=1) on the same pairs, f
 token ids (prompt and response as a text pair, cut to the same ``--max-length`` the same way),
 with TRL's defaults (learning rate 1e-4, batch 8, linear decay, dropout off) except: gradient
 checkpointing off (it only trades time for memory), bf16 on exactly where rm_trainer uses it
-(CUDA, AMX CPUs), and ``--trl-epochs``. Times are wall-clock seconds of training alone; scoring
+(CUDA, CPUs with AMX or AVX-512 BF16; not with ``--float32``), and ``--trl-epochs``. Times are wall-clock seconds of training alone; scoring
 the test set is timed apart.
 """
 
