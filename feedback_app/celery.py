@@ -1,6 +1,7 @@
 """The Celery application; configuration comes from Django settings (CELERY_*)."""
 
 import gc
+import logging
 import os
 import sys
 
@@ -12,6 +13,7 @@ app = Celery("feedback_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["feedback_app"])
 
+logger = logging.getLogger(__name__)
 _modules_when_frozen = 0  # how many modules were loaded when this worker last froze its collector's objects
 
 
@@ -65,7 +67,8 @@ def worker_libraries_imported(**kwargs) -> bool:
     each pool process at its first model task, the pool processes share them, ``worker_collector_tuned`` freezes
     them with the rest, and the first refit, score or generation after a start does not wait for them (about 3 s
     of CPU). Nothing runs: PyTorch starts its threads at a pool process's first operation, after the fork.
-    Connected after ``worker_priority`` (a niced worker imports niced) and before ``worker_collector_tuned``.
+    Connected after ``worker_priority`` (a niced worker imports niced) and before ``worker_collector_tuned``. When
+    they fail to import, the error is logged and the worker starts: its tasks that need them fail as they would have.
     """
     from django.conf import settings
 
@@ -73,7 +76,11 @@ def worker_libraries_imported(**kwargs) -> bool:
         return False
     from feedback_app.tasks import libraries_import
 
-    libraries_import()
+    try:
+        libraries_import()
+    except Exception:  # a broken install fails the model tasks, each with its error; the worker still serves its other tasks
+        logger.exception("the learning libraries did not import at the worker's start; each model task will try again")
+        return False
     return True
 
 

@@ -125,3 +125,17 @@ def test_the_bridge_imports_the_reward_backbones_model_class():
     from feedback_app.tasks import libraries_import
 
     assert libraries_import() == ["BertModel"]
+
+
+def test_a_worker_whose_libraries_fail_to_import_logs_why_and_starts(settings, monkeypatch, caplog):
+    from feedback_app import celery as studio_celery
+    from feedback_app import tasks
+
+    def broken():
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(tasks, "libraries_import", broken)
+    settings.WORKER_IMPORT_LIBRARIES = True
+    with caplog.at_level("ERROR", logger="feedback_app.celery"):
+        assert studio_celery.worker_libraries_imported() is False
+    assert "did not import at the worker's start" in caplog.text and "libtorch_cpu.so" in caplog.text
