@@ -273,6 +273,9 @@ def main() -> int:
     setup_django()
     from django.core.management import call_command
     from django.db import connection, connections
+    from django.utils import timezone
+
+    from bench._workers import workers_wait_ready, workers_work_done
 
     call_command("migrate", verbosity=0)  # a fresh database (a new DATABASE_URL) gets its tables; a migrated one is left as it is
 
@@ -298,14 +301,13 @@ def main() -> int:
                 children.append(redis)
                 groups["redis"] = ([redis.pid], [])
             if args.workers:
+                workers_started = timezone.now()
                 for name, worker in start_workers(redis_url, scratch).items():
                     children.append(worker)
                     groups[name] = ([worker.pid], [])
             children.append(start_server(args.serve, args.web_workers, args.port, redis_url))
             groups["web"] = ([children[-1].pid], [])
             if args.workers:  # up before the raters, as in a studio
-                from bench._workers import workers_wait_ready
-
                 print(f"workers ready in {workers_wait_ready(redis_url, ['default', 'score', 'gpu', 'policy']):.1f} s", flush=True)
             if database:
                 groups["database"] = ([], [database])
@@ -358,6 +360,7 @@ def main() -> int:
         "leases_ended_after": ended,
         "audit": checks,
         "workers_log_errors": worker_errors,
+        "workers_done": workers_work_done(workers_started) if args.workers and args.serve else None,
     }
     ok = (checks["acknowledged_but_missing"] == checks["stored_but_not_acknowledged"] == checks["duplicate_rater_comparison"]
           == checks["over_collected_comparisons"] == checks["label_count_mismatches"] == checks["slot_count_mismatches"] == 0)
@@ -378,6 +381,7 @@ def main() -> int:
     if args.workers and args.serve:
         print(f"workers' log: {worker_errors['count']} error lines" + (f" (kept: {worker_errors['log']}); the first: {worker_errors['first']}"
                                                                        if worker_errors["count"] else ""))
+        print("workers finished:", ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in result["workers_done"].items()))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if ok else 1

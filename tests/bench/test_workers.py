@@ -56,3 +56,23 @@ def test_the_wait_for_workers_ends_once_each_queue_is_stamped_after_it_began_and
         later.cancel()
     with pytest.raises(SystemExit, match="no worker served policy within 1 s"):
         workers_wait_ready(redis_url, ["score", "policy"], timeout=1)
+
+
+def test_what_the_workers_finished_counts_from_the_start_the_newest_reward_versions_labels_and_its_scores(make_comparisons):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bench._workers import workers_work_done
+    from feedback_app.models import Comparison, RewardModelVersion
+
+    started = timezone.now()
+    older = RewardModelVersion.objects.create(name="rm-old", path="reward/rm-old", data_range={"n_labels": 5})
+    RewardModelVersion.objects.filter(pk=older.pk).update(created_at=started - timedelta(minutes=1))
+    RewardModelVersion.objects.create(name="rm-1", path="reward/rm-1", data_range={"n_labels": 40})
+    newest = RewardModelVersion.objects.create(name="rm-2", path="reward/rm-2", data_range={"n_labels": 90})
+    scored, by_older, _ = make_comparisons(3)
+    Comparison.objects.filter(pk=scored.pk).update(rm_prob_version=newest, rm_prob_a_wins=0.7)
+    Comparison.objects.filter(pk=by_older.pk).update(rm_prob_version=older, rm_prob_a_wins=0.4)
+    assert workers_work_done(started) == {"reward_versions": 2, "labels_in_newest_reward_version": 90, "policy_versions": 0,
+                                          "comparisons_scored": 1}
