@@ -90,7 +90,6 @@ def dpo_stop(run_id: int) -> str:
     return dpo_state(run_id)[1]
 
 
-
 def workers_wait_ready(redis_url: str, queues: list[str], *, timeout: float = 180) -> float:
     """Wait until a worker serves each of ``queues`` (its heartbeat, stamped once it consumes: after its start and the
     learning libraries' import), as a studio's workers are up before its raters arrive; return the seconds waited."""

@@ -102,9 +102,8 @@ def collector_settled(**kwargs) -> bool:
     """After a task that imported modules, collect once and freeze what is left; return whether it did.
 
     A worker's heap is mostly what its imports made (Django, the studio, PyTorch and transformers:
-    about 290,000 objects), and each of the collector's full
-    passes walked all of it again (130-200 ms a pass, 9-25% of a learning worker's CPU in
-    ``label_load``). Frozen objects are left out of those passes; they are still freed when
+    about 290,000 objects), and each of the collector's full passes walked all of it again
+    (130-200 ms a pass, 9-25% of a learning worker's CPU in ``label_load``). Frozen objects are left out of those passes; they are still freed when
     nothing refers to them. Imports are where long-lived objects come from, so this runs after
     the first tasks of each kind and is a length check after the others; what the worker made at
     its start is frozen then (``worker_collector_tuned``), the learning libraries with it unless
