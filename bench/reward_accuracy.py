@@ -14,8 +14,8 @@ backbone (AutoModelForSequenceClassification, num_labels=1) on the same pairs, f
 token ids (prompt and response as a text pair, cut to the same ``--max-length`` the same way),
 with TRL's defaults (learning rate 1e-4, batch 8, linear decay, dropout off) except: gradient
 checkpointing off (it only trades time for memory), bf16 on exactly where rm_trainer uses it
-(CUDA, CPUs with AMX or AVX-512 BF16; not with ``--float32``), and ``--trl-epochs``. Times are wall-clock seconds of training alone; scoring
-the test set is timed apart.
+(CUDA, CPUs with AMX or AVX-512 BF16; not with ``--float32``), and ``--trl-epochs``. Times are
+wall-clock seconds of training alone; scoring the test set is timed apart.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def split(pairs: list[PreferencePair], train_size: int, test_size: int, seed: in
     return train, test
 
 
+def runs_bf16(args) -> bool:
+    """Return whether rm_trainer (and TRL beside it) multiply in bf16 here: where it is native, unless ``--float32``."""
+    return bf16_native(resolve_device(args.device)) and not args.float32
+
+
 def run_tier(tier: str, train, test, args, backbone: str, workdir: Path, encoders: EncoderCache) -> list[dict]:
     """Fit one tier through rm_trainer and return its rows (the fast tier gives a cold and a warm row)."""
     config = FitConfig(
@@ -92,7 +97,7 @@ def run_trl(train, test, args, backbone: str, workdir: Path) -> dict:
     })
     config = RewardConfig(
         output_dir=str(workdir / "trl"), num_train_epochs=args.trl_epochs, max_length=args.max_length,
-        bf16=bf16_native(device) and not args.float32, gradient_checkpointing=False, use_cpu=device.type == "cpu", save_strategy="no",
+        bf16=runs_bf16(args), gradient_checkpointing=False, use_cpu=device.type == "cpu", save_strategy="no",
         report_to=[], logging_steps=50, seed=args.seed, disable_tqdm=True,
     )
     trainer = RewardTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = split(pairs, args.train_size, args.test_size, args.seed)
     header = (f"{Path(args.data).name}: {len(pairs)} pairs ({skipped} skipped), train {len(train)}, test {len(test)}, "
               f"seed {args.seed}, max_length {args.max_length}, torch threads {torch.get_num_threads()}, "
-              f"device {args.device}, {'bf16' if bf16_native(resolve_device(args.device)) and not args.float32 else 'float32'}")
+              f"device {args.device}, {'bf16' if runs_bf16(args) else 'float32'}")
     rows = [_row("length rule (pick the longer reply)", length_baseline(test), None, len(train), None)]
     encoders = EncoderCache()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,10 +9,10 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def amx(monkeypatch):
     """Set what torch says about the CPU's AMX tiles and AVX-512 BF16 instructions (True, False, or None for a torch
-    without the probe); the second defaults to the first."""
+    without the probe)."""
 
-    def set_to(supported: bool | None, avx512_bf16: bool | None = ...) -> None:
-        for probe, value in (("_is_amx_tile_supported", supported), ("_is_avx512_bf16_supported", supported if avx512_bf16 is ... else avx512_bf16)):
+    def set_to(amx_tiles: bool | None, avx512_bf16: bool | None = None) -> None:
+        for probe, value in (("_is_amx_tile_supported", amx_tiles), ("_is_avx512_bf16_supported", avx512_bf16)):
             if value is None:
                 monkeypatch.delattr(torch.cpu, probe, raising=False)
             else:
