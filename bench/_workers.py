@@ -107,13 +107,15 @@ def workers_wait_ready(redis_url: str, queues: list[str], *, timeout: float = 18
 
 
 def workers_work_done(since) -> dict:
-    """Return what the learning workers finished from ``since`` (a datetime): reward versions and the labels the newest learned
-    from, policy versions, and the comparisons the reward models scored. On a full machine the workers take the CPU the web
+    """Return what the learning workers finished from ``since`` (a datetime): reward versions, the labels the newest learned
+    from and those none has learned yet (the default campaign's), policy versions, and the comparisons the reward models scored. On a full machine the workers take the CPU the web
     and the database leave them, so their CPU per label says little by itself; this says what they made of it."""
     from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion
+    from feedback_app.selectors.training import reward_labels_unlearned
 
     rewards = RewardModelVersion.objects.filter(created_at__gte=since)
     newest = rewards.order_by("-id").values_list("data_range", flat=True).first() or {}
     return {"reward_versions": rewards.count(), "labels_in_newest_reward_version": newest.get("n_labels") or 0,
+            "labels_not_learned_at_the_end": reward_labels_unlearned(),
             "policy_versions": PolicyVersion.objects.filter(created_at__gte=since).count(),
             "comparisons_scored": Comparison.objects.filter(rm_prob_version__in=rewards).count()}

@@ -21,7 +21,7 @@ from feedback_app.selectors.label_tally import (
     rater_labels_by_hour,
 )
 from feedback_app.selectors.supply import open_comparison_count
-from feedback_app.selectors.training import reward_model_active
+from feedback_app.selectors.training import reward_labels_unlearned, reward_model_active
 from feedback_app.stats.ratings import bradley_terry_bootstrap, win_rate
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _labels(campaign_id: int):
     return PreferenceLabel.objects.filter(campaign_id=campaign_id)
 
 
-OPEN_SHOWN_UP_TO = 10_000  # the open comparisons a dashboard counts before it says "10000+"
+OPEN_SHOWN_UP_TO = 10_000  # the open comparisons (and labels a reward model has not learned) a dashboard counts before it says "10000+"
 
 
 def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, live: LiveHours | None = None) -> dict:
@@ -72,6 +72,9 @@ def overview_counters(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, live: LiveHours
         "active_raters": active_rater_count(),
         "queues": queue_depths() if campaign_id == DEFAULT_CAMPAIGN_ID else {},  # the workers serve every campaign; shown once
         "reward_model": active_rm,
+        # the labels the next refit would learn: a backlog that only grows says the refits fall behind (README, "Refit lag")
+        "reward_unlearned": (unlearned := reward_labels_unlearned(campaign_id=campaign_id, cap=OPEN_SHOWN_UP_TO)),
+        "reward_unlearned_more": unlearned >= OPEN_SHOWN_UP_TO,
         "policy": active_policy,
     }
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, RewardModelVersion, TrainingRun, VersionStatus
+from feedback_app.models import (
+    DEFAULT_CAMPAIGN_ID, Comparison, Judge, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, TrainingRun, VersionStatus,
+)
 from feedback_app.selectors import rows
 
 
@@ -55,6 +57,35 @@ def policy_names_with_weights(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list
 def reward_model_latest_full(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardModelVersion | None:
     """Return the campaign's newest full-tier reward version (any status), the warm start of the next one."""
     return RewardModelVersion.objects.filter(tier="full", campaign_id=campaign_id).order_by("-id").first()
+
+
+def reward_data_through(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
+    """Return the id of the last label the campaign's newest reward version (any status) learned from; 0 before its first."""
+    newest = RewardModelVersion.objects.filter(campaign_id=campaign_id).order_by("-id").values_list("data_range", flat=True).first() or {}
+    return newest.get("last_label_id") or 0
+
+
+def reward_labels_unlearned(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, cap: int | None = None) -> int:
+    """Return how many of the campaign's labels arrived after its newest reward version's data, counting at most ``cap``.
+
+    These are what the next refit would learn: a reward-model judge's labels never train a reward model (selectors.judges),
+    so they are not counted.
+    """
+    labels = _reward_labels_after(campaign_id=campaign_id, after=reward_data_through(campaign_id=campaign_id))
+    return (labels.order_by("id")[:cap] if cap else labels).count()
+
+
+def reward_refit_through(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, at_most: int) -> int | None:
+    """Return the id of the last label a fast refit learns from when it may take at most ``at_most`` new labels: the
+    ``at_most``-th of those ``reward_labels_unlearned`` counts, or None when fewer arrived (or ``at_most`` is 0: no bound)."""
+    if not at_most:
+        return None
+    labels = _reward_labels_after(campaign_id=campaign_id, after=reward_data_through(campaign_id=campaign_id))
+    return labels.order_by("id").values_list("id", flat=True)[at_most - 1:at_most].first()
+
+
+def _reward_labels_after(*, campaign_id: int, after: int):
+    return PreferenceLabel.objects.filter(pk__gt=after, campaign_id=campaign_id).exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL)
 
 
 def verdicts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, str]:

@@ -9,9 +9,9 @@ queue). The reaper asks the same question periodically, so a trigger lost with a
 
 from __future__ import annotations
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, Judge, PreferenceLabel, RewardModelVersion, TrainingRun
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.training import training_run_pending
+from feedback_app.selectors.training import reward_labels_unlearned, training_run_pending
 from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 
@@ -33,18 +33,7 @@ def training_auto_refit_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Tra
         return None
     kind = TrainingRun.Kind.REWARD_FAST
     if training_run_pending(campaign_id=campaign_id, kind=kind, running_only_if_auto=True):
-        return None  # the next refit is on its way; it will take these labels too
-    if refit_due_labels_count(campaign_id=campaign_id) < every:
+        return None  # the next refit is on its way; it will take these labels too, or ask for the next when it is bounded
+    if reward_labels_unlearned(campaign_id=campaign_id, cap=every) < every:
         return None
     return training_run_request_auto(kind=kind, campaign_id=campaign_id)
-
-
-def refit_due_labels_count(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
-    """Return the campaign's labels that arrived since its newest reward version's data and would train the next one.
-
-    A reward-model judge's labels never train a reward model (selectors.judges), so they make no refit due.
-    """
-    newest = RewardModelVersion.objects.filter(campaign_id=campaign_id).order_by("-id").values_list("data_range", flat=True).first() or {}
-    last = newest.get("last_label_id") or 0
-    return (PreferenceLabel.objects.filter(pk__gt=last, campaign_id=campaign_id)
-            .exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL).count())

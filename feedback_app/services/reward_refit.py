@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -11,7 +12,8 @@ from feedback_app import training_bridge
 from feedback_app.models import RewardModelVersion, TrainingRun
 from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
-from feedback_app.selectors.training import reward_model_active, reward_model_latest_full, verdicts
+from feedback_app.selectors.training import reward_model_active, reward_model_latest_full, reward_refit_through, verdicts
+from feedback_app.services.auto_refit import training_auto_refit_if_due
 from feedback_app.services.training_data import labels_for_training
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
 from feedback_app.services.versions import version_activate
@@ -21,7 +23,10 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     """Carry out a claimed reward run; the new version goes live when ``reward_promotion_decision`` allows."""
     tier = "full" if run.kind == TrainingRun.Kind.REWARD_FULL else "fast"
     campaign_id = run.campaign_id
-    labels, data_range = labels_for_training(campaign_id=campaign_id)
+    # a fast refit learns at most REFIT_MAX_NEW_LABELS labels more than the version before: behind its labels (more arrive than
+    # its encoder embeds), each refit would take all that came during the last and outlast it; bounded, versions keep coming
+    through = reward_refit_through(campaign_id=campaign_id, at_most=settings.REFIT_MAX_NEW_LABELS) if tier == "fast" else None
+    labels, data_range = labels_for_training(campaign_id=campaign_id, through_label_id=through)
     # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
     ai_weights = ai_label_weights(purpose="reward", campaign_id=campaign_id)
     pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
@@ -42,8 +47,10 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     with transaction.atomic():
         version = RewardModelVersion.objects.create(
             name=name, campaign_id=campaign_id, path=f"reward/{name}", parent=active, tier=tier, backbone=result.manifest.get("backbone", ""),
-            metrics=metrics, manifest=result.manifest, data_range={**data_range, "n_pairs": len(pairs)},
+            metrics=metrics, manifest=result.manifest, data_range={**data_range, "n_pairs": len(pairs), "bounded": through is not None},
         )
+        if through is not None:  # labels are waiting: the next refit is asked for now, not when the next labels arrive
+            transaction.on_commit(partial(training_auto_refit_if_due, campaign_id=campaign_id), robust=True)
         if promote:
             version_activate(version=version, user=None, action="promote", reason=f"training run {run.pk}: {reason}")
         training_run_succeed(run=run, metrics=metrics, reward_model_version=version)

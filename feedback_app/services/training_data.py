@@ -102,8 +102,10 @@ _FIELDS = ("comparison_id", "comparison__prompt_id", "comparison__prompt__text",
            "comparison__response_b__text", "pk", "rater_id", "judge_version_id", "winner", "strength", "rewrite_id", "rewrite__text")
 
 
-def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_prompt_ids: list[int] | None = None) -> tuple[list[TrainingLabel], dict]:
-    """Return the campaign's labels up to now, ordered by comparison then id, and the range they cover.
+def labels_for_training(
+    *, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_prompt_ids: list[int] | None = None, through_label_id: int | None = None,
+) -> tuple[list[TrainingLabel], dict]:
+    """Return the campaign's labels up to now (or up to id ``through_label_id``), ordered by comparison then id, and the range they cover.
 
     The range is fixed first, so labels that arrive during the fit are left for the next one (the
     tallies' mark is read before it: every kept label was stored before the close that kept it).
@@ -112,6 +114,8 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
     """
     mark = QualityTallied.objects.filter(pk=MARK_ID).values_list("generation", "through").first()
     campaign_labels = PreferenceLabel.objects.filter(campaign_id=campaign_id)
+    if through_label_id is not None:
+        campaign_labels = campaign_labels.filter(pk__lte=through_label_id)
     # the newest first, through the label index backwards (the campaign's labels are the newest in a studio of one)
     last = campaign_labels.order_by("-id").values_list("id", flat=True).first()
     if last is None:
@@ -128,6 +132,9 @@ def labels_for_training(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_promp
         reopened = [cid for cid in open_ids if cid in held]  # reopened by an undo since they were kept: read live
         gold_ids = _gold_ids(campaign_id)
         kept = _gold_undone_without(kept, gold_ids=gold_ids, through=mark[1])
+        if through_label_id is not None:  # a bounded read (a fast refit behind its labels): a pass over the kept ones
+            kept = [label for label in kept if label.pk <= last]
+            kept_first = min((label.pk for label in kept), default=None)
         live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=gold_ids, created_at__gte=mark[1]),
                                               pk__lte=last)
     live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)

@@ -58,7 +58,7 @@ def test_the_wait_for_workers_ends_once_each_queue_is_stamped_after_it_began_and
         workers_wait_ready(redis_url, ["score", "policy"], timeout=1)
 
 
-def test_what_the_workers_finished_counts_from_the_start_the_newest_reward_versions_labels_and_its_scores(make_comparisons):
+def test_what_the_workers_finished_counts_from_the_start_the_newest_reward_versions_labels_and_its_scores(make_comparisons, make_user):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -74,5 +74,8 @@ def test_what_the_workers_finished_counts_from_the_start_the_newest_reward_versi
     scored, by_older, _ = make_comparisons(3)
     Comparison.objects.filter(pk=scored.pk).update(rm_prob_version=newest, rm_prob_a_wins=0.7)
     Comparison.objects.filter(pk=by_older.pk).update(rm_prob_version=older, rm_prob_a_wins=0.4)
-    assert workers_work_done(started) == {"reward_versions": 2, "labels_in_newest_reward_version": 90, "policy_versions": 0,
-                                          "comparisons_scored": 1}
+    from feedback_app.models import PreferenceLabel
+
+    PreferenceLabel.objects.create(comparison=scored, rater=make_user(), winner="a")  # after rm-2's data (it names no last label)
+    assert workers_work_done(started) == {"reward_versions": 2, "labels_in_newest_reward_version": 90, "labels_not_learned_at_the_end": 1,
+                                          "policy_versions": 0, "comparisons_scored": 1}

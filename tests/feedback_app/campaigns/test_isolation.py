@@ -213,9 +213,8 @@ def test_a_campaign_that_does_not_exist_is_404(studio):
 def test_the_default_campaign_s_models_never_learn_from_another_campaign(studio):
     """The default campaign's reward-model and policy lines never see billing's labels or prompts (billing has lines of its own)."""
     from feedback_app.selectors.supply import open_comparison_count, prompts_needing_comparisons
-    from feedback_app.selectors.training import prompt_ids_published
+    from feedback_app.selectors.training import prompt_ids_published, reward_labels_unlearned
     from feedback_app.services.training_data import labels_for_training
-    from feedback_app.services.auto_refit import refit_due_labels_count
     from feedback_app.services.policy_cadence import policy_labels_since_last_run
     from feedback_app.services.versions import policy_active_or_base
 
@@ -226,7 +225,7 @@ def test_the_default_campaign_s_models_never_learn_from_another_campaign(studio)
         label_record(rater=rater, campaign=billing, comparison_id=held.comparison_id, submission=LabelSubmission(choice="left"))
     labels, data_range = labels_for_training()
     assert list(labels) == [] and data_range["n_labels"] == 0
-    assert refit_due_labels_count() == 0 and policy_labels_since_last_run() == 0
+    assert reward_labels_unlearned() == 0 and policy_labels_since_last_run() == 0
     billing_prompts = set(Prompt.objects.filter(campaign=billing).values_list("pk", flat=True))
     assert not billing_prompts & set(prompt_ids_published())
     from django.utils import timezone

@@ -12,9 +12,9 @@ from django.test import Client
 from feedback_app import training_bridge
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PolicyVersion, Prompt, Response, RewardModelVersion, Role, TrainingRun
 from feedback_app.selectors.campaigns import campaign_default
-from feedback_app.selectors.training import policy_active, reward_model_active
+from feedback_app.selectors.training import policy_active, reward_labels_unlearned, reward_model_active
 from feedback_app.services.training_data import labels_for_training
-from feedback_app.services.auto_refit import refit_due_labels_count, training_auto_refit_if_due
+from feedback_app.services.auto_refit import training_auto_refit_if_due
 from feedback_app.services.campaigns import campaign_create, campaign_settings_update, member_set
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
@@ -104,7 +104,7 @@ def test_queued_runs_and_automatic_triggers_are_per_campaign(studio, settings, m
     assert training_run_get_or_request(kind="reward_fast", trigger=TrainingRun.Trigger.MANUAL, campaign_id=billing.pk) == (ours, False)
     TrainingRun.objects.all().delete()
     settings.REFIT_EVERY_N_LABELS = 5
-    assert refit_due_labels_count(campaign_id=billing.pk) == 4 and refit_due_labels_count() == 6
+    assert reward_labels_unlearned(campaign_id=billing.pk) == 4 and reward_labels_unlearned() == 6
     assert training_auto_refit_if_due(campaign_id=billing.pk) is None  # billing's 4 labels are not 5; the default's 6 do not count
     run = training_auto_refit_if_due()
     assert run.campaign_id == DEFAULT_CAMPAIGN_ID

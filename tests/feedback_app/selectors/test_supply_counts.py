@@ -36,3 +36,16 @@ def test_the_dashboard_says_when_it_stopped_counting(make_comparisons, monkeypat
     monkeypatch.setattr(dashboard, "OPEN_SHOWN_UP_TO", 2)
     counters = overview_counters()
     assert (counters["open_comparisons"], counters["open_comparisons_more"]) == (2, True)
+
+
+def test_the_dashboard_counts_the_labels_no_reward_version_learned_up_to_its_cap(make_comparisons, make_user, monkeypatch):
+    from feedback_app.models import PreferenceLabel
+    from feedback_app.selectors import dashboard
+
+    for comparison in make_comparisons(3):
+        PreferenceLabel.objects.create(comparison=comparison, rater=make_user(), winner="a")
+    counters = overview_counters()
+    assert (counters["reward_unlearned"], counters["reward_unlearned_more"]) == (3, False)
+    monkeypatch.setattr(dashboard, "OPEN_SHOWN_UP_TO", 2)
+    counters = overview_counters()
+    assert (counters["reward_unlearned"], counters["reward_unlearned_more"]) == (2, True)

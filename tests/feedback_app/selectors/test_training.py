@@ -7,7 +7,9 @@ from feedback_app.selectors.training import (
     policy_active,
     policy_names_with_weights,
     prompt_ids_published,
+    reward_labels_unlearned,
     reward_model_active,
+    reward_refit_through,
     training_run_pending,
     verdicts,
     version_active,
@@ -100,3 +102,16 @@ def test_a_pending_run_is_one_queued_or_running_of_the_campaign_and_kind(researc
     for finished in (Status.SUCCEEDED, Status.FAILED):
         TrainingRun.objects.filter(pk=run.pk).update(status=finished)
         assert not training_run_pending(campaign_id=1, kind=kind)
+
+
+def test_the_labels_a_reward_model_has_not_learned_and_where_a_bounded_refit_stops(make_comparisons, make_user, make_judge):
+    """Counted after the newest version's data (any status), up to a cap; a reward-model judge's labels never count."""
+    comparisons = make_comparisons(7)
+    labels = [_label(c, make_user()) for c in comparisons[:6]]
+    judged = PreferenceLabel.objects.create(comparison=comparisons[6], judge_version=make_judge("rm", kind="reward_model").versions.get(), winner="a")
+    assert reward_labels_unlearned() == 6 and [reward_labels_unlearned(cap=cap) for cap in (1, 5, 6, 9)] == [1, 5, 6, 6]
+    assert reward_refit_through(at_most=2) == labels[1].pk and reward_refit_through(at_most=6) == labels[5].pk
+    assert reward_refit_through(at_most=7) is None and reward_refit_through(at_most=0) is None  # fewer arrived; no bound
+    RewardModelVersion.objects.create(name="rm-1", path="reward/rm-1", status="candidate", data_range={"last_label_id": labels[3].pk})
+    assert reward_labels_unlearned() == 2 and reward_refit_through(at_most=1) == labels[4].pk
+    assert reward_labels_unlearned(campaign_id=999) == 0 and judged.pk > labels[-1].pk

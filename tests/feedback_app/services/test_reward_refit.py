@@ -82,3 +82,36 @@ def test_a_reward_model_judge_s_labels_never_refit_a_reward_model(labelled, fake
     both = run_now()
     assert people.status == TrainingRun.Status.SUCCEEDED and fake_fit.calls[-1]["n"] == fake_fit.calls[0]["n"] + 1
     assert both.metrics["ai_labels"] == {"ai:remote": 1} and people.metrics["ai_labels"] == {}  # each model says which judges taught it
+
+
+def test_a_fast_refit_behind_its_labels_learns_a_bounded_slice_and_asks_for_the_next(labelled, fake_fit, run_now, settings, monkeypatch,
+                                                                                       django_capture_on_commit_callbacks):
+    """REFIT_MAX_NEW_LABELS more than the version before, no more; the next refit is asked for once the version commits and takes
+    the rest."""
+    from feedback_app import tasks
+    from feedback_app.selectors.training import reward_labels_unlearned
+
+    monkeypatch.setattr(tasks.training_run_execute, "apply_async", lambda args, **kw: None)
+    settings.REFIT_MAX_NEW_LABELS, settings.REFIT_EVERY_N_LABELS = 4, 2
+    ids = list(PreferenceLabel.objects.order_by("id").values_list("id", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = run_now()
+    assert first.status == TrainingRun.Status.SUCCEEDED, first.error
+    assert first.reward_model_version.data_range | {"n_pairs": None} == {"first_label_id": ids[0], "last_label_id": ids[3], "n_labels": 4,
+                                                                        "n_pairs": None, "bounded": True}
+    assert fake_fit.calls[-1]["n"] == 4 and reward_labels_unlearned() == 2
+    asked = TrainingRun.objects.get(trigger=TrainingRun.Trigger.AUTO, status=TrainingRun.Status.QUEUED)  # the 2 left make one due
+    from feedback_app.services.training import training_run_execute
+
+    with django_capture_on_commit_callbacks(execute=True):
+        training_run_execute(run_id=asked.pk, worker="w1")
+    asked.refresh_from_db()
+    assert asked.reward_model_version.data_range["last_label_id"] == ids[-1] and not asked.reward_model_version.data_range["bounded"]
+    assert fake_fit.calls[-1]["n"] == 6 and reward_labels_unlearned() == 0
+    assert not TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).exists()  # an unbounded refit asks for nothing
+
+
+def test_a_full_refit_learns_every_label(labelled, fake_fit, run_now, settings):
+    settings.REFIT_MAX_NEW_LABELS = 1
+    full = run_now("reward_full")
+    assert full.reward_model_version.data_range["n_labels"] == 6 and not full.reward_model_version.data_range["bounded"]

@@ -96,6 +96,21 @@ def test_kept_labels_are_those_of_a_full_read_and_only_new_ones_are_read_again(h
     assert sum(counted) == 0
 
 
+def test_a_bounded_read_is_the_full_read_up_to_its_label(history):
+    """``through_label_id``: the labels of a full read up to that id, live or kept, and the range ends there."""
+    everything = as_tuples(labels_for_training()[0])
+    ids = sorted(row[0] for row in everything)
+    for tallied in (False, True):
+        if tallied:
+            quality_tally_close(now=history["now"])
+            labels_for_training()  # keeps the old comparisons
+        for bound in (ids[0], ids[4], ids[-2]):
+            labels, data_range = labels_for_training(through_label_id=bound)
+            assert as_tuples(labels) == [row for row in everything if row[0] <= bound]
+            assert data_range == {"first_label_id": ids[0], "last_label_id": bound, "n_labels": ids.index(bound) + 1}
+    assert as_tuples(labels_for_training()[0]) == everything  # what a bounded read left out is still kept for the next
+
+
 def test_exclusions_and_held_out_prompts_apply_to_kept_labels(history):
     quality_tally_close(now=history["now"])
     labels_for_training()  # keeps the old comparisons
