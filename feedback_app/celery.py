@@ -48,6 +48,20 @@ app.steps["consumer"].add(QueueHeartbeat)
 
 
 @signals.worker_init.connect
+def worker_threads_wait_asleep(**kwargs) -> str:
+    """Have OpenMP's threads (PyTorch's, on a CPU) sleep while they wait for work unless OMP_WAIT_POLICY says otherwise; return
+    the policy in force.
+
+    By default a thread that finished its share of an operation spins, waiting for the next. A worker's operations are small
+    (a batch of 64 replies, a step of the reward heads) and its cores are shared with the web and the database: there two
+    spinning threads burnt 2.2 times a sleeping pair's CPU for the encoder and 3.2 times for a head step, and went slower
+    (``bench/thread_wait.py``; bench/README.md, "Session 37"). libgomp reads the variable when it loads, so this is connected first, before
+    ``worker_libraries_imported`` imports PyTorch; a worker that does not import them early loads it later, in a task.
+    """
+    return os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@signals.worker_init.connect
 def worker_priority(**kwargs):
     """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
     from django.conf import settings

@@ -15,12 +15,16 @@ from tests.conftest import child_database_url
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_stamps_the_heartbeat_of_its_queue(settings, redis_url, tmp_path):
-    """A real worker on the gpu queue stamps that queue, and only that one, once it is ready."""
+    """A real worker on the gpu queue stamps that queue, and only that one, once it is ready; OpenMP, loaded with the
+    libraries at its start, found its threads told to sleep while they wait (libgomp prints what it read)."""
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": child_database_url(), "SECRET_KEY": settings.SECRET_KEY,
-           "VAR_DIR": str(tmp_path), "MODEL_STORE": str(tmp_path / "models")}
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu-test@%h", "--pool", "solo",
-                               "--without-mingle", "--without-gossip", "--loglevel", "WARNING"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+           "VAR_DIR": str(tmp_path), "MODEL_STORE": str(tmp_path / "models"), "OMP_DISPLAY_ENV": "TRUE", "WORKER_IMPORT_LIBRARIES": "1"}
+    env.pop("OMP_WAIT_POLICY", None)
+    log = tmp_path / "worker.err"
+    with log.open("wb") as err:
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "feedback_app", "worker", "-Q", "gpu", "-n", "gpu-test@%h", "--pool", "solo",
+                                   "--without-mingle", "--without-gossip", "--loglevel", "WARNING"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=err, start_new_session=True)
     client = redis.Redis.from_url(redis_url)
     try:
         deadline = time.monotonic() + 60
@@ -28,6 +32,7 @@ def test_a_worker_stamps_the_heartbeat_of_its_queue(settings, redis_url, tmp_pat
             assert worker.poll() is None and time.monotonic() < deadline, "the worker never stamped its queue"
             time.sleep(0.2)
         assert client.get(HEARTBEAT_KEY.format(queue="default")) is None
+        assert "OMP_WAIT_POLICY = 'PASSIVE'" in log.read_text()
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -103,15 +108,16 @@ def test_a_worker_at_start_freezes_what_it_made_and_collects_young_objects_less_
 
 
 def test_a_worker_imports_the_learning_libraries_at_start_after_its_priority_and_before_its_collector_is_tuned(settings, monkeypatch):
-    """``worker_init`` receivers run in the order they were connected: niced first, then the imports, then the freeze."""
+    """``worker_init`` receivers run in the order they were connected: OpenMP's wait policy and the priority first, then the
+    imports, then the freeze."""
     from celery import signals
 
     from feedback_app import celery as studio_celery
     from feedback_app import tasks
 
     receivers = signals.worker_init._live_receivers(None)
-    order = [receivers.index(r) for r in (studio_celery.worker_priority, studio_celery.worker_libraries_imported,
-                                          studio_celery.worker_collector_tuned)]
+    order = [receivers.index(r) for r in (studio_celery.worker_threads_wait_asleep, studio_celery.worker_priority,
+                                          studio_celery.worker_libraries_imported, studio_celery.worker_collector_tuned)]
     assert order == sorted(order)
     imported = []
     monkeypatch.setattr(tasks, "libraries_import", lambda: imported.append(True) or ["BertModel"])
@@ -139,3 +145,13 @@ def test_a_worker_whose_libraries_fail_to_import_logs_why_and_starts(settings, m
     with caplog.at_level("ERROR", logger="feedback_app.celery"):
         assert studio_celery.worker_libraries_imported() is False
     assert "did not import at the worker's start" in caplog.text and "libtorch_cpu.so" in caplog.text
+
+
+def test_a_worker_s_openmp_threads_sleep_while_they_wait_unless_told_otherwise(monkeypatch):
+    from feedback_app import celery as studio_celery
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")  # recorded, so the one the receiver sets goes with the test
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert studio_celery.worker_threads_wait_asleep() == "PASSIVE" and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert studio_celery.worker_threads_wait_asleep() == "ACTIVE"
