@@ -108,8 +108,9 @@ def workers_wait_ready(redis_url: str, queues: list[str], *, timeout: float = 18
 
 def workers_work_done(since) -> dict:
     """Return what the learning workers finished from ``since`` (a datetime): reward versions, the labels the newest learned
-    from and those none has learned yet (the default campaign's), policy versions, and the comparisons the reward models scored. On a full machine the workers take the CPU the web
-    and the database leave them, so their CPU per label says little by itself; this says what they made of it."""
+    from and those none has learned yet (the default campaign's), policy versions, and the comparisons the reward models
+    scored. On a full machine the workers take the CPU the web and the database leave them, so their CPU per label says
+    little by itself; this says what they made of it."""
     from feedback_app.models import Comparison, PolicyVersion, RewardModelVersion
     from feedback_app.selectors.training import reward_labels_unlearned
 

@@ -55,8 +55,9 @@ def worker_threads_wait_asleep(**kwargs) -> str:
     By default a thread that finished its share of an operation spins, waiting for the next. A worker's operations are small
     (a batch of 64 replies, a step of the reward heads) and its cores are shared with the web and the database: there two
     spinning threads burnt 2.2 times a sleeping pair's CPU for the encoder and 3.2 times for a head step, and went slower
-    (``bench/thread_wait.py``; bench/README.md, "Session 37"). libgomp reads the variable when it loads, so this is connected first, before
-    ``worker_libraries_imported`` imports PyTorch; a worker that does not import them early loads it later, in a task.
+    (``bench/thread_wait.py``; bench/README.md, "Session 37"). libgomp reads the variable when it loads, so this is
+    connected first, before ``worker_libraries_imported`` imports PyTorch; a worker that does not import them early loads
+    it later, in a task.
     """
     return os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

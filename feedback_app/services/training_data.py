@@ -105,7 +105,8 @@ _FIELDS = ("comparison_id", "comparison__prompt_id", "comparison__prompt__text",
 def labels_for_training(
     *, campaign_id: int = DEFAULT_CAMPAIGN_ID, exclude_prompt_ids: list[int] | None = None, through_label_id: int | None = None,
 ) -> tuple[list[TrainingLabel], dict]:
-    """Return the campaign's labels up to now (or up to id ``through_label_id``), ordered by comparison then id, and the range they cover.
+    """Return the campaign's labels up to now (or up to label ``through_label_id``), ordered by comparison then id, and the
+    range they cover.
 
     The range is fixed first, so labels that arrive during the fit are left for the next one (the
     tallies' mark is read before it: every kept label was stored before the close that kept it).

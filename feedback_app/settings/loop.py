@@ -43,8 +43,8 @@ TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")  # "auto": CUDA when
 TORCH_THREADS = _env_int("TORCH_THREADS", 0, 0)
 REFIT_EVERY_N_LABELS = _env_int("REFIT_EVERY_N_LABELS", 50, 0)  # 0: no automatic refits
 # A fast refit learns at most this many labels more than the version before (0: all there are). A studio whose labels arrive
-# faster than its encoder embeds them (on a CPU, about 150 a second per core) would otherwise fall behind without bound, each
-# refit taking all that arrived during the last; bounded, a version comes every few tens of seconds and the rest wait their turn.
+# faster than its refit worker embeds them (36 a second on 2 busy vCPUs, README "Refit lag") would otherwise fall behind
+# without bound, each refit taking all that arrived during the last; bounded, versions keep coming and the rest wait their turn.
 REFIT_MAX_NEW_LABELS = _env_int("REFIT_MAX_NEW_LABELS", 5000, 0)
 # A new reward model scores each newly labelled comparison; older scores are refreshed by a sweep that looks at
 # RM_RESCORE_PER_LABEL scored comparisons per new label (0: never refreshed), so scoring costs the same per label at any size.
