@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return _child(args.child[0], int(args.child[1]), int(args.child[2]))
-    busy = [subprocess.Popen([sys.executable, "-c", f"from bench.thread_wait import _spin; _spin({3600})"]) for _ in range(args.busy)]
+    busy = [subprocess.Popen([sys.executable, "-c", "from bench.thread_wait import _spin; _spin(3600)"]) for _ in range(args.busy)]
     results: dict[str, dict[str, list[dict]]] = {op: {name: [] for name, _, _ in VARIANTS} for op in ("encoder", "heads")}
     try:
         for round_ in range(args.rounds):

@@ -118,11 +118,12 @@ def collector_settled(**kwargs) -> bool:
 
     A worker's heap is mostly what its imports made (Django, the studio, PyTorch and transformers:
     about 290,000 objects), and each of the collector's full passes walked all of it again
-    (130-200 ms a pass, 9-25% of a learning worker's CPU in ``label_load``). Frozen objects are left out of those passes; they are still freed when
-    nothing refers to them. Imports are where long-lived objects come from, so this runs after
-    the first tasks of each kind and is a length check after the others; what the worker made at
-    its start is frozen then (``worker_collector_tuned``), the learning libraries with it unless
-    WORKER_IMPORT_LIBRARIES is off (then they come with the first model task).
+    (130-200 ms a pass, 9-25% of a learning worker's CPU in ``label_load``). Frozen objects are
+    left out of those passes; they are still freed when nothing refers to them. Imports are where
+    long-lived objects come from, so this runs after the first tasks of each kind and is a length
+    check after the others; what the worker made at its start is frozen then
+    (``worker_collector_tuned``), the learning libraries with it unless WORKER_IMPORT_LIBRARIES is
+    off (then they come with the first model task).
     """
     global _modules_when_frozen
     if len(sys.modules) == _modules_when_frozen:

@@ -71,8 +71,8 @@ def reward_labels_unlearned(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, cap: int 
     These are what the next refit would learn: a reward-model judge's labels never train a reward model (selectors.judges),
     so they are not counted.
     """
-    labels = _reward_labels_after(campaign_id=campaign_id, after=reward_data_through(campaign_id=campaign_id))
-    return (labels.order_by("id")[:cap] if cap else labels).count()
+    labels = _reward_labels_unlearned(campaign_id=campaign_id)
+    return (labels[:cap] if cap else labels).count()
 
 
 def reward_refit_through(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, at_most: int) -> int | None:
@@ -80,12 +80,13 @@ def reward_refit_through(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, at_most: int
     ``at_most``-th of those ``reward_labels_unlearned`` counts, or None when fewer arrived (or ``at_most`` is 0: no bound)."""
     if not at_most:
         return None
-    labels = _reward_labels_after(campaign_id=campaign_id, after=reward_data_through(campaign_id=campaign_id))
-    return labels.order_by("id").values_list("id", flat=True)[at_most - 1:at_most].first()
+    return _reward_labels_unlearned(campaign_id=campaign_id).values_list("id", flat=True)[at_most - 1:at_most].first()
 
 
-def _reward_labels_after(*, campaign_id: int, after: int):
-    return PreferenceLabel.objects.filter(pk__gt=after, campaign_id=campaign_id).exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL)
+def _reward_labels_unlearned(*, campaign_id: int):
+    """The campaign's labels after its newest reward version's data that a refit learns from, oldest first."""
+    return (PreferenceLabel.objects.filter(pk__gt=reward_data_through(campaign_id=campaign_id), campaign_id=campaign_id)
+            .exclude(judge_version__judge__kind=Judge.Kind.REWARD_MODEL).order_by("id"))
 
 
 def verdicts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict[int, str]:
