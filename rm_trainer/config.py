@@ -40,6 +40,9 @@ class FitConfig:
     ``embedding_cache_dir``), then an ensemble of ``ensemble_size`` small heads is refit, each
     with its own seed and bootstrap sample. ``tier`` "full": the whole encoder is fine-tuned,
     warm-started from ``warm_start`` (a previous full checkpoint folder) or from ``backbone``.
+    A fast fit given warm heads (``rm_trainer.replay``) starts from them and trains on the pairs
+    they have not learned plus at most ``replay_pairs`` of those they have, once they have learned
+    more than that; 0: every fast fit starts cold on every pair.
     """
 
     backbone: str  # a local folder with a transformers encoder
@@ -60,6 +63,7 @@ class FitConfig:
     strength_margins: tuple[float, float, float] = DEFAULT_STRENGTH_MARGINS
     use_margin: bool = True
     warm_start: str | None = None
+    replay_pairs: int = 20_000
     embedding_cache_dir: str | None = None
     device: str = "auto"
     bf16: bool = True
@@ -71,6 +75,8 @@ class FitConfig:
             raise ValueError("ensemble_size must be at least 1")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError("validation_fraction must be within [0, 1)")
+        if self.replay_pairs < 0:
+            raise ValueError("replay_pairs must be 0 (no warm heads) or more")
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ def fit_ensemble(
     bootstrap: bool = True,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, int, float], None] | None = None,
+    init: RewardEnsemble | None = None,
 ) -> RewardEnsemble:
     """Return an ensemble fitted to the pairwise loss on embeddings of chosen and rejected [N, dim].
 
@@ -106,6 +107,9 @@ def fit_ensemble(
     (0: run every epoch and keep the last weights), so the number of epochs adapts to the
     amount of data.
     ``on_epoch(epoch, epochs, loss)`` is called after each epoch and may raise to stop.
+    ``init``: heads of the same shape to start from, their weights and input standardisation
+    (a warm start); their out-of-bag loss before the first epoch is the one to beat, so a member
+    keeps its starting weights unless an epoch improves on them.
     The ensemble's ``history`` records the epochs run and each member's best out-of-bag loss.
     """
     device = torch.device(device)
@@ -119,7 +123,12 @@ def fit_ensemble(
     tie_t = _column(tie, n, False, device, dtype=torch.bool)
 
     ensemble = RewardEnsemble(members, dim, hidden, seed=seed).to(device)
-    ensemble.set_standardisation(torch.cat([chosen_t, rejected_t]))
+    if init is None:
+        ensemble.set_standardisation(torch.cat([chosen_t, rejected_t]))
+    elif (init.members, init.dim, init.hidden) != (members, dim, hidden):
+        raise ValueError(f"init heads are {init.members} x {init.dim} x {init.hidden}, this fit's {members} x {dim} x {hidden}")
+    else:
+        ensemble.load_state_dict(init.state_dict())
     optimizer = torch.optim.AdamW(ensemble.parameters(), lr=learning_rate, weight_decay=weight_decay)
     rngs = [np.random.default_rng(seed * 1_000_003 + k) for k in range(members)]
     samples = [rng.integers(0, n, n) if bootstrap else np.arange(n) for rng in rngs]
@@ -129,6 +138,9 @@ def fit_ensemble(
     oob_weight = weight_t * out_of_bag  # [K, N]
     has_oob = oob_weight.sum(1) > 0
     best_loss = torch.full((members,), float("inf"), device=device)
+    if init is not None:
+        start_loss = _member_losses(ensemble, chosen_t, rejected_t, margin_t, oob_weight, tie_t)
+        best_loss = torch.where(has_oob, start_loss, best_loss)
     best = {name: p.detach().clone() for name, p in ensemble.named_parameters()}
     batch_size = min(batch_size, n)
 
@@ -164,7 +176,7 @@ def fit_ensemble(
         with torch.no_grad():
             for name, p in ensemble.named_parameters():
                 p.copy_(best[name])
-    ensemble.history = {"epochs": epochs_run, "oob_loss": [round(x, 5) if math.isfinite(x) else None for x in best_loss.tolist()]}
+    ensemble.history = {"epochs": epochs_run, "warm": init is not None, "oob_loss": [round(x, 5) if math.isfinite(x) else None for x in best_loss.tolist()]}
     return ensemble.eval()
 
 

@@ -35,6 +35,7 @@ from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, emb
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import evaluate_pairs, pairwise_metrics
 from rm_trainer.loss import pairwise_loss
+from rm_trainer.replay import WarmHeads, replay_plan
 from rm_trainer.reward_model import RewardModel, load_tokenizer, tokenize_pairs
 from rm_trainer.scorer import ENCODER_FOLDER, RewardScorer
 from rm_trainer.store import CheckpointStore
@@ -72,29 +73,33 @@ def fit(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     encoders: EncoderCache | None = None,
+    warm_heads: WarmHeads | None = None,
 ) -> FitResult:
     """Fit a reward model to ``pairs`` and write it to ``store`` as reward version ``name``.
 
     ``baseline`` is the folder of the active checkpoint (or None); its figures on the same
     validation pairs come back beside the new model's. ``encoders`` lets a long-lived worker
-    keep the frozen backbone loaded between fits. Raise FitCancelled when ``should_stop()``.
+    keep the frozen backbone loaded between fits. ``warm_heads``: a fast fit may start from those heads and replay a
+    bounded sample of what they learned (``rm_trainer.replay``). Raise FitCancelled when ``should_stop()``.
     """
     started = time.perf_counter()
     if store.path("reward", name).exists():
         raise FileExistsError(f"checkpoint reward/{name} already exists")  # fail before the work, not after
     report = _Reporter(progress, should_stop)
-    train, validation = split_pairs(pairs, config.validation_fraction)
-    if not train:
+    if not split_pairs(pairs, config.validation_fraction)[0]:
         raise ValueError("no training pairs: every pair fell into the validation split")
     device = resolve_device(config.device)
     encoders = encoders if encoders is not None else EncoderCache()
     torch.manual_seed(config.seed)
 
-    fine_tuned, cache = None, None
+    fine_tuned, cache, plan = None, None, None
     if config.tier == "fast":
         encoder = encoders.get(config.backbone, device=str(device), bf16=config.bf16)
         cache = EmbeddingCache(config.embedding_cache_dir, identity=encoder.identity, max_length=config.max_length)
+        plan = replay_plan(pairs, warm_heads, config, identity=encoder.identity, dim=encoder.dim)
+        train, validation = split_pairs(plan.pairs, config.validation_fraction)
     else:
+        train, validation = split_pairs(pairs, config.validation_fraction)
         fine_tuned, tokenizer = _fine_tune(train, config, device, report)
         encoder = PairEncoder(fine_tuned, tokenizer, device=device, bf16=config.bf16)
 
@@ -106,7 +111,7 @@ def fit(
         members=config.ensemble_size, hidden=config.head_hidden, epochs=config.epochs, patience=config.patience,
         batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, seed=config.seed, device=device,
-        on_epoch=lambda epoch, epochs, loss: report("heads", epoch, epochs, loss),
+        on_epoch=lambda epoch, epochs, loss: report("heads", epoch, epochs, loss), init=plan.init if plan else None,
     )
 
     report("evaluate", 0, 1, None)
@@ -121,6 +126,8 @@ def fit(
 
     manifest = _manifest(pairs, train, validation, config, encoder, parent, baseline, metrics, baseline_metrics)
     manifest["heads"] = ensemble.history
+    if plan is not None:
+        manifest["replay"] = {**plan.record, "pairs_given": len(pairs)}
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     path = store.write("reward", name, manifest, lambda folder: _write_checkpoint(folder, ensemble, fine_tuned, encoder))
     return FitResult(

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
@@ -104,3 +105,40 @@ def test_early_stopping_keeps_each_members_best_epoch():
     overfit = fit_ensemble(chosen, rejected, members=2, hidden=64, epochs=30, patience=0, batch_size=20, learning_rate=1e-2)
     gap = lambda e: np.abs(e.member_rewards(chosen) - e.member_rewards(rejected)).mean()
     assert gap(ensemble) < gap(overfit)
+
+
+def test_a_warm_start_begins_from_the_given_heads_and_their_standardisation():
+    """With no epoch to run, warm heads come back as they went in; a cold fit standardises on its own data."""
+    chosen, rejected = separable_task(300)
+    first = fit_ensemble(chosen[:150], rejected[:150], members=3, hidden=16, epochs=5, batch_size=30, seed=0)
+    shifted_chosen, shifted_rejected = chosen[150:] + 5.0, rejected[150:] + 5.0
+    warm = fit_ensemble(shifted_chosen, shifted_rejected, members=3, hidden=16, epochs=0, batch_size=30, seed=1, init=first)
+    for name, value in first.state_dict().items():
+        assert torch.equal(warm.state_dict()[name], value), name
+    assert warm.history["warm"] is True
+    cold = fit_ensemble(shifted_chosen, shifted_rejected, members=3, hidden=16, epochs=0, batch_size=30, seed=1)
+    assert cold.history["warm"] is False and not torch.allclose(cold.feature_mean, first.feature_mean)
+
+
+def test_warm_heads_keep_their_start_unless_an_epoch_beats_it():
+    """A step size that wrecks every epoch leaves trained heads as they were; weak heads improve on new pairs."""
+    chosen, rejected = separable_task(800)
+    trained = fit_ensemble(chosen[:600], rejected[:600], members=3, hidden=16, epochs=20, batch_size=25, seed=0)
+    wrecked = fit_ensemble(chosen[100:700], rejected[100:700], members=3, hidden=16, epochs=4, batch_size=25, seed=1,
+                           learning_rate=50.0, init=trained)
+    for name, value in trained.state_dict().items():
+        assert torch.equal(wrecked.state_dict()[name], value), name
+
+    def accuracy(ensemble):
+        return ((ensemble.member_rewards(chosen[700:]) - ensemble.member_rewards(rejected[700:])).mean(0) > 0).mean()
+
+    weak = fit_ensemble(chosen[:60], rejected[:60], members=3, hidden=16, epochs=1, batch_size=20, seed=0)
+    better = fit_ensemble(chosen[60:700], rejected[60:700], members=3, hidden=16, epochs=10, batch_size=25, seed=1, init=weak)
+    assert accuracy(better) > accuracy(weak) and accuracy(better) > 0.85
+
+
+def test_warm_heads_of_another_shape_are_refused():
+    """Heads of another size cannot start a fit: the error names both shapes."""
+    chosen, rejected = separable_task(100)
+    with pytest.raises(ValueError, match=r"3 x 16 x 8.*3 x 16 x 16"):
+        fit_ensemble(chosen, rejected, members=3, hidden=16, epochs=1, init=RewardEnsemble(3, 16, 8))
