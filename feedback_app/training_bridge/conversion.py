@@ -109,6 +109,12 @@ def preference_pairs(
     return pairs
 
 
+def comparison_groups(labels: Iterable[PreferenceLabel], *, after_label_id: int) -> frozenset[str]:
+    """Return the pair groups (``rm_trainer.replay.pair_group``) of the comparisons labelled after label ``after_label_id``:
+    a comparison's own pair and those its rewrites imply are named by its id."""
+    return frozenset(str(label.comparison_id) for label in labels if label.pk > after_label_id)
+
+
 def read_preference_file(path: Path) -> list[PreferencePair]:
     """Read a TRL or HH JSONL file (optionally .gz) into pairs, raising ValueError naming the line."""
     from rm_trainer.data import read_preference_file
@@ -129,6 +135,7 @@ def reward_fit_metrics(result: FitResult) -> dict:
         "val_accuracy": result.metrics.get("accuracy"), "val_loss": result.metrics.get("loss"), "val_ece": result.metrics.get("ece"),
         "calibration": result.metrics.get("bins"), "n_train": result.n_train, "n_validation": result.n_validation,
         "seconds": round(result.seconds, 2), "baseline": validation_summary(result.baseline_metrics),
+        "heads_warm_from": (result.manifest.get("replay") or {}).get("warm_from"),
     }
 
 

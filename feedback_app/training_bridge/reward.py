@@ -28,15 +28,23 @@ def reward_fit(
     progress: Callable[[dict], None],
     should_stop: Callable[[], bool],
     models: ModelHolder,
+    warm_heads_path: str | None = None,
+    new_groups: frozenset[str] = frozenset(),
 ) -> FitResult:
-    """Fit reward version ``name`` and return rm_trainer's FitResult; raise RunStopped when ``should_stop`` stopped it."""
+    """Fit reward version ``name`` and return rm_trainer's FitResult; raise RunStopped when ``should_stop`` stopped it.
+
+    A fast fit may start from the heads of the version at ``warm_heads_path``, which have not learned the pairs of
+    ``new_groups`` (``comparison_groups``).
+    """
+    from rm_trainer.replay import WarmHeads
     from rm_trainer.train import FitCancelled, fit
 
+    warm_heads = WarmHeads(str(version_folder(warm_heads_path)), new_groups) if warm_heads_path else None
     try:
         return fit(
             pairs, fit_config(tier=tier, warm_start_path=warm_start_path), store=checkpoint_store(), name=name, parent=parent,
             baseline=str(version_folder(baseline_path)) if baseline_path else None,
-            progress=progress, should_stop=should_stop, encoders=models.encoders,
+            progress=progress, should_stop=should_stop, encoders=models.encoders, warm_heads=warm_heads,
         )
     except FitCancelled:
         raise RunStopped("the run was stopped while it trained") from None

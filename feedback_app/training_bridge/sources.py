@@ -64,6 +64,7 @@ def fit_config(*, tier: str, warm_start_path: str | None) -> FitConfig:
         ensemble_size=settings.REWARD_ENSEMBLE_SIZE,
         strength_margins=tuple(settings.STRENGTH_MARGINS),
         warm_start=str(version_folder(warm_start_path) / "encoder") if warm_start_path else None,
+        replay_pairs=settings.REWARD_HEADS_REPLAY,
         embedding_cache_dir=embedding_cache_dir(),
         device=settings.TRAINING_DEVICE,
     )

@@ -27,6 +27,7 @@ def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_prefer
     # 120 pairs: the fixed 10% validation split keys on comparison ids, which PostgreSQL's sequences
     # carry over from earlier tests; 60 pairs left it empty about once in 550 runs (0.9 ** 60).
     synthetic_preferences(120)
+    settings.REWARD_HEADS_REPLAY = 50  # the second fit starts from the first's heads: 10 new pairs and 50 of the 120 learned
     first = run_now("reward_fast").reward_model_version
     assert first.status == "active" and first.tier == "fast"
     assert first.metrics["val_accuracy"] >= 0.99 and first.metrics["n_validation"] > 0
@@ -43,6 +44,9 @@ def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_prefer
     synthetic_preferences(130)  # 10 new pairs: the next fit embeds only their texts, into a new shard
     second = run_now("reward_fast").reward_model_version
     assert second.parent == first and second.metrics["baseline"]["val_accuracy"] is not None
+    assert second.manifest["replay"] == {"warm_from": first.name, "new_pairs": 10, "replayed": 50, "learned_before": 120, "pairs_given": 130}
+    assert second.metrics["heads_warm_from"] == first.name and second.metrics["val_accuracy"] >= 0.99
+    assert second.metrics["n_train"] + second.metrics["n_validation"] == 60 and second.data_range["n_pairs"] == 130
     shards = lambda: list((settings.MODEL_STORE / "embeddings").rglob("*.npz"))  # noqa: E731
     assert len(shards()) == 2
     assert training_bridge.embeddings_compact(manifest=second.manifest, min_shards=2) == 2 and len(shards()) == 1

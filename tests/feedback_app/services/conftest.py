@@ -24,8 +24,10 @@ class FakeFit:
     calls: list = field(default_factory=list)
     fail: Exception | None = None
 
-    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models):
-        self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path})
+    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models, warm_heads_path=None,
+                 new_groups=frozenset()):
+        self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path,
+                           "warm_heads": warm_heads_path, "new_groups": new_groups})
         progress({"phase": "heads", "step": 1, "total_steps": 2, "loss": 0.5})
         if self.fail:
             raise self.fail

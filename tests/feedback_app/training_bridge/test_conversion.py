@@ -1,5 +1,7 @@
 """Rows to rm_trainer's pairs, and rm_trainer's results to the site's metrics."""
 
+import dataclasses
+
 import pytest
 
 from feedback_app import training_bridge
@@ -23,6 +25,32 @@ def test_preference_pairs_aggregate_per_comparison(make_user, make_comparisons):
     assert {pair.chosen, pair.rejected} == {comparison.response_a.text, comparison.response_b.text}
 
 
+@pytest.mark.django_db
+def test_comparison_groups_name_every_pair_of_the_comparisons_labelled_since(make_user, make_comparisons):
+    """The groups of the labels after a label id cover their comparisons' pairs and the pairs their rewrites imply, and no other."""
+    from rm_trainer.replay import pair_group
+
+    from feedback_app.models import PreferenceLabel
+    from feedback_app.services.labeling import LabelSubmission, label_record
+    from feedback_app.services.leasing import assignment_lease_next
+
+    make_comparisons(3)
+    rater = make_user()
+    for edited_text in ("", "", "A clearer reply that answers the customer."):
+        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id,
+                     submission=LabelSubmission(choice="left", edited_text=edited_text))
+    labels = list(PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite")
+                  .order_by("comparison_id", "id"))
+    first = min(label.pk for label in labels)
+    groups = training_bridge.comparison_groups(labels, after_label_id=first)
+    later = [label for label in labels if label.pk > first]
+    assert groups == {str(label.comparison_id) for label in later} and len(groups) == 2
+    pairs = training_bridge.preference_pairs(labels)
+    assert len(pairs) == 5  # three comparisons, two pairs from the rewrite
+    assert {p.pair_id for p in pairs if pair_group(p) in groups} == {p.pair_id for p in training_bridge.preference_pairs(later)}
+
+
 def test_fit_results_become_the_site_s_metric_names():
     """A FitResult's validation figures are recorded as val_*, with the baseline under the same names."""
     from rm_trainer.train import FitResult
@@ -31,10 +59,11 @@ def test_fit_results_become_the_site_s_metric_names():
 
     result = FitResult(name="rm-1", path="/store/reward/rm-1", tier="fast", metrics={"accuracy": 0.75, "loss": 0.5, "ece": 0.1, "bins": [1], "n": 8},
                        baseline_metrics={"accuracy": 0.7, "loss": 0.6, "ece": 0.2, "n": 8}, n_train=32, n_validation=8, seconds=1.234,
-                       manifest={})
+                       manifest={"replay": {"warm_from": "rm-0", "new_pairs": 3}})
     metrics = reward_fit_metrics(result)
     assert metrics == {"val_accuracy": 0.75, "val_loss": 0.5, "val_ece": 0.1, "calibration": [1], "n_train": 32, "n_validation": 8,
-                       "seconds": 1.23, "baseline": {"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.2, "n": 8}}
+                       "seconds": 1.23, "baseline": {"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.2, "n": 8}, "heads_warm_from": "rm-0"}
+    assert reward_fit_metrics(dataclasses.replace(result, manifest={}))["heads_warm_from"] is None  # a full fit's manifest has none
     assert validation_summary(None) is None
 
 
