@@ -110,6 +110,7 @@ def reward_model_history(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> list[dict
             "baseline_accuracy": baseline.get("val_accuracy"), "n_train": m.get("n_train"), "n_validation": m.get("n_validation"),
             "data_range": v.data_range, "gate": m.get("gate"), "created_at": v.created_at.isoformat(), "ai_labels": m.get("ai_labels") or {},
             "activated_at": v.activated_at.isoformat() if v.activated_at else None,
+            "heads_warm_from": m.get("heads_warm_from"),  # a fast refit from that version's heads, on the new pairs and a replay
         })
     return rows
 

@@ -25,6 +25,7 @@ def studio(make_user, make_comparisons):
                                             metrics={"val_accuracy": 0.6, "val_loss": 0.66, "calibration": [{"p_mean": 0.6, "accuracy": 0.6, "count": 9}]})
     rm2 = RewardModelVersion.objects.create(name="rm-00002", path="reward/rm-00002", status="active", parent=rm1,
                                             metrics={"val_accuracy": 0.7, "val_loss": 0.6, "val_ece": 0.05, "baseline": {"val_accuracy": 0.6},
+                                                     "heads_warm_from": "rm-00001", "n_train": 6,
                                                      "calibration": [{"p_mean": 0.7, "accuracy": 0.72, "count": 20}]},
                                             data_range={"first_label_id": 1, "last_label_id": 9, "n_pairs": 9})
     base = PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="retired")
@@ -60,6 +61,8 @@ def test_pages_render_for_staff_and_refuse_raters(studio, researcher, rater):
     assert "CUDA out of memory" in models and "Roll back" in models and "policy-00003" in models
     assert "41.2" in models and "1.235 (0.0299/token)" in models  # the version's reply length and KL to the base
     assert 'data-testid="ai-labels-policy-00003"' in models and "ai:rm 17" in models  # the judges whose labels trained it
+    assert 'data-testid="warm-rm-00002"' in models and "heads from rm-00001, trained on 6 of 9 pairs" in models
+    assert 'data-testid="warm-rm-00001"' not in models  # a cold fit says nothing
     for page in PAGES:
         assert logged_in(rater).get(page).status_code == 403
         assert Client().get(page).status_code == 302
