@@ -6,8 +6,8 @@ Run from the project root:
 
 Part one, real data (``--data``): the pairs are split once into a held-out test set and a stream, which arrives in chunks as
 labels arrive at a studio. After each chunk two lines of versions are fitted through ``rm_trainer.train.fit`` with the frozen
-encoder: cold (every pair seen so far, as before warm heads) and warm (from that line's previous version, told which pairs
-are new, replaying at most ``--replay`` of the rest, as ``rm_trainer.replay`` does in the studio with REWARD_HEADS_REPLAY).
+encoder: cold (every pair seen so far, as before warm heads) and warm (from that line's previous version: the pairs it has not
+learned and at most ``--replay`` of the rest, as ``rm_trainer.replay`` does in the studio with REWARD_HEADS_REPLAY).
 Every text is embedded once before the fits, so a fit's CPU time is its heads and its bookkeeping. Accuracy is the ensemble's
 on the held-out pairs, which no fit sees. ``--orders`` repeats the stream in other orders.
 
@@ -33,7 +33,6 @@ from rm_trainer.config import FitConfig, default_reward_backbone
 from rm_trainer.embeddings import EmbeddingCache, EncoderCache, embed_cached
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import pairwise_metrics
-from rm_trainer.replay import WarmHeads, pair_group
 from rm_trainer.store import CheckpointStore
 from rm_trainer.train import fit
 
@@ -51,10 +50,10 @@ def stream_runs(pairs, args, order_seed: int, workdir: Path, encoders: EncoderCa
     store = CheckpointStore(workdir / f"store-{order_seed}")
     rows, warm_path = [], None
     for step, end in enumerate(range(args.chunk, len(stream) + 1, args.chunk), start=1):
-        seen, new = stream[:end], stream[end - args.chunk : end]
+        seen = stream[:end]
         row = {"order": order_seed, "step": step, "pairs": len(seen)}
         for line in ("cold", "warm"):
-            warm = WarmHeads(warm_path, frozenset(pair_group(p) for p in new)) if line == "warm" and warm_path else None
+            warm = warm_path if line == "warm" else None
             started = time.process_time()
             result = fit(seen, config, store=store, name=f"{line}-{step}", encoders=encoders, warm_heads=warm)
             cpu = time.process_time() - started

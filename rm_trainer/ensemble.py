@@ -108,8 +108,8 @@ def fit_ensemble(
     amount of data.
     ``on_epoch(epoch, epochs, loss)`` is called after each epoch and may raise to stop.
     ``init``: heads of the same shape to start from, their weights and input standardisation
-    (a warm start); their out-of-bag loss before the first epoch is the one to beat, so a member
-    keeps its starting weights unless an epoch improves on them.
+    (a warm start). Early stopping picks among the epochs trained, as for a cold start: the
+    starting heads' out-of-bag loss is no fair bar, as they trained on many of those pairs.
     The ensemble's ``history`` records the epochs run and each member's best out-of-bag loss.
     """
     device = torch.device(device)
@@ -138,9 +138,6 @@ def fit_ensemble(
     oob_weight = weight_t * out_of_bag  # [K, N]
     has_oob = oob_weight.sum(1) > 0
     best_loss = torch.full((members,), float("inf"), device=device)
-    if init is not None:
-        start_loss = _member_losses(ensemble, chosen_t, rejected_t, margin_t, oob_weight, tie_t)
-        best_loss = torch.where(has_oob, start_loss, best_loss)
     best = {name: p.detach().clone() for name, p in ensemble.named_parameters()}
     batch_size = min(batch_size, n)
 

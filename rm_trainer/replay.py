@@ -3,19 +3,26 @@
 A cold fast fit trains its heads on every pair, so its cost grows with the history: one epoch
 over 200,000 pairs takes half a minute of CPU, and early stopping runs several. Started from
 the previous fast checkpoint's heads instead, a fit trains on the pairs those heads have not
-learned (named by the caller, as the groups of ``pair_group``) and a random sample of at most
-``FitConfig.replay_pairs`` of the rest, so that it does not forget them: its cost depends on
-the new pairs and the bound, not on the history. The validation split stays the fixed one, so
-the sample's validation pairs measure the new heads and the baseline alike.
+learned and a random sample of at most ``FitConfig.replay_pairs`` of the rest, so that it does
+not forget them: its cost depends on the new pairs and the bound, not on the history.
 
-Until the warm heads have learned more than ``replay_pairs`` pairs a fit stays cold on every
-pair, exactly as without them: a bounded sample would be the whole history anyway. A fit also
-stays cold when the warm checkpoint is not one of the same frozen encoder, length and head
-shape (a full-tier checkpoint, another backbone, another ensemble size); ``replay_plan`` says why.
+What the heads learned is known by content: every fast checkpoint keeps an 8-byte digest of
+each pair it was given (``PAIRS_FILE``: id, texts, weight and margin to one decimal, tie). A pair
+whose digest the warm checkpoint lacks is new, whether its comparison is new or its labels, its
+verdict or its raters' weight changed. Learned pairs that are gone (an undo, an exclusion, a
+rater whose labels no longer count) cannot be unlearned by training on the others; when more
+than ``GONE_LIMIT`` of them are gone or changed, the fit goes cold on every pair.
+
+A fit also stays cold until the warm heads have learned more than ``replay_pairs`` pairs (the
+sample would be the whole history anyway), and when the warm checkpoint is not one of the same
+frozen encoder, length and head shape, records no digests, or cannot be read; ``replay_plan``
+says why. The validation split stays the fixed one, so the new pairs' and the sample's
+validation pairs (about ``validation_fraction`` of each) measure the new heads and the baseline alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +31,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from rm_trainer.config import FitConfig
-from rm_trainer.data import PreferencePair
+from rm_trainer.data import PreferencePair, split_pairs
 from rm_trainer.ensemble import HEADS_CONFIG, RewardEnsemble
 from rm_trainer.store import read_manifest
 
-
-@dataclass(frozen=True)
-class WarmHeads:
-    """A fast checkpoint whose heads may start a fit, and the groups of the pairs it has not learned."""
-
-    folder: str
-    new_groups: frozenset[str]  # ``pair_group`` of every pair that is new to these heads (or changed since)
+PAIRS_FILE = "pairs.npy"
+GONE_LIMIT = 0.05  # more of the learned pairs gone or changed than this: a cold fit
 
 
 @dataclass(frozen=True)
@@ -46,36 +48,56 @@ class ReplayPlan:
     record: dict[str, Any]
 
 
-def pair_group(pair: PreferencePair) -> str:
-    """Return the key that names a pair's source (its comparison): its split key, or its own id."""
-    return pair.split_key or pair.pair_id
+def pair_digests(pairs: Sequence[PreferencePair]) -> np.ndarray:
+    """Return an 8-byte digest [n] of each pair's content; weight and margin count to one decimal (trust drifts)."""
+    digests = np.empty(len(pairs), dtype=np.uint64)
+    for i, p in enumerate(pairs):
+        text = "\x1f".join((p.pair_id, p.split_key, p.prompt, p.chosen, p.rejected, f"{p.weight:.1f}", f"{p.margin:.1f}", str(p.tie)))
+        digests[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return digests
 
 
-def replay_plan(pairs: Sequence[PreferencePair], warm: WarmHeads | None, config: FitConfig, *, identity: str, dim: int) -> ReplayPlan:
-    """Return what a fast fit of ``pairs`` trains on with encoder ``identity`` (embeddings of ``dim``), given ``warm``."""
+def replay_plan(pairs: Sequence[PreferencePair], digests: np.ndarray, warm: str | None, config: FitConfig, *, identity: str,
+                dim: int) -> ReplayPlan:
+    """Return what a fast fit of ``pairs`` (their ``pair_digests``) trains on with encoder ``identity`` (embeddings of ``dim``),
+    starting from the checkpoint folder ``warm`` when it can."""
     if warm is None:
         return _cold(pairs, "no warm heads given")
     if not config.replay_pairs:
         return _cold(pairs, "replay_pairs is 0")
     try:
-        manifest = read_manifest(warm.folder)
-        shape = json.loads((Path(warm.folder) / HEADS_CONFIG).read_text()) if manifest.get("tier") == "fast" else {}
+        manifest = read_manifest(warm)
+        fast = manifest.get("tier") == "fast"
+        shape = json.loads((Path(warm) / HEADS_CONFIG).read_text()) if fast else {}
+        learned_digests = np.load(Path(warm) / PAIRS_FILE) if fast else None
+    except FileNotFoundError as exc:
+        return _cold(pairs, f"the warm checkpoint lacks {Path(exc.filename or '?').name} (written before warm heads, or damaged)")
     except (OSError, ValueError) as exc:
         return _cold(pairs, f"the warm checkpoint cannot be read ({type(exc).__name__}: {exc})")
     used_length = (manifest.get("hyperparameters") or {}).get("max_length")
-    if manifest.get("tier") != "fast" or manifest.get("backbone_identity") != identity or used_length != config.max_length:
+    if not fast or manifest.get("backbone_identity") != identity or used_length != config.max_length:
         return _cold(pairs, "the warm checkpoint is not a fast one of this encoder and length")
-    if (shape["members"], shape["dim"], shape["hidden"]) != (config.ensemble_size, dim, config.head_hidden):
+    if (shape.get("members"), shape.get("dim"), shape.get("hidden")) != (config.ensemble_size, dim, config.head_hidden):
         return _cold(pairs, "the warm heads have another shape")
-    new = [p for p in pairs if pair_group(p) in warm.new_groups]
-    learned = [p for p in pairs if pair_group(p) not in warm.new_groups]
+    known = np.isin(digests, learned_digests)
+    learned = [p for p, k in zip(pairs, known) if k]
+    new = [p for p, k in zip(pairs, known) if not k]
     if len(learned) <= config.replay_pairs:
-        return _cold(pairs, f"the warm heads learned {len(learned)} pairs, not more than replay_pairs ({config.replay_pairs})")
+        return _cold(pairs, f"the warm heads learned {len(learned)} of these pairs, not more than replay_pairs ({config.replay_pairs})")
+    gone = len(np.unique(learned_digests)) - len(np.unique(digests[known]))
+    if gone > GONE_LIMIT * len(learned_digests):
+        return _cold(pairs, f"{gone} of the {len(learned_digests)} pairs the warm heads learned are gone or changed (more than {GONE_LIMIT:.0%})")
     # a different sample each time the history grows, the same for the same pairs
     rng = np.random.default_rng([config.seed, len(pairs)])
     replayed = [learned[i] for i in np.sort(rng.choice(len(learned), config.replay_pairs, replace=False))]
-    record = {"warm_from": Path(warm.folder).name, "new_pairs": len(new), "replayed": len(replayed), "learned_before": len(learned)}
-    return ReplayPlan(pairs=new + replayed, init=RewardEnsemble.load(warm.folder), record=record)
+    if not split_pairs(new + replayed, config.validation_fraction)[0]:
+        return _cold(pairs, "every new and replayed pair fell into the validation split")
+    try:
+        init = RewardEnsemble.load(warm)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        return _cold(pairs, f"the warm heads cannot be loaded ({type(exc).__name__}: {exc})")
+    record = {"warm_from": Path(warm).name, "new_pairs": len(new), "replayed": len(replayed), "learned_before": len(learned), "gone": gone}
+    return ReplayPlan(pairs=new + replayed, init=init, record=record)
 
 
 def _cold(pairs: Sequence[PreferencePair], why: str) -> ReplayPlan:

@@ -9,8 +9,10 @@ Validation figures are those of ``rm_trainer.evaluate``: tie pairs count in the 
 in accuracy or calibration (a tie has no winner to get right).
 
 A checkpoint folder holds ``manifest.json`` (see ``_manifest``), ``heads.pt`` and
-``heads.json`` (the ensemble), and for the full tier ``encoder/`` (the fine-tuned encoder, its
-scalar head and its tokenizer, in transformers format).
+``heads.json`` (the ensemble), for the fast tier ``pairs.npy`` (a digest of every pair given,
+which a later fit warmed by these heads counts as learned: ``rm_trainer.replay``), and for the
+full tier ``encoder/`` (the fine-tuned encoder, its scalar head and its tokenizer, in
+transformers format). A fast fit given ``warm_heads`` may train on fewer pairs than it is given.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, emb
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import evaluate_pairs, pairwise_metrics
 from rm_trainer.loss import pairwise_loss
-from rm_trainer.replay import WarmHeads, replay_plan
+from rm_trainer.replay import PAIRS_FILE, pair_digests, replay_plan
 from rm_trainer.reward_model import RewardModel, load_tokenizer, tokenize_pairs
 from rm_trainer.scorer import ENCODER_FOLDER, RewardScorer
 from rm_trainer.store import CheckpointStore
@@ -73,14 +75,15 @@ def fit(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     encoders: EncoderCache | None = None,
-    warm_heads: WarmHeads | None = None,
+    warm_heads: str | None = None,
 ) -> FitResult:
     """Fit a reward model to ``pairs`` and write it to ``store`` as reward version ``name``.
 
     ``baseline`` is the folder of the active checkpoint (or None); its figures on the same
     validation pairs come back beside the new model's. ``encoders`` lets a long-lived worker
-    keep the frozen backbone loaded between fits. ``warm_heads``: a fast fit may start from those heads and replay a
-    bounded sample of what they learned (``rm_trainer.replay``). Raise FitCancelled when ``should_stop()``.
+    keep the frozen backbone loaded between fits. ``warm_heads``: a fast checkpoint folder whose heads a fast fit may start
+    from, training on the pairs they have not learned and a bounded sample of the rest (``rm_trainer.replay``). Raise
+    FitCancelled when ``should_stop()``.
     """
     started = time.perf_counter()
     if store.path("reward", name).exists():
@@ -92,11 +95,12 @@ def fit(
     encoders = encoders if encoders is not None else EncoderCache()
     torch.manual_seed(config.seed)
 
-    fine_tuned, cache, plan = None, None, None
+    fine_tuned, cache, plan, digests = None, None, None, None
     if config.tier == "fast":
         encoder = encoders.get(config.backbone, device=str(device), bf16=config.bf16)
         cache = EmbeddingCache(config.embedding_cache_dir, identity=encoder.identity, max_length=config.max_length)
-        plan = replay_plan(pairs, warm_heads, config, identity=encoder.identity, dim=encoder.dim)
+        digests = pair_digests(pairs)
+        plan = replay_plan(pairs, digests, warm_heads, config, identity=encoder.identity, dim=encoder.dim)
         train, validation = split_pairs(plan.pairs, config.validation_fraction)
     else:
         train, validation = split_pairs(pairs, config.validation_fraction)
@@ -129,7 +133,7 @@ def fit(
     if plan is not None:
         manifest["replay"] = {**plan.record, "pairs_given": len(pairs)}
     manifest["seconds"] = round(time.perf_counter() - started, 3)
-    path = store.write("reward", name, manifest, lambda folder: _write_checkpoint(folder, ensemble, fine_tuned, encoder))
+    path = store.write("reward", name, manifest, lambda folder: _write_checkpoint(folder, ensemble, fine_tuned, encoder, digests))
     return FitResult(
         name=name, path=str(path), tier=config.tier, metrics=metrics, baseline_metrics=baseline_metrics,
         n_train=len(train), n_validation=len(validation), seconds=time.perf_counter() - started, manifest=manifest,
@@ -291,8 +295,12 @@ def _manifest(
     }
 
 
-def _write_checkpoint(folder: Path, ensemble: RewardEnsemble, fine_tuned: RewardModel | None, encoder: PairEncoder) -> None:
+def _write_checkpoint(
+    folder: Path, ensemble: RewardEnsemble, fine_tuned: RewardModel | None, encoder: PairEncoder, digests: np.ndarray | None
+) -> None:
     ensemble.save(folder)
+    if digests is not None:  # what a later fast fit warmed by these heads counts as learned (rm_trainer.replay)
+        np.save(folder / PAIRS_FILE, digests)
     if fine_tuned is not None:
         fine_tuned.save_pretrained(folder / ENCODER_FOLDER)
         encoder.tokenizer.save_pretrained(folder / ENCODER_FOLDER)

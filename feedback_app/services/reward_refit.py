@@ -35,16 +35,15 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
         raise TrainingError(f"only {len(pairs)} decided comparison(s) in the campaign so far; a reward model needs at least 2")
     active = reward_model_active(campaign_id=campaign_id)
     warm = reward_model_latest_full(campaign_id=campaign_id) if tier == "full" and settings.REWARD_FULL_WARM_START else None
-    # a fast refit starts from the active fast version's heads, which have not learned the comparisons labelled since its data
-    # (an undo, a verdict or a rater's new trust since then reaches them through the replayed sample: rm_trainer.replay)
+    # a fast refit starts from the active fast version's heads: it trains on the pairs they have not learned (new or changed since)
+    # and a bounded sample of those they have, or fits cold where that cannot serve (rm_trainer.replay says why in the manifest)
     warm_heads = active if tier == "fast" and active is not None and active.tier == "fast" else None
-    new_groups = training_bridge.comparison_groups(labels, after_label_id=(warm_heads.data_range or {}).get("last_label_id") or 0) if warm_heads else frozenset()
     name = training_bridge.checkpoint_name_free("reward", f"rm-{run.pk:05d}")
     result = training_bridge.reward_fit(
         pairs=pairs, tier=tier, name=name, parent=active.name if active else None,
         baseline_path=active.path if active else None, warm_start_path=warm.path if warm else None,
         progress=monitor.progress, should_stop=monitor.should_stop, models=models,
-        warm_heads_path=warm_heads.path if warm_heads else None, new_groups=new_groups,
+        warm_heads_path=warm_heads.path if warm_heads else None,
     )
     promote, reason = reward_promotion_decision(new=result.metrics, baseline=result.baseline_metrics)
     metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason,

@@ -52,8 +52,8 @@ RM_RESCORE_PER_LABEL = _env_int("RM_RESCORE_PER_LABEL", 1, 0)
 PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)  # how much worse validation accuracy may be
 REWARD_ENSEMBLE_SIZE = _env_int("REWARD_ENSEMBLE_SIZE", 5, 1)
 REWARD_FULL_WARM_START = _env_bool("REWARD_FULL_WARM_START", True)  # full tier: from the last full checkpoint
-# A fast refit starts from the active fast version's heads and trains them on the comparisons labelled since, beside at most
-# this many of the pairs they learned, once they learned more (rm_trainer.replay): its heads cost the same at any history.
+# A fast refit starts from the active fast version's heads and trains them on the pairs they have not learned, beside at most
+# this many of those they have, once they learned more (rm_trainer.replay): its heads cost the same at any history.
 # 0: every fast refit fits its heads cold on every pair.
 REWARD_HEADS_REPLAY = _env_int("REWARD_HEADS_REPLAY", 20_000, 0)
 TRAINING_HEARTBEAT_TIMEOUT = _env_int("TRAINING_HEARTBEAT_TIMEOUT", 180, 10)  # a silent run is failed after this

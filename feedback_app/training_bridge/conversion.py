@@ -109,12 +109,6 @@ def preference_pairs(
     return pairs
 
 
-def comparison_groups(labels: Iterable[PreferenceLabel], *, after_label_id: int) -> frozenset[str]:
-    """Return the pair groups (``rm_trainer.replay.pair_group``) of the comparisons labelled after label ``after_label_id``:
-    a comparison's own pair and those its rewrites imply are named by its id."""
-    return frozenset(str(label.comparison_id) for label in labels if label.pk > after_label_id)
-
-
 def read_preference_file(path: Path) -> list[PreferencePair]:
     """Read a TRL or HH JSONL file (optionally .gz) into pairs, raising ValueError naming the line."""
     from rm_trainer.data import read_preference_file

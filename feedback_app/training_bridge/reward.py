@@ -29,17 +29,14 @@ def reward_fit(
     should_stop: Callable[[], bool],
     models: ModelHolder,
     warm_heads_path: str | None = None,
-    new_groups: frozenset[str] = frozenset(),
 ) -> FitResult:
     """Fit reward version ``name`` and return rm_trainer's FitResult; raise RunStopped when ``should_stop`` stopped it.
 
-    A fast fit may start from the heads of the version at ``warm_heads_path``, which have not learned the pairs of
-    ``new_groups`` (``comparison_groups``).
+    A fast fit may start from the heads of the version at ``warm_heads_path`` (rm_trainer.replay).
     """
-    from rm_trainer.replay import WarmHeads
     from rm_trainer.train import FitCancelled, fit
 
-    warm_heads = WarmHeads(str(version_folder(warm_heads_path)), new_groups) if warm_heads_path else None
+    warm_heads = str(version_folder(warm_heads_path)) if warm_heads_path else None
     try:
         return fit(
             pairs, fit_config(tier=tier, warm_start_path=warm_start_path), store=checkpoint_store(), name=name, parent=parent,

@@ -15,7 +15,7 @@ def test_the_scale_part_times_a_cold_fit_on_everything_against_a_warm_one_on_new
     assert [row["history"] for row in rows] == [600, 1200]
     for row in rows:
         assert row["cold"]["trained"] == row["history"] + 100 and row["warm"]["trained"] == 400
-        assert row["cold"]["cpu_s"] >= 0 and row["warm"]["epochs"] >= 1 and 0.5 < row["warm"]["accuracy"] <= 1
+        assert row["cold"]["epochs"] >= 1 and row["warm"]["epochs"] >= 1 and 0.5 < row["warm"]["accuracy"] <= 1
 
 
 @pytest.mark.models

@@ -120,21 +120,18 @@ def test_a_warm_start_begins_from_the_given_heads_and_their_standardisation():
     assert cold.history["warm"] is False and not torch.allclose(cold.feature_mean, first.feature_mean)
 
 
-def test_warm_heads_keep_their_start_unless_an_epoch_beats_it():
-    """A step size that wrecks every epoch leaves trained heads as they were; weak heads improve on new pairs."""
-    chosen, rejected = separable_task(800)
-    trained = fit_ensemble(chosen[:600], rejected[:600], members=3, hidden=16, epochs=20, batch_size=25, seed=0)
-    wrecked = fit_ensemble(chosen[100:700], rejected[100:700], members=3, hidden=16, epochs=4, batch_size=25, seed=1,
-                           learning_rate=50.0, init=trained)
-    for name, value in trained.state_dict().items():
-        assert torch.equal(wrecked.state_dict()[name], value), name
+def test_warm_heads_move_toward_new_pairs_that_contradict_what_they_learned():
+    """Heads trained on one preference, given pairs of the opposite one, train on them: their weights change and their
+    accuracy on held-out pairs of the new preference rises from where it started."""
+    chosen, rejected = separable_task(900)
+    trained = fit_ensemble(chosen[:400], rejected[:400], members=3, hidden=16, epochs=10, batch_size=25, seed=0)
+    warm = fit_ensemble(rejected[400:800], chosen[400:800], members=3, hidden=16, epochs=10, batch_size=25, seed=1, init=trained)
 
-    def accuracy(ensemble):
-        return ((ensemble.member_rewards(chosen[700:]) - ensemble.member_rewards(rejected[700:])).mean(0) > 0).mean()
+    def flipped_accuracy(ensemble):
+        return ((ensemble.member_rewards(rejected[800:]) - ensemble.member_rewards(chosen[800:])).mean(0) > 0).mean()
 
-    weak = fit_ensemble(chosen[:60], rejected[:60], members=3, hidden=16, epochs=1, batch_size=20, seed=0)
-    better = fit_ensemble(chosen[60:700], rejected[60:700], members=3, hidden=16, epochs=10, batch_size=25, seed=1, init=weak)
-    assert accuracy(better) > accuracy(weak) and accuracy(better) > 0.85
+    assert not torch.equal(warm.w1, trained.w1) and warm.history["epochs"] >= 1
+    assert flipped_accuracy(trained) < 0.2 and flipped_accuracy(warm) > flipped_accuracy(trained) + 0.3
 
 
 def test_warm_heads_of_another_shape_are_refused():

@@ -1,11 +1,13 @@
 import dataclasses
+import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from rm_trainer.data import PreferencePair, split_pairs
 from rm_trainer.ensemble import RewardEnsemble
-from rm_trainer.replay import WarmHeads, pair_group, replay_plan
+from rm_trainer.replay import PAIRS_FILE, pair_digests, replay_plan
 from rm_trainer.store import CheckpointStore
 from rm_trainer.train import fit
 from tests.rm_trainer.conftest import synthetic_pairs
@@ -21,75 +23,104 @@ def learned(tiny_backbone, tmp_path):
     return first, store, config
 
 
-def groups(pairs):
-    return frozenset(pair_group(p) for p in pairs)
+def plan_for(pairs, first, config, warm=None):
+    return replay_plan(pairs, pair_digests(pairs), first.path if warm is None else warm, config,
+                       identity=first.manifest["backbone_identity"], dim=first.manifest["embedding_dim"])
 
 
-def test_a_fit_given_warm_heads_trains_on_the_new_pairs_and_a_bounded_replay(learned):
-    """v2 starts from v1's heads: every new pair, 50 of the 200 v1 learned, validated against v1 on the same pairs."""
+def flipped(pairs):
+    return [dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen) for p in pairs]
+
+
+def test_a_fast_checkpoint_keeps_a_digest_of_every_pair_it_was_given(learned):
+    first, _, _ = learned
+    digests = np.load(f"{first.path}/{PAIRS_FILE}")
+    assert digests.dtype == np.uint64 and np.array_equal(digests, pair_digests(synthetic_pairs(200)))
+
+
+def test_a_warm_fit_trains_on_the_new_pairs_and_a_bounded_replay_and_learns_them(learned):
+    """v2 starts from v1's heads: every new pair, 50 of the 200 v1 learned, validated against v1 on the same pairs; new pairs
+    that contradict what v1 learned move the heads their way."""
     first, store, config = learned
-    new = synthetic_pairs(100, seed=1, prefix="n")
-    second = fit(synthetic_pairs(200) + new, config, store=store, name="v2", parent="v1", baseline=first.path,
-                 warm_heads=WarmHeads(first.path, groups(new)))
-    replay = second.manifest["replay"]
-    assert replay == {"warm_from": "v1", "new_pairs": 100, "replayed": 50, "learned_before": 200, "pairs_given": 300}
-    assert second.n_train + second.n_validation == 150 and second.manifest["data"]["n_pairs"] == 300
+    new = flipped(synthetic_pairs(150, seed=1, prefix="n"))
+    second = fit(synthetic_pairs(200) + new, config, store=store, name="v2", parent="v1", baseline=first.path, warm_heads=first.path)
+    assert second.manifest["replay"] == {"warm_from": "v1", "new_pairs": 150, "replayed": 50, "learned_before": 200, "gone": 0,
+                                         "pairs_given": 350}
+    assert second.n_train + second.n_validation == 200 and second.manifest["data"]["n_pairs"] == 350
     assert second.manifest["heads"]["warm"] is True and second.manifest["hyperparameters"]["replay_pairs"] == 50
-    assert second.metrics["accuracy"] > 0.8
     assert second.baseline_metrics["n"] == second.metrics["n"] == second.n_validation
+    before, after = RewardEnsemble.load(first.path), RewardEnsemble.load(second.path)
+    assert torch.equal(before.feature_mean, after.feature_mean) and not torch.equal(before.w1, after.w1)
+    # most pairs v2 validated on are flipped ones, on which v1 was mostly wrong; v2 does better than v1 did
+    assert second.metrics["accuracy"] > second.baseline_metrics["accuracy"] + 0.1
 
 
 def test_the_replay_is_every_new_pair_and_a_fixed_sample_of_the_learned(learned):
-    """The plan keeps the new pairs and draws the replayed ones from the learned, the same draw for the same pairs."""
     first, _, config = learned
     old, new = synthetic_pairs(200), synthetic_pairs(30, seed=2, prefix="n")
-    warm = WarmHeads(first.path, groups(new))
-    plan = replay_plan(old + new, warm, config, identity=first.manifest["backbone_identity"], dim=first.manifest["embedding_dim"])
+    plan = plan_for(old + new, first, config)
     ids = [p.pair_id for p in plan.pairs]
     assert set(ids) >= {p.pair_id for p in new} and len(ids) == len(set(ids)) == 80
     assert set(ids) - {p.pair_id for p in new} <= {p.pair_id for p in old}
-    again = replay_plan(old + new, warm, config, identity=first.manifest["backbone_identity"], dim=first.manifest["embedding_dim"])
-    assert [p.pair_id for p in again.pairs] == ids
+    assert [p.pair_id for p in plan_for(old + new, first, config).pairs] == ids
     saved = RewardEnsemble.load(first.path)
     assert all(torch.equal(plan.init.state_dict()[k], v) for k, v in saved.state_dict().items())
 
 
-def test_a_pair_s_group_is_its_split_key_so_a_rewrite_is_new_with_its_comparison():
-    """Pairs a rewrite implies belong to their comparison's group; a plain pair is its own."""
-    plain = PreferencePair("17", "p", "a", "b")
-    rewrite = PreferencePair("17-rewrite-3-a", "p", "r", "a", split_key="17")
-    assert pair_group(plain) == pair_group(rewrite) == "17"
+def test_a_changed_pair_is_new_and_its_old_self_counts_as_gone(learned):
+    """A verdict that swaps a pair, or a weight that moves by a tenth, makes it new; drift below a tenth does not."""
+    first, _, config = learned
+    pairs = synthetic_pairs(200)
+    pairs[0] = dataclasses.replace(pairs[0], chosen=pairs[0].rejected, rejected=pairs[0].chosen)
+    pairs[1] = dataclasses.replace(pairs[1], weight=0.8)
+    pairs[2] = dataclasses.replace(pairs[2], weight=0.98)
+    plan = plan_for(pairs, first, config)
+    assert plan.record["new_pairs"] == 2 and plan.record["gone"] == 2 and plan.record["learned_before"] == 198
+    assert {p.pair_id for p in plan.pairs} >= {"p0", "p1"}
 
 
 @pytest.mark.parametrize("case, why", [
     ("no warm heads", "no warm heads given"),
     ("replay off", "replay_pairs is 0"),
-    ("small history", "learned 200 pairs, not more than replay_pairs (200)"),
+    ("small history", "learned 200 of these pairs, not more than replay_pairs (200)"),
     ("other shape", "another shape"),
     ("other length", "not a fast one of this encoder and length"),
     ("other encoder", "not a fast one of this encoder and length"),
-    ("missing", "cannot be read (FileNotFoundError"),
+    ("missing", "lacks manifest.json"),
+    ("no digests", "lacks pairs.npy (written before warm heads"),
+    ("many gone", "11 of the 200 pairs the warm heads learned are gone or changed (more than 5%)"),
 ])
-def test_a_fit_stays_cold_on_every_pair_when_warm_heads_cannot_serve(learned, case, why):
+def test_a_fit_stays_cold_on_every_pair_when_warm_heads_cannot_serve(learned, tmp_path, case, why):
     """Each reason a warm start cannot apply leaves the fit cold, on every pair given, and says why."""
     first, _, config = learned
     identity, dim = first.manifest["backbone_identity"], first.manifest["embedding_dim"]
-    pairs = synthetic_pairs(200) + synthetic_pairs(10, seed=3, prefix="n")
-    warm = WarmHeads(first.path + ("-gone" if case == "missing" else ""), groups(pairs[200:]))
+    pairs = synthetic_pairs(200)[11 if case == "many gone" else 0:] + synthetic_pairs(10, seed=3, prefix="n")
+    warm = first.path
+    if case == "missing":
+        warm = str(tmp_path / "gone")
+    elif case == "no digests":
+        warm = str(tmp_path / "old")
+        shutil.copytree(first.path, warm, ignore=shutil.ignore_patterns(PAIRS_FILE))
     changes = {"replay off": {"replay_pairs": 0}, "small history": {"replay_pairs": 200}, "other shape": {"ensemble_size": 3},
                "other length": {"max_length": 64}}
     config = dataclasses.replace(config, **changes.get(case, {}))
-    plan = replay_plan(pairs, None if case == "no warm heads" else warm, config,
+    plan = replay_plan(pairs, pair_digests(pairs), None if case == "no warm heads" else warm, config,
                        identity="another-encoder" if case == "other encoder" else identity, dim=dim)
     assert plan.init is None and plan.pairs == pairs
     assert plan.record["warm_from"] is None and why in plan.record["why_cold"]
 
 
-def test_a_full_tier_checkpoint_never_warms_a_fast_fit(tiny_backbone, tmp_path, learned):
+def test_a_full_tier_checkpoint_never_warms_a_fast_fit(learned):
     """The heads of a fine-tuned encoder sit on other embeddings: a fast fit from them stays cold."""
     _, store, config = learned
     full = fit(synthetic_pairs(200), dataclasses.replace(config, tier="full", full_batch_size=32), store=store, name="f1")
     pairs = synthetic_pairs(200) + synthetic_pairs(10, seed=3, prefix="n")
-    result = fit(pairs, config, store=store, name="v2", warm_heads=WarmHeads(full.path, groups(pairs[200:])))
+    result = fit(pairs, config, store=store, name="v2", warm_heads=full.path)
     assert result.manifest["replay"]["warm_from"] is None and result.manifest["heads"]["warm"] is False
-    assert result.n_train + result.n_validation == 210 == len(split_pairs(pairs, config.validation_fraction)[0]) + result.n_validation
+    assert result.n_train == len(split_pairs(pairs, config.validation_fraction)[0])
+
+
+def test_digests_name_content_not_order():
+    a, b = PreferencePair("1", "p", "x", "y"), PreferencePair("2", "p", "x", "y")
+    assert pair_digests([a, b])[0] == pair_digests([b, a])[1] != pair_digests([b, a])[0]
+    assert pair_digests([dataclasses.replace(a, tie=True)])[0] != pair_digests([a])[0]

@@ -63,7 +63,7 @@ def test_manifest_records_what_was_fitted(tiny_backbone, tmp_path):
     assert manifest["data"]["n_pairs"] == 81 and manifest["data"]["n_ties"] == 1
     assert manifest["data"]["n_train"] + manifest["data"]["n_validation"] == 81
     assert manifest["metrics"]["accuracy"] == result.metrics["accuracy"]
-    assert sorted(os.listdir(result.path)) == ["heads.json", "heads.pt", "manifest.json"]
+    assert sorted(os.listdir(result.path)) == ["heads.json", "heads.pt", "manifest.json", "pairs.npy"]
 
 
 def test_checkpoint_is_read_only_and_never_overwritten(tiny_backbone, tmp_path):

@@ -44,7 +44,8 @@ def test_fast_refit_learns_and_the_scorer_swaps_without_restart(synthetic_prefer
     synthetic_preferences(130)  # 10 new pairs: the next fit embeds only their texts, into a new shard
     second = run_now("reward_fast").reward_model_version
     assert second.parent == first and second.metrics["baseline"]["val_accuracy"] is not None
-    assert second.manifest["replay"] == {"warm_from": first.name, "new_pairs": 10, "replayed": 50, "learned_before": 120, "pairs_given": 130}
+    assert second.manifest["replay"] == {"warm_from": first.name, "new_pairs": 10, "replayed": 50, "learned_before": 120, "gone": 0,
+                                         "pairs_given": 130}
     assert second.metrics["heads_warm_from"] == first.name and second.metrics["val_accuracy"] >= 0.99
     assert second.metrics["n_train"] + second.metrics["n_validation"] == 60 and second.data_range["n_pairs"] == 130
     shards = lambda: list((settings.MODEL_STORE / "embeddings").rglob("*.npz"))  # noqa: E731

@@ -24,10 +24,9 @@ class FakeFit:
     calls: list = field(default_factory=list)
     fail: Exception | None = None
 
-    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models, warm_heads_path=None,
-                 new_groups=frozenset()):
+    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models, warm_heads_path=None):
         self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path,
-                           "warm_heads": warm_heads_path, "new_groups": new_groups})
+                           "warm_heads": warm_heads_path})
         progress({"phase": "heads", "step": 1, "total_steps": 2, "loss": 0.5})
         if self.fail:
             raise self.fail

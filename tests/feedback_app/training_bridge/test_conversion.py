@@ -25,32 +25,6 @@ def test_preference_pairs_aggregate_per_comparison(make_user, make_comparisons):
     assert {pair.chosen, pair.rejected} == {comparison.response_a.text, comparison.response_b.text}
 
 
-@pytest.mark.django_db
-def test_comparison_groups_name_every_pair_of_the_comparisons_labelled_since(make_user, make_comparisons):
-    """The groups of the labels after a label id cover their comparisons' pairs and the pairs their rewrites imply, and no other."""
-    from rm_trainer.replay import pair_group
-
-    from feedback_app.models import PreferenceLabel
-    from feedback_app.services.labeling import LabelSubmission, label_record
-    from feedback_app.services.leasing import assignment_lease_next
-
-    make_comparisons(3)
-    rater = make_user()
-    for edited_text in ("", "", "A clearer reply that answers the customer."):
-        a = assignment_lease_next(campaign=campaign_default(), rater=rater)
-        label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id,
-                     submission=LabelSubmission(choice="left", edited_text=edited_text))
-    labels = list(PreferenceLabel.objects.select_related("comparison__prompt", "comparison__response_a", "comparison__response_b", "rewrite")
-                  .order_by("comparison_id", "id"))
-    first = min(label.pk for label in labels)
-    groups = training_bridge.comparison_groups(labels, after_label_id=first)
-    later = [label for label in labels if label.pk > first]
-    assert groups == {str(label.comparison_id) for label in later} and len(groups) == 2
-    pairs = training_bridge.preference_pairs(labels)
-    assert len(pairs) == 5  # three comparisons, two pairs from the rewrite
-    assert {p.pair_id for p in pairs if pair_group(p) in groups} == {p.pair_id for p in training_bridge.preference_pairs(later)}
-
-
 def test_fit_results_become_the_site_s_metric_names():
     """A FitResult's validation figures are recorded as val_*, with the baseline under the same names."""
     from rm_trainer.train import FitResult
