@@ -89,7 +89,8 @@ def fit(
     if store.path("reward", name).exists():
         raise FileExistsError(f"checkpoint reward/{name} already exists")  # fail before the work, not after
     report = _Reporter(progress, should_stop)
-    if not split_pairs(pairs, config.validation_fraction)[0]:
+    train, validation = split_pairs(pairs, config.validation_fraction)
+    if not train:
         raise ValueError("no training pairs: every pair fell into the validation split")
     device = resolve_device(config.device)
     encoders = encoders if encoders is not None else EncoderCache()
@@ -101,9 +102,9 @@ def fit(
         cache = EmbeddingCache(config.embedding_cache_dir, identity=encoder.identity, max_length=config.max_length)
         digests = pair_digests(pairs)
         plan = replay_plan(pairs, digests, warm_heads, config, identity=encoder.identity, dim=encoder.dim)
-        train, validation = split_pairs(plan.pairs, config.validation_fraction)
+        if plan.init is not None:  # warm: the new pairs and the replayed sample, split as the whole would be
+            train, validation = split_pairs(plan.pairs, config.validation_fraction)
     else:
-        train, validation = split_pairs(pairs, config.validation_fraction)
         fine_tuned, tokenizer = _fine_tune(train, config, device, report)
         encoder = PairEncoder(fine_tuned, tokenizer, device=device, bf16=config.bf16)
 
