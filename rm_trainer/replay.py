@@ -22,9 +22,9 @@ validation pairs (about ``validation_fraction`` of each) measure the new heads a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +33,7 @@ import numpy as np
 from rm_trainer.config import FitConfig
 from rm_trainer.data import PreferencePair, split_pairs
 from rm_trainer.ensemble import HEADS_CONFIG, RewardEnsemble
+from rm_trainer.pair_facts import pair_digests  # noqa: F401  (re-exported: what a checkpoint's PAIRS_FILE holds)
 from rm_trainer.store import read_manifest
 
 PAIRS_FILE = "pairs.npy"
@@ -46,15 +47,6 @@ class ReplayPlan:
     pairs: Sequence[PreferencePair]
     init: RewardEnsemble | None
     record: dict[str, Any]
-
-
-def pair_digests(pairs: Sequence[PreferencePair]) -> np.ndarray:
-    """Return an 8-byte digest [n] of each pair's content; weight and margin count to one decimal (trust drifts)."""
-    digests = np.empty(len(pairs), dtype=np.uint64)
-    for i, p in enumerate(pairs):
-        text = "\x1f".join((p.pair_id, p.split_key, p.prompt, p.chosen, p.rejected, f"{p.weight:.1f}", f"{p.margin:.1f}", str(p.tie)))
-        digests[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-    return digests
 
 
 def replay_plan(pairs: Sequence[PreferencePair], digests: np.ndarray, warm: str | None, config: FitConfig, *, identity: str,
@@ -80,8 +72,7 @@ def replay_plan(pairs: Sequence[PreferencePair], digests: np.ndarray, warm: str 
     if (shape.get("members"), shape.get("dim"), shape.get("hidden")) != (config.ensemble_size, dim, config.head_hidden):
         return _cold(pairs, "the warm heads have another shape")
     known = np.isin(digests, learned_digests)
-    learned = [p for p, k in zip(pairs, known) if k]
-    new = [p for p, k in zip(pairs, known) if not k]
+    learned, new = list(compress(pairs, known.tolist())), list(compress(pairs, (~known).tolist()))  # a step in C per pair, not in Python
     if len(learned) <= config.replay_pairs:
         return _cold(pairs, f"the warm heads learned {len(learned)} of these pairs, not more than replay_pairs ({config.replay_pairs})")
     gone = len(np.unique(learned_digests)) - len(np.unique(digests[known]))

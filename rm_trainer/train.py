@@ -23,6 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import compress
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,7 +38,8 @@ from rm_trainer.embeddings import EmbeddingCache, EncoderCache, PairEncoder, emb
 from rm_trainer.ensemble import RewardEnsemble, fit_ensemble
 from rm_trainer.evaluate import evaluate_pairs, pairwise_metrics
 from rm_trainer.loss import pairwise_loss
-from rm_trainer.replay import PAIRS_FILE, pair_digests, replay_plan
+from rm_trainer.pair_facts import PairFacts, pair_digests
+from rm_trainer.replay import PAIRS_FILE, replay_plan
 from rm_trainer.reward_model import RewardModel, load_tokenizer, tokenize_pairs
 from rm_trainer.scorer import ENCODER_FOLDER, RewardScorer
 from rm_trainer.store import CheckpointStore
@@ -76,20 +78,28 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     encoders: EncoderCache | None = None,
     warm_heads: str | None = None,
+    facts: PairFacts | None = None,
 ) -> FitResult:
     """Fit a reward model to ``pairs`` and write it to ``store`` as reward version ``name``.
 
     ``baseline`` is the folder of the active checkpoint (or None); its figures on the same
     validation pairs come back beside the new model's. ``encoders`` lets a long-lived worker
     keep the frozen backbone loaded between fits. ``warm_heads``: a fast checkpoint folder whose heads a fast fit may start
-    from, training on the pairs they have not learned and a bounded sample of the rest (``rm_trainer.replay``). Raise
-    FitCancelled when ``should_stop()``.
+    from, training on the pairs they have not learned and a bounded sample of the rest (``rm_trainer.replay``). ``facts``: each
+    pair's digest and validation flag, from a caller that keeps them between fits (a fit works them out per pair otherwise).
+    Raise FitCancelled when ``should_stop()``.
     """
     started = time.perf_counter()
     if store.path("reward", name).exists():
         raise FileExistsError(f"checkpoint reward/{name} already exists")  # fail before the work, not after
     report = _Reporter(progress, should_stop)
-    train, validation = split_pairs(pairs, config.validation_fraction)
+    if facts is not None and (len(facts.digests) != len(pairs) or facts.fraction != config.validation_fraction):
+        raise ValueError(f"facts of {len(facts.digests)} pairs split at {facts.fraction} given for {len(pairs)} pairs split at "
+                         f"{config.validation_fraction}")
+    if facts is None:
+        train, validation = split_pairs(pairs, config.validation_fraction)
+    else:
+        train, validation = list(compress(pairs, (~facts.validation).tolist())), list(compress(pairs, facts.validation.tolist()))
     if not train:
         raise ValueError("no training pairs: every pair fell into the validation split")
     device = resolve_device(config.device)
@@ -100,7 +110,7 @@ def fit(
     if config.tier == "fast":
         encoder = encoders.get(config.backbone, device=str(device), bf16=config.bf16)
         cache = EmbeddingCache(config.embedding_cache_dir, identity=encoder.identity, max_length=config.max_length)
-        digests = pair_digests(pairs)
+        digests = pair_digests(pairs) if facts is None else facts.digests
         plan = replay_plan(pairs, digests, warm_heads, config, identity=encoder.identity, dim=encoder.dim)
         if plan.init is not None:  # warm: the new pairs and the replayed sample, split as the whole would be
             train, validation = split_pairs(plan.pairs, config.validation_fraction)

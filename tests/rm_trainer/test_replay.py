@@ -7,6 +7,7 @@ import torch
 
 from rm_trainer.data import PreferencePair, split_pairs
 from rm_trainer.ensemble import RewardEnsemble
+from rm_trainer.pair_facts import PairFacts, pair_facts
 from rm_trainer.replay import PAIRS_FILE, pair_digests, replay_plan
 from rm_trainer.store import CheckpointStore
 from rm_trainer.train import fit
@@ -124,3 +125,27 @@ def test_digests_name_content_not_order():
     a, b = PreferencePair("1", "p", "x", "y"), PreferencePair("2", "p", "x", "y")
     assert pair_digests([a, b])[0] == pair_digests([b, a])[1] != pair_digests([b, a])[0]
     assert pair_digests([dataclasses.replace(a, tie=True)])[0] != pair_digests([a])[0]
+
+
+def test_a_fit_given_the_pairs_facts_is_the_fit_that_works_them_out(learned, tmp_path):
+    """``facts`` (kept by a caller between fits) stand in for the digests and the split a fit works out per pair: the same
+    pairs trained and validated, the same heads, the same digests kept; facts of other pairs are refused."""
+    first, store, config = learned
+    pairs = synthetic_pairs(200) + flipped(synthetic_pairs(150, seed=1, prefix="n"))
+    facts = pair_facts(pairs, config.validation_fraction)
+    train, validation = split_pairs(pairs, config.validation_fraction)
+    assert facts.validation.tolist() == [p in validation for p in pairs] and np.array_equal(facts.digests, pair_digests(pairs))
+    worked_out = fit(pairs, config, store=store, name="v2", baseline=first.path, warm_heads=first.path)
+    given = fit(pairs, config, store=store, name="v3", baseline=first.path, warm_heads=first.path, facts=facts)
+    assert given.manifest["replay"] == worked_out.manifest["replay"] and given.metrics == worked_out.metrics
+    assert torch.equal(RewardEnsemble.load(given.path).w1, RewardEnsemble.load(worked_out.path).w1)
+    assert np.array_equal(np.load(f"{given.path}/{PAIRS_FILE}"), np.load(f"{worked_out.path}/{PAIRS_FILE}"))
+    cold = fit(pairs, config, store=store, name="v4", facts=facts)  # cold too: the split is the facts'
+    assert (cold.n_train, cold.n_validation) == (len(train), len(validation))
+    with pytest.raises(ValueError, match="facts of 349 pairs"):
+        fit(pairs, config, store=store, name="v5", facts=pair_facts(pairs[1:], config.validation_fraction))
+    with pytest.raises(ValueError, match="split at 0.2"):
+        fit(pairs, config, store=store, name="v5", facts=pair_facts(pairs, 0.2))
+    assert not store.path("reward", "v5").exists()
+    with pytest.raises(ValueError, match="2 digests but 1 validation flags"):
+        PairFacts(np.zeros(2, np.uint64), np.zeros(1, bool), 0.1)
