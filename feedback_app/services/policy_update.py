@@ -23,7 +23,7 @@ from feedback_app.selectors.campaigns import campaign_get
 from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import prompt_ids_published, reward_model_active, verdicts
-from feedback_app.services.training_data import labels_for_training
+from feedback_app.services.training_pairs import pairs_for_training
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
 from feedback_app.services.versions import policy_active_or_base, policy_base, version_activate
 
@@ -40,11 +40,12 @@ def policy_update_run(*, run: TrainingRun, monitor: RunMonitor, models: training
     base = policy_base()  # every KL is measured to it
     parent = base if settings.DPO_FROM_BASE else active
     held_out = prompts_held_out(limit=settings.DPO_EVAL_PROMPTS, campaign_id=campaign_id)
-    labels, data_range = labels_for_training(campaign_id=campaign_id, exclude_prompt_ids=[p.pk for p in held_out])
-    # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them)
+    # labelled pairs: people's, and AI labels of trusted judges (a reward-model judge's too: the policy may learn them); kept per
+    # comparison by this worker, made anew where something changed
     ai_weights = ai_label_weights(purpose="policy", campaign_id=campaign_id)
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
-                                             ai_weights=ai_weights)
+    data = pairs_for_training(campaign_id=campaign_id, exclude_prompt_ids=[p.pk for p in held_out], weights=rater_weights(campaign_id=campaign_id),
+                              verdicts=verdicts(campaign_id=campaign_id), ai_weights=ai_weights, purpose="policy")
+    pairs, data_range = data.pairs, data.data_range
     labelled = [p for p in pairs if not p.tie][-settings.DPO_MAX_PAIRS:]
     if not labelled:
         raise TrainingError("no decided comparisons outside the held-out prompts to learn from yet")

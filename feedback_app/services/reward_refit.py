@@ -14,7 +14,7 @@ from feedback_app.selectors.judges import ai_label_weights, ai_labels_counted
 from feedback_app.selectors.quality import rater_weights
 from feedback_app.selectors.training import reward_model_active, reward_model_latest_full, reward_refit_through, verdicts
 from feedback_app.services.auto_refit import training_auto_refit_if_due
-from feedback_app.services.training_data import labels_for_training
+from feedback_app.services.training_pairs import pairs_for_training
 from feedback_app.services.training_runs import RunMonitor, TrainingError, training_run_succeed
 from feedback_app.services.versions import version_activate
 
@@ -26,11 +26,12 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
     # a fast refit learns at most REFIT_MAX_NEW_LABELS labels more than the version before: behind its labels (more arrive than
     # its encoder embeds), each refit would take all that came during the last and outlast it; bounded, versions keep coming
     through = reward_refit_through(campaign_id=campaign_id, at_most=settings.REFIT_MAX_NEW_LABELS) if tier == "fast" else None
-    labels, data_range = labels_for_training(campaign_id=campaign_id, through_label_id=through)
     # AI labels of trusted judges count, a reward-model judge's never (the model would learn its own verdicts back)
     ai_weights = ai_label_weights(purpose="reward", campaign_id=campaign_id)
-    pairs = training_bridge.preference_pairs(labels, weights=rater_weights(campaign_id=campaign_id), verdicts=verdicts(campaign_id=campaign_id),
-                                             ai_weights=ai_weights)
+    # the pairs kept per comparison by this worker: only those that changed since its last refit are made anew
+    data = pairs_for_training(campaign_id=campaign_id, through_label_id=through, weights=rater_weights(campaign_id=campaign_id),
+                              verdicts=verdicts(campaign_id=campaign_id), ai_weights=ai_weights)
+    pairs, data_range = data.pairs, data.data_range
     if len(pairs) < 2:
         raise TrainingError(f"only {len(pairs)} decided comparison(s) in the campaign so far; a reward model needs at least 2")
     active = reward_model_active(campaign_id=campaign_id)
@@ -43,7 +44,7 @@ def reward_refit_run(*, run: TrainingRun, monitor: RunMonitor, models: training_
         pairs=pairs, tier=tier, name=name, parent=active.name if active else None,
         baseline_path=active.path if active else None, warm_start_path=warm.path if warm else None,
         progress=monitor.progress, should_stop=monitor.should_stop, models=models,
-        warm_heads_path=warm_heads.path if warm_heads else None,
+        warm_heads_path=warm_heads.path if warm_heads else None, facts=data.facts,
     )
     promote, reason = reward_promotion_decision(new=result.metrics, baseline=result.baseline_metrics)
     metrics = {**training_bridge.reward_fit_metrics(result), "promoted": promote, "gate": reason,

@@ -28,7 +28,6 @@ An admin's answers and exclusions are read live, so a review needs no rebuild.
 from __future__ import annotations
 
 import bisect
-import fcntl
 import itertools
 import json
 import logging
@@ -46,10 +45,10 @@ from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, PreferenceLabel
 from feedback_app.selectors.campaigns import comparisons_in_campaign
 from feedback_app.selectors.label_tally import MARK_ID
 from feedback_app.selectors.quality import untallied_comparisons
+from feedback_app.services.training_data_file import FORMAT, append as _append, write as _write
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 3  # the file's layout; a file of another is written anew from the database
 
 
 @dataclass(slots=True)
@@ -113,6 +112,46 @@ def labels_for_training(
     Each campaign's reward-model and policy lines learn from its own labels only; excluded
     comparisons and ``exclude_prompt_ids`` (held-out prompts) are left out.
     """
+    parts = training_parts(campaign_id=campaign_id, through_label_id=through_label_id)
+    if parts is None:
+        return [], {"first_label_id": None, "last_label_id": None, "n_labels": 0}
+    kept = parts.kept_labels(parts.kept.labels if parts.kept else [])
+    if parts.bounded:  # a bounded read (a fast refit behind its labels): a pass over the kept ones
+        kept = [label for label in kept if label.pk <= parts.last]
+    left_out_set = set(parts.left_out)
+    labels = _merged(_without(kept, sorted(left_out_set.union(parts.reopened))),
+                     [label for label in parts.live if label.comparison.pk not in left_out_set])
+    held_out = set(exclude_prompt_ids or ())
+    if held_out:
+        labels = [label for label in labels if label.comparison.prompt_id not in held_out]
+    return labels, {"first_label_id": parts.first, "last_label_id": parts.last, "n_labels": len(labels)}
+
+
+@dataclass
+class TrainingParts:
+    """What a training read is made of, before it is put together: the kept labels (``kept``, None before the first tallies), the
+    comparisons left out of them (``left_out``: excluded; ``reopened``: by an undo since they were kept, read live), the gold
+    pairs, the live labels (in order) and the range."""
+
+    kept: _Kept | None
+    last: int
+    bounded: bool
+    first: int | None
+    left_out: list[int]
+    reopened: list[int]
+    gold_ids: list[int]
+    live: list[TrainingLabel]
+    through: datetime | None
+
+    def kept_labels(self, labels: list[TrainingLabel]) -> list[TrainingLabel]:
+        """Return kept ``labels`` (in order) without the gold pairs' labels undone since they were kept."""
+        if self.kept is None:
+            return labels
+        return _gold_undone_without(labels, gold_ids=self.gold_ids, through=self.through)
+
+
+def training_parts(*, campaign_id: int, through_label_id: int | None = None) -> TrainingParts | None:
+    """Return the parts of a read of the campaign's labels up to now (or up to label ``through_label_id``), or None without labels."""
     mark = QualityTallied.objects.filter(pk=MARK_ID).values_list("generation", "through").first()
     campaign_labels = PreferenceLabel.objects.filter(campaign_id=campaign_id)
     if through_label_id is not None:
@@ -120,31 +159,26 @@ def labels_for_training(
     # the newest first, through the label index backwards (the campaign's labels are the newest in a studio of one)
     last = campaign_labels.order_by("-id").values_list("id", flat=True).first()
     if last is None:
-        return [], {"first_label_id": None, "last_label_id": None, "n_labels": 0}
+        return None
     left_out = sorted(comparisons_in_campaign(Comparison.objects.filter(excluded=True), campaign_id=campaign_id).values_list("pk", flat=True))
-    held_out = set(exclude_prompt_ids or ())
     if mark is None:  # no tallies yet: everything is live
-        kept, kept_first, reopened, live = [], None, [], campaign_labels.filter(pk__lte=last)
+        kept, kept_first, reopened, gold_ids, live = None, None, [], [], campaign_labels.filter(pk__lte=last)
     else:
-        kept, kept_first, held = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
+        kept = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
+        kept_first = kept.first if kept.labels else None
         # what the tallies leave out (the backlog and the last minute's), and the gold pairs' labels made since (gold pairs stay open:
         # their labels are kept as they are made)
         open_ids = list(untallied_comparisons(campaign_id=campaign_id, through=mark[1]).values_list("pk", flat=True))
-        reopened = [cid for cid in open_ids if cid in held]  # reopened by an undo since they were kept: read live
+        reopened = [cid for cid in open_ids if cid in kept.comparisons]  # reopened by an undo since they were kept: read live
         gold_ids = _gold_ids(campaign_id)
-        kept = _gold_undone_without(kept, gold_ids=gold_ids, through=mark[1])
-        if through_label_id is not None:  # a bounded read (a fast refit behind its labels): a pass over the kept ones
-            kept = [label for label in kept if label.pk <= last]
-            kept_first = min((label.pk for label in kept), default=None)
+        if through_label_id is not None and kept_first is not None and kept_first > last:
+            kept_first = None  # the smallest kept id is the smallest up to the bound, or none is
         live = PreferenceLabel.objects.filter(Q(comparison_id__in=open_ids) | Q(comparison_id__in=gold_ids, created_at__gte=mark[1]),
                                               pk__lte=last)
     live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)
     first = min([kept_first] * (kept_first is not None) + [label.pk for label in live_labels], default=None)  # before the exclusions: the campaign's range
-    left_out_set = set(left_out)
-    labels = _merged(_without(kept, sorted(left_out_set.union(reopened))), [label for label in live_labels if label.comparison.pk not in left_out_set])
-    if held_out:
-        labels = [label for label in labels if label.comparison.prompt_id not in held_out]
-    return labels, {"first_label_id": first, "last_label_id": last, "n_labels": len(labels)}
+    return TrainingParts(kept=kept, last=last, bounded=through_label_id is not None, first=first, left_out=left_out, reopened=reopened,
+                         gold_ids=gold_ids, live=live_labels, through=mark[1] if mark else None)
 
 
 def _gold_ids(campaign_id: int) -> list[int]:
@@ -233,6 +267,8 @@ class _Kept:
     first: int = 0  # the smallest label id among them
     inode: int | None = None  # the file read, and how far: a file written anew by another worker is not read on from an offset
     offset: int = 0
+    changed: list[int] = field(default_factory=list)  # the completed comparisons added, in the order added (again after an undo too)
+    pairs: object = None  # what ``training_pairs`` made of them, by purpose (its memos; same lifetime)
 
     def add(self, records: list[list], gold: list[list], *, through: datetime) -> None:
         """Add completed comparisons (one held already, completed again after an undo: its new labels replace the old) and gold
@@ -242,6 +278,7 @@ class _Kept:
         if again:
             self.labels = _without(self.labels, again)
         self.comparisons.update(latest)
+        self.changed += latest
         new = sorted((label for record in itertools.chain(latest.values(), gold) for label in _labels(record)), key=ORDER)
         if new:
             least = min(label.pk for label in new)
@@ -260,9 +297,9 @@ def forget() -> None:
         _held.clear()
 
 
-def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list[TrainingLabel], int | None, set[int]]:
-    """Return the kept labels (comparisons completed before ``through``) in order, their smallest id and the completed comparisons
-    they hold, reading only what this worker lacks and keeping it.
+def _kept(*, campaign_id: int, generation: str, through: datetime) -> _Kept:
+    """Return the kept labels (comparisons completed before ``through``; in order, with their smallest id and the completed
+    comparisons they hold), reading only what this worker lacks and keeping it.
 
     First what this worker holds, then the segments the file has beyond it, then the database for
     the rest, which becomes a segment of the file.
@@ -290,9 +327,9 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[list
                     _append(path, kept, segment)
                 else:
                     _write(path, kept, segment)
-        # the set itself, not a copy per run: a later run only adds to it, and what it adds is absent from the labels returned here,
-        # so a caller that finds one of them there leaves out nothing
-        return kept.labels, (kept.first if kept.labels else None), kept.comparisons
+        # the object itself, not a copy per run: a later run replaces its list and only adds to its set, and what it adds is absent
+        # from the labels a caller read, so a caller that finds one of them there leaves out nothing
+        return kept
 
 
 def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
@@ -328,60 +365,6 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("training data %s unreadable (%s); reading the campaign's labels again", path, exc)
         kept.through, kept.labels, kept.comparisons, kept.first, kept.inode, kept.offset = None, [], set(), 0, None, 0  # dropped with the bad file
+        kept.changed, kept.pairs = [], None
         return False
     return True
-
-
-def _line(data: dict) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
-
-
-def _write(path: Path, kept: _Kept, segment: dict) -> None:
-    """Write the file anew, whole or not at all: the header and the first segment (two workers may write it at once; each writes a complete one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f"{path.name}.{os.getpid()}.part")
-    header = _line({"format": FORMAT, "generation": kept.generation})
-    body = _line(segment) if segment["since"] is None else b""  # a segment that does not start the chain is left to this worker's memory
-    part.write_bytes(header + body)
-    os.replace(part, path)
-    kept.inode, kept.offset = os.stat(path).st_ino, len(header) + len(body)
-    path.with_suffix(".json").unlink(missing_ok=True)  # the first format's file
-
-
-def _append(path: Path, kept: _Kept, segment: dict) -> None:
-    """Append a segment under the file's lock, first cutting off a line a crash left unfinished."""
-    data = _line(segment)
-    try:
-        file = path.open("r+b")
-    except FileNotFoundError:
-        return  # removed since this worker read it: the next worker to start writes it anew
-    with file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        try:
-            if os.fstat(file.fileno()).st_ino != kept.inode:
-                return  # written anew since this worker read it: this segment stays in this worker's memory
-            end = file.seek(0, os.SEEK_END)
-            keep = _complete_end(file, end)
-            if keep != end:
-                file.truncate(keep)
-            file.seek(keep)
-            file.write(data)
-            file.flush()
-            if kept.offset == keep:
-                kept.offset = keep + len(data)  # its own segment: not to be read back
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
-
-
-def _complete_end(file, end: int) -> int:
-    """Return where the file's last complete line ends."""
-    position = end
-    while position > 0:
-        start = max(0, position - 65536)
-        file.seek(start)
-        chunk = file.read(position - start)
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        position = start
-    return 0

@@ -12,11 +12,14 @@ bridge does not load torch; scoring for the API runs in a worker (queue "score")
 from feedback_app.training_bridge.conversion import (
     is_validation,
     labels_aggregate,
+    pair_facts,
+    pair_facts_kept,
     policy_update_metrics,
     preference_pairs,
     prompt_as_text,
     read_preference_file,
     reward_fit_metrics,
+    reward_validation_fraction,
     rewrite_pairs,
     split_dialogues,
     text_as_turns,
@@ -54,8 +57,8 @@ from feedback_app.training_bridge.store import (
 __all__ = [
     "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_name_free", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "comparisons_rm_judge", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
-    "generation_config", "generator_source", "is_validation", "judge_chat_answers", "labels_aggregate", "libraries_import", "online_pairs", "pairs_choose", "pairs_evaluate",
+    "generation_config", "generator_source", "is_validation", "judge_chat_answers", "labels_aggregate", "libraries_import", "online_pairs", "pair_facts", "pair_facts_kept", "pairs_choose", "pairs_evaluate",
     "policy_export", "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",
-    "read_preference_file", "replies_generate", "replies_rerank", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "rewrite_pairs", "split_dialogues",
+    "read_preference_file", "replies_generate", "replies_rerank", "reward_backbone", "reward_fit", "reward_fit_metrics", "reward_scores", "reward_validation_fraction", "rewrite_pairs", "split_dialogues",
     "text_as_turns", "validation_summary", "version_folder",
 ]

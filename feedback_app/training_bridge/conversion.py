@@ -5,6 +5,7 @@ rm_trainer's modules used here (data, transcript) import no torch, so a web proc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from feedback_app.models import PreferenceLabel
     from rm_trainer.data import PreferencePair
     from rm_trainer.dpo import DPOResult, WinRate
+    from rm_trainer.pair_facts import PairFacts
     from rm_trainer.train import FitResult
 
 
@@ -107,6 +109,29 @@ def preference_pairs(
         for label in group:
             pairs += rewrite_pairs(label, margins=settings.STRENGTH_MARGINS, weight=weights.get(label.rater_id, 1.0))
     return pairs
+
+
+def pair_facts(pairs: Sequence[PreferencePair]) -> PairFacts:
+    """Return what a reward fit works out per pair (its digest, its side of the validation split), for a caller that keeps it."""
+    from rm_trainer.pair_facts import pair_facts
+
+    return pair_facts(pairs, reward_validation_fraction())
+
+
+def pair_facts_kept(digests: Sequence[int], validation: Sequence[bool]) -> PairFacts:
+    """Return the ``PairFacts`` of pairs whose ``pair_facts`` a caller kept (digest and validation flag per pair, in order)."""
+    import numpy as np
+
+    from rm_trainer.pair_facts import PairFacts
+
+    return PairFacts(np.array(digests, dtype=np.uint64), np.array(validation, dtype=bool), reward_validation_fraction())
+
+
+def reward_validation_fraction() -> float:
+    """Return the share of pairs a reward fit validates on (rm_trainer's fixed split)."""
+    from rm_trainer.config import FitConfig
+
+    return next(f.default for f in dataclasses.fields(FitConfig) if f.name == "validation_fraction")
 
 
 def read_preference_file(path: Path) -> list[PreferencePair]:

@@ -14,6 +14,7 @@ from feedback_app.training_bridge.store import checkpoint_store, version_folder
 
 if TYPE_CHECKING:
     from rm_trainer.data import PreferencePair
+    from rm_trainer.pair_facts import PairFacts
     from rm_trainer.train import FitResult
 
 
@@ -29,10 +30,12 @@ def reward_fit(
     should_stop: Callable[[], bool],
     models: ModelHolder,
     warm_heads_path: str | None = None,
+    facts: PairFacts | None = None,
 ) -> FitResult:
     """Fit reward version ``name`` and return rm_trainer's FitResult; raise RunStopped when ``should_stop`` stopped it.
 
-    A fast fit may start from the heads of the version at ``warm_heads_path`` (rm_trainer.replay).
+    A fast fit may start from the heads of the version at ``warm_heads_path`` (rm_trainer.replay). ``facts``: the pairs'
+    ``pair_facts``, kept by the caller (worked out per pair otherwise).
     """
     from rm_trainer.train import FitCancelled, fit
 
@@ -41,7 +44,7 @@ def reward_fit(
         return fit(
             pairs, fit_config(tier=tier, warm_start_path=warm_start_path), store=checkpoint_store(), name=name, parent=parent,
             baseline=str(version_folder(baseline_path)) if baseline_path else None,
-            progress=progress, should_stop=should_stop, encoders=models.encoders, warm_heads=warm_heads,
+            progress=progress, should_stop=should_stop, encoders=models.encoders, warm_heads=warm_heads, facts=facts,
         )
     except FitCancelled:
         raise RunStopped("the run was stopped while it trained") from None

@@ -24,9 +24,10 @@ class FakeFit:
     calls: list = field(default_factory=list)
     fail: Exception | None = None
 
-    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models, warm_heads_path=None):
+    def __call__(self, *, pairs, tier, name, parent, baseline_path, warm_start_path, progress, should_stop, models, warm_heads_path=None,
+                 facts=None):
         self.calls.append({"n": len(pairs), "tier": tier, "name": name, "parent": parent, "baseline": baseline_path,
-                           "warm_heads": warm_heads_path})
+                           "warm_heads": warm_heads_path, "facts": None if facts is None else len(facts.digests)})
         progress({"phase": "heads", "step": 1, "total_steps": 2, "loss": 0.5})
         if self.fail:
             raise self.fail
@@ -98,5 +99,34 @@ def undoable_label(db):
         PreferenceLabel.objects.filter(pk=label.pk).update(created_at=at)  # made then (created_at is set on insert)
         label.created_at = at
         return label
+
+    return make
+
+
+@pytest.fixture
+def new_worker():
+    """The test starts as a training worker that has read nothing yet (``services.training_data``), and leaves none behind."""
+    from feedback_app.services import training_data
+
+    training_data.forget()
+    yield
+    training_data.forget()
+
+
+@pytest.fixture
+def undoable_completion(make_user, undoable_label):
+    """Make a comparison completed 3 minutes before ``now`` by two labels, a rater's and then a latecomer's the latecomer can still
+    undo; return the comparison, the latecomer and their label."""
+
+    def make(rater, *, now):
+        from feedback_app.models import Comparison, Prompt
+
+        latecomer = make_user()
+        prompt = Prompt.objects.create(text="Can I return it?", context=[])
+        a, b = prompt.responses.create(text="Yes, within 30 days."), prompt.responses.create(text="No.")
+        comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2, label_count=2,
+                                               status="complete", completed_at=now - timedelta(minutes=3))
+        undoable_label(comparison, rater, at=now - timedelta(minutes=4))
+        return comparison, latecomer, undoable_label(comparison, latecomer, winner="b", at=now - timedelta(minutes=3))
 
     return make

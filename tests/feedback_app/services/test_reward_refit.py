@@ -65,6 +65,7 @@ def test_a_refit_learns_the_pairs_a_rewrite_implies(labelled, fake_fit, run_now,
     run = run_now()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert fake_fit.calls[-1]["n"] == 9 and run.reward_model_version.data_range["n_pairs"] == 9
+    assert fake_fit.calls[-1]["facts"] == 9  # each pair's digest and split, kept with the pairs, go with them
 
 
 def test_a_reward_model_judge_s_labels_never_refit_a_reward_model(labelled, fake_fit, run_now, make_judge, make_audits, make_comparisons, settings):

@@ -13,15 +13,7 @@ from feedback_app.services.labeling import label_undo_last
 from feedback_app.services.quality_tally import quality_tally_close
 from feedback_app.services.training_data import labels_for_training, training_data_path
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def new_worker():
-    """Each test starts as a worker that has read nothing yet."""
-    training_data.forget()
-    yield
-    training_data.forget()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("new_worker")]
 
 
 def header(path) -> dict:
@@ -135,17 +127,11 @@ def test_a_deleted_kept_label_starts_a_new_generation_and_the_file_is_read_again
     assert header(training_data_path(campaign_id=1))["generation"] == str(QualityTallied.objects.get().generation)
 
 
-def test_an_undone_kept_comparison_is_read_live_and_replaced_when_it_completes_again(history, make_user, undoable_label, monkeypatch):
+def test_an_undone_kept_comparison_is_read_live_and_replaced_when_it_completes_again(history, undoable_completion, undoable_label, monkeypatch):
     """An undo reopens a comparison the worker keeps: no new generation; its kept labels give way to the live ones, and when it
     completes again its new segment replaces them, in this worker's memory and for a worker that reads the file."""
     now, raters = history["now"], history["raters"]
-    latecomer = make_user()
-    prompt = Prompt.objects.create(text="Can I return it?", context=[])
-    a, b = prompt.responses.create(text="Yes, within 30 days."), prompt.responses.create(text="No.")
-    comparison = Comparison.objects.create(prompt=prompt, response_a=a, response_b=b, required_labels=2, label_count=2, status="complete",
-                                           completed_at=now - timedelta(minutes=3))
-    undoable_label(comparison, raters[0], at=now - timedelta(minutes=4))
-    undone = undoable_label(comparison, latecomer, winner="b", at=now - timedelta(minutes=3))
+    comparison, latecomer, undone = undoable_completion(raters[0], now=now)
     quality_tally_close(now=now)
     generation = QualityTallied.objects.get().generation
     assert undone.pk in {label.pk for label in labels_for_training()[0]}  # kept
