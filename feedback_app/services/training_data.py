@@ -115,7 +115,7 @@ def labels_for_training(
     parts = training_parts(campaign_id=campaign_id, through_label_id=through_label_id)
     if parts is None:
         return [], {"first_label_id": None, "last_label_id": None, "n_labels": 0}
-    kept = parts.kept_labels(parts.kept.labels if parts.kept else [])
+    kept = parts.kept_labels(parts.labels)
     if parts.bounded:  # a bounded read (a fast refit behind its labels): a pass over the kept ones
         kept = [label for label in kept if label.pk <= parts.last]
     left_out_set = set(parts.left_out)
@@ -129,11 +129,14 @@ def labels_for_training(
 
 @dataclass
 class TrainingParts:
-    """What a training read is made of, before it is put together: the kept labels (``kept``, None before the first tallies), the
-    comparisons left out of them (``left_out``: excluded; ``reopened``: by an undo since they were kept, read live), the gold
-    pairs, the live labels (in order) and the range."""
+    """What a training read is made of, before it is put together: the kept labels (``labels``, as ``kept`` held them when read,
+    and how many of its ``changed`` comparisons they hold; ``kept`` is None before the first tallies), the comparisons left out
+    of them (``left_out``: excluded; ``reopened``: by an undo since they were kept, read live), the gold pairs, the live labels
+    (in order) and the range."""
 
     kept: _Kept | None
+    labels: list[TrainingLabel]
+    changed: int
     last: int
     bounded: bool
     first: int | None
@@ -162,10 +165,9 @@ def training_parts(*, campaign_id: int, through_label_id: int | None = None) -> 
         return None
     left_out = sorted(comparisons_in_campaign(Comparison.objects.filter(excluded=True), campaign_id=campaign_id).values_list("pk", flat=True))
     if mark is None:  # no tallies yet: everything is live
-        kept, kept_first, reopened, gold_ids, live = None, None, [], [], campaign_labels.filter(pk__lte=last)
+        kept, labels, changed, kept_first, reopened, gold_ids, live = None, [], 0, None, [], [], campaign_labels.filter(pk__lte=last)
     else:
-        kept = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
-        kept_first = kept.first if kept.labels else None
+        kept, labels, changed, kept_first = _kept(campaign_id=campaign_id, generation=str(mark[0]), through=mark[1])
         # what the tallies leave out (the backlog and the last minute's), and the gold pairs' labels made since (gold pairs stay open:
         # their labels are kept as they are made)
         open_ids = list(untallied_comparisons(campaign_id=campaign_id, through=mark[1]).values_list("pk", flat=True))
@@ -177,7 +179,7 @@ def training_parts(*, campaign_id: int, through_label_id: int | None = None) -> 
                                               pk__lte=last)
     live_labels = sorted((label for record in _records(live) for label in _labels(record)), key=ORDER)
     first = min([kept_first] * (kept_first is not None) + [label.pk for label in live_labels], default=None)  # before the exclusions: the campaign's range
-    return TrainingParts(kept=kept, last=last, bounded=through_label_id is not None, first=first, left_out=left_out, reopened=reopened,
+    return TrainingParts(kept=kept, labels=labels, changed=changed, last=last, bounded=through_label_id is not None, first=first, left_out=left_out, reopened=reopened,
                          gold_ids=gold_ids, live=live_labels, through=mark[1] if mark else None)
 
 
@@ -297,9 +299,9 @@ def forget() -> None:
         _held.clear()
 
 
-def _kept(*, campaign_id: int, generation: str, through: datetime) -> _Kept:
-    """Return the kept labels (comparisons completed before ``through``; in order, with their smallest id and the completed
-    comparisons they hold), reading only what this worker lacks and keeping it.
+def _kept(*, campaign_id: int, generation: str, through: datetime) -> tuple[_Kept, list[TrainingLabel], int, int | None]:
+    """Return the campaign's kept data (comparisons completed before ``through``) and, as it is now, its labels in order, how many
+    of its ``changed`` comparisons they hold and their smallest id; read only what this worker lacks and keep it.
 
     First what this worker holds, then the segments the file has beyond it, then the database for
     the rest, which becomes a segment of the file.
@@ -327,9 +329,10 @@ def _kept(*, campaign_id: int, generation: str, through: datetime) -> _Kept:
                     _append(path, kept, segment)
                 else:
                     _write(path, kept, segment)
-        # the object itself, not a copy per run: a later run replaces its list and only adds to its set, and what it adds is absent
-        # from the labels a caller read, so a caller that finds one of them there leaves out nothing
-        return kept
+        # the list as it is now (a later run replaces it, under this lock), and the set itself, not a copy per run: a later run only
+        # adds to it, and what it adds is absent from the labels returned here, so a caller that finds one of them there leaves out
+        # nothing
+        return kept, kept.labels, len(kept.changed), (kept.first if kept.labels else None)
 
 
 def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:

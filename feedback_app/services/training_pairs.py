@@ -125,16 +125,21 @@ def pairs_for_training(
     with _lock:
         table, n_labels = _pairs(), 0
         if parts.kept is not None:
-            memo, cut = _synced(parts, made, purpose)
+            try:
+                memo, cut = _synced(parts, made, purpose)
+            except BaseException:
+                if isinstance(parts.kept.pairs, dict):
+                    parts.kept.pairs.pop(purpose, None)  # half made: made anew by the next run
+                raise
             comparisons = memo.comparisons
             removed = np.array(sorted(left_out | reopened | set(cut)), dtype=np.int64)
             if held_out:
                 removed = np.union1d(removed, comparisons.keys[np.isin(comparisons.cols["prompt"], list(held_out))])
             n_labels = int(comparisons.cols["count"][~np.isin(comparisons.keys, removed)].sum())
             table = memo.pairs.without(removed)
-            labels = parts.kept.labels
-            gold = [label for cid in parts.gold_ids if cid not in left_out for label in _span(labels, cid)]
-            rest += [label for label in parts.kept_labels(gold) if not parts.bounded or label.pk <= parts.last]
+            labels = parts.labels
+            gold = parts.kept_labels([label for cid in parts.gold_ids for label in _span(labels, cid)])  # undone ones left out of all
+            rest += [label for label in gold if label.comparison.pk not in left_out and (not parts.bounded or label.pk <= parts.last)]
             rest += [label for cid in cut if cid not in left_out and cid not in reopened for label in _span(labels, cid) if label.pk <= parts.last]
         rest = sorted((label for label in rest if label.comparison.prompt_id not in held_out), key=ORDER)
         table = table.merged(_rows(rest, made))
@@ -152,8 +157,10 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     memo = kept.pairs.get(purpose)
     if memo is None or memo.key != key:
         memo = kept.pairs[purpose] = _Memo(key=key)
-    dirty = set(kept.changed[memo.synced:])
-    memo.synced = len(kept.changed)
+    if memo.synced > parts.changed:  # made by a run that read the kept data later than this one: this run's read is older
+        memo = kept.pairs[purpose] = _Memo(key=key)
+    dirty = set(kept.changed[memo.synced:parts.changed])
+    memo.synced = parts.changed
     for name, index, default in (("weights", memo.by_rater, 1.0), ("ai_weights", memo.by_judge, 0.0)):
         old, new = getattr(memo, name), made[name]
         for who in old.keys() | new.keys():
@@ -164,7 +171,7 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     memo.weights, memo.ai_weights, memo.verdicts = made["weights"], made["ai_weights"], made["verdicts"]
     dirty &= kept.comparisons
     if dirty:
-        _rebuild(memo, kept, sorted(dirty), made)
+        _rebuild(memo, parts.labels, sorted(dirty), made)
     cut = []
     if parts.bounded:
         comparisons = memo.comparisons
@@ -172,9 +179,9 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     return memo, cut
 
 
-def _rebuild(memo: _Memo, kept, cids: list[int], made: dict) -> None:
-    """Make the pairs of kept comparisons ``cids`` (ascending) anew from the kept labels."""
-    spans = [_span(kept.labels, cid) for cid in cids]
+def _rebuild(memo: _Memo, labels: list[TrainingLabel], cids: list[int], made: dict) -> None:
+    """Make the pairs of kept comparisons ``cids`` (ascending) anew from the kept ``labels``."""
+    spans = [_span(labels, cid) for cid in cids]
     ids = np.array(cids, dtype=np.int64)
     made_anew = _comparisons(cids, [max((label.pk for label in labels), default=0) for labels in spans], [len(labels) for labels in spans],
                              [labels[0].comparison.prompt_id if labels else 0 for labels in spans])

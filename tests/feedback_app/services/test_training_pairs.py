@@ -140,12 +140,35 @@ def test_exclusions_undos_and_new_completions_keep_the_pairs_those_of_a_full_agg
     assert_same()
 
 
-def test_an_undone_kept_gold_label_is_left_out(studio, make_user, undoable_label):
+def test_an_undone_kept_gold_label_is_left_out_beside_an_excluded_gold_pair(studio, make_user, undoable_label):
+    """The kept gold labels are counted against the database's across every gold pair, the excluded ones too."""
     rater = make_user()
     undoable_label(studio["gold"], rater, winner="b", at=studio["now"] - timedelta(minutes=3))
+    other = studio["old"][2]
+    Comparison.objects.filter(pk=other.pk).update(is_gold=True, gold_winner="a", status="open", completed_at=None, excluded=True)
+    # one of its labels kept (as gold labels are, once made), as many as the other pair's undone: the counts over all gold pairs tell
+    PreferenceLabel.objects.filter(pk=PreferenceLabel.objects.filter(comparison=other).first().pk).update(created_at=studio["now"] - timedelta(hours=4))
     quality_tally_close(now=studio["now"])
     assert_same()
     label_undo_last(rater=rater, campaign=campaign_default(), now=studio["now"])
+    got = assert_same()
+    assert got.data_range["n_labels"] == PreferenceLabel.objects.exclude(comparison=other).count()
+
+
+def test_a_run_that_fails_while_it_makes_pairs_leaves_nothing_half_made(studio, monkeypatch):
+    quality_tally_close(now=studio["now"])
+    rows = training_pairs._rows
+    calls = []
+
+    def failing(labels, made):
+        calls.append(len(labels))
+        if len(calls) == 1:
+            raise MemoryError("out of memory")
+        return rows(labels, made)
+
+    monkeypatch.setattr(training_pairs, "_rows", failing)
+    with pytest.raises(MemoryError):
+        pairs_for_training()
     assert_same()
 
 
