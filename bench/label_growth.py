@@ -18,8 +18,9 @@ rate). At each size, in this process (Django's test client, no HTTP):
 - **pages**: the dashboard's overview, models, quality, review and arena pages, as a researcher;
 - **stats**: every ``/api/v1/stats/<name>/``;
 - **export**: the whole campaign as raw JSONL (a row per label), cost per label exported;
-- **refit data**: what a fast refit reads before it fits (labels, trust weights, verdicts): the first run after a rebuild
-  (every label) and a later one (the labels it kept, and those since); **scoring**: what planning a chunk reads once a new
+- **refit data**: what a fast refit does before it fits (read the labels, trust weights and verdicts, make the pairs and their
+  facts): the first run after a rebuild (every label) and a later one (the labels and pairs it kept, and those since), and
+  beside it a later run as it was before pairs were kept (every label aggregated); ``--refit-only`` measures this alone; **scoring**: what planning a chunk reads once a new
   version is live (a walk step over new labels, a sweep step over old scores; the model itself is not run).
 
 Each figure is printed with its ratio to the smallest size; the issue asks that none pass 2x. Before measuring, this
@@ -244,29 +245,43 @@ def measure_export(api) -> dict:
 
 
 def measure_refit_data(*, repeat: int) -> dict:
-    """What a fast refit reads before it fits: its labels, the raters' weights, the verdicts. Three times: the first run after a
-    rebuild of the tallies reads every label and keeps what completed (``services.training_data``); a worker that starts reads
-    what was kept from the file, and the labels since; every later run of a worker holds what it read and reads only the labels
-    since (here none but the last hour's and the backlog's, as in a studio that refits often): the median of ``repeat``."""
+    """What a fast refit does before it fits: read the raters' weights, the verdicts and the labels, and make the pairs with their
+    facts (``services.training_pairs``). Three times: the first run after a rebuild of the tallies reads every label and keeps
+    what completed (``services.training_data``) and makes every pair; a worker that starts reads what was kept from the file, and
+    the labels since; every later run of a worker holds what it read and made, and reads and makes only what is new (here none
+    but the last hour's and the backlog's, as in a studio that refits often): the median of ``repeat``. Beside them, once, a later
+    run as it was before pairs were kept: every held label aggregated and every pair's facts worked out."""
+    from feedback_app import training_bridge
     from feedback_app.selectors.judges import ai_label_weights
     from feedback_app.selectors.quality import rater_weights
     from feedback_app.selectors.training import verdicts
     from feedback_app.services.training_data import forget, labels_for_training
+    from feedback_app.services.training_pairs import pairs_for_training
 
-    def read() -> tuple[float, float, int]:
+    def made() -> dict:
+        return {"weights": rater_weights(), "verdicts": verdicts(), "ai_weights": ai_label_weights(purpose="reward")}
+
+    def read() -> tuple[float, float, int, int]:
+        w, c = time.perf_counter(), time.process_time()
+        data = pairs_for_training(**made())
+        return time.perf_counter() - w, time.process_time() - c, data.data_range["n_labels"], len(data.pairs)
+
+    def read_all() -> tuple[float, float]:
         w, c = time.perf_counter(), time.process_time()
         labels, _ = labels_for_training()
-        rater_weights(), verdicts(), ai_label_weights(purpose="reward")
-        return time.perf_counter() - w, time.process_time() - c, len(labels)
+        training_bridge.pair_facts(training_bridge.preference_pairs(labels, **made()))
+        return time.perf_counter() - w, time.process_time() - c
 
     forget()
-    cold_wall, cold_cpu, _ = read()
+    cold_wall, cold_cpu, _, _ = read()
     forget()
-    file_wall, file_cpu, _ = read()
+    file_wall, file_cpu, _, _ = read()
     runs = [read() for _ in range(repeat + 1)][1:]  # after a warm-up
-    wall, cpu, n = (statistics.median(run[k] for run in runs) for k in range(3))
-    return {"labels_read": n, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "cold_wall_s": round(cold_wall, 2), "cold_cpu_s": round(cold_cpu, 2),
-            "file_wall_s": round(file_wall, 2), "file_cpu_s": round(file_cpu, 2)}
+    wall, cpu, n, pairs = (statistics.median(run[k] for run in runs) for k in range(4))
+    all_wall, all_cpu = read_all()
+    return {"labels_read": n, "pairs": pairs, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "cold_wall_s": round(cold_wall, 2),
+            "cold_cpu_s": round(cold_cpu, 2), "file_wall_s": round(file_wall, 2), "file_cpu_s": round(file_cpu, 2),
+            "every_label_wall_s": round(all_wall, 2), "every_label_cpu_s": round(all_cpu, 2)}
 
 
 def measure_scoring(*, repeat: int) -> dict:
@@ -315,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live-seconds", type=float, default=120.0,
                    help="the last seconds up to now filled at the fill's rate before the closes run: what they leave is the live window")
     p.add_argument("--no-export", action="store_true", help="skip the export (the slowest figure)")
+    p.add_argument("--refit-only", action="store_true", help="measure a refit's data only (no requests, pages, scoring or export)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -356,10 +372,11 @@ def run(args: argparse.Namespace, sizes: list[int]) -> int:
                 cursor.execute("ANALYZE")
         collector_tuned(settings.WEB_GC_THRESHOLD)  # as the web process runs its requests (the fill's objects frozen)
         row = {"labels": fill.labels, **live_window(), "comparisons": fill.comparisons, "open_backlog": fill.open, "fill_s": round(fill_s, 1),
-               "quality_tally_rebuild_s": round(tally_s, 1),
-               "labeling": measure_labeling(token, rounds=args.rounds), "pages": measure_pages(pages, api, repeat=args.repeat),
-               "refit_data": measure_refit_data(repeat=args.repeat), "scoring": measure_scoring(repeat=args.repeat)}
-        if not args.no_export:
+               "quality_tally_rebuild_s": round(tally_s, 1), "refit_data": measure_refit_data(repeat=args.repeat)}
+        if not args.refit_only:
+            row.update(labeling=measure_labeling(token, rounds=args.rounds), pages=measure_pages(pages, api, repeat=args.repeat),
+                       scoring=measure_scoring(repeat=args.repeat))
+        if not args.no_export and not args.refit_only:
             row["export"] = measure_export(api)
         result["sizes"].append(row)
         report(result)
@@ -375,22 +392,25 @@ def report(result: dict) -> None:
     def line(name: str, a: dict, b: dict, key: str, unit: str) -> None:
         ratio = b[key] / a[key] if a[key] else float("nan")
         flag = "  <-- more than 2x" if ratio > 2 else ""
-        print(f"  {name:<34} {a[key]:>10.2f} {b[key]:>10.2f} {unit:<4} x{ratio:5.2f}   statements {a.get('statements', '-')} -> {b.get('statements', '-')}{flag}")
+        print(f"  {name:<44} {a[key]:>10.2f} {b[key]:>10.2f} {unit:<4} x{ratio:5.2f}   statements {a.get('statements', '-')} -> {b.get('statements', '-')}{flag}")
 
     print(f"\n{result['database']}: {last['labels']:,} labels over {last['comparisons']:,} comparisons; live: {last['live_hour_labels']:,} labels "
           f"not in their hours' counts, {last['live_tally_labels']:,} not in the quality tallies"
           f"\n  "
           f"(filled in {last['fill_s']} s; quality tallies rebuilt in {last['quality_tally_rebuild_s']} s); first size {first['labels']:,}")
-    for name in last["labeling"]:
+    for name in last.get("labeling", ()):
         line(f"{name} (CPU)", first["labeling"][name], last["labeling"][name], "cpu_ms", "ms")
         line(f"{name} (wall)", first["labeling"][name], last["labeling"][name], "wall_ms", "ms")
-    for url in last["pages"]:
+    for url in last.get("pages", ()):
         line(url, first["pages"][url], last["pages"][url], "wall_ms", "ms")
     line("refit data (wall, a worker's later run: held + new)", first["refit_data"], last["refit_data"], "wall_s", "s")
     line("refit data (wall, a worker that starts: file + new)", first["refit_data"], last["refit_data"], "file_wall_s", "s")
     line("refit data (wall, first run: all)", first["refit_data"], last["refit_data"], "cold_wall_s", "s")
-    line("scoring: plan a walk step (wall)", first["scoring"]["walk_step"], last["scoring"]["walk_step"], "wall_ms", "ms")
-    line("scoring: plan a sweep step (wall)", first["scoring"]["sweep_step"], last["scoring"]["sweep_step"], "wall_ms", "ms")
+    line("refit data (CPU, a worker's later run)", first["refit_data"], last["refit_data"], "cpu_s", "s")
+    line("the same, every label aggregated (before)", first["refit_data"], last["refit_data"], "every_label_cpu_s", "s")
+    if "scoring" in last:
+        line("scoring: plan a walk step (wall)", first["scoring"]["walk_step"], last["scoring"]["walk_step"], "wall_ms", "ms")
+        line("scoring: plan a sweep step (wall)", first["scoring"]["sweep_step"], last["scoring"]["sweep_step"], "wall_ms", "ms")
     if "export" in last:
         line("export per row (wall)", first["export"], last["export"], "wall_us_per_row", "us")
     sys.stdout.flush()
