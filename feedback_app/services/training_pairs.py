@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from feedback_app import training_bridge
 from feedback_app.models import DEFAULT_CAMPAIGN_ID
 from feedback_app.services.training_data import ORDER, TrainingLabel, TrainingParts, training_parts
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 @dataclass
@@ -123,10 +125,10 @@ def pairs_for_training(
     left_out, reopened, held_out = set(parts.left_out), set(parts.reopened), set(exclude_prompt_ids or ())
     rest = [label for label in parts.live if label.comparison.pk not in left_out]  # made afresh
     with _lock:
-        table, n_labels = _pairs(), 0
+        table, n_labels, remade = _pairs(), 0, 0
         if parts.kept is not None:
             try:
-                memo, cut = _synced(parts, made, purpose)
+                memo, cut, remade = _synced(parts, made, purpose)
             except BaseException:
                 if isinstance(parts.kept.pairs, dict):
                     parts.kept.pairs.pop(purpose, None)  # half made: made anew by the next run
@@ -143,13 +145,15 @@ def pairs_for_training(
             rest += [label for cid in cut if cid not in left_out and cid not in reopened for label in _span(labels, cid) if label.pk <= parts.last]
         rest = sorted((label for label in rest if label.comparison.prompt_id not in held_out), key=ORDER)
         table = table.merged(_rows(rest, made))
+    logger.info("campaign %s %s pairs: %d from %d labels; %d kept comparisons made anew, %d labels (live or gold) made afresh", campaign_id, purpose,
+                len(table.keys), n_labels + len(rest), remade, len(rest))
     facts = training_bridge.pair_facts_kept(table.cols["digest"], table.cols["validation"])
     return TrainingPairs(list(table.objects), facts, {"first_label_id": parts.first, "last_label_id": parts.last, "n_labels": n_labels + len(rest)})
 
 
-def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list[int]]:
-    """Return the kept data's memo for ``purpose`` with every changed comparison rebuilt, and the kept comparisons a bounded read
-    cuts."""
+def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list[int], int]:
+    """Return the kept data's memo for ``purpose`` with every changed comparison rebuilt, the kept comparisons a bounded read
+    cuts, and how many were rebuilt."""
     kept = parts.kept
     key = (tuple(settings.STRENGTH_MARGINS), training_bridge.reward_validation_fraction())
     if not isinstance(kept.pairs, dict):
@@ -176,7 +180,7 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     if parts.bounded:
         comparisons = memo.comparisons
         cut = comparisons.keys[comparisons.cols["top"] > parts.last].tolist()
-    return memo, cut
+    return memo, cut, len(dirty)
 
 
 def _rebuild(memo: _Memo, labels: list[TrainingLabel], cids: list[int], made: dict) -> None:

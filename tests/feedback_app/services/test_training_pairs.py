@@ -83,7 +83,7 @@ def live_ids(studio):
     return {studio["open"].pk, studio["gold"].pk}
 
 
-def test_the_pairs_are_those_of_every_label_aggregated_and_a_later_refit_makes_only_the_live_ones(studio, made):
+def test_the_pairs_are_those_of_every_label_aggregated_and_a_later_refit_makes_only_the_live_ones(studio, made, caplog):
     assert_same()  # no tallies yet: everything is live and made
     assert set(made) == {c.pk for c in studio["old"]} | live_ids(studio)
     quality_tally_close(now=studio["now"])
@@ -91,8 +91,10 @@ def test_the_pairs_are_those_of_every_label_aggregated_and_a_later_refit_makes_o
     got = assert_same()  # the first refit after the close makes every kept comparison once
     assert len(made) == 14 and any(p.pair_id.startswith(f"{studio['old'][0].pk}-rewrite-") for p in got.pairs)
     made.clear()
-    assert_same()
+    caplog.set_level("INFO", logger="feedback_app.services.training_pairs")
+    got = assert_same()
     assert set(made) == live_ids(studio)  # the kept ones are taken as they are
+    assert f"campaign 1 reward pairs: {len(got.pairs)} from {got.data_range['n_labels']} labels; 0 kept comparisons made anew, 3 labels (live or gold) made afresh" in caplog.text
 
 
 def test_a_rater_judge_or_verdict_that_changes_makes_only_its_comparisons_anew(studio, made):
