@@ -29,14 +29,6 @@ class PairFacts:
         if len(self.digests) != len(self.validation):
             raise ValueError(f"PairFacts: {len(self.digests)} digests but {len(self.validation)} validation flags")
 
-    @classmethod
-    def join(cls, parts: Sequence[PairFacts], fraction: float) -> PairFacts:
-        """Return the facts of the pairs of ``parts`` one after another."""
-        if any(part.fraction != fraction for part in parts):
-            raise ValueError("PairFacts.join: the parts were split with another validation fraction")
-        return cls(np.concatenate([np.empty(0, np.uint64)] + [p.digests for p in parts]),
-                   np.concatenate([np.empty(0, bool)] + [p.validation for p in parts]), fraction)
-
 
 def pair_facts(pairs: Sequence[PreferencePair], fraction: float) -> PairFacts:
     """Return the ``PairFacts`` of ``pairs`` for the validation split of ``fraction``."""

@@ -159,9 +159,8 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     if not isinstance(kept.pairs, dict):
         kept.pairs = {}
     memo = kept.pairs.get(purpose)
-    if memo is None or memo.key != key:
-        memo = kept.pairs[purpose] = _Memo(key=key)
-    if memo.synced > parts.changed:  # made by a run that read the kept data later than this one: this run's read is older
+    # made anew with other margins, or when made from a later read of the kept data than this run's (another thread's)
+    if memo is None or memo.key != key or memo.synced > parts.changed:
         memo = kept.pairs[purpose] = _Memo(key=key)
     dirty = set(kept.changed[memo.synced:parts.changed])
     memo.synced = parts.changed

@@ -128,7 +128,8 @@ def pair_facts_kept(digests: Sequence[int], validation: Sequence[bool]) -> PairF
 
 
 def reward_validation_fraction() -> float:
-    """Return the share of pairs a reward fit validates on (rm_trainer's fixed split)."""
+    """Return the share of pairs a reward fit validates on (rm_trainer's fixed split: ``fit_config`` leaves FitConfig's default,
+    and a fit refuses facts of another)."""
     from rm_trainer.config import FitConfig
 
     return next(f.default for f in dataclasses.fields(FitConfig) if f.name == "validation_fraction")
