@@ -6,11 +6,11 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback_app.api.label_direct import direct_or
 from feedback_app.api.permissions import CampaignScopedView, HasStudioRole, IsAdmin, IsLabeler, IsResearcher
 from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
@@ -25,6 +25,7 @@ from feedback_app.api.serializers import (
     LabelSerializer,
     NextComparisonSerializer,
     PromptInSerializer,
+    next_wanted,
 )
 from feedback_app.rendering import markdown_html
 from feedback_app.selectors.campaigns import campaign_role, campaigns_for_user
@@ -98,38 +99,36 @@ class LabelView(CampaignScopedView):
         },
     )
     def post(self, request: Request, comparison_id: int) -> Response:
-        wants_next = _next_wanted(request)
+        wants_next = next_wanted(request.query_params.get("next"))
         submission = LabelRequestSerializer.read(request.data, campaign=request.campaign)
-        asked = {"rater": request.user, "campaign": request.campaign, "comparison_id": comparison_id, "submission": submission}
-        try:
-            if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
-                label, created, following = label_record_and_lease_next(**asked)
-            else:
-                label, created = label_record(**asked)
-        except ComparisonNotFound as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        except LabelConflict as exc:
-            return Response({"detail": str(exc), "label": LabelSerializer.from_label(exc.label)}, status=status.HTTP_409_CONFLICT)
-        except NotLeased as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        body = LabelSerializer.from_label(label)
-        if wants_next:
-            body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body, answer_status = label_answer(request, submission, wants_next, comparison_id=comparison_id)
+        return Response(body, status=answer_status)
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        """DRF's view, with the plain label call served beside it (``label_direct``)."""
+        return direct_or(super().as_view(**initkwargs), answer=label_answer, throttle_scope=cls.throttle_scope)
 
 
-_NEXT = LabelQuerySerializer().fields["next"]  # built once: a serializer deep-copies its fields for every instance (0.1 ms a label)
-
-
-def _next_wanted(request: Request) -> bool:
-    """Return ``?next=`` as ``LabelQuerySerializer`` reads it (400 naming it when it is not a boolean)."""
-    raw = request.query_params.get("next")
-    if raw is None:
-        return False
+def label_answer(request, submission, wants_next: bool, *, comparison_id: int) -> tuple[dict, int]:
+    """Record the label ``request``'s user submits on ``comparison_id`` (and lease their next where ``wants_next``); return
+    the answer's body and status. ``request.user`` and ``request.campaign`` have passed the label endpoint's checks."""
+    asked = {"rater": request.user, "campaign": request.campaign, "comparison_id": comparison_id, "submission": submission}
     try:
-        return _NEXT.run_validation(raw)
-    except ValidationError as exc:
-        raise ValidationError({"next": exc.detail}) from exc
+        if wants_next:  # the rater's current lease if they hold one, so a retry gets the same next
+            label, created, following = label_record_and_lease_next(**asked)
+        else:
+            label, created = label_record(**asked)
+    except ComparisonNotFound as exc:
+        return {"detail": str(exc)}, status.HTTP_404_NOT_FOUND
+    except LabelConflict as exc:
+        return {"detail": str(exc), "label": LabelSerializer.from_label(exc.label)}, status.HTTP_409_CONFLICT
+    except NotLeased as exc:
+        return {"detail": str(exc)}, status.HTTP_409_CONFLICT
+    body = LabelSerializer.from_label(label)
+    if wants_next:
+        body["next"] = NextComparisonSerializer.from_assignment(following) if following else None
+    return body, status.HTTP_201_CREATED if created else status.HTTP_200_OK
 
 
 class SkipView(CampaignScopedView):

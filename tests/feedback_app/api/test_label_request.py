@@ -6,7 +6,7 @@ import random
 import pytest
 from rest_framework.exceptions import ValidationError
 
-from feedback_app.api.serializers import LabelRequestSerializer, _plain_label
+from feedback_app.api.serializers import LabelRequestSerializer, plain_label
 from feedback_app.models import Campaign
 
 CAMPAIGN = Campaign(slug="c", name="C", criteria=["helpfulness", "tone"], flags=["unsafe", "off_topic"])
@@ -52,7 +52,7 @@ def test_a_plain_label_is_read_as_the_serializer_reads_it():
     ]
     short = 0
     for data in requests:
-        plain = _plain_label(data, campaign=CAMPAIGN)
+        plain = plain_label(data, campaign=CAMPAIGN)
         outcome, read = _serializer_reading(data)
         if plain is not None:
             short += 1
@@ -64,7 +64,7 @@ def test_a_plain_label_is_read_as_the_serializer_reads_it():
 def test_the_plain_labels_raters_send_take_the_short_reading():
     for data in [{"choice": "left"}, {"choice": "both_bad", "strength": 3, "time_on_task_ms": 900},
                  {"choice": "tie", "criteria": {}, "rationale": "", "flags": [], "edited_text": "", "edited_from": "", "time_on_task_ms": None}]:
-        assert _plain_label(data, campaign=CAMPAIGN) is not None, data
+        assert plain_label(data, campaign=CAMPAIGN) is not None, data
 
 
 def test_read_names_the_field_at_fault_whichever_reading_takes_it():

@@ -1,0 +1,134 @@
+"""The label call's plain case served without DRF's dispatch; every other call goes through DRF as before.
+
+Most requests a studio serves are a rater's ``POST .../label/`` with a token, a small JSON body
+naming a side (perhaps a strength and a time) and ``?next=1``. DRF's dispatch wraps each in its own
+request object and runs its authentication, permission, throttle, content negotiation, parsing and
+rendering steps; measured in one process (``bench/README.md``, session 40) that was about a third of a
+web process's CPU for a label. Here that case runs the same steps' own code (the token's check, the
+campaign role, the label throttle, the strict JSON reading, ``LabelRequestSerializer``'s plain reading
+and the answer ``label_answer`` builds) without the framework around them, and answers byte for
+byte as DRF would.
+
+Anything else is handed to the DRF view untouched, before anything is written or counted: another
+method or credentials, an ``Accept`` other than JSON, a body that is not a plain label, a token,
+role, campaign or ``next`` that DRF refuses. DRF then gives its own answer (401, 403, 404, 400,
+413, 415), so every refusal stays DRF's. A throttled call is handed over too (DRF answers 429 with
+its wait, counting nothing). Once the throttle has counted a call it is never handed over.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.renderers import JSONRenderer
+
+from feedback_app.api.authentication import TokenAuthentication
+from feedback_app.api.permissions import IsLabeler
+from feedback_app.api.serializers import next_wanted, plain_label
+from feedback_app.api.throttling import ProcessScopedRateThrottle
+from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
+from feedback_app.services.json_input import JSONInputError, json_loads_strict
+
+ACCEPTED = frozenset({None, "*/*", "application/json"})  # the Accept headers DRF answers with its JSON renderer, unparametrised
+JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
+_RENDERER = JSONRenderer()
+_AUTHENTICATION = TokenAuthentication()
+
+
+class _Seen:
+    """What DRF's permission and throttle classes read of a view."""
+
+    def __init__(self, campaign_slug: str, throttle_scope: str) -> None:
+        self.campaign_slug, self.throttle_scope = campaign_slug, throttle_scope
+
+
+def direct_or(drf_view, *, answer, throttle_scope: str):
+    """Return a view that serves a plain label call itself (``answer(request, submission, wants_next, **kwargs)`` gives
+    (body, status)) and hands every other call to ``drf_view``, DRF's view of the same endpoint.
+
+    The returned view carries ``drf_view``'s attributes, so the schema generator and the URL resolver see DRF's view.
+    """
+    allowed = ", ".join(drf_view.cls().allowed_methods)
+
+    @csrf_exempt  # as DRF's: a token call carries no cookie to forge; session calls go to DRF, which checks CSRF itself
+    def view(request, *args, campaign_slug: str = DEFAULT_CAMPAIGN_SLUG, **kwargs):
+        read = _plain_call(request, campaign_slug=campaign_slug, throttle_scope=throttle_scope)
+        if read is None:
+            return drf_view(request, *args, campaign_slug=campaign_slug, **kwargs)
+        submission, wants_next = read
+        body, status = answer(request, submission, wants_next, *args, **kwargs)
+        response = _json_response(body, status)
+        response["Allow"] = allowed
+        return response
+
+    for name in ("cls", "initkwargs", "view_class", "view_initkwargs"):
+        if hasattr(drf_view, name):
+            setattr(view, name, getattr(drf_view, name))
+    view.__name__, view.__doc__ = drf_view.__name__, drf_view.__doc__
+    return view
+
+
+def _plain_call(request, *, campaign_slug: str, throttle_scope: str):
+    """Return (submission, wants_next) for a plain label call that passed DRF's checks and its throttle; None to hand it to DRF."""
+    meta = request.META
+    if request.method != "POST" or meta.get("HTTP_ACCEPT") not in ACCEPTED or meta.get("CONTENT_TYPE", "").lower() not in JSON_TYPES:
+        return None
+    key = _token_key(meta.get("HTTP_AUTHORIZATION", ""))
+    wants_next = _next_flag(request.GET.get("next"))
+    data = _json_body(request)
+    if key is None or wants_next is None or data is None:
+        return None
+    try:
+        user, token = _AUTHENTICATION.authenticate_credentials(key)
+    except APIException:
+        return None
+    request.user, request.auth = user, token  # as DRF sets them on the request it wraps
+    seen = _Seen(campaign_slug, throttle_scope)
+    try:
+        if not IsLabeler().has_permission(request, seen):
+            return None
+    except APIException:
+        return None
+    submission = plain_label(data, campaign=request.campaign)
+    if submission is None or not ProcessScopedRateThrottle().allow_request(request, seen):
+        return None
+    return submission, wants_next
+
+
+def _token_key(header: str) -> str | None:
+    """The key of ``Authorization: Token <key>`` as DRF's TokenAuthentication reads it; None for anything it would not read so."""
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != _AUTHENTICATION.keyword.lower() or not parts[1].isascii():
+        return None
+    return parts[1]
+
+
+def _next_flag(raw: str | None) -> bool | None:
+    """``?next=`` as the DRF view reads it (``serializers.next_wanted``); None where it would refuse it."""
+    try:
+        return next_wanted(raw)
+    except ValidationError:
+        return None
+
+
+def _json_body(request):
+    """The body as ``StrictJSONParser`` reads it; None where the parser (or Django's size limit) would refuse it."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if not 0 < length <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return None
+    try:
+        return json_loads_strict(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, JSONInputError):
+        return None
+
+
+def _json_response(body: dict, status: int) -> HttpResponse:
+    response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
+    patch_vary_headers(response, ("Accept",))
+    return response
