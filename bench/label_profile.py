@@ -10,6 +10,9 @@ every SQL statement of one round with its time, and the functions that took the 
 
     .venv/bin/python -m bench.label_profile --rounds 300
     .venv/bin/python -m bench.label_profile --rounds 300 --combined
+    .venv/bin/python -m bench.label_profile --rounds 300 --combined --wsgi   # as a web process calls Django
+
+A label call throttled by the label rate would fail the round: the rate is lifted for the run (``THROTTLE_LABEL_RATE``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def setup(database_url: str | None):
     try:
         os.environ.update({"REDIS_URL": redis_url, "VAR_DIR": str(scratch), "SECRET_KEY": "label-profile-scratch",
                            "DJANGO_SETTINGS_MODULE": "feedback_app.settings", "LOG_LEVEL": "WARNING", "REFIT_EVERY_N_LABELS": "0",
-                           "POLICY_EVERY_N_LABELS": "0"})
+                           "POLICY_EVERY_N_LABELS": "0", "THROTTLE_LABEL_RATE": "1000000/minute"})
         if database_url:
             os.environ["DATABASE_URL"] = database_url
         import django
@@ -81,24 +84,42 @@ def fill(comparisons: int, rater: str = "") -> str:
 
 
 class Rater:
-    """A rater's rounds through the test client; ``combined`` takes each next lease from the label's answer."""
+    """A rater's rounds through the test client, or with ``wsgi`` through Django's WSGI handler as a web process calls it
+    (without the test client's own work); ``combined`` takes each next lease from the label's answer."""
 
-    def __init__(self, token: str, combined: bool) -> None:
+    def __init__(self, token: str, combined: bool, wsgi: bool = False) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
         from django.test import Client
 
+        self.token, self.handler = token, WSGIHandler() if wsgi else None
         self.client = Client(HTTP_AUTHORIZATION=f"Token {token}")
         self.combined, self.following = combined, None
 
     def round(self) -> None:
         if self.following is None:
-            response = self.client.get("/api/v1/comparisons/next/")
-            assert response.status_code == 200, response.status_code
-            self.following = response.json()
-        suffix = "?next=1" if self.combined else ""
-        answer = self.client.post(f"/api/v1/comparisons/{self.following['id']}/label/{suffix}", {"choice": "left", "strength": 2},
-                                  content_type="application/json")
-        assert answer.status_code == 201, answer.content
-        self.following = answer.json().get("next") if self.combined else None
+            status, body = self.call("GET", "/api/v1/comparisons/next/")
+            assert status == 200, status
+            self.following = json.loads(body)
+        status, body = self.call("POST", f"/api/v1/comparisons/{self.following['id']}/label/", "next=1" if self.combined else "",
+                                 b'{"choice": "left", "strength": 2}')
+        assert status == 201, body
+        self.following = json.loads(body).get("next") if self.combined else None
+
+    def call(self, method: str, path: str, query: str = "", body: bytes = b"") -> tuple[int, bytes]:
+        if self.handler is None:
+            url = f"{path}?{query}" if query else path
+            answer = (self.client.get(url) if method == "GET" else
+                      self.client.post(url, body, content_type="application/json"))
+            return answer.status_code, answer.content
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+                   "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8000",
+                   "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+                   "HTTP_AUTHORIZATION": f"Token {self.token}", "CONTENT_LENGTH": str(len(body))}
+        if body:
+            environ["CONTENT_TYPE"] = "application/json"
+        started = {}
+        content = b"".join(self.handler(environ, lambda status, headers: started.setdefault("status", status)))
+        return int(started["status"].split()[0]), content
 
 
 def statements_of_one_round(rater: Rater) -> list[dict]:
@@ -147,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--combined", action="store_true", help="label?next=1 alone per round")
+    p.add_argument("--wsgi", action="store_true", help="call Django's WSGI handler as a web process does, not the test client")
     p.add_argument("--top", type=int, default=25, help="functions listed from the profile")
     p.add_argument("--sort", choices=["cumulative", "tottime"], default="cumulative", help="order of the profile's functions")
     p.add_argument("--json", type=Path)
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 def profile_rounds(args: argparse.Namespace) -> int:
     from django.db import connection
 
-    rater = Rater(fill(args.warmup + 2 * args.rounds + 10), args.combined)
+    rater = Rater(fill(args.warmup + 2 * args.rounds + 10), args.combined, args.wsgi)
     for _ in range(args.warmup):
         rater.round()
     statements = statements_of_one_round(rater)
@@ -178,14 +200,18 @@ def profile_rounds(args: argparse.Namespace) -> int:
         rater.round()
     plain_cpu = (time.process_time() - cpu1) / max(1, args.rounds // 3)
     text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats(args.sort).print_stats(args.top)
-    result = {"database": connection.vendor, "combined": args.combined,
+    stats = pstats.Stats(profile, stream=text)
+    stats.sort_stats(args.sort).print_stats(args.top)
+    result = {"database": connection.vendor, "combined": args.combined, "through": "WSGI handler" if args.wsgi else "test client",
               "calls_per_label": 1 if args.combined else 2, "rounds": args.rounds,
               "cpu_ms_per_label": round(1000 * plain_cpu, 2), "cpu_ms_per_label_profiled": round(1000 * cpu / args.rounds, 2),
               "wall_ms_per_label_profiled": round(1000 * wall / args.rounds, 2),
+              # Python function calls a label made: counted, not timed, so a busy machine cannot change it
+              "function_calls_per_label": round(stats.total_calls / args.rounds),
               "statements_per_label": len(statements), "statements": statements}
-    print(f"database {result['database']}; {'label?next=1' if args.combined else 'next, then label'}: "
+    print(f"database {result['database']}; {'label?next=1' if args.combined else 'next, then label'} through the {result['through']}: "
           f"{result['cpu_ms_per_label']} ms CPU per label ({result['cpu_ms_per_label_profiled']} ms under the profiler), "
+          f"{result['function_calls_per_label']} Python function calls per label, "
           f"{len(statements)} SQL statements per label, {sum(s['ms'] for s in statements):.2f} ms in them:")
     for s in statements:
         print(f"  {s['ms']:7.3f} ms  {s['sql'][:160]}")
