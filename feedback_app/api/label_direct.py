@@ -9,10 +9,11 @@ campaign role, the label throttle, the strict JSON reading, ``LabelRequestSerial
 and the answer ``label_answer`` builds) without the framework around them, and answers byte for
 byte as DRF would.
 
-Anything else is handed to the DRF view untouched, before anything is written or counted: another
-method or credentials, an ``Accept`` other than JSON, a body that is not a plain label, a token,
-role, campaign or ``next`` that DRF refuses. DRF then gives its own answer (401, 403, 404, 400,
-413, 415), so every refusal stays DRF's. A throttled call is handed over too (DRF answers 429 with
+Anything else is handed to the DRF view untouched, before the label is written or the throttle has
+counted the call: another method or credentials, an ``Accept`` other than JSON, a body that is not a
+plain label, a token, role, campaign or ``next`` that DRF refuses. DRF then gives its own answer (401,
+403, 404, 400, 413, 415), so every refusal stays DRF's. (A valid token's use may have been recorded by
+then, as DRF records it for the same call.) A throttled call is handed over too (DRF answers 429 with
 its wait, counting nothing). Once the throttle has counted a call it is never handed over.
 """
 
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.renderers import JSONRenderer
 
@@ -76,7 +78,7 @@ def _plain_call(request, *, campaign_slug: str, throttle_scope: str):
     meta = request.META
     if request.method != "POST" or meta.get("HTTP_ACCEPT") not in ACCEPTED or meta.get("CONTENT_TYPE", "").lower() not in JSON_TYPES:
         return None
-    key = _token_key(meta.get("HTTP_AUTHORIZATION", ""))
+    key = _token_key(request)
     wants_next = _next_flag(request.GET.get("next"))
     data = _json_body(request)
     if key is None or wants_next is None or data is None:
@@ -98,12 +100,19 @@ def _plain_call(request, *, campaign_slug: str, throttle_scope: str):
     return submission, wants_next
 
 
-def _token_key(header: str) -> str | None:
-    """The key of ``Authorization: Token <key>`` as DRF's TokenAuthentication reads it; None for anything it would not read so."""
-    parts = header.split()
-    if len(parts) != 2 or parts[0].lower() != _AUTHENTICATION.keyword.lower() or not parts[1].isascii():
+def _token_key(request) -> str | None:
+    """The key of ``Authorization: Token <key>`` as DRF's TokenAuthentication reads it (the header's bytes split on ASCII white
+    space); None for anything else, which DRF then reads or refuses itself."""
+    try:
+        parts = get_authorization_header(request).split()
+    except UnicodeError:  # a header no HTTP server hands on (not latin-1): DRF's to answer
         return None
-    return parts[1]
+    if len(parts) != 2 or parts[0].lower() != _AUTHENTICATION.keyword.lower().encode():
+        return None
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def _next_flag(raw: str | None) -> bool | None:
@@ -120,7 +129,8 @@ def _json_body(request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if not 0 < length <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # None: no limit
+    if length <= 0 or (limit is not None and length > limit):
         return None
     try:
         return json_loads_strict(request.body.decode("utf-8"))

@@ -42,9 +42,9 @@ def scenario(make_user, make_comparisons) -> list[tuple]:
     leased = client.get("/api/v1/comparisons/next/").json()["id"]
     assert leased == first.pk
 
-    def post(comparison_id, body, query="?next=1", prefix="/api/v1", **headers):
+    def post(comparison_id, body, query="?next=1", prefix="/api/v1", content_type="application/json", **headers):
         text = body if isinstance(body, str) else json.dumps(body)
-        return client.post(f"{prefix}/comparisons/{comparison_id}/label/{query}", text, content_type="application/json", **headers)
+        return client.post(f"{prefix}/comparisons/{comparison_id}/label/{query}", text, content_type=content_type, **headers)
 
     answers = [
         post(first.pk, PLAIN),  # 201 and the next lease (second)
@@ -56,7 +56,12 @@ def scenario(make_user, make_comparisons) -> list[tuple]:
         post(second.pk, {"choice": "sideways"}),  # 400 naming choice
         post(second.pk, '{"choice": "left",'),  # 400: not JSON
         post(second.pk, PLAIN, HTTP_AUTHORIZATION="Token not-a-key"),  # 401
-        post(second.pk, {"choice": "left", "criteria": {"helpfulness": "left"}}),  # 201, read by the serializer
+        post(second.pk, PLAIN, HTTP_AUTHORIZATION=f"Token\xa0{key}"),  # 401: DRF splits the header on ASCII white space only
+        post(second.pk, PLAIN, HTTP_AUTHORIZATION=f"Token\x1f{key}"),  # 401, the same
+        post(second.pk, PLAIN, HTTP_AUTHORIZATION=f"Token {key} more"),  # 401: a key with spaces
+        post(second.pk, PLAIN, HTTP_AUTHORIZATION=f"token\t{key}", HTTP_ACCEPT="*/*"),  # 201: the keyword's case and a tab are DRF's too
+        post(second.pk, PLAIN, content_type="Application/JSON; charset=UTF-8"),  # 200: a retry
+        post(second.pk, {"choice": "left", "criteria": {"helpfulness": "left"}}),  # 409: another answer, read by the serializer
         post(third.pk, PLAIN, query="", prefix="/api/v1/campaigns/default"),  # 201 without next, the campaign's path
         post(fourth.pk, PLAIN, prefix="/api/v1/campaigns/nowhere"),  # 404: no such campaign
         post(fourth.pk, PLAIN),  # 409: no lease held
@@ -99,10 +104,10 @@ def test_the_plain_call_answers_as_drf_does_and_everything_else_is_drf_s(make_us
     monkeypatch.setattr(leasing, "random", random.Random(7))
     monkeypatch.setattr(label_direct, "_plain_call", lambda request, **kwargs: None)  # DRF serves every call
     drf = scenario(make_user, make_comparisons)
-    assert [status for status, _, _ in direct] == [201, 200, 409, 409, 404, 400, 400, 400, 401, 201, 201, 404, 409, 201, 401]
+    assert [status for status, _, _ in direct] == [201, 200, 409, 409, 404, 400, 400, 400, 401, 401, 401, 401, 201, 200, 409, 201, 404, 409, 201, 401]
     assert direct == drf
-    assert served_by_drf == 7, "the plain calls that pass every check (201, 200, 409, 409, 404, 201, 409, 201) are not DRF's"
-    assert len(drf_calls) == served_by_drf + 15
+    assert served_by_drf == 10, "the plain calls that pass every check (201, 200, 409, 409, 404, 201, 200, 201, 409, 201) are not DRF's"
+    assert len(drf_calls) == served_by_drf + 20
 
 
 def test_a_call_is_counted_once_by_the_throttle_whoever_serves_it(rater, make_comparisons, monkeypatch, drf_calls):
@@ -144,6 +149,49 @@ def test_calls_outside_the_plain_case_are_drf_s(rater, make_comparisons, drf_cal
         assert not PreferenceLabel.objects.exists()
 
 
-def test_the_schema_still_sees_drf_s_label_view():
-    view = LabelView.as_view()
-    assert view.cls is LabelView and view.csrf_exempt
+def test_the_schema_documents_both_label_paths_as_drf_s_view(client):
+    """The schema generator reads DRF's view through the wrapper (``cls``): both paths keep their body, parameter and answers."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    for path in ("/api/v1/comparisons/{comparison_id}/label/", "/api/v1/campaigns/{campaign_slug}/comparisons/{comparison_id}/label/"):
+        operation = schema["paths"][path]["post"]
+        assert "next" in [p["name"] for p in operation["parameters"]] and "requestBody" in operation
+        assert {"200", "201", "400", "401", "403", "404", "409", "429"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize("refusal", ["inactive", "not a member", "archived"])
+def test_a_refused_rater_gets_drf_s_answer(make_user, make_comparisons, drf_calls, refusal):
+    from feedback_app.models import CampaignMember, Role
+    from feedback_app.services.campaigns import campaign_create
+
+    rater = make_user()
+    campaign = campaign_create(slug="second", name="Second")
+    CampaignMember.objects.create(campaign=campaign, user=rater, role=Role.RATER)
+    _, key = api_token_issue(user=rater)
+    if refusal == "inactive":
+        rater.is_active = False
+        rater.save(update_fields=["is_active"])
+    elif refusal == "not a member":
+        CampaignMember.objects.filter(campaign=campaign, user=rater).delete()
+    else:
+        campaign.state = campaign.State.ARCHIVED
+        campaign.save(update_fields=["state"])
+    answer = Client(HTTP_AUTHORIZATION=f"Token {key}").post("/api/v1/campaigns/second/comparisons/1/label/?next=1", json.dumps(PLAIN),
+                                                             content_type="application/json")
+    expected = {"inactive": 401, "not a member": 403, "archived": 404}[refusal]
+    assert answer.status_code == expected, answer.content
+    assert len(drf_calls) == (0 if refusal == "archived" else 1)  # an archived campaign's member passes the checks; the label is refused
+
+
+def test_with_tokens_kept_in_the_process_a_revocation_refuses_the_next_plain_call(rater, make_comparisons, token_cache_on, drf_calls,
+                                                                                   django_capture_on_commit_callbacks):
+    first, second = make_comparisons(2)
+    token, key = api_token_issue(user=rater)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    client.get("/api/v1/comparisons/next/")
+    labelled = client.post(f"/api/v1/comparisons/{first.pk}/label/?next=1", json.dumps(PLAIN), content_type="application/json")
+    assert labelled.status_code == 201 and drf_calls == [] and len(token_cache_on) == 1  # served here, the token kept
+    with django_capture_on_commit_callbacks(execute=True):
+        api_token_revoke(token=token)
+    refused = client.post(f"/api/v1/comparisons/{second.pk}/label/?next=1", json.dumps(PLAIN), content_type="application/json")
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"] and len(drf_calls) == 1
+    assert PreferenceLabel.objects.filter(rater=rater).count() == 1
