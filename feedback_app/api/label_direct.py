@@ -1,23 +1,28 @@
-"""The label call's plain case served without DRF's dispatch; every other call goes through DRF as before.
+"""The labeling calls' plain case served without DRF's dispatch; every other call goes through DRF as before.
 
-Most requests a studio serves are a rater's ``POST .../label/`` with a token, a small JSON body
-naming a side (perhaps a strength and a time) and ``?next=1``. DRF's dispatch wraps each in its own
-request object and runs its authentication, permission, throttle, content negotiation, parsing and
-rendering steps; measured in one process (``bench/README.md``, session 40) that was about a third of a
-web process's CPU for a label. Here that case runs the same steps' own code (the token's check, the
-campaign role, the label throttle, the strict JSON reading, ``LabelRequestSerializer``'s plain reading
-and the answer ``label_answer`` builds) without the framework around them, and answers byte for
-byte as DRF would.
+Most requests a studio serves are a rater's ``POST .../label/?next=1`` with a token and a small JSON
+body naming a side (perhaps a strength and a time), and, in the two-call flow, ``GET .../next/``.
+DRF's dispatch wraps each in its own request object and runs its authentication, permission,
+throttle, content negotiation, parsing and rendering steps. Measured under load (``bench/README.md``,
+session 40), serving the label call without them took 9-11% off a web process's CPU per label. Here
+the plain case runs the same steps' own code (the token's check, the campaign role, the throttle,
+the strict JSON reading, ``LabelRequestSerializer``'s plain reading, and the answer the DRF view
+builds with the same function) without the framework around them, and answers byte for byte as
+DRF would. Each endpoint says what its plain case is with a ``Plain``.
 
-Anything else is handed to the DRF view untouched, before the label is written or the throttle has
-counted the call: another method or credentials, an ``Accept`` other than JSON, a body that is not a
-plain label, a token, role, campaign or ``next`` that DRF refuses. DRF then gives its own answer (401,
-403, 404, 400, 413, 415), so every refusal stays DRF's. (A valid token's use may have been recorded by
-then, as DRF records it for the same call.) A throttled call is handed over too (DRF answers 429 with
-its wait, counting nothing). Once the throttle has counted a call it is never handed over.
+Anything else is handed to the DRF view untouched, before the service is called or the throttle
+has counted the call: another method or credentials, an ``Accept`` other than JSON, a body that is
+not a plain label, a token, role, campaign or ``next`` that DRF refuses. DRF then gives its own
+answer (401, 403, 404, 400, 413, 415), so every refusal stays DRF's. (A valid token's use may have
+been recorded by then, as DRF records it for the same call.) A throttled call is handed over too
+(DRF answers 429 with its wait, counting nothing). Once the throttle has counted a call it is never
+handed over.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -43,25 +48,48 @@ _AUTHENTICATION = TokenAuthentication()
 class _Seen:
     """What DRF's permission and throttle classes read of a view."""
 
-    def __init__(self, campaign_slug: str, throttle_scope: str) -> None:
+    def __init__(self, campaign_slug: str, throttle_scope: str | None) -> None:
         self.campaign_slug, self.throttle_scope = campaign_slug, throttle_scope
 
 
-def direct_or(drf_view, *, answer, throttle_scope: str):
-    """Return a view that serves a plain label call itself (``answer(request, submission, wants_next, **kwargs)`` gives
-    (body, status)) and hands every other call to ``drf_view``, DRF's view of the same endpoint.
+def _nothing_to_read(request) -> tuple:
+    return ()
+
+
+def _as_read(request, read):
+    return read
+
+
+@dataclass(frozen=True)
+class Plain:
+    """The plain case of one endpoint, served without DRF: its method; ``read(request)``, what it reads before the caller is
+    known (no side effects); ``settle(request, read)``, what it reads once ``request.campaign`` is known; its throttle scope
+    (None: not throttled); ``answer(request, settled, **url_kwargs)``, which gives (body or None for no content, status).
+    ``read`` or ``settle`` returning None hands the call to DRF."""
+
+    method: str
+    answer: Callable
+    read: Callable = _nothing_to_read
+    settle: Callable = _as_read
+    throttle_scope: str | None = None
+
+
+def direct_or(drf_view, plain: Plain):
+    """Return a view that serves ``plain``'s case itself and hands every other call to ``drf_view``, DRF's view of the same
+    endpoint.
 
     The returned view carries ``drf_view``'s attributes, so the schema generator and the URL resolver see DRF's view.
     """
-    allowed = ", ".join(drf_view.cls().allowed_methods)
+    instance = drf_view.cls(**drf_view.initkwargs)
+    instance.setup(None)  # as Django's view function does before dispatch (a GET view then answers HEAD)
+    allowed = ", ".join(instance.allowed_methods)
 
     @csrf_exempt  # as DRF's: a token call carries no cookie to forge; session calls go to DRF, which checks CSRF itself
     def view(request, *args, campaign_slug: str = DEFAULT_CAMPAIGN_SLUG, **kwargs):
-        read = _plain_call(request, campaign_slug=campaign_slug, throttle_scope=throttle_scope)
-        if read is None:
+        settled = _plain_call(request, plain, campaign_slug=campaign_slug)
+        if settled is None:
             return drf_view(request, *args, campaign_slug=campaign_slug, **kwargs)
-        submission, wants_next = read
-        body, status = answer(request, submission, wants_next, *args, **kwargs)
+        body, status = plain.answer(request, settled, *args, **kwargs)
         response = _json_response(body, status)
         response["Allow"] = allowed
         return response
@@ -73,31 +101,44 @@ def direct_or(drf_view, *, answer, throttle_scope: str):
     return view
 
 
-def _plain_call(request, *, campaign_slug: str, throttle_scope: str):
-    """Return (submission, wants_next) for a plain label call that passed DRF's checks and its throttle; None to hand it to DRF."""
-    meta = request.META
-    if request.method != "POST" or meta.get("HTTP_ACCEPT") not in ACCEPTED or meta.get("CONTENT_TYPE", "").lower() not in JSON_TYPES:
+def _plain_call(request, plain: Plain, *, campaign_slug: str):
+    """Return what ``plain`` settles for a call that passed DRF's checks and its throttle; None to hand the call to DRF."""
+    if request.method != plain.method or request.META.get("HTTP_ACCEPT") not in ACCEPTED:
         return None
     key = _token_key(request)
-    wants_next = _next_flag(request.GET.get("next"))
-    data = _json_body(request)
-    if key is None or wants_next is None or data is None:
+    read = plain.read(request) if key is not None else None
+    if read is None:
         return None
     try:
         user, token = _AUTHENTICATION.authenticate_credentials(key)
     except APIException:
         return None
     request.user, request.auth = user, token  # as DRF sets them on the request it wraps
-    seen = _Seen(campaign_slug, throttle_scope)
+    seen = _Seen(campaign_slug, plain.throttle_scope)
     try:
         if not IsLabeler().has_permission(request, seen):
             return None
     except APIException:
         return None
-    submission = plain_label(data, campaign=request.campaign)
-    if submission is None or not ProcessScopedRateThrottle().allow_request(request, seen):
+    settled = plain.settle(request, read)
+    if settled is None or (plain.throttle_scope and not ProcessScopedRateThrottle().allow_request(request, seen)):
         return None
-    return submission, wants_next
+    return settled
+
+
+def label_read(request) -> tuple | None:
+    """A label call's body and ``?next=`` as DRF's view reads them, before the caller is known; None where it would refuse them."""
+    if request.META.get("CONTENT_TYPE", "").lower() not in JSON_TYPES:
+        return None
+    wants_next, data = _next_flag(request.GET.get("next")), _json_body(request)
+    return None if wants_next is None or data is None else (data, wants_next)
+
+
+def label_settle(request, read: tuple) -> tuple | None:
+    """(submission, wants_next) of a plain label in ``request.campaign``; None where the body is more than a plain label."""
+    data, wants_next = read
+    submission = plain_label(data, campaign=request.campaign)
+    return None if submission is None else (submission, wants_next)
 
 
 def _token_key(request) -> str | None:
@@ -138,7 +179,12 @@ def _json_body(request):
         return None
 
 
-def _json_response(body: dict, status: int) -> HttpResponse:
-    response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
+def _json_response(body: dict | None, status: int) -> HttpResponse:
+    """The answer DRF's Response gives: JSON, or no content and no Content-Type for None; and Vary: Accept."""
+    if body is None:
+        response = HttpResponse(status=status)
+        del response["Content-Type"]
+    else:
+        response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
     patch_vary_headers(response, ("Accept",))
     return response

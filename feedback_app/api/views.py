@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback_app.api.label_direct import direct_or
+from feedback_app.api.label_direct import Plain, direct_or, label_read, label_settle
 from feedback_app.api.permissions import CampaignScopedView, HasStudioRole, IsAdmin, IsLabeler, IsResearcher
 from feedback_app.api.schema import NonEmptyListBodySchema, errors
 from feedback_app.api.serializers import (
@@ -53,10 +53,21 @@ class NextComparisonView(CampaignScopedView):
         responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing is left for this rater."), **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
-        assignment = assignment_lease_next(rater=request.user, campaign=request.campaign)
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(NextComparisonSerializer.from_assignment(assignment))
+        body, answer_status = next_answer(request, ())
+        return Response(body, status=answer_status)
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        """DRF's view, with the plain call served beside it (``label_direct``)."""
+        return direct_or(super().as_view(**initkwargs), Plain(method="GET", answer=next_answer))
+
+
+def next_answer(request, read: tuple) -> tuple[dict | None, int]:
+    """Lease ``request.user`` their next comparison in ``request.campaign``; return the answer's body (None: no content) and status."""
+    assignment = assignment_lease_next(rater=request.user, campaign=request.campaign)
+    if assignment is None:
+        return None, status.HTTP_204_NO_CONTENT
+    return NextComparisonSerializer.from_assignment(assignment), status.HTTP_200_OK
 
 
 class CampaignsView(APIView):
@@ -106,8 +117,10 @@ class LabelView(CampaignScopedView):
 
     @classmethod
     def as_view(cls, **initkwargs):
-        """DRF's view, with the plain label call served beside it (``label_direct``)."""
-        return direct_or(super().as_view(**initkwargs), answer=label_answer, throttle_scope=cls.throttle_scope)
+        """DRF's view, with the plain call served beside it (``label_direct``)."""
+        plain = Plain(method="POST", read=label_read, settle=label_settle, throttle_scope=cls.throttle_scope,
+                      answer=lambda request, settled, **kwargs: label_answer(request, *settled, **kwargs))
+        return direct_or(super().as_view(**initkwargs), plain)
 
 
 def label_answer(request, submission, wants_next: bool, *, comparison_id: int) -> tuple[dict, int]:

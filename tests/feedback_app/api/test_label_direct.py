@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from feedback_app.api import label_direct
-from feedback_app.api.views import LabelView
+from feedback_app.api.views import LabelView, NextComparisonView
 from feedback_app.models import PreferenceLabel
 from feedback_app.services import leasing
 from feedback_app.services.accounts import api_token_issue, api_token_revoke
@@ -20,16 +20,25 @@ PLAIN = {"choice": "left", "strength": 2}
 
 @pytest.fixture
 def drf_calls(monkeypatch):
-    """Count the calls DRF's LabelView dispatched."""
-    calls = []
-    dispatch = LabelView.dispatch
+    """The label calls DRF's LabelView dispatched (their paths); ``drf_calls.next`` those of NextComparisonView."""
+    calls = DispatchedCalls()
+    for view, kept in ((LabelView, calls), (NextComparisonView, calls.next)):
+        monkeypatch.setattr(view, "dispatch", counting(view.dispatch, kept))
+    return calls
 
+
+class DispatchedCalls(list):
+    def __init__(self) -> None:
+        super().__init__()
+        self.next = []
+
+
+def counting(dispatch, kept: list):
     def counted(self, request, *args, **kwargs):
-        calls.append(request.path)
+        kept.append(request.path)
         return dispatch(self, request, *args, **kwargs)
 
-    monkeypatch.setattr(LabelView, "dispatch", counted)
-    return calls
+    return counted
 
 
 def scenario(make_user, make_comparisons) -> list[tuple]:
@@ -71,6 +80,11 @@ def scenario(make_user, make_comparisons) -> list[tuple]:
     assert PreferenceLabel.objects.filter(rater=rater).count() == 4
     api_token_revoke(token=token)
     answers.append(post(fourth.pk, PLAIN))  # 401: revoked
+    return normalised(answers)
+
+
+def normalised(answers) -> list[tuple]:
+    """Each answer's status, body and headers, its ids and times replaced by placeholders in the order they appear."""
     seen: dict[tuple[str, int], str] = {}
 
     def placeholder(kind: str, value: int) -> str:
@@ -90,11 +104,11 @@ def scenario(make_user, make_comparisons) -> list[tuple]:
             return re.sub(r"(?<=comparison )\d+", lambda m: placeholder("comparison", int(m.group(0))), value)
         return value
 
-    def normal(response):
+    def normal(response, record: str):
         headers = {name: value for name, value in response.headers.items() if name != "Content-Length"}
-        return response.status_code, normal_value("", response.json()), headers
+        return response.status_code, normal_value("", response.json(), record=record) if response.content else None, headers
 
-    return [normal(answer) for answer in answers]
+    return [normal(answer, "comparison" if answer.request["PATH_INFO"].endswith("/next/") else "label") for answer in answers]
 
 
 def test_the_plain_call_answers_as_drf_does_and_everything_else_is_drf_s(make_user, make_comparisons, monkeypatch, drf_calls):
@@ -102,12 +116,56 @@ def test_the_plain_call_answers_as_drf_does_and_everything_else_is_drf_s(make_us
     direct = scenario(make_user, make_comparisons)
     served_by_drf = len(drf_calls)
     monkeypatch.setattr(leasing, "random", random.Random(7))
-    monkeypatch.setattr(label_direct, "_plain_call", lambda request, **kwargs: None)  # DRF serves every call
+    monkeypatch.setattr(label_direct, "_plain_call", lambda *args, **kwargs: None)  # DRF serves every call
     drf = scenario(make_user, make_comparisons)
     assert [status for status, _, _ in direct] == [201, 200, 409, 409, 404, 400, 400, 400, 401, 401, 401, 401, 201, 200, 409, 201, 404, 409, 201, 401]
     assert direct == drf
     assert served_by_drf == 10, "the plain calls that pass every check (201, 200, 409, 409, 404, 201, 200, 201, 409, 201) are not DRF's"
     assert len(drf_calls) == served_by_drf + 20
+
+
+def next_scenario(make_user, make_comparisons) -> list[tuple]:
+    """A rater's calls for their next comparison, plain and otherwise, right and wrong, in the two-call flow."""
+    rater = make_user()
+    token, key = api_token_issue(user=rater)
+    first, second = make_comparisons(2)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+
+    def get(prefix="/api/v1", **headers):
+        return client.get(f"{prefix}/comparisons/next/", **headers)
+
+    def label(comparison):
+        assert client.post(f"/api/v1/comparisons/{comparison.pk}/label/", json.dumps(PLAIN), content_type="application/json").status_code == 201
+
+    answers = [
+        get(),  # 200: first leased
+        get(HTTP_ACCEPT="application/json"),  # 200: the lease held
+        get(prefix="/api/v1/campaigns/default", HTTP_ACCEPT="*/*"),  # 200, the campaign's path
+        get(prefix="/api/v1/campaigns/nowhere"),  # 404: no such campaign
+        get(HTTP_AUTHORIZATION="Token not-a-key"),  # 401
+        get(HTTP_AUTHORIZATION=f"Token\xa0{key}"),  # 401
+        get(HTTP_AUTHORIZATION=f"Bearer {key}"),  # 401: another scheme
+    ]
+    label(first)
+    answers.append(get())  # 200: second leased
+    label(second)
+    answers.append(get())  # 204: nothing left
+    api_token_revoke(token=token)
+    answers.append(get())  # 401: revoked
+    return normalised(answers)
+
+
+def test_the_plain_next_call_answers_as_drf_does(make_user, make_comparisons, monkeypatch, drf_calls):
+    monkeypatch.setattr(leasing, "random", random.Random(7))
+    direct = next_scenario(make_user, make_comparisons)
+    served_by_drf = len(drf_calls.next)
+    monkeypatch.setattr(leasing, "random", random.Random(7))
+    monkeypatch.setattr(label_direct, "_plain_call", lambda *args, **kwargs: None)
+    drf = next_scenario(make_user, make_comparisons)
+    assert [status for status, _, _ in direct] == [200, 200, 200, 404, 401, 401, 401, 200, 204, 401]
+    assert direct == drf
+    assert direct[-2][1] is None and "Content-Type" not in direct[-2][2]  # no content, as DRF answers it
+    assert served_by_drf == 5 and len(drf_calls.next) == served_by_drf + 10
 
 
 def test_a_call_is_counted_once_by_the_throttle_whoever_serves_it(rater, make_comparisons, monkeypatch, drf_calls):
