@@ -21,6 +21,7 @@ handed over.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,19 +30,20 @@ from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import get_authorization_header
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.renderers import JSONRenderer
 
 from feedback_app.api.authentication import TokenAuthentication
+from feedback_app.api.parsers import StrictJSONParser
 from feedback_app.api.permissions import IsLabeler
 from feedback_app.api.serializers import next_wanted, plain_label
 from feedback_app.api.throttling import ProcessScopedRateThrottle
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
-from feedback_app.services.json_input import JSONInputError, json_loads_strict
 
 ACCEPTED = frozenset({None, "*/*", "application/json"})  # the Accept headers DRF answers with its JSON renderer, unparametrised
 JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _RENDERER = JSONRenderer()
+_PARSER = StrictJSONParser()
 _AUTHENTICATION = TokenAuthentication()
 
 
@@ -165,7 +167,7 @@ def _next_flag(raw: str | None) -> bool | None:
 
 
 def _json_body(request):
-    """The body as ``StrictJSONParser`` reads it; None where the parser (or Django's size limit) would refuse it."""
+    """The body as DRF's view reads it (``StrictJSONParser``, as UTF-8); None where the parser or Django's size limit would refuse it."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -174,8 +176,8 @@ def _json_body(request):
     if length <= 0 or (limit is not None and length > limit):
         return None
     try:
-        return json_loads_strict(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, JSONInputError):
+        return _PARSER.parse(io.BytesIO(request.body), parser_context={"encoding": "utf-8"})
+    except ParseError:
         return None
 
 
