@@ -270,7 +270,7 @@ class _Kept:
     inode: int | None = None  # the file read, and how far: a file written anew by another worker is not read on from an offset
     offset: int = 0
     changed: list[int] = field(default_factory=list)  # the completed comparisons added, in the order added (again after an undo too)
-    pairs: object = None  # what ``training_pairs`` made of them, by purpose (its memos; same lifetime)
+    pairs: dict = field(default_factory=dict)  # what ``training_pairs`` made of them, by purpose (its memos; same lifetime)
 
     def add(self, records: list[list], gold: list[list], *, through: datetime) -> None:
         """Add completed comparisons (one held already, completed again after an undo: its new labels replace the old) and gold
@@ -368,6 +368,6 @@ def _read_segments(path: Path, kept: _Kept, *, through: datetime) -> bool:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("training data %s unreadable (%s); reading the campaign's labels again", path, exc)
         kept.through, kept.labels, kept.comparisons, kept.first, kept.inode, kept.offset = None, [], set(), 0, None, 0  # dropped with the bad file
-        kept.changed, kept.pairs = [], None
+        kept.changed, kept.pairs = [], {}
         return False
     return True

@@ -130,8 +130,7 @@ def pairs_for_training(
             try:
                 memo, cut, remade = _synced(parts, made, purpose)
             except BaseException:
-                if isinstance(parts.kept.pairs, dict):
-                    parts.kept.pairs.pop(purpose, None)  # half made: made anew by the next run
+                parts.kept.pairs.pop(purpose, None)  # half made: made anew by the next run
                 raise
             comparisons = memo.comparisons
             removed = np.array(sorted(left_out | reopened | set(cut)), dtype=np.int64)
@@ -156,8 +155,6 @@ def _synced(parts: TrainingParts, made: dict, purpose: str) -> tuple[_Memo, list
     cuts, and how many were rebuilt."""
     kept = parts.kept
     key = (tuple(settings.STRENGTH_MARGINS), training_bridge.reward_validation_fraction())
-    if not isinstance(kept.pairs, dict):
-        kept.pairs = {}
     memo = kept.pairs.get(purpose)
     # made anew with other margins, or when made from a later read of the kept data than this run's (another thread's)
     if memo is None or memo.key != key or memo.synced > parts.changed:
