@@ -5,6 +5,13 @@ from django.db import models
 from django.db.models import Q
 
 
+def index_set_only(field: str, name: str) -> models.Index:
+    """The index of the nullable foreign key ``field``, over its rows where it is set: a row whose key is NULL is not in it, so
+    writing that row costs no entry there. Every look-up by a key (a filter on it, a delete's check of what refers to the
+    row) still reads it: ``field = x`` implies ``field IS NOT NULL`` to PostgreSQL's planner and to SQLite's."""
+    return models.Index(fields=[field], name=name, condition=Q(**{f"{field}__isnull": False}))
+
+
 class Comparison(models.Model):
     """Two responses to one prompt, to be labelled by ``required_labels`` distinct raters."""
 
@@ -47,22 +54,27 @@ class Comparison(models.Model):
     is_gold = models.BooleanField(default=False)
     gold_winner = models.CharField(max_length=16, blank=True, default="")
     # Provenance: what produced this pair.
-    policy_version = models.ForeignKey("feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # These foreign keys (and the import batch's and the reviewer's) are NULL in most rows, so their indexes are partial
+    # (``_set_only``): a comparison's update that cannot be HOT (its label completes it) writes none of them for a NULL.
+    policy_version = models.ForeignKey("feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                       db_index=False)
     reward_model_version = models.ForeignKey(
-        "feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "feedback_app.RewardModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     selection_strategy = models.CharField(max_length=32, blank=True, default="")
     # Arena comparisons: the serving mode the policy_version side answered in (ServingMode); "" for others.
     policy_mode = models.CharField(max_length=16, blank=True, default="")
     selection_score = models.FloatField(null=True, blank=True)
-    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons")
+    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons",
+                                     db_index=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Review: an admin's final answer overrides the raters' votes in training; an excluded
     # comparison is left out of training and marked in exports.
     adjudicated_winner = models.CharField(max_length=16, blank=True, default="")
     excluded = models.BooleanField(default=False)
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False)
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True, default="")
     # The reward model's probability that A beats B, and which version said so.
@@ -97,6 +109,8 @@ class Comparison(models.Model):
             # an admin's answers and exclusions, read by every training run
             models.Index(fields=["id"], name="comparison_adjudicated", condition=~Q(adjudicated_winner="")),
             models.Index(fields=["id"], name="comparison_excluded", condition=Q(excluded=True)),
+            index_set_only("policy_version", "comparison_policy"), index_set_only("reward_model_version", "comparison_reward_model"),
+            index_set_only("import_batch", "comparison_import_batch"), index_set_only("reviewed_by", "comparison_reviewed_by"),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_responses"),

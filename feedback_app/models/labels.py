@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from feedback_app.models.comparisons import index_set_only
+
 
 class Winner(models.TextChoices):
     """The verdict in terms of the underlying responses, never of the side they were shown on."""
@@ -69,13 +71,17 @@ class PreferenceLabel(models.Model):
     a_on_left = models.BooleanField(null=True, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
     guidelines_version = models.PositiveIntegerField(null=True, blank=True, help_text="The guidelines' version when a rater gave it (0: none yet); null for AI and imported labels.")
-    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")
-    judge_version = models.ForeignKey("feedback_app.JudgeVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
+    # Partial indexes (``index_set_only``): a rater's label, the most common, has neither.
+    import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels",
+                                     db_index=False)
+    judge_version = models.ForeignKey("feedback_app.JudgeVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="labels",
+                                      db_index=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["campaign", "created_at"], name="label_campaign_created")]
+        indexes = [models.Index(fields=["campaign", "created_at"], name="label_campaign_created"),
+                   index_set_only("import_batch", "label_import_batch"), index_set_only("judge_version", "label_judge_version")]
         constraints = [
             models.UniqueConstraint(fields=["comparison", "rater"], name="label_once_per_rater"),
             models.UniqueConstraint(fields=["comparison"], condition=models.Q(judge_version__isnull=False), name="ai_label_once_per_comparison"),
