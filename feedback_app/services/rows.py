@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NoReturn
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Model
 
 from feedback_app.selectors.rows import cursor, scalar
@@ -30,11 +30,11 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple, bool]:
 
 def insert(instance: Model) -> Model:
     """Insert ``instance``, a new row of a model whose key the database assigns, as ``instance.save()`` would; return it, saved."""
-    model = type(instance)
-    sql, fields, returning = _insert_sql(model, connection.vendor)
+    model, db = type(instance), connections[DEFAULT_DB_ALIAS]
+    sql, fields, returning = _insert_sql(model, db.vendor)
     with cursor() as c:
-        c.execute(sql, _insert_params(instance, fields))
-        key = c.fetchone()[0] if returning else connection.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
+        c.execute(sql, _insert_params(instance, fields, db))
+        key = c.fetchone()[0] if returning else db.ops.last_insert_id(c, model._meta.db_table, model._meta.pk.column)
     return inserted(instance, key)
 
 
@@ -50,21 +50,24 @@ def insert_when(instance: Model, condition: str, condition_params: list) -> tupl
     holds, its parameters and the column of the new key (NULL where it did not hold): for a statement that also reads, so
     the insert and the read see the tables as the same snapshot. Pass the key to ``inserted``. None elsewhere: there the
     caller reads, then calls ``insert``."""
-    if connection.vendor != "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
         return None
-    sql = _insert_when_sql(type(instance), connection.vendor).replace("{condition}", condition)
-    key = connection.ops.quote_name(type(instance)._meta.pk.column)
-    return f"WITH {sql}", [*_insert_params(instance, _insert_sql(type(instance), connection.vendor)[1]), *condition_params], f"(SELECT {key} FROM w0)"
+    sql = _insert_when_sql(type(instance), db.vendor).replace("{condition}", condition)
+    key = db.ops.quote_name(type(instance)._meta.pk.column)
+    return f"WITH {sql}", [*_insert_params(instance, _insert_sql(type(instance), db.vendor)[1], db), *condition_params], f"(SELECT {key} FROM w0)"
 
 
-def _insert_params(instance: Model, fields: tuple) -> list:
-    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+def _insert_params(instance: Model, fields: tuple, db) -> list:
+    # db: the thread's connection itself, looked up once; Django's ``connection`` is a proxy that looks it up again for
+    # every attribute a field's preparation reads
+    return [field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields]
 
 
 def inserted(instance: Model, key) -> Model:
     """Return ``instance``, saved as the row of key ``key`` (the row an ``insert_when`` clause inserted)."""
     instance.pk = key
-    instance._state.adding, instance._state.db = False, connection.alias
+    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
     return instance
 
 
@@ -82,15 +85,16 @@ def update(instance: Model, names: list[str], *, also: str = "", also_params: li
     ``also`` is more of the SET clause, written out (a value the database computes), with its parameters ``also_params``."""
     if not names and not also:
         return
-    sql, fields = _update_sql(type(instance), tuple(names), also, connection.vendor)
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _update_sql(type(instance), tuple(names), also, db.vendor)
     with cursor() as c:
-        c.execute(sql, _update_params(instance, fields, also_params))
+        c.execute(sql, _update_params(instance, fields, also_params, db))
         if c.rowcount == 0:
             _missing(instance)
 
 
-def _update_params(instance: Model, fields: tuple, also_params: list) -> list:
-    return [*(field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields), *also_params, instance.pk]
+def _update_params(instance: Model, fields: tuple, also_params: list, db) -> list:
+    return [*(field.get_db_prep_save(field.pre_save(instance, False), db) for field in fields), *also_params, instance.pk]
 
 
 def _missing(instance: Model) -> NoReturn:
@@ -117,16 +121,17 @@ def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], st
     it unwritten, and so do the reads. Elsewhere the reads run after the writes. Call inside a transaction: an update that
     finds no row raises after the rest."""
     updates = [(saved, names, also, also_params) for saved, names, also, also_params in updates if names or also]
-    if connection.vendor != "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
         insert(instance)
         for saved, names, also, also_params in updates:
             update(saved, names, also=also, also_params=also_params)
         return [scalar(sql, params) for sql, params in reads]
     sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates),
-                                  tuple(sql for sql, _ in reads), connection.vendor)
-    params = _insert_params(instance, _insert_sql(type(instance), connection.vendor)[1])
+                                  tuple(sql for sql, _ in reads), db.vendor)
+    params = _insert_params(instance, _insert_sql(type(instance), db.vendor)[1], db)
     for saved, names, also, also_params in updates:
-        params += _update_params(saved, _update_sql(type(saved), tuple(names), also, connection.vendor)[1], also_params)
+        params += _update_params(saved, _update_sql(type(saved), tuple(names), also, db.vendor)[1], also_params, db)
     for _, read_params in reads:
         params += read_params
     with cursor() as c:

@@ -37,6 +37,30 @@ def test_an_instance_read_by_hand_equals_the_orms_field_for_field(rater, make_co
     assert not read_label._state.adding and read_label._state.db == "default"  # saved as an update, like a queryset's instance
 
 
+def test_an_instance_filled_in_is_the_one_from_db_makes_and_a_listened_model_is_made_by_init(rater, make_comparisons):
+    from django.db.models.signals import post_init
+
+    make_comparisons(1)
+    lease = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    sql = f"SELECT {rows.columns(Assignment, 'a')} FROM {Assignment._meta.db_table} a WHERE a.id = %s"
+    row = rows.tuples(sql, [lease.pk])[0]
+    made = Assignment.objects.get(pk=lease.pk)  # by from_db, after the database's converters
+    (filled,) = rows.cut(row, Assignment)
+    assert {k: v for k, v in filled.__dict__.items() if k != "_state"} == {k: v for k, v in made.__dict__.items() if k != "_state"}
+    assert (filled._state.adding, filled._state.db) == (made._state.adding, made._state.db) == (False, "default") and filled == made
+    assert filled.comparison.pk == lease.comparison_id and filled.rater == rater  # the relations load as on any instance
+    filled.status = Assignment.Status.SKIPPED
+    filled.save(update_fields=["status"])  # an update of its row, not an insert
+    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.SKIPPED
+
+    seen = []
+    post_init.connect(lambda sender, instance, **kw: seen.append(instance.pk), sender=Assignment, weak=False, dispatch_uid="rows-test")
+    try:
+        assert rows.cut(row, Assignment)[0].pk == lease.pk and seen == [lease.pk]  # __init__ ran, and sent its signal
+    finally:
+        post_init.disconnect(sender=Assignment, dispatch_uid="rows-test")
+
+
 def test_a_left_join_that_finds_nothing_gives_none_and_no_row_gives_none(rater, make_comparisons):
     make_comparisons(1)
     lease = assignment_lease_next(campaign=campaign_default(), rater=rater)
