@@ -9,11 +9,14 @@ scratch database (SQLite, or ``DATABASE_URL``) with ``--held`` leases held by as
 
 With ``--history N`` it first gives a second rater N labelled comparisons, complete, before the queue's head (a rater who
 has worked for months), and times that rater's pick against the picker's, who has none, in alternating blocks:
-the pick reads a rater's assignments from the head on, so the two should cost the same.
+the pick probes a rater's assignments only for the comparisons it walks, so the two should cost the same. With
+``--pinned`` the queue's head is a comparison held by a rater who walked away (an unexpired lease, never labelled), and
+the history comes after it: the head stays where it is while everything after it is labelled.
 
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --comparisons 25000 --held 50
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --pinned --comparisons 25000 --held 50
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ PICKER = "pick-none"  # the rater whose picks are timed, who holds nothing
 
 
 def hold(first: int, held_before: int) -> None:
-    """Give ``first - held_before`` more raters one unexpired lease each, on the queue's comparisons after the first ``held_before``,
-    and count them into the comparisons' rows as the leases themselves would."""
+    """Give ``first - held_before`` more raters one unexpired lease each, on the queue's first open comparisons that no lease
+    holds (after the ``held_before`` held before), and count them into the comparisons' rows as the leases themselves would."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -42,7 +45,7 @@ def hold(first: int, held_before: int) -> None:
     from feedback_app.services.leasing import comparison_slots_recount
 
     now = timezone.now()
-    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True)[held_before:first])
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:first - held_before])
     raters = get_user_model().objects.bulk_create([get_user_model()(username=f"pick-holder-{held_before + i}") for i in range(len(ids))])
     Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=r, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(hours=1))
                                     for c, r in zip(ids, raters)])
@@ -50,15 +53,24 @@ def hold(first: int, held_before: int) -> None:
         comparison_slots_recount(comparison_ids=ids[start:start + 500], now=now)
 
 
-def give_history(count: int) -> None:
-    """Give the rater "pick-history" ``count`` labelled assignments on the queue's first ``count`` comparisons, made complete."""
+def give_history(count: int, *, pinned: bool = False) -> None:
+    """Give the rater "pick-history" ``count`` labelled assignments on the queue's first ``count`` comparisons, made complete;
+    with ``pinned``, first a lease of the rater "pick-away" on the queue's first comparison, held for an hour, and the
+    history on the ``count`` after it."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from feedback_app.models import Assignment, Comparison
 
     now = timezone.now()
-    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True)[:count])
+    if pinned:
+        from feedback_app.services.leasing import comparison_slots_recount
+
+        head = Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True).first()
+        Assignment.objects.create(comparison_id=head, rater=get_user_model().objects.create(username="pick-away"), a_on_left=True, leased_at=now,
+                                  lease_expires_at=now + timedelta(hours=1))
+        comparison_slots_recount(comparison_ids=[head], now=now)
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
     Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
     rater = get_user_model().objects.create(username="pick-history")
     Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=rater, a_on_left=True, status=Assignment.Status.SUBMITTED, leased_at=now,
@@ -112,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--held", type=int, action="append", help="leases held at the head of the queue (repeat for several; default 50, 2000)")
     p.add_argument("--comparisons", type=int, default=20_000, help="open comparisons in the queue")
     p.add_argument("--history", type=int, default=0, help="labelled comparisons of a second rater, before the head (0: none)")
+    p.add_argument("--pinned", action="store_true", help="the head held by a rater who walked away, and the history after it")
     p.add_argument("--rounds", type=int, default=400)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -124,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         fill(args.comparisons, PICKER)
         history = None
         if args.history:
-            give_history(args.history)
+            give_history(args.history, pinned=args.pinned)
         results, before = [], 0
         for held in helds:
             hold(held, before)
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 history = {"labelled": args.history, "held": held, **time_history(rounds=args.rounds)}
                 print(f"       a rater with {args.history} labelled comparisons: {history['history_ms']:.3f} ms a pick, "
                       f"one with none {history['none_ms']:.3f} ms ({history['history_over_none']}x)")
-        out = {"database": connection.vendor, "comparisons": args.comparisons, "results": results, "history": history}
+        out = {"database": connection.vendor, "comparisons": args.comparisons, "pinned": args.pinned, "results": results, "history": history}
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))
         return 0
