@@ -29,6 +29,7 @@ machine's CPU (``client_cpu_share``), so a figure on a shared machine says what 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import asyncio
 import json
 import os
@@ -58,14 +59,16 @@ def setup_django():
 
 
 def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) -> dict[str, str]:
-    """Create this run's raters (with API tokens) and fresh open comparisons; return {username: token}.
+    """Create this run's raters (with API tokens) and fresh open comparisons, from one import batch as an import of
+    prompts with replies makes them (a studio's comparisons come from an import or from the policy: each names where it came
+    from); return {username: token}.
 
     The raters are new in every run, so the audit can count exactly their labels, whichever open
     comparisons (this run's, or ones an earlier run left open) the server gave them.
     """
     from django.db import transaction
 
-    from feedback_app.models import Comparison, Prompt, Response, Role
+    from feedback_app.models import Comparison, ImportBatch, Prompt, Response, Role
     from feedback_app.services.accounts import user_create
 
     tokens = {}
@@ -73,16 +76,18 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
         name = f"bench-{tag}-{i:03d}"
         _, _, tokens[name] = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
     with transaction.atomic():
+        batch = ImportBatch.objects.create(kind=ImportBatch.Kind.PROMPTS, filename=f"bench-{tag}.jsonl", sha256=hashlib.sha256(tag.encode()).hexdigest())
         prompts = Prompt.objects.bulk_create(
-            [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}") for i in range(comparisons)],
+            [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}", import_batch=batch)
+             for i in range(comparisons)],
             batch_size=5000,
         )
         responses = Response.objects.bulk_create(
             [Response(prompt=p, text=f"Reply {side} to request {p.pk}.") for p in prompts for side in ("A", "B")], batch_size=5000
         )
         Comparison.objects.bulk_create(
-            [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=required_labels)
-             for i, p in enumerate(prompts)],
+            [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=required_labels,
+                        import_batch=batch) for i, p in enumerate(prompts)],
             batch_size=5000,
         )
     return tokens

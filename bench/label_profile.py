@@ -69,16 +69,18 @@ def setup(database_url: str | None):
 
 def fill(comparisons: int, rater: str = "") -> str:
     """Create a rater (named ``rater``, or a fresh ``profile-rater-...``: a database profiled before keeps its rater) and
-    ``comparisons`` open comparisons; return the rater's API token. No gold pairs (their draw is random)."""
-    from feedback_app.models import Campaign, Comparison, Prompt, Response, Role
+    ``comparisons`` open comparisons, from one import batch as an import makes them; return the rater's API token. No gold
+    pairs (their draw is random)."""
+    from feedback_app.models import Campaign, Comparison, ImportBatch, Prompt, Response, Role
     from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.services.accounts import user_create
 
     Campaign.objects.filter(pk=campaign_default().pk).update(gold_rate=0.0)
-    prompts = Prompt.objects.bulk_create([Prompt(text=f"Profile request {i}: where is my parcel?", source="bench:profile")
+    batch = ImportBatch.objects.create(kind=ImportBatch.Kind.PROMPTS, filename="profile.jsonl", sha256=uuid.uuid4().hex * 2)
+    prompts = Prompt.objects.bulk_create([Prompt(text=f"Profile request {i}: where is my parcel?", source="bench:profile", import_batch=batch)
                                           for i in range(comparisons)])
     replies = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {k} to {p.pk}.") for p in prompts for k in (0, 1)])
-    Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1])
+    Comparison.objects.bulk_create([Comparison(prompt=p, response_a=replies[2 * i], response_b=replies[2 * i + 1], import_batch=batch)
                                     for i, p in enumerate(prompts)])
     return user_create(username=rater or f"profile-rater-{uuid.uuid4().hex[:8]}", role=Role.RATER)[2]
 
@@ -163,6 +165,39 @@ def statements_of(call) -> list[dict]:
     return seen
 
 
+def database_side(rounds: int, run) -> dict:
+    """On PostgreSQL, what ``run`` (``rounds`` labels) cost the database, from its own accounting: the CPU of this
+    connection's server process (``/proc``: the database runs on this machine), the WAL it wrote, and the share of the
+    comparison's and the assignment's row updates that were HOT (no index entry written). Empty elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        run()
+        return {}
+    tables = ("feedback_app_comparison", "feedback_app_assignment")
+
+    def read() -> tuple[float, int, dict]:
+        with connection.cursor() as c:
+            c.execute("SELECT pg_backend_pid(), pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+            pid, wal = c.fetchone()
+            c.execute("SELECT pg_stat_force_next_flush()")
+        with connection.cursor() as c:  # a later statement: the flush happens at the end of the one that asked for it
+            c.execute("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(tables)])
+            updates = {name: (upd, hot) for name, upd, hot in c.fetchall()}
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(wal), updates
+
+    cpu0, wal0, upd0 = read()
+    run()
+    cpu1, wal1, upd1 = read()
+    result = {"db_cpu_ms_per_label": round(1000 * (cpu1 - cpu0) / rounds, 3), "wal_bytes_per_label": round((wal1 - wal0) / rounds)}
+    for name in tables:
+        updates, hot = upd1[name][0] - upd0[name][0], upd1[name][1] - upd0[name][1]
+        result[f"{name.removeprefix('feedback_app_')}_updates_per_label"] = round(updates / rounds, 2)
+        result[f"{name.removeprefix('feedback_app_')}_hot_share"] = round(hot / updates, 3) if updates else None
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=300)
@@ -195,10 +230,13 @@ def profile_rounds(args: argparse.Namespace) -> int:
         profile.dump_stats(args.dump)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     # the profile's own overhead inflates the times it measures; the CPU per round is measured again without it
-    cpu1 = time.process_time()
-    for _ in range(args.rounds // 3):
-        rater.round()
-    plain_cpu = (time.process_time() - cpu1) / max(1, args.rounds // 3)
+    cpu1, plain = time.process_time(), max(1, args.rounds // 3)
+
+    def plain_rounds() -> None:
+        for _ in range(plain):
+            rater.round()
+    database = database_side(plain, plain_rounds)
+    plain_cpu = (time.process_time() - cpu1) / plain
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text)
     stats.sort_stats(args.sort).print_stats(args.top)
@@ -208,11 +246,13 @@ def profile_rounds(args: argparse.Namespace) -> int:
               "wall_ms_per_label_profiled": round(1000 * wall / args.rounds, 2),
               # Python function calls a label made: counted, not timed, so a busy machine cannot change it
               "function_calls_per_label": round(stats.total_calls / args.rounds),
-              "statements_per_label": len(statements), "statements": statements}
+              "statements_per_label": len(statements), **database, "statements": statements}
     print(f"database {result['database']}; {'label?next=1' if args.combined else 'next, then label'} through the {result['through']}: "
           f"{result['cpu_ms_per_label']} ms CPU per label ({result['cpu_ms_per_label_profiled']} ms under the profiler), "
           f"{result['function_calls_per_label']} Python function calls per label, "
           f"{len(statements)} SQL statements per label, {sum(s['ms'] for s in statements):.2f} ms in them:")
+    if database:
+        print("  the database's side: " + ", ".join(f"{key} {value}" for key, value in database.items()))
     for s in statements:
         print(f"  {s['ms']:7.3f} ms  {s['sql'][:160]}")
     print(text.getvalue())
