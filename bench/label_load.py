@@ -45,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.label_profile import statistics_refresh  # noqa: E402
 from bench.load_generators import ServerCpu, run_load, run_wrk  # noqa: E402  (after the path)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
@@ -91,15 +92,6 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
             batch_size=5000,
         )
     return tokens
-
-
-def statistics_refresh() -> None:
-    """On PostgreSQL, ANALYZE the database, as autovacuum would for a studio: 30,000 new rows mislead the planner."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
 
 
 def percentile(values: list[float], q: float) -> float:

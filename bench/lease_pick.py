@@ -30,7 +30,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.label_profile import fill, setup
+from bench.label_profile import fill, setup, statistics_refresh
 
 PICKER = "pick-none"  # the rater whose picks are timed, who holds nothing
 
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for held in helds:
             hold(held, before)
             before = held
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE")
+            statistics_refresh()
             results.append({"held": held, **time_picks(rounds=args.rounds)})
             r = results[-1]
             print(f"{held:6d} leases held: slots read from the row {r['row_ms']:.3f} ms a pick, counted {r['counted_ms']:.3f} ms "
