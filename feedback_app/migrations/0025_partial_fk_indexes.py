@@ -1,8 +1,7 @@
 # Six nullable foreign keys, NULL in most rows, get partial indexes (over the rows where they are set) in place of full ones,
 # so a write of a row where they are NULL costs no entry there: the comparison's update that completes it (never HOT) and a
 # rater's label insert wrote 4 and 2 such entries. The old indexes are dropped by name, as the state's AlterField would drop
-# them, but without SQLite's rebuild of each table (six copies of every comparison and label). On PostgreSQL the comparison
-# table leaves a tenth of each page free, so a lease's update of the row finds room for a HOT update more often.
+# them, but without SQLite's rebuild of each table (six copies of every comparison and label).
 
 import django.db.models.deletion
 from django.conf import settings
@@ -10,7 +9,6 @@ from django.db import migrations, models
 
 FIELDS = [("comparison", "import_batch"), ("comparison", "policy_version"), ("comparison", "reviewed_by"),
           ("comparison", "reward_model_version"), ("preferencelabel", "import_batch"), ("preferencelabel", "judge_version")]
-FILL_FACTOR = 90
 
 
 def _single_column_indexes(schema_editor, table: str, column: str) -> list[str]:
@@ -34,13 +32,6 @@ def create_full_indexes(apps, schema_editor) -> None:
         model = apps.get_model("feedback_app", model_name)
         schema_editor.execute(schema_editor._create_index_sql(model, fields=[model._meta.get_field(field_name)]))
 
-
-def fill_factor(value):
-    def run(apps, schema_editor) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            table = schema_editor.quote_name(apps.get_model("feedback_app", "comparison")._meta.db_table)
-            schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = {value})" if value else f"ALTER TABLE {table} RESET (fillfactor)")
-    return run
 
 
 class Migration(migrations.Migration):
@@ -110,5 +101,4 @@ class Migration(migrations.Migration):
             model_name='preferencelabel',
             index=models.Index(condition=models.Q(('judge_version__isnull', False)), fields=['judge_version'], name='label_judge_version'),
         ),
-        migrations.RunPython(fill_factor(FILL_FACTOR), fill_factor(None)),
     ]

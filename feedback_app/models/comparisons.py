@@ -146,7 +146,7 @@ class Assignment(models.Model):
 
     class Meta:
         ordering = ["id"]
-        # (rater, comparison): also the index behind "comparisons this rater never held", read from the queue's head on.
+        # (rater, comparison): also the index behind "comparisons this rater never held", probed for each comparison the pick walks.
         constraints = [models.UniqueConstraint(fields=["rater", "comparison"], name="assignment_once_per_rater")]
         indexes = [
             models.Index(fields=["comparison", "status", "lease_expires_at"], name="assignment_slot"),
