@@ -29,8 +29,8 @@ machine's CPU (``client_cpu_share``), so a figure on a shared machine says what 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import asyncio
+import hashlib
 import json
 import os
 import secrets

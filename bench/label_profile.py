@@ -177,8 +177,9 @@ def statements_of(call) -> list[dict]:
 
 def database_side(rounds: int, run) -> dict:
     """On PostgreSQL, what ``run`` (``rounds`` labels) cost the database, from its own accounting: the CPU of this
-    connection's server process (``/proc``: the database runs on this machine), the WAL it wrote, and the share of the
-    comparison's and the assignment's row updates that were HOT (no index entry written). Empty elsewhere."""
+    connection's server process (from ``/proc``, so None where the database runs on another machine), the WAL it wrote,
+    and the share of the comparison's and the assignment's row updates that were HOT (no index entry written; the counts
+    are flushed first on PostgreSQL 15 and later, and may lag a second before). Empty elsewhere."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -186,21 +187,26 @@ def database_side(rounds: int, run) -> dict:
         return {}
     tables = ("feedback_app_comparison", "feedback_app_assignment")
 
-    def read() -> tuple[float, int, dict]:
+    def read() -> tuple[float | None, int, dict]:
         with connection.cursor() as c:
             c.execute("SELECT pg_backend_pid(), pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
             pid, wal = c.fetchone()
-            c.execute("SELECT pg_stat_force_next_flush()")
+            if connection.pg_version >= 150000:
+                c.execute("SELECT pg_stat_force_next_flush()")
         with connection.cursor() as c:  # a later statement: the flush happens at the end of the one that asked for it
             c.execute("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(tables)])
             updates = {name: (upd, hot) for name, upd, hot in c.fetchall()}
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat, comm = Path(f"/proc/{pid}/stat"), Path(f"/proc/{pid}/comm")
+        if not comm.exists() or not comm.read_text().startswith("postgres"):  # no such process here, or another one
+            return None, int(wal), updates
+        fields = stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(wal), updates
 
     cpu0, wal0, upd0 = read()
     run()
     cpu1, wal1, upd1 = read()
-    result = {"db_cpu_ms_per_label": round(1000 * (cpu1 - cpu0) / rounds, 3), "wal_bytes_per_label": round((wal1 - wal0) / rounds)}
+    cpu = None if cpu0 is None or cpu1 is None else round(1000 * (cpu1 - cpu0) / rounds, 3)
+    result = {"db_cpu_ms_per_label": cpu, "wal_bytes_per_label": round((wal1 - wal0) / rounds)}
     for name in tables:
         updates, hot = upd1[name][0] - upd0[name][0], upd1[name][1] - upd0[name][1]
         result[f"{name.removeprefix('feedback_app_')}_updates_per_label"] = round(updates / rounds, 2)

@@ -55,7 +55,7 @@ class Comparison(models.Model):
     gold_winner = models.CharField(max_length=16, blank=True, default="")
     # Provenance: what produced this pair.
     # These foreign keys (and the import batch's and the reviewer's) are NULL in most rows, so their indexes are partial
-    # (``_set_only``): a comparison's update that cannot be HOT (its label completes it) writes none of them for a NULL.
+    # (``index_set_only``): a comparison's update that cannot be HOT (its label completes it) writes none of them for a NULL.
     policy_version = models.ForeignKey("feedback_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                        db_index=False)
     reward_model_version = models.ForeignKey(
