@@ -38,15 +38,23 @@ PICKER = "pick-none"  # the rater whose picks are timed, who holds nothing
 def hold(first: int, held_before: int) -> None:
     """Give ``first - held_before`` more raters one unexpired lease each, on the queue's first open comparisons that no lease
     holds (after the ``held_before`` held before), and count them into the comparisons' rows as the leases themselves would."""
+    from feedback_app.models import Comparison
+
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:first - held_before])
+    _leases_held(ids, [f"pick-holder-{held_before + i}" for i in range(len(ids))])
+
+
+def _leases_held(ids: list[int], usernames: list[str]) -> None:
+    """Make a rater of each of ``usernames`` and give it an unexpired lease (an hour) on the comparison of ``ids`` beside it,
+    counted into the comparisons' rows as the leases themselves would."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from feedback_app.models import Assignment, Comparison
+    from feedback_app.models import Assignment
     from feedback_app.services.leasing import comparison_slots_recount
 
     now = timezone.now()
-    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:first - held_before])
-    raters = get_user_model().objects.bulk_create([get_user_model()(username=f"pick-holder-{held_before + i}") for i in range(len(ids))])
+    raters = get_user_model().objects.bulk_create([get_user_model()(username=name) for name in usernames])
     Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=r, a_on_left=True, leased_at=now, lease_expires_at=now + timedelta(hours=1))
                                     for c, r in zip(ids, raters)])
     for start in range(0, len(ids), 500):
@@ -64,12 +72,7 @@ def give_history(count: int, *, pinned: bool = False) -> None:
 
     now = timezone.now()
     if pinned:
-        from feedback_app.services.leasing import comparison_slots_recount
-
-        head = Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True).first()
-        Assignment.objects.create(comparison_id=head, rater=get_user_model().objects.create(username="pick-away"), a_on_left=True, leased_at=now,
-                                  lease_expires_at=now + timedelta(hours=1))
-        comparison_slots_recount(comparison_ids=[head], now=now)
+        _leases_held([Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True).first()], ["pick-away"])
     ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
     Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
     rater = get_user_model().objects.create(username="pick-history")

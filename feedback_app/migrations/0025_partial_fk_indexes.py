@@ -7,8 +7,10 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-FIELDS = [("comparison", "import_batch"), ("comparison", "policy_version"), ("comparison", "reviewed_by"),
-          ("comparison", "reward_model_version"), ("preferencelabel", "import_batch"), ("preferencelabel", "judge_version")]
+# (model, foreign key, the name of its partial index)
+FIELDS = [("comparison", "import_batch", "comparison_import_batch"), ("comparison", "policy_version", "comparison_policy"),
+          ("comparison", "reviewed_by", "comparison_reviewed_by"), ("comparison", "reward_model_version", "comparison_reward_model"),
+          ("preferencelabel", "import_batch", "label_import_batch"), ("preferencelabel", "judge_version", "label_judge_version")]
 
 
 def _single_column_indexes(schema_editor, table: str, column: str) -> list[str]:
@@ -20,7 +22,7 @@ def _single_column_indexes(schema_editor, table: str, column: str) -> list[str]:
 
 
 def drop_full_indexes(apps, schema_editor) -> None:
-    for model_name, field_name in FIELDS:
+    for model_name, field_name, _ in FIELDS:
         model = apps.get_model("feedback_app", model_name)
         column = model._meta.get_field(field_name).column
         for name in _single_column_indexes(schema_editor, model._meta.db_table, column):
@@ -28,10 +30,9 @@ def drop_full_indexes(apps, schema_editor) -> None:
 
 
 def create_full_indexes(apps, schema_editor) -> None:
-    for model_name, field_name in FIELDS:
+    for model_name, field_name, _ in FIELDS:
         model = apps.get_model("feedback_app", model_name)
         schema_editor.execute(schema_editor._create_index_sql(model, fields=[model._meta.get_field(field_name)]))
-
 
 
 class Migration(migrations.Migration):
@@ -77,28 +78,7 @@ class Migration(migrations.Migration):
             ],
             database_operations=[migrations.RunPython(drop_full_indexes, create_full_indexes)],
         ),
-        migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(condition=models.Q(('policy_version__isnull', False)), fields=['policy_version'], name='comparison_policy'),
-        ),
-        migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(condition=models.Q(('reward_model_version__isnull', False)), fields=['reward_model_version'], name='comparison_reward_model'),
-        ),
-        migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(condition=models.Q(('import_batch__isnull', False)), fields=['import_batch'], name='comparison_import_batch'),
-        ),
-        migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(condition=models.Q(('reviewed_by__isnull', False)), fields=['reviewed_by'], name='comparison_reviewed_by'),
-        ),
-        migrations.AddIndex(
-            model_name='preferencelabel',
-            index=models.Index(condition=models.Q(('import_batch__isnull', False)), fields=['import_batch'], name='label_import_batch'),
-        ),
-        migrations.AddIndex(
-            model_name='preferencelabel',
-            index=models.Index(condition=models.Q(('judge_version__isnull', False)), fields=['judge_version'], name='label_judge_version'),
-        ),
+        *(migrations.AddIndex(model_name=model_name, index=models.Index(condition=models.Q((f"{field_name}__isnull", False)),
+                                                                         fields=[field_name], name=name))
+          for model_name, field_name, name in FIELDS),
     ]
