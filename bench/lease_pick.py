@@ -11,12 +11,15 @@ With ``--history N`` it first gives a second rater N labelled comparisons, compl
 has worked for months), and times that rater's pick against the picker's, who has none, in alternating blocks:
 the pick probes a rater's assignments only for the comparisons it walks, so the two should cost the same. With
 ``--pinned`` the queue's head is a comparison held by a rater who walked away (an unexpired lease, never labelled), and
-the history comes after it: the head stays where it is while everything after it is labelled.
+the history comes after it: the head stays where it is while everything after it is labelled. With ``--ahead`` the
+history's comparisons stay open, each waiting for two more labels (a rater far ahead of the others): the rater's pick is
+the first comparison after them, the picker's the head.
 
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --comparisons 25000 --held 50
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --pinned --comparisons 25000 --held 50
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --ahead --comparisons 25000 --held 50
 """
 
 from __future__ import annotations
@@ -61,10 +64,10 @@ def _leases_held(ids: list[int], usernames: list[str]) -> None:
         comparison_slots_recount(comparison_ids=ids[start:start + 500], now=now)
 
 
-def give_history(count: int, *, pinned: bool = False) -> None:
+def give_history(count: int, *, pinned: bool = False, ahead: bool = False) -> None:
     """Give the rater "pick-history" ``count`` labelled assignments on the queue's first ``count`` comparisons, made complete;
     with ``pinned``, first a lease of the rater "pick-away" on the queue's first comparison, held for an hour, and the
-    history on the ``count`` after it."""
+    history on the ``count`` after it; with ``ahead``, the comparisons stay open, each with one label of three."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -74,15 +77,19 @@ def give_history(count: int, *, pinned: bool = False) -> None:
     if pinned:
         _leases_held([Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True).first()], ["pick-away"])
     ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
-    Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
+    if ahead:
+        Comparison.objects.filter(id__in=ids).update(label_count=1, required_labels=3)
+    else:
+        Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
     rater = get_user_model().objects.create(username="pick-history")
     Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=rater, a_on_left=True, status=Assignment.Status.SUBMITTED, leased_at=now,
                                                lease_expires_at=now, finished_at=now) for c in ids], batch_size=5000)
 
 
-def _picks_alternated(picks: dict, *, rounds: int, block: int) -> dict[str, float]:
+def _picks_alternated(picks: dict, *, rounds: int, block: int, same: bool = True) -> dict[str, float]:
     """Run each pick of ``picks`` (name -> keyword arguments of ``comparison_leasable_id``) ``rounds`` times, in alternating
-    blocks of ``block``; return ms per pick by name (the median of its blocks). Every pick must find the same comparison."""
+    blocks of ``block``; return ms per pick by name (the median of its blocks) and, under "found", what each found. With
+    ``same``, every pick must find the same comparison."""
     from django.utils import timezone
 
     from feedback_app.selectors.campaigns import campaign_default
@@ -97,18 +104,24 @@ def _picks_alternated(picks: dict, *, rounds: int, block: int) -> dict[str, floa
             for _ in range(block):
                 found[name] = comparison_leasable_id(campaign_id=campaign_id, now=now, **kwargs)
             per_block[name].append(1000 * (time.perf_counter() - started) / block)
-    assert len(set(found.values())) == 1, found  # the same comparison every way
-    return {name: statistics.median(times) for name, times in per_block.items()}
+    assert not same or len(set(found.values())) == 1, found  # the same comparison every way
+    return {**{name: statistics.median(times) for name, times in per_block.items()}, "found": found}
 
 
-def time_history(*, rounds: int, block: int = 25) -> dict:
+def time_history(*, rounds: int, block: int = 25, ahead: bool = False) -> dict:
     """Time ``rounds`` picks of the rater with a history and of the picker, who has none (neither ever held the
-    head), in alternating blocks; return ms per pick and the ratio."""
+    head), in alternating blocks; return ms per pick and the ratio. With ``ahead`` the rater's pick must be the first
+    comparison after their history."""
     from django.contrib.auth import get_user_model
 
+    from feedback_app.models import Assignment
+
     users = get_user_model().objects
-    ms = _picks_alternated({"history": {"rater": users.get(username="pick-history")}, "none": {"rater": users.get(username=PICKER)}},
-                           rounds=rounds, block=block)
+    rater = users.get(username="pick-history")
+    ms = _picks_alternated({"history": {"rater": rater}, "none": {"rater": users.get(username=PICKER)}}, rounds=rounds, block=block, same=not ahead)
+    if ahead:
+        last = Assignment.objects.filter(rater=rater).order_by("-comparison_id").values_list("comparison_id", flat=True).first()
+        assert ms["found"]["history"] > last, (ms["found"], last)  # past everything the rater holds
     return {"history_ms": round(ms["history"], 3), "none_ms": round(ms["none"], 3), "history_over_none": round(ms["history"] / ms["none"], 2)}
 
 
@@ -128,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--comparisons", type=int, default=20_000, help="open comparisons in the queue")
     p.add_argument("--history", type=int, default=0, help="labelled comparisons of a second rater, before the head (0: none)")
     p.add_argument("--pinned", action="store_true", help="the head held by a rater who walked away, and the history after it")
+    p.add_argument("--ahead", action="store_true", help="the history's comparisons stay open, each waiting for two more labels")
     p.add_argument("--rounds", type=int, default=400)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         fill(args.comparisons, PICKER)
         history = None
         if args.history:
-            give_history(args.history, pinned=args.pinned)
+            give_history(args.history, pinned=args.pinned, ahead=args.ahead)
         results, before = [], 0
         for held in helds:
             hold(held, before)
@@ -151,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{held:6d} leases held: slots read from the row {r['row_ms']:.3f} ms a pick, counted {r['counted_ms']:.3f} ms "
                   f"({r['counted_over_row']}x)")
             if args.history:
-                history = {"labelled": args.history, "held": held, **time_history(rounds=args.rounds)}
+                history = {"labelled": args.history, "held": held, **time_history(rounds=args.rounds, ahead=args.ahead)}
                 print(f"       a rater with {args.history} labelled comparisons: {history['history_ms']:.3f} ms a pick, "
                       f"one with none {history['none_ms']:.3f} ms ({history['history_over_none']}x)")
-        out = {"database": connection.vendor, "comparisons": args.comparisons, "pinned": args.pinned, "results": results, "history": history}
+        out = {"database": connection.vendor, "comparisons": args.comparisons, "pinned": args.pinned, "ahead": args.ahead, "results": results, "history": history}
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from django.db import connection
@@ -31,11 +32,16 @@ def leases_holding(comparison_column: str) -> str:
 # How many leases hold slots of comparison ``c``, counted.
 _SLOTS_HELD = f"(SELECT COUNT(*) {leases_holding('c.id')})"
 
-# Whether comparison ``c`` has a slot free by the count its row keeps (``Comparison.leases_held``): one parameter, now. From
-# the first expiry of the leases counted on, the count may be high, and the comparison is a candidate while it has fewer
-# labels than it needs; the lock-and-count of the lease decides.
-_SLOT_FREE_BY_ROW = ("(c.label_count + c.leases_held < c.required_labels "
-                     "OR (c.leases_recount_at <= %s AND c.label_count < c.required_labels))")
+
+def _slot_free(alias: str, exact: bool) -> str:
+    """Whether comparison ``alias`` has a slot free (one parameter, now): by the count its row keeps
+    (``Comparison.leases_held``), or with ``exact`` by its leases counted. From the first expiry of the leases counted on,
+    the row's count may be high, and the comparison is a candidate while it has fewer labels than it needs; the
+    lock-and-count of the lease decides."""
+    if exact:
+        return f"{alias}.label_count + (SELECT COUNT(*) {leases_holding(f'{alias}.id')}) < {alias}.required_labels"
+    return (f"({alias}.label_count + {alias}.leases_held < {alias}.required_labels "
+            f"OR ({alias}.leases_recount_at <= %s AND {alias}.label_count < {alias}.required_labels))")
 
 
 def slots_held_params(now: datetime) -> list:
@@ -80,9 +86,29 @@ def _never_held() -> str:
     read into a hash: as a correlated ``NOT EXISTS``, every one of them (an anti-join), and then as ``NOT IN`` those from the
     queue's head on, which still read everything the rater labelled since the head while the head stayed open (a lease
     held there by a rater who walked away, or a comparison waiting for more labels than its raters can give): 40 rows at
-    40 labels, a 20,000-label rater's history at 20,000. Where the walk itself passes everything the rater labelled (each
-    still waits for other raters' labels), both read it all, the probes at about a microsecond more a row (bench/README)."""
+    40 labels, a 20,000-label rater's history at 20,000. How far the walk itself goes is bounded by ``PICK_REACH``."""
     return f"(SELECT 1 FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s AND h.comparison_id = c.id) IS NULL"
+
+
+# How far, in comparison ids, the pick walks probing whether the rater held each candidate (``_never_held``): from the queue's
+# head, and then from this far behind the last comparison the rater ever held, after which none was held. Without the
+# bound, a rater far ahead (each comparison waits for labels of raters who have not come to it) had every pick walk
+# everything they had labelled: 43 ms at 20,000 (bench/README, session 42).
+PICK_REACH = 100
+
+
+def _queue(alias: str) -> str:
+    """The FROM and WHERE of the campaign's (the one parameter) open comparisons but gold pairs, as ``alias``."""
+    return (f"FROM {Comparison._meta.db_table} {alias} INNER JOIN {Prompt._meta.db_table} {alias}p ON {alias}p.id = {alias}.prompt_id "
+            f"WHERE {alias}.status = {_OPEN} AND NOT {alias}.is_gold AND {alias}p.campaign_id = %s")
+
+
+# The last comparison of the campaign (the second parameter) but gold pairs that the rater (the first) ever held, or 0: their
+# assignments walked from the last back, each probed for its campaign (a scalar subquery, run per row, so the planner cannot
+# read the whole campaign's comparisons instead), to the first of the campaign's.
+_LAST_HELD = (f"COALESCE((SELECT h.comparison_id FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s AND (SELECT 1 FROM "
+              f"{Comparison._meta.db_table} hc INNER JOIN {Prompt._meta.db_table} hp ON hp.id = hc.prompt_id WHERE hc.id = h.comparison_id "
+              f"AND hp.campaign_id = %s AND NOT hc.is_gold) IS NOT NULL ORDER BY h.comparison_id DESC LIMIT 1), 0)")
 
 
 def _locking(lock: str) -> str:
@@ -161,32 +187,58 @@ def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple
 
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                            exact: bool = False) -> int | None:
-    """Return the id of the campaign's oldest open comparison the rater never held that still has a free slot, or None
-    (``comparison_leasable_sql``'s statement)."""
-    return rows.scalar(*comparison_leasable_sql(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact))
+    """Return the id of the campaign's oldest open comparison within reach that the rater never held and that still has a
+    free slot, or None (``comparison_leasable_picks``' statements, the second where the first found none)."""
+    for sql, params in comparison_leasable_picks(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
+        found = rows.scalar(sql, params)
+        if found is not None:
+            return found
+    return None
 
 
-def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                            exact: bool = False) -> tuple[str, list]:
-    """Return the statement, and its parameters, that selects the id of the campaign's oldest open comparison the rater never
-    held that still has a free slot (the lease's pick: ``services.leasing`` takes the slot in the same statement).
+def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                              exact: bool = False) -> tuple[tuple[str, list], tuple[str, list]]:
+    """Return the two statements, with their parameters, of the pick: each selects the id of the campaign's oldest open
+    comparison in its stretch of the queue that the rater never held and that has a free slot (``services.leasing`` takes
+    the slot in the same statement). The second is for where the first finds none.
+
+    The stretches: ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from
+    ``PICK_REACH`` ids behind the last comparison the rater ever held (every one after that they never held). So a pick
+    probes at most about twice ``PICK_REACH`` comparisons for the rater's assignments, however far ahead of the head the
+    rater is, and the head is always within reach: the queue's oldest comparison is offered to every rater who never held
+    it. One in neither stretch that the rater passed while it was full, and that has a free slot again, is offered to them
+    once the head comes within reach of it (the leases that keep the comparisons before it full end with a label or
+    expire); to the raters who never came to it, at once.
+
+    Two statements rather than one: a second part of the same statement made every pick cost a third more on SQLite and a
+    sixth more on PostgreSQL, though it never ran (it is set up at each run), and most picks end in the first stretch.
 
     The free slots are read from the comparison's row (``Comparison.leases_held``), so the pick costs the same however many
     leases the raters hold; with ``exact``, the leases are counted instead (a row whose count drifted high is found too).
     ``lock`` is "" (no lock), "wait" or "skip" (``FOR UPDATE [SKIP LOCKED]`` of the comparison's row,
     where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions).
-    One statement written out, not built by the ORM: it runs for every lease, and building it was
-    a third of a label's CPU. Whether the rater held a candidate is probed per candidate (``_never_held``).
+    Written out, not built by the ORM: they run for every lease, and building the statement was a third of a label's CPU.
     """
-    comparison, prompt = Comparison._meta.db_table, Prompt._meta.db_table
-    excluded = f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude_ids))})" if exclude_ids else ""
-    free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
-    sql = (
-        f"SELECT c.id FROM {comparison} c INNER JOIN {prompt} p ON p.id = c.prompt_id "
-        f"WHERE c.status = {_OPEN} AND NOT c.is_gold AND p.campaign_id = %s "
-        f"AND {_never_held()} AND {free} {excluded} ORDER BY c.id LIMIT 1 {_locking(lock)}"
-    )
-    return sql, [campaign_id, rater.pk, *slots_held_params(now), *exclude_ids]
+    first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    found = [rater.pk, *slots_held_params(now), *exclude_ids]
+    return (first, [campaign_id, campaign_id, *found]), (second, [campaign_id, rater.pk, campaign_id, campaign_id, *found])
+
+
+@functools.lru_cache(maxsize=64)
+def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str]:
+    """``comparison_leasable_picks``' two statements, written once for each shape.
+
+    Each bounds its walk on one side only: the first walks from the queue's first open comparison, the second from past the
+    first's stretch on. With both bounds, PostgreSQL's generic plan took the stretch for a few rows, read them all and
+    sorted them, probing each (0.38 ms a pick against 0.14). The head is the oldest open comparison, a look at the index:
+    the oldest with a free slot would walk the full ones before it twice, once to find it and once in the stretch (a
+    pick twice as dear behind 2,000 leases held at the head)."""
+    not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
+    found = f"AND {_never_held()} AND {_slot_free('c', exact)}{not_in} ORDER BY c.id LIMIT 1 {locking}"
+    head = f"(SELECT q.id {_queue('q')} ORDER BY q.id LIMIT 1)"
+    greatest = "GREATEST" if vendor == "postgresql" else "MAX"
+    return (f"SELECT c.id {_queue('c')} AND c.id < {head} + {reach} {found}",
+            f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}")
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from feedback_app.models import Assignment, Comparison
@@ -92,54 +91,3 @@ def test_a_count_that_drifted_low_leases_no_slot_that_is_held(make_user, make_co
     assert assignment_lease_next(campaign=campaign, rater=rater, now=now).comparison_id == fresh.pk
     assert list(Assignment.objects.filter(rater=rater).values_list("comparison_id", flat=True)) == [fresh.pk]
     assert _row(held) == _leases(held, now) and _row(held)[0] == 1 and _row(fresh) == _leases(fresh, now)
-
-
-def _assignment_rows_read(sql: str, params: list) -> int:
-    """Rows of the assignment table that the statement's plan nodes gave up, or the runs of those nodes where that is more
-    (a probe of an index that finds nothing still reads it), by PostgreSQL's EXPLAIN ANALYZE. A node run once per candidate
-    reports its rows per run, rounded: one row found in two probes of a unique index shows as none."""
-    import json
-
-    def walk(node):
-        rows, loops = node.get("Actual Rows", 0), node.get("Actual Loops", 1)
-        own = max(rows * loops, loops) if node.get("Relation Name") == Assignment._meta.db_table else 0
-        return own + sum(walk(child) for child in node.get("Plans", []))
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    return walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="rows read come from PostgreSQL's EXPLAIN ANALYZE")
-def test_the_pick_reads_the_raters_assignments_of_the_comparisons_it_walks_not_their_whole_history(make_user, make_comparisons):
-    from feedback_app.selectors.labeling import comparison_leasable_sql
-
-    campaign, rater, now = campaign_default(), make_user(), timezone.now()
-    for _ in make_comparisons(30):  # the rater's history: 30 labelled comparisons, complete, before the queue's head
-        lease = assignment_lease_next(campaign=campaign, rater=rater, now=now)
-        label_record(campaign=campaign, rater=rater, comparison_id=lease.comparison_id, submission=LabelSubmission(choice="left"), now=now)
-    make_comparisons(3, required_labels=2)
-    assert _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now)) == 1  # the head, probed
-    assignment_lease_next(campaign=campaign, rater=rater, now=now)  # one held at the head: the head and the next are probed
-    assert _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now)) == 2
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="rows read come from PostgreSQL's EXPLAIN ANALYZE")
-def test_a_head_held_by_another_rater_does_not_make_the_pick_read_what_the_rater_labelled_since(make_user, make_comparisons):
-    """The queue's head stays where it is while its comparison is open: a lease held there (a rater who walked away), or a
-    comparison that waits for more labels than its raters can give. What a rater labels after it must not be read again at
-    each pick: with 40 labels since, as with 5, the pick reads at most the assignments of the comparisons it walks."""
-    from feedback_app.selectors.labeling import comparison_leasable_sql
-
-    campaign, now = campaign_default(), timezone.now()
-    away, rater = make_user(), make_user()
-    make_comparisons(50)
-    assignment_lease_next(campaign=campaign, rater=away, now=now)  # the head, held and never labelled
-    read = {}
-    for labelled in range(1, 41):
-        lease = assignment_lease_next(campaign=campaign, rater=rater, now=now)
-        label_record(campaign=campaign, rater=rater, comparison_id=lease.comparison_id, submission=LabelSubmission(choice="left"), now=now)
-        if labelled in (5, 40):
-            read[labelled] = _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now))
-    assert read[40] == read[5] <= 1, read
