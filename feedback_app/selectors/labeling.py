@@ -103,6 +103,10 @@ def _queue(alias: str) -> str:
             f"WHERE {alias}.status = {_OPEN} AND NOT {alias}.is_gold AND {alias}p.campaign_id = %s")
 
 
+# The queue's head: the campaign's (the one parameter) oldest open comparison but gold pairs.
+_HEAD_SELECT = f"SELECT q.id {_queue('q')} ORDER BY q.id LIMIT 1"
+_HEAD = f"({_HEAD_SELECT})"
+
 # The last comparison of the campaign (the second parameter) but gold pairs that the rater (the first) ever held, or 0: their
 # assignments walked from the last back, each probed for its campaign (a scalar subquery, run per row, so the planner cannot
 # read the whole campaign's comparisons instead), to the first of the campaign's.
@@ -188,21 +192,32 @@ def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                            exact: bool = False) -> int | None:
     """Return the id of the campaign's oldest open comparison within reach that the rater never held and that still has a
-    free slot, or None (``comparison_leasable_picks``' statements, the second where the first found none)."""
-    for sql, params in comparison_leasable_picks(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
+    free slot, or None (``comparison_leasable_statements``, in order)."""
+    for sql, params in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
         found = rows.scalar(sql, params)
         if found is not None:
             return found
     return None
 
 
-def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                              exact: bool = False) -> tuple[tuple[str, list], tuple[str, list]]:
-    """Return the two statements, with their parameters, of the pick: each selects the id of the campaign's oldest open
-    comparison in its stretch of the queue that the rater never held and that has a free slot (``services.leasing`` takes
-    the slot in the same statement). The second is for where the first finds none.
+def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                                   exact: bool = False) -> list[tuple[str, list]]:
+    """The pick's statements, with their parameters, to run in order until one finds a comparison: on PostgreSQL the one of
+    ``comparison_leasable_sql``, on SQLite its two walks apart (``comparison_leasable_picks``). A statement costs SQLite no
+    round trip, and setting up the second walk at every pick cost it more than running it where the first finds none: the
+    pick of a rater who holds nothing took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``)."""
+    kwargs = {"rater": rater, "campaign_id": campaign_id, "now": now, "exclude_ids": exclude_ids, "lock": lock, "exact": exact}
+    return [comparison_leasable_sql(**kwargs)] if connection.vendor == "postgresql" else list(comparison_leasable_picks(**kwargs))
 
-    The stretches: ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from
+
+def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                            exact: bool = False) -> tuple[str, list]:
+    """Return the statement, and its parameters, that selects the id of the campaign's oldest open comparison within reach
+    that the rater never held and that has a free slot (the lease's pick: ``services.leasing`` takes the slot in the same
+    statement).
+
+    Within reach: the statement walks two stretches of the queue (``comparison_leasable_picks``), the second only where the
+    first finds none: ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from
     ``PICK_REACH`` ids behind the last comparison the rater ever held (every one after that they never held). So a pick
     probes at most about twice ``PICK_REACH`` comparisons for the rater's assignments, however far ahead of the head the
     rater is, and the head is always within reach: the queue's oldest comparison is offered to every rater who never held
@@ -210,23 +225,38 @@ def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude
     once the head comes within reach of it (the leases that keep the comparisons before it full end with a label or
     expire); to the raters who never came to it, at once.
 
-    Two statements rather than one: a second part of the same statement made every pick cost a third more on SQLite and a
-    sixth more on PostgreSQL, though it never ran (it is set up at each run), and most picks end in the first stretch.
+    One statement, with the head read once for both (a WITH): as two statements, the second ran for two picks in three under
+    ``label_load``, whose queue's head a few leases held from its warm-up keep in place, as leases of raters who walked
+    away do in a studio, and cost the database 0.1-0.2 ms a label more (bench/README, session 42).
 
     The free slots are read from the comparison's row (``Comparison.leases_held``), so the pick costs the same however many
     leases the raters hold; with ``exact``, the leases are counted instead (a row whose count drifted high is found too).
     ``lock`` is "" (no lock), "wait" or "skip" (``FOR UPDATE [SKIP LOCKED]`` of the comparison's row,
-    where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions).
-    Written out, not built by the ORM: they run for every lease, and building the statement was a third of a label's CPU.
+    where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions); the second stretch is
+    walked only where the first found none, so one row at most is locked.
+    Written out, not built by the ORM: it runs for every lease, and building it was a third of a label's CPU.
     """
     first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
     found = [rater.pk, *slots_held_params(now), *exclude_ids]
-    return (first, [campaign_id, campaign_id, *found]), (second, [campaign_id, rater.pk, campaign_id, campaign_id, *found])
+    sql = (f"WITH head AS ({_HEAD_SELECT}) SELECT COALESCE(({first.format(head='(SELECT id FROM head)')}), "
+           f"({second.format(head='(SELECT id FROM head)')}))")
+    return sql, [campaign_id, campaign_id, *found, campaign_id, rater.pk, campaign_id, *found]
+
+
+def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
+                              exact: bool = False) -> tuple[tuple[str, list], tuple[str, list]]:
+    """Return ``comparison_leasable_sql``'s two walks as statements of their own, with their parameters (each reads the head
+    itself): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the queue's head, and
+    the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's stretch)."""
+    first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    found = [rater.pk, *slots_held_params(now), *exclude_ids]
+    return ((first.format(head=_HEAD), [campaign_id, campaign_id, *found]),
+            (second.format(head=_HEAD), [campaign_id, rater.pk, campaign_id, campaign_id, *found]))
 
 
 @functools.lru_cache(maxsize=64)
 def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str]:
-    """``comparison_leasable_picks``' two statements, written once for each shape.
+    """The pick's two walks, written once for each shape, the head left as ``{head}``.
 
     Each bounds its walk on one side only: the first walks from the queue's first open comparison, the second from past the
     first's stretch on. With both bounds, PostgreSQL's generic plan took the stretch for a few rows, read them all and
@@ -235,10 +265,9 @@ def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach:
     pick twice as dear behind 2,000 leases held at the head)."""
     not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
     found = f"AND {_never_held()} AND {_slot_free('c', exact)}{not_in} ORDER BY c.id LIMIT 1 {locking}"
-    head = f"(SELECT q.id {_queue('q')} ORDER BY q.id LIMIT 1)"
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
-    return (f"SELECT c.id {_queue('c')} AND c.id < {head} + {reach} {found}",
-            f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}")
+    return (f"SELECT c.id {_queue('c')} AND c.id < {{head}} + {reach} {found}",
+            f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {{head}} + {reach - 1}) {found}")
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:

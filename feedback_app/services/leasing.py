@@ -28,7 +28,7 @@ from feedback_app.selectors.labeling import (
     assignment_current_for_rater,
     assignment_loaded,
     comparison_gold_id,
-    comparison_leasable_picks,
+    comparison_leasable_statements,
     comparison_with_texts,
     leases_holding,
     slot_free_sql,
@@ -190,10 +190,10 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
 
 
 def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, exclude_ids: list[int], lock: str, exact: bool) -> int | None:
-    """Pick a comparison with a free slot (``comparison_leasable_picks``), lock it and count the lease about to be made into
-    its row, in one statement (a second where the first pick finds none); return its id, or None when none is free."""
+    """Pick a comparison with a free slot (``comparison_leasable_statements``), lock it and count the lease about to be made
+    into its row, in one statement for each of the pick's; return its id, or None when none is free."""
     expiry = connection.ops.adapt_datetimefield_value(expires)
-    for pick, params in comparison_leasable_picks(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
+    for pick, params in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
         sql = (f"UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
                f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = ({pick}) RETURNING id")
         with cursor() as c:

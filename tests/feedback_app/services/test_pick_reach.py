@@ -10,7 +10,7 @@ from django.utils import timezone
 from feedback_app.models import Assignment, Comparison, Prompt
 from feedback_app.selectors import labeling
 from feedback_app.selectors.campaigns import campaign_default
-from feedback_app.selectors.labeling import comparison_leasable_id, comparison_leasable_picks
+from feedback_app.selectors.labeling import comparison_leasable_id, comparison_leasable_picks, comparison_leasable_sql
 from feedback_app.selectors.rows import scalar
 from feedback_app.services.campaigns import campaign_create
 from feedback_app.services.labeling import LabelSubmission, label_record
@@ -57,13 +57,8 @@ def _assignment_rows_read(sql: str, params: list) -> int:
 
 
 def _pick_rows_read(*, rater, campaign, now) -> int:
-    """The assignment rows the pick reads: its first statement's, and its second's where the first finds none."""
-    read = 0
-    for sql, params in comparison_leasable_picks(rater=rater, campaign_id=campaign.pk, now=now):
-        read += _assignment_rows_read(sql, params)
-        if scalar(sql, params) is not None:
-            break
-    return read
+    """The assignment rows the pick's statement reads: its first stretch's, and its second's where the first finds none."""
+    return _assignment_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now))
 
 
 def _held(rater, comparisons, now) -> None:
@@ -176,9 +171,9 @@ def test_the_last_comparison_the_rater_held_is_the_campaigns(reach, make_user, m
     assert _pick(rater, now) == ids[2 * reach]
 
 
-def test_past_comparisons_full_at_the_head_the_second_statement_walks_on_to_the_oldest_with_a_free_slot(reach, make_user, make_comparisons):
-    """Leases held on the queue's first comparisons, further than the reach (raters who walked away): the first statement
-    finds none, and the second, for a rater who never held any, walks on from the end of the first's stretch."""
+def test_past_comparisons_full_at_the_head_the_second_stretch_walks_on_to_the_oldest_with_a_free_slot(reach, make_user, make_comparisons):
+    """Leases held on the queue's first comparisons, further than the reach (raters who walked away): the first stretch
+    has none, and the second, for a rater who never held any, walks on from the end of the first's."""
     rater, now, campaign = make_user(), timezone.now(), campaign_default()
     ids = _ids_in_a_row(make_comparisons(4 * reach))
     for _ in range(2 * reach):
