@@ -33,15 +33,11 @@ def leases_holding(comparison_column: str) -> str:
 _SLOTS_HELD = f"(SELECT COUNT(*) {leases_holding('c.id')})"
 
 
-def _slot_free(alias: str, exact: bool) -> str:
-    """Whether comparison ``alias`` has a slot free (one parameter, now): by the count its row keeps
-    (``Comparison.leases_held``), or with ``exact`` by its leases counted. From the first expiry of the leases counted on,
-    the row's count may be high, and the comparison is a candidate while it has fewer labels than it needs; the
-    lock-and-count of the lease decides."""
-    if exact:
-        return f"{alias}.label_count + (SELECT COUNT(*) {leases_holding(f'{alias}.id')}) < {alias}.required_labels"
-    return (f"({alias}.label_count + {alias}.leases_held < {alias}.required_labels "
-            f"OR ({alias}.leases_recount_at <= %s AND {alias}.label_count < {alias}.required_labels))")
+# Whether comparison ``c`` has a slot free by the count its row keeps (``Comparison.leases_held``): one parameter, now. From
+# the first expiry of the leases counted on, the count may be high, and the comparison is a candidate while it has fewer
+# labels than it needs; the lock-and-count of the lease decides.
+_SLOT_FREE_BY_ROW = ("(c.label_count + c.leases_held < c.required_labels "
+                     "OR (c.leases_recount_at <= %s AND c.label_count < c.required_labels))")
 
 
 def slots_held_params(now: datetime) -> list:
@@ -236,11 +232,9 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
     walked only where the first found none, so one row at most is locked.
     Written out, not built by the ORM: it runs for every lease, and building it was a third of a label's CPU.
     """
-    first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    together, _, _ = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
     found = [rater.pk, *slots_held_params(now), *exclude_ids]
-    sql = (f"WITH head AS ({_HEAD_SELECT}) SELECT COALESCE(({first.format(head='(SELECT id FROM head)')}), "
-           f"({second.format(head='(SELECT id FROM head)')}))")
-    return sql, [campaign_id, campaign_id, *found, campaign_id, rater.pk, campaign_id, *found]
+    return together, [campaign_id, campaign_id, *found, campaign_id, rater.pk, campaign_id, *found]
 
 
 def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
@@ -248,15 +242,15 @@ def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude
     """Return ``comparison_leasable_sql``'s two walks as statements of their own, with their parameters (each reads the head
     itself): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the queue's head, and
     the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's stretch)."""
-    first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    _, first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
     found = [rater.pk, *slots_held_params(now), *exclude_ids]
-    return ((first.format(head=_HEAD), [campaign_id, campaign_id, *found]),
-            (second.format(head=_HEAD), [campaign_id, rater.pk, campaign_id, campaign_id, *found]))
+    return (first, [campaign_id, campaign_id, *found]), (second, [campaign_id, rater.pk, campaign_id, campaign_id, *found])
 
 
 @functools.lru_cache(maxsize=64)
-def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str]:
-    """The pick's two walks, written once for each shape, the head left as ``{head}``.
+def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str, str]:
+    """The pick's statements, written once for each shape: both walks in one (the head read once, a WITH), and each walk
+    as a statement of its own (reading the head itself).
 
     Each bounds its walk on one side only: the first walks from the queue's first open comparison, the second from past the
     first's stretch on. With both bounds, PostgreSQL's generic plan took the stretch for a few rows, read them all and
@@ -264,10 +258,16 @@ def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach:
     the oldest with a free slot would walk the full ones before it twice, once to find it and once in the stretch (a
     pick twice as dear behind 2,000 leases held at the head)."""
     not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
-    found = f"AND {_never_held()} AND {_slot_free('c', exact)}{not_in} ORDER BY c.id LIMIT 1 {locking}"
+    free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
+    found = f"AND {_never_held()} AND {free}{not_in} ORDER BY c.id LIMIT 1 {locking}"
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
-    return (f"SELECT c.id {_queue('c')} AND c.id < {{head}} + {reach} {found}",
-            f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {{head}} + {reach - 1}) {found}")
+
+    def walks(head: str) -> tuple[str, str]:
+        return (f"SELECT c.id {_queue('c')} AND c.id < {head} + {reach} {found}",
+                f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}")
+
+    first, second = walks("(SELECT id FROM head)")
+    return (f"WITH head AS ({_HEAD_SELECT}) SELECT COALESCE(({first}), ({second}))", *walks(_HEAD))
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:
