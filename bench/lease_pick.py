@@ -86,7 +86,7 @@ def give_history(count: int, *, pinned: bool = False, ahead: bool = False) -> No
                                                lease_expires_at=now, finished_at=now) for c in ids], batch_size=5000)
 
 
-def _picks_alternated(picks: dict, *, rounds: int, block: int, same: bool = True) -> dict[str, float]:
+def _picks_alternated(picks: dict, *, rounds: int, block: int, same: bool = True) -> dict:
     """Run each pick of ``picks`` (name -> keyword arguments of ``comparison_leasable_id``) ``rounds`` times, in alternating
     blocks of ``block``; return ms per pick by name (the median of its blocks) and, under "found", what each found. With
     ``same``, every pick must find the same comparison."""
