@@ -184,3 +184,32 @@ def test_a_run_ends_the_leases_its_raters_still_hold(make_user, make_comparisons
     assert not Assignment.objects.filter(rater=bench_rater, lease_expires_at__gt=now).exists()
     assert Assignment.objects.filter(rater=other, lease_expires_at__gt=now).exists()
     assert leases_end(tokens={"bench-abcd-000": "token"}) == 0
+
+
+@pytest.mark.django_db
+def test_the_warm_up_s_leases_end_even_those_taken_by_calls_still_under_way_at_the_first_pass(make_user, make_comparisons, monkeypatch):
+    """A label answered after the warm-up's first pass takes a lease (here: one taken between the passes); the passes go on
+    until one ends none, so no warm-up lease holds the queue's head through the timed run."""
+    from django.utils import timezone
+
+    import bench.label_load as label_load
+    from feedback_app.models import Assignment
+    from feedback_app.selectors.campaigns import campaign_default
+    from feedback_app.services.leasing import assignment_lease_next
+
+    make_comparisons(3)
+    early, late = make_user(username="bench-abcd-000"), make_user(username="bench-abcd-001")
+    assignment_lease_next(campaign=campaign_default(), rater=early)
+    passes, original = [], label_load.leases_end
+
+    def pass_then_a_late_answer(*, tokens):
+        passes.append(ended := original(tokens=tokens))
+        if len(passes) == 1:  # the answer still under way at the first pass
+            assignment_lease_next(campaign=campaign_default(), rater=late)
+        return ended
+
+    tokens = {"bench-abcd-000": "t0", "bench-abcd-001": "t1"}
+    monkeypatch.setattr(label_load, "leases_end", pass_then_a_late_answer)
+    assert label_load.leases_end_settled(tokens=tokens, settle=0) == 2
+    assert passes == [1, 1, 0]
+    assert not Assignment.objects.filter(rater__in=[early, late], lease_expires_at__gt=timezone.now()).exists()
