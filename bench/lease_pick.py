@@ -15,11 +15,17 @@ the history comes after it: the head stays where it is while everything after it
 history's comparisons stay open, each waiting for two more labels (a rater far ahead of the others): the rater's pick is
 the first comparison after them, the picker's the head.
 
+With ``--snapshot K[,K...]`` another session holds a snapshot open (a ``REPEATABLE READ`` transaction that has read a row,
+as a backup's ``pg_dump`` or a long report holds one) while the queue's first comparisons are completed, K in all by each
+step, the head moving on past them; the picker's pick is timed after each step, and again once the snapshot is let go. On
+PostgreSQL the completed comparisons' entries stay in the queue's index while any snapshot can still see them open.
+
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --comparisons 25000 --held 50
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --pinned --comparisons 25000 --held 50
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --history 20000 --ahead --comparisons 25000 --held 50
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --snapshot 2000,10000,20000 --comparisons 25000
 """
 
 from __future__ import annotations
@@ -135,6 +141,61 @@ def time_picks(*, rounds: int, block: int = 25) -> dict:
     return {"row_ms": round(ms["row"], 3), "counted_ms": round(ms["counted"], 3), "counted_over_row": round(ms["counted"] / ms["row"], 2)}
 
 
+def complete_head(count: int) -> None:
+    """Complete the queue's first ``count`` open comparisons no lease holds, as their labels would (one label of one)."""
+    from django.utils import timezone
+
+    from feedback_app.models import Comparison
+
+    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
+    Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=timezone.now())
+
+
+def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> list[dict]:
+    """With a snapshot held open by a session of its own, complete the queue's first comparisons in ``steps`` (each the number
+    completed by then) and time the picker's pick after each; then let the snapshot go and time it again. Return one row a
+    step, then one for the snapshot let go (``completed``, ``snapshot_held``, ``pick_ms``), and on PostgreSQL one more after a
+    VACUUM (ANALYZE) of the comparisons (``vacuumed``)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, connections
+
+    from feedback_app.models import Comparison
+
+    picker = {"pick": {"rater": get_user_model().objects.get(username=PICKER)}}
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    try:
+        with holder.cursor() as cursor:
+            if holder.vendor == "postgresql":
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("SELECT COUNT(*) FROM feedback_app_comparison")  # the snapshot is taken here, and held
+        rows, done = [], 0
+        for completed in [0, *steps]:
+            complete_head(completed - done)
+            done = completed
+            rows.append({"completed": completed, "snapshot_held": True, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+    finally:
+        holder.rollback()
+        holder.close()
+    rows.append({"completed": done, "snapshot_held": False, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+    if connection.vendor == "postgresql":  # what autovacuum does once enough rows changed: vacuum, and analyze (due before)
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM (ANALYZE) {Comparison._meta.db_table}")
+        rows.append({"completed": done, "snapshot_held": False, "vacuumed": True,
+                     "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+    return rows
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--snapshot takes counts separated by commas, such as 2000,10000; got {text!r}") from None
+    if any(b <= a for a, b in zip([0, *steps], steps)):
+        raise argparse.ArgumentTypeError(f"--snapshot takes rising counts above 0, such as 2000,10000; got {text!r}")
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--held", type=int, action="append", help="leases held at the head of the queue (repeat for several; default 50, 2000)")
@@ -142,16 +203,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=0, help="labelled comparisons of a second rater, before the head (0: none)")
     p.add_argument("--pinned", action="store_true", help="the head held by a rater who walked away, and the history after it")
     p.add_argument("--ahead", action="store_true", help="the history's comparisons stay open, each waiting for two more labels")
+    p.add_argument("--snapshot", type=_steps, help="comparisons completed at the head under a held snapshot, by each step (rising, "
+                   "separated by commas); times only the picker's pick")
     p.add_argument("--rounds", type=int, default=400)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     helds = sorted(args.held or [50, 2000])
-    if helds[-1] + args.history >= args.comparisons:
+    if args.snapshot and args.snapshot[-1] >= args.comparisons:
+        p.error(f"--snapshot {args.snapshot[-1]} needs more --comparisons than that ({args.comparisons})")
+    if not args.snapshot and helds[-1] + args.history >= args.comparisons:
         p.error(f"--held {helds[-1]} and --history {args.history} need more --comparisons than their sum ({args.comparisons})")
     with setup(os.environ.get("DATABASE_URL")):
         from django.db import connection
 
         fill(args.comparisons, PICKER)
+        if args.snapshot:
+            statistics_refresh()
+            rows = time_under_snapshot(args.snapshot, rounds=args.rounds)
+            for row in rows:
+                state = "held" if row["snapshot_held"] else "let go, and vacuumed" if row.get("vacuumed") else "let go"
+                print(f"{row['completed']:6d} completed at the head, the snapshot {state}: "
+                      f"{row['pick_ms']:.3f} ms a pick")
+            if args.json:
+                args.json.write_text(json.dumps({"database": connection.vendor, "comparisons": args.comparisons, "snapshot": rows}, indent=1))
+            return 0
         history = None
         if args.history:
             give_history(args.history, pinned=args.pinned, ahead=args.ahead)

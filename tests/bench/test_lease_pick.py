@@ -3,7 +3,7 @@
 import pytest
 
 from bench.label_profile import fill
-from bench.lease_pick import PICKER, give_history, hold, main, time_history, time_picks
+from bench.lease_pick import PICKER, give_history, hold, main, time_history, time_picks, time_under_snapshot
 from feedback_app.models import Assignment, Comparison
 
 pytestmark = pytest.mark.django_db
@@ -34,3 +34,22 @@ def test_history_and_leases_held_need_more_comparisons_than_their_sum(capsys):
     with pytest.raises(SystemExit):
         main(["--history", "100", "--held", "50", "--comparisons", "120"])
     assert "need more --comparisons" in capsys.readouterr().err
+
+
+@pytest.mark.django_db(transaction=True)  # on PostgreSQL the scenario ends with a VACUUM, which no transaction may hold
+def test_picks_are_timed_while_another_session_holds_a_snapshot_and_after_it_lets_go():
+    fill(12, PICKER)
+    rows = time_under_snapshot([2, 5], rounds=2, block=1)
+    from django.db import connection
+
+    vacuumed = [(5, False)] if connection.vendor == "postgresql" else []
+    assert [(row["completed"], row["snapshot_held"]) for row in rows] == [(0, True), (2, True), (5, True), (5, False), *vacuumed]
+    assert all(row["pick_ms"] > 0 for row in rows)
+    assert list(Comparison.objects.order_by("id").values_list("status", flat=True)) == ["complete"] * 5 + ["open"] * 7
+
+
+@pytest.mark.parametrize("steps", ["5,2", "0,4", "two"])
+def test_snapshot_steps_that_do_not_rise_are_refused_naming_the_flag(capsys, steps):
+    with pytest.raises(SystemExit):
+        main(["--snapshot", steps])
+    assert "--snapshot takes" in capsys.readouterr().err
