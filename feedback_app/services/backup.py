@@ -52,11 +52,17 @@ def postgres_commands(path: Path, *, db: dict | None = None) -> tuple[str, str]:
             f"pg_restore --clean --if-exists --no-owner --single-transaction {quoted} --dbname={name} {file}")
 
 
+# What a dump of a studio that is labelling costs it (bench/README, session 43: ``lease_pick --snapshot``).
+DUMP_WHILE_LABELLING = ("pg_dump holds one snapshot for as long as it runs; meanwhile every lease's pick walks past the comparisons "
+                        "completed since it began (about 0.2 ms more a pick for each 1,000). Dump a busy studio from a replica, "
+                        "or when it is quiet.")
+
+
 def database_backup(*, out: Path) -> Path:
     """Write a consistent copy of the SQLite database to ``out`` (which must not exist); return it."""
     if not database_is_sqlite():
         raise BackupError("the database is PostgreSQL: back it up with pg_dump, and restore that with pg_restore "
-                          "(the password from PGPASSWORD or ~/.pgpass):\n  " + "\n  ".join(postgres_commands(out)))
+                          "(the password from PGPASSWORD or ~/.pgpass):\n  " + "\n  ".join(postgres_commands(out)) + "\n" + DUMP_WHILE_LABELLING)
     out = Path(out)
     if out.exists():
         raise BackupError(f"{out} exists already; name a new file")

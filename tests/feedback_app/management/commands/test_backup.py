@@ -41,5 +41,6 @@ def test_backup_on_postgresql_prints_the_pg_dump_and_pg_restore_commands(tmp_pat
         call_command("backup", str(tmp_path / "studio.dump"))
     message = str(refused.value)
     assert "pg_dump --format=custom" in message and "pg_restore --clean" in message
+    assert "Dump a busy studio from a replica, or when it is quiet." in message  # what a dump under load costs the picks
     assert f"{tmp_path}/studio.dump" in message and connection.settings_dict["NAME"] in message
     assert not (tmp_path / "studio.dump").exists()
