@@ -144,16 +144,12 @@ def audit(*, tokens: dict[str, str], acknowledged: list[tuple[str, int]], in_fli
 
 
 def leases_end_settled(*, tokens: dict[str, str], settle: float = 0.5, passes: int = 20) -> int:
-    """``leases_end`` once the server has answered the calls under way when the load stopped, and return how many it ended.
-
-    A label sent just before the stop takes its rater's next lease after a first pass could have ended it: 4 to 17 such
-    leases in session 43's warm-ups, held for the lease's 10 minutes at the queue's head through the timed run that
-    followed. So it passes again, ``settle`` seconds apart, until a pass ends none (at most ``passes``)."""
+    """``leases_end`` in passes ``settle`` s apart until one ends none (at most ``passes``); return how many ended. A label sent
+    as the load stopped takes its next lease after a first pass (4 to 19 held the head through session 43's timed runs)."""
     total = 0
     for _ in range(passes):
         time.sleep(settle)
-        ended = leases_end(tokens=tokens)
-        total += ended
+        total += (ended := leases_end(tokens=tokens))
         if not ended:
             break
     return total

@@ -82,11 +82,11 @@ def give_history(count: int, *, pinned: bool = False, ahead: bool = False) -> No
     now = timezone.now()
     if pinned:
         _leases_held([Comparison.objects.filter(status=Comparison.Status.OPEN).order_by("id").values_list("id", flat=True).first()], ["pick-away"])
-    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
+    ids = _first_unheld(count)
     if ahead:
         Comparison.objects.filter(id__in=ids).update(label_count=1, required_labels=3)
     else:
-        Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=now)
+        _completed(ids)
     rater = get_user_model().objects.create(username="pick-history")
     Assignment.objects.bulk_create([Assignment(comparison_id=c, rater=rater, a_on_left=True, status=Assignment.Status.SUBMITTED, leased_at=now,
                                                lease_expires_at=now, finished_at=now) for c in ids], batch_size=5000)
@@ -141,14 +141,25 @@ def time_picks(*, rounds: int, block: int = 25) -> dict:
     return {"row_ms": round(ms["row"], 3), "counted_ms": round(ms["counted"], 3), "counted_over_row": round(ms["counted"] / ms["row"], 2)}
 
 
-def complete_head(count: int) -> None:
-    """Complete the queue's first ``count`` open comparisons no lease holds, as their labels would (one label of one)."""
+def _first_unheld(count: int) -> list[int]:
+    """The ids of the queue's first ``count`` open comparisons that no lease holds."""
+    from feedback_app.models import Comparison
+
+    return list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
+
+
+def _completed(ids: list[int]) -> None:
+    """Complete the comparisons ``ids`` as their labels would (one label of one)."""
     from django.utils import timezone
 
     from feedback_app.models import Comparison
 
-    ids = list(Comparison.objects.filter(status=Comparison.Status.OPEN, leases_held=0).order_by("id").values_list("id", flat=True)[:count])
     Comparison.objects.filter(id__in=ids).update(status=Comparison.Status.COMPLETE, label_count=1, required_labels=1, completed_at=timezone.now())
+
+
+def complete_head(count: int) -> None:
+    """Complete the queue's first ``count`` open comparisons no lease holds."""
+    _completed(_first_unheld(count))
 
 
 def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> list[dict]:
@@ -162,27 +173,30 @@ def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> li
     from feedback_app.models import Comparison
 
     picker = {"pick": {"rater": get_user_model().objects.get(username=PICKER)}}
+
+    def timed(completed: int, held: bool, **more) -> dict:
+        return {"completed": completed, "snapshot_held": held, **more, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)}
+
     holder = connections.create_connection("default")
     holder.set_autocommit(False)
     try:
         with holder.cursor() as cursor:
             if holder.vendor == "postgresql":
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute("SELECT COUNT(*) FROM feedback_app_comparison")  # the snapshot is taken here, and held
+            cursor.execute(f"SELECT COUNT(*) FROM {Comparison._meta.db_table}")  # the snapshot is taken here, and held
         rows, done = [], 0
         for completed in [0, *steps]:
             complete_head(completed - done)
             done = completed
-            rows.append({"completed": completed, "snapshot_held": True, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+            rows.append(timed(completed, True))
     finally:
         holder.rollback()
         holder.close()
-    rows.append({"completed": done, "snapshot_held": False, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+    rows.append(timed(done, False))
     if connection.vendor == "postgresql":  # what autovacuum does once enough rows changed: vacuum, and analyze (due before)
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM (ANALYZE) {Comparison._meta.db_table}")
-        rows.append({"completed": done, "snapshot_held": False, "vacuumed": True,
-                     "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)})
+        rows.append(timed(done, False, vacuumed=True))
     return rows
 
 
