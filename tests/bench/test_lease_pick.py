@@ -1,6 +1,7 @@
 """bench/lease_pick: the two slot tests of the pick find the same comparison behind the leases it holds."""
 
 import pytest
+from django.db import connection
 
 from bench.label_profile import fill
 from bench.lease_pick import PICKER, give_history, hold, main, time_history, time_picks, time_under_snapshot
@@ -40,8 +41,6 @@ def test_history_and_leases_held_need_more_comparisons_than_their_sum(capsys):
 def test_picks_are_timed_while_another_session_holds_a_snapshot_and_after_it_lets_go():
     fill(12, PICKER)
     rows = time_under_snapshot([2, 5], rounds=2, block=1)
-    from django.db import connection
-
     vacuumed = [(5, False)] if connection.vendor == "postgresql" else []
     assert [(row["completed"], row["snapshot_held"]) for row in rows] == [(0, True), (2, True), (5, True), (5, False), *vacuumed]
     assert all(row["pick_ms"] > 0 for row in rows)
