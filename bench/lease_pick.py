@@ -17,8 +17,10 @@ the first comparison after them, the picker's the head.
 
 With ``--snapshot K[,K...]`` another session holds a snapshot open (a ``REPEATABLE READ`` transaction that has read a row,
 as a backup's ``pg_dump`` or a long report holds one) while the queue's first comparisons are completed, K in all by each
-step, the head moving on past them; the picker's pick is timed after each step, and again once the snapshot is let go. On
-PostgreSQL the completed comparisons' entries stay in the queue's index while any snapshot can still see them open.
+step, the head moving on past them; the picker's pick is timed after each step, and again once the snapshot is let go,
+before and after one row is written elsewhere. On PostgreSQL the completed comparisons' entries stay in the queue's index
+while any snapshot can still see them open; once none can, the next scan marks them dead, but only in a backend that has
+seen a transaction id taken since (a write anywhere: in a labelling studio, the next label).
 
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
@@ -93,21 +95,27 @@ def give_history(count: int, *, pinned: bool = False, ahead: bool = False) -> No
 
 
 def _picks_alternated(picks: dict, *, rounds: int, block: int, same: bool = True) -> dict:
-    """Run each pick of ``picks`` (name -> keyword arguments of ``comparison_leasable_id``) ``rounds`` times, in alternating
-    blocks of ``block``; return ms per pick by name (the median of its blocks) and, under "found", what each found. With
-    ``same``, every pick must find the same comparison."""
+    """Run each pick of ``picks`` (name -> keyword arguments of ``comparison_leasable_id``, and ``from_start``: each pick reads
+    the queue's head from its start, not from the head the process last read) ``rounds`` times, in alternating blocks of
+    ``block``; return ms per pick by name (the median of its blocks) and, under "found", what each found. With ``same``,
+    every pick must find the same comparison."""
     from django.utils import timezone
 
     from feedback_app.selectors.campaigns import campaign_default
     from feedback_app.selectors.labeling import comparison_leasable_id
+    from feedback_app.selectors.queue_head import queue_head_forget
 
     campaign_id = campaign_default().pk
     found, per_block = {}, {name: [] for name in picks}
     for _ in range(max(1, rounds // block)):
         for name, kwargs in picks.items():
+            kwargs = dict(kwargs)
+            from_start = kwargs.pop("from_start", False)
             now = timezone.now()
             started = time.perf_counter()
             for _ in range(block):
+                if from_start:  # as the one pick in HEAD_HINT_SECONDS of a process that reads the head from the queue's start
+                    queue_head_forget(campaign_id)
                 found[name] = comparison_leasable_id(campaign_id=campaign_id, now=now, **kwargs)
             per_block[name].append(1000 * (time.perf_counter() - started) / block)
     assert not same or len(set(found.values())) == 1, found  # the same comparison every way
@@ -164,18 +172,22 @@ def complete_head(count: int) -> None:
 
 def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> list[dict]:
     """With a snapshot held open by a session of its own, complete the queue's first comparisons in ``steps`` (each the number
-    completed by then) and time the picker's pick after each; then let the snapshot go and time it again. Return one row a
-    step, then one for the snapshot let go (``completed``, ``snapshot_held``, ``pick_ms``), and on PostgreSQL one more after a
-    VACUUM (ANALYZE) of the comparisons (``vacuumed``)."""
+    completed by then) and time the picker's pick after each, as a studio's picks run (from the queue's head the process
+    last read) and from the queue's start (the one pick in ``HEAD_HINT_SECONDS`` that reads the head anew); then let the
+    snapshot go and time them again, before and after one write elsewhere (``_write_once``). Return one row a step, then
+    two for the snapshot let go (``completed``, ``snapshot_held``, ``pick_ms``, ``from_start_ms``; the second with
+    ``written``), and on PostgreSQL one more after a VACUUM (ANALYZE) of the comparisons (``vacuumed``)."""
     from django.contrib.auth import get_user_model
     from django.db import connection, connections
 
     from feedback_app.models import Comparison
 
-    picker = {"pick": {"rater": get_user_model().objects.get(username=PICKER)}}
+    picker = get_user_model().objects.get(username=PICKER)
+    picks = {"pick": {"rater": picker}, "from_start": {"rater": picker, "from_start": True}}
 
     def timed(completed: int, held: bool, **more) -> dict:
-        return {"completed": completed, "snapshot_held": held, **more, "pick_ms": round(_picks_alternated(picker, rounds=rounds, block=block)["pick"], 3)}
+        ms = _picks_alternated(picks, rounds=rounds, block=block)
+        return {"completed": completed, "snapshot_held": held, **more, "pick_ms": round(ms["pick"], 3), "from_start_ms": round(ms["from_start"], 3)}
 
     holder = connections.create_connection("default")
     holder.set_autocommit(False)
@@ -193,11 +205,25 @@ def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> li
         holder.rollback()
         holder.close()
     rows.append(timed(done, False))
+    _write_once()
+    rows.append(timed(done, False, written=True))
     if connection.vendor == "postgresql":  # what autovacuum does once enough rows changed: vacuum, and analyze (due before)
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM (ANALYZE) {Comparison._meta.db_table}")
         rows.append(timed(done, False, vacuumed=True))
     return rows
+
+
+def _write_once() -> None:
+    """Write one row, as a live studio's next label does: on PostgreSQL a backend recomputes which row versions nobody can
+    see any more only once a transaction id has been taken since it last did, so until some session writes, a scan still
+    takes the completed comparisons' entries for ones an old snapshot may need, and walks them (a quiet database)."""
+    from django.db.models import F
+
+    from feedback_app.models import Comparison
+
+    first = Comparison.objects.filter(status=Comparison.Status.COMPLETE).order_by("id").values_list("id", flat=True).first()
+    Comparison.objects.filter(pk=first).update(completed_at=F("completed_at"))
 
 
 def _steps(text: str) -> list[int]:
@@ -235,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             statistics_refresh()
             rows = time_under_snapshot(args.snapshot, rounds=args.rounds)
             for row in rows:
-                state = "held" if row["snapshot_held"] else "let go, and vacuumed" if row.get("vacuumed") else "let go"
+                state = ("held" if row["snapshot_held"] else "let go, and vacuumed" if row.get("vacuumed")
+                         else "let go, and a row written since" if row.get("written") else "let go")
                 print(f"{row['completed']:6d} completed at the head, the snapshot {state}: "
-                      f"{row['pick_ms']:.3f} ms a pick")
+                      f"{row['pick_ms']:.3f} ms a pick, {row['from_start_ms']:.3f} from the queue's start")
             if args.json:
                 args.json.write_text(json.dumps({"database": connection.vendor, "comparisons": args.comparisons, "snapshot": rows}, indent=1))
             return 0

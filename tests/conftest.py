@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 import weakref
@@ -50,8 +51,10 @@ def _isolated_services(settings, tmp_path):
     from django.core.cache import cache
 
     from feedback_app.api.throttling import ProcessScopedRateThrottle
+    from feedback_app.selectors.queue_head import queue_head_forget
 
     cache.clear()  # the campaigns' rules are cached per process
+    queue_head_forget()  # and the queues' heads (a test's comparison ids may be another's)
     ProcessScopedRateThrottle.cache.clear()  # and the throttles' request times
     yield
     # Celery's eager mode marks "inside a task" in one process-wide flag and restores it on the way out:
@@ -377,3 +380,25 @@ def make_audits(make_user, make_comparisons):
         return comparisons
 
     return make
+
+
+# A test's few rows make sequential scans, hash joins, bitmaps and sorts cheaper than the index walks PostgreSQL takes on a
+# studio's tables (bench/lease_pick.py, 25,000 comparisons), and those read every row whatever the statement.
+_PLANS_OF_A_STUDIO = ("enable_seqscan", "enable_hashjoin", "enable_bitmapscan", "enable_sort")
+
+
+def studio_plan(sql: str, params: list, *, buffers: bool = False) -> dict:
+    """PostgreSQL's EXPLAIN ANALYZE of the statement (with ``buffers``, its BUFFERS too), under the plan a studio's tables get:
+    the root plan node, as a dict."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for setting in _PLANS_OF_A_STUDIO:
+            cursor.execute(f"SET {setting} = off")
+        try:
+            cursor.execute(f"EXPLAIN (ANALYZE, {'BUFFERS, ' if buffers else ''}FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        finally:
+            for setting in _PLANS_OF_A_STUDIO:
+                cursor.execute(f"RESET {setting}")
+    return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

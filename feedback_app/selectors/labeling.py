@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from django.utils import timezone
 from feedback_app.models import Assignment, Comparison, PreferenceLabel, Prompt, Response, Role
 from feedback_app.selectors import rows
 from feedback_app.selectors.campaigns import MEMBERSHIP_COLUMNS, campaign_role_of
+from feedback_app.selectors.queue_head import queue_head_hint, queue_head_seen
 
 
 def _active_leases(now: datetime) -> QuerySet[Assignment]:
@@ -78,12 +80,18 @@ def _never_held() -> str:
     """The candidate ``c`` was never held by the rater (the one parameter): one probe of the (rater, comparison) index for
     each candidate the pick's walk reaches with a free slot, so a pick reads none of the rater's history but what it walks.
 
+    Written ``COALESCE(probe, 0) <> 1``, not ``probe IS NULL``: PostgreSQL guesses that 0.5% of rows pass an ``IS NULL`` of a
+    sub-query, and 99.5% an ``<>``. Most candidates were never held by the rater, and with the guess that almost none were,
+    the generic plan of a walk that stops at the first one found read its whole stretch and sorted it, probing every row,
+    wherever the statistics said that few comparisons were open (a studio whose comparisons are mostly complete): 0.35 ms
+    a pick against 0.15 (``lease_pick --snapshot`` after its vacuum; bench/README, session 44).
+
     A scalar subquery, which PostgreSQL runs per row and never turns into a join. Before it, the rater's assignments were
     read into a hash: as a correlated ``NOT EXISTS``, every one of them (an anti-join), and then as ``NOT IN`` those from the
     queue's head on, which still read everything the rater labelled since the head while the head stayed open (a lease
     held there by a rater who walked away, or a comparison waiting for more labels than its raters can give): 40 rows at
     40 labels, a 20,000-label rater's history at 20,000. How far the walk itself goes is bounded by ``PICK_REACH``."""
-    return f"(SELECT 1 FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s AND h.comparison_id = c.id) IS NULL"
+    return f"COALESCE((SELECT 1 FROM {Assignment._meta.db_table} h WHERE h.rater_id = %s AND h.comparison_id = c.id), 0) <> 1"
 
 
 # How far, in comparison ids, the pick walks probing whether the rater held each candidate (``_never_held``): from the queue's
@@ -99,9 +107,10 @@ def _queue(alias: str) -> str:
             f"WHERE {alias}.status = {_OPEN} AND NOT {alias}.is_gold AND {alias}p.campaign_id = %s")
 
 
-# The queue's head: the campaign's (the one parameter) oldest open comparison but gold pairs.
-_HEAD_SELECT = f"SELECT q.id {_queue('q')} ORDER BY q.id LIMIT 1"
-_HEAD = f"({_HEAD_SELECT})"
+# The queue's head: the campaign's (the first parameter) oldest open comparison but gold pairs from the id of the second on
+# (``queue_head_hint``), as the WITH of the pick's statements.
+_HEAD_WITH = f"WITH head AS (SELECT q.id {_queue('q')} AND q.id >= %s ORDER BY q.id LIMIT 1) "
+HEAD_READ = "(SELECT id FROM head)"  # the head that WITH read, as a value (the lease's RETURNING selects it)
 
 # The last comparison of the campaign (the second parameter) but gold pairs that the rater (the first) ever held, or 0: their
 # assignments walked from the last back, each probed for its campaign (a scalar subquery, run per row, so the planner cannot
@@ -188,29 +197,58 @@ def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple
 def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                            exact: bool = False) -> int | None:
     """Return the id of the campaign's oldest open comparison within reach that the rater never held and that still has a
-    free slot, or None (``comparison_leasable_statements``, in order)."""
-    for sql, params in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
-        found = rows.scalar(sql, params)
+    free slot, or None (``comparison_leasable_statements``, in order, from ``queue_head_hint``)."""
+    hint = queue_head_hint(campaign_id, exact=exact)
+    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
+                                               exact=exact, hint=hint):
+        found, head = rows.tuples(*pick.select())[0]
+        queue_head_seen(campaign_id, head, hint=hint)
         if found is not None:
             return found
     return None
 
 
+class Pick(NamedTuple):
+    """One of the pick's statements, in parts, so that a caller may write it into its own: ``head``, a WITH clause that reads
+    the queue's head (``_HEAD_WITH``, the parameters ``head_params``), and ``found``, a sub-query that selects the comparison
+    found or NULL (``found_params``), which reads ``head``."""
+
+    head: str
+    found: str
+    head_params: list
+    found_params: list
+
+    def select(self) -> tuple[str, list]:
+        """The statement that selects the comparison found (or NULL) and the queue's head, with its parameters."""
+        return f"{self.head}SELECT {self.found}, {HEAD_READ}", [*self.head_params, *self.found_params]
+
+
 def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                                   exact: bool = False) -> list[tuple[str, list]]:
-    """The pick's statements, with their parameters, to run in order until one finds a comparison: on PostgreSQL the one of
-    ``comparison_leasable_sql``, on SQLite its two walks apart (``comparison_leasable_picks``). A statement costs SQLite no
-    round trip, and setting up the second walk at every pick cost it more than running it where the first finds none: the
-    pick of a rater who holds nothing took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``)."""
-    kwargs = {"rater": rater, "campaign_id": campaign_id, "now": now, "exclude_ids": exclude_ids, "lock": lock, "exact": exact}
-    return [comparison_leasable_sql(**kwargs)] if connection.vendor == "postgresql" else list(comparison_leasable_picks(**kwargs))
+                                   exact: bool = False, hint: int = 0) -> list[Pick]:
+    """The pick's statements, to run in order until one finds a comparison: on PostgreSQL the one of ``comparison_leasable_sql``,
+    on SQLite its two walks apart (``comparison_leasable_picks``). A statement costs SQLite no round trip, and setting up the
+    second walk at every pick cost it more than running it where the first finds none: the pick of a rater who holds nothing
+    took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``). Each reads the queue's head from ``hint``, to
+    be kept (``queue_head_seen``)."""
+    return _picks(connection.vendor == "postgresql", rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
+                  exact=exact, hint=hint)
+
+
+def _picks(together: bool, *, rater, campaign_id: int, now: datetime, exclude_ids, lock: str, exact: bool, hint: int) -> list[Pick]:
+    """The pick's statements: both walks in one (``together``) or each in its own."""
+    both, first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    head, found = [campaign_id, hint], [rater.pk, *slots_held_params(now), *exclude_ids]
+    first_params, second_params = [campaign_id, *found], [campaign_id, rater.pk, campaign_id, *found]
+    if together:
+        return [Pick(_HEAD_WITH, both, head, [*first_params, *second_params])]
+    return [Pick(_HEAD_WITH, first, head, first_params), Pick(_HEAD_WITH, second, head, second_params)]
 
 
 def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                            exact: bool = False) -> tuple[str, list]:
+                            exact: bool = False, hint: int = 0) -> tuple[str, list]:
     """Return the statement, and its parameters, that selects the id of the campaign's oldest open comparison within reach
     that the rater never held and that has a free slot (the lease's pick: ``services.leasing`` takes the slot in the same
-    statement).
+    statement), and the queue's head.
 
     Within reach: the statement walks two stretches of the queue (``comparison_leasable_picks``), the second only where the
     first finds none: ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from
@@ -219,7 +257,8 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
     rater is, and the head is always within reach: the queue's oldest comparison is offered to every rater who never held
     it. One in neither stretch that the rater passed while it was full, and that has a free slot again, is offered to them
     once the head comes within reach of it (the leases that keep the comparisons before it full end with a label or
-    expire); to the raters who never came to it, at once.
+    expire); to the raters who never came to it, at once. The head is read from ``hint`` on (``queue_head_hint``; 0: the
+    queue's start).
 
     One statement, with the head read once for both (a WITH): as two statements, the second ran for two picks in three under
     ``label_load``, whose queue's head a few leases held from its warm-up keep in place, as leases of raters who walked
@@ -232,42 +271,40 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
     walked only where the first found none, so one row at most is locked.
     Written out, not built by the ORM: it runs for every lease, and building it was a third of a label's CPU.
     """
-    together, _, _ = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
-    found = [rater.pk, *slots_held_params(now), *exclude_ids]
-    return together, [campaign_id, campaign_id, *found, campaign_id, rater.pk, campaign_id, *found]
+    (pick,) = _picks(True, rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact, hint=hint)
+    return pick.select()
 
 
 def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                              exact: bool = False) -> tuple[tuple[str, list], tuple[str, list]]:
+                              exact: bool = False, hint: int = 0) -> tuple[tuple[str, list], tuple[str, list]]:
     """Return ``comparison_leasable_sql``'s two walks as statements of their own, with their parameters (each reads the head
-    itself): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the queue's head, and
-    the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's stretch)."""
-    _, first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
-    found = [rater.pk, *slots_held_params(now), *exclude_ids]
-    return (first, [campaign_id, campaign_id, *found]), (second, [campaign_id, rater.pk, campaign_id, campaign_id, *found])
+    itself, from ``hint``): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the
+    queue's head, and the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's
+    stretch); each with the head."""
+    first, second = _picks(False, rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact, hint=hint)
+    return first.select(), second.select()
 
 
 @functools.lru_cache(maxsize=64)
 def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str, str]:
-    """The pick's statements, written once for each shape: both walks in one (the head read once, a WITH), and each walk
-    as a statement of its own (reading the head itself).
+    """The pick's sub-queries (``Pick.found``), written once for each shape: both walks in one, and each walk alone; each
+    reads the head from the WITH written before it (``_HEAD_WITH``).
 
-    Each bounds its walk on one side only: the first walks from the queue's first open comparison, the second from past the
-    first's stretch on. With both bounds, PostgreSQL's generic plan took the stretch for a few rows, read them all and
-    sorted them, probing each (0.38 ms a pick against 0.14). The head is the oldest open comparison, a look at the index:
-    the oldest with a free slot would walk the full ones before it twice, once to find it and once in the stretch (a
-    pick twice as dear behind 2,000 leases held at the head)."""
+    The first walk is bounded on both sides, by the head and ``reach`` ids past it, the second from past the first's
+    stretch on. Both start at the head, not at the queue's start, so neither visits the completed comparisons' entries
+    before it (``queue_head_hint``). With both bounds PostgreSQL's generic plan used to read the stretch, sort it and probe
+    every row (0.38 ms a pick against 0.14, session 42), until the test of the rater's assignments told the planner that
+    most candidates pass it (``_never_held``). The head is the oldest open comparison, a look at the index: the oldest with
+    a free slot would walk the full ones before it twice, once to find it and once in the stretch (a pick twice as dear
+    behind 2,000 leases held at the head)."""
     not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
     free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
     found = f"AND {_never_held()} AND {free}{not_in} ORDER BY c.id LIMIT 1 {locking}"
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
-
-    def walks(head: str) -> tuple[str, str]:
-        return (f"SELECT c.id {_queue('c')} AND c.id < {head} + {reach} {found}",
-                f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}")
-
-    first, second = walks("(SELECT id FROM head)")
-    return (f"WITH head AS ({_HEAD_SELECT}) SELECT COALESCE(({first}), ({second}))", *walks(_HEAD))
+    head = HEAD_READ
+    first = f"SELECT c.id {_queue('c')} AND c.id >= {head} AND c.id < {head} + {reach} {found}"
+    second = f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}"
+    return f"COALESCE(({first}), ({second}))", f"({first})", f"({second})"
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:

@@ -25,6 +25,7 @@ from feedback_app import events, training_bridge
 from feedback_app.models import Comparison, Judge, PreferenceLabel, Verdict
 from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.judges import judge_routing, judge_trust
+from feedback_app.selectors.queue_head import queue_head_forget
 from feedback_app.services.judges import JudgeUnavailable
 from feedback_app.services.verdicts import verdicts_give
 
@@ -86,6 +87,7 @@ def comparison_route(*, comparison_id: int, judge: Judge | None, verdict: Verdic
     comparison.judging_since = None
     comparison.save(update_fields=["route", "status", "completed_at", "judging_since"])
     if comparison.status == Comparison.Status.OPEN:
+        queue_head_forget(comparison.prompt.campaign_id)
         events.comparisons_supplied(count=1, campaign_id=comparison.prompt.campaign_id)
     return comparison.route
 

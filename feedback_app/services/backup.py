@@ -24,6 +24,7 @@ from django.db import connections
 from django.utils import timezone
 
 from feedback_app.models import PolicyVersion, RewardModelVersion, VersionStatus
+from feedback_app.selectors.queue_head import HEAD_HINT_SECONDS
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOCK_FILE = "serve.lock"  # held by a running studio (`manage.py serve`) with flock
@@ -52,10 +53,10 @@ def postgres_commands(path: Path, *, db: dict | None = None) -> tuple[str, str]:
             f"pg_restore --clean --if-exists --no-owner --single-transaction {quoted} --dbname={name} {file}")
 
 
-# What a dump of a studio that is labelling costs it (bench/README, session 43: ``lease_pick --snapshot``).
-DUMP_WHILE_LABELLING = ("pg_dump holds one snapshot for as long as it runs; meanwhile every lease's pick walks past the comparisons "
-                        "completed since it began (about 0.2 ms more a pick for each 1,000). Dump a busy studio from a replica, "
-                        "or when it is quiet.")
+# What a dump of a studio that is labelling costs it (bench/README, sessions 43 and 44: ``lease_pick --snapshot``).
+DUMP_WHILE_LABELLING = ("pg_dump holds one snapshot for as long as it runs; meanwhile nothing completed since it began can be vacuumed, "
+                        f"and the one lease's pick in {HEAD_HINT_SECONDS:g} s of each web process that reads the queue from its start walks past every "
+                        "comparison completed since (about 0.2 ms more for each 1,000). Dump a busy studio from a replica, or when it is quiet.")
 
 
 def database_backup(*, out: Path) -> Path:

@@ -26,6 +26,7 @@ from feedback_app.selectors.labeling import (
     labels_for_rater_newest,
 )
 from feedback_app.selectors.campaigns import campaign_cached
+from feedback_app.selectors.queue_head import queue_head_forget
 from feedback_app.selectors.review import review_marks
 from feedback_app.services.arena_gate import arena_ask_after_commit
 from feedback_app.services.auto_refit import refit_ask_after_commit
@@ -333,6 +334,7 @@ def label_undo_last(*, rater, campaign: Campaign, now: datetime | None = None) -
     comparison.label_count -= 1
     comparison.status = Comparison.Status.OPEN
     comparison.completed_at = None
+    queue_head_forget(campaign.pk)
     flagged = PreferenceLabel.objects.filter(comparison=comparison).exclude(flags=[]).exists()
     comparison.save(update_fields=["label_count", "status", "completed_at", *_review_marks_set(comparison=comparison, flagged=flagged)])
     assignment.status = Assignment.Status.LEASED

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from feedback_app.models import Assignment, Campaign, CampaignMember, Comparison
 from feedback_app.selectors.labeling import (
+    HEAD_READ,
     assignment_current_for_rater,
     assignment_loaded,
     comparison_gold_id,
@@ -34,6 +35,7 @@ from feedback_app.selectors.labeling import (
     slot_free_sql,
     slots_held_params,
 )
+from feedback_app.selectors.queue_head import queue_head_hint, queue_head_seen
 from feedback_app.selectors.rows import cursor
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_status
@@ -190,16 +192,21 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
 
 
 def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, exclude_ids: list[int], lock: str, exact: bool) -> int | None:
-    """Pick a comparison with a free slot (``comparison_leasable_statements``), lock it and count the lease about to be made
-    into its row, in one statement for each of the pick's; return its id, or None when none is free."""
+    """Pick a comparison with a free slot (``comparison_leasable_statements``, from ``queue_head_hint``), lock it and count the
+    lease about to be made into its row, in one statement for each of the pick's; return its id, or None when none is free.
+    The queue's head the pick read comes back with the row (``queue_head_seen``); with none found, it is not needed."""
     expiry = connection.ops.adapt_datetimefield_value(expires)
-    for pick, params in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
-        sql = (f"UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
-               f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = ({pick}) RETURNING id")
+    hint = queue_head_hint(campaign_id, exact=exact)
+    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact,
+                                               hint=hint):
+        sql = (f"{pick.head}UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
+               f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = {pick.found} "
+               f"RETURNING id, {HEAD_READ}")
         with cursor() as c:
-            c.execute(sql, [expiry, expiry, *params])
+            c.execute(sql, [*pick.head_params, expiry, expiry, *pick.found_params])
             found = c.fetchone()
         if found is not None:
+            queue_head_seen(campaign_id, found[1], hint=hint)
             return found[0]
     return None
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from feedback_app import events
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, Comparison, Winner
+from feedback_app.selectors.queue_head import queue_head_forget
 from feedback_app.services.quality_tally import quality_tally_reopen
 
 
@@ -41,6 +42,8 @@ def comparison_unmark_gold(*, comparison: Comparison, user) -> Comparison:
     if locked.label_count >= locked.required_labels:
         locked.status, locked.completed_at = Comparison.Status.COMPLETE, timezone.now()
     locked.save(update_fields=["is_gold", "gold_winner", "required_labels", "status", "completed_at"])
+    if locked.status == Comparison.Status.OPEN:  # back in the queue, behind its head perhaps
+        queue_head_forget(locked.prompt.campaign_id)
     AuditEntry.objects.create(actor=user, action="comparison.ungold", target=f"comparison:{locked.pk}")
     return locked
 

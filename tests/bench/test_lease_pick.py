@@ -42,7 +42,8 @@ def test_picks_are_timed_while_another_session_holds_a_snapshot_and_after_it_let
     fill(12, PICKER)
     rows = time_under_snapshot([2, 5], rounds=2, block=1)
     vacuumed = [(5, False)] if connection.vendor == "postgresql" else []
-    assert [(row["completed"], row["snapshot_held"]) for row in rows] == [(0, True), (2, True), (5, True), (5, False), *vacuumed]
+    assert [(row["completed"], row["snapshot_held"]) for row in rows] == [(0, True), (2, True), (5, True), (5, False), (5, False), *vacuumed]
+    assert [bool(row.get("written")) for row in rows[3:5]] == [False, True]
     assert all(row["pick_ms"] > 0 for row in rows)
     assert list(Comparison.objects.order_by("id").values_list("status", flat=True)) == ["complete"] * 5 + ["open"] * 7
 

@@ -1,8 +1,6 @@
 """What the lease's pick reads of a rater's assignments, and how far it walks (``selectors.labeling.PICK_REACH``): from the
 queue's head, and from a little behind the last comparison the rater ever held."""
 
-import json
-
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -15,6 +13,7 @@ from feedback_app.selectors.rows import scalar
 from feedback_app.services.campaigns import campaign_create
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
+from tests.conftest import studio_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -27,33 +26,18 @@ def reach(monkeypatch):
     return REACH
 
 
-# A test's few rows make sequential scans, hash joins, bitmaps and sorts cheaper than the index walks PostgreSQL takes on a
-# studio's tables (bench/lease_pick.py, 25,000 comparisons), and those read every row whatever the statement. The rows read
-# are counted under the plan a studio's tables get.
-_PLANS_OF_A_STUDIO = ("enable_seqscan", "enable_hashjoin", "enable_bitmapscan", "enable_sort")
-
-
 def _assignment_rows_read(sql: str, params: list) -> int:
     """Rows of the assignment table that the statement's plan nodes gave up, or the runs of those nodes where that is more
     (a probe of an index that finds nothing still reads it), by PostgreSQL's EXPLAIN ANALYZE, under the plan a studio's
-    tables get. A node run once per candidate reports its rows per run, rounded: one row found in two probes of a unique
-    index shows as none."""
+    tables get (``studio_plan``). A node run once per candidate reports its rows per run, rounded: one row found in two
+    probes of a unique index shows as none."""
 
     def walk(node):
         rows, loops = node.get("Actual Rows", 0), node.get("Actual Loops", 1)
         own = max(rows * loops, loops) if node.get("Relation Name") == Assignment._meta.db_table else 0
         return own + sum(walk(child) for child in node.get("Plans", []))
 
-    with connection.cursor() as cursor:
-        for setting in _PLANS_OF_A_STUDIO:
-            cursor.execute(f"SET {setting} = off")
-        try:
-            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-            plan = cursor.fetchone()[0]
-        finally:
-            for setting in _PLANS_OF_A_STUDIO:
-                cursor.execute(f"RESET {setting}")
-    return walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    return walk(studio_plan(sql, params))
 
 
 def _pick_rows_read(*, rater, campaign, now) -> int:
