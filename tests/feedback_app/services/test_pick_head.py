@@ -14,7 +14,7 @@ from feedback_app.selectors.queue_head import queue_head_hint
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.quality import comparison_mark_gold, comparison_unmark_gold
-from tests.conftest import studio_plan
+from tests.plans import studio_plan
 
 pytestmark = pytest.mark.django_db
 

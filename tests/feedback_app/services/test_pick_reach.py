@@ -13,7 +13,7 @@ from feedback_app.selectors.rows import scalar
 from feedback_app.services.campaigns import campaign_create
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
-from tests.conftest import studio_plan
+from tests.plans import studio_plan
 
 pytestmark = pytest.mark.django_db
 
