@@ -198,11 +198,9 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
                            exact: bool = False) -> int | None:
     """Return the id of the campaign's oldest open comparison within reach that the rater never held and that still has a
     free slot, or None (``comparison_leasable_statements``, in order, from ``queue_head_hint``)."""
-    hint = queue_head_hint(campaign_id, exact=exact)
-    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
-                                               exact=exact, hint=hint):
+    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
         found, head = rows.tuples(*pick.select())[0]
-        queue_head_seen(campaign_id, head, hint=hint)
+        pick.head_read(head)
         if found is not None:
             return found
     return None
@@ -211,25 +209,32 @@ def comparison_leasable_id(*, rater, campaign_id: int, now: datetime, exclude_id
 class Pick(NamedTuple):
     """One of the pick's statements, in parts, so that a caller may write it into its own: ``head``, a WITH clause that reads
     the queue's head (``_HEAD_WITH``, the parameters ``head_params``), and ``found``, a sub-query that selects the comparison
-    found or NULL (``found_params``), which reads ``head``."""
+    found or NULL (``found_params``), which reads ``head`` from the id ``hint`` on, in the campaign ``campaign_id``."""
 
     head: str
     found: str
     head_params: list
     found_params: list
+    campaign_id: int
+    hint: int
 
     def select(self) -> tuple[str, list]:
         """The statement that selects the comparison found (or NULL) and the queue's head, with its parameters."""
         return f"{self.head}SELECT {self.found}, {HEAD_READ}", [*self.head_params, *self.found_params]
 
+    def head_read(self, head: int | None) -> None:
+        """Keep the head this statement read (``queue_head_seen``), for the process's next picks to walk from."""
+        queue_head_seen(self.campaign_id, head, hint=self.hint)
+
 
 def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
-                                   exact: bool = False, hint: int = 0) -> list[Pick]:
+                                   exact: bool = False, hint: int | None = None) -> list[Pick]:
     """The pick's statements, to run in order until one finds a comparison: on PostgreSQL the one of ``comparison_leasable_sql``,
     on SQLite its two walks apart (``comparison_leasable_picks``). A statement costs SQLite no round trip, and setting up the
     second walk at every pick cost it more than running it where the first finds none: the pick of a rater who holds nothing
-    took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``). Each reads the queue's head from ``hint``, to
-    be kept (``queue_head_seen``)."""
+    took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``). Each reads the queue's head from ``hint``
+    (None: ``queue_head_hint``), to be kept with ``Pick.head_read``."""
+    hint = queue_head_hint(campaign_id, exact=exact) if hint is None else hint
     return _picks(connection.vendor == "postgresql", rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
                   exact=exact, hint=hint)
 
@@ -240,8 +245,8 @@ def _picks(together: bool, *, rater, campaign_id: int, now: datetime, exclude_id
     head, found = [campaign_id, hint], [rater.pk, *slots_held_params(now), *exclude_ids]
     first_params, second_params = [campaign_id, *found], [campaign_id, rater.pk, campaign_id, *found]
     if together:
-        return [Pick(_HEAD_WITH, both, head, [*first_params, *second_params])]
-    return [Pick(_HEAD_WITH, first, head, first_params), Pick(_HEAD_WITH, second, head, second_params)]
+        return [Pick(_HEAD_WITH, both, head, [*first_params, *second_params], campaign_id, hint)]
+    return [Pick(_HEAD_WITH, first, head, first_params, campaign_id, hint), Pick(_HEAD_WITH, second, head, second_params, campaign_id, hint)]
 
 
 def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",

@@ -35,7 +35,6 @@ from feedback_app.selectors.labeling import (
     slot_free_sql,
     slots_held_params,
 )
-from feedback_app.selectors.queue_head import queue_head_hint, queue_head_seen
 from feedback_app.selectors.rows import cursor
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_status
@@ -194,11 +193,9 @@ def _lock_gold(*, rater, campaign_id: int) -> Comparison | None:
 def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, exclude_ids: list[int], lock: str, exact: bool) -> int | None:
     """Pick a comparison with a free slot (``comparison_leasable_statements``, from ``queue_head_hint``), lock it and count the
     lease about to be made into its row, in one statement for each of the pick's; return its id, or None when none is free.
-    The queue's head the pick read comes back with the row (``queue_head_seen``); with none found, it is not needed."""
+    The queue's head the pick read comes back with the row (``Pick.head_read``); with none found, it is not needed."""
     expiry = connection.ops.adapt_datetimefield_value(expires)
-    hint = queue_head_hint(campaign_id, exact=exact)
-    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact,
-                                               hint=hint):
+    for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
         sql = (f"{pick.head}UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
                f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = {pick.found} "
                f"RETURNING id, {HEAD_READ}")
@@ -206,7 +203,7 @@ def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
             c.execute(sql, [*pick.head_params, expiry, expiry, *pick.found_params])
             found = c.fetchone()
         if found is not None:
-            queue_head_seen(campaign_id, found[1], hint=hint)
+            pick.head_read(found[1])
             return found[0]
     return None
 
