@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, whose connection pool tests a connection only when it has sat in the pool a while.
+"""Django's PostgreSQL backend, whose connection pool tests a connection only when it has sat in the pool a while, and whose
+timestamps are read by psycopg's compiled loader.
 
 With ``CONN_HEALTH_CHECKS`` Django has its pool test every connection it hands out, with an empty
 query: one round trip more for every request, the database woken for it. A connection given back
@@ -7,13 +8,21 @@ less than ``CHECK_AFTER`` seconds ago was working then, and is handed out untest
 tested as before, so a connection the server ended meanwhile (a restart, an administrator) is
 still replaced instead of failing the request that drew it; one that breaks in the moment between
 is discarded by the pool when its request gives it back, as any broken connection is.
+
+Django reads every ``timestamptz`` value with its own loader (``BaseTzLoader``), a subclass of psycopg's
+pure-Python one, to give the value Django's time zone: about 4 microseconds a value, which came to a
+few percent of a label's CPU in the web process (a label's rows hold about nine). ``TzLoader`` gives the
+same value, through psycopg's compiled loader where psycopg has one (psycopg[binary]), in about a fifth.
 """
 
 from __future__ import annotations
 
 from time import monotonic
 
+import psycopg
 from django.db.backends.postgresql import base
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool
 
 CHECK_AFTER = 1.0  # seconds in the pool after which a connection is tested before it is handed out
@@ -27,7 +36,39 @@ def check_unless_just_returned(conn) -> None:
     ConnectionPool.check_connection(conn)
 
 
+_TIMESTAMPTZ = psycopg.postgres.types["timestamptz"].oid
+_PARSER = psycopg.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)  # the compiled loader with psycopg[binary], else psycopg's Python one
+
+
+class TzLoader(Loader):
+    """A ``timestamptz`` read as Django's ``BaseTzLoader`` reads it (psycopg's value, its zone replaced by ``timezone``: Django's
+    time zone, or None for naive values), by psycopg's fastest loader. Django compares ``timezone`` with its own to decide
+    whether a cursor needs another loader, as it does with its own class."""
+
+    timezone = None
+
+    def __init__(self, oid: int, context=None) -> None:
+        super().__init__(oid, context)
+        self._parse = _PARSER(oid, context).load
+
+    def load(self, data):
+        return self._parse(data).replace(tzinfo=self.timezone)
+
+
+def tzloader_register(context, timezone) -> None:
+    """Register a ``TzLoader`` for ``timezone`` on ``context`` (a connection's adapters template or a cursor)."""
+    context.adapters.register_loader(_TIMESTAMPTZ, type("TzLoaderIn", (TzLoader,), {"timezone": timezone}))
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        context = params.get("context")
+        # Django's template of adapters, one per (USE_TZ, zone) and kept; registered once, as Django registers its own loader
+        if context is not None and not issubclass(context.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT), TzLoader):
+            tzloader_register(context, context.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT).timezone)
+        return params
+
     @property
     def pool(self):
         pool = super().pool

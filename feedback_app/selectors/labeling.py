@@ -6,7 +6,6 @@ import functools
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -43,7 +42,7 @@ _SLOT_FREE_BY_ROW = ("(c.label_count + c.leases_held < c.required_labels "
 
 
 def slots_held_params(now: datetime) -> list:
-    return [connection.ops.adapt_datetimefield_value(now)]
+    return [rows.timestamp(now)]
 
 
 def active_lease_count(*, comparison_id: int, now: datetime) -> int:
@@ -68,7 +67,7 @@ def assignment_current_sql(*, rater, campaign_id: int, now: datetime, other_than
         f"WHERE a.rater_id = %s AND a.status = {_LEASED} AND a.lease_expires_at > %s AND c.status = {_OPEN} AND p.campaign_id = %s"
         f"{' AND a.id <> %s' if other_than is not None else ''} ORDER BY a.leased_at, a.id LIMIT 1"
     )
-    return sql, [rater.pk, connection.ops.adapt_datetimefield_value(now), campaign_id, *([other_than] if other_than is not None else [])]
+    return sql, [rater.pk, rows.timestamp(now), campaign_id, *([other_than] if other_than is not None else [])]
 
 
 def assignment_loaded(assignment_id: int | None) -> Assignment | None:
@@ -123,7 +122,7 @@ _LAST_HELD = (f"COALESCE((SELECT h.comparison_id FROM {Assignment._meta.db_table
 def _locking(lock: str) -> str:
     """The row lock clause for ``lock``: "" (none), "wait" or "skip" (``FOR UPDATE OF c [SKIP LOCKED]`` where the database has row
     locks; SQLite's writers are serialised by their IMMEDIATE transactions)."""
-    if not lock or not connection.features.has_select_for_update:
+    if not lock or not rows.row_locks():
         return ""
     return "FOR UPDATE OF c" + (" SKIP LOCKED" if lock == "skip" else "")
 
@@ -235,13 +234,13 @@ def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, ex
     took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``). Each reads the queue's head from ``hint``
     (None: ``queue_head_hint``), to be kept with ``Pick.head_read``."""
     hint = queue_head_hint(campaign_id, exact=exact) if hint is None else hint
-    return _picks(connection.vendor == "postgresql", rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
+    return _picks(rows.vendor() == "postgresql", rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock,
                   exact=exact, hint=hint)
 
 
 def _picks(together: bool, *, rater, campaign_id: int, now: datetime, exclude_ids, lock: str, exact: bool, hint: int) -> list[Pick]:
     """The pick's statements: both walks in one (``together``) or each in its own."""
-    both, first, second = _picks_written(connection.vendor, _locking(lock), exact, len(exclude_ids), PICK_REACH)
+    both, first, second = _picks_written(rows.vendor(), _locking(lock), exact, len(exclude_ids), PICK_REACH)
     head, found = [campaign_id, hint], [rater.pk, *slots_held_params(now), *exclude_ids]
     first_params, second_params = [campaign_id, *found], [campaign_id, rater.pk, campaign_id, *found]
     if together:

@@ -35,7 +35,7 @@ from feedback_app.selectors.labeling import (
     slot_free_sql,
     slots_held_params,
 )
-from feedback_app.selectors.rows import cursor
+from feedback_app.selectors.rows import cursor, row_locks, timestamp
 from feedback_app.services import rows
 from feedback_app.services.qualification import qualification_status
 
@@ -135,7 +135,7 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
         expires = _lease_expiry(campaign=campaign, now=now)
-        if not connection.features.has_select_for_update:  # SQLite: its writers take turns, so no row is locked by another
+        if not row_locks():  # SQLite: its writers take turns, so no row is locked by another
             comparison = (_lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="")
                           or _lock_leasable(rater=rater, campaign_id=campaign.pk, now=now, expires=expires, lock="", exact=True))
         else:
@@ -194,7 +194,7 @@ def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
     """Pick a comparison with a free slot (``comparison_leasable_statements``, from ``queue_head_hint``), lock it and count the
     lease about to be made into its row, in one statement for each of the pick's; return its id, or None when none is free.
     The queue's head the pick read comes back with the row (``Pick.head_read``); with none found, it is not needed."""
-    expiry = connection.ops.adapt_datetimefield_value(expires)
+    expiry = timestamp(expires)
     for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
         sql = (f"{pick.head}UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
                f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = {pick.found} "

@@ -56,3 +56,42 @@ def test_a_connection_the_server_ended_while_it_sat_in_the_pool_is_replaced(monk
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         with pool.connection(timeout=10) as replaced:
             assert replaced.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
+_TIMESTAMPS = ["2026-12-06 19:51:05.123456+00", "2000-01-01 00:00:00+05", "1900-03-04 05:06:07.5+00", "0001-01-01 00:00:00+00",
+               "9999-12-30 23:59:59.999999+00"]
+
+
+def _loaded(cursor, values: list[str], zone: str) -> list:
+    cursor.execute(f"SET TIME ZONE '{zone}'")
+    cursor.execute("SELECT v::timestamptz FROM unnest(%s::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i", [values])
+    return [row[0] for row in cursor.fetchall()]
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+def test_timestamps_read_by_the_studio_loader_are_those_django_reads(zone):
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+
+    with connection.cursor() as cursor:
+        loader = cursor.cursor.adapters.get_loader(base._TIMESTAMPTZ, base.Format.TEXT)
+        assert issubclass(loader, base.TzLoader) and loader.timezone == connection.timezone
+        ours = _loaded(cursor, _TIMESTAMPS, zone)
+        register_tzloader(connection.timezone, cursor.cursor)  # Django's own loader, on this cursor alone
+        assert not issubclass(cursor.cursor.adapters.get_loader(base._TIMESTAMPTZ, base.Format.TEXT), base.TzLoader)
+        theirs = _loaded(cursor, _TIMESTAMPS, zone)
+        cursor.execute("SET TIME ZONE 'UTC'")
+    assert ours == theirs and [value.tzinfo for value in ours] == [value.tzinfo for value in theirs]
+    assert all(value.tzinfo is connection.timezone for value in ours)
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_timestamp_past_what_python_holds_is_refused_as_django_refuses_it():
+    from django.db import DataError
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'infinity'::timestamptz")
+        with pytest.raises(DataError, match="too large"):
+            cursor.fetchone()
