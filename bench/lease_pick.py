@@ -20,7 +20,8 @@ as a backup's ``pg_dump`` or a long report holds one) while the queue's first co
 step, the head moving on past them; the picker's pick is timed after each step, and again once the snapshot is let go,
 before and after one row is written elsewhere. On PostgreSQL the completed comparisons' entries stay in the queue's index
 while any snapshot can still see them open; once none can, the next scan marks them dead, but only in a backend that has
-seen a transaction id taken since (a write anywhere: in a labelling studio, the next label).
+seen a transaction id taken since (a write anywhere: in a labelling studio, the next label). Each step also times the
+workers' two counts of open comparisons, the supply's and the dashboard's, which read the queue from its start.
 
     .venv/bin/python -m bench.lease_pick --held 2000
     DATABASE_URL=postgres://... .venv/bin/python -m bench.lease_pick --held 50 --held 2000
@@ -187,7 +188,8 @@ def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> li
 
     def timed(completed: int, held: bool, **more) -> dict:
         ms = _picks_alternated(picks, rounds=rounds, block=block)
-        return {"completed": completed, "snapshot_held": held, **more, "pick_ms": round(ms["pick"], 3), "from_start_ms": round(ms["from_start"], 3)}
+        return {"completed": completed, "snapshot_held": held, **more, "pick_ms": round(ms["pick"], 3), "from_start_ms": round(ms["from_start"], 3),
+                **time_counts()}
 
     holder = connections.create_connection("default")
     holder.set_autocommit(False)
@@ -212,6 +214,30 @@ def time_under_snapshot(steps: list[int], *, rounds: int, block: int = 25) -> li
             cursor.execute(f"VACUUM (ANALYZE) {Comparison._meta.db_table}")
         rows.append(timed(done, False, vacuumed=True))
     return rows
+
+
+def time_counts(repeat: int = 9) -> dict:
+    """Time the two counts of open comparisons that read the queue from its start, as the workers ask them: the supply's
+    (``open_comparison_count`` capped at ``SUPPLY_OPEN_TARGET``, at each supply round) and the dashboard's (open ones only,
+    capped at ``OPEN_SHOWN_UP_TO``, at each push); ms, the median of ``repeat`` each."""
+    from django.conf import settings
+
+    from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison
+    from feedback_app.selectors.dashboard import OPEN_SHOWN_UP_TO
+    from feedback_app.selectors.supply import open_comparison_count
+
+    counts = {"supply_count_ms": lambda: open_comparison_count(campaign_id=DEFAULT_CAMPAIGN_ID, cap=settings.SUPPLY_OPEN_TARGET),
+              "dashboard_count_ms": lambda: open_comparison_count(campaign_id=DEFAULT_CAMPAIGN_ID, statuses=(Comparison.Status.OPEN,),
+                                                                  cap=OPEN_SHOWN_UP_TO)}
+    out = {}
+    for name, count in counts.items():
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            count()
+            times.append(1000 * (time.perf_counter() - started))
+        out[name] = round(statistics.median(times), 3)
+    return out
 
 
 def _write_once() -> None:
@@ -264,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = ("held" if row["snapshot_held"] else "let go, and vacuumed" if row.get("vacuumed")
                          else "let go, and a row written since" if row.get("written") else "let go")
                 print(f"{row['completed']:6d} completed at the head, the snapshot {state}: "
-                      f"{row['pick_ms']:.3f} ms a pick, {row['from_start_ms']:.3f} from the queue's start")
+                      f"{row['pick_ms']:.3f} ms a pick, {row['from_start_ms']:.3f} from the queue's start; counts of the open ones: "
+                      f"the supply's {row['supply_count_ms']:.3f} ms, the dashboard's {row['dashboard_count_ms']:.3f} ms")
             if args.json:
                 args.json.write_text(json.dumps({"database": connection.vendor, "comparisons": args.comparisons, "snapshot": rows}, indent=1))
             return 0

@@ -1,11 +1,13 @@
 """bench/lease_pick: the two slot tests of the pick find the same comparison behind the leases it holds."""
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from bench.label_profile import fill
 from bench.lease_pick import PICKER, give_history, hold, main, time_history, time_picks, time_under_snapshot
 from feedback_app.models import Assignment, Comparison
+from feedback_app.selectors.dashboard import OPEN_SHOWN_UP_TO
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +46,20 @@ def test_picks_are_timed_while_another_session_holds_a_snapshot_and_after_it_let
     vacuumed = [(5, False)] if connection.vendor == "postgresql" else []
     assert [(row["completed"], row["snapshot_held"]) for row in rows] == [(0, True), (2, True), (5, True), (5, False), (5, False), *vacuumed]
     assert [bool(row.get("written")) for row in rows[3:5]] == [False, True]
-    assert all(row["pick_ms"] > 0 for row in rows)
+    assert all(row["pick_ms"] > 0 and row["supply_count_ms"] > 0 and row["dashboard_count_ms"] > 0 for row in rows)
     assert list(Comparison.objects.order_by("id").values_list("status", flat=True)) == ["complete"] * 5 + ["open"] * 7
+
+
+def test_the_open_counts_timed_are_the_supplys_and_the_dashboards(monkeypatch):
+    from bench import lease_pick
+    from feedback_app.selectors import supply
+
+    asked = []
+    monkeypatch.setattr(supply, "open_comparison_count", lambda **kwargs: asked.append(kwargs) or 0)
+    result = lease_pick.time_counts(repeat=2)
+    assert set(result) == {"supply_count_ms", "dashboard_count_ms"}
+    assert [call.get("statuses") for call in asked] == [None, None, ("open",), ("open",)]
+    assert [call["cap"] for call in asked] == [settings.SUPPLY_OPEN_TARGET] * 2 + [OPEN_SHOWN_UP_TO] * 2
 
 
 @pytest.mark.parametrize("steps", ["5,2", "0,4", "two"])
