@@ -47,12 +47,12 @@ def _isolated_services(settings, tmp_path):
     settings.POLICY_EVERY_N_LABELS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from celery._state import _set_task_join_will_block
-    from django.core.cache import cache
 
     from feedback_app.api.throttling import ProcessScopedRateThrottle
     from feedback_app.selectors.queue_head import queue_head_forget
+    from tests.caches import caches_clear
 
-    cache.clear()  # the campaigns' rules are cached per process
+    caches_clear()  # Django's cache and the campaigns' rules are kept per process
     queue_head_forget()  # and the queues' heads (a test's comparison ids may be another's)
     ProcessScopedRateThrottle.cache.clear()  # and the throttles' request times
     yield

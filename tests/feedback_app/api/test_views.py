@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from feedback_app.models import Comparison, PreferenceLabel, Prompt, Role
 from tests.conftest import api_client_for
 from feedback_app.selectors.campaigns import campaign_default
+from tests.caches import caches_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -327,9 +328,7 @@ def test_guidelines_are_read_through_the_api_rendered_safely(rater, researcher):
     client = api_client_for(rater)
     assert client.get("/api/v1/guidelines/").json() == {"version": 0, "markdown": "", "html": ""}
     campaign_guidelines_set(campaign=campaign_default(), user=researcher, text="Be *kind*. <b>raw</b>")
-    from django.core.cache import cache
-
-    cache.clear()  # the change's on-commit clear, which a test transaction never runs
+    caches_clear()  # the change's on-commit clear, which a test transaction never runs
     body = client.get("/api/v1/guidelines/").json()
     assert body["version"] == 1 and body["markdown"] == "Be *kind*. <b>raw</b>" and "<em>kind</em>" in body["html"] and "&lt;b&gt;" in body["html"]
     assert APIClient().get("/api/v1/guidelines/").status_code == 401

@@ -16,6 +16,7 @@ from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services.campaigns import campaign_create, campaign_guidelines_set, campaign_settings_update, member_set
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next
+from tests.caches import caches_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +43,7 @@ def studio(make_user):
         user = make_user(Role.RATER)  # their studio role does not matter: their membership of billing does
         member_set(campaign=billing, user=user, role=role, actor=admin)
         people[f"billing_{role.value}"] = user
-    from django.core.cache import cache
-
-    cache.clear()  # the rules' on-commit cache clear, which a test transaction never runs
+    caches_clear()  # the rules' on-commit cache clear, which a test transaction never runs
     return {"default": default, "billing": billing, "people": people,
             "default_comparisons": _comparisons(default, 3, word="Default"), "billing_comparisons": _comparisons(billing, 3, word="Billing")}
 
@@ -164,9 +163,7 @@ def test_rules_guidelines_and_criteria_are_per_campaign(studio):
     admin, billing = studio["people"]["admin"], studio["billing"]
     campaign_guidelines_set(campaign=billing, user=admin, text="Quote the invoice number.")
     campaign_settings_update(campaign=billing, user=admin, criteria=["accuracy"], flags=["refund"])
-    from django.core.cache import cache
-
-    cache.clear()
+    caches_clear()
     billing_rater, default_rater = studio["people"]["billing_rater"], studio["people"]["default_rater"]
     assert api_client_for(billing_rater).get("/api/v1/campaigns/billing/guidelines/").json()["markdown"] == "Quote the invoice number."
     assert api_client_for(default_rater).get("/api/v1/guidelines/").json()["version"] == 0

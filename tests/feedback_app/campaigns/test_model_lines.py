@@ -24,6 +24,7 @@ from feedback_app.services.training_runs import training_run_get_or_request, tra
 from feedback_app.services.versions import policy_active_or_base, version_activate
 from tests.conftest import api_client_for
 from tests.feedback_app.services.conftest import FakeFit
+from tests.caches import caches_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +44,11 @@ def _label(campaign, rater, n: int, *, word: str) -> None:
 @pytest.fixture
 def studio(make_user, monkeypatch):
     """The default campaign with 6 labels and "billing" with 4, each labelled by its own rater; the fits are stand-ins."""
-    from django.core.cache import cache
-
     admin = make_user(Role.ADMIN)
     default = campaign_default()
     campaign_settings_update(campaign=default, user=admin, gold_rate=0.0)
     billing = campaign_create(slug="billing", name="Billing replies", actor=admin)
-    cache.clear()  # the rules' on-commit cache clear, which a test transaction never runs
+    caches_clear()  # the rules' on-commit cache clear, which a test transaction never runs
     raters = {"default": make_user(Role.RATER), "billing": make_user(Role.RATER)}
     member_set(campaign=billing, user=raters["billing"], role=Role.RATER, actor=admin)
     researcher = make_user(Role.RATER)
@@ -109,9 +108,7 @@ def test_queued_runs_and_automatic_triggers_are_per_campaign(studio, settings, m
     run = training_auto_refit_if_due()
     assert run.campaign_id == DEFAULT_CAMPAIGN_ID
     campaign_settings_update(campaign=billing, user=studio["admin"], refit_every_n_labels=4)
-    from django.core.cache import cache
-
-    cache.clear()
+    caches_clear()
     assert training_auto_refit_if_due(campaign_id=billing.pk).campaign_id == billing.pk  # its own cadence
     assert policy_labels_since_last_run(campaign_id=billing.pk) == 4 and policy_labels_since_last_run() == 6
 
@@ -123,9 +120,7 @@ def test_the_supply_answers_each_campaign_s_prompts_with_its_own_policy_and_rule
     for campaign in (default, billing):
         campaign_settings_update(campaign=campaign, user=studio["admin"], arena_share=0.0)
     campaign_settings_update(campaign=billing, user=studio["admin"], labels_per_comparison=3)
-    from django.core.cache import cache
-
-    cache.clear()
+    caches_clear()
     Prompt.objects.create(campaign=default, text="Default new question")
     Prompt.objects.create(campaign=billing, text="Billing new question")
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="candidate", generator="smol")
@@ -226,8 +221,6 @@ def test_a_swap_is_announced_to_its_own_campaign_s_raters_and_dashboards(studio,
 
 def test_ai_feedback_is_switched_trusted_and_weighed_per_campaign(studio, make_judge, make_audits, settings):
     """A judge's audits in the default campaign earn it no trust in billing; billing may turn AI feedback off altogether."""
-    from django.core.cache import cache
-
     from feedback_app.models import Verdict
     from feedback_app.selectors.judges import ai_label_weights, judge_routing, judge_trust
     from feedback_app.services.ai_routing import comparisons_judge_and_route
@@ -256,7 +249,7 @@ def test_ai_feedback_is_switched_trusted_and_weighed_per_campaign(studio, make_j
     assert ai_label_weights(purpose="reward")[version.pk] > 0  # its label on ours trains the default campaign's models
     assert ai_label_weights(purpose="reward", campaign_id=billing.pk) == {}  # no AI label in billing, and no trust there
     campaign_settings_update(campaign=billing, user=studio["admin"], ai_feedback=False)
-    cache.clear()
+    caches_clear()
     assert judge_routing(campaign_id=billing.pk) is None and judge_routing() == judge
     late = waiting(billing, "Billing again")
     comparisons_judge_and_route(comparison_ids=[late.pk])

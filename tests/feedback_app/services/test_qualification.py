@@ -1,7 +1,6 @@
 """Qualification: a new rater labels K gold pairs first and is admitted only at the set accuracy; the result is recorded."""
 
 import pytest
-from django.core.cache import cache
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, CampaignMember, Role
 from feedback_app.services.labeling import LabelSubmission, label_record
@@ -9,6 +8,7 @@ from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.services.campaigns import campaign_settings_update
 from feedback_app.services.quality import comparison_mark_gold
 from feedback_app.selectors.campaigns import campaign_default
+from tests.caches import caches_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def campaign(admin_user, make_comparisons):
     for comparison in gold:
         comparison_mark_gold(comparison=comparison, winner="a", user=admin_user)
     campaign_settings_update(campaign=campaign_default(), user=admin_user, qualification_pairs=2, qualification_accuracy=0.5, gold_rate=0.0)
-    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    caches_clear()  # the on-commit invalidation does not run inside the test's transaction
     return {"gold": {c.pk for c in gold}, "plain": {c.pk for c in plain}}
 
 
@@ -70,7 +70,7 @@ def test_raters_who_labelled_before_and_staff_are_not_asked(admin_user, make_use
     assert assignment_lease_next(campaign=campaign_default(), rater=veteran).comparison_id == first.pk
     label_record(campaign=campaign_default(), rater=veteran, comparison_id=first.pk, submission=LabelSubmission(choice="left"))
     campaign_settings_update(campaign=campaign_default(), user=admin_user, qualification_pairs=2, gold_rate=0.0)
-    cache.clear()
+    caches_clear()
     assert assignment_lease_next(campaign=campaign_default(), rater=veteran).comparison_id == second.pk  # no gold pairs exist, yet the veteran labels on
     assert status(veteran).qualification == "exempt"
     assert assignment_lease_next(campaign=campaign_default(), rater=researcher).comparison_id == third.pk and status(researcher).qualification == ""
@@ -79,6 +79,6 @@ def test_raters_who_labelled_before_and_staff_are_not_asked(admin_user, make_use
 def test_a_pending_rater_waits_when_no_gold_pair_is_left_for_them(admin_user, make_user, make_comparisons):
     make_comparisons(2)
     campaign_settings_update(campaign=campaign_default(), user=admin_user, qualification_pairs=2)
-    cache.clear()
+    caches_clear()
     rater = make_user()
     assert assignment_lease_next(campaign=campaign_default(), rater=rater) is None and status(rater).qualification == "pending"

@@ -17,6 +17,7 @@ from feedback_app.services.quality import (
 )
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services.campaigns import CampaignError, campaign_settings_update
+from tests.caches import caches_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -44,15 +45,13 @@ def test_settings_update_validates_and_is_audited(admin_user):
 
 
 def test_the_dashboard_shows_the_progress_toward_the_label_target(admin_user, rater, make_comparisons):
-    from django.core.cache import cache
-
     from feedback_app.live import dashboard_counters_html
     from feedback_app.selectors.dashboard import overview_counters
 
     (comparison,) = make_comparisons(1)
     assert overview_counters()["target_percent"] is None and 'data-testid="label-target"' not in dashboard_counters_html()
     campaign_settings_update(campaign=campaign_default(), user=admin_user, label_target=4)
-    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    caches_clear()  # the on-commit invalidation does not run inside the test's transaction
     assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == comparison.pk
     label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice="left"))
     assert (overview_counters()["label_target"], overview_counters()["target_percent"]) == (4, 25.0)
@@ -63,9 +62,7 @@ def test_gold_pairs_are_mixed_into_every_queue_and_score_the_rater(make_user, ma
     gold, plain = make_comparisons(2)
     comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
     campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=1.0)
-    from django.core.cache import cache
-
-    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    caches_clear()  # the on-commit invalidation does not run inside the test's transaction
     raters = [make_user() for _ in range(3)]
     for rater in raters:  # required_labels is 1, but a gold pair goes to everyone
         assert assignment_lease_next(campaign=campaign_default(), rater=rater).comparison_id == gold.pk
@@ -144,9 +141,7 @@ def test_raw_export_carries_gold_trust_and_agreement(make_user, make_comparisons
     gold, c = make_comparisons(2, required_labels=2)
     comparison_mark_gold(comparison=gold, winner="a", user=admin_user)
     campaign_settings_update(campaign=campaign_default(), user=admin_user, gold_rate=0.0)  # keep the gold pair out of these leases
-    from django.core.cache import cache
-
-    cache.clear()
+    caches_clear()
     r1, r2 = make_user(), make_user()
     for r, choice in ((r1, "left"), (r2, "right")):
         label(r, c.pk, choice=choice)
@@ -159,13 +154,11 @@ def test_raw_export_carries_gold_trust_and_agreement(make_user, make_comparisons
 
 
 def test_a_paused_campaign_leases_nothing_new_but_a_held_lease_can_still_be_labelled(admin_user, make_user, make_comparisons):
-    from django.core.cache import cache
-
     held, other = make_comparisons(2)
     first, second = make_user(), make_user()
     assert assignment_lease_next(campaign=campaign_default(), rater=first).comparison_id == held.pk
     campaign_settings_update(campaign=campaign_default(), user=admin_user, state="paused")
-    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    caches_clear()  # the on-commit invalidation does not run inside the test's transaction
     assert assignment_lease_next(campaign=campaign_default(), rater=second) is None
     assert assignment_lease_next(campaign=campaign_default(), rater=first).comparison_id == held.pk  # the lease held before the pause
     label_record(campaign=campaign_default(), rater=first, comparison_id=held.pk, submission=LabelSubmission(choice="left"))
@@ -173,7 +166,7 @@ def test_a_paused_campaign_leases_nothing_new_but_a_held_lease_can_still_be_labe
     with pytest.raises(CampaignError, match="state must be one of active, paused, archived"):
         campaign_settings_update(campaign=campaign_default(), user=admin_user, state="closed")
     campaign_settings_update(campaign=campaign_default(), user=admin_user, state="active")
-    cache.clear()
+    caches_clear()
     assert assignment_lease_next(campaign=campaign_default(), rater=second).comparison_id == other.pk
 
 
@@ -187,14 +180,12 @@ def test_a_paused_campaign_generates_nothing(admin_user, settings, monkeypatch):
 
 
 def test_the_campaign_s_criteria_and_flags_replace_the_settings_defaults(admin_user, settings):
-    from django.core.cache import cache
-
     from feedback_app.services.labeling import InvalidSubmission
 
     settings.LABEL_CRITERIA, settings.LABEL_FLAGS = ["helpfulness", "honesty"], ["unsafe"]
     assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]
     campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=["accuracy", "tone"], flags=["off_topic"])
-    cache.clear()  # the on-commit invalidation does not run inside the test's transaction
+    caches_clear()  # the on-commit invalidation does not run inside the test's transaction
     assert (LabelSubmission.criterion_names(), LabelSubmission.flag_names()) == (["accuracy", "tone"], ["off_topic"])
     assert LabelSubmission(choice="left", criteria={"tone": "left"}, flags=("off_topic",)).criteria == {"tone": "left"}
     with pytest.raises(InvalidSubmission, match="unknown criteria"):
@@ -204,5 +195,5 @@ def test_the_campaign_s_criteria_and_flags_replace_the_settings_defaults(admin_u
         with pytest.raises(CampaignError, match=message):
             campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=bad)
     campaign_settings_update(campaign=campaign_default(), user=admin_user, criteria=[])
-    cache.clear()
+    caches_clear()
     assert LabelSubmission.criterion_names() == ["helpfulness", "honesty"]  # empty: the defaults again
