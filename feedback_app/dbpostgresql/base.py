@@ -63,10 +63,10 @@ def tzloader_register(context, timezone) -> None:
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self):
         params = super().get_connection_params()
-        context = params.get("context")
-        # Django's template of adapters, one per (USE_TZ, zone) and kept; registered once, as Django registers its own loader
-        if context is not None and not issubclass(context.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT), TzLoader):
-            tzloader_register(context, context.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT).timezone)
+        context = params.get("context")  # Django's template of adapters, one per (USE_TZ, zone), kept: registered on once
+        loader = None if context is None else context.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)
+        if loader is not None and not issubclass(loader, TzLoader):
+            tzloader_register(context, loader.timezone)
         return params
 
     @property

@@ -114,16 +114,21 @@ def _columns(model: type[Model], alias: str, vendor: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _converters(model: type[Model], vendor: str) -> tuple[list[str], tuple]:
-    """The fields' attnames, and (position, column, converters) of each field that has converters as Django's compiler
-    applies them for this database (on PostgreSQL few have: psycopg's own types come out as Python's)."""
+def _attnames(model: type[Model]) -> list[str]:
+    return [field.attname for field in _fields(model)]
+
+
+@lru_cache(maxsize=None)
+def _converters(model: type[Model], vendor: str) -> tuple:
+    """(position, column, converters) of each field that has converters as Django's compiler applies them for this database
+    (on PostgreSQL few have: psycopg's own types come out as Python's)."""
     converting = []
     for position, field in enumerate(_fields(model)):
         column = field.get_col(model._meta.db_table)
         converters = tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))
         if converters:
             converting.append((position, column, converters))
-    return [field.attname for field in _fields(model)], tuple(converting)
+    return tuple(converting)
 
 
 @lru_cache(maxsize=None)
@@ -139,7 +144,7 @@ def _filled_in(model: type[Model]) -> bool:
 def _instance(model: type[Model], values: tuple, db) -> Model | None:
     if all(value is None for value in values):
         return None
-    names, converting = _converters(model, db.vendor)
+    converting = _converters(model, db.vendor)
     if converting:
         values = list(values)
         for position, column, converters in converting:
@@ -153,7 +158,7 @@ def _instance(model: type[Model], values: tuple, db) -> Model | None:
 def made(model: type[Model], values, alias: str = DEFAULT_DB_ALIAS) -> Model:
     """Return the instance of ``model`` read from database ``alias`` whose fields hold ``values`` (Python's values, every concrete
     field's in the model's order, as ``values_of`` gives them), as ``Model.from_db`` makes it."""
-    names = _converters(model, vendor())[0]
+    names = _attnames(model)
     if not _filled_in(model) or pre_init.has_listeners(model) or post_init.has_listeners(model):
         return model.from_db(alias, names, values)
     # What from_db makes, without __init__'s walk through the fields (__init__ took about a tenth of a label's profiled time
