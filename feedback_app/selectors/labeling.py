@@ -175,6 +175,38 @@ def comparison_of_campaign(*, comparison_id: int, campaign_id: int, lock: str = 
     return None if found is None else found[0]
 
 
+def comparison_locked_with_assignment(*, rater, comparison_id: int, campaign_id: int) -> tuple[Comparison, tuple | None] | None:
+    """Lock the campaign's comparison (``comparison_of_campaign`` with ``lock="wait"``) and return it with what
+    ``assignment_of_rater`` returns for the rater; None where the campaign has no such comparison. A label reads both.
+
+    One statement where that reads what the two would: the locking statement's joined rows (the rater's assignment, its
+    label, their membership) are read in its snapshot, and the row it locks as it is now (``assignment_of_rater``'s
+    docstring). Every write that a label must see (a label, a lease, a skip, an undo of that comparison) writes the
+    comparison's row under its lock, so the two differ only where the row locked is a later version than the one that
+    snapshot sees. The statement says so itself: it compares the locked row's ``xmin`` with that of the version its
+    snapshot sees (a sub-query, read in the statement's snapshot, also when PostgreSQL rereads the locked row after a wait).
+    Where they differ, the assignment is read again by ``assignment_of_rater``, a statement of its own, after the lock, as
+    before. On SQLite no other writer runs while a write transaction holds the database's lock: always one statement.
+    """
+    locks = rows.row_locks()
+    same_version = f", c.xmin = (SELECT s.xmin FROM {Comparison._meta.db_table} s WHERE s.id = c.id)" if locks else ""
+    sql = (f"SELECT {rows.columns(Comparison, 'c')}, {rows.columns(Assignment, 'a')}, l.id, {MEMBERSHIP_COLUMNS.format(user_column='%s')}"
+           f"{same_version} FROM {Comparison._meta.db_table} c INNER JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id "
+           f"LEFT JOIN {Assignment._meta.db_table} a ON a.comparison_id = c.id AND a.rater_id = %s "
+           f"LEFT JOIN {PreferenceLabel._meta.db_table} l ON l.assignment_id = a.id "
+           f"WHERE c.id = %s AND p.campaign_id = %s {_locking('wait')}")
+    found = rows.one(sql, [campaign_id, rater.pk, rater.pk, rater.pk, comparison_id, campaign_id], Comparison, Assignment)
+    if found is None:
+        return None
+    comparison, assignment, label_id, membership, any_membership, *same = found
+    if locks and not same[0]:
+        return comparison, assignment_of_rater(rater=rater, comparison_id=comparison_id, campaign_id=campaign_id)
+    if assignment is None:
+        return comparison, None
+    return comparison, (assignment, label_id, campaign_role_of(user=rater, campaign_id=campaign_id, membership=membership,
+                                                               any_membership=bool(any_membership)))
+
+
 def assignment_of_rater(*, rater, comparison_id: int, campaign_id: int) -> tuple[Assignment, int | None, Role | None] | None:
     """Return the rater's assignment of the comparison, the id of its label (None before one) and the rater's role in the
     campaign (``campaign_role``, read in the same statement), or None if they never held it.

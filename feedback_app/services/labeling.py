@@ -21,7 +21,7 @@ from feedback_app.models.labels import side_to_winner
 from feedback_app.selectors.labeling import (
     active_lease_count,
     assignment_current_sql,
-    assignment_of_rater,
+    comparison_locked_with_assignment,
     comparison_of_campaign,
     labels_for_rater_newest,
 )
@@ -178,8 +178,10 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
                   read_current: bool = False) -> tuple[PreferenceLabel, bool, object]:
     """``label_record``'s work, and the id of the rater's other current lease (``assignment_current_sql``) where ``read_current``
     and a label was written (in the same statement on PostgreSQL), else ``UNREAD``; call inside a transaction."""
-    comparison = _comparison_locked(campaign=campaign, comparison_id=comparison_id)
-    found = assignment_of_rater(rater=rater, comparison_id=comparison.pk, campaign_id=campaign.pk)  # after the lock: a label committed while we waited is seen
+    locked = comparison_locked_with_assignment(rater=rater, comparison_id=comparison_id, campaign_id=campaign.pk)  # a label committed while it waited is seen
+    if locked is None:
+        raise _not_found(campaign=campaign, comparison_id=comparison_id)
+    comparison, found = locked
     if found is None:
         raise NotLeased(f"comparison {comparison_id} is not leased to you")
     assignment, label_id, role = found
@@ -272,8 +274,12 @@ def _comparison_locked(*, campaign: Campaign, comparison_id: int) -> Comparison:
     """Lock and return the campaign's comparison ``comparison_id``; one of another campaign is as good as missing."""
     comparison = comparison_of_campaign(comparison_id=comparison_id, campaign_id=campaign.pk, lock="wait")
     if comparison is None:
-        raise ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
+        raise _not_found(campaign=campaign, comparison_id=comparison_id)
     return comparison
+
+
+def _not_found(*, campaign: Campaign, comparison_id: int) -> ComparisonNotFound:
+    return ComparisonNotFound(f"comparison {comparison_id} does not exist in campaign {campaign.slug}")
 
 
 def _same_label(label: PreferenceLabel, *, winner: str, criteria: dict, submission: LabelSubmission, start: Response | None) -> bool:

@@ -43,8 +43,8 @@ _ID = f"{connection.ops.quote_name(Comparison._meta.db_table)}.{connection.ops.q
 
 
 def _slots_recount(but: str) -> str:
-    return (f"leases_held = (SELECT COUNT(*) {leases_holding(_ID)}{but}), "
-            f"leases_recount_at = (SELECT MIN(l.lease_expires_at) {leases_holding(_ID)}{but})")
+    # Both columns from one pass over the leases (a row-valued SET: PostgreSQL, and SQLite since 3.15).
+    return f"(leases_held, leases_recount_at) = (SELECT COUNT(*), MIN(l.lease_expires_at) {leases_holding(_ID)}{but})"
 
 
 # The SET clause that counts a comparison's leases again into its row (``Comparison.leases_held``): with a label, skip or undo
@@ -56,7 +56,7 @@ SLOTS_RECOUNT_BUT_ONE = _slots_recount(" AND l.id <> %s")
 
 
 def slots_recount_params(now: datetime, *, but: int | None = None) -> list:
-    return slots_held_params(now) * 2 if but is None else [*slots_held_params(now), but] * 2
+    return slots_held_params(now) if but is None else [*slots_held_params(now), but]
 
 
 def comparison_slots_recount(*, comparison_ids: list[int], now: datetime) -> None:

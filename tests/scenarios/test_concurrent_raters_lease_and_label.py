@@ -272,3 +272,67 @@ def test_label_and_next_commits_the_label_before_it_waits_for_a_locked_compariso
     assert not errors, errors
     (label, created, following), = results
     assert created and label.comparison_id == labelled.pk and following.comparison_id == locked.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.parametrize("again", ["same", "different"])
+def test_a_label_that_waited_for_the_raters_own_label_reads_it_after_the_wait(rater, make_comparisons, again):
+    """A label that waits for its comparison's lock while the same rater's label of it commits (a double click) reads that
+    label once the lock is its own: the same answer gives the stored label back, a different one is refused as a conflict.
+    The statement that locks the comparison also reads the rater's assignment, in the snapshot it began with; after a wait
+    for a row that was written meanwhile, the assignment is read again."""
+    from django.db import transaction
+
+    from feedback_app.services.labeling import LabelConflict
+
+    (comparison,) = make_comparisons(1)
+    assignment_lease_next(campaign=campaign_default(), rater=rater)
+    pids, errors, results = {}, [], []
+    holding, release = threading.Event(), threading.Event()
+
+    def first():
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                pids["first"] = connection.cursor().connection.info.backend_pid
+                results.append(label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
+                                            submission=LabelSubmission(choice="left")))
+                holding.set()
+                release.wait(10)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second():
+        close_old_connections()
+        try:
+            pids["second"] = connection.cursor().connection.info.backend_pid
+            results.append(label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
+                                        submission=LabelSubmission(choice="left" if again == "same" else "right")))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert holding.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    for _ in range(500):
+        if "second" in pids:
+            break
+        threading.Event().wait(0.01)
+    _blocked_by(pids["second"], pids["first"])
+    release.set()
+    one.join(timeout=10)
+    two.join(timeout=30)
+    (stored, created), *others = results
+    assert created
+    if again == "same":
+        assert not errors, errors
+        assert others == [(stored, False)]
+    else:
+        assert [type(e) for e in errors] == [LabelConflict] and errors[0].label == stored
+    assert PreferenceLabel.objects.filter(comparison=comparison).count() == 1
