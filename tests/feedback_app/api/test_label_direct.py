@@ -253,3 +253,13 @@ def test_with_tokens_kept_in_the_process_a_revocation_refuses_the_next_plain_cal
     refused = client.post(f"/api/v1/comparisons/{second.pk}/label/?next=1", json.dumps(PLAIN), content_type="application/json")
     assert refused.status_code == 401 and "revoked" in refused.json()["detail"] and len(drf_calls) == 1
     assert PreferenceLabel.objects.filter(rater=rater).count() == 1
+
+
+@pytest.mark.parametrize("query", ["", "next=1", "next=true", "next=0", "next=", "next=1&next=0", "next=%31", "next=tr%75e",
+                                   "next=+1", "next=1;x", "NEXT=1", "&next=1", "next=1&", "a=b", "next", "next=1=2", "next=é"])
+def test_next_is_read_from_the_query_as_django_reads_it(rf, query):
+    """``?next=`` as the plain call reads it is what ``request.GET`` gives, whatever the query; its Authorization header is
+    DRF's too."""
+    request = rf.post(f"/api/v1/comparisons/1/label/?{query}" if query else "/api/v1/comparisons/1/label/", HTTP_AUTHORIZATION="Token abc")
+    assert label_direct._next_in_query(request) == request.GET.get("next")
+    assert label_direct._token_key(request) == "abc"
