@@ -249,6 +249,11 @@ class Pick(NamedTuple):
     campaign_id: int
     hint: int
 
+    @property
+    def head_clause(self) -> str:
+        """``head`` as one clause of a WITH (``head AS (...)``), for a statement of the caller's with WITH clauses of its own."""
+        return self.head.removeprefix("WITH ").rstrip()
+
     def select(self) -> tuple[str, list]:
         """The statement that selects the comparison found (or NULL) and the queue's head, with its parameters."""
         return f"{self.head}SELECT {self.found}, {HEAD_READ}", [*self.head_params, *self.found_params]

@@ -37,8 +37,10 @@ from feedback_app.services.label_tally import label_hour_withdraw
 from feedback_app.services.leasing import (
     SLOTS_RECOUNT_BUT_ONE,
     UNREAD,
+    PickBeside,
     comparison_slots_recount,
     lease_next_without_waiting,
+    lease_pick_beside,
     lease_settled,
     slots_recount_params,
 )
@@ -167,17 +169,19 @@ def label_record_and_lease_next(
     of its own, as ``assignment_lease_next`` takes it.
     """
     now = now or timezone.now()
+    beside = lease_pick_beside(rater=rater, campaign=campaign, now=now)  # the next pick, in the label's statement where it can be
     with transaction.atomic():
         label, created, current_id = _label_record(rater=rater, campaign=campaign, comparison_id=comparison_id, submission=submission, now=now,
-                                                   read_current=True)
-        following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now, current_id=current_id)
+                                                   read_current=True, beside=beside)
+        following = lease_next_without_waiting(rater=rater, campaign=campaign, now=now, current_id=current_id, beside=beside)
     return label, created, lease_settled(following, rater=rater, campaign=campaign, now=now)
 
 
 def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: LabelSubmission, now: datetime,
-                  read_current: bool = False) -> tuple[PreferenceLabel, bool, object]:
+                  read_current: bool = False, beside: PickBeside | None = None) -> tuple[PreferenceLabel, bool, object]:
     """``label_record``'s work, and the id of the rater's other current lease (``assignment_current_sql``) where ``read_current``
-    and a label was written (in the same statement on PostgreSQL), else ``UNREAD``; call inside a transaction."""
+    and a label was written (in the same statement on PostgreSQL), else ``UNREAD``; call inside a transaction. Where it
+    writes a label with ``read_current``, the same statement makes ``beside``'s pick (``PickBeside.taken``), if it has one."""
     locked = comparison_locked_with_assignment(rater=rater, comparison_id=comparison_id, campaign_id=campaign.pk)  # a label committed while it waited is seen
     if locked is None:
         raise _not_found(campaign=campaign, comparison_id=comparison_id)
@@ -237,10 +241,14 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     # The label, its lease's end and the comparison's counts: one statement on PostgreSQL, whose recount reads the lease as it was
     # before it (still leased), so leaves it out. A gold pair has no slots to count.
     recount, recount_params = ("", []) if comparison.is_gold else (SLOTS_RECOUNT_BUT_ONE, slots_recount_params(now, but=assignment.pk))
-    reads = [assignment_current_sql(rater=rater, campaign_id=campaign.pk, now=now, other_than=assignment.pk)] if read_current else []
-    current_id = rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)],
-                                         reads=reads)
-    current_id = current_id[0] if read_current else UNREAD
+    reads, withs = [assignment_current_sql(rater=rater, campaign_id=campaign.pk, now=now, other_than=assignment.pk)] if read_current else [], []
+    if reads and beside is not None and beside.pick is not None:
+        withs, reads = beside.parts(*reads[0])
+    values = rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)],
+                                     reads=reads, withs=withs)
+    current_id = values[0] if read_current else UNREAD
+    if withs:
+        beside.taken(*values[1:])
     if comparison.is_gold and campaign.qualification_pairs:
         qualification_grade(rater=rater, campaign=campaign)
     events.label_recorded(campaign_id=campaign.pk)

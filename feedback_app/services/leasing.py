@@ -26,6 +26,7 @@ from django.utils import timezone
 from feedback_app.models import Assignment, Campaign, CampaignMember, Comparison
 from feedback_app.selectors.labeling import (
     HEAD_READ,
+    Pick,
     assignment_current_for_rater,
     assignment_loaded,
     comparison_gold_id,
@@ -102,25 +103,80 @@ _BUSY = object()
 UNREAD = object()
 
 
-def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime, current_id=UNREAD):
+class PickBeside:
+    """The rater's next pick, written into the statement that records their label (``label_record_and_lease_next``), where
+    it can be: ``lease_pick_beside``. ``parts`` are its part of that statement, which takes the slot of the comparison found
+    only where the rater holds no other lease (the statement's read of it); ``taken`` is told what they read. ``found``
+    is then the id of that comparison, or None for none found (UNREAD until then). ``gold`` is the lease's gold draw, made
+    once, before the label."""
+
+    def __init__(self, *, pick: Pick | None, gold: bool, expires: datetime) -> None:
+        self.pick, self.gold, self.expires, self.found = pick, gold, expires, UNREAD
+
+    def parts(self, current_sql: str, current_params: list) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
+        """The WITH clauses (``rows.insert_then_update``'s ``withs``) that read the rater's other current lease (``current_sql``,
+        ``assignment_current_sql``: once, for both its uses) and the queue's head, and take the found comparison's slot where
+        the rater holds no other lease; and the reads that select what they read: the current lease's id, the comparison
+        found and the head (for ``taken``)."""
+        expiry = timestamp(self.expires)
+        # CASE: the pick's sub-query (which locks the row it finds) runs only where the rater holds no other lease.
+        found = f"CASE WHEN (SELECT id FROM other_lease) IS NULL THEN {self.pick.found} END"
+        withs = [(f"other_lease AS ({current_sql})", current_params), (self.pick.head_clause, self.pick.head_params),
+                 (f"picked AS ({_slot_hold_sql(found)} RETURNING id)", [expiry, expiry, *self.pick.found_params])]
+        return withs, [("SELECT id FROM other_lease", []), ("SELECT id FROM picked", []), ("SELECT id FROM head", [])]
+
+    def taken(self, found: int | None, head: int | None) -> None:
+        self.found = found
+        self.pick.head_read(head)
+
+
+def lease_pick_beside(*, rater, campaign: Campaign, now: datetime) -> PickBeside | None:
+    """The pick of the lease that follows the rater's label, to be written into the label's statement (one statement fewer
+    a label): on PostgreSQL, in an active campaign that asks no qualification (whose status a gold label changes), where
+    the lease's gold draw, made here, drew no gold pair. None where it cannot be; ``PickBeside.gold`` tells the lease the
+    draw made."""
+    if not row_locks() or campaign.state != Campaign.State.ACTIVE or campaign.qualification_pairs:
+        return None
+    if random.random() < campaign.gold_rate:
+        return PickBeside(pick=None, gold=True, expires=_lease_expiry(campaign=campaign, now=now))
+    (pick,) = comparison_leasable_statements(rater=rater, campaign_id=campaign.pk, now=now, lock="skip")
+    return PickBeside(pick=pick, gold=False, expires=_lease_expiry(campaign=campaign, now=now))
+
+
+def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime, current_id=UNREAD, beside: PickBeside | None = None):
     """``assignment_lease_next``'s work without waiting for another transaction's row lock (``_BUSY`` where it would have
     to: pass what it returns to ``lease_settled`` once the transaction has ended); call inside a transaction.
 
     ``current_id`` is the id of the rater's current lease (or None) where the caller read it in this transaction, with
-    ``assignment_current_sql`` (the label's statement does, beside its writes)."""
+    ``assignment_current_sql`` (the label's statement does, beside its writes). ``beside`` is the pick that statement made
+    (``lease_pick_beside``), if it made one."""
     if campaign.state == Campaign.State.ARCHIVED:
         return None
     current = (assignment_current_for_rater(rater=rater, campaign_id=campaign.pk, now=now) if current_id is UNREAD
                else assignment_loaded(current_id))
     if current is not None:
         return current
-    return _lease_new(rater=rater, campaign=campaign, now=now)
+    if beside is not None and beside.found is not UNREAD:
+        return _lease_found(rater=rater, campaign=campaign, now=now, found=beside.found)
+    return _lease_new(rater=rater, campaign=campaign, now=now, gold=None if beside is None else beside.gold)
 
 
-def _lease_new(*, rater, campaign: Campaign, now: datetime):
-    """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate); None when none is
-    free or the campaign is not active, ``_BUSY`` when its one pick found nothing it could lock or a comparison full
-    once locked. Call inside a transaction; it never waits for a row lock."""
+def _lease_found(*, rater, campaign: Campaign, now: datetime, found: int | None):
+    """``_lease_new``'s lease of comparison ``found``, whose slot a pick took (``_BUSY`` where it found none, or the comparison
+    was full once locked, as ``_lease_new``'s one pick)."""
+    if found is None:
+        return _BUSY
+    comparison = _slot_taken(rater=rater, found=found, now=now, expires=_lease_expiry(campaign=campaign, now=now))
+    if comparison is None:
+        comparison_slots_recount(comparison_ids=[found], now=now)
+        return _BUSY
+    return _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
+
+
+def _lease_new(*, rater, campaign: Campaign, now: datetime, gold: bool | None = None):
+    """Lease the rater a comparison of the campaign they never held (a gold pair at the gold rate: ``gold``, where the draw
+    was made before); None when none is free or the campaign is not active, ``_BUSY`` when its one pick found nothing it
+    could lock or a comparison full once locked. Call inside a transaction; it never waits for a row lock."""
     if campaign.state != Campaign.State.ACTIVE:
         return None
     qualifying = qualification_status(rater=rater, campaign=campaign)
@@ -131,7 +187,7 @@ def _lease_new(*, rater, campaign: Campaign, now: datetime):
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
         if comparison is None:
             return None
-    elif random.random() < campaign.gold_rate:
+    elif random.random() < campaign.gold_rate if gold is None else gold:
         comparison = _lock_gold(rater=rater, campaign_id=campaign.pk)
     if comparison is None:
         expires = _lease_expiry(campaign=campaign, now=now)
@@ -196,9 +252,7 @@ def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
     The queue's head the pick read comes back with the row (``Pick.head_read``); with none found, it is not needed."""
     expiry = timestamp(expires)
     for pick in comparison_leasable_statements(rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact):
-        sql = (f"{pick.head}UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
-               f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = {pick.found} "
-               f"RETURNING id, {HEAD_READ}")
+        sql = f"{pick.head}{_slot_hold_sql(pick.found)} RETURNING id, {HEAD_READ}"
         with cursor() as c:
             c.execute(sql, [*pick.head_params, expiry, expiry, *pick.found_params])
             found = c.fetchone()
@@ -206,6 +260,31 @@ def _hold_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
             pick.head_read(found[1])
             return found[0]
     return None
+
+
+def _slot_hold_sql(found: str) -> str:
+    """The UPDATE that counts a lease about to be made (expiring at the first two parameters) into the row of the comparison
+    that ``found`` (a pick's sub-query, ``Pick.found``) selects."""
+    return (f"UPDATE {Comparison._meta.db_table} SET leases_held = leases_held + 1, leases_recount_at = CASE WHEN "
+            f"leases_recount_at IS NULL OR leases_recount_at > %s THEN %s ELSE leases_recount_at END WHERE id = {found}")
+
+
+def _slot_taken(*, rater, found: int, now: datetime, expires: datetime) -> Comparison | None:
+    """Count the leases of comparison ``found``, whose row a pick locked and counted the lease in, again under the lock and make
+    the lease where that count leaves a slot free; return the comparison (its ``lease`` made on PostgreSQL), or None where
+    it is full."""
+    # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
+    # On PostgreSQL the same statement makes the lease where that count leaves a slot free.
+    lease = _lease_new_row(rater=rater, comparison_id=found, expires=expires, now=now)
+    condition, condition_params = slot_free_sql(comparison_id=found, now=now)
+    comparison = comparison_with_texts(comparison_id=found, leases_at=now, beside=rows.insert_when(lease, condition, condition_params))
+    if comparison.label_count + comparison.active_leases >= comparison.required_labels:
+        return None
+    # the row's count was the leases' and now adds this one, unless a lease it counted has expired since
+    comparison.slots_recount = comparison.leases_held != comparison.active_leases + 1 or comparison.leases_recount_at <= now
+    if getattr(comparison, "beside", None) is not None:
+        comparison.lease = rows.inserted(lease, comparison.beside)
+    return comparison
 
 
 def _lock_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime, lock: str, tries: int | None = None,
@@ -223,16 +302,8 @@ def _lock_leasable(*, rater, campaign_id: int, now: datetime, expires: datetime,
         found = _hold_leasable(rater=rater, campaign_id=campaign_id, now=now, expires=expires, exclude_ids=tried, lock=lock, exact=exact)
         if found is None:
             return None
-        # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
-        # On PostgreSQL the same statement makes the lease where that count leaves a slot free.
-        lease = _lease_new_row(rater=rater, comparison_id=found, expires=expires, now=now)
-        condition, condition_params = slot_free_sql(comparison_id=found, now=now)
-        comparison = comparison_with_texts(comparison_id=found, leases_at=now, beside=rows.insert_when(lease, condition, condition_params))
-        if comparison.label_count + comparison.active_leases < comparison.required_labels:
-            # the row's count was the leases' and now adds this one, unless a lease it counted has expired since
-            comparison.slots_recount = comparison.leases_held != comparison.active_leases + 1 or comparison.leases_recount_at <= now
-            if getattr(comparison, "beside", None) is not None:
-                comparison.lease = rows.inserted(lease, comparison.beside)
+        comparison = _slot_taken(rater=rater, found=found, now=now, expires=expires)
+        if comparison is not None:
             return comparison
         if mark is not None:
             transaction.savepoint_rollback(mark)  # the lock and the count taken with it

@@ -103,15 +103,17 @@ def _missing(instance: Model) -> NoReturn:
 
 @lru_cache(maxsize=None)
 def _insert_then_update_sql(model: type[Model], updates: tuple[tuple[type[Model], tuple[str, ...], str], ...], reads: tuple[str, ...],
-                            vendor: str) -> str:
+                            vendor: str, withs: tuple[str, ...] = ()) -> str:
     insert_sql = _insert_sql(model, vendor)[0]
     parts = [f"w0 AS ({insert_sql})"]
     parts += [f"w{i} AS ({_update_sql(updated, names, also, vendor)[0]} RETURNING 1)" for i, (updated, names, also) in enumerate(updates, 1)]
+    parts += withs
     values = [f"(SELECT COUNT(*) FROM w{i})" for i in range(1, len(updates) + 1)] + [f"({read})" for read in reads]
     return f"WITH {', '.join(parts)} SELECT (SELECT {connection.ops.quote_name(model._meta.pk.column)} FROM w0), {', '.join(values)}"
 
 
-def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], str, list]], *, reads: list[tuple[str, list]] = ()) -> list:
+def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], str, list]], *, reads: list[tuple[str, list]] = (),
+                       withs: list[tuple[str, list]] = ()) -> list:
     """``insert(instance)``, then ``update(saved, names, also=also, also_params=also_params)`` for each of ``updates`` in turn;
     ``instance`` is saved. Return the first column of the first row (None for none) of each of ``reads`` (a statement and
     its parameters), which must not depend on these writes.
@@ -119,19 +121,26 @@ def insert_then_update(instance: Model, updates: list[tuple[Model, list[str], st
     On PostgreSQL all of it is one statement (data-modifying WITH clauses: one round trip instead of one per row), in which
     every part reads the tables as they were before the statement: an ``also`` that reads a row another part writes reads
     it unwritten, and so do the reads. Elsewhere the reads run after the writes. Call inside a transaction: an update that
-    finds no row raises after the rest."""
+    finds no row raises after the rest.
+
+    ``withs`` (PostgreSQL only) are more WITH clauses for the statement (``name AS (...)`` and its parameters), after the
+    writes': a write of the caller's that needs no row of these, and which ``reads`` may select from."""
     updates = [(saved, names, also, also_params) for saved, names, also, also_params in updates if names or also]
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
+        if withs:
+            raise ValueError("more WITH clauses beside the writes are PostgreSQL's")
         insert(instance)
         for saved, names, also, also_params in updates:
             update(saved, names, also=also, also_params=also_params)
         return [scalar(sql, params) for sql, params in reads]
     sql = _insert_then_update_sql(type(instance), tuple((type(saved), tuple(names), also) for saved, names, also, _ in updates),
-                                  tuple(sql for sql, _ in reads), db.vendor)
+                                  tuple(sql for sql, _ in reads), db.vendor, tuple(sql for sql, _ in withs))
     params = _insert_params(instance, _insert_sql(type(instance), db.vendor)[1], db)
     for saved, names, also, also_params in updates:
         params += _update_params(saved, _update_sql(type(saved), tuple(names), also, db.vendor)[1], also_params, db)
+    for _, with_params in withs:
+        params += with_params
     for _, read_params in reads:
         params += read_params
     with cursor() as c:
