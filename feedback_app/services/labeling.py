@@ -241,7 +241,8 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     # The label, its lease's end and the comparison's counts: one statement on PostgreSQL, whose recount reads the lease as it was
     # before it (still leased), so leaves it out. A gold pair has no slots to count.
     recount, recount_params = ("", []) if comparison.is_gold else (SLOTS_RECOUNT_BUT_ONE, slots_recount_params(now, but=assignment.pk))
-    reads, withs = [assignment_current_sql(rater=rater, campaign_id=campaign.pk, now=now, other_than=assignment.pk)] if read_current else [], []
+    reads = [assignment_current_sql(rater=rater, campaign_id=campaign.pk, now=now, other_than=assignment.pk)] if read_current else []
+    withs = []
     if reads and beside is not None and beside.pick is not None:
         withs, reads = beside.parts(*reads[0])
     values = rows.insert_then_update(label, [(assignment, ["status", "finished_at"], "", []), (comparison, fields, recount, recount_params)],

@@ -103,3 +103,24 @@ def test_insert_when_inserts_in_the_reading_statement_only_where_its_condition_h
 def test_insert_when_is_none_off_postgresql(rater, make_comparisons):
     lease = Assignment(comparison=make_comparisons(1)[0], rater=rater, a_on_left=True, leased_at=timezone.now(), lease_expires_at=timezone.now())
     assert (rows.insert_when(lease, "TRUE", []) is None) == (connection.vendor != "postgresql")
+
+
+def test_insert_then_update_takes_more_with_clauses_for_its_reads_on_postgresql_only(rater, make_comparisons):
+    """A caller's WITH clause (with its parameters, placed after the writes' and before the reads') runs in the same
+    statement, and a read selects what it returned; elsewhere such a clause is refused before anything is written."""
+    first, second = make_comparisons(2)
+    now = timezone.now()
+    lease = rows.insert(Assignment(comparison=first, rater=rater, a_on_left=True, leased_at=now, lease_expires_at=now))
+    label = PreferenceLabel(comparison=first, campaign_id=first.prompt.campaign_id, rater=rater, assignment=lease, winner="a", a_on_left=True)
+    bumped = (f"bumped AS (UPDATE {Comparison._meta.db_table} SET required_labels = required_labels + %s WHERE id = %s RETURNING required_labels)",
+              [2, second.pk])
+    if connection.vendor != "postgresql":
+        with pytest.raises(ValueError, match="PostgreSQL's"):
+            rows.insert_then_update(label, [(first, ["label_count"], "", [])], withs=[bumped])
+        assert not PreferenceLabel.objects.exists()
+        return
+    first.label_count = 1
+    with CaptureQueriesContext(connection) as queries:
+        read = rows.insert_then_update(label, [(first, ["label_count"], "", [])], reads=[("SELECT required_labels FROM bumped", [])], withs=[bumped])
+    assert len(queries) == 1 and read == [3]
+    assert Comparison.objects.get(pk=second.pk).required_labels == 3 and Comparison.objects.get(pk=first.pk).label_count == 1
