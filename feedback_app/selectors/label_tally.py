@@ -100,10 +100,21 @@ def rater_labels_by_hour(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, start: datet
         windows = [(start, whole), (through, None)]  # the partial first hour, and the hours not closed yet
     for window_start, window_end in windows:
         if window_end is None or window_end > window_start:
-            by_hour = (live.by_hour if live is not None and (window_start, window_end) == (through, None)
-                       else labels_in_window_by_hour(campaign_id=campaign_id, start=window_start, end=window_end))
+            by_hour = _live_from(live, window_start) if window_end is None else None
+            if by_hour is None:
+                by_hour = labels_in_window_by_hour(campaign_id=campaign_id, start=window_start, end=window_end)
             counts.update({hour: raters for hour, (_, raters) in by_hour.items() if raters})
     return counts
+
+
+def _live_from(live: LiveHours | None, start: datetime) -> dict | None:
+    """The labels per hour from ``start`` on, from ``live`` where it holds them all: from the closed instant, or from a whole
+    UTC hour at or after it (labels today just after midnight, before the close has passed it); else None."""
+    if live is None or live.through is None or start < live.through:
+        return None
+    if start == live.through:
+        return live.by_hour
+    return {hour: counts for hour, counts in live.by_hour.items() if hour >= start} if hour_floor(start) == start else None
 
 
 def labels_per_minute(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, minutes: int = 5, live: LiveHours | None = None) -> float:

@@ -198,12 +198,17 @@ def test_the_labels_since_the_close_read_once_serve_the_total_and_the_hours(labe
     live = label_hours_live()
     assert live.through == datetime(2026, 12, 3, 11, 19, tzinfo=dt_timezone.utc)
     assert labels_total_count(live=live) == labels_total_count() == 6 == truth()
-    for start in (NOW - timedelta(hours=30), NOW.replace(hour=0, minute=0), NOW - timedelta(minutes=45)):
+    # the last: a whole hour after the close (labels today just after midnight, before the close passed it)
+    for start in (NOW - timedelta(hours=30), NOW.replace(hour=0, minute=0), NOW - timedelta(minutes=45), NOW.replace(minute=0)):
         with CaptureQueriesContext(connection) as reading:
             assert rater_labels_by_hour(start=start, live=live) == rater_labels_by_hour(start=start)
         with CaptureQueriesContext(connection) as reusing:
             rater_labels_by_hour(start=start, live=live)
         assert len(reusing) < len(reading) / 2  # the window since the close is not read again
+    assert rater_labels_by_hour(start=NOW.replace(minute=0), live=live) == {NOW.replace(minute=0): 2}
+    assert not reusing.captured_queries
+    partial = NOW.replace(minute=10)  # after the close, not a whole hour: read
+    assert rater_labels_by_hour(start=partial, live=live) == rater_labels_by_hour(start=partial) == {NOW.replace(minute=0): 2}
 
 
 def minute_truth(since: datetime, until: datetime, campaign_id: int = 1) -> int:
