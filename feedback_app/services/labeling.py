@@ -18,13 +18,8 @@ from django.utils import timezone
 from feedback_app import events
 from feedback_app.models import Assignment, AuditEntry, Campaign, Comparison, PreferenceLabel, Response
 from feedback_app.models.labels import side_to_winner
-from feedback_app.selectors.labeling import (
-    active_lease_count,
-    assignment_current_sql,
-    comparison_locked_with_assignment,
-    comparison_of_campaign,
-    labels_for_rater_newest,
-)
+from feedback_app.selectors.comparison_lock import comparison_locked_with_assignment, comparison_of_campaign
+from feedback_app.selectors.labeling import active_lease_count, assignment_current_sql, labels_for_rater_newest
 from feedback_app.selectors.campaigns import campaign_cached
 from feedback_app.selectors.queue_head import queue_head_forget
 from feedback_app.selectors.review import review_marks
@@ -182,7 +177,8 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     """``label_record``'s work, and the id of the rater's other current lease (``assignment_current_sql``) where ``read_current``
     and a label was written (in the same statement on PostgreSQL), else ``UNREAD``; call inside a transaction. Where it
     writes a label with ``read_current``, the same statement makes ``beside``'s pick (``PickBeside.taken``), if it has one."""
-    locked = comparison_locked_with_assignment(rater=rater, comparison_id=comparison_id, campaign_id=campaign.pk)  # a label committed while it waited is seen
+    # the comparison locked, and the rater's lease on it read after the lock: a label committed while it waited is seen
+    locked = comparison_locked_with_assignment(rater=rater, comparison_id=comparison_id, campaign_id=campaign.pk)
     if locked is None:
         raise _not_found(campaign=campaign, comparison_id=comparison_id)
     comparison, found = locked

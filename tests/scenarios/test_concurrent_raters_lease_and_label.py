@@ -134,6 +134,34 @@ def test_two_campaigns_under_concurrent_raters_keep_their_own_slots_and_gold(mak
     assert len(pairs) == len(set(pairs))
 
 
+def _recording(name: str, pids: dict, results: list, errors: list, call):
+    """A thread's target: on a connection of its own, record its backend's pid as ``pids[name]``, then run ``call`` and keep
+    what it returns in ``results`` (what it raises in ``errors``)."""
+
+    def run():
+        close_old_connections()
+        try:
+            pids[name] = connection.cursor().connection.info.backend_pid
+            results.append(call())
+        except Exception as exc:  # surfaced by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    return run
+
+
+def _started(target, pids: dict, name: str) -> threading.Thread:
+    """Start a thread running ``target`` and return it once it has recorded its backend's pid as ``pids[name]``."""
+    thread = threading.Thread(target=target)
+    thread.start()
+    for _ in range(500):
+        if name in pids:
+            break
+        threading.Event().wait(0.01)
+    return thread
+
+
 def _blocked_by(pid: int, blocker: int) -> None:
     """Wait until PostgreSQL backend ``pid`` waits for a lock that ``blocker`` holds."""
     import time
@@ -185,27 +213,14 @@ def test_a_lease_that_waits_lets_go_of_a_comparison_it_found_full(make_user, mak
             c.execute("SET LOCAL lock_timeout = '5s'")
         Comparison.objects.select_for_update().get(pk=first.pk)
 
-    def lease():
-        close_old_connections()
-        try:
-            pids["rater"] = connection.cursor().connection.info.backend_pid
-            leased.append(assignment_lease_next(campaign=campaign_default(), rater=rater))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+    lease = _recording("rater", pids, leased, errors, lambda: assignment_lease_next(campaign=campaign_default(), rater=rater))
 
     threads = [threading.Thread(target=holder, args=("a", first, a_locked, a_commit, fill_first)),
                threading.Thread(target=holder, args=("b", second, b_locked, b_go, lock_first))]
     for t in threads:
         t.start()
     assert a_locked.wait(10) and b_locked.wait(10)
-    leaser = threading.Thread(target=lease)
-    leaser.start()  # both comparisons locked: it skips them, then waits for the first
-    for _ in range(500):
-        if "rater" in pids:
-            break
-        threading.Event().wait(0.01)
+    leaser = _started(lease, pids, "rater")  # both comparisons locked: it skips them, then waits for the first
     _blocked_by(pids["rater"], pids["a"])
     a_commit.set()  # the first is full now: the rater lets it go and waits for the second
     threads[0].join(timeout=10)
@@ -244,26 +259,13 @@ def test_label_and_next_commits_the_label_before_it_waits_for_a_locked_compariso
         finally:
             connection.close()
 
-    def label_and_next():
-        close_old_connections()
-        try:
-            pids["rater"] = connection.cursor().connection.info.backend_pid
-            results.append(label_record_and_lease_next(campaign=campaign_default(), rater=rater, comparison_id=labelled.pk,
-                                                       submission=LabelSubmission(choice="left")))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+    label_and_next = _recording("rater", pids, results, errors, lambda: label_record_and_lease_next(
+        campaign=campaign_default(), rater=rater, comparison_id=labelled.pk, submission=LabelSubmission(choice="left")))
 
     hold = threading.Thread(target=holder)
     hold.start()
     assert holding.wait(10)
-    call = threading.Thread(target=label_and_next)
-    call.start()
-    for _ in range(500):
-        if "rater" in pids:
-            break
-        threading.Event().wait(0.01)
+    call = _started(label_and_next, pids, "rater")
     _blocked_by(pids["rater"], pids["holder"])
     assert PreferenceLabel.objects.filter(comparison=labelled, rater=rater).exists()  # committed while the lease waits
     release.set()
@@ -287,52 +289,31 @@ def test_a_label_that_waited_for_the_raters_own_label_reads_it_after_the_wait(ra
 
     (comparison,) = make_comparisons(1)
     assignment_lease_next(campaign=campaign_default(), rater=rater)
-    pids, errors, results = {}, [], []
+    pids, errors, firsts, seconds = {}, [], [], []
     holding, release = threading.Event(), threading.Event()
 
-    def first():
-        close_old_connections()
-        try:
-            with transaction.atomic():
-                pids["first"] = connection.cursor().connection.info.backend_pid
-                results.append(label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
-                                            submission=LabelSubmission(choice="left")))
-                holding.set()
-                release.wait(10)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def label(choice: str):
+        return label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk, submission=LabelSubmission(choice=choice))
 
-    def second():
-        close_old_connections()
-        try:
-            pids["second"] = connection.cursor().connection.info.backend_pid
-            results.append(label_record(campaign=campaign_default(), rater=rater, comparison_id=comparison.pk,
-                                        submission=LabelSubmission(choice="left" if again == "same" else "right")))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def label_and_hold():  # the first label's transaction stays open until the second waits for its lock
+        with transaction.atomic():
+            stored = label("left")
+            holding.set()
+            release.wait(10)
+        return stored
 
-    one = threading.Thread(target=first)
-    one.start()
+    one = _started(_recording("first", pids, firsts, errors, label_and_hold), pids, "first")
     assert holding.wait(10)
-    two = threading.Thread(target=second)
-    two.start()
-    for _ in range(500):
-        if "second" in pids:
-            break
-        threading.Event().wait(0.01)
+    two = _started(_recording("second", pids, seconds, errors, lambda: label("left" if again == "same" else "right")), pids, "second")
     _blocked_by(pids["second"], pids["first"])
     release.set()
     one.join(timeout=10)
     two.join(timeout=30)
-    (stored, created), *others = results
+    ((stored, created),) = firsts
     assert created
     if again == "same":
         assert not errors, errors
-        assert others == [(stored, False)]
+        assert seconds == [(stored, False)]
     else:
         assert [type(e) for e in errors] == [LabelConflict] and errors[0].label == stored
     assert PreferenceLabel.objects.filter(comparison=comparison).count() == 1

@@ -9,13 +9,8 @@ from django.utils import timezone
 
 from feedback_app.models import Assignment
 from feedback_app.models import Role
-from feedback_app.selectors.labeling import (
-    assignment_held_by_rater,
-    assignment_of_rater,
-    assignment_with_comparison,
-    comparison_locked_with_assignment,
-    comparison_of_campaign,
-)
+from feedback_app.selectors.comparison_lock import assignment_of_rater, comparison_locked_with_assignment, comparison_of_campaign
+from feedback_app.selectors.labeling import assignment_held_by_rater, assignment_with_comparison
 from feedback_app.services.campaigns import campaign_create, member_set
 from feedback_app.services.labeling import LabelSubmission, label_record
 from feedback_app.services.leasing import assignment_lease_next

@@ -1,5 +1,5 @@
-"""Fixtures the services' tests share: a stand-in for the bridge's ``reward_fit``, six labels, an active reward model, and a label a
-rater can undo."""
+"""Fixtures the services' tests share: a stand-in for the bridge's ``reward_fit``, six labels, an active reward model, a label a
+rater can undo, and a lease with one held ahead."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -10,7 +10,7 @@ from django.utils import timezone
 from feedback_app import training_bridge
 from feedback_app.models import Assignment, PreferenceLabel, RewardModelVersion, TrainingRun
 from feedback_app.services.labeling import LabelSubmission, label_record
-from feedback_app.services.leasing import assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_ahead, assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services.versions import version_activate
 
@@ -130,3 +130,16 @@ def undoable_completion(make_user, undoable_label):
         return comparison, latecomer, undoable_label(comparison, latecomer, winner="b", at=now - timedelta(minutes=3))
 
     return make
+
+
+@pytest.fixture
+def leased_with_one_ahead(settings):
+    """Lease a rater their next comparison of a campaign and the one their page holds ready after it (LABEL_PREFETCH on):
+    ``leased_with_one_ahead(rater, campaign)`` gives (shown, ahead)."""
+    settings.LABEL_PREFETCH = True
+
+    def lease(rater, campaign):
+        shown = assignment_lease_next(campaign=campaign, rater=rater)
+        return shown, assignment_lease_ahead(campaign=campaign, rater=rater, shown=shown)
+
+    return lease

@@ -15,7 +15,7 @@ from feedback_app.services.labeling import (
     label_record_and_lease_next,
     label_undo_last,
 )
-from feedback_app.services.leasing import assignment_lease_ahead, assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_next
 from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,12 @@ def test_lease_returns_the_same_comparison_until_labelled(rater, make_comparison
     assert Assignment.objects.filter(rater=rater).count() == 1
 
 
-def test_label_and_next_hands_on_the_lease_held_ahead_then_a_new_one_then_none(rater, make_comparisons, settings):
+def test_label_and_next_hands_on_the_lease_held_ahead_then_a_new_one_then_none(rater, make_comparisons, leased_with_one_ahead):
     """The next lease is the one the rater's page held ready, if any (read beside the label's writes on PostgreSQL);
     else a new one; None once nothing is left. A retried label finds the lease the first call handed on."""
-    settings.LABEL_PREFETCH = True
     first, second, third = make_comparisons(3)
     campaign = campaign_default()
-    shown = assignment_lease_next(campaign=campaign, rater=rater)
-    ahead = assignment_lease_ahead(campaign=campaign, rater=rater, shown=shown)
+    shown, ahead = leased_with_one_ahead(rater, campaign)
     assert (shown.comparison_id, ahead.comparison_id) == (first.pk, second.pk)
     steps = []
     for comparison in (first, second, second, third):

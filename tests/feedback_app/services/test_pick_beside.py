@@ -10,10 +10,9 @@ from feedback_app.models import Assignment, Comparison, PreferenceLabel
 from feedback_app.selectors.campaigns import campaign_default
 from feedback_app.services import leasing
 from feedback_app.services.labeling import LabelSubmission, label_record_and_lease_next
-from feedback_app.services.leasing import assignment_lease_ahead, assignment_lease_next
+from feedback_app.services.leasing import assignment_lease_next
 
 pytestmark = pytest.mark.django_db
-
 
 
 # The sides' draws for a new lease: SQLite draws them again for the row it inserts after the count under the lock.
@@ -31,6 +30,11 @@ class Draws:
         return self.value
 
 
+def _label_and_next(rater, campaign, comparison: Comparison, submission: LabelSubmission | None = None) -> tuple:
+    return label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=comparison.pk,
+                                       submission=submission or LabelSubmission(choice="left"))
+
+
 def _held(*comparisons: Comparison) -> list[int]:
     return list(Comparison.objects.filter(pk__in=[c.pk for c in comparisons]).order_by("pk").values_list("leases_held", flat=True))
 
@@ -44,7 +48,7 @@ def test_label_and_next_leases_the_next_comparison_with_one_statement_fewer_on_p
     draws, submission = Draws(), LabelSubmission(choice="left")
     monkeypatch.setattr(leasing, "random", draws)
     with CaptureQueriesContext(connection) as queries:
-        label, created, following = label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=first.pk, submission=submission)
+        label, created, following = _label_and_next(rater, campaign, first, submission)
     assert created and label.comparison_id == first.pk and following.comparison_id == second.pk
     assert following.comparison.prompt.text and following.comparison.response_a.text  # its texts, loaded with it
     assert _held(first, second, third) == [0, 1, 0]
@@ -56,16 +60,14 @@ def test_label_and_next_leases_the_next_comparison_with_one_statement_fewer_on_p
         assert "picked AS (UPDATE" in statements[1]
 
 
-def test_a_rater_holding_another_lease_gets_it_and_takes_no_new_slot(rater, make_comparisons, settings):
+def test_a_rater_holding_another_lease_gets_it_and_takes_no_new_slot(rater, make_comparisons, leased_with_one_ahead):
     """With a lease held ahead (the page's prefetch), the label's statement takes no slot: the held lease comes next, and the
     queue's other comparisons count no lease."""
-    settings.LABEL_PREFETCH = True
     first, second, third = make_comparisons(3)
     campaign = campaign_default()
-    shown = assignment_lease_next(campaign=campaign, rater=rater)
-    ahead = assignment_lease_ahead(campaign=campaign, rater=rater, shown=shown)
+    shown, ahead = leased_with_one_ahead(rater, campaign)
     assert (shown.comparison_id, ahead.comparison_id) == (first.pk, second.pk)
-    _, created, following = label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=first.pk, submission=LabelSubmission(choice="left"))
+    _, created, following = _label_and_next(rater, campaign, first)
     assert created and following.pk == ahead.pk
     assert _held(first, second, third) == [0, 1, 0]
     assert Assignment.objects.filter(rater=rater).count() == 2
@@ -82,7 +84,7 @@ def test_a_comparison_the_pick_finds_full_once_locked_is_counted_again_and_the_n
     assert assignment_lease_next(campaign=campaign, rater=rater).comparison_id == labelled.pk
     assert assignment_lease_next(campaign=campaign, rater=other).comparison_id == drifted.pk
     Comparison.objects.filter(pk=drifted.pk).update(leases_held=0, leases_recount_at=None)
-    _, created, following = label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=labelled.pk, submission=LabelSubmission(choice="left"))
+    _, created, following = _label_and_next(rater, campaign, labelled)
     assert created and following.comparison_id == fresh.pk
     assert _held(labelled, drifted, fresh) == [0, 1, 1]
     assert list(Assignment.objects.filter(rater=rater).order_by("pk").values_list("comparison_id", flat=True)) == [labelled.pk, fresh.pk]
@@ -101,10 +103,10 @@ def test_where_the_label_s_statement_picks_nothing_the_lease_is_as_before(rater,
     if why == "empty queue":
         Comparison.objects.filter(pk=second.pk).update(status=Comparison.Status.RETIRED)
     if why == "retry":
-        label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=first.pk, submission=LabelSubmission(choice="left"))
+        _label_and_next(rater, campaign, first)
     draws = Draws(0.0 if why == "gold drawn" else 0.99)
     monkeypatch.setattr(leasing, "random", draws)
-    label, created, following = label_record_and_lease_next(rater=rater, campaign=campaign, comparison_id=first.pk, submission=LabelSubmission(choice="left"))
+    label, created, following = _label_and_next(rater, campaign, first)
     assert created == (why != "retry") and label.comparison_id == first.pk
     if why == "empty queue":
         assert following is None and _held(second) == [0]
