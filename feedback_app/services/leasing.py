@@ -137,10 +137,11 @@ def lease_pick_beside(*, rater, campaign: Campaign, now: datetime) -> PickBeside
     draw made."""
     if not row_locks() or campaign.state != Campaign.State.ACTIVE or campaign.qualification_pairs:
         return None
+    expires = _lease_expiry(campaign=campaign, now=now)
     if random.random() < campaign.gold_rate:
-        return PickBeside(pick=None, gold=True, expires=_lease_expiry(campaign=campaign, now=now))
+        return PickBeside(pick=None, gold=True, expires=expires)
     (pick,) = comparison_leasable_statements(rater=rater, campaign_id=campaign.pk, now=now, lock="skip")
-    return PickBeside(pick=pick, gold=False, expires=_lease_expiry(campaign=campaign, now=now))
+    return PickBeside(pick=pick, gold=False, expires=expires)
 
 
 def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime, current_id=UNREAD, beside: PickBeside | None = None):
@@ -157,18 +158,18 @@ def lease_next_without_waiting(*, rater, campaign: Campaign, now: datetime, curr
     if current is not None:
         return current
     if beside is not None and beside.found is not UNREAD:
-        return _lease_found(rater=rater, campaign=campaign, now=now, found=beside.found)
+        return _lease_found(rater=rater, campaign=campaign, now=now, beside=beside)
     return _lease_new(rater=rater, campaign=campaign, now=now, gold=None if beside is None else beside.gold)
 
 
-def _lease_found(*, rater, campaign: Campaign, now: datetime, found: int | None):
-    """``_lease_new``'s lease of comparison ``found``, whose slot a pick took (``_BUSY`` where it found none, or the comparison
-    was full once locked, as ``_lease_new``'s one pick)."""
-    if found is None:
+def _lease_found(*, rater, campaign: Campaign, now: datetime, beside: PickBeside):
+    """``_lease_new``'s lease of the comparison whose slot ``beside``'s pick took, expiring when that pick counted it to
+    (``_BUSY`` where it found none, or the comparison was full once locked, as ``_lease_new``'s one pick)."""
+    if beside.found is None:
         return _BUSY
-    comparison = _slot_taken(rater=rater, found=found, now=now, expires=_lease_expiry(campaign=campaign, now=now))
+    comparison = _slot_taken(rater=rater, found=beside.found, now=now, expires=beside.expires)
     if comparison is None:
-        comparison_slots_recount(comparison_ids=[found], now=now)
+        comparison_slots_recount(comparison_ids=[beside.found], now=now)
         return _BUSY
     return _lease_insert(rater=rater, campaign=campaign, comparison=comparison, now=now)
 
