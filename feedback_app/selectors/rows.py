@@ -25,7 +25,8 @@ from django.db.models.signals import post_init, pre_init
 PREPARE_AFTER = 2  # PostgreSQL: a statement run this many times on a connection is prepared there
 
 
-_KEPT = "_feedback_binding_cursor"  # on Django's connection (one per thread): its server-binding cursor, kept between statements
+_KEPT = "_feedback_binding_cursor"  # on Django's connection (one per thread): the wrapped cursor it ran its last statement on
+_KEPT_RAW = "_feedback_server_binding_cursor"  # on the database connection itself (psycopg's, drawn from the pool): its cursor
 
 
 @contextmanager
@@ -35,10 +36,12 @@ def cursor() -> Iterator:
     binds on the client and never prepares). Wrapped as Django wraps its own, so errors, query logs and execute
     wrappers (the tests' query counts) see it as any other.
 
-    On PostgreSQL the thread keeps that cursor for the next statement on the same connection (making, wrapping and
-    closing one cost about as much CPU as the statement it ran): a cursor is made afresh when the connection is another
-    (the pool handed out a different one), when queries are being logged (a debug cursor logs each), or when the kept one
-    is still in use (a statement run while another's rows are being read)."""
+    On PostgreSQL each database connection keeps that cursor for its next statement, whichever thread draws the connection
+    from the pool next (making a cursor, and the loaders and dumpers it finds for its statements' types, cost about as much
+    CPU as the statement it ran, and the pool hands a thread's requests its connections in turn), and the thread keeps its
+    wrapping of it while it holds the same connection. A cursor is made for one statement and closed after when queries
+    are being logged (a debug cursor logs each), or when the kept one is still in use (a statement run while another's
+    rows are being read)."""
     db = connections[DEFAULT_DB_ALIAS]  # one look-up of the thread's connection, not one per attribute
     if db.vendor != "postgresql":
         with db.cursor() as plain:
@@ -50,19 +53,28 @@ def cursor() -> Iterator:
         from django.db.backends.postgresql.base import ServerBindingCursor
 
         db.ensure_connection()
-        db.connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
-        with db.wrap_database_errors:
-            wrapped = db._prepare_cursor(ServerBindingCursor(db.connection))
         if db.queries_logged or (kept is not None and kept.in_use):  # used once, then closed
-            with wrapped:
-                yield wrapped
+            with db.wrap_database_errors:
+                once = db._prepare_cursor(_binding_cursor(db.connection, ServerBindingCursor))
+            with once:
+                yield once
             return
-        kept = db.__dict__[_KEPT] = wrapped
+        raw = getattr(db.connection, _KEPT_RAW, None)
+        if raw is None or raw.closed:
+            with db.wrap_database_errors:
+                raw = _binding_cursor(db.connection, ServerBindingCursor)
+            setattr(db.connection, _KEPT_RAW, raw)
+        kept = db.__dict__[_KEPT] = db._prepare_cursor(raw)
     kept.in_use = True
     try:
         yield kept
     finally:
         kept.in_use = False
+
+
+def _binding_cursor(connection, cursor_class):
+    connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
+    return cursor_class(connection)
 
 
 @lru_cache(maxsize=1)
@@ -141,25 +153,26 @@ def _filled_in(model: type[Model]) -> bool:
     return own and all(type(getattr(model, field.attname, None)) in (DeferredAttribute, ForeignKeyDeferredAttribute) for field in _fields(model))
 
 
-def _instance(model: type[Model], values: tuple, db) -> Model | None:
+def _instance(model: type[Model], values: tuple) -> Model | None:
     if all(value is None for value in values):
         return None
-    converting = _converters(model, db.vendor)
+    converting = _converters(model, vendor())
     if converting:
+        db = connections[DEFAULT_DB_ALIAS]  # the converters' argument; looked up only for a model that has them
         values = list(values)
         for position, column, converters in converting:
             value = values[position]
             for converter in converters:
                 value = converter(value, column, db)
             values[position] = value
-    return made(model, values, db.alias)
+    return made(model, values)
 
 
 def made(model: type[Model], values, alias: str = DEFAULT_DB_ALIAS) -> Model:
     """Return the instance of ``model`` read from database ``alias`` whose fields hold ``values`` (Python's values, every concrete
     field's in the model's order, as ``values_of`` gives them), as ``Model.from_db`` makes it."""
     names = _attnames(model)
-    if not _filled_in(model) or pre_init.has_listeners(model) or post_init.has_listeners(model):
+    if not _filled_in(model) or _init_heard(model):
         return model.from_db(alias, names, values)
     # What from_db makes, without __init__'s walk through the fields (__init__ took about a tenth of a label's profiled time
     # in the web process): its state (not adding, from this database), then each field's value under its attname.
@@ -168,6 +181,13 @@ def made(model: type[Model], values, alias: str = DEFAULT_DB_ALIAS) -> Model:
     state.adding, state.db = False, alias
     instance.__dict__.update(zip(names, values))
     return instance
+
+
+def _init_heard(model: type[Model]) -> bool:
+    """Whether a receiver of ``pre_init`` or ``post_init`` listens for ``model`` (as ``__init__`` would send them): where none is
+    connected at all, as in the studio, two reads of a list instead of two look-ups of the signals' receivers for the model
+    (a label made ten instances)."""
+    return bool(pre_init.receivers or post_init.receivers) and (pre_init.has_listeners(model) or post_init.has_listeners(model))
 
 
 def values_of(instance: Model) -> tuple:
@@ -187,10 +207,10 @@ def one(sql: str, params: list, *models: type[Model]) -> tuple | None:
 def cut(row: tuple, *models: type[Model]) -> tuple:
     """Return ``row`` (``columns`` of each of ``models``, in order, then any further values) as (instance of each model, then the
     further values): fresh instances each call, so a row kept in memory can be made into instances again."""
-    result, start, db = [], 0, connections[DEFAULT_DB_ALIAS]
+    result, start = [], 0
     for model in models:
         width = len(_fields(model))
-        result.append(_instance(model, row[start:start + width], db))
+        result.append(_instance(model, row[start:start + width]))
         start += width
     return (*result, *row[start:])
 

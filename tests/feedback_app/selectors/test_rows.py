@@ -1,7 +1,9 @@
 """Rows read by written-out SQL come back as the ORM would give them: every field, converted, and None for a missed LEFT JOIN."""
 
+import threading
+
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from feedback_app.models import Assignment, PreferenceLabel, Role
@@ -116,22 +118,57 @@ def test_on_postgresql_a_prepared_statement_keeps_one_plan():
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the kept cursor is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
-def test_on_postgresql_the_thread_keeps_its_cursor_for_the_next_statement_on_the_same_connection_only():
+def test_on_postgresql_each_connection_keeps_its_cursor_for_its_next_statement_whichever_thread_draws_it():
     with rows.cursor() as first:
         first.execute("SELECT 1")
     with rows.cursor() as again:
         assert again is first
         again.execute("SELECT 2")
         with rows.cursor() as inner:  # the kept one is in use: another, whose rows do not replace the first's
-            assert inner is not first
+            assert inner is not first and inner.cursor is not first.cursor
             inner.execute("SELECT 3")
             assert inner.fetchone() == (3,)
         assert again.fetchone() == (2,)
-    connection.close()  # back to the pool: the next statement may run on another connection
+    assert inner.cursor.closed and not first.cursor.closed
+    drawn = first.cursor.connection
+    connection.close()  # back to the pool: the next statement runs on the connection the pool hands out next
     with rows.cursor() as after:
-        assert after is not first and after.cursor.connection is connection.connection
+        assert after.cursor.connection is connection.connection and after is not first
+        assert (after.cursor is first.cursor) == (connection.connection is drawn)  # the connection's own cursor, if it is the same
         after.execute("SELECT 4")
         assert after.fetchone() == (4,)
+    for _ in range(30):  # the pool hands out its idle connections in turn: the first one comes back
+        if connection.connection is drawn:
+            break
+        connection.close()
+        connection.ensure_connection()
+    assert connection.connection is drawn
+    with rows.cursor() as back:
+        assert back.cursor is first.cursor  # its cursor, with the loaders and dumpers it found before
+        back.execute("SELECT 5")
+        assert back.fetchone() == (5,)
+
+    seen = {}
+
+    def other_thread() -> None:  # another thread that draws the same connection from the pool finds the same cursor
+        try:
+            for _ in range(30):
+                connections[DEFAULT_DB_ALIAS].ensure_connection()
+                if connections[DEFAULT_DB_ALIAS].connection is drawn:
+                    break
+                connections[DEFAULT_DB_ALIAS].close()
+            with rows.cursor() as there:
+                seen["same"] = there.cursor is first.cursor
+                there.execute("SELECT 6")
+                seen["row"] = there.fetchone()
+        finally:
+            connections[DEFAULT_DB_ALIAS].close()
+
+    connection.close()
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"same": True, "row": (6,)}
     with CaptureQueriesContext(connection) as queries:  # a logging cursor for each statement, so each is seen
         assert [rows.scalar("SELECT %s::int", [n]) for n in (5, 6)] == [5, 6]
         with rows.cursor() as logged:
