@@ -50,19 +50,17 @@ def cursor() -> Iterator:
     kept = db.__dict__.get(_KEPT)
     if (kept is None or kept.in_use or db.queries_logged or db.connection is None
             or kept.cursor.connection is not db.connection):
-        from django.db.backends.postgresql.base import ServerBindingCursor
-
         db.ensure_connection()
         if db.queries_logged or (kept is not None and kept.in_use):  # used once, then closed
             with db.wrap_database_errors:
-                once = db._prepare_cursor(_binding_cursor(db.connection, ServerBindingCursor))
+                once = db._prepare_cursor(_binding_cursor(db.connection))
             with once:
                 yield once
             return
         raw = getattr(db.connection, _KEPT_RAW, None)
         if raw is None or raw.closed:
             with db.wrap_database_errors:
-                raw = _binding_cursor(db.connection, ServerBindingCursor)
+                raw = _binding_cursor(db.connection)
             setattr(db.connection, _KEPT_RAW, raw)
         kept = db.__dict__[_KEPT] = db._prepare_cursor(raw)
     kept.in_use = True
@@ -72,9 +70,11 @@ def cursor() -> Iterator:
         kept.in_use = False
 
 
-def _binding_cursor(connection, cursor_class):
+def _binding_cursor(connection):
+    from django.db.backends.postgresql.base import ServerBindingCursor  # here: psycopg is there only with PostgreSQL
+
     connection.prepare_threshold = PREPARE_AFTER  # only server-binding cursors prepare; Django's own never do
-    return cursor_class(connection)
+    return ServerBindingCursor(connection)
 
 
 @lru_cache(maxsize=1)
