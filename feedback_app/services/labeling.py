@@ -210,18 +210,21 @@ def _label_record(*, rater, campaign: Campaign, comparison_id: int, submission: 
     time_on_task = submission.time_on_task_ms
     if time_on_task is None or time_on_task < 0:
         time_on_task = int((now - assignment.leased_at).total_seconds() * 1000)
+    rewrite = rewrite_create(comparison=comparison, text=submission.edited_text, start=start) if submission.edited_text else None
+    # Its lease and rewrite by key: an instance set on a one-to-one field also caches the label on it (the reverse), a
+    # reference cycle that only the garbage collector frees, with everything hanging on the two.
     label = PreferenceLabel(
         comparison=comparison,
         campaign_id=campaign.pk,
         rater=rater,
-        assignment=assignment,
+        assignment_id=assignment.pk,
         winner=winner,
         strength=submission.strength,
         criteria=criteria,
         rationale=submission.rationale,
         flags=sorted(set(submission.flags)),
         edited_text=submission.edited_text,
-        rewrite=rewrite_create(comparison=comparison, text=submission.edited_text, start=start) if submission.edited_text else None,
+        rewrite_id=None if rewrite is None else rewrite.pk,
         a_on_left=assignment.a_on_left,
         time_on_task_ms=min(time_on_task, 2**31 - 1),
         guidelines_version=campaign.guidelines_version,  # as this process saw them at most 10 s ago

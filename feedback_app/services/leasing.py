@@ -224,7 +224,9 @@ def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | 
 
 
 def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
-    lease = getattr(comparison, "lease", None)  # made by the statement that counted its slots (_lock_leasable, PostgreSQL)
+    # made by the statement that counted its slots (_lock_leasable, PostgreSQL); taken off the comparison, which the lease
+    # refers to from here: the two referring to each other would be a cycle that only the garbage collector frees
+    lease = comparison.__dict__.pop("lease", None)
     if lease is None:
         lease = rows.insert(_lease_new_row(rater=rater, comparison_id=comparison.pk, expires=_lease_expiry(campaign=campaign, now=now), now=now))
     lease.comparison = comparison

@@ -64,7 +64,7 @@ MIDDLEWARE = [
     "feedback_app.middleware.browser_only.AuthenticationMiddleware",
     "feedback_app.middleware.browser_only.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "feedback_app.middleware.htmx.HtmxMiddleware",  # django-htmx's, without a reference cycle per request
     "feedback_app.middleware.disk_full.DiskFullMiddleware",
     "feedback_app.views.params.PathIdsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
