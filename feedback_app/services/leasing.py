@@ -224,8 +224,8 @@ def _lease_waiting(*, rater, campaign: Campaign, now: datetime) -> Assignment | 
 
 
 def _lease_insert(*, rater, campaign: Campaign, comparison: Comparison, now: datetime) -> Assignment:
-    # made by the statement that counted its slots (_lock_leasable, PostgreSQL); taken off the comparison, which the lease
-    # refers to from here: the two referring to each other would be a cycle that only the garbage collector frees
+    # made where its slots were counted (_slot_taken); taken off the comparison, which the lease refers to from here: the
+    # two referring to each other would be a cycle that only the garbage collector frees
     lease = comparison.__dict__.pop("lease", None)
     if lease is None:
         lease = rows.insert(_lease_new_row(rater=rater, comparison_id=comparison.pk, expires=_lease_expiry(campaign=campaign, now=now), now=now))
@@ -274,18 +274,21 @@ def _slot_hold_sql(found: str) -> str:
 
 def _slot_taken(*, rater, found: int, now: datetime, expires: datetime) -> Comparison | None:
     """Count the leases of comparison ``found``, whose row a pick locked and counted the lease in, again under the lock and make
-    the lease where that count leaves a slot free; return the comparison (its ``lease`` made on PostgreSQL), or None where
-    it is full."""
+    the lease where that count leaves a slot free; return the comparison, its ``lease`` made, or None where it is full."""
     # The filter ran before the lock was held; count again under it (a statement of its own sees the leases committed since).
-    # On PostgreSQL the same statement makes the lease where that count leaves a slot free.
+    # On PostgreSQL the same statement makes the lease where that count leaves a slot free; on SQLite (None) the row is
+    # inserted after it.
     lease = _lease_new_row(rater=rater, comparison_id=found, expires=expires, now=now)
     condition, condition_params = slot_free_sql(comparison_id=found, now=now)
-    comparison = comparison_with_texts(comparison_id=found, leases_at=now, beside=rows.insert_when(lease, condition, condition_params))
+    when = rows.insert_when(lease, condition, condition_params)
+    comparison = comparison_with_texts(comparison_id=found, leases_at=now, beside=when)
     if comparison.label_count + comparison.active_leases >= comparison.required_labels:
         return None
     # the row's count was the leases' and now adds this one, unless a lease it counted has expired since
     comparison.slots_recount = comparison.leases_held != comparison.active_leases + 1 or comparison.leases_recount_at <= now
-    if getattr(comparison, "beside", None) is not None:
+    if when is None:
+        comparison.lease = rows.insert(lease)
+    elif comparison.beside is not None:
         comparison.lease = rows.inserted(lease, comparison.beside)
     return comparison
 
