@@ -5,8 +5,9 @@ does (``Authorization: Token``), on a scratch SQLite database (or ``DATABASE_URL
 ``--warmup`` rounds, it times ``--rounds`` rounds of ``GET /comparisons/next/`` →
 ``POST /comparisons/{id}/label/`` (or, with ``--combined``, ``label?next=1`` alone) and prints:
 the CPU time per round (this process's own accounting, so a busy machine does not inflate it),
-every SQL statement of one round with its time, and the functions that took the time
-(cProfile, cumulative or, with ``--sort tottime``, by their own time).
+every SQL statement of one round with its time, the objects a label leaves in reference cycles (what only the
+garbage collector frees), and the functions that took the time (cProfile, cumulative or, with ``--sort tottime``, by their
+own time).
 
     .venv/bin/python -m bench.label_profile --rounds 300
     .venv/bin/python -m bench.label_profile --rounds 300 --combined
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import os
@@ -214,6 +216,18 @@ def database_side(rounds: int, run) -> dict:
     return result
 
 
+def left_for_the_collector(rounds: int, run) -> float:
+    """The objects ``run`` (``rounds`` labels) left in reference cycles, a label: what only the garbage collector frees,
+    holding the interpreter's lock while it walks them (a web process's pauses under load). Counted, not timed."""
+    gc.collect()
+    gc.disable()
+    try:
+        run()
+        return round(gc.collect() / rounds, 2)
+    finally:
+        gc.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=300)
@@ -254,6 +268,7 @@ def profile_rounds(args: argparse.Namespace) -> int:
             rater.round()
     database = database_side(plain, plain_rounds)
     plain_cpu = (time.process_time() - cpu1) / plain
+    cyclic = left_for_the_collector(plain, plain_rounds)
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text)
     stats.sort_stats(args.sort).print_stats(args.top)
@@ -263,10 +278,12 @@ def profile_rounds(args: argparse.Namespace) -> int:
               "wall_ms_per_label_profiled": round(1000 * wall / args.rounds, 2),
               # Python function calls a label made: counted, not timed, so a busy machine cannot change it
               "function_calls_per_label": round(stats.total_calls / args.rounds),
+              "objects_left_for_the_collector_per_label": cyclic,
               "statements_per_label": len(statements), **database, "statements": statements}
     print(f"database {result['database']}; {'label?next=1' if args.combined else 'next, then label'} through the {result['through']}: "
           f"{result['cpu_ms_per_label']} ms CPU per label ({result['cpu_ms_per_label_profiled']} ms under the profiler), "
           f"{result['function_calls_per_label']} Python function calls per label, "
+          f"{cyclic:g} objects per label left in reference cycles for the garbage collector, "
           f"{len(statements)} SQL statements per label, {sum(s['ms'] for s in statements):.2f} ms in them:")
     if database:
         print("  the database's side: " + ", ".join(f"{key} {value}" for key, value in database.items()))
