@@ -269,7 +269,8 @@ HTTP_MAX_IN_FLIGHT = _env_int("HTTP_MAX_IN_FLIGHT", 100, 0)
 WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
 # A web process's garbage collector scans its young objects after this many net allocations
 # (Python's default is 700; a label allocates thousands), and never scans what it made at start
-# (feedback_app.request_threads.collector_tuned).
+# (feedback_app.request_threads.collector_tuned). A rater's API call leaves nothing in reference cycles
+# (tests/feedback_app/test_reference_cycles.py), so under a labeling load it hardly ever runs.
 WEB_GC_THRESHOLD = _env_int("WEB_GC_THRESHOLD", 20000, 1)
 # The same for a Celery worker, from its start (feedback_app.celery); after a task that imported modules (PyTorch at the
 # first refit) what exists is frozen again.
