@@ -9,17 +9,15 @@ cycles, its lazy user, message storage, forms and template contexts; a studio's 
 """
 
 import gc
-import io
 import json
-import sys
 import weakref
 
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 
+from bench.label_profile import Rater, unreachable_after
 from feedback_app.middleware.htmx import HtmxDetails, HtmxMiddleware
 from feedback_app.services.accounts import api_token_issue
 
@@ -27,52 +25,28 @@ from feedback_app.services.accounts import api_token_issue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def call(handler, method: str, path: str, *, query: str = "", body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "", "SERVER_NAME": "testserver",
-               "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "testserver", "wsgi.url_scheme": "http",
-               "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)), **(headers or {})}
-    if body:
-        environ["CONTENT_TYPE"] = "application/json"
-    started = {}
-    content = b"".join(handler(environ, lambda status, response_headers: started.setdefault("status", status)))
-    return int(started["status"].split()[0]), content
-
-
 def left_for_the_collector(calls) -> list[str]:
     """Run ``calls`` with the collector off; return the requests, htmx details and model instances it then finds unreachable."""
-    gc.collect()
-    flags = gc.get_debug()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable is kept in gc.garbage, to be looked at
-    try:
-        calls()
-        gc.collect()
-        return sorted({type(found).__qualname__ for found in gc.garbage
-                       if isinstance(found, (HttpRequest, HtmxDetails, Model))})
-    finally:
-        gc.set_debug(flags)
-        gc.garbage.clear()
-        gc.enable()
+    return sorted({type(found).__qualname__ for found in unreachable_after(calls)
+                   if isinstance(found, (HttpRequest, HtmxDetails, Model))})
 
 
 def test_a_raters_label_calls_leave_nothing_for_the_collector(rater, make_comparisons):
     make_comparisons(8)
     _, key = api_token_issue(user=rater)
-    token = {"HTTP_AUTHORIZATION": f"Token {key}"}
-    handler = WSGIHandler()
-    status, raw = call(handler, "GET", "/api/v1/comparisons/next/", headers=token)  # the first call's one-time work first
+    api = Rater(key, combined=True, wsgi=True)  # its calls go through Django's WSGI handler
+    status, raw = api.call("GET", "/api/v1/comparisons/next/")  # the first call's one-time work first
     assert status == 200, raw
     leased = [json.loads(raw)["id"]]
 
     def calls():
-        status, raw = call(handler, "POST", f"/api/v1/comparisons/{leased[-1]}/label/", body=b'{"choice": "left"}', headers=token)
+        status, raw = api.call("POST", f"/api/v1/comparisons/{leased[-1]}/label/", "", b'{"choice": "left"}')
         assert status == 201, raw
-        status, raw = call(handler, "GET", "/api/v1/comparisons/next/", headers=token)  # the two-call flow
+        status, raw = api.call("GET", "/api/v1/comparisons/next/")  # the two-call flow
         assert status == 200, raw
         leased.append(json.loads(raw)["id"])
         for _ in range(3):  # the combined call, its next lease made with the label where the database can
-            status, raw = call(handler, "POST", f"/api/v1/comparisons/{leased[-1]}/label/", query="next=1",
-                               body=b'{"choice": "right", "strength": 2}', headers=token)
+            status, raw = api.call("POST", f"/api/v1/comparisons/{leased[-1]}/label/", "next=1", b'{"choice": "right", "strength": 2}')
             assert status == 201, raw
             leased.append(json.loads(raw)["next"]["id"])
 
