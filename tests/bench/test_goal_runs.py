@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.goal_runs import GOAL_RUN, GOALS, database_named, is_postgresql, main, met, summary
+from bench.goal_runs import GOAL_RUN, GOALS, database_named, figures, is_postgresql, main, met, summary
 
 # A stand-in for label_load: it writes a result shaped as label_load's from the figures in FIGURES (one line a run, taken in
 # turn), and records the VAR_DIR and DATABASE_URL it was given.
@@ -63,6 +63,13 @@ def test_the_spread_and_the_runs_meeting_each_goal():
     # the third run met every goal on its figures, but its audit failed: it counts for none
     assert found["runs_meeting"] == {"labels_per_second": 2, "p99_ms": 1, "server_cpu_ms_per_label": 1}
     assert met(runs[2]) == dict.fromkeys(GOALS, False)
+
+
+def test_the_p99_is_wrks_of_every_call_or_the_slowest_kind_of_call_httpx_timed_apart():
+    result = {"labels_per_second": 300.0, "server_cpu_ms_per_label": 4.0, "audit_ok": True}
+    assert figures({**result, "latency_ms": {"all calls": {"p50": 5.0, "p99": 61.0, "n": 9}}})["p99_ms"] == 61.0
+    httpx = {"label": {"p50": 6.0, "p99": 80.0, "n": 9}, "next": {"p50": 3.0, "p99": 95.0, "n": 9}}
+    assert figures({**result, "latency_ms": httpx})["p99_ms"] == 95.0
 
 
 def test_each_run_gets_a_fresh_var_dir_and_database_and_the_summary_is_written(stand_in, tmp_path, capsys):
