@@ -29,7 +29,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.label_profile import Rater, fill, setup, statistics_refresh
+from bench.label_profile import Rater, fill, history_add, rater_ready, setup
 
 VARIANTS = ("label", "no database", "one statement", "three statements")
 BODY = b'{"choice": "left", "strength": 2}'
@@ -96,15 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=500, help="calls of a variant in a block")
     p.add_argument("--blocks", type=int, default=4, help="times the variants alternate")
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--history", type=int, default=10_000, help="labels of a history added first (label_growth's fill; 0: none)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     with setup(os.environ.get("DATABASE_URL")):
         from django.db import connection
 
         rater = Rater(fill(args.warmup + args.blocks * args.rounds + 10), combined=True, wsgi=True)
-        statistics_refresh()
-        for _ in range(args.warmup):
-            rater.round()
+        history_add(args.history)
+        rater_ready(rater, warmup=args.warmup)
         result = {"database": connection.vendor, "rounds": args.rounds, "blocks": args.blocks,
                   "cpu_ms_per_call": floor(rater, rounds=args.rounds, blocks=args.blocks)}
     spread = result["cpu_ms_per_call"].pop("spread")

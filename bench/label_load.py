@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.label_profile import statistics_refresh  # noqa: E402
-from bench.load_generators import ServerCpu, run_load, run_wrk  # noqa: E402  (after the path)
+from bench.load_generators import ServerCpu, database_server, run_load, run_wrk  # noqa: E402  (after the path)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
 
@@ -238,22 +238,6 @@ def workers_log_errors(path: Path) -> dict:
         return {"count": 0, "first": None}
     bad = [line for line in path.read_text(errors="replace").splitlines() if " ERROR " in line or line.startswith("Traceback")]
     return {"count": len(bad), "first": bad[0][:300] if bad else None}
-
-
-def database_server() -> int | None:
-    """Return the pid of a PostgreSQL server on this machine (its postmaster; each backend is its child, in a session of its own),
-    so its CPU counts as the server's; None elsewhere."""
-    from django.db import DatabaseError, connection
-
-    if connection.vendor != "postgresql":
-        return None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW data_directory")
-            postmaster = int((Path(cursor.fetchone()[0]) / "postmaster.pid").read_text().split()[0])
-        return postmaster if (Path("/proc") / str(postmaster)).exists() else None
-    except (OSError, ValueError, IndexError, DatabaseError):  # another machine's, or not readable: not counted, and said so
-        return None
 
 
 def main() -> int:

@@ -87,6 +87,29 @@ def fill(comparisons: int, rater: str = "") -> str:
     return user_create(username=rater or f"profile-rater-{uuid.uuid4().hex[:8]}", role=Role.RATER)[2]
 
 
+def history_add(labels: int) -> None:
+    """Give the scratch studio a labelled history of about ``labels`` labels (``label_growth``'s fill: complete comparisons,
+    five labels each from 50 raters of their own, a submitted lease behind each), as a studio that has run for a while
+    holds; a profiled rater's picks never meet them. A database that holds the fill's raters (profiled before) keeps its history."""
+    from django.contrib.auth import get_user_model
+
+    if labels <= 0 or get_user_model().objects.filter(username="growth-rater-00000").exists():
+        return
+    from bench.label_growth import Fill
+
+    Fill(raters=50, labels_per_day=100_000, open_share=0.0, max_open=0, seed=0, live_seconds=0).grow_to(labels)
+
+
+def rater_ready(rater: "Rater", *, warmup: int) -> None:
+    """The rater's ``warmup`` rounds, then ANALYZE: the timed rounds run on statistics that know the tables as they are.
+    Taken before the warm-up, on nearly empty label and lease tables, they made PostgreSQL plan sequential scans of the
+    leases (even for a foreign key's check by primary key), whose cost then grew with every label of the run: 1.2 ms of the
+    database's CPU a label over the first 500 labels, 4.3 over the eighth 500 (bench/README.md, session 49)."""
+    for _ in range(warmup):
+        rater.round()
+    statistics_refresh()
+
+
 def statistics_refresh() -> None:
     """On PostgreSQL, ANALYZE the database, as autovacuum would for a studio: thousands of new rows without statistics
     mislead the planner (the pick read every open comparison, sorted, instead of walking the queue's index from its head)."""
@@ -178,31 +201,33 @@ def statements_of(call) -> list[dict]:
 
 
 def database_side(rounds: int, run) -> dict:
-    """On PostgreSQL, what ``run`` (``rounds`` labels) cost the database, from its own accounting: the CPU of this
-    connection's server process (from ``/proc``, so None where the database runs on another machine), the WAL it wrote,
+    """On PostgreSQL, what ``run`` (``rounds`` labels) cost the database, from its own accounting: the CPU of the server's
+    processes, its backends and its background ones, as ``label_load`` counts them (from ``/proc``, so None where the database
+    runs on another machine; the pool hands out its connections in turn, so one backend's CPU, read before and after, could
+    be two backends' and meant nothing), the WAL it wrote,
     and the share of the comparison's and the assignment's row updates that were HOT (no index entry written; the counts
     are flushed first on PostgreSQL 15 and later, and may lag a second before). Empty elsewhere."""
     from django.db import connection
+
+    from bench.load_generators import database_server, session_cpu_seconds
 
     if connection.vendor != "postgresql":
         run()
         return {}
     tables = ("feedback_app_comparison", "feedback_app_assignment")
 
+    server = database_server()
+
     def read() -> tuple[float | None, int, dict]:
         with connection.cursor() as c:
-            c.execute("SELECT pg_backend_pid(), pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
-            pid, wal = c.fetchone()
+            c.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+            wal = c.fetchone()[0]
             if connection.pg_version >= 150000:
                 c.execute("SELECT pg_stat_force_next_flush()")
         with connection.cursor() as c:  # a later statement: the flush happens at the end of the one that asked for it
             c.execute("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(tables)])
             updates = {name: (upd, hot) for name, upd, hot in c.fetchall()}
-        stat, comm = Path(f"/proc/{pid}/stat"), Path(f"/proc/{pid}/comm")
-        if not comm.exists() or not comm.read_text().startswith("postgres"):  # no such process here, or another one
-            return None, int(wal), updates
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(wal), updates
+        return None if server is None else session_cpu_seconds([], [server]), int(wal), updates
 
     cpu0, wal0, upd0 = read()
     run()
@@ -242,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--history", type=int, default=10_000, help="labels of a history added first (label_growth's fill; 0: none)")
     p.add_argument("--combined", action="store_true", help="label?next=1 alone per round")
     p.add_argument("--wsgi", action="store_true", help="call Django's WSGI handler as a web process does, not the test client")
     p.add_argument("--top", type=int, default=25, help="functions listed from the profile")
@@ -257,9 +283,8 @@ def profile_rounds(args: argparse.Namespace) -> int:
     from django.db import connection
 
     rater = Rater(fill(args.warmup + 2 * args.rounds + 10), args.combined, args.wsgi)
-    statistics_refresh()
-    for _ in range(args.warmup):
-        rater.round()
+    history_add(args.history)
+    rater_ready(rater, warmup=args.warmup)
     statements = statements_of_one_round(rater)
     profile = cProfile.Profile()
     cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -79,6 +79,22 @@ def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
     return total / ticks
 
 
+def database_server() -> int | None:
+    """Return the pid of a PostgreSQL server on this machine (its postmaster; each backend is its child, in a session of its own),
+    so its CPU counts as the server's; None elsewhere."""
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")
+            postmaster = int((Path(cursor.fetchone()[0]) / "postmaster.pid").read_text().split()[0])
+        return postmaster if (Path("/proc") / str(postmaster)).exists() else None
+    except (OSError, ValueError, IndexError, DatabaseError):  # another machine's, or not readable: not counted, and said so
+        return None
+
+
 async def warm_up(client, tokens: dict[str, str]) -> None:
     """One next/ call per rater before the timed run: the web processes' first requests load their URLs, views and connections."""
     await asyncio.gather(*(client.get("/api/v1/comparisons/next/", headers={"Authorization": f"Token {t}"}) for t in tokens.values()))
