@@ -121,9 +121,10 @@ def main(argv: list[str] | None = None, *, command: list[str] | None = None) -> 
             result = run_once(load_args, database_url=database_url, scratch=scratch, index=index, command=command)
             results.append(result)
             run = figures(result)
+            steal = result.get("machine_steal_share")
             print(f"run {index + 1}/{args.runs}: {run['labels_per_second']} labels/s, call p99 {run['p99_ms']} ms, "
-                  f"server CPU {run['server_cpu_ms_per_label']} ms a label, audit {'clean' if run['audit_ok'] else 'FAILED'}",
-                  flush=True)
+                  f"server CPU {run['server_cpu_ms_per_label']} ms a label, audit {'clean' if run['audit_ok'] else 'FAILED'}"
+                  f"{'' if steal is None else f', host took {steal:.1%} of the machine'}", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     found = summary([figures(result) for result in results])

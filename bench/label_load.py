@@ -337,6 +337,12 @@ def main() -> int:
         "calls_per_label": "1 (label?next=1)" if args.combined else "2 (next, label)",
         "server_cpu_ms_per_label": round(1000 * sum(by_group.values()) / n, 2) if by_group is not None and n else None,
         "server_cpu_ms_per_label_by_process": {name: round(1000 * seconds / n, 2) for name, seconds in by_group.items()} if by_group and n else None,
+        # counted, not timed: a thread that waits switches voluntarily, one taken off its core involuntarily (live processes only)
+        "server_context_switches_per_label_by_process": {
+            name: {"voluntary": round(voluntary / n, 1), "involuntary": round(involuntary / n, 1)}
+            for name, (voluntary, involuntary) in stats["server_switches_by_group"].items()} if stats.get("server_switches_by_group") and n else None,
+        # the share of the machine's CPU its host gave another guest in the window (a virtual machine's slow spells)
+        "machine_steal_share": stats.get("machine_steal_share"),
         "client_cpu_share": round(stats["client_cpu_seconds"] / (stats["elapsed"] * (os.cpu_count() or 1)), 3),
         "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
         "generator": args.generator,
@@ -368,6 +374,11 @@ def main() -> int:
           f"load generator: {result['client_cpu_ms_per_label']} ms CPU per label, {result['client_cpu_share']:.1%} of the machine's CPU")
     if result["server_cpu_ms_per_label_by_process"]:
         print("  server CPU per label by process:", ", ".join(f"{name} {ms} ms" for name, ms in result["server_cpu_ms_per_label_by_process"].items()))
+    if result["server_context_switches_per_label_by_process"]:
+        print("  context switches per label (voluntary/involuntary):", ", ".join(
+            f"{name} {c['voluntary']}/{c['involuntary']}" for name, c in result["server_context_switches_per_label_by_process"].items()))
+    if result["machine_steal_share"] is not None:
+        print(f"  the machine's CPU taken by its host in the window: {result['machine_steal_share']:.1%}")
     for call, figures in result["latency_ms"].items():
         print(f"  {call:<9} p50 {figures['p50']:>7} ms   p95 {figures['p95']:>7} ms   p99 {figures['p99']:>7} ms   (n={figures['n']})")
     print("audit:", "OK" if ok else "FAILED", json.dumps(checks))

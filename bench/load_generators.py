@@ -62,10 +62,9 @@ async def rater_loop(client, token: str, deadline: float, stats: dict, choices: 
             await asyncio.sleep(think_ms / 1000)
 
 
-def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
-    """Return the CPU seconds (user + system) of every live process in ``sessions``, of ``parents`` and their children, and of the
-    children these reaped, from /proc."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+def _session_processes(sessions: list[int], parents: list[int] = ()):
+    """Yield (pid, the fields of /proc/<pid>/stat after the name) of every live process in ``sessions``, of ``parents`` and their
+    children."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -74,9 +73,48 @@ def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
         except OSError:  # the process ended meanwhile
             continue
         if int(fields[3]) in sessions or int(entry.name) in parents or int(fields[1]) in parents:  # fields after the name: state, ppid, pgrp, session, ..., utime (11), stime (12), cutime, cstime
-            # with the children it has reaped (cutime, cstime): short-lived processes, such as a database's backends, are gone by the end
-            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+            yield int(entry.name), fields
+
+
+def session_cpu_seconds(sessions: list[int], parents: list[int] = ()) -> float:
+    """Return the CPU seconds (user + system) of every live process in ``sessions``, of ``parents`` and their children, and of the
+    children these reaped, from /proc."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for _, fields in _session_processes(sessions, parents):
+        # with the children it has reaped (cutime, cstime): short-lived processes, such as a database's backends, are gone by the end
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / ticks
+
+
+def session_switches(sessions: list[int], parents: list[int] = ()) -> tuple[int, int]:
+    """Return the (voluntary, involuntary) context switches of every thread of every live process ``session_cpu_seconds`` counts,
+    from /proc: a thread that waits (for a socket, a lock) switches voluntarily; one taken off its core for another, involuntarily.
+    A process that ended meanwhile is not counted (Linux keeps no reaped children's switches)."""
+    voluntary = involuntary = 0
+    for pid, _ in _session_processes(sessions, parents):
+        try:
+            threads = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                status = (thread / "status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+    return voluntary, involuntary
+
+
+def machine_steal_ticks() -> tuple[int, int]:
+    """Return (stolen, all) CPU ticks of this machine since it started, from /proc/stat: a virtual machine's time its host gave
+    another (0 where the kernel reports none)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user and nice]
+    return (values[7] if len(values) > 7 else 0), sum(values[:8])
 
 
 def database_server() -> int | None:
@@ -116,9 +154,32 @@ class ServerCpu:
     def read(self) -> dict[str, float]:
         return {name: session_cpu_seconds(list(sessions), list(parents)) for name, (sessions, parents) in self.groups.items()}
 
+    def switches(self) -> dict[str, tuple[int, int]]:
+        return {name: session_switches(list(sessions), list(parents)) for name, (sessions, parents) in self.groups.items()}
+
     @staticmethod
     def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         return {name: after[name] - before[name] for name in before}
+
+    def window(self) -> "Window":
+        """Start reading a timed window: the CPU read by ``read``, the context switches and the machine's stolen share."""
+        return Window(self)
+
+
+class Window:
+    """What a timed window cost the server (``ServerCpu``'s groups) and what the machine's host took from it."""
+
+    def __init__(self, cpu: ServerCpu) -> None:
+        self.cpu, self.cpu0, self.switches0, self.steal0 = cpu, cpu.read(), cpu.switches(), machine_steal_ticks()
+
+    def end(self) -> dict:
+        """Return ``server_cpu_by_group`` (seconds), ``server_switches_by_group`` ((voluntary, involuntary)) and ``machine_steal_share``
+        (the share of the machine's CPU ticks its host took) since the window started."""
+        switches1, (stolen, ticks) = self.cpu.switches(), machine_steal_ticks()
+        stolen, ticks = stolen - self.steal0[0], ticks - self.steal0[1]
+        return {"server_cpu_by_group": ServerCpu.spent(self.cpu0, self.cpu.read()),
+                "server_switches_by_group": {name: (switches1[name][0] - v, switches1[name][1] - i) for name, (v, i) in self.switches0.items()},
+                "machine_steal_share": round(stolen / ticks, 4) if ticks > 0 else None}
 
 
 async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None,
@@ -129,14 +190,14 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined
     limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(30.0)) as client:
         await warm_up(client, tokens)
-        server0, client0 = cpu.read() if cpu else None, time.process_time()
+        window, client0 = cpu.window() if cpu else None, time.process_time()
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
         await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms)
                                for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
-        stats["server_cpu_by_group"] = ServerCpu.spent(server0, cpu.read()) if cpu else None
+        stats.update(window.end() if window else {"server_cpu_by_group": None})
         stats["client_cpu_seconds"] = time.process_time() - client0
     return stats
 
@@ -160,17 +221,17 @@ def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool 
            "LABEL_LOAD_THINK_MS": str(think_ms)}
     n = len(names)
     asyncio.run(_warm_up_at(url, tokens))  # the leases it takes are the raters' first (next/ returns a rater's current lease)
-    server0, client0, children0 = cpu.read() if cpu else None, time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    window, client0, children0 = cpu.window() if cpu else None, time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     finished = subprocess.run([wrk, "-t", str(n), "-c", str(n), "-d", f"{seconds:g}s", "--timeout", "30s", "-s", str(WRK_SCRIPT), url],
                               env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
-    server = ServerCpu.spent(server0, cpu.read()) if cpu else None
+    server = window.end() if window else {"server_cpu_by_group": None}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = time.process_time() - client0 + children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
     if finished.returncode != 0 or not out.exists():
         raise SystemExit(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
-    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, "server_cpu_by_group": server,
+    stats = {"latency": {}, "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0, "elapsed": elapsed, **server,
              "client_cpu_seconds": client, "latency_ms_by_wrk": {}, "in_flight_at_stop": []}
     for line in out.read_text().splitlines():
         key, _, rest = line.partition(" ")

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from bench.load_generators import rater_loop, run_wrk, session_cpu_seconds
+from bench.load_generators import ServerCpu, machine_steal_ticks, rater_loop, run_wrk, session_cpu_seconds, session_switches
 
 
 class FakeResponse:
@@ -85,6 +85,36 @@ def test_session_cpu_seconds_counts_a_parent_s_children_after_they_ended():
     subprocess.run([sys.executable, "-c", "import time\nd = time.process_time() + 0.4\nwhile time.process_time() < d: pass"],
                    check=True, start_new_session=True)
     assert session_cpu_seconds([], [os.getpid()]) - before >= 0.3
+
+
+def test_session_switches_counts_a_thread_that_waits():
+    """This session's thread that sleeps 30 times switches voluntarily at least 30 times; an empty selection counts none."""
+    session = os.getsid(0)
+    voluntary0, involuntary0 = session_switches([session])
+    for _ in range(30):
+        time.sleep(0.001)
+    voluntary1, involuntary1 = session_switches([session])
+    assert voluntary1 - voluntary0 >= 30 and involuntary1 >= involuntary0
+    assert session_switches([]) == (0, 0)
+
+
+def test_machine_steal_ticks_are_a_share_of_all():
+    stolen, ticks = machine_steal_ticks()
+    assert 0 <= stolen <= ticks and ticks > 0
+
+
+def test_a_window_reads_the_groups_cpu_switches_and_the_host_s_share():
+    cpu = ServerCpu({"this": ([os.getsid(0)], []), "nothing": ([], [])})
+    window = cpu.window()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    for _ in range(10):
+        time.sleep(0.001)
+    spent = window.end()
+    assert set(spent["server_cpu_by_group"]) == {"this"} and spent["server_cpu_by_group"]["this"] >= 0.1
+    assert spent["server_switches_by_group"]["this"][0] >= 10
+    assert spent["machine_steal_share"] is None or 0 <= spent["machine_steal_share"] <= 1
 
 
 class FakeApi:
