@@ -1,8 +1,8 @@
 """What one next + label costs the server, statement by statement: the profile behind `label_load`'s figures.
 
 In one process, without HTTP or a load generator: Django's test client calls the API as a rater
-does (``Authorization: Token``), on a scratch SQLite database (or ``DATABASE_URL``). After
-``--warmup`` rounds, it times ``--rounds`` rounds of ``GET /comparisons/next/`` →
+does (``Authorization: Token``), on a scratch SQLite database (or ``DATABASE_URL``) given a labelled
+history first (``--history``). After ``--warmup`` rounds and an ANALYZE, it times ``--rounds`` rounds of ``GET /comparisons/next/`` →
 ``POST /comparisons/{id}/label/`` (or, with ``--combined``, ``label?next=1`` alone) and prints:
 the CPU time per round (this process's own accounting, so a busy machine does not inflate it),
 every SQL statement of one round with its time, the objects a label leaves in reference cycles (what only the
@@ -103,8 +103,8 @@ def history_add(labels: int) -> None:
 def rater_ready(rater: "Rater", *, warmup: int) -> None:
     """The rater's ``warmup`` rounds, then ANALYZE: the timed rounds run on statistics that know the tables as they are.
     Taken before the warm-up, on nearly empty label and lease tables, they made PostgreSQL plan sequential scans of the
-    leases (even for a foreign key's check by primary key), whose cost then grew with every label of the run: 1.2 ms of the
-    database's CPU a label over the first 500 labels, 4.3 over the eighth 500 (bench/README.md, session 49)."""
+    leases (even for a foreign key's check by primary key), whose cost then grew with every label of the run (taken at 200
+    labels: 1.2 ms of the database's CPU a label over the next 500 labels, 4.3 over the eighth 500; bench/README.md, session 49)."""
     for _ in range(warmup):
         rater.round()
     statistics_refresh()
