@@ -46,6 +46,7 @@ from bench.refit_data import measure_refit_data
 
 PAGES = ("/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/")
 PER_COMPARISON = 5
+RATER_NAME = "growth-rater-{:05d}"  # the fill's raters, by their index
 BATCH_COMPARISONS = 2000
 
 
@@ -59,7 +60,7 @@ class Fill:
         from feedback_app.models import Profile, Role
 
         User = get_user_model()
-        users = User.objects.bulk_create([User(username=f"growth-rater-{i:05d}") for i in range(raters)], batch_size=1000)
+        users = User.objects.bulk_create([User(username=RATER_NAME.format(i)) for i in range(raters)], batch_size=1000)
         Profile.objects.bulk_create([Profile(user=u, role=Role.RATER) for u in users], batch_size=1000)
         self.rater_ids = [u.pk for u in users]
         self.labels, self.comparisons, self.open, self.open_share, self.max_open = 0, 0, 0, open_share, max_open

@@ -93,10 +93,10 @@ def history_add(labels: int) -> None:
     holds; a profiled rater's picks never meet them. A database that holds the fill's raters (profiled before) keeps its history."""
     from django.contrib.auth import get_user_model
 
-    if labels <= 0 or get_user_model().objects.filter(username="growth-rater-00000").exists():
-        return
-    from bench.label_growth import Fill
+    from bench.label_growth import RATER_NAME, Fill
 
+    if labels <= 0 or get_user_model().objects.filter(username=RATER_NAME.format(0)).exists():
+        return
     Fill(raters=50, labels_per_day=100_000, open_share=0.0, max_open=0, seed=0, live_seconds=0).grow_to(labels)
 
 

@@ -157,10 +157,6 @@ class ServerCpu:
     def switches(self) -> dict[str, tuple[int, int]]:
         return {name: session_switches(list(sessions), list(parents)) for name, (sessions, parents) in self.groups.items()}
 
-    @staticmethod
-    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {name: after[name] - before[name] for name in before}
-
     def window(self) -> "Window":
         """Start reading a timed window: the CPU read by ``read``, the context switches and the machine's stolen share."""
         return Window(self)
@@ -175,9 +171,9 @@ class Window:
     def end(self) -> dict:
         """Return ``server_cpu_by_group`` (seconds), ``server_switches_by_group`` ((voluntary, involuntary)) and ``machine_steal_share``
         (the share of the machine's CPU ticks its host took) since the window started."""
-        switches1, (stolen, ticks) = self.cpu.switches(), machine_steal_ticks()
+        cpu1, switches1, (stolen, ticks) = self.cpu.read(), self.cpu.switches(), machine_steal_ticks()
         stolen, ticks = stolen - self.steal0[0], ticks - self.steal0[1]
-        return {"server_cpu_by_group": ServerCpu.spent(self.cpu0, self.cpu.read()),
+        return {"server_cpu_by_group": {name: cpu1[name] - seconds for name, seconds in self.cpu0.items()},
                 "server_switches_by_group": {name: (switches1[name][0] - v, switches1[name][1] - i) for name, (v, i) in self.switches0.items()},
                 "machine_steal_share": round(stolen / ticks, 4) if ticks > 0 else None}
 
