@@ -2,10 +2,11 @@
 row (``Comparison.leases_held``) against the leases counted one comparison at a time, side by side in one run.
 
 Every lease starts with a pick: the campaign's oldest open comparison the rater never held with a free slot. The
-comparisons at the head of the queue are the ones other raters hold, so the pick walks past them first. It used to count
-each one's leases with a subquery; it now reads the count the comparison's row keeps. The slow pass of a lease still
-counts (``exact``), so the two are the same statement with a different slot test, timed here in alternating blocks on a
-scratch database (SQLite, or ``DATABASE_URL``) with ``--held`` leases held by as many raters.
+comparisons at the head of the queue are the ones other raters hold. The pick used to walk past them, counting each one's
+leases with a subquery, then reading the count the comparison's row keeps; it now walks an index of the comparisons whose
+row has a slot free, and never meets them. The slow pass of a lease still counts (``exact``), walking past them, so the two
+are the pick with a different slot test, timed here in alternating blocks on a scratch database (SQLite, or
+``DATABASE_URL``) with ``--held`` leases held by as many raters.
 
 With ``--history N`` it first gives a second rater N labelled comparisons, complete, before the queue's head (a rater who
 has worked for months), and times that rater's pick against the picker's, who has none, in alternating blocks:

@@ -97,6 +97,13 @@ class Comparison(models.Model):
             # the lease's pick: the queue of open comparisons, oldest first (its slot test reads the row, and so costs
             # so little per row that PostgreSQL's planner walked the primary key from the first, long-complete comparison)
             models.Index(fields=["id"], name="comparison_leasable", condition=Q(status="open", is_gold=False)),
+            # the pick's quick pass: the open comparisons with a slot free by their row's count, so that it never walks the
+            # ones raters hold (a pick behind 2,000 held leases read them all); their lease's update is then not HOT
+            models.Index(fields=["id"], name="comparison_slot_free",
+                         condition=Q(status="open", is_gold=False, label_count__lt=models.F("required_labels") - models.F("leases_held"))),
+            # ... and those whose row counts a lease that may have run out: the first expiry first
+            models.Index(fields=["leases_recount_at", "id"], name="comparison_recount_due",
+                         condition=Q(status="open", is_gold=False, leases_recount_at__isnull=False)),
             models.Index(fields=["is_gold", "status"], name="comparison_gold"),
             models.Index(fields=["completed_at"], name="comparison_completed_at"),  # agreement per day reads a window
             models.Index(fields=["id"], name="comparison_arena", condition=Q(kind="arena")),  # the arena's votes, not every label

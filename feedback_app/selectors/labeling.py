@@ -33,11 +33,14 @@ def leases_holding(comparison_column: str) -> str:
 _SLOTS_HELD = f"(SELECT COUNT(*) {leases_holding('c.id')})"
 
 
-# Whether comparison ``c`` has a slot free by the count its row keeps (``Comparison.leases_held``): one parameter, now. From
-# the first expiry of the leases counted on, the count may be high, and the comparison is a candidate while it has fewer
-# labels than it needs; the lock-and-count of the lease decides.
-_SLOT_FREE_BY_ROW = ("(c.label_count + c.leases_held < c.required_labels "
-                     "OR (c.leases_recount_at <= %s AND c.label_count < c.required_labels))")
+# Whether comparison ``c`` has a slot free by the count its row keeps (``Comparison.leases_held``), written as the condition of
+# the index of such comparisons (``comparison_slot_free``), so that the pick's walk reads that index and never the held ones.
+_SLOT_FREE_BY_ROW = "c.label_count < (c.required_labels - c.leases_held)"
+
+# Whether comparison ``c``'s row counts a lease that may have run out by now (the one parameter), and the comparison has fewer
+# labels than it needs: from the first expiry of the leases counted on, the count may be high, and the comparison is a
+# candidate; the lock-and-count of the lease decides. Read by the index of such rows (``comparison_recount_due``).
+_RECOUNT_DUE = "c.leases_recount_at <= %s AND c.label_count < c.required_labels"
 
 
 def slots_held_params(now: datetime) -> list:
@@ -99,10 +102,17 @@ def _never_held() -> str:
 PICK_REACH = 100
 
 
-def _queue(alias: str) -> str:
-    """The FROM and WHERE of the campaign's (the one parameter) open comparisons but gold pairs, as ``alias``."""
-    return (f"FROM {Comparison._meta.db_table} {alias} INNER JOIN {Prompt._meta.db_table} {alias}p ON {alias}p.id = {alias}.prompt_id "
+def _queue(alias: str, read_by: str = "") -> str:
+    """The FROM and WHERE of the campaign's (the one parameter) open comparisons but gold pairs, as ``alias`` (``read_by``:
+    ``_indexed_by``)."""
+    return (f"FROM {Comparison._meta.db_table} {alias}{read_by} INNER JOIN {Prompt._meta.db_table} {alias}p ON {alias}p.id = {alias}.prompt_id "
             f"WHERE {alias}.status = {_OPEN} AND NOT {alias}.is_gold AND {alias}p.campaign_id = %s")
+
+
+def _indexed_by(vendor: str, index: str) -> str:
+    """SQLite's clause that has a statement read its table by ``index`` (an error where it cannot), where its planner, which
+    keeps no statistics of an expression, would read the queue's index instead and sort; PostgreSQL's picks the index."""
+    return f" INDEXED BY {index}" if vendor == "sqlite" else ""
 
 
 # The queue's head: the campaign's (the first parameter) oldest open comparison but gold pairs from the id of the second on
@@ -207,7 +217,7 @@ class Pick(NamedTuple):
 def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                                    exact: bool = False, hint: int | None = None) -> list[Pick]:
     """The pick's statements, to run in order until one finds a comparison: on PostgreSQL the one of ``comparison_leasable_sql``,
-    on SQLite its two walks apart (``comparison_leasable_picks``). A statement costs SQLite no round trip, and setting up the
+    on SQLite its walks apart (``comparison_leasable_picks``). A statement costs SQLite no round trip, and setting up the
     second walk at every pick cost it more than running it where the first finds none: the pick of a rater who holds nothing
     took 0.095 ms in one statement against 0.067-0.080 in two (``lease_pick``). Each reads the queue's head from ``hint``
     (None: ``queue_head_hint``), to be kept with ``Pick.head_read``."""
@@ -217,13 +227,20 @@ def comparison_leasable_statements(*, rater, campaign_id: int, now: datetime, ex
 
 
 def _picks(together: bool, *, rater, campaign_id: int, now: datetime, exclude_ids, lock: str, exact: bool, hint: int) -> list[Pick]:
-    """The pick's statements: both walks in one (``together``) or each in its own."""
-    both, first, second = _picks_written(rows.vendor(), row_lock_clause(lock), exact, len(exclude_ids), PICK_REACH)
-    head, found = [campaign_id, hint], [rater.pk, *slots_held_params(now), *exclude_ids]
-    first_params, second_params = [campaign_id, *found], [campaign_id, rater.pk, campaign_id, *found]
-    if together:
-        return [Pick(_HEAD_WITH, both, head, [*first_params, *second_params], campaign_id, hint)]
-    return [Pick(_HEAD_WITH, first, head, first_params, campaign_id, hint), Pick(_HEAD_WITH, second, head, second_params, campaign_id, hint)]
+    """The pick's statements (``_picks_written``): all its walks in one (``together``), or each stretch's in its own (the walk
+    of the rows due a recount with the first's)."""
+    walks = _picks_written(rows.vendor(), row_lock_clause(lock), exact, len(exclude_ids), PICK_REACH)
+    head, last_held = [campaign_id, hint], [rater.pk, campaign_id]
+    if exact:
+        found = [rater.pk, *slots_held_params(now), *exclude_ids]
+        params = [[campaign_id, *found], [campaign_id, *last_held, *found]]
+    else:
+        found = [rater.pk, *exclude_ids]
+        params = [[campaign_id, *slots_held_params(now), *last_held, *found], [campaign_id, *found], [campaign_id, *last_held, *found]]
+    walked = list(zip(walks, params))
+    statements = [walked] if together else [walked[:-1], walked[-1:]]
+    return [Pick(_HEAD_WITH, f"COALESCE({', '.join(walk for walk, _ in statement)})" if len(statement) > 1 else statement[0][0], head,
+                 [p for _, walk_params in statement for p in walk_params], campaign_id, hint) for statement in statements]
 
 
 def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
@@ -233,24 +250,25 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
     statement), and the queue's head.
 
     Within reach: the statement walks two stretches of the queue (``comparison_leasable_picks``), the second only where the
-    first finds none: ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from
-    ``PICK_REACH`` ids behind the last comparison the rater ever held (every one after that they never held). So a pick
-    probes at most about twice ``PICK_REACH`` comparisons for the rater's assignments, however far ahead of the head the
-    rater is, and the head is always within reach: the queue's oldest comparison is offered to every rater who never held
-    it. One in neither stretch that the rater passed while it was full, and that has a free slot again, is offered to them
-    once the head comes within reach of it (the leases that keep the comparisons before it full end with a label or
-    expire); to the raters who never came to it, at once. The head is read from ``hint`` on (``queue_head_hint``; 0: the
-    queue's start).
+    first finds none (and before both, the comparisons in either whose row counts a lease that may have run out):
+    ``PICK_REACH`` ids from the queue's head (its oldest open comparison), then everything from ``PICK_REACH`` ids behind
+    the last comparison the rater ever held (every one after that they never held). So a pick probes at most about twice
+    ``PICK_REACH`` comparisons for the rater's assignments, however far ahead of the head the rater is, and the head is
+    always within reach: the queue's oldest comparison is offered to every rater who never held it. One in neither stretch
+    that the rater passed while it was full, and that has a free slot again, is offered to them once the head comes within
+    reach of it (the leases that keep the comparisons before it full end with a label or expire); to the raters who never
+    came to it, at once. The head is read from ``hint`` on (``queue_head_hint``; 0: the queue's start).
 
     One statement, with the head read once for both (a WITH): as two statements, the second ran for two picks in three under
     ``label_load``, whose queue's head a few leases held from its warm-up keep in place, as leases of raters who walked
     away do in a studio, and cost the database 0.1-0.2 ms a label more (bench/README, session 42).
 
-    The free slots are read from the comparison's row (``Comparison.leases_held``), so the pick costs the same however many
-    leases the raters hold; with ``exact``, the leases are counted instead (a row whose count drifted high is found too).
+    The free slots are read from the comparison's row (``Comparison.leases_held``) and walked by an index of the comparisons
+    with one (``_picks_written``), so the pick costs the same however many leases the raters hold; with ``exact``, the
+    leases are counted instead (a row whose count drifted high is found too).
     ``lock`` is "" (no lock), "wait" or "skip" (``FOR UPDATE [SKIP LOCKED]`` of the comparison's row,
-    where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions); the second stretch is
-    walked only where the first found none, so one row at most is locked.
+    where the database has row locks; SQLite's writers are serialised by its IMMEDIATE transactions); each walk runs only where
+    those before it found none, so one row at most is locked.
     Written out, not built by the ORM: it runs for every lease, and building it was a third of a label's CPU.
     """
     (pick,) = _picks(True, rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact, hint=hint)
@@ -259,34 +277,48 @@ def comparison_leasable_sql(*, rater, campaign_id: int, now: datetime, exclude_i
 
 def comparison_leasable_picks(*, rater, campaign_id: int, now: datetime, exclude_ids: list[int] = (), lock: str = "",
                               exact: bool = False, hint: int = 0) -> tuple[tuple[str, list], tuple[str, list]]:
-    """Return ``comparison_leasable_sql``'s two walks as statements of their own, with their parameters (each reads the head
-    itself, from ``hint``): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the
-    queue's head, and the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's
-    stretch); each with the head."""
+    """Return ``comparison_leasable_sql``'s two stretches as statements of their own, with their parameters (each reads the
+    head itself, from ``hint``): the oldest comparison the rater never held with a free slot within ``PICK_REACH`` ids of the
+    queue's head (after, without ``exact``, the comparisons within either stretch whose row counts a lease that may have run
+    out), and the oldest from ``PICK_REACH`` ids behind the last comparison the rater ever held (past the first's stretch);
+    each with the head."""
     first, second = _picks(False, rater=rater, campaign_id=campaign_id, now=now, exclude_ids=exclude_ids, lock=lock, exact=exact, hint=hint)
     return first.select(), second.select()
 
 
 @functools.lru_cache(maxsize=64)
-def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, str, str]:
-    """The pick's sub-queries (``Pick.found``), written once for each shape: both walks in one, and each walk alone; each
-    reads the head from the WITH written before it (``_HEAD_WITH``).
+def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach: int) -> tuple[str, ...]:
+    """The pick's walks (each a ``Pick.found``), in the order they are tried, written once for each shape; each reads the
+    head from the WITH written before it (``_HEAD_WITH``).
 
-    The first walk is bounded on both sides, by the head and ``reach`` ids past it, the second from past the first's
-    stretch on. Both start at the head, not at the queue's start, so neither visits the completed comparisons' entries
-    before it (``queue_head_hint``). With both bounds PostgreSQL's generic plan used to read the stretch, sort it and probe
-    every row (0.38 ms a pick against 0.14, session 42), until the test of the rater's assignments told the planner that
-    most candidates pass it (``_never_held``). The head is the oldest open comparison, a look at the index: the oldest with
-    a free slot would walk the full ones before it twice, once to find it and once in the stretch (a pick twice as dear
-    behind 2,000 leases held at the head)."""
+    The first stretch is bounded on both sides, by the head and ``reach`` ids past it, the second runs from past the first's
+    on. Both start at the head, not at the queue's start, so neither visits the completed comparisons' entries before it
+    (``queue_head_hint``). With both bounds PostgreSQL's generic plan used to read the stretch, sort it and probe every
+    row (0.38 ms a pick against 0.14, session 42), until the test of the rater's assignments told the planner that most
+    candidates pass it (``_never_held``). The head is the oldest open comparison, a look at the index.
+
+    Without ``exact`` the stretches are walked by the index of the comparisons with a slot free by their row's count
+    (``comparison_slot_free``): a pick reads none of those the raters hold, however many (it walked past every one before:
+    0.95 ms a pick behind 2,000 held leases against 0.24 behind 50; bench/README, session 50). The rows whose count may be
+    high because a lease it counts has run out (``_RECOUNT_DUE``) are not in that index; they are walked first, within
+    either stretch, by the index of rows counting leases (``comparison_recount_due``), the first to run out first: nearly
+    always none, and a comparison whose lease ran out is the one a rater walked away from, which is finished first. With
+    ``exact`` the leases are counted instead, one candidate at a time, along the queue's index (the slow pass, where the
+    quick one found none)."""
     not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
-    free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
-    found = f"AND {_never_held()} AND {free}{not_in} ORDER BY c.id LIMIT 1 {locking}"
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
     head = HEAD_READ
-    first = f"SELECT c.id {_queue('c')} AND c.id >= {head} AND c.id < {head} + {reach} {found}"
-    second = f"SELECT c.id {_queue('c')} AND c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1}) {found}"
-    return f"COALESCE(({first}), ({second}))", f"({first})", f"({second})"
+    first = f"c.id >= {head} AND c.id < {head} + {reach}"
+    second = f"c.id > {greatest}({_LAST_HELD} - {reach}, {head} + {reach - 1})"
+    free = f"c.label_count + {_SLOTS_HELD} < c.required_labels" if exact else _SLOT_FREE_BY_ROW
+    found = f"AND {_never_held()} AND {free}{not_in} ORDER BY c.id LIMIT 1 {locking}"
+    queue = _queue("c", "" if exact else _indexed_by(vendor, "comparison_slot_free"))
+    walks = [f"(SELECT c.id {queue} AND {first} {found})", f"(SELECT c.id {queue} AND {second} {found})"]
+    if exact:
+        return tuple(walks)
+    due = (f"(SELECT c.id {_queue('c', _indexed_by(vendor, 'comparison_recount_due'))} AND {_RECOUNT_DUE} AND c.id >= {head} "
+           f"AND (c.id < {head} + {reach} OR {second}) AND {_never_held()}{not_in} ORDER BY c.leases_recount_at, c.id LIMIT 1 {locking})")
+    return due, *walks
 
 
 def comparison_gold_id(*, rater, campaign_id: int, lock: str = "") -> int | None:

@@ -91,3 +91,19 @@ def test_a_count_that_drifted_low_leases_no_slot_that_is_held(make_user, make_co
     assert assignment_lease_next(campaign=campaign, rater=rater, now=now).comparison_id == fresh.pk
     assert list(Assignment.objects.filter(rater=rater).values_list("comparison_id", flat=True)) == [fresh.pk]
     assert _row(held) == _leases(held, now) and _row(held)[0] == 1 and _row(fresh) == _leases(fresh, now)
+
+
+def test_a_comparison_whose_lease_ran_out_is_offered_before_older_free_ones(make_user, make_comparisons):
+    """The comparison a rater walked away from (their lease ran out unlabelled) is offered first, before an older one whose
+    slot is free: the stalled ones are finished first. Its row counted the lease until then; the new lease counts it right."""
+    skipped, abandoned, fresh = make_comparisons(3)
+    campaign, now = campaign_default(), timezone.now()
+    first, away = make_user(), make_user()
+    assert assignment_lease_next(campaign=campaign, rater=first, now=now).comparison_id == skipped.pk
+    assert assignment_lease_next(campaign=campaign, rater=away, now=now).comparison_id == abandoned.pk
+    assignment_skip(campaign=campaign, rater=first, comparison_id=skipped.pk, now=now)
+    later = now + timedelta(seconds=campaign.lease_time + 1)
+    assert _row(abandoned)[0] == 1
+    assert assignment_lease_next(campaign=campaign, rater=make_user(), now=later).comparison_id == abandoned.pk
+    assert _row(abandoned) == _leases(abandoned, later)
+    assert assignment_lease_next(campaign=campaign, rater=make_user(), now=later).comparison_id == skipped.pk

@@ -165,3 +165,31 @@ def test_past_comparisons_full_at_the_head_the_second_stretch_walks_on_to_the_ol
     first, _ = comparison_leasable_picks(rater=rater, campaign_id=campaign.pk, now=now)
     assert scalar(*first) is None
     assert _pick(rater, now) == ids[2 * reach]
+
+
+def _comparison_rows_read(sql: str, params: list) -> int:
+    """Rows of the comparison table that the statement's plan nodes read, found or filtered out, by PostgreSQL's EXPLAIN
+    ANALYZE under the plan a studio's tables get (``studio_plan``)."""
+
+    def walk(node):
+        own = 0
+        if node.get("Relation Name") == Comparison._meta.db_table:
+            own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
+        return own + sum(walk(child) for child in node.get("Plans", []))
+
+    return walk(studio_plan(sql, params))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="rows read come from PostgreSQL's EXPLAIN ANALYZE")
+def test_the_pick_walks_none_of_the_comparisons_other_raters_hold(reach, make_user, make_comparisons):
+    """Many raters at once each hold a lease at the queue's head: the pick of one more reads no more of the comparisons'
+    rows behind 40 held leases than behind 2 (it walks the index of those with a slot free; it walked every held one)."""
+    campaign, now = campaign_default(), timezone.now()
+    ids = _ids_in_a_row(make_comparisons(60))
+    rater, read = make_user(), {}
+    for held in range(1, 41):
+        assert assignment_lease_next(campaign=campaign, rater=make_user(), now=now).comparison_id == ids[held - 1]
+        if held in (2, 40):
+            read[held] = _comparison_rows_read(*comparison_leasable_sql(rater=rater, campaign_id=campaign.pk, now=now))
+    assert read[40] == read[2], read
+    assert _pick(rater, now) == ids[40]
