@@ -141,7 +141,8 @@ async def warm_up(client, tokens: dict[str, str]) -> None:
 async def _warm_up_at(url: str, tokens: dict[str, str]) -> None:
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0)) as client:
+    # no limit on the wait for one of the client's connections: a thousand raters' calls queue for its hundred
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0, pool=None)) as client:
         await warm_up(client, tokens)
 
 
