@@ -6,6 +6,8 @@
 --   LABEL_LOAD_OUT      the file this script writes its results to (see done())
 --   LABEL_LOAD_COMBINED "1": one call per label (label?next=1 carries the next lease); else next/ then label/
 --   LABEL_LOAD_THINK_MS a rater's pause after each answer, in ms (0: at full speed)
+--   LABEL_LOAD_THINK_SPREAD "1": that pause on average, drawn evenly from half to one and a half times it, and before the
+--                       first call from none to it (load_generators.think_pause_ms)
 -- Each rater asks next/ when it holds nothing, labels what it holds (the same label again after an error: the API is
 -- idempotent), and remembers the comparisons the server acknowledged (201), for the audit, and the label it had sent
 -- when the run stopped.
@@ -26,17 +28,22 @@ end
 local choices = { "left", "right", "left", "tie", "right", "both_bad" }
 local combined = os.getenv("LABEL_LOAD_COMBINED") == "1"
 local think = tonumber(os.getenv("LABEL_LOAD_THINK_MS") or "0")
+local spread = os.getenv("LABEL_LOAD_THINK_SPREAD") == "1"
 local holding, sent, labels = nil, nil, 0
 acked, repeats, empty, failed, inflight = "", 0, 0, 0, 0 -- globals: done() reads them through thread:get
 local headers, waiting = nil, 0
 
 function init(args)
   headers = { ["Authorization"] = "Token " .. tokens[rater], ["Content-Type"] = "application/json" }
+  if spread then
+    math.randomseed(os.time() * 1000 + rater) -- each thread is a Lua state of its own, seeded alike unless told
+    waiting = math.floor(think * math.random())
+  end
 end
 
 function delay()
   local wait = waiting
-  waiting = think
+  waiting = spread and math.floor(think * (0.5 + math.random())) or think
   return wait
 end
 

@@ -260,6 +260,8 @@ def main() -> int:
     parser.add_argument("--generator", choices=["httpx", "wrk"], default="httpx",
                         help="httpx: raters as asyncio tasks in this process; wrk: Debian's compiled wrk (bench/label_load.lua), which leaves the cores to the server.")
     parser.add_argument("--think-ms", type=float, default=0, help="A rater's pause after each answer (0: every rater at full speed).")
+    parser.add_argument("--think-spread", action="store_true", help="Draw each pause from half to one and a half times --think-ms, and "
+                        "start the raters spread over one: many raters who pause alike arrive in waves.")
     parser.add_argument("--warmup-seconds", type=float, default=0,
                         help="First run the load this long with raters of its own, unmeasured, then ANALYZE: the timed run meets a studio "
                              "with a history and its statistics, as after a first minute (a fresh database's statements are planned "
@@ -310,7 +312,7 @@ def main() -> int:
                 groups["database"] = ([], [database])
             url = f"http://127.0.0.1:{args.port}"
         def drive(**load) -> dict:
-            load = dict(url=url, combined=args.combined, think_ms=args.think_ms, **load)
+            load = dict(url=url, combined=args.combined, think_ms=args.think_ms, spread=args.think_spread, **load)
             return run_wrk(**load, scratch=scratch) if args.generator == "wrk" else asyncio.run(run_load(**load))
 
         if warm_tokens:  # a history first, then the statistics autovacuum would take of it
@@ -351,6 +353,7 @@ def main() -> int:
         "client_cpu_ms_per_label": round(1000 * stats["client_cpu_seconds"] / n, 2) if n else None,
         "generator": args.generator,
         "think_ms": args.think_ms,
+        "think_spread": args.think_spread,
         "warmup_seconds": args.warmup_seconds,
         "latency_ms": {
             call: {f"p{q}": round(1000 * percentile(v, q), 1) for q in (50, 95, 99)} | {"n": len(v)}

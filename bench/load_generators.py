@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -14,9 +15,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False, think_ms: float = 0) -> None:
+def think_pause_ms(think_ms: float, *, spread: bool = False, first: bool = False, draw=random.random) -> float:
+    """A rater's pause, in ms: after a label's answer, ``think_ms``; before their ``first`` call, none. With ``spread``, after
+    an answer ``think_ms`` on average, drawn evenly from half to one and a half times it, and before the first call from
+    none to ``think_ms``: raters who all pause alike and start together stay together, and a thousand of them arrive in
+    waves (a thousand calls at once every few seconds). ``bench/label_load.lua`` draws the same."""
+    if not spread:
+        return 0.0 if first else think_ms
+    return think_ms * draw() if first else think_ms * (0.5 + draw())
+
+
+async def rater_loop(client, token: str, deadline: float, stats: dict, choices: list[str], combined: bool = False, think_ms: float = 0,
+                     spread: bool = False) -> None:
     """Loop next → label until ``deadline``; ``combined``: label with ?next=1 and take the next lease from its answer; ``think_ms``: pause
-    after each label's answer."""
+    after each label's answer (``think_pause_ms``, ``spread`` or not)."""
+    if think_ms and spread:
+        await asyncio.sleep(think_pause_ms(think_ms, spread=True, first=True) / 1000)
     headers = {"Authorization": f"Token {token}"}
     suffix = "?next=1" if combined else ""
     i, following = 0, None
@@ -59,7 +73,7 @@ async def rater_loop(client, token: str, deadline: float, stats: dict, choices: 
                 following = r.json().get("next")  # null: none left now; the loop asks next/ as before
             break
         if think_ms:
-            await asyncio.sleep(think_ms / 1000)
+            await asyncio.sleep(think_pause_ms(think_ms, spread=spread) / 1000)
 
 
 def _session_processes(sessions: list[int], parents: list[int] = ()):
@@ -180,7 +194,7 @@ class Window:
 
 
 async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None,
-                   think_ms: float = 0) -> dict:
+                   think_ms: float = 0, spread: bool = False) -> dict:
     import httpx
 
     stats = {"latency": defaultdict(list), "errors": Counter(), "acknowledged": [], "repeats": 0, "empty": 0}
@@ -191,7 +205,7 @@ async def run_load(*, url: str, tokens: dict[str, str], seconds: float, combined
         started = time.monotonic()
         deadline = started + seconds
         choices = ["left", "right", "left", "tie", "right", "both_bad"]
-        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms)
+        await asyncio.gather(*(rater_loop(client, t, deadline, stats, choices[i % 3:] + choices[: i % 3], combined, think_ms, spread)
                                for i, t in enumerate(tokens.values())))
         stats["elapsed"] = time.monotonic() - started
         stats.update(window.end() if window else {"server_cpu_by_group": None})
@@ -203,7 +217,7 @@ WRK_SCRIPT = ROOT / "bench" / "label_load.lua"
 
 
 def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool = False, cpu: ServerCpu | None = None, think_ms: float = 0,
-            scratch: Path) -> dict:
+            spread: bool = False, scratch: Path) -> dict:
     """The same raters driven by wrk (``bench/label_load.lua``: one wrk thread and connection per rater); return the stats ``run_load``
     returns, with one latency figure for every call (wrk's own histogram)."""
     import resource
@@ -215,7 +229,7 @@ def run_wrk(*, url: str, tokens: dict[str, str], seconds: float, combined: bool 
     (scratch / "tokens.txt").write_text("".join(f"{tokens[name]}\n" for name in names))
     out = scratch / "wrk-result.txt"
     env = {**os.environ, "LABEL_LOAD_TOKENS": str(scratch / "tokens.txt"), "LABEL_LOAD_OUT": str(out), "LABEL_LOAD_COMBINED": "1" if combined else "0",
-           "LABEL_LOAD_THINK_MS": str(think_ms)}
+           "LABEL_LOAD_THINK_MS": str(think_ms), "LABEL_LOAD_THINK_SPREAD": "1" if spread else "0"}
     n = len(names)
     asyncio.run(_warm_up_at(url, tokens))  # the leases it takes are the raters' first (next/ returns a rater's current lease)
     window, client0, children0 = cpu.window() if cpu else None, time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)

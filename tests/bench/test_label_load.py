@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from bench.load_generators import ServerCpu, machine_steal_ticks, rater_loop, run_wrk, session_cpu_seconds, session_switches
+from bench.load_generators import ServerCpu, machine_steal_ticks, rater_loop, run_wrk, session_cpu_seconds, session_switches, think_pause_ms
 
 
 class FakeResponse:
@@ -243,3 +243,28 @@ def test_the_warm_up_s_leases_end_even_those_taken_by_calls_still_under_way_at_t
     assert label_load.leases_end_settled(tokens=tokens, settle=0) == 2
     assert passes == [1, 1, 0]
     assert not Assignment.objects.filter(rater__in=[early, late], lease_expires_at__gt=timezone.now()).exists()
+
+
+def test_think_pauses_are_the_think_time_or_drawn_around_it_and_a_spread_first_pause_spreads_the_starts():
+    import random
+
+    assert think_pause_ms(200) == 200 and think_pause_ms(200, first=True) == 0
+    draw = random.Random(7).random
+    pauses = [think_pause_ms(200, spread=True, draw=draw) for _ in range(2000)]
+    firsts = [think_pause_ms(200, spread=True, first=True, draw=draw) for _ in range(2000)]
+    assert 100 <= min(pauses) < 110 and 290 < max(pauses) <= 300 and 195 < sum(pauses) / len(pauses) < 205
+    assert 0 <= min(firsts) < 10 and 190 < max(firsts) <= 200
+    assert think_pause_ms(200, spread=True, draw=lambda: 0.0) == 100 and think_pause_ms(200, spread=True, first=True, draw=lambda: 0.0) == 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("REQUIRE_BROWSER"), reason="wrk is not installed (apt-get install wrk)")
+@pytest.mark.parametrize("spread", [False, True])
+def test_wrk_raters_who_think_between_labels_still_label_each_lease_once(tmp_path, spread):
+    api = FakeApi(3)
+    tokens = {"rater-a": "token-a", "rater-b": "token-b"}
+    try:
+        stats = run_wrk(url=api.url, tokens=tokens, seconds=2, combined=True, think_ms=40, spread=spread, scratch=tmp_path)
+    finally:
+        api.server.shutdown()
+    assert sorted(stats["acknowledged"]) == sorted(api.created) == [(t, c) for t in ("token-a", "token-b") for c in range(1, 4)]
+    assert set(api.created.values()) == {1}
