@@ -179,15 +179,20 @@ class FakeApi:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
+def _wrk_run(tmp_path, comparisons: int, **load) -> tuple[dict, FakeApi]:
+    """Two raters driven by wrk for 2 s against a ``FakeApi`` of ``comparisons``; the run's stats and the API."""
+    api = FakeApi(comparisons)
+    try:
+        stats = run_wrk(url=api.url, tokens={"rater-a": "token-a", "rater-b": "token-b"}, seconds=2, scratch=tmp_path, **load)
+    finally:
+        api.server.shutdown()
+    return stats, api
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("REQUIRE_BROWSER"), reason="wrk is not installed (apt-get install wrk)")
 @pytest.mark.parametrize("combined", [True, False])
 def test_wrk_raters_label_each_lease_once_resend_a_refused_label_and_report_what_was_acknowledged(tmp_path, combined):
-    api = FakeApi(5)
-    tokens = {"rater-a": "token-a", "rater-b": "token-b"}
-    try:
-        stats = run_wrk(url=api.url, tokens=tokens, seconds=2, combined=combined, scratch=tmp_path)
-    finally:
-        api.server.shutdown()
+    stats, api = _wrk_run(tmp_path, 5, combined=combined)
     assert sorted(stats["acknowledged"]) == sorted(api.created) == [(t, c) for t in ("token-a", "token-b") for c in range(1, 6)]
     assert set(api.created.values()) == {1}
     assert stats["errors"] == Counter({"answers other than 200/201/204": 2})  # the refused label of each rater, sent again
@@ -260,11 +265,6 @@ def test_think_pauses_are_the_think_time_or_drawn_around_it_and_a_spread_first_p
 @pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("REQUIRE_BROWSER"), reason="wrk is not installed (apt-get install wrk)")
 @pytest.mark.parametrize("spread", [False, True])
 def test_wrk_raters_who_think_between_labels_still_label_each_lease_once(tmp_path, spread):
-    api = FakeApi(3)
-    tokens = {"rater-a": "token-a", "rater-b": "token-b"}
-    try:
-        stats = run_wrk(url=api.url, tokens=tokens, seconds=2, combined=True, think_ms=40, spread=spread, scratch=tmp_path)
-    finally:
-        api.server.shutdown()
+    stats, api = _wrk_run(tmp_path, 3, combined=True, think_ms=40, spread=spread)
     assert sorted(stats["acknowledged"]) == sorted(api.created) == [(t, c) for t in ("token-a", "token-b") for c in range(1, 4)]
     assert set(api.created.values()) == {1}
