@@ -299,12 +299,12 @@ def _picks_written(vendor: str, locking: str, exact: bool, excluded: int, reach:
 
     Without ``exact`` the stretches are walked by the index of the comparisons with a slot free by their row's count
     (``comparison_slot_free``): a pick reads none of those the raters hold, however many (it walked past every one before:
-    1.13-1.30 ms a pick behind 2,000 held leases against 0.27-0.31 behind one on PostgreSQL; bench/README, session 50). The rows whose count may be
-    high because a lease it counts has run out (``_RECOUNT_DUE``) are not in that index; they are walked first, within
-    either stretch, by the index of rows counting leases (``comparison_recount_due``), the first to run out first: nearly
-    always none, and a comparison whose lease ran out is the one a rater walked away from, which is finished first. With
-    ``exact`` the leases are counted instead, one candidate at a time, along the queue's index (the slow pass, where the
-    quick one found none). SQLite is told which index to read (``_indexed_by``)."""
+    1.13-1.30 ms a pick behind 2,000 held leases against 0.27-0.31 behind one on PostgreSQL; bench/README, session 50). The
+    rows whose count may be high because a lease it counts has run out (``_RECOUNT_DUE``) are not in that index; they are
+    walked first, within either stretch, by the index of rows counting leases (``comparison_recount_due``), the first to run
+    out first: nearly always none, and a comparison whose lease ran out is the one a rater walked away from, which is
+    finished first. With ``exact`` the leases are counted instead, one candidate at a time, along the queue's index (the
+    slow pass, where the quick one found none). SQLite is told which index to read (``_indexed_by``)."""
     not_in = f" AND c.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
     head = HEAD_READ
