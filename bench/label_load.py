@@ -68,18 +68,14 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
     comparisons (this run's, or ones an earlier run left open) the server gave them.
     """
     from django.db import transaction
-    from django.test import override_settings
 
-    from feedback_app.models import Comparison, ImportBatch, Prompt, Response, Role
-    from feedback_app.services.accounts import user_create
+    from bench.scratch import rater_create
+    from feedback_app.models import Comparison, ImportBatch, Prompt, Response
 
     tokens = {}
-    # These raters call with API tokens and never log in with a password: hash theirs cheaply (a thousand took ten minutes
-    # at the studio's own hasher).
-    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
-        for i in range(raters):
-            name = f"bench-{tag}-{i:03d}"
-            _, _, tokens[name] = user_create(username=name, role=Role.RATER, password=secrets.token_urlsafe(16))
+    for i in range(raters):
+        name = f"bench-{tag}-{i:03d}"
+        _, _, tokens[name] = rater_create(name)
     with transaction.atomic():
         batch = ImportBatch.objects.create(kind=ImportBatch.Kind.PROMPTS, filename=f"bench-{tag}.jsonl", sha256=hashlib.sha256(tag.encode()).hexdigest())
         prompts = Prompt.objects.bulk_create(

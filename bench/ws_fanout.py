@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.label_load import percentile
-from bench.scratch import ScratchStudio
+from bench.scratch import ScratchStudio, rater_create
 
 BADGE = re.compile(r'id="policy-badge".*?<strong>(.*?)</strong>', re.S)
 
@@ -91,14 +91,9 @@ def make_sessions(n: int) -> list[str]:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    from feedback_app.models import Role
-    from feedback_app.services.accounts import user_create
-
-    # These raters never log in with a password: hash theirs cheaply.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cookies = []
     for i in range(n):
-        user, _, _ = user_create(username=f"fanout-{i:04d}", role=Role.RATER)
+        user, _, _ = rater_create(f"fanout-{i:04d}")
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
