@@ -1,5 +1,12 @@
-"""Django's PostgreSQL backend, whose connection pool tests a connection only when it has sat in the pool a while, and whose
-timestamps are read by psycopg's compiled loader.
+"""Django's PostgreSQL backend, whose connection pool hands out the connection given back last and tests a connection only
+when it has sat in the pool a while, and whose timestamps are read by psycopg's compiled loader.
+
+psycopg's pool hands out the connection that has been idle longest: a web process's few threads, drawing one a request,
+went round every connection the pool had grown to (five or six under load), each a server process of its own, with its
+own caches gone cold since its last turn, and the labeling path's kept cursor (``selectors.rows``) on each. Handed out
+the connection given back last, the same one or two serve nearly every request while the others wait, and the label costs
+both the web process and the database less CPU (``bench/README.md``, session 51). The pool's other rules stay psycopg's:
+it still grows when every connection is out, and, once connections have sat unused for ``max_idle``, closes one of them.
 
 With ``CONN_HEALTH_CHECKS`` Django has its pool test every connection it hands out, with an empty
 query: one round trip more for every request, the database woken for it. A connection given back
@@ -17,6 +24,7 @@ same value, through psycopg's compiled loader where psycopg has one (psycopg[bin
 
 from __future__ import annotations
 
+from collections import deque
 from time import monotonic
 
 import psycopg
@@ -34,6 +42,16 @@ def check_unless_just_returned(conn) -> None:
     if monotonic() - getattr(conn, _RETURNED_AT, float("-inf")) < CHECK_AFTER:
         return
     ConnectionPool.check_connection(conn)
+
+
+class MostRecentFirst(deque):
+    """A pool's idle connections, handed out the one given back last first: psycopg's pool gives them back at the right
+    end and hands out from the left (``popleft``), so here the left is taken from the right. (Its shrink, which closes one
+    idle connection once some sat unused for ``max_idle``, takes from the left too, so closes the one given back last
+    rather than the longest idle: the pool ends as small, and the next request draws the one given back before.)"""
+
+    def popleft(self):
+        return self.pop()
 
 
 _TIMESTAMPTZ = psycopg.postgres.types["timestamptz"].oid
@@ -72,9 +90,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
         pool = super().pool
+        if pool is None:
+            return None
         # Django made the pool with psycopg's check, for every hand-out; this one skips a connection just given back.
-        if pool is not None and getattr(pool, "_check", None) is ConnectionPool.check_connection:
+        if getattr(pool, "_check", None) is ConnectionPool.check_connection:
             pool._check = check_unless_just_returned
+        if type(getattr(pool, "_pool", None)) is deque:  # psycopg's idle connections, longest idle first
+            with pool._lock:
+                if type(pool._pool) is deque:  # not made by another thread meanwhile
+                    pool._pool = MostRecentFirst(pool._pool)
         return pool
 
     def _close(self):

@@ -37,8 +37,9 @@ def cursor() -> Iterator:
     wrappers (the tests' query counts) see it as any other.
 
     On PostgreSQL each database connection keeps that cursor for its next statement, whichever thread draws the connection
-    from the pool next (the pool hands a thread's requests its connections in turn; a cursor made afresh, and the loaders
-    and dumpers it looks up again for its statements' types, cost a quarter more CPU on a statement of 56 columns), and
+    from the pool next (the pool hands out the connection given back last, so a thread's next request often draws another
+    thread's; a cursor made afresh, and the loaders and dumpers it looks up again for its statements' types, cost a
+    quarter more CPU on a statement of 56 columns), and
     the thread keeps its wrapping of it while it holds the same connection. A cursor is made for one statement and closed
     after when queries are being logged (a debug cursor logs each), or when the kept one is still in use (a statement run
     while another's rows are being read)."""

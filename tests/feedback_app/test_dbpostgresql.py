@@ -42,6 +42,28 @@ def test_the_studio_pool_uses_that_check_and_django_stamps_what_it_gives_back():
 
 @postgresql
 @pytest.mark.django_db(transaction=True)
+def test_the_pool_hands_out_the_connection_given_back_last():
+    pool = connection.pool
+    assert isinstance(pool._pool, base.MostRecentFirst)
+    drawn, again = [pool.getconn() for _ in range(3)], []
+    try:
+        for conn in drawn:
+            pool.putconn(conn)
+        again = [pool.getconn() for _ in range(3)]  # psycopg's own order would give the first given back (or an older) first
+        assert again == drawn[::-1]
+    finally:
+        for conn in again:
+            pool.putconn(conn)
+
+
+def test_the_idle_connections_are_handed_out_from_the_end_given_back_last():
+    idle = base.MostRecentFirst(["given back first", "given back last"])
+    idle.append("just given back")
+    assert [idle.popleft() for _ in range(3)] == ["just given back", "given back last", "given back first"]
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
 def test_a_connection_the_server_ended_while_it_sat_in_the_pool_is_replaced(monkeypatch):
     import psycopg
 
