@@ -3,9 +3,9 @@ when it has sat in the pool a while, and whose timestamps are read by psycopg's 
 
 psycopg's pool hands out the connection that has been idle longest: a web process's few threads, drawing one a request,
 went round every connection the pool had grown to (five or six under load), each a server process of its own, with its
-own caches gone cold since its last turn, and the labeling path's kept cursor (``selectors.rows``) on each. Handed out
-the connection given back last, the same one or two serve nearly every request while the others wait, and the label costs
-both the web process and the database less CPU (``bench/README.md``, session 51). The pool's other rules stay psycopg's:
+caches gone cold since its last turn. Handed out the connection given back last, the same few (as many as the process
+has requests at once) serve nearly every request while the others wait, and a label costs both the web process and the
+database less CPU (``bench/README.md``, session 51). The pool's other rules stay psycopg's:
 it still grows when every connection is out, and, once connections have sat unused for ``max_idle``, closes one of them.
 
 With ``CONN_HEALTH_CHECKS`` Django has its pool test every connection it hands out, with an empty
