@@ -6,6 +6,7 @@ deployment that wants that serves HTTP from this entry point on a few threads pe
 (Granian's WSGI interface, as ``bench/cluster.py`` runs it), routes ``/ws/`` to
 ``feedback_app.asgi``, and sheds load in front (nginx's ``limit_conn``): here requests past the
 server's threads wait in its queue, where ``asgi`` answers them 503 itself (HTTP_MAX_IN_FLIGHT).
+A process serves its labeling calls one at a time, everything else beside them (``labeling_lane``).
 """
 
 import os
@@ -14,10 +15,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402  (after Django is set up)
 
+from feedback_app.labeling_lane import lane_wrapped  # noqa: E402
 from feedback_app.request_threads import collector_tuned  # noqa: E402
+
+application = lane_wrapped(django_application, wait_ms=settings.LABELING_LANE_WAIT_MS)
 
 collector_tuned(settings.WEB_GC_THRESHOLD)  # last: what the lines above made is frozen with the rest
