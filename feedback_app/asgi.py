@@ -22,7 +22,7 @@ from feedback_app.routing import websocket_urlpatterns  # noqa: E402
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
-django_asgi_app = KeptThreadsHandler(threads=settings.WEB_THREADS)
+django_asgi_app = KeptThreadsHandler(threads=settings.WEB_THREADS, lane_wait=settings.LABELING_LANE_WAIT_MS / 1000)
 
 
 def websocket_origin_allowed(scope: dict) -> bool:

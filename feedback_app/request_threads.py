@@ -22,6 +22,11 @@ Two costs of Django's own ASGI handler, per request, and what this one does inst
   database connection back) before the answer is sent from the event loop. A streaming response
   (an export) is sent as Django's handler sends it, each chunk pulled on the same thread, and
   closed after.
+
+Its labeling calls (``labeling_lane.LABELING_PATH``) take a lane of their own: one kept thread, which serves them one at a
+time, each waiting for it in the event loop up to ``lane_wait`` seconds, past that served as any other request. On
+thirty-two threads at once they took turns at the interpreter's lock at each database round trip, each with a
+connection of its own (``bench/README.md``, "Session 52"). 0: no lane.
 """
 
 from __future__ import annotations
@@ -38,15 +43,31 @@ from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
+from feedback_app.labeling_lane import LABELING_PATH
+
 
 class KeptThreadsHandler(ASGIHandler):
-    def __init__(self, *, threads: int, wait: float = 0.05) -> None:
+    def __init__(self, *, threads: int, wait: float = 0.05, lane_wait: float = 0) -> None:
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)  # the studio's middleware is synchronous: called as under WSGI, from the request's thread
         self._kept = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"request-{i}") for i in range(threads)]
         self._idle: asyncio.LifoQueue | None = None  # made in the server's event loop, on the first request; the last thread back goes out first
         self.wait = wait
         self.fresh = 0  # requests served on a fresh thread because every kept one stayed busy
+        self.lane_wait = lane_wait
+        self.lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request-lane") if lane_wait > 0 else None
+        self._lane_free: asyncio.Lock | None = None  # made in the server's event loop, on the first labeling call
+        self.beside = 0  # labeling calls served beside the lane after waiting ``lane_wait`` for it
+
+    async def _lane_taken(self) -> bool:
+        if self._lane_free is None:
+            self._lane_free = asyncio.Lock()
+        try:
+            await asyncio.wait_for(self._lane_free.acquire(), self.lane_wait)
+        except TimeoutError:
+            self.beside += 1
+            return False
+        return True
 
     async def _borrow(self) -> ThreadPoolExecutor | None:
         if self._idle is None:
@@ -66,6 +87,13 @@ class KeptThreadsHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        if self.lane is not None and LABELING_PATH.fullmatch(scope["path"]) and await self._lane_taken():
+            try:
+                async with ThreadSensitiveContext(executor=self.lane):
+                    await self.handle(scope, receive, send)
+            finally:
+                self._lane_free.release()
+            return
         executor = await self._borrow()
         try:
             # Without an executor the context makes a thread for this request and ends it after, as Django's own handler does.

@@ -267,8 +267,8 @@ HTTP_MAX_IN_FLIGHT = _env_int("HTTP_MAX_IN_FLIGHT", 100, 0)
 # Threads a web process keeps for requests' synchronous code, each with its database connection
 # (feedback_app.request_threads); a request beyond them gets a thread of its own for its length.
 WEB_THREADS = _env_int("WEB_THREADS", 32, 1)
-# A WSGI web process serves its labeling calls one at a time (feedback_app.labeling_lane), pages, exports and imports
-# beside them; a labeling call waits this long for the lane at most, then is served beside it. 0: no lane.
+# A web process (WSGI or ASGI) serves its labeling calls one at a time (feedback_app.labeling_lane), pages, exports and
+# imports beside them; a labeling call waits this long for the lane at most, then is served beside it. 0: no lane.
 LABELING_LANE_WAIT_MS = _env_int("LABELING_LANE_WAIT_MS", 100, 0)
 # A web process's garbage collector scans its young objects after this many net allocations
 # (Python's default is 700; a label allocates thousands), and never scans what it made at start

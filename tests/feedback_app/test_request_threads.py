@@ -157,3 +157,76 @@ def test_a_web_process_collects_young_objects_less_often_and_never_scans_what_it
                          env={**os.environ, "WEB_GC_THRESHOLD": "12345"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["12345", "True"]
+
+
+_inside = {"now": 0, "most": 0}
+_held = threading.Event()
+
+
+def labeling(request, comparison_id):
+    """A labeling call's stand-in: counts the calls inside it at once; ``?hold=1`` stays until ``_held`` is set."""
+    with _count:
+        _inside["now"] += 1
+        _inside["most"] = max(_inside["most"], _inside["now"])
+    if "hold" in request.GET:
+        _held.wait(timeout=10)
+    else:
+        import time
+
+        time.sleep(0.05)
+    with _count:
+        _inside["now"] -= 1
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+_count = threading.Lock()
+urlpatterns += [path("api/v1/comparisons/<int:comparison_id>/label/", labeling), path("api/v1/comparisons/next/", where_am_i)]
+
+
+@pytest.fixture
+def laned(handler):
+    _inside.update(now=0, most=0)
+    _held.clear()
+    laned = KeptThreadsHandler(threads=2, lane_wait=5)
+    yield laned
+    for executor in [*laned._kept, laned.lane]:
+        executor.submit(lambda: connections["default"].close()).result()
+        executor.shutdown()
+
+
+async def _together(app, *paths):
+    import asyncio
+
+    return await asyncio.gather(*(_call(app, path) for path in paths))
+
+
+def test_labeling_calls_run_one_at_a_time_on_the_lanes_thread(laned):
+    answers = async_to_sync(_together)(laned, *[f"/api/v1/comparisons/{n}/label/" for n in range(3)])
+    assert [status for status, _ in answers] == [200, 200, 200] and _inside["most"] == 1
+    threads = {json.loads(body)["thread"] for _, body in answers} | {async_to_sync(_get)(laned)["thread"]}
+    assert len(threads) == 2 and laned.beside == 0  # the lane's thread, and a kept one for the other request
+
+
+def test_other_requests_run_beside_a_labeling_call_and_one_that_waited_its_wait_goes_beside_the_lane(laned):
+    laned.lane_wait = 0.05
+
+    async def calls():
+        import asyncio
+
+        held = asyncio.ensure_future(_call(laned, "/api/v1/comparisons/1/label/", "hold=1"))
+        while _inside["now"] == 0:
+            await asyncio.sleep(0.005)
+        other = await _get(laned)  # a page is served while the labeling call holds the lane
+        beside = await _call(laned, "/api/v1/comparisons/2/label/")  # waits 50 ms, then goes beside it
+        _held.set()
+        return other, beside, await held
+
+    other, beside, held = async_to_sync(calls)()
+    assert beside[0] == held[0] == 200 and _inside["most"] == 2 and laned.beside == 1
+    assert json.loads(held[1])["thread"] != json.loads(beside[1])["thread"]
+    assert async_to_sync(_call)(laned, "/api/v1/comparisons/next/")[0] == 200 and laned.beside == 1  # the lane is free again
+
+
+def test_no_lane_when_its_wait_is_zero(handler):
+    assert handler.lane is None
+    assert async_to_sync(_call)(handler, "/api/v1/comparisons/3/label/")[0] == 200
