@@ -3,6 +3,7 @@
 import json
 import os
 import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -160,6 +161,7 @@ def test_a_web_process_collects_young_objects_less_often_and_never_scans_what_it
 
 
 _inside = {"now": 0, "most": 0}
+_count = threading.Lock()
 _held = threading.Event()
 
 
@@ -171,15 +173,12 @@ def labeling(request, comparison_id):
     if "hold" in request.GET:
         _held.wait(timeout=10)
     else:
-        import time
-
         time.sleep(0.05)
     with _count:
         _inside["now"] -= 1
     return JsonResponse({"thread": threading.get_ident()})
 
 
-_count = threading.Lock()
 urlpatterns += [path("api/v1/comparisons/<int:comparison_id>/label/", labeling), path("api/v1/comparisons/next/", where_am_i)]
 
 
