@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
@@ -44,6 +45,10 @@ from django.http import FileResponse
 from django.urls import set_script_prefix
 
 from feedback_app.labeling_lane import LABELING_PATH
+
+
+def _nothing() -> None:
+    pass
 
 
 class KeptThreadsHandler(ASGIHandler):
@@ -87,21 +92,20 @@ class KeptThreadsHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        if self.lane is not None and LABELING_PATH.fullmatch(scope["path"]) and await self._lane_taken():
-            try:
-                async with ThreadSensitiveContext(executor=self.lane):
-                    await self.handle(scope, receive, send)
-            finally:
-                self._lane_free.release()
-            return
-        executor = await self._borrow()
+        executor, give_back = await self._thread_for(scope["path"])
         try:
             # Without an executor the context makes a thread for this request and ends it after, as Django's own handler does.
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         finally:
-            if executor is not None:
-                self._idle.put_nowait(executor)
+            give_back()
+
+    async def _thread_for(self, path: str) -> tuple:
+        """(the executor a request to ``path`` runs on, or None for a fresh thread; what gives it back after)."""
+        if self.lane is not None and LABELING_PATH.fullmatch(path) and await self._lane_taken():
+            return self.lane, self._lane_free.release
+        executor = await self._borrow()
+        return executor, (_nothing if executor is None else partial(self._idle.put_nowait, executor))
 
     async def handle(self, scope, receive, send):
         try:
