@@ -39,6 +39,12 @@ def reward_model_active(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> RewardMode
     return version_active(model=RewardModelVersion, campaign_id=campaign_id)
 
 
+def reward_model_live(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> bool:
+    """Return whether the campaign has an active reward model, without loading its row and metrics (the policy cadence asks
+    it after every tenth of N labels)."""
+    return RewardModelVersion.objects.active().filter(campaign_id=campaign_id).exists()
+
+
 def policy_active(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> PolicyVersion | None:
     """Return the campaign's active policy, if any."""
     return version_active(model=PolicyVersion, campaign_id=campaign_id)

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Campaign, PreferenceLabel, TrainingRun
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.training import reward_model_active, training_run_pending
+from feedback_app.selectors.training import reward_model_live, training_run_pending
 from feedback_app.services.training_runs import ask_after_commit_every_n_labels, every_tenth_label, training_run_request_auto
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,13 @@ def policy_update_pending(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> bool:
     return training_run_pending(campaign_id=campaign_id, kind=KIND)
 
 
-def policy_labels_since_last_run(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> int:
-    """Return the campaign's labels recorded since its newest DPO run was queued (whatever became of it), or all of them."""
+def policy_labels_since_last_run(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, cap: int | None = None) -> int:
+    """Return the campaign's labels recorded since its newest DPO run was queued (whatever became of it), or all of them,
+    counting at most ``cap``: the question is whether N arrived, and its cost stays that of N however long the wait."""
     last = TrainingRun.objects.filter(campaign_id=campaign_id, kind=KIND).order_by("-id").values_list("created_at", flat=True).first()
     labels = PreferenceLabel.objects.filter(campaign_id=campaign_id)
-    return (labels.filter(created_at__gt=last) if last else labels).count()
+    labels = labels.filter(created_at__gt=last) if last else labels
+    return (labels[:cap] if cap else labels).count()
 
 
 def policy_auto_update_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> TrainingRun | None:
@@ -66,9 +68,9 @@ def policy_auto_update_if_due(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> Trai
     comparison yet, say) is tried again only after another N labels, not on every reap.
     """
     every = campaign_cached(campaign_id=campaign_id).policy_every
-    if not every or policy_update_pending(campaign_id=campaign_id) or reward_model_active(campaign_id=campaign_id) is None:
+    if not every or policy_update_pending(campaign_id=campaign_id) or not reward_model_live(campaign_id=campaign_id):
         return None
-    if policy_labels_since_last_run(campaign_id=campaign_id) < every:
+    if policy_labels_since_last_run(campaign_id=campaign_id, cap=every) < every:
         return None
     return policy_auto_update_queue(reason=f"{every} labels since the last policy update", campaign_id=campaign_id)
 

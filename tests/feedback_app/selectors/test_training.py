@@ -2,13 +2,14 @@
 
 import pytest
 
-from feedback_app.models import Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, TrainingRun
+from feedback_app.models import Campaign, Comparison, ImportBatch, PolicyVersion, PreferenceLabel, Prompt, RewardModelVersion, TrainingRun
 from feedback_app.selectors.training import (
     policy_active,
     policy_names_with_weights,
     prompt_ids_published,
     reward_labels_unlearned,
     reward_model_active,
+    reward_model_live,
     reward_refit_through,
     training_run_pending,
     verdicts,
@@ -69,6 +70,16 @@ def test_the_active_version_and_a_version_by_name(model):
     assert version_by_name(model=model, name="v3").status == "candidate" and version_by_name(model=model, name="v9") is None
     assert (reward_model_active() if model is RewardModelVersion else policy_active()).pk == live.pk
     assert (policy_active() if model is RewardModelVersion else reward_model_active()) is None  # kinds do not mix
+    assert reward_model_live() is (model is RewardModelVersion)
+
+
+def test_a_reward_model_is_live_only_while_one_of_the_campaigns_line_is_active():
+    other = Campaign.objects.create(slug="other", name="Other")
+    RewardModelVersion.objects.create(name="rm-a", path="r/a", status="candidate")
+    RewardModelVersion.objects.create(name="rm-b", path="r/b", status="active", campaign=other)
+    assert not reward_model_live() and reward_model_live(campaign_id=other.pk)
+    RewardModelVersion.objects.filter(name="rm-b").update(status="retired")
+    assert not reward_model_live(campaign_id=other.pk)
 
 
 def test_published_prompts_leave_out_staged_imports():

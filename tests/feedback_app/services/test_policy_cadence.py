@@ -50,6 +50,12 @@ def test_labels_are_counted_from_the_last_policy_run_even_a_failed_one(settings,
     assert policy_auto_update_if_due() is None  # not again on every reap: after 6 more labels
 
 
+def test_the_count_stops_at_its_cap(labelled):
+    """The due check asks whether N labels arrived: it counts no further, however many wait."""
+    assert policy_labels_since_last_run() == 6
+    assert [policy_labels_since_last_run(cap=cap) for cap in (1, 4, 6, 9)] == [1, 4, 6, 6]
+
+
 def test_a_manual_policy_update_queued_or_running_holds_the_automatic_one_back(settings, labelled, sent):
     settings.POLICY_EVERY_N_LABELS = 6
     manual = training_run_request(kind="policy_dpo", trigger=TrainingRun.Trigger.MANUAL)
