@@ -74,7 +74,7 @@ class StudioUserAdmin(UserAdmin):
 
 class ImportForm(forms.Form):
     kind = forms.ChoiceField(choices=[("prompts", "Prompts (with optional responses)"), ("preferences", "Labelled preferences (TRL or HH)")])
-    file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8.")
+    file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8; gzip-compressed too (.gz).")
     required_labels = forms.IntegerField(min_value=1, required=False, help_text="Labels each new comparison needs (prompts only).")
     allow_duplicate = forms.BooleanField(required=False, help_text="Import a file whose content was imported before.")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid rows and list every skipped one with its reason.")

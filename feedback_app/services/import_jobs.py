@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,6 +106,7 @@ def import_file(
     """
     progress = on_progress or (lambda status, counts: None)
     skipped: list[LineError] | None = [] if skip_invalid else None
+    data, filename = _unpacked(data, filename)
     if kind == ImportBatch.Kind.PROMPTS:
         records = parse_prompts(data, filename=filename, skipped=skipped)
     else:
@@ -126,6 +128,28 @@ def import_file(
             logger.exception("could not remove the rows staged by import batch %s", batch.pk)
         raise
     return ImportOutcome(batch=batch, skipped=skipped or [])
+
+
+def _unpacked(data: bytes, filename: str) -> tuple[bytes, str]:
+    """Return a gzip-compressed file's content (known by its first bytes, whatever its name) and its name without ".gz";
+    any other file as it is. A gzip file that is broken, cut short or unpacks past IMPORT_MAX_UNPACKED_BYTES is a problem
+    of the file (ImportValidationError), found before anything is written."""
+    if not data.startswith(b"\x1f\x8b"):
+        return data, filename
+    limit, parts, rest = settings.IMPORT_MAX_UNPACKED_BYTES, [], data
+    try:
+        while rest.strip(b"\0"):  # a gzip file may hold several members, one after another (and zeros after the last)
+            member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            parts.append(member.decompress(rest, limit + 1 - sum(map(len, parts))))
+            if sum(map(len, parts)) > limit:
+                problem = f"the file unpacks to over {limit:,} bytes (IMPORT_MAX_UNPACKED_BYTES)"
+                raise ImportValidationError([LineError(0, "", problem)], 1)
+            if not member.eof:
+                raise zlib.error("it ends before its end marker: cut short?")
+            rest = member.unused_data
+    except zlib.error as exc:
+        raise ImportValidationError([LineError(0, "", f"cannot read the file as gzip ({exc})")], 1) from None
+    return b"".join(parts), filename.removesuffix(".gz").removesuffix(".GZ")
 
 
 def _prompts_stage_and_publish(*, batch: ImportBatch, records: Sequence, required_labels: int | None, source: str, progress: Progress) -> None:

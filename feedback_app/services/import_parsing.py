@@ -36,6 +36,9 @@ from feedback_app.services.json_input import JSONInputError, JSONSyntaxError, js
 PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
 PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
 ROLES = ("user", "assistant", "system")
+# The columns a CSV file of each kind may have, and those it must have.
+PROMPT_COLUMNS = (PROMPT_KEYS, ("prompt",))
+PREFERENCE_COLUMNS = (PREFERENCE_KEYS, ("chosen", "rejected"))
 @dataclass(frozen=True)
 class LineError:
     line: int
@@ -91,7 +94,7 @@ def parse_prompts(data: bytes, *, filename: str, skipped: list[LineError] | None
 
     With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
     """
-    return _parse(_file_rows(data, filename), keys=PROMPT_KEYS, build=_prompt_record, skipped=skipped)
+    return _parse(_file_rows(data, filename, PROMPT_COLUMNS), keys=PROMPT_KEYS, build=_prompt_record, skipped=skipped)
 
 
 def parse_prompt_items(items: list) -> list[PromptRecord]:
@@ -105,11 +108,11 @@ def parse_preferences(data: bytes, *, filename: str, skipped: list[LineError] | 
     HH rows (two whole dialogues) are split by rm_trainer's transcript format, through the bridge.
     With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
     """
-    return _parse(_file_rows(data, filename), keys=PREFERENCE_KEYS, build=_preference_record, skipped=skipped)
+    return _parse(_file_rows(data, filename, PREFERENCE_COLUMNS), keys=PREFERENCE_KEYS, build=_preference_record, skipped=skipped)
 
 
-def _file_rows(data: bytes, filename: str) -> Iterator[tuple[int, Any]]:
-    return _csv_rows(data) if filename.lower().endswith(".csv") else _jsonl_rows(data)
+def _file_rows(data: bytes, filename: str, columns: tuple[set[str], tuple[str, ...]]) -> Iterator[tuple[int, Any]]:
+    return _csv_rows(data, columns) if filename.lower().endswith(".csv") else _jsonl_rows(data)
 
 
 def _parse(
@@ -169,7 +172,8 @@ def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
             yield number, LineError(number, problem.field, problem.message)
 
 
-def _csv_rows(data: bytes) -> Iterator[tuple[int, Any]]:
+def _csv_rows(data: bytes, columns: tuple[set[str], tuple[str, ...]]) -> Iterator[tuple[int, Any]]:
+    """The records of a CSV file, each numbered by the line it starts on; a header with a problem is the file's only one."""
     lines = list(_decode_lines(data))
     bad = [item for _, item in lines if isinstance(item, LineError)]
     if bad:
@@ -178,9 +182,15 @@ def _csv_rows(data: bytes) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO("\n".join(text for _, text in lines)))
     if not reader.fieldnames:
         return
+    header = _header_errors(reader.fieldnames, *columns, line=reader.line_num)
+    if header:  # every row would repeat it: a file of another shape (the Bitext CSV as published, say) gets one answer
+        yield from ((e.line, e) for e in header)
+        return
     response_columns = sorted((c for c in reader.fieldnames if re.fullmatch(r"response_\d+", c or "")), key=lambda c: int(c[9:]))
     for row in reader:
-        number = reader.line_num
+        # csv counts the lines read so far: a record whose quoted cells hold line breaks started that many lines before
+        cells = [v for v in row.values() if isinstance(v, str)] + (row.get(None) or [])
+        number = reader.line_num - sum(cell.count("\n") for cell in cells)
         if None in row:
             yield number, LineError(number, "", f"more cells than the {len(reader.fieldnames)} header columns")
             continue
@@ -188,6 +198,19 @@ def _csv_rows(data: bytes) -> Iterator[tuple[int, Any]]:
             yield number, _csv_row_to_record(row, response_columns)
         except _Invalid as problem:
             yield number, LineError(number, problem.field, problem.message)
+
+
+def _header_errors(names: list[str], known: set[str], required: tuple[str, ...], *, line: int) -> list[LineError]:
+    """The problems of a CSV header: a column named twice, one that is no field of the kind, a required one missing."""
+    numbered = "responses" in known  # responses may come as response_1, response_2, ... columns
+    expected = ", ".join(sorted(known | ({"response_N"} if numbered else set())))
+    errors: list[LineError] = []
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            errors.append(LineError(line, name, "a second column of this name"))
+        elif name not in known and not (numbered and re.fullmatch(r"response_\d+", name)):
+            errors.append(LineError(line, name, f"unknown column (expected some of: {expected})"))
+    return errors + [LineError(line, name, "missing column") for name in required if name not in names]
 
 
 def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ LABEL_FLAGS = ["unsafe", "private"]
 STRENGTH_MARGINS = (1 / 3, 2 / 3, 1.0)
 IMPORT_MAX_TEXT_CHARS = _env_int("IMPORT_MAX_TEXT_CHARS", 20_000, 1)
 IMPORT_MAX_RESPONSES = _env_int("IMPORT_MAX_RESPONSES", 16, 2)
+IMPORT_MAX_UNPACKED_BYTES = _env_int("IMPORT_MAX_UNPACKED_BYTES", 512 * 1024 * 1024, 1)  # a gzip-compressed import, unpacked
 IMPORT_MAX_ERRORS_SHOWN = 50
 # Uploaded files wait here for their background import job; each is removed when its job ends.
 IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))

@@ -1,3 +1,4 @@
+import gzip
 import json
 
 import pytest
@@ -78,6 +79,17 @@ def test_admin_import_shows_every_problem_and_writes_nothing(admin_user, import_
     assert "Failed" in html and "nothing was imported" in html
     assert "line 2, field &#x27;prompt&#x27;: is empty" in html and "line 3: not valid JSON" in html
     assert not Prompt.objects.exists() and not ImportBatch.objects.exists()
+
+
+def test_admin_import_takes_a_gzip_upload_and_names_a_csv_header_of_another_shape(admin_user, import_dir,
+                                                                                    django_capture_on_commit_callbacks):
+    client = logged_in(admin_user)
+    packed = gzip.compress(b'{"prompt": "Hi", "responses": ["a", "b"]}\n')
+    html = upload(client, django_capture_on_commit_callbacks, packed, name="p.jsonl.gz").content.decode()
+    assert "Done" in html and "1 comparisons" in html
+    html = upload(client, django_capture_on_commit_callbacks, b"question,answer\nHi,Hello\n" * 50, name="q.csv").content.decode()
+    assert "Failed" in html and "3 problem(s)" in html and "line 1, field &#x27;prompt&#x27;: missing column" in html
+    assert "line 2" not in html  # the header, not each row
 
 
 def test_admin_import_can_skip_invalid_rows_and_lists_them(admin_user, import_dir, django_capture_on_commit_callbacks):

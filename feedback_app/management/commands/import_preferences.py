@@ -1,12 +1,11 @@
 """manage.py import_preferences: import already-labelled pairs (TRL, HH or CSV)."""
 
-import gzip
-import zlib
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
+from feedback_app.management.commands._files import file_read
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import ImportRefused
@@ -24,15 +23,10 @@ class Command(BaseCommand):
                             help="Import the usable pairs and list each skipped line with its reason (identical replies, say).")
 
     def handle(self, *args, file: Path, campaign: str, allow_duplicate: bool, skip_invalid: bool, **options):
-        try:
-            data = file.read_bytes()
-            if file.suffix == ".gz":
-                data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CommandError(f"cannot read {file}: {exc}") from None
-        name = file.name.removesuffix(".gz")
-        try:
-            outcome = import_file(kind="preferences", campaign_id=campaign_named(campaign).pk, data=data, filename=name, allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
+        data = file_read(file)
+        try:  # a gzip-compressed file (.gz) is unpacked by the import, as an upload is
+            outcome = import_file(kind="preferences", campaign_id=campaign_named(campaign).pk, data=data, filename=file.name,
+                                  allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
         except (ImportValidationError, ImportRefused) as exc:
             raise CommandError(f"{file}: nothing was imported. {exc}") from None
         for problem in outcome.skipped:

@@ -5,13 +5,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
+from feedback_app.management.commands._files import file_read
 from feedback_app.services.import_jobs import import_file
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import ImportRefused
 
 
 class Command(BaseCommand):
-    help = ("Import prompts (and any candidate responses) from a JSONL or CSV file; all of it or nothing. "
+    help = ("Import prompts (and any candidate responses) from a JSONL or CSV file, gzip-compressed or not; all of it or nothing. "
             "Rows are written in short chunks and published at once, so raters keep working meanwhile.")
 
     def add_arguments(self, parser):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, campaign: str, required_labels: int | None, allow_duplicate: bool, skip_invalid: bool, **options):
         if required_labels is not None and required_labels < 1:
             raise CommandError("--required-labels must be at least 1")
-        data = _read(file)
+        data = file_read(file)
         try:
             outcome = import_file(kind="prompts", campaign_id=campaign_named(campaign).pk, data=data, filename=file.name, required_labels=required_labels,
                                   allow_duplicate=allow_duplicate, skip_invalid=skip_invalid)
@@ -38,10 +39,3 @@ class Command(BaseCommand):
             f"from {file} (import batch {outcome.batch.pk}); {counts['awaiting_generation']} prompts await generated responses."
             + (f" Skipped {len(outcome.skipped)} invalid row(s)." if outcome.skipped else "")
         ))
-
-
-def _read(file: Path) -> bytes:
-    try:
-        return file.read_bytes()
-    except OSError as exc:
-        raise CommandError(f"cannot read {file}: {exc.strerror}") from None

@@ -140,6 +140,50 @@ def test_the_real_harmless_test_split_imports_as_it_is():
     assert Response.objects.filter(text="").count() == 4
 
 
+@pytest.mark.skipif(not HH_TEST.exists(), reason="the shared HH data is not on this machine")
+def test_an_uploaded_gzip_file_is_imported_as_it_was_published(django_capture_on_commit_callbacks):
+    """The HH split as its publisher ships it, .jsonl.gz, through the admin's upload: unpacked by its first bytes."""
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(kind="preferences", data=HH_TEST.read_bytes(), filename="harmless-base-test.jsonl.gz")
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.error_total == 0
+    assert job.import_batch.counts["labels"] == 2312 and job.import_batch.filename == "harmless-base-test.jsonl"
+
+
+def test_gzip_is_known_by_its_bytes_and_hashed_unpacked():
+    data = prompts(3)
+    outcome = import_file(kind="prompts", data=gzip.compress(data), filename="p.jsonl.gz")
+    assert outcome.batch.counts["prompts"] == 3 and outcome.batch.filename == "p.jsonl"
+    with pytest.raises(DuplicateImport):  # the same rows again, not compressed: the same file
+        import_file(kind="prompts", data=data, filename="p.jsonl")
+    csv = b"prompt,response_1,response_2\nWhere?,Here,There\n"
+    outcome = import_file(kind="prompts", data=gzip.compress(csv), filename="q.csv.gz")  # read as the CSV it holds
+    assert outcome.batch.counts == {"prompts": 1, "responses": 2, "comparisons": 1, "awaiting_generation": 0}
+    two_members = gzip.compress(prompts(1)) + gzip.compress(b"\n" + jsonl({"prompt": "Second member"})) + b"\0" * 8
+    import_file(kind="prompts", data=two_members, filename="m.jsonl", allow_duplicate=True)  # any name: the bytes tell
+    assert Prompt.objects.filter(text="Second member").exists()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda packed: packed[:-12], "cannot read the file as gzip (it ends before its end marker: cut short?)"),
+    (lambda packed: packed[:10] + b"\xff" * 8 + packed[18:], "cannot read the file as gzip (Error -3 while decompressing data"),
+])
+def test_a_broken_gzip_file_is_named_as_such_and_imports_nothing(damage, expected):
+    with pytest.raises(ImportValidationError) as info:
+        import_file(kind="prompts", data=damage(gzip.compress(prompts(40))), filename="p.jsonl.gz")
+    assert info.value.total == 1 and str(info.value.errors[0]).startswith(expected)
+    assert not Prompt.objects.exists() and not ImportBatch.objects.exists()
+
+
+def test_a_gzip_file_that_unpacks_past_the_limit_is_refused_unread(settings):
+    settings.IMPORT_MAX_UNPACKED_BYTES = 1000
+    bomb = gzip.compress(b"\n" * 10_000_000)  # 10 MB of nothing, about 10 KB packed
+    with pytest.raises(ImportValidationError) as info:
+        import_file(kind="prompts", data=bomb, filename="p.jsonl.gz")
+    assert str(info.value.errors[0]) == "the file unpacks to over 1,000 bytes (IMPORT_MAX_UNPACKED_BYTES)"
+    import_file(kind="prompts", data=gzip.compress(prompts(3)), filename="p.jsonl.gz")  # under it: fine
+
+
 def test_job_runs_once_records_progress_and_removes_its_file(admin_user, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         job = import_job_create(kind="prompts", data=prompts(3), filename="p.jsonl", user=admin_user, required_labels=2)
