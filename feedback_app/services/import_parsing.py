@@ -201,15 +201,16 @@ def _csv_rows(data: bytes, columns: tuple[set[str], tuple[str, ...]]) -> Iterato
 
 
 def _header_errors(names: list[str], known: set[str], required: tuple[str, ...], *, line: int) -> list[LineError]:
-    """The problems of a CSV header: a column named twice, one that is no field of the kind, a required one missing."""
+    """The problems of a CSV header: columns that are no field of the kind (one problem, naming them all), a column named
+    twice, a required one missing."""
     numbered = "responses" in known  # responses may come as response_1, response_2, ... columns
-    expected = ", ".join(sorted(known | ({"response_N"} if numbered else set())))
-    errors: list[LineError] = []
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            errors.append(LineError(line, name, "a second column of this name"))
-        elif name not in known and not (numbered and re.fullmatch(r"response_\d+", name)):
-            errors.append(LineError(line, name, f"unknown column (expected some of: {expected})"))
+    unknown = [n for n in names if n not in known and not (numbered and re.fullmatch(r"response_\d+", n))]
+    errors = []
+    if unknown:
+        expected = ", ".join(sorted(known | ({"response_N"} if numbered else set())))
+        columns = ", ".join(f"'{n}'" for n in dict.fromkeys(unknown))
+        errors.append(LineError(line, "", f"unknown column{'s' if len(unknown) > 1 else ''} {columns} (expected some of: {expected})"))
+    errors += [LineError(line, n, "a second column of this name") for i, n in enumerate(names) if n in names[:i] and n not in unknown]
     return errors + [LineError(line, name, "missing column") for name in required if name not in names]
 
 

@@ -103,10 +103,8 @@ def test_a_csv_header_of_another_shape_is_the_files_one_problem():
     """A customer-service CSV as published (its request in "instruction", a "context" of plain text): the header is
     named, once, instead of one problem a row."""
     data = b'context,instruction,response,response_2\ncustomer support,where is my parcel?,On its way.,Soon.\n' * 3
-    expected = "expected some of: context, metadata, prompt, response_N, responses, tags"
-    assert errors_of(data, "p.csv") == [f"line 1, field 'instruction': unknown column ({expected})",
-                                        f"line 1, field 'response': unknown column ({expected})",
-                                        "line 1, field 'prompt': missing column"]
+    assert errors_of(data, "p.csv") == ["line 1: unknown columns 'instruction', 'response' (expected some of: context, metadata, "
+                                        "prompt, response_N, responses, tags)", "line 1, field 'prompt': missing column"]
     with pytest.raises(ImportValidationError):  # no row of it can be right: skipping rows imports nothing either
         parse_prompts(data, filename="p.csv", skipped=[])
     with pytest.raises(ImportValidationError) as info:
@@ -118,7 +116,7 @@ def test_a_preferences_csv_needs_chosen_and_rejected_and_has_no_response_columns
     with pytest.raises(ImportValidationError) as info:
         parse_preferences(b"prompt,chosen,response_1\nq,a,b\n", filename="x.csv")
     assert [str(e) for e in info.value.errors] == [
-        "line 1, field 'response_1': unknown column (expected some of: chosen, context, margin, metadata, prompt, rejected, tags)",
+        "line 1: unknown column 'response_1' (expected some of: chosen, context, margin, metadata, prompt, rejected, tags)",
         "line 1, field 'rejected': missing column"]
     (record,) = parse_preferences(b"prompt,chosen,rejected\nq,a,b\n", filename="x.csv")
     assert (record.line, record.chosen, record.rejected) == (2, "a", "b")
