@@ -12,18 +12,21 @@ again by the reaper (services.training_recovery); the claim makes a duplicate ha
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from feedback_app import events, training_bridge
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, AuditEntry, TrainingRun
 from feedback_app.training_bridge import RunStopped  # noqa: F401  (the bridge raises it for rm_trainer's cancellations)
+
+logger = logging.getLogger(__name__)
 
 REWARD_KINDS = (TrainingRun.Kind.REWARD_FAST, TrainingRun.Kind.REWARD_FULL)
 
@@ -186,9 +189,13 @@ class RunMonitor:
         self._write({k: (round(v, 5) if isinstance(v, float) else v) for k, v in event.items() if not isinstance(v, (list, dict))})
 
     def _write(self, progress: dict) -> None:
-        updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).update(
-            progress=progress, heartbeat_at=timezone.now()
-        )
+        try:
+            updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).update(
+                progress=progress, heartbeat_at=timezone.now()
+            )
+        except OperationalError as exc:  # SQLite's write lock held past its timeout by a long transaction, say
+            logger.warning("run %s: its progress was not recorded (%s); it goes on, and writes again at its next report", self.run_id, exc)
+            return  # a progress report is a heartbeat, not the run's result: one missed does not cost a fit its work
         self.stopped = not updated
         if updated:
             events.training_run_progress(run_id=self.run_id)

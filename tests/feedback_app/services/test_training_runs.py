@@ -81,6 +81,29 @@ def test_the_monitor_writes_progress_and_notices_a_cancel():
     assert run.progress["step"] == 1  # a stopped run's row is not written again
 
 
+def test_a_progress_write_the_database_refuses_is_skipped_and_the_run_goes_on(monkeypatch, caplog):
+    """A refit under rater load on SQLite lost 90 s of work to one heartbeat that waited out the write lock: now it goes on."""
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+
+    run = TrainingRun.objects.create(kind="reward_fast", status="running")
+    monitor = RunMonitor(run.pk, interval=0)
+    update = QuerySet.update
+    locked = iter([True])
+
+    def busy_once(self, **fields):
+        if next(locked, False):
+            raise OperationalError("database is locked")
+        return update(self, **fields)
+
+    monkeypatch.setattr(QuerySet, "update", busy_once)
+    monitor.progress({"phase": "embed", "step": 1, "total_steps": 3})
+    assert not monitor.should_stop() and "its progress was not recorded (database is locked)" in caplog.text
+    monitor.progress({"phase": "heads", "step": 2, "total_steps": 3})
+    run.refresh_from_db()
+    assert run.progress == {"phase": "heads", "step": 2, "total_steps": 3} and run.heartbeat_at
+
+
 def test_the_monitor_pauses_while_a_refit_runs_then_the_run_goes_on():
     """With ``yield_to``, a step boundary waits while it answers True: the heartbeat stays fresh, the progress says why, then comes back."""
     run = TrainingRun.objects.create(kind="policy_dpo", status="running", progress={"phase": "dpo", "step": 3, "total_steps": 8})
