@@ -63,6 +63,20 @@ def worker_threads_wait_asleep(**kwargs) -> str:
 
 
 @signals.worker_init.connect
+def worker_progress_bars_off(**kwargs) -> None:
+    """Keep the learning libraries' progress bars out of the worker's log unless the environment says otherwise.
+
+    transformers draws one as it loads a model's weights and another as it unpacks the GGUF policy; through Celery's
+    redirected stderr each update is a log line at WARNING (41 of them in ten minutes of ``make run``), and a run's
+    progress is on its row and in the cockpit anyway. huggingface_hub and tqdm read these when they are imported, so this
+    is connected before ``worker_libraries_imported``. To see the bars, set ``HF_HUB_DISABLE_PROGRESS_BARS=0`` and
+    ``TQDM_DISABLE=`` (empty: tqdm takes any text as true).
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@signals.worker_init.connect
 def worker_priority(**kwargs):
     """Run this worker at WORKER_NICE (`serve` gives the policy worker POLICY_WORKER_NICE, so DPO yields the cores to refits)."""
     from django.conf import settings

@@ -127,6 +127,25 @@ def test_a_worker_imports_the_learning_libraries_at_start_after_its_priority_and
     assert studio_celery.worker_libraries_imported() is True and imported == [True]
 
 
+def test_a_worker_s_log_gets_no_progress_bars_from_the_learning_libraries():
+    """Connected before the libraries' import, and set before they read it: in a fresh process, as in a worker, transformers'
+    bars (weights loading) and tqdm's (the GGUF policy's unpacking) are off; an environment that says otherwise wins."""
+    from celery import signals
+
+    from feedback_app import celery as studio_celery
+
+    receivers = signals.worker_init._live_receivers(None)
+    assert receivers.index(studio_celery.worker_progress_bars_off) < receivers.index(studio_celery.worker_libraries_imported)
+    probe = ("from feedback_app.celery import worker_progress_bars_off; worker_progress_bars_off(); "
+             "import tqdm.auto, transformers.utils.logging as t; print(tqdm.auto.tqdm(range(2)).disable, t.is_progress_bar_enabled())")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")}
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["True", "False"]
+    run = subprocess.run([sys.executable, "-c", probe], env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0", "TQDM_DISABLE": ""},
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "True"]
+
+
 def test_the_bridge_imports_the_reward_backbones_model_class():
     from feedback_app.tasks import libraries_import
 
