@@ -111,9 +111,11 @@ def raters_group(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     return "raters" if campaign_id == DEFAULT_CAMPAIGN_ID else f"raters.{campaign_id}"
 
 
-def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:
-    """Push a campaign's dashboard counters now (the periodic task, labels and swaps call this)."""
-    broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", live.dashboard_counters_html(campaign_id=campaign_id))
+def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, charts: bool = False) -> None:
+    """Push a campaign's dashboard counters now (the periodic task, labels and swaps call this), and with ``charts`` its charts'
+    data too (a swap: the versions' charts and the calibration change with it)."""
+    html = live.dashboard_counters_html(campaign_id=campaign_id)
+    broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", html + live.dashboard_charts_html(campaign_id=campaign_id) if charts else html)
 
 
 def dashboards_push() -> None:
@@ -163,17 +165,18 @@ def policy_generate_requested(*, policy_name: str, prompts: list, seed: int, max
     return _tasks().policy_generate.delay(policy_name, prompts, seed, max_new_tokens, temperature, mode)
 
 
-def _training_run_push(run_id: int) -> None:
+def _training_run_push(run_id: int, *, charts: bool = False) -> None:
     found = live.training_run_html_by_id(run_id)
     if found is not None:
         html, campaign_id = found
-        broadcast(dashboard_group(campaign_id=campaign_id), "run.progress", html)
+        broadcast(dashboard_group(campaign_id=campaign_id), "run.progress", html + live.dashboard_charts_html(campaign_id=campaign_id) if charts else html)
 
 
 def training_run_changed(*, run) -> None:
-    """A run started, succeeded or failed: dashboards show it once committed."""
-    run_id = run.pk
-    transaction.on_commit(lambda: _training_run_push(run_id))
+    """A run started, succeeded or failed: dashboards show it once committed, and the charts' data with a success (its version
+    is a new point of its line's chart, promoted or not)."""
+    run_id, succeeded = run.pk, run.status == run.Status.SUCCEEDED
+    transaction.on_commit(lambda: _training_run_push(run_id, charts=succeeded))
 
 
 def training_run_progress(*, run_id: int) -> None:
@@ -191,13 +194,13 @@ def version_activated(*, version, previous) -> None:
 
         def announce() -> None:
             broadcast(raters_group(campaign_id=campaign_id), "policy.swapped", live.policy_toast_html(name=name))
-            dashboard_push(campaign_id=campaign_id)
+            dashboard_push(campaign_id=campaign_id, charts=True)
 
         transaction.on_commit(announce)
         if previous is not None:
             transaction.on_commit(lambda: _enqueue("comparisons_supply"))
     else:
-        transaction.on_commit(lambda: (_enqueue("comparisons_rm_score"), dashboard_push(campaign_id=campaign_id)))
+        transaction.on_commit(lambda: (_enqueue("comparisons_rm_score"), dashboard_push(campaign_id=campaign_id, charts=True)))
 
 
 def comparisons_supplied(*, count: int, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> None:

@@ -13,9 +13,17 @@ from django.urls import reverse
 
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_ID
 from feedback_app.selectors.campaigns import campaign_cached
-from feedback_app.selectors.dashboard import labels_over_time, overview_counters, training_run_current
+from feedback_app.selectors.dashboard import (
+    arena_standings,
+    calibration_active,
+    labels_over_time,
+    overview_counters,
+    reward_model_history,
+    training_run_current,
+)
 from feedback_app.selectors.label_tally import label_hours_live
 from feedback_app.selectors.labeling import labels_today_count
+from feedback_app.selectors.quality import agreement_over_time
 from feedback_app.selectors.training import policy_active
 from feedback_app.selectors.training_runs import training_run_get
 
@@ -29,6 +37,24 @@ def dashboard_counters_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
     context = {"counters": overview_counters(campaign_id=campaign_id, live=live),
                "series_json": json.dumps({"labels_over_time": labels_over_time(campaign_id=campaign_id, live=live)})}
     return render_to_string(f"{TEMPLATE}#counters", context)
+
+
+def dashboard_charts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
+    """Return the series of a campaign's dashboard charts: labels per hour, its reward versions, its raters' agreement per day,
+    its policies' win rates and its active reward model's calibration."""
+    return {
+        "labels_over_time": labels_over_time(campaign_id=campaign_id),
+        "reward_models": reward_model_history(campaign_id=campaign_id),
+        "agreement": agreement_over_time(campaign_id=campaign_id),
+        "arena": arena_standings(campaign_id=campaign_id, samples=100)["versions"],
+        "calibration": calibration_active(campaign_id=campaign_id),
+    }
+
+
+def dashboard_charts_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
+    """Return a campaign's chart data (and the calibration chart's caption) as they are now: what a dashboard open since
+    before a version went live or a run succeeded draws again, without a reload."""
+    return render_to_string(f"{TEMPLATE}#charts", {"charts": dashboard_charts(campaign_id=campaign_id)})
 
 
 def training_run_html(run=None, *, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:

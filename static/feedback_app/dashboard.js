@@ -1,5 +1,6 @@
 // Charts of the dashboard, and their live updates. Data come from json_script tags; the
-// websocket pushes new counters (and a new labels series) that htmx swaps in by id.
+// websocket pushes new counters (and a new labels series) that htmx swaps in by id, and with a
+// version swap or a run that succeeded, the chart data again (the model charts are redrawn).
 (function () {
   "use strict";
   var charts = {};
@@ -36,31 +37,42 @@
         y: { min: 0, max: 1, title: { display: true, text: yTitle } } } } };
   }
 
+  // The charts of a campaign's versions and raters, from the chart data (the page's, or one a swap or a finished run pushed).
+  function drawModelCharts(d) {
+    ["chart-reward", "chart-agreement", "chart-winrate", "chart-calibration"].forEach(function (id) {
+      if (charts[id]) { charts[id].destroy(); delete charts[id]; }
+    });
+    var rms = d.reward_models;
+    chart("chart-reward", { type: "line", data: { labels: rms.map(function (v) { return v.name; }), datasets: [
+      { label: "validation accuracy", data: rms.map(function (v) { return v.val_accuracy; }), borderColor: COLORS[1], yAxisID: "acc" },
+      { label: "active model's accuracy on the same pairs", data: rms.map(function (v) { return v.baseline_accuracy; }), borderColor: COLORS[1], borderDash: [4, 4], yAxisID: "acc" },
+      { label: "validation loss", data: rms.map(function (v) { return v.val_loss; }), borderColor: COLORS[3], yAxisID: "loss" }] },
+      options: { scales: { acc: { position: "left", min: 0, max: 1, title: { display: true, text: "accuracy" } },
+        loss: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "loss" } } } } });
+    var ag = d.agreement;
+    chart("chart-agreement", { type: "line", data: { labels: ag.map(function (p) { return p.day; }), datasets: [
+      { label: "percent agreement", data: ag.map(function (p) { return p.percent_agreement; }), borderColor: COLORS[0] },
+      { label: "Krippendorff's α (ordinal)", data: ag.map(function (p) { return p.alpha_ordinal; }), borderColor: COLORS[4] }] },
+      options: { scales: { y: { min: -0.2, max: 1 } } } });
+    var pol = d.arena.filter(function (v) { return v.parent; });
+    chart("chart-winrate", { type: "bar", data: { labels: pol.map(function (v) { return v.name; }), datasets: [
+      { label: "humans (arena)", data: pol.map(function (v) { return v.human_win_rate_vs_parent ? v.human_win_rate_vs_parent.rate : null; }), backgroundColor: COLORS[0] },
+      { label: "reward model (arena)", data: pol.map(function (v) { return v.rm_win_rate_vs_parent ? v.rm_win_rate_vs_parent.rate : null; }), backgroundColor: COLORS[2] },
+      { label: "reward model (at training)", data: pol.map(function (v) { return v.rm_win_rate_at_training; }), backgroundColor: COLORS[5] }] },
+      options: { scales: { y: { min: 0, max: 1, title: { display: true, text: "win rate vs parent" } } } } });
+    var cal = d.calibration ? d.calibration.bins : [];
+    chart("chart-calibration", reliabilityConfig(cal.map(function (b) { return { x: b.p_mean, y: b.accuracy, n: b.count }; }),
+      "validation pairs, by confidence", "predicted probability of the chosen reply", "fraction right"));
+  }
+
+  var drawnChartData = null;  // the chart data the model charts show, as text: a push that brings other data redraws them
+
   function drawAll() {
     var d = data("chart-data");
     if (d) {
       chart("chart-labels", labelsConfig(d.labels_over_time));
-      var rms = d.reward_models;
-      chart("chart-reward", { type: "line", data: { labels: rms.map(function (v) { return v.name; }), datasets: [
-        { label: "validation accuracy", data: rms.map(function (v) { return v.val_accuracy; }), borderColor: COLORS[1], yAxisID: "acc" },
-        { label: "active model's accuracy on the same pairs", data: rms.map(function (v) { return v.baseline_accuracy; }), borderColor: COLORS[1], borderDash: [4, 4], yAxisID: "acc" },
-        { label: "validation loss", data: rms.map(function (v) { return v.val_loss; }), borderColor: COLORS[3], yAxisID: "loss" }] },
-        options: { scales: { acc: { position: "left", min: 0, max: 1, title: { display: true, text: "accuracy" } },
-          loss: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "loss" } } } } });
-      var ag = d.agreement;
-      chart("chart-agreement", { type: "line", data: { labels: ag.map(function (p) { return p.day; }), datasets: [
-        { label: "percent agreement", data: ag.map(function (p) { return p.percent_agreement; }), borderColor: COLORS[0] },
-        { label: "Krippendorff's α (ordinal)", data: ag.map(function (p) { return p.alpha_ordinal; }), borderColor: COLORS[4] }] },
-        options: { scales: { y: { min: -0.2, max: 1 } } } });
-      var pol = d.arena.filter(function (v) { return v.parent; });
-      chart("chart-winrate", { type: "bar", data: { labels: pol.map(function (v) { return v.name; }), datasets: [
-        { label: "humans (arena)", data: pol.map(function (v) { return v.human_win_rate_vs_parent ? v.human_win_rate_vs_parent.rate : null; }), backgroundColor: COLORS[0] },
-        { label: "reward model (arena)", data: pol.map(function (v) { return v.rm_win_rate_vs_parent ? v.rm_win_rate_vs_parent.rate : null; }), backgroundColor: COLORS[2] },
-        { label: "reward model (at training)", data: pol.map(function (v) { return v.rm_win_rate_at_training; }), backgroundColor: COLORS[5] }] },
-        options: { scales: { y: { min: 0, max: 1, title: { display: true, text: "win rate vs parent" } } } } });
-      var cal = d.calibration ? d.calibration.bins : [];
-      chart("chart-calibration", reliabilityConfig(cal.map(function (b) { return { x: b.p_mean, y: b.accuracy, n: b.count }; }),
-        "validation pairs, by confidence", "predicted probability of the chosen reply", "fraction right"));
+      drawModelCharts(d);
+      drawnChartData = document.getElementById("chart-data").textContent;
     }
     (data("reliability-data") || []).forEach(function (judge) {
       var config = reliabilityConfig(judge.points, "audits, by the judge's confidence", "judge's confidence", "agreement with people");
@@ -79,6 +91,11 @@
   }
 
   function liveUpdate() {
+    var pushed = document.getElementById("chart-data");
+    if (pushed && drawnChartData !== null && pushed.textContent !== drawnChartData) {
+      drawnChartData = pushed.textContent;
+      drawModelCharts(JSON.parse(drawnChartData));
+    }
     var series = data("live-series");
     var c = charts["chart-labels"];
     if (series && c) {

@@ -95,6 +95,29 @@ CASES = ["label_recorded", "training_run_queued", "training_run_changed",
          "a policy replaces another", "the first policy", "a reward model", "comparisons_supplied", "import_job_queued", "user_access_changed"]
 
 
+@pytest.mark.parametrize("what", ["a reward model goes live", "a policy goes live", "a run succeeds", "a run starts", "labels"])
+def test_a_dashboard_push_carries_the_chart_data_when_the_charts_changed(what, monkeypatch, django_capture_on_commit_callbacks):
+    """A swap and a run that succeeded redraw an open dashboard's model charts; a label's or a run's other pushes do not
+    recompute them."""
+    from feedback_app import events
+
+    pushed = []
+    monkeypatch.setattr(events, "_group_send", lambda group, message: pushed.append(message["html"]))
+    monkeypatch.setattr(tasks.comparisons_rm_score, "delay", lambda *args: None)
+    monkeypatch.setattr(tasks.comparisons_supply, "delay", lambda *args: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        if what == "a reward model goes live":
+            events.version_activated(version=_reward()[0], previous=None)
+        elif what == "a policy goes live":
+            events.version_activated(version=_policy(False)[0], previous=None)
+        elif what.startswith("a run"):
+            events.training_run_changed(run=TrainingRun.objects.create(kind="reward_fast", status="succeeded" if "succeeds" in what else "running"))
+        else:
+            events.dashboard_push()
+    carries = [('id="chart-data"' in html) for html in pushed if 'id="counters"' in html or 'id="training-run"' in html]
+    assert carries == [what in ("a reward model goes live", "a policy goes live", "a run succeeds")]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_each_event_schedules_its_work_for_the_commit(case, heard, django_capture_on_commit_callbacks):
     """Nothing is sent while the transaction is open; once it commits, exactly the event's tasks and pushes."""

@@ -45,6 +45,22 @@ def test_the_health_panel_renders(settings):
     assert html.lstrip().startswith('<div id="health"') and 'data-ok="no"' in html
 
 
+def test_the_charts_carry_every_reward_version_and_the_active_ones_calibration():
+    """What a swap or a run that succeeded pushes: the chart data by the id the page's has, and the calibration's caption."""
+    html = live.dashboard_charts_html()
+    data = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert data["reward_models"] == [] and data["calibration"] is None and '<span id="calibration-of"></span>' in html
+    RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="retired", metrics={"val_accuracy": 0.61})
+    RewardModelVersion.objects.create(name="rm-00002", path="reward/rm-00002", status="active",
+                                      metrics={"val_accuracy": 0.66, "val_ece": 0.0412, "calibration": [{"p_mean": 0.7, "accuracy": 0.68, "count": 9}]})
+    html = live.dashboard_charts_html()
+    data = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert [(v["name"], v["val_accuracy"]) for v in data["reward_models"]] == [("rm-00001", 0.61), ("rm-00002", 0.66)]
+    assert data["calibration"]["bins"] == [{"p_mean": 0.7, "accuracy": 0.68, "count": 9}]
+    assert '<span id="calibration-of"> (rm-00002, ECE 0.041)</span>' in html
+    assert set(data) == set(live.dashboard_charts())  # the page's data and the pushed data are the same
+
+
 def test_a_reconnecting_dashboard_gets_the_counters_and_the_run():
     html = live.dashboard_state_html()
     assert 'id="counters"' in html and 'id="training-run"' in html

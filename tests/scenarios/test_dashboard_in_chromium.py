@@ -158,6 +158,29 @@ def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(re
     assert page.csp_violations == []
 
 
+def test_an_open_dashboard_redraws_its_model_charts_when_a_reward_model_goes_live(redis_live_server, browser, settings, no_follow_up_tasks):
+    """A researcher watching the loop sees the new version's point and its calibration without a reload; the labels chart stays."""
+    from feedback_app.models import RewardModelVersion
+
+    settings.POLICY_AFTER_REWARD_PROMOTION = False  # the promotion here is the test's, not the start of a policy update
+    user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
+    RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="active", metrics={"val_accuracy": 0.6, "val_loss": 0.68})
+    dashboard = log_in(browser.new_context(), redis_live_server, "/dashboard/", "rhea")
+    assert dashboard.evaluate("Chart.getChart('chart-reward').data.labels") == ["rm-00001"]
+    assert dashboard.inner_text("#calibration-of").strip() == "(rm-00001)"  # no ECE recorded: none shown
+    second = RewardModelVersion.objects.create(name="rm-00002", path="reward/rm-00002", metrics={
+        "val_accuracy": 0.7, "val_loss": 0.61, "val_ece": 0.05, "calibration": [{"p_mean": 0.75, "accuracy": 0.7, "count": 12}]})
+    labels_chart = dashboard.evaluate_handle("Chart.getChart('chart-labels')")
+    activate(second)
+    dashboard.wait_for_function("() => Chart.getChart('chart-reward').data.labels.length === 2", timeout=TIMEOUT_MS)
+    assert dashboard.evaluate("Chart.getChart('chart-reward').data.datasets[0].data") == [0.6, 0.7]
+    assert dashboard.evaluate("Chart.getChart('chart-calibration').data.datasets[0].data.length") == 1
+    assert "rm-00002, ECE 0.050" in dashboard.inner_text("#calibration-of")
+    assert dashboard.evaluate("(c) => c === Chart.getChart('chart-labels')", labels_chart)  # not redrawn: its own live update
+    assert dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert dashboard.csp_violations == []
+
+
 CSP_PAGES = [
     "/dashboard/", "/dashboard/models/", "/dashboard/quality/", "/dashboard/review/", "/dashboard/arena/",
     "/admin/", "/admin/feedback_app/trainingrun/", "/admin/feedback_app/prompt/", "/admin/feedback_app/prompt/import/",
