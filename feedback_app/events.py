@@ -115,7 +115,12 @@ def dashboard_push(*, campaign_id: int = DEFAULT_CAMPAIGN_ID, charts: bool = Fal
     """Push a campaign's dashboard counters now (the periodic task, labels and swaps call this), and with ``charts`` its charts'
     data too (a swap: the versions' charts and the calibration change with it)."""
     html = live.dashboard_counters_html(campaign_id=campaign_id)
-    broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", html + live.dashboard_charts_html(campaign_id=campaign_id) if charts else html)
+    broadcast(dashboard_group(campaign_id=campaign_id), "dashboard.update", _with_charts(html, campaign_id=campaign_id, charts=charts))
+
+
+def _with_charts(html: str, *, campaign_id: int, charts: bool) -> str:
+    """``html``, followed by the campaign's chart data where ``charts`` (an open dashboard redraws its model charts from it)."""
+    return html + live.dashboard_charts_html(campaign_id=campaign_id) if charts else html
 
 
 def dashboards_push() -> None:
@@ -169,7 +174,7 @@ def _training_run_push(run_id: int, *, charts: bool = False) -> None:
     found = live.training_run_html_by_id(run_id)
     if found is not None:
         html, campaign_id = found
-        broadcast(dashboard_group(campaign_id=campaign_id), "run.progress", html + live.dashboard_charts_html(campaign_id=campaign_id) if charts else html)
+        broadcast(dashboard_group(campaign_id=campaign_id), "run.progress", _with_charts(html, campaign_id=campaign_id, charts=charts))
 
 
 def training_run_changed(*, run) -> None:

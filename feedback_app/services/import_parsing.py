@@ -39,6 +39,8 @@ ROLES = ("user", "assistant", "system")
 # The columns a CSV file of each kind may have, and those it must have.
 PROMPT_COLUMNS = (PROMPT_KEYS, ("prompt",))
 PREFERENCE_COLUMNS = (PREFERENCE_KEYS, ("chosen", "rejected"))
+
+
 @dataclass(frozen=True)
 class LineError:
     line: int
@@ -204,11 +206,11 @@ def _header_errors(names: list[str], known: set[str], required: tuple[str, ...],
     """The problems of a CSV header: columns that are no field of the kind (one problem, naming them all), a column named
     twice, a required one missing."""
     numbered = "responses" in known  # responses may come as response_1, response_2, ... columns
-    unknown = [n for n in names if n not in known and not (numbered and re.fullmatch(r"response_\d+", n))]
+    unknown = list(dict.fromkeys(n for n in names if n not in known and not (numbered and re.fullmatch(r"response_\d+", n))))
     errors = []
     if unknown:
         expected = ", ".join(sorted(known | ({"response_N"} if numbered else set())))
-        columns = ", ".join(f"'{n}'" for n in dict.fromkeys(unknown))
+        columns = ", ".join(f"'{n}'" for n in unknown)
         errors.append(LineError(line, "", f"unknown column{'s' if len(unknown) > 1 else ''} {columns} (expected some of: {expected})"))
     errors += [LineError(line, n, "a second column of this name") for i, n in enumerate(names) if n in names[:i] and n not in unknown]
     return errors + [LineError(line, name, "missing column") for name in required if name not in names]
