@@ -59,6 +59,9 @@ def setup_django():
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the figures
 
 
+PREPARE_CHUNK = 2000  # comparisons a transaction while a run prepares
+
+
 def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) -> dict[str, str]:
     """Create this run's raters (with API tokens) and fresh open comparisons, from one import batch as an import of
     prompts with replies makes them (a studio's comparisons come from an import or from the policy: each names where it came
@@ -76,21 +79,20 @@ def prepare(*, raters: int, comparisons: int, required_labels: int, tag: str) ->
     for i in range(raters):
         name = f"bench-{tag}-{i:03d}"
         _, _, tokens[name] = rater_create(name)
-    with transaction.atomic():
-        batch = ImportBatch.objects.create(kind=ImportBatch.Kind.PROMPTS, filename=f"bench-{tag}.jsonl", sha256=hashlib.sha256(tag.encode()).hexdigest())
-        prompts = Prompt.objects.bulk_create(
-            [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}", import_batch=batch)
-             for i in range(comparisons)],
-            batch_size=5000,
-        )
-        responses = Response.objects.bulk_create(
-            [Response(prompt=p, text=f"Reply {side} to request {p.pk}.") for p in prompts for side in ("A", "B")], batch_size=5000
-        )
-        Comparison.objects.bulk_create(
-            [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=required_labels,
-                        import_batch=batch) for i, p in enumerate(prompts)],
-            batch_size=5000,
-        )
+    batch = ImportBatch.objects.create(kind=ImportBatch.Kind.PROMPTS, filename=f"bench-{tag}.jsonl", sha256=hashlib.sha256(tag.encode()).hexdigest())
+    # In transactions of PREPARE_CHUNK comparisons, as the studio's own imports write: one transaction of them all held
+    # SQLite's write lock so long (tens of seconds) that a studio this ran against (--url) failed its workers' writes meanwhile.
+    for start in range(0, comparisons, PREPARE_CHUNK):
+        with transaction.atomic():
+            prompts = Prompt.objects.bulk_create(
+                [Prompt(text=f"[{tag}] Customer request {i}: my parcel has not arrived, what now?", source=f"bench:{tag}", import_batch=batch)
+                 for i in range(start, min(comparisons, start + PREPARE_CHUNK))]
+            )
+            responses = Response.objects.bulk_create([Response(prompt=p, text=f"Reply {side} to request {p.pk}.") for p in prompts for side in ("A", "B")])
+            Comparison.objects.bulk_create(
+                [Comparison(prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], required_labels=required_labels,
+                            import_batch=batch) for i, p in enumerate(prompts)]
+            )
     return tokens
 
 

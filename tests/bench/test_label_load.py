@@ -200,6 +200,27 @@ def test_wrk_raters_label_each_lease_once_resend_a_refused_label_and_report_what
 
 
 @pytest.mark.django_db
+def test_a_run_prepares_its_comparisons_in_short_transactions_each_pair_its_own_prompts(monkeypatch):
+    """A chunk a transaction (a studio under test keeps its write lock within reach); every comparison's two replies are its prompt's."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import label_load
+    from feedback_app.models import Comparison
+
+    monkeypatch.setattr(label_load, "PREPARE_CHUNK", 3)
+    with CaptureQueriesContext(connection) as queries:
+        tokens = label_load.prepare(raters=2, comparisons=7, required_labels=2, tag="chunk")
+    assert sorted(tokens) == ["bench-chunk-000", "bench-chunk-001"]
+    comparisons = list(Comparison.objects.filter(prompt__source="bench:chunk").select_related("prompt", "response_a", "response_b"))
+    assert len(comparisons) == 7 and {c.required_labels for c in comparisons} == {2}
+    assert all(c.response_a.prompt_id == c.response_b.prompt_id == c.prompt_id != None for c in comparisons)  # noqa: E711
+    assert sorted(c.prompt.text.split(":")[0] for c in comparisons) == sorted(f"[chunk] Customer request {i}" for i in range(7))
+    comparison_inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "feedback_app_comparison"')]
+    assert len(comparison_inserts) == 3  # 3 + 3 + 1, one transaction each
+
+
+@pytest.mark.django_db
 def test_a_run_ends_the_leases_its_raters_still_hold(make_user, make_comparisons):
     """After the audit, the run's raters' unlabelled leases end, so the next run's picks do not walk past them; other
     raters' leases are left as they are."""
