@@ -40,10 +40,9 @@ def dashboard_counters_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
 
 
 def dashboard_charts(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> dict:
-    """Return the series of a campaign's dashboard charts: labels per hour, its reward versions, its raters' agreement per day,
-    its policies' win rates and its active reward model's calibration."""
+    """Return the series of a campaign's model charts: its reward versions, its raters' agreement per day, its policies' win
+    rates and its active reward model's calibration (labels per hour come with the counters)."""
     return {
-        "labels_over_time": labels_over_time(campaign_id=campaign_id),
         "reward_models": reward_model_history(campaign_id=campaign_id),
         "agreement": agreement_over_time(campaign_id=campaign_id),
         "arena": arena_standings(campaign_id=campaign_id, samples=100)["versions"],

@@ -136,17 +136,20 @@ def _unpacked(data: bytes, filename: str) -> tuple[bytes, str]:
     of the file (ImportValidationError), found before anything is written."""
     if not data.startswith(b"\x1f\x8b"):
         return data, filename
-    limit, parts, rest = settings.IMPORT_MAX_UNPACKED_BYTES, [], data
+    limit, parts, size, rest = settings.IMPORT_MAX_UNPACKED_BYTES, [], 0, data
     try:
-        while rest.strip(b"\0"):  # a gzip file may hold several members, one after another (and zeros after the last)
+        while True:  # a gzip file may hold several members, one after another (and zeros after the last)
             member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            parts.append(member.decompress(rest, limit + 1 - sum(map(len, parts))))
-            if sum(map(len, parts)) > limit:
+            parts.append(member.decompress(rest, limit + 1 - size))
+            size += len(parts[-1])
+            if size > limit:
                 problem = f"the file unpacks to over {limit:,} bytes (IMPORT_MAX_UNPACKED_BYTES)"
                 raise ImportValidationError([LineError(0, "", problem)], 1)
             if not member.eof:
                 raise zlib.error("it ends before its end marker: cut short?")
             rest = member.unused_data
+            if not rest.strip(b"\0"):  # only what follows a member is read for zeros, never the whole file again
+                break
     except zlib.error as exc:
         raise ImportValidationError([LineError(0, "", f"cannot read the file as gzip ({exc})")], 1) from None
     return b"".join(parts), filename.removesuffix(".gz").removesuffix(".GZ")

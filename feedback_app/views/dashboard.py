@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from feedback_app.models import Campaign, Comparison, PolicyVersion, RewardModelVersion, Role, TrainingRun, VersionStatus, Winner
 from feedback_app.selectors.accounts import user_has_role
-from feedback_app.selectors.dashboard import arena_standings, reward_model_history
+from feedback_app.selectors.dashboard import arena_standings, labels_over_time, reward_model_history
 from feedback_app.selectors.judge_quality import ai_feedback_notice, judges_quality, reliability_charts
 from feedback_app.selectors.quality import (
     agreement_summary,
@@ -119,7 +119,7 @@ def _is_admin(request: HttpRequest) -> bool:
 @campaign_required(*STAFF)
 def overview(request: HttpRequest) -> HttpResponse:
     campaign = request.campaign
-    charts = live.dashboard_charts(campaign_id=campaign.pk)
+    charts = {"labels_over_time": labels_over_time(campaign_id=campaign.pk), **live.dashboard_charts(campaign_id=campaign.pk)}
     context = {"counters_html": live.dashboard_counters_html(campaign_id=campaign.pk), "run_html": live.training_run_html(campaign_id=campaign.pk),
                "health_html": live.health_html(), "charts": charts, "section": "overview",
                "ai_notice": ai_feedback_notice(campaign_id=campaign.pk),
