@@ -37,6 +37,7 @@ from feedback_app.selectors.imports import import_job_get
 from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, LABEL_SOURCES, ExportFilters, export_filename
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.exports import export_stream
+from feedback_app.services.import_columns import ColumnMappingError, column_mapping_parse
 from feedback_app.services.import_jobs import import_job_create
 from feedback_app.views.streaming import streaming_download
 
@@ -80,6 +81,20 @@ class ImportForm(forms.Form):
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid rows and list every skipped one with its reason.")
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.all(), required=False, empty_label="Default campaign",
                                       help_text="The campaign the rows go into.")
+    columns = forms.CharField(
+        required=False, label="Column mapping", max_length=2000, widget=forms.TextInput(attrs={"size": 60, "placeholder": "prompt=instruction; tags=intent,category"}),
+        help_text="For a file of another shape: which columns (CSV) or keys (JSONL) feed which field, entries separated by ';'. "
+                  "prompt, chosen, rejected, margin and context take one column; responses, tags and metadata several. "
+                  "Only the columns named are read; the job lists the others.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") and data.get("columns"):
+            try:
+                column_mapping_parse(data["columns"], kind=data["kind"])
+            except ColumnMappingError as exc:
+                self.add_error("columns", str(exc))
+        return data
 
 
 class ExportForm(forms.Form):
@@ -131,7 +146,8 @@ class PromptAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             job = import_job_create(kind=data["kind"], data=data["file"].read(), filename=data["file"].name, user=request.user,
                                     required_labels=data["required_labels"], allow_duplicate=data["allow_duplicate"],
-                                    skip_invalid=data["skip_invalid"], campaign_id=(data["campaign"] or campaign_default()).pk)
+                                    skip_invalid=data["skip_invalid"], campaign_id=(data["campaign"] or campaign_default()).pk,
+                                    columns=data["columns"])
             return redirect("admin:feedback_app_prompt_import_job", job.pk)
         context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/feedback_app/import.html", context)
@@ -233,7 +249,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "filename", "status", "progress", "created_by", "created_at", "finished_at"]
     list_filter = ["kind", "status", "created_at"]
     search_fields = ["filename"]
-    readonly_fields = ["kind", "filename", "options", "status", "progress", "errors", "error_total", "skipped", "import_batch",
+    readonly_fields = ["kind", "filename", "options", "status", "progress", "errors", "error_total", "skipped", "left_out", "import_batch",
                        "created_by", "created_at", "started_at", "finished_at"]
 
     def has_add_permission(self, request):

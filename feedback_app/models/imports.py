@@ -21,7 +21,7 @@ class ImportJob(models.Model):
 
     kind = models.CharField(max_length=16, choices=[("prompts", "Prompts"), ("preferences", "Preferences")])
     filename = models.CharField(max_length=255)
-    # required_labels, allow_duplicate, skip_invalid: what the uploader chose.
+    # required_labels, allow_duplicate, skip_invalid, campaign_id, columns (a column mapping): what the uploader chose.
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     # {"records": parsed rows, "staged": rows written so far}
@@ -29,6 +29,8 @@ class ImportJob(models.Model):
     errors = models.JSONField(default=list, blank=True)
     error_total = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=list, blank=True)
+    # The file's columns (or JSON keys) that its column mapping did not read.
+    left_out = models.JSONField(default=list, blank=True)
     import_batch = models.ForeignKey("feedback_app.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

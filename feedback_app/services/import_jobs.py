@@ -16,7 +16,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,9 @@ from django.utils import timezone
 
 from feedback_app import events
 from feedback_app.models import DEFAULT_CAMPAIGN_ID, Comparison, ImportBatch, ImportJob, Prompt, Response
-from feedback_app.services.import_parsing import ImportValidationError, LineError, parse_preferences, parse_prompts
+from feedback_app.services.import_columns import ColumnMappingError, column_mapping_parse
+from feedback_app.services.import_parsing import ImportValidationError, parse_preferences, parse_prompts
+from feedback_app.services.import_rows import LineError
 from feedback_app.services.imports import (
     ImportRefused,
     batch_create,
@@ -46,18 +48,19 @@ Progress = Callable[[str, dict], None]
 class ImportOutcome:
     batch: ImportBatch
     skipped: list[LineError]
+    left_out: list[str] = field(default_factory=list)  # the file's columns a column mapping did not read
 
 
 def import_job_create(
     *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None,
-    allow_duplicate: bool = False, skip_invalid: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID,
+    allow_duplicate: bool = False, skip_invalid: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID, columns: str = "",
 ) -> ImportJob:
     """Keep an uploaded file under IMPORT_DIR and queue the job that imports it into the campaign."""
     with transaction.atomic():
         job = ImportJob.objects.create(
             kind=kind, filename=filename[:255], created_by=user,
             options={"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid,
-                     "campaign_id": campaign_id},
+                     "campaign_id": campaign_id, "columns": columns},
         )
         _file_write(job.path, data)
         events.import_job_queued(job_id=job.pk)
@@ -77,7 +80,8 @@ def import_job_execute(*, job_id: int) -> None:
         outcome = import_file(
             kind=job.kind, data=data, filename=job.filename, user=job.created_by,
             required_labels=job.options.get("required_labels"), allow_duplicate=bool(job.options.get("allow_duplicate")),
-            skip_invalid=bool(job.options.get("skip_invalid")), campaign_id=job.options.get("campaign_id", DEFAULT_CAMPAIGN_ID), on_progress=lambda status, progress: _job_progress(job_id, status, progress),
+            skip_invalid=bool(job.options.get("skip_invalid")), campaign_id=job.options.get("campaign_id", DEFAULT_CAMPAIGN_ID),
+            columns=job.options.get("columns") or "", on_progress=lambda status, progress: _job_progress(job_id, status, progress),
         )
     except ImportValidationError as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors], error_total=exc.total)
@@ -90,7 +94,8 @@ def import_job_execute(*, job_id: int) -> None:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[f"the import stopped ({type(exc).__name__}: {exc}); nothing was imported"],
                     error_total=1)
     else:
-        _job_finish(job_id, status=ImportJob.Status.DONE, import_batch=outcome.batch, skipped=[str(e) for e in outcome.skipped])
+        _job_finish(job_id, status=ImportJob.Status.DONE, import_batch=outcome.batch, skipped=[str(e) for e in outcome.skipped],
+                    left_out=outcome.left_out)
     finally:
         job.path.unlink(missing_ok=True)
 
@@ -98,19 +103,24 @@ def import_job_execute(*, job_id: int) -> None:
 def import_file(
     *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None, source: str | None = None,
     allow_duplicate: bool = False, skip_invalid: bool = False, on_progress: Progress | None = None, campaign_id: int = DEFAULT_CAMPAIGN_ID,
+    columns: str = "",
 ) -> ImportOutcome:
     """Import a prompts or preferences file in chunks: all of it (less skipped rows) or nothing.
 
     Every row is parsed and checked before anything is written; ImportValidationError lists the
     problems. With ``skip_invalid`` the valid rows are imported and the invalid ones returned.
+    ``columns`` is a column mapping (services.import_columns) for a file of another shape.
     """
     progress = on_progress or (lambda status, counts: None)
     skipped: list[LineError] | None = [] if skip_invalid else None
+    try:
+        mapping = column_mapping_parse(columns, kind=kind)
+    except ColumnMappingError as exc:
+        raise ImportValidationError([LineError(0, "", f"the column mapping: {exc}")], 1) from None
     data, filename = _unpacked(data, filename)
-    if kind == ImportBatch.Kind.PROMPTS:
-        records = parse_prompts(data, filename=filename, skipped=skipped)
-    else:
-        records = parse_preferences(data, filename=filename, skipped=skipped)
+    parse = parse_prompts if kind == ImportBatch.Kind.PROMPTS else parse_preferences
+    left_out: list[str] = []
+    records = parse(data, filename=filename, skipped=skipped, mapping=mapping, left_out=left_out)
     progress(ImportJob.Status.STAGING, {"records": len(records), "staged": 0})
     sha256 = hashlib.sha256(data).hexdigest()
     batch = batch_create(kind=kind, filename=filename, sha256=sha256, user=user, allow_duplicate=allow_duplicate, published=False,
@@ -127,7 +137,7 @@ def import_file(
         except Exception:  # the original error says more; what stays is unpublished, so unseen
             logger.exception("could not remove the rows staged by import batch %s", batch.pk)
         raise
-    return ImportOutcome(batch=batch, skipped=skipped or [])
+    return ImportOutcome(batch=batch, skipped=skipped or [], left_out=left_out)
 
 
 def _unpacked(data: bytes, filename: str) -> tuple[bytes, str]:
@@ -253,9 +263,9 @@ def _job_progress(job_id: int, status: str, progress: dict) -> None:
 
 
 def _job_finish(job_id: int, *, status: str, errors: list[str] = (), error_total: int = 0, skipped: list[str] = (),
-                import_batch: ImportBatch | None = None) -> None:
+                import_batch: ImportBatch | None = None, left_out: list[str] = ()) -> None:
     ImportJob.objects.filter(pk=job_id).update(status=status, errors=list(errors), error_total=error_total, skipped=list(skipped),
-                                               import_batch=import_batch, finished_at=timezone.now())
+                                               import_batch=import_batch, left_out=list(left_out), finished_at=timezone.now())
 
 
 def _file_write(path, data: bytes) -> None:

@@ -11,6 +11,9 @@ Two file kinds, each as JSON Lines or CSV:
   messages), or Anthropic HH's ``{"chosen", "rejected"}`` whole dialogues whose shared prefix
   is the prompt.
 
+A file of another shape is read through a column mapping (services.import_columns); the rows are read by
+services.import_rows.
+
 Every problem is reported with its line and field; a file with any problem imports nothing,
 unless the caller asks to skip invalid rows (then each skipped row is listed with its reason).
 JSON is read strictly (services.json_input, the API's checks): NaN/Infinity, numbers that overflow,
@@ -19,38 +22,19 @@ integers past 64 bits, lone surrogates, NUL and nesting deeper than ``MAX_DEPTH`
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from django.conf import settings
 from django.utils.text import slugify
 
 from feedback_app import training_bridge
-from feedback_app.services.json_input import JSONInputError, JSONSyntaxError, json_loads_strict, json_text_check, json_value_check
+from feedback_app.services.import_columns import PREFERENCE_KEYS, PROMPT_KEYS, ColumnMapping, other_kind
+from feedback_app.services.import_rows import Invalid, LineError, file_rows
+from feedback_app.services.json_input import JSONInputError, json_text_check, json_value_check
 
-PROMPT_KEYS = {"prompt", "context", "responses", "metadata", "tags"}
-PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "context", "margin", "metadata", "tags"}
 ROLES = ("user", "assistant", "system")
-# The columns a CSV file of each kind may have, and those it must have.
-PROMPT_COLUMNS = (PROMPT_KEYS, ("prompt",))
-PREFERENCE_COLUMNS = (PREFERENCE_KEYS, ("chosen", "rejected"))
-
-
-@dataclass(frozen=True)
-class LineError:
-    line: int
-    field: str
-    message: str
-    unit: str = "line"  # "line" for files, "item" for a list posted to the API
-
-    def __str__(self) -> str:
-        where = f"{self.unit} {self.line}" + (f", field '{self.field}'" if self.field else "")
-        return f"{where}: {self.message}" if self.line else self.message
 
 
 class ImportValidationError(Exception):
@@ -85,18 +69,15 @@ class PreferenceRecord:
     tags: list[str] = field(default_factory=list)
 
 
-class _Invalid(Exception):
-    def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        self.message = message
-
-
-def parse_prompts(data: bytes, *, filename: str, skipped: list[LineError] | None = None) -> list[PromptRecord]:
+def parse_prompts(data: bytes, *, filename: str, skipped: list[LineError] | None = None, mapping: ColumnMapping | None = None,
+                  left_out: list[str] | None = None) -> list[PromptRecord]:
     """Return the prompt records of an import file, or raise ImportValidationError.
 
-    With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
+    With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned. With a column
+    ``mapping`` (services.import_columns) its columns are read, and the file's others are appended to ``left_out``.
     """
-    return _parse(_file_rows(data, filename, PROMPT_COLUMNS), keys=PROMPT_KEYS, build=_prompt_record, skipped=skipped)
+    rows = file_rows(data, filename, "prompts", mapping, left_out)
+    return _parse(rows, keys=PROMPT_KEYS, build=_prompt_record, skipped=skipped, mapping=mapping, kind="prompts")
 
 
 def parse_prompt_items(items: list) -> list[PromptRecord]:
@@ -104,39 +85,38 @@ def parse_prompt_items(items: list) -> list[PromptRecord]:
     return _parse(enumerate(items, start=1), keys=PROMPT_KEYS, build=_prompt_record, unit="item")
 
 
-def parse_preferences(data: bytes, *, filename: str, skipped: list[LineError] | None = None) -> list[PreferenceRecord]:
+def parse_preferences(data: bytes, *, filename: str, skipped: list[LineError] | None = None, mapping: ColumnMapping | None = None,
+                      left_out: list[str] | None = None) -> list[PreferenceRecord]:
     """Return the labelled pairs of an import file, or raise ImportValidationError.
 
     HH rows (two whole dialogues) are split by rm_trainer's transcript format, through the bridge.
-    With a ``skipped`` list, invalid rows are appended to it instead and the rest are returned.
+    ``skipped``, ``mapping`` and ``left_out`` as for parse_prompts.
     """
-    return _parse(_file_rows(data, filename, PREFERENCE_COLUMNS), keys=PREFERENCE_KEYS, build=_preference_record, skipped=skipped)
-
-
-def _file_rows(data: bytes, filename: str, columns: tuple[set[str], tuple[str, ...]]) -> Iterator[tuple[int, Any]]:
-    return _csv_rows(data, columns) if filename.lower().endswith(".csv") else _jsonl_rows(data)
+    rows = file_rows(data, filename, "preferences", mapping, left_out)
+    return _parse(rows, keys=PREFERENCE_KEYS, build=_preference_record, skipped=skipped, mapping=mapping, kind="preferences")
 
 
 def _parse(
     rows: Iterable[tuple[int, Any]], *, keys: set[str], build: Callable[[int, dict], Any], unit: str = "line",
-    skipped: list[LineError] | None = None,
+    skipped: list[LineError] | None = None, mapping: ColumnMapping | None = None, kind: str = "prompts",
 ) -> list:
     errors: list[LineError] = []
-    total = 0
+    total = others = 0  # others: the rows with the fields of the other kind of file
     records = []
     for line, row in rows:
         try:
             if isinstance(row, LineError):
-                raise _Invalid(row.field, row.message)
+                raise Invalid(row.field, row.message)
             if not isinstance(row, dict):
-                raise _Invalid("", f"expected a JSON object, got {_type_name(row)}")
+                raise Invalid("", f"expected a JSON object, got {_type_name(row)}")
+            others += bool(other_kind(row, kind=kind))
             unknown = sorted(set(row) - keys)
             if unknown:
-                raise _Invalid(unknown[0], f"unknown field (expected some of: {', '.join(sorted(keys))})")
+                raise Invalid(unknown[0], f"unknown field (expected some of: {', '.join(sorted(keys))})")
             records.append(build(line, row))
-        except _Invalid as problem:
+        except Invalid as problem:
             total += 1
-            error = LineError(line, problem.field, problem.message, unit)
+            error = LineError(line, mapping.column_of(problem.field) if mapping else problem.field, problem.message, unit)
             if skipped is not None:
                 skipped.append(error)  # every one: the caller lists what was left out
             if len(errors) < settings.IMPORT_MAX_ERRORS_SHOWN:
@@ -144,125 +124,28 @@ def _parse(
     if not records and not total:
         total = 1
         errors.append(LineError(0, "", "there are no records to import", unit))
+    if not records and others == total:  # one answer, not one a row
+        other = "preferences" if kind == "prompts" else "prompts"
+        errors, total = [LineError(0, "", f"every {unit} has the fields of a {other} file: import it as {other}", unit)], 1
     if total and (skipped is None or not records):
         raise ImportValidationError(errors, total)
     return records
-
-
-def _decode_lines(data: bytes) -> Iterator[tuple[int, str | LineError]]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            yield number, raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as exc:
-            yield number, LineError(number, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
-
-
-def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
-    for number, text in _decode_lines(data):
-        if isinstance(text, LineError):
-            yield number, text
-            continue
-        if not text.strip():
-            continue
-        try:
-            yield number, json_loads_strict(text)
-        except JSONSyntaxError as exc:
-            yield number, LineError(number, "", f"not valid JSON ({exc.msg} at column {exc.colno})")
-        except JSONInputError as problem:
-            yield number, LineError(number, problem.field, problem.message)
-
-
-def _csv_rows(data: bytes, columns: tuple[set[str], tuple[str, ...]]) -> Iterator[tuple[int, Any]]:
-    """The records of a CSV file, each numbered by the line it starts on; a header with a problem is the file's only one."""
-    lines = list(_decode_lines(data))
-    bad = [item for _, item in lines if isinstance(item, LineError)]
-    if bad:
-        yield from ((e.line, e) for e in bad)
-        return
-    reader = csv.DictReader(io.StringIO("\n".join(text for _, text in lines)))
-    if not reader.fieldnames:
-        return
-    header = _header_errors(reader.fieldnames, *columns, line=reader.line_num)
-    if header:  # every row would repeat it: a file of another shape (the Bitext CSV as published, say) gets one answer
-        yield from ((e.line, e) for e in header)
-        return
-    response_columns = sorted((c for c in reader.fieldnames if re.fullmatch(r"response_\d+", c or "")), key=lambda c: int(c[9:]))
-    for row in reader:
-        # csv counts the lines read so far: a record whose quoted cells hold line breaks started that many lines before
-        cells = [v for v in row.values() if isinstance(v, str)] + (row.get(None) or [])
-        number = reader.line_num - sum(cell.count("\n") for cell in cells)
-        if None in row:
-            yield number, LineError(number, "", f"more cells than the {len(reader.fieldnames)} header columns")
-            continue
-        try:
-            yield number, _csv_row_to_record(row, response_columns)
-        except _Invalid as problem:
-            yield number, LineError(number, problem.field, problem.message)
-
-
-def _header_errors(names: list[str], known: set[str], required: tuple[str, ...], *, line: int) -> list[LineError]:
-    """The problems of a CSV header: columns that are no field of the kind (one problem, naming them all), a column named
-    twice, a required one missing."""
-    numbered = "responses" in known  # responses may come as response_1, response_2, ... columns
-    unknown = list(dict.fromkeys(n for n in names if n not in known and not (numbered and re.fullmatch(r"response_\d+", n))))
-    errors = []
-    if unknown:
-        expected = ", ".join(sorted(known | ({"response_N"} if numbered else set())))
-        columns = ", ".join(f"'{n}'" for n in unknown)
-        errors.append(LineError(line, "", f"unknown column{'s' if len(unknown) > 1 else ''} {columns} (expected some of: {expected})"))
-    errors += [LineError(line, n, "a second column of this name") for i, n in enumerate(names) if n in names[:i] and n not in unknown]
-    return errors + [LineError(line, name, "missing column") for name in required if name not in names]
-
-
-def _csv_row_to_record(row: dict[str, str], response_columns: list[str]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in response_columns or value is None or value == "":
-            continue
-        if key in ("context", "responses", "metadata") or (key == "tags" and value.lstrip().startswith("[")):
-            try:
-                record[key] = json_loads_strict(value, where=key)
-            except JSONSyntaxError as exc:
-                raise _Invalid(key, f"not valid JSON ({exc.msg})") from None
-            except JSONInputError as problem:
-                raise _Invalid(problem.field, problem.message) from None
-        elif key == "tags":
-            record[key] = [t.strip() for t in value.split(",") if t.strip()]
-        elif key == "margin":
-            try:
-                record[key] = float(value)
-            except ValueError:
-                raise _Invalid(key, f"expected a number, got {value!r}") from None
-            if not math.isfinite(record[key]):
-                raise _Invalid(key, f"expected a finite number, got {value!r}")
-        else:
-            try:
-                record[key] = json_text_check(value, where=key)
-            except JSONInputError as problem:
-                raise _Invalid(problem.field, problem.message) from None
-    if response_columns:
-        if "responses" in record:
-            raise _Invalid("responses", "give responses either as a JSON list or in response_N columns, not both")
-        record["responses"] = [row[c] for c in response_columns if row.get(c)]
-    return record
 
 
 def _prompt_record(line: int, row: dict[str, Any]) -> PromptRecord:
     prompt = _text(row, "prompt", required=True)
     responses = row.get("responses", [])
     if not isinstance(responses, list):
-        raise _Invalid("responses", f"expected a list of strings, got {_type_name(responses)}")
+        raise Invalid("responses", f"expected a list of strings, got {_type_name(responses)}")
     if responses and len(responses) < 2:
-        raise _Invalid("responses", f"a comparison needs at least 2 responses, got {len(responses)}")
+        raise Invalid("responses", f"a comparison needs at least 2 responses, got {len(responses)}")
     if len(responses) > settings.IMPORT_MAX_RESPONSES:
-        raise _Invalid("responses", f"{len(responses)} responses, over the limit of {settings.IMPORT_MAX_RESPONSES}")
+        raise Invalid("responses", f"{len(responses)} responses, over the limit of {settings.IMPORT_MAX_RESPONSES}")
     texts = [_checked_text(value, f"responses[{i}]") for i, value in enumerate(responses)]
     seen: dict[str, int] = {}
     for i, text in enumerate(texts):
         if text in seen:
-            raise _Invalid(f"responses[{i}]", f"the same text as responses[{seen[text]}]")
+            raise Invalid(f"responses[{i}]", f"the same text as responses[{seen[text]}]")
         seen[text] = i
     return PromptRecord(
         line=line,
@@ -277,12 +160,12 @@ def _prompt_record(line: int, row: dict[str, Any]) -> PromptRecord:
 def _preference_record(line: int, row: dict[str, Any]) -> PreferenceRecord:
     for key in ("chosen", "rejected"):
         if key not in row:
-            raise _Invalid(key, "missing")
+            raise Invalid(key, "missing")
     prompt, chosen, rejected, context = row.get("prompt"), row["chosen"], row["rejected"], row.get("context", [])
     if isinstance(prompt, list) or isinstance(chosen, list):  # TRL's conversational form
         turns = _context(prompt or [], field_name="prompt")
         if not turns or turns[-1]["role"] != "user":
-            raise _Invalid("prompt", "a conversational prompt must end with a user message")
+            raise Invalid("prompt", "a conversational prompt must end with a user message")
         prompt, context = turns[-1]["content"], turns[:-1]
         chosen, rejected = _assistant_reply(chosen, "chosen"), _assistant_reply(rejected, "rejected")
     elif prompt is None:  # HH: two whole dialogues that share everything but the last reply
@@ -290,10 +173,10 @@ def _preference_record(line: int, row: dict[str, Any]) -> PreferenceRecord:
         try:
             prefix, chosen, rejected = training_bridge.split_dialogues(chosen, rejected)
         except ValueError as exc:
-            raise _Invalid("chosen", str(exc)) from None
+            raise Invalid("chosen", str(exc)) from None
         turns = training_bridge.text_as_turns(prefix)
         if not turns or turns[-1]["role"] != "user":
-            raise _Invalid("chosen", "the shared dialogue does not end with a Human turn")
+            raise Invalid("chosen", "the shared dialogue does not end with a Human turn")
         prompt, context = turns[-1]["content"], turns[:-1]
     else:
         prompt = _text(row, "prompt", required=True)
@@ -306,10 +189,10 @@ def _preference_record(line: int, row: dict[str, Any]) -> PreferenceRecord:
     chosen = _checked_text(chosen, "chosen", allow_empty=True).strip()
     rejected = _checked_text(rejected, "rejected", allow_empty=True).strip()
     if chosen == rejected:
-        raise _Invalid("rejected", "the same text as chosen" + (" (both are empty)" if not chosen else ""))
+        raise Invalid("rejected", "the same text as chosen" + (" (both are empty)" if not chosen else ""))
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))):
-        raise _Invalid("margin", f"expected a number, got {_type_name(margin)}")
+        raise Invalid("margin", f"expected a number, got {_type_name(margin)}")
     return PreferenceRecord(
         line=line, prompt=_checked_text(prompt, "prompt"), chosen=chosen, rejected=rejected, context=context,
         margin=float(margin) if margin is not None else None,
@@ -322,33 +205,33 @@ def _assistant_reply(value: Any, name: str) -> str:
         return value
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) and value[0].get("role") == "assistant":
         return _checked_text(value[0].get("content"), f"{name}[0].content", allow_empty=True)
-    raise _Invalid(name, "expected a string or a list with one assistant message")
+    raise Invalid(name, "expected a string or a list with one assistant message")
 
 
 def _text(row: dict[str, Any], key: str, *, required: bool = False) -> str:
     if key not in row or row[key] is None:
         if required:
-            raise _Invalid(key, "missing")
+            raise Invalid(key, "missing")
         return ""
     return _checked_text(row[key], key)
 
 
 def _checked_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
-        raise _Invalid(name, f"expected a string, got {_type_name(value)}")
+        raise Invalid(name, f"expected a string, got {_type_name(value)}")
     if not allow_empty and not value.strip():
-        raise _Invalid(name, "is empty")
+        raise Invalid(name, "is empty")
     if len(value) > settings.IMPORT_MAX_TEXT_CHARS:
-        raise _Invalid(name, f"{len(value):,} characters, over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,}")
+        raise Invalid(name, f"{len(value):,} characters, over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,}")
     try:
         return json_text_check(value, where=name)  # items posted to the API were parsed elsewhere
     except JSONInputError as problem:
-        raise _Invalid(problem.field, problem.message) from None
+        raise Invalid(problem.field, problem.message) from None
 
 
 def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]:
     if not isinstance(value, list):
-        raise _Invalid(field_name, f"expected a list of turns, got {_type_name(value)}")
+        raise Invalid(field_name, f"expected a list of turns, got {_type_name(value)}")
     turns = []
     for i, turn in enumerate(value):
         where = f"{field_name}[{i}]"
@@ -357,37 +240,37 @@ def _context(value: Any, *, field_name: str = "context") -> list[dict[str, str]]
         elif isinstance(turn, dict):
             role = turn.get("role")
             if role not in ROLES:
-                raise _Invalid(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+                raise Invalid(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
             extra = set(turn) - {"role", "content"}
             if extra:
-                raise _Invalid(f"{where}.{sorted(extra)[0]}", "unknown field (a turn has role and content)")
+                raise Invalid(f"{where}.{sorted(extra)[0]}", "unknown field (a turn has role and content)")
             turns.append({"role": role, "content": _checked_text(turn.get("content"), f"{where}.content")})
         else:
-            raise _Invalid(where, f"expected a turn object or a string, got {_type_name(turn)}")
+            raise Invalid(where, f"expected a turn object or a string, got {_type_name(turn)}")
     return turns
 
 
 def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Invalid("metadata", f"expected an object, got {_type_name(value)}")
+        raise Invalid("metadata", f"expected an object, got {_type_name(value)}")
     try:
         json_value_check(value, where="metadata")  # again for items posted to the API, parsed elsewhere
     except JSONInputError as problem:
-        raise _Invalid(problem.field, problem.message) from None
+        raise Invalid(problem.field, problem.message) from None
     if len(json.dumps(value)) > settings.IMPORT_MAX_TEXT_CHARS:
-        raise _Invalid("metadata", f"over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,} characters as JSON")
+        raise Invalid("metadata", f"over the limit of {settings.IMPORT_MAX_TEXT_CHARS:,} characters as JSON")
     return value
 
 
 def _tags(value: Any) -> list[str]:
     if not isinstance(value, list):
-        raise _Invalid("tags", f"expected a list of strings, got {_type_name(value)}")
+        raise Invalid("tags", f"expected a list of strings, got {_type_name(value)}")
     tags = []
     for i, tag in enumerate(value):
         if not isinstance(tag, str) or not slugify(tag):
-            raise _Invalid(f"tags[{i}]", f"expected a non-empty word, got {tag!r}")
+            raise Invalid(f"tags[{i}]", f"expected a non-empty word, got {tag!r}")
         if len(slugify(tag)) > 64:
-            raise _Invalid(f"tags[{i}]", "longer than 64 characters")
+            raise Invalid(f"tags[{i}]", "longer than 64 characters")
         tags.append(slugify(tag))
     return sorted(set(tags))
 

@@ -92,6 +92,21 @@ def test_admin_import_takes_a_gzip_upload_and_names_a_csv_header_of_another_shap
     assert "line 2" not in html  # the header, not each row
 
 
+def test_admin_import_reads_a_file_of_another_shape_through_a_column_mapping(admin_user, import_dir, django_capture_on_commit_callbacks):
+    client = logged_in(admin_user)
+    data = b"instruction,intent,response\nWhere is my parcel?,track_order,On its way.\n"
+    html = upload(client, django_capture_on_commit_callbacks, data, name="s.csv").content.decode()
+    assert "Failed" in html and "give a column mapping (--columns, or Column mapping in the upload form), e.g. prompt=instruction" in html
+    html = upload(client, django_capture_on_commit_callbacks, data, name="s.csv", columns="prompt=instruction; tags=intent").content.decode()
+    assert "Done" in html and "1 prompts" in html and "1 awaiting generated replies" in html
+    assert "<code>prompt=instruction; tags=intent</code>; left out the file's other columns: <code>response</code>" in html
+    assert list(Prompt.objects.values_list("text", "tags__name")) == [("Where is my parcel?", "track_order")]
+    page = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "preferences", "columns": "prompt=instruction",
+                                                                      "file": SimpleUploadedFile("s.csv", data)})
+    assert page.status_code == 200 and not ImportJob.objects.filter(kind="preferences").exists()  # the form, again, naming the problem
+    assert "the mapping names no column for chosen or rejected, which a preferences file needs" in page.content.decode()
+
+
 def test_admin_import_can_skip_invalid_rows_and_lists_them(admin_user, import_dir, django_capture_on_commit_callbacks):
     client = logged_in(admin_user)
     data = b'{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": ""}\n'

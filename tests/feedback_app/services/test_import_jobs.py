@@ -1,8 +1,11 @@
+import csv
 import gzip
+import io
 import json
 from pathlib import Path
 
 import pytest
+from django.utils.text import slugify
 
 from feedback_app.models import Comparison, ImportBatch, ImportJob, PreferenceLabel, Prompt, Response
 from feedback_app.selectors.dashboard import overview_counters
@@ -17,6 +20,7 @@ from feedback_app.selectors.campaigns import campaign_default
 
 pytestmark = pytest.mark.django_db
 HH_TEST = Path(__file__).resolve().parents[3] / "../shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
+BITEXT = Path(__file__).resolve().parents[3] / "../shared/data/bitext-customer-support/customer_support_sample.csv"
 
 
 @pytest.fixture(autouse=True)
@@ -260,3 +264,20 @@ def test_a_long_file_name_still_fits_the_source_column():
     import_file(kind="prompts", data=prompts(1), filename=name)
     import_file(kind="preferences", data=jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}), filename=name)
     assert sorted(Prompt.objects.values_list("source", flat=True)) == [f"import:{name}"[:64], f"preferences:{name}"[:64]]
+
+
+@pytest.mark.skipif(not BITEXT.exists(), reason="the shared Bitext data is not on this machine")
+def test_the_real_customer_service_csv_imports_as_published_through_a_column_mapping(settings, django_capture_on_commit_callbacks):
+    """Its requests become prompts awaiting generated replies, tagged with intent and category; its reference replies stay out."""
+    settings.IMPORT_CHUNK_RECORDS = 1000
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_job_create(kind="prompts", data=BITEXT.read_bytes(), filename=BITEXT.name,
+                                columns="prompt=instruction; tags=intent,category; metadata=entity_type")
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.error_total == 0
+    rows = list(csv.DictReader(io.StringIO(BITEXT.read_text(encoding="utf-8"))))
+    assert job.import_batch.counts["prompts"] == job.import_batch.counts["awaiting_generation"] == len(rows)
+    assert job.left_out == [c for c in rows[0] if c not in ("instruction", "intent", "category", "entity_type")]
+    first = Prompt.objects.get(import_batch=job.import_batch, text=rows[0]["instruction"])
+    assert set(first.tags.values_list("name", flat=True)) == {slugify(rows[0]["intent"]), slugify(rows[0]["category"])}
+    assert not Response.objects.filter(text=rows[0]["response"]).exists()

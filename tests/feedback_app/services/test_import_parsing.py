@@ -104,7 +104,8 @@ def test_a_csv_header_of_another_shape_is_the_files_one_problem():
     named, once, instead of one problem a row."""
     data = b'context,instruction,response,response_2\ncustomer support,where is my parcel?,On its way.,Soon.\n' * 3
     assert errors_of(data, "p.csv") == ["line 1: unknown columns 'instruction', 'response' (expected some of: context, metadata, "
-                                        "prompt, response_N, responses, tags)", "line 1, field 'prompt': missing column"]
+                                        "prompt, response_N, responses, tags); to import a file of another shape, give a column mapping "
+                                        "(--columns, or Column mapping in the upload form), e.g. prompt=instruction", "line 1, field 'prompt': missing column"]
     with pytest.raises(ImportValidationError):  # no row of it can be right: skipping rows imports nothing either
         parse_prompts(data, filename="p.csv", skipped=[])
     with pytest.raises(ImportValidationError) as info:
@@ -116,7 +117,8 @@ def test_a_preferences_csv_needs_chosen_and_rejected_and_has_no_response_columns
     with pytest.raises(ImportValidationError) as info:
         parse_preferences(b"prompt,chosen,response_1\nq,a,b\n", filename="x.csv")
     assert [str(e) for e in info.value.errors] == [
-        "line 1: unknown column 'response_1' (expected some of: chosen, context, margin, metadata, prompt, rejected, tags)",
+        "line 1: unknown column 'response_1' (expected some of: chosen, context, margin, metadata, prompt, rejected, tags); "
+        "to import a file of another shape, give a column mapping (--columns, or Column mapping in the upload form), e.g. chosen=COLUMN; rejected=COLUMN",
         "line 1, field 'rejected': missing column"]
     (record,) = parse_preferences(b"prompt,chosen,rejected\nq,a,b\n", filename="x.csv")
     assert (record.line, record.chosen, record.rejected) == (2, "a", "b")

@@ -56,3 +56,15 @@ def test_import_prompts_skip_invalid(tmp_path, capsys):
     out = capsys.readouterr()
     assert "Imported 1 prompts" in out.out and out.err.strip() == "skipped line 2, field 'metadata.n': NaN is not a number JSON allows; use a finite number or null"
     assert Comparison.objects.filter(status="open").count() == 1
+
+
+def test_import_prompts_reads_a_file_of_another_shape_through_columns(tmp_path, capsys):
+    path = tmp_path / "support.csv"
+    path.write_text("instruction,intent,response\nWhere is my parcel?,track_order,On its way.\n")
+    with pytest.raises(CommandError, match="--columns: 'prmpt' is no field of a prompts file"):
+        call_command("import_prompts", str(path), "--columns", "prmpt=instruction")
+    with pytest.raises(CommandError, match="give a column mapping"):
+        call_command("import_prompts", str(path))
+    call_command("import_prompts", str(path), "--columns", "prompt=instruction; tags=intent")
+    assert "Left out the columns the mapping does not name: response." in capsys.readouterr().out
+    assert list(Prompt.objects.values_list("text", "tags__name")) == [("Where is my parcel?", "track_order")]
