@@ -75,8 +75,9 @@ def health_html() -> str:
 
 
 def dashboard_state_html(*, campaign_id: int = DEFAULT_CAMPAIGN_ID) -> str:
-    """Return everything a campaign's dashboard shows live, for a client that just (re)connected."""
-    return dashboard_counters_html(campaign_id=campaign_id) + training_run_html(campaign_id=campaign_id)
+    """Return everything a campaign's dashboard shows live, for a client that just (re)connected: a version that went live
+    while it was away redraws its model charts (the page, on its first connect, finds the data it drew and keeps them)."""
+    return dashboard_counters_html(campaign_id=campaign_id) + training_run_html(campaign_id=campaign_id) + dashboard_charts_html(campaign_id=campaign_id)
 
 
 def rater_state_html(*, user, campaign_id: int) -> str:

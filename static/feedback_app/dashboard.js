@@ -65,14 +65,21 @@
       "validation pairs, by confidence", "predicted probability of the chosen reply", "fraction right"));
   }
 
-  var drawnChartData = null;  // the chart data the model charts show, as text: a push that brings other data redraws them
+  var drawnChartData = null;  // the data the model charts show, as text: a push that brings other data redraws them
+
+  // The model charts' data as text: the page's comes with the labels series, which a push leaves out (the counters carry it).
+  function modelChartText(d) {
+    var copy = Object.assign({}, d);
+    delete copy.labels_over_time;
+    return JSON.stringify(copy);
+  }
 
   function drawAll() {
     var d = data("chart-data");
     if (d) {
       chart("chart-labels", labelsConfig(d.labels_over_time));
       drawModelCharts(d);
-      drawnChartData = document.getElementById("chart-data").textContent;
+      drawnChartData = modelChartText(d);
     }
     (data("reliability-data") || []).forEach(function (judge) {
       var config = reliabilityConfig(judge.points, "audits, by the judge's confidence", "judge's confidence", "agreement with people");
@@ -91,10 +98,10 @@
   }
 
   function liveUpdate() {
-    var pushed = document.getElementById("chart-data");
-    if (pushed && drawnChartData !== null && pushed.textContent !== drawnChartData) {
-      drawnChartData = pushed.textContent;
-      drawModelCharts(JSON.parse(drawnChartData));
+    var pushed = data("chart-data");
+    if (pushed && drawnChartData !== null && modelChartText(pushed) !== drawnChartData) {
+      drawnChartData = modelChartText(pushed);
+      drawModelCharts(pushed);
     }
     var series = data("live-series");
     var c = charts["chart-labels"];

@@ -159,13 +159,20 @@ def test_rater_sees_a_policy_swap_live_and_recovers_a_missed_one_on_reconnect(re
 
 
 def test_an_open_dashboard_redraws_its_model_charts_when_a_reward_model_goes_live(redis_live_server, browser, settings, no_follow_up_tasks):
-    """A researcher watching the loop sees the new version's point and its calibration without a reload; the labels chart stays."""
+    """A researcher watching the loop sees the new version's point and its calibration without a reload; the labels chart stays.
+    The state sent on connect carries the chart data: the page keeps the charts it drew from the same data, and a page that
+    was away when a version went live redraws them on reconnect."""
     from feedback_app.models import RewardModelVersion
 
     settings.POLICY_AFTER_REWARD_PROMOTION = False  # the promotion here is the test's, not the start of a policy update
     user_create(username="rhea", role=Role.RESEARCHER, password=PASSWORD)
     RewardModelVersion.objects.create(name="rm-00001", path="reward/rm-00001", status="active", metrics={"val_accuracy": 0.6, "val_loss": 0.68})
-    dashboard = log_in(browser.new_context(), redis_live_server, "/dashboard/", "rhea")
+    routes = []  # the dashboard's websockets pass through here, so the test can cut one as a network would
+    context = browser.new_context()
+    context.route_web_socket("**/ws/dashboard/", lambda ws: routes.append((ws, ws.connect_to_server())))
+    context.add_init_script("window.addEventListener('load', () => { window.drawnAtLoad = Chart.getChart('chart-reward'); });")
+    dashboard = log_in(context, redis_live_server, "/dashboard/", "rhea")
+    assert dashboard.evaluate("Chart.getChart('chart-reward') === window.drawnAtLoad")  # the data on connect was the page's
     assert dashboard.evaluate("Chart.getChart('chart-reward').data.labels") == ["rm-00001"]
     assert dashboard.inner_text("#calibration-of").strip() == "(rm-00001)"  # no ECE recorded: none shown
     second = RewardModelVersion.objects.create(name="rm-00002", path="reward/rm-00002", metrics={
@@ -177,6 +184,13 @@ def test_an_open_dashboard_redraws_its_model_charts_when_a_reward_model_goes_liv
     assert dashboard.evaluate("Chart.getChart('chart-calibration').data.datasets[0].data.length") == 1
     assert "rm-00002, ECE 0.050" in dashboard.inner_text("#calibration-of")
     assert dashboard.evaluate("(c) => c === Chart.getChart('chart-labels')", labels_chart)  # not redrawn: its own live update
+
+    ws, server = routes[-1]  # the connection drops; a version goes live while the page is away
+    server.close()
+    ws.close(code=1012, reason="service restart")
+    activate(RewardModelVersion.objects.create(name="rm-00003", path="reward/rm-00003", metrics={"val_accuracy": 0.8, "val_loss": 0.5}))
+    dashboard.wait_for_function("() => Chart.getChart('chart-reward').data.labels.length === 3", timeout=TIMEOUT_MS)
+    assert dashboard.evaluate("window.wsEvents.open") == 2 and "rm-00003" in dashboard.inner_text("#calibration-of")
     assert dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert dashboard.csp_violations == []
 
