@@ -325,5 +325,11 @@ def test_the_quality_page_shows_the_raters_with_warnings_first_and_all_on_reques
     page = logged_in(researcher).get("/dashboard/quality/").content.decode()
     assert raters[0].username in page and raters[1].username in page and raters[2].username not in page
     assert "2 of 3 raters" in page
+    assert "Over 10 comparisons labelled by two or more raters." in page
     everyone = logged_in(researcher).get("/dashboard/quality/?raters=all").content.decode()
     assert all(r.username in everyone for r in raters) and "2 of 3 raters" not in everyone
+
+
+def test_the_quality_page_of_a_studio_without_shared_comparisons_says_so(researcher):
+    page = logged_in(researcher).get("/dashboard/quality/").content.decode()
+    assert "No comparison has been labelled by two or more raters yet" in page and "Over 0" not in page
