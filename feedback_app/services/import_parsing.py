@@ -124,7 +124,7 @@ def _parse(
     if not records and not total:
         total = 1
         errors.append(LineError(0, "", "there are no records to import", unit))
-    if not records and others == total:  # one answer, not one a row
+    if not records and others == total and unit == "line":  # one answer, not one a row (the API takes prompts only)
         other = "preferences" if kind == "prompts" else "prompts"
         errors, total = [LineError(0, "", f"every {unit} has the fields of a {other} file: import it as {other}", unit)], 1
     if total and (skipped is None or not records):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from feedback_app.services.import_columns import ColumnMappingError, column_mapping_parse
-from feedback_app.services.import_parsing import ImportValidationError, parse_preferences, parse_prompts
+from feedback_app.services.import_parsing import ImportValidationError, parse_preferences, parse_prompt_items, parse_prompts
 
 SUPPORT_CSV = (b'context,instruction,intent,category,response\n'
                b'customer support,where is my parcel?,track_order,SHIPPING,"It is on its way,\nsoon."\n'
@@ -103,6 +103,10 @@ def test_a_file_of_the_other_kind_gets_one_answer_naming_the_kind():
     assert problems(parse_prompts, b"prompt,chosen,rejected\nq,a,b\n", "p.csv") == [
         "line 1: unknown columns 'chosen', 'rejected' (expected some of: context, metadata, prompt, response_N, responses, tags); "
         "these are the fields of a preferences file: import it as preferences"]
+    with pytest.raises(ImportValidationError) as info:  # the API takes prompts only: its items are named one by one
+        parse_prompt_items([{"prompt": "Hi", "chosen": "a", "rejected": "b"}])
+    assert [str(e) for e in info.value.errors] == [
+        "item 1, field 'chosen': unknown field (expected some of: context, metadata, prompt, responses, tags)"]
     mixed = b'{"prompt": "Hi", "chosen": "a", "rejected": "b"}\n{"prompt": "Yo", "tags": 3}\n'  # not every line: each named
     assert problems(parse_prompts, mixed, "m.jsonl") == [
         "line 1, field 'chosen': unknown field (expected some of: context, metadata, prompt, responses, tags)",
