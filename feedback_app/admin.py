@@ -34,7 +34,7 @@ from feedback_app.models import (
 )
 from feedback_app.selectors.accounts import user_has_role, user_role_stored
 from feedback_app.selectors.imports import import_job_get
-from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, LABEL_SOURCES, ExportFilters, export_filename
+from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, LABEL_SOURCES, ExportFilters, export_filename, export_filter_problems
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_columns import ColumnMappingError, column_mapping_parse
@@ -224,9 +224,13 @@ class PreferenceLabelAdmin(admin.ModelAdmin):
             filters = ExportFilters.from_query(date_from=data["date_from"], date_to=data["date_to"], rater=data["rater"],
                                                tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"],
                                                campaign_id=campaign.pk)
-            fmt = data["format"]
-            filename = export_filename(fmt=fmt, now=timezone.now())
-            return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
+            problems = export_filter_problems(filters=filters)
+            for name, message in problems.items():
+                form.add_error(name, message)
+            if not problems:
+                fmt = data["format"]
+                filename = export_filename(fmt=fmt, now=timezone.now())
+                return streaming_download(request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)
         context = {**self.admin_site.each_context(request), "title": "Export preferences", "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/feedback_app/export.html", context)
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +30,7 @@ from feedback_app.api.serializers import (
 )
 from feedback_app.rendering import markdown_html
 from feedback_app.selectors.campaigns import campaign_role, campaigns_for_user
-from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename
+from feedback_app.selectors.exports import CONTENT_TYPES, ExportFilters, export_filename, export_filter_problems
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_parsing import ImportValidationError
 from feedback_app.services.imports import ImportRefused, prompts_import_api
@@ -175,6 +176,9 @@ class ExportPreferencesView(CampaignScopedView):
         filters = ExportFilters.from_query(date_from=data.get("date_from"), date_to=data.get("date_to"), rater=data["rater"],
                                            tags=data["tags"], exclude_flagged=data["exclude_flagged"], label_source=data["label_source"],
                                            campaign_id=request.campaign.pk)
+        problems = export_filter_problems(filters=filters)
+        if problems:
+            raise ValidationError({name: [message] for name, message in problems.items()})
         fmt = data["format"]
         filename = export_filename(fmt=fmt, now=timezone.now())
         return streaming_download(request._request, export_stream(fmt=fmt, filters=filters), content_type=CONTENT_TYPES[fmt], filename=filename)

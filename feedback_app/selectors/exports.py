@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from difflib import SequenceMatcher
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils.text import slugify
 
-from feedback_app.models import DEFAULT_CAMPAIGN_ID, PreferenceLabel
+from feedback_app.models import DEFAULT_CAMPAIGN_ID, PreferenceLabel, Tag
 from feedback_app.models.labels import winner_to_side
 
 FORMATS = ("trl", "raw", "csv", "parquet", "sft")
@@ -74,11 +76,24 @@ class ExportFilters:
     ) -> ExportFilters:
         """Return the filters of a form, query or command line: ``tags`` comma-separated or a sequence, blanks dropped."""
         names = tags.split(",") if isinstance(tags, str) else tags
-        return cls(
+        return cls(  # a tag as an import stores it: "Billing Issues" is billing-issues
             date_from=date_from, date_to=date_to, rater=rater.strip(),
-            tags=tuple(t.strip() for t in names if t.strip()), exclude_flagged=exclude_flagged, label_source=label_source or "all",
+            tags=tuple(dict.fromkeys(slugify(t) or t.strip() for t in names if t.strip())), exclude_flagged=exclude_flagged, label_source=label_source or "all",
             campaign_id=campaign_id,
         )
+
+
+def export_filter_problems(*, filters: ExportFilters) -> dict[str, str]:
+    """Return what in ``filters`` names nothing the studio holds (a mistyped tag or rater would export nothing, silently),
+    as field → message; empty when all is known."""
+    problems = {}
+    known = set(Tag.objects.filter(name__in=filters.tags).values_list("name", flat=True))
+    unknown = [t for t in filters.tags if t not in known]
+    if unknown:
+        problems["tags"] = f"no tag {', '.join(repr(t) for t in unknown)} in the studio"
+    if filters.rater and not get_user_model().objects.filter(Q(username=filters.rater) | Q(profile__pseudonym=filters.rater)).exists():
+        problems["rater"] = f"no rater {filters.rater!r} (a username or a pseudonym)"
+    return problems
 
 
 def export_filename(*, fmt: str, now: datetime) -> str:

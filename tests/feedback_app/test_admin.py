@@ -123,6 +123,9 @@ def test_admin_export_download(researcher, rater, make_comparisons):
     assert response.status_code == 200 and response["Content-Type"] == "text/csv"
     assert b"".join(response.streaming_content).startswith(b"label_id,comparison_id")
     assert logged_in(rater).get(reverse("admin:feedback_app_preferencelabel_export")).status_code == 302
+    page = client.get(reverse("admin:feedback_app_preferencelabel_export"), {"format": "csv", "tags": "biling", "rater": "nobody"})
+    assert page["Content-Type"].startswith("text/html")  # the form again, naming both, not an empty download
+    assert "no tag &#x27;biling&#x27; in the studio" in page.content.decode() and "no rater &#x27;nobody&#x27;" in page.content.decode()
 
 
 def test_prune_model_store_action_and_a_pruned_version_refused(admin_user, settings):

@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from feedback_app.management.commands._campaigns import add_campaign_argument, campaign_named
 from feedback_app.models.campaigns import DEFAULT_CAMPAIGN_SLUG
-from feedback_app.selectors.exports import FORMATS, LABEL_SOURCES, ExportFilters
+from feedback_app.selectors.exports import FORMATS, LABEL_SOURCES, ExportFilters, export_filter_problems
 from feedback_app.services.exports import export_stream
 
 
@@ -35,10 +35,16 @@ class Command(BaseCommand):
         filters = ExportFilters.from_query(date_from=_when(date_from, "--from"), date_to=_when(date_to, "--to"), rater=rater,
                                            tags=tag, exclude_flagged=exclude_flagged, label_source=label_source,
                                            campaign_id=campaign_named(campaign).pk)
+        problems = export_filter_problems(filters=filters)
+        if problems:
+            raise CommandError("; ".join(f"--{'tag' if name == 'tags' else name}: {message}" for name, message in problems.items()))
         if out == "-":
-            for chunk in export_stream(fmt=fmt, filters=filters):
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+            try:
+                for chunk in export_stream(fmt=fmt, filters=filters):
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:  # the reader stopped (| head): stop as quietly, and let nothing flush into the closed pipe
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
         path = Path(out)
         tmp = path.with_name(f".{path.name}.partial")

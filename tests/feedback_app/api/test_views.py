@@ -210,10 +210,20 @@ def test_import_query_parameters_are_ascii_whole_numbers(admin_user, value):
     assert not Prompt.objects.exists()
 
 
-@pytest.mark.parametrize("query", ["date_from=yesterday", "date_to=2026-13-45", "format=xlsx", "exclude_flagged=perhaps", "label_source=robots"])
+@pytest.mark.parametrize("query", ["date_from=yesterday", "date_to=2026-13-45", "format=xlsx", "exclude_flagged=perhaps", "label_source=robots",
+                                   "tags=bilIing", "rater=nobody"])
 def test_bad_export_parameters_are_a_400_naming_them(researcher, query):
     response = api_client_for(researcher).get(f"/api/v1/export/preferences/?{query}")
     assert response.status_code == 400 and query.split("=")[0] in response.json()
+
+
+def test_an_export_filter_naming_a_tag_or_rater_the_studio_lacks_is_a_400_not_an_empty_file(researcher, make_comparisons):
+    make_comparisons(1, tags=("billing", "late-delivery"))
+    client = api_client_for(researcher)
+    assert client.get("/api/v1/export/preferences/?tags=billing,Late Delivery&rater=" + researcher.username).status_code == 200
+    response = client.get("/api/v1/export/preferences/?tags=billing,biling,refunds&rater=nobody")
+    assert response.status_code == 400
+    assert response.json() == {"tags": ["no tag 'biling', 'refunds' in the studio"], "rater": ["no rater 'nobody' (a username or a pseudonym)"]}
 
 
 def test_label_submits_are_throttled_with_retry_after(rater, make_comparisons, monkeypatch):

@@ -38,6 +38,10 @@ def test_export_command_formats_filters_and_bad_input(tmp_path, rater, make_comp
     assert len((tmp_path / "out.raw").read_text().splitlines()) == 2
     with pytest.raises(CommandError, match="--from '2026-13-01' is not an ISO 8601 date"):
         call_command("export_preferences", str(tmp_path / "x"), "--from", "2026-13-01")
+    with pytest.raises(CommandError, match=r"--tag: no tag 'biling' in the studio; --rater: no rater 'nobody' \(a username or a pseudonym\)"):
+        call_command("export_preferences", str(tmp_path / "x"), "--tag", "biling", "--rater", "nobody")
+    call_command("export_preferences", str(tmp_path / "upper.raw"), "--format", "raw", "--tag", "Billing")  # as an import stores it
+    assert len((tmp_path / "upper.raw").read_text().splitlines()) == 2
     with pytest.raises(CommandError, match="cannot write"):
         call_command("export_preferences", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert not list(tmp_path.glob(".*partial"))
@@ -73,3 +77,20 @@ def test_export_source_keeps_human_or_ai_labels(tmp_path, rater, make_comparison
     assert (line["comparison_id"], line["label_source"], line["judge"]) == (ai_one.pk, "ai", "judge-x")
     with pytest.raises(CommandError):
         call_command("export_preferences", str(tmp_path / "x"), "--source", "robots")
+
+
+def test_export_to_a_reader_that_stops_early_ends_quietly(rater, make_comparisons, monkeypatch):
+    """``export_preferences - | head -1``: the pipe its reader closed ends the export, with no traceback."""
+    import io
+    import os
+    import sys
+
+    make_comparisons(1)
+    a = assignment_lease_next(campaign=campaign_default(), rater=rater)
+    label_record(campaign=campaign_default(), rater=rater, comparison_id=a.comparison_id, submission=LabelSubmission(choice="left"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    with io.TextIOWrapper(open(write_end, "wb")) as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        call_command("export_preferences", "-", "--format", "raw")  # returns, instead of raising BrokenPipeError
+        assert os.path.samefile(f"/proc/self/fd/{closed_pipe.fileno()}", os.devnull)  # what is left to flush goes nowhere
