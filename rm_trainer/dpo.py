@@ -26,6 +26,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -197,7 +198,9 @@ def _prepare(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft 0.21 reads transformers 5's deprecated alias: a FutureWarning in every run's log
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        model = get_peft_model(model, lora)
     examples = []
     for pair in pairs:
         prompt_ids = chat_prompt_ids(tokenizer, PromptItem(pair.prompt), config.system_prompt)
