@@ -109,6 +109,9 @@ class Command(BaseCommand):
         runtime = {"pid": os.getpid(), "host": host, "port": port, "redis_url": redis_url, "studio_id": studio_id(var_dir),
                    "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         runtime_write(var_dir, runtime)
+        # The web serves static files from the apps (WHITENOISE_USE_FINDERS); WhiteNoise warns at the first request
+        # that STATIC_ROOT, where collectstatic would put them, does not exist.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         supervisor = Supervisor(
             studio_children(host=host, port=port, redis_port=redis_port, redis_url=redis_url, var_dir=var_dir, workers=workers,
                             default_concurrency=default_concurrency),
