@@ -115,6 +115,16 @@ class ExportForm(forms.Form):
         return data
 
 
+def _import_again_initial(job_id: str | None) -> dict:
+    """The import form's choices of an earlier job (``?again=ID``, the "try again" link of a job page); none for no such job."""
+    job = import_job_get(job_id=int(job_id)) if job_id and job_id.isascii() and job_id.isdigit() else None
+    if job is None:
+        return {}
+    options = job.options
+    return {"kind": job.kind, "required_labels": options.get("required_labels"), "allow_duplicate": options.get("allow_duplicate"),
+            "skip_invalid": options.get("skip_invalid"), "campaign": options.get("campaign_id"), "columns": options.get("columns") or ""}
+
+
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
     list_display = ["id", "short_text", "campaign", "source", "n_responses", "created_at"]
@@ -141,7 +151,7 @@ class PromptAdmin(admin.ModelAdmin):
         """Keep the upload and queue its import; the job page follows it."""
         if not user_has_role(user=request.user, roles=(Role.ADMIN,)):
             raise PermissionDenied("only admins import")
-        form = ImportForm(request.POST or None, request.FILES or None)
+        form = ImportForm(request.POST or None, request.FILES or None, initial=_import_again_initial(request.GET.get("again")))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             job = import_job_create(kind=data["kind"], data=data["file"].read(), filename=data["file"].name, user=request.user,

@@ -97,10 +97,17 @@ def test_admin_import_reads_a_file_of_another_shape_through_a_column_mapping(adm
     data = b"instruction,intent,response\nWhere is my parcel?,track_order,On its way.\n"
     html = upload(client, django_capture_on_commit_callbacks, data, name="s.csv").content.decode()
     assert "Failed" in html and "give a column mapping (--columns, or Column mapping in the upload form), e.g. prompt=instruction" in html
+    assert f'?again={ImportJob.objects.get().pk}" data-testid="import-again"' in html
+    again = client.get(reverse("admin:feedback_app_prompt_import") + f"?again={ImportJob.objects.get().pk}").content.decode()
+    assert 'value="prompts" selected' in again and 'name="columns"' in again  # the failed job's choices, to change and retry
+    assert client.get(reverse("admin:feedback_app_prompt_import") + "?again=x9").status_code == 200  # no such job: a blank form
     html = upload(client, django_capture_on_commit_callbacks, data, name="s.csv", columns="prompt=instruction; tags=intent").content.decode()
     assert "Done" in html and "1 prompts" in html and "1 awaiting generated replies" in html
     assert "<code>prompt=instruction; tags=intent</code>; left out the file's other columns: <code>response</code>" in html
     assert list(Prompt.objects.values_list("text", "tags__name")) == [("Where is my parcel?", "track_order")]
+    job = ImportJob.objects.filter(status="done").get()
+    again = client.get(reverse("admin:feedback_app_prompt_import") + f"?again={job.pk}").content.decode()
+    assert 'value="prompt=instruction; tags=intent"' in again
     page = client.post(reverse("admin:feedback_app_prompt_import"), {"kind": "preferences", "columns": "prompt=instruction",
                                                                       "file": SimpleUploadedFile("s.csv", data)})
     assert page.status_code == 200 and not ImportJob.objects.filter(kind="preferences").exists()  # the form, again, naming the problem
