@@ -26,7 +26,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -42,7 +41,8 @@ from rm_trainer.config import DPOConfig, GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.device import autocast, resolve_device
 from rm_trainer.generator import (
-    POLICY_KIND, GenerationResult, Generator, PromptItem, chat_prompt_ids, load_causal_lm, policy_chain, runtime_dtype, seeded, stop_token_ids,
+    POLICY_KIND, GenerationResult, Generator, PromptItem, chat_prompt_ids, load_causal_lm, peft_quiet, policy_chain, runtime_dtype, seeded,
+    stop_token_ids,
 )
 from rm_trainer.store import CheckpointStore, read_manifest
 
@@ -198,8 +198,7 @@ def _prepare(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():  # peft 0.21 reads transformers 5's deprecated alias: a FutureWarning in every run's log
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with peft_quiet():
         model = get_peft_model(model, lora)
     examples = []
     for pair in pairs:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -261,8 +262,18 @@ def load_causal_lm(folder: str | os.PathLike[str], gguf_file: str | None = None)
     for adapter in chain[1:]:
         from peft import PeftModel  # peft is needed only for adapter versions
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        with peft_quiet():
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     return model, AutoTokenizer.from_pretrained(root)
+
+
+@contextlib.contextmanager
+def peft_quiet() -> Iterator[None]:
+    """Around a call into peft: peft 0.21 reads transformers 5's deprecated ``is_gradient_checkpointing``, a FutureWarning
+    in every policy update's and every adapter load's log that says nothing about the studio."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def policy_chain(folder: str | os.PathLike[str]) -> list[Path]:
