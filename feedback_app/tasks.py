@@ -7,14 +7,17 @@ worker process (``ModelTask``), so a swap loads new weights once and old ones ar
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import TYPE_CHECKING, ClassVar
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 if TYPE_CHECKING:
     from feedback_app.training_bridge import ModelHolder
 
+logger = logging.getLogger(__name__)
 RM_SCORE_CHUNK = 256  # comparisons the reward model judges per task
 
 
@@ -194,6 +197,31 @@ def _fail_runs_of_dead_predecessor(sender, **kwargs) -> None:
 
     training_runs_fail_orphaned(worker=sender.hostname)
     checkpoints_remove_abandoned()
+
+
+@worker_shutting_down.connect
+def _stop_runs_at_shutdown(sender, **kwargs) -> threading.Thread:
+    """A worker asked to stop fails the runs it trains, so that each ends at its next step and the worker stops within the
+    studio's grace: a DPO run takes many minutes on a CPU, and the worker used to be killed in the middle of it.
+
+    Celery sends this from the main process's signal handler, which may have interrupted that thread's own use of the
+    database; the runs are failed on a thread of their own, with its own connection, while the pool finishes its tasks.
+    """
+    from feedback_app.services.training_runs import training_runs_fail_orphaned
+
+    def stop() -> None:
+        from django.db import connection
+
+        try:
+            training_runs_fail_orphaned(worker=sender, reason="the studio stopped its worker {worker} while this run was training")
+        except Exception:  # the run is failed when the worker starts again, as after a crash
+            logger.exception("could not stop the training runs of %s as it shuts down", sender)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=stop, name="runs-stop", daemon=True)
+    thread.start()
+    return thread
 
 
 @worker_ready.connect

@@ -131,10 +131,11 @@ def training_run_fail(*, run_id: int, error: str) -> bool:
     return bool(updated)
 
 
-def training_runs_fail_orphaned(*, worker: str) -> int:
-    """Fail the runs a worker of this name left running when it died (call as it starts)."""
+def training_runs_fail_orphaned(*, worker: str, reason: str = "the worker {worker} stopped while this run was training") -> int:
+    """Fail the runs a worker of this name left running when it died (call as it starts), or that it trains as it is asked to
+    stop (each ends at its next step); return how many."""
     ids = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker).values_list("pk", flat=True))
-    return sum(training_run_fail(run_id=pk, error=f"the worker {worker} stopped while this run was training") for pk in ids)
+    return sum(training_run_fail(run_id=pk, error=reason.format(worker=worker)) for pk in ids)
 
 
 def checkpoints_remove_abandoned() -> int:

@@ -108,3 +108,20 @@ def test_a_worker_that_starts_closes_the_counts_at_once(make_comparisons, rater)
     worker_ready.send(sender=type("Worker", (), {"hostname": "default@test"})())
     assert label_hours_closed_through() > earlier
     assert QualityTallied.objects.get().through > earlier
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_asked_to_stop_fails_the_runs_it_trains_so_each_ends_at_its_next_step():
+    """Celery's worker_shutting_down, in the worker's main process: its runs are failed with the reason, on a thread of their
+    own, and a run's monitor (in the pool process training it) answers "stop" at its next check."""
+    from feedback_app.services.training_runs import RunMonitor
+
+    mine = TrainingRun.objects.create(kind="policy_dpo", status="running", worker="policy@studio", heartbeat_at=timezone.now())
+    other = TrainingRun.objects.create(kind="reward_fast", status="running", worker="gpu@studio", heartbeat_at=timezone.now())
+    monitor = RunMonitor(mine.pk, interval=0)
+    assert not monitor.should_stop()
+    tasks._stop_runs_at_shutdown(sender="policy@studio", sig="SIGTERM", how="Warm", exitcode=0).join(timeout=30)
+    mine.refresh_from_db(), other.refresh_from_db()
+    assert mine.status == "failed" and mine.error == "the studio stopped its worker policy@studio while this run was training"
+    assert other.status == "running"
+    assert monitor.should_stop()
