@@ -101,7 +101,7 @@ def _parse(
     skipped: list[LineError] | None = None, mapping: ColumnMapping | None = None, kind: str = "prompts",
 ) -> list:
     errors: list[LineError] = []
-    total = others = 0  # others: the rows with the fields of the other kind of file
+    total = others = 0  # others: the rows with a problem and the fields of the other kind of file
     records = []
     for line, row in rows:
         try:
@@ -109,14 +109,16 @@ def _parse(
                 raise Invalid(row.field, row.message)
             if not isinstance(row, dict):
                 raise Invalid("", f"expected a JSON object, got {_type_name(row)}")
-            others += bool(other_kind(row, kind=kind))
             unknown = sorted(set(row) - keys)
             if unknown:
                 raise Invalid(unknown[0], f"unknown field (expected some of: {', '.join(sorted(keys))})")
             records.append(build(line, row))
         except Invalid as problem:
             total += 1
-            error = LineError(line, mapping.column_of(problem.field) if mapping else problem.field, problem.message, unit)
+            others += isinstance(row, dict) and bool(other_kind(row, kind=kind))
+            # a row that could not be read comes named already (by its column, through a mapping); a record's problem is named here
+            named = mapping.column_of(problem.field) if mapping and not isinstance(row, LineError) else problem.field
+            error = LineError(line, named, problem.message, unit)
             if skipped is not None:
                 skipped.append(error)  # every one: the caller lists what was left out
             if len(errors) < settings.IMPORT_MAX_ERRORS_SHOWN:

@@ -66,6 +66,7 @@
   }
 
   var drawnChartData = null;  // the data the model charts show, as text: a push that brings other data redraws them
+  var seenChartText = null;  // the chart-data element's text last read: most pushes carry none, and leave it as it was
 
   // The model charts' data as text: the page's comes with the labels series, which a push leaves out (the counters carry it).
   function modelChartText(d) {
@@ -80,6 +81,7 @@
       chart("chart-labels", labelsConfig(d.labels_over_time));
       drawModelCharts(d);
       drawnChartData = modelChartText(d);
+      seenChartText = document.getElementById("chart-data").textContent;
     }
     (data("reliability-data") || []).forEach(function (judge) {
       var config = reliabilityConfig(judge.points, "audits, by the judge's confidence", "judge's confidence", "agreement with people");
@@ -98,10 +100,14 @@
   }
 
   function liveUpdate() {
-    var pushed = data("chart-data");
-    if (pushed && drawnChartData !== null && modelChartText(pushed) !== drawnChartData) {
-      drawnChartData = modelChartText(pushed);
-      drawModelCharts(pushed);
+    var element = document.getElementById("chart-data");
+    if (element && drawnChartData !== null && element.textContent !== seenChartText) {  // read only when a push replaced it
+      seenChartText = element.textContent;
+      var pushed = JSON.parse(seenChartText);
+      if (modelChartText(pushed) !== drawnChartData) {
+        drawnChartData = modelChartText(pushed);
+        drawModelCharts(pushed);
+      }
     }
     var series = data("live-series");
     var c = charts["chart-labels"];

@@ -111,3 +111,10 @@ def test_a_file_of_the_other_kind_gets_one_answer_naming_the_kind():
     assert problems(parse_prompts, mixed, "m.jsonl") == [
         "line 1, field 'chosen': unknown field (expected some of: context, metadata, prompt, responses, tags)",
         "line 2, field 'tags': expected a list of strings, got a number"]
+
+
+def test_a_problem_is_named_once_even_when_columns_and_fields_swap_names():
+    """prompt read from a column named "context" and context from one named "prompt": a cell's problem names its column."""
+    mapping = column_mapping_parse("prompt=context; context=prompt", kind="prompts")
+    assert problems(parse_prompts, b'context,prompt\nHi,"[1"\n', "s.csv", mapping=mapping) == [
+        "line 2, field 'prompt': not valid JSON (Expecting ',' delimiter)"]
