@@ -98,8 +98,13 @@ def _listed(value: Any) -> list:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return [t.strip() for t in value.split(",") if t.strip()]
+        return comma_separated(value)
     return value if isinstance(value, list) else [value]  # a number, say: the tag check names it
+
+
+def comma_separated(text: str) -> list[str]:
+    """The tags a text gives: its comma-separated words, blanks left out (a CSV cell, or a string through a mapping)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def header_problems(names: list[str], *, kind: str, mapping: ColumnMapping | None = None) -> list[tuple[str, str]]:
@@ -130,9 +135,10 @@ def shape_hint(names: Collection[str], *, kind: str, unknown: list[str]) -> str:
     if other:
         return f"these are the fields of a {other} file: import it as {other}"
     if kind == "preferences":
-        return "to import a file of another shape, give a column mapping (--columns, or Column mapping in the upload form), e.g. chosen=COLUMN; rejected=COLUMN"
-    example = next((u for n in PROMPT_LIKE for u in unknown if u.lower() == n), unknown[0] if unknown else "COLUMN")
-    return f"to import a file of another shape, give a column mapping (--columns, or Column mapping in the upload form), e.g. prompt={example}"
+        example = "chosen=COLUMN; rejected=COLUMN"
+    else:
+        example = "prompt=" + next((u for n in PROMPT_LIKE for u in unknown if u.lower() == n), unknown[0] if unknown else "COLUMN")
+    return f"to import a file of another shape, give a column mapping (--columns, or Column mapping in the upload form), e.g. {example}"
 
 
 def other_kind(names: Collection[str], *, kind: str) -> str | None:

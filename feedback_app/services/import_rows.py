@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from feedback_app.services.import_columns import SINGLE, ColumnMapping, header_problems, mapped_object
+from feedback_app.services.import_columns import SINGLE, ColumnMapping, comma_separated, header_problems, mapped_object
 from feedback_app.services.json_input import JSONInputError, JSONSyntaxError, json_loads_strict, json_text_check
 
 
@@ -137,7 +137,7 @@ def _csv_cell(key: str, value: str) -> Any:
         except JSONInputError as problem:
             raise Invalid(problem.field, problem.message) from None
     if key == "tags":
-        return [t.strip() for t in value.split(",") if t.strip()]
+        return comma_separated(value)
     if key == "margin":
         try:
             number = float(value)
