@@ -7,6 +7,8 @@ import sys
 
 from celery import Celery, bootsteps, signals
 
+from feedback_app.worker_stop import stop_flag_raise, stop_flag_share
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_app.settings")
 
 app = Celery("feedback_app")
@@ -124,6 +126,19 @@ def worker_collector_tuned(**kwargs):
     global _modules_when_frozen
     collector_tuned(settings.WORKER_GC_THRESHOLD)
     _modules_when_frozen = len(sys.modules)
+
+
+@signals.worker_init.connect
+def worker_stop_flag_shared(**kwargs) -> None:
+    """Map the byte by which this worker's pool processes learn that it is stopping (``worker_stop``), before the pool forks."""
+    stop_flag_share()
+
+
+@signals.worker_shutting_down.connect
+def worker_stop_flag_raised(**kwargs) -> None:
+    """Tell the pool's tasks that this worker is stopping (Celery sends this from the main process's signal handler: one
+    byte written, nothing that could wait or import): a supply round's sampling ends at its next token."""
+    stop_flag_raise()
 
 
 @signals.task_postrun.connect

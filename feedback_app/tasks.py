@@ -59,10 +59,12 @@ def training_run_execute(self, run_id: int) -> None:
 
 @shared_task(bind=True, base=ModelTask, acks_late=True)
 def comparisons_supply(self) -> int:
-    """Top up the open comparisons from the active policy; safe to run concurrently."""
+    """Top up the open comparisons from the active policy; safe to run concurrently. A round in progress when the worker is
+    asked to stop ends at its next sampled token, so the worker stops within the studio's grace."""
     from feedback_app.services.supply import comparisons_supply
+    from feedback_app.worker_stop import worker_stopping
 
-    return comparisons_supply(models=self.models)
+    return comparisons_supply(models=self.models, should_stop=worker_stopping)
 
 
 @shared_task(bind=True, base=ModelTask, acks_late=True)

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from transformers import (
@@ -38,6 +38,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
 )
 
 from rm_trainer.config import GenerationConfig
@@ -46,6 +48,23 @@ from rm_trainer.store import MANIFEST, CheckpointStore, read_manifest
 
 POLICY_KIND = "policy"
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
+
+
+class GenerationStopped(Exception):
+    """Raised by ``generate_with_stats`` when ``should_stop()`` answers True between two tokens; nothing is returned."""
+
+
+class _StopWhenAsked(StoppingCriteria):
+    """Asks ``should_stop()`` after each token of a batch, and ends the sampling with GenerationStopped when it answers True
+    (a cut-off batch would look like replies that hit the token budget, so none is returned)."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        if self.should_stop():
+            raise GenerationStopped("stopped on request while sampling")
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass(frozen=True)
@@ -104,17 +123,20 @@ class Generator:
         """Return the token ids of each item's chat prompt, keeping its last ``max_prompt_tokens``."""
         return [chat_prompt_ids(self.tokenizer, item, config.system_prompt)[-config.max_prompt_tokens:] for item in items]
 
-    def generate(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig) -> list[list[str]]:
+    def generate(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig, *,
+                 should_stop: Callable[[], bool] | None = None) -> list[list[str]]:
         """Return up to ``n`` distinct non-empty responses per item (see ``generate_with_stats``)."""
-        return self.generate_with_stats(items, n, config).texts
+        return self.generate_with_stats(items, n, config, should_stop=should_stop).texts
 
     @torch.no_grad()
-    def generate_with_stats(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig) -> GenerationResult:
+    def generate_with_stats(self, items: Sequence[PromptItem | str], n: int, config: GenerationConfig, *,
+                            should_stop: Callable[[], bool] | None = None) -> GenerationResult:
         """Sample ``n`` responses per item, ``config.batch_size`` rows at a time.
 
         Each item is repeated ``n`` times and the rows are batched with left padding. The cleaned
         texts are stripped, and empty and exactly repeated samples of one prompt are dropped, so
-        a prompt may get fewer than ``n``. ``temperature`` 0 decodes greedily.
+        a prompt may get fewer than ``n``. ``temperature`` 0 decodes greedily. ``should_stop()``, asked
+        after every token (so it should be cheap), answering True raises GenerationStopped.
         """
         items = [PromptItem(item) if isinstance(item, str) else item for item in items]
         rows = [ids for ids in self.prompt_ids(items, config) for _ in range(n)]
@@ -126,7 +148,7 @@ class Generator:
         start = time.perf_counter()
         with seeded(self.device, config.seed):
             for begin in range(0, len(rows), config.batch_size):
-                texts, flags, sizes, tokens = self._sample_batch(rows[begin:begin + config.batch_size], config)
+                texts, flags, sizes, tokens = self._sample_batch(rows[begin:begin + config.batch_size], config, should_stop)
                 samples.extend(texts)
                 ids.extend(tokens)
                 cut.extend(flags)
@@ -147,7 +169,7 @@ class Generator:
         )
 
     def _sample_batch(
-        self, rows: list[list[int]], config: GenerationConfig,
+        self, rows: list[list[int]], config: GenerationConfig, should_stop: Callable[[], bool] | None = None,
     ) -> tuple[list[str], list[bool], list[int], list[list[int]]]:
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -161,6 +183,7 @@ class Generator:
         output = self.model.generate(
             input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
             generation_config=self._hf_config(config), logits_processor=processors,
+            stopping_criteria=StoppingCriteriaList([_StopWhenAsked(should_stop)]) if should_stop is not None else None,
         )
         generated = output[:, width:].cpu()
         texts, flags, sizes, tokens = [], [], [], []

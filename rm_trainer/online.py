@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from rm_trainer.config import GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.dpo import DPOCancelled
-from rm_trainer.generator import Generator, PromptItem
+from rm_trainer.generator import GenerationStopped, Generator, PromptItem
 
 # (prompt, its replies) -> one reward per reply
 Scorer = Callable[[PromptItem, Sequence[str]], Sequence[float]]
@@ -30,7 +30,7 @@ def on_policy_pairs(
 
     ``prompt_text`` gives a pair's prompt string (default: the item's prompt), which should be the
     form the human pairs use. Prompts are sampled ``chunk`` at a time, with a ``progress`` event
-    after each chunk; ``should_stop()`` answering True before a chunk raises ``DPOCancelled``.
+    after each chunk; ``should_stop()`` answering True before a chunk or between two sampled tokens raises ``DPOCancelled``.
     The pair's ``margin`` is the reward gap; its ``weight`` is 1.
     """
     if n < 2:
@@ -41,7 +41,10 @@ def on_policy_pairs(
         if should_stop is not None and should_stop():
             raise DPOCancelled(f"stopped while sampling on-policy pairs, after {begin} of {len(prompts)} prompts")
         items = list(prompts[begin:begin + chunk])
-        replies = generator.generate(items, n, config)  # distinct, non-empty replies per prompt
+        try:
+            replies = generator.generate(items, n, config, should_stop=should_stop)  # distinct, non-empty replies per prompt
+        except GenerationStopped:
+            raise DPOCancelled(f"stopped while sampling on-policy pairs, in the {len(items)} prompts after {begin} of {len(prompts)}") from None
         for k, (item, texts) in enumerate(zip(items, replies)):
             if len(texts) < 2:
                 continue

@@ -28,15 +28,17 @@ class BestOfN:
     n_candidates: int  # distinct non-empty replies scored (at most n)
 
 
-def best_of_n(generator: Generator, items: Sequence[PromptItem], n: int, score: Scorer, config: GenerationConfig) -> list[BestOfN]:
-    """Return, per item in order, the best of ``n`` sampled replies by ``score`` (one batched sampling pass).
+def best_of_n(generator: Generator, items: Sequence[PromptItem], n: int, score: Scorer, config: GenerationConfig, *,
+              should_stop: Callable[[], bool] | None = None) -> list[BestOfN]:
+    """Return, per item in order, the best of ``n`` sampled replies by ``score`` (one batched sampling pass; ``should_stop``
+    as the generator takes it).
 
     Exact duplicates and empty samples are dropped first, so fewer than ``n`` may compete; an item
     whose every sample was empty gets "" (and no reward). Among equal rewards the earlier sample wins.
     """
     if n < 1:
         raise ValueError(f"best of n needs n >= 1 samples per prompt, got {n}")
-    result = generator.generate_with_stats(list(items), n, config)
+    result = generator.generate_with_stats(list(items), n, config, should_stop=should_stop)
     chosen = []
     for item, texts, flags in zip(items, result.texts, result.truncated):
         if not texts:

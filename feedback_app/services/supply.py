@@ -11,13 +11,15 @@ stored reply says whether it was truncated. A share of the prompts (the campaign
 to the arena instead: the active policy against an earlier one, one reply each, served in the
 active policy's serving mode (services.serving). With AI feedback on, standard comparisons wait for
 the routing judge's verdict before anyone sees them (services.ai_routing): the reward-model judge
-answers here, with the models this round loaded; the others on the "judge" queue.
+answers here, with the models this round loaded; the others on the "judge" queue. A round asked to
+stop (its worker is stopping) ends between two sampled tokens, stores nothing and gives its prompts back.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -38,19 +40,29 @@ logger = logging.getLogger(__name__)
 GENERATION_LEASE = timedelta(minutes=15)
 
 
-def comparisons_supply(*, now: datetime | None = None, models: training_bridge.ModelHolder | None = None) -> int:
+def comparisons_supply(*, now: datetime | None = None, models: training_bridge.ModelHolder | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> int:
     """Generate comparisons until each active campaign has SUPPLY_OPEN_TARGET open (one round per campaign at most);
     return how many were made.
 
-    ``models`` is the worker's holder of loaded models; without one, the rounds load their own.
+    ``models`` is the worker's holder of loaded models; without one, the rounds load their own. ``should_stop()`` (cheap:
+    it is asked after every sampled token) answering True ends the round in progress, storing nothing of it, and starts
+    no other.
     """
     now = now or timezone.now()
     models = models or training_bridge.ModelHolder()
-    return sum(campaign_supply(campaign=campaign_get(campaign_id=pk), now=now, models=models) for pk in campaign_ids_supplied())
+    made = 0
+    for pk in campaign_ids_supplied():
+        if should_stop is not None and should_stop():
+            break
+        made += campaign_supply(campaign=campaign_get(campaign_id=pk), now=now, models=models, should_stop=should_stop)
+    return made
 
 
-def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridge.ModelHolder) -> int:
-    """One round for ``campaign``: its policy answers its prompts until SUPPLY_OPEN_TARGET of its comparisons are open."""
+def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridge.ModelHolder,
+                    should_stop: Callable[[], bool] | None = None) -> int:
+    """One round for ``campaign``: its policy answers its prompts until SUPPLY_OPEN_TARGET of its comparisons are open; a
+    round that ``should_stop`` ended makes none, and its prompts are free for the next."""
     missing = settings.SUPPLY_OPEN_TARGET - open_comparison_count(campaign_id=campaign.pk, cap=settings.SUPPLY_OPEN_TARGET)
     if missing <= 0 or campaign.state != Campaign.State.ACTIVE or not campaign_has_prompts(campaign_id=campaign.pk):
         return 0
@@ -59,7 +71,11 @@ def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridg
     if not prompts:
         return 0
     try:
-        return _supply_round(campaign=campaign, policy=policy, prompts=prompts, models=models)
+        return _supply_round(campaign=campaign, policy=policy, prompts=prompts, models=models, should_stop=should_stop)
+    except training_bridge.GenerationStopped:
+        logger.info("campaign %s: the worker is stopping; its round stopped while sampling, and its %d prompt(s) are given back",
+                    campaign.slug, len(prompts))
+        return 0
     finally:
         Prompt.objects.filter(pk__in=[p.pk for p in prompts]).update(generation_lease_until=None)
 
@@ -76,14 +92,16 @@ def prompts_claim_for_generation(*, policy: PolicyVersion, limit: int, now: date
     return list(Prompt.objects.filter(pk__in=ids).order_by("id"))
 
 
-def _supply_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], models: training_bridge.ModelHolder) -> int:
+def _supply_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], models: training_bridge.ModelHolder,
+                  should_stop: Callable[[], bool] | None) -> int:
     seed = int(timezone.now().timestamp())
     rng = random.Random(seed)
     opponent = arena_opponent(policy=policy, rng=rng)
     n_arena = round(len(prompts) * campaign.arena_share) if opponent else 0
     rng.shuffle(prompts)
-    made = _arena_round(campaign=campaign, policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models) if n_arena else 0
-    return made + _standard_round(campaign=campaign, policy=policy, prompts=prompts[n_arena:], seed=seed, models=models)
+    made = (_arena_round(campaign=campaign, policy=policy, opponent=opponent, prompts=prompts[:n_arena], seed=seed, models=models,
+                         should_stop=should_stop) if n_arena else 0)
+    return made + _standard_round(campaign=campaign, policy=policy, prompts=prompts[n_arena:], seed=seed, models=models, should_stop=should_stop)
 
 
 def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersion | None:
@@ -97,7 +115,7 @@ def arena_opponent(*, policy: PolicyVersion, rng: random.Random) -> PolicyVersio
 
 
 def _arena_round(*, campaign: Campaign, policy: PolicyVersion, opponent: PolicyVersion, prompts: list[Prompt], seed: int,
-                 models: training_bridge.ModelHolder) -> int:
+                 models: training_bridge.ModelHolder, should_stop: Callable[[], bool] | None) -> int:
     """One reply from each policy per prompt, both in the active policy's serving mode; raters see them in a random order.
 
     The opponent answers in the same mode, reranked by the same reward model, so a vote compares
@@ -107,7 +125,8 @@ def _arena_round(*, campaign: Campaign, policy: PolicyVersion, opponent: PolicyV
     """
     serving = policy_serving(version=policy)
     inputs = [(p.text, p.context) for p in prompts]
-    new, old = (_arena_replies(version=v, serving=serving, inputs=inputs, seed=seed, models=models) for v in (policy, opponent))
+    new, old = (_arena_replies(version=v, serving=serving, inputs=inputs, seed=seed, models=models, should_stop=should_stop)
+                for v in (policy, opponent))
     made = 0
     with transaction.atomic():
         for prompt, mine, mine_cut, theirs, theirs_cut in zip(prompts, *new, *old):
@@ -124,23 +143,27 @@ def _arena_round(*, campaign: Campaign, policy: PolicyVersion, opponent: PolicyV
     return made
 
 
-def _arena_replies(*, version: PolicyVersion, serving: Serving, inputs: list, seed: int, models: training_bridge.ModelHolder) -> training_bridge.Candidates:
+def _arena_replies(*, version: PolicyVersion, serving: Serving, inputs: list, seed: int, models: training_bridge.ModelHolder,
+                   should_stop: Callable[[], bool] | None) -> training_bridge.Candidates:
     if serving.reward is None:
-        return training_bridge.candidates_generate(policy_name=version.name, policy_path=version.path, prompts=inputs, n=1, seed=seed, models=models)
+        return training_bridge.candidates_generate(policy_name=version.name, policy_path=version.path, prompts=inputs, n=1, seed=seed,
+                                                   models=models, should_stop=should_stop)
     return training_bridge.replies_rerank(
         policy_name=version.name, policy_path=version.path, reward_name=serving.reward.name, reward_path=serving.reward.path, prompts=inputs,
         n=settings.RERANK_SAMPLES, seed=seed, max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS, temperature=settings.GENERATION_TEMPERATURE,
-        models=models,
+        models=models, should_stop=should_stop,
     )
 
 
-def _standard_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder) -> int:
+def _standard_round(*, campaign: Campaign, policy: PolicyVersion, prompts: list[Prompt], seed: int, models: training_bridge.ModelHolder,
+                    should_stop: Callable[[], bool] | None) -> int:
     if not prompts:
         return 0
     reward = reward_model_active(campaign_id=campaign.pk)
     inputs = [(p.text, p.context) for p in prompts]
     generated = training_bridge.candidates_generate(
         policy_name=policy.name, policy_path=policy.path, prompts=inputs, n=settings.SUPPLY_CANDIDATES, seed=seed, models=models,
+        should_stop=should_stop,
     )
     pools = [candidate_pool(flags) for flags in generated.truncated]
     strategy = policy.selection_strategy if reward is not None else "random"

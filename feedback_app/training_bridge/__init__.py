@@ -25,7 +25,7 @@ from feedback_app.training_bridge.conversion import (
     text_as_turns,
     validation_summary,
 )
-from feedback_app.training_bridge.errors import RunStopped
+from feedback_app.training_bridge.errors import GenerationStopped, RunStopped
 from feedback_app.training_bridge.holder import ModelHolder, libraries_import
 from feedback_app.training_bridge.judge import judge_chat_answers
 from feedback_app.training_bridge.policy import (
@@ -55,7 +55,7 @@ from feedback_app.training_bridge.store import (
 )
 
 __all__ = [
-    "Candidates", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_name_free", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
+    "Candidates", "GenerationStopped", "ModelHolder", "RunStopped", "candidates_generate", "checkpoint_name_free", "checkpoint_partial_remove", "checkpoint_partials", "checkpoint_remove",
     "checkpoint_store", "comparisons_prob_a_wins", "comparisons_rm_judge", "dpo_train", "embedding_cache_dir", "embeddings_compact", "embeddings_prune",
     "generation_config", "generator_source", "is_validation", "judge_chat_answers", "labels_aggregate", "libraries_import", "online_pairs", "pair_facts", "pair_facts_kept", "pairs_choose", "pairs_evaluate",
     "policy_export", "policy_materialise_base", "policy_update_metrics", "policy_win_rate", "preference_pairs", "prompt_as_text",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from feedback_app.training_bridge.conversion import prompt_as_text
-from feedback_app.training_bridge.errors import RunStopped
+from feedback_app.training_bridge.errors import GenerationStopped, RunStopped
 from feedback_app.training_bridge.holder import ModelHolder
 from feedback_app.training_bridge.sources import dpo_config, generation_config, generator_source
 from feedback_app.training_bridge.store import checkpoint_store, version_folder
@@ -45,14 +46,28 @@ class Candidates(NamedTuple):
 
 def candidates_generate(
     *, policy_name: str, policy_path: str, prompts: Sequence[tuple[str, Sequence[dict]]], n: int, seed: int, models: ModelHolder,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Candidates:
-    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass, with their truncated flags."""
+    """Return up to ``n`` distinct candidate replies per (prompt, context), from one batched pass, with their truncated flags;
+    raise GenerationStopped when ``should_stop()`` (asked after every token) answered True."""
     from rm_trainer.generator import PromptItem
 
     generator = models.generator(policy_name, policy_path)
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
-    result = generator.generate_with_stats(items, n, generation_config(seed=seed))
+    with _stoppable():
+        result = generator.generate_with_stats(items, n, generation_config(seed=seed), should_stop=should_stop)
     return Candidates(texts=result.texts, truncated=result.truncated)
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """rm_trainer's GenerationStopped as the site's."""
+    from rm_trainer.generator import GenerationStopped as Stopped
+
+    try:
+        yield
+    except Stopped as exc:
+        raise GenerationStopped(str(exc)) from None
 
 
 def replies_generate(
@@ -70,10 +85,11 @@ def replies_generate(
 
 def replies_rerank(
     *, policy_name: str, policy_path: str, reward_name: str, reward_path: str, prompts: Sequence[tuple[str, Sequence[dict]]],
-    n: int, seed: int, max_new_tokens: int, temperature: float, models: ModelHolder,
+    n: int, seed: int, max_new_tokens: int, temperature: float, models: ModelHolder, should_stop: Callable[[], bool] | None = None,
 ) -> Candidates:
     """Return, per (prompt, context) in order, the best of ``n`` sampled replies of policy ``policy_name`` by reward model
-    ``reward_name`` (the rerank tier; see ``rm_trainer.rerank``), one text and one truncated flag each ("" where no sample was usable)."""
+    ``reward_name`` (the rerank tier; see ``rm_trainer.rerank``), one text and one truncated flag each ("" where no sample was usable);
+    raise GenerationStopped as ``candidates_generate`` does."""
     from rm_trainer.generator import PromptItem
     from rm_trainer.rerank import best_of_n
 
@@ -82,8 +98,9 @@ def replies_rerank(
     items = [PromptItem(prompt=text, context=tuple(context)) for text, context in prompts]
     config = generation_config(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature)
     # The generator sees the conversation as chat turns; the reward model reads it as one text.
-    chosen = best_of_n(generator, items, n, lambda item, replies: scorer.score(prompt_as_text(text=item.prompt, context=item.context),
-                                                                               list(replies)), config)
+    with _stoppable():
+        chosen = best_of_n(generator, items, n, lambda item, replies: scorer.score(prompt_as_text(text=item.prompt, context=item.context),
+                                                                                   list(replies)), config, should_stop=should_stop)
     return Candidates(texts=[[best.text] for best in chosen], truncated=[[best.truncated] for best in chosen])
 
 

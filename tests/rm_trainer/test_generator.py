@@ -5,7 +5,7 @@ import torch
 
 from rm_trainer.config import GenerationConfig, default_generator_source
 from rm_trainer.generator import (
-    Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
+    GenerationStopped, Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
 )
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer
@@ -40,6 +40,23 @@ def test_generate_returns_up_to_n_distinct_texts_per_prompt(tiny):
         assert set(texts) <= set(raw)
     assert 0 < result.new_tokens <= 9 * SAMPLED.max_new_tokens
     assert result.tokens_per_second > 0
+
+
+def test_a_stop_asked_between_tokens_ends_the_sampling_and_an_unasked_one_changes_nothing(tiny):
+    """should_stop is asked after each token: True ends the batch with GenerationStopped (no cut-off replies come back) and
+    leaves the caller's RNG alone; always False gives the same samples as no should_stop."""
+    asked = []
+
+    def stop_at_third() -> bool:
+        asked.append(True)
+        return len(asked) == 3
+
+    state = torch.random.get_rng_state()
+    with pytest.raises(GenerationStopped):
+        tiny.generate_with_stats(PROMPTS, 2, SAMPLED, should_stop=stop_at_third)
+    assert len(asked) == 3 and torch.equal(torch.random.get_rng_state(), state)
+    never = tiny.generate_with_stats(PROMPTS, 2, SAMPLED, should_stop=lambda: False)
+    assert never.raw == tiny.generate_with_stats(PROMPTS, 2, SAMPLED).raw
 
 
 def test_batched_greedy_equals_one_by_one(tiny):

@@ -2,7 +2,7 @@ import pytest
 
 from rm_trainer.config import GenerationConfig
 from rm_trainer.dpo import DPOCancelled
-from rm_trainer.generator import PromptItem
+from rm_trainer.generator import GenerationStopped, PromptItem
 from rm_trainer.online import on_policy_pairs
 
 CONFIG = GenerationConfig(seed=7)
@@ -15,8 +15,10 @@ class FakeGenerator:
         self.replies = replies
         self.calls = []
 
-    def generate(self, items, n, config):
+    def generate(self, items, n, config, should_stop=None):
         self.calls.append(([item.prompt for item in items], n))
+        if should_stop is not None and should_stop():  # as the real one asks between two tokens
+            raise GenerationStopped("stopped on request while sampling")
         return [self.replies[item.prompt][:n] for item in items]
 
 
@@ -68,3 +70,13 @@ def test_prompts_are_sampled_in_chunks_with_progress_and_can_be_stopped():
         on_policy_pairs(generator, [PromptItem("q0")], by_length, CONFIG, n=2, should_stop=lambda: True)
     with pytest.raises(ValueError):
         on_policy_pairs(generator, [PromptItem("q0")], by_length, CONFIG, n=1)
+
+
+def test_a_stop_asked_while_a_chunk_samples_ends_the_sampling_there():
+    """The generator is given should_stop, so a stop asked in the middle of a chunk ends it there (DPOCancelled), not after it."""
+    replies = {f"q{k}": ["a", "abc"] for k in range(4)}
+    answers = iter([False, False, False, True])  # before the first chunk, in it, before the second, in it
+    generator = FakeGenerator(replies)
+    with pytest.raises(DPOCancelled, match="in the 2 prompts after 2 of 4"):
+        on_policy_pairs(generator, [PromptItem(p) for p in replies], by_length, CONFIG, n=2, chunk=2, should_stop=lambda: next(answers))
+    assert len(generator.calls) == 2

@@ -15,7 +15,7 @@ class StubGenerator:
         self.samples = samples
         self.calls = []
 
-    def generate_with_stats(self, items, n, config):
+    def generate_with_stats(self, items, n, config, should_stop=None):
         self.calls.append(([item.prompt for item in items], n, config.seed))
         texts, truncated = [], []
         for item in items:

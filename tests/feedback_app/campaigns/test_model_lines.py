@@ -126,7 +126,7 @@ def test_the_supply_answers_each_campaign_s_prompts_with_its_own_policy_and_rule
     PolicyVersion.objects.create(name="policy-base", path="policy/policy-base", status="candidate", generator="smol")
     seen = []
 
-    def generate(*, policy_name, policy_path, prompts, n, seed, models):
+    def generate(*, policy_name, policy_path, prompts, n, seed, models, should_stop=None):
         seen.append((policy_name, policy_path, sorted(text for text, _ in prompts)))
         return training_bridge.Candidates(texts=[[f"{policy_name} reply {k}" for k in range(n)] for _ in prompts],
                                           truncated=[[False] * n for _ in prompts])

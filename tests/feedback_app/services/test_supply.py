@@ -23,8 +23,10 @@ def cut_off():
 def fake_generation(monkeypatch, cut_off):
     calls = []
 
-    def generate(*, policy_name, policy_path, prompts, n, seed, models):
+    def generate(*, policy_name, policy_path, prompts, n, seed, models, should_stop=None):
         calls.append((policy_name, len(prompts), n))
+        if should_stop is not None and should_stop():  # as the real one asks after each sampled token
+            raise training_bridge.GenerationStopped("stopped on request while sampling")
         texts = [[f"{policy_name} reply {k} to {text}" for k in range(n)] for text, _ in prompts]
         return training_bridge.Candidates(texts=texts, truncated=[[(policy_name, k) in cut_off for k in range(n)] for _ in prompts])
 
@@ -151,6 +153,24 @@ def test_a_lease_left_by_a_killed_worker_expires(settings, fake_generation, poli
     assert prompt.generation_lease_until is None
 
 
+def test_a_round_asked_to_stop_while_sampling_stores_nothing_gives_its_prompts_back_and_starts_no_other(settings, fake_generation, policies):
+    """The worker is stopping: the round's sampling ends (the generator was given should_stop), nothing is stored, its
+    prompts are free at once rather than after GENERATION_LEASE, and no other campaign's round starts."""
+    from feedback_app.services.campaigns import campaign_create
+
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS = 3, 8
+    _standard_only()
+    for i in range(3):
+        Prompt.objects.create(text=f"question {i}")
+    other = campaign_create(slug="billing", name="Billing", parent=None, actor=None)
+    Prompt.objects.create(campaign=other, text="billing question")
+    stopping = []
+    assert comparisons_supply(should_stop=lambda: bool(stopping) or stopping.append(True)) == 0  # False before the round, True in it
+    assert len(fake_generation) == 1  # one round sampled, and stopped; the other campaign's never began
+    assert not Comparison.objects.exists() and not Prompt.objects.filter(generation_lease_until__isnull=False).exists()
+    assert comparisons_supply(should_stop=lambda: False) == 4  # the next round, the same prompts and the other campaign's
+
+
 def test_a_pruned_policy_is_never_an_arena_opponent(db):
     """Retention removed a pruned policy's weights, so the arena draws only from the others."""
     import random
@@ -167,7 +187,7 @@ def fake_rerank(monkeypatch):
     """Replace the bridge's best of n: each reply names its policy, n and the reward model; policy-base's hit the budget."""
     calls = []
 
-    def rerank(*, policy_name, policy_path, reward_name, reward_path, prompts, n, seed, max_new_tokens, temperature, models):
+    def rerank(*, policy_name, policy_path, reward_name, reward_path, prompts, n, seed, max_new_tokens, temperature, models, should_stop=None):
         calls.append((policy_name, reward_name, n))
         texts = [[f"{policy_name} best of {n} by {reward_name} for {text}"] for text, _ in prompts]
         return training_bridge.Candidates(texts=texts, truncated=[[policy_name == "policy-base"] for _ in prompts])
