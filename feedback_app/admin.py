@@ -38,7 +38,7 @@ from feedback_app.selectors.exports import CONTENT_TYPES, FORMATS, LABEL_SOURCES
 from feedback_app.services.accounts import role_group_sync
 from feedback_app.services.exports import export_stream
 from feedback_app.services.import_columns import ColumnMappingError, column_mapping_parse
-from feedback_app.services.import_jobs import import_job_create
+from feedback_app.services.import_jobs import ImportFileGone, import_job_create, import_job_retry
 from feedback_app.views.streaming import streaming_download
 
 User = get_user_model()
@@ -75,7 +75,8 @@ class StudioUserAdmin(UserAdmin):
 
 class ImportForm(forms.Form):
     kind = forms.ChoiceField(choices=[("prompts", "Prompts (with optional responses)"), ("preferences", "Labelled preferences (TRL or HH)")])
-    file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8; gzip-compressed too (.gz).")
+    file = forms.FileField(required=False, help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8; gzip-compressed too (.gz).")
+    again = forms.IntegerField(required=False, widget=forms.HiddenInput)  # the failed job whose kept file is imported without a file
     required_labels = forms.IntegerField(min_value=1, required=False, help_text="Labels each new comparison needs (prompts only).")
     allow_duplicate = forms.BooleanField(required=False, help_text="Import a file whose content was imported before.")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid rows and list every skipped one with its reason.")
@@ -94,6 +95,11 @@ class ImportForm(forms.Form):
                 column_mapping_parse(data["columns"], kind=data["kind"])
             except ColumnMappingError as exc:
                 self.add_error("columns", str(exc))
+        if not data.get("file"):
+            data["kept_job"] = _import_job_kept(data.get("again"))
+            if data["kept_job"] is None:
+                self.add_error("file", f"the file of import job {data['again']} is no longer kept: choose it again" if data.get("again")
+                               else self.fields["file"].error_messages["required"])
         return data
 
 
@@ -116,13 +122,23 @@ class ExportForm(forms.Form):
 
 
 def _import_again_initial(job_id: str | None) -> dict:
-    """The import form's choices of an earlier job (``?again=ID``, the "try again" link of a job page); none for no such job."""
+    """The import form's choices of an earlier job (``?again=ID``, the "try again" link of a job page), and that job as
+    ``again`` where its file is kept; none for no such job."""
     job = import_job_get(job_id=int(job_id)) if job_id and job_id.isascii() and job_id.isdigit() else None
     if job is None:
         return {}
     options = job.options
     return {"kind": job.kind, "required_labels": options.get("required_labels"), "allow_duplicate": options.get("allow_duplicate"),
-            "skip_invalid": options.get("skip_invalid"), "campaign": options.get("campaign_id"), "columns": options.get("columns") or ""}
+            "skip_invalid": options.get("skip_invalid"), "campaign": options.get("campaign_id"), "columns": options.get("columns") or "",
+            "again": job.pk if job.file_kept_until else None}
+
+
+def _import_job_kept(job_id: int | None):
+    """The failed import job ``job_id`` (a number, or its digits as posted) if its file is still kept, else None."""
+    if isinstance(job_id, str):
+        job_id = int(job_id) if job_id.isascii() and job_id.isdigit() else None
+    job = import_job_get(job_id=job_id) if job_id else None
+    return job if job is not None and job.file_kept_until else None
 
 
 @admin.register(Prompt)
@@ -154,12 +170,19 @@ class PromptAdmin(admin.ModelAdmin):
         form = ImportForm(request.POST or None, request.FILES or None, initial=_import_again_initial(request.GET.get("again")))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            job = import_job_create(kind=data["kind"], data=data["file"].read(), filename=data["file"].name, user=request.user,
-                                    required_labels=data["required_labels"], allow_duplicate=data["allow_duplicate"],
-                                    skip_invalid=data["skip_invalid"], campaign_id=(data["campaign"] or campaign_default()).pk,
-                                    columns=data["columns"])
-            return redirect("admin:feedback_app_prompt_import_job", job.pk)
-        context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "opts": self.model._meta}
+            choices = {"kind": data["kind"], "user": request.user, "required_labels": data["required_labels"],
+                       "allow_duplicate": data["allow_duplicate"], "skip_invalid": data["skip_invalid"],
+                       "campaign_id": (data["campaign"] or campaign_default()).pk, "columns": data["columns"]}
+            try:
+                job = (import_job_create(data=data["file"].read(), filename=data["file"].name, **choices) if data["file"]
+                       else import_job_retry(job=data["kept_job"], **choices))
+            except ImportFileGone as exc:  # removed since the form was checked
+                form.add_error("file", str(exc))
+            else:
+                return redirect("admin:feedback_app_prompt_import_job", job.pk)
+        kept = _import_job_kept(form["again"].value())
+        context = {**self.admin_site.each_context(request), "title": "Import prompts or preferences", "form": form, "opts": self.model._meta,
+                   "kept_job": kept}
         return TemplateResponse(request, "admin/feedback_app/import.html", context)
 
     def import_job_view(self, request, job_id: int):

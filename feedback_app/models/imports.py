@@ -1,9 +1,11 @@
 """Imports that run in the background: the uploaded file, how far it got, and what came of it."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ImportJob(models.Model):
@@ -44,8 +46,16 @@ class ImportJob(models.Model):
 
     @property
     def path(self) -> Path:
-        """Return where the uploaded file is kept until the job finishes."""
+        """Return where the uploaded file is kept until the job is done (a failed job's, IMPORT_KEEP_FAILED_HOURS more)."""
         return Path(settings.IMPORT_DIR) / str(self.pk)
+
+    @property
+    def file_kept_until(self):
+        """Return until when a failed job's file is kept to be tried again; None when it is not (or no longer) kept."""
+        if self.status != self.Status.FAILED or self.finished_at is None or not self.path.exists():
+            return None
+        until = self.finished_at + timedelta(hours=settings.IMPORT_KEEP_FAILED_HOURS)
+        return until if until > timezone.now() else None
 
     @property
     def finished(self) -> bool:

@@ -6,6 +6,10 @@ is its own short transaction, with a pause (``IMPORT_CHUNK_PAUSE_SECONDS``) betw
 rows are written under an unpublished batch that raters, supply, stats and exports do not see
 (comparisons "staged", prompts of an unpublished batch); publishing flips them in one short
 transaction. A failure anywhere deletes what was staged, so nothing is half-published.
+
+The uploaded file is removed once its job is done. A failed job's file is kept
+IMPORT_KEEP_FAILED_HOURS, so the upload can be tried again with other choices (a column mapping,
+say) without sending the file again (``import_job_retry``); the reaper removes it after that.
 """
 
 from __future__ import annotations
@@ -51,18 +55,51 @@ class ImportOutcome:
     left_out: list[str] = field(default_factory=list)  # the file's columns a column mapping did not read
 
 
+class ImportFileGone(Exception):
+    """The file of the job to try again is no longer kept (the job did not fail, or its keep ran out): upload it again."""
+
+
 def import_job_create(
     *, kind: str, data: bytes, filename: str, user=None, required_labels: int | None = None,
     allow_duplicate: bool = False, skip_invalid: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID, columns: str = "",
 ) -> ImportJob:
     """Keep an uploaded file under IMPORT_DIR and queue the job that imports it into the campaign."""
+    return _job_queue(kind=kind, filename=filename, user=user, write=lambda path: _file_write(path, data),
+                      options=_job_options(required_labels, allow_duplicate, skip_invalid, campaign_id, columns))
+
+
+def import_job_retry(
+    *, job: ImportJob, kind: str, user=None, required_labels: int | None = None, allow_duplicate: bool = False,
+    skip_invalid: bool = False, campaign_id: int = DEFAULT_CAMPAIGN_ID, columns: str = "",
+) -> ImportJob:
+    """Queue a new job that imports a failed job's kept file with these choices; raise ImportFileGone when it is not kept.
+
+    The new job gets a link to the same file (a copy where links cannot be made), so each job's file
+    lives and goes by its own job's outcome.
+    """
+    if job.file_kept_until is None:
+        raise ImportFileGone(f"the file of import job {job.pk} ({job.filename}) is no longer kept: upload it again")
+
+    def write(path: Path) -> None:
+        try:
+            _file_link(job.path, path)
+        except FileNotFoundError:  # the reaper removed it meanwhile
+            raise ImportFileGone(f"the file of import job {job.pk} ({job.filename}) is no longer kept: upload it again") from None
+
+    return _job_queue(kind=kind, filename=job.filename, user=user, write=write,
+                      options=_job_options(required_labels, allow_duplicate, skip_invalid, campaign_id, columns, retry_of=job.pk))
+
+
+def _job_options(required_labels, allow_duplicate, skip_invalid, campaign_id, columns, *, retry_of: int | None = None) -> dict:
+    options = {"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid,
+               "campaign_id": campaign_id, "columns": columns}
+    return options if retry_of is None else {**options, "retry_of": retry_of}
+
+
+def _job_queue(*, kind: str, filename: str, user, write: Callable[[Path], None], options: dict) -> ImportJob:
     with transaction.atomic():
-        job = ImportJob.objects.create(
-            kind=kind, filename=filename[:255], created_by=user,
-            options={"required_labels": required_labels, "allow_duplicate": allow_duplicate, "skip_invalid": skip_invalid,
-                     "campaign_id": campaign_id, "columns": columns},
-        )
-        _file_write(job.path, data)
+        job = ImportJob.objects.create(kind=kind, filename=filename[:255], created_by=user, options=options)
+        write(job.path)
         events.import_job_queued(job_id=job.pk)
     return job
 
@@ -96,7 +133,9 @@ def import_job_execute(*, job_id: int) -> None:
     else:
         _job_finish(job_id, status=ImportJob.Status.DONE, import_batch=outcome.batch, skipped=[str(e) for e in outcome.skipped],
                     left_out=outcome.left_out)
-    finally:
+        job.path.unlink(missing_ok=True)
+        return
+    if not settings.IMPORT_KEEP_FAILED_HOURS:
         job.path.unlink(missing_ok=True)
 
 
@@ -210,7 +249,8 @@ def _batch_publish(*, batch: ImportBatch, counts: dict[str, int]) -> None:
 
 
 def import_jobs_reap(*, now: datetime | None = None) -> int:
-    """Fail jobs whose worker went silent, re-send ones still queued, remove abandoned staging; return jobs failed.
+    """Fail jobs whose worker went silent, re-send ones still queued, remove abandoned staging and the files no job keeps;
+    return jobs failed.
 
     A job claimed by a worker that died stays "staging" forever otherwise, and its staged rows,
     unseen but kept, with it. Re-sending a queued job is harmless: a worker claims it once.
@@ -221,8 +261,8 @@ def import_jobs_reap(*, now: datetime | None = None) -> int:
     stale = list(ImportJob.objects.filter(status__in=running, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
     for job_id in stale:
         _job_finish(job_id, status=ImportJob.Status.FAILED, error_total=1,
-                    errors=["the worker importing this file stopped (it died or was restarted); nothing was imported: upload the file again"])
-        (Path(settings.IMPORT_DIR) / str(job_id)).unlink(missing_ok=True)
+                    errors=["the worker importing this file stopped (it died or was restarted); nothing was imported: try again"])
+    import_files_expire(now=now)
     for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
         events.import_job_queued(job_id=job_id)
     abandoned = (ImportBatch.objects.filter(published=False, created_at__lt=cutoff).annotate(last=Max("prompts__created_at"))
@@ -230,6 +270,34 @@ def import_jobs_reap(*, now: datetime | None = None) -> int:
     for batch_id in list(abandoned):
         staged_remove(batch_id=batch_id)
     return len(stale)
+
+
+def import_files_expire(*, now: datetime | None = None) -> int:
+    """Remove the files under IMPORT_DIR that no job keeps: a done job's, a failed job's past IMPORT_KEEP_FAILED_HOURS, and,
+    once IMPORT_STALE_SECONDS old, one with no job or half-written (a job's file is written before its row commits); return
+    how many."""
+    folder = Path(settings.IMPORT_DIR)
+    if not folder.is_dir():
+        return 0
+    now = now or timezone.now()
+    files = {int(p.name): p for p in folder.iterdir() if p.name.isdigit()}
+    kept_since = now - timedelta(hours=settings.IMPORT_KEEP_FAILED_HOURS)
+    jobs = ImportJob.objects.filter(pk__in=list(files))
+    keep = set(jobs.filter(~Q(status__in=ImportJob.FINISHED) | Q(status=ImportJob.Status.FAILED, finished_at__gt=kept_since))
+               .values_list("pk", flat=True))
+    known = set(jobs.values_list("pk", flat=True))
+
+    def old(path: Path) -> bool:  # ctime: a link made for a retried job is new, though its content is not
+        try:
+            return now.timestamp() - path.stat().st_ctime > settings.IMPORT_STALE_SECONDS
+        except FileNotFoundError:  # removed meanwhile
+            return False
+
+    gone = [p for pk, p in files.items() if pk not in keep and (pk in known or old(p))]
+    gone += [p for p in folder.glob("*.part") if old(p)]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return len(gone)
 
 
 def staged_remove(*, batch_id: int) -> None:
@@ -266,6 +334,16 @@ def _job_finish(job_id: int, *, status: str, errors: list[str] = (), error_total
                 import_batch: ImportBatch | None = None, left_out: list[str] = ()) -> None:
     ImportJob.objects.filter(pk=job_id).update(status=status, errors=list(errors), error_total=error_total, skipped=list(skipped),
                                                import_batch=import_batch, left_out=list(left_out), finished_at=timezone.now())
+
+
+def _file_link(source: Path, path: Path) -> None:
+    """Give ``path`` the content of ``source``: a hard link, else (another file system) a copy, written as ``_file_write`` does."""
+    try:
+        os.link(source, path)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        _file_write(path, source.read_bytes())
 
 
 def _file_write(path, data: bytes) -> None:

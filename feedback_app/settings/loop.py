@@ -24,8 +24,11 @@ IMPORT_MAX_TEXT_CHARS = _env_int("IMPORT_MAX_TEXT_CHARS", 20_000, 1)
 IMPORT_MAX_RESPONSES = _env_int("IMPORT_MAX_RESPONSES", 16, 2)
 IMPORT_MAX_UNPACKED_BYTES = _env_int("IMPORT_MAX_UNPACKED_BYTES", 512 * 1024 * 1024, 1)  # a gzip-compressed import, unpacked
 IMPORT_MAX_ERRORS_SHOWN = 50
-# Uploaded files wait here for their background import job; each is removed when its job ends.
+# Uploaded files wait here for their background import job; each is removed when its job is done. The file of a
+# job that failed is kept IMPORT_KEEP_FAILED_HOURS, so that it can be tried again with other choices without
+# uploading it again (0: removed at once, as a done job's).
 IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
+IMPORT_KEEP_FAILED_HOURS = _env_float("IMPORT_KEEP_FAILED_HOURS", 24.0)
 # A background import writes this many records (a prompt, its responses, comparisons and tags:
 # ~5 rows each) per transaction, and pauses between chunks so that raters waiting for SQLite's
 # write lock get it (SQLite's busy handler retries every 100 ms at most; PostgreSQL needs no pause).

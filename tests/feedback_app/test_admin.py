@@ -114,6 +114,31 @@ def test_admin_import_reads_a_file_of_another_shape_through_a_column_mapping(adm
     assert "the mapping names no column for chosen or rejected, which a preferences file needs" in page.content.decode()
 
 
+def test_admin_import_tries_a_failed_upload_again_from_its_kept_file(admin_user, import_dir, django_capture_on_commit_callbacks):
+    """The failed job's page says its file is kept; its "try again" form holds it, so a mapping is added without choosing the
+    file again, and the new job names the one it retries. A form with no file and no kept one says what is missing."""
+    client = logged_in(admin_user)
+    url = reverse("admin:feedback_app_prompt_import")
+    data = b"instruction,intent,response\nWhere is my parcel?,track_order,On its way.\n"
+    html = upload(client, django_capture_on_commit_callbacks, data, name="s.csv").content.decode()
+    failed = ImportJob.objects.get()
+    assert "and its file, which is kept until" in html
+    form = client.get(url + f"?again={failed.pk}").content.decode()
+    assert 'data-testid="import-kept"' in form and "<code>s.csv</code>" in form and f'name="again" value="{failed.pk}"' in form
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"kind": "prompts", "again": failed.pk, "columns": "prompt=instruction; tags=intent"})
+    assert response.status_code == 302
+    html = client.get(response["Location"]).content.decode()
+    assert "Done" in html and "1 prompts" in html and f"import job {failed.pk}</a> tried again" in html
+    assert list(Prompt.objects.values_list("text", "tags__name")) == [("Where is my parcel?", "track_order")]
+    page = client.post(url, {"kind": "prompts"})
+    assert page.status_code == 200 and "This field is required." in page.content.decode()
+    failed.path.unlink()  # its keep ran out, say
+    page = client.post(url, {"kind": "prompts", "again": failed.pk, "columns": "prompt=instruction"})
+    assert f"the file of import job {failed.pk} is no longer kept: choose it again" in page.content.decode()
+    assert 'data-testid="import-kept"' not in page.content.decode() and ImportJob.objects.count() == 2
+
+
 def test_admin_import_can_skip_invalid_rows_and_lists_them(admin_user, import_dir, django_capture_on_commit_callbacks):
     client = logged_in(admin_user)
     data = b'{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": ""}\n'

@@ -256,7 +256,79 @@ def test_reap_fails_silent_jobs_resends_lost_ones_and_removes_abandoned_staging(
     assert statuses == {"dead.jsonl": "failed", "alive.jsonl": "staging", "lost.jsonl": "done"}
     assert not ImportBatch.objects.filter(pk=batch.pk).exists() and not Comparison.objects.filter(status=Comparison.Status.STAGED).exists()
     assert Comparison.objects.filter(status=Comparison.Status.OPEN).count() == 3  # the lost job, re-sent, ran
-    assert not dead.path.exists() and alive.path.exists()
+    assert dead.path.exists() and alive.path.exists()  # the dead job's file is kept to be tried again, as a failed job's
+
+
+def test_a_failed_jobs_file_is_kept_to_try_again_with_other_choices_and_a_done_jobs_is_not(settings, admin_user,
+                                                                                          django_capture_on_commit_callbacks):
+    """A CSV of another shape fails without a column mapping; its file is kept IMPORT_KEEP_FAILED_HOURS, and a retry with a
+    mapping imports it from the kept file (a job of its own, which records the job it retries, its file removed once done)."""
+    from datetime import timedelta
+
+    from feedback_app.services.import_jobs import import_job_retry
+
+    data = b"instruction,intent\nWhere is my parcel?,track_order\nI want a refund,get_refund\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = import_job_create(kind="prompts", data=data, filename="requests.csv", user=admin_user)
+    failed.refresh_from_db()
+    assert failed.status == "failed" and failed.path.read_bytes() == data
+    assert failed.file_kept_until == failed.finished_at + timedelta(hours=settings.IMPORT_KEEP_FAILED_HOURS)
+    with django_capture_on_commit_callbacks(execute=True):
+        retry = import_job_retry(job=failed, kind="prompts", user=admin_user, columns="prompt=instruction; tags=intent")
+    retry.refresh_from_db()
+    assert retry.status == "done" and retry.filename == "requests.csv" and retry.options["retry_of"] == failed.pk
+    assert sorted(Prompt.objects.values_list("text", flat=True)) == ["I want a refund", "Where is my parcel?"]
+    assert not retry.path.exists() and retry.file_kept_until is None  # done: removed
+    assert failed.path.read_bytes() == data  # the failed job's own file is still kept, until its time is up
+
+
+def test_a_retry_needs_a_kept_file(settings, django_capture_on_commit_callbacks):
+    """A done job's file, a failed job's past its keep, or one kept 0 hours cannot be tried again: ImportFileGone says so."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.services.import_jobs import ImportFileGone, import_job_retry
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = import_job_create(kind="prompts", data=prompts(1), filename="p.jsonl")
+        failed = import_job_create(kind="prompts", data=b'{"prompt": ""}', filename="empty.jsonl")
+    done.refresh_from_db(), failed.refresh_from_db()
+    with pytest.raises(ImportFileGone, match=f"the file of import job {done.pk} \\(p.jsonl\\) is no longer kept: upload it again"):
+        import_job_retry(job=done, kind="prompts")
+    ImportJob.objects.filter(pk=failed.pk).update(finished_at=timezone.now() - timedelta(hours=settings.IMPORT_KEEP_FAILED_HOURS, minutes=1))
+    failed.refresh_from_db()
+    assert failed.path.exists() and failed.file_kept_until is None  # past its keep, though the reaper has not run yet
+    with pytest.raises(ImportFileGone):
+        import_job_retry(job=failed, kind="prompts")
+    assert ImportJob.objects.count() == 2  # nothing queued
+    settings.IMPORT_KEEP_FAILED_HOURS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        unkept = import_job_create(kind="prompts", data=b'{"prompt": ""}', filename="empty.jsonl", allow_duplicate=True)
+    unkept.refresh_from_db()
+    assert unkept.status == "failed" and not unkept.path.exists()
+
+
+def test_the_reaper_removes_the_files_no_job_keeps(settings, django_capture_on_commit_callbacks):
+    """Kept: a queued job's, a failed job's within its keep, a new file of no job (its job's row may not be committed yet) or
+    half-written. Removed: a failed job's past its keep, then those others once IMPORT_STALE_SECONDS old."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from feedback_app.services.import_jobs import import_files_expire
+
+    queued = import_job_create(kind="prompts", data=prompts(1), filename="q.jsonl")
+    with django_capture_on_commit_callbacks(execute=True):
+        kept = import_job_create(kind="prompts", data=b'{"prompt": ""}', filename="kept.jsonl")
+        expired = import_job_create(kind="prompts", data=b'{"prompt": " "}', filename="expired.jsonl")
+    ImportJob.objects.filter(pk=expired.pk).update(finished_at=timezone.now() - timedelta(hours=settings.IMPORT_KEEP_FAILED_HOURS, minutes=1))
+    folder = settings.IMPORT_DIR
+    for name in ("99999", "99998.part"):
+        (folder / name).write_bytes(b"x")
+    assert import_files_expire(now=timezone.now()) == 1  # the expired job's
+    assert import_files_expire(now=timezone.now() + timedelta(seconds=settings.IMPORT_STALE_SECONDS + 1)) == 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted([str(queued.pk), str(kept.pk)])
 
 
 def test_a_long_file_name_still_fits_the_source_column():
