@@ -178,20 +178,17 @@ def leases_end(*, tokens: dict[str, str]) -> int:
 
 
 def start_server(kind: str, workers: int, port: int, redis_url: str | None) -> subprocess.Popen:
+    from feedback_app.devsupport import asgi_server_command, static_root_make, wait_for_port, wsgi_server_command
+
     env = {**os.environ, "PYTHONUNBUFFERED": "1"} | ({"REDIS_URL": redis_url} if redis_url else {})
     if kind == "daphne":
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "feedback_app.asgi:application"]
     elif kind == "granian":
-        from feedback_app.devsupport import wsgi_server_command
-
         cmd = wsgi_server_command(host="127.0.0.1", port=port, workers=workers)
     else:
-        from feedback_app.devsupport import asgi_server_command
-
         cmd = asgi_server_command(host="127.0.0.1", port=port, workers=workers)
+    static_root_make()
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    from feedback_app.devsupport import wait_for_port
-
     wait_for_port("127.0.0.1", port, timeout=60, process=process)
     return process
 

@@ -46,6 +46,19 @@ def asgi_server_command(*, host: str, port: int, workers: int = 1) -> list[str]:
             "--no-access-log", "--log-level", "warning"]
 
 
+def static_root_make() -> Path:
+    """Make STATIC_ROOT before a web process starts, and return it.
+
+    The web serves static files from the apps (WHITENOISE_USE_FINDERS); WhiteNoise warns at each process's first
+    request that STATIC_ROOT, where collectstatic would put them, does not exist.
+    """
+    from django.conf import settings
+
+    root = Path(settings.STATIC_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on ``host`` now (the OS picks it)."""
     with socket.socket() as sock:

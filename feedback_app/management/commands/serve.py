@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback_app.devsupport import redis_server_command
+from feedback_app.devsupport import redis_server_command, static_root_make
 from feedback_app.runtime import StudioAlreadyRunning, runtime_remove, runtime_write, studio_id, studio_lock
 from feedback_app.supervisor import Backoff, ChildFailedToStart, ChildSpec, Supervisor
 
@@ -109,9 +109,7 @@ class Command(BaseCommand):
         runtime = {"pid": os.getpid(), "host": host, "port": port, "redis_url": redis_url, "studio_id": studio_id(var_dir),
                    "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         runtime_write(var_dir, runtime)
-        # The web serves static files from the apps (WHITENOISE_USE_FINDERS); WhiteNoise warns at the first request
-        # that STATIC_ROOT, where collectstatic would put them, does not exist.
-        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+        static_root_make()
         supervisor = Supervisor(
             studio_children(host=host, port=port, redis_port=redis_port, redis_url=redis_url, var_dir=var_dir, workers=workers,
                             default_concurrency=default_concurrency),
