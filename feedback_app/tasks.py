@@ -237,10 +237,12 @@ def _close_counts_at_start(sender, **kwargs) -> None:
 
 @shared_task(acks_late=True)
 def import_job_execute(job_id: int) -> None:
-    """Import one uploaded file in chunks; a redelivered message does nothing (the job is claimed)."""
+    """Import one uploaded file in chunks; a redelivered message does nothing (the job is claimed). A worker asked to stop
+    ends it between two chunks, and the job waits in the queue for the next."""
     from feedback_app.services.import_jobs import import_job_execute
+    from feedback_app.worker_stop import worker_stopping
 
-    import_job_execute(job_id=job_id)
+    import_job_execute(job_id=job_id, should_stop=worker_stopping)
 
 
 @shared_task

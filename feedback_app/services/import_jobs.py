@@ -9,7 +9,9 @@ transaction. A failure anywhere deletes what was staged, so nothing is half-publ
 
 The uploaded file is removed once its job is done. A failed job's file is kept
 IMPORT_KEEP_FAILED_HOURS, so the upload can be tried again with other choices (a column mapping,
-say) without sending the file again (``import_job_retry``); the reaper removes it after that.
+say) without sending the file again (``import_job_retry``); the reaper removes it after that. A job
+whose worker is asked to stop ends between two chunks, removes what it staged and waits in the
+queue again, to start afresh once a worker serves it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class ImportOutcome:
     batch: ImportBatch
     skipped: list[LineError]
     left_out: list[str] = field(default_factory=list)  # the file's columns a column mapping did not read
+
+
+class ImportStopped(Exception):
+    """The worker is stopping: the import ends between two chunks, and its job goes back to the queue."""
 
 
 class ImportFileGone(Exception):
@@ -104,8 +110,12 @@ def _job_queue(*, kind: str, filename: str, user, write: Callable[[Path], None],
     return job
 
 
-def import_job_execute(*, job_id: int) -> None:
-    """Run one queued import job to done or failed; a redelivered message, or a missing job, does nothing."""
+def import_job_execute(*, job_id: int, should_stop: Callable[[], bool] | None = None) -> None:
+    """Run one queued import job to done or failed; a redelivered message, or a missing job, does nothing.
+
+    ``should_stop()`` answering True (its worker is stopping; asked after the file is read and after each chunk) ends the
+    import there: its staged rows are removed, and the job, its file kept, is queued again to start afresh.
+    """
     now = timezone.now()
     if not ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
         status=ImportJob.Status.PARSING, started_at=now, heartbeat_at=now
@@ -118,8 +128,14 @@ def import_job_execute(*, job_id: int) -> None:
             kind=job.kind, data=data, filename=job.filename, user=job.created_by,
             required_labels=job.options.get("required_labels"), allow_duplicate=bool(job.options.get("allow_duplicate")),
             skip_invalid=bool(job.options.get("skip_invalid")), campaign_id=job.options.get("campaign_id", DEFAULT_CAMPAIGN_ID),
-            columns=job.options.get("columns") or "", on_progress=lambda status, progress: _job_progress(job_id, status, progress),
+            columns=job.options.get("columns") or "", on_progress=lambda status, progress: _job_progress(job_id, status, progress, should_stop),
         )
+    except ImportStopped:
+        logger.info("import job %s: the worker is stopping; what it staged is removed and the job waits in the queue again", job_id)
+        with transaction.atomic():
+            ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.QUEUED, progress={}, started_at=None, heartbeat_at=None)
+            events.import_job_queued(job_id=job_id)
+        return
     except ImportValidationError as exc:
         _job_finish(job_id, status=ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors], error_total=exc.total)
     except ImportRefused as exc:
@@ -326,7 +342,9 @@ def _paced(items: Sequence) -> Iterator:
         yield item
 
 
-def _job_progress(job_id: int, status: str, progress: dict) -> None:
+def _job_progress(job_id: int, status: str, progress: dict, should_stop: Callable[[], bool] | None = None) -> None:
+    if should_stop is not None and should_stop():
+        raise ImportStopped(f"import job {job_id} stopped: its worker is stopping")
     ImportJob.objects.filter(pk=job_id).update(status=status, progress=progress, heartbeat_at=timezone.now())
 
 

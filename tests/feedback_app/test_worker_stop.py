@@ -94,3 +94,16 @@ def test_a_worker_asked_to_stop_during_a_supply_round_ends_it_stores_nothing_and
     assert not Comparison.objects.exists()
     assert not Prompt.objects.filter(generation_lease_until__isnull=False).exists()
     assert "Traceback" not in text, text[-3000:]
+
+
+def test_the_supply_and_import_tasks_ask_the_flag(monkeypatch):
+    """The two tasks that can outlast a stop's grace hand the services the flag to ask."""
+    from feedback_app import tasks
+    from feedback_app.services import import_jobs, supply
+
+    seen = {}
+    monkeypatch.setattr(supply, "comparisons_supply", lambda **kwargs: seen.setdefault("supply", kwargs["should_stop"]) and 0)
+    monkeypatch.setattr(import_jobs, "import_job_execute", lambda **kwargs: seen.setdefault("import", kwargs["should_stop"]))
+    tasks.comparisons_supply.run()
+    tasks.import_job_execute.run(7)
+    assert seen == {"supply": worker_stop.worker_stopping, "import": worker_stop.worker_stopping}

@@ -214,6 +214,27 @@ def test_job_records_the_errors_of_a_bad_file_and_of_a_duplicate(django_capture_
     assert Prompt.objects.count() == 2
 
 
+def test_a_job_whose_worker_is_stopping_ends_between_chunks_and_waits_in_the_queue_again(django_capture_on_commit_callbacks):
+    """Asked after the file is read and after each chunk: a stop after the first chunk removes what was staged, and the job,
+    its file kept, is queued again (its message sent again once the change commits); the next worker imports it all."""
+    job = import_job_create(kind="prompts", data=prompts(5), filename="p.jsonl")
+    asked = []
+
+    def stop_after_a_chunk() -> bool:
+        asked.append(True)
+        return len(asked) == 3  # the file read, one chunk staged, then stop
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        import_job_execute(job_id=job.pk, should_stop=stop_after_a_chunk)
+    job.refresh_from_db()
+    assert job.status == "queued" and job.progress == {} and job.started_at is None and job.path.exists()
+    assert not Prompt.objects.exists() and not ImportBatch.objects.exists() and not Comparison.objects.exists()
+    assert len(callbacks) == 1  # the job's message, sent again
+    import_job_execute(job_id=job.pk, should_stop=lambda: False)
+    job.refresh_from_db()
+    assert job.status == "done" and Prompt.objects.count() == 5 and not job.path.exists()
+
+
 def test_job_whose_file_is_gone_fails_with_the_reason(django_capture_on_commit_callbacks):
     job = import_job_create(kind="prompts", data=prompts(1), filename="p.jsonl")
     job.path.unlink()
