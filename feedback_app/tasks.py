@@ -81,10 +81,11 @@ def judge_backfill(self, judge_id: int) -> dict:
     from feedback_app.models import Judge
     from feedback_app.services.judge_backfill import judge_backfill
     from feedback_app.services.judges import JudgeUnavailable
+    from feedback_app.worker_stop import worker_stopping
 
     judge = Judge.objects.filter(pk=judge_id).first()
     try:
-        return dict(judge_backfill(judge=judge, models=self.models)) if judge is not None else {}
+        return dict(judge_backfill(judge=judge, models=self.models, should_stop=worker_stopping)) if judge is not None else {}
     except JudgeUnavailable:
         return {}
 

@@ -97,13 +97,17 @@ def test_a_worker_asked_to_stop_during_a_supply_round_ends_it_stores_nothing_and
 
 
 def test_the_supply_and_import_tasks_ask_the_flag(monkeypatch):
-    """The two tasks that can outlast a stop's grace hand the services the flag to ask."""
+    """The tasks that can outlast a stop's grace hand the services the flag to ask."""
     from feedback_app import tasks
-    from feedback_app.services import import_jobs, supply
+    from feedback_app.models import Judge
+    from feedback_app.services import import_jobs, judge_backfill, supply
 
     seen = {}
     monkeypatch.setattr(supply, "comparisons_supply", lambda **kwargs: seen.setdefault("supply", kwargs["should_stop"]) and 0)
     monkeypatch.setattr(import_jobs, "import_job_execute", lambda **kwargs: seen.setdefault("import", kwargs["should_stop"]))
+    monkeypatch.setattr(judge_backfill, "judge_backfill", lambda **kwargs: seen.setdefault("backfill", kwargs["should_stop"]) and {})
+    monkeypatch.setattr(Judge.objects, "filter", lambda **kwargs: type("Found", (), {"first": lambda self: object()})())
     tasks.comparisons_supply.run()
     tasks.import_job_execute.run(7)
-    assert seen == {"supply": worker_stop.worker_stopping, "import": worker_stop.worker_stopping}
+    tasks.judge_backfill.run(3)
+    assert seen == {"supply": worker_stop.worker_stopping, "import": worker_stop.worker_stopping, "backfill": worker_stop.worker_stopping}

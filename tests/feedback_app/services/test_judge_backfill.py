@@ -29,6 +29,24 @@ def test_a_backfill_judges_the_decisively_labelled_comparisons_once(rm_judge, ma
     assert judge_backfill(judge=rm_judge) == {}
 
 
+def test_a_backfill_whose_worker_is_stopping_ends_between_batches_and_is_queued_to_go_on(rm_judge, make_comparisons, make_user,
+                                                                                        django_capture_on_commit_callbacks, monkeypatch):
+    """Asked before each batch: a stop after the first ends the back-fill with that batch's verdicts and queues it again;
+    the next run judges the rest and nothing twice."""
+    from feedback_app.services import judge_backfill as backfill
+
+    monkeypatch.setattr(backfill, "BATCH", 2)
+    rater = make_user()
+    for comparison in make_comparisons(5):
+        PreferenceLabel.objects.create(comparison=comparison, rater=rater, winner="a")
+    asked = []
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert judge_backfill(judge=rm_judge, should_stop=lambda: asked.append(True) or len(asked) > 1) == {"a": 2}
+    assert Verdict.objects.count() == 2 and len(callbacks) == 1  # the back-fill, queued again
+    assert judge_backfill(judge=rm_judge, should_stop=lambda: False) == {"a": 3}
+    assert Verdict.objects.count() == 5 and Verdict.objects.values("comparison").distinct().count() == 5
+
+
 def test_a_disabled_judge_is_not_back_filled(rm_judge, django_capture_on_commit_callbacks):
     rm_judge.enabled = False
     rm_judge.save()
