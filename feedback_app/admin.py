@@ -121,10 +121,17 @@ class ExportForm(forms.Form):
         return data
 
 
+def _import_job(job_id: int | str | None):
+    """The import job ``job_id`` (a number, or its digits as a query or a form gives them); None for anything else."""
+    if isinstance(job_id, str):
+        job_id = int(job_id) if job_id.isascii() and job_id.isdigit() else None
+    return import_job_get(job_id=job_id) if job_id else None
+
+
 def _import_again_initial(job_id: str | None) -> dict:
     """The import form's choices of an earlier job (``?again=ID``, the "try again" link of a job page), and that job as
     ``again`` where its file is kept; none for no such job."""
-    job = import_job_get(job_id=int(job_id)) if job_id and job_id.isascii() and job_id.isdigit() else None
+    job = _import_job(job_id)
     if job is None:
         return {}
     options = job.options
@@ -133,11 +140,9 @@ def _import_again_initial(job_id: str | None) -> dict:
             "again": job.pk if job.file_kept_until else None}
 
 
-def _import_job_kept(job_id: int | None):
-    """The failed import job ``job_id`` (a number, or its digits as posted) if its file is still kept, else None."""
-    if isinstance(job_id, str):
-        job_id = int(job_id) if job_id.isascii() and job_id.isdigit() else None
-    job = import_job_get(job_id=job_id) if job_id else None
+def _import_job_kept(job_id: int | str | None):
+    """The failed import job ``job_id`` if its file is still kept, else None."""
+    job = _import_job(job_id)
     return job if job is not None and job.file_kept_until else None
 
 

@@ -83,14 +83,15 @@ def import_job_retry(
     The new job gets a link to the same file (a copy where links cannot be made), so each job's file
     lives and goes by its own job's outcome.
     """
+    gone = ImportFileGone(f"the file of import job {job.pk} ({job.filename}) is no longer kept: upload it again")
     if job.file_kept_until is None:
-        raise ImportFileGone(f"the file of import job {job.pk} ({job.filename}) is no longer kept: upload it again")
+        raise gone
 
     def write(path: Path) -> None:
         try:
             _file_link(job.path, path)
         except FileNotFoundError:  # the reaper removed it meanwhile
-            raise ImportFileGone(f"the file of import job {job.pk} ({job.filename}) is no longer kept: upload it again") from None
+            raise gone from None
 
     return _job_queue(kind=kind, filename=job.filename, user=user, write=write,
                       options=_job_options(required_labels, allow_duplicate, skip_invalid, campaign_id, columns, retry_of=job.pk))
