@@ -16,7 +16,8 @@ suppressing the other special tokens and the embedding rows past the tokenizer's
 a repetition penalty over the generated tokens only (the model's own prompt, its ``<|im_end|>``
 turn ends and the left pads must not be penalised); bf16 weights only where bf16 is native
 (CUDA, CPUs with AMX or AVX-512 BF16; see ``runtime_dtype``) and float32 logits for sampling; and the RNG seeded
-from the config inside a fork, so a run never depends on, nor disturbs, the caller's RNG state.
+from the config inside a fork, so a run never depends on, nor disturbs, the caller's RNG state. The token-by-token
+loop is ``rm_trainer.decoding``'s: a row leaves the batch at its stop token, and a token is drawn among the top-k best.
 """
 
 from __future__ import annotations
@@ -33,38 +34,17 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GenerationConfig as HFGenerationConfig,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    RepetitionPenaltyLogitsProcessor,
-    StoppingCriteria,
-    StoppingCriteriaList,
 )
 
 from rm_trainer.config import GenerationConfig
+from rm_trainer.decoding import Sampling, sample_rows
 from rm_trainer.device import bf16_native, resolve_device
 from rm_trainer.store import MANIFEST, CheckpointStore, read_manifest
 
 POLICY_KIND = "policy"
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
-
-
-class GenerationStopped(Exception):
-    """Raised by ``generate_with_stats`` when ``should_stop()`` answers True between two tokens; nothing is returned."""
-
-
-class _StopWhenAsked(StoppingCriteria):
-    """Asks ``should_stop()`` after each token of a batch, and ends the sampling with GenerationStopped when it answers True
-    (a cut-off batch would look like replies that hit the token budget, so none is returned)."""
-
-    def __init__(self, should_stop: Callable[[], bool]) -> None:
-        self.should_stop = should_stop
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        if self.should_stop():
-            raise GenerationStopped("stopped on request while sampling")
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass(frozen=True)
@@ -171,23 +151,12 @@ class Generator:
     def _sample_batch(
         self, rows: list[list[int]], config: GenerationConfig, should_stop: Callable[[], bool] | None = None,
     ) -> tuple[list[str], list[bool], list[int], list[list[int]]]:
-        width = max(len(ids) for ids in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, ids in enumerate(rows):
-            input_ids[r, width - len(ids):] = torch.tensor(ids)
-            attention_mask[r, width - len(ids):] = 1
-        processors = LogitsProcessorList()
-        if config.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty, prompt_ignore_length=width))
-        output = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
-            generation_config=self._hf_config(config), logits_processor=processors,
-            stopping_criteria=StoppingCriteriaList([_StopWhenAsked(should_stop)]) if should_stop is not None else None,
+        sampling = Sampling(
+            max_new_tokens=config.max_new_tokens, stop_ids=self.stop_ids, temperature=config.temperature, top_k=config.top_k,
+            top_p=config.top_p, repetition_penalty=config.repetition_penalty, suppressed_ids=tuple(self.suppressed_ids),
         )
-        generated = output[:, width:].cpu()
         texts, flags, sizes, tokens = [], [], [], []
-        for row in generated.tolist():
+        for row in sample_rows(self.model, rows, self.pad_id, sampling, should_stop=should_stop):
             stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
             kept = row if stop is None else row[:stop]
             sizes.append(len(row) if stop is None else stop + 1)
@@ -195,17 +164,6 @@ class Generator:
             texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
             flags.append(stop is None)  # the budget ran out before the reply ended
         return texts, flags, sizes, tokens
-
-    def _hf_config(self, config: GenerationConfig) -> HFGenerationConfig:
-        sampled = config.temperature > 0
-        # Every sampling field is set: generate() fills unset ones from the model's generation_config
-        # (Qwen's brings its own temperature, top_p, top_k and repetition penalty).
-        return HFGenerationConfig(
-            max_new_tokens=config.max_new_tokens, do_sample=sampled, num_beams=1,
-            temperature=config.temperature if sampled else 1.0, top_p=config.top_p if sampled else 1.0,
-            top_k=config.top_k if sampled else 0, repetition_penalty=1.0,
-            pad_token_id=self.pad_id, eos_token_id=list(self.stop_ids), suppress_tokens=self.suppressed_ids or None,
-        )
 
 
 @contextlib.contextmanager

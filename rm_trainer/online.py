@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from rm_trainer.config import GenerationConfig
 from rm_trainer.data import PreferencePair
 from rm_trainer.dpo import DPOCancelled
-from rm_trainer.generator import GenerationStopped, Generator, PromptItem
+from rm_trainer.decoding import GenerationStopped
+from rm_trainer.generator import Generator, PromptItem
 
 # (prompt, its replies) -> one reward per reply
 Scorer = Callable[[PromptItem, Sequence[str]], Sequence[float]]

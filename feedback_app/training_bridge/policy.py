@@ -62,7 +62,7 @@ def candidates_generate(
 @contextlib.contextmanager
 def _stoppable() -> Iterator[None]:
     """rm_trainer's GenerationStopped as the site's."""
-    from rm_trainer.generator import GenerationStopped as Stopped
+    from rm_trainer.decoding import GenerationStopped as Stopped
 
     try:
         yield

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from rm_trainer.config import GenerationConfig, default_generator_source
+from rm_trainer.decoding import GenerationStopped
 from rm_trainer.generator import (
-    GenerationStopped, Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
+    Generator, PromptItem, chat_messages, materialise_base_policy, stop_token_ids, suppressed_token_ids,
 )
 from rm_trainer.store import CheckpointStore
 from tests.rm_trainer.tiny_llama import tiny_llama, tiny_tokenizer

@@ -2,7 +2,8 @@ import pytest
 
 from rm_trainer.config import GenerationConfig
 from rm_trainer.dpo import DPOCancelled
-from rm_trainer.generator import GenerationStopped, PromptItem
+from rm_trainer.decoding import GenerationStopped
+from rm_trainer.generator import PromptItem
 from rm_trainer.online import on_policy_pairs
 
 CONFIG = GenerationConfig(seed=7)
