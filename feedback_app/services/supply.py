@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -42,21 +43,27 @@ GENERATION_LEASE = timedelta(minutes=15)
 
 def comparisons_supply(*, now: datetime | None = None, models: training_bridge.ModelHolder | None = None,
                        should_stop: Callable[[], bool] | None = None) -> int:
-    """Generate comparisons until each active campaign has SUPPLY_OPEN_TARGET open (one round per campaign at most);
-    return how many were made.
+    """Generate comparisons until each active campaign has SUPPLY_OPEN_TARGET open; return how many were made.
 
-    ``models`` is the worker's holder of loaded models; without one, the rounds load their own. ``should_stop()`` (cheap:
-    it is asked after every sampled token) answering True ends the round in progress, storing nothing of it, and starts
-    no other.
+    A pass makes one round per campaign below its target; another pass starts while the last one made comparisons and
+    fewer than SUPPLY_TASK_SECONDS have passed since the first began (0: one pass), so raters who label faster than a
+    round every beat are not left waiting for the next beat. ``models`` is the worker's holder of loaded models; without
+    one, the rounds load their own. ``should_stop()`` (cheap: it is asked after every sampled token) answering True ends
+    the round in progress, storing nothing of it, and starts no other.
     """
-    now = now or timezone.now()
     models = models or training_bridge.ModelHolder()
+    began = time.monotonic()
     made = 0
-    for pk in campaign_ids_supplied():
-        if should_stop is not None and should_stop():
-            break
-        made += campaign_supply(campaign=campaign_get(campaign_id=pk), now=now, models=models, should_stop=should_stop)
-    return made
+    while True:
+        made_now = 0
+        for pk in campaign_ids_supplied():
+            if should_stop is not None and should_stop():
+                return made + made_now
+            made_now += campaign_supply(campaign=campaign_get(campaign_id=pk), now=now or timezone.now(), models=models,
+                                        should_stop=should_stop)
+        made += made_now
+        if not made_now or time.monotonic() - began >= settings.SUPPLY_TASK_SECONDS:
+            return made
 
 
 def campaign_supply(*, campaign: Campaign, now: datetime, models: training_bridge.ModelHolder,

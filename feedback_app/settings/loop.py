@@ -76,13 +76,17 @@ SUPPLY_OPEN_TARGET = _env_int("SUPPLY_OPEN_TARGET", 20, 0)
 SUPPLY_BATCH_PROMPTS = _env_int("SUPPLY_BATCH_PROMPTS", 8, 1)
 SUPPLY_CANDIDATES = _env_int("SUPPLY_CANDIDATES", 4, 2)
 SUPPLY_PER_PROMPT_PER_POLICY = _env_int("SUPPLY_PER_PROMPT_PER_POLICY", 1, 1)
+# A supply task (sent every 30 s) starts another round while a campaign is below its target and fewer than this many
+# seconds passed since it began; 0: one round per campaign a task.
+SUPPLY_TASK_SECONDS = _env_int("SUPPLY_TASK_SECONDS", 25, 0)
 SELECTION_STRATEGY = os.environ.get("SELECTION_STRATEGY", "uncertain")
 if SELECTION_STRATEGY not in ("uncertain", "thompson", "best_vs_worst", "random"):
     raise ImproperlyConfigured(f"SELECTION_STRATEGY must be uncertain, thompson, best_vs_worst or random, got {SELECTION_STRATEGY!r}")
 # 192: no measured reply of the default policy reached it (bench/README.md, reply lengths); one that does is marked truncated.
 GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 192, 8)
 GENERATION_TEMPERATURE = _env_float("GENERATION_TEMPERATURE", 0.7)
-GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, 1)
+# 32: a supply round's 8 prompts x 4 candidates in one batch; rows leave it as they end (bench/README.md, supply round).
+GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 32, 1)
 # The most new tokens a researcher may ask of POST /api/v1/policies/<name>/generate/ per reply.
 GENERATE_MAX_NEW_TOKENS = _env_int("GENERATE_MAX_NEW_TOKENS", 512, 8)
 # How long the generate endpoint and the versions page's samples wait for a worker's replies.

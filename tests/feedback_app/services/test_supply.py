@@ -106,6 +106,22 @@ def test_with_fewer_than_two_complete_candidates_the_pair_comes_from_all_and_kee
         assert flags == {"0": False, "1": True}
 
 
+def test_a_task_makes_rounds_until_the_target_while_its_time_lasts(settings, fake_generation, policies):
+    """Rounds of 2 toward a target of 5: a task goes on round after round (the last makes 1), and stops once the target
+    is met; with SUPPLY_TASK_SECONDS 0 a task makes one round, and with no time left after a round it starts no other."""
+    settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 5, 2, 2
+    for i in range(12):
+        Prompt.objects.create(text=f"question {i}")
+    _standard_only()
+    settings.SUPPLY_TASK_SECONDS = 600
+    assert comparisons_supply() == 5
+    assert [n for _, n, _ in fake_generation] == [2, 2, 1]
+    assert comparisons_supply() == 0 and len(fake_generation) == 3  # the target met: no round
+    Comparison.objects.update(status=Comparison.Status.COMPLETE)
+    settings.SUPPLY_TASK_SECONDS = 0
+    assert comparisons_supply() == 2 and len(fake_generation) == 4
+
+
 def test_candidate_pool_prefers_complete_replies():
     assert candidate_pool([True, False, True, False]) == [1, 3]
     assert candidate_pool([True, False, True]) == [0, 1, 2]
@@ -260,6 +276,7 @@ def test_with_ai_feedback_the_reward_model_judge_routes_new_comparisons_before_t
     _standard_only()
     settings.SUPPLY_OPEN_TARGET, settings.SUPPLY_BATCH_PROMPTS, settings.SUPPLY_CANDIDATES = 4, 4, 2
     settings.AI_MIN_AUDITS, settings.AI_AUDIT_SHARE = 1, 0.0
+    settings.SUPPLY_TASK_SECONDS = 0  # one round: the judge's verdicts on its four
     rm = RewardModelVersion.objects.create(name="rm-7", path="reward/rm-7", status="active")
     judge = make_judge("rm", kind="reward_model")
     judge.versions.update(version="rm-7")
