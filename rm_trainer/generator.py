@@ -126,14 +126,17 @@ class Generator:
         ids: list[list[int]] = []
         new_tokens = 0
         start = time.perf_counter()
-        with seeded(self.device, config.seed):
-            for begin in range(0, len(rows), config.batch_size):
+        for begin in range(0, len(rows), config.batch_size):
+            # Each batch seeded by itself: its draws do not depend on how long the batches before it ran (rows leave a
+            # batch as they end, so a batch's draws depend on its rows' lengths), and one seed draws the same tokens
+            # whatever the token budget.
+            with seeded(self.device, config.seed + begin):
                 texts, flags, sizes, tokens = self._sample_batch(rows[begin:begin + config.batch_size], config, should_stop)
-                samples.extend(texts)
-                ids.extend(tokens)
-                cut.extend(flags)
-                lengths.extend(sizes)
-                new_tokens += sum(sizes)
+            samples.extend(texts)
+            ids.extend(tokens)
+            cut.extend(flags)
+            lengths.extend(sizes)
+            new_tokens += sum(sizes)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
