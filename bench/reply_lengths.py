@@ -81,7 +81,8 @@ def measure(generator: Generator, items: list[PromptItem], n: int, config: Gener
     """Sample once at ``config.max_new_tokens`` and return the figures of every budget up to it.
 
     Seconds at a smaller budget are estimated: the run's seconds per decoding step times the steps
-    the smaller budget's batches would run.
+    the smaller budget's batches would run. Rough since rows leave their batch as they end
+    (``rm_trainer.decoding``): a step costs less once some rows ended, which this average ignores.
     """
     result = generator.generate_with_stats(items, n, config)
     flat = [length for row in result.raw_lengths for length in row]
