@@ -57,14 +57,7 @@ def generate_batch(generator: Generator, rows: list[list[int]], config: Generati
     processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(config.repetition_penalty, prompt_ignore_length=width)])
     output = generator.model.generate(input_ids=input_ids.to(generator.device), attention_mask=mask.to(generator.device),
                                       generation_config=hf, logits_processor=processors)
-    texts, flags, sizes, tokens = [], [], [], []
-    for row in output[:, width:].cpu().tolist():
-        stop = next((k for k, token in enumerate(row) if token in generator.stop_ids), None)
-        sizes.append(len(row) if stop is None else stop + 1)
-        tokens.append(row[:sizes[-1]])
-        texts.append(generator.tokenizer.decode(row if stop is None else row[:stop], skip_special_tokens=True).strip())
-        flags.append(stop is None)
-    return texts, flags, sizes, tokens
+    return generator.replies_read(output[:, width:].cpu().tolist())
 
 
 def requests(count: int, seed: int) -> list[str]:

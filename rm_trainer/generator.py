@@ -158,8 +158,13 @@ class Generator:
             max_new_tokens=config.max_new_tokens, stop_ids=self.stop_ids, temperature=config.temperature, top_k=config.top_k,
             top_p=config.top_p, repetition_penalty=config.repetition_penalty, suppressed_ids=tuple(self.suppressed_ids),
         )
+        return self.replies_read(sample_rows(self.model, rows, self.pad_id, sampling, should_stop=should_stop))
+
+    def replies_read(self, sampled: list[list[int]]) -> tuple[list[str], list[bool], list[int], list[list[int]]]:
+        """Return, per row of sampled ids, its text (up to its first stop id), whether it ran out of budget, its length (the
+        stop id included) and those ids."""
         texts, flags, sizes, tokens = [], [], [], []
-        for row in sample_rows(self.model, rows, self.pad_id, sampling, should_stop=should_stop):
+        for row in sampled:
             stop = next((k for k, token in enumerate(row) if token in self.stop_ids), None)
             kept = row if stop is None else row[:stop]
             sizes.append(len(row) if stop is None else stop + 1)
